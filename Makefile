@@ -1,0 +1,49 @@
+# Two commands work on a fresh clone: `make run` and `make test`.
+# Each sets up the virtual environment it needs (once, and again when pyproject.toml changes).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CDK    := npx --yes aws-cdk@3.0.0
+
+# moto 5.2.5 with botocore 1.44 needs this for DynamoDB Streams; jsii warns about Node 20.
+export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test synth bench deploy diff clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+## Start the local stack (embedded moto + local HTTP gateway) on http://127.0.0.1:3000
+run: $(STAMP)
+	$(PY) -m infra.local
+
+## Run every test: unit, integration, infrastructure, property and loopback
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Write the CloudFormation template to cdk.out/ (offline, no AWS account needed)
+synth: $(STAMP)
+	$(PY) -m infra.app
+
+## Measure speed, cost and import time; results go into BENCHMARKS.md
+bench: $(STAMP)
+	$(PY) -m bench
+
+## Deploy to the AWS account and region of your current credentials
+deploy: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) deploy $(CDK_ARGS)
+
+diff: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) diff $(CDK_ARGS)
+
+clean:
+	rm -rf $(VENV) cdk.out .pytest_cache .hypothesis

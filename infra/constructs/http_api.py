@@ -1,0 +1,90 @@
+"""The public HTTP API: tracking routes (write-key auth in the function) and IAM-authorised admin routes."""
+
+from __future__ import annotations
+
+import json
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import DeploymentConfig
+from infra.wiring import CORS, FUNCTIONS
+
+#: Access log fields: enough to trace a request, nothing personal (no source IP, no user agent).
+ACCESS_LOG_FORMAT = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTimeEpoch",
+    "routeKey": "$context.routeKey",
+    "status": "$context.status",
+    "latencyMs": "$context.responseLatency",
+    "integrationStatus": "$context.integrationStatus",
+    "integrationError": "$context.integrationErrorMessage",
+    "responseLength": "$context.responseLength",
+}
+
+
+class HttpApi(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.Function], config: DeploymentConfig
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.api = apigw.HttpApi(
+            self,
+            "Api",
+            api_name="lifecycle",
+            description="Lifecycle: Segment-compatible tracking and admin API",
+            create_default_stage=False,
+            cors_preflight=apigw.CorsPreflightOptions(
+                allow_origins=list(config.cors_origins),
+                allow_headers=list(CORS.allow_headers),
+                allow_methods=[apigw.CorsHttpMethod[m] for m in CORS.allow_methods],
+                max_age=Duration.seconds(CORS.max_age_seconds),
+            ),
+        )
+        access_logs = logs.LogGroup(
+            self, "AccessLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=RemovalPolicy.DESTROY
+        )
+        self.stage = apigw.HttpStage(
+            self,
+            "Stage",
+            http_api=self.api,
+            stage_name="$default",
+            auto_deploy=True,
+            throttle=apigw.ThrottleSettings(rate_limit=config.throttle_rate, burst_limit=config.throttle_burst),
+        )
+        cfn_stage: apigw.CfnStage = self.stage.node.default_child  # type: ignore[assignment]
+        cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
+            destination_arn=access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
+        )
+        iam_authorizer = authorizers.HttpIamAuthorizer()
+        for spec in FUNCTIONS:
+            if not spec.routes:
+                continue
+            integration = integrations.HttpLambdaIntegration(
+                f"{spec.name.capitalize()}Integration",
+                functions[spec.name],
+                payload_format_version=apigw.PayloadFormatVersion.VERSION_2_0,
+            )
+            for route in spec.routes:
+                created = self.api.add_routes(
+                    path=route.path,
+                    methods=[apigw.HttpMethod[route.method]],
+                    integration=integration,
+                    authorizer=iam_authorizer if route.auth == "iam" else None,
+                )
+                if route.auth == "none":
+                    for r in created:
+                        Validations.of(r).acknowledge(Acknowledgment(
+                            id="AwsSolutions-APIG4",
+                            reason="Tracking routes authenticate each request with a Segment write key "
+                            "(HTTP Basic or body writeKey), checked by the tracking function; SDKs cannot sign requests.",
+                        ))
+
+    @property
+    def url(self) -> str:
+        return self.stage.url

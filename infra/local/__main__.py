@@ -1,0 +1,33 @@
+"""``make run``: start the local stack and serve until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from infra.local.stack import LocalSettings, LocalStack
+
+
+def main() -> int:
+    stack = LocalStack(LocalSettings.from_env())
+    try:
+        stack.start()
+    except OSError as exc:
+        print(f"cannot start the local stack: {exc}", file=sys.stderr)
+        return 1
+    print(stack.banner(), flush=True)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    print("\nstopping...", flush=True)
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Start and stop the local stack: moto in server mode, tables, write keys and the gateway."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from infra.config import DeploymentConfig, environment
+from infra.local.gateway import Gateway, routes_for
+from infra.local.moto_dynamodb import serialise
+from infra.wiring import FUNCTIONS, TABLES
+from shared import clock as clocks
+from shared.adapters.tables import create_table_request
+from shared.tracking.timestamps import format_time, parse_time
+from shared.tracking.trust import Trust
+
+REGION = "eu-west-1"
+DEFAULT_BROWSER_KEY = "local-browser-key"
+DEFAULT_SERVER_KEY = "local-server-key"
+
+
+@dataclass
+class LocalSettings:
+    """Everything ``make run`` can be told through the environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    browser_key: str = DEFAULT_BROWSER_KEY
+    server_key: str = DEFAULT_SERVER_KEY
+    cors_origins: tuple[str, ...] = ("*",)
+    quiet: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> LocalSettings:
+        env = dict(os.environ if env is None else env)
+        origins = tuple(o.strip() for o in env.get("CORS_ORIGINS", "*").split(",") if o.strip())
+        return cls(
+            host=env.get("HOST", "127.0.0.1"),
+            port=int(env.get("PORT", "3000")),
+            browser_key=env.get("LOCAL_BROWSER_WRITE_KEY", DEFAULT_BROWSER_KEY),
+            server_key=env.get("LOCAL_SERVER_WRITE_KEY", DEFAULT_SERVER_KEY),
+            cors_origins=origins or ("*",),
+        )
+
+
+@dataclass
+class LocalStack:
+    settings: LocalSettings
+    clock: clocks.ControlledClock = field(default_factory=clocks.ControlledClock)
+    table_names: dict[str, str] = field(default_factory=lambda: {t.id: f"lifecycle-{t.id}" for t in TABLES})
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        serialise()
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.moto_port = _free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._moto.start()
+        self._configure_environment()
+        clocks.install(self.clock)
+        from shared import runtime
+
+        runtime.reset()
+        self._create_tables()
+        self._seed_write_keys()
+        gateway = Gateway(
+            routes_for(FUNCTIONS),
+            cors_origins=self.settings.cors_origins,
+            extra={("POST", "/_local/clock"): self._clock_endpoint, ("GET", "/_local/clock"): self._clock_now},
+        )
+        self._server = gateway.serve(self.settings.host, self.settings.port)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._moto.stop()
+        clocks.install(None)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "") else self.settings.host
+        return f"http://{host}:{self.port}"
+
+    # --- set-up -----------------------------------------------------------------------------
+
+    def _configure_environment(self) -> None:
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.moto_port}",
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+            }
+        )
+        # One process hosts every function; their environments agree, as the wiring makes them.
+        config = DeploymentConfig(cors_origins=self.settings.cors_origins)
+        for spec in FUNCTIONS:
+            os.environ.update(environment(spec, self.table_names, config))
+
+    def _create_tables(self) -> None:
+        from shared.adapters import aws
+
+        db = aws.client("dynamodb")
+        for spec in TABLES:
+            db.create_table(**create_table_request(spec, self.table_names[spec.id]))
+            if spec.ttl_attribute:
+                db.update_time_to_live(
+                    TableName=self.table_names[spec.id],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+                )
+
+    def _seed_write_keys(self) -> None:
+        from shared.adapters import aws
+        from shared.adapters.write_keys import DynamoWriteKeys
+
+        keys = DynamoWriteKeys(aws.client("dynamodb"), table=self.table_names["config"])
+        now = self.clock.now()
+        keys.register(self.settings.browser_key, "local-website", Trust.BROWSER, now)
+        keys.register(self.settings.server_key, "local-backend", Trust.SERVER, now)
+
+    # --- local-only endpoints ----------------------------------------------------------------
+
+    def _clock_now(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        return 200, {"now": format_time(self.clock.now())}
+
+    def _clock_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        try:
+            request = json.loads(body or b"{}")
+            if "advance" in request:
+                self.clock.advance(parse_duration(request["advance"]))
+            elif "set" in request:
+                self.clock.set(parse_time(request["set"]))
+            else:
+                raise ValueError('send {"advance": "P30D"} or {"set": "<ISO-8601 time>"}')
+        except (ValueError, TypeError, AttributeError) as exc:
+            return 400, {"code": "invalid_clock", "message": str(exc)}
+        return 200, {"now": format_time(self.clock.now())}
+
+    def banner(self) -> str:
+        url = self.url
+        return "\n".join(
+            [
+                f"Lifecycle local stack on {url}  (moto on 127.0.0.1:{self.moto_port}; Ctrl-C stops)",
+                "",
+                "Write keys:",
+                f"  browser (behaviour only): {self.settings.browser_key}",
+                f"  server  (all facts):      {self.settings.server_key}",
+                "",
+                "Send an event:",
+                f"  curl -s -u {self.settings.server_key}: -H 'content-type: application/json' {url}/v1/track \\",
+                "    -d '{\"userId\": \"ann\", \"event\": \"Product Viewed\", \"properties\": {\"sku\": \"X\"}}'",
+                "See the contact:",
+                f"  curl -s {url}/admin/contacts/user_id:ann",
+                "Move time on:",
+                f"  curl -s -X POST {url}/_local/clock -d '{{\"advance\": \"P30D\"}}'",
+            ]
+        )
+
+
+_DURATION = __import__("re").compile(
+    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """ISO-8601 durations in weeks, days, hours, minutes and seconds: ``P30D``, ``PT12H``, ``P1W2DT3H``."""
+    match = _DURATION.match(text.strip().upper()) if isinstance(text, str) else None
+    if not match or text.strip().upper() in ("P", "PT"):
+        raise ValueError(f"{text!r} is not an ISO-8601 duration such as P30D or PT12H")
+    return timedelta(**{k: int(v) for k, v in match.groupdict().items() if v})
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

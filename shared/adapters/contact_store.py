@@ -1,0 +1,445 @@
+"""The contact store on DynamoDB.
+
+Hot path: one ``TransactWriteItems`` carries, per contact, a conditional put of
+each new event (keyed by messageId, so a replay fails its condition) and one
+blind update of the profile (guarded by ``attribute_not_exists(mergedInto)``,
+so writes to a merged-away contact are re-routed). Changes for many contacts
+share a transaction up to DynamoDB's 100-item limit. No reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.adapters.dynamodb import (
+    RETRYABLE_REASONS,
+    Expression,
+    error_code,
+    is_transient,
+    js,
+    n,
+    plain_item,
+    s,
+    ss,
+    unavailable,
+)
+from shared.adapters.tables import EVENTS
+from shared.contacts.changes import ContactChange
+from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord, EventPage, EventView, StoredEvent
+from shared.contacts.recording import ChangeCapacity, CommitOutcome, MergePlan
+from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
+from shared.tracking.behaviours import Behaviour
+from shared.tracking.messages import TrackedEvent
+from shared.tracking.timestamps import format_time
+
+PROFILE = "PROFILE"
+EVENT_PREFIX = "M#"
+MERGED_PREFIX = "MERGED#"
+TRAIT, TAG, COUNT, GROUP = "trait:", "tag:", "count:", "group:"
+BY_TIME = EVENTS.local_indexes[0].name
+MAX_TRANSACTION_ITEMS = 100
+#: Stay under the 4 MB transaction limit, counting each item's body and keys.
+MAX_TRANSACTION_BYTES = 3_500_000
+ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the event log keeps events; purchases stay longer for RFM, churn and programs."""
+
+    days: int = 395
+    purchase_days: int = 3650
+
+    def expires_at(self, event: TrackedEvent) -> int:
+        keep = self.purchase_days if event.behaviour in _LONG_LIVED else self.days
+        return int((event.received_at + timedelta(days=keep)).timestamp())
+
+
+_LONG_LIVED = frozenset({Behaviour.PURCHASE, Behaviour.REFUND, Behaviour.ORDER_CANCELLED})
+
+
+def partition(contact: ContactId) -> dict[str, str]:
+    return s(f"C#{contact}")
+
+
+def profile_key(contact: ContactId) -> dict[str, Any]:
+    return {"pk": partition(contact), "sk": s(PROFILE)}
+
+
+class DynamoContactStore:
+    capacity = ChangeCapacity(max_events=MAX_TRANSACTION_ITEMS - 1, max_keys=300)
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        contacts_table: str,
+        events_table: str,
+        retention: Retention = Retention(),
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._db = client
+        self._contacts = contacts_table
+        self._events = events_table
+        self._retention = retention
+        self._sleep = sleep
+
+    # --- hot path -----------------------------------------------------------------
+
+    def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]:
+        outcomes: list[CommitOutcome | None] = [None] * len(changes)
+        for indices in _pack(changes):
+            self._transact(indices, changes, outcomes)
+        return [o or CommitOutcome(committed=False) for o in outcomes]
+
+    def _transact(
+        self, indices: list[int], changes: Sequence[ContactChange], outcomes: list[CommitOutcome | None]
+    ) -> None:
+        items: list[dict[str, Any]] = []
+        owners: list[tuple[int, str | None]] = []  # (change index, messageId or None for the profile)
+        for index in indices:
+            change = changes[index]
+            for event in change.events:
+                items.append({"Put": self._event_put(change.contact, event)})
+                owners.append((index, event.message_id))
+            items.append({"Update": self._profile_update(change)})
+            owners.append((index, None))
+        for attempt in range(ATTEMPTS):
+            try:
+                self._db.transact_write_items(TransactItems=items)
+            except Exception as exc:  # noqa: BLE001 - classified below
+                code = error_code(exc)
+                if code == "TransactionCanceledException":
+                    reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]  # type: ignore[attr-defined]
+                    if "ConditionalCheckFailed" in reasons:
+                        self._rejected(exc.response["CancellationReasons"], owners, outcomes)  # type: ignore[attr-defined]
+                        return
+                    if "ValidationError" in reasons:
+                        raise PayloadTooLarge(
+                            "a contact's profile would exceed DynamoDB's item size; remove traits or tags"
+                        ) from exc
+                    if not RETRYABLE_REASONS.intersection(reasons):
+                        raise unavailable(exc, "the contact store") from exc
+                elif code == "ValidationException":
+                    raise InvalidRequest(f"the store rejected the write: {exc}", code="invalid_event") from exc
+                elif not is_transient(exc):
+                    raise
+                if attempt + 1 == ATTEMPTS:
+                    raise unavailable(exc, "the contact store") from exc
+                self._sleep(random.uniform(0, 0.025 * 4**attempt))
+                continue
+            for index in indices:
+                outcomes[index] = CommitOutcome(committed=True)
+            return
+
+    @staticmethod
+    def _rejected(
+        reasons: list[Mapping[str, Any]], owners: list[tuple[int, str | None]], outcomes: list[CommitOutcome | None]
+    ) -> None:
+        duplicates: dict[int, set[str]] = {}
+        merged: dict[int, ContactId] = {}
+        for (index, message_id), reason in zip(owners, reasons, strict=False):
+            duplicates.setdefault(index, set())
+            if reason.get("Code") != "ConditionalCheckFailed":
+                continue
+            if message_id is not None:
+                duplicates[index].add(message_id)
+            else:
+                into = (reason.get("Item") or {}).get("mergedInto", {}).get("S")
+                if into:
+                    merged[index] = ContactId.parse(into)
+        for index, found in duplicates.items():
+            outcomes[index] = CommitOutcome(committed=False, duplicates=frozenset(found), merged_into=merged.get(index))
+
+    def _event_put(self, contact: ContactId, event: TrackedEvent) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": partition(contact),
+            "sk": s(EVENT_PREFIX + event.message_id),
+            "at": s(f"{format_time(event.timestamp)}#{event.message_id}"),
+            "messageId": s(event.message_id),
+            "call": s(event.call),
+            "behaviour": s(event.behaviour.value),
+            "timestamp": s(format_time(event.timestamp)),
+            "receivedAt": s(format_time(event.received_at)),
+            "body": s(event.body),
+            EVENTS.ttl_attribute: n(self._retention.expires_at(event)),
+        }
+        if event.event:
+            item["event"] = s(event.event)
+        if event.revenue is not None:
+            item["revenue"] = n(event.revenue)
+        return {"TableName": self._events, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
+
+    def _profile_update(self, change: ContactChange) -> dict[str, Any]:
+        x = Expression()
+        contact = change.contact
+        x.set("contactId", s(str(contact)))
+        if contact.kind == "user_id":
+            x.set("userId", s(contact.value))
+        x.set_if_absent("firstSeenAt", s(format_time(change.first_seen)))
+        x.set("lastSeenAt", s(format_time(change.last_seen)))
+        x.set("updatedAt", s(format_time(change.last_seen)))
+        for name, value in change.traits_set.items():
+            x.set(TRAIT + name, js(value))
+        for name in change.traits_unset:
+            x.remove(TRAIT + name)
+        if change.timezone_hint:
+            x.set_if_absent(TRAIT + "timezone", js(change.timezone_hint))
+        stamp = s(format_time(change.last_seen))
+        for tag in change.tags_add:
+            x.set_if_absent(TAG + tag, stamp)
+        for tag in change.tags_remove:
+            x.remove(TAG + tag)
+        for group in change.groups:
+            x.set_if_absent(GROUP + group, stamp)
+        if change.last_purchase_at is not None:
+            x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
+        x.add("eventCount", n(len(change.events)))
+        x.add("rev", n(1))
+        for behaviour, count in change.counts.items():
+            x.add(COUNT + behaviour, n(count))
+        if change.anonymous_ids:
+            x.add("anonymousIds", ss(change.anonymous_ids))
+        if change.revenue:
+            x.add("revenueTotal", n(change.revenue))
+        condition = f"attribute_not_exists({x.name('mergedInto')})"
+        return x.update(self._contacts, profile_key(contact), condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+
+    # --- reads ------------------------------------------------------------------------
+
+    def profile(self, contact: ContactId) -> ContactRecord | None:
+        try:
+            item = self._db.get_item(TableName=self._contacts, Key=profile_key(contact), ConsistentRead=True).get("Item")
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        return record_from_item(item) if item else None
+
+    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
+        request: dict[str, Any] = {
+            "TableName": self._events,
+            "IndexName": BY_TIME,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": partition(contact)},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if before:
+            request["ExclusiveStartKey"] = _decode_cursor(before, contact)
+        try:
+            page = self._db.query(**request)
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        events = [EventView.of(stored_event(item)) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return EventPage(events=events, next_cursor=_encode_cursor(last) if last else None)
+
+    # --- identity merges -------------------------------------------------------------------
+
+    def claim(self, source: ContactId, target: ContactId, at: datetime) -> ContactId:
+        x = Expression()
+        x.set("mergedInto", s(str(target)))
+        x.set_if_absent("contactId", s(str(source)))
+        x.set_if_absent("mergedAt", s(format_time(at)))
+        x.add("rev", n(1))
+        into = x.name("mergedInto")
+        condition = f"attribute_not_exists({into}) OR {into} = {x.value(s(str(target)))}"
+        try:
+            self._db.update_item(
+                **x.update(self._contacts, profile_key(source), condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                owner = (getattr(exc, "response", {}).get("Item") or {}).get("mergedInto", {}).get("S")
+                return ContactId.parse(owner) if owner else source
+            raise self._failure(exc) from exc
+        return target
+
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
+        moved = 0
+        start: dict[str, Any] | None = None
+        while moved < limit:
+            request: dict[str, Any] = {
+                "TableName": self._events,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": partition(source)},
+                "ConsistentRead": True,
+                "Limit": min(100, limit - moved),
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            try:
+                page = self._db.query(**request)
+            except Exception as exc:
+                raise self._failure(exc) from exc
+            items = page.get("Items", [])
+            self._batch_write([{"PutRequest": {"Item": {**item, "pk": partition(target)}}} for item in items])
+            self._batch_write([{"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in items])
+            moved += len(items)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return moved
+
+    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool:
+        x = Expression()
+        stamp = s(format_time(at))
+        for name, value in plan.traits.items():
+            x.set_if_absent(TRAIT + name, js(value))
+        for tag, added in plan.tags.items():
+            x.set_if_absent(TAG + tag, s(format_time(added)))
+        for group in plan.groups:
+            x.set_if_absent(GROUP + group, stamp)
+        for behaviour, count in plan.counts.items():
+            x.add(COUNT + behaviour, n(count))
+        if plan.anonymous_ids:
+            x.add("anonymousIds", ss(plan.anonymous_ids))
+        if plan.event_count:
+            x.add("eventCount", n(plan.event_count))
+        if plan.revenue:
+            x.add("revenueTotal", n(plan.revenue))
+        for attribute, value in (
+            ("firstSeenAt", plan.first_seen_at),
+            ("lastSeenAt", plan.last_seen_at),
+            ("lastPurchaseAt", plan.last_purchase_at),
+        ):
+            if value is not None:
+                x.set(attribute, s(format_time(value)))
+        x.set("updatedAt", stamp)
+        x.set_if_absent("contactId", s(str(target)))
+        x.add("rev", n(1))
+        marker = {"pk": partition(target), "sk": s(MERGED_PREFIX + str(plan.source)), "mergedAt": stamp}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._contacts,
+                            "Item": marker,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": x.update(
+                            self._contacts, profile_key(target), f"attribute_not_exists({x.name('mergedInto')})"
+                        )
+                    },
+                ]
+            )
+        except Exception as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]  # type: ignore[attr-defined]
+                if "ConditionalCheckFailed" in reasons:
+                    return False
+            raise self._failure(exc) from exc
+        return True
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), 25):
+            pending = {self._events: requests[start : start + 25]}
+            for attempt in range(ATTEMPTS + 2):
+                try:
+                    pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                except Exception as exc:
+                    raise self._failure(exc) from exc
+                if not pending:
+                    break
+                self._sleep(random.uniform(0, 0.025 * 2**attempt))
+            if pending:
+                raise DependencyUnavailable("the event log is throttled; retry")
+
+    @staticmethod
+    def _failure(exc: Exception) -> Exception:
+        return unavailable(exc, "the contact store") if is_transient(exc) else exc
+
+
+def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
+    """Group changes into transactions: at most 100 items and ~3.5 MB, one change per contact each."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    contacts: set[ContactId] = set()
+    items = size = 0
+    for index, change in enumerate(changes):
+        need = len(change.events) + 1
+        weight = sum(len(e.body) + 600 for e in change.events) + 4000
+        if current and (
+            items + need > MAX_TRANSACTION_ITEMS or size + weight > MAX_TRANSACTION_BYTES or change.contact in contacts
+        ):
+            batches.append(current)
+            current, contacts, items, size = [], set(), 0, 0
+        current.append(index)
+        contacts.add(change.contact)
+        items += need
+        size += weight
+    if current:
+        batches.append(current)
+    return batches
+
+
+def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
+    """Fold the flat profile item (``trait:*``, ``tag:*``, ``count:*``...) into a ``ContactRecord``."""
+    data = plain_item(item)
+    fields: dict[str, Any] = {
+        "contact_id": data.get("contactId") or str(data["pk"]).removeprefix("C#"),
+        "user_id": data.get("userId"),
+        "anonymous_ids": data.get("anonymousIds") or frozenset(),
+        "event_count": int(data.get("eventCount", 0)),
+        "first_seen_at": data.get("firstSeenAt"),
+        "last_seen_at": data.get("lastSeenAt"),
+        "revenue_total": data.get("revenueTotal", 0),
+        "last_purchase_at": data.get("lastPurchaseAt"),
+        "merged_into": data.get("mergedInto"),
+        "traits": {},
+        "tags": {},
+        "counts": {},
+        "groups": set(),
+    }
+    for name, value in data.items():
+        if name.startswith(TRAIT):
+            fields["traits"][name[len(TRAIT) :]] = json.loads(value)
+        elif name.startswith(TAG):
+            fields["tags"][name[len(TAG) :]] = value
+        elif name.startswith(COUNT):
+            fields["counts"][name[len(COUNT) :]] = int(value)
+        elif name.startswith(GROUP):
+            fields["groups"].add(name[len(GROUP) :])
+    return ContactRecord.model_validate(fields)
+
+
+def stored_event(item: Mapping[str, Any]) -> StoredEvent:
+    data = plain_item(item)
+    return StoredEvent.model_validate(
+        {
+            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
+            "call": data["call"],
+            "behaviour": data["behaviour"],
+            "event": data.get("event"),
+            "timestamp": data["timestamp"],
+            "received_at": data["receivedAt"],
+            "revenue": data.get("revenue"),
+            "body": data["body"],
+        }
+    )
+
+
+def _encode_cursor(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str, contact: ContactId) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        valid = isinstance(key, dict) and key.get("pk") == partition(contact) and {"sk", "at"} <= key.keys()
+    except (ValueError, binascii.Error):
+        valid = False
+    if not valid:
+        raise InvalidRequest("cursor is not valid for this contact", code="invalid_cursor")
+    return key

@@ -1,0 +1,153 @@
+"""DynamoDB plumbing shared by the stores: attribute values, expressions, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from shared.errors import DependencyUnavailable
+
+#: Error codes that mean "try again later", not "you sent something wrong".
+RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+        "TransactionConflictException",
+    }
+)
+#: Cancellation reasons inside a cancelled transaction that are worth a retry.
+RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+def s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def n(value: int | Decimal) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def ss(values: Iterable[str]) -> dict[str, list[str]]:
+    return {"SS": sorted(set(values))}
+
+
+def js(value: Any) -> dict[str, str]:
+    """Arbitrary JSON (traits) as text: no DynamoDB type limits on depth, floats or empty sets."""
+    return {"S": json.dumps(value, separators=(",", ":"), ensure_ascii=False)}
+
+
+def plain(attribute: Mapping[str, Any]) -> Any:
+    """An AttributeValue as a Python value (numbers as Decimal)."""
+    ((kind, value),) = attribute.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return Decimal(value)
+    if kind == "SS":
+        return set(value)
+    if kind == "NS":
+        return {Decimal(v) for v in value}
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: plain(v) for k, v in value.items()}
+    if kind == "L":
+        return [plain(v) for v in value]
+    if kind == "BS":
+        return set(value)
+    return value
+
+
+def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: plain(v) for k, v in item.items()}
+
+
+@dataclass
+class Expression:
+    """An update expression with short placeholders (DynamoDB allows 4 KB per expression)."""
+
+    sets: list[str] = field(default_factory=list)
+    adds: list[str] = field(default_factory=list)
+    removes: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    _aliases: dict[str, str] = field(default_factory=dict)
+
+    def name(self, attribute: str) -> str:
+        alias = self._aliases.get(attribute)
+        if alias is None:
+            alias = self._aliases[attribute] = f"#{len(self._aliases):x}"
+            self.names[alias] = attribute
+        return alias
+
+    def value(self, attribute_value: Any) -> str:
+        placeholder = f":{len(self.values):x}"
+        self.values[placeholder] = attribute_value
+        return placeholder
+
+    def set(self, attribute: str, attribute_value: Any) -> None:
+        self.sets.append(f"{self.name(attribute)}={self.value(attribute_value)}")
+
+    def set_if_absent(self, attribute: str, attribute_value: Any) -> None:
+        alias = self.name(attribute)
+        self.sets.append(f"{alias}=if_not_exists({alias},{self.value(attribute_value)})")
+
+    def add(self, attribute: str, attribute_value: Any) -> None:
+        self.adds.append(f"{self.name(attribute)} {self.value(attribute_value)}")
+
+    def remove(self, attribute: str) -> None:
+        self.removes.append(self.name(attribute))
+
+    def update_expression(self) -> str:
+        parts = []
+        if self.sets:
+            parts.append("SET " + ",".join(self.sets))
+        if self.adds:
+            parts.append("ADD " + ",".join(self.adds))
+        if self.removes:
+            parts.append("REMOVE " + ",".join(self.removes))
+        return " ".join(parts)
+
+    def update(self, table: str, key: Mapping[str, Any], condition: str | None = None, **extra: Any) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": table,
+            "Key": dict(key),
+            "UpdateExpression": self.update_expression(),
+            "ExpressionAttributeNames": self.names,
+            **extra,
+        }
+        if condition:
+            request["ConditionExpression"] = condition
+        if self.values:
+            request["ExpressionAttributeValues"] = self.values
+        return request
+
+
+def error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+def unavailable(exc: BaseException, what: str) -> DependencyUnavailable:
+    return DependencyUnavailable(f"{what} is unavailable right now ({error_code(exc) or type(exc).__name__}); retry")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttles, server errors and network failures: the request may succeed later."""
+    code = error_code(exc)
+    if code is not None:
+        return code in RETRYABLE
+    from botocore.exceptions import BotoCoreError
+
+    return isinstance(exc, BotoCoreError)

@@ -1,0 +1,76 @@
+"""The DynamoDB tables: key schema, indexes, TTL and streams, declared once.
+
+The CDK stack builds its tables from these specs, the local stack creates its
+moto tables from them, and the tests check that the synthesized template
+matches them, so code, cloud and local agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LocalIndex:
+    name: str
+    sort_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    #: logical name, also the construct id
+    id: str
+    #: the environment variable that carries the physical table name to functions
+    env: str
+    partition_key: str = "pk"
+    sort_key: str = "sk"
+    local_indexes: tuple[LocalIndex, ...] = ()
+    ttl_attribute: str | None = None
+    #: NEW_AND_OLD_IMAGES stream, for functions triggered by changes
+    stream: bool = False
+
+
+#: Contacts: one profile item per contact (sk PROFILE) and merge markers (sk MERGED#...).
+CONTACTS = TableSpec(id="contacts", env="CONTACTS_TABLE_NAME", stream=True)
+
+#: The event log: one item per contact and messageId (sk M#<messageId>), listed by time via ``byTime``.
+EVENTS = TableSpec(
+    id="events",
+    env="EVENTS_TABLE_NAME",
+    local_indexes=(LocalIndex(name="byTime", sort_key="at"),),
+    ttl_attribute="expiresAt",
+)
+
+#: Configuration: write keys (and later scoring rules, salespeople...).
+CONFIG = TableSpec(id="config", env="CONFIG_TABLE_NAME")
+
+TABLES: tuple[TableSpec, ...] = (CONTACTS, EVENTS, CONFIG)
+
+
+def create_table_request(spec: TableSpec, table_name: str) -> dict:
+    """The CreateTable call for a spec (the local stack; the cloud gets the same from CDK)."""
+    keys = [spec.partition_key, spec.sort_key, *(i.sort_key for i in spec.local_indexes)]
+    request: dict = {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": [
+            {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+            {"AttributeName": spec.sort_key, "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [{"AttributeName": k, "AttributeType": "S"} for k in dict.fromkeys(keys)],
+    }
+    if spec.local_indexes:
+        request["LocalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": spec.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in spec.local_indexes
+        ]
+    if spec.stream:
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    return request

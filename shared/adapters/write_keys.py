@@ -1,0 +1,104 @@
+"""Write keys on DynamoDB: stored as SHA-256 hashes, cached briefly in the function."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.adapters.dynamodb import error_code, is_transient, plain_item, s, unavailable
+from shared.errors import Conflict
+from shared.tracking.timestamps import format_time
+from shared.tracking.trust import Source, Trust
+
+PREFIX = "WRITEKEY#"
+#: How long a lookup is cached in a warm function; a new or disabled key takes effect within it.
+CACHE_SECONDS = 60.0
+
+
+class WriteKeyItem(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    source: str
+    trust: Trust
+    disabled: bool = False
+    createdAt: str | None = None
+
+
+def fingerprint(write_key: str) -> str:
+    return hashlib.sha256(write_key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class DynamoWriteKeys:
+    def __init__(
+        self, client: Any, *, table: str, cache_seconds: float = CACHE_SECONDS, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._db = client
+        self._table = table
+        self._ttl = cache_seconds
+        self._monotonic = monotonic
+        self._cache: dict[str, tuple[float, Source | None]] = {}
+
+    def lookup(self, write_key: str) -> Source | None:
+        digest = fingerprint(write_key)
+        cached = self._cache.get(digest)
+        if cached and cached[0] > self._monotonic():
+            return cached[1]
+        try:
+            item = self._db.get_item(TableName=self._table, Key=_key(digest)).get("Item")
+        except Exception as exc:
+            if is_transient(exc):
+                raise unavailable(exc, "the write-key directory") from exc
+            raise
+        source = None
+        if item:
+            record = WriteKeyItem.model_validate(plain_item(item))
+            source = None if record.disabled else Source(name=record.source, trust=record.trust)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[digest] = (self._monotonic() + self._ttl, source)
+        return source
+
+    def register(self, write_key: str, source: str, trust: Trust, at: datetime) -> None:
+        """Store a write key (idempotent for the same source and trust)."""
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    **_key(fingerprint(write_key)),
+                    "source": s(source),
+                    "trust": s(trust.value),
+                    "createdAt": s(format_time(at)),
+                },
+                ConditionExpression="attribute_not_exists(pk) OR (#source = :source AND #trust = :trust)",
+                ExpressionAttributeNames={"#source": "source", "#trust": "trust"},
+                ExpressionAttributeValues={":source": s(source), ":trust": s(trust.value)},
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise Conflict("that write key already belongs to another source or trust level") from exc
+            raise
+
+    def create(self, source: str, trust: Trust, at: datetime) -> str:
+        """Mint a new random write key for a source; only its hash is stored."""
+        write_key = ("wk_srv_" if trust is Trust.SERVER else "wk_web_") + secrets.token_urlsafe(24)
+        self.register(write_key, source, trust, at)
+        return write_key
+
+    def disable(self, write_key: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key=_key(fingerprint(write_key)),
+            UpdateExpression="SET disabled = :t",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":t": {"BOOL": True}},
+        )
+
+
+def _key(digest: str) -> dict[str, Any]:
+    return {"pk": s(PREFIX + digest), "sk": s("WRITEKEY")}

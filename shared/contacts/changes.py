@@ -1,0 +1,93 @@
+"""What a group of events does to one contact, computed without reading it.
+
+Every effect is expressed as something the store can apply blindly in a single
+conditional write: set or remove a trait, add or remove a tag, add to a
+counter, keep the earliest first-seen time. That keeps the hot path to one
+write per contact per batch, with no read-modify-write.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.contacts.identity import ContactId
+from shared.tracking.behaviours import Behaviour
+from shared.tracking.messages import TrackedEvent
+
+TAGS_TRAIT = "tags"
+TIMEZONE_TRAIT = "timezone"
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChange:
+    contact: ContactId
+    events: tuple[TrackedEvent, ...]
+    anonymous_ids: frozenset[str]
+    traits_set: Mapping[str, Any]
+    traits_unset: frozenset[str]
+    tags_add: frozenset[str]
+    tags_remove: frozenset[str]
+    counts: Mapping[str, int]
+    groups: frozenset[str]
+    first_seen: datetime
+    last_seen: datetime
+    revenue: Decimal
+    last_purchase_at: datetime | None
+    timezone_hint: str | None = None
+
+    @property
+    def message_ids(self) -> frozenset[str]:
+        return frozenset(e.message_id for e in self.events)
+
+
+def plan_change(contact: ContactId, events: Sequence[TrackedEvent]) -> ContactChange:
+    """Fold one contact's new events, oldest first, into a blind update."""
+    ordered = sorted(events, key=lambda e: e.timestamp)
+    traits: dict[str, Any] = {}
+    tags: dict[str, bool] = {}
+    for event in ordered:
+        if event.call != "identify":
+            continue
+        for name, value in event.traits.items():
+            if name == TAGS_TRAIT:
+                for tag, present in tag_changes(value):
+                    tags[tag] = present
+            else:
+                traits[name] = value
+    counts = Counter(e.behaviour.value for e in ordered)
+    purchases = [e for e in ordered if e.behaviour is Behaviour.PURCHASE]
+    revenue = sum((e.revenue or Decimal(0) for e in purchases), Decimal(0)) - sum(
+        (e.revenue or Decimal(0) for e in ordered if e.behaviour is Behaviour.REFUND), Decimal(0)
+    )
+    hint = next((e.context_timezone for e in reversed(ordered) if e.context_timezone), None)
+    return ContactChange(
+        contact=contact,
+        events=tuple(ordered),
+        anonymous_ids=frozenset(e.anonymous_id for e in ordered if e.anonymous_id),
+        traits_set={k: v for k, v in traits.items() if v is not None},
+        traits_unset=frozenset(k for k, v in traits.items() if v is None),
+        tags_add=frozenset(t for t, present in tags.items() if present),
+        tags_remove=frozenset(t for t, present in tags.items() if not present),
+        counts=dict(counts),
+        groups=frozenset(e.group_id for e in ordered if e.call == "group" and e.group_id),
+        first_seen=ordered[0].timestamp,
+        last_seen=max(e.received_at for e in ordered),
+        revenue=revenue,
+        last_purchase_at=purchases[-1].timestamp if purchases else None,
+        timezone_hint=None if TIMEZONE_TRAIT in traits else hint,
+    )
+
+
+def tag_changes(value: Any) -> Iterable[tuple[str, bool]]:
+    """``["vip", "-trial"]`` adds ``vip`` and removes ``trial`` (Mautic's convention)."""
+    for raw in value or ():
+        tag = raw.strip()
+        if tag.startswith("-") and len(tag) > 1:
+            yield tag[1:].strip(), False
+        elif tag:
+            yield tag, True

@@ -1,0 +1,123 @@
+"""Contacts as read back from storage, and the contact card the admin API returns."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class ContactRecord(BaseModel):
+    """A contact's profile. Storage adapters fold their item layout into these fields."""
+
+    model_config = ConfigDict(frozen=True)
+
+    contact_id: str
+    user_id: str | None = None
+    anonymous_ids: frozenset[str] = frozenset()
+    traits: dict[str, Any] = Field(default_factory=dict)
+    #: tag -> when it was added
+    tags: dict[str, datetime] = Field(default_factory=dict)
+    #: behaviour -> how many times
+    counts: dict[str, int] = Field(default_factory=dict)
+    groups: frozenset[str] = frozenset()
+    event_count: int = 0
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    revenue_total: Decimal = Decimal(0)
+    last_purchase_at: datetime | None = None
+    merged_into: str | None = None
+
+
+class StoredEvent(BaseModel):
+    """One entry of a contact's event log."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    call: str
+    behaviour: str
+    event: str | None = None
+    timestamp: datetime
+    received_at: datetime
+    revenue: Decimal | None = None
+    body: dict[str, Any]
+
+    @field_validator("body", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+class EventView(BaseModel):
+    message_id: str
+    type: str
+    behaviour: str
+    event: str | None
+    timestamp: datetime
+    received_at: datetime
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> EventView:
+        body = stored.body
+        return cls(
+            message_id=stored.message_id,
+            type=stored.call,
+            behaviour=stored.behaviour,
+            event=stored.event,
+            timestamp=stored.timestamp,
+            received_at=stored.received_at,
+            properties=body.get("properties") if isinstance(body.get("properties"), dict) else None,
+            traits=body.get("traits") if isinstance(body.get("traits"), dict) else None,
+            context=body.get("context") if isinstance(body.get("context"), dict) else None,
+        )
+
+
+class EventPage(BaseModel):
+    events: list[EventView]
+    #: pass as ``?before=`` to get the next (older) page; absent on the last page
+    next_cursor: str | None = None
+
+
+class ContactCard(BaseModel):
+    """``GET /admin/contacts/{contactId}``: everything known about one contact."""
+
+    contact_id: str
+    user_id: str | None
+    anonymous_ids: list[str]
+    traits: dict[str, Any]
+    tags: list[str]
+    counts: dict[str, int]
+    groups: list[str]
+    event_count: int
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    revenue_total: float
+    last_purchase_at: datetime | None
+    recent_events: list[EventView]
+    next_events_cursor: str | None = None
+
+    @classmethod
+    def of(cls, record: ContactRecord, events: EventPage) -> ContactCard:
+        return cls(
+            contact_id=record.contact_id,
+            user_id=record.user_id,
+            anonymous_ids=sorted(record.anonymous_ids),
+            traits=record.traits,
+            tags=sorted(record.tags),
+            counts=record.counts,
+            groups=sorted(record.groups),
+            event_count=record.event_count,
+            first_seen_at=record.first_seen_at,
+            last_seen_at=record.last_seen_at,
+            revenue_total=float(record.revenue_total),
+            last_purchase_at=record.last_purchase_at,
+            recent_events=events.events,
+            next_events_cursor=events.next_cursor,
+        )

@@ -1,0 +1,221 @@
+"""Recording events exactly once, and merging identities.
+
+The store applies each contact's change atomically with its events, and each
+event only if its messageId is new for that contact. A replay, an SDK retry or
+a concurrent copy therefore either finds every event already there (nothing
+happens) or applies the rest once. When a contact has been merged into another,
+the store says so and its events are re-routed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from shared.contacts.changes import TAGS_TRAIT, ContactChange, plan_change
+from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord, EventPage
+from shared.errors import DependencyUnavailable
+from shared.tracking.messages import TrackedEvent
+
+#: How many times one request re-plans after duplicates or merges before giving up (503).
+MAX_ROUNDS = 8
+#: The anonymous history a merge moves in one request; older events stay and expire.
+MAX_MOVED_EVENTS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class CommitOutcome:
+    committed: bool
+    #: messageIds the contact already had
+    duplicates: frozenset[str] = frozenset()
+    #: the contact was merged into this one; re-route
+    merged_into: ContactId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MergePlan:
+    """What a merged-away contact adds to the contact it joins. The target's own values win."""
+
+    source: ContactId
+    traits: dict[str, Any]
+    tags: dict[str, datetime]
+    counts: dict[str, int]
+    groups: frozenset[str]
+    anonymous_ids: frozenset[str]
+    event_count: int
+    revenue: Decimal
+    first_seen_at: datetime | None
+    last_seen_at: datetime | None
+    last_purchase_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeCapacity:
+    """How much one atomic change may carry in a store (DynamoDB: 100 items, 4 KB expressions)."""
+
+    max_events: int
+    max_keys: int
+
+
+class ContactStore(Protocol):
+    capacity: ChangeCapacity
+
+    def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]: ...
+
+    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+    def claim(self, source: ContactId, target: ContactId, at: datetime) -> ContactId: ...
+
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int: ...
+
+    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool: ...
+
+    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    accepted: int
+    duplicates: int
+    merges: int
+
+
+def record(events: Sequence[TrackedEvent], store: ContactStore, now: datetime) -> Recorded:
+    """Apply every new event once, then link the identities the request declared."""
+    seen: set[str] = set()
+    unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
+    accepted, duplicates = _commit(unique, store)
+    merges = sum(link(source, target, store, now) for source, target in identity_links(unique))
+    return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
+
+
+def _commit(events: list[TrackedEvent], store: ContactStore) -> tuple[int, int]:
+    routes: dict[ContactId, ContactId] = {}
+    accepted = duplicates = 0
+    pending = events
+    for _ in range(MAX_ROUNDS):
+        if not pending:
+            return accepted, duplicates
+        changes = [
+            plan_change(contact, part)
+            for contact, group in _group(pending, routes).items()
+            for part in _split(group, store.capacity)
+        ]
+        pending = []
+        for change, outcome in zip(changes, store.commit(changes), strict=True):
+            if outcome.committed:
+                accepted += len(change.events)
+                continue
+            if outcome.merged_into is not None:
+                routes[change.contact] = outcome.merged_into
+            duplicates += len(outcome.duplicates)
+            pending.extend(e for e in change.events if e.message_id not in outcome.duplicates)
+    if pending:
+        raise DependencyUnavailable("events could not be recorded after repeated conflicts; retry")
+    return accepted, duplicates
+
+
+def _group(events: Iterable[TrackedEvent], routes: dict[ContactId, ContactId]) -> dict[ContactId, list[TrackedEvent]]:
+    groups: dict[ContactId, list[TrackedEvent]] = {}
+    for event in events:
+        contact = ContactId.of(event.user_id, event.anonymous_id)
+        seen = {contact}
+        while contact in routes:
+            contact = routes[contact]
+            if contact in seen:
+                break
+            seen.add(contact)
+        groups.setdefault(contact, []).append(event)
+    return groups
+
+
+def _split(events: list[TrackedEvent], capacity: ChangeCapacity) -> Iterable[list[TrackedEvent]]:
+    """Cut one contact's events into changes the store can apply atomically, in time order."""
+    part: list[TrackedEvent] = []
+    keys = 0
+    for event in sorted(events, key=lambda e: e.timestamp):
+        size = len(event.traits) + len(event.traits.get(TAGS_TRAIT) or ()) if event.call == "identify" else 0
+        if part and (len(part) >= capacity.max_events or keys + size > capacity.max_keys):
+            yield part
+            part, keys = [], 0
+        part.append(event)
+        keys += size
+    if part:
+        yield part
+
+
+def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, ContactId]]:
+    """Identify joins the anonymous visitor to the user; alias joins the previous id to the user."""
+    links: list[tuple[ContactId, ContactId]] = []
+    for event in events:
+        if event.call == "identify" and event.user_id and event.anonymous_id:
+            links.append((ContactId.anonymous(event.anonymous_id), ContactId.user(event.user_id)))
+        elif event.call == "alias" and event.user_id and event.previous_id:
+            target = ContactId.user(event.user_id)
+            for source in (ContactId.user(event.previous_id), ContactId.anonymous(event.previous_id)):
+                if source != target:
+                    links.append((source, target))
+    return list(dict.fromkeys(links))
+
+
+def link(source: ContactId, target: ContactId, store: ContactStore, now: datetime) -> bool:
+    """Merge ``source`` into ``target`` once. Safe to repeat after a crash at any step.
+
+    1. Claim the source: from now on its writes fail and re-route to the target.
+    2. Move its event log (idempotent copies, keyed by messageId).
+    3. Absorb its profile into the target, guarded by a merge marker.
+    An anonymous id already linked to another user stays with that user.
+    """
+    target = resolve(target, store)
+    if source == target:
+        return False
+    owner = store.claim(source, target, now)
+    if owner != target:
+        return False
+    record = store.profile(source)
+    store.move_events(source, target, MAX_MOVED_EVENTS)
+    if record is None:
+        return False
+    return store.absorb(target, merge_plan(source, record, store.profile(target)), now)
+
+
+def resolve(contact: ContactId, store: ContactStore, max_hops: int = 8) -> ContactId:
+    """Follow merges to the contact that now holds this identity."""
+    for _ in range(max_hops):
+        record = store.profile(contact)
+        if record is None or record.merged_into is None:
+            return contact
+        contact = ContactId.parse(record.merged_into)
+    return contact
+
+
+def merge_plan(source: ContactId, record: ContactRecord, target: ContactRecord | None) -> MergePlan:
+    """Counts add up; traits and tags fill gaps only; times keep the widest span."""
+    anonymous = set(record.anonymous_ids)
+    if source.kind == "anonymous_id":
+        anonymous.add(source.value)
+    return MergePlan(
+        source=source,
+        traits=dict(record.traits),
+        tags=dict(record.tags),
+        counts=dict(record.counts),
+        groups=record.groups,
+        anonymous_ids=frozenset(anonymous),
+        event_count=record.event_count,
+        revenue=record.revenue_total,
+        first_seen_at=_earliest(record.first_seen_at, target.first_seen_at if target else None),
+        last_seen_at=_latest(record.last_seen_at, target.last_seen_at if target else None),
+        last_purchase_at=_latest(record.last_purchase_at, target.last_purchase_at if target else None),
+    )
+
+
+def _earliest(*times: datetime | None) -> datetime | None:
+    return min((t for t in times if t is not None), default=None)
+
+
+def _latest(*times: datetime | None) -> datetime | None:
+    return max((t for t in times if t is not None), default=None)

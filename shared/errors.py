@@ -1,0 +1,57 @@
+"""Domain exceptions.
+
+Each carries a stable machine-readable ``code`` and a human message. The HTTP
+status for each class is decided in one place, ``shared.http``.
+"""
+
+from __future__ import annotations
+
+
+class LifecycleError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(LifecycleError):
+    """The request can never succeed as sent (bad JSON, bad field, ...)."""
+
+    code = "invalid_request"
+
+
+class PayloadTooLarge(LifecycleError):
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(LifecycleError):
+    code = "unsupported_media_type"
+
+
+class Unauthorized(LifecycleError):
+    code = "unauthorized"
+
+
+class Forbidden(LifecycleError):
+    code = "forbidden"
+
+
+class NotFound(LifecycleError):
+    code = "not_found"
+
+
+class Conflict(LifecycleError):
+    code = "conflict"
+
+
+class DependencyUnavailable(LifecycleError):
+    """A dependency failed or throttled; the caller should retry later."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after_seconds: int = 2, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,62 @@
+"""Function settings from the environment: the only module that reads it.
+
+Each function declares a pydantic model; ``env_model`` validates it before the
+handler runs, so a misconfigured function fails loudly on its first call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS
+
+M = TypeVar("M", bound=BaseModel)
+_loaded: dict[type[BaseModel], BaseModel] = {}
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class ContactStoreSettings(_Settings):
+    contacts_table_name: str = Field(alias=CONTACTS.env, min_length=3)
+    events_table_name: str = Field(alias=EVENTS.env, min_length=3)
+    event_retention_days: int = Field(395, alias="EVENT_RETENTION_DAYS", ge=1, le=36500)
+    purchase_retention_days: int = Field(3650, alias="PURCHASE_RETENTION_DAYS", ge=1, le=36500)
+
+
+class TrackingSettings(ContactStoreSettings):
+    config_table_name: str = Field(alias=CONFIG.env, min_length=3)
+
+
+class AdminSettings(ContactStoreSettings):
+    pass
+
+
+def load(model: type[M]) -> M:
+    if model not in _loaded:
+        _loaded[model] = model.model_validate(dict(os.environ))
+    return _loaded[model]  # type: ignore[return-value]
+
+
+def env_model(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Validate the function's settings before the handler body runs."""
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(handler)
+        def wrapper(event: Any, context: Any) -> Any:
+            load(model)
+            return handler(event, context)
+
+        return wrapper
+
+    return decorate
+
+
+def reset() -> None:
+    _loaded.clear()

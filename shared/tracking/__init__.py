@@ -1,0 +1,1 @@
+"""Tracking: the Segment HTTP Tracking API, from request bytes to domain behaviours."""

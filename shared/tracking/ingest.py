@@ -1,0 +1,68 @@
+"""The tracking endpoint's one domain function: accept a request, record its calls once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pydantic import BaseModel
+
+from shared.clock import Clock
+from shared.contacts.recording import ContactStore, record
+from shared.errors import NotFound, Unauthorized
+from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
+from shared.tracking.trust import Source, authorise
+from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
+
+if TYPE_CHECKING:
+    from shared.http import HttpRequest
+
+
+class WriteKeyDirectory(Protocol):
+    def lookup(self, write_key: str) -> Source | None: ...
+
+
+class Telemetry(Protocol):
+    def count(self, name: str, value: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    clock: Clock
+    write_keys: WriteKeyDirectory
+    contacts: ContactStore
+    telemetry: Telemetry
+    limits: Limits = field(default_factory=Limits)
+
+
+class Accepted(BaseModel):
+    """Exactly what Segment answers: real clients retry anything else."""
+
+    success: Literal[True] = True
+
+
+def track(request: HttpRequest, deps: Tracking) -> Accepted:
+    """Validate everything first, then write: a rejected request writes nothing."""
+    if request.path in IGNORED_PATHS:
+        return Accepted()
+    if request.path not in CALLS_BY_PATH:
+        raise NotFound(f"no tracking route {request.path}")
+    raw = decode_body(
+        request.body,
+        is_base64=request.is_base64,
+        content_type=request.headers.get("content-type"),
+        content_encoding=request.headers.get("content-encoding"),
+        limits=deps.limits,
+    )
+    payload = parse_json_object(raw)
+    source = deps.write_keys.lookup(write_key_from(request.headers.get("authorization"), payload))
+    if source is None:
+        raise Unauthorized("unknown or disabled write key")
+    now = deps.clock.now()
+    events = parse_calls(request.path, payload, received_at=now, limits=deps.limits)
+    authorise(source, events)
+    recorded = record(events, deps.contacts, now)
+    deps.telemetry.count("EventsAccepted", recorded.accepted)
+    deps.telemetry.count("EventsDuplicate", recorded.duplicates)
+    deps.telemetry.count("ContactsMerged", recorded.merges)
+    return Accepted()
