@@ -245,13 +245,13 @@ class DynamoContactStore:
     # --- identity merges -------------------------------------------------------------------
 
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> ContactId:
+        """Mark ``source`` as merged into ``target`` unless it already belongs somewhere; who owns it now."""
         x = Expression()
         x.set("mergedInto", s(str(target)))
         x.set_if_absent("contactId", s(str(source)))
-        x.set_if_absent("mergedAt", s(format_time(at)))
+        x.set("mergedAt", s(format_time(at)))
         x.add("rev", n(1))
-        into = x.name("mergedInto")
-        condition = f"attribute_not_exists({into}) OR {into} = {x.value(s(str(target)))}"
+        condition = f"attribute_not_exists({x.name('mergedInto')})"
         try:
             self._db.update_item(
                 **x.update(self._contacts, profile_key(source), condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")

@@ -1,0 +1,212 @@
+"""Shared fixtures: the synthesized template (once per session) and moto tables built from it."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Before anything imports boto3, Powertools or jsii.
+os.environ.update(
+    {
+        "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_SERVICE_NAME": "lifecycle-tests",
+        "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+os.environ.pop("AWS_PROFILE", None)
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+BROWSER_KEY = "local-browser-key"
+SERVER_KEY = "local-server-key"
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Synthesize the real app once (about 10 s), with cdk-nag; the template and the validation report."""
+    from infra.app import build
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app, stack = build(outdir=str(outdir))
+    assembly = app.synth()
+    template = json.loads((Path(assembly.directory) / stack.template_file).read_text())
+    report = json.loads((Path(assembly.directory) / "validation-report.json").read_text())
+    return {"template": template, "report": report, "assembly": Path(assembly.directory)}
+
+
+@pytest.fixture(scope="session")
+def template(synthesized: dict[str, Any]) -> dict[str, Any]:
+    return synthesized["template"]
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def table_names_by_env(template: dict[str, Any]) -> dict[str, str]:
+    """Environment variable -> logical id of the table it names, as the functions are wired."""
+    found: dict[str, str] = {}
+    for function in resources(template, "AWS::Lambda::Function").values():
+        for name, value in function["Properties"]["Environment"]["Variables"].items():
+            if isinstance(value, dict) and "Ref" in value:
+                found[name] = value["Ref"]
+    return found
+
+
+def create_tables_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
+    """Create every DynamoDB table of the template in moto; returns env var -> table name."""
+    for logical_id, resource in resources(template, "AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        request: dict[str, Any] = {
+            "TableName": logical_id,
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if "LocalSecondaryIndexes" in props:
+            request["LocalSecondaryIndexes"] = props["LocalSecondaryIndexes"]
+        if "GlobalSecondaryIndexes" in props:
+            request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if "StreamSpecification" in props:
+            request["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        client.create_table(**request)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            client.update_time_to_live(
+                TableName=logical_id,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+    return table_names_by_env(template)
+
+
+@pytest.fixture
+def clock():
+    from shared import clock as clocks
+    from shared.clock import FixedClock
+
+    fixed = FixedClock(NOW)
+    clocks.install(fixed)
+    yield fixed
+    clocks.install(None)
+
+
+@pytest.fixture
+def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto with the template's tables, the functions' environment pointing at them, and seeded write keys."""
+    from moto import mock_aws
+
+    from infra.local.moto_dynamodb import serialise
+    from shared import runtime
+    from shared.adapters import aws as clients
+    from shared.adapters.write_keys import DynamoWriteKeys
+    from shared.tracking.trust import Trust
+
+    serialise()
+    with mock_aws():
+        runtime.reset()
+        db = clients.client("dynamodb")
+        for env, table in create_tables_from_template(db, template).items():
+            monkeypatch.setenv(env, table)
+        keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
+        keys.register(BROWSER_KEY, "website", Trust.BROWSER, NOW)
+        keys.register(SERVER_KEY, "backend", Trust.SERVER, NOW)
+        yield db
+        runtime.reset()
+
+
+# --- building API Gateway events ------------------------------------------------------------------
+
+
+def basic(key: str) -> str:
+    return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    route: str | None = None,
+    body: Any = None,
+    key: str | None = SERVER_KEY,
+    headers: dict[str, str] | None = None,
+    gzip_body: bool = False,
+    path_parameters: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event, as the cloud delivers it."""
+    all_headers = {"content-type": "application/json", **(headers or {})}
+    if key is not None:
+        all_headers["authorization"] = basic(key)
+    raw: bytes | None
+    if body is None:
+        raw = None
+    elif isinstance(body, bytes):
+        raw = body
+    elif isinstance(body, str):
+        raw = body.encode()
+    else:
+        raw = json.dumps(body).encode()
+    encoded = False
+    text = None
+    if raw is not None:
+        if gzip_body:
+            all_headers["content-encoding"] = "gzip"
+            raw = gzip.compress(raw)
+        if gzip_body or not all_headers["content-type"].startswith(("application/json", "text/")):
+            text, encoded = base64.b64encode(raw).decode(), True
+        else:
+            text = raw.decode("utf-8", "surrogatepass")
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route or f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": all_headers,
+        "requestContext": {
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9"},
+            "requestId": "test-request",
+            "routeKey": route or f"{method} {path}",
+            "stage": "$default",
+        },
+        "isBase64Encoded": encoded,
+    }
+    if text is not None:
+        event["body"] = text
+    if path_parameters:
+        event["pathParameters"] = path_parameters
+    if query:
+        event["queryStringParameters"] = query
+    return event
+
+
+class Context:
+    function_name = "test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:test"
+    aws_request_id = "test-request"
+
+
+def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    response = handler(event, Context())
+    body = json.loads(response["body"]) if response.get("body") else None
+    return response["statusCode"], body, response.get("headers", {})

@@ -1,0 +1,128 @@
+"""In-memory stand-ins for the domain's ports, with the semantics the real adapters promise."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from shared.contacts.changes import ContactChange
+from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord, EventPage
+from shared.contacts.recording import ChangeCapacity, CommitOutcome, MergePlan
+from shared.tracking.trust import Source, Trust
+
+
+@dataclass
+class MemoryContactStore:
+    capacity: ChangeCapacity = ChangeCapacity(max_events=99, max_keys=300)
+    profiles: dict[ContactId, dict[str, Any]] = field(default_factory=dict)
+    events_by_contact: dict[ContactId, dict[str, Any]] = field(default_factory=dict)
+    markers: set[tuple[ContactId, ContactId]] = field(default_factory=set)
+    writes: int = 0
+    #: make the next N commits fail as a whole (as a throttled or conflicting transaction would)
+    fail_next: int = 0
+
+    def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]:
+        outcomes = []
+        for change in changes:
+            self.writes += 1
+            profile = self.profiles.get(change.contact, {})
+            known = self.events_by_contact.get(change.contact, {})
+            duplicates = frozenset(e.message_id for e in change.events if e.message_id in known)
+            merged = profile.get("merged_into")
+            if duplicates or merged:
+                outcomes.append(CommitOutcome(False, duplicates, ContactId.parse(merged) if merged else None))
+                continue
+            self._apply(change)
+            outcomes.append(CommitOutcome(True))
+        return outcomes
+
+    def _apply(self, change: ContactChange) -> None:
+        p = self.profiles.setdefault(change.contact, {"counts": {}, "traits": {}, "tags": {}, "anonymous_ids": set()})
+        for e in change.events:
+            self.events_by_contact.setdefault(change.contact, {})[e.message_id] = e
+        p["traits"].update(change.traits_set)
+        for k in change.traits_unset:
+            p["traits"].pop(k, None)
+        for t in change.tags_add:
+            p["tags"].setdefault(t, change.last_seen)
+        for t in change.tags_remove:
+            p["tags"].pop(t, None)
+        for b, c in change.counts.items():
+            p["counts"][b] = p["counts"].get(b, 0) + c
+        p["anonymous_ids"] |= change.anonymous_ids
+        p["event_count"] = p.get("event_count", 0) + len(change.events)
+        p["revenue"] = p.get("revenue", Decimal(0)) + change.revenue
+        p.setdefault("first_seen", change.first_seen)
+        p["last_seen"] = change.last_seen
+
+    def profile(self, contact: ContactId) -> ContactRecord | None:
+        p = self.profiles.get(contact)
+        if p is None:
+            return None
+        return ContactRecord(
+            contact_id=str(contact),
+            user_id=contact.value if contact.kind == "user_id" else None,
+            anonymous_ids=frozenset(p.get("anonymous_ids", ())),
+            traits=dict(p.get("traits", {})),
+            tags=dict(p.get("tags", {})),
+            counts=dict(p.get("counts", {})),
+            event_count=p.get("event_count", 0),
+            first_seen_at=p.get("first_seen"),
+            last_seen_at=p.get("last_seen"),
+            revenue_total=p.get("revenue", Decimal(0)),
+            merged_into=p.get("merged_into"),
+        )
+
+    def claim(self, source: ContactId, target: ContactId, at: datetime) -> ContactId:
+        p = self.profiles.setdefault(source, {})
+        owner = p.get("merged_into")
+        if owner and owner != str(target):
+            return ContactId.parse(owner)
+        p["merged_into"] = str(target)
+        return target
+
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
+        moved = self.events_by_contact.pop(source, {})
+        self.events_by_contact.setdefault(target, {}).update(moved)
+        return len(moved)
+
+    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool:
+        if (target, plan.source) in self.markers:
+            return False
+        self.markers.add((target, plan.source))
+        p = self.profiles.setdefault(target, {"counts": {}, "traits": {}, "tags": {}, "anonymous_ids": set()})
+        for k, v in plan.traits.items():
+            p["traits"].setdefault(k, v)
+        for b, c in plan.counts.items():
+            p["counts"][b] = p["counts"].get(b, 0) + c
+        p["anonymous_ids"] |= plan.anonymous_ids
+        p["event_count"] = p.get("event_count", 0) + plan.event_count
+        return True
+
+    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
+        return EventPage(events=[])
+
+
+@dataclass
+class StaticWriteKeys:
+    keys: dict[str, Source] = field(
+        default_factory=lambda: {
+            "browser": Source("website", Trust.BROWSER),
+            "server": Source("backend", Trust.SERVER),
+        }
+    )
+
+    def lookup(self, write_key: str) -> Source | None:
+        return self.keys.get(write_key)
+
+
+@dataclass
+class CountingTelemetry:
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, name: str, value: int) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from tests.conftest import http_event, invoke
+
+
+@pytest.fixture
+def send(aws):
+    """POST to a tracking route through the real handler; returns (status, body, headers)."""
+    from functions.tracking.handler import handler
+
+    def _send(path: str, body: Any = None, **kwargs: Any):
+        return invoke(handler, http_event("POST", path, body=body, **kwargs))
+
+    return _send
+
+
+@pytest.fixture
+def admin(aws):
+    from functions.admin.handler import handler
+
+    def _get(contact_id: str, *, events: bool = False, query: dict[str, str] | None = None):
+        route = "GET /admin/contacts/{contactId}" + ("/events" if events else "")
+        path = f"/admin/contacts/{contact_id}" + ("/events" if events else "")
+        return invoke(
+            handler,
+            http_event("GET", path, route=route, key=None, path_parameters={"contactId": contact_id}, query=query),
+        )
+
+    return _get
+
+
+def dump(db, env: str) -> list[dict[str, Any]]:
+    """Every item of a table, in key order: to compare whole states."""
+    items = db.scan(TableName=os.environ[env])["Items"]
+    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+@pytest.fixture
+def state(aws):
+    def _state() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return dump(aws, "CONTACTS_TABLE_NAME"), dump(aws, "EVENTS_TABLE_NAME")
+
+    return _state

@@ -1,0 +1,108 @@
+"""Identity resolution and the contact card, through the real handlers on moto."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import BROWSER_KEY
+
+
+def journey(send) -> None:
+    """An anonymous visitor browses, signs up in the browser, then buys (reported by the back-end)."""
+    browser = [
+        {"type": "page", "anonymousId": "anon-1", "messageId": "p1", "properties": {"url": "https://s.example/?gclid=1"}},
+        {"type": "page", "anonymousId": "anon-1", "messageId": "p2", "context": {"page": {"referrer": "https://www.bing.com/search?q=kites"}}},
+        {"type": "track", "anonymousId": "anon-1", "event": "Product Viewed", "messageId": "v1", "properties": {"sku": "kite"}},
+        {"type": "identify", "userId": "ann", "anonymousId": "anon-1", "messageId": "i1", "traits": {"email": "ann@example.com", "tags": ["kites"]}},
+        {"type": "track", "userId": "ann", "anonymousId": "anon-1", "event": "Product Added", "messageId": "c1"},
+    ]
+    assert send("/v1/b", {"batch": browser}, key=BROWSER_KEY)[0] == 200
+    order = {"userId": "ann", "event": "Order Completed", "messageId": "o1", "properties": {"revenue": 30, "order_id": "o-1"}}
+    assert send("/v1/track", order)[0] == 200
+
+
+def test_anonymous_history_merges_into_the_known_contact(send, admin) -> None:
+    journey(send)
+    status, card, _ = admin("user_id:ann")
+    assert status == 200
+    assert card["contact_id"] == "user_id:ann"
+    assert card["anonymous_ids"] == ["anon-1"]
+    assert card["traits"] == {"email": "ann@example.com"}
+    assert card["tags"] == ["kites"]
+    assert card["counts"] == {
+        "visit_from_ads": 1,
+        "visit_from_search": 1,
+        "product_viewed": 1,
+        "identified": 1,
+        "added_to_cart": 1,
+        "purchase": 1,
+    }
+    assert card["event_count"] == 6
+    assert card["revenue_total"] == 30
+    assert {e["message_id"] for e in card["recent_events"]} == {"p1", "p2", "v1", "i1", "c1", "o1"}
+
+
+def test_the_anonymous_id_leads_to_the_known_contact(send, admin) -> None:
+    journey(send)
+    status, card, _ = admin("anonymous_id:anon-1")
+    assert status == 200 and card["contact_id"] == "user_id:ann"
+
+
+def test_anonymous_events_after_identify_land_on_the_known_contact(send, admin, clock) -> None:
+    journey(send)
+    clock.advance(timedelta(minutes=5))
+    send("/v1/p", {"anonymousId": "anon-1", "messageId": "late"}, key=BROWSER_KEY)
+    card = admin("ann")[1]
+    assert card["event_count"] == 7
+    assert card["recent_events"][0]["message_id"] == "late"
+
+
+def test_replayed_anonymous_event_after_the_merge_is_not_double_counted(send, admin) -> None:
+    journey(send)
+    send("/v1/p", {"anonymousId": "anon-1", "messageId": "p1"}, key=BROWSER_KEY)
+    assert admin("ann")[1]["event_count"] == 6
+
+
+def test_alias_merges_two_known_contacts_server_side(send, admin) -> None:
+    send("/v1/track", {"userId": "old-id", "event": "Liked", "messageId": "l1"})
+    send("/v1/identify", {"userId": "old-id", "traits": {"name": "Ann", "plan": "free"}, "messageId": "i0"})
+    send("/v1/identify", {"userId": "ann", "traits": {"plan": "pro"}, "messageId": "i1"})
+    assert send("/v1/alias", {"userId": "ann", "previousId": "old-id"}, key=BROWSER_KEY)[0] == 403
+    assert send("/v1/alias", {"userId": "ann", "previousId": "old-id", "messageId": "a1"})[0] == 200
+    card = admin("ann")[1]
+    assert card["traits"] == {"name": "Ann", "plan": "pro"}  # the surviving contact's own values win
+    assert card["counts"] == {"like": 1, "identified": 2, "aliased": 1}
+    assert admin("old-id")[1]["contact_id"] == "user_id:ann"
+
+
+def test_card_of_an_unknown_contact_is_404(admin) -> None:
+    status, body, _ = admin("user_id:nobody")
+    assert status == 404 and body["code"] == "not_found"
+
+
+def test_event_log_pages_newest_first(send, admin) -> None:
+    batch = [
+        {"type": "page", "userId": "ann", "messageId": f"m{i:02}", "timestamp": f"2026-11-01T00:{i:02}:00Z"}
+        for i in range(45)
+    ]
+    send("/v1/import", {"batch": batch})
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": "20", **({"before": cursor} if cursor else {})}
+        status, page, _ = admin("ann", events=True, query=query)
+        assert status == 200
+        seen += [e["message_id"] for e in page["events"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert seen == [f"m{i:02}" for i in reversed(range(45))]
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "1000"}, {"limit": "x"}, {"before": "garbage"}])
+def test_event_log_rejects_bad_paging(send, admin, query) -> None:
+    send("/v1/page", {"userId": "ann"})
+    status, body, _ = admin("ann", events=True, query=query)
+    assert status == 400 and body["code"] in ("invalid_limit", "invalid_cursor")

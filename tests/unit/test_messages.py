@@ -1,0 +1,124 @@
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from shared.errors import InvalidRequest, PayloadTooLarge
+from shared.tracking.behaviours import Behaviour
+from shared.tracking.messages import parse_calls
+from shared.tracking.wire import Limits
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def parse(path, payload, limits=Limits()):
+    return parse_calls(path, payload, received_at=NOW, limits=limits)
+
+
+def test_single_call_takes_its_type_from_the_path() -> None:
+    (event,) = parse("/v1/t", {"type": "identify", "userId": "u1", "event": "Product Viewed", "messageId": "m1"})
+    assert (event.call, event.behaviour, event.user_id, event.message_id) == ("track", Behaviour.PRODUCT_VIEWED, "u1", "m1")
+
+
+def test_batch_reads_every_call_and_top_level_sent_at() -> None:
+    sent = NOW + timedelta(hours=2)  # device clock two hours fast
+    events = parse(
+        "/v1/batch",
+        {
+            "sentAt": sent.isoformat(),
+            "batch": [
+                {"type": "page", "anonymousId": "a1", "timestamp": (sent - timedelta(seconds=30)).isoformat()},
+                {"type": "identify", "userId": "u1", "anonymousId": "a1", "traits": {"email": "ann@example.com"}},
+            ],
+        },
+    )
+    assert [e.call for e in events] == ["page", "identify"]
+    assert events[0].timestamp == NOW - timedelta(seconds=30)
+    assert events[1].timestamp == NOW
+
+
+def test_identity_is_required_and_errors_name_the_call() -> None:
+    with pytest.raises(InvalidRequest, match=r"batch\[1\]: one of userId or anonymousId"):
+        parse("/v1/batch", {"batch": [{"type": "page", "userId": "u"}, {"type": "page", "userId": "  "}]})
+    with pytest.raises(InvalidRequest, match="alias call needs userId and previousId"):
+        parse("/v1/alias", {"userId": "u"})
+    with pytest.raises(InvalidRequest, match="groupId"):
+        parse("/v1/group", {"userId": "u"})
+    with pytest.raises(InvalidRequest, match="event name"):
+        parse("/v1/track", {"userId": "u", "event": " "})
+
+
+def test_field_errors_name_the_field() -> None:
+    with pytest.raises(InvalidRequest, match=r"batch\[0\]\.properties"):
+        parse("/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "X", "properties": [1]}]})
+    with pytest.raises(InvalidRequest, match=r"body\.timestamp"):
+        parse("/v1/track", {"userId": "u", "event": "X", "timestamp": "last tuesday"})
+    with pytest.raises(InvalidRequest, match=r"batch\[0\]\.type"):
+        parse("/v1/batch", {"batch": [{"type": "purchase", "userId": "u"}]})
+    with pytest.raises(InvalidRequest, match="batch: must be a list"):
+        parse("/v1/batch", {"batch": {"type": "page"}})
+
+
+def test_explicit_nulls_and_numeric_ids_are_accepted() -> None:
+    (event,) = parse(
+        "/v1/page",
+        {"userId": 42, "anonymousId": None, "properties": None, "context": None, "integrations": None, "name": None},
+    )
+    assert event.user_id == "42"
+    assert event.behaviour is Behaviour.VISIT
+
+
+def test_limits() -> None:
+    big = {"userId": "u", "event": "X", "properties": {"blob": "x" * (32 * 1024)}}
+    with pytest.raises(PayloadTooLarge, match="32 KB"):
+        parse("/v1/track", big)
+    with pytest.raises(PayloadTooLarge, match="2500"):
+        parse("/v1/batch", {"batch": [{"type": "page", "userId": "u"}] * 2501})
+    assert len(parse("/v1/batch", {"batch": [{"type": "page", "userId": "u"}] * 2500})) == 2500
+
+
+def test_traits_merge_context_traits_under_top_level() -> None:
+    (event,) = parse(
+        "/v1/identify",
+        {"userId": "u", "traits": {"name": "Ann"}, "context": {"traits": {"name": "Old", "email": "a@example.com"}}},
+    )
+    assert event.traits == {"name": "Ann", "email": "a@example.com"}
+
+
+def test_tags_must_be_names() -> None:
+    with pytest.raises(InvalidRequest, match="tags"):
+        parse("/v1/identify", {"userId": "u", "traits": {"tags": "vip"}})
+    (event,) = parse("/v1/identify", {"userId": "u", "traits": {"tags": ["vip", "-trial"]}})
+    assert event.traits["tags"] == ["vip", "-trial"]
+
+
+def test_stored_body_drops_the_write_key_and_keeps_everything_else() -> None:
+    (event,) = parse("/v1/track", {"userId": "u", "event": "X", "writeKey": "secret", "sentAt": NOW.isoformat(), "custom": 1})
+    stored = json.loads(event.body)
+    assert "writeKey" not in stored and "sentAt" not in stored
+    assert stored["custom"] == 1 and stored["type"] == "track"
+
+
+def test_missing_message_id_gets_a_stable_content_id() -> None:
+    a = parse("/v1/track", {"userId": "u", "event": "X", "timestamp": "2026-11-22T10:00:00Z"})[0]
+    b = parse("/v1/track", {"userId": "u", "event": "X", "timestamp": "2026-11-22T10:00:00Z", "sentAt": NOW.isoformat()})[0]
+    c = parse("/v1/track", {"userId": "u", "event": "Y", "timestamp": "2026-11-22T10:00:00Z"})[0]
+    assert a.message_id == b.message_id != c.message_id
+
+
+def test_purchase_revenue() -> None:
+    (event,) = parse("/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": 12.5}})
+    assert event.revenue == Decimal("12.5")
+    (event,) = parse("/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"total": "99.90"}})
+    assert event.revenue == Decimal("99.90")
+    with pytest.raises(InvalidRequest, match="revenue"):
+        parse("/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": "lots"}})
+    (event,) = parse("/v1/track", {"userId": "u", "event": "Product Viewed", "properties": {"revenue": "lots"}})
+    assert event.revenue is None
+
+
+def test_lone_surrogates_are_rejected_not_stored() -> None:
+    payload = json.loads('{"userId": "u", "event": "X", "properties": {"a": "\\ud800"}}')
+    with pytest.raises(InvalidRequest, match="Unicode"):
+        parse("/v1/track", payload)

@@ -1,0 +1,102 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.contacts.identity import ContactId
+from shared.contacts.recording import ChangeCapacity, identity_links, link, record
+from shared.errors import DependencyUnavailable
+from shared.tracking.messages import parse_calls
+from shared.tracking.wire import Limits
+from tests.fakes import MemoryContactStore
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def calls(*batch):
+    return parse_calls("/v1/batch", {"batch": list(batch)}, received_at=NOW, limits=Limits())
+
+
+def test_each_event_once_even_when_repeated_in_the_batch_or_replayed() -> None:
+    store = MemoryContactStore()
+    batch = calls(
+        {"type": "page", "userId": "ann", "messageId": "m1"},
+        {"type": "page", "userId": "ann", "messageId": "m1"},
+        {"type": "page", "userId": "bob", "messageId": "m2"},
+    )
+    first = record(batch, store, NOW)
+    assert (first.accepted, first.duplicates) == (2, 1)
+    again = record(batch, store, NOW)
+    assert (again.accepted, again.duplicates) == (0, 3)
+    assert store.profile(ContactId.user("ann")).counts == {"visit": 1}
+
+
+def test_partial_replay_applies_only_the_new_events() -> None:
+    store = MemoryContactStore()
+    record(calls({"type": "page", "userId": "ann", "messageId": "m1"}), store, NOW)
+    result = record(
+        calls({"type": "page", "userId": "ann", "messageId": "m1"}, {"type": "page", "userId": "ann", "messageId": "m2"}),
+        store,
+        NOW,
+    )
+    assert (result.accepted, result.duplicates) == (1, 1)
+    assert store.profile(ContactId.user("ann")).event_count == 2
+
+
+def test_identify_merges_anonymous_history_once() -> None:
+    store = MemoryContactStore()
+    record(calls({"type": "page", "anonymousId": "a1", "messageId": "p1"}), store, NOW)
+    identify = calls({"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1", "traits": {"x": 1}})
+    assert record(identify, store, NOW).merges == 1
+    ann = store.profile(ContactId.user("ann"))
+    assert ann.counts == {"visit": 1, "identified": 1}
+    assert ann.anonymous_ids == {"a1"}
+    assert set(store.events_by_contact[ContactId.user("ann")]) == {"p1", "i1"}
+    assert record(identify, store, NOW).merges == 0  # replayed identify: no second merge
+    assert store.profile(ContactId.user("ann")).counts == {"visit": 1, "identified": 1}
+
+
+def test_anonymous_events_after_the_merge_are_rerouted() -> None:
+    store = MemoryContactStore()
+    record(calls({"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1"}), store, NOW)
+    result = record(calls({"type": "page", "anonymousId": "a1", "messageId": "p9"}), store, NOW)
+    assert result.accepted == 1
+    assert "p9" in store.events_by_contact[ContactId.user("ann")]
+
+
+def test_an_anonymous_id_stays_with_its_first_user() -> None:
+    store = MemoryContactStore()
+    record(calls({"type": "identify", "userId": "ann", "anonymousId": "a1"}), store, NOW)
+    assert not link(ContactId.anonymous("a1"), ContactId.user("eve"), store, NOW)
+    assert store.profile(ContactId.anonymous("a1")).merged_into == "user_id:ann"
+
+
+def test_alias_links_previous_user_and_anonymous_ids() -> None:
+    (alias,) = calls({"type": "alias", "userId": "new", "previousId": "old"})
+    assert identity_links([alias]) == [
+        (ContactId.user("old"), ContactId.user("new")),
+        (ContactId.anonymous("old"), ContactId.user("new")),
+    ]
+
+
+def test_merge_cycles_end() -> None:
+    store = MemoryContactStore()
+    link(ContactId.user("a"), ContactId.user("b"), store, NOW)
+    assert not link(ContactId.user("b"), ContactId.user("a"), store, NOW)
+
+
+def test_large_groups_are_split_into_changes_the_store_can_apply() -> None:
+    store = MemoryContactStore(capacity=ChangeCapacity(max_events=10, max_keys=300))
+    result = record(calls(*({"type": "page", "userId": "ann", "messageId": f"m{i}"} for i in range(25))), store, NOW)
+    assert result.accepted == 25
+    assert store.writes == 3
+
+
+def test_gives_up_with_retryable_error_when_the_store_keeps_refusing() -> None:
+    class Refusing(MemoryContactStore):
+        def commit(self, changes):
+            from shared.contacts.recording import CommitOutcome
+
+            return [CommitOutcome(committed=False) for _ in changes]
+
+    with pytest.raises(DependencyUnavailable):
+        record(calls({"type": "page", "userId": "ann"}), Refusing(), NOW)
