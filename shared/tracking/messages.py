@@ -39,7 +39,8 @@ CALLS_BY_PATH: Mapping[str, str] = {
 IGNORED_PATHS = frozenset({"/v1/m"})
 TRACKING_PATHS: tuple[str, ...] = (*CALLS_BY_PATH, *sorted(IGNORED_PATHS))
 CALL_TYPES = frozenset(c for c in CALLS_BY_PATH.values() if c != BATCH)
-MAX_ID_LENGTH = 512
+#: Ids become DynamoDB keys (1 KB sort-key limit): 512 bytes of UTF-8 leaves room for prefixes.
+MAX_ID_BYTES = 512
 MAX_REVENUE = Decimal("1e12")
 MAX_TRAIT_NAME = 255
 MAX_TAG_LENGTH = 100
@@ -54,8 +55,12 @@ def _identifier(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("must be a string")
     text = str(value).strip()
-    if len(text) > MAX_ID_LENGTH:
-        raise ValueError(f"must be at most {MAX_ID_LENGTH} characters")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode") from None
+    if size > MAX_ID_BYTES:
+        raise ValueError(f"must be at most {MAX_ID_BYTES} bytes")
     return text or None
 
 

@@ -1,0 +1,168 @@
+"""Properties of the synthesized CloudFormation template (not resource counts)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import aws_lambda_powertools
+import pytest
+
+from infra.wiring import FUNCTIONS, function
+from shared.adapters.tables import CONTACTS, EVENTS, TABLES, create_table_request
+from tests.conftest import resources, table_names_by_env
+
+
+def by_env(template: dict[str, Any], env: str) -> dict[str, Any]:
+    return template["Resources"][table_names_by_env(template)[env]]["Properties"]
+
+
+def lambda_for(template: dict[str, Any], name: str) -> dict[str, Any]:
+    (found,) = [
+        f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == function(name).handler
+    ]
+    return found
+
+
+def policy_statements(template: dict[str, Any], function_props: dict[str, Any]) -> list[dict[str, Any]]:
+    role = function_props["Role"]["Fn::GetAtt"][0]
+    statements = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_findings(synthesized) -> None:
+    reports = synthesized["report"]["pluginReports"]
+    assert all(not report.get("violations") for report in reports), json.dumps(reports)[:2000]
+
+
+def test_every_acknowledged_finding_is_known_and_explained(synthesized) -> None:
+    metadata = json.loads((synthesized["assembly"] / "Lifecycle.metadata.json").read_text())
+    acknowledged = {
+        rule: reason
+        for entries in metadata.values()
+        for entry in entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
+        for rule, reason in entry["data"].items()
+    }
+    kinds = {re.sub(r"<[^>]+>", "<table>", rule) for rule in acknowledged}
+    assert kinds == {
+        "Annotation::AwsSolutions-IAM5[Resource::*]",
+        "Annotation::AwsSolutions-IAM5[Resource::<table>/index/*]",
+        "Annotation::AwsSolutions-APIG4",
+    }
+    assert all(len(reason) > 40 for reason in acknowledged.values())
+
+
+@pytest.mark.parametrize("spec", TABLES, ids=lambda t: t.id)
+def test_tables_match_their_specs_and_are_protected(template, spec) -> None:
+    props = by_env(template, spec.env)
+    expected = create_table_request(spec, "x")
+    assert props["KeySchema"] == expected["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(expected["AttributeDefinitions"], key=str)
+    assert props.get("LocalSecondaryIndexes", []) == expected.get("LocalSecondaryIndexes", [])
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["DeletionProtectionEnabled"] is True
+    if spec.ttl_attribute:
+        assert props["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+    if spec.stream:
+        assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_contacts_stream_and_event_log_ttl(template) -> None:
+    assert by_env(template, CONTACTS.env)["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert by_env(template, EVENTS.env)["TimeToLiveSpecification"]["AttributeName"] == "expiresAt"
+
+
+def test_tables_are_retained_when_the_stack_goes(template) -> None:
+    for table in resources(template, "AWS::DynamoDB::Table").values():
+        assert table["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
+def test_functions_run_arm64_current_python_with_powertools_layer(template, spec) -> None:
+    props = lambda_for(template, spec.name)
+    assert props["Architectures"] == ["arm64"]
+    assert props["Runtime"] == "python3.14"
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    (layer,) = props["Layers"]
+    parameter = template["Parameters"][layer["Ref"]]
+    assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
+    assert parameter["Default"] == (
+        f"/aws/service/powertools/python/arm64/python3.14/{aws_lambda_powertools.__version__}"
+    ), "the deployed layer must match the Powertools version the tests run"
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
+def test_each_function_logs_to_its_own_group_with_retention(template, spec) -> None:
+    props = lambda_for(template, spec.name)
+    group = template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert group["Properties"]["RetentionInDays"] == 30
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
+def test_least_privilege_dynamodb_actions_per_function(template, spec) -> None:
+    statements = policy_statements(template, lambda_for(template, spec.name))
+    names = table_names_by_env(template)
+    granted: dict[str, set[str]] = {}
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if not any(a.startswith("dynamodb:") for a in actions):
+            continue
+        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for target in targets:
+            text = json.dumps(target)
+            (env,) = [e for e, logical in names.items() if f'"{logical}"' in text]
+            granted.setdefault(env, set()).update(actions)
+    expected = {access.table.env: set(access.actions) for access in spec.tables}
+    assert granted == expected
+    assert not any("Scan" in a or a == "dynamodb:*" for actions in granted.values() for a in actions)
+
+
+def test_logs_permission_is_scoped_to_the_functions_own_group(template) -> None:
+    for spec in FUNCTIONS:
+        props = lambda_for(template, spec.name)
+        log_statements = [
+            s for s in policy_statements(template, props) if any(a.startswith("logs:") for a in s["Action"])
+        ]
+        assert [s["Resource"] for s in log_statements] == [
+            {"Fn::GetAtt": [props["LoggingConfig"]["LogGroup"]["Ref"], "Arn"]}
+        ]
+
+
+def test_routes_and_their_authorisation(template) -> None:
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
+    for spec in FUNCTIONS:
+        for route in spec.routes:
+            props = routes[route.key]
+            assert props["AuthorizationType"] == ("AWS_IAM" if route.auth == "iam" else "NONE")
+    assert "POST /v1/b" in routes and "POST /v1/m" in routes
+    assert routes["GET /admin/contacts/{contactId}"]["AuthorizationType"] == "AWS_IAM"
+
+
+def test_cors_lets_browsers_send_authorization(template) -> None:
+    (api,) = resources(template, "AWS::ApiGatewayV2::Api").values()
+    cors = api["Properties"]["CorsConfiguration"]
+    assert "authorization" in cors["AllowHeaders"]
+    assert "POST" in cors["AllowMethods"]
+    assert cors["AllowOrigins"] == ["*"]
+
+
+def test_stage_has_access_logs_without_personal_data_and_throttling(template) -> None:
+    (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    props = stage["Properties"]
+    log_format = json.loads(props["AccessLogSettings"]["Format"])
+    assert "$context.requestId" in log_format.values()
+    assert not any("sourceIp" in v or "userAgent" in v for v in log_format.values())
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+
+
+def test_asset_holds_only_handler_and_shared_code(synthesized) -> None:
+    (asset,) = [p for p in synthesized["assembly"].iterdir() if p.name.startswith("asset.") and p.is_dir()]
+    assert sorted(p.name for p in asset.iterdir()) == ["functions", "shared"]

@@ -1,0 +1,144 @@
+"""Loopback: start the real local stack (``make run``) and drive real Segment and RudderStack clients at it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.loopback
+SERVER_KEY = "loopback-server-key"
+BROWSER_KEY = "loopback-browser-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[str]:
+    port = free_port()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))
+    } | {"PORT": str(port), "LOCAL_SERVER_WRITE_KEY": SERVER_KEY, "LOCAL_BROWSER_WRITE_KEY": BROWSER_KEY}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "infra.local"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    banner = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        banner.append(line)
+        if "Move time on" in line:
+            break
+    text = "".join(banner)
+    assert f"http://127.0.0.1:{port}" in text, text
+    assert SERVER_KEY in text and BROWSER_KEY in text and "curl" in text
+    yield f"http://127.0.0.1:{port}"
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=20) == 0, "Ctrl-C must stop the local stack cleanly"
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def stored_message_ids(base: str, contact: str) -> list[str]:
+    ids: list[str] = []
+    cursor = ""
+    while True:
+        page = get(f"{base}/admin/contacts/{contact}/events?limit=100" + (f"&before={cursor}" if cursor else ""))
+        ids += [e["message_id"] for e in page["events"]]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            return ids
+
+
+def drive(client, user: str, anonymous: str) -> list[str]:
+    """identify, page, track and a batch's worth of tracks; returns the messageIds the client sent."""
+    sent = []
+    sent.append(client.identify(user, {"email": f"{user}@example.com", "name": "Loop"}, anonymous_id=anonymous)[1])
+    sent.append(client.page(user, category="Docs", name="Install", properties={"url": "https://x.example/y"})[1])
+    sent.append(client.track(user, "Order Completed", {"revenue": 12.5, "products": [{"sku": "X"}]})[1])
+    for i in range(120):  # more than one upload batch (100)
+        sent.append(client.track(user, "Product Viewed", {"sku": f"S{i}"})[1])
+    client.flush()
+    return [m["messageId"] for m in sent]
+
+
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize("library", ["segment", "rudderstack"])
+def test_real_clients_every_call_succeeds_and_is_stored_once(local_stack: str, library: str, gzip: bool) -> None:
+    errors: list[object] = []
+    if library == "segment":
+        from segment.analytics.client import Client
+    else:
+        from rudderstack.analytics.client import Client
+    client = Client(SERVER_KEY, host=local_stack, gzip=gzip, on_error=lambda e, batch: errors.append(e), max_retries=0)
+    user = f"{library}-{'gzip' if gzip else 'plain'}"
+    sent = drive(client, user, anonymous=f"anon-{user}")
+    client.join()
+    assert errors == []
+    stored = stored_message_ids(local_stack, f"user_id:{user}")
+    assert sorted(stored) == sorted(set(sent)) and len(stored) == len(sent)
+    card = get(f"{local_stack}/admin/contacts/user_id:{user}")
+    assert card["counts"] == {"identified": 1, "visit": 1, "purchase": 1, "product_viewed": 120}
+    assert card["traits"]["email"] == f"{user}@example.com"
+
+
+def test_sync_mode_client_and_replay_of_the_same_batch(local_stack: str) -> None:
+    from segment.analytics.client import Client
+
+    errors: list[object] = []
+    client = Client(SERVER_KEY, host=local_stack, sync_mode=True, on_error=lambda e, b: errors.append(e), max_retries=0)
+    ok, message = client.track("sync-user", "Liked", {"post": 1})
+    assert ok and errors == []
+    replay = urllib.request.Request(
+        f"{local_stack}/v1/batch",
+        data=json.dumps({"batch": [message], "writeKey": SERVER_KEY}, default=str).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(replay, timeout=10) as response:
+        assert response.status == 200 and json.loads(response.read()) == {"success": True}
+    assert stored_message_ids(local_stack, "user_id:sync-user") == [message["messageId"]]
+
+
+def test_browser_preflight_lists_authorization(local_stack: str) -> None:
+    request = urllib.request.Request(
+        f"{local_stack}/v1/t",
+        method="OPTIONS",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization,content-type"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert "authorization" in response.headers["access-control-allow-headers"].split(",")
+        assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_browser_key_purchase_is_refused_with_json_error(local_stack: str) -> None:
+    request = urllib.request.Request(
+        f"{local_stack}/v1/t",
+        data=json.dumps({"userId": "u", "event": "Order Completed", "writeKey": BROWSER_KEY}).encode(),
+        headers={"content-type": "text/plain"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+    body = json.loads(refused.value.read())
+    assert body["code"] == "server_key_required" and "server write key" in body["message"]
