@@ -12,7 +12,8 @@ NAMESPACE = "Lifecycle"
 
 logger = Logger()
 metrics = Metrics(namespace=NAMESPACE)
-tracer = Tracer()
+#: Patch only botocore: X-Ray's patch_all would import requests, httplib, sqlite3... on every cold start.
+tracer = Tracer(patch_modules=("botocore",))
 
 
 class PowertoolsTelemetry:

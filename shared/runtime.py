@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from functools import cache
 
+from typing import TYPE_CHECKING
+
 from shared import clock, settings
 from shared.adapters import aws
 from shared.adapters.contact_store import DynamoContactStore, Retention
-from shared.adapters.write_keys import DynamoWriteKeys
-from shared.contacts.admin import Admin
-from shared.observability import PowertoolsTelemetry
-from shared.tracking.ingest import Tracking
+
+if TYPE_CHECKING:  # each factory imports only what its own function needs
+    from shared.contacts.admin import Admin
+    from shared.tracking.ingest import Tracking
 
 
 def _contacts(config: settings.ContactStoreSettings) -> DynamoContactStore:
@@ -28,6 +30,10 @@ def _contacts(config: settings.ContactStoreSettings) -> DynamoContactStore:
 
 @cache
 def tracking() -> Tracking:
+    from shared.adapters.write_keys import DynamoWriteKeys
+    from shared.observability import PowertoolsTelemetry
+    from shared.tracking.ingest import Tracking
+
     config = settings.load(settings.TrackingSettings)
     return Tracking(
         clock=clock.current(),
@@ -39,6 +45,8 @@ def tracking() -> Tracking:
 
 @cache
 def admin() -> Admin:
+    from shared.contacts.admin import Admin
+
     return Admin(contacts=_contacts(settings.load(settings.AdminSettings)))
 
 

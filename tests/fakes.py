@@ -11,7 +11,7 @@ from typing import Any
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord, EventPage
-from shared.contacts.recording import ChangeCapacity, CommitOutcome, MergePlan
+from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.tracking.trust import Source, Trust
 
 
@@ -41,7 +41,9 @@ class MemoryContactStore:
         return outcomes
 
     def _apply(self, change: ContactChange) -> None:
-        p = self.profiles.setdefault(change.contact, {"counts": {}, "traits": {}, "tags": {}, "anonymous_ids": set()})
+        p = self.profiles.setdefault(change.contact, {})
+        for key, empty in (("counts", {}), ("traits", {}), ("tags", {}), ("anonymous_ids", set())):
+            p.setdefault(key, empty)
         for e in change.events:
             self.events_by_contact.setdefault(change.contact, {})[e.message_id] = e
         p["traits"].update(change.traits_set)
@@ -77,13 +79,13 @@ class MemoryContactStore:
             merged_into=p.get("merged_into"),
         )
 
-    def claim(self, source: ContactId, target: ContactId, at: datetime) -> ContactId:
+    def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim:
         p = self.profiles.setdefault(source, {})
         owner = p.get("merged_into")
-        if owner and owner != str(target):
-            return ContactId.parse(owner)
+        if owner:
+            return Claim(ContactId.parse(owner), completed=p.get("completed", False))
         p["merged_into"] = str(target)
-        return target
+        return Claim(target)
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
         moved = self.events_by_contact.pop(source, {})
@@ -94,7 +96,10 @@ class MemoryContactStore:
         if (target, plan.source) in self.markers:
             return False
         self.markers.add((target, plan.source))
-        p = self.profiles.setdefault(target, {"counts": {}, "traits": {}, "tags": {}, "anonymous_ids": set()})
+        self.profiles.setdefault(plan.source, {})["completed"] = True
+        p = self.profiles.setdefault(target, {})
+        for key, empty in (("counts", {}), ("traits", {}), ("tags", {}), ("anonymous_ids", set())):
+            p.setdefault(key, empty)
         for k, v in plan.traits.items():
             p["traits"].setdefault(k, v)
         for b, c in plan.counts.items():

@@ -35,7 +35,7 @@ from shared.adapters.tables import EVENTS
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord, EventPage, EventView, StoredEvent
-from shared.contacts.recording import ChangeCapacity, CommitOutcome, MergePlan
+from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
@@ -108,8 +108,9 @@ class DynamoContactStore:
         owners: list[tuple[int, str | None]] = []  # (change index, messageId or None for the profile)
         for index in indices:
             change = changes[index]
+            received_at = format_time(change.last_seen)
             for event in change.events:
-                items.append({"Put": self._event_put(change.contact, event)})
+                items.append({"Put": self._event_put(change.contact, event, received_at)})
                 owners.append((index, event.message_id))
             items.append({"Update": self._profile_update(change)})
             owners.append((index, None))
@@ -160,16 +161,17 @@ class DynamoContactStore:
         for index, found in duplicates.items():
             outcomes[index] = CommitOutcome(committed=False, duplicates=frozenset(found), merged_into=merged.get(index))
 
-    def _event_put(self, contact: ContactId, event: TrackedEvent) -> dict[str, Any]:
+    def _event_put(self, contact: ContactId, event: TrackedEvent, received_at: str) -> dict[str, Any]:
+        happened = format_time(event.timestamp)
         item: dict[str, Any] = {
             "pk": partition(contact),
             "sk": s(EVENT_PREFIX + event.message_id),
-            "at": s(f"{format_time(event.timestamp)}#{event.message_id}"),
+            "at": s(f"{happened}#{event.message_id}"),
             "messageId": s(event.message_id),
             "call": s(event.call),
             "behaviour": s(event.behaviour.value),
-            "timestamp": s(format_time(event.timestamp)),
-            "receivedAt": s(format_time(event.received_at)),
+            "timestamp": s(happened),
+            "receivedAt": s(received_at),
             "body": s(event.body),
             EVENTS.ttl_attribute: n(self._retention.expires_at(event)),
         }
@@ -244,7 +246,7 @@ class DynamoContactStore:
 
     # --- identity merges -------------------------------------------------------------------
 
-    def claim(self, source: ContactId, target: ContactId, at: datetime) -> ContactId:
+    def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim:
         """Mark ``source`` as merged into ``target`` unless it already belongs somewhere; who owns it now."""
         x = Expression()
         x.set("mergedInto", s(str(target)))
@@ -258,10 +260,11 @@ class DynamoContactStore:
             )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                owner = (getattr(exc, "response", {}).get("Item") or {}).get("mergedInto", {}).get("S")
-                return ContactId.parse(owner) if owner else source
+                item = getattr(exc, "response", {}).get("Item") or {}
+                owner = item.get("mergedInto", {}).get("S")
+                return Claim(ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item)
             raise self._failure(exc) from exc
-        return target
+        return Claim(target)
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
         moved = 0
@@ -317,6 +320,8 @@ class DynamoContactStore:
         x.set_if_absent("contactId", s(str(target)))
         x.add("rev", n(1))
         marker = {"pk": partition(target), "sk": s(MERGED_PREFIX + str(plan.source)), "mergedAt": stamp}
+        done = Expression()
+        done.set("mergeCompletedAt", stamp)
         try:
             self._db.transact_write_items(
                 TransactItems=[
@@ -332,6 +337,7 @@ class DynamoContactStore:
                             self._contacts, profile_key(target), f"attribute_not_exists({x.name('mergedInto')})"
                         )
                     },
+                    {"Update": done.update(self._contacts, profile_key(plan.source))},
                 ]
             )
         except Exception as exc:

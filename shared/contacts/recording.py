@@ -54,6 +54,14 @@ class MergePlan:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """Who a merged-away identity belongs to, and whether its merge has finished."""
+
+    owner: ContactId
+    completed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeCapacity:
     """How much one atomic change may carry in a store (DynamoDB: 100 items, 4 KB expressions)."""
 
@@ -68,7 +76,7 @@ class ContactStore(Protocol):
 
     def profile(self, contact: ContactId) -> ContactRecord | None: ...
 
-    def claim(self, source: ContactId, target: ContactId, at: datetime) -> ContactId: ...
+    def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim: ...
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> int: ...
 
@@ -166,21 +174,22 @@ def link(source: ContactId, target: ContactId, store: ContactStore, now: datetim
     """Merge ``source`` into ``target`` once. Safe to repeat after a crash at any step.
 
     1. Claim the source: from now on its writes fail and re-route to the target.
+       A repeated identify stops here, after one conditional write.
     2. Move its event log (idempotent copies, keyed by messageId).
-    3. Absorb its profile into the target, guarded by a merge marker.
+    3. Absorb its profile into the target, guarded by a merge marker, and mark the merge complete.
     An anonymous id already linked to another user stays with that user.
     """
-    target = resolve(target, store)
+    if source.kind == "user_id":  # only known contacts can be targets, so only they can close a cycle
+        target = resolve(target, store)
     if source == target:
         return False
-    owner = store.claim(source, target, now)
-    if owner != target:
+    claim = store.claim(source, target, now)
+    if claim.owner != target or claim.completed:
         return False
-    record = store.profile(source)
-    store.move_events(source, target, MAX_MOVED_EVENTS)
-    if record is None:
-        return False
-    return store.absorb(target, merge_plan(source, record, store.profile(target)), now)
+    final = resolve(target, store)
+    record = store.profile(source) or ContactRecord(contact_id=str(source))
+    store.move_events(source, final, MAX_MOVED_EVENTS)
+    return store.absorb(final, merge_plan(source, record, store.profile(final)), now)
 
 
 def resolve(contact: ContactId, store: ContactStore, max_hops: int = 8) -> ContactId:

@@ -78,10 +78,30 @@ def test_alias_links_previous_user_and_anonymous_ids() -> None:
     ]
 
 
-def test_merge_cycles_end() -> None:
+def test_merge_cycles_are_refused() -> None:
     store = MemoryContactStore()
-    link(ContactId.user("a"), ContactId.user("b"), store, NOW)
+    record(calls({"type": "page", "userId": "a"}, {"type": "page", "userId": "b"}), store, NOW)
+    assert link(ContactId.user("a"), ContactId.user("b"), store, NOW)
     assert not link(ContactId.user("b"), ContactId.user("a"), store, NOW)
+    assert store.profile(ContactId.user("b")).merged_into is None
+
+
+def test_a_repeated_identify_costs_one_conditional_write() -> None:
+    store = MemoryContactStore()
+    record(calls({"type": "identify", "userId": "ann", "anonymousId": "a1"}), store, NOW)
+
+    reads = []
+    store.profile = lambda contact, _p=store.profile: reads.append(contact) or _p(contact)  # type: ignore[method-assign]
+    assert not link(ContactId.anonymous("a1"), ContactId.user("ann"), store, NOW)
+    assert reads == []
+
+
+def test_a_merge_cut_short_after_the_claim_finishes_on_the_next_identify() -> None:
+    store = MemoryContactStore()
+    record(calls({"type": "page", "anonymousId": "a1", "messageId": "p1"}), store, NOW)
+    store.claim(ContactId.anonymous("a1"), ContactId.user("ann"), NOW)  # the first attempt died here
+    record(calls({"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1"}), store, NOW)
+    assert store.profile(ContactId.user("ann")).counts == {"visit": 1, "identified": 1}
 
 
 def test_large_groups_are_split_into_changes_the_store_can_apply() -> None:

@@ -1,0 +1,1 @@
+"""``make bench``: speed, cost and import-time measurements, written into BENCHMARKS.md."""

@@ -1,0 +1,217 @@
+"""Tracking endpoint benchmarks (issue 2): handler CPU per event, DynamoDB writes per event, cold import."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from collections import Counter
+from contextlib import contextmanager
+from typing import Any
+
+from bench.harness import cpu_seconds, median, python_child
+from infra.config import DeploymentConfig, environment
+from infra.wiring import function
+from shared.adapters.tables import TABLES, create_table_request
+
+SERVER_KEY = "bench-server-key"
+
+
+def sample_call(i: int, contact: str) -> dict[str, Any]:
+    """Calls shaped like analytics.js and server SDKs send them."""
+    context = {
+        "library": {"name": "analytics.js", "version": "npm:next-1.84.3"},
+        "page": {
+            "path": f"/products/{i}",
+            "referrer": "https://www.google.com/search?q=wooden+toys",
+            "title": "Shop",
+            "url": f"https://shop.example.com/products/{i}?utm_source=google&utm_medium=cpc",
+        },
+        "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120 Safari/537.36",
+        "locale": "en-GB",
+        "timezone": "Europe/London",
+    }
+    base = {"messageId": f"bench-{contact}-{i}", "userId": contact, "anonymousId": f"anon-{contact}",
+            "timestamp": "2026-11-22T10:43:57.008Z", "context": context, "integrations": {"All": True}}
+    kind = i % 10
+    if kind == 0:  # identify without anonymousId: a merge is a once-per-visitor cost, measured elsewhere
+        identify = {k: v for k, v in base.items() if k != "anonymousId"}
+        return {**identify, "type": "identify", "traits": {"email": f"{contact}@example.com", "name": "Ann", "plan": "pro"}}
+    if kind in (1, 2, 3, 4):
+        return {**base, "type": "page", "name": "Product", "properties": dict(context["page"])}
+    return {**base, "type": "track", "event": "Product Viewed",
+            "properties": {"product_id": f"p-{i}", "sku": f"SKU-{i}", "category": "toys", "price": 24.99, "currency": "GBP"}}
+
+
+def batch_body(count: int, contacts: int) -> dict[str, Any]:
+    return {"batch": [sample_call(i, f"user-{i % contacts}") for i in range(count)], "sentAt": "2026-11-22T10:43:57.556Z"}
+
+
+def api_event(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    import base64
+
+    return {
+        "version": "2.0",
+        "routeKey": f"POST {path}",
+        "rawPath": path,
+        "headers": {
+            "content-type": "application/json",
+            "authorization": "Basic " + base64.b64encode(f"{SERVER_KEY}:".encode()).decode(),
+        },
+        "requestContext": {"http": {"method": "POST", "path": path}, "requestId": "bench", "routeKey": f"POST {path}"},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+class Context:
+    function_name = "bench"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:bench"
+    aws_request_id = "bench"
+
+
+@contextmanager
+def function_environment(table_names: dict[str, str]):
+    before = dict(os.environ)
+    os.environ.update(environment(function("tracking"), table_names, DeploymentConfig()))
+    os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
+                       "POWERTOOLS_LOG_LEVEL": "WARNING", "AWS_DEFAULT_REGION": "eu-west-1"})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
+
+
+class StubDynamoDB:
+    """DynamoDB at zero cost: every call succeeds at once."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def transact_write_items(self, **request: Any) -> dict[str, Any]:
+        self.calls["TransactWriteItems"] += 1
+        return {}
+
+    def get_item(self, **request: Any) -> dict[str, Any]:
+        self.calls["GetItem"] += 1
+        return {"Item": {"source": {"S": "bench"}, "trust": {"S": "server"}}}
+
+
+def handler_cpu_per_event(events: int = 100, contacts: int = 10, repeat: int = 60, rounds: int = 5) -> dict[str, float]:
+    """CPU per event through the real handler (parse, validate, plan, build requests), DynamoDB stubbed."""
+    from functions.tracking.handler import handler
+    from shared import runtime
+    from shared.adapters import aws
+
+    stub = StubDynamoDB()
+    names = {t.id: f"bench-{t.id}" for t in TABLES}
+    body = batch_body(events, contacts)
+    event = api_event("/v1/batch", body)
+    raw = event["body"]
+    with function_environment(names):
+        runtime.reset()
+        aws.use("dynamodb", stub)
+        try:
+            response = handler(event, Context())
+            assert response["statusCode"] == 200, response
+            handler_rounds, json_rounds = [], []
+            for _ in range(rounds):
+                handler_rounds.append(cpu_seconds(lambda: handler(event, Context()), repeat))
+                json_rounds.append(cpu_seconds(lambda: json.dumps(json.loads(raw)), repeat))
+        finally:
+            runtime.reset()
+    per_event_us = median(handler_rounds) / repeat / events * 1e6
+    ratio = statistics.median(h / j for h, j in zip(handler_rounds, json_rounds, strict=True))
+    return {"cpu_us_per_event": per_event_us, "ratio_to_json_roundtrip": ratio, "requests_per_batch": stub.calls["TransactWriteItems"] / (rounds * repeat + 1)}
+
+
+def writes_per_event() -> list[dict[str, Any]]:
+    """DynamoDB requests and items per accepted event, counted on the botocore client against moto."""
+    from moto import mock_aws
+
+    from functions.tracking.handler import handler
+    from infra.local.moto_dynamodb import serialise
+    from shared import runtime
+    from shared.adapters import aws
+
+    serialise()
+    names = {t.id: f"bench-{t.id}" for t in TABLES}
+    rows = []
+    with mock_aws(), function_environment(names):
+        runtime.reset()
+        db = aws.client("dynamodb")
+        for spec in TABLES:
+            db.create_table(**create_table_request(spec, names[spec.id]))
+        from datetime import UTC, datetime
+
+        from shared.adapters.write_keys import DynamoWriteKeys
+        from shared.tracking.trust import Trust
+
+        DynamoWriteKeys(db, table=names["config"]).register(SERVER_KEY, "bench", Trust.SERVER, datetime.now(UTC))
+        calls: Counter[str] = Counter()
+        items: Counter[str] = Counter()
+
+        def count(params: dict[str, Any], model: Any, **_: Any) -> None:
+            calls[model.name] += 1
+            if model.name == "TransactWriteItems":
+                items["written"] += len(params["TransactItems"])
+
+        db.meta.events.register("before-parameter-build.dynamodb", count)
+        handler(api_event("/v1/track", {"userId": "warm", "event": "Liked"}), Context())  # write key now cached
+        cases = [
+            ("single event", "/v1/track", {"userId": "solo", "event": "Product Viewed", "messageId": "solo-1"}, 1),
+            ("batch of 20, one contact", "/v1/batch", {"batch": [sample_call(i, "one") for i in range(20)]}, 20),
+            ("batch of 100, 100 contacts", "/v1/batch", batch_body(100, 100), 100),
+        ]
+        for label, path, body, accepted in cases:
+            for replay in (False, True):
+                calls.clear()
+                items.clear()
+                response = handler(api_event(path, body), Context())
+                assert response["statusCode"] == 200, response
+                writes = sum(v for k, v in calls.items() if k in ("TransactWriteItems", "PutItem", "UpdateItem", "BatchWriteItem", "DeleteItem"))
+                reads = sum(v for k, v in calls.items() if k in ("GetItem", "Query", "BatchGetItem", "Scan"))
+                rows.append(
+                    {
+                        "case": label + (" (replayed)" if replay else ""),
+                        "events": accepted,
+                        "write_requests": writes,
+                        "write_requests_per_event": writes / accepted,
+                        "items_per_event": items["written"] / accepted,
+                        "reads": reads,
+                        "scans": calls["Scan"],
+                    }
+                )
+        runtime.reset()
+    return rows
+
+
+IMPORT_BASELINE = "import time; t = time.perf_counter()\nimport boto3\nboto3.client('dynamodb')\nprint((time.perf_counter() - t) * 1000)"
+IMPORT_HANDLER = "import time; t = time.perf_counter()\nimport functions.tracking.handler\nprint((time.perf_counter() - t) * 1000)"
+IMPORT_READY = (
+    "import time; t = time.perf_counter()\nimport functions.tracking.handler\nfrom shared import runtime\n"
+    "runtime.tracking()\nprint((time.perf_counter() - t) * 1000)"
+)
+
+
+def cold_import(samples: int = 15) -> dict[str, float]:
+    """Fresh interpreters, alternating, in a Lambda-like environment (so Powertools Tracer loads X-Ray)."""
+    names = {t.id: f"bench-{t.id}" for t in TABLES}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
+    env.update(environment(function("tracking"), names, DeploymentConfig()))
+    env.update({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_LAMBDA_FUNCTION_NAME": "tracking",
+                "LAMBDA_TASK_ROOT": "/var/task", "PYTHONDONTWRITEBYTECODE": "1"})
+    base, module, ready = [], [], []
+    for _ in range(samples):
+        base.append(python_child(IMPORT_BASELINE, env))
+        module.append(python_child(IMPORT_HANDLER, env))
+        ready.append(python_child(IMPORT_READY, env))
+    return {
+        "baseline_ms": median(base),
+        "handler_ms": median(module),
+        "ready_ms": median(ready),
+        "handler_ratio": statistics.median(m / b for m, b in zip(module, base, strict=True)),
+        "ready_ratio": statistics.median(r / b for r, b in zip(ready, base, strict=True)),
+    }
