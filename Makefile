@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-CDK    := npx --yes aws-cdk@3.0.0
+CDK    := npx --yes aws-cdk@2.1148.1
 
 # moto 5.2.5 with botocore 1.44 needs this for DynamoDB Streams; jsii warns about Node 20.
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
