@@ -1,0 +1,103 @@
+"""The local gateway mirrors API Gateway: routes and auth from the wiring, CORS, loopback-only admin."""
+
+from __future__ import annotations
+
+import io
+import json
+from email.message import Message
+from types import SimpleNamespace
+
+from infra.local.gateway import Gateway, LocalRoute, api_gateway_event, routes_for
+from infra.local.stack import parse_duration
+from infra.wiring import FUNCTIONS, HttpRoute, function
+
+
+class FakeRequest:
+    def __init__(self, method: str, path: str, client: str, body: bytes = b"", headers: dict[str, str] | None = None):
+        self.command, self.path, self.client_address = method, path, (client, 5555)
+        self.request_version = "HTTP/1.1"
+        self.headers = Message()
+        for k, v in {"content-length": str(len(body)), **(headers or {})}.items():
+            self.headers[k] = v
+        self.rfile, self.wfile = io.BytesIO(body), io.BytesIO()
+        self.status: int | None = None
+        self.sent: dict[str, str] = {}
+
+    def send_response(self, status: int) -> None:
+        self.status = status
+
+    def send_header(self, name: str, value: str) -> None:
+        self.sent[name.lower()] = value
+
+    def end_headers(self) -> None:
+        pass
+
+
+def gateway(invoked: list) -> Gateway:
+    def fake_handler(event, context):
+        invoked.append(event)
+        return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
+
+    routes = [
+        LocalRoute(HttpRoute("GET", "/admin/contacts/{contactId}", auth="iam"), function("admin"), __import__("re").compile(r"^/admin/contacts/(?P<contactId>[^/]+)$"), fake_handler),
+        LocalRoute(HttpRoute("POST", "/v1/track"), function("tracking"), __import__("re").compile(r"^/v1/track$"), fake_handler),
+    ]
+    return Gateway(routes, cors_origins=["https://shop.example"])
+
+
+def test_admin_routes_answer_loopback_callers_only() -> None:
+    invoked: list = []
+    gw = gateway(invoked)
+    remote = FakeRequest("GET", "/admin/contacts/user_id:ann", "192.0.2.10")
+    gw._dispatch(remote)
+    assert remote.status == 403 and invoked == []
+    local = FakeRequest("GET", "/admin/contacts/user_id%3Aann", "127.0.0.1")
+    gw._dispatch(local)
+    assert local.status == 200 and invoked[0]["pathParameters"] == {"contactId": "user_id:ann"}
+
+
+def test_tracking_routes_answer_anyone_and_unknown_routes_are_404() -> None:
+    invoked: list = []
+    gw = gateway(invoked)
+    remote = FakeRequest("POST", "/v1/track", "192.0.2.10", b"{}", {"content-type": "application/json", "origin": "https://shop.example"})
+    gw._dispatch(remote)
+    assert remote.status == 200 and remote.sent["access-control-allow-origin"] == "https://shop.example"
+    missing = FakeRequest("POST", "/v1/nope", "127.0.0.1")
+    gw._dispatch(missing)
+    assert missing.status == 404 and json.loads(missing.wfile.getvalue()) == {"message": "Not Found"}
+
+
+def test_preflight_for_allowed_and_other_origins() -> None:
+    gw = gateway([])
+    allowed = FakeRequest("OPTIONS", "/v1/track", "127.0.0.1", headers={"origin": "https://shop.example", "access-control-request-method": "POST"})
+    gw._preflight(allowed)
+    assert allowed.status == 204 and "authorization" in allowed.sent["access-control-allow-headers"].split(",")
+    other = FakeRequest("OPTIONS", "/v1/track", "127.0.0.1", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+    gw._preflight(other)
+    assert "access-control-allow-origin" not in other.sent
+
+
+def test_bodies_are_passed_as_api_gateway_does() -> None:
+    route = HttpRoute("POST", "/v1/batch")
+    url = SimpleNamespace(path="/v1/batch", query="")
+    plain = api_gateway_event(route, FakeRequest("POST", "/v1/batch", "127.0.0.1", b'{"a":1}', {"content-type": "text/plain"}), url, {}, b'{"a":1}')
+    assert plain["body"] == '{"a":1}' and plain["isBase64Encoded"] is False
+    zipped = api_gateway_event(route, FakeRequest("POST", "/v1/batch", "127.0.0.1", b"\x1f\x8b", {"content-type": "application/json", "content-encoding": "gzip"}), url, {}, b"\x1f\x8b")
+    assert zipped["isBase64Encoded"] is True and zipped["routeKey"] == "POST /v1/batch"
+
+
+def test_every_wired_route_is_served_locally() -> None:
+    local = {(r.route.method, r.route.path) for r in routes_for(FUNCTIONS)}
+    assert local == {(r.method, r.path) for f in FUNCTIONS for r in f.routes}
+
+
+def test_durations() -> None:
+    assert parse_duration("P30D").days == 30
+    assert parse_duration("PT12H").total_seconds() == 12 * 3600
+    assert parse_duration("P1W2DT3H").total_seconds() == (9 * 24 + 3) * 3600
+    for bad in ("30 days", "P", "PT", "-P1D"):
+        try:
+            parse_duration(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
