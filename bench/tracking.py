@@ -94,6 +94,10 @@ class StubDynamoDB:
         self.calls["TransactWriteItems"] += 1
         return {}
 
+    def query(self, **request: Any) -> dict[str, Any]:
+        self.calls["Query"] += 1
+        return {"Items": []}
+
     def get_item(self, **request: Any) -> dict[str, Any]:
         self.calls["GetItem"] += 1
         return {"Item": {"source": {"S": "bench"}, "trust": {"S": "server"}}}

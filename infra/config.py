@@ -20,6 +20,10 @@ class DeploymentConfig(BaseModel):
     event_retention_days: int = Field(395, alias="eventRetentionDays", ge=1)
     purchase_retention_days: int = Field(3650, alias="purchaseRetentionDays", ge=1)
     log_retention_days: int = Field(30, alias="logRetentionDays", ge=1)
+    #: half-life of current engagement scores, in days
+    score_half_life_days: float = Field(30, alias="scoreHalfLifeDays", gt=0)
+    #: how long functions cache scoring rules (a changed rule applies within this time)
+    rules_cache_seconds: int = Field(30, alias="rulesCacheSeconds", ge=0)
     #: Powertools layer version, resolved per region from AWS's public SSM parameters at deploy time
     powertools_version: str = Field("3.37.0", alias="powertoolsVersion")
     #: requests per second the API accepts before throttling (429)
@@ -35,6 +39,8 @@ class DeploymentConfig(BaseModel):
         return {
             "EVENT_RETENTION_DAYS": str(self.event_retention_days),
             "PURCHASE_RETENTION_DAYS": str(self.purchase_retention_days),
+            "SCORE_HALF_LIFE_DAYS": str(self.score_half_life_days),
+            "RULES_CACHE_SECONDS": str(self.rules_cache_seconds),
         }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, TableSpec
-from shared.contacts.admin import ROUTES as ADMIN_ROUTES
+from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
 __all__ = ["FUNCTIONS", "TABLES", "CORS", "FunctionSpec", "HttpRoute", "TableAccess", "Cors", "function"]
@@ -56,7 +56,7 @@ class Cors:
     """Browser access to the HTTP API. ``authorization`` is listed explicitly: ``*`` never covers it."""
 
     allow_headers: tuple[str, ...] = ("authorization", "content-type", "content-encoding")
-    allow_methods: tuple[str, ...] = ("GET", "POST", "OPTIONS")
+    allow_methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
     max_age_seconds: int = 86400
 
 
@@ -73,17 +73,18 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             TableAccess(
                 EVENTS, ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
             ),
-            TableAccess(CONFIG, ("dynamodb:GetItem",)),
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),
     ),
     FunctionSpec(
         name="admin",
         handler="functions.admin.handler.handler",
-        description="Admin API: contact cards and event logs",
+        description="Admin API: contact cards, score ledgers and scoring rules",
         routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES),
         tables=(
             TableAccess(CONTACTS, ("dynamodb:GetItem",)),
             TableAccess(EVENTS, ("dynamodb:Query",), indexes=True),
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem")),
         ),
     ),
 )

@@ -12,6 +12,8 @@ from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord, EventPage
 from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
+from shared.scoring.catalogue import effective
+from shared.scoring.rules import RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
 
 
@@ -110,6 +112,16 @@ class MemoryContactStore:
 
     def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
         return EventPage(events=[])
+
+
+@dataclass
+class StaticRules:
+    """The shipped defaults, or the rules given."""
+
+    rules: list[StoredRule] = field(default_factory=lambda: effective([]))
+
+    def book(self) -> RuleBook:
+        return RuleBook(self.rules)
 
 
 @dataclass

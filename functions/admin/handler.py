@@ -1,9 +1,9 @@
-"""Admin API (IAM-authorised in the cloud, loopback-only locally): contact cards and event logs."""
+"""Admin API (IAM-authorised in the cloud, loopback-only locally): contacts, ledgers and scoring rules."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
-from shared.contacts.admin import dispatch
+from shared.admin import dispatch
 from shared.http import respond
 from shared.observability import logger, metrics, tracer
 from shared.settings import AdminSettings, env_model

@@ -34,6 +34,7 @@ class Storage(Construct):
             table.add_local_secondary_index(
                 index_name=index.name,
                 sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=dynamodb.ProjectionType.INCLUDE if index.include else dynamodb.ProjectionType.ALL,
+                non_key_attributes=list(index.include) or None,
             )
         return table

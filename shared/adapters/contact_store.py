@@ -15,8 +15,9 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from shared.adapters.dynamodb import (
@@ -34,9 +35,11 @@ from shared.adapters.dynamodb import (
 from shared.adapters.tables import EVENTS
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
-from shared.contacts.model import ContactRecord, EventPage, EventView, StoredEvent
+from shared.contacts.model import ContactRecord, EventPage, EventView, LedgerEntry, LedgerPage, StoredEvent
 from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
+from shared.scoring.engine import RuleUse, ScoreChange
+from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
@@ -44,8 +47,8 @@ from shared.tracking.timestamps import format_time
 PROFILE = "PROFILE"
 EVENT_PREFIX = "M#"
 MERGED_PREFIX = "MERGED#"
-TRAIT, TAG, COUNT, GROUP = "trait:", "tag:", "count:", "group:"
-BY_TIME = EVENTS.local_indexes[0].name
+TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = "trait:", "tag:", "count:", "group:", "score:", "rule:", "stageBase:"
+BY_TIME, BY_SCORE = (index.name for index in EVENTS.local_indexes)
 MAX_TRANSACTION_ITEMS = 100
 #: Stay under the 4 MB transaction limit, counting each item's body and keys.
 MAX_TRANSACTION_BYTES = 3_500_000
@@ -110,7 +113,8 @@ class DynamoContactStore:
             change = changes[index]
             received_at = format_time(change.last_seen)
             for event in change.events:
-                items.append({"Put": self._event_put(change.contact, event, received_at)})
+                ledger = change.scored.ledger.get(event.message_id, ())
+                items.append({"Put": self._event_put(change.contact, event, received_at, ledger)})
                 owners.append((index, event.message_id))
             items.append({"Update": self._profile_update(change)})
             owners.append((index, None))
@@ -148,20 +152,28 @@ class DynamoContactStore:
     ) -> None:
         duplicates: dict[int, set[str]] = {}
         merged: dict[int, ContactId] = {}
+        uses: dict[int, dict[str, RuleUse]] = {}
         for (index, message_id), reason in zip(owners, reasons, strict=False):
             duplicates.setdefault(index, set())
             if reason.get("Code") != "ConditionalCheckFailed":
                 continue
             if message_id is not None:
                 duplicates[index].add(message_id)
+                continue
+            item = reason.get("Item") or {}
+            into = item.get("mergedInto", {}).get("S")
+            if into:
+                merged[index] = ContactId.parse(into)
             else:
-                into = (reason.get("Item") or {}).get("mergedInto", {}).get("S")
-                if into:
-                    merged[index] = ContactId.parse(into)
+                uses[index] = {k: RuleUse(c, d) for k, (c, d) in _rule_uses(plain_item(item)).items()}
         for index, found in duplicates.items():
-            outcomes[index] = CommitOutcome(committed=False, duplicates=frozenset(found), merged_into=merged.get(index))
+            outcomes[index] = CommitOutcome(
+                committed=False, duplicates=frozenset(found), merged_into=merged.get(index), rule_uses=uses.get(index)
+            )
 
-    def _event_put(self, contact: ContactId, event: TrackedEvent, received_at: str) -> dict[str, Any]:
+    def _event_put(
+        self, contact: ContactId, event: TrackedEvent, received_at: str, ledger: tuple[ScoreChange, ...]
+    ) -> dict[str, Any]:
         happened = format_time(event.timestamp)
         item: dict[str, Any] = {
             "pk": partition(contact),
@@ -179,6 +191,9 @@ class DynamoContactStore:
             item["event"] = s(event.event)
         if event.revenue is not None:
             item["revenue"] = n(event.revenue)
+        if ledger:
+            item["scoredAt"] = item["at"]
+            item["ledger"] = js([asdict(change) for change in ledger])
         return {"TableName": self._events, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
 
     def _profile_update(self, change: ContactChange) -> dict[str, Any]:
@@ -213,8 +228,25 @@ class DynamoContactStore:
             x.add("anonymousIds", ss(change.anonymous_ids))
         if change.revenue:
             x.add("revenueTotal", n(change.revenue))
-        condition = f"attribute_not_exists({x.name('mergedInto')})"
-        return x.update(self._contacts, profile_key(contact), condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        scored = change.scored
+        for dimension, points in scored.totals.items():
+            x.add(f"{SCORE}{dimension}:total", n(points))
+        for (dimension, memory, bucket), value in scored.sums.items():
+            x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(_number(value)))
+        conditions = [f"attribute_not_exists({x.name('mergedInto')})"]
+        for claim in scored.limits:
+            count = x.name(f"{RULE}{claim.rule_id}:n")
+            x.add(f"{RULE}{claim.rule_id}:n", n(claim.count))
+            if claim.per_contact is not None:
+                ceiling = x.value(n(claim.per_contact - claim.count))
+                conditions.append(f"(attribute_not_exists({count}) OR {count} <= {ceiling})")
+            if claim.first_day is not None:
+                day = x.name(f"{RULE}{claim.rule_id}:day")
+                x.set(f"{RULE}{claim.rule_id}:day", s(claim.last_day))
+                conditions.append(f"(attribute_not_exists({day}) OR {day} < {x.value(s(claim.first_day))})")
+        return x.update(
+            self._contacts, profile_key(contact), " AND ".join(conditions), ReturnValuesOnConditionCheckFailure="ALL_OLD"
+        )
 
     # --- reads ------------------------------------------------------------------------
 
@@ -235,7 +267,7 @@ class DynamoContactStore:
             "Limit": limit,
         }
         if before:
-            request["ExclusiveStartKey"] = _decode_cursor(before, contact)
+            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "at")
         try:
             page = self._db.query(**request)
         except Exception as exc:
@@ -243,6 +275,25 @@ class DynamoContactStore:
         events = [EventView.of(stored_event(item)) for item in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
         return EventPage(events=events, next_cursor=_encode_cursor(last) if last else None)
+
+    def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage:
+        request: dict[str, Any] = {
+            "TableName": self._events,
+            "IndexName": BY_SCORE,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": partition(contact)},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if before:
+            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "scoredAt")
+        try:
+            page = self._db.query(**request)
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        entries = [LedgerEntry.of(stored_event(item)) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return LedgerPage(entries=entries, next_cursor=_encode_cursor(last) if last else None)
 
     # --- identity merges -------------------------------------------------------------------
 
@@ -309,6 +360,17 @@ class DynamoContactStore:
             x.add("eventCount", n(plan.event_count))
         if plan.revenue:
             x.add("revenueTotal", n(plan.revenue))
+        for dimension, score in plan.scores.items():
+            if score.total:
+                x.add(f"{SCORE}{dimension}:total", n(score.total))
+            for memory, buckets in score.sums.items():
+                for bucket, value in buckets.items():
+                    if value:
+                        x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(_number(value)))
+        for rule_id, (count, day) in plan.rule_uses.items():
+            x.add(f"{RULE}{rule_id}:n", n(count))
+            if day is not None:
+                x.set(f"{RULE}{rule_id}:day", s(day))
         for attribute, value in (
             ("firstSeenAt", plan.first_seen_at),
             ("lastSeenAt", plan.last_seen_at),
@@ -407,6 +469,11 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "tags": {},
         "counts": {},
         "groups": set(),
+        "scores": _scores(data, SCORE),
+        "rule_uses": _rule_uses(data),
+        "stage": data.get("stage"),
+        "stage_entered_at": data.get("stageEnteredAt"),
+        "stage_baseline": _scores(data, BASELINE).get("global") if "stageEnteredAt" in data else None,
     }
     for name, value in data.items():
         if name.startswith(TRAIT):
@@ -420,6 +487,39 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
     return ContactRecord.model_validate(fields)
 
 
+def _scores(data: Mapping[str, Any], prefix: str) -> dict[str, DimensionScore]:
+    """``score:<dimension>:total`` and ``score:<dimension>:<memory>:<bucket>`` into per-dimension scores."""
+    totals: dict[str, Decimal] = {}
+    sums: dict[str, dict[str, dict[int, float]]] = {}
+    for name, value in data.items():
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix) :]
+        if rest.endswith(":total"):
+            totals[rest[: -len(":total")]] = value
+            continue
+        dimension, memory, bucket = rest.rsplit(":", 2)
+        sums.setdefault(dimension, {}).setdefault(memory, {})[int(bucket)] = float(value)
+    return {
+        dimension: DimensionScore(total=totals.get(dimension, Decimal(0)), sums=sums.get(dimension, {}))
+        for dimension in {*totals, *sums}
+    }
+
+
+def _rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
+    uses: dict[str, tuple[int, str | None]] = {}
+    for name, value in data.items():
+        if name.startswith(RULE) and name.endswith(":n"):
+            rule_id = name[len(RULE) : -2]
+            uses[rule_id] = (int(value), data.get(f"{RULE}{rule_id}:day"))
+    return uses
+
+
+def _number(value: float) -> Decimal:
+    """A float as a DynamoDB number: 17 significant digits round-trip exactly."""
+    return Decimal(format(value, ".17g"))
+
+
 def stored_event(item: Mapping[str, Any]) -> StoredEvent:
     data = plain_item(item)
     return StoredEvent.model_validate(
@@ -431,7 +531,8 @@ def stored_event(item: Mapping[str, Any]) -> StoredEvent:
             "timestamp": data["timestamp"],
             "received_at": data["receivedAt"],
             "revenue": data.get("revenue"),
-            "body": data["body"],
+            "body": data.get("body", "{}"),
+            "ledger": data.get("ledger", "[]"),
         }
     )
 
@@ -440,10 +541,10 @@ def _encode_cursor(key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
 
 
-def _decode_cursor(cursor: str, contact: ContactId) -> dict[str, Any]:
+def _decode_cursor(cursor: str, contact: ContactId, index_key: str) -> dict[str, Any]:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        valid = isinstance(key, dict) and key.get("pk") == partition(contact) and {"sk", "at"} <= key.keys()
+        valid = isinstance(key, dict) and key.get("pk") == partition(contact) and {"sk", index_key} <= key.keys()
     except (ValueError, binascii.Error):
         valid = False
     if not valid:

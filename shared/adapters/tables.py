@@ -14,6 +14,8 @@ from dataclasses import dataclass
 class LocalIndex:
     name: str
     sort_key: str
+    #: non-key attributes copied into the index; empty means all of them
+    include: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +36,18 @@ class TableSpec:
 CONTACTS = TableSpec(id="contacts", env="CONTACTS_TABLE_NAME", stream=True)
 
 #: The event log: one item per contact and messageId (sk M#<messageId>), listed by time via ``byTime``.
+#: ``byScore`` is sparse: only events that changed a score carry ``scoredAt``; it is the score ledger.
 EVENTS = TableSpec(
     id="events",
     env="EVENTS_TABLE_NAME",
-    local_indexes=(LocalIndex(name="byTime", sort_key="at"),),
+    local_indexes=(
+        LocalIndex(name="byTime", sort_key="at"),
+        LocalIndex(
+            name="byScore",
+            sort_key="scoredAt",
+            include=("messageId", "behaviour", "event", "timestamp", "receivedAt", "call", "ledger"),
+        ),
+    ),
     ttl_attribute="expiresAt",
 )
 
@@ -67,7 +77,11 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict:
                     {"AttributeName": spec.partition_key, "KeyType": "HASH"},
                     {"AttributeName": index.sort_key, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "ALL"},
+                "Projection": (
+                    {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.include)}
+                    if index.include
+                    else {"ProjectionType": "ALL"}
+                ),
             }
             for index in spec.local_indexes
         ]

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.contacts.identity import ContactId
-from shared.contacts.model import ContactCard, EventPage
-from shared.contacts.recording import ContactStore, resolve
+from shared.contacts.model import ContactCard, EventPage, LedgerPage
+from shared.contacts.recording import resolve
 from shared.errors import InvalidRequest, NotFound
+from shared.scoring.model import Scores
 
 if TYPE_CHECKING:
+    from shared.admin import Admin
     from shared.http import HttpRequest
 
 RECENT_EVENTS = 20
 MAX_PAGE = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Admin:
-    contacts: ContactStore
+#: The stage of a contact no stage has been given yet: the first of the default funnel.
+DEFAULT_STAGE = "subscriber"
 
 
 def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
@@ -27,15 +25,33 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
     record = deps.contacts.profile(contact)
     if record is None:
         raise NotFound(f"no contact {contact}")
-    return ContactCard.of(record, deps.contacts.events(contact, RECENT_EVENTS))
+    stage = record.stage or DEFAULT_STAGE
+    scores = Scores.of(record.scores, deps.decay, deps.clock.now(), stage, record.stage_baseline)
+    return ContactCard.of(
+        record,
+        deps.contacts.events(contact, RECENT_EVENTS),
+        deps.contacts.ledger(contact, RECENT_EVENTS),
+        scores,
+        stage,
+    )
 
 
 def contact_events(request: HttpRequest, deps: Admin) -> EventPage:
     contact = _contact(request, deps)
+    return deps.contacts.events(contact, _limit(request), request.query.get("before"))
+
+
+def contact_ledger(request: HttpRequest, deps: Admin) -> LedgerPage:
+    """Why the scores are what they are: scored events, newest first, with each rule's points."""
+    contact = _contact(request, deps)
+    return deps.contacts.ledger(contact, _limit(request), request.query.get("before"))
+
+
+def _limit(request: HttpRequest) -> int:
     limit = request.query.get("limit", str(RECENT_EVENTS))
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
         raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit")
-    return deps.contacts.events(contact, int(limit), request.query.get("before"))
+    return int(limit)
 
 
 def _contact(request: HttpRequest, deps: Admin) -> ContactId:
@@ -45,15 +61,9 @@ def _contact(request: HttpRequest, deps: Admin) -> ContactId:
     return contact
 
 
-#: The admin routes this module serves; the wiring declares them to API Gateway from here.
+
 ROUTES = {
     "GET /admin/contacts/{contactId}": contact_card,
     "GET /admin/contacts/{contactId}/events": contact_events,
+    "GET /admin/contacts/{contactId}/ledger": contact_ledger,
 }
-
-
-def dispatch(request: HttpRequest, deps: Admin) -> ContactCard | EventPage:
-    operation = ROUTES.get(request.route)
-    if operation is None:
-        raise NotFound(f"no admin route {request.route}")
-    return operation(request, deps)

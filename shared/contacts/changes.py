@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.contacts.identity import ContactId
+from shared.scoring.engine import NOTHING, TAG_PREFIX, Scored, ScoringContext, score
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 
@@ -39,18 +40,25 @@ class ContactChange:
     revenue: Decimal
     last_purchase_at: datetime | None
     timezone_hint: str | None = None
+    scored: Scored = NOTHING
 
     @property
     def message_ids(self) -> frozenset[str]:
         return frozenset(e.message_id for e in self.events)
 
 
-def plan_change(contact: ContactId, events: Sequence[TrackedEvent]) -> ContactChange:
-    """Fold one contact's new events, oldest first, into a blind update."""
+def plan_change(
+    contact: ContactId, events: Sequence[TrackedEvent], scoring: ScoringContext | None = None
+) -> ContactChange:
+    """Fold one contact's new events, oldest first, into a blind update, scores included."""
     ordered = sorted(events, key=lambda e: e.timestamp)
+    scored = score(ordered, scoring, max(e.received_at for e in ordered)) if scoring else NOTHING
     traits: dict[str, Any] = {}
     tags: dict[str, bool] = {}
     for event in ordered:
+        for change in scored.ledger.get(event.message_id, ()):
+            if change.dimension.startswith(TAG_PREFIX):  # a rule credited a tag: the contact gets it
+                tags[change.dimension.removeprefix(TAG_PREFIX)] = True
         if event.call != "identify":
             continue
         for name, value in event.traits.items():
@@ -80,6 +88,7 @@ def plan_change(contact: ContactId, events: Sequence[TrackedEvent]) -> ContactCh
         revenue=revenue,
         last_purchase_at=purchases[-1].timestamp if purchases else None,
         timezone_hint=None if TIMEZONE_TRAIT in traits else hint,
+        scored=scored,
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.scoring.model import DimensionScore, Scores
+
 
 class ContactRecord(BaseModel):
     """A contact's profile. Storage adapters fold their item layout into these fields."""
@@ -30,10 +32,25 @@ class ContactRecord(BaseModel):
     revenue_total: Decimal = Decimal(0)
     last_purchase_at: datetime | None = None
     merged_into: str | None = None
+    #: dimension ("global", "tag:<name>") -> stored score
+    scores: dict[str, DimensionScore] = Field(default_factory=dict)
+    #: limited rule id -> (times used, last day used)
+    rule_uses: dict[str, tuple[int, str | None]] = Field(default_factory=dict)
+    #: the lifecycle stage, when it was entered, and the global score at that moment
+    stage: str | None = None
+    stage_entered_at: datetime | None = None
+    stage_baseline: DimensionScore | None = None
+
+
+class LedgerLine(BaseModel):
+    rule_id: str
+    rule_version: int
+    points: int
+    dimension: str
 
 
 class StoredEvent(BaseModel):
-    """One entry of a contact's event log."""
+    """One entry of a contact's event log, with the score changes it caused."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -44,9 +61,10 @@ class StoredEvent(BaseModel):
     timestamp: datetime
     received_at: datetime
     revenue: Decimal | None = None
-    body: dict[str, Any]
+    body: dict[str, Any] = Field(default_factory=dict)
+    ledger: list[LedgerLine] = Field(default_factory=list)
 
-    @field_validator("body", mode="before")
+    @field_validator("body", "ledger", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
@@ -85,6 +103,31 @@ class EventPage(BaseModel):
     next_cursor: str | None = None
 
 
+class LedgerEntry(BaseModel):
+    """Why the scores moved: one scored event and the rule lines it produced."""
+
+    message_id: str
+    behaviour: str
+    event: str | None
+    timestamp: datetime
+    changes: list[LedgerLine]
+
+    @classmethod
+    def of(cls, stored: StoredEvent) -> LedgerEntry:
+        return cls(
+            message_id=stored.message_id,
+            behaviour=stored.behaviour,
+            event=stored.event,
+            timestamp=stored.timestamp,
+            changes=stored.ledger,
+        )
+
+
+class LedgerPage(BaseModel):
+    entries: list[LedgerEntry]
+    next_cursor: str | None = None
+
+
 class ContactCard(BaseModel):
     """``GET /admin/contacts/{contactId}``: everything known about one contact."""
 
@@ -100,11 +143,15 @@ class ContactCard(BaseModel):
     last_seen_at: datetime | None
     revenue_total: float
     last_purchase_at: datetime | None
+    stage: str
+    scores: Scores
+    ledger: list[LedgerEntry]
+    next_ledger_cursor: str | None = None
     recent_events: list[EventView]
     next_events_cursor: str | None = None
 
     @classmethod
-    def of(cls, record: ContactRecord, events: EventPage) -> ContactCard:
+    def of(cls, record: ContactRecord, events: EventPage, ledger: LedgerPage, scores: Scores, stage: str) -> ContactCard:
         return cls(
             contact_id=record.contact_id,
             user_id=record.user_id,
@@ -118,6 +165,10 @@ class ContactCard(BaseModel):
             last_seen_at=record.last_seen_at,
             revenue_total=float(record.revenue_total),
             last_purchase_at=record.last_purchase_at,
+            stage=stage,
+            scores=scores,
+            ledger=ledger.entries,
+            next_ledger_cursor=ledger.next_cursor,
             recent_events=events.events,
             next_events_cursor=events.next_cursor,
         )

@@ -9,16 +9,18 @@ the store says so and its events are re-routed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from shared.contacts.changes import TAGS_TRAIT, ContactChange, plan_change
 from shared.contacts.identity import ContactId
-from shared.contacts.model import ContactRecord, EventPage
+from shared.contacts.model import ContactRecord, EventPage, LedgerPage
 from shared.errors import DependencyUnavailable
+from shared.scoring.engine import RuleUse, ScoringContext
+from shared.scoring.model import DimensionScore
 from shared.tracking.messages import TrackedEvent
 
 #: How many times one request re-plans after duplicates or merges before giving up (503).
@@ -34,6 +36,8 @@ class CommitOutcome:
     duplicates: frozenset[str] = frozenset()
     #: the contact was merged into this one; re-route
     merged_into: ContactId | None = None
+    #: the contact's use of limited rules, when a limit refused the change
+    rule_uses: Mapping[str, RuleUse] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,8 @@ class MergePlan:
     first_seen_at: datetime | None
     last_seen_at: datetime | None
     last_purchase_at: datetime | None
+    scores: Mapping[str, DimensionScore] = field(default_factory=dict)
+    rule_uses: Mapping[str, tuple[int, str | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,8 @@ class ContactStore(Protocol):
 
     def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage: ...
 
+    def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
@@ -92,24 +100,27 @@ class Recorded:
     merges: int
 
 
-def record(events: Sequence[TrackedEvent], store: ContactStore, now: datetime) -> Recorded:
-    """Apply every new event once, then link the identities the request declared."""
+def record(
+    events: Sequence[TrackedEvent], store: ContactStore, now: datetime, scoring: ScoringContext | None = None
+) -> Recorded:
+    """Apply every new event once (scores included), then link the identities the request declared."""
     seen: set[str] = set()
     unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
-    accepted, duplicates = _commit(unique, store)
+    accepted, duplicates = _commit(unique, store, scoring)
     merges = sum(link(source, target, store, now) for source, target in identity_links(unique))
     return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
 
 
-def _commit(events: list[TrackedEvent], store: ContactStore) -> tuple[int, int]:
+def _commit(events: list[TrackedEvent], store: ContactStore, scoring: ScoringContext | None) -> tuple[int, int]:
     routes: dict[ContactId, ContactId] = {}
+    known: dict[ContactId, Mapping[str, RuleUse]] = {}
     accepted = duplicates = 0
     pending = events
     for _ in range(MAX_ROUNDS):
         if not pending:
             return accepted, duplicates
         changes = [
-            plan_change(contact, part)
+            plan_change(contact, part, replace(scoring, known=known.get(contact, {})) if scoring else None)
             for contact, group in _group(pending, routes).items()
             for part in _split(group, store.capacity)
         ]
@@ -118,6 +129,8 @@ def _commit(events: list[TrackedEvent], store: ContactStore) -> tuple[int, int]:
             if outcome.committed:
                 accepted += len(change.events)
                 continue
+            if outcome.rule_uses is not None:
+                known[change.contact] = outcome.rule_uses
             if outcome.merged_into is not None:
                 routes[change.contact] = outcome.merged_into
             duplicates += len(outcome.duplicates)
@@ -216,10 +229,19 @@ def merge_plan(source: ContactId, record: ContactRecord, target: ContactRecord |
         anonymous_ids=frozenset(anonymous),
         event_count=record.event_count,
         revenue=record.revenue_total,
+        scores=dict(record.scores),
+        rule_uses={
+            rule: (count, _later_day(day, (target.rule_uses.get(rule, (0, None))[1] if target else None)))
+            for rule, (count, day) in record.rule_uses.items()
+        },
         first_seen_at=_earliest(record.first_seen_at, target.first_seen_at if target else None),
         last_seen_at=_latest(record.last_seen_at, target.last_seen_at if target else None),
         last_purchase_at=_latest(record.last_purchase_at, target.last_purchase_at if target else None),
     )
+
+
+def _later_day(*days: str | None) -> str | None:
+    return max((d for d in days if d), default=None)
 
 
 def _earliest(*times: datetime | None) -> datetime | None:

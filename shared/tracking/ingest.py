@@ -10,6 +10,9 @@ from pydantic import BaseModel
 from shared.clock import Clock
 from shared.contacts.recording import ContactStore, record
 from shared.errors import NotFound, Unauthorized
+from shared.scoring.catalogue import RuleSource
+from shared.scoring.decay import Decay
+from shared.scoring.engine import ScoringContext
 from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
 from shared.tracking.trust import Source, authorise
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
@@ -31,6 +34,8 @@ class Tracking:
     clock: Clock
     write_keys: WriteKeyDirectory
     contacts: ContactStore
+    rules: RuleSource
+    decay: Decay
     telemetry: Telemetry
     limits: Limits = field(default_factory=Limits)
 
@@ -61,7 +66,7 @@ def track(request: HttpRequest, deps: Tracking) -> Accepted:
     now = deps.clock.now()
     events = parse_calls(request.path, payload, received_at=now, limits=deps.limits)
     authorise(source, events)
-    recorded = record(events, deps.contacts, now)
+    recorded = record(events, deps.contacts, now, ScoringContext(deps.rules.book(), deps.decay))
     deps.telemetry.count("EventsAccepted", recorded.accepted)
     deps.telemetry.count("EventsDuplicate", recorded.duplicates)
     deps.telemetry.count("ContactsMerged", recorded.merges)

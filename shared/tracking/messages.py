@@ -104,6 +104,8 @@ class TrackedEvent:
     timestamp: datetime
     received_at: datetime
     traits: Mapping[str, Any]
+    properties: Mapping[str, Any]
+    context: Mapping[str, Any]
     context_timezone: str | None
     attributes: Mapping[str, str]
     revenue: Decimal | None
@@ -179,6 +181,8 @@ def _event(
         timestamp=corrected_timestamp(received_at=received_at, timestamp=timestamp, sent_at=sent_at),
         received_at=received_at,
         traits=_traits(call, message, context, where),
+        properties=properties,
+        context=context,
         context_timezone=context["timezone"] if isinstance(context.get("timezone"), str) else None,
         attributes=classification.attributes,
         revenue=_revenue(classification.behaviour, properties, where),

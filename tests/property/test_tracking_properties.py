@@ -15,7 +15,8 @@ from shared.clock import FixedClock
 from shared.http import respond
 from shared.tracking.ingest import Tracking, track
 from tests.conftest import NOW, http_event
-from tests.fakes import CountingTelemetry, MemoryContactStore, StaticWriteKeys
+from shared.scoring.decay import Decay
+from tests.fakes import CountingTelemetry, MemoryContactStore, StaticRules, StaticWriteKeys
 
 PERMANENT = {400, 401, 403, 404, 413, 415}
 PATHS = ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/v1/batch", "/v1/b", "/v1/t", "/v1/m"]
@@ -95,7 +96,15 @@ bodies = st.one_of(
 
 def deps() -> tuple[Tracking, MemoryContactStore]:
     store = MemoryContactStore()
-    return Tracking(clock=FixedClock(NOW), write_keys=StaticWriteKeys(), contacts=store, telemetry=CountingTelemetry()), store
+    tracking = Tracking(
+        clock=FixedClock(NOW),
+        write_keys=StaticWriteKeys(),
+        contacts=store,
+        rules=StaticRules(),
+        decay=Decay(),
+        telemetry=CountingTelemetry(),
+    )
+    return tracking, store
 
 
 def call(event: dict[str, Any]) -> tuple[int, MemoryContactStore, dict[str, Any]]:

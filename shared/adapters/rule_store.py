@@ -1,0 +1,141 @@
+"""Scoring rules in the config table: the current version of each, and every version ever stored.
+
+Current rules share one partition (``RULES``), so the tracking function loads them all with one
+Query and caches the compiled rule book briefly. History lives under ``RULE#<id>``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from shared.adapters.dynamodb import error_code, is_transient, n, plain_item, s, unavailable
+from shared.errors import Conflict, NotFound
+from shared.scoring.catalogue import effective
+from shared.scoring.rules import Rule, RuleBook, StoredRule
+from shared.tracking.timestamps import format_time
+
+CURRENT = "RULES"
+HISTORY = "RULE#"
+
+
+class DynamoRuleStore:
+    def __init__(
+        self, client: Any, *, table: str, cache_seconds: float = 30.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._db = client
+        self._table = table
+        self._ttl = cache_seconds
+        self._monotonic = monotonic
+        self._cached: tuple[float, RuleBook] | None = None
+
+    def book(self) -> RuleBook:
+        """The compiled rule book, reloaded at most every ``cache_seconds``."""
+        if self._cached and self._cached[0] > self._monotonic():
+            return self._cached[1]
+        book = RuleBook(effective(self.stored()))
+        self._cached = (self._monotonic() + self._ttl, book)
+        return book
+
+    def stored(self) -> list[StoredRule]:
+        rules: list[StoredRule] = []
+        start: dict[str, Any] | None = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk",
+                "ExpressionAttributeValues": {":pk": s(CURRENT)},
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            try:
+                page = self._db.query(**request)
+            except Exception as exc:
+                raise (unavailable(exc, "the rule store") if is_transient(exc) else exc) from exc
+            rules += [_rule(item) for item in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return rules
+
+    def history(self, rule_id: str) -> list[StoredRule]:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(HISTORY + rule_id)},
+            ScanIndexForward=False,
+        )
+        return [_rule(item) for item in page.get("Items", [])]
+
+    def save(self, rule: Rule, at: datetime, expected_version: int | None, base_version: int) -> StoredRule:
+        """Store the next version. ``base_version`` is the version it replaces (a default's, or 0)."""
+        current = self._current(rule.id)
+        version = (current.version if current else base_version) + 1
+        if expected_version is not None and expected_version != version - 1:
+            raise Conflict(f"rule {rule.id} is at version {version - 1}, not {expected_version}")
+        stored = StoredRule(**rule.model_dump(), version=version, origin="stored", updated_at=at)
+        body = s(stored.model_dump_json())
+        condition = (
+            {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": n(current.version)}}
+            if current
+            else {"ConditionExpression": "attribute_not_exists(pk)"}
+        )
+        self._write(
+            [
+                {"Put": {"TableName": self._table, "Item": _item(CURRENT, rule.id, body, version, at), **condition}},
+                {"Put": {"TableName": self._table, "Item": _item(HISTORY + rule.id, f"v{version:08d}", body, version, at)}},
+            ],
+            rule.id,
+        )
+        return stored
+
+    def remove(self, rule_id: str, at: datetime, expected_version: int | None) -> StoredRule:
+        current = self._current(rule_id)
+        if current is None:
+            raise NotFound(f"no stored rule {rule_id}")
+        if expected_version is not None and expected_version != current.version:
+            raise Conflict(f"rule {rule_id} is at version {current.version}, not {expected_version}")
+        tombstone = _item(HISTORY + rule_id, f"v{current.version + 1:08d}", s(current.model_dump_json()), current.version + 1, at)
+        tombstone["deleted"] = {"BOOL": True}
+        self._write(
+            [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {"pk": s(CURRENT), "sk": s(rule_id)},
+                        "ConditionExpression": "version = :v",
+                        "ExpressionAttributeValues": {":v": n(current.version)},
+                    }
+                },
+                {"Put": {"TableName": self._table, "Item": tombstone}},
+            ],
+            rule_id,
+        )
+        self._cached = None
+        return current
+
+    def _current(self, rule_id: str) -> StoredRule | None:
+        item = self._db.get_item(
+            TableName=self._table, Key={"pk": s(CURRENT), "sk": s(rule_id)}, ConsistentRead=True
+        ).get("Item")
+        return _rule(item) if item else None
+
+    def _write(self, items: list[dict[str, Any]], rule_id: str) -> None:
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except Exception as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                raise Conflict(f"rule {rule_id} changed meanwhile; read it again and retry") from exc
+            raise (unavailable(exc, "the rule store") if is_transient(exc) else exc) from exc
+        self._cached = None
+
+
+def _item(pk: str, sk: str, body: dict[str, str], version: int, at: datetime) -> dict[str, Any]:
+    return {"pk": s(pk), "sk": s(sk), "body": body, "version": n(version), "updatedAt": s(format_time(at))}
+
+
+def _rule(item: dict[str, Any]) -> StoredRule:
+    data = plain_item(item)
+    return StoredRule.model_validate({**json.loads(data["body"]), "version": int(data["version"])})

@@ -1,0 +1,39 @@
+"""The admin API's one entry point: its dependencies and every route it serves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from shared.clock import Clock
+from shared.contacts import admin as contacts
+from shared.contacts.recording import ContactStore
+from shared.errors import NotFound
+from shared.scoring import admin as rules
+from shared.scoring.catalogue import RuleRepository
+from shared.scoring.decay import Decay
+
+if TYPE_CHECKING:
+    from shared.http import HttpRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    contacts: ContactStore
+    rules: RuleRepository
+    clock: Clock
+    decay: Decay
+
+
+#: Every admin route; the wiring declares them to API Gateway from here.
+ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {**contacts.ROUTES, **rules.ROUTES}
+
+
+def dispatch(request: HttpRequest, deps: Admin) -> BaseModel:
+    operation = ROUTES.get(request.route)
+    if operation is None:
+        raise NotFound(f"no admin route {request.route}")
+    return operation(request, deps)

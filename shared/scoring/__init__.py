@@ -1,0 +1,1 @@
+"""Scoring: rules that turn behaviour into points, decaying engagement, and the ledger of why."""
