@@ -200,7 +200,7 @@ IMPORT_READY = (
 )
 
 
-def cold_import(samples: int = 15) -> dict[str, float]:
+def cold_import(samples: int = 21) -> dict[str, float]:
     """Fresh interpreters, alternating, in a Lambda-like environment (so Powertools Tracer loads X-Ray)."""
     names = {t.id: f"bench-{t.id}" for t in TABLES}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}

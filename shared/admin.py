@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from shared.clock import Clock
 from shared.contacts import admin as contacts
 from shared.contacts.recording import ContactStore
+from shared.contacts.views import ContactLog
 from shared.errors import NotFound
 from shared.scoring import admin as rules
 from shared.scoring.catalogue import RuleRepository
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class Admin:
     contacts: ContactStore
+    log: ContactLog
     rules: RuleRepository
     clock: Clock
     decay: Decay

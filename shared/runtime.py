@@ -57,10 +57,17 @@ def tracking() -> Tracking:
 
 @cache
 def admin() -> Admin:
+    from shared.adapters.contact_log import DynamoContactLog
     from shared.admin import Admin
 
     config = settings.load(settings.AdminSettings)
-    return Admin(contacts=_contacts(config), rules=_rules(config), clock=clock.current(), decay=_decay(config))
+    return Admin(
+        contacts=_contacts(config),
+        log=DynamoContactLog(aws.client("dynamodb"), events_table=config.events_table_name),
+        rules=_rules(config),
+        clock=clock.current(),
+        decay=_decay(config),
+    )
 
 
 def reset() -> None:

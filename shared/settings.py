@@ -38,12 +38,8 @@ class ScoringSettings(ContactStoreSettings):
     rules_cache_seconds: float = Field(30, alias="RULES_CACHE_SECONDS", ge=0, le=3600)
 
 
-class TrackingSettings(ScoringSettings):
-    pass
-
-
-class AdminSettings(ScoringSettings):
-    pass
+#: The tracking and admin functions read the same settings (one model: one schema to build at import).
+TrackingSettings = AdminSettings = ScoringSettings
 
 
 def load(model: type[M]) -> M:

@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
-from shared.contacts.model import ContactRecord, EventPage
+from shared.contacts.model import ContactRecord
 from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.scoring.catalogue import effective
 from shared.scoring.rules import RuleBook, StoredRule
@@ -109,9 +109,6 @@ class MemoryContactStore:
         p["anonymous_ids"] |= plan.anonymous_ids
         p["event_count"] = p.get("event_count", 0) + plan.event_count
         return True
-
-    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
-        return EventPage(events=[])
 
 
 @dataclass

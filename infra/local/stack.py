@@ -70,6 +70,7 @@ class LocalStack:
         runtime.reset()
         self._create_tables()
         self._seed_write_keys()
+        self.rules = self._load_rules()
         gateway = Gateway(
             routes_for(FUNCTIONS),
             cors_origins=self.settings.cors_origins,
@@ -108,7 +109,8 @@ class LocalStack:
             }
         )
         # One process hosts every function; their environments agree, as the wiring makes them.
-        config = DeploymentConfig(cors_origins=self.settings.cors_origins)
+        # Rules apply at once locally (the cloud caches them for rulesCacheSeconds).
+        config = DeploymentConfig(cors_origins=self.settings.cors_origins, rules_cache_seconds=0)
         for spec in FUNCTIONS:
             os.environ.update(environment(spec, self.table_names, config))
 
@@ -132,6 +134,13 @@ class LocalStack:
         now = self.clock.now()
         keys.register(self.settings.browser_key, "local-website", Trust.BROWSER, now)
         keys.register(self.settings.server_key, "local-backend", Trust.SERVER, now)
+
+    def _load_rules(self) -> int:
+        """Load and compile the scoring rules (the shipped defaults, plus any stored) as the functions will."""
+        from shared.adapters import aws
+        from shared.adapters.rule_store import DynamoRuleStore
+
+        return len(DynamoRuleStore(aws.client("dynamodb"), table=self.table_names["config"]).book())
 
     # --- local-only endpoints ----------------------------------------------------------------
 
@@ -164,8 +173,12 @@ class LocalStack:
                 "Send an event:",
                 f"  curl -s -u {self.settings.server_key}: -H 'content-type: application/json' {url}/v1/track \\",
                 "    -d '{\"userId\": \"ann\", \"event\": \"Product Viewed\", \"properties\": {\"sku\": \"X\"}}'",
-                "See the contact:",
+                "See the contact (scores, tags, ledger):",
                 f"  curl -s {url}/admin/contacts/user_id:ann",
+                f"Scoring rules ({self.rules} loaded, shipped defaults included):",
+                f"  curl -s {url}/admin/rules",
+                f"  curl -s -X PUT {url}/admin/rules/kites -d '{{\"behaviour\": \"product_viewed\", "
+                "\"points\": 5, \"match\": {\"product\": \"kite-3\"}, \"tag\": \"kites\"}'",
                 "Move time on:",
                 f"  curl -s -X POST {url}/_local/clock -d '{{\"advance\": \"P30D\"}}'",
             ]

@@ -9,8 +9,6 @@ share a transaction up to DynamoDB's 100-item limit. No reads.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import random
 import time
@@ -35,7 +33,7 @@ from shared.adapters.dynamodb import (
 from shared.adapters.tables import EVENTS
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
-from shared.contacts.model import ContactRecord, EventPage, EventView, LedgerEntry, LedgerPage, StoredEvent
+from shared.contacts.model import ContactRecord
 from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
 from shared.scoring.engine import RuleUse, ScoreChange
@@ -48,7 +46,6 @@ PROFILE = "PROFILE"
 EVENT_PREFIX = "M#"
 MERGED_PREFIX = "MERGED#"
 TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = "trait:", "tag:", "count:", "group:", "score:", "rule:", "stageBase:"
-BY_TIME, BY_SCORE = (index.name for index in EVENTS.local_indexes)
 MAX_TRANSACTION_ITEMS = 100
 #: Stay under the 4 MB transaction limit, counting each item's body and keys.
 MAX_TRANSACTION_BYTES = 3_500_000
@@ -256,44 +253,6 @@ class DynamoContactStore:
         except Exception as exc:
             raise self._failure(exc) from exc
         return record_from_item(item) if item else None
-
-    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
-        request: dict[str, Any] = {
-            "TableName": self._events,
-            "IndexName": BY_TIME,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": partition(contact)},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if before:
-            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "at")
-        try:
-            page = self._db.query(**request)
-        except Exception as exc:
-            raise self._failure(exc) from exc
-        events = [EventView.of(stored_event(item)) for item in page.get("Items", [])]
-        last = page.get("LastEvaluatedKey")
-        return EventPage(events=events, next_cursor=_encode_cursor(last) if last else None)
-
-    def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage:
-        request: dict[str, Any] = {
-            "TableName": self._events,
-            "IndexName": BY_SCORE,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": partition(contact)},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if before:
-            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "scoredAt")
-        try:
-            page = self._db.query(**request)
-        except Exception as exc:
-            raise self._failure(exc) from exc
-        entries = [LedgerEntry.of(stored_event(item)) for item in page.get("Items", [])]
-        last = page.get("LastEvaluatedKey")
-        return LedgerPage(entries=entries, next_cursor=_encode_cursor(last) if last else None)
 
     # --- identity merges -------------------------------------------------------------------
 
@@ -518,35 +477,3 @@ def _rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
 def _number(value: float) -> Decimal:
     """A float as a DynamoDB number: 17 significant digits round-trip exactly."""
     return Decimal(format(value, ".17g"))
-
-
-def stored_event(item: Mapping[str, Any]) -> StoredEvent:
-    data = plain_item(item)
-    return StoredEvent.model_validate(
-        {
-            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
-            "call": data["call"],
-            "behaviour": data["behaviour"],
-            "event": data.get("event"),
-            "timestamp": data["timestamp"],
-            "received_at": data["receivedAt"],
-            "revenue": data.get("revenue"),
-            "body": data.get("body", "{}"),
-            "ledger": data.get("ledger", "[]"),
-        }
-    )
-
-
-def _encode_cursor(key: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
-
-
-def _decode_cursor(cursor: str, contact: ContactId, index_key: str) -> dict[str, Any]:
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        valid = isinstance(key, dict) and key.get("pk") == partition(contact) and {"sk", index_key} <= key.keys()
-    except (ValueError, binascii.Error):
-        valid = False
-    if not valid:
-        raise InvalidRequest("cursor is not valid for this contact", code="invalid_cursor")
-    return key

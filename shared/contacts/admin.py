@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.contacts.identity import ContactId
-from shared.contacts.model import ContactCard, EventPage, LedgerPage
+from shared.contacts.views import ContactCard, EventPage, LedgerPage
 from shared.contacts.recording import resolve
 from shared.errors import InvalidRequest, NotFound
-from shared.scoring.model import Scores
+from shared.scoring.views import Scores
 
 if TYPE_CHECKING:
     from shared.admin import Admin
@@ -29,8 +29,8 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
     scores = Scores.of(record.scores, deps.decay, deps.clock.now(), stage, record.stage_baseline)
     return ContactCard.of(
         record,
-        deps.contacts.events(contact, RECENT_EVENTS),
-        deps.contacts.ledger(contact, RECENT_EVENTS),
+        deps.log.events(contact, RECENT_EVENTS),
+        deps.log.ledger(contact, RECENT_EVENTS),
         scores,
         stage,
     )
@@ -38,13 +38,13 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
 
 def contact_events(request: HttpRequest, deps: Admin) -> EventPage:
     contact = _contact(request, deps)
-    return deps.contacts.events(contact, _limit(request), request.query.get("before"))
+    return deps.log.events(contact, _limit(request), request.query.get("before"))
 
 
 def contact_ledger(request: HttpRequest, deps: Admin) -> LedgerPage:
     """Why the scores are what they are: scored events, newest first, with each rule's points."""
     contact = _contact(request, deps)
-    return deps.contacts.ledger(contact, _limit(request), request.query.get("before"))
+    return deps.log.ledger(contact, _limit(request), request.query.get("before"))
 
 
 def _limit(request: HttpRequest) -> int:

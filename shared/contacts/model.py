@@ -1,15 +1,14 @@
-"""Contacts as read back from storage, and the contact card the admin API returns."""
+"""A contact as read back from storage."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.scoring.model import DimensionScore, Scores
+from shared.scoring.model import DimensionScore
 
 
 class ContactRecord(BaseModel):
@@ -40,135 +39,3 @@ class ContactRecord(BaseModel):
     stage: str | None = None
     stage_entered_at: datetime | None = None
     stage_baseline: DimensionScore | None = None
-
-
-class LedgerLine(BaseModel):
-    rule_id: str
-    rule_version: int
-    points: int
-    dimension: str
-
-
-class StoredEvent(BaseModel):
-    """One entry of a contact's event log, with the score changes it caused."""
-
-    model_config = ConfigDict(frozen=True)
-
-    message_id: str
-    call: str
-    behaviour: str
-    event: str | None = None
-    timestamp: datetime
-    received_at: datetime
-    revenue: Decimal | None = None
-    body: dict[str, Any] = Field(default_factory=dict)
-    ledger: list[LedgerLine] = Field(default_factory=list)
-
-    @field_validator("body", "ledger", mode="before")
-    @classmethod
-    def _json(cls, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
-
-
-class EventView(BaseModel):
-    message_id: str
-    type: str
-    behaviour: str
-    event: str | None
-    timestamp: datetime
-    received_at: datetime
-    properties: dict[str, Any] | None = None
-    traits: dict[str, Any] | None = None
-    context: dict[str, Any] | None = None
-
-    @classmethod
-    def of(cls, stored: StoredEvent) -> EventView:
-        body = stored.body
-        return cls(
-            message_id=stored.message_id,
-            type=stored.call,
-            behaviour=stored.behaviour,
-            event=stored.event,
-            timestamp=stored.timestamp,
-            received_at=stored.received_at,
-            properties=body.get("properties") if isinstance(body.get("properties"), dict) else None,
-            traits=body.get("traits") if isinstance(body.get("traits"), dict) else None,
-            context=body.get("context") if isinstance(body.get("context"), dict) else None,
-        )
-
-
-class EventPage(BaseModel):
-    events: list[EventView]
-    #: pass as ``?before=`` to get the next (older) page; absent on the last page
-    next_cursor: str | None = None
-
-
-class LedgerEntry(BaseModel):
-    """Why the scores moved: one scored event and the rule lines it produced."""
-
-    message_id: str
-    behaviour: str
-    event: str | None
-    timestamp: datetime
-    changes: list[LedgerLine]
-
-    @classmethod
-    def of(cls, stored: StoredEvent) -> LedgerEntry:
-        return cls(
-            message_id=stored.message_id,
-            behaviour=stored.behaviour,
-            event=stored.event,
-            timestamp=stored.timestamp,
-            changes=stored.ledger,
-        )
-
-
-class LedgerPage(BaseModel):
-    entries: list[LedgerEntry]
-    next_cursor: str | None = None
-
-
-class ContactCard(BaseModel):
-    """``GET /admin/contacts/{contactId}``: everything known about one contact."""
-
-    contact_id: str
-    user_id: str | None
-    anonymous_ids: list[str]
-    traits: dict[str, Any]
-    tags: list[str]
-    counts: dict[str, int]
-    groups: list[str]
-    event_count: int
-    first_seen_at: datetime | None
-    last_seen_at: datetime | None
-    revenue_total: float
-    last_purchase_at: datetime | None
-    stage: str
-    scores: Scores
-    ledger: list[LedgerEntry]
-    next_ledger_cursor: str | None = None
-    recent_events: list[EventView]
-    next_events_cursor: str | None = None
-
-    @classmethod
-    def of(cls, record: ContactRecord, events: EventPage, ledger: LedgerPage, scores: Scores, stage: str) -> ContactCard:
-        return cls(
-            contact_id=record.contact_id,
-            user_id=record.user_id,
-            anonymous_ids=sorted(record.anonymous_ids),
-            traits=record.traits,
-            tags=sorted(record.tags),
-            counts=record.counts,
-            groups=sorted(record.groups),
-            event_count=record.event_count,
-            first_seen_at=record.first_seen_at,
-            last_seen_at=record.last_seen_at,
-            revenue_total=float(record.revenue_total),
-            last_purchase_at=record.last_purchase_at,
-            stage=stage,
-            scores=scores,
-            ledger=ledger.entries,
-            next_ledger_cursor=ledger.next_cursor,
-            recent_events=events.events,
-            next_events_cursor=events.next_cursor,
-        )

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from shared.contacts.changes import TAGS_TRAIT, ContactChange, plan_change
 from shared.contacts.identity import ContactId
-from shared.contacts.model import ContactRecord, EventPage, LedgerPage
+from shared.contacts.model import ContactRecord
 from shared.errors import DependencyUnavailable
 from shared.scoring.engine import RuleUse, ScoringContext
 from shared.scoring.model import DimensionScore
@@ -88,9 +88,6 @@ class ContactStore(Protocol):
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool: ...
 
-    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage: ...
-
-    def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,7 @@ def score(events: Sequence[TrackedEvent], context: ScoringContext, at: datetime)
     buckets = [(memory, memory.bucket(at)) for memory in context.decay.memories]
     for event in events:
         changes: list[ScoreChange] = []
+        factors: list[tuple[str, int, float]] | None = None
         for rule in context.book.matching(event):
             if not _allowed(rule, event, context.known.get(rule.id, RuleUse()), uses.get(rule.id, [])):
                 continue
@@ -97,12 +98,14 @@ def score(events: Sequence[TrackedEvent], context: ScoringContext, at: datetime)
             if tag:
                 dimensions.append(TAG_PREFIX + tag)
                 tags.setdefault(tag, event.timestamp)
+            if factors is None:  # what one point of this event is worth in each decaying sum
+                factors = [(memory.key, bucket, memory.scaled(1.0, event.timestamp, bucket)) for memory, bucket in buckets]
             for dimension in dimensions:
                 changes.append(ScoreChange(rule.id, rule.version, rule.points, dimension))
                 totals[dimension] = totals.get(dimension, 0) + rule.points
-                for memory, bucket in buckets:
-                    key = (dimension, memory.key, bucket)
-                    sums[key] = sums.get(key, 0.0) + memory.scaled(rule.points, event.timestamp, bucket)
+                for memory_key, bucket, factor in factors:
+                    key = (dimension, memory_key, bucket)
+                    sums[key] = sums.get(key, 0.0) + rule.points * factor
         if changes:
             ledger[event.message_id] = tuple(changes)
     limits = tuple(

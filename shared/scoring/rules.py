@@ -9,6 +9,7 @@ contact), be limited per contact or per day, and have a validity window.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -226,12 +227,69 @@ def matches(rule: Rule, event: TrackedEvent) -> bool:
     return all(p.holds(lookup(event, p.path)) for p in m.properties)
 
 
+_WILDCARDS = "*?["
+
+
+class _PrefixIndex:
+    """URL patterns filed under their literal prefix (``https://shop.example/pricing*``), in a
+    character trie: finding the candidates for a URL walks the URL once, whatever the rule count."""
+
+    def __init__(self) -> None:
+        self._root: dict[str, Any] = {}
+
+    def add(self, prefix: str, rule: StoredRule) -> None:
+        node = self._root
+        for char in prefix:
+            node = node.setdefault(char, {})
+        node.setdefault("", []).append(rule)
+
+    def candidates(self, url: str) -> list[StoredRule]:
+        found: list[StoredRule] = []
+        node = self._root
+        for char in url:
+            found.extend(node.get("", ()))
+            node = node.get(char)
+            if node is None:
+                return found
+        found.extend(node.get("", ()))
+        return found
+
+
+class _ThresholdIndex:
+    """Rules whose test is ``path >= value`` (or ``>``, ``<=``, ``<``), sorted by value: the rules an
+    event passes are a prefix or suffix of the list, found by bisection."""
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, bool], list[tuple[float, str, StoredRule]]] = {}
+
+    def add(self, path: str, lower: bool, value: float, rule: StoredRule) -> None:
+        entries = self._lists.setdefault((path, lower), [])
+        insort(entries, (value, rule.id, rule))
+
+    def candidates(self, event: TrackedEvent) -> list[StoredRule]:
+        found: list[StoredRule] = []
+        for (path, lower), entries in self._lists.items():
+            value = lookup(event, path)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if lower:  # path >= v: every rule with v <= value may pass
+                found.extend(rule for _, _, rule in entries[: bisect_right(entries, (value, "\uffff"))])
+            else:  # path <= v: every rule with v >= value may pass
+                found.extend(rule for _, _, rule in entries[bisect_left(entries, (value, "")) :])
+        return found
+
+
 @dataclass
 class _Bucket:
-    """The rules of one behaviour: general ones, detailed ones reachable by an exact key, and the rest."""
+    """The rules of one behaviour: general ones, detailed ones reachable by an exact key or a URL
+    prefix, and the rest (checked one by one)."""
 
     always: list[StoredRule] = field(default_factory=list)
     exact: dict[tuple[str, str], list[StoredRule]] = field(default_factory=dict)
+    urls: _PrefixIndex = field(default_factory=_PrefixIndex)
+    thresholds: _ThresholdIndex = field(default_factory=_ThresholdIndex)
+    #: property paths some rule tests for equality (``{"path": ..., "op": "eq"}``)
+    paths: set[str] = field(default_factory=set)
 
 
 def _exact_key(rule: Rule) -> tuple[str, str] | None:
@@ -247,9 +305,29 @@ def _exact_key(rule: Rule) -> tuple[str, str] | None:
         return ("campaign", m.campaign_id)
     if m.event:
         return ("event", event_key(m.event))
-    if m.url and not any(c in m.url for c in "*?["):
+    if m.url and not any(c in m.url for c in _WILDCARDS):
         return ("url", m.url)
+    for predicate in m.properties:
+        if predicate.op == "eq" and isinstance(predicate.value, str | int) and not isinstance(predicate.value, bool):
+            return (f"path:{predicate.path}", str(predicate.value))
     return None
+
+
+def _threshold(rule: Rule) -> tuple[str, bool, float] | None:
+    """A numeric bound the rule needs (``properties.price >= 100``): path, lower bound?, value."""
+    for predicate in rule.match.properties if rule.match else ():
+        if predicate.op in _ORDERED:
+            return predicate.path, predicate.op in ("gt", "gte"), float(predicate.value)
+    return None
+
+
+def _url_prefix(rule: Rule) -> str | None:
+    """The literal start of a URL pattern, when long enough to narrow the search."""
+    if rule.match is None or not rule.match.url:
+        return None
+    pattern = rule.match.url
+    cut = min((pattern.index(c) for c in _WILDCARDS if c in pattern), default=len(pattern))
+    return pattern[:cut] if cut >= 8 else None
 
 
 def _event_keys(event: TrackedEvent) -> Iterable[tuple[str, str]]:
@@ -268,9 +346,12 @@ def _event_keys(event: TrackedEvent) -> Iterable[tuple[str, str]]:
 class RuleBook:
     """Enabled rules indexed by behaviour, then by an exact key where a rule has one.
 
-    Matching an event looks at its behaviour's general and pattern rules plus the detailed rules
-    filed under the event's own keys (its product, campaign, email, event name, URL), so the cost
-    does not grow with rules written for other behaviours, products or campaigns.
+    Matching an event looks at its behaviour's general rules, the detailed rules filed under the
+    event's own keys (its product, campaign, email, event name, exact URL, a property tested for
+    equality) and the URL patterns
+    whose literal prefix starts the event's URL, and the numeric thresholds the event passes. Only
+    rules with none of these (a search phrase, a ``contains`` test...) are checked one by one, so the
+    cost follows the rules that can apply, not the size of the rule book.
     """
 
     def __init__(self, rules: Sequence[StoredRule]) -> None:
@@ -281,10 +362,18 @@ class RuleBook:
                 continue
             bucket = self._by_behaviour.setdefault(rule.behaviour, _Bucket())
             key = _exact_key(rule)
-            if key is None:
-                bucket.always.append(rule)
-            else:
+            prefix = _url_prefix(rule) if key is None else None
+            bound = _threshold(rule) if key is None and prefix is None else None
+            if key is not None:
                 bucket.exact.setdefault(key, []).append(rule)
+                if key[0].startswith("path:"):
+                    bucket.paths.add(key[0].removeprefix("path:"))
+            elif prefix is not None:
+                bucket.urls.add(prefix, rule)
+            elif bound is not None:
+                bucket.thresholds.add(*bound, rule)
+            else:
+                bucket.always.append(rule)
 
     def matching(self, event: TrackedEvent) -> list[StoredRule]:
         bucket = self._by_behaviour.get(event.behaviour)
@@ -294,6 +383,14 @@ class RuleBook:
         if bucket.exact:
             for key in dict.fromkeys(_event_keys(event)):
                 candidates.extend(bucket.exact.get(key, ()))
+            for path in bucket.paths:
+                value = lookup(event, path)
+                if isinstance(value, str | int) and not isinstance(value, bool):
+                    candidates.extend(bucket.exact.get((f"path:{path}", str(value)), ()))
+        url = event.attributes.get("url")
+        if url:
+            candidates.extend(bucket.urls.candidates(url))
+        candidates.extend(bucket.thresholds.candidates(event))
         found = [rule for rule in candidates if matches(rule, event)]
         found.sort(key=lambda r: r.id)
         return found

@@ -105,7 +105,7 @@ def test_validity_window_and_switch() -> None:
 
 products = st.sampled_from(["p1", "p2", "p3"])
 rule_strategy = st.builds(
-    lambda i, behaviour, product, campaign, url, min_price: StoredRule.model_validate(
+    lambda i, behaviour, product, campaign, url, min_price, op: StoredRule.model_validate(
         {
             "id": f"r{i}",
             "behaviour": behaviour,
@@ -114,7 +114,7 @@ rule_strategy = st.builds(
             **(
                 {"match": {k: v for k, v in {
                     "product": product, "campaign_id": campaign, "url": url,
-                    "properties": [{"path": "properties.price", "op": "gte", "value": min_price}] if min_price is not None else (),
+                    "properties": [{"path": "properties.price", "op": op, "value": min_price}] if min_price is not None else (),
                 }.items() if v}}
                 if any(x is not None for x in (product, campaign, url, min_price))
                 else {}
@@ -125,8 +125,9 @@ rule_strategy = st.builds(
     st.sampled_from(["product_viewed", "visit", "email_opened_mailing"]),
     st.none() | products,
     st.none() | st.sampled_from(["c1", "c2"]),
-    st.none() | st.sampled_from(["https://s.example/a", "https://s.example/*"]),
+    st.none() | st.sampled_from(["https://s.example/a", "https://s.example/*", "https://s.example/a*", "https://s.example/ab*", "*/a", "https://other.example/*"]),
     st.none() | st.integers(0, 200),
+    st.sampled_from(["gte", "gt", "lte", "lt", "eq"]),
 )
 
 
@@ -136,9 +137,11 @@ rule_strategy = st.builds(
     product=products,
     campaign=st.sampled_from(["c1", "c2", "c3"]),
     price=st.integers(0, 200),
-    kind=st.sampled_from(["Product Viewed", "Email Opened"]),
+    kind=st.sampled_from(["Product Viewed", "Email Opened", None]),
+    url=st.sampled_from(["https://s.example/a", "https://s.example/ab", "https://s.example/", "https://other.example/x"]),
 )
-def test_the_index_finds_exactly_what_a_full_scan_finds(rules, product, campaign, price, kind) -> None:
-    call = event({"event": kind, "properties": {"product_id": product, "campaign_id": campaign, "price": price, "url": "https://s.example/a"}})
+def test_the_index_finds_exactly_what_a_full_scan_finds(rules, product, campaign, price, kind, url) -> None:
+    properties = {"product_id": product, "campaign_id": campaign, "price": price, "url": url}
+    call = event({"properties": properties}, path="/v1/page") if kind is None else event({"event": kind, "properties": properties})
     book = RuleBook(rules)
     assert [r.id for r in book.matching(call)] == sorted(r.id for r in rules if matches(r, call))

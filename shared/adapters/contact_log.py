@@ -1,0 +1,94 @@
+"""Reading a contact's event log and score ledger, newest first, a page at a time (admin path)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from shared.adapters.contact_store import EVENT_PREFIX, partition
+from shared.adapters.dynamodb import is_transient, plain_item, unavailable
+from shared.adapters.tables import EVENTS
+from shared.contacts.identity import ContactId
+from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerPage, StoredEvent
+from shared.errors import InvalidRequest
+
+BY_TIME, BY_SCORE = (index.name for index in EVENTS.local_indexes)
+
+
+class DynamoContactLog:
+    def __init__(self, client: Any, *, events_table: str) -> None:
+        self._db = client
+        self._events = events_table
+
+    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
+        request: dict[str, Any] = {
+            "TableName": self._events,
+            "IndexName": BY_TIME,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": partition(contact)},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if before:
+            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "at")
+        try:
+            page = self._db.query(**request)
+        except Exception as exc:
+            raise (unavailable(exc, "the event log") if is_transient(exc) else exc) from exc
+        events = [EventView.of(stored_event(item)) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return EventPage(events=events, next_cursor=_encode_cursor(last) if last else None)
+
+    def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage:
+        request: dict[str, Any] = {
+            "TableName": self._events,
+            "IndexName": BY_SCORE,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": partition(contact)},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if before:
+            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "scoredAt")
+        try:
+            page = self._db.query(**request)
+        except Exception as exc:
+            raise (unavailable(exc, "the event log") if is_transient(exc) else exc) from exc
+        entries = [LedgerEntry.of(stored_event(item)) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        return LedgerPage(entries=entries, next_cursor=_encode_cursor(last) if last else None)
+
+
+def _encode_cursor(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(cursor: str, contact: ContactId, index_key: str) -> dict[str, Any]:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        valid = isinstance(key, dict) and key.get("pk") == partition(contact) and {"sk", index_key} <= key.keys()
+    except (ValueError, binascii.Error):
+        valid = False
+    if not valid:
+        raise InvalidRequest("cursor is not valid for this contact", code="invalid_cursor")
+    return key
+
+
+def stored_event(item: Mapping[str, Any]) -> StoredEvent:
+    data = plain_item(item)
+    return StoredEvent.model_validate(
+        {
+            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
+            "call": data["call"],
+            "behaviour": data["behaviour"],
+            "event": data.get("event"),
+            "timestamp": data["timestamp"],
+            "received_at": data["receivedAt"],
+            "revenue": data.get("revenue"),
+            "body": data.get("body", "{}"),
+            "ledger": data.get("ledger", "[]"),
+        }
+    )
