@@ -39,3 +39,14 @@ class ContactRecord(BaseModel):
     stage: str | None = None
     stage_entered_at: datetime | None = None
     stage_baseline: DimensionScore | None = None
+    #: the engagement quarter last recorded, and whether the contact is in a sales-ready episode
+    quarter: str | None = None
+    sales_ready: bool = False
+    #: the salesperson the lead was routed to
+    owner: str | None = None
+    #: bumped by every stage write: the optimistic-concurrency guard of the stage function
+    stage_seq: int = 0
+    #: when decay alone could next move the contact (the due-time index)
+    due_at: datetime | None = None
+    #: stage outputs written but not yet published
+    pending_outputs: int = 0

@@ -1,0 +1,1 @@
+"""Engagement index and lifecycle stages: where each contact stands, and how it moves."""

@@ -1,0 +1,135 @@
+"""Evaluating a contact: its stage (with chained moves), quarter, index, direction, routing and next due time.
+
+Pure: the contact as stored, the funnel, the decay settings and the time are passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from shared.contacts.model import ContactRecord
+from shared.engagement.funnel import Facts, Funnel
+from shared.engagement.index import Quarter, crossing, index, quarter
+from shared.scoring.decay import Decay, Trend, trend
+from shared.scoring.model import DimensionScore
+
+#: At most this many stage moves in one evaluation (a purchase can take a subscriber to customer).
+MAX_CHAIN = 6
+#: Re-evaluate a little after the computed crossing, when the value is surely below the threshold.
+DUE_MARGIN = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    kind: Literal["stage", "quarter"]
+    source: str | None
+    target: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    stage: str
+    quarter: Quarter
+    index: float
+    direction: Trend
+    engagement: float
+    moves: tuple[Move, ...]
+    sales_ready: bool
+    #: a sales-ready episode starts now: assign a salesperson
+    route: bool
+    due_at: datetime | None
+    #: the stored due time must change (earlier, or the old one has passed)
+    write_due: bool
+
+    @property
+    def stage_changed(self) -> bool:
+        return any(m.kind == "stage" for m in self.moves)
+
+    def changes(self, record: ContactRecord) -> bool:
+        return bool(self.moves) or self.write_due or self.sales_ready != record.sales_ready
+
+
+def evaluate(record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime) -> Evaluation:
+    overall = record.scores.get("global", DimensionScore())
+    engagement = overall.value(decay, now)
+    direction = trend(engagement, overall.value(decay, now, recent=True))
+    purchases = record.counts.get("purchase", 0)
+    identified = record.user_id is not None
+    thresholds = funnel.thresholds
+
+    stage = funnel.stage(record.stage).id
+    moves: list[Move] = []
+    if record.stage is None or record.stage != stage:
+        moves.append(Move("stage", record.stage, stage, "first seen" if record.stage is None else "stage no longer in the funnel"))
+    stage_score = overall.minus(record.stage_baseline).value(decay, now) if record.stage_baseline else engagement
+    if moves:
+        stage_score = engagement
+    visited = {stage}
+    for _ in range(MAX_CHAIN):
+        purchased = purchases > 0 or funnel.post_purchase(stage)
+        facts = Facts(
+            identified=identified,
+            purchases=purchases,
+            engagement=engagement,
+            stage_score=stage_score,
+            quarter=quarter(engagement, purchased, thresholds),
+        )
+        step = next((t for t in funnel.stage(stage).transitions if t.when.holds(facts)), None)
+        if step is None or step.to in visited:
+            break
+        moves.append(Move("stage", stage, step.to, step.reason or f"{stage} to {step.to}"))
+        stage, stage_score = step.to, 0.0
+        visited.add(stage)
+
+    purchased = purchases > 0 or funnel.post_purchase(stage)
+    current_quarter = quarter(engagement, purchased, thresholds)
+    if record.quarter != current_quarter:
+        moves.append(Move("quarter", record.quarter, current_quarter.value, f"engagement {engagement:.1f}"))
+    sales_ready = identified and (current_quarter is Quarter.SALES or funnel.stage(stage).routes_lead)
+
+    due_at = _next_due(funnel, stage, engagement, stage_score, purchased, current_quarter, decay, now)
+    write_due = due_at != record.due_at and (
+        record.due_at is None or record.due_at <= now or (due_at is not None and due_at < record.due_at)
+    )
+    return Evaluation(
+        stage=stage,
+        quarter=current_quarter,
+        index=index(engagement, purchased, thresholds),
+        direction=direction,
+        engagement=engagement,
+        moves=tuple(moves),
+        sales_ready=sales_ready,
+        route=sales_ready and not record.sales_ready,
+        due_at=due_at,
+        write_due=write_due,
+    )
+
+
+def _next_due(
+    funnel: Funnel,
+    stage: str,
+    engagement: float,
+    stage_score: float,
+    purchased: bool,
+    current: Quarter,
+    decay: Decay,
+    now: datetime,
+) -> datetime | None:
+    """The first moment decay alone would move the contact: a quarter boundary or a ``*_below`` rule."""
+    half_life = decay.current.half_life
+    thresholds = funnel.thresholds
+    candidates = []
+    if current is Quarter.SALES:
+        candidates.append(crossing(engagement, thresholds.sales, half_life, now))
+    if current is Quarter.RETENTION:
+        candidates.append(crossing(engagement, thresholds.exit, half_life, now))
+    for transition in funnel.stage(stage).transitions:
+        if transition.when.engagement_below is not None:
+            candidates.append(crossing(engagement, transition.when.engagement_below, half_life, now))
+        if transition.when.stage_score_below is not None:
+            candidates.append(crossing(stage_score, transition.when.stage_score_below, half_life, now))
+    found = [c for c in candidates if c is not None]
+    return min(found) + DUE_MARGIN if found else None
