@@ -24,6 +24,13 @@ class DeploymentConfig(BaseModel):
     score_half_life_days: float = Field(30, alias="scoreHalfLifeDays", gt=0)
     #: how long functions cache scoring rules (a changed rule applies within this time)
     rules_cache_seconds: int = Field(30, alias="rulesCacheSeconds", ge=0)
+    #: engagement thresholds of the default funnel (current global points)
+    sales_threshold: float = Field(50, alias="salesThreshold", gt=0)
+    exit_threshold: float = Field(10, alias="exitThreshold", ge=0)
+    #: the due-time index is spread over this many partitions
+    due_shards: int = Field(8, alias="dueShards", ge=1, le=256)
+    #: verified SES sender for lead emails; without it, leads are announced on SNS only
+    sender_email: str | None = Field(None, alias="senderEmail")
     #: Powertools layer version, resolved per region from AWS's public SSM parameters at deploy time
     powertools_version: str = Field("3.37.0", alias="powertoolsVersion")
     #: requests per second the API accepts before throttling (429)
@@ -41,15 +48,29 @@ class DeploymentConfig(BaseModel):
             "PURCHASE_RETENTION_DAYS": str(self.purchase_retention_days),
             "SCORE_HALF_LIFE_DAYS": str(self.score_half_life_days),
             "RULES_CACHE_SECONDS": str(self.rules_cache_seconds),
+            "SALES_THRESHOLD": str(self.sales_threshold),
+            "EXIT_THRESHOLD": str(self.exit_threshold),
+            "DUE_SHARDS": str(self.due_shards),
+            **({"SENDER_EMAIL": self.sender_email} if self.sender_email else {}),
         }
 
 
-def environment(spec: FunctionSpec, table_names: Mapping[str, str], config: DeploymentConfig) -> dict[str, str]:
-    """A function's environment, the same in the cloud and in the local stack."""
+#: Environment variables that name the services a function may use.
+SERVICE_ENV = {"events": "EVENT_BUS_NAME", "sns": "LEAD_TOPIC_ARN"}
+
+
+def environment(
+    spec: FunctionSpec, table_names: Mapping[str, str], config: DeploymentConfig, services: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A function's environment, the same in the cloud and in the local stack.
+
+    ``services`` names the event bus (``events``) and the lead topic (``sns``) where they exist.
+    """
     env = {
         "POWERTOOLS_SERVICE_NAME": f"{SERVICE}-{spec.name}",
         "POWERTOOLS_METRICS_NAMESPACE": "Lifecycle",
         **{access.table.env: table_names[access.table.id] for access in spec.tables},
+        **{SERVICE_ENV[kind]: (services or {})[kind] for kind in spec.services if kind in SERVICE_ENV and kind in (services or {})},
         **config.settings(),
         **spec.environment,
     }

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import timedelta
+from typing import Any, Literal
 
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
-__all__ = ["FUNCTIONS", "TABLES", "CORS", "FunctionSpec", "HttpRoute", "TableAccess", "Cors", "function"]
+__all__ = [
+    "FUNCTIONS", "TABLES", "CORS", "FunctionSpec", "HttpRoute", "TableAccess", "Cors", "StreamTrigger", "ScheduleTrigger",
+    "function",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +42,49 @@ class TableAccess:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamTrigger:
+    """A DynamoDB Streams trigger: what passes the filter, and what happens to failing records."""
+
+    table: TableSpec
+    #: event patterns (EventBridge syntax): a record passes if it matches any of them
+    filters: tuple[Mapping[str, Any], ...]
+    batch_size: int = 100
+    max_batching_window_seconds: int = 1
+    #: failed batches are split in two to isolate a poison record, retried a few times, then sent aside
+    bisect_on_error: bool = True
+    retry_attempts: int = 5
+    max_record_age_seconds: int = 6 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTrigger:
+    every: timedelta
+
+    @property
+    def expression(self) -> str:
+        minutes = int(self.every.total_seconds() // 60)
+        if minutes % 1440 == 0:
+            return f"rate({minutes // 1440} day{'s' if minutes > 1440 else ''})"
+        if minutes % 60 == 0:
+            return f"rate({minutes // 60} hour{'s' if minutes > 60 else ''})"
+        return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
+
+
+Service = Literal["events", "sns", "ses"]
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionSpec:
     name: str
     #: "package.module.function", importable from the project root
     handler: str
     description: str
     routes: tuple[HttpRoute, ...] = ()
+    stream: StreamTrigger | None = None
+    schedule: ScheduleTrigger | None = None
     tables: tuple[TableAccess, ...] = ()
+    #: announces on the event bus (events), notifies salespeople (sns, ses)
+    services: tuple[Service, ...] = ()
     memory_mb: int = 512
     timeout_seconds: int = 10
     #: settings beyond table names, by environment variable
@@ -61,6 +101,16 @@ class Cors:
 
 
 CORS = Cors()
+
+#: Profile changes made by the tracking path (not the stage function's own writes, not TTL removals).
+PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
+    "eventName": ["INSERT", "MODIFY"],
+    "dynamodb": {"Keys": {"sk": {"S": ["PROFILE"]}}, "NewImage": {"lastWriter": {"S": ["tracking"]}}},
+}
+ENGAGEMENT_TABLES = (
+    TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"), indexes=True),
+    TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+)
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
@@ -79,13 +129,35 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         name="admin",
         handler="functions.admin.handler.handler",
-        description="Admin API: contact cards, score ledgers and scoring rules",
+        description="Admin API: contacts, score ledgers, scoring rules, funnel, salespeople and lead acceptance",
         routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES),
         tables=(
-            TableAccess(CONTACTS, ("dynamodb:GetItem",)),
+            TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query")),
             TableAccess(EVENTS, ("dynamodb:Query",), indexes=True),
-            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem")),
+            TableAccess(
+                CONFIG,
+                ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"),
+            ),
         ),
+        services=("events", "sns", "ses"),
+    ),
+    FunctionSpec(
+        name="stage_transition",
+        handler="functions.stage_transition.handler.handler",
+        description="Stage transitions: places contacts on the engagement index and funnel, routes leads",
+        stream=StreamTrigger(CONTACTS, filters=(PROFILE_CHANGED_BY_TRACKING,)),
+        tables=ENGAGEMENT_TABLES,
+        services=("events", "sns", "ses"),
+        timeout_seconds=60,
+    ),
+    FunctionSpec(
+        name="due",
+        handler="functions.due.handler.handler",
+        description="Due-time job: re-evaluates contacts whose decaying engagement may have crossed a threshold",
+        schedule=ScheduleTrigger(every=timedelta(hours=1)),
+        tables=ENGAGEMENT_TABLES,
+        services=("events", "sns", "ses"),
+        timeout_seconds=300,
     ),
 )
 

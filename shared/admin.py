@@ -12,6 +12,8 @@ from shared.clock import Clock
 from shared.contacts import admin as contacts
 from shared.contacts.recording import ContactStore
 from shared.contacts.views import ContactLog
+from shared.engagement import admin as engagement
+from shared.engagement.process import Engagement
 from shared.errors import NotFound
 from shared.scoring import admin as rules
 from shared.scoring.catalogue import RuleRepository
@@ -28,10 +30,11 @@ class Admin:
     rules: RuleRepository
     clock: Clock
     decay: Decay
+    engagement: Engagement
 
 
 #: Every admin route; the wiring declares them to API Gateway from here.
-ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {**contacts.ROUTES, **rules.ROUTES}
+ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {**contacts.ROUTES, **rules.ROUTES, **engagement.ROUTES}
 
 
 def dispatch(request: HttpRequest, deps: Admin) -> BaseModel:

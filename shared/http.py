@@ -6,6 +6,7 @@ is JSON with ``code`` and ``message``.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -71,6 +72,26 @@ def respond(event: Mapping[str, Any], operation: Callable[[HttpRequest], BaseMod
         logger.exception("unhandled error", extra={"route": request.route})
         return json_response(500, {"code": "internal_error", "message": "internal error; it has been logged"})
     return json_response(200, result)
+
+
+def json_body(request: HttpRequest) -> Any:
+    """An admin request's JSON body; not JSON is a 400."""
+    try:
+        raw = base64.b64decode(request.body or "").decode("utf-8", "replace") if request.is_base64 else request.body or ""
+        return json.loads(raw)
+    except ValueError:
+        raise errors.InvalidRequest("body is not valid JSON", code="invalid_json") from None
+
+
+def if_match_version(request: HttpRequest) -> int | None:
+    """``If-Match: <version>`` makes a change conditional on the version the caller last read."""
+    header = request.headers.get("if-match")
+    if header is None:
+        return None
+    text = header.strip().strip('"')
+    if not text.isdigit():
+        raise errors.InvalidRequest("If-Match must be a version number", code="invalid_request")
+    return int(text)
 
 
 def error_response(exc: errors.LifecycleError) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.admin import Admin
+    from shared.engagement.process import Engagement
     from shared.tracking.ingest import Tracking
 
 
@@ -56,6 +57,43 @@ def tracking() -> Tracking:
 
 
 @cache
+def engagement() -> Engagement:
+    from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.adapters.publisher import AwsPublisher
+    from shared.adapters.stage_store import DynamoStageStore
+    from shared.engagement.index import Thresholds
+    from shared.engagement.process import Engagement
+    from shared.observability import PowertoolsTelemetry
+
+    config = settings.load(settings.EngagementSettings)
+    decay = _decay(config)
+    team = DynamoEngagementConfig(
+        aws.client("dynamodb"),
+        table=config.config_table_name,
+        thresholds=Thresholds(sales=config.sales_threshold, exit=config.exit_threshold),
+        cache_seconds=config.rules_cache_seconds,
+    )
+    return Engagement(
+        clock=clock.current(),
+        funnels=team,
+        decay=decay,
+        stages=DynamoStageStore(
+            aws.client("dynamodb"), contacts_table=config.contacts_table_name, decay=decay, due_shards=config.due_shards
+        ),
+        router=team,
+        publisher=AwsPublisher(
+            aws.client("events"),
+            bus=config.event_bus_name,
+            sns=aws.client("sns") if config.lead_topic_arn else None,
+            topic_arn=config.lead_topic_arn,
+            ses=aws.client("ses") if config.sender_email else None,
+            sender=config.sender_email,
+        ),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+@cache
 def admin() -> Admin:
     from shared.adapters.contact_log import DynamoContactLog
     from shared.admin import Admin
@@ -67,12 +105,14 @@ def admin() -> Admin:
         rules=_rules(config),
         clock=clock.current(),
         decay=_decay(config),
+        engagement=engagement(),
     )
 
 
 def reset() -> None:
     """Forget built dependencies, settings and clients (after the environment changed)."""
     tracking.cache_clear()
+    engagement.cache_clear()
     admin.cache_clear()
     settings.reset()
     aws.reset()

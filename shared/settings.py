@@ -38,8 +38,21 @@ class ScoringSettings(ContactStoreSettings):
     rules_cache_seconds: float = Field(30, alias="RULES_CACHE_SECONDS", ge=0, le=3600)
 
 
-#: The tracking and admin functions read the same settings (one model: one schema to build at import).
-TrackingSettings = AdminSettings = ScoringSettings
+class EngagementSettings(ScoringSettings):
+    """The stage function, the due-time job and the admin API (which can move a lead to SAL)."""
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    lead_topic_arn: str | None = Field(None, alias="LEAD_TOPIC_ARN")
+    sender_email: str | None = Field(None, alias="SENDER_EMAIL")
+    due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
+    sales_threshold: float = Field(50, alias="SALES_THRESHOLD", gt=0)
+    exit_threshold: float = Field(10, alias="EXIT_THRESHOLD", ge=0)
+
+
+#: The tracking function reads the scoring settings; the others read the engagement settings
+#: (one model each: one schema to build at import).
+TrackingSettings = ScoringSettings
+AdminSettings = StageSettings = DueSettings = EngagementSettings
 
 
 def load(model: type[M]) -> M:

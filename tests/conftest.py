@@ -74,7 +74,10 @@ def table_names_by_env(template: dict[str, Any]) -> dict[str, str]:
 
 
 def create_tables_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
-    """Create every DynamoDB table of the template in moto; returns env var -> table name."""
+    """Create every DynamoDB table, event bus and SNS topic of the template in moto.
+
+    Returns env var -> value, as the functions' environment names them (a table's or bus's name,
+    a topic's ARN)."""
     for logical_id, resource in resources(template, "AWS::DynamoDB::Table").items():
         props = resource["Properties"]
         request: dict[str, Any] = {
@@ -96,7 +99,15 @@ def create_tables_from_template(client: Any, template: dict[str, Any]) -> dict[s
                 TableName=logical_id,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
             )
-    return table_names_by_env(template)
+    from shared.adapters import aws as clients
+
+    values = {logical: logical for logical in resources(template, "AWS::DynamoDB::Table")}
+    for logical, bus in resources(template, "AWS::Events::EventBus").items():
+        clients.client("events").create_event_bus(Name=bus["Properties"]["Name"])
+        values[logical] = bus["Properties"]["Name"]
+    for logical in resources(template, "AWS::SNS::Topic"):
+        values[logical] = clients.client("sns").create_topic(Name=logical)["TopicArn"]
+    return {env: values[logical] for env, logical in table_names_by_env(template).items()}
 
 
 @pytest.fixture
@@ -125,8 +136,8 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
     with mock_aws():
         runtime.reset()
         db = clients.client("dynamodb")
-        for env, table in create_tables_from_template(db, template).items():
-            monkeypatch.setenv(env, table)
+        for env, value in create_tables_from_template(db, template).items():
+            monkeypatch.setenv(env, value)
         keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
         keys.register(BROWSER_KEY, "website", Trust.BROWSER, NOW)
         keys.register(SERVER_KEY, "backend", Trust.SERVER, NOW)

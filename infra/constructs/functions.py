@@ -13,6 +13,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.config import DeploymentConfig, environment
+from infra.constructs.messaging import Messaging
 from infra.wiring import FUNCTIONS, FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,10 +24,17 @@ ASSET_EXCLUDES = ["*", ".*", "!functions", "!functions/**", "!shared", "!shared/
 
 class Functions(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, tables: dict[str, dynamodb.Table], config: DeploymentConfig
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        tables: dict[str, dynamodb.Table],
+        messaging: Messaging,
+        config: DeploymentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         self._tables = tables
+        self._messaging = messaging
         self._config = config
         self._code = lambda_.Code.from_asset(str(ROOT), exclude=ASSET_EXCLUDES)
         layer_arn = ssm.StringParameter.value_for_string_parameter(
@@ -62,6 +70,7 @@ class Functions(Construct):
             table = self._tables[access.table.id]
             resources = [table.table_arn] + ([f"{table.table_arn}/index/*"] if access.indexes else [])
             role.add_to_policy(iam.PolicyStatement(actions=list(access.actions), resources=resources))
+        self._grant_services(spec, role)
         function = lambda_.Function(
             scope,
             "Function",
@@ -76,11 +85,15 @@ class Functions(Construct):
             role=role,
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            environment=environment(spec, {k: t.table_name for k, t in self._tables.items()}, self._config),
+            environment=environment(
+                spec, {k: t.table_name for k, t in self._tables.items()}, self._config, self._messaging.names
+            ),
         )
         Validations.of(role).acknowledge(Acknowledgment(
             id="AwsSolutions-IAM5[Resource::*]",
-            reason="X-Ray PutTraceSegments and PutTelemetryRecords do not support resource-level permissions.",
+            reason="X-Ray PutTraceSegments and PutTelemetryRecords"
+            + (" and dynamodb:ListStreams (needed by the stream trigger)" if spec.stream else "")
+            + " do not support resource-level permissions.",
         ))
         for access in spec.tables:
             if access.indexes:
@@ -89,6 +102,15 @@ class Functions(Construct):
                     reason="Query on this table's own secondary indexes only (table/<name>/index/*).",
                 ))
         return function
+
+    def _grant_services(self, spec: FunctionSpec, role: iam.Role) -> None:
+        if "events" in spec.services:
+            _grant(role, ["events:PutEvents"], [self._messaging.bus.event_bus_arn])
+        if "sns" in spec.services:
+            _grant(role, ["sns:Publish"], [self._messaging.lead_topic.topic_arn])
+        if "ses" in spec.services and self._messaging.sender is not None:
+            identity = self._messaging.sender.email_identity_arn
+            _grant(role, ["ses:SendEmail"], [identity])
 
 
 _RETENTION = {
@@ -115,6 +137,10 @@ _RETENTION = {
 def _retention(days: int) -> logs.RetentionDays:
     """The nearest CloudWatch retention at or above the requested days."""
     return next((_RETENTION[d] for d in sorted(_RETENTION) if d >= days), logs.RetentionDays.TEN_YEARS)
+
+
+def _grant(role: iam.Role, actions: list[str], resources: list[str]) -> None:
+    role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
 
 
 def _logical_id(table: dynamodb.Table) -> str:

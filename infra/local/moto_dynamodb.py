@@ -1,15 +1,21 @@
-"""Make moto's DynamoDB serialise requests, as DynamoDB does.
+"""Make moto's DynamoDB behave like DynamoDB where the project depends on it.
 
-moto applies a transaction item by item without a lock, so two threads can
-interleave inside one ``TransactWriteItems``; real DynamoDB never lets that
-happen. One re-entrant lock around every backend call restores the guarantee
-the exactly-once logic relies on, in the local stack and in the tests.
+1. Serialised requests. moto applies a transaction item by item without a lock, so two threads can
+   interleave inside one ``TransactWriteItems``; real DynamoDB never lets that happen. One re-entrant
+   lock around every backend call restores the guarantee the exactly-once logic relies on.
+2. Cheap, faithful transaction rollback. moto snapshots a whole table (``deepcopy``) for every item of
+   every transaction, and on failure swaps in the copies, replacing the tables' stream objects too.
+   That is quadratic in table size and breaks stream readers. Instead we snapshot only the partitions
+   a transaction touches and, on failure, put them back and drop the stream records it emitted.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
+import types
+from typing import Any
 
 _LOCK = threading.RLock()
 _METHODS = (
@@ -24,20 +30,62 @@ _METHODS = (
     "transact_write_items",
     "transact_get_items",
 )
+_MISSING = object()
 
 
 def serialise() -> None:
+    from moto.dynamodb import models
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
 
     if getattr(DynamoDBBackend, "_lifecycle_serialised", False):
         return
-    for name in _METHODS:
-        original = getattr(DynamoDBBackend, name)
 
-        @functools.wraps(original)
-        def locked(self, *args, _original=original, **kwargs):
+    # moto's own per-item table snapshots become no-ops; _transact below keeps the real rollback.
+    models.copy = types.SimpleNamespace(
+        deepcopy=lambda value, memo=None: value if isinstance(value, Table) else copy.deepcopy(value, memo),
+        copy=copy.copy,
+    )
+    original_transact = DynamoDBBackend.transact_write_items
+
+    def _transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        partitions: dict[tuple[str, Any], Any] = {}
+        streams: dict[str, int] = {}
+        for entry in transact_items:
+            _, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            attributes = op.get("Item") or op.get("Key") or {}
+            if table is None or table.hash_key_attr not in attributes:
+                continue
+            hash_value = DynamoType(attributes[table.hash_key_attr])
+            if (table.name, hash_value) not in partitions:
+                held = table.items.get(hash_value, _MISSING) if hash_value in table.items else _MISSING
+                partitions[(table.name, hash_value)] = copy.deepcopy(held) if held is not _MISSING else _MISSING
+            if table.stream_shard is not None:
+                streams.setdefault(table.name, len(table.stream_shard.items))
+        try:
+            original_transact(self, transact_items)
+        except Exception:
+            for (name, hash_value), held in partitions.items():
+                table = self.tables[name]
+                if held is _MISSING:
+                    table.items.pop(hash_value, None)
+                else:
+                    table.items[hash_value] = held
+            for name, length in streams.items():
+                del self.tables[name].stream_shard.items[length:]
+            raise
+
+    DynamoDBBackend.transact_write_items = _transact
+
+    for name in _METHODS:
+        method = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(method)
+        def locked(self, *args, _method=method, **kwargs):
             with _LOCK:
-                return _original(self, *args, **kwargs)
+                return _method(self, *args, **kwargs)
 
         setattr(DynamoDBBackend, name, locked)
     DynamoDBBackend._lifecycle_serialised = True

@@ -12,8 +12,10 @@ from datetime import timedelta
 from typing import Any
 
 from infra.config import DeploymentConfig, environment
-from infra.local.gateway import Gateway, routes_for
+from infra.local.gateway import Gateway, LambdaContext, load_handler, routes_for
 from infra.local.moto_dynamodb import serialise
+from infra.local.scheduler import LocalScheduler
+from infra.local.streams import StreamPump
 from infra.wiring import FUNCTIONS, TABLES
 from shared import clock as clocks
 from shared.adapters.tables import create_table_request
@@ -21,6 +23,8 @@ from shared.tracking.timestamps import format_time, parse_time
 from shared.tracking.trust import Trust
 
 REGION = "eu-west-1"
+BUS = "lifecycle"
+SENDER = "lifecycle@localhost.localdomain"
 DEFAULT_BROWSER_KEY = "local-browser-key"
 DEFAULT_SERVER_KEY = "local-server-key"
 
@@ -69,12 +73,19 @@ class LocalStack:
 
         runtime.reset()
         self._create_tables()
+        self._create_messaging()
         self._seed_write_keys()
         self.rules = self._load_rules()
+        self._stop = threading.Event()
+        self._start_triggers()
         gateway = Gateway(
             routes_for(FUNCTIONS),
             cors_origins=self.settings.cors_origins,
-            extra={("POST", "/_local/clock"): self._clock_endpoint, ("GET", "/_local/clock"): self._clock_now},
+            extra={
+                ("POST", "/_local/clock"): self._clock_endpoint,
+                ("GET", "/_local/clock"): self._clock_now,
+                ("GET", "/_local/events"): self._events_endpoint,
+            },
         )
         self._server = gateway.serve(self.settings.host, self.settings.port)
         self.port = self._server.server_address[1]
@@ -82,6 +93,9 @@ class LocalStack:
         self._thread.start()
 
     def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
         self._server.shutdown()
         self._server.server_close()
         self._moto.stop()
@@ -109,10 +123,15 @@ class LocalStack:
             }
         )
         # One process hosts every function; their environments agree, as the wiring makes them.
-        # Rules apply at once locally (the cloud caches them for rulesCacheSeconds).
-        config = DeploymentConfig(cors_origins=self.settings.cors_origins, rules_cache_seconds=0)
+        # Rules and configuration apply at once locally (the cloud caches them for rulesCacheSeconds);
+        # one due-index shard is plenty for a laptop.
+        config = DeploymentConfig(
+            cors_origins=self.settings.cors_origins, rules_cache_seconds=0, due_shards=1, sender_email=SENDER
+        )
+        self.topic_arn = f"arn:aws:sns:{REGION}:123456789012:lifecycle-leads"
+        services = {"events": BUS, "sns": self.topic_arn}
         for spec in FUNCTIONS:
-            os.environ.update(environment(spec, self.table_names, config))
+            os.environ.update(environment(spec, self.table_names, config, services))
 
     def _create_tables(self) -> None:
         from shared.adapters import aws
@@ -125,6 +144,54 @@ class LocalStack:
                     TableName=self.table_names[spec.id],
                     TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
                 )
+
+    def _create_messaging(self) -> None:
+        """The event bus (with a catch-all rule into a queue, for GET /_local/events), lead topic and sender."""
+        from shared.adapters import aws
+
+        events, sqs = aws.client("events"), aws.client("sqs")
+        events.create_event_bus(Name=BUS)
+        self._events_queue = sqs.create_queue(QueueName="lifecycle-local-events")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._events_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="local-capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["lifecycle"]}))
+        events.put_targets(Rule="local-capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        self.topic_arn = aws.client("sns").create_topic(Name="lifecycle-leads")["TopicArn"]
+        os.environ["LEAD_TOPIC_ARN"] = self.topic_arn
+        aws.client("ses").verify_email_identity(EmailAddress=SENDER)
+        self._published: list[dict[str, Any]] = []
+
+    def _start_triggers(self) -> None:
+        """Stream triggers and schedules from the wiring, driven by background threads."""
+        from shared.adapters import aws
+
+        self._threads: list[threading.Thread] = []
+        self.pumps: list[StreamPump] = []
+        self.scheduler = LocalScheduler(self.clock, after_work=self.drain_streams)
+        for spec in FUNCTIONS:
+            handler = load_handler(spec.handler)
+            context = lambda name=spec.name: LambdaContext(function_name=f"lifecycle-{name}", aws_request_id="local")  # noqa: E731
+            if spec.stream is not None:
+                self.pumps.append(
+                    StreamPump(
+                        dynamodb=aws.client("dynamodb"),
+                        streams=aws.client("dynamodbstreams"),
+                        table=self.table_names[spec.stream.table.id],
+                        trigger=spec.stream,
+                        handler=handler,
+                        context=context,
+                    )
+                )
+            if spec.schedule is not None:
+                self.scheduler.add(spec.name, spec.schedule.every, lambda event, h=handler, c=context: h(event, c()))
+        for pump in self.pumps:
+            self._threads.append(threading.Thread(target=pump.run, args=(self._stop,), name="streams", daemon=True))
+        self._threads.append(threading.Thread(target=self.scheduler.run, args=(self._stop,), name="scheduler", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def drain_streams(self) -> None:
+        for pump in self.pumps:
+            pump.drain()
 
     def _seed_write_keys(self) -> None:
         from shared.adapters import aws
@@ -151,14 +218,36 @@ class LocalStack:
         try:
             request = json.loads(body or b"{}")
             if "advance" in request:
-                self.clock.advance(parse_duration(request["advance"]))
+                target = self.clock.now() + parse_duration(request["advance"])
             elif "set" in request:
-                self.clock.set(parse_time(request["set"]))
+                target = parse_time(request["set"])
+                if target < self.clock.now():
+                    raise ValueError("the clock only moves forward")
             else:
                 raise ValueError('send {"advance": "P30D"} or {"set": "<ISO-8601 time>"}')
         except (ValueError, TypeError, AttributeError) as exc:
             return 400, {"code": "invalid_clock", "message": str(exc)}
-        return 200, {"now": format_time(self.clock.now())}
+        self.drain_streams()
+        fired = self.scheduler.advance(target)
+        self.drain_streams()
+        return 200, {"now": format_time(self.clock.now()), "scheduled_runs": fired}
+
+    def _events_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """What the functions published on the event bus, oldest first (the last 500)."""
+        from shared.adapters import aws
+
+        self.drain_streams()
+        sqs = aws.client("sqs")
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._events_queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                event = json.loads(message["Body"])
+                self._published.append({"type": event["detail-type"], "time": event["time"], "detail": event["detail"]})
+                sqs.delete_message(QueueUrl=self._events_queue, ReceiptHandle=message["ReceiptHandle"])
+        del self._published[:-500]
+        return 200, {"events": self._published}
 
     def banner(self) -> str:
         url = self.url
@@ -179,7 +268,9 @@ class LocalStack:
                 f"  curl -s {url}/admin/rules",
                 f"  curl -s -X PUT {url}/admin/rules/kites -d '{{\"behaviour\": \"product_viewed\", "
                 "\"points\": 5, \"match\": {\"product\": \"kite-3\"}, \"tag\": \"kites\"}'",
-                "Move time on:",
+                "Stage events published on the bus:",
+                f"  curl -s {url}/_local/events",
+                "Move time on (scheduled jobs fire on the way):",
                 f"  curl -s -X POST {url}/_local/clock -d '{{\"advance\": \"P30D\"}}'",
             ]
         )

@@ -43,6 +43,8 @@ from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
 
 PROFILE = "PROFILE"
+#: Every profile write here says who made it; the stage function's trigger passes only these.
+WRITER = "tracking"
 EVENT_PREFIX = "M#"
 MERGED_PREFIX = "MERGED#"
 TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = "trait:", "tag:", "count:", "group:", "score:", "rule:", "stageBase:"
@@ -197,6 +199,7 @@ class DynamoContactStore:
         x = Expression()
         contact = change.contact
         x.set("contactId", s(str(contact)))
+        x.set("lastWriter", s(WRITER))
         if contact.kind == "user_id":
             x.set("userId", s(contact.value))
         x.set_if_absent("firstSeenAt", s(format_time(change.first_seen)))
@@ -262,6 +265,7 @@ class DynamoContactStore:
         x.set("mergedInto", s(str(target)))
         x.set_if_absent("contactId", s(str(source)))
         x.set("mergedAt", s(format_time(at)))
+        x.set("lastWriter", s(WRITER))
         x.add("rev", n(1))
         condition = f"attribute_not_exists({x.name('mergedInto')})"
         try:
@@ -339,6 +343,7 @@ class DynamoContactStore:
                 x.set(attribute, s(format_time(value)))
         x.set("updatedAt", stamp)
         x.set_if_absent("contactId", s(str(target)))
+        x.set("lastWriter", s(WRITER))
         x.add("rev", n(1))
         marker = {"pk": partition(target), "sk": s(MERGED_PREFIX + str(plan.source)), "mergedAt": stamp}
         done = Expression()
@@ -433,6 +438,12 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "stage": data.get("stage"),
         "stage_entered_at": data.get("stageEnteredAt"),
         "stage_baseline": _scores(data, BASELINE).get("global") if "stageEnteredAt" in data else None,
+        "quarter": data.get("quarter"),
+        "sales_ready": bool(data.get("salesReady", False)),
+        "owner": data.get("owner"),
+        "stage_seq": int(data.get("stageSeq", 0)),
+        "due_at": data.get("dueAt"),
+        "pending_outputs": int(data.get("pendingOutputs", 0)),
     }
     for name, value in data.items():
         if name.startswith(TRAIT):

@@ -19,6 +19,15 @@ class LocalIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class GlobalIndex:
+    """A sparse global index over string keys, projecting keys only."""
+
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True, slots=True)
 class TableSpec:
     #: logical name, also the construct id
     id: str
@@ -27,13 +36,21 @@ class TableSpec:
     partition_key: str = "pk"
     sort_key: str = "sk"
     local_indexes: tuple[LocalIndex, ...] = ()
+    global_indexes: tuple[GlobalIndex, ...] = ()
     ttl_attribute: str | None = None
     #: NEW_AND_OLD_IMAGES stream, for functions triggered by changes
     stream: bool = False
 
 
-#: Contacts: one profile item per contact (sk PROFILE) and merge markers (sk MERGED#...).
-CONTACTS = TableSpec(id="contacts", env="CONTACTS_TABLE_NAME", stream=True)
+#: Contacts: one profile item per contact (sk PROFILE), merge markers (sk MERGED#...) and the stage
+#: history with its outbox (sk STAGE#...). ``byDue`` is the due-time index: only profiles that decay
+#: could move carry ``dueShard`` and ``dueKey`` (``<due time>#<contact>``).
+CONTACTS = TableSpec(
+    id="contacts",
+    env="CONTACTS_TABLE_NAME",
+    global_indexes=(GlobalIndex(name="byDue", partition_key="dueShard", sort_key="dueKey"),),
+    stream=True,
+)
 
 #: The event log: one item per contact and messageId (sk M#<messageId>), listed by time via ``byTime``.
 #: ``byScore`` is sparse: only events that changed a score carry ``scoredAt``; it is the score ledger.
@@ -59,7 +76,12 @@ TABLES: tuple[TableSpec, ...] = (CONTACTS, EVENTS, CONFIG)
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict:
     """The CreateTable call for a spec (the local stack; the cloud gets the same from CDK)."""
-    keys = [spec.partition_key, spec.sort_key, *(i.sort_key for i in spec.local_indexes)]
+    keys = [
+        spec.partition_key,
+        spec.sort_key,
+        *(i.sort_key for i in spec.local_indexes),
+        *(k for i in spec.global_indexes for k in (i.partition_key, i.sort_key)),
+    ]
     request: dict = {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
@@ -84,6 +106,18 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict:
                 ),
             }
             for index in spec.local_indexes
+        ]
+    if spec.global_indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+            for index in spec.global_indexes
         ]
     if spec.stream:
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}

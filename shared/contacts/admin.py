@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.contacts.identity import ContactId
-from shared.contacts.views import ContactCard, EventPage, LedgerPage
+from shared.contacts.views import ContactCard, EngagementView, EventPage, LedgerPage
+from shared.engagement.index import index, quarter
 from shared.contacts.recording import resolve
 from shared.errors import InvalidRequest, NotFound
 from shared.scoring.views import Scores
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
 
 RECENT_EVENTS = 20
 MAX_PAGE = 100
-#: The stage of a contact no stage has been given yet: the first of the default funnel.
-DEFAULT_STAGE = "subscriber"
 
 
 def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
@@ -25,14 +24,27 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
     record = deps.contacts.profile(contact)
     if record is None:
         raise NotFound(f"no contact {contact}")
-    stage = record.stage or DEFAULT_STAGE
-    scores = Scores.of(record.scores, deps.decay, deps.clock.now(), stage, record.stage_baseline)
+    now = deps.clock.now()
+    funnel = deps.engagement.funnels.funnel()
+    stage = funnel.stage(record.stage).id
+    scores = Scores.of(record.scores, deps.decay, now, stage, record.stage_baseline)
+    current = scores.global_.current
+    purchased = record.counts.get("purchase", 0) > 0 or funnel.post_purchase(stage)
+    engagement = EngagementView(
+        quarter=quarter(current, purchased, funnel.thresholds).value,
+        index=round(index(current, purchased, funnel.thresholds), 4),
+        direction=scores.global_.trend.value,
+        current=current,
+    )
+    history = [o.model_dump(mode="json", by_alias=True) | {"type": o.detail_type} for o in deps.engagement.stages.history(contact, RECENT_EVENTS)]
     return ContactCard.of(
         record,
         deps.log.events(contact, RECENT_EVENTS),
         deps.log.ledger(contact, RECENT_EVENTS),
         scores,
         stage,
+        engagement,
+        history,
     )
 
 

@@ -102,6 +102,15 @@ class LedgerPage(BaseModel):
     next_cursor: str | None = None
 
 
+class EngagementView(BaseModel):
+    """Where the contact stands now: quarter, gauge index (0-4), direction, current engagement."""
+
+    quarter: str
+    index: float
+    direction: str
+    current: float
+
+
 class ContactCard(BaseModel):
     """``GET /admin/contacts/{contactId}``: everything known about one contact."""
 
@@ -118,6 +127,11 @@ class ContactCard(BaseModel):
     revenue_total: float
     last_purchase_at: datetime | None
     stage: str
+    engagement: EngagementView
+    #: the salesperson the lead was routed to
+    owner: str | None = None
+    #: stage and quarter moves and routings, newest first
+    stage_history: list[dict[str, Any]]
     scores: Scores
     ledger: list[LedgerEntry]
     next_ledger_cursor: str | None = None
@@ -125,7 +139,16 @@ class ContactCard(BaseModel):
     next_events_cursor: str | None = None
 
     @classmethod
-    def of(cls, record: ContactRecord, events: EventPage, ledger: LedgerPage, scores: Scores, stage: str) -> ContactCard:
+    def of(
+        cls,
+        record: ContactRecord,
+        events: EventPage,
+        ledger: LedgerPage,
+        scores: Scores,
+        stage: str,
+        engagement: EngagementView,
+        history: list[dict[str, Any]],
+    ) -> ContactCard:
         return cls(
             contact_id=record.contact_id,
             user_id=record.user_id,
@@ -140,6 +163,9 @@ class ContactCard(BaseModel):
             revenue_total=float(record.revenue_total),
             last_purchase_at=record.last_purchase_at,
             stage=stage,
+            engagement=engagement,
+            owner=record.owner,
+            stage_history=history,
             scores=scores,
             ledger=ledger.entries,
             next_ledger_cursor=ledger.next_cursor,

@@ -134,7 +134,11 @@ def default_funnel(thresholds: Thresholds = Thresholds()) -> Funnel:
             Stage(id="subscriber", phase="reach", description="known only by behaviour",
                   transitions=(bought, Transition(to="lead", when=When(identified=True), reason="identified"))),
             Stage(id="lead", phase="acquisition", description="identified, not yet qualified",
-                  transitions=(bought, Transition(to="mql", when=When(stage_score_at_least=20), reason="20 points as a lead"))),
+                  transitions=(
+                      bought,
+                      Transition(to="sql", when=When(engagement_at_least=s), reason="sales-ready"),
+                      Transition(to="mql", when=When(stage_score_at_least=20), reason="20 points as a lead"),
+                  )),
             Stage(id="mql", phase="acquisition", description="marketing-qualified",
                   transitions=(
                       bought,

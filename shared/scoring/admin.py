@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import NotFound
 from shared.scoring.catalogue import effective, parse_rule
 from shared.scoring.defaults import default_rules
 from shared.scoring.rules import StoredRule
+
+from shared.http import if_match_version, json_body
 
 if TYPE_CHECKING:
     from shared.admin import Admin
@@ -48,40 +49,17 @@ def get_rule(request: HttpRequest, deps: Admin) -> RuleDetail:
 
 def put_rule(request: HttpRequest, deps: Admin) -> StoredRule:
     rule_id = request.path_parameters.get("ruleId", "")
-    rule = parse_rule(rule_id, _json_body(request))
+    rule = parse_rule(rule_id, json_body(request))
     default = next((r for r in default_rules() if r.id == rule_id), None)
-    return deps.rules.save(rule, deps.clock.now(), _expected_version(request), default.version if default else 0)
+    return deps.rules.save(rule, deps.clock.now(), if_match_version(request), default.version if default else 0)
 
 
 def delete_rule(request: HttpRequest, deps: Admin) -> Deleted:
     rule_id = request.path_parameters.get("ruleId", "")
-    removed = deps.rules.remove(rule_id, deps.clock.now(), _expected_version(request))
+    removed = deps.rules.remove(rule_id, deps.clock.now(), if_match_version(request))
     return Deleted(
         deleted=rule_id, version=removed.version, default_applies=any(r.id == rule_id for r in default_rules())
     )
-
-
-def _json_body(request: HttpRequest) -> Any:
-    raw = request.body or ""
-    if request.is_base64:
-        import base64
-
-        raw = base64.b64decode(raw).decode("utf-8", "replace")
-    try:
-        return json.loads(raw)
-    except ValueError:
-        raise InvalidRequest("body is not valid JSON", code="invalid_json") from None
-
-
-def _expected_version(request: HttpRequest) -> int | None:
-    """``If-Match: <version>`` makes a change conditional on the version the caller last read."""
-    header = request.headers.get("if-match")
-    if header is None:
-        return None
-    text = header.strip().strip('"')
-    if not text.isdigit():
-        raise InvalidRequest("If-Match must be a rule version number", code="invalid_request")
-    return int(text)
 
 
 ROUTES = {

@@ -67,3 +67,50 @@ def state(aws):
         return dump(aws, "CONTACTS_TABLE_NAME"), dump(aws, "EVENTS_TABLE_NAME")
 
     return _state
+
+
+@pytest.fixture
+def stream(aws):
+    """The contacts table's stream delivered to the stage function, as the event source mapping would."""
+    from functions.stage_transition.handler import handler
+    from infra.local.streams import StreamPump
+    from infra.wiring import function
+    from shared.adapters import aws as clients
+    from tests.conftest import Context
+
+    trigger = function("stage_transition").stream
+    return StreamPump(
+        dynamodb=aws,
+        streams=clients.client("dynamodbstreams"),
+        table=os.environ[trigger.table.env],
+        trigger=trigger,
+        handler=handler,
+        context=Context,
+    )
+
+
+@pytest.fixture
+def bus_events(aws):
+    """Everything published on the event bus, through a catch-all rule into an SQS queue."""
+    import json as _json
+
+    from shared.adapters import aws as clients
+
+    sqs, events = clients.client("sqs"), clients.client("events")
+    queue = sqs.create_queue(QueueName="captured-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = os.environ["EVENT_BUS_NAME"]
+    events.put_rule(Name="capture", EventBusName=bus, EventPattern=_json.dumps({"source": ["lifecycle"]}))
+    events.put_targets(Rule="capture", EventBusName=bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    def _read() -> list[dict[str, Any]]:
+        found = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                found.append(_json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    return _read

@@ -73,10 +73,15 @@ def test_a_new_anonymous_visitor_enters_the_funnel() -> None:
 def test_identifying_then_earning_points_walks_up_to_sql_and_routes() -> None:
     lead = evaluate(contact(3), FUNNEL, DECAY, NOW)
     assert [m.target for m in lead.moves if m.kind == "stage"] == ["subscriber", "lead"]
-    engaged = contact(60, stage="lead", quarter="nurturing", stage_baseline=scored(30))
+    qualified = evaluate(contact(40, stage="lead", quarter="nurturing", stage_baseline=scored(15)), FUNNEL, DECAY, NOW)
+    assert [(m.source, m.target) for m in qualified.moves] == [("lead", "mql")]
+    assert not qualified.route
+    engaged = contact(60, stage="mql", quarter="nurturing", stage_baseline=scored(40))
     result = evaluate(engaged, FUNNEL, DECAY, NOW)
-    assert [(m.source, m.target) for m in result.moves] == [("lead", "mql"), ("mql", "sql"), ("nurturing", "sales")]
+    assert [(m.source, m.target) for m in result.moves] == [("mql", "sql"), ("nurturing", "sales")]
     assert result.stage == "sql" and result.route and result.sales_ready
+    straight = evaluate(contact(60, stage="lead", quarter="nurturing", stage_baseline=scored(55)), FUNNEL, DECAY, NOW)
+    assert [(m.source, m.target) for m in straight.moves] == [("lead", "sql"), ("nurturing", "sales")]
     again = evaluate(contact(61, stage="sql", quarter="sales", sales_ready=True, stage_baseline=scored(60)), FUNNEL, DECAY, NOW)
     assert not again.moves and not again.route, "routing happens once per crossing"
 

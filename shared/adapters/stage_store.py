@@ -1,0 +1,268 @@
+"""Stage state on the contacts table: the profile's stage attributes, the history/outbox, the due index.
+
+Every write here sets ``lastWriter = stage``; the stream trigger only passes records whose last
+writer was the tracking path, so the stage function never triggers itself.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from shared.adapters.contact_store import BASELINE, SCORE, partition, profile_key, record_from_item, _number
+from shared.adapters.dynamodb import Expression, error_code, is_transient, n, s, unavailable
+from shared.adapters.tables import CONTACTS
+from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
+from shared.engagement.events import Output
+from shared.engagement.process import Pending
+from shared.engagement.routing import Salesperson
+from shared.engagement.transitions import Evaluation
+from shared.scoring.decay import Decay
+from shared.scoring.model import DimensionScore
+from shared.tracking.timestamps import format_time
+
+HISTORY = "STAGE#"
+WRITER = "stage"
+BY_DUE = CONTACTS.global_indexes[0]
+_OUTPUT = TypeAdapter(Output)
+
+
+def due_shard(contact: ContactId, shards: int) -> str:
+    return f"DUE#{zlib.crc32(str(contact).encode()) % shards}"
+
+
+class DynamoStageStore:
+    def __init__(self, client: Any, *, contacts_table: str, decay: Decay, due_shards: int = 8) -> None:
+        self._db = client
+        self._table = contacts_table
+        self._decay = decay
+        self._shards = due_shards
+
+    def profile(self, contact: ContactId) -> ContactRecord | None:
+        try:
+            item = self._db.get_item(TableName=self._table, Key=profile_key(contact), ConsistentRead=True).get("Item")
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        return record_from_item(item) if item else None
+
+    def apply(
+        self,
+        contact: ContactId,
+        record: ContactRecord,
+        evaluation: Evaluation,
+        outputs: Sequence[Output],
+        owner: Salesperson | None,
+        now: datetime,
+    ) -> bool:
+        """Write the evaluation if the contact's stage sequence is still the one it started from."""
+        x = Expression()
+        stamp = s(format_time(now))
+        seq = record.stage_seq + 1
+        x.set("stageSeq", n(seq))
+        x.set("lastWriter", s(WRITER))
+        x.set("quarter", s(evaluation.quarter.value))
+        x.set("salesReady", {"BOOL": evaluation.sales_ready})
+        if evaluation.stage_changed:
+            x.set("stage", s(evaluation.stage))
+            x.set("stageEnteredAt", stamp)
+            self._baseline(x, record)
+        if owner is not None:
+            x.set("owner", s(owner.id))
+            x.set("ownerName", s(owner.name))
+            x.set("routedAt", stamp)
+        if evaluation.write_due:
+            if evaluation.due_at is None:
+                x.remove("dueShard")
+                x.remove("dueKey")
+                x.remove("dueAt")
+            else:
+                due = format_time(evaluation.due_at)
+                x.set("dueAt", s(due))
+                x.set("dueShard", s(due_shard(contact, self._shards)))
+                x.set("dueKey", s(f"{due}#{contact}"))
+        if outputs:
+            x.add("pendingOutputs", n(len(outputs)))
+        folded = self._rebase(x, record, now)
+        sequence = x.name("stageSeq")
+        expected = x.value(n(record.stage_seq))
+        guard = f"({sequence} = {expected} OR (attribute_not_exists({sequence}) AND {expected} = {x.value(n(0))}))"
+        condition = " AND ".join(
+            [guard, f"attribute_not_exists({x.name('mergedInto')})", "attribute_exists(pk)", *folded]
+        )
+        items: list[dict[str, Any]] = [{"Update": x.update(self._table, profile_key(contact), condition)}]
+        for number, output in enumerate(outputs):
+            items.append({"Put": {"TableName": self._table, "Item": self._history(contact, seq, number, output)}})
+        try:
+            self._db.transact_write_items(TransactItems=items)
+        except Exception as exc:
+            if error_code(exc) == "TransactionCanceledException":
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]  # type: ignore[attr-defined]
+                if "ConditionalCheckFailed" in reasons:
+                    return False
+            raise self._failure(exc) from exc
+        return True
+
+    def _rebase(self, x: Expression, record: ContactRecord, now: datetime) -> list[str]:
+        """Fold decaying sums older than the previous bucket into it, riding on a write made anyway.
+
+        The tracking path only adds to the current bucket, so folded buckets are quiet; the write is
+        conditional on their values, in case a merge added to them meanwhile.
+        """
+        conditions: list[str] = []
+        baselines = {"global": record.stage_baseline} if record.stage_baseline else {}
+        for prefix, dimensions in ((SCORE, record.scores), (BASELINE, baselines)):
+            for dimension, score in dimensions.items():
+                for memory in self._decay.memories:
+                    sums = score.sums.get(memory.key, {})
+                    into = memory.bucket(now) - 1
+                    old = [bucket for bucket in sums if bucket < into]
+                    if not old:
+                        continue
+                    for bucket in [*old, into]:
+                        name = x.name(f"{prefix}{dimension}:{memory.key}:{bucket}")
+                        if bucket in sums:
+                            conditions.append(f"{name} = {x.value(n(_number(sums[bucket])))}")
+                        else:
+                            conditions.append(f"attribute_not_exists({name})")
+                    for bucket in old:
+                        x.remove(f"{prefix}{dimension}:{memory.key}:{bucket}")
+                    x.set(f"{prefix}{dimension}:{memory.key}:{into}", n(_number(memory.fold(sums, into)[into])))
+        return conditions
+
+    def _baseline(self, x: Expression, record: ContactRecord) -> None:
+        """The stage score restarts: snapshot the global score now, dropping the old snapshot's buckets."""
+        overall = record.scores.get("global", DimensionScore())
+        old = record.stage_baseline or DimensionScore()
+        fresh = {(memory, bucket) for memory, buckets in overall.sums.items() for bucket in buckets}
+        for memory, buckets in old.sums.items():
+            for bucket in buckets:
+                if (memory, bucket) not in fresh:
+                    x.remove(f"{BASELINE}global:{memory}:{bucket}")
+        x.set(f"{BASELINE}global:total", n(overall.total))
+        for memory, buckets in overall.sums.items():
+            for bucket, value in buckets.items():
+                x.set(f"{BASELINE}global:{memory}:{bucket}", n(_number(value)))
+
+    def _history(self, contact: ContactId, seq: int, number: int, output: Output) -> dict[str, Any]:
+        detail = output.model_dump(mode="json", by_alias=True)
+        return {
+            "pk": partition(contact),
+            "sk": s(f"{HISTORY}{seq:08d}#{number:02d}"),
+            "type": s(output.detail_type),
+            "at": s(format_time(output.at)),
+            "output": s(json.dumps({"detail_type": output.detail_type, **detail}, separators=(",", ":"))),
+            "published": {"BOOL": False},
+        }
+
+    def history(self, contact: ContactId, limit: int) -> list[Output]:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+            ExpressionAttributeValues={":pk": partition(contact), ":h": s(HISTORY)},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [_output(item) for item in page.get("Items", [])]
+
+    def pending(self, contact: ContactId) -> list[Pending]:
+        found: list[Pending] = []
+        start = None
+        while True:
+            request: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
+                "FilterExpression": "published = :no",
+                "ExpressionAttributeValues": {":pk": partition(contact), ":h": s(HISTORY), ":no": {"BOOL": False}},
+                "ConsistentRead": True,
+            }
+            if start:
+                request["ExclusiveStartKey"] = start
+            page = self._db.query(**request)
+            found += [Pending(key=item["sk"]["S"], output=_output(item)) for item in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return found
+
+    def mark_published(self, contact: ContactId, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), 99):
+            chunk = keys[start : start + 99]
+            items: list[dict[str, Any]] = [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": {"pk": partition(contact), "sk": s(key)},
+                        "UpdateExpression": "SET published = :yes",
+                        "ConditionExpression": "published = :no",
+                        "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":no": {"BOOL": False}},
+                    }
+                }
+                for key in chunk
+            ]
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": profile_key(contact),
+                        "UpdateExpression": "ADD pendingOutputs :minus SET lastWriter = :w",
+                        "ExpressionAttributeValues": {":minus": n(-len(chunk)), ":w": s(WRITER)},
+                    }
+                }
+            )
+            try:
+                self._db.transact_write_items(TransactItems=items)
+            except Exception as exc:
+                if error_code(exc) == "TransactionCanceledException":
+                    return  # another delivery marked them first
+                raise self._failure(exc) from exc
+
+    def due(self, now: datetime) -> list[ContactId]:
+        """Contacts whose due time has come: one Query per shard, touching only due entries."""
+        upto = format_time(now) + "~"
+        found: list[ContactId] = []
+        for shard in range(self._shards):
+            start = None
+            while True:
+                request: dict[str, Any] = {
+                    "TableName": self._table,
+                    "IndexName": BY_DUE.name,
+                    "KeyConditionExpression": "#p = :p AND #k <= :upto",
+                    "ExpressionAttributeNames": {"#p": BY_DUE.partition_key, "#k": BY_DUE.sort_key},
+                    "ExpressionAttributeValues": {":p": s(f"DUE#{shard}"), ":upto": s(upto)},
+                }
+                if start:
+                    request["ExclusiveStartKey"] = start
+                try:
+                    page = self._db.query(**request)
+                except Exception as exc:
+                    raise self._failure(exc) from exc
+                found += [ContactId.parse(item["pk"]["S"].removeprefix("C#")) for item in page.get("Items", [])]
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+        return found
+
+    @staticmethod
+    def _failure(exc: Exception) -> Exception:
+        return unavailable(exc, "the contact store") if is_transient(exc) else exc
+
+
+def profile_from_stream(record: dict[str, Any]) -> ContactRecord | None:
+    """The contact a stream record shows after the change; ``None`` for removals and non-profiles."""
+    if record.get("eventName") == "REMOVE":
+        return None
+    change = record.get("dynamodb") or {}
+    keys = change.get("Keys") or {}
+    if keys.get("sk", {}).get("S") != "PROFILE":
+        return None
+    return record_from_item(change["NewImage"])
+
+
+def _output(item: dict[str, Any]) -> Output:
+    return _OUTPUT.validate_python(json.loads(item["output"]["S"]))
+

@@ -1,0 +1,55 @@
+"""What the stage function announces on the EventBridge bus (source ``lifecycle``).
+
+Every event carries a stable ``event_id``: the bus delivers at least once, so consumers deduplicate
+on it. The schemas are documented in docs/engagement.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SOURCE = "lifecycle"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True, populate_by_name=True)
+
+    event_id: str
+    contact_id: str
+    at: datetime
+
+
+class ContactStageChanged(_Event):
+    detail_type: Literal["ContactStageChanged"] = Field("ContactStageChanged", exclude=True)
+    from_stage: str | None = Field(alias="from")
+    to_stage: str = Field(alias="to")
+    phase: str
+    reason: str
+    engagement: float
+    index: float
+    direction: str
+
+
+class EngagementQuarterChanged(_Event):
+    detail_type: Literal["EngagementQuarterChanged"] = Field("EngagementQuarterChanged", exclude=True)
+    from_quarter: str | None = Field(alias="from")
+    to_quarter: str = Field(alias="to")
+    engagement: float
+    index: float
+    direction: str
+
+
+class LeadRouted(_Event):
+    detail_type: Literal["LeadRouted"] = Field("LeadRouted", exclude=True)
+    salesperson_id: str
+    salesperson_name: str
+    salesperson_email: str
+    stage: str
+    engagement: float
+    reason: str
+
+
+Output = ContactStageChanged | EngagementQuarterChanged | LeadRouted

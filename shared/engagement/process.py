@@ -1,0 +1,222 @@
+"""The stage function's work: evaluate a changed contact, record its moves once, announce them.
+
+At-least-once in, exactly-once effects out:
+
+- The contact's stage writes carry ``stageSeq``; a write is applied only if the sequence is the one
+  the evaluation started from. A redelivered or stale stream record therefore finds the sequence
+  moved on, re-reads the contact, and re-evaluates from the truth (usually: nothing left to do).
+- Moves and their announcements are written together (the outbox); announcements are then
+  published and marked. A crash in between leaves them pending, and the next evaluation of the
+  contact publishes them. Published events carry stable ids for consumers to deduplicate.
+- An evaluation that changes nothing writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from shared.clock import Clock
+from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
+from shared.engagement.events import ContactStageChanged, EngagementQuarterChanged, LeadRouted, Output
+from shared.engagement.funnel import Funnel
+from shared.engagement.routing import Salesperson
+from shared.engagement.transitions import Evaluation, Move, evaluate
+from shared.errors import Conflict, NotFound
+from shared.scoring.decay import Decay
+
+#: How often one record re-reads and re-evaluates a contact that moved under it before giving up.
+MAX_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An announcement written with its move and not yet published."""
+
+    key: str
+    output: Output
+
+
+class StageStore(Protocol):
+    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+    def apply(
+        self,
+        contact: ContactId,
+        record: ContactRecord,
+        evaluation: Evaluation,
+        outputs: Sequence[Output],
+        owner: Salesperson | None,
+        now: datetime,
+    ) -> bool: ...
+
+    def pending(self, contact: ContactId) -> list[Pending]: ...
+
+    def history(self, contact: ContactId, limit: int) -> list[Output]: ...
+
+    def mark_published(self, contact: ContactId, keys: Sequence[str]) -> None: ...
+
+    def due(self, now: datetime) -> list[ContactId]: ...
+
+
+class Router(Protocol):
+    def assign(self) -> Salesperson | None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, outputs: Sequence[Output]) -> None: ...
+
+
+class FunnelSource(Protocol):
+    def funnel(self) -> Funnel: ...
+
+
+class Telemetry(Protocol):
+    def count(self, name: str, value: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    clock: Clock
+    funnels: FunnelSource
+    decay: Decay
+    stages: StageStore
+    router: Router
+    publisher: Publisher
+    telemetry: Telemetry
+
+
+def on_change(record: ContactRecord, deps: Engagement) -> int:
+    """Evaluate a contact as a stream record shows it; returns the writes made.
+
+    The image is enough to see that nothing changes (the common case: no read, no write). When
+    something would change, the contact is read first: a redelivered or overtaken record then finds
+    the move already made and writes nothing.
+    """
+    contact = ContactId.parse(record.contact_id)
+    if record.merged_into:
+        return 0
+    funnel = deps.funnels.funnel()
+    now = deps.clock.now()
+    if not evaluate(record, funnel, deps.decay, now).changes(record):
+        return 0
+    writes = 0
+    for _ in range(MAX_ATTEMPTS):
+        fresh = deps.stages.profile(contact)
+        if fresh is None or fresh.merged_into:
+            return writes
+        record = fresh
+        evaluation = evaluate(record, funnel, deps.decay, now)
+        if not evaluation.changes(record):
+            break
+        owner = deps.router.assign() if evaluation.route else None
+        if evaluation.route and owner is None:  # nobody available: stay unrouted, retry on a later change
+            evaluation = replace(evaluation, route=False, sales_ready=record.sales_ready)
+            if not evaluation.changes(record):
+                break
+        outputs = announcements(contact, record, evaluation, funnel, owner, now)
+        if deps.stages.apply(contact, record, evaluation, outputs, owner, now):
+            writes += 1
+            deps.telemetry.count("StageMoves", sum(1 for m in evaluation.moves if m.kind == "stage"))
+            deps.telemetry.count("LeadsRouted", 1 if owner else 0)
+            record = record.model_copy(update={"pending_outputs": record.pending_outputs + len(outputs)})
+            break
+    else:
+        raise RuntimeError(f"contact kept changing during {MAX_ATTEMPTS} evaluations; the record will be retried")
+    if record.pending_outputs > 0:
+        writes += publish_pending(contact, deps)
+    return writes
+
+
+def publish_pending(contact: ContactId, deps: Engagement) -> int:
+    pending = deps.stages.pending(contact)
+    if not pending:
+        return 0
+    deps.publisher.publish([p.output for p in pending])
+    deps.stages.mark_published(contact, [p.key for p in pending])
+    deps.telemetry.count("EventsPublished", len(pending))
+    return 1
+
+
+def run_due(deps: Engagement) -> int:
+    """Re-evaluate every contact whose due time has come (decay may have moved it)."""
+    count = 0
+    for contact in deps.stages.due(deps.clock.now()):
+        record = deps.stages.profile(contact)
+        if record is not None:
+            on_change(record, deps)
+            count += 1
+    deps.telemetry.count("DueEvaluated", count)
+    return count
+
+
+def announcements(
+    contact: ContactId,
+    record: ContactRecord,
+    evaluation: Evaluation,
+    funnel: Funnel,
+    owner: Salesperson | None,
+    now: datetime,
+) -> list[Output]:
+    """The events a write announces; ids are stable per contact and stage sequence."""
+    base = f"{contact}#{record.stage_seq + 1}"
+    common = {"contact_id": str(contact), "at": now, "engagement": round(evaluation.engagement, 6), "index": round(evaluation.index, 6)}
+    outputs: list[Output] = []
+    for n, move in enumerate(evaluation.moves):
+        if move.kind == "stage":
+            outputs.append(
+                ContactStageChanged(
+                    event_id=f"{base}#{n}", from_stage=move.source, to_stage=move.target,
+                    phase=funnel.stage(move.target).phase, reason=move.reason,
+                    direction=evaluation.direction.value, **common,
+                )
+            )
+        else:
+            outputs.append(
+                EngagementQuarterChanged(
+                    event_id=f"{base}#{n}", from_quarter=move.source, to_quarter=move.target,
+                    direction=evaluation.direction.value, **common,
+                )
+            )
+    if owner is not None:
+        outputs.append(
+            LeadRouted(
+                event_id=f"{base}#routed", contact_id=str(contact), at=now, salesperson_id=owner.id,
+                salesperson_name=owner.name, salesperson_email=owner.email, stage=evaluation.stage,
+                engagement=round(evaluation.engagement, 6), reason="sales-ready",
+            )
+        )
+    return outputs
+
+
+def accept(contact: ContactId, salesperson_id: str, deps: Engagement) -> str:
+    """A salesperson accepts the lead routed to them (SAL): the contact moves to the funnel's accepted stage."""
+    funnel = deps.funnels.funnel()
+    for _ in range(MAX_ATTEMPTS):
+        record = deps.stages.profile(contact)
+        if record is None:
+            raise NotFound(f"no contact {contact}")
+        current = funnel.stage(record.stage).id
+        if current == funnel.accepted and record.owner == salesperson_id:
+            return current  # accepted already: nothing to do twice
+        if record.owner != salesperson_id:
+            raise Conflict(f"the lead is assigned to {record.owner or 'nobody'}, not {salesperson_id}")
+        if not funnel.stage(current).routes_lead:
+            raise Conflict(f"the contact is in stage {current}, not awaiting acceptance")
+        now = deps.clock.now()
+        evaluation = evaluate(record, funnel, deps.decay, now)
+        accepted = Move("stage", current, funnel.accepted, f"accepted by {salesperson_id}")
+        evaluation = replace(
+            evaluation,
+            stage=funnel.accepted,
+            moves=(accepted, *(m for m in evaluation.moves if m.kind == "quarter")),
+            route=False,
+        )
+        outputs = announcements(contact, record, evaluation, funnel, None, now)
+        if deps.stages.apply(contact, record, evaluation, outputs, None, now):
+            publish_pending(contact, deps)
+            return funnel.accepted
+    raise Conflict("the contact kept changing; retry")

@@ -1,0 +1,243 @@
+"""The stage function on moto: the contacts table's stream pumped into it, as the event source mapping would."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import BROWSER_KEY, Context, http_event, invoke
+
+TEAM = {
+    "ann-s": {"name": "Ann Seller", "email": "ann.s@example.com", "weight": 2},
+    "bob-s": {"name": "Bob Seller", "email": "bob.s@example.com", "weight": 1},
+    "cy-s": {"name": "Cy Seller", "email": "cy.s@example.com", "available": False},
+}
+
+
+@pytest.fixture
+def admin_call(aws):
+    from functions.admin.handler import handler
+
+    def _call(method: str, route: str, path: str, body: Any = None, **params: str):
+        return invoke(handler, http_event(method, path, route=route, key=None, body=body, path_parameters=params or None))
+
+    return _call
+
+
+@pytest.fixture
+def team(admin_call):
+    for person_id, person in TEAM.items():
+        status, _, _ = admin_call("PUT", "PUT /admin/salespeople/{salespersonId}", f"/admin/salespeople/{person_id}", person, salespersonId=person_id)
+        assert status == 200
+
+
+@pytest.fixture
+def writes(aws):
+    """DynamoDB writes made through the shared client, by operation."""
+    counted: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        if model.name in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"):
+            counted[model.name] += 1
+
+    aws.meta.events.register("before-parameter-build.dynamodb", count)
+    return counted
+
+
+def stage_of(admin, contact: str) -> dict[str, Any]:
+    status, card, _ = admin(contact)
+    assert status == 200, card
+    return card
+
+
+def test_journey_from_anonymous_visitor_to_customer(send, stream, admin, admin_call, team, bus_events, clock) -> None:
+    send("/v1/p", {"anonymousId": "a1", "properties": {"url": "https://shop.example/"}}, key=BROWSER_KEY)
+    stream.drain()
+    card = stage_of(admin, "anonymous_id:a1")
+    assert (card["stage"], card["engagement"]["quarter"]) == ("subscriber", "nurturing")
+
+    clock.advance(timedelta(minutes=1))
+    send("/v1/i", {"anonymousId": "a1", "userId": "ann", "traits": {"email": "ann@example.com"}}, key=BROWSER_KEY)
+    stream.drain()
+    assert stage_of(admin, "ann")["stage"] == "lead"
+
+    for i in range(3):  # 3 webinars: 30 points as a lead -> MQL (20) ... and 30 < 50: not sales-ready yet
+        clock.advance(timedelta(minutes=1))
+        send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": f"w{i}"})
+        stream.drain()
+    card = stage_of(admin, "ann")
+    assert card["stage"] == "mql" and card["owner"] is None
+
+    for i in range(3):  # 30 more points: engagement 61 >= 50 -> SQL, routed to the first salesperson
+        clock.advance(timedelta(minutes=1))
+        send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": f"x{i}"})
+        stream.drain()
+    card = stage_of(admin, "ann")
+    assert (card["stage"], card["engagement"]["quarter"], card["owner"]) == ("sql", "sales", "ann-s")
+    assert 1.0 <= card["engagement"]["index"] < 2.0
+
+    status, accepted, _ = admin_call("POST", "POST /admin/contacts/{contactId}/accept", "/admin/contacts/ann/accept", {"salesperson": "bob-s"}, contactId="ann")
+    assert status == 409, "only the assignee accepts"
+    status, accepted, _ = admin_call("POST", "POST /admin/contacts/{contactId}/accept", "/admin/contacts/ann/accept", {"salesperson": "ann-s"}, contactId="ann")
+    assert (status, accepted["stage"]) == (200, "opportunity")
+
+    clock.advance(timedelta(minutes=1))
+    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 99}})
+    stream.drain()
+    card = stage_of(admin, "ann")
+    assert (card["stage"], card["engagement"]["quarter"]) == ("customer", "retention")
+
+    moves = [(h["type"], h.get("from"), h.get("to") or h.get("salesperson_id")) for h in reversed(card["stage_history"])]
+    assert moves == [
+        ("ContactStageChanged", None, "subscriber"),  # the known contact's first evaluation: straight to lead
+        ("ContactStageChanged", "subscriber", "lead"),
+        ("EngagementQuarterChanged", None, "nurturing"),
+        ("ContactStageChanged", "lead", "mql"),
+        ("ContactStageChanged", "mql", "sql"),
+        ("EngagementQuarterChanged", "nurturing", "sales"),
+        ("LeadRouted", None, "ann-s"),
+        ("ContactStageChanged", "sql", "opportunity"),
+        ("ContactStageChanged", "opportunity", "customer"),
+        ("EngagementQuarterChanged", "sales", "retention"),
+    ]
+
+    published = bus_events()
+    for_ann = [(e["detail-type"], e["detail"].get("to") or e["detail"].get("salesperson_id")) for e in published if e["detail"]["contact_id"] == "user_id:ann"]
+    assert ("LeadRouted", "ann-s") in for_ann and ("ContactStageChanged", "customer") in for_ann
+    assert len({e["detail"]["event_id"] for e in published}) == len(published), "each announcement once"
+    routed = next(e for e in published if e["detail-type"] == "LeadRouted")
+    assert routed["source"] == "lifecycle" and routed["detail"]["salesperson_email"] == "ann.s@example.com"
+
+
+def test_weighted_round_robin_skips_the_unavailable(send, stream, admin, team) -> None:
+    owners = []
+    for i in range(6):
+        send("/v1/batch", {"batch": [{"type": "track", "userId": f"u{i}", "event": "Order Completed" if False else "Webinar Attended", "messageId": f"w{i}{j}"} for j in range(6)]})
+        stream.drain()
+        owners.append(stage_of(admin, f"u{i}")["owner"])
+    assert owners == ["ann-s", "bob-s", "ann-s"] * 2
+
+
+def test_routing_happens_once_per_crossing(send, stream, admin, team, bus_events, clock) -> None:
+    for j in range(6):
+        send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": f"w{j}"})
+    stream.drain()
+    for j in range(5):  # more activity while sales-ready: no new routing
+        clock.advance(timedelta(minutes=1))
+        send("/v1/track", {"userId": "ann", "event": "Liked", "messageId": f"l{j}"})
+        stream.drain()
+    routed = [e for e in bus_events() if e["detail-type"] == "LeadRouted"]
+    assert len(routed) == 1
+
+
+def test_replayed_records_apply_once_and_own_writes_do_not_retrigger(send, stream, aws, writes, bus_events) -> None:
+    from functions.stage_transition.handler import handler
+
+    captured: list[dict[str, Any]] = []
+    original = stream._handler
+    stream._handler = lambda event, context: captured.append(event) or original(event, context)
+    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
+    assert stream.drain() == 1
+    first = bus_events()
+    writes.clear()
+    for event in captured * 3:  # the same batch delivered again, three times
+        assert handler(event, Context()) == {"batchItemFailures": []}
+    assert sum(writes.values()) == 0, "a redelivered record changes nothing"
+    assert bus_events() == [] and first
+    assert stream.drain() == 0, "the stage function's own writes are filtered out of its trigger"
+
+
+def test_nothing_changes_nothing_written(send, stream, writes) -> None:
+    send("/v1/track", {"userId": "ann", "event": "Liked", "messageId": "l0"})
+    stream.drain()
+    send("/v1/track", {"userId": "ann", "event": "Liked", "messageId": "l1"})
+    writes.clear()
+    send_writes = 1  # the tracking write itself
+    stream.drain()
+    assert sum(writes.values()) == 0 or sum(writes.values()) == send_writes - 1
+
+
+def write_profiles(aws, count: int, poison_at: int) -> None:
+    """Profiles as the tracking path leaves them, with one unreadable item (a trait that is not JSON)."""
+    table = os.environ["CONTACTS_TABLE_NAME"]
+    for i in range(count):
+        aws.update_item(
+            TableName=table,
+            Key={"pk": {"S": f"C#user_id:u{i}"}, "sk": {"S": "PROFILE"}},
+            UpdateExpression="SET contactId = :c, userId = :u, lastWriter = :w ADD eventCount :one",
+            ExpressionAttributeValues={":c": {"S": f"user_id:u{i}"}, ":u": {"S": f"u{i}"}, ":w": {"S": "tracking"}, ":one": {"N": "1"}},
+        )
+        if i == poison_at:
+            aws.put_item(
+                TableName=table,
+                Item={"pk": {"S": "C#user_id:poison"}, "sk": {"S": "PROFILE"}, "lastWriter": {"S": "tracking"},
+                      "trait:email": {"S": "{not json"}},
+            )
+
+
+def test_a_poison_record_among_a_hundred_fails_alone(aws, stream, admin) -> None:
+    from functions.stage_transition.handler import handler
+
+    batches: list[dict[str, Any]] = []
+    stream._handler = lambda event, context: batches.append(event) or {"batchItemFailures": []}
+    write_profiles(aws, 100, poison_at=42)
+    assert stream.drain() == 101
+    (batch,) = [b for b in batches if len(b["Records"]) == 100] + [b for b in batches if len(b["Records"]) == 101]
+    records = [r for b in batches for r in b["Records"]]
+    poison = next(r for r in records if r["dynamodb"]["Keys"]["pk"]["S"] == "C#user_id:poison")
+    response = handler({"Records": records}, Context())
+    assert response == {"batchItemFailures": [{"itemIdentifier": poison["dynamodb"]["SequenceNumber"]}]}
+    for i in (0, 41, 42, 43, 99):
+        assert stage_of(admin, f"u{i}")["stage"] == "lead"
+
+
+def test_a_poison_record_is_retried_split_off_and_set_aside(aws, stream, admin) -> None:
+    write_profiles(aws, 5, poison_at=2)
+    assert stream.drain() == 6
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in stream.dead_letters] == ["C#user_id:poison"]
+    assert all(stage_of(admin, f"u{i}")["stage"] == "lead" for i in range(5))
+
+
+def test_ttl_removals_cause_no_transitions(aws, stream) -> None:
+    from functions.stage_transition.handler import handler
+
+    removal = {
+        "Records": [
+            {
+                "eventID": "1",
+                "eventName": "REMOVE",
+                "eventSource": "aws:dynamodb",
+                "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+                "dynamodb": {"Keys": {"pk": {"S": "C#user_id:gone"}, "sk": {"S": "PROFILE"}},
+                             "OldImage": {"pk": {"S": "C#user_id:gone"}, "sk": {"S": "PROFILE"}}, "SequenceNumber": "1"},
+            }
+        ]
+    }
+    assert handler(removal, Context()) == {"batchItemFailures": []}
+    from infra.local.filters import matches
+    from infra.wiring import function
+
+    assert not any(matches(p, removal["Records"][0]) for p in function("stage_transition").stream.filters)
+
+
+def test_decay_alone_moves_a_customer_to_exit_through_the_due_job(send, stream, admin, clock, bus_events) -> None:
+    from functions.due.handler import handler as due
+
+    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
+    send("/v1/track", {"userId": "ann", "event": "Webinar Attended"})
+    stream.drain()
+    card = stage_of(admin, "ann")
+    assert (card["stage"], card["engagement"]["quarter"]) == ("customer", "retention")  # 30 points
+    clock.advance(timedelta(days=40))  # 30 -> ~12: still above 10, not due yet
+    assert due({}, Context()) == {"evaluated": 0}
+    clock.advance(timedelta(days=20))  # ~7.5 < 10: past the crossing (log2(30/10) half-lives ~ 47.5 days)
+    assert due({}, Context()) == {"evaluated": 1}
+    card = stage_of(admin, "ann")
+    assert (card["stage"], card["engagement"]["quarter"]) == ("at_risk", "exit")
+    assert due({}, Context()) == {"evaluated": 0}, "a double-fired schedule finds nothing left to do"
+    exits = [e for e in bus_events() if e["detail-type"] == "EngagementQuarterChanged" and e["detail"]["to"] == "exit"]
+    assert len(exits) == 1
