@@ -241,3 +241,21 @@ def test_decay_alone_moves_a_customer_to_exit_through_the_due_job(send, stream, 
     assert due({}, Context()) == {"evaluated": 0}, "a double-fired schedule finds nothing left to do"
     exits = [e for e in bus_events() if e["detail-type"] == "EngagementQuarterChanged" and e["detail"]["to"] == "exit"]
     assert len(exits) == 1
+
+
+def test_sample_events_for_every_trigger_are_handled(aws) -> None:
+    """events/ holds a payload for every trigger; each runs through its real handler."""
+    import json as _json
+
+    from functions.admin.handler import handler as admin
+    from functions.due.handler import handler as due
+    from functions.stage_transition.handler import handler as stage
+    from tests.conftest import EVENTS
+
+    (stream_sample,) = (EVENTS / "stage_transition").glob("*.json")
+    assert stage(_json.loads(stream_sample.read_text()), Context()) == {"batchItemFailures": []}
+    (schedule_sample,) = (EVENTS / "due").glob("*.json")
+    assert due(_json.loads(schedule_sample.read_text()), Context()) == {"evaluated": 0}
+    for sample in sorted((EVENTS / "admin").glob("*.json")):
+        status = admin(_json.loads(sample.read_text()), Context())["statusCode"]
+        assert status in (200, 404, 409), sample.name  # a card for a contact that does not exist here is a 404

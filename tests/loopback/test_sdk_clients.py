@@ -142,3 +142,35 @@ def test_browser_key_purchase_is_refused_with_json_error(local_stack: str) -> No
     assert refused.value.code == 403
     body = json.loads(refused.value.read())
     assert body["code"] == "server_key_required" and "server write key" in body["message"]
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def eventually(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def test_stream_is_consumed_and_advancing_the_clock_fires_the_due_job(local_stack: str) -> None:
+    """The stage function runs by itself; 60 days later decay alone has moved the customer to exit."""
+    from segment.analytics.client import Client
+
+    client = Client(SERVER_KEY, host=local_stack, sync_mode=True, max_retries=0)
+    client.track("decaying", "Order Completed", {"revenue": 20})
+    assert eventually(lambda: get(f"{local_stack}/admin/contacts/decaying")["stage"] == "customer")
+    before = get(f"{local_stack}/_local/clock")["now"]
+    moved = post(f"{local_stack}/_local/clock", {"advance": "P60D"})
+    assert moved["scheduled_runs"] >= 60 * 24 and moved["now"] > before
+    card = get(f"{local_stack}/admin/contacts/decaying")
+    assert (card["stage"], card["engagement"]["quarter"], card["engagement"]["direction"]) == ("at_risk", "exit", "falling")
+    published = get(f"{local_stack}/_local/events")["events"]
+    exits = [e for e in published if e["detail"]["contact_id"] == "user_id:decaying" and e["detail"].get("to") == "exit"]
+    assert len(exits) == 1 and exits[0]["type"] == "EngagementQuarterChanged"
