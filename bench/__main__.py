@@ -7,7 +7,13 @@ import sys
 
 os.environ.setdefault("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
 # The handlers' observability is measured off: no X-Ray daemon here, and EMF lines would flood the output.
-os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING"})
+os.environ.update(
+    {
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+)
 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(name, "bench")
 
@@ -38,7 +44,7 @@ def main() -> int:
 Measured by `make bench` on {where}.
 
 **Handler CPU per event** (batch of 100 calls from 10 contacts through the real handler, DynamoDB stubbed at zero cost):
-{cpu['cpu_us_per_event']:.0f} µs CPU per event, {cpu['ratio_to_json_roundtrip']:.1f}× the CPU of a bare `json.loads` + `json.dumps` of the same body (same run).
+{cpu["cpu_us_per_event"]:.0f} µs CPU per event, {cpu["ratio_to_json_roundtrip"]:.1f}× the CPU of a bare `json.loads` + `json.dumps` of the same body (same run).
 
 **DynamoDB requests per accepted event** (counted on the botocore client, against moto):
 
@@ -50,9 +56,9 @@ Measured by `make bench` on {where}.
 
 | what | median | ratio to `import boto3` + one DynamoDB client |
 |---|---|---|
-| `import boto3; boto3.client("dynamodb")` (baseline) | {imports['baseline_ms']:.0f} ms | 1.00× |
-| `import functions.tracking.handler` | {imports['handler_ms']:.0f} ms | {imports['handler_ratio']:.2f}× |
-| handler import + dependencies built (client, stores) | {imports['ready_ms']:.0f} ms | {imports['ready_ratio']:.2f}× |
+| `import boto3; boto3.client("dynamodb")` (baseline) | {imports["baseline_ms"]:.0f} ms | 1.00× |
+| `import functions.tracking.handler` | {imports["handler_ms"]:.0f} ms | {imports["handler_ratio"]:.2f}× |
+| handler import + dependencies built (client, stores) | {imports["ready_ms"]:.0f} ms | {imports["ready_ratio"]:.2f}× |
 """,
     )
     engine = scoring.engine_throughput()
@@ -80,16 +86,16 @@ category equality and price thresholds):
 |---|---|---|---|---|---|
 {rows}
 
-From {smallest['detailed']} to {largest['detailed']} detailed rules ({largest['detailed'] // max(smallest['detailed'], 1)}× more),
-scoring CPU per event grows {largest['us_per_event'] / smallest['us_per_event']:.2f}× (same run), because
+From {smallest["detailed"]} to {largest["detailed"]} detailed rules ({largest["detailed"] // max(smallest["detailed"], 1)}× more),
+scoring CPU per event grows {largest["us_per_event"] / smallest["us_per_event"]:.2f}× (same run), because
 matching looks only at the rules indexed under the event's behaviour, keys, URL prefix and thresholds.
 
 **Writes per event** are unchanged by scoring: the points, decaying sums and rule-limit counters ride
 in the same profile update, and the ledger rides on the event item (see the tracking table above,
 measured with the default rules active).
 
-**Ledger cost per event** (100 detailed rules): {ledger['scored_share']:.0%} of events scored,
-{ledger['lines_per_scored_event']:.1f} ledger lines and {ledger['ledger_bytes_per_scored_event']:.0f} bytes of
+**Ledger cost per event** (100 detailed rules): {ledger["scored_share"]:.0%} of events scored,
+{ledger["lines_per_scored_event"]:.1f} ledger lines and {ledger["ledger_bytes_per_scored_event"]:.0f} bytes of
 ledger JSON per scored event, stored on the event item itself (no extra item, no extra request);
 plus one entry in the sparse `byScore` index per scored event (keys and the ledger only, well under
 1 KB: one index write unit).
@@ -107,15 +113,15 @@ stream on moto, every DynamoDB write request counted on the botocore client):
 
 | records | what happens | write requests per record |
 |---|---|---|
-| {stream['records_entering']} | each contact enters the funnel (stage, quarter and due time written, events announced) | {stream['writes_per_record_entering']:.2f} (the move with its outbox, then marking it published) |
-| {stream['records_quiet']} | one more visit each: nobody moves | **{stream['writes_per_record_quiet']:.2f}** |
-| 200 | both batches delivered again | {stream['writes_replayed'] / 200:.2f} ({stream['writes_replayed']} in all) |
+| {stream["records_entering"]} | each contact enters the funnel (stage, quarter and due time written, events announced) | {stream["writes_per_record_entering"]:.2f} (the move with its outbox, then marking it published) |
+| {stream["records_quiet"]} | one more visit each: nobody moves | **{stream["writes_per_record_quiet"]:.2f}** |
+| 200 | both batches delivered again | {stream["writes_replayed"] / 200:.2f} ({stream["writes_replayed"]} in all) |
 
-**Records per second through the handler**: {stream['records_per_second_quiet']:,.0f} records/s
-({stream['us_per_record_quiet']:.0f} µs CPU per record) for a batch of 100 where nothing changes: the
+**Records per second through the handler**: {stream["records_per_second_quiet"]:,.0f} records/s
+({stream["us_per_record_quiet"]:.0f} µs CPU per record) for a batch of 100 where nothing changes: the
 record's image is evaluated in memory, with no read and no write. Records that move a contact cost a
 consistent read, one transaction and one publish; on moto that ran at
-{stream['records_per_second_entering_moto']:.0f} records/s, a figure dominated by moto itself, not a prediction for DynamoDB.
+{stream["records_per_second_entering_moto"]:.0f} records/s, a figure dominated by moto itself, not a prediction for DynamoDB.
 """,
     )
     print("BENCHMARKS.md updated", flush=True)

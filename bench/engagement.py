@@ -38,23 +38,34 @@ def engagement_stack():
         topic = aws.client("sns").create_topic(Name="bench-leads")["TopicArn"]
         config = DeploymentConfig(rules_cache_seconds=60, due_shards=1)
         for name in ("tracking", "stage_transition"):
-            os.environ.update(environment(function(name), names, config, {"events": "bench-bus", "sns": topic}))
+            os.environ.update(
+                environment(function(name), names, config, {"events": "bench-bus", "sns": topic})
+            )
         from datetime import UTC, datetime
 
         from shared.adapters.write_keys import DynamoWriteKeys
         from shared.tracking.trust import Trust
 
-        DynamoWriteKeys(db, table=names["config"]).register("bench-server-key", "bench", Trust.SERVER, datetime.now(UTC))
+        DynamoWriteKeys(db, table=names["config"]).register(
+            "bench-server-key", "bench", Trust.SERVER, datetime.now(UTC)
+        )
         from functions.stage_transition.handler import handler as stage
 
         captured: list[dict[str, Any]] = []
         trigger = function("stage_transition").stream
         pump = StreamPump(
-            dynamodb=db, streams=aws.client("dynamodbstreams"), table=names["contacts"], trigger=trigger,
-            handler=lambda event, context: captured.append(event) or stage(event, context), context=Context,
+            dynamodb=db,
+            streams=aws.client("dynamodbstreams"),
+            table=names["contacts"],
+            trigger=trigger,
+            handler=lambda event, context: captured.append(event) or stage(event, context),
+            context=Context,
         )
         writes: Counter[str] = Counter()
-        db.meta.events.register("before-parameter-build.dynamodb", lambda model, **_: writes.update([model.name]) if model.name in WRITES else None)
+        db.meta.events.register(
+            "before-parameter-build.dynamodb",
+            lambda model, **_: writes.update([model.name]) if model.name in WRITES else None,
+        )
         yield db, pump, captured, writes, stage
         runtime.reset()
 
@@ -63,9 +74,12 @@ def stream_costs(contacts: int = 100) -> dict[str, float]:
     from functions.tracking.handler import handler as track
 
     with engagement_stack() as (db, pump, captured, writes, stage):
+
         def send(batch: list[dict[str, Any]]) -> None:
             event = api_event("/v1/batch", {"batch": batch})
-            event["headers"]["authorization"] = "Basic " + __import__("base64").b64encode(b"bench-server-key:").decode()
+            event["headers"]["authorization"] = (
+                "Basic " + __import__("base64").b64encode(b"bench-server-key:").decode()
+            )
             assert track(event, Context())["statusCode"] == 200
 
         # 1. contacts arrive: every record moves someone into the funnel

@@ -29,17 +29,32 @@ def detailed_rules(count: int) -> list[StoredRule]:
     for i in range(count):
         kind = i % 20
         if kind < 8:
-            body = {"behaviour": "product_viewed", "points": 3, "match": {"product": f"p-{i}"}, "tag_from": "properties.category"}
+            body = {
+                "behaviour": "product_viewed",
+                "points": 3,
+                "match": {"product": f"p-{i}"},
+                "tag_from": "properties.category",
+            }
         elif kind < 14:
-            body = {"behaviour": "visit_from_ads", "points": 2, "match": {"url": f"https://shop.example.com/products/{i}?*"}}
+            body = {
+                "behaviour": "visit_from_ads",
+                "points": 2,
+                "match": {"url": f"https://shop.example.com/products/{i}?*"},
+            }
         elif kind < 18:
             body = {"behaviour": "email_clicked_mailing", "points": 2, "match": {"campaign_id": f"c-{i}"}}
         elif kind == 18:
-            body = {"behaviour": "product_viewed", "points": 2,
-                    "match": {"properties": [{"path": "properties.category", "op": "eq", "value": f"cat-{i}"}]}}
+            body = {
+                "behaviour": "product_viewed",
+                "points": 2,
+                "match": {"properties": [{"path": "properties.category", "op": "eq", "value": f"cat-{i}"}]},
+            }
         else:
-            body = {"behaviour": "product_viewed", "points": 5,
-                    "match": {"properties": [{"path": "properties.price", "op": "gte", "value": 100 + i}]}}
+            body = {
+                "behaviour": "product_viewed",
+                "points": 5,
+                "match": {"properties": [{"path": "properties.price", "op": "gte", "value": 100 + i}]},
+            }
         rules.append(StoredRule.model_validate({"id": f"r-{i}", "version": 1, **body}))
     return rules
 
@@ -74,7 +89,12 @@ class RulesStub(StubDynamoDB):
     def __init__(self, rules: list[StoredRule]) -> None:
         super().__init__()
         self._items = [
-            {"pk": {"S": "RULES"}, "sk": {"S": r.id}, "body": {"S": r.model_dump_json()}, "version": {"N": "1"}}
+            {
+                "pk": {"S": "RULES"},
+                "sk": {"S": r.id},
+                "body": {"S": r.model_dump_json()},
+                "version": {"N": "1"},
+            }
             for r in rules
         ]
 
@@ -113,8 +133,20 @@ def ledger_cost() -> dict[str, float]:
     scored = score(events, ScoringContext(rule_book(100), Decay()), NOW)
     lines = [line for changes in scored.ledger.values() for line in changes]
     ledger_bytes = [
-        len(json.dumps([{"rule_id": c.rule_id, "rule_version": c.rule_version, "points": c.points, "dimension": c.dimension}
-                        for c in changes], separators=(",", ":")))
+        len(
+            json.dumps(
+                [
+                    {
+                        "rule_id": c.rule_id,
+                        "rule_version": c.rule_version,
+                        "points": c.points,
+                        "dimension": c.dimension,
+                    }
+                    for c in changes
+                ],
+                separators=(",", ":"),
+            )
+        )
         for changes in scored.ledger.values()
     ]
     return {

@@ -31,20 +31,43 @@ def sample_call(i: int, contact: str) -> dict[str, Any]:
         "locale": "en-GB",
         "timezone": "Europe/London",
     }
-    base = {"messageId": f"bench-{contact}-{i}", "userId": contact, "anonymousId": f"anon-{contact}",
-            "timestamp": "2026-11-22T10:43:57.008Z", "context": context, "integrations": {"All": True}}
+    base = {
+        "messageId": f"bench-{contact}-{i}",
+        "userId": contact,
+        "anonymousId": f"anon-{contact}",
+        "timestamp": "2026-11-22T10:43:57.008Z",
+        "context": context,
+        "integrations": {"All": True},
+    }
     kind = i % 10
     if kind == 0:  # identify without anonymousId: a merge is a once-per-visitor cost, measured elsewhere
         identify = {k: v for k, v in base.items() if k != "anonymousId"}
-        return {**identify, "type": "identify", "traits": {"email": f"{contact}@example.com", "name": "Ann", "plan": "pro"}}
+        return {
+            **identify,
+            "type": "identify",
+            "traits": {"email": f"{contact}@example.com", "name": "Ann", "plan": "pro"},
+        }
     if kind in (1, 2, 3, 4):
         return {**base, "type": "page", "name": "Product", "properties": dict(context["page"])}
-    return {**base, "type": "track", "event": "Product Viewed",
-            "properties": {"product_id": f"p-{i}", "sku": f"SKU-{i}", "category": "toys", "price": 24.99, "currency": "GBP"}}
+    return {
+        **base,
+        "type": "track",
+        "event": "Product Viewed",
+        "properties": {
+            "product_id": f"p-{i}",
+            "sku": f"SKU-{i}",
+            "category": "toys",
+            "price": 24.99,
+            "currency": "GBP",
+        },
+    }
 
 
 def batch_body(count: int, contacts: int) -> dict[str, Any]:
-    return {"batch": [sample_call(i, f"user-{i % contacts}") for i in range(count)], "sentAt": "2026-11-22T10:43:57.556Z"}
+    return {
+        "batch": [sample_call(i, f"user-{i % contacts}") for i in range(count)],
+        "sentAt": "2026-11-22T10:43:57.556Z",
+    }
 
 
 def api_event(path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +81,11 @@ def api_event(path: str, body: dict[str, Any]) -> dict[str, Any]:
             "content-type": "application/json",
             "authorization": "Basic " + base64.b64encode(f"{SERVER_KEY}:".encode()).decode(),
         },
-        "requestContext": {"http": {"method": "POST", "path": path}, "requestId": "bench", "routeKey": f"POST {path}"},
+        "requestContext": {
+            "http": {"method": "POST", "path": path},
+            "requestId": "bench",
+            "routeKey": f"POST {path}",
+        },
         "body": json.dumps(body),
         "isBase64Encoded": False,
     }
@@ -75,8 +102,14 @@ class Context:
 def function_environment(table_names: dict[str, str]):
     before = dict(os.environ)
     os.environ.update(environment(function("tracking"), table_names, DeploymentConfig()))
-    os.environ.update({"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_METRICS_DISABLED": "true",
-                       "POWERTOOLS_LOG_LEVEL": "WARNING", "AWS_DEFAULT_REGION": "eu-west-1"})
+    os.environ.update(
+        {
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }
+    )
     try:
         yield
     finally:
@@ -103,7 +136,9 @@ class StubDynamoDB:
         return {"Item": {"source": {"S": "bench"}, "trust": {"S": "server"}}}
 
 
-def handler_cpu_per_event(events: int = 100, contacts: int = 10, repeat: int = 60, rounds: int = 5) -> dict[str, float]:
+def handler_cpu_per_event(
+    events: int = 100, contacts: int = 10, repeat: int = 60, rounds: int = 5
+) -> dict[str, float]:
     """CPU per event through the real handler (parse, validate, plan, build requests), DynamoDB stubbed."""
     from functions.tracking.handler import handler
     from shared import runtime
@@ -128,7 +163,11 @@ def handler_cpu_per_event(events: int = 100, contacts: int = 10, repeat: int = 6
             runtime.reset()
     per_event_us = median(handler_rounds) / repeat / events * 1e6
     ratio = statistics.median(h / j for h, j in zip(handler_rounds, json_rounds, strict=True))
-    return {"cpu_us_per_event": per_event_us, "ratio_to_json_roundtrip": ratio, "requests_per_batch": stub.calls["TransactWriteItems"] / (rounds * repeat + 1)}
+    return {
+        "cpu_us_per_event": per_event_us,
+        "ratio_to_json_roundtrip": ratio,
+        "requests_per_batch": stub.calls["TransactWriteItems"] / (rounds * repeat + 1),
+    }
 
 
 def writes_per_event() -> list[dict[str, Any]]:
@@ -153,7 +192,9 @@ def writes_per_event() -> list[dict[str, Any]]:
         from shared.adapters.write_keys import DynamoWriteKeys
         from shared.tracking.trust import Trust
 
-        DynamoWriteKeys(db, table=names["config"]).register(SERVER_KEY, "bench", Trust.SERVER, datetime.now(UTC))
+        DynamoWriteKeys(db, table=names["config"]).register(
+            SERVER_KEY, "bench", Trust.SERVER, datetime.now(UTC)
+        )
         calls: Counter[str] = Counter()
         items: Counter[str] = Counter()
 
@@ -163,10 +204,22 @@ def writes_per_event() -> list[dict[str, Any]]:
                 items["written"] += len(params["TransactItems"])
 
         db.meta.events.register("before-parameter-build.dynamodb", count)
-        handler(api_event("/v1/track", {"userId": "warm", "event": "Liked"}), Context())  # write key now cached
+        handler(
+            api_event("/v1/track", {"userId": "warm", "event": "Liked"}), Context()
+        )  # write key now cached
         cases = [
-            ("single event", "/v1/track", {"userId": "solo", "event": "Product Viewed", "messageId": "solo-1"}, 1),
-            ("batch of 20, one contact", "/v1/batch", {"batch": [sample_call(i, "one") for i in range(20)]}, 20),
+            (
+                "single event",
+                "/v1/track",
+                {"userId": "solo", "event": "Product Viewed", "messageId": "solo-1"},
+                1,
+            ),
+            (
+                "batch of 20, one contact",
+                "/v1/batch",
+                {"batch": [sample_call(i, "one") for i in range(20)]},
+                20,
+            ),
             ("batch of 100, 100 contacts", "/v1/batch", batch_body(100, 100), 100),
         ]
         for label, path, body, accepted in cases:
@@ -175,7 +228,11 @@ def writes_per_event() -> list[dict[str, Any]]:
                 items.clear()
                 response = handler(api_event(path, body), Context())
                 assert response["statusCode"] == 200, response
-                writes = sum(v for k, v in calls.items() if k in ("TransactWriteItems", "PutItem", "UpdateItem", "BatchWriteItem", "DeleteItem"))
+                writes = sum(
+                    v
+                    for k, v in calls.items()
+                    if k in ("TransactWriteItems", "PutItem", "UpdateItem", "BatchWriteItem", "DeleteItem")
+                )
                 reads = sum(v for k, v in calls.items() if k in ("GetItem", "Query", "BatchGetItem", "Scan"))
                 rows.append(
                     {
@@ -205,8 +262,14 @@ def cold_import(samples: int = 21) -> dict[str, float]:
     names = {t.id: f"bench-{t.id}" for t in TABLES}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
     env.update(environment(function("tracking"), names, DeploymentConfig()))
-    env.update({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_LAMBDA_FUNCTION_NAME": "tracking",
-                "LAMBDA_TASK_ROOT": "/var/task", "PYTHONDONTWRITEBYTECODE": "1"})
+    env.update(
+        {
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_LAMBDA_FUNCTION_NAME": "tracking",
+            "LAMBDA_TASK_ROOT": "/var/task",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     base, module, ready = [], [], []
     for _ in range(samples):
         base.append(python_child(IMPORT_BASELINE, env))

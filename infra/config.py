@@ -60,7 +60,10 @@ SERVICE_ENV = {"events": "EVENT_BUS_NAME", "sns": "LEAD_TOPIC_ARN"}
 
 
 def environment(
-    spec: FunctionSpec, table_names: Mapping[str, str], config: DeploymentConfig, services: Mapping[str, str] | None = None
+    spec: FunctionSpec,
+    table_names: Mapping[str, str],
+    config: DeploymentConfig,
+    services: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """A function's environment, the same in the cloud and in the local stack.
 
@@ -70,7 +73,11 @@ def environment(
         "POWERTOOLS_SERVICE_NAME": f"{SERVICE}-{spec.name}",
         "POWERTOOLS_METRICS_NAMESPACE": "Lifecycle",
         **{access.table.env: table_names[access.table.id] for access in spec.tables},
-        **{SERVICE_ENV[kind]: (services or {})[kind] for kind in spec.services if kind in SERVICE_ENV and kind in (services or {})},
+        **{
+            SERVICE_ENV[kind]: (services or {})[kind]
+            for kind in spec.services
+            if kind in SERVICE_ENV and kind in (services or {})
+        },
         **config.settings(),
         **spec.environment,
     }

@@ -15,7 +15,9 @@ from infra.constructs.triggers import Triggers
 
 class LifecycleStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig, **kwargs) -> None:
-        super().__init__(scope, construct_id, description="Lifecycle: customer-lifecycle automation", **kwargs)
+        super().__init__(
+            scope, construct_id, description="Lifecycle: customer-lifecycle automation", **kwargs
+        )
         storage = Storage(self, "Storage")
         messaging = Messaging(self, "Messaging", config=config)
         functions = Functions(self, "Functions", tables=storage.tables, messaging=messaging, config=config)
@@ -23,7 +25,17 @@ class LifecycleStack(Stack):
         Triggers(self, "Triggers", functions=functions.functions, tables=storage.tables)
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL for tracking SDKs and the admin API")
-        CfnOutput(self, "EventBusName", value=messaging.bus.event_bus_name, description="Stage events: subscribe here")
-        CfnOutput(self, "LeadTopicArn", value=messaging.lead_topic.topic_arn, description="Leads routed to salespeople")
+        CfnOutput(
+            self,
+            "EventBusName",
+            value=messaging.bus.event_bus_name,
+            description="Stage events: subscribe here",
+        )
+        CfnOutput(
+            self,
+            "LeadTopicArn",
+            value=messaging.lead_topic.topic_arn,
+            description="Leads routed to salespeople",
+        )
         for table_id, table in storage.tables.items():
             CfnOutput(self, f"{table_id.capitalize()}TableName", value=table.table_name)

@@ -16,7 +16,15 @@ from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
 __all__ = [
-    "FUNCTIONS", "TABLES", "CORS", "FunctionSpec", "HttpRoute", "TableAccess", "Cors", "StreamTrigger", "ScheduleTrigger",
+    "FUNCTIONS",
+    "TABLES",
+    "CORS",
+    "FunctionSpec",
+    "HttpRoute",
+    "TableAccess",
+    "Cors",
+    "StreamTrigger",
+    "ScheduleTrigger",
     "function",
 ]
 
@@ -108,7 +116,11 @@ PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
     "dynamodb": {"Keys": {"sk": {"S": ["PROFILE"]}}, "NewImage": {"lastWriter": {"S": ["tracking"]}}},
 }
 ENGAGEMENT_TABLES = (
-    TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"), indexes=True),
+    TableAccess(
+        CONTACTS,
+        ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"),
+        indexes=True,
+    ),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
 )
 
@@ -121,7 +133,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         tables=(
             TableAccess(CONTACTS, ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem")),
             TableAccess(
-                EVENTS, ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+                EVENTS,
+                ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
             ),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),
@@ -132,11 +145,19 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="Admin API: contacts, score ledgers, scoring rules, funnel, salespeople and lead acceptance",
         routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES),
         tables=(
-            TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query")),
+            TableAccess(
+                CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query")
+            ),
             TableAccess(EVENTS, ("dynamodb:Query",), indexes=True),
             TableAccess(
                 CONFIG,
-                ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"),
+                (
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:UpdateItem",
+                ),
             ),
         ),
         services=("events", "sns", "ses"),

@@ -34,7 +34,11 @@ class Admin:
 
 
 #: Every admin route; the wiring declares them to API Gateway from here.
-ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {**contacts.ROUTES, **rules.ROUTES, **engagement.ROUTES}
+ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
+    **contacts.ROUTES,
+    **rules.ROUTES,
+    **engagement.ROUTES,
+}
 
 
 def dispatch(request: HttpRequest, deps: Admin) -> BaseModel:

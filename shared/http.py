@@ -58,7 +58,9 @@ class HttpRequest(BaseModel):
         )
 
 
-def respond(event: Mapping[str, Any], operation: Callable[[HttpRequest], BaseModel | Mapping[str, Any]]) -> dict[str, Any]:
+def respond(
+    event: Mapping[str, Any], operation: Callable[[HttpRequest], BaseModel | Mapping[str, Any]]
+) -> dict[str, Any]:
     """Run one operation for an API Gateway event and render its result or error."""
     try:
         request = HttpRequest.from_api_gateway(event)
@@ -77,7 +79,11 @@ def respond(event: Mapping[str, Any], operation: Callable[[HttpRequest], BaseMod
 def json_body(request: HttpRequest) -> Any:
     """An admin request's JSON body; not JSON is a 400."""
     try:
-        raw = base64.b64decode(request.body or "").decode("utf-8", "replace") if request.is_base64 else request.body or ""
+        raw = (
+            base64.b64decode(request.body or "").decode("utf-8", "replace")
+            if request.is_base64
+            else request.body or ""
+        )
         return json.loads(raw)
     except ValueError:
         raise errors.InvalidRequest("body is not valid JSON", code="invalid_json") from None

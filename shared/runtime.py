@@ -32,7 +32,9 @@ def _contacts(config: settings.ContactStoreSettings) -> DynamoContactStore:
 
 
 def _rules(config: settings.ScoringSettings) -> DynamoRuleStore:
-    return DynamoRuleStore(aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds)
+    return DynamoRuleStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
 
 
 def _decay(config: settings.ScoringSettings) -> Decay:
@@ -78,7 +80,10 @@ def engagement() -> Engagement:
         funnels=team,
         decay=decay,
         stages=DynamoStageStore(
-            aws.client("dynamodb"), contacts_table=config.contacts_table_name, decay=decay, due_shards=config.due_shards
+            aws.client("dynamodb"),
+            contacts_table=config.contacts_table_name,
+            decay=decay,
+            due_shards=config.due_shards,
         ),
         router=team,
         publisher=AwsPublisher(

@@ -19,7 +19,16 @@ from infra.wiring import FUNCTIONS, FunctionSpec
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 #: Only handler and shared code go into the asset; dependencies come from the Powertools layer.
-ASSET_EXCLUDES = ["*", ".*", "!functions", "!functions/**", "!shared", "!shared/**", "**/__pycache__", "**/*.pyc"]
+ASSET_EXCLUDES = [
+    "*",
+    ".*",
+    "!functions",
+    "!functions/**",
+    "!shared",
+    "!shared/**",
+    "**/__pycache__",
+    "**/*.pyc",
+]
 
 
 class Functions(Construct):
@@ -64,7 +73,9 @@ class Functions(Construct):
             )
         )
         role.add_to_policy(
-            iam.PolicyStatement(actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"])
+            iam.PolicyStatement(
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
+            )
         )
         for access in spec.tables:
             table = self._tables[access.table.id]
@@ -89,18 +100,22 @@ class Functions(Construct):
                 spec, {k: t.table_name for k, t in self._tables.items()}, self._config, self._messaging.names
             ),
         )
-        Validations.of(role).acknowledge(Acknowledgment(
-            id="AwsSolutions-IAM5[Resource::*]",
-            reason="X-Ray PutTraceSegments and PutTelemetryRecords"
-            + (" and dynamodb:ListStreams (needed by the stream trigger)" if spec.stream else "")
-            + " do not support resource-level permissions.",
-        ))
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments and PutTelemetryRecords"
+                + (" and dynamodb:ListStreams (needed by the stream trigger)" if spec.stream else "")
+                + " do not support resource-level permissions.",
+            )
+        )
         for access in spec.tables:
             if access.indexes:
-                Validations.of(role).acknowledge(Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self._tables[access.table.id])}.Arn>/index/*]",
-                    reason="Query on this table's own secondary indexes only (table/<name>/index/*).",
-                ))
+                Validations.of(role).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions-IAM5[Resource::<{_logical_id(self._tables[access.table.id])}.Arn>/index/*]",
+                        reason="Query on this table's own secondary indexes only (table/<name>/index/*).",
+                    )
+                )
         return function
 
     def _grant_services(self, spec: FunctionSpec, role: iam.Role) -> None:

@@ -30,7 +30,12 @@ ACCESS_LOG_FORMAT = {
 
 class HttpApi(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.Function], config: DeploymentConfig
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: dict[str, lambda_.Function],
+        config: DeploymentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
         self.api = apigw.HttpApi(
@@ -55,7 +60,9 @@ class HttpApi(Construct):
             http_api=self.api,
             stage_name="$default",
             auto_deploy=True,
-            throttle=apigw.ThrottleSettings(rate_limit=config.throttle_rate, burst_limit=config.throttle_burst),
+            throttle=apigw.ThrottleSettings(
+                rate_limit=config.throttle_rate, burst_limit=config.throttle_burst
+            ),
         )
         cfn_stage: apigw.CfnStage = self.stage.node.default_child  # type: ignore[assignment]
         cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
@@ -79,11 +86,13 @@ class HttpApi(Construct):
                 )
                 if route.auth == "none":
                     for r in created:
-                        Validations.of(r).acknowledge(Acknowledgment(
-                            id="AwsSolutions-APIG4",
-                            reason="Tracking routes authenticate each request with a Segment write key "
-                            "(HTTP Basic or body writeKey), checked by the tracking function; SDKs cannot sign requests.",
-                        ))
+                        Validations.of(r).acknowledge(
+                            Acknowledgment(
+                                id="AwsSolutions-APIG4",
+                                reason="Tracking routes authenticate each request with a Segment write key "
+                                "(HTTP Basic or body writeKey), checked by the tracking function; SDKs cannot sign requests.",
+                            )
+                        )
 
     @property
     def url(self) -> str:

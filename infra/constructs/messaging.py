@@ -14,7 +14,9 @@ from infra.config import DeploymentConfig
 class Messaging(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, construct_id)
-        self.bus = events.EventBus(self, "Bus", event_bus_name="lifecycle", description="Lifecycle stage events")
+        self.bus = events.EventBus(
+            self, "Bus", event_bus_name="lifecycle", description="Lifecycle stage events"
+        )
         self.lead_topic = sns.Topic(
             self,
             "LeadTopic",

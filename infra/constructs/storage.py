@@ -34,13 +34,17 @@ class Storage(Construct):
             table.add_local_secondary_index(
                 index_name=index.name,
                 sort_key=dynamodb.Attribute(name=index.sort_key, type=dynamodb.AttributeType.STRING),
-                projection_type=dynamodb.ProjectionType.INCLUDE if index.include else dynamodb.ProjectionType.ALL,
+                projection_type=dynamodb.ProjectionType.INCLUDE
+                if index.include
+                else dynamodb.ProjectionType.ALL,
                 non_key_attributes=list(index.include) or None,
             )
         for global_index in spec.global_indexes:
             table.add_global_secondary_index(
                 index_name=global_index.name,
-                partition_key=dynamodb.Attribute(name=global_index.partition_key, type=dynamodb.AttributeType.STRING),
+                partition_key=dynamodb.Attribute(
+                    name=global_index.partition_key, type=dynamodb.AttributeType.STRING
+                ),
                 sort_key=dynamodb.Attribute(name=global_index.sort_key, type=dynamodb.AttributeType.STRING),
                 projection_type=dynamodb.ProjectionType.KEYS_ONLY,
             )

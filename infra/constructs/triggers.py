@@ -16,7 +16,12 @@ from infra.wiring import FUNCTIONS
 
 class Triggers(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, functions: dict[str, lambda_.Function], tables: dict[str, dynamodb.Table]
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: dict[str, lambda_.Function],
+        tables: dict[str, dynamodb.Table],
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letters: dict[str, sqs.Queue] = {}

@@ -64,7 +64,9 @@ def routes_for(functions: Sequence[FunctionSpec]) -> list[LocalRoute]:
 
 
 class Gateway:
-    def __init__(self, routes: list[LocalRoute], *, cors_origins: Sequence[str], extra: Mapping[str, Callable] = {}):
+    def __init__(
+        self, routes: list[LocalRoute], *, cors_origins: Sequence[str], extra: Mapping[str, Callable] = {}
+    ):
         self.routes = routes
         self.cors_origins = tuple(cors_origins)
         #: local-only endpoints such as POST /_local/clock: (method, path) -> fn(body) -> (status, json)
@@ -135,7 +137,9 @@ class Gateway:
         url = urlsplit(request.path)
         length = int(request.headers.get("content-length") or 0)
         if length > MAX_BODY:
-            _send(request, 413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+            _send(
+                request, 413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}'
+            )
             return
         body = request.rfile.read(length) if length else b""
         extra = self.extra.get((request.command, url.path))
@@ -155,7 +159,10 @@ class Gateway:
             _send(request, 403, {"content-type": "application/json"}, b'{"message":"Forbidden"}')
             return
         event = api_gateway_event(local.route, request, url, params, body)
-        context = LambdaContext(function_name=f"lifecycle-{local.function.name}", aws_request_id=event["requestContext"]["requestId"])
+        context = LambdaContext(
+            function_name=f"lifecycle-{local.function.name}",
+            aws_request_id=event["requestContext"]["requestId"],
+        )
         try:
             response = local.invoke(event, context)
         except Exception as exc:  # a crashed function: API Gateway answers 500

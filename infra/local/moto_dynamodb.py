@@ -61,7 +61,9 @@ def serialise() -> None:
             hash_value = DynamoType(attributes[table.hash_key_attr])
             if (table.name, hash_value) not in partitions:
                 held = table.items.get(hash_value, _MISSING) if hash_value in table.items else _MISSING
-                partitions[(table.name, hash_value)] = copy.deepcopy(held) if held is not _MISSING else _MISSING
+                partitions[(table.name, hash_value)] = (
+                    copy.deepcopy(held) if held is not _MISSING else _MISSING
+                )
             if table.stream_shard is not None:
                 streams.setdefault(table.name, len(table.stream_shard.items))
         try:

@@ -152,9 +152,15 @@ class LocalStack:
         events, sqs = aws.client("events"), aws.client("sqs")
         events.create_event_bus(Name=BUS)
         self._events_queue = sqs.create_queue(QueueName="lifecycle-local-events")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=self._events_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events.put_rule(Name="local-capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["lifecycle"]}))
-        events.put_targets(Rule="local-capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self._events_queue, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        events.put_rule(
+            Name="local-capture", EventBusName=BUS, EventPattern=json.dumps({"source": ["lifecycle"]})
+        )
+        events.put_targets(
+            Rule="local-capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}]
+        )
         self.topic_arn = aws.client("sns").create_topic(Name="lifecycle-leads")["TopicArn"]
         os.environ["LEAD_TOPIC_ARN"] = self.topic_arn
         aws.client("ses").verify_email_identity(EmailAddress=SENDER)
@@ -169,7 +175,9 @@ class LocalStack:
         self.scheduler = LocalScheduler(self.clock, after_work=self.drain_streams)
         for spec in FUNCTIONS:
             handler = load_handler(spec.handler)
-            context = lambda name=spec.name: LambdaContext(function_name=f"lifecycle-{name}", aws_request_id="local")  # noqa: E731
+            context = lambda name=spec.name: LambdaContext(
+                function_name=f"lifecycle-{name}", aws_request_id="local"
+            )  # noqa: E731
             if spec.stream is not None:
                 self.pumps.append(
                     StreamPump(
@@ -182,10 +190,16 @@ class LocalStack:
                     )
                 )
             if spec.schedule is not None:
-                self.scheduler.add(spec.name, spec.schedule.every, lambda event, h=handler, c=context: h(event, c()))
+                self.scheduler.add(
+                    spec.name, spec.schedule.every, lambda event, h=handler, c=context: h(event, c())
+                )
         for pump in self.pumps:
-            self._threads.append(threading.Thread(target=pump.run, args=(self._stop,), name="streams", daemon=True))
-        self._threads.append(threading.Thread(target=self.scheduler.run, args=(self._stop,), name="scheduler", daemon=True))
+            self._threads.append(
+                threading.Thread(target=pump.run, args=(self._stop,), name="streams", daemon=True)
+            )
+        self._threads.append(
+            threading.Thread(target=self.scheduler.run, args=(self._stop,), name="scheduler", daemon=True)
+        )
         for thread in self._threads:
             thread.start()
 
@@ -239,12 +253,16 @@ class LocalStack:
         self.drain_streams()
         sqs = aws.client("sqs")
         while True:
-            messages = sqs.receive_message(QueueUrl=self._events_queue, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=self._events_queue, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 break
             for message in messages:
                 event = json.loads(message["Body"])
-                self._published.append({"type": event["detail-type"], "time": event["time"], "detail": event["detail"]})
+                self._published.append(
+                    {"type": event["detail-type"], "time": event["time"], "detail": event["detail"]}
+                )
                 sqs.delete_message(QueueUrl=self._events_queue, ReceiptHandle=message["ReceiptHandle"])
         del self._published[:-500]
         return 200, {"events": self._published}
@@ -261,17 +279,17 @@ class LocalStack:
                 "",
                 "Send an event:",
                 f"  curl -s -u {self.settings.server_key}: -H 'content-type: application/json' {url}/v1/track \\",
-                "    -d '{\"userId\": \"ann\", \"event\": \"Product Viewed\", \"properties\": {\"sku\": \"X\"}}'",
+                '    -d \'{"userId": "ann", "event": "Product Viewed", "properties": {"sku": "X"}}\'',
                 "See the contact (scores, tags, ledger):",
                 f"  curl -s {url}/admin/contacts/user_id:ann",
                 f"Scoring rules ({self.rules} loaded, shipped defaults included):",
                 f"  curl -s {url}/admin/rules",
-                f"  curl -s -X PUT {url}/admin/rules/kites -d '{{\"behaviour\": \"product_viewed\", "
-                "\"points\": 5, \"match\": {\"product\": \"kite-3\"}, \"tag\": \"kites\"}'",
+                f'  curl -s -X PUT {url}/admin/rules/kites -d \'{{"behaviour": "product_viewed", '
+                '"points": 5, "match": {"product": "kite-3"}, "tag": "kites"}\'',
                 "Stage events published on the bus:",
                 f"  curl -s {url}/_local/events",
                 "Move time on (scheduled jobs fire on the way):",
-                f"  curl -s -X POST {url}/_local/clock -d '{{\"advance\": \"P30D\"}}'",
+                f'  curl -s -X POST {url}/_local/clock -d \'{{"advance": "P30D"}}\'',
             ]
         )
 

@@ -21,7 +21,14 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 class StreamPump:
     def __init__(
-        self, *, dynamodb: Any, streams: Any, table: str, trigger: StreamTrigger, handler: Handler, context: Callable[[], Any]
+        self,
+        *,
+        dynamodb: Any,
+        streams: Any,
+        table: str,
+        trigger: StreamTrigger,
+        handler: Handler,
+        context: Callable[[], Any],
     ) -> None:
         self._streams = streams
         self._trigger = trigger

@@ -24,42 +24,33 @@ class DynamoContactLog:
         self._events = events_table
 
     def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
-        request: dict[str, Any] = {
-            "TableName": self._events,
-            "IndexName": BY_TIME,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": partition(contact)},
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        if before:
-            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "at")
-        try:
-            page = self._db.query(**request)
-        except Exception as exc:
-            raise (unavailable(exc, "the event log") if is_transient(exc) else exc) from exc
-        events = [EventView.of(stored_event(item)) for item in page.get("Items", [])]
-        last = page.get("LastEvaluatedKey")
-        return EventPage(events=events, next_cursor=_encode_cursor(last) if last else None)
+        items, cursor = self._page(BY_TIME, "at", contact, limit, before)
+        return EventPage(events=[EventView.of(stored_event(item)) for item in items], next_cursor=cursor)
 
     def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage:
+        items, cursor = self._page(BY_SCORE, "scoredAt", contact, limit, before)
+        return LedgerPage(entries=[LedgerEntry.of(stored_event(item)) for item in items], next_cursor=cursor)
+
+    def _page(
+        self, index: str, index_key: str, contact: ContactId, limit: int, before: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of a contact's items on a local index, newest first, and the cursor to the next."""
         request: dict[str, Any] = {
             "TableName": self._events,
-            "IndexName": BY_SCORE,
+            "IndexName": index,
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": partition(contact)},
             "ScanIndexForward": False,
             "Limit": limit,
         }
         if before:
-            request["ExclusiveStartKey"] = _decode_cursor(before, contact, "scoredAt")
+            request["ExclusiveStartKey"] = _decode_cursor(before, contact, index_key)
         try:
             page = self._db.query(**request)
         except Exception as exc:
             raise (unavailable(exc, "the event log") if is_transient(exc) else exc) from exc
-        entries = [LedgerEntry.of(stored_event(item)) for item in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
-        return LedgerPage(entries=entries, next_cursor=_encode_cursor(last) if last else None)
+        return page.get("Items", []), _encode_cursor(last) if last else None
 
 
 def _encode_cursor(key: Mapping[str, Any]) -> str:
@@ -69,7 +60,9 @@ def _encode_cursor(key: Mapping[str, Any]) -> str:
 def _decode_cursor(cursor: str, contact: ContactId, index_key: str) -> dict[str, Any]:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        valid = isinstance(key, dict) and key.get("pk") == partition(contact) and {"sk", index_key} <= key.keys()
+        valid = (
+            isinstance(key, dict) and key.get("pk") == partition(contact) and {"sk", index_key} <= key.keys()
+        )
     except (ValueError, binascii.Error):
         valid = False
     if not valid:

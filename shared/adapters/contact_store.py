@@ -21,6 +21,7 @@ from typing import Any
 from shared.adapters.dynamodb import (
     RETRYABLE_REASONS,
     Expression,
+    cancellation_codes,
     error_code,
     is_transient,
     js,
@@ -28,6 +29,7 @@ from shared.adapters.dynamodb import (
     plain_item,
     s,
     ss,
+    transact_if,
     unavailable,
 )
 from shared.adapters.tables import EVENTS
@@ -47,7 +49,15 @@ PROFILE = "PROFILE"
 WRITER = "tracking"
 EVENT_PREFIX = "M#"
 MERGED_PREFIX = "MERGED#"
-TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = "trait:", "tag:", "count:", "group:", "score:", "rule:", "stageBase:"
+TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
+    "trait:",
+    "tag:",
+    "count:",
+    "group:",
+    "score:",
+    "rule:",
+    "stageBase:",
+)
 MAX_TRANSACTION_ITEMS = 100
 #: Stay under the 4 MB transaction limit, counting each item's body and keys.
 MAX_TRANSACTION_BYTES = 3_500_000
@@ -122,8 +132,8 @@ class DynamoContactStore:
                 self._db.transact_write_items(TransactItems=items)
             except Exception as exc:  # noqa: BLE001 - classified below
                 code = error_code(exc)
-                if code == "TransactionCanceledException":
-                    reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]  # type: ignore[attr-defined]
+                reasons = cancellation_codes(exc)
+                if reasons is not None:
                     if "ConditionalCheckFailed" in reasons:
                         self._rejected(exc.response["CancellationReasons"], owners, outcomes)  # type: ignore[attr-defined]
                         return
@@ -134,7 +144,9 @@ class DynamoContactStore:
                     if not RETRYABLE_REASONS.intersection(reasons):
                         raise unavailable(exc, "the contact store") from exc
                 elif code == "ValidationException":
-                    raise InvalidRequest(f"the store rejected the write: {exc}", code="invalid_event") from exc
+                    raise InvalidRequest(
+                        f"the store rejected the write: {exc}", code="invalid_event"
+                    ) from exc
                 elif not is_transient(exc):
                     raise
                 if attempt + 1 == ATTEMPTS:
@@ -147,7 +159,9 @@ class DynamoContactStore:
 
     @staticmethod
     def _rejected(
-        reasons: list[Mapping[str, Any]], owners: list[tuple[int, str | None]], outcomes: list[CommitOutcome | None]
+        reasons: list[Mapping[str, Any]],
+        owners: list[tuple[int, str | None]],
+        outcomes: list[CommitOutcome | None],
     ) -> None:
         duplicates: dict[int, set[str]] = {}
         merged: dict[int, ContactId] = {}
@@ -167,7 +181,10 @@ class DynamoContactStore:
                 uses[index] = {k: RuleUse(c, d) for k, (c, d) in _rule_uses(plain_item(item)).items()}
         for index, found in duplicates.items():
             outcomes[index] = CommitOutcome(
-                committed=False, duplicates=frozenset(found), merged_into=merged.get(index), rule_uses=uses.get(index)
+                committed=False,
+                duplicates=frozenset(found),
+                merged_into=merged.get(index),
+                rule_uses=uses.get(index),
             )
 
     def _event_put(
@@ -245,14 +262,19 @@ class DynamoContactStore:
                 x.set(f"{RULE}{claim.rule_id}:day", s(claim.last_day))
                 conditions.append(f"(attribute_not_exists({day}) OR {day} < {x.value(s(claim.first_day))})")
         return x.update(
-            self._contacts, profile_key(contact), " AND ".join(conditions), ReturnValuesOnConditionCheckFailure="ALL_OLD"
+            self._contacts,
+            profile_key(contact),
+            " AND ".join(conditions),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
 
     # --- reads ------------------------------------------------------------------------
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
         try:
-            item = self._db.get_item(TableName=self._contacts, Key=profile_key(contact), ConsistentRead=True).get("Item")
+            item = self._db.get_item(
+                TableName=self._contacts, Key=profile_key(contact), ConsistentRead=True
+            ).get("Item")
         except Exception as exc:
             raise self._failure(exc) from exc
         return record_from_item(item) if item else None
@@ -270,13 +292,20 @@ class DynamoContactStore:
         condition = f"attribute_not_exists({x.name('mergedInto')})"
         try:
             self._db.update_item(
-                **x.update(self._contacts, profile_key(source), condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                **x.update(
+                    self._contacts,
+                    profile_key(source),
+                    condition,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
             )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 item = getattr(exc, "response", {}).get("Item") or {}
                 owner = item.get("mergedInto", {}).get("S")
-                return Claim(ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item)
+                return Claim(
+                    ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item
+                )
             raise self._failure(exc) from exc
         return Claim(target)
 
@@ -299,7 +328,9 @@ class DynamoContactStore:
                 raise self._failure(exc) from exc
             items = page.get("Items", [])
             self._batch_write([{"PutRequest": {"Item": {**item, "pk": partition(target)}}} for item in items])
-            self._batch_write([{"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in items])
+            self._batch_write(
+                [{"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in items]
+            )
             moved += len(items)
             start = page.get("LastEvaluatedKey")
             if not start:
@@ -348,31 +379,25 @@ class DynamoContactStore:
         marker = {"pk": partition(target), "sk": s(MERGED_PREFIX + str(plan.source)), "mergedAt": stamp}
         done = Expression()
         done.set("mergeCompletedAt", stamp)
-        try:
-            self._db.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._contacts,
-                            "Item": marker,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": x.update(
-                            self._contacts, profile_key(target), f"attribute_not_exists({x.name('mergedInto')})"
-                        )
-                    },
-                    {"Update": done.update(self._contacts, profile_key(plan.source))},
-                ]
-            )
-        except Exception as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]  # type: ignore[attr-defined]
-                if "ConditionalCheckFailed" in reasons:
-                    return False
-            raise self._failure(exc) from exc
-        return True
+        return transact_if(
+            self._db,
+            [
+                {
+                    "Put": {
+                        "TableName": self._contacts,
+                        "Item": marker,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                {
+                    "Update": x.update(
+                        self._contacts, profile_key(target), f"attribute_not_exists({x.name('mergedInto')})"
+                    )
+                },
+                {"Update": done.update(self._contacts, profile_key(plan.source))},
+            ],
+            "the contact store",
+        )
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):
@@ -403,7 +428,9 @@ def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
         need = len(change.events) + 1
         weight = sum(len(e.body) + 600 for e in change.events) + 4000
         if current and (
-            items + need > MAX_TRANSACTION_ITEMS or size + weight > MAX_TRANSACTION_BYTES or change.contact in contacts
+            items + need > MAX_TRANSACTION_ITEMS
+            or size + weight > MAX_TRANSACTION_BYTES
+            or change.contact in contacts
         ):
             batches.append(current)
             current, contacts, items, size = [], set(), 0, 0

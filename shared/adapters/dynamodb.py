@@ -117,7 +117,9 @@ class Expression:
             parts.append("REMOVE " + ",".join(self.removes))
         return " ".join(parts)
 
-    def update(self, table: str, key: Mapping[str, Any], condition: str | None = None, **extra: Any) -> dict[str, Any]:
+    def update(
+        self, table: str, key: Mapping[str, Any], condition: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         request: dict[str, Any] = {
             "TableName": table,
             "Key": dict(key),
@@ -140,7 +142,9 @@ def error_code(exc: BaseException) -> str | None:
 
 
 def unavailable(exc: BaseException, what: str) -> DependencyUnavailable:
-    return DependencyUnavailable(f"{what} is unavailable right now ({error_code(exc) or type(exc).__name__}); retry")
+    return DependencyUnavailable(
+        f"{what} is unavailable right now ({error_code(exc) or type(exc).__name__}); retry"
+    )
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -151,3 +155,38 @@ def is_transient(exc: BaseException) -> bool:
     from botocore.exceptions import BotoCoreError
 
     return isinstance(exc, BotoCoreError)
+
+
+def cancellation_codes(exc: BaseException) -> list[str] | None:
+    """The per-item reasons of a cancelled transaction (``None`` if it was not a cancellation)."""
+    if error_code(exc) != "TransactionCanceledException":
+        return None
+    return [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons") or []]
+
+
+def transact_if(client: Any, items: list[dict[str, Any]], what: str) -> bool:
+    """Run a transaction; ``False`` if one of its conditions failed (nothing was written)."""
+    try:
+        client.transact_write_items(TransactItems=items)
+    except Exception as exc:
+        codes = cancellation_codes(exc)
+        if codes is not None and "ConditionalCheckFailed" in codes:
+            return False
+        raise (unavailable(exc, what) if is_transient(exc) else exc) from exc
+    return True
+
+
+def query_all(client: Any, request: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
+    """Every item a Query returns, page after page."""
+    items: list[dict[str, Any]] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page_request = {**request, **({"ExclusiveStartKey": start} if start else {})}
+        try:
+            page = client.query(**page_request)
+        except Exception as exc:
+            raise (unavailable(exc, what) if is_transient(exc) else exc) from exc
+        items += page.get("Items", [])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items

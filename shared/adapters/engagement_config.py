@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.dynamodb import error_code, is_transient, n, s, unavailable
+from shared.adapters.dynamodb import error_code, is_transient, n, query_all, s, unavailable
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.index import Thresholds
 from shared.engagement.routing import Salesperson, pick
@@ -72,7 +72,12 @@ class DynamoEngagementConfig:
             if version > 1
             else {"ConditionExpression": "attribute_not_exists(pk)"}
         )
-        item = {**FUNNEL_KEY, "body": s(funnel.model_dump_json()), "version": n(version), "updatedAt": s(format_time(at))}
+        item = {
+            **FUNNEL_KEY,
+            "body": s(funnel.model_dump_json()),
+            "version": n(version),
+            "updatedAt": s(format_time(at)),
+        }
         self._put(item, condition)
         self._funnel.clear()
 
@@ -86,7 +91,12 @@ class DynamoEngagementConfig:
         return [Salesperson.model_validate_json(item["body"]["S"]) for item in page]
 
     def save_salesperson(self, person: Salesperson, at: datetime) -> None:
-        item = {"pk": s(SALESPEOPLE), "sk": s(person.id), "body": s(person.model_dump_json()), "updatedAt": s(format_time(at))}
+        item = {
+            "pk": s(SALESPEOPLE),
+            "sk": s(person.id),
+            "body": s(person.model_dump_json()),
+            "updatedAt": s(format_time(at)),
+        }
         self._put(item, {})
         self._team.clear()
 
@@ -129,23 +139,12 @@ class DynamoEngagementConfig:
             raise self._failure(exc) from exc
 
     def _query(self, pk: str) -> list[dict[str, Any]]:
-        items, start = [], None
-        while True:
-            request: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": s(pk)},
-            }
-            if start:
-                request["ExclusiveStartKey"] = start
-            try:
-                page = self._db.query(**request)
-            except Exception as exc:
-                raise self._failure(exc) from exc
-            items += page.get("Items", [])
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return items
+        request = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": s(pk)},
+        }
+        return query_all(self._db, request, "the configuration store")
 
     def _put(self, item: dict[str, Any], condition: dict[str, Any]) -> None:
         try:
@@ -158,4 +157,3 @@ class DynamoEngagementConfig:
     @staticmethod
     def _failure(exc: Exception) -> Exception:
         return unavailable(exc, "the configuration store") if is_transient(exc) else exc
-

@@ -60,9 +60,13 @@ class AwsPublisher:
                 self._sns.publish(
                     TopicArn=self._topic,
                     Subject="New lead assigned",
-                    Message=json.dumps({"default": text, "lead": lead.model_dump(mode="json", by_alias=True)}),
+                    Message=json.dumps(
+                        {"default": text, "lead": lead.model_dump(mode="json", by_alias=True)}
+                    ),
                     MessageStructure="json",
-                    MessageAttributes={"salesperson": {"DataType": "String", "StringValue": lead.salesperson_id}},
+                    MessageAttributes={
+                        "salesperson": {"DataType": "String", "StringValue": lead.salesperson_id}
+                    },
                 )
             if self._ses is not None and self._sender:
                 self._ses.send_email(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.dynamodb import error_code, is_transient, n, plain_item, s, unavailable
+from shared.adapters.dynamodb import n, plain_item, query_all, s, transact_if
 from shared.errors import Conflict, NotFound
 from shared.scoring.catalogue import effective
 from shared.scoring.rules import Rule, RuleBook, StoredRule
@@ -24,7 +24,12 @@ HISTORY = "RULE#"
 
 class DynamoRuleStore:
     def __init__(
-        self, client: Any, *, table: str, cache_seconds: float = 30.0, monotonic: Callable[[], float] = time.monotonic
+        self,
+        client: Any,
+        *,
+        table: str,
+        cache_seconds: float = 30.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = client
         self._table = table
@@ -41,24 +46,12 @@ class DynamoRuleStore:
         return book
 
     def stored(self) -> list[StoredRule]:
-        rules: list[StoredRule] = []
-        start: dict[str, Any] | None = None
-        while True:
-            request: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": s(CURRENT)},
-            }
-            if start:
-                request["ExclusiveStartKey"] = start
-            try:
-                page = self._db.query(**request)
-            except Exception as exc:
-                raise (unavailable(exc, "the rule store") if is_transient(exc) else exc) from exc
-            rules += [_rule(item) for item in page.get("Items", [])]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return rules
+        request = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": s(CURRENT)},
+        }
+        return [_rule(item) for item in query_all(self._db, request, "the rule store")]
 
     def history(self, rule_id: str) -> list[StoredRule]:
         page = self._db.query(
@@ -84,8 +77,19 @@ class DynamoRuleStore:
         )
         self._write(
             [
-                {"Put": {"TableName": self._table, "Item": _item(CURRENT, rule.id, body, version, at), **condition}},
-                {"Put": {"TableName": self._table, "Item": _item(HISTORY + rule.id, f"v{version:08d}", body, version, at)}},
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(CURRENT, rule.id, body, version, at),
+                        **condition,
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": _item(HISTORY + rule.id, f"v{version:08d}", body, version, at),
+                    }
+                },
             ],
             rule.id,
         )
@@ -97,7 +101,13 @@ class DynamoRuleStore:
             raise NotFound(f"no stored rule {rule_id}")
         if expected_version is not None and expected_version != current.version:
             raise Conflict(f"rule {rule_id} is at version {current.version}, not {expected_version}")
-        tombstone = _item(HISTORY + rule_id, f"v{current.version + 1:08d}", s(current.model_dump_json()), current.version + 1, at)
+        tombstone = _item(
+            HISTORY + rule_id,
+            f"v{current.version + 1:08d}",
+            s(current.model_dump_json()),
+            current.version + 1,
+            at,
+        )
         tombstone["deleted"] = {"BOOL": True}
         self._write(
             [
@@ -123,12 +133,8 @@ class DynamoRuleStore:
         return _rule(item) if item else None
 
     def _write(self, items: list[dict[str, Any]], rule_id: str) -> None:
-        try:
-            self._db.transact_write_items(TransactItems=items)
-        except Exception as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                raise Conflict(f"rule {rule_id} changed meanwhile; read it again and retry") from exc
-            raise (unavailable(exc, "the rule store") if is_transient(exc) else exc) from exc
+        if not transact_if(self._db, items, "the rule store"):
+            raise Conflict(f"rule {rule_id} changed meanwhile; read it again and retry")
         self._cached = None
 
 

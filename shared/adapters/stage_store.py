@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from shared.adapters.contact_store import BASELINE, SCORE, partition, profile_key, record_from_item, _number
-from shared.adapters.dynamodb import Expression, error_code, is_transient, n, s, unavailable
+from shared.adapters.dynamodb import Expression, is_transient, n, query_all, s, transact_if, unavailable
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
@@ -46,7 +46,9 @@ class DynamoStageStore:
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
         try:
-            item = self._db.get_item(TableName=self._table, Key=profile_key(contact), ConsistentRead=True).get("Item")
+            item = self._db.get_item(
+                TableName=self._table, Key=profile_key(contact), ConsistentRead=True
+            ).get("Item")
         except Exception as exc:
             raise self._failure(exc) from exc
         return record_from_item(item) if item else None
@@ -97,16 +99,10 @@ class DynamoStageStore:
         )
         items: list[dict[str, Any]] = [{"Update": x.update(self._table, profile_key(contact), condition)}]
         for number, output in enumerate(outputs):
-            items.append({"Put": {"TableName": self._table, "Item": self._history(contact, seq, number, output)}})
-        try:
-            self._db.transact_write_items(TransactItems=items)
-        except Exception as exc:
-            if error_code(exc) == "TransactionCanceledException":
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]  # type: ignore[attr-defined]
-                if "ConditionalCheckFailed" in reasons:
-                    return False
-            raise self._failure(exc) from exc
-        return True
+            items.append(
+                {"Put": {"TableName": self._table, "Item": self._history(contact, seq, number, output)}}
+            )
+        return transact_if(self._db, items, "the contact store")
 
     def _rebase(self, x: Expression, record: ContactRecord, now: datetime) -> list[str]:
         """Fold decaying sums older than the previous bucket into it, riding on a write made anyway.
@@ -132,7 +128,9 @@ class DynamoStageStore:
                             conditions.append(f"attribute_not_exists({name})")
                     for bucket in old:
                         x.remove(f"{prefix}{dimension}:{memory.key}:{bucket}")
-                    x.set(f"{prefix}{dimension}:{memory.key}:{into}", n(_number(memory.fold(sums, into)[into])))
+                    x.set(
+                        f"{prefix}{dimension}:{memory.key}:{into}", n(_number(memory.fold(sums, into)[into]))
+                    )
         return conditions
 
     def _baseline(self, x: Expression, record: ContactRecord) -> None:
@@ -171,23 +169,21 @@ class DynamoStageStore:
         return [_output(item) for item in page.get("Items", [])]
 
     def pending(self, contact: ContactId) -> list[Pending]:
-        found: list[Pending] = []
-        start = None
-        while True:
-            request: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
-                "FilterExpression": "published = :no",
-                "ExpressionAttributeValues": {":pk": partition(contact), ":h": s(HISTORY), ":no": {"BOOL": False}},
-                "ConsistentRead": True,
-            }
-            if start:
-                request["ExclusiveStartKey"] = start
-            page = self._db.query(**request)
-            found += [Pending(key=item["sk"]["S"], output=_output(item)) for item in page.get("Items", [])]
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                return found
+        request = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
+            "FilterExpression": "published = :no",
+            "ExpressionAttributeValues": {
+                ":pk": partition(contact),
+                ":h": s(HISTORY),
+                ":no": {"BOOL": False},
+            },
+            "ConsistentRead": True,
+        }
+        return [
+            Pending(key=item["sk"]["S"], output=_output(item))
+            for item in query_all(self._db, request, "the contact store")
+        ]
 
     def mark_published(self, contact: ContactId, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 99):
@@ -214,37 +210,25 @@ class DynamoStageStore:
                     }
                 }
             )
-            try:
-                self._db.transact_write_items(TransactItems=items)
-            except Exception as exc:
-                if error_code(exc) == "TransactionCanceledException":
-                    return  # another delivery marked them first
-                raise self._failure(exc) from exc
+            if not transact_if(self._db, items, "the contact store"):
+                return  # another delivery marked them first
 
     def due(self, now: datetime) -> list[ContactId]:
         """Contacts whose due time has come: one Query per shard, touching only due entries."""
         upto = format_time(now) + "~"
         found: list[ContactId] = []
         for shard in range(self._shards):
-            start = None
-            while True:
-                request: dict[str, Any] = {
-                    "TableName": self._table,
-                    "IndexName": BY_DUE.name,
-                    "KeyConditionExpression": "#p = :p AND #k <= :upto",
-                    "ExpressionAttributeNames": {"#p": BY_DUE.partition_key, "#k": BY_DUE.sort_key},
-                    "ExpressionAttributeValues": {":p": s(f"DUE#{shard}"), ":upto": s(upto)},
-                }
-                if start:
-                    request["ExclusiveStartKey"] = start
-                try:
-                    page = self._db.query(**request)
-                except Exception as exc:
-                    raise self._failure(exc) from exc
-                found += [ContactId.parse(item["pk"]["S"].removeprefix("C#")) for item in page.get("Items", [])]
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    break
+            request = {
+                "TableName": self._table,
+                "IndexName": BY_DUE.name,
+                "KeyConditionExpression": "#p = :p AND #k <= :upto",
+                "ExpressionAttributeNames": {"#p": BY_DUE.partition_key, "#k": BY_DUE.sort_key},
+                "ExpressionAttributeValues": {":p": s(f"DUE#{shard}"), ":upto": s(upto)},
+            }
+            found += [
+                ContactId.parse(i["pk"]["S"].removeprefix("C#"))
+                for i in query_all(self._db, request, "the due index")
+            ]
         return found
 
     @staticmethod
@@ -265,4 +249,3 @@ def profile_from_stream(record: dict[str, Any]) -> ContactRecord | None:
 
 def _output(item: dict[str, Any]) -> Output:
     return _OUTPUT.validate_python(json.loads(item["output"]["S"]))
-

@@ -36,7 +36,12 @@ def fingerprint(write_key: str) -> str:
 
 class DynamoWriteKeys:
     def __init__(
-        self, client: Any, *, table: str, cache_seconds: float = CACHE_SECONDS, monotonic: Callable[[], float] = time.monotonic
+        self,
+        client: Any,
+        *,
+        table: str,
+        cache_seconds: float = CACHE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = client
         self._table = table

@@ -36,7 +36,10 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
         direction=scores.global_.trend.value,
         current=current,
     )
-    history = [o.model_dump(mode="json", by_alias=True) | {"type": o.detail_type} for o in deps.engagement.stages.history(contact, RECENT_EVENTS)]
+    history = [
+        o.model_dump(mode="json", by_alias=True) | {"type": o.detail_type}
+        for o in deps.engagement.stages.history(contact, RECENT_EVENTS)
+    ]
     return ContactCard.of(
         record,
         deps.log.events(contact, RECENT_EVENTS),
@@ -71,7 +74,6 @@ def _contact(request: HttpRequest, deps: Admin) -> ContactId:
     raw = request.path_parameters.get("contactId", "")
     contact = resolve(ContactId.parse(raw), deps.contacts)
     return contact
-
 
 
 ROUTES = {

@@ -89,7 +89,6 @@ class ContactStore(Protocol):
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool: ...
 
 
-
 @dataclass(frozen=True, slots=True)
 class Recorded:
     accepted: int
@@ -108,7 +107,9 @@ def record(
     return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
 
 
-def _commit(events: list[TrackedEvent], store: ContactStore, scoring: ScoringContext | None) -> tuple[int, int]:
+def _commit(
+    events: list[TrackedEvent], store: ContactStore, scoring: ScoringContext | None
+) -> tuple[int, int]:
     routes: dict[ContactId, ContactId] = {}
     known: dict[ContactId, Mapping[str, RuleUse]] = {}
     accepted = duplicates = 0
@@ -137,7 +138,9 @@ def _commit(events: list[TrackedEvent], store: ContactStore, scoring: ScoringCon
     return accepted, duplicates
 
 
-def _group(events: Iterable[TrackedEvent], routes: dict[ContactId, ContactId]) -> dict[ContactId, list[TrackedEvent]]:
+def _group(
+    events: Iterable[TrackedEvent], routes: dict[ContactId, ContactId]
+) -> dict[ContactId, list[TrackedEvent]]:
     groups: dict[ContactId, list[TrackedEvent]] = {}
     for event in events:
         contact = ContactId.of(event.user_id, event.anonymous_id)

@@ -131,32 +131,91 @@ def default_funnel(thresholds: Thresholds = Thresholds()) -> Funnel:
         initial="subscriber",
         accepted="opportunity",
         stages=(
-            Stage(id="subscriber", phase="reach", description="known only by behaviour",
-                  transitions=(bought, Transition(to="lead", when=When(identified=True), reason="identified"))),
-            Stage(id="lead", phase="acquisition", description="identified, not yet qualified",
-                  transitions=(
-                      bought,
-                      Transition(to="sql", when=When(engagement_at_least=s), reason="sales-ready"),
-                      Transition(to="mql", when=When(stage_score_at_least=20), reason="20 points as a lead"),
-                  )),
-            Stage(id="mql", phase="acquisition", description="marketing-qualified",
-                  transitions=(
-                      bought,
-                      Transition(to="sql", when=When(engagement_at_least=s), reason="sales-ready"),
-                      Transition(to="lead", when=When(engagement_below=x / 2), reason="went cold"),
-                  )),
-            Stage(id="sql", phase="conversion", description="sales-qualified: assigned to a salesperson", routes_lead=True,
-                  transitions=(bought, Transition(to="mql", when=When(engagement_below=s / 2), reason="cooled off before acceptance"))),
-            Stage(id="opportunity", phase="conversion", description="accepted by a salesperson (SAL)",
-                  transitions=(bought, Transition(to="mql", when=When(engagement_below=x), reason="opportunity went cold"))),
-            Stage(id="customer", phase="retention", description="bought",
-                  transitions=(
-                      Transition(to="at_risk", when=When(quarter_in=(Quarter.EXIT,)), reason="engagement fell below exit"),
-                      Transition(to="loyal", when=When(purchases_at_least=3, quarter_in=(Quarter.RETENTION,)), reason="third purchase, engaged"),
-                  )),
-            Stage(id="loyal", phase="loyalty", description="repeat buyer, engaged",
-                  transitions=(Transition(to="at_risk", when=When(quarter_in=(Quarter.EXIT,)), reason="engagement fell below exit"),)),
-            Stage(id="at_risk", phase="retention", description="customer slipping away",
-                  transitions=(Transition(to="customer", when=When(quarter_in=(Quarter.RETENTION,)), reason="engaged again"),)),
+            Stage(
+                id="subscriber",
+                phase="reach",
+                description="known only by behaviour",
+                transitions=(bought, Transition(to="lead", when=When(identified=True), reason="identified")),
+            ),
+            Stage(
+                id="lead",
+                phase="acquisition",
+                description="identified, not yet qualified",
+                transitions=(
+                    bought,
+                    Transition(to="sql", when=When(engagement_at_least=s), reason="sales-ready"),
+                    Transition(to="mql", when=When(stage_score_at_least=20), reason="20 points as a lead"),
+                ),
+            ),
+            Stage(
+                id="mql",
+                phase="acquisition",
+                description="marketing-qualified",
+                transitions=(
+                    bought,
+                    Transition(to="sql", when=When(engagement_at_least=s), reason="sales-ready"),
+                    Transition(to="lead", when=When(engagement_below=x / 2), reason="went cold"),
+                ),
+            ),
+            Stage(
+                id="sql",
+                phase="conversion",
+                description="sales-qualified: assigned to a salesperson",
+                routes_lead=True,
+                transitions=(
+                    bought,
+                    Transition(
+                        to="mql", when=When(engagement_below=s / 2), reason="cooled off before acceptance"
+                    ),
+                ),
+            ),
+            Stage(
+                id="opportunity",
+                phase="conversion",
+                description="accepted by a salesperson (SAL)",
+                transitions=(
+                    bought,
+                    Transition(to="mql", when=When(engagement_below=x), reason="opportunity went cold"),
+                ),
+            ),
+            Stage(
+                id="customer",
+                phase="retention",
+                description="bought",
+                transitions=(
+                    Transition(
+                        to="at_risk",
+                        when=When(quarter_in=(Quarter.EXIT,)),
+                        reason="engagement fell below exit",
+                    ),
+                    Transition(
+                        to="loyal",
+                        when=When(purchases_at_least=3, quarter_in=(Quarter.RETENTION,)),
+                        reason="third purchase, engaged",
+                    ),
+                ),
+            ),
+            Stage(
+                id="loyal",
+                phase="loyalty",
+                description="repeat buyer, engaged",
+                transitions=(
+                    Transition(
+                        to="at_risk",
+                        when=When(quarter_in=(Quarter.EXIT,)),
+                        reason="engagement fell below exit",
+                    ),
+                ),
+            ),
+            Stage(
+                id="at_risk",
+                phase="retention",
+                description="customer slipping away",
+                transitions=(
+                    Transition(
+                        to="customer", when=When(quarter_in=(Quarter.RETENTION,)), reason="engaged again"
+                    ),
+                ),
+            ),
         ),
     )

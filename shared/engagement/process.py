@@ -125,7 +125,9 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
             record = record.model_copy(update={"pending_outputs": record.pending_outputs + len(outputs)})
             break
     else:
-        raise RuntimeError(f"contact kept changing during {MAX_ATTEMPTS} evaluations; the record will be retried")
+        raise RuntimeError(
+            f"contact kept changing during {MAX_ATTEMPTS} evaluations; the record will be retried"
+        )
     if record.pending_outputs > 0:
         writes += publish_pending(contact, deps)
     return writes
@@ -163,30 +165,48 @@ def announcements(
 ) -> list[Output]:
     """The events a write announces; ids are stable per contact and stage sequence."""
     base = f"{contact}#{record.stage_seq + 1}"
-    common = {"contact_id": str(contact), "at": now, "engagement": round(evaluation.engagement, 6), "index": round(evaluation.index, 6)}
+    common = {
+        "contact_id": str(contact),
+        "at": now,
+        "engagement": round(evaluation.engagement, 6),
+        "index": round(evaluation.index, 6),
+    }
     outputs: list[Output] = []
     for n, move in enumerate(evaluation.moves):
         if move.kind == "stage":
             outputs.append(
                 ContactStageChanged(
-                    event_id=f"{base}#{n}", from_stage=move.source, to_stage=move.target,
-                    phase=funnel.stage(move.target).phase, reason=move.reason,
-                    direction=evaluation.direction.value, **common,
+                    event_id=f"{base}#{n}",
+                    from_stage=move.source,
+                    to_stage=move.target,
+                    phase=funnel.stage(move.target).phase,
+                    reason=move.reason,
+                    direction=evaluation.direction.value,
+                    **common,
                 )
             )
         else:
             outputs.append(
                 EngagementQuarterChanged(
-                    event_id=f"{base}#{n}", from_quarter=move.source, to_quarter=move.target,
-                    direction=evaluation.direction.value, **common,
+                    event_id=f"{base}#{n}",
+                    from_quarter=move.source,
+                    to_quarter=move.target,
+                    direction=evaluation.direction.value,
+                    **common,
                 )
             )
     if owner is not None:
         outputs.append(
             LeadRouted(
-                event_id=f"{base}#routed", contact_id=str(contact), at=now, salesperson_id=owner.id,
-                salesperson_name=owner.name, salesperson_email=owner.email, stage=evaluation.stage,
-                engagement=round(evaluation.engagement, 6), reason="sales-ready",
+                event_id=f"{base}#routed",
+                contact_id=str(contact),
+                at=now,
+                salesperson_id=owner.id,
+                salesperson_name=owner.name,
+                salesperson_email=owner.email,
+                stage=evaluation.stage,
+                engagement=round(evaluation.engagement, 6),
+                reason="sales-ready",
             )
         )
     return outputs

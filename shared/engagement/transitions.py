@@ -63,8 +63,17 @@ def evaluate(record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime)
     stage = funnel.stage(record.stage).id
     moves: list[Move] = []
     if record.stage is None or record.stage != stage:
-        moves.append(Move("stage", record.stage, stage, "first seen" if record.stage is None else "stage no longer in the funnel"))
-    stage_score = overall.minus(record.stage_baseline).value(decay, now) if record.stage_baseline else engagement
+        moves.append(
+            Move(
+                "stage",
+                record.stage,
+                stage,
+                "first seen" if record.stage is None else "stage no longer in the funnel",
+            )
+        )
+    stage_score = (
+        overall.minus(record.stage_baseline).value(decay, now) if record.stage_baseline else engagement
+    )
     if moves:
         stage_score = engagement
     visited = {stage}

@@ -51,14 +51,18 @@ def put_rule(request: HttpRequest, deps: Admin) -> StoredRule:
     rule_id = request.path_parameters.get("ruleId", "")
     rule = parse_rule(rule_id, json_body(request))
     default = next((r for r in default_rules() if r.id == rule_id), None)
-    return deps.rules.save(rule, deps.clock.now(), if_match_version(request), default.version if default else 0)
+    return deps.rules.save(
+        rule, deps.clock.now(), if_match_version(request), default.version if default else 0
+    )
 
 
 def delete_rule(request: HttpRequest, deps: Admin) -> Deleted:
     rule_id = request.path_parameters.get("ruleId", "")
     removed = deps.rules.remove(rule_id, deps.clock.now(), if_match_version(request))
     return Deleted(
-        deleted=rule_id, version=removed.version, default_applies=any(r.id == rule_id for r in default_rules())
+        deleted=rule_id,
+        version=removed.version,
+        default_applies=any(r.id == rule_id for r in default_rules()),
     )
 
 

@@ -71,7 +71,11 @@ class Memory:
     def fold(self, sums: Mapping[int, float], into: int) -> dict[int, float]:
         """Rebase: move every bucket older than ``into`` onto its anchor; the value is unchanged."""
         folded = {k: s for k, s in sums.items() if k >= into}
-        moved = sum(s * 2.0 ** (-(self.anchor(into) - self.anchor(k)) / self.half_life) for k, s in sums.items() if k < into)
+        moved = sum(
+            s * 2.0 ** (-(self.anchor(into) - self.anchor(k)) / self.half_life)
+            for k, s in sums.items()
+            if k < into
+        )
         if moved or into in folded:
             folded[into] = folded.get(into, 0.0) + moved
         return folded

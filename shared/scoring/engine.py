@@ -99,7 +99,10 @@ def score(events: Sequence[TrackedEvent], context: ScoringContext, at: datetime)
                 dimensions.append(TAG_PREFIX + tag)
                 tags.setdefault(tag, event.timestamp)
             if factors is None:  # what one point of this event is worth in each decaying sum
-                factors = [(memory.key, bucket, memory.scaled(1.0, event.timestamp, bucket)) for memory, bucket in buckets]
+                factors = [
+                    (memory.key, bucket, memory.scaled(1.0, event.timestamp, bucket))
+                    for memory, bucket in buckets
+                ]
             for dimension in dimensions:
                 changes.append(ScoreChange(rule.id, rule.version, rule.points, dimension))
                 totals[dimension] = totals.get(dimension, 0) + rule.points

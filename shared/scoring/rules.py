@@ -27,7 +27,20 @@ Path = Annotated[str, StringConstraints(pattern=r"^(properties|context|traits)(\
 MAX_POINTS = 10_000
 
 Operator = Literal[
-    "eq", "ne", "in", "not_in", "contains", "starts_with", "ends_with", "like", "gt", "gte", "lt", "lte", "exists", "missing"
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "like",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "exists",
+    "missing",
 ]
 _ORDERED = {"gt", "gte", "lt", "lte"}
 
@@ -74,7 +87,9 @@ class Predicate(BaseModel):
         if op in _ORDERED:
             if isinstance(found, bool) or not isinstance(found, int | float):
                 return False
-            return {"gt": found > value, "gte": found >= value, "lt": found < value, "lte": found <= value}[op]
+            return {"gt": found > value, "gte": found >= value, "lt": found < value, "lte": found <= value}[
+                op
+            ]
         text = str(found)
         if op == "contains":
             return value in text
@@ -218,7 +233,9 @@ def matches(rule: Rule, event: TrackedEvent) -> bool:
         return False
     if m.referrer is not None and not _referrer_matches(m.referrer, event):
         return False
-    if m.search_phrase is not None and not fnmatchcase(event.attributes.get("search_phrase", "").lower(), m.search_phrase.lower()):
+    if m.search_phrase is not None and not fnmatchcase(
+        event.attributes.get("search_phrase", "").lower(), m.search_phrase.lower()
+    ):
         return False
     if m.product is not None and m.product not in _products(event):
         return False
@@ -308,7 +325,11 @@ def _exact_key(rule: Rule) -> tuple[str, str] | None:
     if m.url and not any(c in m.url for c in _WILDCARDS):
         return ("url", m.url)
     for predicate in m.properties:
-        if predicate.op == "eq" and isinstance(predicate.value, str | int) and not isinstance(predicate.value, bool):
+        if (
+            predicate.op == "eq"
+            and isinstance(predicate.value, str | int)
+            and not isinstance(predicate.value, bool)
+        ):
             return (f"path:{predicate.path}", str(predicate.value))
     return None
 

@@ -51,7 +51,13 @@ class Behaviour(StrEnum):
 
 #: Facts that move money, identity or consent: accepted only from a server write key.
 SERVER_ONLY = frozenset(
-    {Behaviour.PURCHASE, Behaviour.REFUND, Behaviour.ORDER_CANCELLED, Behaviour.CONSENT_CHANGED, Behaviour.ALIASED}
+    {
+        Behaviour.PURCHASE,
+        Behaviour.REFUND,
+        Behaviour.ORDER_CANCELLED,
+        Behaviour.CONSENT_CHANGED,
+        Behaviour.ALIASED,
+    }
 )
 
 _EMAIL = "email"  # resolved by _email_behaviour
@@ -106,10 +112,25 @@ CALL_BEHAVIOURS: Mapping[str, Behaviour] = {
 
 #: Ad-network click ids: a landing with one of these came from a paid ad.
 CLICK_IDS = frozenset(
-    {"gclid", "gbraid", "wbraid", "dclid", "fbclid", "msclkid", "ttclid", "twclid", "li_fat_id", "yclid", "epik", "sccid"}
+    {
+        "gclid",
+        "gbraid",
+        "wbraid",
+        "dclid",
+        "fbclid",
+        "msclkid",
+        "ttclid",
+        "twclid",
+        "li_fat_id",
+        "yclid",
+        "epik",
+        "sccid",
+    }
 )
 #: UTM mediums that mark owned or organic traffic; any other tagged campaign is advertising.
-UNPAID_MEDIUMS = frozenset({"email", "e-mail", "newsletter", "sms", "push", "organic", "referral", "social", "qr"})
+UNPAID_MEDIUMS = frozenset(
+    {"email", "e-mail", "newsletter", "sms", "push", "organic", "referral", "social", "qr"}
+)
 #: Referrer hosts of search engines and the query parameter that holds the phrase.
 SEARCH_ENGINES: Mapping[str, tuple[str, ...]] = {
     "google": ("q",),
@@ -142,7 +163,9 @@ class Classification:
     attributes: Mapping[str, str]
 
 
-def classify(call: str, event: str | None, properties: Mapping[str, Any], context: Mapping[str, Any]) -> Classification:
+def classify(
+    call: str, event: str | None, properties: Mapping[str, Any], context: Mapping[str, Any]
+) -> Classification:
     if call in ("page", "screen"):
         return _visit(properties, context)
     if call == "track":
@@ -155,7 +178,8 @@ def classify(call: str, event: str | None, properties: Mapping[str, Any], contex
 
 def _email(key: str, properties: Mapping[str, Any]) -> Classification:
     kind = next(
-        (str(properties[k]).lower() for k in ("mailbox", "email_type", "email_kind") if properties.get(k)), "mailing"
+        (str(properties[k]).lower() for k in ("mailbox", "email_type", "email_kind") if properties.get(k)),
+        "mailing",
     )
     personal = kind in PERSONAL_MAILBOX
     if key == "email opened":
@@ -177,7 +201,10 @@ def _visit(properties: Mapping[str, Any], context: Mapping[str, Any]) -> Classif
     if url:
         attributes["url"] = url
     campaign = context.get("campaign") if isinstance(context.get("campaign"), Mapping) else {}
-    utm = {k: _text(campaign.get(k)) or query.get(f"utm_{k}", "") for k in ("source", "medium", "name", "term", "content")}
+    utm = {
+        k: _text(campaign.get(k)) or query.get(f"utm_{k}", "")
+        for k in ("source", "medium", "name", "term", "content")
+    }
     utm = {k: v for k, v in utm.items() if v}
     for key, value in utm.items():
         attributes[f"utm_{key}"] = value

@@ -113,7 +113,9 @@ class TrackedEvent:
     body: str
 
 
-def parse_calls(path: str, payload: dict[str, Any], *, received_at: datetime, limits: Limits) -> list[TrackedEvent]:
+def parse_calls(
+    path: str, payload: dict[str, Any], *, received_at: datetime, limits: Limits
+) -> list[TrackedEvent]:
     """Validate every call in the request; raise on the first bad one, naming it."""
     call = CALLS_BY_PATH[path]
     if call != BATCH:
@@ -135,12 +137,20 @@ def parse_calls(path: str, payload: dict[str, Any], *, received_at: datetime, li
                 f"{where}.type: must be one of {', '.join(sorted(CALL_TYPES))}, got {str(kind)[:40]!r}",
                 code="invalid_event",
             )
-        events.append(_event(message, kind, where, received_at=received_at, batch_sent_at=sent_at, limits=limits))
+        events.append(
+            _event(message, kind, where, received_at=received_at, batch_sent_at=sent_at, limits=limits)
+        )
     return events
 
 
 def _event(
-    raw: dict[str, Any], call: str, where: str, *, received_at: datetime, batch_sent_at: datetime | None, limits: Limits
+    raw: dict[str, Any],
+    call: str,
+    where: str,
+    *,
+    received_at: datetime,
+    batch_sent_at: datetime | None,
+    limits: Limits,
 ) -> TrackedEvent:
     try:
         message = SegmentMessage.model_validate(raw)
@@ -160,9 +170,13 @@ def _event(
     try:
         size = len(body.encode("utf-8"))
     except UnicodeEncodeError:
-        raise InvalidRequest(f"{where}: contains invalid Unicode (a lone surrogate)", code="invalid_event") from None
+        raise InvalidRequest(
+            f"{where}: contains invalid Unicode (a lone surrogate)", code="invalid_event"
+        ) from None
     if size > limits.max_event_bytes:
-        raise PayloadTooLarge(f"{where}: the call is over the {limits.max_event_bytes // KB} KB limit per event")
+        raise PayloadTooLarge(
+            f"{where}: the call is over the {limits.max_event_bytes // KB} KB limit per event"
+        )
 
     timestamp = _time(message.timestamp or message.originalTimestamp, f"{where}.timestamp")
     sent_at = _time(message.sentAt, f"{where}.sentAt") or batch_sent_at
@@ -193,7 +207,9 @@ def _event(
 def _require_identity(message: SegmentMessage, call: str, where: str) -> None:
     if call == "alias":
         if not (message.userId and message.previousId):
-            raise InvalidRequest(f"{where}: an alias call needs userId and previousId", code="missing_identity")
+            raise InvalidRequest(
+                f"{where}: an alias call needs userId and previousId", code="missing_identity"
+            )
     elif not (message.userId or message.anonymousId):
         raise InvalidRequest(f"{where}: one of userId or anonymousId is required", code="missing_identity")
 
@@ -213,10 +229,19 @@ def _traits(call: str, message: SegmentMessage, context: dict[str, Any], where: 
         raise InvalidRequest(f"{where}.traits: at most {MAX_TRAITS} traits per call", code="invalid_event")
     for name in merged:
         if len(name) > MAX_TRAIT_NAME:
-            raise InvalidRequest(f"{where}.traits: trait names must be at most {MAX_TRAIT_NAME} characters", code="invalid_event")
+            raise InvalidRequest(
+                f"{where}.traits: trait names must be at most {MAX_TRAIT_NAME} characters",
+                code="invalid_event",
+            )
     tags = merged.get("tags")
-    if call == "identify" and tags is not None and not (
-        isinstance(tags, list) and len(tags) <= MAX_TAGS and all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH for t in tags)
+    if (
+        call == "identify"
+        and tags is not None
+        and not (
+            isinstance(tags, list)
+            and len(tags) <= MAX_TAGS
+            and all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_LENGTH for t in tags)
+        )
     ):
         raise InvalidRequest(
             f"{where}.traits.tags: must be a list of at most {MAX_TAGS} tag names "
@@ -245,9 +270,13 @@ def _revenue(behaviour: Behaviour, properties: dict[str, Any], where: str) -> De
         try:
             amount = Decimal(str(value))
         except InvalidOperation:
-            raise InvalidRequest(f"{where}.properties.{key}: must be a number", code="invalid_event") from None
+            raise InvalidRequest(
+                f"{where}.properties.{key}: must be a number", code="invalid_event"
+            ) from None
         if not amount.is_finite() or abs(amount) >= MAX_REVENUE:
-            raise InvalidRequest(f"{where}.properties.{key}: must be a finite amount below 1e12", code="invalid_event")
+            raise InvalidRequest(
+                f"{where}.properties.{key}: must be a finite amount below 1e12", code="invalid_event"
+            )
         return amount
     return None
 

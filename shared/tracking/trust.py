@@ -68,7 +68,11 @@ def authorise(source: Source, events: Iterable[TrackedEvent]) -> None:
                 f"{what} (messageId {event.message_id}) is accepted only from a server write key",
                 code="server_key_required",
             )
-        consent = sorted(name for name in event.traits if is_consent_trait(name)) if event.call == "identify" else []
+        consent = (
+            sorted(name for name in event.traits if is_consent_trait(name))
+            if event.call == "identify"
+            else []
+        )
         if consent:
             raise Forbidden(
                 f"consent traits {consent} (messageId {event.message_id}) are accepted only from a server write key",

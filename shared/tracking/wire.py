@@ -30,12 +30,19 @@ ACCEPTED_MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 
 
 def decode_body(
-    body: str | None, *, is_base64: bool, content_type: str | None, content_encoding: str | None, limits: Limits
+    body: str | None,
+    *,
+    is_base64: bool,
+    content_type: str | None,
+    content_encoding: str | None,
+    limits: Limits,
 ) -> bytes:
     """The request body as plain JSON bytes, whatever the transport did to it."""
     media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
     if media_type not in ACCEPTED_MEDIA_TYPES:
-        raise UnsupportedMediaType(f"Content-Type {media_type!r} is not supported; send application/json or text/plain")
+        raise UnsupportedMediaType(
+            f"Content-Type {media_type!r} is not supported; send application/json or text/plain"
+        )
     raw = (body or "").encode("utf-8", "surrogatepass") if not is_base64 else _b64(body or "")
     # Compressed bodies are never much larger than the same body uncompressed.
     if len(raw) > limits.max_request_bytes + 1 * KB:

@@ -116,7 +116,9 @@ def test_least_privilege_dynamodb_actions_per_function(template, spec) -> None:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         if not any(a.startswith("dynamodb:") for a in actions):
             continue
-        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        targets = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         if any("StreamArn" in json.dumps(t) for t in targets):
             continue  # reading the table's stream: granted by the trigger, asserted below
         if targets == ["*"]:
@@ -143,7 +145,10 @@ def test_logs_permission_is_scoped_to_the_functions_own_group(template) -> None:
 
 
 def test_routes_and_their_authorisation(template) -> None:
-    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in resources(template, "AWS::ApiGatewayV2::Route").values()}
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]
+        for r in resources(template, "AWS::ApiGatewayV2::Route").values()
+    }
     for spec in FUNCTIONS:
         for route in spec.routes:
             props = routes[route.key]
@@ -186,13 +191,18 @@ def test_stage_function_reads_the_contacts_stream_with_failure_reporting(templat
     dlq = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert template["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
     (pattern,) = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
-    assert pattern["dynamodb"]["NewImage"]["lastWriter"] == {"S": ["tracking"]}, "its own writes never retrigger it"
+    assert pattern["dynamodb"]["NewImage"]["lastWriter"] == {"S": ["tracking"]}, (
+        "its own writes never retrigger it"
+    )
     assert "REMOVE" not in pattern["eventName"], "TTL deletions cause no transitions"
     stage = lambda_for(template, "stage_transition")
     stream_actions = {
         a
         for s in policy_statements(template, stage)
-        if any("StreamArn" in json.dumps(r) for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]))
+        if any(
+            "StreamArn" in json.dumps(r)
+            for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+        )
         for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
     assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator"} <= stream_actions

@@ -24,13 +24,17 @@ def admin(aws):
     """GET a contact card (or its ``events`` / ``ledger`` page) through the admin handler."""
     from functions.admin.handler import handler
 
-    def _get(contact_id: str, *, events: bool = False, ledger: bool = False, query: dict[str, str] | None = None):
+    def _get(
+        contact_id: str, *, events: bool = False, ledger: bool = False, query: dict[str, str] | None = None
+    ):
         suffix = "/events" if events else "/ledger" if ledger else ""
         route = "GET /admin/contacts/{contactId}" + suffix
         path = f"/admin/contacts/{contact_id}" + suffix
         return invoke(
             handler,
-            http_event("GET", path, route=route, key=None, path_parameters={"contactId": contact_id}, query=query),
+            http_event(
+                "GET", path, route=route, key=None, path_parameters={"contactId": contact_id}, query=query
+            ),
         )
 
     return _get
@@ -41,13 +45,20 @@ def rules_api(aws):
     """Call /admin/rules routes through the admin handler: rules_api("PUT", "my-rule", body, headers)."""
     from functions.admin.handler import handler
 
-    def _call(method: str, rule_id: str | None = None, body: Any = None, headers: dict[str, str] | None = None):
+    def _call(
+        method: str, rule_id: str | None = None, body: Any = None, headers: dict[str, str] | None = None
+    ):
         route = f"{method} /admin/rules" + ("/{ruleId}" if rule_id else "")
         path = "/admin/rules" + (f"/{rule_id}" if rule_id else "")
         return invoke(
             handler,
             http_event(
-                method, path, route=route, key=None, body=body, headers=headers,
+                method,
+                path,
+                route=route,
+                key=None,
+                body=body,
+                headers=headers,
                 path_parameters={"ruleId": rule_id} if rule_id else None,
             ),
         )

@@ -13,7 +13,9 @@ from tests.conftest import http_event, invoke
 class Flaky:
     """Wraps the real client; the chosen calls fail with a throttling error."""
 
-    def __init__(self, client: Any, fail_calls: set[int], code: str = "ProvisionedThroughputExceededException"):
+    def __init__(
+        self, client: Any, fail_calls: set[int], code: str = "ProvisionedThroughputExceededException"
+    ):
         self._client = client
         self._fail = fail_calls
         self._code = code
@@ -48,7 +50,9 @@ def test_throttling_after_retries_is_503_with_retry_after(flaky, admin) -> None:
     from functions.tracking.handler import handler
 
     flaky({1, 2, 3, 4})
-    status, body, headers = invoke(handler, http_event("POST", "/v1/track", body={"userId": "ann", "event": "Liked", "messageId": "m1"}))
+    status, body, headers = invoke(
+        handler, http_event("POST", "/v1/track", body={"userId": "ann", "event": "Liked", "messageId": "m1"})
+    )
     assert status == 503 and body["code"] == "unavailable"
     assert int(headers["retry-after"]) > 0
     assert admin("ann")[0] == 404, "nothing was written"
@@ -58,7 +62,9 @@ def test_a_short_throttle_is_absorbed_by_retries(flaky, admin) -> None:
     from functions.tracking.handler import handler
 
     store = flaky({1})
-    assert invoke(handler, http_event("POST", "/v1/track", body={"userId": "ann", "event": "Liked"}))[0] == 200
+    assert (
+        invoke(handler, http_event("POST", "/v1/track", body={"userId": "ann", "event": "Liked"}))[0] == 200
+    )
     assert store.calls == 2
 
 
@@ -66,7 +72,11 @@ def test_resend_after_a_half_written_batch_counts_every_event_once(flaky, admin)
     """100 contacts need two transactions; the second throttles; the client resends the whole batch."""
     from functions.tracking.handler import handler
 
-    batch = {"batch": [{"type": "track", "userId": f"u{i}", "event": "Liked", "messageId": f"m{i}"} for i in range(100)]}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": f"u{i}", "event": "Liked", "messageId": f"m{i}"} for i in range(100)
+        ]
+    }
     flaky({2, 3, 4, 5})
     assert invoke(handler, http_event("POST", "/v1/batch", body=batch))[0] == 503
     flaky(set())

@@ -23,7 +23,10 @@ def admin_call(aws):
     from functions.admin.handler import handler
 
     def _call(method: str, route: str, path: str, body: Any = None, **params: str):
-        return invoke(handler, http_event(method, path, route=route, key=None, body=body, path_parameters=params or None))
+        return invoke(
+            handler,
+            http_event(method, path, route=route, key=None, body=body, path_parameters=params or None),
+        )
 
     return _call
 
@@ -31,7 +34,13 @@ def admin_call(aws):
 @pytest.fixture
 def team(admin_call):
     for person_id, person in TEAM.items():
-        status, _, _ = admin_call("PUT", "PUT /admin/salespeople/{salespersonId}", f"/admin/salespeople/{person_id}", person, salespersonId=person_id)
+        status, _, _ = admin_call(
+            "PUT",
+            "PUT /admin/salespeople/{salespersonId}",
+            f"/admin/salespeople/{person_id}",
+            person,
+            salespersonId=person_id,
+        )
         assert status == 200
 
 
@@ -54,14 +63,20 @@ def stage_of(admin, contact: str) -> dict[str, Any]:
     return card
 
 
-def test_journey_from_anonymous_visitor_to_customer(send, stream, admin, admin_call, team, bus_events, clock) -> None:
+def test_journey_from_anonymous_visitor_to_customer(
+    send, stream, admin, admin_call, team, bus_events, clock
+) -> None:
     send("/v1/p", {"anonymousId": "a1", "properties": {"url": "https://shop.example/"}}, key=BROWSER_KEY)
     stream.drain()
     card = stage_of(admin, "anonymous_id:a1")
     assert (card["stage"], card["engagement"]["quarter"]) == ("subscriber", "nurturing")
 
     clock.advance(timedelta(minutes=1))
-    send("/v1/i", {"anonymousId": "a1", "userId": "ann", "traits": {"email": "ann@example.com"}}, key=BROWSER_KEY)
+    send(
+        "/v1/i",
+        {"anonymousId": "a1", "userId": "ann", "traits": {"email": "ann@example.com"}},
+        key=BROWSER_KEY,
+    )
     stream.drain()
     assert stage_of(admin, "ann")["stage"] == "lead"
 
@@ -80,9 +95,21 @@ def test_journey_from_anonymous_visitor_to_customer(send, stream, admin, admin_c
     assert (card["stage"], card["engagement"]["quarter"], card["owner"]) == ("sql", "sales", "ann-s")
     assert 1.0 <= card["engagement"]["index"] < 2.0
 
-    status, accepted, _ = admin_call("POST", "POST /admin/contacts/{contactId}/accept", "/admin/contacts/ann/accept", {"salesperson": "bob-s"}, contactId="ann")
+    status, accepted, _ = admin_call(
+        "POST",
+        "POST /admin/contacts/{contactId}/accept",
+        "/admin/contacts/ann/accept",
+        {"salesperson": "bob-s"},
+        contactId="ann",
+    )
     assert status == 409, "only the assignee accepts"
-    status, accepted, _ = admin_call("POST", "POST /admin/contacts/{contactId}/accept", "/admin/contacts/ann/accept", {"salesperson": "ann-s"}, contactId="ann")
+    status, accepted, _ = admin_call(
+        "POST",
+        "POST /admin/contacts/{contactId}/accept",
+        "/admin/contacts/ann/accept",
+        {"salesperson": "ann-s"},
+        contactId="ann",
+    )
     assert (status, accepted["stage"]) == (200, "opportunity")
 
     clock.advance(timedelta(minutes=1))
@@ -91,7 +118,10 @@ def test_journey_from_anonymous_visitor_to_customer(send, stream, admin, admin_c
     card = stage_of(admin, "ann")
     assert (card["stage"], card["engagement"]["quarter"]) == ("customer", "retention")
 
-    moves = [(h["type"], h.get("from"), h.get("to") or h.get("salesperson_id")) for h in reversed(card["stage_history"])]
+    moves = [
+        (h["type"], h.get("from"), h.get("to") or h.get("salesperson_id"))
+        for h in reversed(card["stage_history"])
+    ]
     assert moves == [
         ("ContactStageChanged", None, "subscriber"),  # the known contact's first evaluation: straight to lead
         ("ContactStageChanged", "subscriber", "lead"),
@@ -106,7 +136,11 @@ def test_journey_from_anonymous_visitor_to_customer(send, stream, admin, admin_c
     ]
 
     published = bus_events()
-    for_ann = [(e["detail-type"], e["detail"].get("to") or e["detail"].get("salesperson_id")) for e in published if e["detail"]["contact_id"] == "user_id:ann"]
+    for_ann = [
+        (e["detail-type"], e["detail"].get("to") or e["detail"].get("salesperson_id"))
+        for e in published
+        if e["detail"]["contact_id"] == "user_id:ann"
+    ]
     assert ("LeadRouted", "ann-s") in for_ann and ("ContactStageChanged", "customer") in for_ann
     assert len({e["detail"]["event_id"] for e in published}) == len(published), "each announcement once"
     routed = next(e for e in published if e["detail-type"] == "LeadRouted")
@@ -116,7 +150,20 @@ def test_journey_from_anonymous_visitor_to_customer(send, stream, admin, admin_c
 def test_weighted_round_robin_skips_the_unavailable(send, stream, admin, team) -> None:
     owners = []
     for i in range(6):
-        send("/v1/batch", {"batch": [{"type": "track", "userId": f"u{i}", "event": "Order Completed" if False else "Webinar Attended", "messageId": f"w{i}{j}"} for j in range(6)]})
+        send(
+            "/v1/batch",
+            {
+                "batch": [
+                    {
+                        "type": "track",
+                        "userId": f"u{i}",
+                        "event": "Order Completed" if False else "Webinar Attended",
+                        "messageId": f"w{i}{j}",
+                    }
+                    for j in range(6)
+                ]
+            },
+        )
         stream.drain()
         owners.append(stage_of(admin, f"u{i}")["owner"])
     assert owners == ["ann-s", "bob-s", "ann-s"] * 2
@@ -134,7 +181,9 @@ def test_routing_happens_once_per_crossing(send, stream, admin, team, bus_events
     assert len(routed) == 1
 
 
-def test_replayed_records_apply_once_and_own_writes_do_not_retrigger(send, stream, aws, writes, bus_events) -> None:
+def test_replayed_records_apply_once_and_own_writes_do_not_retrigger(
+    send, stream, aws, writes, bus_events
+) -> None:
     from functions.stage_transition.handler import handler
 
     captured: list[dict[str, Any]] = []
@@ -169,13 +218,22 @@ def write_profiles(aws, count: int, poison_at: int) -> None:
             TableName=table,
             Key={"pk": {"S": f"C#user_id:u{i}"}, "sk": {"S": "PROFILE"}},
             UpdateExpression="SET contactId = :c, userId = :u, lastWriter = :w ADD eventCount :one",
-            ExpressionAttributeValues={":c": {"S": f"user_id:u{i}"}, ":u": {"S": f"u{i}"}, ":w": {"S": "tracking"}, ":one": {"N": "1"}},
+            ExpressionAttributeValues={
+                ":c": {"S": f"user_id:u{i}"},
+                ":u": {"S": f"u{i}"},
+                ":w": {"S": "tracking"},
+                ":one": {"N": "1"},
+            },
         )
         if i == poison_at:
             aws.put_item(
                 TableName=table,
-                Item={"pk": {"S": "C#user_id:poison"}, "sk": {"S": "PROFILE"}, "lastWriter": {"S": "tracking"},
-                      "trait:email": {"S": "{not json"}},
+                Item={
+                    "pk": {"S": "C#user_id:poison"},
+                    "sk": {"S": "PROFILE"},
+                    "lastWriter": {"S": "tracking"},
+                    "trait:email": {"S": "{not json"},
+                },
             )
 
 
@@ -186,7 +244,9 @@ def test_a_poison_record_among_a_hundred_fails_alone(aws, stream, admin) -> None
     stream._handler = lambda event, context: batches.append(event) or {"batchItemFailures": []}
     write_profiles(aws, 100, poison_at=42)
     assert stream.drain() == 101
-    (batch,) = [b for b in batches if len(b["Records"]) == 100] + [b for b in batches if len(b["Records"]) == 101]
+    (batch,) = [b for b in batches if len(b["Records"]) == 100] + [
+        b for b in batches if len(b["Records"]) == 101
+    ]
     records = [r for b in batches for r in b["Records"]]
     poison = next(r for r in records if r["dynamodb"]["Keys"]["pk"]["S"] == "C#user_id:poison")
     response = handler({"Records": records}, Context())
@@ -212,8 +272,11 @@ def test_ttl_removals_cause_no_transitions(aws, stream) -> None:
                 "eventName": "REMOVE",
                 "eventSource": "aws:dynamodb",
                 "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
-                "dynamodb": {"Keys": {"pk": {"S": "C#user_id:gone"}, "sk": {"S": "PROFILE"}},
-                             "OldImage": {"pk": {"S": "C#user_id:gone"}, "sk": {"S": "PROFILE"}}, "SequenceNumber": "1"},
+                "dynamodb": {
+                    "Keys": {"pk": {"S": "C#user_id:gone"}, "sk": {"S": "PROFILE"}},
+                    "OldImage": {"pk": {"S": "C#user_id:gone"}, "sk": {"S": "PROFILE"}},
+                    "SequenceNumber": "1",
+                },
             }
         ]
     }
@@ -224,7 +287,9 @@ def test_ttl_removals_cause_no_transitions(aws, stream) -> None:
     assert not any(matches(p, removal["Records"][0]) for p in function("stage_transition").stream.filters)
 
 
-def test_decay_alone_moves_a_customer_to_exit_through_the_due_job(send, stream, admin, clock, bus_events) -> None:
+def test_decay_alone_moves_a_customer_to_exit_through_the_due_job(
+    send, stream, admin, clock, bus_events
+) -> None:
     from functions.due.handler import handler as due
 
     send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
@@ -239,7 +304,11 @@ def test_decay_alone_moves_a_customer_to_exit_through_the_due_job(send, stream, 
     card = stage_of(admin, "ann")
     assert (card["stage"], card["engagement"]["quarter"]) == ("at_risk", "exit")
     assert due({}, Context()) == {"evaluated": 0}, "a double-fired schedule finds nothing left to do"
-    exits = [e for e in bus_events() if e["detail-type"] == "EngagementQuarterChanged" and e["detail"]["to"] == "exit"]
+    exits = [
+        e
+        for e in bus_events()
+        if e["detail-type"] == "EngagementQuarterChanged" and e["detail"]["to"] == "exit"
+    ]
     assert len(exits) == 1
 
 
@@ -258,4 +327,6 @@ def test_sample_events_for_every_trigger_are_handled(aws) -> None:
     assert due(_json.loads(schedule_sample.read_text()), Context()) == {"evaluated": 0}
     for sample in sorted((EVENTS / "admin").glob("*.json")):
         status = admin(_json.loads(sample.read_text()), Context())["statusCode"]
-        assert status in (200, 404, 409), sample.name  # a card for a contact that does not exist here is a 404
+        assert status in (200, 404, 409), (
+            sample.name
+        )  # a card for a contact that does not exist here is a 404

@@ -12,14 +12,47 @@ from tests.conftest import BROWSER_KEY
 def journey(send) -> None:
     """An anonymous visitor browses, signs up in the browser, then buys (reported by the back-end)."""
     browser = [
-        {"type": "page", "anonymousId": "anon-1", "messageId": "p1", "properties": {"url": "https://s.example/?gclid=1"}},
-        {"type": "page", "anonymousId": "anon-1", "messageId": "p2", "context": {"page": {"referrer": "https://www.bing.com/search?q=kites"}}},
-        {"type": "track", "anonymousId": "anon-1", "event": "Product Viewed", "messageId": "v1", "properties": {"sku": "kite"}},
-        {"type": "identify", "userId": "ann", "anonymousId": "anon-1", "messageId": "i1", "traits": {"email": "ann@example.com", "tags": ["kites"]}},
-        {"type": "track", "userId": "ann", "anonymousId": "anon-1", "event": "Product Added", "messageId": "c1"},
+        {
+            "type": "page",
+            "anonymousId": "anon-1",
+            "messageId": "p1",
+            "properties": {"url": "https://s.example/?gclid=1"},
+        },
+        {
+            "type": "page",
+            "anonymousId": "anon-1",
+            "messageId": "p2",
+            "context": {"page": {"referrer": "https://www.bing.com/search?q=kites"}},
+        },
+        {
+            "type": "track",
+            "anonymousId": "anon-1",
+            "event": "Product Viewed",
+            "messageId": "v1",
+            "properties": {"sku": "kite"},
+        },
+        {
+            "type": "identify",
+            "userId": "ann",
+            "anonymousId": "anon-1",
+            "messageId": "i1",
+            "traits": {"email": "ann@example.com", "tags": ["kites"]},
+        },
+        {
+            "type": "track",
+            "userId": "ann",
+            "anonymousId": "anon-1",
+            "event": "Product Added",
+            "messageId": "c1",
+        },
     ]
     assert send("/v1/b", {"batch": browser}, key=BROWSER_KEY)[0] == 200
-    order = {"userId": "ann", "event": "Order Completed", "messageId": "o1", "properties": {"revenue": 30, "order_id": "o-1"}}
+    order = {
+        "userId": "ann",
+        "event": "Order Completed",
+        "messageId": "o1",
+        "properties": {"revenue": 30, "order_id": "o-1"},
+    }
     assert send("/v1/track", order)[0] == 200
 
 

@@ -8,9 +8,19 @@ import pytest
 
 from tests.conftest import BROWSER_KEY
 
-KITES = {"behaviour": "product_viewed", "points": 4, "match": {"product": "kite-3"}, "tag": "kites",
-         "description": "interest in kites"}
-PRICING = {"behaviour": "visit", "points": 10, "match": {"url": "https://shop.example/pricing*"}, "limit": {"per_contact": 1}}
+KITES = {
+    "behaviour": "product_viewed",
+    "points": 4,
+    "match": {"product": "kite-3"},
+    "tag": "kites",
+    "description": "interest in kites",
+}
+PRICING = {
+    "behaviour": "visit",
+    "points": 10,
+    "match": {"url": "https://shop.example/pricing*"},
+    "limit": {"per_contact": 1},
+}
 NEWSLETTER = {"behaviour": "email_clicked_mailing", "points": 3, "match": {"campaign_id": "nov-newsletter"}}
 SEARCH = {"behaviour": "visit_from_search", "points": 2, "match": {"search_phrase": "*kite*"}, "tag": "kites"}
 
@@ -19,7 +29,9 @@ def test_rules_api_lists_defaults_validates_and_versions(rules_api) -> None:
     status, listing, _ = rules_api("GET")
     assert status == 200
     defaults = {r["id"]: r for r in listing["rules"]}
-    assert defaults["general.purchase"]["points"] == 20 and defaults["general.purchase"]["origin"] == "default"
+    assert (
+        defaults["general.purchase"]["points"] == 20 and defaults["general.purchase"]["origin"] == "default"
+    )
 
     status, body, _ = rules_api("PUT", "kites", {**KITES, "points": "many"})
     assert status == 400 and body["code"] == "invalid_rule" and body["message"].startswith("points")
@@ -47,26 +59,83 @@ def test_rules_api_lists_defaults_validates_and_versions(rules_api) -> None:
 def journey(send) -> None:
     """Anonymous search visit, pricing page twice, a kite, sign-up, newsletter click, purchase."""
     browser = [
-        {"type": "page", "anonymousId": "a1", "messageId": "s1", "timestamp": "2026-11-23T10:00:00Z",
-         "properties": {"url": "https://shop.example/", "referrer": "https://www.google.com/search?q=red+kites"}},
-        {"type": "page", "anonymousId": "a1", "messageId": "p1", "timestamp": "2026-11-23T10:01:00Z",
-         "properties": {"url": "https://shop.example/pricing"}},
-        {"type": "page", "anonymousId": "a1", "messageId": "p2", "timestamp": "2026-11-23T10:02:00Z",
-         "properties": {"url": "https://shop.example/pricing?plan=pro"}},
-        {"type": "track", "anonymousId": "a1", "event": "Product Viewed", "messageId": "v1", "timestamp": "2026-11-23T10:03:00Z",
-         "properties": {"product_id": "kite-3"}},
-        {"type": "identify", "anonymousId": "a1", "userId": "ann", "messageId": "i1", "timestamp": "2026-11-23T10:04:00Z",
-         "traits": {"email": "ann@example.com"}},
+        {
+            "type": "page",
+            "anonymousId": "a1",
+            "messageId": "s1",
+            "timestamp": "2026-11-23T10:00:00Z",
+            "properties": {
+                "url": "https://shop.example/",
+                "referrer": "https://www.google.com/search?q=red+kites",
+            },
+        },
+        {
+            "type": "page",
+            "anonymousId": "a1",
+            "messageId": "p1",
+            "timestamp": "2026-11-23T10:01:00Z",
+            "properties": {"url": "https://shop.example/pricing"},
+        },
+        {
+            "type": "page",
+            "anonymousId": "a1",
+            "messageId": "p2",
+            "timestamp": "2026-11-23T10:02:00Z",
+            "properties": {"url": "https://shop.example/pricing?plan=pro"},
+        },
+        {
+            "type": "track",
+            "anonymousId": "a1",
+            "event": "Product Viewed",
+            "messageId": "v1",
+            "timestamp": "2026-11-23T10:03:00Z",
+            "properties": {"product_id": "kite-3"},
+        },
+        {
+            "type": "identify",
+            "anonymousId": "a1",
+            "userId": "ann",
+            "messageId": "i1",
+            "timestamp": "2026-11-23T10:04:00Z",
+            "traits": {"email": "ann@example.com"},
+        },
     ]
     assert send("/v1/b", {"batch": browser}, key=BROWSER_KEY)[0] == 200
-    assert send("/v1/t", {"userId": "ann", "event": "Email Link Clicked", "messageId": "e1", "timestamp": "2026-11-23T11:00:00Z",
-                          "properties": {"campaign_id": "nov-newsletter"}}, key=BROWSER_KEY)[0] == 200
-    assert send("/v1/track", {"userId": "ann", "event": "Order Completed", "messageId": "o1", "timestamp": "2026-11-23T11:30:00Z",
-                              "properties": {"revenue": 30}})[0] == 200
+    assert (
+        send(
+            "/v1/t",
+            {
+                "userId": "ann",
+                "event": "Email Link Clicked",
+                "messageId": "e1",
+                "timestamp": "2026-11-23T11:00:00Z",
+                "properties": {"campaign_id": "nov-newsletter"},
+            },
+            key=BROWSER_KEY,
+        )[0]
+        == 200
+    )
+    assert (
+        send(
+            "/v1/track",
+            {
+                "userId": "ann",
+                "event": "Order Completed",
+                "messageId": "o1",
+                "timestamp": "2026-11-23T11:30:00Z",
+                "properties": {"revenue": 30},
+            },
+        )[0]
+        == 200
+    )
 
 
 EXPECTED_LEDGER = {
-    "s1": [("general.visit_from_search", 3, "global"), ("kite-search", 2, "global"), ("kite-search", 2, "tag:kites")],
+    "s1": [
+        ("general.visit_from_search", 3, "global"),
+        ("kite-search", 2, "global"),
+        ("kite-search", 2, "tag:kites"),
+    ],
     "p1": [("general.visit", 1, "global"), ("pricing", 10, "global")],
     "p2": [("general.visit", 1, "global")],  # the pricing bonus counts once per contact
     "v1": [("general.product_viewed", 2, "global"), ("kites", 4, "global"), ("kites", 4, "tag:kites")],
@@ -76,24 +145,40 @@ EXPECTED_LEDGER = {
 
 
 def install_rules(rules_api) -> None:
-    for rule_id, rule in (("kites", KITES), ("pricing", PRICING), ("newsletter", NEWSLETTER), ("kite-search", SEARCH)):
+    for rule_id, rule in (
+        ("kites", KITES),
+        ("pricing", PRICING),
+        ("newsletter", NEWSLETTER),
+        ("kite-search", SEARCH),
+    ):
         assert rules_api("PUT", rule_id, rule)[0] == 200
 
 
-def test_a_visitor_journey_gives_exactly_the_expected_scores_tags_and_ledger(send, admin, rules_api, state) -> None:
+def test_a_visitor_journey_gives_exactly_the_expected_scores_tags_and_ledger(
+    send, admin, rules_api, state
+) -> None:
     install_rules(rules_api)
     journey(send)
     status, card, _ = admin("user_id:ann")
     assert status == 200
-    lifetime = sum(points for lines in EXPECTED_LEDGER.values() for _, points, dim in lines if dim == "global")
+    lifetime = sum(
+        points for lines in EXPECTED_LEDGER.values() for _, points, dim in lines if dim == "global"
+    )
     assert lifetime == 49
     assert card["scores"]["global"]["lifetime"] == lifetime
     half_life_minutes = 30 * 24 * 60
-    kites_now = 2 * 2 ** (-120 / half_life_minutes) + 4 * 2 ** (-117 / half_life_minutes)  # 10:00 and 10:03, read at 12:00
-    assert card["scores"]["tags"] == {"kites": {"lifetime": 6, "current": pytest.approx(kites_now, abs=1e-6), "trend": "rising"}}
+    kites_now = 2 * 2 ** (-120 / half_life_minutes) + 4 * 2 ** (
+        -117 / half_life_minutes
+    )  # 10:00 and 10:03, read at 12:00
+    assert card["scores"]["tags"] == {
+        "kites": {"lifetime": 6, "current": pytest.approx(kites_now, abs=1e-6), "trend": "rising"}
+    }
     assert card["scores"]["stages"]["subscriber"]["lifetime"] == lifetime
     assert card["tags"] == ["kites"]
-    ledger = {e["message_id"]: [(c["rule_id"], c["points"], c["dimension"]) for c in e["changes"]] for e in card["ledger"]}
+    ledger = {
+        e["message_id"]: [(c["rule_id"], c["points"], c["dimension"]) for c in e["changes"]]
+        for e in card["ledger"]
+    }
     assert {k: sorted(v) for k, v in ledger.items()} == {k: sorted(v) for k, v in EXPECTED_LEDGER.items()}
     versions = {c["rule_id"]: c["rule_version"] for e in card["ledger"] for c in e["changes"]}
     assert versions["kites"] == 1 and versions["general.purchase"] == 1
@@ -109,7 +194,9 @@ def test_ledger_is_newest_first_and_pages(send, admin, rules_api) -> None:
     seen: list[str] = []
     cursor = None
     while True:
-        status, page, _ = admin("ann", ledger=True, query={"limit": "2", **({"before": cursor} if cursor else {})})
+        status, page, _ = admin(
+            "ann", ledger=True, query={"limit": "2", **({"before": cursor} if cursor else {})}
+        )
         assert status == 200
         seen += [e["message_id"] for e in page["entries"]]
         cursor = page.get("next_cursor")
@@ -121,7 +208,10 @@ def test_ledger_is_newest_first_and_pages(send, admin, rules_api) -> None:
 def test_a_per_contact_limit_holds_across_requests(send, admin, rules_api) -> None:
     assert rules_api("PUT", "pricing", PRICING)[0] == 200
     for i in range(3):
-        send("/v1/page", {"userId": "ann", "messageId": f"p{i}", "properties": {"url": "https://shop.example/pricing"}})
+        send(
+            "/v1/page",
+            {"userId": "ann", "messageId": f"p{i}", "properties": {"url": "https://shop.example/pricing"}},
+        )
     card = admin("ann")[1]
     assert card["scores"]["global"]["lifetime"] == 3 * 1 + 10
     bonus = [e for e in card["ledger"] if any(c["rule_id"] == "pricing" for c in e["changes"])]

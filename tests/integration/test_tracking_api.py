@@ -127,8 +127,20 @@ def test_replay_leaves_the_state_of_a_single_delivery(send, state) -> None:
     batch = {
         "batch": [
             {"type": "page", "anonymousId": "a1", "messageId": "p1"},
-            {"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1", "traits": {"tags": ["vip"]}},
-            {"type": "track", "userId": "ann", "event": "Order Completed", "messageId": "o1", "properties": {"revenue": 9}},
+            {
+                "type": "identify",
+                "userId": "ann",
+                "anonymousId": "a1",
+                "messageId": "i1",
+                "traits": {"tags": ["vip"]},
+            },
+            {
+                "type": "track",
+                "userId": "ann",
+                "event": "Order Completed",
+                "messageId": "o1",
+                "properties": {"revenue": 9},
+            },
             {"type": "page", "userId": "bob", "messageId": "p2"},
         ]
     }
@@ -149,7 +161,11 @@ def test_sdk_retry_after_a_lost_response_with_new_sent_at(send, admin) -> None:
 def test_two_concurrent_copies_of_one_message_apply_once(send, admin) -> None:
     barrier = threading.Barrier(8)
     results = []
-    batch = {"batch": [{"type": "track", "userId": "ann", "event": "Liked", "messageId": f"m{i}"} for i in range(20)]}
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "ann", "event": "Liked", "messageId": f"m{i}"} for i in range(20)
+        ]
+    }
 
     def deliver() -> None:
         barrier.wait()

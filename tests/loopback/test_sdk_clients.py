@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -31,11 +30,18 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[str]:
     port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))
-    } | {"PORT": str(port), "LOCAL_SERVER_WRITE_KEY": SERVER_KEY, "LOCAL_BROWSER_WRITE_KEY": BROWSER_KEY}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))} | {
+        "PORT": str(port),
+        "LOCAL_SERVER_WRITE_KEY": SERVER_KEY,
+        "LOCAL_BROWSER_WRITE_KEY": BROWSER_KEY,
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [sys.executable, "-m", "infra.local"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     banner = []
     deadline = time.monotonic() + 60
@@ -63,7 +69,9 @@ def stored_message_ids(base: str, contact: str) -> list[str]:
     ids: list[str] = []
     cursor = ""
     while True:
-        page = get(f"{base}/admin/contacts/{contact}/events?limit=100" + (f"&before={cursor}" if cursor else ""))
+        page = get(
+            f"{base}/admin/contacts/{contact}/events?limit=100" + (f"&before={cursor}" if cursor else "")
+        )
         ids += [e["message_id"] for e in page["events"]]
         cursor = page.get("next_cursor")
         if not cursor:
@@ -73,8 +81,12 @@ def stored_message_ids(base: str, contact: str) -> list[str]:
 def drive(client, user: str, anonymous: str) -> list[str]:
     """identify, page, track and a batch's worth of tracks; returns the messageIds the client sent."""
     sent = []
-    sent.append(client.identify(user, {"email": f"{user}@example.com", "name": "Loop"}, anonymous_id=anonymous)[1])
-    sent.append(client.page(user, category="Docs", name="Install", properties={"url": "https://x.example/y"})[1])
+    sent.append(
+        client.identify(user, {"email": f"{user}@example.com", "name": "Loop"}, anonymous_id=anonymous)[1]
+    )
+    sent.append(
+        client.page(user, category="Docs", name="Install", properties={"url": "https://x.example/y"})[1]
+    )
     sent.append(client.track(user, "Order Completed", {"revenue": 12.5, "products": [{"sku": "X"}]})[1])
     for i in range(120):  # more than one upload batch (100)
         sent.append(client.track(user, "Product Viewed", {"sku": f"S{i}"})[1])
@@ -84,13 +96,17 @@ def drive(client, user: str, anonymous: str) -> list[str]:
 
 @pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("library", ["segment", "rudderstack"])
-def test_real_clients_every_call_succeeds_and_is_stored_once(local_stack: str, library: str, gzip: bool) -> None:
+def test_real_clients_every_call_succeeds_and_is_stored_once(
+    local_stack: str, library: str, gzip: bool
+) -> None:
     errors: list[object] = []
     if library == "segment":
         from segment.analytics.client import Client
     else:
         from rudderstack.analytics.client import Client
-    client = Client(SERVER_KEY, host=local_stack, gzip=gzip, on_error=lambda e, batch: errors.append(e), max_retries=0)
+    client = Client(
+        SERVER_KEY, host=local_stack, gzip=gzip, on_error=lambda e, batch: errors.append(e), max_retries=0
+    )
     user = f"{library}-{'gzip' if gzip else 'plain'}"
     sent = drive(client, user, anonymous=f"anon-{user}")
     client.join()
@@ -106,7 +122,9 @@ def test_sync_mode_client_and_replay_of_the_same_batch(local_stack: str) -> None
     from segment.analytics.client import Client
 
     errors: list[object] = []
-    client = Client(SERVER_KEY, host=local_stack, sync_mode=True, on_error=lambda e, b: errors.append(e), max_retries=0)
+    client = Client(
+        SERVER_KEY, host=local_stack, sync_mode=True, on_error=lambda e, b: errors.append(e), max_retries=0
+    )
     ok, message = client.track("sync-user", "Liked", {"post": 1})
     assert ok and errors == []
     replay = urllib.request.Request(
@@ -123,8 +141,11 @@ def test_browser_preflight_lists_authorization(local_stack: str) -> None:
     request = urllib.request.Request(
         f"{local_stack}/v1/t",
         method="OPTIONS",
-        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert "authorization" in response.headers["access-control-allow-headers"].split(",")
@@ -145,7 +166,9 @@ def test_browser_key_purchase_is_refused_with_json_error(local_stack: str) -> No
 
 
 def post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
 
@@ -170,7 +193,15 @@ def test_stream_is_consumed_and_advancing_the_clock_fires_the_due_job(local_stac
     moved = post(f"{local_stack}/_local/clock", {"advance": "P60D"})
     assert moved["scheduled_runs"] >= 60 * 24 and moved["now"] > before
     card = get(f"{local_stack}/admin/contacts/decaying")
-    assert (card["stage"], card["engagement"]["quarter"], card["engagement"]["direction"]) == ("at_risk", "exit", "falling")
+    assert (card["stage"], card["engagement"]["quarter"], card["engagement"]["direction"]) == (
+        "at_risk",
+        "exit",
+        "falling",
+    )
     published = get(f"{local_stack}/_local/events")["events"]
-    exits = [e for e in published if e["detail"]["contact_id"] == "user_id:decaying" and e["detail"].get("to") == "exit"]
+    exits = [
+        e
+        for e in published
+        if e["detail"]["contact_id"] == "user_id:decaying" and e["detail"].get("to") == "exit"
+    ]
     assert len(exits) == 1 and exits[0]["type"] == "EngagementQuarterChanged"

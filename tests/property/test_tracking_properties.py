@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 from typing import Any
 
@@ -19,7 +18,18 @@ from shared.scoring.decay import Decay
 from tests.fakes import CountingTelemetry, MemoryContactStore, StaticRules, StaticWriteKeys
 
 PERMANENT = {400, 401, 403, 404, 413, 415}
-PATHS = ["/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/v1/batch", "/v1/b", "/v1/t", "/v1/m"]
+PATHS = [
+    "/v1/track",
+    "/v1/identify",
+    "/v1/page",
+    "/v1/screen",
+    "/v1/group",
+    "/v1/alias",
+    "/v1/batch",
+    "/v1/b",
+    "/v1/t",
+    "/v1/m",
+]
 
 scalars = (
     st.none()
@@ -29,31 +39,40 @@ scalars = (
     | st.text(max_size=20)
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=15
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=15,
 )
 timestamps = st.one_of(
     st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)).map(lambda d: d.isoformat()),
     st.text(max_size=30),
     scalars,
 )
-ids = st.one_of(st.none(), st.text(max_size=12), st.integers(), st.booleans(), st.text(min_size=500, max_size=600))
+ids = st.one_of(
+    st.none(), st.text(max_size=12), st.integers(), st.booleans(), st.text(min_size=500, max_size=600)
+)
 message = st.fixed_dictionaries(
     {},
     optional={
-        "type": st.sampled_from(["track", "identify", "page", "screen", "group", "alias", "purchase", ""]) | scalars,
+        "type": st.sampled_from(["track", "identify", "page", "screen", "group", "alias", "purchase", ""])
+        | scalars,
         "userId": ids,
         "anonymousId": ids,
         "previousId": ids,
         "groupId": ids,
         "messageId": ids,
-        "event": st.sampled_from(["Order Completed", "Product Viewed", "Email Opened", "Consent Updated"]) | scalars,
+        "event": st.sampled_from(["Order Completed", "Product Viewed", "Email Opened", "Consent Updated"])
+        | scalars,
         "properties": json_values,
         "traits": st.one_of(
             json_values,
             st.fixed_dictionaries({"tags": json_values, "email": json_values}),
             st.fixed_dictionaries({"unsubscribed": st.booleans()}),
         ),
-        "context": st.one_of(json_values, st.fixed_dictionaries({"traits": json_values, "page": json_values, "timezone": scalars})),
+        "context": st.one_of(
+            json_values,
+            st.fixed_dictionaries({"traits": json_values, "page": json_values, "timezone": scalars}),
+        ),
         "timestamp": timestamps,
         "sentAt": timestamps,
         "writeKey": st.sampled_from(["server", "browser", "nope"]) | scalars,
@@ -64,13 +83,27 @@ iso = st.datetimes(timezones=st.just(__import__("datetime").timezone.utc)).map(l
 #: Well-formed calls with arbitrary content, so that most bodies get through to the store.
 valid_message = st.one_of(
     st.fixed_dictionaries(
-        {"type": st.just("track"), "userId": words, "event": words | st.sampled_from(["Order Completed", "Email Opened"])},
-        optional={"properties": st.dictionaries(words, json_values, max_size=4), "messageId": words, "timestamp": iso},
+        {
+            "type": st.just("track"),
+            "userId": words,
+            "event": words | st.sampled_from(["Order Completed", "Email Opened"]),
+        },
+        optional={
+            "properties": st.dictionaries(words, json_values, max_size=4),
+            "messageId": words,
+            "timestamp": iso,
+        },
     ),
     st.fixed_dictionaries(
         {"type": st.sampled_from(["page", "screen"]), "anonymousId": words},
-        optional={"properties": st.dictionaries(words, json_values, max_size=4), "context": st.fixed_dictionaries(
-            {"page": st.fixed_dictionaries({"url": words, "referrer": words})}), "sentAt": iso, "timestamp": iso},
+        optional={
+            "properties": st.dictionaries(words, json_values, max_size=4),
+            "context": st.fixed_dictionaries(
+                {"page": st.fixed_dictionaries({"url": words, "referrer": words})}
+            ),
+            "sentAt": iso,
+            "timestamp": iso,
+        },
     ),
     st.fixed_dictionaries(
         {"type": st.just("identify"), "userId": words},
@@ -82,12 +115,19 @@ valid_message = st.one_of(
         },
     ),
     st.fixed_dictionaries({"type": st.just("alias"), "userId": words, "previousId": words}),
-    st.fixed_dictionaries({"type": st.just("group"), "userId": words, "groupId": words}, optional={"traits": st.dictionaries(words, json_values, max_size=3)}),
+    st.fixed_dictionaries(
+        {"type": st.just("group"), "userId": words, "groupId": words},
+        optional={"traits": st.dictionaries(words, json_values, max_size=3)},
+    ),
 )
 bodies = st.one_of(
     valid_message,
-    st.fixed_dictionaries({"batch": st.lists(valid_message, min_size=1, max_size=6)}, optional={"sentAt": iso}),
-    st.fixed_dictionaries({"batch": st.lists(valid_message | message, max_size=6)}, optional={"sentAt": timestamps}),
+    st.fixed_dictionaries(
+        {"batch": st.lists(valid_message, min_size=1, max_size=6)}, optional={"sentAt": iso}
+    ),
+    st.fixed_dictionaries(
+        {"batch": st.lists(valid_message | message, max_size=6)}, optional={"sentAt": timestamps}
+    ),
     message,
     st.fixed_dictionaries({"batch": json_values}),
     json_values,
@@ -123,7 +163,12 @@ def check(status: int, store: MemoryContactStore, body: dict[str, Any]) -> None:
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(path=st.sampled_from(PATHS), body=bodies, key=st.sampled_from(["server", "server", "server", "browser", "nope", None]), gz=st.booleans())
+@given(
+    path=st.sampled_from(PATHS),
+    body=bodies,
+    key=st.sampled_from(["server", "server", "server", "browser", "nope", None]),
+    gz=st.booleans(),
+)
 def test_structured_input_never_5xx_and_rejections_write_nothing(path, body, key, gz) -> None:
     check(*call(http_event("POST", path, body=body, key=key, gzip_body=gz)))
 
@@ -132,7 +177,9 @@ def test_structured_input_never_5xx_and_rejections_write_nothing(path, body, key
 @given(
     path=st.sampled_from(PATHS),
     raw=st.binary(max_size=300),
-    content_type=st.sampled_from(["application/json", "text/plain", "application/octet-stream", "text/plain; charset=utf-8"]),
+    content_type=st.sampled_from(
+        ["application/json", "text/plain", "application/octet-stream", "text/plain; charset=utf-8"]
+    ),
     encoding=st.sampled_from([None, "gzip", "deflate", ""]),
     b64=st.booleans(),
 )
@@ -157,8 +204,14 @@ def test_gzip_of_valid_json_is_the_same_as_plain(batch) -> None:
 
 
 @pytest.mark.usefixtures("aws")
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(path=st.sampled_from(PATHS), body=bodies, key=st.sampled_from(["local-server-key", "local-browser-key"]))
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    path=st.sampled_from(PATHS), body=bodies, key=st.sampled_from(["local-server-key", "local-browser-key"])
+)
 def test_on_dynamodb_no_input_yields_5xx_or_a_partial_write(aws, path, body, key) -> None:
     """The same property against the real adapter on moto: DynamoDB's own limits never surface as 5xx."""
     from functions.tracking.handler import handler

@@ -68,8 +68,14 @@ def test_track_names(name: str, behaviour: Behaviour) -> None:
 
 
 def test_email_from_a_mailing_or_a_personal_mailbox() -> None:
-    assert classify("track", "Email Opened", {"campaign_id": "c1"}, {}).behaviour is Behaviour.EMAIL_OPENED_MAILING
-    assert classify("track", "Email Opened", {"mailbox": "personal"}, {}).behaviour is Behaviour.EMAIL_OPENED_PERSONAL
+    assert (
+        classify("track", "Email Opened", {"campaign_id": "c1"}, {}).behaviour
+        is Behaviour.EMAIL_OPENED_MAILING
+    )
+    assert (
+        classify("track", "Email Opened", {"mailbox": "personal"}, {}).behaviour
+        is Behaviour.EMAIL_OPENED_PERSONAL
+    )
     clicked = classify("track", "Email Link Clicked", {"email_type": "one_to_one"}, {})
     assert clicked.behaviour is Behaviour.EMAIL_CLICKED_PERSONAL
     assert classify("track", "Email Link Clicked", {}, {}).behaviour is Behaviour.EMAIL_CLICKED_MAILING

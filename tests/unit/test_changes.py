@@ -22,8 +22,18 @@ def test_traits_fold_in_time_order_and_null_removes() -> None:
     change = plan_change(
         ANN,
         calls(
-            {"type": "identify", "userId": "ann", "timestamp": at(1), "traits": {"plan": "pro", "phone": None}},
-            {"type": "identify", "userId": "ann", "timestamp": at(5), "traits": {"plan": "free", "name": "Ann"}},
+            {
+                "type": "identify",
+                "userId": "ann",
+                "timestamp": at(1),
+                "traits": {"plan": "pro", "phone": None},
+            },
+            {
+                "type": "identify",
+                "userId": "ann",
+                "timestamp": at(5),
+                "traits": {"plan": "free", "name": "Ann"},
+            },
         ),
     )
     assert change.traits_set == {"plan": "pro", "name": "Ann"}
@@ -48,9 +58,27 @@ def test_counts_revenue_and_times() -> None:
         ANN,
         calls(
             {"type": "page", "userId": "ann", "timestamp": at(30)},
-            {"type": "track", "userId": "ann", "event": "Order Completed", "properties": {"revenue": 10}, "timestamp": at(20)},
-            {"type": "track", "userId": "ann", "event": "Order Completed", "properties": {"revenue": "5.5"}, "timestamp": at(10)},
-            {"type": "track", "userId": "ann", "event": "Order Refunded", "properties": {"revenue": 3}, "timestamp": at(5)},
+            {
+                "type": "track",
+                "userId": "ann",
+                "event": "Order Completed",
+                "properties": {"revenue": 10},
+                "timestamp": at(20),
+            },
+            {
+                "type": "track",
+                "userId": "ann",
+                "event": "Order Completed",
+                "properties": {"revenue": "5.5"},
+                "timestamp": at(10),
+            },
+            {
+                "type": "track",
+                "userId": "ann",
+                "event": "Order Refunded",
+                "properties": {"revenue": 3},
+                "timestamp": at(5),
+            },
         ),
     )
     assert change.counts == {"visit": 1, "purchase": 2, "refund": 1}
@@ -61,7 +89,9 @@ def test_counts_revenue_and_times() -> None:
 
 
 def test_context_timezone_is_only_a_hint() -> None:
-    hinted = plan_change(ANN, calls({"type": "page", "userId": "ann", "context": {"timezone": "Europe/Warsaw"}}))
+    hinted = plan_change(
+        ANN, calls({"type": "page", "userId": "ann", "context": {"timezone": "Europe/Warsaw"}})
+    )
     assert hinted.timezone_hint == "Europe/Warsaw"
     explicit = plan_change(
         ANN,

@@ -23,6 +23,6 @@ def test_tracking_table_lists_every_mapped_event_name() -> None:
         behaviours = {b for b in row[:2] if b}
         for name in (n.strip() for n in row[2].split(",")):
             if name and not name.startswith("anything"):
-                assert classify("track", name, {"mailbox": "personal"} if "personal" in str(behaviours) else {}, {}).behaviour in {
-                    Behaviour(b) for b in behaviours
-                }, name
+                assert classify(
+                    "track", name, {"mailbox": "personal"} if "personal" in str(behaviours) else {}, {}
+                ).behaviour in {Behaviour(b) for b in behaviours}, name

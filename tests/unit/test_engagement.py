@@ -66,23 +66,35 @@ def test_crossing_time_is_when_the_decayed_value_meets_the_threshold() -> None:
 
 def test_a_new_anonymous_visitor_enters_the_funnel() -> None:
     result = evaluate(contact(3, user=None), FUNNEL, DECAY, NOW)
-    assert [(m.kind, m.source, m.target) for m in result.moves] == [("stage", None, "subscriber"), ("quarter", None, "nurturing")]
+    assert [(m.kind, m.source, m.target) for m in result.moves] == [
+        ("stage", None, "subscriber"),
+        ("quarter", None, "nurturing"),
+    ]
     assert not result.route and result.due_at is None
 
 
 def test_identifying_then_earning_points_walks_up_to_sql_and_routes() -> None:
     lead = evaluate(contact(3), FUNNEL, DECAY, NOW)
     assert [m.target for m in lead.moves if m.kind == "stage"] == ["subscriber", "lead"]
-    qualified = evaluate(contact(40, stage="lead", quarter="nurturing", stage_baseline=scored(15)), FUNNEL, DECAY, NOW)
+    qualified = evaluate(
+        contact(40, stage="lead", quarter="nurturing", stage_baseline=scored(15)), FUNNEL, DECAY, NOW
+    )
     assert [(m.source, m.target) for m in qualified.moves] == [("lead", "mql")]
     assert not qualified.route
     engaged = contact(60, stage="mql", quarter="nurturing", stage_baseline=scored(40))
     result = evaluate(engaged, FUNNEL, DECAY, NOW)
     assert [(m.source, m.target) for m in result.moves] == [("mql", "sql"), ("nurturing", "sales")]
     assert result.stage == "sql" and result.route and result.sales_ready
-    straight = evaluate(contact(60, stage="lead", quarter="nurturing", stage_baseline=scored(55)), FUNNEL, DECAY, NOW)
+    straight = evaluate(
+        contact(60, stage="lead", quarter="nurturing", stage_baseline=scored(55)), FUNNEL, DECAY, NOW
+    )
     assert [(m.source, m.target) for m in straight.moves] == [("lead", "sql"), ("nurturing", "sales")]
-    again = evaluate(contact(61, stage="sql", quarter="sales", sales_ready=True, stage_baseline=scored(60)), FUNNEL, DECAY, NOW)
+    again = evaluate(
+        contact(61, stage="sql", quarter="sales", sales_ready=True, stage_baseline=scored(60)),
+        FUNNEL,
+        DECAY,
+        NOW,
+    )
     assert not again.moves and not again.route, "routing happens once per crossing"
 
 
@@ -130,8 +142,22 @@ def test_nothing_changes_means_nothing_to_write() -> None:
 
 def test_funnels_are_validated() -> None:
     with pytest.raises(ValidationError, match="unknown stage"):
-        Funnel.model_validate({"initial": "a", "accepted": "a", "stages": [{"id": "a", "phase": "reach", "transitions": [{"to": "b", "when": {"identified": True}}]}]})
+        Funnel.model_validate(
+            {
+                "initial": "a",
+                "accepted": "a",
+                "stages": [
+                    {"id": "a", "phase": "reach", "transitions": [{"to": "b", "when": {"identified": True}}]}
+                ],
+            }
+        )
     with pytest.raises(ValidationError, match="exit must be below sales"):
         Thresholds(sales=10, exit=20)
     with pytest.raises(ValidationError, match="at least one condition"):
-        Funnel.model_validate({"initial": "a", "accepted": "a", "stages": [{"id": "a", "phase": "reach", "transitions": [{"to": "a", "when": {}}]}]})
+        Funnel.model_validate(
+            {
+                "initial": "a",
+                "accepted": "a",
+                "stages": [{"id": "a", "phase": "reach", "transitions": [{"to": "a", "when": {}}]}],
+            }
+        )

@@ -13,7 +13,9 @@ from infra.wiring import FUNCTIONS, HttpRoute, function
 
 
 class FakeRequest:
-    def __init__(self, method: str, path: str, client: str, body: bytes = b"", headers: dict[str, str] | None = None):
+    def __init__(
+        self, method: str, path: str, client: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ):
         self.command, self.path, self.client_address = method, path, (client, 5555)
         self.request_version = "HTTP/1.1"
         self.headers = Message()
@@ -39,8 +41,18 @@ def gateway(invoked: list) -> Gateway:
         return {"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}
 
     routes = [
-        LocalRoute(HttpRoute("GET", "/admin/contacts/{contactId}", auth="iam"), function("admin"), __import__("re").compile(r"^/admin/contacts/(?P<contactId>[^/]+)$"), fake_handler),
-        LocalRoute(HttpRoute("POST", "/v1/track"), function("tracking"), __import__("re").compile(r"^/v1/track$"), fake_handler),
+        LocalRoute(
+            HttpRoute("GET", "/admin/contacts/{contactId}", auth="iam"),
+            function("admin"),
+            __import__("re").compile(r"^/admin/contacts/(?P<contactId>[^/]+)$"),
+            fake_handler,
+        ),
+        LocalRoute(
+            HttpRoute("POST", "/v1/track"),
+            function("tracking"),
+            __import__("re").compile(r"^/v1/track$"),
+            fake_handler,
+        ),
     ]
     return Gateway(routes, cors_origins=["https://shop.example"])
 
@@ -59,7 +71,13 @@ def test_admin_routes_answer_loopback_callers_only() -> None:
 def test_tracking_routes_answer_anyone_and_unknown_routes_are_404() -> None:
     invoked: list = []
     gw = gateway(invoked)
-    remote = FakeRequest("POST", "/v1/track", "192.0.2.10", b"{}", {"content-type": "application/json", "origin": "https://shop.example"})
+    remote = FakeRequest(
+        "POST",
+        "/v1/track",
+        "192.0.2.10",
+        b"{}",
+        {"content-type": "application/json", "origin": "https://shop.example"},
+    )
     gw._dispatch(remote)
     assert remote.status == 200 and remote.sent["access-control-allow-origin"] == "https://shop.example"
     missing = FakeRequest("POST", "/v1/nope", "127.0.0.1")
@@ -69,10 +87,22 @@ def test_tracking_routes_answer_anyone_and_unknown_routes_are_404() -> None:
 
 def test_preflight_for_allowed_and_other_origins() -> None:
     gw = gateway([])
-    allowed = FakeRequest("OPTIONS", "/v1/track", "127.0.0.1", headers={"origin": "https://shop.example", "access-control-request-method": "POST"})
+    allowed = FakeRequest(
+        "OPTIONS",
+        "/v1/track",
+        "127.0.0.1",
+        headers={"origin": "https://shop.example", "access-control-request-method": "POST"},
+    )
     gw._preflight(allowed)
-    assert allowed.status == 204 and "authorization" in allowed.sent["access-control-allow-headers"].split(",")
-    other = FakeRequest("OPTIONS", "/v1/track", "127.0.0.1", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert allowed.status == 204 and "authorization" in allowed.sent["access-control-allow-headers"].split(
+        ","
+    )
+    other = FakeRequest(
+        "OPTIONS",
+        "/v1/track",
+        "127.0.0.1",
+        headers={"origin": "https://evil.example", "access-control-request-method": "POST"},
+    )
     gw._preflight(other)
     assert "access-control-allow-origin" not in other.sent
 
@@ -80,9 +110,27 @@ def test_preflight_for_allowed_and_other_origins() -> None:
 def test_bodies_are_passed_as_api_gateway_does() -> None:
     route = HttpRoute("POST", "/v1/batch")
     url = SimpleNamespace(path="/v1/batch", query="")
-    plain = api_gateway_event(route, FakeRequest("POST", "/v1/batch", "127.0.0.1", b'{"a":1}', {"content-type": "text/plain"}), url, {}, b'{"a":1}')
+    plain = api_gateway_event(
+        route,
+        FakeRequest("POST", "/v1/batch", "127.0.0.1", b'{"a":1}', {"content-type": "text/plain"}),
+        url,
+        {},
+        b'{"a":1}',
+    )
     assert plain["body"] == '{"a":1}' and plain["isBase64Encoded"] is False
-    zipped = api_gateway_event(route, FakeRequest("POST", "/v1/batch", "127.0.0.1", b"\x1f\x8b", {"content-type": "application/json", "content-encoding": "gzip"}), url, {}, b"\x1f\x8b")
+    zipped = api_gateway_event(
+        route,
+        FakeRequest(
+            "POST",
+            "/v1/batch",
+            "127.0.0.1",
+            b"\x1f\x8b",
+            {"content-type": "application/json", "content-encoding": "gzip"},
+        ),
+        url,
+        {},
+        b"\x1f\x8b",
+    )
     assert zipped["isBase64Encoded"] is True and zipped["routeKey"] == "POST /v1/batch"
 
 

@@ -17,8 +17,15 @@ def parse(path, payload, limits=Limits()):
 
 
 def test_single_call_takes_its_type_from_the_path() -> None:
-    (event,) = parse("/v1/t", {"type": "identify", "userId": "u1", "event": "Product Viewed", "messageId": "m1"})
-    assert (event.call, event.behaviour, event.user_id, event.message_id) == ("track", Behaviour.PRODUCT_VIEWED, "u1", "m1")
+    (event,) = parse(
+        "/v1/t", {"type": "identify", "userId": "u1", "event": "Product Viewed", "messageId": "m1"}
+    )
+    assert (event.call, event.behaviour, event.user_id, event.message_id) == (
+        "track",
+        Behaviour.PRODUCT_VIEWED,
+        "u1",
+        "m1",
+    )
 
 
 def test_batch_reads_every_call_and_top_level_sent_at() -> None:
@@ -28,8 +35,17 @@ def test_batch_reads_every_call_and_top_level_sent_at() -> None:
         {
             "sentAt": sent.isoformat(),
             "batch": [
-                {"type": "page", "anonymousId": "a1", "timestamp": (sent - timedelta(seconds=30)).isoformat()},
-                {"type": "identify", "userId": "u1", "anonymousId": "a1", "traits": {"email": "ann@example.com"}},
+                {
+                    "type": "page",
+                    "anonymousId": "a1",
+                    "timestamp": (sent - timedelta(seconds=30)).isoformat(),
+                },
+                {
+                    "type": "identify",
+                    "userId": "u1",
+                    "anonymousId": "a1",
+                    "traits": {"email": "ann@example.com"},
+                },
             ],
         },
     )
@@ -63,7 +79,14 @@ def test_field_errors_name_the_field() -> None:
 def test_explicit_nulls_and_numeric_ids_are_accepted() -> None:
     (event,) = parse(
         "/v1/page",
-        {"userId": 42, "anonymousId": None, "properties": None, "context": None, "integrations": None, "name": None},
+        {
+            "userId": 42,
+            "anonymousId": None,
+            "properties": None,
+            "context": None,
+            "integrations": None,
+            "name": None,
+        },
     )
     assert event.user_id == "42"
     assert event.behaviour is Behaviour.VISIT
@@ -81,7 +104,11 @@ def test_limits() -> None:
 def test_traits_merge_context_traits_under_top_level() -> None:
     (event,) = parse(
         "/v1/identify",
-        {"userId": "u", "traits": {"name": "Ann"}, "context": {"traits": {"name": "Old", "email": "a@example.com"}}},
+        {
+            "userId": "u",
+            "traits": {"name": "Ann"},
+            "context": {"traits": {"name": "Old", "email": "a@example.com"}},
+        },
     )
     assert event.traits == {"name": "Ann", "email": "a@example.com"}
 
@@ -94,7 +121,10 @@ def test_tags_must_be_names() -> None:
 
 
 def test_stored_body_drops_the_write_key_and_keeps_everything_else() -> None:
-    (event,) = parse("/v1/track", {"userId": "u", "event": "X", "writeKey": "secret", "sentAt": NOW.isoformat(), "custom": 1})
+    (event,) = parse(
+        "/v1/track",
+        {"userId": "u", "event": "X", "writeKey": "secret", "sentAt": NOW.isoformat(), "custom": 1},
+    )
     stored = json.loads(event.body)
     assert "writeKey" not in stored and "sentAt" not in stored
     assert stored["custom"] == 1 and stored["type"] == "track"
@@ -102,19 +132,28 @@ def test_stored_body_drops_the_write_key_and_keeps_everything_else() -> None:
 
 def test_missing_message_id_gets_a_stable_content_id() -> None:
     a = parse("/v1/track", {"userId": "u", "event": "X", "timestamp": "2026-11-22T10:00:00Z"})[0]
-    b = parse("/v1/track", {"userId": "u", "event": "X", "timestamp": "2026-11-22T10:00:00Z", "sentAt": NOW.isoformat()})[0]
+    b = parse(
+        "/v1/track",
+        {"userId": "u", "event": "X", "timestamp": "2026-11-22T10:00:00Z", "sentAt": NOW.isoformat()},
+    )[0]
     c = parse("/v1/track", {"userId": "u", "event": "Y", "timestamp": "2026-11-22T10:00:00Z"})[0]
     assert a.message_id == b.message_id != c.message_id
 
 
 def test_purchase_revenue() -> None:
-    (event,) = parse("/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": 12.5}})
+    (event,) = parse(
+        "/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": 12.5}}
+    )
     assert event.revenue == Decimal("12.5")
-    (event,) = parse("/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"total": "99.90"}})
+    (event,) = parse(
+        "/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"total": "99.90"}}
+    )
     assert event.revenue == Decimal("99.90")
     with pytest.raises(InvalidRequest, match="revenue"):
         parse("/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": "lots"}})
-    (event,) = parse("/v1/track", {"userId": "u", "event": "Product Viewed", "properties": {"revenue": "lots"}})
+    (event,) = parse(
+        "/v1/track", {"userId": "u", "event": "Product Viewed", "properties": {"revenue": "lots"}}
+    )
     assert event.revenue is None
 
 

@@ -34,7 +34,10 @@ def test_partial_replay_applies_only_the_new_events() -> None:
     store = MemoryContactStore()
     record(calls({"type": "page", "userId": "ann", "messageId": "m1"}), store, NOW)
     result = record(
-        calls({"type": "page", "userId": "ann", "messageId": "m1"}, {"type": "page", "userId": "ann", "messageId": "m2"}),
+        calls(
+            {"type": "page", "userId": "ann", "messageId": "m1"},
+            {"type": "page", "userId": "ann", "messageId": "m2"},
+        ),
         store,
         NOW,
     )
@@ -45,7 +48,9 @@ def test_partial_replay_applies_only_the_new_events() -> None:
 def test_identify_merges_anonymous_history_once() -> None:
     store = MemoryContactStore()
     record(calls({"type": "page", "anonymousId": "a1", "messageId": "p1"}), store, NOW)
-    identify = calls({"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1", "traits": {"x": 1}})
+    identify = calls(
+        {"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1", "traits": {"x": 1}}
+    )
     assert record(identify, store, NOW).merges == 1
     ann = store.profile(ContactId.user("ann"))
     assert ann.counts == {"visit": 1, "identified": 1}
@@ -106,7 +111,9 @@ def test_a_merge_cut_short_after_the_claim_finishes_on_the_next_identify() -> No
 
 def test_large_groups_are_split_into_changes_the_store_can_apply() -> None:
     store = MemoryContactStore(capacity=ChangeCapacity(max_events=10, max_keys=300))
-    result = record(calls(*({"type": "page", "userId": "ann", "messageId": f"m{i}"} for i in range(25))), store, NOW)
+    result = record(
+        calls(*({"type": "page", "userId": "ann", "messageId": f"m{i}"} for i in range(25))), store, NOW
+    )
     assert result.accepted == 25
     assert store.writes == 3
 

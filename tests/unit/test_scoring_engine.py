@@ -13,7 +13,9 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def calls(*batch):
-    return parse_calls("/v1/batch", {"batch": [{"userId": "ann", **c} for c in batch]}, received_at=NOW, limits=Limits())
+    return parse_calls(
+        "/v1/batch", {"batch": [{"userId": "ann", **c} for c in batch]}, received_at=NOW, limits=Limits()
+    )
 
 
 def book(*extra: dict) -> RuleBook:
@@ -26,8 +28,22 @@ def context(*extra: dict, known=None) -> ScoringContext:
 
 
 def test_general_and_detailed_rules_add_up_with_a_ledger_line_each() -> None:
-    events = calls({"type": "track", "event": "Product Viewed", "messageId": "m1", "properties": {"product_id": "kite"}})
-    result = score(events, context({"id": "kites", "behaviour": "product_viewed", "points": 4, "match": {"product": "kite"}, "tag": "kites"}), NOW)
+    events = calls(
+        {"type": "track", "event": "Product Viewed", "messageId": "m1", "properties": {"product_id": "kite"}}
+    )
+    result = score(
+        events,
+        context(
+            {
+                "id": "kites",
+                "behaviour": "product_viewed",
+                "points": 4,
+                "match": {"product": "kite"},
+                "tag": "kites",
+            }
+        ),
+        NOW,
+    )
     assert result.ledger["m1"] == (
         ScoreChange("general.product_viewed", 1, 2, "global"),
         ScoreChange("kites", 3, 4, "global"),
@@ -38,23 +54,41 @@ def test_general_and_detailed_rules_add_up_with_a_ledger_line_each() -> None:
 
 
 def test_negative_points_and_overrides_of_defaults() -> None:
-    events = calls({"type": "track", "event": "Disliked", "messageId": "d1"}, {"type": "page", "messageId": "p1"})
+    events = calls(
+        {"type": "track", "event": "Disliked", "messageId": "d1"}, {"type": "page", "messageId": "p1"}
+    )
     assert score(events, context(), NOW).totals == {"global": -2 + 1}
     overridden = score(events, context({"id": "general.visit", "behaviour": "visit", "points": 0}), NOW)
     assert overridden.totals == {"global": -2}
 
 
 def test_tag_from_a_property() -> None:
-    events = calls({"type": "track", "event": "Product Viewed", "messageId": "m1", "properties": {"category": "Toys"}})
-    result = score(events, context({"id": "interest", "behaviour": "product_viewed", "points": 1, "tag_from": "properties.category"}), NOW)
+    events = calls(
+        {"type": "track", "event": "Product Viewed", "messageId": "m1", "properties": {"category": "Toys"}}
+    )
+    result = score(
+        events,
+        context(
+            {"id": "interest", "behaviour": "product_viewed", "points": 1, "tag_from": "properties.category"}
+        ),
+        NOW,
+    )
     assert result.totals["tag:Toys"] == 1
 
 
 def test_per_contact_limit_within_a_batch_and_with_what_the_store_said() -> None:
-    limited = {"id": "webinar-bonus", "behaviour": "webinar_attended", "points": 50, "limit": {"per_contact": 2}}
+    limited = {
+        "id": "webinar-bonus",
+        "behaviour": "webinar_attended",
+        "points": 50,
+        "limit": {"per_contact": 2},
+    }
     events = calls(*({"type": "track", "event": "Webinar Attended", "messageId": f"w{i}"} for i in range(4)))
     fresh = score(events, context(limited), NOW)
-    assert [m for m, lines in fresh.ledger.items() if any(c.rule_id == "webinar-bonus" for c in lines)] == ["w0", "w1"]
+    assert [m for m, lines in fresh.ledger.items() if any(c.rule_id == "webinar-bonus" for c in lines)] == [
+        "w0",
+        "w1",
+    ]
     (claim,) = fresh.limits
     assert (claim.rule_id, claim.count, claim.per_contact) == ("webinar-bonus", 2, 2)
     used_once = score(events, context(limited, known={"webinar-bonus": RuleUse(count=1)}), NOW)
@@ -81,7 +115,14 @@ def test_once_per_day() -> None:
 
 def test_decayed_sums_read_back_to_the_points_at_the_event_time() -> None:
     decay = Decay(timedelta(days=30))
-    events = calls({"type": "track", "event": "Order Completed", "messageId": "o1", "timestamp": (NOW - timedelta(days=30)).isoformat()})
+    events = calls(
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "messageId": "o1",
+            "timestamp": (NOW - timedelta(days=30)).isoformat(),
+        }
+    )
     result = score(events, ScoringContext(book(), decay), NOW)
     current = {k[2]: v for k, v in result.sums.items() if k[0] == "global" and k[1] == decay.current.key}
     assert abs(decay.current.value(current, NOW) - 10.0) < 1e-9  # 20 points, one half-life ago
@@ -91,7 +132,12 @@ def test_rule_tags_join_the_contact_unless_the_batch_removes_them_later() -> Non
     kites = {"id": "kites", "behaviour": "product_viewed", "points": 1, "tag": "kites"}
     events = calls(
         {"type": "track", "event": "Product Viewed", "messageId": "v1", "timestamp": "2026-11-23T10:00:00Z"},
-        {"type": "identify", "messageId": "i1", "timestamp": "2026-11-23T11:00:00Z", "traits": {"tags": ["-kites", "vip"]}},
+        {
+            "type": "identify",
+            "messageId": "i1",
+            "timestamp": "2026-11-23T11:00:00Z",
+            "traits": {"tags": ["-kites", "vip"]},
+        },
     )
     change = plan_change(ContactId.user("ann"), events, context(kites))
     assert change.tags_add == {"vip"} and change.tags_remove == {"kites"}

@@ -32,7 +32,17 @@ def test_date_only_and_minutes_only() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "yesterday", "2026-13-01T00:00:00Z", "2026-02-30", "2026-11-22T25:00:00Z", "1700000000", "2026-11-22T10:00:00+25:00", "0001-01-01"]
+    "text",
+    [
+        "",
+        "yesterday",
+        "2026-13-01T00:00:00Z",
+        "2026-02-30",
+        "2026-11-22T25:00:00Z",
+        "1700000000",
+        "2026-11-22T10:00:00+25:00",
+        "0001-01-01",
+    ],
 )
 def test_rejects_what_is_not_a_time(text: str) -> None:
     with pytest.raises(ValueError):
@@ -49,9 +59,9 @@ def test_skew_correction_follows_segment() -> None:
     device_fast_by_an_hour_sent = received + timedelta(hours=1)
     happened_on_device = device_fast_by_an_hour_sent - timedelta(minutes=5)
     # timestamp = receivedAt - (sentAt - originalTimestamp)
-    assert corrected_timestamp(received_at=received, timestamp=happened_on_device, sent_at=device_fast_by_an_hour_sent) == (
-        received - timedelta(minutes=5)
-    )
+    assert corrected_timestamp(
+        received_at=received, timestamp=happened_on_device, sent_at=device_fast_by_an_hour_sent
+    ) == (received - timedelta(minutes=5))
 
 
 def test_without_sent_at_the_client_timestamp_is_kept_for_imports() -> None:
@@ -70,4 +80,7 @@ def test_never_after_arrival_and_defaults_to_arrival() -> None:
 
 def test_format_is_sortable_millisecond_utc() -> None:
     assert format_time(T) == "2026-11-22T10:41:33.888Z"
-    assert format_time(T.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Warsaw"))) == "2026-11-22T10:41:33.888Z"
+    assert (
+        format_time(T.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Warsaw")))
+        == "2026-11-22T10:41:33.888Z"
+    )

@@ -41,7 +41,12 @@ def test_browser_may_report_behaviour_and_identify() -> None:
             {
                 "batch": [
                     {"type": "page", "anonymousId": "a"},
-                    {"type": "identify", "userId": "u", "anonymousId": "a", "traits": {"email": "a@example.com"}},
+                    {
+                        "type": "identify",
+                        "userId": "u",
+                        "anonymousId": "a",
+                        "traits": {"email": "a@example.com"},
+                    },
                     {"type": "track", "userId": "u", "event": "Product Viewed"},
                     {"type": "group", "userId": "u", "groupId": "g", "traits": {"consent": "company field"}},
                 ]
@@ -53,7 +58,12 @@ def test_browser_may_report_behaviour_and_identify() -> None:
 def test_one_forbidden_call_rejects_the_batch() -> None:
     calls = events(
         "/v1/batch",
-        {"batch": [{"type": "page", "anonymousId": "a"}, {"type": "track", "userId": "u", "event": "Order Completed"}]},
+        {
+            "batch": [
+                {"type": "page", "anonymousId": "a"},
+                {"type": "track", "userId": "u", "event": "Order Completed"},
+            ]
+        },
     )
     with pytest.raises(Forbidden, match="Order Completed"):
         authorise(BROWSER, calls)
