@@ -41,6 +41,9 @@ class ScoringSettings(ContactStoreSettings):
 class EngagementSettings(ScoringSettings):
     """The stage function, the due-time job and the admin API (which can move a lead to SAL)."""
 
+    # Built when first used: the tracking function imports this module but never needs it.
+    model_config = ConfigDict(defer_build=True)
+
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     lead_topic_arn: str | None = Field(None, alias="LEAD_TOPIC_ARN")
     sender_email: str | None = Field(None, alias="SENDER_EMAIL")

@@ -288,6 +288,8 @@ class DynamoContactStore:
         x.set_if_absent("contactId", s(str(source)))
         x.set("mergedAt", s(format_time(at)))
         x.set("lastWriter", s(WRITER))
+        for attribute in ("dueAt", "dueShard", "dueKey"):  # a merged-away contact is never due again
+            x.remove(attribute)
         x.add("rev", n(1))
         condition = f"attribute_not_exists({x.name('mergedInto')})"
         try:

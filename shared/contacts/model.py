@@ -14,7 +14,8 @@ from shared.scoring.model import DimensionScore
 class ContactRecord(BaseModel):
     """A contact's profile. Storage adapters fold their item layout into these fields."""
 
-    model_config = ConfigDict(frozen=True)
+    # Built when first used: the tracking hot path reads a profile only to merge identities.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     contact_id: str
     user_id: str | None = None
