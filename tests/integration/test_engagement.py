@@ -330,3 +330,30 @@ def test_sample_events_for_every_trigger_are_handled(aws) -> None:
         assert status in (200, 404, 409), (
             sample.name
         )  # a card for a contact that does not exist here is a 404
+
+
+def test_stage_writes_rebase_old_decay_buckets_without_changing_scores(aws, send, stream, admin, clock) -> None:
+    """Scores written long ago sit in old buckets; the next stage write folds them, values unchanged."""
+    from shared.scoring.decay import Decay
+
+    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
+    stream.drain()
+    clock.advance(timedelta(days=500))  # many buckets later (a bucket is 8 half-lives: 240 / 60 days)
+    before = stage_of(admin, "ann")["scores"]["global"]
+    send("/v1/track", {"userId": "ann", "event": "Webinar Attended"})  # 10 points now
+    stream.drain()  # decay had moved her to exit; the webinar brings her back: a stage write happens
+
+    item = aws.get_item(
+        TableName=os.environ["CONTACTS_TABLE_NAME"], Key={"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}}
+    )["Item"]
+    decay = Decay()
+    for memory in decay.memories:
+        buckets = sorted(
+            int(name.rsplit(":", 1)[1]) for name in item if name.startswith(f"score:global:{memory.key}:")
+        )
+        now_bucket = memory.bucket(clock.now())
+        assert all(b >= now_bucket - 1 for b in buckets), (memory.key, buckets, now_bucket)
+    after = stage_of(admin, "ann")["scores"]["global"]
+    assert after["lifetime"] == before["lifetime"] + 10
+    expected = before["current"] + 10
+    assert after["current"] == pytest.approx(expected, rel=1e-9, abs=1e-9)
