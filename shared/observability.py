@@ -22,3 +22,6 @@ class PowertoolsTelemetry:
     def count(self, name: str, value: int) -> None:
         if value:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def failure(self, what: str) -> None:
+        logger.exception(what)

@@ -140,3 +140,6 @@ class CountingTelemetry:
 
     def count(self, name: str, value: int) -> None:
         self.counts[name] = self.counts.get(name, 0) + value
+
+    def failure(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1

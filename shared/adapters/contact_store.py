@@ -473,6 +473,11 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "stage_seq": int(data.get("stageSeq", 0)),
         "due_at": data.get("dueAt"),
         "pending_outputs": int(data.get("pendingOutputs", 0)),
+        "stored_numbers": {
+            name: str(value)
+            for name, value in data.items()
+            if name.startswith((SCORE, BASELINE)) and not name.endswith(":total")
+        },
     }
     for name, value in data.items():
         if name.startswith(TRAIT):

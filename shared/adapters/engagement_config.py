@@ -113,11 +113,17 @@ class DynamoEngagementConfig:
             raise self._failure(exc) from exc
         self._team.clear()
 
-    def assign(self) -> Salesperson | None:
-        """The next salesperson in the weighted rotation; the turn counter moves only if someone is available."""
+    def assign(self, keep: str | None = None) -> Salesperson | None:
+        """The lead's current owner while available; else the next in the weighted rotation.
+
+        The turn counter moves only when the rotation is used and someone is available.
+        """
         team = [p for p in self.salespeople() if p.available]
         if not team:
             return None
+        current = next((p for p in team if p.id == keep), None)
+        if current is not None:
+            return current
         try:
             turn = self._db.update_item(
                 TableName=self._table,

@@ -90,7 +90,8 @@ class DynamoStageStore:
                 x.set("dueKey", s(f"{due}#{contact}"))
         if outputs:
             x.add("pendingOutputs", n(len(outputs)))
-        folded = self._rebase(x, record, now)
+        # A new stage rewrites the baseline snapshot anyway: fold only the scores then.
+        folded = self._rebase(x, record, now, baseline=not evaluation.stage_changed)
         sequence = x.name("stageSeq")
         expected = x.value(n(record.stage_seq))
         guard = f"({sequence} = {expected} OR (attribute_not_exists({sequence}) AND {expected} = {x.value(n(0))}))"
@@ -104,14 +105,14 @@ class DynamoStageStore:
             )
         return transact_if(self._db, items, "the contact store")
 
-    def _rebase(self, x: Expression, record: ContactRecord, now: datetime) -> list[str]:
+    def _rebase(self, x: Expression, record: ContactRecord, now: datetime, baseline: bool) -> list[str]:
         """Fold decaying sums older than the previous bucket into it, riding on a write made anyway.
 
         The tracking path only adds to the current bucket, so folded buckets are quiet; the write is
         conditional on their values, in case a merge added to them meanwhile.
         """
         conditions: list[str] = []
-        baselines = {"global": record.stage_baseline} if record.stage_baseline else {}
+        baselines = {"global": record.stage_baseline} if record.stage_baseline and baseline else {}
         for prefix, dimensions in ((SCORE, record.scores), (BASELINE, baselines)):
             for dimension, score in dimensions.items():
                 for memory in self._decay.memories:
@@ -121,9 +122,11 @@ class DynamoStageStore:
                     if not old:
                         continue
                     for bucket in [*old, into]:
-                        name = x.name(f"{prefix}{dimension}:{memory.key}:{bucket}")
-                        if bucket in sums:
-                            conditions.append(f"{name} = {x.value(n(_number(sums[bucket])))}")
+                        attribute = f"{prefix}{dimension}:{memory.key}:{bucket}"
+                        name = x.name(attribute)
+                        exact = record.stored_numbers.get(attribute)
+                        if exact is not None:  # the stored number itself: a float would not compare equal
+                            conditions.append(f"{name} = {x.value({'N': exact})}")
                         else:
                             conditions.append(f"attribute_not_exists({name})")
                     for bucket in old:

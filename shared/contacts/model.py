@@ -51,3 +51,5 @@ class ContactRecord(BaseModel):
     due_at: datetime | None = None
     #: stage outputs written but not yet published
     pending_outputs: int = 0
+    #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them
+    stored_numbers: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)

@@ -63,7 +63,9 @@ class StageStore(Protocol):
 
 
 class Router(Protocol):
-    def assign(self) -> Salesperson | None: ...
+    def assign(self, keep: str | None = None) -> Salesperson | None:
+        """The next salesperson in the rotation, or ``keep`` while that one is still available."""
+        ...
 
 
 class Publisher(Protocol):
@@ -76,6 +78,10 @@ class FunnelSource(Protocol):
 
 class Telemetry(Protocol):
     def count(self, name: str, value: int) -> None: ...
+
+    def failure(self, what: str) -> None:
+        """Record the exception being handled (logged with its traceback, no personal data)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +108,7 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
     funnel = deps.funnels.funnel()
     now = deps.clock.now()
     if not evaluate(record, funnel, deps.decay, now).changes(record):
-        return 0
+        return publish_pending(contact, deps) if record.pending_outputs > 0 else 0
     writes = 0
     for _ in range(MAX_ATTEMPTS):
         fresh = deps.stages.profile(contact)
@@ -112,7 +118,7 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
         evaluation = evaluate(record, funnel, deps.decay, now)
         if not evaluation.changes(record):
             break
-        owner = deps.router.assign() if evaluation.route else None
+        owner = deps.router.assign(keep=record.owner) if evaluation.route else None
         if evaluation.route and owner is None:  # nobody available: stay unrouted, retry on a later change
             evaluation = replace(evaluation, route=False, sales_ready=record.sales_ready)
             if not evaluation.changes(record):
@@ -144,14 +150,22 @@ def publish_pending(contact: ContactId, deps: Engagement) -> int:
 
 
 def run_due(deps: Engagement) -> int:
-    """Re-evaluate every contact whose due time has come (decay may have moved it)."""
-    count = 0
+    """Re-evaluate every contact whose due time has come (decay may have moved it).
+
+    One contact that fails is logged and counted, and stays due for the next run; the others go on.
+    """
+    count = failed = 0
     for contact in deps.stages.due(deps.clock.now()):
-        record = deps.stages.profile(contact)
-        if record is not None:
-            on_change(record, deps)
-            count += 1
+        try:
+            record = deps.stages.profile(contact)
+            if record is not None:
+                on_change(record, deps)
+                count += 1
+        except Exception:  # noqa: BLE001 - isolate the failure to this contact
+            failed += 1
+            deps.telemetry.failure("due re-evaluation failed")
     deps.telemetry.count("DueEvaluated", count)
+    deps.telemetry.count("DueFailed", failed)
     return count
 
 

@@ -111,7 +111,8 @@ def evaluate(record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime)
         engagement=engagement,
         moves=tuple(moves),
         sales_ready=sales_ready,
-        route=sales_ready and not record.sales_ready,
+        # An accepted lead stays with its salesperson: re-crossing the threshold routes nothing.
+        route=sales_ready and not record.sales_ready and stage != funnel.accepted,
         due_at=due_at,
         write_due=write_due,
     )
