@@ -131,10 +131,19 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="Segment-compatible tracking endpoint: records behaviour events exactly once",
         routes=tuple(HttpRoute("POST", path) for path in TRACKING_PATHS),
         tables=(
-            TableAccess(CONTACTS, ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem")),
+            TableAccess(
+                CONTACTS,
+                (
+                    "dynamodb:UpdateItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:ConditionCheckItem",
+                ),
+            ),
             TableAccess(
                 EVENTS,
                 ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
+                indexes=True,  # merges move the newest events first, through the byTime index
             ),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),

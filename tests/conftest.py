@@ -136,6 +136,7 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
     with mock_aws():
         runtime.reset()
         db = clients.client("dynamodb")
+        db.meta.events.register("before-parameter-build.dynamodb", dynamodb_limits)
         for env, value in create_tables_from_template(db, template).items():
             monkeypatch.setenv(env, value)
         keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
@@ -143,6 +144,22 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
         keys.register(SERVER_KEY, "backend", Trust.SERVER, NOW)
         yield db
         runtime.reset()
+
+
+def dynamodb_limits(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """What moto does not enforce and DynamoDB does: 4 KB per expression, 100 items per transaction."""
+    requests = [params] + [next(iter(item.values())) for item in params.get("TransactItems", [])]
+    assert len(params.get("TransactItems", [])) <= 100, f"{model.name}: more than 100 items"
+    for request in requests:
+        for field in (
+            "UpdateExpression",
+            "ConditionExpression",
+            "KeyConditionExpression",
+            "FilterExpression",
+        ):
+            assert len(request.get(field) or "") <= 4096, (
+                f"{model.name}: {field} of {len(request[field])} characters"
+            )
 
 
 # --- building API Gateway events ------------------------------------------------------------------

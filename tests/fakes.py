@@ -11,7 +11,7 @@ from typing import Any
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
+from shared.contacts.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.scoring.catalogue import effective
 from shared.scoring.rules import RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
@@ -82,6 +82,8 @@ class MemoryContactStore:
         )
 
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim:
+        if self.profiles.get(target, {}).get("merged_into"):
+            return Claim(target, target_moved=True)
         p = self.profiles.setdefault(source, {})
         owner = p.get("merged_into")
         if owner:
@@ -96,7 +98,7 @@ class MemoryContactStore:
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool:
         if (target, plan.source) in self.markers:
-            return False
+            return Absorbed.ALREADY
         self.markers.add((target, plan.source))
         self.profiles.setdefault(plan.source, {})["completed"] = True
         p = self.profiles.setdefault(target, {})
@@ -108,7 +110,7 @@ class MemoryContactStore:
             p["counts"][b] = p["counts"].get(b, 0) + c
         p["anonymous_ids"] |= plan.anonymous_ids
         p["event_count"] = p.get("event_count", 0) + plan.event_count
-        return True
+        return Absorbed.DONE
 
 
 @dataclass

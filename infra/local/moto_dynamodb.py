@@ -3,7 +3,9 @@
 1. Serialised requests. moto applies a transaction item by item without a lock, so two threads can
    interleave inside one ``TransactWriteItems``; real DynamoDB never lets that happen. One re-entrant
    lock around every backend call restores the guarantee the exactly-once logic relies on.
-2. Cheap, faithful transaction rollback. moto snapshots a whole table (``deepcopy``) for every item of
+2. Long expressions. moto parses update expressions recursively, one frame per clause; DynamoDB
+   takes 4 KB of them (some 300 clauses), which needs a deeper stack than Python's default.
+3. Cheap, faithful transaction rollback. moto snapshots a whole table (``deepcopy``) for every item of
    every transaction, and on failure swaps in the copies, replacing the tables' stream objects too.
    That is quadratic in table size and breaks stream readers. Instead we snapshot only the partitions
    a transaction touches and, on failure, put them back and drop the stream records it emitted.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import sys
 import threading
 import types
 from typing import Any
@@ -41,6 +44,7 @@ def serialise() -> None:
 
     if getattr(DynamoDBBackend, "_lifecycle_serialised", False):
         return
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
 
     # moto's own per-item table snapshots become no-ops; _transact below keeps the real rollback.
     models.copy = types.SimpleNamespace(

@@ -29,14 +29,13 @@ from shared.adapters.dynamodb import (
     plain_item,
     s,
     ss,
-    transact_if,
     unavailable,
 )
 from shared.adapters.tables import EVENTS
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.recording import ChangeCapacity, Claim, CommitOutcome, MergePlan
+from shared.contacts.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
 from shared.scoring.engine import RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
@@ -58,10 +57,13 @@ TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
     "rule:",
     "stageBase:",
 )
+BY_TIME = EVENTS.local_indexes[0].name
 MAX_TRANSACTION_ITEMS = 100
 #: Stay under the 4 MB transaction limit, counting each item's body and keys.
 MAX_TRANSACTION_BYTES = 3_500_000
 ATTEMPTS = 4
+#: Events older than this when they arrive are history being imported, not live behaviour.
+IMPORT_HORIZON = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +111,35 @@ class DynamoContactStore:
 
     def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]:
         outcomes: list[CommitOutcome | None] = [None] * len(changes)
-        for indices in _pack(changes):
-            self._transact(indices, changes, outcomes)
+        updates = [self._profile_update(change) for change in changes]
+        fitting = []
+        for index, update in enumerate(updates):
+            if max(len(update["UpdateExpression"]), len(update["ConditionExpression"])) > EXPRESSION_LIMIT:
+                outcomes[index] = CommitOutcome(committed=False, oversized=True)
+            else:
+                fitting.append(index)
+        for indices in _pack([changes[i] for i in fitting]):
+            self._transact([fitting[i] for i in indices], changes, updates, outcomes)
+        for index, outcome in enumerate(outcomes):
+            if outcome is not None and outcome.committed:
+                self._imported_times(changes[index])
         return [o or CommitOutcome(committed=False) for o in outcomes]
 
+    def _imported_times(self, change: ContactChange) -> None:
+        """History sent late (``/v1/import``) may hold the earliest visit or the latest purchase; those
+        times move only one way, by conditional writes, so an old import never moves them back."""
+        horizon = change.last_seen - IMPORT_HORIZON
+        if change.first_seen < horizon:
+            self._move_if(change.contact, "firstSeenAt", s(format_time(change.first_seen)), ">")
+        if change.last_purchase_at is not None and change.last_purchase_at < horizon:
+            self._move_if(change.contact, "lastPurchaseAt", s(format_time(change.last_purchase_at)), "<")
+
     def _transact(
-        self, indices: list[int], changes: Sequence[ContactChange], outcomes: list[CommitOutcome | None]
+        self,
+        indices: list[int],
+        changes: Sequence[ContactChange],
+        updates: Sequence[dict[str, Any]],
+        outcomes: list[CommitOutcome | None],
     ) -> None:
         items: list[dict[str, Any]] = []
         owners: list[tuple[int, str | None]] = []  # (change index, messageId or None for the profile)
@@ -125,7 +150,7 @@ class DynamoContactStore:
                 ledger = change.scored.ledger.get(event.message_id, ())
                 items.append({"Put": self._event_put(change.contact, event, received_at, ledger)})
                 owners.append((index, event.message_id))
-            items.append({"Update": self._profile_update(change)})
+            items.append({"Update": updates[index]})
             owners.append((index, None))
         for attempt in range(ATTEMPTS):
             try:
@@ -235,7 +260,10 @@ class DynamoContactStore:
             x.remove(TAG + tag)
         for group in change.groups:
             x.set_if_absent(GROUP + group, stamp)
-        if change.last_purchase_at is not None:
+        if (
+            change.last_purchase_at is not None
+            and change.last_purchase_at >= change.last_seen - IMPORT_HORIZON
+        ):
             x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
         x.add("eventCount", n(len(change.events)))
         x.add("rev", n(1))
@@ -282,7 +310,10 @@ class DynamoContactStore:
     # --- identity merges -------------------------------------------------------------------
 
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim:
-        """Mark ``source`` as merged into ``target`` unless it already belongs somewhere; who owns it now."""
+        """Mark ``source`` as merged into ``target`` unless it already belongs somewhere; who owns it now.
+
+        The target must not be merged away itself: two aliases in opposite directions cannot both win.
+        """
         x = Expression()
         x.set("mergedInto", s(str(target)))
         x.set_if_absent("contactId", s(str(source)))
@@ -292,33 +323,55 @@ class DynamoContactStore:
             x.remove(attribute)
         x.add("rev", n(1))
         condition = f"attribute_not_exists({x.name('mergedInto')})"
-        try:
-            self._db.update_item(
-                **x.update(
+        items = [
+            {
+                "Update": x.update(
                     self._contacts,
                     profile_key(source),
                     condition,
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            )
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                item = getattr(exc, "response", {}).get("Item") or {}
-                owner = item.get("mergedInto", {}).get("S")
-                return Claim(
-                    ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item
-                )
-            raise self._failure(exc) from exc
-        return Claim(target)
+            },
+            {
+                "ConditionCheck": {
+                    "TableName": self._contacts,
+                    "Key": profile_key(target),
+                    "ConditionExpression": "attribute_not_exists(mergedInto)",
+                }
+            },
+        ]
+        for attempt in range(ATTEMPTS):
+            try:
+                self._db.transact_write_items(TransactItems=items)
+                return Claim(target)
+            except Exception as exc:
+                codes = cancellation_codes(exc)
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    item = exc.response["CancellationReasons"][0].get("Item") or {}  # type: ignore[attr-defined]
+                    owner = item.get("mergedInto", {}).get("S")
+                    return Claim(
+                        ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item
+                    )
+                if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    return Claim(target, target_moved=True)
+                if not (codes and RETRYABLE_REASONS.intersection(codes)) and not is_transient(exc):
+                    raise
+                if attempt + 1 == ATTEMPTS:
+                    raise unavailable(exc, "the contact store") from exc
+                self._sleep(random.uniform(0, 0.025 * 4**attempt))
+        raise AssertionError("unreachable")
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
+        """Copy the source's newest events (by time) to the target, then delete them from the source."""
         moved = 0
         start: dict[str, Any] | None = None
         while moved < limit:
             request: dict[str, Any] = {
                 "TableName": self._events,
+                "IndexName": BY_TIME,
                 "KeyConditionExpression": "pk = :pk",
                 "ExpressionAttributeValues": {":pk": partition(source)},
+                "ScanIndexForward": False,
                 "ConsistentRead": True,
                 "Limit": min(100, limit - moved),
             }
@@ -339,67 +392,113 @@ class DynamoContactStore:
                 break
         return moved
 
-    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool:
-        x = Expression()
+    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
+        """Add the source's profile to the target, once, in writes that each fit DynamoDB's limits.
+
+        1. Traits, tags and groups the target lacks (``if_not_exists``: safe to repeat).
+        2. Counters and scores, in parts; each part commits with a marker of its own, so none is
+           ever added twice; the last part also marks the source's merge complete.
+        3. Times and rule days, moved only forward (or, for first-seen, back): monotonic, repeatable.
+        """
         stamp = s(format_time(at))
-        for name, value in plan.traits.items():
-            x.set_if_absent(TRAIT + name, js(value))
-        for tag, added in plan.tags.items():
-            x.set_if_absent(TAG + tag, s(format_time(added)))
-        for group in plan.groups:
-            x.set_if_absent(GROUP + group, stamp)
-        for behaviour, count in plan.counts.items():
-            x.add(COUNT + behaviour, n(count))
-        if plan.anonymous_ids:
-            x.add("anonymousIds", ss(plan.anonymous_ids))
-        if plan.event_count:
-            x.add("eventCount", n(plan.event_count))
-        if plan.revenue:
-            x.add("revenueTotal", n(plan.revenue))
+        fills: list[Clause] = [("if_absent", TRAIT + k, js(v)) for k, v in plan.traits.items()]
+        fills += [("if_absent", TAG + tag, s(format_time(added))) for tag, added in plan.tags.items()]
+        fills += [("if_absent", GROUP + group, stamp) for group in plan.groups]
+        guard = "attribute_not_exists(mergedInto)"
+        for part in _parts(fills):
+            part.set("lastWriter", s(WRITER))
+            try:
+                self._db.update_item(**part.update(self._contacts, profile_key(target), guard))
+            except Exception as exc:
+                if error_code(exc) == "ConditionalCheckFailedException":
+                    return Absorbed.MOVED
+                raise self._failure(exc) from exc
+
+        adds: list[Clause] = [("add", COUNT + b, n(c)) for b, c in plan.counts.items()]
+        adds += [("add", f"{RULE}{rule}:n", n(count)) for rule, (count, _) in plan.rule_uses.items()]
         for dimension, score in plan.scores.items():
             if score.total:
-                x.add(f"{SCORE}{dimension}:total", n(score.total))
+                adds.append(("add", f"{SCORE}{dimension}:total", n(score.total)))
             for memory, buckets in score.sums.items():
-                for bucket, value in buckets.items():
-                    if value:
-                        x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(_number(value)))
-        for rule_id, (count, day) in plan.rule_uses.items():
-            x.add(f"{RULE}{rule_id}:n", n(count))
-            if day is not None:
-                x.set(f"{RULE}{rule_id}:day", s(day))
-        for attribute, value in (
-            ("firstSeenAt", plan.first_seen_at),
-            ("lastSeenAt", plan.last_seen_at),
-            ("lastPurchaseAt", plan.last_purchase_at),
-        ):
-            if value is not None:
-                x.set(attribute, s(format_time(value)))
-        x.set("updatedAt", stamp)
-        x.set_if_absent("contactId", s(str(target)))
-        x.set("lastWriter", s(WRITER))
-        x.add("rev", n(1))
-        marker = {"pk": partition(target), "sk": s(MERGED_PREFIX + str(plan.source)), "mergedAt": stamp}
-        done = Expression()
-        done.set("mergeCompletedAt", stamp)
-        return transact_if(
-            self._db,
-            [
+                adds += [
+                    ("add", f"{SCORE}{dimension}:{memory}:{b}", n(_number(v)))
+                    for b, v in buckets.items()
+                    if v
+                ]
+        if plan.anonymous_ids:
+            adds.append(("add", "anonymousIds", ss(plan.anonymous_ids)))
+        if plan.event_count:
+            adds.append(("add", "eventCount", n(plan.event_count)))
+        if plan.revenue:
+            adds.append(("add", "revenueTotal", n(plan.revenue)))
+        parts = _parts(adds) or [Expression()]
+        outcome = Absorbed.ALREADY
+        for number, part in enumerate(parts):
+            part.set("updatedAt", stamp)
+            part.set_if_absent("contactId", s(str(target)))
+            part.set("lastWriter", s(WRITER))
+            part.add("rev", n(1))
+            marker = f"{MERGED_PREFIX}{plan.source}" + (f"#{number}" if number else "")
+            items: list[dict[str, Any]] = [
                 {
                     "Put": {
                         "TableName": self._contacts,
-                        "Item": marker,
+                        "Item": {"pk": partition(target), "sk": s(marker), "mergedAt": stamp},
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
                 {
-                    "Update": x.update(
-                        self._contacts, profile_key(target), f"attribute_not_exists({x.name('mergedInto')})"
+                    "Update": part.update(
+                        self._contacts,
+                        profile_key(target),
+                        f"attribute_not_exists({part.name('mergedInto')})",
                     )
                 },
-                {"Update": done.update(self._contacts, profile_key(plan.source))},
-            ],
-            "the contact store",
-        )
+            ]
+            if number == len(parts) - 1:
+                done = Expression()
+                done.set("mergeCompletedAt", stamp)
+                items.append({"Update": done.update(self._contacts, profile_key(plan.source))})
+            try:
+                self._db.transact_write_items(TransactItems=items)
+                outcome = Absorbed.DONE
+            except Exception as exc:
+                codes = cancellation_codes(exc)
+                if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    return Absorbed.MOVED
+                if not (codes and codes[0] == "ConditionalCheckFailed"):
+                    raise self._failure(exc) from exc  # a part already applied is skipped; others go on
+        self._monotonic(target, plan)
+        return outcome
+
+    def _monotonic(self, target: ContactId, plan: MergePlan) -> None:
+        """Times that only move one way, each a conditional write: a stale read can never move them back."""
+        moves = [
+            ("firstSeenAt", plan.first_seen_at, ">"),
+            ("lastSeenAt", plan.last_seen_at, "<"),
+            ("lastPurchaseAt", plan.last_purchase_at, "<"),
+        ]
+        values = [
+            (attribute, s(format_time(value)), op) for attribute, value, op in moves if value is not None
+        ]
+        values += [(f"{RULE}{rule}:day", s(day), "<") for rule, (_, day) in plan.rule_uses.items() if day]
+        for attribute, value, op in values:
+            self._move_if(target, attribute, value, op)
+
+    def _move_if(self, contact: ContactId, attribute: str, value: dict[str, str], op: str) -> None:
+        """``SET attribute = value`` if absent or if ``attribute op value`` (``<``: later, ``>``: earlier)."""
+        try:
+            self._db.update_item(
+                TableName=self._contacts,
+                Key=profile_key(contact),
+                UpdateExpression="SET #a = :v",
+                ConditionExpression=f"attribute_exists(pk) AND (attribute_not_exists(#a) OR #a {op} :v)",
+                ExpressionAttributeNames={"#a": attribute},
+                ExpressionAttributeValues={":v": value},
+            )
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise self._failure(exc) from exc
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):
@@ -418,6 +517,24 @@ class DynamoContactStore:
     @staticmethod
     def _failure(exc: Exception) -> Exception:
         return unavailable(exc, "the contact store") if is_transient(exc) else exc
+
+
+Clause = tuple[str, str, dict[str, Any]]
+#: DynamoDB allows 4 KB per expression; parts are cut below that, leaving room for the bookkeeping.
+EXPRESSION_BUDGET = 3500
+EXPRESSION_LIMIT = 4096
+
+
+def _parts(clauses: Sequence[Clause]) -> list[Expression]:
+    """Pack update clauses into expressions that each stay under the expression budget."""
+    parts: list[Expression] = []
+    current: Expression | None = None
+    for kind, attribute, value in clauses:
+        if current is None or len(current.update_expression()) > EXPRESSION_BUDGET:
+            current = Expression()
+            parts.append(current)
+        {"if_absent": current.set_if_absent, "add": current.add, "set": current.set}[kind](attribute, value)
+    return parts
 
 
 def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:

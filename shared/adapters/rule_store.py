@@ -65,9 +65,11 @@ class DynamoRuleStore:
     def save(self, rule: Rule, at: datetime, expected_version: int | None, base_version: int) -> StoredRule:
         """Store the next version. ``base_version`` is the version it replaces (a default's, or 0)."""
         current = self._current(rule.id)
-        version = (current.version if current else base_version) + 1
-        if expected_version is not None and expected_version != version - 1:
-            raise Conflict(f"rule {rule.id} is at version {version - 1}, not {expected_version}")
+        in_force = current.version if current else base_version
+        if expected_version is not None and expected_version != in_force:
+            raise Conflict(f"rule {rule.id} is at version {in_force}, not {expected_version}")
+        # Versions never repeat, even after a delete: the ledger names (rule, version) for ever.
+        version = max(in_force, self._latest_version(rule.id)) + 1
         stored = StoredRule(**rule.model_dump(), version=version, origin="stored", updated_at=at)
         body = s(stored.model_dump_json())
         condition = (
@@ -88,6 +90,7 @@ class DynamoRuleStore:
                     "Put": {
                         "TableName": self._table,
                         "Item": _item(HISTORY + rule.id, f"v{version:08d}", body, version, at),
+                        "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
             ],
@@ -125,6 +128,17 @@ class DynamoRuleStore:
         )
         self._cached = None
         return current
+
+    def _latest_version(self, rule_id: str) -> int:
+        page = self._db.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(HISTORY + rule_id)},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        return max((int(item["version"]["N"]) for item in page.get("Items", [])), default=0)
 
     def _current(self, rule_id: str) -> StoredRule | None:
         item = self._db.get_item(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from shared.contacts.changes import TAGS_TRAIT, ContactChange, plan_change
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.errors import DependencyUnavailable
+from shared.errors import DependencyUnavailable, PayloadTooLarge
 from shared.scoring.engine import RuleUse, ScoringContext
 from shared.scoring.model import DimensionScore
 from shared.tracking.messages import TrackedEvent
@@ -38,6 +39,8 @@ class CommitOutcome:
     merged_into: ContactId | None = None
     #: the contact's use of limited rules, when a limit refused the change
     rule_uses: Mapping[str, RuleUse] | None = None
+    #: the change does not fit one write (DynamoDB's 4 KB expressions): split its events
+    oversized: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,16 @@ class Claim:
 
     owner: ContactId
     completed: bool = False
+    #: the target was itself merged away meanwhile: resolve it again and retry
+    target_moved: bool = False
+
+
+class Absorbed(StrEnum):
+    DONE = "done"
+    #: the merge marker says it was absorbed before
+    ALREADY = "already"
+    #: the target was merged away meanwhile
+    MOVED = "moved"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +99,7 @@ class ContactStore(Protocol):
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> int: ...
 
-    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool: ...
+    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,7 @@ def _commit(
 ) -> tuple[int, int]:
     routes: dict[ContactId, ContactId] = {}
     known: dict[ContactId, Mapping[str, RuleUse]] = {}
+    splits: dict[str, int] = {}  # messageId -> part label, for changes the store found too big
     accepted = duplicates = 0
     pending = events
     for _ in range(MAX_ROUNDS):
@@ -120,12 +134,21 @@ def _commit(
         changes = [
             plan_change(contact, part, replace(scoring, known=known.get(contact, {})) if scoring else None)
             for contact, group in _group(pending, routes).items()
-            for part in _split(group, store.capacity)
+            for part in _split(group, store.capacity, splits)
         ]
         pending = []
         for change, outcome in zip(changes, store.commit(changes), strict=True):
             if outcome.committed:
                 accepted += len(change.events)
+                continue
+            if outcome.oversized:
+                if len(change.events) == 1:
+                    raise PayloadTooLarge(
+                        f"call {change.events[0].message_id} carries more traits, tags and scores than one write holds"
+                    )
+                label = max(splits.values(), default=0) + 1  # the later half gets a label of its own: a cut
+                splits.update({e.message_id: label for e in change.events[len(change.events) // 2 :]})
+                pending.extend(change.events)
                 continue
             if outcome.rule_uses is not None:
                 known[change.contact] = outcome.rule_uses
@@ -154,13 +177,22 @@ def _group(
     return groups
 
 
-def _split(events: list[TrackedEvent], capacity: ChangeCapacity) -> Iterable[list[TrackedEvent]]:
-    """Cut one contact's events into changes the store can apply atomically, in time order."""
+def _split(
+    events: list[TrackedEvent], capacity: ChangeCapacity, splits: Mapping[str, int] = {}
+) -> Iterable[list[TrackedEvent]]:
+    """Cut one contact's events into changes the store can apply atomically, in time order.
+
+    A tag costs about three traits in an update expression; ``splits`` marks where the store said a
+    change was too big for one write.
+    """
     part: list[TrackedEvent] = []
     keys = 0
     for event in sorted(events, key=lambda e: e.timestamp):
-        size = len(event.traits) + len(event.traits.get(TAGS_TRAIT) or ()) if event.call == "identify" else 0
-        if part and (len(part) >= capacity.max_events or keys + size > capacity.max_keys):
+        size = (
+            len(event.traits) + 2 * len(event.traits.get(TAGS_TRAIT) or ()) if event.call == "identify" else 0
+        )
+        cut = bool(part) and splits.get(event.message_id, 0) != splits.get(part[-1].message_id, 0)
+        if part and (cut or len(part) >= capacity.max_events or keys + size > capacity.max_keys):
             yield part
             part, keys = [], 0
         part.append(event)
@@ -186,23 +218,35 @@ def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, Cont
 def link(source: ContactId, target: ContactId, store: ContactStore, now: datetime) -> bool:
     """Merge ``source`` into ``target`` once. Safe to repeat after a crash at any step.
 
-    1. Claim the source: from now on its writes fail and re-route to the target.
-       A repeated identify stops here, after one conditional write.
+    1. Claim the source, on condition that the target is not merged away itself (so two aliases in
+       opposite directions can never both succeed): from now on the source's writes fail and
+       re-route to the target. A repeated identify stops here, after one conditional write.
     2. Move its event log (idempotent copies, keyed by messageId).
-    3. Absorb its profile into the target, guarded by a merge marker, and mark the merge complete.
+    3. Absorb its profile into the target, guarded by merge markers, and mark the merge complete.
     An anonymous id already linked to another user stays with that user.
     """
-    if source.kind == "user_id":  # only known contacts can be targets, so only they can close a cycle
-        target = resolve(target, store)
-    if source == target:
-        return False
-    claim = store.claim(source, target, now)
-    if claim.owner != target or claim.completed:
-        return False
-    final = resolve(target, store)
-    record = store.profile(source) or ContactRecord(contact_id=str(source))
-    store.move_events(source, final, MAX_MOVED_EVENTS)
-    return store.absorb(final, merge_plan(source, record, store.profile(final)), now)
+    for _ in range(MAX_ROUNDS):
+        if source.kind == "user_id":  # only known contacts can be targets, so only they can close a cycle
+            target = resolve(target, store)
+        if source == target:
+            return False
+        claim = store.claim(source, target, now)
+        if claim.target_moved:
+            target = resolve(target, store)
+            continue
+        if claim.owner != target or claim.completed:
+            return False
+        break
+    else:
+        raise DependencyUnavailable("identities kept moving during a merge; retry")
+    for _ in range(MAX_ROUNDS):
+        final = resolve(target, store)
+        record = store.profile(source) or ContactRecord(contact_id=str(source))
+        store.move_events(source, final, MAX_MOVED_EVENTS)
+        outcome = store.absorb(final, merge_plan(source, record, store.profile(final)), now)
+        if outcome is not Absorbed.MOVED:
+            return outcome is Absorbed.DONE
+    raise DependencyUnavailable("the merge target kept moving; retry")
 
 
 def resolve(contact: ContactId, store: ContactStore, max_hops: int = 8) -> ContactId:

@@ -44,8 +44,11 @@ MAX_ID_BYTES = 512
 MAX_REVENUE = Decimal("1e12")
 MAX_TRAIT_NAME = 255
 MAX_TAG_LENGTH = 100
-MAX_TRAITS = 200
-MAX_TAGS = 100
+#: One call's traits and tags must fit one DynamoDB update expression (4 KB) with room to spare.
+MAX_TRAITS = 150
+MAX_TAGS = 50
+#: Amounts are kept to the millionth: DynamoDB numbers hold 38 digits and nothing below 1e-130.
+CENT_FRACTION = Decimal("0.000001")
 
 
 def _identifier(value: Any) -> str | None:
@@ -277,7 +280,8 @@ def _revenue(behaviour: Behaviour, properties: dict[str, Any], where: str) -> De
             raise InvalidRequest(
                 f"{where}.properties.{key}: must be a finite amount below 1e12", code="invalid_event"
             )
-        return amount
+        amount = amount.quantize(CENT_FRACTION)
+        return amount if amount else Decimal(0)
     return None
 
 

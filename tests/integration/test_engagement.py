@@ -331,7 +331,9 @@ def test_sample_events_for_every_trigger_are_handled(aws) -> None:
         )  # a card for a contact that does not exist here is a 404
 
 
-def test_stage_writes_rebase_old_decay_buckets_without_changing_scores(aws, send, stream, admin, clock) -> None:
+def test_stage_writes_rebase_old_decay_buckets_without_changing_scores(
+    aws, send, stream, admin, clock
+) -> None:
     """Scores written long ago sit in old buckets; the next stage write folds them, values unchanged."""
     from shared.scoring.decay import Decay
 
@@ -345,7 +347,8 @@ def test_stage_writes_rebase_old_decay_buckets_without_changing_scores(aws, send
     stream.drain()  # decay had moved her to exit; the webinar brings her back: a stage write happens
 
     item = aws.get_item(
-        TableName=os.environ["CONTACTS_TABLE_NAME"], Key={"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}}
+        TableName=os.environ["CONTACTS_TABLE_NAME"],
+        Key={"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}},
     )["Item"]
     decay = Decay()
     for memory in decay.memories:
@@ -363,12 +366,18 @@ def test_stage_writes_rebase_old_decay_buckets_without_changing_scores(aws, send
 
 def test_a_stage_move_long_after_entering_the_stage(aws, send, stream, admin, clock) -> None:
     """The old stage snapshot sits in old buckets; the move rewrites it (no overlapping paths)."""
-    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}, "messageId": "o1"})
+    send(
+        "/v1/track",
+        {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}, "messageId": "o1"},
+    )
     stream.drain()
     assert stage_of(admin, "ann")["stage"] == "customer"
     clock.advance(timedelta(days=400))
     for i in (2, 3):  # the third purchase, engaged again: customer -> loyal
-        send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}, "messageId": f"o{i}"})
+        send(
+            "/v1/track",
+            {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}, "messageId": f"o{i}"},
+        )
     stream.drain()
     assert stream.dead_letters == []
     card = stage_of(admin, "ann")
@@ -376,7 +385,9 @@ def test_a_stage_move_long_after_entering_the_stage(aws, send, stream, admin, cl
     assert card["scores"]["stages"]["loyal"]["lifetime"] == 0
 
 
-def test_announcements_left_pending_go_out_with_the_contacts_next_record(send, stream, admin, bus_events, monkeypatch) -> None:
+def test_announcements_left_pending_go_out_with_the_contacts_next_record(
+    send, stream, admin, bus_events, monkeypatch
+) -> None:
     """EventBridge down for longer than the retries: the move stays written, its events pending; the
     contact's next record, even one that moves nothing, publishes them."""
     from shared.adapters.publisher import AwsPublisher

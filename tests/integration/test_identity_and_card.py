@@ -139,3 +139,84 @@ def test_event_log_rejects_bad_paging(send, admin, query) -> None:
     send("/v1/page", {"userId": "ann"})
     status, body, _ = admin("ann", events=True, query=query)
     assert status == 400 and body["code"] in ("invalid_limit", "invalid_cursor")
+
+
+def test_a_big_identify_fits_one_write_and_a_big_history_merges(send, admin) -> None:
+    """Up to the per-call limits an identify fits DynamoDB's 4 KB expressions (checked on every call
+    here); a visitor who sent hundreds of traits still merges completely, in several writes."""
+    big = {f"field_{i:03}": i for i in range(149)} | {"tags": [f"interest-{i:02}" for i in range(50)]}
+    assert send("/v1/identify", {"userId": "ann", "traits": big})[0] == 200
+    card = admin("ann")[1]
+    assert len(card["traits"]) == 149 and len(card["tags"]) == 50
+    for batch in range(3):
+        traits = {f"anon_{batch}_{i:03}": i for i in range(150)}
+        assert (
+            send("/v1/identify", {"anonymousId": "a-big", "traits": traits, "messageId": f"t{batch}"})[0]
+            == 200
+        )
+    assert send("/v1/identify", {"anonymousId": "a-big", "userId": "bo", "messageId": "link"})[0] == 200
+    card = admin("bo")[1]
+    assert len(card["traits"]) == 450
+    assert card["counts"] == {"identified": 4} and card["event_count"] == 4
+
+
+def test_imported_history_moves_first_seen_back_and_never_the_last_purchase(send, admin) -> None:
+    send(
+        "/v1/track",
+        {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}, "messageId": "live"},
+    )
+    live = admin("ann")[1]
+    send(
+        "/v1/import",
+        {
+            "batch": [
+                {
+                    "type": "page",
+                    "userId": "ann",
+                    "messageId": "old-visit",
+                    "timestamp": "2024-03-01T10:00:00Z",
+                },
+                {
+                    "type": "track",
+                    "userId": "ann",
+                    "event": "Order Completed",
+                    "messageId": "old-order",
+                    "timestamp": "2024-05-01T10:00:00Z",
+                    "properties": {"revenue": 7},
+                },
+            ]
+        },
+    )
+    card = admin("ann")[1]
+    assert card["first_seen_at"].startswith("2024-03-01")
+    assert card["last_purchase_at"] == live["last_purchase_at"]
+    assert card["revenue_total"] == 12 and card["counts"]["purchase"] == 2
+
+
+def test_opposite_aliases_cannot_both_win(aws, send) -> None:
+    """alias b->a commits first; a stale view then tries a->b: the claim checks b is not merged."""
+    from datetime import UTC, datetime
+
+    from shared import runtime
+    from shared.contacts import recording
+    from shared.contacts.identity import ContactId
+
+    send("/v1/page", {"userId": "a"})
+    send("/v1/page", {"userId": "b"})
+    store = runtime.tracking().contacts
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    assert recording.link(ContactId.user("b"), ContactId.user("a"), store, now)
+    stale = recording.resolve
+    views = []
+
+    def first_view_is_stale(contact, store, max_hops=8):  # a view from before b was merged
+        views.append(contact)
+        return contact if len(views) == 1 else stale(contact, store, max_hops)
+
+    try:
+        recording.resolve = first_view_is_stale
+        assert not recording.link(ContactId.user("a"), ContactId.user("b"), store, now)
+    finally:
+        recording.resolve = stale
+    assert store.profile(ContactId.user("a")).merged_into is None
+    assert store.profile(ContactId.user("b")).merged_into == "user_id:a"

@@ -52,6 +52,10 @@ def test_rules_api_lists_defaults_validates_and_versions(rules_api) -> None:
     status, deleted, _ = rules_api("DELETE", "general.visit")
     assert status == 200 and deleted == {"deleted": "general.visit", "version": 2, "default_applies": True}
     assert rules_api("GET", "general.visit")[1]["rule"]["points"] == 1
+    status, again, _ = rules_api("PUT", "general.visit", {"behaviour": "visit", "points": 3})
+    assert again["version"] == 4, "after v2 and its deletion (v3), versions never repeat"
+    versions = [v["version"] for v in rules_api("GET", "general.visit")[1]["history"]]
+    assert versions == [4, 3, 2]
     assert rules_api("DELETE", "nothing-here")[0] == 404
     assert rules_api("GET", "nothing-here")[0] == 404
 

@@ -164,7 +164,14 @@ def test_funnels_are_validated() -> None:
 
 
 def test_an_accepted_lead_is_not_routed_again() -> None:
-    cooled_and_back = contact(70, stage="opportunity", quarter="nurturing", sales_ready=False, owner="ann-s", stage_baseline=scored(0))
+    cooled_and_back = contact(
+        70,
+        stage="opportunity",
+        quarter="nurturing",
+        sales_ready=False,
+        owner="ann-s",
+        stage_baseline=scored(0),
+    )
     result = evaluate(cooled_and_back, FUNNEL, DECAY, NOW)
     assert result.sales_ready and not result.route
 
@@ -186,6 +193,14 @@ def test_the_due_job_goes_on_past_a_failing_contact() -> None:
     telemetry = CountingTelemetry()
     from shared.clock import FixedClock
 
-    deps = Engagement(clock=FixedClock(NOW), funnels=None, decay=DECAY, stages=Stages(), router=None, publisher=None, telemetry=telemetry)  # type: ignore[arg-type]
+    deps = Engagement(
+        clock=FixedClock(NOW),
+        funnels=None,
+        decay=DECAY,
+        stages=Stages(),
+        router=None,
+        publisher=None,
+        telemetry=telemetry,
+    )  # type: ignore[arg-type]
     assert run_due(deps) == 0
     assert telemetry.counts["DueFailed"] == 1 and telemetry.counts["due re-evaluation failed"] == 1

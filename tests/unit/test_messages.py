@@ -149,6 +149,15 @@ def test_purchase_revenue() -> None:
         "/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"total": "99.90"}}
     )
     assert event.revenue == Decimal("99.90")
+    (event,) = parse(
+        "/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": "1e-200"}}
+    )
+    assert event.revenue == 0  # DynamoDB stores nothing below 1e-130
+    long = "1.123456789012345678901234567890123456789"
+    (event,) = parse(
+        "/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": long}}
+    )
+    assert len(event.revenue.as_tuple().digits) <= 38
     with pytest.raises(InvalidRequest, match="revenue"):
         parse("/v1/track", {"userId": "u", "event": "Order Completed", "properties": {"revenue": "lots"}})
     (event,) = parse(
