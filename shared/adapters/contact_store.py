@@ -23,6 +23,7 @@ from shared.adapters.dynamodb import (
     Expression,
     cancellation_codes,
     error_code,
+    exact_number,
     is_transient,
     js,
     n,
@@ -277,7 +278,7 @@ class DynamoContactStore:
         for dimension, points in scored.totals.items():
             x.add(f"{SCORE}{dimension}:total", n(points))
         for (dimension, memory, bucket), value in scored.sums.items():
-            x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(_number(value)))
+            x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
         conditions = [f"attribute_not_exists({x.name('mergedInto')})"]
         for claim in scored.limits:
             count = x.name(f"{RULE}{claim.rule_id}:n")
@@ -299,13 +300,7 @@ class DynamoContactStore:
     # --- reads ------------------------------------------------------------------------
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
-        try:
-            item = self._db.get_item(
-                TableName=self._contacts, Key=profile_key(contact), ConsistentRead=True
-            ).get("Item")
-        except Exception as exc:
-            raise self._failure(exc) from exc
-        return record_from_item(item) if item else None
+        return read_profile(self._db, self._contacts, contact)
 
     # --- identity merges -------------------------------------------------------------------
 
@@ -421,7 +416,7 @@ class DynamoContactStore:
                 adds.append(("add", f"{SCORE}{dimension}:total", n(score.total)))
             for memory, buckets in score.sums.items():
                 adds += [
-                    ("add", f"{SCORE}{dimension}:{memory}:{b}", n(_number(v)))
+                    ("add", f"{SCORE}{dimension}:{memory}:{b}", n(exact_number(v)))
                     for b, v in buckets.items()
                     if v
                 ]
@@ -562,6 +557,15 @@ def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
     return batches
 
 
+def read_profile(client: Any, table: str, contact: ContactId) -> ContactRecord | None:
+    """A contact's profile as it is now (a consistent read)."""
+    try:
+        item = client.get_item(TableName=table, Key=profile_key(contact), ConsistentRead=True).get("Item")
+    except Exception as exc:
+        raise (unavailable(exc, "the contact store") if is_transient(exc) else exc) from exc
+    return record_from_item(item) if item else None
+
+
 def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
     """Fold the flat profile item (``trait:*``, ``tag:*``, ``count:*``...) into a ``ContactRecord``."""
     data = plain_item(item)
@@ -634,8 +638,3 @@ def _rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
             rule_id = name[len(RULE) : -2]
             uses[rule_id] = (int(value), data.get(f"{RULE}{rule_id}:day"))
     return uses
-
-
-def _number(value: float) -> Decimal:
-    """A float as a DynamoDB number: 17 significant digits round-trip exactly."""
-    return Decimal(format(value, ".17g"))

@@ -43,6 +43,11 @@ def js(value: Any) -> dict[str, str]:
     return {"S": json.dumps(value, separators=(",", ":"), ensure_ascii=False)}
 
 
+def exact_number(value: float) -> Decimal:
+    """A float as a DynamoDB number: 17 significant digits round-trip exactly."""
+    return Decimal(format(value, ".17g"))
+
+
 def plain(attribute: Mapping[str, Any]) -> Any:
     """An AttributeValue as a Python value (numbers as Decimal)."""
     ((kind, value),) = attribute.items()

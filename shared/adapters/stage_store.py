@@ -14,8 +14,24 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from shared.adapters.contact_store import BASELINE, SCORE, partition, profile_key, record_from_item, _number
-from shared.adapters.dynamodb import Expression, is_transient, n, query_all, s, transact_if, unavailable
+from shared.adapters.contact_store import (
+    BASELINE,
+    SCORE,
+    partition,
+    profile_key,
+    read_profile,
+    record_from_item,
+)
+from shared.adapters.dynamodb import (
+    Expression,
+    exact_number,
+    is_transient,
+    n,
+    query_all,
+    s,
+    transact_if,
+    unavailable,
+)
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
@@ -45,13 +61,7 @@ class DynamoStageStore:
         self._shards = due_shards
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
-        try:
-            item = self._db.get_item(
-                TableName=self._table, Key=profile_key(contact), ConsistentRead=True
-            ).get("Item")
-        except Exception as exc:
-            raise self._failure(exc) from exc
-        return record_from_item(item) if item else None
+        return read_profile(self._db, self._table, contact)
 
     def apply(
         self,
@@ -132,7 +142,8 @@ class DynamoStageStore:
                     for bucket in old:
                         x.remove(f"{prefix}{dimension}:{memory.key}:{bucket}")
                     x.set(
-                        f"{prefix}{dimension}:{memory.key}:{into}", n(_number(memory.fold(sums, into)[into]))
+                        f"{prefix}{dimension}:{memory.key}:{into}",
+                        n(exact_number(memory.fold(sums, into)[into])),
                     )
         return conditions
 
@@ -148,7 +159,7 @@ class DynamoStageStore:
         x.set(f"{BASELINE}global:total", n(overall.total))
         for memory, buckets in overall.sums.items():
             for bucket, value in buckets.items():
-                x.set(f"{BASELINE}global:{memory}:{bucket}", n(_number(value)))
+                x.set(f"{BASELINE}global:{memory}:{bucket}", n(exact_number(value)))
 
     def _history(self, contact: ContactId, seq: int, number: int, output: Output) -> dict[str, Any]:
         detail = output.model_dump(mode="json", by_alias=True)
