@@ -12,8 +12,14 @@ NAMESPACE = "Lifecycle"
 
 logger = Logger()
 metrics = Metrics(namespace=NAMESPACE)
-#: Patch only botocore: X-Ray's patch_all would import requests, httplib, sqlite3... on every cold start.
-tracer = Tracer(patch_modules=("botocore",))
+#: Nothing is patched at import: X-Ray's patch_all would import requests, httplib, sqlite3..., and even
+#: patching botocore imports it. ``trace_aws_calls`` patches botocore when a function builds its clients.
+tracer = Tracer(auto_patch=False)
+
+
+def trace_aws_calls() -> None:
+    """Record AWS calls as X-Ray subsegments (botocore only); called once dependencies are built."""
+    tracer.patch(("botocore",))
 
 
 class PowertoolsTelemetry:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.tracking.ingest import Tracking
 
 
+def _aws() -> None:
+    from shared.observability import trace_aws_calls
+
+    trace_aws_calls()
+
+
 def _contacts(config: settings.ContactStoreSettings) -> DynamoContactStore:
     return DynamoContactStore(
         aws.client("dynamodb"),
@@ -48,6 +54,7 @@ def tracking() -> Tracking:
     from shared.tracking.ingest import Tracking
 
     config = settings.load(settings.TrackingSettings)
+    _aws()
     return Tracking(
         clock=clock.current(),
         write_keys=DynamoWriteKeys(aws.client("dynamodb"), table=config.config_table_name),
@@ -68,6 +75,7 @@ def engagement() -> Engagement:
     from shared.observability import PowertoolsTelemetry
 
     config = settings.load(settings.EngagementSettings)
+    _aws()
     decay = _decay(config)
     team = DynamoEngagementConfig(
         aws.client("dynamodb"),
@@ -104,6 +112,7 @@ def admin() -> Admin:
     from shared.admin import Admin
 
     config = settings.load(settings.AdminSettings)
+    _aws()
     return Admin(
         contacts=_contacts(config),
         log=DynamoContactLog(aws.client("dynamodb"), events_table=config.events_table_name),
