@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters.dynamodb import error_code, is_transient, n, query_all, s, unavailable
+from shared.adapters.expiring import Expiring
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.index import Thresholds
 from shared.engagement.routing import Salesperson, pick
@@ -17,20 +18,6 @@ from shared.tracking.timestamps import format_time
 FUNNEL_KEY = {"pk": s("FUNNEL"), "sk": s("CURRENT")}
 SALESPEOPLE = "SALESPEOPLE"
 TURN_KEY = {"pk": s("ROUTING"), "sk": s("TURN")}
-
-
-class _Cached:
-    def __init__(self, ttl: float, monotonic: Callable[[], float]) -> None:
-        self._ttl, self._monotonic = ttl, monotonic
-        self._value: tuple[float, Any] | None = None
-
-    def get(self, load: Callable[[], Any]) -> Any:
-        if self._value is None or self._value[0] <= self._monotonic():
-            self._value = (self._monotonic() + self._ttl, load())
-        return self._value[1]
-
-    def clear(self) -> None:
-        self._value = None
 
 
 class DynamoEngagementConfig:
@@ -48,8 +35,8 @@ class DynamoEngagementConfig:
         self._db = client
         self._table = table
         self._default = default_funnel(thresholds)
-        self._funnel = _Cached(cache_seconds, monotonic)
-        self._team = _Cached(cache_seconds, monotonic)
+        self._funnel = Expiring(cache_seconds, monotonic)
+        self._team = Expiring(cache_seconds, monotonic)
 
     # --- funnel -----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.adapters.dynamodb import n, plain_item, query_all, s, transact_if
+from shared.adapters.expiring import Expiring
 from shared.errors import Conflict, NotFound
 from shared.scoring.catalogue import effective
 from shared.scoring.rules import Rule, RuleBook, StoredRule
@@ -33,17 +34,11 @@ class DynamoRuleStore:
     ) -> None:
         self._db = client
         self._table = table
-        self._ttl = cache_seconds
-        self._monotonic = monotonic
-        self._cached: tuple[float, RuleBook] | None = None
+        self._book: Expiring[RuleBook] = Expiring(cache_seconds, monotonic)
 
     def book(self) -> RuleBook:
         """The compiled rule book, reloaded at most every ``cache_seconds``."""
-        if self._cached and self._cached[0] > self._monotonic():
-            return self._cached[1]
-        book = RuleBook(effective(self.stored()))
-        self._cached = (self._monotonic() + self._ttl, book)
-        return book
+        return self._book.get(lambda: RuleBook(effective(self.stored())))
 
     def stored(self) -> list[StoredRule]:
         request = {
@@ -126,7 +121,7 @@ class DynamoRuleStore:
             ],
             rule_id,
         )
-        self._cached = None
+        self._book.clear()
         return current
 
     def _latest_version(self, rule_id: str) -> int:
@@ -149,7 +144,7 @@ class DynamoRuleStore:
     def _write(self, items: list[dict[str, Any]], rule_id: str) -> None:
         if not transact_if(self._db, items, "the rule store"):
             raise Conflict(f"rule {rule_id} changed meanwhile; read it again and retry")
-        self._cached = None
+        self._book.clear()
 
 
 def _item(pk: str, sk: str, body: dict[str, str], version: int, at: datetime) -> dict[str, Any]:

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from shared.errors import NotFound
+from shared.http import if_match_version, json_body
 from shared.scoring.catalogue import effective, parse_rule
 from shared.scoring.defaults import default_rules
 from shared.scoring.rules import StoredRule
-
-from shared.http import if_match_version, json_body
 
 if TYPE_CHECKING:
     from shared.admin import Admin
