@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -12,6 +13,45 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.scoring.views import Scores
+
+
+#: Ingestion refuses deeper values; older or hand-written ones are cut here, so a read never fails.
+MAX_SHOWN_DEPTH = 32
+NOT_SHOWN = f"(nested more than {MAX_SHOWN_DEPTH} levels deep: not shown)"
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def shown(value: Any, depth: int = 1) -> Any:
+    """A stored JSON value as the admin API can always render it, whatever was stored.
+
+    Containers below ``MAX_SHOWN_DEPTH`` levels become ``NOT_SHOWN``; ``NaN`` and infinities (which
+    JSON cannot carry) become the text ``"NaN"``, ``"Infinity"``, ``"-Infinity"``; text that is not
+    valid Unicode keeps its valid characters.
+    """
+    if isinstance(value, dict | list):
+        if depth > MAX_SHOWN_DEPTH:
+            return NOT_SHOWN
+        if isinstance(value, list):
+            return [shown(item, depth + 1) for item in value]
+        return {shown(str(key), depth): shown(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return _NON_FINITE.get(value, "NaN")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    """A stored event body: readable JSON objects only; anything else shows as empty."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return {}
+    return value if isinstance(value, dict) else {}
 
 
 class LedgerLine(BaseModel):
@@ -36,9 +76,14 @@ class StoredEvent(BaseModel):
     body: dict[str, Any] = Field(default_factory=dict)
     ledger: list[LedgerLine] = Field(default_factory=list)
 
-    @field_validator("body", "ledger", mode="before")
+    @field_validator("body", mode="before")
     @classmethod
-    def _json(cls, value: Any) -> Any:
+    def _body(cls, value: Any) -> dict[str, Any]:
+        return _json_object(value)
+
+    @field_validator("ledger", mode="before")
+    @classmethod
+    def _ledger(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 
 
@@ -63,9 +108,9 @@ class EventView(BaseModel):
             event=stored.event,
             timestamp=stored.timestamp,
             received_at=stored.received_at,
-            properties=body.get("properties") if isinstance(body.get("properties"), dict) else None,
-            traits=body.get("traits") if isinstance(body.get("traits"), dict) else None,
-            context=body.get("context") if isinstance(body.get("context"), dict) else None,
+            properties=shown(body["properties"]) if isinstance(body.get("properties"), dict) else None,
+            traits=shown(body["traits"]) if isinstance(body.get("traits"), dict) else None,
+            context=shown(body["context"]) if isinstance(body.get("context"), dict) else None,
         )
 
 
@@ -151,7 +196,7 @@ class ContactCard(BaseModel):
             contact_id=record.contact_id,
             user_id=record.user_id,
             anonymous_ids=sorted(record.anonymous_ids),
-            traits=record.traits,
+            traits=shown(record.traits),
             tags=sorted(record.tags),
             counts=record.counts,
             groups=sorted(record.groups),

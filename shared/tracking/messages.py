@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.tracking.behaviours import Behaviour, classify
 from shared.tracking.timestamps import corrected_timestamp, parse_time
+from shared.tracking.values import check_values
 from shared.tracking.wire import KB, Limits
 
 BATCH = "batch"
@@ -128,6 +129,7 @@ def parse_calls(
         raise InvalidRequest("batch: must be a list of calls", code="invalid_batch")
     if len(batch) > limits.max_batch_events:
         raise PayloadTooLarge(f"batch: {len(batch)} calls is over the limit of {limits.max_batch_events}")
+    check_values({k: v for k, v in payload.items() if k != "batch"}, "body")
     sent_at = _time(payload.get("sentAt"), "sentAt")
     events: list[TrackedEvent] = []
     for index, message in enumerate(batch):
@@ -167,6 +169,7 @@ def _event(
     if call == "group" and not message.groupId:
         raise InvalidRequest(f"{where}.groupId: a group call needs a groupId", code="invalid_event")
 
+    check_values(raw, where)
     stored = {k: v for k, v in raw.items() if k not in ("writeKey", "sentAt")}
     stored["type"] = call
     body = json.dumps(stored, separators=(",", ":"), ensure_ascii=False)

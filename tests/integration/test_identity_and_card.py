@@ -220,3 +220,56 @@ def test_opposite_aliases_cannot_both_win(aws, send) -> None:
         recording.resolve = stale
     assert store.profile(ContactId.user("a")).merged_into is None
     assert store.profile(ContactId.user("b")).merged_into == "user_id:a"
+
+
+def test_admin_reads_never_fail_on_odd_stored_data(aws, send, admin) -> None:
+    """Data stored before ingestion bounded it (or written by hand) still renders: deep values are cut
+    at 32 levels, non-finite numbers are shown as text, an unreadable body shows no fields."""
+    import json
+    import os
+
+    def deep(levels: int) -> object:
+        value: object = 1
+        for _ in range(levels):
+            value = {"a": value}
+        return value
+
+    assert send("/v1/identify", {"userId": "odd", "traits": {"email": "o@example.com"}})[0] == 200
+    for message_id in ("m1", "m2", "m3"):
+        track = {"userId": "odd", "event": "Product Viewed", "messageId": message_id}
+        assert send("/v1/track", track)[0] == 200
+    pk = {"S": "C#user_id:odd"}
+    aws.update_item(
+        TableName=os.environ["CONTACTS_TABLE_NAME"],
+        Key={"pk": pk, "sk": {"S": "PROFILE"}},
+        UpdateExpression="SET #deep = :deep, #inf = :inf",
+        ExpressionAttributeNames={"#deep": "trait:prefs", "#inf": "trait:score"},
+        ExpressionAttributeValues={":deep": {"S": json.dumps(deep(300))}, ":inf": {"S": "-Infinity"}},
+    )
+    bodies = {
+        "m1": json.dumps({"type": "track", "properties": {"tree": deep(300), "n": float("inf")}}),
+        "m2": "[" * 100_000 + "]" * 100_000,  # more than any JSON reader recurses into
+        "m3": "[1, 2]",  # not an object
+    }
+    for message_id, body in bodies.items():
+        aws.update_item(
+            TableName=os.environ["EVENTS_TABLE_NAME"],
+            Key={"pk": pk, "sk": {"S": f"M#{message_id}"}},
+            UpdateExpression="SET body = :b",
+            ExpressionAttributeValues={":b": {"S": body}},
+        )
+
+    status, card, _ = admin("odd")
+    assert status == 200, card
+    assert card["traits"]["score"] == "-Infinity" and card["traits"]["email"] == "o@example.com"
+    shown = card["traits"]["prefs"]  # level 2: the traits object is level 1, as in a call
+    for _ in range(31):
+        shown = shown["a"]
+    assert isinstance(shown, str) and "32 levels" in shown
+    status, page, _ = admin("odd", events=True)
+    assert status == 200, page
+    events = {e["message_id"]: e for e in page["events"]}
+    assert events["m1"]["properties"]["n"] == "Infinity"
+    assert events["m2"]["properties"] is None and events["m3"]["properties"] is None
+    status, _, _ = admin("odd", ledger=True)
+    assert status == 200

@@ -190,3 +190,39 @@ def test_sample_events_in_the_events_folder_are_accepted(aws) -> None:
         event = json.loads(Path(sample).read_text())
         status, body, _ = invoke(handler, event)
         assert (status, body) == (200, {"success": True}), sample.name
+
+
+def nested(levels: int) -> object:
+    value: object = "leaf"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("key", [BROWSER_KEY, SERVER_KEY])
+def test_deep_nesting_is_rejected_naming_the_field_and_writes_nothing(send, admin, state, key) -> None:
+    before = state()
+    batch = {
+        "batch": [
+            {"type": "page", "userId": "ann"},
+            {"type": "track", "userId": "ann", "event": "X", "properties": {"p": nested(255)}},
+        ]
+    }
+    status, body, _ = send("/v1/batch", batch, key=key)
+    assert (status, body["code"]) == (400, "invalid_event")
+    assert body["message"].startswith("batch[1].properties.p.a.a") and "32 levels" in body["message"]
+    assert state() == before
+    call = {"userId": "ann", "event": "X", "properties": {"p": nested(31)}}
+    assert send("/v1/track", call, key=key)[0] == 200
+    status, page, _ = admin("ann", events=True)
+    assert status == 200 and page["events"][0]["properties"]["p"] == nested(31)
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e400", "NaN", "Infinity", "1e200", "1e-200"])
+def test_numbers_that_cannot_be_stored_exactly_are_rejected(send, state, literal) -> None:
+    before = state()
+    raw = f'{{"userId": "ann", "traits": {{"n": {literal}}}}}'
+    status, body, _ = send("/v1/identify", raw)
+    assert (status, body["code"]) == (400, "invalid_event")
+    assert body["message"].startswith("body.traits.n: ")
+    assert state() == before

@@ -7,7 +7,7 @@ import pytest
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import parse_calls
-from shared.tracking.wire import Limits
+from shared.tracking.wire import Limits, parse_json_object
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -170,3 +170,67 @@ def test_lone_surrogates_are_rejected_not_stored() -> None:
     payload = json.loads('{"userId": "u", "event": "X", "properties": {"a": "\\ud800"}}')
     with pytest.raises(InvalidRequest, match="Unicode"):
         parse("/v1/track", payload)
+
+
+def nested(levels: int, leaf: object = 1, key: str = "a") -> object:
+    """``levels`` objects inside each other: ``nested(2)`` is ``{"a": {"a": 1}}``."""
+    value = leaf
+    for _ in range(levels):
+        value = {key: value}
+    return value
+
+
+@pytest.mark.parametrize("field", ["properties", "traits", "context"])
+def test_nesting_is_bounded_at_32_levels_and_the_error_names_the_field(field: str) -> None:
+    call = {"type": "identify", "userId": "u"}
+    (event,) = parse("/v1/batch", {"batch": [call | {field: nested(32)}]})  # the field itself is level 1
+    assert json.loads(event.body)[field] == nested(32)
+    with pytest.raises(InvalidRequest, match=rf"batch\[0\]\.{field}(\.a){{32}}: .*32 levels") as caught:
+        parse("/v1/batch", {"batch": [call | {field: nested(256)}]})
+    assert caught.value.code == "invalid_event"
+
+
+def test_arrays_count_as_levels_too() -> None:
+    deep: object = 1
+    for _ in range(33):
+        deep = [deep]
+    with pytest.raises(InvalidRequest, match=r"body\.properties\.x(\[0\]){31}: .*32 levels"):
+        parse("/v1/track", {"userId": "u", "event": "X", "properties": {"x": deep}})
+
+
+@pytest.mark.parametrize("literal", ["1e400", "-1e400", "NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_rejected_naming_the_field(literal: str) -> None:
+    call = f'{{"type": "track", "userId": "u", "event": "X", "properties": {{"p": [0, {literal}]}}}}'
+    payload = parse_json_object(f'{{"batch": [{call}]}}'.encode())
+    with pytest.raises(InvalidRequest, match=r"batch\[0\]\.properties\.p\[1\]: .*finite") as caught:
+        parse("/v1/batch", payload)
+    assert caught.value.code == "invalid_event"
+    identify = parse_json_object(f'{{"userId": "u", "traits": {{"score": {literal}}}}}'.encode())
+    with pytest.raises(InvalidRequest, match=r"body\.traits\.score: "):
+        parse("/v1/identify", identify)
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["1e126", "-9.9e200", "1e308", "1e-131", "5e-324", "123456789012345678901234567890123456789"],
+)
+def test_numbers_dynamodb_cannot_hold_are_rejected(number: str) -> None:
+    payload = parse_json_object(f'{{"userId": "u", "event": "X", "properties": {{"n": {number}}}}}'.encode())
+    with pytest.raises(InvalidRequest, match=r"body\.properties\.n: .*DynamoDB"):
+        parse("/v1/track", payload)
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["0", "-0.0", "9.99e125", "1e-130", "-1e-130", "12345678901234567890123456789012345678", "1e40", "0.1"],
+)
+def test_numbers_dynamodb_holds_are_kept(number: str) -> None:
+    payload = parse_json_object(f'{{"userId": "u", "event": "X", "properties": {{"n": {number}}}}}'.encode())
+    (event,) = parse("/v1/track", payload)
+    assert json.loads(event.body)["properties"]["n"] == json.loads(number)
+
+
+def test_envelope_of_a_batch_is_checked_too() -> None:
+    payload = parse_json_object(b'{"batch": [{"type": "page", "userId": "u"}], "context": {"x": NaN}}')
+    with pytest.raises(InvalidRequest, match=r"body\.context\.x: "):
+        parse("/v1/batch", payload)
