@@ -7,9 +7,11 @@ only. Facts that move money, identity or consent need a server key.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
+from typing import Any
 
 from shared.errors import Forbidden
 from shared.tracking.behaviours import SERVER_ONLY
@@ -29,32 +31,92 @@ class Source:
     trust: Trust
 
 
-#: Identify traits that record consent; changing them is a server-only fact.
-CONSENT_TRAITS = frozenset(
+#: Consent vocabularies (Segment, Shopify, HubSpot, Mautic, Salesforce, Braze, Intercom, Marketo,
+#: Brevo...) read as words, so ``doNotContact``, ``do_not_contact`` and ``Do-Not Contact`` are alike.
+#: A name is a consent trait when one of its words contains one of these...
+_CONSENT_STEMS = ("consent", "gdpr", "ccpa", "lgpd", "unsubscrib", "blacklist", "blocklist", "denylist")
+#: ...or is an opt-in or opt-out (``optin``, ``emailOptOut`` read as ``emailoptout``, ``optedOut``)...
+_OPT_WORD = re.compile(r"opt(?:ed|ing|s)?(?:in|out)s?$|^opt(?:ed|ing)?(?:in|out)")
+#: ...or has one of these word pairs (``opt in``, ``do not email``, Mautic's ``dnc``)...
+_CONSENT_PAIRS = frozenset(
     {
-        "consent",
-        "emailconsent",
-        "smsconsent",
-        "marketingconsent",
-        "gdprconsent",
-        "unsubscribed",
-        "optin",
-        "emailoptin",
-        "smsoptin",
-        "optout",
-        "emailoptout",
-        "smsoptout",
-        "donotcontact",
-        "donotemail",
-        "subscribed",
-        "subscriptionstatus",
+        *((opt, way) for opt in ("opt", "opts", "opted", "opting") for way in ("in", "out")),
+        ("do", "not"),
+        ("legal", "basis"),  # HubSpot's hs_legal_basis
+        ("category", "preferences"),  # Segment's consent object
     }
 )
-_NON_ALNUM = re.compile(r"[^a-z0-9]")
+_CONSENT_WORDS = frozenset({"dnc", "dnt", "legalbasis", "categorypreferences"})
+_CONSENT_PREFIXES = ("donot",)
+#: ...or says (un)subscribed (``subscribed``, Braze's ``email_subscribe``)...
+_SUBSCRIBE_SUFFIXES = ("subscribe", "subscribed", "subscribes")
+#: ...or names a subscription or subscriber together with its state or a channel; billing traits
+#: such as ``subscription_plan`` or ``subscription_id`` stay ordinary...
+_SUBSCRIPTION_STEMS = ("subscription", "subscriber")
+_STATE_STEMS = ("status", "state", "preference", "group", "list", "channel", "topic")
+#: ...or accepts, allows or suspends a channel (Shopify's ``accepts_marketing``, Marketo's
+#: ``marketingSuspended``, Mailchimp's ``marketing_permissions``).
+_PERMISSION_STEMS = ("accept", "allow", "permission", "preference", "suppress", "suspend")
+_CHANNEL_STEMS = (
+    "mail",
+    "newsletter",
+    "sms",
+    "marketing",
+    "push",
+    "phone",
+    "whatsapp",
+    "promo",
+    "communication",
+)
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+#: How many consent traits, and how much of each path, a refusal names.
+_SHOWN, _PATH_SHOWN = 5, 100
 
 
+def words(name: str) -> tuple[str, ...]:
+    """A trait name as lower-case words, whatever its convention (camelCase, snake, kebab, spaces)."""
+    return tuple(w for w in _NON_ALNUM.split(_CAMEL.sub(" ", name).lower()) if w)
+
+
+@lru_cache(maxsize=4096)
 def is_consent_trait(name: str) -> bool:
-    return _NON_ALNUM.sub("", name.lower()) in CONSENT_TRAITS
+    """Whether a trait records consent or a contact permission; changing one is a server-only fact."""
+    parts = words(name)
+    joined = "".join(parts)
+    if any(stem in word for word in parts for stem in _CONSENT_STEMS):
+        return True
+    if any(_OPT_WORD.search(word) for word in parts):
+        return True
+    if _CONSENT_PAIRS.intersection(zip(parts, parts[1:])) or _CONSENT_WORDS.intersection(parts):
+        return True
+    if any(word.startswith(_CONSENT_PREFIXES) or word.endswith(_SUBSCRIBE_SUFFIXES) for word in parts):
+        return True
+    channel = any(stem in joined for stem in _CHANNEL_STEMS)
+    if any(stem in joined for stem in _SUBSCRIPTION_STEMS):
+        return channel or any(stem in joined for stem in _STATE_STEMS)
+    return channel and any(word.startswith(_PERMISSION_STEMS) for word in parts)
+
+
+def consent_traits(traits: Mapping[str, Any]) -> list[str]:
+    """Paths of the consent traits anywhere in ``traits`` (``preferences.unsubscribed``), sorted."""
+    found: list[str] = []
+    _find_consent(traits, "", found)
+    return sorted(found)
+
+
+def _find_consent(value: Any, path: str, found: list[str]) -> None:
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            where = f"{path}.{name}" if path else str(name)
+            if is_consent_trait(str(name)):
+                found.append(where)
+            else:
+                _find_consent(item, where, found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find_consent(item, f"{path}[{index}]", found)
 
 
 def authorise(source: Source, events: Iterable[TrackedEvent]) -> None:
@@ -68,13 +130,13 @@ def authorise(source: Source, events: Iterable[TrackedEvent]) -> None:
                 f"{what} (messageId {event.message_id}) is accepted only from a server write key",
                 code="server_key_required",
             )
-        consent = (
-            sorted(name for name in event.traits if is_consent_trait(name))
-            if event.call == "identify"
-            else []
-        )
+        consent = consent_traits(event.traits) if event.call == "identify" else []
         if consent:
+            shown = ", ".join(path[:_PATH_SHOWN] for path in consent[:_SHOWN])
+            if len(consent) > _SHOWN:
+                shown += f" and {len(consent) - _SHOWN} more"
             raise Forbidden(
-                f"consent traits {consent} (messageId {event.message_id}) are accepted only from a server write key",
+                f"consent traits {shown} (messageId {event.message_id}) are accepted only from a server "
+                "write key",
                 code="server_key_required",
             )

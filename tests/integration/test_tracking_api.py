@@ -226,3 +226,24 @@ def test_numbers_that_cannot_be_stored_exactly_are_rejected(send, state, literal
     assert (status, body["code"]) == (400, "invalid_event")
     assert body["message"].startswith("body.traits.n: ")
     assert state() == before
+
+
+@pytest.mark.parametrize(
+    ("traits", "named"),
+    [
+        ({"accepts_marketing": True}, "accepts_marketing"),  # Shopify
+        ({"hs_email_optout": True}, "hs_email_optout"),  # HubSpot
+        ({"doNotContact": True}, "doNotContact"),  # Mautic
+        ({"preferences": {"theme": "dark", "unsubscribed": True}}, "preferences.unsubscribed"),
+    ],
+)
+def test_browser_key_cannot_set_consent_traits_in_any_vocabulary(send, admin, state, traits, named) -> None:
+    before = state()
+    call = {"userId": "ann", "traits": {"plan": "pro", **traits}}
+    status, body, _ = send("/v1/identify", {"context": {"traits": traits}, "userId": "ann"}, key=BROWSER_KEY)
+    assert (status, body["code"]) == (403, "server_key_required") and named in body["message"]
+    status, body, _ = send("/v1/identify", call, key=BROWSER_KEY)
+    assert (status, body["code"]) == (403, "server_key_required") and named in body["message"]
+    assert state() == before
+    assert send("/v1/identify", call, key=SERVER_KEY)[0] == 200
+    assert admin("ann")[1]["traits"] == call["traits"]
