@@ -18,8 +18,8 @@ from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.admin import Admin
-    from shared.engagement.process import Engagement
-    from shared.tracking.ingest import Tracking
+    from shared.usecases.engagement import Engagement
+    from shared.usecases.tracking import Tracking
 
 
 def _aws() -> None:
@@ -51,7 +51,7 @@ def _decay(config: settings.ScoringSettings) -> Decay:
 def tracking() -> Tracking:
     from shared.adapters.write_keys import DynamoWriteKeys
     from shared.observability import PowertoolsTelemetry
-    from shared.tracking.ingest import Tracking
+    from shared.usecases.tracking import Tracking
 
     config = settings.load(settings.TrackingSettings)
     _aws()
@@ -71,8 +71,8 @@ def engagement() -> Engagement:
     from shared.adapters.publisher import AwsPublisher
     from shared.adapters.stage_store import DynamoStageStore
     from shared.engagement.index import Thresholds
-    from shared.engagement.process import Engagement
     from shared.observability import PowertoolsTelemetry
+    from shared.usecases.engagement import Engagement
 
     config = settings.load(settings.EngagementSettings)
     _aws()

@@ -6,7 +6,7 @@ from shared import runtime
 from shared.http import respond
 from shared.observability import logger, metrics, tracer
 from shared.settings import TrackingSettings, env_model
-from shared.tracking.ingest import track
+from shared.usecases.tracking import track
 
 
 @env_model(TrackingSettings)

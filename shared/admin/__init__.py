@@ -8,16 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from shared.admin import contacts, engagement, rules
 from shared.clock import Clock
-from shared.contacts import admin as contacts
-from shared.contacts.recording import ContactStore
 from shared.contacts.views import ContactLog
-from shared.engagement import admin as engagement
-from shared.engagement.process import Engagement
 from shared.errors import NotFound
-from shared.scoring import admin as rules
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
+from shared.usecases.engagement import Engagement
+from shared.usecases.recording import ContactStore
 
 if TYPE_CHECKING:
     from shared.http import HttpRequest

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.contacts.identity import ContactId
-from shared.contacts.recording import resolve
 from shared.contacts.views import ContactCard, EngagementView, EventPage, LedgerPage
 from shared.engagement.index import index, quarter
 from shared.errors import InvalidRequest, NotFound
 from shared.scoring.views import Scores
+from shared.usecases.recording import resolve
 
 if TYPE_CHECKING:
     from shared.admin import Admin

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from shared.contacts.identity import ContactId
-from shared.contacts.recording import resolve
 from shared.engagement.funnel import Funnel
-from shared.engagement.process import accept
 from shared.engagement.routing import Salesperson
 from shared.errors import Conflict, InvalidRequest
 from shared.http import if_match_version, json_body
+from shared.usecases.engagement import accept
+from shared.usecases.recording import resolve
 
 if TYPE_CHECKING:
     from shared.admin import Admin

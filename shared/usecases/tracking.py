@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from pydantic import BaseModel
 
 from shared.clock import Clock
-from shared.contacts.recording import ContactStore, record
 from shared.errors import NotFound, Unauthorized
 from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
@@ -16,6 +15,7 @@ from shared.scoring.engine import ScoringContext
 from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
 from shared.tracking.trust import Source, authorise
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
+from shared.usecases.recording import ContactStore, record
 
 if TYPE_CHECKING:
     from shared.http import HttpRequest

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from shared.clock import FixedClock
 from shared.http import respond
-from shared.tracking.ingest import Tracking, track
+from shared.usecases.tracking import Tracking, track
 from tests.conftest import NOW, http_event
 from shared.scoring.decay import Decay
 from tests.fakes import CountingTelemetry, MemoryContactStore, StaticRules, StaticWriteKeys
