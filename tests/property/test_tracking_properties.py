@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.tracking.handler import tracking_request
 from shared.clock import FixedClock
 from shared.http import respond
 from shared.usecases.tracking import Tracking, track
@@ -149,7 +150,7 @@ def deps() -> tuple[Tracking, MemoryContactStore]:
 
 def call(event: dict[str, Any]) -> tuple[int, MemoryContactStore, dict[str, Any]]:
     tracking, store = deps()
-    response = respond(event, lambda request: track(request, tracking))
+    response = respond(event, lambda request: track(tracking_request(request), tracking))
     return response["statusCode"], store, json.loads(response["body"])
 
 
