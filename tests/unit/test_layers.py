@@ -76,7 +76,7 @@ def imports(source: str, module: str = "") -> Iterator[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom):
             parent = package[: len(package) - node.level + 1] if node.level else []
             base = ".".join([*parent, *([node.module] if node.module else [])])
-            for alias in node.names:  # ``from shared.contacts import admin`` names a module
+            for alias in node.names:  # ``from shared.usecases import recording`` names a module
                 candidate = f"{base}.{alias.name}"
                 yield node.lineno, candidate if candidate in MODULES else base
 
