@@ -1,6 +1,7 @@
-"""Domain and AWS adapters shared by every Lifecycle function.
+"""Domain, use cases and AWS adapters shared by every Lifecycle function.
 
-Layers: domain modules (tracking, contacts, ...) are pure and take time and
-stores as parameters; only ``shared.adapters`` talks to AWS; ``shared.http``
-and ``shared.settings`` sit at the Lambda boundary.
+Layers, bottom to top (``tests/unit/test_layers.py`` checks that imports run downward only):
+``errors``/``clock``; the domain packages (tracking, scoring, contacts, engagement: pure, time
+and stores passed in); ``usecases`` (orchestration through the ports each declares); the
+boundary (``adapters`` for AWS, ``http``, ``settings``, ``observability``); ``admin``; ``runtime``.
 """

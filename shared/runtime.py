@@ -17,9 +17,10 @@ from shared.adapters.rule_store import DynamoRuleStore
 from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
-    from shared.admin import Admin
-    from shared.engagement.process import Engagement
-    from shared.tracking.ingest import Tracking
+    from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.admin.dependencies import Admin
+    from shared.usecases.engagement import Engagement
+    from shared.usecases.tracking import Tracking
 
 
 def _aws() -> None:
@@ -51,7 +52,7 @@ def _decay(config: settings.ScoringSettings) -> Decay:
 def tracking() -> Tracking:
     from shared.adapters.write_keys import DynamoWriteKeys
     from shared.observability import PowertoolsTelemetry
-    from shared.tracking.ingest import Tracking
+    from shared.usecases.tracking import Tracking
 
     config = settings.load(settings.TrackingSettings)
     _aws()
@@ -66,23 +67,31 @@ def tracking() -> Tracking:
 
 
 @cache
-def engagement() -> Engagement:
+def _engagement_config() -> DynamoEngagementConfig:
+    """One store for the funnel, the team and the rotation: an admin change clears the cache they read."""
     from shared.adapters.engagement_config import DynamoEngagementConfig
-    from shared.adapters.publisher import AwsPublisher
-    from shared.adapters.stage_store import DynamoStageStore
     from shared.engagement.index import Thresholds
-    from shared.engagement.process import Engagement
-    from shared.observability import PowertoolsTelemetry
 
     config = settings.load(settings.EngagementSettings)
-    _aws()
-    decay = _decay(config)
-    team = DynamoEngagementConfig(
+    return DynamoEngagementConfig(
         aws.client("dynamodb"),
         table=config.config_table_name,
         thresholds=Thresholds(sales=config.sales_threshold, exit=config.exit_threshold),
         cache_seconds=config.rules_cache_seconds,
     )
+
+
+@cache
+def engagement() -> Engagement:
+    from shared.adapters.publisher import AwsPublisher
+    from shared.adapters.stage_store import DynamoStageStore
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.engagement import Engagement
+
+    config = settings.load(settings.EngagementSettings)
+    _aws()
+    decay = _decay(config)
+    team = _engagement_config()
     return Engagement(
         clock=clock.current(),
         funnels=team,
@@ -109,7 +118,7 @@ def engagement() -> Engagement:
 @cache
 def admin() -> Admin:
     from shared.adapters.contact_log import DynamoContactLog
-    from shared.admin import Admin
+    from shared.admin.dependencies import Admin
 
     config = settings.load(settings.AdminSettings)
     _aws()
@@ -117,6 +126,8 @@ def admin() -> Admin:
         contacts=_contacts(config),
         log=DynamoContactLog(aws.client("dynamodb"), events_table=config.events_table_name),
         rules=_rules(config),
+        funnels=_engagement_config(),
+        team=_engagement_config(),
         clock=clock.current(),
         decay=_decay(config),
         engagement=engagement(),
@@ -127,6 +138,7 @@ def reset() -> None:
     """Forget built dependencies, settings and clients (after the environment changed)."""
     tracking.cache_clear()
     engagement.cache_clear()
+    _engagement_config.cache_clear()
     admin.cache_clear()
     settings.reset()
     aws.reset()

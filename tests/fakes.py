@@ -11,10 +11,10 @@ from typing import Any
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.scoring.catalogue import effective
 from shared.scoring.rules import RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
+from shared.usecases.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
 
 
 @dataclass

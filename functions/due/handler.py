@@ -3,9 +3,9 @@
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
-from shared.engagement.process import run_due
 from shared.observability import logger, metrics, tracer
 from shared.settings import DueSettings, env_model
+from shared.usecases.engagement import run_due
 
 
 @env_model(DueSettings)

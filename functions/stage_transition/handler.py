@@ -6,9 +6,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
 from shared.adapters.stage_store import profile_from_stream
-from shared.engagement.process import on_change
 from shared.observability import logger, metrics, tracer
 from shared.settings import StageSettings, env_model
+from shared.usecases.engagement import on_change
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 

@@ -3,10 +3,22 @@
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
-from shared.http import respond
+from shared.http import HttpRequest, respond
 from shared.observability import logger, metrics, tracer
 from shared.settings import TrackingSettings, env_model
-from shared.tracking.ingest import track
+from shared.usecases.tracking import TrackingRequest, track
+
+
+def tracking_request(request: HttpRequest) -> TrackingRequest:
+    """The part of the HTTP request that tracking reads (the use case takes no HTTP type)."""
+    return TrackingRequest(
+        path=request.path,
+        body=request.body,
+        is_base64=request.is_base64,
+        content_type=request.headers.get("content-type"),
+        content_encoding=request.headers.get("content-encoding"),
+        authorization=request.headers.get("authorization"),
+    )
 
 
 @env_model(TrackingSettings)
@@ -14,4 +26,4 @@ from shared.tracking.ingest import track
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict, context: LambdaContext) -> dict:
-    return respond(event, lambda request: track(request, runtime.tracking()))
+    return respond(event, lambda request: track(tracking_request(request), runtime.tracking()))

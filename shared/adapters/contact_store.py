@@ -36,13 +36,13 @@ from shared.adapters.tables import EVENTS
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
 from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
 from shared.scoring.engine import RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
+from shared.usecases.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
 
 PROFILE = "PROFILE"
 #: Every profile write here says who made it; the stage function's trigger passes only these.

@@ -36,12 +36,12 @@ from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.engagement.events import Output
-from shared.engagement.process import Pending
 from shared.engagement.routing import Salesperson
 from shared.engagement.transitions import Evaluation
 from shared.scoring.decay import Decay
 from shared.scoring.model import DimensionScore
 from shared.tracking.timestamps import format_time
+from shared.usecases.engagement import Pending
 
 HISTORY = "STAGE#"
 WRITER = "stage"

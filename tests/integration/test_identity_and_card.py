@@ -198,8 +198,8 @@ def test_opposite_aliases_cannot_both_win(aws, send) -> None:
     from datetime import UTC, datetime
 
     from shared import runtime
-    from shared.contacts import recording
     from shared.contacts.identity import ContactId
+    from shared.usecases import recording
 
     send("/v1/page", {"userId": "a"})
     send("/v1/page", {"userId": "b"})

@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from functions.tracking.handler import tracking_request
 from shared.clock import FixedClock
 from shared.http import respond
-from shared.tracking.ingest import Tracking, track
+from shared.usecases.tracking import Tracking, track
 from tests.conftest import NOW, http_event
 from shared.scoring.decay import Decay
 from tests.fakes import CountingTelemetry, MemoryContactStore, StaticRules, StaticWriteKeys
@@ -149,7 +150,7 @@ def deps() -> tuple[Tracking, MemoryContactStore]:
 
 def call(event: dict[str, Any]) -> tuple[int, MemoryContactStore, dict[str, Any]]:
     tracking, store = deps()
-    response = respond(event, lambda request: track(request, tracking))
+    response = respond(event, lambda request: track(tracking_request(request), tracking))
     return response["statusCode"], store, json.loads(response["body"])
 
 

@@ -178,7 +178,7 @@ def test_an_accepted_lead_is_not_routed_again() -> None:
 
 def test_the_due_job_goes_on_past_a_failing_contact() -> None:
     from shared.contacts.identity import ContactId
-    from shared.engagement.process import Engagement, run_due
+    from shared.usecases.engagement import Engagement, run_due
     from tests.fakes import CountingTelemetry
 
     class Stages:

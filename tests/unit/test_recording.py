@@ -3,10 +3,10 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.contacts.identity import ContactId
-from shared.contacts.recording import ChangeCapacity, identity_links, link, record
 from shared.errors import DependencyUnavailable
 from shared.tracking.messages import parse_calls
 from shared.tracking.wire import Limits
+from shared.usecases.recording import ChangeCapacity, identity_links, link, record
 from tests.fakes import MemoryContactStore
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -121,7 +121,7 @@ def test_large_groups_are_split_into_changes_the_store_can_apply() -> None:
 def test_gives_up_with_retryable_error_when_the_store_keeps_refusing() -> None:
     class Refusing(MemoryContactStore):
         def commit(self, changes):
-            from shared.contacts.recording import CommitOutcome
+            from shared.usecases.recording import CommitOutcome
 
             return [CommitOutcome(committed=False) for _ in changes]
 

@@ -1,14 +1,13 @@
-"""The tracking endpoint's one domain function: accept a request, record its calls once."""
+"""The tracking endpoint's use case: accept a request, record its calls once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel
 
 from shared.clock import Clock
-from shared.contacts.recording import ContactStore, record
 from shared.errors import NotFound, Unauthorized
 from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
@@ -16,9 +15,7 @@ from shared.scoring.engine import ScoringContext
 from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
 from shared.tracking.trust import Source, authorise
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
-
-if TYPE_CHECKING:
-    from shared.http import HttpRequest
+from shared.usecases.recording import ContactStore, record
 
 
 class WriteKeyDirectory(Protocol):
@@ -40,13 +37,25 @@ class Tracking:
     limits: Limits = field(default_factory=Limits)
 
 
+@dataclass(frozen=True, slots=True)
+class TrackingRequest:
+    """What tracking reads of a request; the HTTP boundary builds it, so no HTTP type reaches here."""
+
+    path: str
+    body: str | None = None
+    is_base64: bool = False
+    content_type: str | None = None
+    content_encoding: str | None = None
+    authorization: str | None = None
+
+
 class Accepted(BaseModel):
     """Exactly what Segment answers: real clients retry anything else."""
 
     success: Literal[True] = True
 
 
-def track(request: HttpRequest, deps: Tracking) -> Accepted:
+def track(request: TrackingRequest, deps: Tracking) -> Accepted:
     """Validate everything first, then write: a rejected request writes nothing."""
     if request.path in IGNORED_PATHS:
         return Accepted()
@@ -55,12 +64,12 @@ def track(request: HttpRequest, deps: Tracking) -> Accepted:
     raw = decode_body(
         request.body,
         is_base64=request.is_base64,
-        content_type=request.headers.get("content-type"),
-        content_encoding=request.headers.get("content-encoding"),
+        content_type=request.content_type,
+        content_encoding=request.content_encoding,
         limits=deps.limits,
     )
     payload = parse_json_object(raw)
-    source = deps.write_keys.lookup(write_key_from(request.headers.get("authorization"), payload))
+    source = deps.write_keys.lookup(write_key_from(request.authorization, payload))
     if source is None:
         raise Unauthorized("unknown or disabled write key")
     now = deps.clock.now()

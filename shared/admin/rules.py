@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from shared.admin.dependencies import Admin
 from shared.errors import NotFound
 from shared.http import if_match_version, json_body
 from shared.scoring.catalogue import effective, parse_rule
@@ -13,7 +14,6 @@ from shared.scoring.defaults import default_rules
 from shared.scoring.rules import StoredRule
 
 if TYPE_CHECKING:
-    from shared.admin import Admin
     from shared.http import HttpRequest
 
 

@@ -6,16 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from shared.admin.dependencies import Admin
 from shared.contacts.identity import ContactId
-from shared.contacts.recording import resolve
 from shared.engagement.funnel import Funnel
-from shared.engagement.process import accept
 from shared.engagement.routing import Salesperson
 from shared.errors import Conflict, InvalidRequest
 from shared.http import if_match_version, json_body
+from shared.usecases.engagement import accept
+from shared.usecases.recording import resolve
 
 if TYPE_CHECKING:
-    from shared.admin import Admin
     from shared.http import HttpRequest
 
 
@@ -35,22 +35,22 @@ class Accepted(BaseModel):
 
 
 def get_funnel(request: HttpRequest, deps: Admin) -> FunnelView:
-    funnel, version = deps.engagement.funnels.stored_funnel()
+    funnel, version = deps.funnels.stored_funnel()
     return FunnelView(funnel=funnel, version=version)
 
 
 def put_funnel(request: HttpRequest, deps: Admin) -> FunnelView:
     funnel = _validated(Funnel, json_body(request), "invalid_funnel")
-    _, version = deps.engagement.funnels.stored_funnel()
+    _, version = deps.funnels.stored_funnel()
     expected = if_match_version(request)
     if expected is not None and expected != version:
         raise Conflict(f"the funnel is at version {version}, not {expected}")
-    deps.engagement.funnels.save_funnel(funnel, version + 1, deps.clock.now())
+    deps.funnels.save_funnel(funnel, version + 1, deps.clock.now())
     return FunnelView(funnel=funnel, version=version + 1)
 
 
 def list_salespeople(request: HttpRequest, deps: Admin) -> Team:
-    return Team(salespeople=deps.engagement.funnels.salespeople())
+    return Team(salespeople=deps.team.salespeople())
 
 
 def put_salesperson(request: HttpRequest, deps: Admin) -> Salesperson:
@@ -59,13 +59,13 @@ def put_salesperson(request: HttpRequest, deps: Admin) -> Salesperson:
     if not isinstance(body, dict):
         raise InvalidRequest("the salesperson must be a JSON object", code="invalid_salesperson")
     person = _validated(Salesperson, {**body, "id": person_id}, "invalid_salesperson")
-    deps.engagement.funnels.save_salesperson(person, deps.clock.now())
+    deps.team.save_salesperson(person, deps.clock.now())
     return person
 
 
 def delete_salesperson(request: HttpRequest, deps: Admin) -> Team:
-    deps.engagement.funnels.remove_salesperson(request.path_parameters.get("salespersonId", ""))
-    return Team(salespeople=deps.engagement.funnels.salespeople())
+    deps.team.remove_salesperson(request.path_parameters.get("salespersonId", ""))
+    return Team(salespeople=deps.team.salespeople())
 
 
 def accept_lead(request: HttpRequest, deps: Admin) -> Accepted:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shared.admin.dependencies import Admin
 from shared.contacts.identity import ContactId
-from shared.contacts.recording import resolve
 from shared.contacts.views import ContactCard, EngagementView, EventPage, LedgerPage
 from shared.engagement.index import index, quarter
 from shared.errors import InvalidRequest, NotFound
 from shared.scoring.views import Scores
+from shared.usecases.recording import resolve
 
 if TYPE_CHECKING:
-    from shared.admin import Admin
     from shared.http import HttpRequest
 
 RECENT_EVENTS = 20
@@ -25,7 +25,7 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
     if record is None:
         raise NotFound(f"no contact {contact}")
     now = deps.clock.now()
-    funnel = deps.engagement.funnels.funnel()
+    funnel = deps.funnels.funnel()
     stage = funnel.stage(record.stage).id
     scores = Scores.of(record.scores, deps.decay, now, stage, record.stage_baseline)
     current = scores.global_.current

@@ -1,0 +1,31 @@
+"""The admin API's one entry point: every route it serves, one routes module per area."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from shared.admin import contacts, engagement, rules
+from shared.admin.dependencies import Admin
+from shared.errors import NotFound
+
+if TYPE_CHECKING:
+    from shared.http import HttpRequest
+
+__all__ = ["ROUTES", "Admin", "dispatch"]
+
+#: Every admin route; the wiring declares them to API Gateway from here.
+ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
+    **contacts.ROUTES,
+    **rules.ROUTES,
+    **engagement.ROUTES,
+}
+
+
+def dispatch(request: HttpRequest, deps: Admin) -> BaseModel:
+    operation = ROUTES.get(request.route)
+    if operation is None:
+        raise NotFound(f"no admin route {request.route}")
+    return operation(request, deps)

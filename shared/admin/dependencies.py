@@ -1,0 +1,51 @@
+"""What the admin API works with: ports only, so any store that keeps the contract will do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from shared.clock import Clock
+from shared.contacts.views import ContactLog
+from shared.engagement.funnel import Funnel
+from shared.engagement.routing import Salesperson
+from shared.scoring.catalogue import RuleRepository
+from shared.scoring.decay import Decay
+from shared.usecases.engagement import Engagement, FunnelSource
+from shared.usecases.recording import ContactStore
+
+
+class FunnelRepository(FunnelSource, Protocol):
+    """The funnel in force, and the stored one an administrator edits (version 0: the shipped default)."""
+
+    def stored_funnel(self) -> tuple[Funnel, int]: ...
+
+    def save_funnel(self, funnel: Funnel, version: int, at: datetime) -> None:
+        """Store ``version``, on condition that ``version - 1`` is the stored one (else Conflict)."""
+        ...
+
+
+class SalesTeam(Protocol):
+    """The salespeople leads are routed to."""
+
+    def salespeople(self) -> list[Salesperson]: ...
+
+    def save_salesperson(self, person: Salesperson, at: datetime) -> None: ...
+
+    def remove_salesperson(self, person_id: str) -> None:
+        """Remove one; an unknown id is NotFound."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    contacts: ContactStore
+    log: ContactLog
+    rules: RuleRepository
+    funnels: FunnelRepository
+    team: SalesTeam
+    clock: Clock
+    decay: Decay
+    #: accepting a lead runs the engagement use case, and the card shows its stage history
+    engagement: Engagement
