@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from infra.app import STACK_NAME
 from shared.adapters import aws
 from shared.adapters.write_keys import DynamoWriteKeys
+from shared.errors import NotFound
 from shared.tracking.trust import Trust
 
 
@@ -45,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         key = keys.create(args.source, Trust(args.trust), datetime.now(UTC))
         print(key)
     else:
-        keys.disable(args.key)
+        try:
+            keys.disable(args.key)
+        except NotFound:
+            print("no such write key", file=sys.stderr)
+            return 1
         print("disabled")
     return 0
 

@@ -11,8 +11,11 @@ from typing import Any
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.engagement.funnel import Funnel, default_funnel
+from shared.engagement.routing import Salesperson, pick
+from shared.errors import Conflict, NotFound
 from shared.scoring.catalogue import effective
-from shared.scoring.rules import RuleBook, StoredRule
+from shared.scoring.rules import Rule, RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
 from shared.usecases.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
 
@@ -145,3 +148,110 @@ class CountingTelemetry:
 
     def failure(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
+
+
+# --- configuration ports: each kept honest by tests/contract against its DynamoDB adapter -----------
+
+
+@dataclass
+class MemoryWriteKeys:
+    """The write-key directory: hashes are an adapter detail, the behaviour is the contract."""
+
+    keys: dict[str, tuple[Source, bool]] = field(default_factory=dict)
+
+    def lookup(self, write_key: str) -> Source | None:
+        found = self.keys.get(write_key)
+        return None if found is None or found[1] else found[0]
+
+    def register(self, write_key: str, source: str, trust: Trust, at: datetime) -> None:
+        found = self.keys.get(write_key)
+        if found is not None and found[0] != Source(source, trust):
+            raise Conflict("that write key already belongs to another source or trust level")
+        if found is None:
+            self.keys[write_key] = (Source(source, trust), False)
+
+    def disable(self, write_key: str) -> None:
+        if write_key not in self.keys:
+            raise NotFound("no such write key")
+        self.keys[write_key] = (self.keys[write_key][0], True)
+
+
+@dataclass
+class MemoryRuleRepository:
+    """Stored rules with versions that never repeat, and their history (tombstones included)."""
+
+    current: dict[str, StoredRule] = field(default_factory=dict)
+    versions: dict[str, list[StoredRule]] = field(default_factory=dict)
+
+    def book(self) -> RuleBook:
+        return RuleBook(effective(self.stored()))
+
+    def stored(self) -> list[StoredRule]:
+        return sorted(self.current.values(), key=lambda r: r.id)
+
+    def history(self, rule_id: str) -> list[StoredRule]:
+        return list(reversed(self.versions.get(rule_id, [])))
+
+    def save(self, rule: Rule, at: datetime, expected_version: int | None, base_version: int) -> StoredRule:
+        current = self.current.get(rule.id)
+        in_force = current.version if current else base_version
+        if expected_version is not None and expected_version != in_force:
+            raise Conflict(f"rule {rule.id} is at version {in_force}, not {expected_version}")
+        latest = max((r.version for r in self.versions.get(rule.id, [])), default=0)
+        stored = StoredRule(
+            **rule.model_dump(), version=max(in_force, latest) + 1, origin="stored", updated_at=at
+        )
+        self.current[rule.id] = stored
+        self.versions.setdefault(rule.id, []).append(stored)
+        return stored
+
+    def remove(self, rule_id: str, at: datetime, expected_version: int | None) -> StoredRule:
+        current = self.current.get(rule_id)
+        if current is None:
+            raise NotFound(f"no stored rule {rule_id}")
+        if expected_version is not None and expected_version != current.version:
+            raise Conflict(f"rule {rule_id} is at version {current.version}, not {expected_version}")
+        del self.current[rule_id]
+        self.versions[rule_id].append(current.model_copy(update={"version": current.version + 1}))
+        return current
+
+
+@dataclass
+class MemoryEngagementConfig:
+    """The funnel (the default until one is stored) and the sales team with its routing turn."""
+
+    default: Funnel = field(default_factory=default_funnel)
+    saved: tuple[Funnel, int] | None = None
+    team: dict[str, Salesperson] = field(default_factory=dict)
+    turn: int = 0
+
+    def funnel(self) -> Funnel:
+        return self.stored_funnel()[0]
+
+    def stored_funnel(self) -> tuple[Funnel, int]:
+        return self.saved or (self.default, 0)
+
+    def save_funnel(self, funnel: Funnel, version: int, at: datetime) -> None:
+        if version != self.stored_funnel()[1] + 1:
+            raise Conflict("changed meanwhile; read it again and retry")
+        self.saved = (funnel, version)
+
+    def salespeople(self) -> list[Salesperson]:
+        return [self.team[k] for k in sorted(self.team)]
+
+    def save_salesperson(self, person: Salesperson, at: datetime) -> None:
+        self.team[person.id] = person
+
+    def remove_salesperson(self, person_id: str) -> None:
+        if self.team.pop(person_id, None) is None:
+            raise NotFound(f"no salesperson {person_id}")
+
+    def assign(self, keep: str | None = None) -> Salesperson | None:
+        available = [p for p in self.salespeople() if p.available]
+        if not available:
+            return None
+        current = next((p for p in available if p.id == keep), None)
+        if current is not None:
+            return current
+        self.turn += 1
+        return pick(available, self.turn - 1)

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from shared.adapters.dynamodb import error_code, is_transient, plain_item, s, unavailable
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.tracking.timestamps import format_time
 from shared.tracking.trust import Source, Trust
 
@@ -96,13 +96,19 @@ class DynamoWriteKeys:
         return write_key
 
     def disable(self, write_key: str) -> None:
-        self._db.update_item(
-            TableName=self._table,
-            Key=_key(fingerprint(write_key)),
-            UpdateExpression="SET disabled = :t",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":t": {"BOOL": True}},
-        )
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(fingerprint(write_key)),
+                UpdateExpression="SET disabled = :t",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":t": {"BOOL": True}},
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise NotFound("no such write key") from exc
+            raise
+        self._cache.pop(fingerprint(write_key), None)
 
 
 def _key(digest: str) -> dict[str, Any]:
