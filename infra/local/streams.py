@@ -119,7 +119,9 @@ class StreamPump:
                 else:
                     self._set_aside(shard, records, attempts=attempts, unhandled=unhandled)
 
-    def _set_aside(self, shard: str, records: list[dict[str, Any]], *, attempts: int, unhandled: bool) -> None:
+    def _set_aside(
+        self, shard: str, records: list[dict[str, Any]], *, attempts: int, unhandled: bool
+    ) -> None:
         letter = on_failure_record(
             shard,
             records,

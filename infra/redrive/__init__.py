@@ -118,7 +118,7 @@ class Redrive:
 
     def _redrive(self, letter: DeadLetter, record: Any) -> Result:
         if record is None:
-            return Result(letter.message_id, "unreadable", "not a DynamoDB stream batch record; left in place")
+            return Result(letter.message_id, "unreadable", "not a DynamoDB stream batch record; kept")
         batch = record.ddb_stream_batch_info
         where = f"{batch.shard_id} {batch.start_sequence_number}..{batch.end_sequence_number}"
         try:
@@ -140,7 +140,8 @@ class Redrive:
             except InvocationFailed as exc:
                 return Result(letter.message_id, "failed", f"{where}: {exc}; kept", done)
             done += len(chunk)
-        return Result(letter.message_id, "redriven", f"{where}: {done} of {len(records)} records passed", done)
+        detail = f"{where}: {done} of {len(records)} records passed the filter and succeeded"
+        return Result(letter.message_id, "redriven", detail, done)
 
 
 def _batch_info(letter: DeadLetter) -> Any:

@@ -1,4 +1,4 @@
-"""``python -m infra.redrive --queue <dead-letter queue URL>``: process a stream trigger's failed batches again.
+"""``python -m infra.redrive --queue <dead-letter queue URL>``: run a stream trigger's failed batches again.
 
 Run it with credentials for the deployed stack once the cause is fixed, within 24 hours of the
 failure (the stream's retention). Each dead letter's range is re-read, filtered as the trigger

@@ -222,3 +222,53 @@ def test_the_cloud_invoker_sends_the_stream_event_and_reads_failures() -> None:
         LambdaInvoker(StubLambda({"batchItemFailures": [{"itemIdentifier": "7"}]})).invoke("f", event)
     with pytest.raises(InvocationFailed, match="boom"):
         LambdaInvoker(StubLambda({"errorMessage": "boom"}, error="Unhandled")).invoke("f", event)
+
+
+@pytest.fixture
+def local_stack(template):
+    """The local stack in this process (its environment and clients are restored afterwards)."""
+    from infra.local.stack import LocalSettings, LocalStack
+    from shared import runtime
+    from shared.adapters import aws as clients
+
+    saved = dict(os.environ)
+    stack = LocalStack(LocalSettings(port=0, quiet=True))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        clients.reset()
+        runtime.reset()
+
+
+def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> None:
+    import urllib.request
+
+    from shared.adapters import aws as clients
+
+    (pump,) = local_stack.pumps
+    handler = Breakable({"C#user_id:zed"})
+    pump._handler = handler
+    db = clients.client("dynamodb")
+    os.environ["CONTACTS_TABLE_NAME"] = local_stack.table_names["contacts"]
+    write_profile(db, "zed")
+    local_stack.drain_streams()
+    sqs, url = clients.client("sqs"), local_stack.dead_letter_queues["stage_transition"]
+    (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    assert json.loads(message["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert set(local_stack.dead_letter_queues) == {"stage_transition", "due"}
+
+    handler.broken_for.clear()
+    handler.batches.clear()
+    request = urllib.request.Request(
+        f"{local_stack.url}/_local/redrive", data=b"{}", headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        answer = json.loads(response.read())
+    (result,) = answer["redriven"]["stage_transition"]
+    assert (result["outcome"], result["records"]) == ("redriven", 1)
+    assert len(handler.batches) == 1
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []
