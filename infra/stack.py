@@ -22,9 +22,16 @@ class LifecycleStack(Stack):
         messaging = Messaging(self, "Messaging", config=config)
         functions = Functions(self, "Functions", tables=storage.tables, messaging=messaging, config=config)
         api = HttpApi(self, "Http", functions=functions.functions, config=config)
-        Triggers(self, "Triggers", functions=functions.functions, tables=storage.tables)
+        triggers = Triggers(self, "Triggers", functions=functions.functions, tables=storage.tables)
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL for tracking SDKs and the admin API")
+        for name, queue in triggers.dead_letters.items():
+            CfnOutput(
+                self,
+                f"{name.title().replace('_', '')}DeadLettersUrl",
+                value=queue.queue_url,
+                description=f"Failed {name} batches or runs (python -m infra.redrive --queue <this URL>)",
+            )
         CfnOutput(
             self,
             "EventBusName",

@@ -66,7 +66,14 @@ class StreamTrigger:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleTrigger:
+    """A schedule: EventBridge invokes the function asynchronously, so a failing run is retried by Lambda
+    and then sent, with its event, to the function's on-failure queue."""
+
     every: timedelta
+    #: Lambda's retries of a run that failed (0 to 2)
+    retry_attempts: int = 2
+    #: a run not started within this long is not worth starting: the next one supersedes it
+    max_event_age_seconds: int = 3600
 
     @property
     def expression(self) -> str:

@@ -7,6 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -61,10 +62,19 @@ class Triggers(Construct):
                     )
                 )
             if spec.schedule is not None:
+                schedule = spec.schedule
                 events.Rule(
                     self,
                     f"{spec.name.title().replace('_', '')}Schedule",
-                    description=f"Runs the {spec.name} function {spec.schedule.expression}",
-                    schedule=events.Schedule.expression(spec.schedule.expression),
+                    description=f"Runs the {spec.name} function {schedule.expression}",
+                    schedule=events.Schedule.expression(schedule.expression),
+                    # covers EventBridge failing to hand the event to Lambda, not a run that fails
                     targets=[targets.LambdaFunction(function, retry_attempts=2, dead_letter_queue=dlq)],
+                )
+                # EventBridge invokes asynchronously: a run that fails is retried by Lambda, then its
+                # event and error go to the same queue (CDK grants sqs:SendMessage on it, nothing more)
+                function.configure_async_invoke(
+                    retry_attempts=schedule.retry_attempts,
+                    max_event_age=Duration.seconds(schedule.max_event_age_seconds),
+                    on_failure=destinations.SqsDestination(dlq),
                 )

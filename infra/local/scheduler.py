@@ -1,11 +1,16 @@
-"""Scheduled functions, locally: fired on the local clock, in order, including when it jumps ahead."""
+"""Scheduled functions, locally: fired on the local clock, in order, including when it jumps ahead.
+
+EventBridge invokes them asynchronously: a run that raises is retried (Lambda's ``retry_attempts``),
+then its event and error go to the on-failure destination, and the schedule goes on.
+"""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.clock import ControlledClock
@@ -17,6 +22,8 @@ class Job:
     every: timedelta
     invoke: Callable[[dict[str, Any]], Any]
     next_at: datetime
+    retry_attempts: int = 2
+    on_failure: Callable[[dict[str, Any]], Any] | None = None
 
 
 class LocalScheduler:
@@ -27,10 +34,22 @@ class LocalScheduler:
         #: called after a run that did something (its effects reach stream triggers before the next run)
         self._after_work = after_work
         self.fired: dict[str, int] = {}
+        #: on-failure records of runs that failed every attempt
+        self.dead_letters: list[dict[str, Any]] = []
 
-    def add(self, name: str, every: timedelta, invoke: Callable[[dict[str, Any]], Any]) -> None:
+    def add(
+        self,
+        name: str,
+        every: timedelta,
+        invoke: Callable[[dict[str, Any]], Any],
+        *,
+        retry_attempts: int = 2,
+        on_failure: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
         with self._lock:
-            self._jobs.append(Job(name, every, invoke, self._clock.now() + every))
+            self._jobs.append(
+                Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure)
+            )
             self.fired[name] = 0
 
     def run_until(self, until: datetime) -> int:
@@ -43,7 +62,7 @@ class LocalScheduler:
                     break
                 if job.next_at > self._clock.now():
                     self._clock.set(job.next_at)
-                result = job.invoke(self._event(job))
+                result = self._invoke(job)
                 if not isinstance(result, dict) or any(result.values()):
                     self._after_work()
                 self.fired[job.name] += 1
@@ -65,6 +84,21 @@ class LocalScheduler:
             except Exception as exc:  # keep the local stack alive
                 print(f"[local] scheduler: {exc!r}")
 
+    def _invoke(self, job: Job) -> Any:
+        """One asynchronous invocation: the first attempt and Lambda's retries, then the on-failure record."""
+        event = self._event(job)
+        for attempt in range(1, job.retry_attempts + 2):
+            try:
+                return job.invoke(event)
+            except Exception as exc:
+                print(f"[local] scheduled {job.name} failed (attempt {attempt}): {exc!r}")
+                error = exc
+        record = _async_failure_record(job.name, event, error, attempts=job.retry_attempts + 1)
+        self.dead_letters.append(record)
+        if job.on_failure is not None:
+            job.on_failure(record)
+        return None
+
     def _event(self, job: Job) -> dict[str, Any]:
         """The event EventBridge hands a scheduled function."""
         return {
@@ -76,3 +110,22 @@ class LocalScheduler:
             "resources": [f"arn:aws:events:local:000000000000:rule/{job.name}"],
             "detail": {},
         }
+
+
+def _async_failure_record(
+    name: str, event: dict[str, Any], error: Exception, *, attempts: int
+) -> dict[str, Any]:
+    """What Lambda sends an asynchronous invocation's on-failure destination: the event and the error."""
+    return {
+        "version": "1.0",
+        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": f"arn:aws:lambda:local:000000000000:function:lifecycle-{name}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
+    }

@@ -85,6 +85,7 @@ class LocalStack:
                 ("POST", "/_local/clock"): self._clock_endpoint,
                 ("GET", "/_local/clock"): self._clock_now,
                 ("GET", "/_local/events"): self._events_endpoint,
+                ("POST", "/_local/redrive"): self._redrive_endpoint,
             },
         )
         self._server = gateway.serve(self.settings.host, self.settings.port)
@@ -172,12 +173,23 @@ class LocalStack:
 
         self._threads: list[threading.Thread] = []
         self.pumps: list[StreamPump] = []
+        #: function name -> URL of its dead-letter queue (the deployed stack has one per triggered function)
+        self.dead_letter_queues: dict[str, str] = {}
+        self._redrivers: list[tuple[str, Any, Any, Any]] = []
         self.scheduler = LocalScheduler(self.clock, after_work=self.drain_streams)
+        sqs = aws.client("sqs")
         for spec in FUNCTIONS:
             handler = load_handler(spec.handler)
             context = lambda name=spec.name: LambdaContext(
                 function_name=f"lifecycle-{name}", aws_request_id="local"
             )  # noqa: E731
+            if spec.stream is None and spec.schedule is None:
+                continue
+            url = sqs.create_queue(QueueName=f"lifecycle-{spec.name}-dead-letters")["QueueUrl"]
+            self.dead_letter_queues[spec.name] = url
+            send = lambda letter, u=url: sqs.send_message(  # noqa: E731
+                QueueUrl=u, MessageBody=json.dumps(letter)
+            )
             if spec.stream is not None:
                 self.pumps.append(
                     StreamPump(
@@ -187,11 +199,17 @@ class LocalStack:
                         trigger=spec.stream,
                         handler=handler,
                         context=context,
+                        on_failure=send,
                     )
                 )
+                self._redrivers.append((spec.name, spec.stream, self.pumps[-1], context))
             if spec.schedule is not None:
                 self.scheduler.add(
-                    spec.name, spec.schedule.every, lambda event, h=handler, c=context: h(event, c())
+                    spec.name,
+                    spec.schedule.every,
+                    lambda event, h=handler, c=context: h(event, c()),
+                    retry_attempts=spec.schedule.retry_attempts,
+                    on_failure=send,
                 )
         for pump in self.pumps:
             self._threads.append(
@@ -245,6 +263,30 @@ class LocalStack:
         fired = self.scheduler.advance(target)
         self.drain_streams()
         return 200, {"now": format_time(self.clock.now()), "scheduled_runs": fired}
+
+    def _redrive_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """``python -m infra.redrive``, locally: each stream trigger's dead letters, re-read and re-run."""
+        from infra.local.filters import matches
+        from infra.redrive import Redrive
+        from infra.redrive.aws import HandlerInvoker, SqsDeadLetters, StreamShardRanges
+        from shared.adapters import aws
+
+        results = {}
+        for name, trigger, pump, context in self._redrivers:
+            redrive = Redrive(
+                SqsDeadLetters(aws.client("sqs"), self.dead_letter_queues[name], wait_seconds=0),
+                StreamShardRanges(aws.client("dynamodbstreams")),
+                HandlerInvoker(lambda event, ctx, p=pump: p._handler(event, ctx), context),  # as the pump does
+                passes=lambda record, t=trigger: any(matches(p, record) for p in t.filters),
+                batch_size=trigger.batch_size,
+                function=name,
+            )
+            results[name] = [
+                {"message": r.message_id, "outcome": r.outcome, "detail": r.detail, "records": r.records}
+                for r in redrive.run()
+            ]
+        self.drain_streams()
+        return 200, {"redriven": results}
 
     def _events_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """What the functions published on the event bus, oldest first (the last 500)."""

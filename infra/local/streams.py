@@ -1,7 +1,9 @@
 """DynamoDB Streams to Lambda, locally: poll moto's stream, filter, batch, invoke, retry, set aside.
 
 Mirrors the event source mapping the wiring declares: the same filters, batch size, partial batch
-failure reporting (``batchItemFailures``), bounded retries with bisection, and a dead-letter list.
+failure reporting (``batchItemFailures``), bounded retries with bisection, and the on-failure
+destination. Like AWS, that destination gets the failed batch's *metadata* (shard and sequence range),
+not its records: ``python -m infra.redrive`` re-reads the range while the stream still holds it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.local.filters import matches
@@ -29,6 +31,7 @@ class StreamPump:
         trigger: StreamTrigger,
         handler: Handler,
         context: Callable[[], Any],
+        on_failure: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         self._streams = streams
         self._trigger = trigger
@@ -41,7 +44,10 @@ class StreamPump:
         #: shard -> the last sequence number delivered (None: from the shard's start)
         self._positions: dict[str, str | None] = {}
         self._lock = threading.Lock()
+        #: what the on-failure destination received: one invocation record per batch set aside
         self.dead_letters: list[dict[str, Any]] = []
+        #: the destination itself (the local stack's SQS queue), if any
+        self._on_failure = on_failure
         self.invocations = 0
         for shard in self._shards():  # start at the latest position, as the mapping does
             self._positions[shard] = self._last(shard)
@@ -89,18 +95,20 @@ class StreamPump:
                     records = [self._lambda_record(r) for r in raw]
                     passed = [r for r in records if any(matches(p, r) for p in self._trigger.filters)]
                     for start in range(0, len(passed), self._trigger.batch_size):
-                        self._deliver(passed[start : start + self._trigger.batch_size])
+                        self._deliver(shard, passed[start : start + self._trigger.batch_size])
                     delivered += len(passed)
                     self._positions[shard] = raw[-1]["dynamodb"]["SequenceNumber"]
         return delivered
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+    def _deliver(self, shard: str, batch: list[dict[str, Any]]) -> None:
         """Invoke with retries; a failing batch is split in two until the poison records stand alone."""
         pending = [batch]
         while pending:
             records = pending.pop(0)
+            attempts, unhandled = 0, False
             for _ in range(self._trigger.retry_attempts + 1):
-                failed_from = self._invoke(records)
+                attempts += 1
+                failed_from, unhandled = self._invoke(records)
                 if failed_from is None:
                     break
                 records = records[failed_from:]  # everything from the first failure is retried, in order
@@ -109,35 +117,38 @@ class StreamPump:
                     half = len(records) // 2
                     pending[:0] = [records[:half], records[half:]]
                 else:
-                    self.dead_letters.extend(records)
+                    self._set_aside(shard, records, attempts=attempts, unhandled=unhandled)
 
-    def _invoke(self, records: list[dict[str, Any]]) -> int | None:
+    def _set_aside(
+        self, shard: str, records: list[dict[str, Any]], *, attempts: int, unhandled: bool
+    ) -> None:
+        letter = on_failure_record(
+            shard,
+            records,
+            function_arn=getattr(self._context(), "invoked_function_arn", "arn:aws:lambda:local"),
+            attempts=attempts,
+            unhandled=unhandled,
+        )
+        self.dead_letters.append(letter)
+        if self._on_failure is not None:
+            self._on_failure(letter)
+
+    def _invoke(self, records: list[dict[str, Any]]) -> tuple[int | None, bool]:
+        """Where the retry starts (None: all done), and whether the function raised."""
         self.invocations += 1
         try:
             response = self._handler({"Records": records}, self._context()) or {}
         except Exception as exc:  # the whole batch failed
             print(f"[local] stream handler failed: {exc!r}")
-            return 0
+            return 0, True
         failures = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         for position, record in enumerate(records):
             if record["dynamodb"]["SequenceNumber"] in failures:
-                return position
-        return None
+                return position, False
+        return None, False
 
     def _lambda_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        change = dict(record["dynamodb"])
-        created = change.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            change["ApproximateCreationDateTime"] = created.timestamp()
-        return {
-            "eventID": record.get("eventID") or uuid.uuid4().hex,
-            "eventName": record["eventName"],
-            "eventVersion": "1.1",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": self._region,
-            "dynamodb": change,
-            "eventSourceARN": self.arn,
-        }
+        return lambda_record(record, region=self._region, stream_arn=self.arn)
 
     def run(self, stop: threading.Event, every: float = 0.2) -> None:
         """Poll until stopped (the local stack's background thread)."""
@@ -147,3 +158,61 @@ class StreamPump:
             except Exception as exc:  # keep the local stack alive; the next poll retries
                 print(f"[local] stream pump: {exc!r}")
                 time.sleep(1)
+
+
+def lambda_record(record: dict[str, Any], *, region: str, stream_arn: str) -> dict[str, Any]:
+    """A record as GetRecords returns it, in the shape Lambda hands the function."""
+    change = dict(record["dynamodb"])
+    created = change.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        change["ApproximateCreationDateTime"] = created.timestamp()
+    return {
+        "eventID": record.get("eventID") or uuid.uuid4().hex,
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": change,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def on_failure_record(
+    shard: str, records: list[dict[str, Any]], *, function_arn: str, attempts: int, unhandled: bool
+) -> dict[str, Any]:
+    """What a stream trigger's on-failure destination receives for a batch it gives up on: the invocation
+    record with ``DDBStreamBatchInfo`` (AWS Lambda guide, "services-dynamodb-errors"). No record data."""
+    first, last = records[0], records[-1]
+    return {
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "functionArn": function_arn,
+            "condition": "RetryAttemptsExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            **({"functionError": "Unhandled"} if unhandled else {}),
+        },
+        "version": "1.0",
+        "timestamp": _iso(datetime.now(UTC)),
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
+            "endSequenceNumber": last["dynamodb"]["SequenceNumber"],
+            "approximateArrivalOfFirstRecord": _arrival(first),
+            "approximateArrivalOfLastRecord": _arrival(last),
+            "batchSize": len(records),
+            "streamArn": first["eventSourceARN"],
+        },
+    }
+
+
+def _arrival(record: dict[str, Any]) -> str:
+    created = record["dynamodb"].get("ApproximateCreationDateTime")
+    return _iso(datetime.fromtimestamp(created, UTC) if created is not None else datetime.now(UTC))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

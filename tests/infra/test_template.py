@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import aws_lambda_powertools
@@ -11,7 +17,7 @@ import pytest
 
 from infra.wiring import FUNCTIONS, function
 from shared.adapters.tables import CONTACTS, EVENTS, TABLES, create_table_request
-from tests.conftest import resources, table_names_by_env
+from tests.conftest import ROOT, resources, table_names_by_env
 
 
 def by_env(template: dict[str, Any], env: str) -> dict[str, Any]:
@@ -56,6 +62,7 @@ def test_every_acknowledged_finding_is_known_and_explained(synthesized) -> None:
         "Annotation::AwsSolutions-IAM5[Resource::<table>/index/*]",
         "Annotation::AwsSolutions-APIG4",
         "Annotation::AwsSolutions-SQS3",
+        "Annotation::AwsSolutions-L1",
     }
     assert all(len(reason) > 40 for reason in acknowledged.values())
 
@@ -90,14 +97,69 @@ def test_tables_are_retained_when_the_stack_goes(template) -> None:
 def test_functions_run_arm64_current_python_with_powertools_layer(template, spec) -> None:
     props = lambda_for(template, spec.name)
     assert props["Architectures"] == ["arm64"]
-    assert props["Runtime"] == "python3.14"
+    assert props["Runtime"] == "python3.13"
     assert props["TracingConfig"] == {"Mode": "Active"}
     (layer,) = props["Layers"]
     parameter = template["Parameters"][layer["Ref"]]
     assert parameter["Type"] == "AWS::SSM::Parameter::Value<String>"
     assert parameter["Default"] == (
-        f"/aws/service/powertools/python/arm64/python3.14/{aws_lambda_powertools.__version__}"
+        f"/aws/service/powertools/python/arm64/python3.13/{aws_lambda_powertools.__version__}"
     ), "the deployed layer must match the Powertools version the tests run"
+
+
+def interpreter_for(version: str) -> str | None:
+    """A Python of exactly ``version`` ("3.13") on this machine: this one, one on PATH, or one of pyenv's."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    candidates = [str(p) for p in sorted(pyenv.glob(f"{version}*/bin/python{version}"), reverse=True)]
+    on_path = shutil.which(f"python{version}")  # may be a pyenv shim that refuses: it is tried, not trusted
+    candidates += [on_path] if on_path else []
+    return next((c for c in candidates if _reports(c, version)), None)
+
+
+def _reports(interpreter: str, version: str) -> bool:
+    probe = "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')"
+    result = subprocess.run([interpreter, "-c", probe], capture_output=True, text=True, check=False)
+    return result.returncode == 0 and result.stdout.strip() == version
+
+
+#: Compiles every deployed module in memory (no .pyc left behind): syntax the runtime cannot parse fails.
+COMPILE_ALL = """
+import pathlib, sys
+failed = []
+for root in sys.argv[1:]:
+    for path in sorted(pathlib.Path(root).rglob("*.py")):
+        try:
+            compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            failed.append(f"{path}: {exc}")
+print("\\n".join(failed))
+sys.exit(1 if failed else 0)
+"""
+
+
+def test_the_deployed_runtime_is_a_python_this_machine_tests_on(template) -> None:
+    """python3.14 was deployed while no machine here or in CI had it: the runtime must be one we can run."""
+    (runtime,) = {f["Properties"]["Runtime"] for f in resources(template, "AWS::Lambda::Function").values()}
+    version = runtime.removeprefix("python")
+    interpreter = interpreter_for(version)
+    assert interpreter, (
+        f"the functions deploy on {runtime}, but this machine has no Python {version} to test with "
+        f"(install it, e.g. `pyenv install {version}`, or deploy a version that CI runs)"
+    )
+    minimum = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert tuple(map(int, version.split("."))) >= tuple(map(int, minimum.removeprefix(">=").split(".")))
+    compiled = subprocess.run(
+        [interpreter, "-c", COMPILE_ALL, "functions", "shared"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    decisions = (ROOT / "docs" / "decisions.md").read_text()
+    assert f"Python {version}" in decisions and f"python{version}" in decisions, "the decision records it"
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
@@ -214,6 +276,52 @@ def test_due_job_runs_hourly_with_retries_and_dead_letters(template) -> None:
     assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert "DeadLetterConfig" in target
+
+
+@pytest.mark.parametrize("spec", [f for f in FUNCTIONS if f.schedule], ids=lambda f: f.name)
+def test_failed_asynchronous_invocations_go_to_a_queue(template, spec) -> None:
+    """EventBridge invokes asynchronously: its target's DLQ only covers delivery; a run that fails needs
+    Lambda's own on-failure destination, or it is dropped after Lambda's retries without a trace."""
+    (logical,) = [
+        k
+        for k, f in resources(template, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == spec.handler
+    ]
+    configs = [
+        c["Properties"]
+        for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": logical}
+    ]
+    assert len(configs) == 1, "an on-failure destination for asynchronous invocations"
+    (props,) = configs
+    assert props["Qualifier"] == "$LATEST"
+    queue = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+    assert template["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+    assert props["MaximumRetryAttempts"] == spec.schedule.retry_attempts
+    assert 60 <= props["MaximumEventAgeInSeconds"] <= spec.schedule.every.total_seconds(), (
+        "a run older than the next one is superseded by it"
+    )
+    sends = [
+        s
+        for s in policy_statements(template, lambda_for(template, spec.name))
+        if "sqs:SendMessage" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    ]
+    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue, "Arn"]}]
+    assert not any("sqs:*" in str(s["Action"]) for s in sends)
+
+
+def test_only_asynchronously_invoked_functions_have_an_invoke_config(template) -> None:
+    configured = {
+        json.dumps(c["Properties"]["FunctionName"])
+        for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    scheduled = {
+        json.dumps({"Ref": k})
+        for k, f in resources(template, "AWS::Lambda::Function").items()
+        for spec in FUNCTIONS
+        if spec.schedule and f["Properties"]["Handler"] == spec.handler
+    }
+    assert configured == scheduled
 
 
 def test_engagement_functions_announce_on_the_bus_and_topic_only(template) -> None:

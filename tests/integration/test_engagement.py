@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -255,9 +256,23 @@ def test_a_poison_record_among_a_hundred_fails_alone(aws, stream, admin) -> None
 
 
 def test_a_poison_record_is_retried_split_off_and_set_aside(aws, stream, admin) -> None:
+    """Set aside as AWS does it: the destination gets the batch's shard and sequence range, no record."""
+    from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamLambdaOnFailureDestinationModel
+
+    seen: list[dict[str, Any]] = []
+    handler = stream._handler
+    stream._handler = lambda event, context: seen.extend(event["Records"]) or handler(event, context)
     write_profiles(aws, 5, poison_at=2)
     assert stream.drain() == 6
-    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in stream.dead_letters] == ["C#user_id:poison"]
+    (letter,) = stream.dead_letters
+    poison = next(r for r in seen if r["dynamodb"]["Keys"]["pk"]["S"] == "C#user_id:poison")
+    batch = letter["DDBStreamBatchInfo"]
+    assert batch["startSequenceNumber"] == batch["endSequenceNumber"] == poison["dynamodb"]["SequenceNumber"]
+    assert (batch["batchSize"], batch["streamArn"]) == (1, stream.arn)
+    assert letter["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    words = set(re.findall(r"\w+", str(letter)))
+    assert not {"Records", "Keys", "NewImage", "poison"} & words, "metadata only, as in AWS"
+    DynamoDBStreamLambdaOnFailureDestinationModel.model_validate(letter)
     assert all(stage_of(admin, f"u{i}")["stage"] == "lead" for i in range(5))
 
 
