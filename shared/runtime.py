@@ -1,16 +1,16 @@
 """Composition root: builds each function's dependencies on first use, never at import.
 
-Handlers call these factories; the local stack and the tests replace the clock
-(``shared.clock.install``) or call ``reset()`` after changing the environment.
+Handlers call these factories; what they build is kept per function scope (``shared.scope``), so in
+the local stack and the tests one function's dependencies never serve another. The local stack and
+the tests replace the clock (``shared.clock.install``) or call ``reset()`` to start instances cold.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 from typing import TYPE_CHECKING
 
-from shared import clock, settings
+from shared import clock, scope, settings
 from shared.adapters import aws
 from shared.adapters.contact_store import DynamoContactStore, Retention
 from shared.adapters.rule_store import DynamoRuleStore
@@ -43,11 +43,11 @@ def _rules(config: settings.ScoringSettings) -> DynamoRuleStore:
     )
 
 
-def _decay(config: settings.ScoringSettings) -> Decay:
+def _decay(config: settings.ScoringConfigSettings) -> Decay:
     return Decay(half_life=timedelta(days=config.score_half_life_days))
 
 
-@cache
+@scope.per_function
 def tracking() -> Tracking:
     from shared.adapters.write_keys import DynamoWriteKeys
     from shared.observability import PowertoolsTelemetry
@@ -65,7 +65,7 @@ def tracking() -> Tracking:
     )
 
 
-@cache
+@scope.per_function
 def engagement() -> Engagement:
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.adapters.publisher import AwsPublisher
@@ -106,7 +106,7 @@ def engagement() -> Engagement:
     )
 
 
-@cache
+@scope.per_function
 def admin() -> Admin:
     from shared.adapters.contact_log import DynamoContactLog
     from shared.admin import Admin
@@ -124,9 +124,6 @@ def admin() -> Admin:
 
 
 def reset() -> None:
-    """Forget built dependencies, settings and clients (after the environment changed)."""
-    tracking.cache_clear()
-    engagement.cache_clear()
-    admin.cache_clear()
+    """Forget built dependencies, settings, clients and stand-ins in every function scope."""
     settings.reset()
     aws.reset()
