@@ -22,7 +22,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Built when first used: each function builds only the schema it loads (import time is cold start).
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class ContactsTableSettings(_Settings):
@@ -48,12 +49,12 @@ class ContactStoreSettings(ContactsTableSettings):
 class ScoringSettings(ContactStoreSettings, ScoringConfigSettings):
     """The tracking function: records events in the contact store and scores them."""
 
+    # The tracking function's: built at import, off its first request's path.
+    model_config = ConfigDict(defer_build=False)
+
 
 class EngagementSettings(ContactsTableSettings, ScoringConfigSettings):
     """The stage function and the due-time job: profiles, stages and the funnel (not the event log)."""
-
-    # Built when first used: the tracking function imports this module but never needs it.
-    model_config = ConfigDict(defer_build=True)
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     lead_topic_arn: str | None = Field(None, alias="LEAD_TOPIC_ARN")
@@ -65,6 +66,8 @@ class EngagementSettings(ContactsTableSettings, ScoringConfigSettings):
 
 class AdminSettings(ScoringSettings, EngagementSettings):
     """The admin API: contact cards with their event log, rules, and moving a lead to SAL."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 #: Each function's settings: exactly what it uses, nothing its template does not give it.
