@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from bench.harness import cpu_seconds, median
-from bench.tracking import Context, api_event, function_environment
-from infra.config import DeploymentConfig, environment
+from bench.tracking import Context, api_event, function_environment, host_functions
+from infra.config import DeploymentConfig
 from infra.wiring import function
 from shared.adapters.tables import TABLES, create_table_request
 
@@ -19,7 +18,7 @@ WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 
 @contextmanager
 def engagement_stack():
-    """moto with the tables, bus and topic; every function's environment; a stream pump for the stage function."""
+    """moto with the tables, bus and topic; each function in its own scope; a stream pump for the stage function."""
     from moto import mock_aws
 
     from infra.local.moto_dynamodb import serialise
@@ -29,18 +28,17 @@ def engagement_stack():
 
     serialise()
     names = {t.id: f"bench-{t.id}" for t in TABLES}
-    with mock_aws(), function_environment(names):
+    with mock_aws(), function_environment(names), ExitStack() as stack:
         runtime.reset()
         db = aws.client("dynamodb")
         for spec in TABLES:
             db.create_table(**create_table_request(spec, names[spec.id]))
+        aws.use("dynamodb", db)  # the functions' calls go through the counted client
         aws.client("events").create_event_bus(Name="bench-bus")
         topic = aws.client("sns").create_topic(Name="bench-leads")["TopicArn"]
         config = DeploymentConfig(rules_cache_seconds=60, due_shards=1)
-        for name in ("tracking", "stage_transition"):
-            os.environ.update(
-                environment(function(name), names, config, {"events": "bench-bus", "sns": topic})
-            )
+        functions = ("tracking", "stage_transition")
+        stack.enter_context(host_functions(names, functions, config, {"events": "bench-bus", "sns": topic}))
         from datetime import UTC, datetime
 
         from shared.adapters.write_keys import DynamoWriteKeys

@@ -99,9 +99,15 @@ class Context:
 
 
 @contextmanager
-def function_environment(table_names: dict[str, str]):
+def function_environment(
+    table_names: dict[str, str],
+    functions: tuple[str, ...] = ("tracking",),
+    config: DeploymentConfig | None = None,
+    services: dict[str, str] | None = None,
+):
+    """What the Lambda runtime provides in ``os.environ``; each named function hosted in its own scope
+    with exactly the environment CDK gives it, as the local stack runs them."""
     before = dict(os.environ)
-    os.environ.update(environment(function("tracking"), table_names, DeploymentConfig()))
     os.environ.update(
         {
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -111,10 +117,36 @@ def function_environment(table_names: dict[str, str]):
         }
     )
     try:
-        yield
+        with host_functions(table_names, functions, config, services):
+            yield
     finally:
         os.environ.clear()
         os.environ.update(before)
+
+
+@contextmanager
+def host_functions(
+    table_names: dict[str, str],
+    functions: tuple[str, ...],
+    config: DeploymentConfig | None = None,
+    services: dict[str, str] | None = None,
+):
+    """Run each named function's handler in its own scope (strict: nothing reads the process's settings).
+
+    The scopes build their own AWS clients; to count a function's calls, serve it the counted client
+    with ``shared.adapters.aws.use``."""
+    from shared import scope
+
+    for name in functions:
+        spec = function(name)
+        env = environment(spec, table_names, config or DeploymentConfig(), services)
+        scope.host(spec.handler, scope.FunctionScope(name, env))
+    scope.strict(True)
+    try:
+        yield
+    finally:
+        scope.strict(False)
+        scope.unhost_all()
 
 
 class StubDynamoDB:
@@ -187,6 +219,7 @@ def writes_per_event() -> list[dict[str, Any]]:
         db = aws.client("dynamodb")
         for spec in TABLES:
             db.create_table(**create_table_request(spec, names[spec.id]))
+        aws.use("dynamodb", db)  # the function's calls go through the counted client
         from datetime import UTC, datetime
 
         from shared.adapters.write_keys import DynamoWriteKeys

@@ -1,16 +1,16 @@
 """Composition root: builds each function's dependencies on first use, never at import.
 
-Handlers call these factories; the local stack and the tests replace the clock
-(``shared.clock.install``) or call ``reset()`` after changing the environment.
+Handlers call these factories; what they build is kept per function scope (``shared.scope``), so in
+the local stack and the tests one function's dependencies never serve another. The local stack and
+the tests replace the clock (``shared.clock.install``) or call ``reset()`` to start instances cold.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from functools import cache
 from typing import TYPE_CHECKING
 
-from shared import clock, settings
+from shared import clock, scope, settings
 from shared.adapters import aws
 from shared.adapters.contact_store import DynamoContactStore, Retention
 from shared.adapters.rule_store import DynamoRuleStore
@@ -44,11 +44,11 @@ def _rules(config: settings.ScoringSettings) -> DynamoRuleStore:
     )
 
 
-def _decay(config: settings.ScoringSettings) -> Decay:
+def _decay(config: settings.ScoringConfigSettings) -> Decay:
     return Decay(half_life=timedelta(days=config.score_half_life_days))
 
 
-@cache
+@scope.per_function
 def tracking() -> Tracking:
     from shared.adapters.write_keys import DynamoWriteKeys
     from shared.observability import PowertoolsTelemetry
@@ -66,7 +66,7 @@ def tracking() -> Tracking:
     )
 
 
-@cache
+@scope.per_function
 def _engagement_config() -> DynamoEngagementConfig:
     """One store for the funnel, the team and the rotation: an admin change clears the cache they read."""
     from shared.adapters.engagement_config import DynamoEngagementConfig
@@ -81,7 +81,7 @@ def _engagement_config() -> DynamoEngagementConfig:
     )
 
 
-@cache
+@scope.per_function
 def engagement() -> Engagement:
     from shared.adapters.publisher import AwsPublisher
     from shared.adapters.stage_store import DynamoStageStore
@@ -115,7 +115,7 @@ def engagement() -> Engagement:
     )
 
 
-@cache
+@scope.per_function
 def admin() -> Admin:
     from shared.adapters.contact_log import DynamoContactLog
     from shared.admin.dependencies import Admin
@@ -135,10 +135,6 @@ def admin() -> Admin:
 
 
 def reset() -> None:
-    """Forget built dependencies, settings and clients (after the environment changed)."""
-    tracking.cache_clear()
-    engagement.cache_clear()
-    _engagement_config.cache_clear()
-    admin.cache_clear()
+    """Forget built dependencies, settings, clients and stand-ins in every function scope."""
     settings.reset()
     aws.reset()

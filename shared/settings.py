@@ -1,7 +1,9 @@
 """Function settings from the environment: the only module that reads it.
 
 Each function declares a pydantic model; ``env_model`` validates it before the
-handler runs, so a misconfigured function fails loudly on its first call.
+handler runs, so a misconfigured function fails loudly on its first call. The
+environment is the running function's (``shared.scope``): ``os.environ`` in
+Lambda, exactly the function's own mapping in the local stack and the tests.
 """
 
 from __future__ import annotations
@@ -13,24 +15,22 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared import scope
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS
 
 M = TypeVar("M", bound=BaseModel)
-_loaded: dict[type[BaseModel], BaseModel] = {}
 
 
 class _Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Built when first used: each function builds only the schema it loads (import time is cold start).
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
-class ContactStoreSettings(_Settings):
+class ContactsTableSettings(_Settings):
     contacts_table_name: str = Field(alias=CONTACTS.env, min_length=3)
-    events_table_name: str = Field(alias=EVENTS.env, min_length=3)
-    event_retention_days: int = Field(395, alias="EVENT_RETENTION_DAYS", ge=1, le=36500)
-    purchase_retention_days: int = Field(3650, alias="PURCHASE_RETENTION_DAYS", ge=1, le=36500)
 
 
-class ScoringSettings(ContactStoreSettings):
+class ScoringConfigSettings(_Settings):
     config_table_name: str = Field(alias=CONFIG.env, min_length=3)
     #: half-life of current engagement; changing it restarts decayed engagement (lifetime totals stay)
     score_half_life_days: float = Field(30, alias="SCORE_HALF_LIFE_DAYS", gt=0, le=3650)
@@ -38,11 +38,23 @@ class ScoringSettings(ContactStoreSettings):
     rules_cache_seconds: float = Field(30, alias="RULES_CACHE_SECONDS", ge=0, le=3600)
 
 
-class EngagementSettings(ScoringSettings):
-    """The stage function, the due-time job and the admin API (which can move a lead to SAL)."""
+class ContactStoreSettings(ContactsTableSettings):
+    """The contact store: profiles and the event log."""
 
-    # Built when first used: the tracking function imports this module but never needs it.
-    model_config = ConfigDict(defer_build=True)
+    events_table_name: str = Field(alias=EVENTS.env, min_length=3)
+    event_retention_days: int = Field(395, alias="EVENT_RETENTION_DAYS", ge=1, le=36500)
+    purchase_retention_days: int = Field(3650, alias="PURCHASE_RETENTION_DAYS", ge=1, le=36500)
+
+
+class ScoringSettings(ContactStoreSettings, ScoringConfigSettings):
+    """The tracking function: records events in the contact store and scores them."""
+
+    # The tracking function's: built at import, off its first request's path.
+    model_config = ConfigDict(defer_build=False)
+
+
+class EngagementSettings(ContactsTableSettings, ScoringConfigSettings):
+    """The stage function and the due-time job: profiles, stages and the funnel (not the event log)."""
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     lead_topic_arn: str | None = Field(None, alias="LEAD_TOPIC_ARN")
@@ -52,31 +64,49 @@ class EngagementSettings(ScoringSettings):
     exit_threshold: float = Field(10, alias="EXIT_THRESHOLD", ge=0)
 
 
-#: The tracking function reads the scoring settings; the others read the engagement settings
-#: (one model each: one schema to build at import).
+class AdminSettings(ScoringSettings, EngagementSettings):
+    """The admin API: contact cards with their event log, rules, and moving a lead to SAL."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+#: Each function's settings: exactly what it uses, nothing its template does not give it.
 TrackingSettings = ScoringSettings
-AdminSettings = StageSettings = DueSettings = EngagementSettings
+StageSettings = DueSettings = EngagementSettings
 
 
 def load(model: type[M]) -> M:
-    if model not in _loaded:
-        _loaded[model] = model.model_validate(dict(os.environ))
-    return _loaded[model]  # type: ignore[return-value]
+    """The running function's settings, validated once per function instance."""
+    running = scope.current()
+    found = running.built.get(model)
+    if found is None:
+        environ = os.environ if running.environ is None else running.environ
+        found = running.built[model] = model.model_validate(dict(environ))
+    return found  # type: ignore[return-value]
 
 
 def env_model(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Validate the function's settings before the handler body runs."""
+    """Validate the function's settings before the handler body runs (in its scope, where one is hosted)."""
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        name = f"{handler.__module__}.{handler.__qualname__}"
+
         @wraps(handler)
         def wrapper(event: Any, context: Any) -> Any:
+            hosted = scope.hosted(name)  # None in Lambda: the process is the function
+            if hosted is not None and scope.current_or_process() is not hosted:
+                with hosted.active():
+                    load(model)
+                    return handler(event, context)
             load(model)
             return handler(event, context)
 
+        wrapper.settings_model = model  # type: ignore[attr-defined]  # what the function's env must satisfy
         return wrapper
 
     return decorate
 
 
 def reset() -> None:
-    _loaded.clear()
+    """Forget loaded settings (and whatever was built from them) in every function scope."""
+    scope.reset()

@@ -6,7 +6,8 @@ import base64
 import gzip
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,11 @@ os.environ.update(
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
 os.environ.pop("AWS_PROFILE", None)
+
+from shared import scope as _scope  # noqa: E402  (after the environment above: nothing here reads it)
+
+# A function's settings and dependencies exist only inside its scope (see the ``aws`` fixture).
+_scope.strict(True)
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -73,11 +79,29 @@ def table_names_by_env(template: dict[str, Any]) -> dict[str, str]:
     return found
 
 
-def create_tables_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
+def lambda_environment(template: dict[str, Any], spec: Any, values: Mapping[str, str]) -> dict[str, str]:
+    """The environment the template gives the function of ``spec``, ``Ref``s resolved through ``values``
+    (logical id -> name or ARN). Any other intrinsic fails: it would need resolving here too."""
+    (function,) = [
+        f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == spec.handler
+    ]
+    env: dict[str, str] = {}
+    for name, value in function.get("Environment", {}).get("Variables", {}).items():
+        if isinstance(value, str):
+            env[name] = value
+        elif isinstance(value, dict) and set(value) == {"Ref"}:
+            env[name] = values[value["Ref"]]
+        else:
+            raise AssertionError(f"{spec.name}: cannot resolve {name}={value!r} locally")
+    return env
+
+
+def create_resources_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
     """Create every DynamoDB table, event bus and SNS topic of the template in moto.
 
-    Returns env var -> value, as the functions' environment names them (a table's or bus's name,
-    a topic's ARN)."""
+    Returns logical id -> what a ``Ref`` to it gives functions (a table's or bus's name, a topic's ARN)."""
     for logical_id, resource in resources(template, "AWS::DynamoDB::Table").items():
         props = resource["Properties"]
         request: dict[str, Any] = {
@@ -107,6 +131,12 @@ def create_tables_from_template(client: Any, template: dict[str, Any]) -> dict[s
         values[logical] = bus["Properties"]["Name"]
     for logical in resources(template, "AWS::SNS::Topic"):
         values[logical] = clients.client("sns").create_topic(Name=logical)["TopicArn"]
+    return values
+
+
+def create_tables_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
+    """Create the template's resources in moto; env var -> value, as functions' environments name them."""
+    values = create_resources_from_template(client, template)
     return {env: values[logical] for env, logical in table_names_by_env(template).items()}
 
 
@@ -123,11 +153,18 @@ def clock():
 
 @pytest.fixture
 def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto with the template's tables, the functions' environment pointing at them, and seeded write keys."""
+    """moto with the template's tables and seeded write keys; each function hosted in its own scope.
+
+    Every function runs with exactly the environment its synthesized template gives it, and its AWS
+    calls are checked against its role. The yielded client is the tests' own (no function's): hooks
+    registered on it also see the functions' DynamoDB calls. Table names are in ``os.environ`` for
+    test helpers only: in strict mode no function reads it."""
     from moto import mock_aws
 
     from infra.local.moto_dynamodb import serialise
-    from shared import runtime
+    from infra.local.permissions import function_scope
+    from infra.wiring import FUNCTIONS
+    from shared import runtime, scope
     from shared.adapters import aws as clients
     from shared.adapters.write_keys import DynamoWriteKeys
     from shared.tracking.trust import Trust
@@ -137,13 +174,47 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
         runtime.reset()
         db = clients.client("dynamodb")
         db.meta.events.register("before-parameter-build.dynamodb", dynamodb_limits)
-        for env, value in create_tables_from_template(db, template).items():
-            monkeypatch.setenv(env, value)
+        values = create_resources_from_template(db, template)
+        for env, logical in table_names_by_env(template).items():
+            monkeypatch.setenv(env, values[logical])
+        for spec in FUNCTIONS:
+            environ = lambda_environment(template, spec, values)
+            scope.host(spec.handler, function_scope(spec, environ, client_hooks=[shared_hooks(db)]))
         keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
         keys.register(BROWSER_KEY, "website", Trust.BROWSER, NOW)
         keys.register(SERVER_KEY, "backend", Trust.SERVER, NOW)
-        yield db
-        runtime.reset()
+        try:
+            yield db
+        finally:
+            scope.unhost_all()
+            runtime.reset()
+
+
+def shared_hooks(harness: Any) -> Any:
+    """A function's DynamoDB client passes its calls to the hooks registered on ``harness`` too
+    (DynamoDB's limits, the tests' write counters)."""
+
+    def attach(service: str, client: Any) -> None:
+        if service == "dynamodb":
+
+            def forward(event_name: str, **kwargs: Any) -> None:
+                harness.meta.events.emit(event_name, **kwargs)
+
+            client.meta.events.register("before-parameter-build.dynamodb", forward)
+
+    return attach
+
+
+@contextmanager
+def as_function(name: str) -> Iterator[None]:
+    """Run the body as the named function (its scope): for tests that call ``shared.runtime`` directly."""
+    from infra.wiring import function
+    from shared import scope
+
+    hosted = scope.hosted(function(name).handler)
+    assert hosted is not None, "the aws fixture hosts the functions"
+    with hosted.active():
+        yield
 
 
 def dynamodb_limits(params: dict[str, Any], model: Any, **_: Any) -> None:

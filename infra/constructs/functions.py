@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.config import DeploymentConfig, environment
 from infra.constructs.messaging import Messaging
+from infra.permissions import grants
 from infra.wiring import FUNCTIONS, FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,10 +79,10 @@ class Functions(Construct):
                 actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
             )
         )
-        for access in spec.tables:
-            table = self._tables[access.table.id]
-            resources = [table.table_arn] + ([f"{table.table_arn}/index/*"] if access.indexes else [])
-            role.add_to_policy(iam.PolicyStatement(actions=list(access.actions), resources=resources))
+        for grant in grants(spec):
+            if grant.table is not None:
+                arn = self._tables[grant.table.id].table_arn
+                _grant(role, list(grant.actions), [arn if grant.resource == "table" else f"{arn}/index/*"])
         self._grant_services(spec, role)
         function = lambda_.Function(
             scope,

@@ -69,11 +69,13 @@ class LocalStack:
         self._moto.start()
         self._configure_environment()
         clocks.install(self.clock)
-        from shared import runtime
+        from shared import runtime, scope
 
         runtime.reset()
+        scope.strict(True)
         self._create_tables()
         self._create_messaging()
+        self._host_functions()
         self._seed_write_keys()
         self.rules = self._load_rules()
         self._stop = threading.Event()
@@ -101,6 +103,10 @@ class LocalStack:
         self._server.server_close()
         self._moto.stop()
         clocks.install(None)
+        from shared import scope
+
+        scope.unhost_all()
+        scope.strict(False)
 
     @property
     def url(self) -> str:
@@ -110,6 +116,10 @@ class LocalStack:
     # --- set-up -----------------------------------------------------------------------------
 
     def _configure_environment(self) -> None:
+        """What the Lambda runtime itself provides: region, credentials (here: moto's endpoint) and logging.
+
+        No function's settings go into the process environment: each function is hosted in its own scope
+        with exactly its environment (``_host_functions``)."""
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.moto_port}",
@@ -121,18 +131,28 @@ class LocalStack:
                 "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+                "POWERTOOLS_SERVICE_NAME": "lifecycle-local",  # one logger serves every hosted function
             }
         )
-        # One process hosts every function; their environments agree, as the wiring makes them.
         # Rules and configuration apply at once locally (the cloud caches them for rulesCacheSeconds);
         # one due-index shard is plenty for a laptop.
-        config = DeploymentConfig(
+        self.config = DeploymentConfig(
             cors_origins=self.settings.cors_origins, rules_cache_seconds=0, due_shards=1, sender_email=SENDER
         )
-        self.topic_arn = f"arn:aws:sns:{REGION}:123456789012:lifecycle-leads"
+
+    def _host_functions(self) -> None:
+        """Each function runs in its own scope: the environment CDK gives it, and its role's grants checked
+        on every AWS call it makes. Its handler enters that scope however it is invoked (gateway, stream
+        pump, scheduler)."""
+        from infra.local.permissions import function_scope
+        from shared import scope
+
         services = {"events": BUS, "sns": self.topic_arn}
+        self.environments = {
+            spec.name: environment(spec, self.table_names, self.config, services) for spec in FUNCTIONS
+        }
         for spec in FUNCTIONS:
-            os.environ.update(environment(spec, self.table_names, config, services))
+            scope.host(spec.handler, function_scope(spec, self.environments[spec.name]))
 
     def _create_tables(self) -> None:
         from shared.adapters import aws
@@ -163,7 +183,6 @@ class LocalStack:
             Rule="local-capture", EventBusName=BUS, Targets=[{"Id": "queue", "Arn": queue_arn}]
         )
         self.topic_arn = aws.client("sns").create_topic(Name="lifecycle-leads")["TopicArn"]
-        os.environ["LEAD_TOPIC_ARN"] = self.topic_arn
         aws.client("ses").verify_email_identity(EmailAddress=SENDER)
         self._published: list[dict[str, Any]] = []
 

@@ -6,18 +6,20 @@ s3transfer to every cold start for nothing the functions use.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
+
+from shared import scope
 
 _overrides: dict[str, Any] = {}
 
 
 def client(service: str) -> Any:
-    return _overrides.get(service) or _create(service)
+    """The running function's client for ``service`` (one per function scope; see ``shared.scope``)."""
+    running = scope.current_or_process()
+    return _overrides.get(service) or running.built.get(("client", service)) or _create(running, service)
 
 
-@cache
-def _create(service: str) -> Any:
+def _create(running: scope.FunctionScope, service: str) -> Any:
     import botocore.session
     from botocore.config import Config
 
@@ -27,15 +29,19 @@ def _create(service: str) -> Any:
         read_timeout=5,
         tcp_keepalive=True,
     )
-    return botocore.session.get_session().create_client(service, config=config)
+    created = botocore.session.get_session().create_client(service, config=config)
+    if running.on_client is not None:
+        running.on_client(service, created)
+    running.built[("client", service)] = created
+    return created
 
 
 def use(service: str, stand_in: Any) -> None:
-    """Serve ``stand_in`` for ``service`` (benchmarks stub DynamoDB at zero cost)."""
+    """Serve ``stand_in`` for ``service`` in every scope (benchmarks stub DynamoDB; tests inject faults)."""
     _overrides[service] = stand_in
 
 
 def reset() -> None:
-    """Forget cached clients and stand-ins (tests and the local stack change endpoints)."""
+    """Forget clients (and what was built with them) in every scope, and the stand-ins."""
     _overrides.clear()
-    _create.cache_clear()
+    scope.reset()

@@ -342,3 +342,17 @@ def test_lead_topic_is_encrypted_and_requires_tls(template) -> None:
     assert topic["Properties"]["KmsMasterKeyId"]
     policies = json.dumps(resources(template, "AWS::SNS::TopicPolicy"))
     assert "aws:SecureTransport" in policies
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
+def test_indexes_are_granted_for_query_only(template, spec) -> None:
+    """Writes go to the table; an index ARN in a write statement is a grant nobody needs."""
+    on_indexes: set[str] = set()
+    for statement in policy_statements(template, lambda_for(template, spec.name)):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if any("/index/" in json.dumps(t) for t in targets):
+            assert actions == ["dynamodb:Query"], statement
+            on_indexes.update(actions)
+    declared = any(access.indexes and "dynamodb:Query" in access.actions for access in spec.tables)
+    assert on_indexes == ({"dynamodb:Query"} if declared else set())

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import BROWSER_KEY
+from tests.conftest import BROWSER_KEY, as_function
 
 
 def journey(send) -> None:
@@ -203,7 +203,8 @@ def test_opposite_aliases_cannot_both_win(aws, send) -> None:
 
     send("/v1/page", {"userId": "a"})
     send("/v1/page", {"userId": "b"})
-    store = runtime.tracking().contacts
+    with as_function("tracking"):
+        store = runtime.tracking().contacts
     now = datetime(2026, 11, 23, tzinfo=UTC)
     assert recording.link(ContactId.user("b"), ContactId.user("a"), store, now)
     stale = recording.resolve

@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("contacts", ("shared.contacts",)),
     ("engagement", ("shared.engagement",)),
     ("usecases", ("shared.usecases",)),
-    ("boundary", ("shared.adapters", "shared.http", "shared.observability", "shared.settings")),
+    ("boundary", ("shared.adapters", "shared.http", "shared.observability", "shared.settings", "shared.scope")),
     ("admin", ("shared.admin",)),
     ("runtime", ("shared.runtime",)),
     ("functions", ("functions",)),

@@ -1,0 +1,151 @@
+"""A function's role, enforced locally: every AWS call its clients make is checked against its grants.
+
+moto allows everything, so a missing grant used to surface only after a deployment. The local stack
+and the tests run each function in its own scope (``shared.scope``) whose clients carry this check:
+a call the function's role would refuse fails with AccessDenied, as it would in AWS. The grants are
+``infra.permissions.grants`` (what CDK writes into the role), resolved to the names in the function's
+own environment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from infra.config import SERVICE_ENV
+from infra.permissions import grants
+from infra.wiring import FunctionSpec
+from shared.scope import FunctionScope
+
+#: Transaction items are authorised as the single-item action they perform.
+ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+    "Get": "dynamodb:GetItem",
+}
+#: How each service says "your role may not do this".
+DENIED = {
+    "dynamodb": ("AccessDeniedException", 400),
+    "events": ("AccessDeniedException", 400),
+    "sns": ("AuthorizationError", 403),
+    "ses": ("AccessDenied", 403),
+}
+_ADDRESS = re.compile(r"<([^>]+)>")
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What a call acts on, in local names: ``table``/``index`` (table name) or a service's resource."""
+
+    kind: str
+    name: str
+    index: str | None = None
+
+    def arn(self) -> str:
+        if self.kind == "table":
+            return f"arn:aws:dynamodb:local:000000000000:table/{self.name}"
+        if self.kind == "index":
+            return f"arn:aws:dynamodb:local:000000000000:table/{self.name}/index/{self.index}"
+        return self.name
+
+
+class LocalPolicy:
+    """The function's grants with table names, bus, topic and sender taken from its environment."""
+
+    def __init__(self, spec: FunctionSpec, environ: Mapping[str, str]) -> None:
+        self.function = spec.name
+        self._allowed: set[tuple[str, str, str]] = set()
+        for grant in grants(spec):
+            if grant.table is not None:
+                name = environ[grant.table.env]
+            elif grant.resource == "ses":
+                name = environ.get("SENDER_EMAIL", "")  # no sender configured: no identity to send from
+            else:
+                name = environ.get(SERVICE_ENV[grant.resource], "")
+            if name:
+                self._allowed.update((action, grant.resource, name) for action in grant.actions)
+
+    def allows(self, action: str, resource: Resource) -> bool:
+        return (action, resource.kind, resource.name) in self._allowed
+
+    def check(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
+        """Raise AccessDenied, as AWS would, unless every action the call needs is granted."""
+        for action, resource in _needs(service, operation, params):
+            if not self.allows(action, resource):
+                code, status = DENIED.get(service, ("AccessDenied", 403))
+                message = (
+                    f"User: arn:aws:sts::000000000000:assumed-role/lifecycle-{self.function}/local is not "
+                    f"authorized to perform: {action} on resource: {resource.arn()} because no "
+                    f"identity-based policy allows the {action} action"
+                )
+                raise ClientError(
+                    {
+                        "Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status},
+                    },
+                    operation,
+                )
+
+    def attach(self, service: str, client: Any) -> None:
+        """Check every call of ``client`` before it is sent."""
+        prefix = client.meta.service_model.signing_name
+
+        def before(params: dict[str, Any], model: Any, **_: Any) -> None:
+            self.check(prefix, model.name, params)
+
+        client.meta.events.register(
+            f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}", before
+        )
+
+
+def _needs(service: str, operation: str, params: Mapping[str, Any]) -> Iterator[tuple[str, Resource]]:
+    """The actions a call needs, each on its resource (IAM authorises a transaction per item)."""
+    if service == "dynamodb":
+        if operation in ("TransactWriteItems", "TransactGetItems"):
+            for item in params.get("TransactItems", []):
+                ((kind, request),) = item.items()
+                yield ITEM_ACTIONS[kind], Resource("table", request["TableName"])
+        elif operation in ("BatchWriteItem", "BatchGetItem"):
+            for table in params.get("RequestItems", {}):
+                yield f"dynamodb:{operation}", Resource("table", table)
+        elif "IndexName" in params:
+            yield f"dynamodb:{operation}", Resource("index", params["TableName"], params["IndexName"])
+        else:
+            yield f"dynamodb:{operation}", Resource("table", params.get("TableName", "*"))
+    elif service == "events" and operation == "PutEvents":
+        for entry in params.get("Entries", []):
+            bus = entry.get("EventBusName", "default")
+            yield "events:PutEvents", Resource("events", bus.rsplit("event-bus/", 1)[-1])
+    elif service == "sns" and operation == "Publish":
+        yield "sns:Publish", Resource("sns", params.get("TopicArn") or params.get("TargetArn", "*"))
+    elif service == "ses" and operation in ("SendEmail", "SendRawEmail"):
+        source = params.get("Source", "")
+        found = _ADDRESS.search(source)
+        yield f"ses:{operation}", Resource("ses", found.group(1) if found else source)
+    else:
+        yield f"{service}:{operation}", Resource(service, "*")
+
+
+def function_scope(
+    spec: FunctionSpec,
+    environ: Mapping[str, str],
+    *,
+    enforce_iam: bool = True,
+    client_hooks: Sequence[Callable[[str, Any], None]] = (),
+) -> FunctionScope:
+    """The scope the local stack and the tests run ``spec``'s function in: its environment, its role.
+
+    ``client_hooks`` see each client the function builds, after the role's check is attached."""
+    hooks = ([LocalPolicy(spec, environ).attach] if enforce_iam else []) + list(client_hooks)
+
+    def on_client(service: str, client: Any) -> None:
+        for hook in hooks:
+            hook(service, client)
+
+    return FunctionScope(spec.name, environ, on_client=on_client)

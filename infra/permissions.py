@@ -1,0 +1,43 @@
+"""What each function's role allows, derived once from its wiring.
+
+The CDK construct writes these grants into the function's role; the local stack and the tests enforce
+the same grants on every AWS call the function makes (``infra.local.permissions``). A call the role
+would refuse then fails a test, not a deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from infra.wiring import FunctionSpec
+from shared.adapters.tables import TableSpec
+
+#: What a table's indexes are granted: reading by index. Writes always name the table, and Scan is
+#: never granted anywhere.
+INDEX_ACTIONS = ("dynamodb:Query",)
+
+#: The action each service the wiring names is granted, on its one resource.
+SERVICE_ACTIONS = {"events": "events:PutEvents", "sns": "sns:Publish", "ses": "ses:SendEmail"}
+
+Resource = Literal["table", "index", "events", "sns", "ses"]
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    actions: tuple[str, ...]
+    #: a table, every index of a table, or the event bus (events), lead topic (sns), sender (ses)
+    resource: Resource
+    table: TableSpec | None = None
+
+
+def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
+    """The function's grants: its table actions on each table, Query on indexes where declared."""
+    found: list[Grant] = []
+    for access in spec.tables:
+        found.append(Grant(access.actions, "table", access.table))
+        on_indexes = tuple(a for a in access.actions if a in INDEX_ACTIONS)
+        if access.indexes and on_indexes:
+            found.append(Grant(on_indexes, "index", access.table))
+    found += [Grant((SERVICE_ACTIONS[kind],), kind) for kind in spec.services]
+    return tuple(found)

@@ -1,0 +1,125 @@
+"""Each function runs here as deployed: only its template's environment, only its role's permissions."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import pytest
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from tests.conftest import Context, as_function, http_event, invoke
+
+
+def test_the_stage_function_and_the_due_job_start_with_their_template_environment(
+    send, stream, admin, bus_events, clock
+) -> None:
+    """They once required EVENTS_TABLE_NAME, which their template does not give them."""
+    from datetime import timedelta
+
+    from functions.due.handler import handler as due
+    from infra.wiring import function
+    from shared import scope
+
+    for name in ("stage_transition", "due"):
+        assert "EVENTS_TABLE_NAME" not in scope.hosted(function(name).handler).environ
+    assert "EVENTS_TABLE_NAME" in os.environ, "the union is there for the tests' helpers, unseen"
+
+    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
+    assert stream.drain() == 1
+    assert stream.dead_letters == []
+    assert admin("ann")[1]["stage"] == "customer"
+    assert any(e["detail-type"] == "ContactStageChanged" for e in bus_events())
+    clock.advance(timedelta(days=400))
+    assert due({}, Context()) == {"evaluated": 1}
+    assert admin("ann")[1]["engagement"]["quarter"] == "exit"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_function_reads_its_own_environment_not_the_processes() -> None:
+    from shared import settings
+
+    with as_function("stage_transition"), pytest.raises(ValidationError, match="EVENTS_TABLE_NAME"):
+        settings.load(settings.ContactStoreSettings)
+    with as_function("tracking"):
+        found = settings.load(settings.ContactStoreSettings)
+    assert found.events_table_name == os.environ["EVENTS_TABLE_NAME"]
+
+
+@pytest.mark.usefixtures("aws")
+def test_settings_and_dependencies_outside_every_function_fail_clearly() -> None:
+    from shared import runtime, settings
+    from shared.scope import ScopeError
+
+    with pytest.raises(ScopeError, match="outside any function scope"):
+        settings.load(settings.TrackingSettings)
+    with pytest.raises(ScopeError):
+        runtime.tracking()
+
+
+@pytest.mark.usefixtures("aws")
+def test_what_a_function_builds_never_serves_another() -> None:
+    from shared import runtime
+    from shared.adapters import aws as clients
+
+    with as_function("stage_transition"):
+        engagement, db = runtime.engagement(), clients.client("dynamodb")
+    with as_function("admin"):
+        assert runtime.engagement() is not engagement
+        assert clients.client("dynamodb") is not db
+    with as_function("stage_transition"):
+        assert runtime.engagement() is engagement, "a warm instance keeps what it built"
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_call_outside_the_functions_role_is_denied_as_aws_would() -> None:
+    from shared.adapters import aws as clients
+
+    contacts, events = os.environ["CONTACTS_TABLE_NAME"], os.environ["EVENTS_TABLE_NAME"]
+    with as_function("tracking"):
+        with pytest.raises(ClientError, match="AccessDeniedException.*dynamodb:Scan"):
+            clients.client("dynamodb").scan(TableName=contacts)
+        with pytest.raises(ClientError, match="events:PutEvents"):
+            clients.client("events").put_events(
+                Entries=[{"Source": "lifecycle", "DetailType": "x", "Detail": "{}"}]
+            )
+    with as_function("stage_transition"):
+        with pytest.raises(ClientError, match="dynamodb:PutItem"):
+            clients.client("dynamodb").put_item(TableName=events, Item={"pk": {"S": "x"}, "sk": {"S": "y"}})
+        clients.client("dynamodb").query(
+            TableName=contacts,
+            IndexName="byDue",
+            KeyConditionExpression="dueShard = :s",
+            ExpressionAttributeValues={":s": {"S": "0"}},
+        )
+    with as_function("admin"), pytest.raises(ClientError, match="dynamodb:Query.*index/byDue"):
+        clients.client("dynamodb").query(
+            TableName=contacts,
+            IndexName="byDue",
+            KeyConditionExpression="dueShard = :s",
+            ExpressionAttributeValues={":s": {"S": "0"}},
+        )
+
+
+def test_a_missing_grant_fails_the_test_not_the_deployment(aws, template, state) -> None:
+    """Without PutItem on the event log, tracking cannot record: the request fails and writes nothing."""
+    from functions.tracking.handler import handler
+    from infra.local.permissions import function_scope
+    from infra.wiring import function
+    from shared import scope
+    from shared.adapters.tables import EVENTS
+
+    spec = function("tracking")
+    narrowed = tuple(
+        dataclasses.replace(a, actions=tuple(x for x in a.actions if x != "dynamodb:PutItem"))
+        if a.table == EVENTS
+        else a
+        for a in spec.tables
+    )
+    hosted = scope.hosted(spec.handler)
+    scope.host(spec.handler, function_scope(dataclasses.replace(spec, tables=narrowed), hosted.environ))
+    before = state()
+    status, _, _ = invoke(handler, http_event("POST", "/v1/track", body={"userId": "ann", "event": "Liked"}))
+    assert status >= 500
+    assert state() == before

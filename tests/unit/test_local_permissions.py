@@ -1,0 +1,80 @@
+"""The local IAM check: a function's calls are allowed exactly as its role (from the wiring) allows them."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from infra.config import DeploymentConfig, environment
+from infra.local.permissions import LocalPolicy
+from infra.permissions import grants
+from infra.wiring import FUNCTIONS, function
+
+NAMES = {"contacts": "t-contacts", "events": "t-events", "config": "t-config"}
+TOPIC = "arn:aws:sns:eu-west-1:123456789012:leads"
+SENDER = "leads@example.com"
+
+
+def policy(name: str, sender: str | None = SENDER) -> LocalPolicy:
+    env = environment(
+        function(name), NAMES, DeploymentConfig(sender_email=sender), {"events": "bus", "sns": TOPIC}
+    )
+    return LocalPolicy(function(name), env)
+
+
+def denied(policy: LocalPolicy, service: str, operation: str, **params) -> str:
+    with pytest.raises(ClientError) as raised:
+        policy.check(service, operation, params)
+    error = raised.value.response["Error"]
+    assert "not authorized to perform" in error["Message"]
+    return error["Code"]
+
+
+def test_granted_table_actions_pass_and_others_are_denied() -> None:
+    tracking = policy("tracking")
+    tracking.check("dynamodb", "GetItem", {"TableName": "t-config"})
+    tracking.check("dynamodb", "Query", {"TableName": "t-events"})
+    assert denied(tracking, "dynamodb", "Scan", TableName="t-contacts") == "AccessDeniedException"
+    denied(tracking, "dynamodb", "PutItem", TableName="t-config")
+    denied(tracking, "dynamodb", "GetItem", TableName="another-table")
+    denied(policy("stage_transition"), "dynamodb", "PutItem", TableName="t-events")
+
+
+def test_transactions_are_authorised_item_by_item() -> None:
+    tracking = policy("tracking")
+    put = {"Put": {"TableName": "t-contacts", "Item": {}}}
+    check = {"ConditionCheck": {"TableName": "t-contacts", "Key": {}, "ConditionExpression": "x"}}
+    tracking.check("dynamodb", "TransactWriteItems", {"TransactItems": [put, check]})
+    delete = {"Delete": {"TableName": "t-contacts", "Key": {}}}
+    denied(tracking, "dynamodb", "TransactWriteItems", TransactItems=[put, delete])
+    denied(policy("admin"), "dynamodb", "TransactWriteItems", TransactItems=[check])
+
+
+def test_a_query_by_index_needs_query_on_the_index() -> None:
+    policy("stage_transition").check("dynamodb", "Query", {"TableName": "t-contacts", "IndexName": "byDue"})
+    admin = policy("admin")
+    admin.check("dynamodb", "Query", {"TableName": "t-contacts"})
+    denied(admin, "dynamodb", "Query", TableName="t-contacts", IndexName="byDue")
+    admin.check("dynamodb", "Query", {"TableName": "t-events", "IndexName": "byTime"})
+
+
+def test_index_grants_are_query_only() -> None:
+    for spec in FUNCTIONS:
+        for grant in grants(spec):
+            if grant.resource == "index":
+                assert grant.actions == ("dynamodb:Query",), spec.name
+
+
+def test_services_only_where_wired_and_only_on_their_resource() -> None:
+    stage = policy("stage_transition")
+    stage.check("events", "PutEvents", {"Entries": [{"EventBusName": "bus"}]})
+    stage.check("sns", "Publish", {"TopicArn": TOPIC})
+    stage.check("ses", "SendEmail", {"Source": f"Lifecycle <{SENDER}>"})
+    denied(stage, "events", "PutEvents", Entries=[{"EventBusName": "default"}])
+    assert denied(stage, "sns", "Publish", TopicArn=TOPIC + "-other") == "AuthorizationError"
+    assert denied(stage, "ses", "SendEmail", Source="someone@else.example") == "AccessDenied"
+    denied(policy("stage_transition", sender=None), "ses", "SendEmail", Source=SENDER)
+    tracking = policy("tracking")
+    denied(tracking, "events", "PutEvents", Entries=[{"EventBusName": "bus"}])
+    denied(tracking, "sns", "Publish", TopicArn=TOPIC)
+    denied(tracking, "sqs", "SendMessage", QueueUrl="q")
