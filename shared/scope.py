@@ -108,10 +108,13 @@ def current_or_process() -> FunctionScope:
     return _active.get() or PROCESS
 
 
-def strict(on: bool = True) -> None:
-    """Refuse settings and dependencies outside a function scope (the local stack and the tests)."""
+def strict(on: bool = True) -> bool:
+    """Refuse settings and dependencies outside a function scope (the local stack and the tests).
+
+    Returns the mode it replaces, for a caller that must put it back (a local stack started in a test)."""
     global _strict
-    _strict = on
+    before, _strict = _strict, on
+    return before
 
 
 def per_function(build: Callable[[], T]) -> Callable[[], T]:

@@ -72,7 +72,7 @@ class LocalStack:
         from shared import runtime, scope
 
         runtime.reset()
-        scope.strict(True)
+        self._was_strict = scope.strict(True)
         self._create_tables()
         self._create_messaging()
         self._host_functions()
@@ -106,7 +106,7 @@ class LocalStack:
         from shared import scope
 
         scope.unhost_all()
-        scope.strict(False)
+        scope.strict(self._was_strict)
 
     @property
     def url(self) -> str:
