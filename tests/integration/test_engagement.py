@@ -415,3 +415,134 @@ def test_announcements_left_pending_go_out_with_the_contacts_next_record(
     send("/v1/track", {"userId": "ann", "event": "Liked"})
     stream.drain()
     assert bus_events() == [], "published once"
+
+
+def hundred_tags(send, rules_api) -> None:
+    """Ann views products in 100 categories: a score dimension for each."""
+    interest = {"behaviour": "product_viewed", "points": 1, "tag_from": "properties.category"}
+    assert rules_api("PUT", "interest", interest)[0] == 200
+    for start in (0, 50):
+        views = [
+            {
+                "type": "track",
+                "userId": "ann",
+                "event": "Product Viewed",
+                "messageId": f"v{i}",
+                "properties": {"category": f"category-{i:03d}"},
+            }
+            for i in range(start, start + 50)
+        ]
+        assert send("/v1/batch", {"batch": views})[0] == 200
+
+
+def profile_item(aws, user: str = "ann") -> dict[str, Any]:
+    return aws.get_item(
+        TableName=os.environ["CONTACTS_TABLE_NAME"],
+        Key={"pk": {"S": f"C#user_id:{user}"}, "sk": {"S": "PROFILE"}},
+        ConsistentRead=True,
+    )["Item"]
+
+
+def test_a_contact_with_a_hundred_tags_rebases_within_the_expression_limit(
+    aws, send, stream, admin, rules_api, clock
+) -> None:
+    """Every score dimension adds rebase conditions to the stage write; with 100 tags they pass 4 KB.
+
+    DynamoDB rejects an expression over 4 KB (moto does not; the ``aws`` fixture checks every call),
+    so the folds are split over writes that each fit, and every old bucket is still folded once."""
+    from shared.adapters.contact_store import record_from_item
+    from shared.scoring.decay import Decay
+
+    hundred_tags(send, rules_api)
+    stream.drain()
+    before = record_from_item(profile_item(aws)).scores
+    assert len(before) == 101  # global and 100 tags
+    clock.advance(timedelta(days=500))  # every dimension's buckets are now old: all of them fold
+    send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": "w1"})
+    stream.drain()
+    assert stream.dead_letters == []
+
+    item = profile_item(aws)
+    decay = Decay()
+    for memory in decay.memories:
+        now_bucket = memory.bucket(clock.now())
+        stale = [
+            name
+            for name in item
+            if name.startswith("score:")
+            and f":{memory.key}:" in name
+            and int(name.rsplit(":", 1)[1]) < now_bucket - 1
+        ]
+        assert stale == [], stale[:5]
+    after = record_from_item(item).scores
+    for dimension, score in before.items():
+        if dimension == "global":
+            continue
+        assert after[dimension].total == score.total
+        for recent in (False, True):
+            assert after[dimension].value(decay, clock.now(), recent=recent) == pytest.approx(
+                score.value(decay, clock.now(), recent=recent), rel=1e-9
+            )
+    assert after["global"].total == before["global"].total + 10
+
+
+def test_a_fold_written_apart_is_skipped_when_a_merge_added_to_its_buckets(
+    aws, send, stream, rules_api, clock
+) -> None:
+    """Between the stage write and the folds written after it, a merge adds to a bucket being folded:
+    that write's conditions on the exact values read fail and it is skipped (the points stay, folded
+    on a later stage write); the other writes apply, and no value changes."""
+    from shared.adapters.contact_store import record_from_item
+    from shared.scoring.decay import Decay
+
+    hundred_tags(send, rules_api)
+    stream.drain()
+    clock.advance(timedelta(days=500))
+    before = record_from_item(profile_item(aws)).scores
+    table = os.environ["CONTACTS_TABLE_NAME"]
+    raced: list[list[str]] = []
+
+    def merge_meanwhile(params: dict[str, Any], **_: Any) -> None:
+        """Just before the first write of folds apart, a merge adds a point to its first old bucket."""
+        if raced or "REMOVE" not in params.get("UpdateExpression", ""):
+            return
+        names = params["ExpressionAttributeNames"]
+        removed = [names[a] for a in params["UpdateExpression"].split("REMOVE ")[1].split(",")]
+        raced.append(removed)
+        aws.update_item(
+            TableName=table,
+            Key=params["Key"],
+            UpdateExpression="ADD #b :one",
+            ExpressionAttributeNames={"#b": removed[0]},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    aws.meta.events.register("before-parameter-build.dynamodb.UpdateItem", merge_meanwhile)
+    send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": "w1"})
+    stream.drain()
+    aws.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", merge_meanwhile)
+    assert stream.dead_letters == [] and len(raced) == 1
+    (skipped,) = raced
+
+    item = profile_item(aws)
+    decay = Decay()
+    stale = {
+        name
+        for memory in decay.memories
+        for name in item
+        if name.startswith("score:")
+        and f":{memory.key}:" in name
+        and int(name.rsplit(":", 1)[1]) < memory.bucket(clock.now()) - 1
+    }
+    assert stale == set(skipped), "only the raced write's folds are left for later"
+    after = record_from_item(item).scores
+    dimension, memory_key, bucket = skipped[0].removeprefix("score:").rsplit(":", 2)
+    memory = next(m for m in decay.memories if m.key == memory_key)
+    for name, score in before.items():
+        if name == "global":
+            continue
+        for recent in (False, True):
+            expected = score.value(decay, clock.now(), recent=recent)
+            if name == dimension and recent == (memory == decay.recent):
+                expected += 2.0 ** (-(clock.now() - memory.anchor(int(bucket))) / memory.half_life)
+            assert after[name].value(decay, clock.now(), recent=recent) == pytest.approx(expected, rel=1e-9)
