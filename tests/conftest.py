@@ -137,6 +137,7 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
         runtime.reset()
         db = clients.client("dynamodb")
         db.meta.events.register("before-parameter-build.dynamodb", dynamodb_limits)
+        clients.client("sns").meta.events.register("before-parameter-build.sns.Publish", sns_rules)
         for env, value in create_tables_from_template(db, template).items():
             monkeypatch.setenv(env, value)
         keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
@@ -160,6 +161,32 @@ def dynamodb_limits(params: dict[str, Any], model: Any, **_: Any) -> None:
             assert len(request.get(field) or "") <= 4096, (
                 f"{model.name}: {field} of {len(request[field])} characters"
             )
+
+
+#: The top-level keys SNS accepts in a ``MessageStructure="json"`` message: one per protocol.
+SNS_PROTOCOLS = frozenset(
+    {"default", "email", "email-json", "sqs", "lambda", "http", "https", "sms", "firehose", "application"}
+    | {"APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "MACOS", "MACOS_SANDBOX"}
+    | {"GCM", "ADM", "BAIDU", "MPNS", "WNS"}
+)
+
+
+def sns_rules(params: dict[str, Any], **_: Any) -> None:
+    """What moto does not enforce and SNS does: a JSON message structure names protocols only, with a
+    string for each and a ``default``; a subject of at most 100 printable characters; 256 KB."""
+    message = params.get("Message") or ""
+    assert len(message.encode()) <= 256 * 1024, f"SNS message of {len(message.encode())} bytes"
+    subject = params.get("Subject")
+    if subject is not None:
+        assert len(subject) <= 100 and subject.isprintable(), f"SNS subject {subject!r}"
+    if params.get("MessageStructure") == "json":
+        structure = json.loads(message)
+        assert isinstance(structure, dict) and isinstance(structure.get("default"), str), (
+            "a JSON message structure needs a default string"
+        )
+        unknown = set(structure) - SNS_PROTOCOLS
+        assert not unknown, f"SNS message structure keys that are not protocols: {sorted(unknown)}"
+        assert all(isinstance(v, str) for v in structure.values()), "each protocol's message is a string"
 
 
 # --- building API Gateway events ------------------------------------------------------------------

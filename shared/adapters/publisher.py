@@ -50,7 +50,11 @@ class AwsPublisher:
                 self._notify(output)
 
     def _notify(self, lead: LeadRouted) -> None:
-        """The assignee hears of the lead twice over: the team's SNS topic and a direct email."""
+        """The assignee hears of the lead twice over: the team's SNS topic and a direct email.
+
+        SNS keeps only protocol names at the top of a JSON message structure: machines (SQS, Lambda,
+        HTTPS, email-json) get the lead's fields as ``default``, people (email, SMS) a sentence.
+        """
         text = (
             f"{lead.salesperson_name}, a new lead is yours: {lead.contact_id} "
             f"(stage {lead.stage}, engagement {lead.engagement:.0f}). Accept it in your CRM to move it to SAL."
@@ -61,7 +65,7 @@ class AwsPublisher:
                     TopicArn=self._topic,
                     Subject="New lead assigned",
                     Message=json.dumps(
-                        {"default": text, "lead": lead.model_dump(mode="json", by_alias=True)}
+                        {"default": lead.model_dump_json(by_alias=True), "email": text, "sms": text}
                     ),
                     MessageStructure="json",
                     MessageAttributes={

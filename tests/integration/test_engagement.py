@@ -546,3 +546,51 @@ def test_a_fold_written_apart_is_skipped_when_a_merge_added_to_its_buckets(
             if name == dimension and recent == (memory == decay.recent):
                 expected += 2.0 ** (-(clock.now() - memory.anchor(int(bucket))) / memory.half_life)
             assert after[name].value(decay, clock.now(), recent=recent) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.fixture
+def lead_subscriber(aws):
+    """An SQS queue subscribed to the lead topic, raw delivery off: the notices a subscriber receives."""
+    import json as _json
+
+    from shared.adapters import aws as clients
+
+    sqs = clients.client("sqs")
+    queue = sqs.create_queue(QueueName="lead-subscriber")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients.client("sns").subscribe(TopicArn=os.environ["LEAD_TOPIC_ARN"], Protocol="sqs", Endpoint=arn)
+
+    def _read() -> list[dict[str, Any]]:
+        found = []
+        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                found.append(_json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    return _read
+
+
+def route_ann(send, stream, clock) -> None:
+    """Six webinars: Ann is sales-ready and routed to the first salesperson."""
+    for j in range(6):
+        clock.advance(timedelta(minutes=1))
+        send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": f"w{j}"})
+    stream.drain()
+
+
+def test_lead_topic_subscribers_receive_the_leads_fields(send, stream, team, lead_subscriber, clock) -> None:
+    """SNS keeps only protocol keys of a JSON message structure: the lead must travel in them."""
+    import json as _json
+
+    route_ann(send, stream, clock)
+    (notice,) = lead_subscriber()
+    lead = _json.loads(notice["Message"])
+    assert lead["contact_id"] == "user_id:ann" and lead["event_id"].endswith("#routed")
+    assert (lead["salesperson_id"], lead["salesperson_email"], lead["stage"]) == (
+        "ann-s",
+        "ann.s@example.com",
+        "sql",
+    )
+    assert notice["Subject"] == "New lead assigned"
+    assert notice["MessageAttributes"]["salesperson"]["Value"] == "ann-s"
