@@ -31,6 +31,7 @@ from shared.adapters.dynamodb import (
     n,
     query_all,
     s,
+    ss,
     transact_if,
     unavailable,
 )
@@ -38,7 +39,7 @@ from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.engagement.events import Output
-from shared.engagement.process import Pending
+from shared.engagement.process import Delivery, Pending
 from shared.engagement.routing import Salesperson
 from shared.engagement.transitions import Evaluation
 from shared.scoring.decay import Decay
@@ -268,37 +269,52 @@ class DynamoStageStore:
             "ConsistentRead": True,
         }
         return [
-            Pending(key=item["sk"]["S"], output=_output(item))
+            Pending(key=item["sk"]["S"], output=_output(item), done=_done(item))
             for item in query_all(self._db, request, "the contact store")
         ]
 
-    def mark_published(self, contact: ContactId, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), 99):
-            chunk = keys[start : start + 99]
-            items: list[dict[str, Any]] = [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": {"pk": partition(contact), "sk": s(key)},
-                        "UpdateExpression": "SET published = :yes",
-                        "ConditionExpression": "published = :no",
-                        "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":no": {"BOOL": False}},
-                    }
-                }
-                for key in chunk
-            ]
+    def mark_delivered(self, contact: ContactId, deliveries: Sequence[Delivery]) -> None:
+        """One transaction per 99 entries: channels added to ``delivered`` (a set: repeats are harmless),
+        refusals as ``refused:<channel>``, and complete entries marked published, once each, with the
+        contact's pending count lowered by as many.
+
+        If another delivery completed one of them first, the transaction changes nothing; the entries
+        are then marked one by one, so the others' progress is still recorded.
+        """
+        for start in range(0, len(deliveries), 99):
+            chunk = deliveries[start : start + 99]
+            if not transact_if(self._db, self._marks(contact, chunk), "the contact store"):
+                for delivery in chunk:
+                    transact_if(self._db, self._marks(contact, [delivery]), "the contact store")
+
+    def _marks(self, contact: ContactId, deliveries: Sequence[Delivery]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for delivery in deliveries:
+            x = Expression()
+            if delivery.sent:
+                x.add("delivered", ss(delivery.sent))
+            for channel, code in sorted(delivery.refused.items()):
+                x.set(f"refused:{channel}", s(code))
+            condition = None
+            if delivery.complete:
+                x.set("published", {"BOOL": True})
+                condition = f"{x.name('published')} = {x.value({'BOOL': False})}"
+            if x.sets or x.adds:
+                key = {"pk": partition(contact), "sk": s(delivery.key)}
+                items.append({"Update": x.update(self._table, key, condition)})
+        complete = sum(1 for d in deliveries if d.complete)
+        if complete:
             items.append(
                 {
                     "Update": {
                         "TableName": self._table,
                         "Key": profile_key(contact),
                         "UpdateExpression": "ADD pendingOutputs :minus SET lastWriter = :w",
-                        "ExpressionAttributeValues": {":minus": n(-len(chunk)), ":w": s(WRITER)},
+                        "ExpressionAttributeValues": {":minus": n(-complete), ":w": s(WRITER)},
                     }
                 }
             )
-            if not transact_if(self._db, items, "the contact store"):
-                return  # another delivery marked them first
+        return items
 
     def due(self, now: datetime) -> list[ContactId]:
         """Contacts whose due time has come: one Query per shard, touching only due entries."""
@@ -336,3 +352,9 @@ def profile_from_stream(record: dict[str, Any]) -> ContactRecord | None:
 
 def _output(item: dict[str, Any]) -> Output:
     return _OUTPUT.validate_python(json.loads(item["output"]["S"]))
+
+
+def _done(item: dict[str, Any]) -> frozenset[str]:
+    """The channels an outbox entry went out on or was refused on."""
+    refused = {name.removeprefix("refused:") for name in item if name.startswith("refused:")}
+    return frozenset(item.get("delivered", {}).get("SS", [])) | refused

@@ -571,12 +571,37 @@ def lead_subscriber(aws):
     return _read
 
 
+@pytest.fixture
+def lead_email(aws, monkeypatch):
+    """Lead emails on (``SENDER_EMAIL``, not verified yet), dependencies rebuilt with it; the SES client."""
+    from shared import runtime, settings
+    from shared.adapters import aws as clients
+
+    monkeypatch.setenv("SENDER_EMAIL", "leads@shop.example")
+    settings.reset()
+    runtime.engagement.cache_clear()
+    runtime.admin.cache_clear()
+    return clients.client("ses")
+
+
 def route_ann(send, stream, clock) -> None:
     """Six webinars: Ann is sales-ready and routed to the first salesperson."""
     for j in range(6):
         clock.advance(timedelta(minutes=1))
         send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": f"w{j}"})
     stream.drain()
+
+
+def routed_entry(aws) -> dict[str, Any]:
+    """Ann's outbox entry for her LeadRouted announcement."""
+    items = aws.query(
+        TableName=os.environ["CONTACTS_TABLE_NAME"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+        ExpressionAttributeValues={":pk": {"S": "C#user_id:ann"}, ":h": {"S": "STAGE#"}},
+        ConsistentRead=True,
+    )["Items"]
+    (entry,) = [i for i in items if i["type"]["S"] == "LeadRouted"]
+    return entry
 
 
 def test_lead_topic_subscribers_receive_the_leads_fields(send, stream, team, lead_subscriber, clock) -> None:
@@ -594,3 +619,90 @@ def test_lead_topic_subscribers_receive_the_leads_fields(send, stream, team, lea
     )
     assert notice["Subject"] == "New lead assigned"
     assert notice["MessageAttributes"]["salesperson"]["Value"] == "ann-s"
+
+
+def test_a_refused_lead_email_is_recorded_and_never_retried(
+    aws, lead_email, send, stream, team, lead_subscriber, bus_events, clock
+) -> None:
+    """The sender is not verified (as in the SES sandbox): SES refuses the email for good. The refusal is
+    recorded on the outbox entry, the other channels are marked, and later events notify nobody again."""
+    route_ann(send, stream, clock)
+    for j in range(4):
+        clock.advance(timedelta(minutes=1))
+        send("/v1/track", {"userId": "ann", "event": "Liked", "messageId": f"l{j}"})
+        stream.drain()
+    assert stream.dead_letters == []
+    assert len(lead_subscriber()) == 1, "the salesperson is notified on SNS once"
+    assert len([e for e in bus_events() if e["detail-type"] == "LeadRouted"]) == 1
+    assert lead_email.get_send_quota()["SentLast24Hours"] == 0
+    entry = routed_entry(aws)
+    assert entry["published"] == {"BOOL": True}
+    assert set(entry["delivered"]["SS"]) == {"events", "sns"}
+    assert entry["refused:ses"] == {"S": "MessageRejected"}
+    assert "pendingOutputs" not in profile_item(aws) or profile_item(aws)["pendingOutputs"] == {"N": "0"}
+
+
+def test_a_throttled_lead_email_goes_later_without_repeating_the_other_channels(
+    aws, lead_email, send, stream, team, lead_subscriber, bus_events, clock
+) -> None:
+    """SES throttles the first send (a transient error): only the email is retried, and it goes once."""
+    from botocore.exceptions import ClientError
+
+    lead_email.verify_email_identity(EmailAddress="leads@shop.example")
+    throttled: list[str] = []
+
+    def throttle(**_: Any) -> None:
+        if not throttled:
+            throttled.append("SendEmail")
+            raise ClientError(
+                {
+                    "Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "SendEmail",
+            )
+
+    lead_email.meta.events.register("before-call.ses.SendEmail", throttle)
+    route_ann(send, stream, clock)
+    send("/v1/track", {"userId": "ann", "event": "Liked", "messageId": "l0"})
+    stream.drain()
+    assert throttled and stream.dead_letters == []
+    assert len(lead_subscriber()) == 1
+    assert len([e for e in bus_events() if e["detail-type"] == "LeadRouted"]) == 1
+    assert lead_email.get_send_quota()["SentLast24Hours"] == 1
+    entry = routed_entry(aws)
+    assert entry["published"] == {"BOOL": True} and set(entry["delivered"]["SS"]) == {"events", "sns", "ses"}
+    assert not any(name.startswith("refused:") for name in entry)
+
+
+def test_deliveries_marked_while_another_completed_one_of_them_are_each_counted_once(
+    aws, send, stream, monkeypatch
+) -> None:
+    """The due job and the stream can deliver one contact's outbox at once: an entry the other completed
+    first is skipped, the others' progress is still recorded, and the pending count stays exact."""
+    from shared import runtime
+    from shared.adapters.publisher import AwsPublisher
+    from shared.contacts.identity import ContactId
+    from shared.engagement.process import Delivery
+    from shared.errors import DependencyUnavailable
+
+    def down(self, pending):
+        raise DependencyUnavailable("EventBridge refused the events; retry")
+
+    monkeypatch.setattr(AwsPublisher, "publish", down)
+    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
+    stream.drain()
+    store, ann = runtime.engagement().stages, ContactId.user("ann")
+    first, second, third = (p.key for p in store.pending(ann))
+    store.mark_delivered(ann, [Delivery(first, sent=frozenset({"events"}))])  # the other delivery
+    store.mark_delivered(
+        ann,
+        [
+            Delivery(first, sent=frozenset({"events"})),
+            Delivery(second, sent=frozenset({"events"})),
+            Delivery(third, refused={"sns": "AuthorizationError"}, retry=frozenset({"events"})),
+        ],
+    )
+    (left,) = store.pending(ann)
+    assert (left.key, left.done) == (third, {"sns"})
+    assert profile_item(aws)["pendingOutputs"] == {"N": "1"}
