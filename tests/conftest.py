@@ -174,12 +174,13 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
         runtime.reset()
         db = clients.client("dynamodb")
         db.meta.events.register("before-parameter-build.dynamodb", dynamodb_limits)
+        clients.client("sns").meta.events.register("before-parameter-build.sns.Publish", sns_rules)
         values = create_resources_from_template(db, template)
         for env, logical in table_names_by_env(template).items():
             monkeypatch.setenv(env, values[logical])
         for spec in FUNCTIONS:
             environ = lambda_environment(template, spec, values)
-            scope.host(spec.handler, function_scope(spec, environ, client_hooks=[shared_hooks(db)]))
+            scope.host(spec.handler, function_scope(spec, environ, client_hooks=[shared_hooks()]))
         keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
         keys.register(BROWSER_KEY, "website", Trust.BROWSER, NOW)
         keys.register(SERVER_KEY, "backend", Trust.SERVER, NOW)
@@ -190,17 +191,24 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
             runtime.reset()
 
 
-def shared_hooks(harness: Any) -> Any:
-    """A function's DynamoDB client passes its calls to the hooks registered on ``harness`` too
-    (DynamoDB's limits, the tests' write counters)."""
+def shared_hooks() -> Any:
+    """A function's client passes its calls to the hooks registered on the tests' own client of the same
+    service too (DynamoDB's limits, SNS's message rules, write counters, injected faults): a hook
+    registered on ``clients.client("ses")`` outside any function sees every function's SendEmail."""
+    from shared import scope
+    from shared.adapters import aws as clients
 
     def attach(service: str, client: Any) -> None:
-        if service == "dynamodb":
+        with scope.PROCESS.active():
+            harness = clients.client(service)
+        name = client.meta.service_model.service_id.hyphenize()
 
-            def forward(event_name: str, **kwargs: Any) -> None:
-                harness.meta.events.emit(event_name, **kwargs)
+        def forward(event_name: str, **kwargs: Any) -> Any:
+            # a before-call hook that answers (a stubbed response) short-circuits the call, as on the harness
+            return next((r for _, r in harness.meta.events.emit(event_name, **kwargs) if r is not None), None)
 
-            client.meta.events.register("before-parameter-build.dynamodb", forward)
+        for family in ("before-parameter-build", "before-call", "after-call"):
+            client.meta.events.register(f"{family}.{name}", forward)
 
     return attach
 
@@ -231,6 +239,32 @@ def dynamodb_limits(params: dict[str, Any], model: Any, **_: Any) -> None:
             assert len(request.get(field) or "") <= 4096, (
                 f"{model.name}: {field} of {len(request[field])} characters"
             )
+
+
+#: The top-level keys SNS accepts in a ``MessageStructure="json"`` message: one per protocol.
+SNS_PROTOCOLS = frozenset(
+    {"default", "email", "email-json", "sqs", "lambda", "http", "https", "sms", "firehose", "application"}
+    | {"APNS", "APNS_SANDBOX", "APNS_VOIP", "APNS_VOIP_SANDBOX", "MACOS", "MACOS_SANDBOX"}
+    | {"GCM", "ADM", "BAIDU", "MPNS", "WNS"}
+)
+
+
+def sns_rules(params: dict[str, Any], **_: Any) -> None:
+    """What moto does not enforce and SNS does: a JSON message structure names protocols only, with a
+    string for each and a ``default``; a subject of at most 100 printable characters; 256 KB."""
+    message = params.get("Message") or ""
+    assert len(message.encode()) <= 256 * 1024, f"SNS message of {len(message.encode())} bytes"
+    subject = params.get("Subject")
+    if subject is not None:
+        assert len(subject) <= 100 and subject.isprintable(), f"SNS subject {subject!r}"
+    if params.get("MessageStructure") == "json":
+        structure = json.loads(message)
+        assert isinstance(structure, dict) and isinstance(structure.get("default"), str), (
+            "a JSON message structure needs a default string"
+        )
+        unknown = set(structure) - SNS_PROTOCOLS
+        assert not unknown, f"SNS message structure keys that are not protocols: {sorted(unknown)}"
+        assert all(isinstance(v, str) for v in structure.values()), "each protocol's message is a string"
 
 
 # --- building API Gateway events ------------------------------------------------------------------

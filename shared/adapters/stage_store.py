@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +25,13 @@ from shared.adapters.contact_store import (
 )
 from shared.adapters.dynamodb import (
     Expression,
+    error_code,
     exact_number,
     is_transient,
     n,
     query_all,
     s,
+    ss,
     transact_if,
     unavailable,
 )
@@ -41,12 +44,64 @@ from shared.engagement.transitions import Evaluation
 from shared.scoring.decay import Decay
 from shared.scoring.model import DimensionScore
 from shared.tracking.timestamps import format_time
-from shared.usecases.engagement import Pending
+from shared.usecases.engagement import Delivery, Pending
 
 HISTORY = "STAGE#"
 WRITER = "stage"
 BY_DUE = CONTACTS.global_indexes[0]
 _OUTPUT = TypeAdapter(Output)
+
+
+#: DynamoDB allows 4 KB per expression; folds ride on a write until either of its expressions nears it.
+EXPRESSION_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Fold:
+    """One decaying sum's rebase: its old buckets removed and their value moved onto ``into``."""
+
+    #: every bucket read (the old ones and ``into``) and the exact number stored, ``None`` if absent
+    expected: tuple[tuple[str, str | None], ...]
+    into: str
+    value: dict[str, str]
+
+    def write(self, x: Expression, conditions: list[str]) -> None:
+        for attribute, exact in self.expected:
+            name = x.name(attribute)
+            if exact is not None:  # the stored number itself: a float would not compare equal
+                conditions.append(f"{name} = {x.value({'N': exact})}")
+            else:
+                conditions.append(f"attribute_not_exists({name})")
+            if attribute != self.into:
+                x.remove(attribute)
+        x.set(self.into, self.value)
+
+    def size(self) -> tuple[int, int]:
+        """At most what the fold adds to the update and to the condition expression, in characters.
+
+        Per bucket: ``#abcd,`` removed (the last one ``#abcd=:abcd,`` set, plus ``REMOVE``) and
+        `` AND attribute_not_exists(#abcd)`` at worst, with placeholders of up to five characters.
+        """
+        buckets = len(self.expected)
+        return 16 * buckets, 32 * buckets
+
+
+def _ride(x: Expression, conditions: list[str], folds: Sequence[Fold], *, one: bool = False) -> list[Fold]:
+    """Add folds to a write while both its expressions stay under the limit; returns those left over.
+
+    ``one``: a write of folds alone takes at least one, so writing them apart always makes progress.
+    """
+    left = list(folds)
+    while left:
+        update, condition = left[0].size()
+        fits = (
+            len(x.update_expression()) + update <= EXPRESSION_LIMIT
+            and len(" AND ".join(conditions)) + condition <= EXPRESSION_LIMIT
+        )
+        if not fits and not (one and len(left) == len(folds)):
+            break
+        left.pop(0).write(x, conditions)
+    return left
 
 
 def due_shard(contact: ContactId, shards: int) -> str:
@@ -100,28 +155,32 @@ class DynamoStageStore:
                 x.set("dueKey", s(f"{due}#{contact}"))
         if outputs:
             x.add("pendingOutputs", n(len(outputs)))
-        # A new stage rewrites the baseline snapshot anyway: fold only the scores then.
-        folded = self._rebase(x, record, now, baseline=not evaluation.stage_changed)
         sequence = x.name("stageSeq")
         expected = x.value(n(record.stage_seq))
         guard = f"({sequence} = {expected} OR (attribute_not_exists({sequence}) AND {expected} = {x.value(n(0))}))"
-        condition = " AND ".join(
-            [guard, f"attribute_not_exists({x.name('mergedInto')})", "attribute_exists(pk)", *folded]
-        )
-        items: list[dict[str, Any]] = [{"Update": x.update(self._table, profile_key(contact), condition)}]
+        conditions = [guard, f"attribute_not_exists({x.name('mergedInto')})", "attribute_exists(pk)"]
+        # A new stage rewrites the baseline snapshot anyway: fold only the scores then.
+        folds = self._folds(record, now, baseline=not evaluation.stage_changed)
+        rest = _ride(x, conditions, folds)
+        items: list[dict[str, Any]] = [
+            {"Update": x.update(self._table, profile_key(contact), " AND ".join(conditions))}
+        ]
         for number, output in enumerate(outputs):
             items.append(
                 {"Put": {"TableName": self._table, "Item": self._history(contact, seq, number, output)}}
             )
-        return transact_if(self._db, items, "the contact store")
+        if not transact_if(self._db, items, "the contact store"):
+            return False
+        self._fold_apart(contact, rest)
+        return True
 
-    def _rebase(self, x: Expression, record: ContactRecord, now: datetime, baseline: bool) -> list[str]:
-        """Fold decaying sums older than the previous bucket into it, riding on a write made anyway.
+    def _folds(self, record: ContactRecord, now: datetime, baseline: bool) -> list[Fold]:
+        """Decaying sums older than the previous bucket, to fold into it (rebase).
 
-        The tracking path only adds to the current bucket, so folded buckets are quiet; the write is
-        conditional on their values, in case a merge added to them meanwhile.
+        The tracking path only adds to the current bucket, so folded buckets are quiet; each fold is
+        conditional on the values read, in case a merge added to them meanwhile.
         """
-        conditions: list[str] = []
+        folds: list[Fold] = []
         baselines = {"global": record.stage_baseline} if record.stage_baseline and baseline else {}
         for prefix, dimensions in ((SCORE, record.scores), (BASELINE, baselines)):
             for dimension, score in dimensions.items():
@@ -131,21 +190,36 @@ class DynamoStageStore:
                     old = [bucket for bucket in sums if bucket < into]
                     if not old:
                         continue
-                    for bucket in [*old, into]:
-                        attribute = f"{prefix}{dimension}:{memory.key}:{bucket}"
-                        name = x.name(attribute)
-                        exact = record.stored_numbers.get(attribute)
-                        if exact is not None:  # the stored number itself: a float would not compare equal
-                            conditions.append(f"{name} = {x.value({'N': exact})}")
-                        else:
-                            conditions.append(f"attribute_not_exists({name})")
-                    for bucket in old:
-                        x.remove(f"{prefix}{dimension}:{memory.key}:{bucket}")
-                    x.set(
-                        f"{prefix}{dimension}:{memory.key}:{into}",
-                        n(exact_number(memory.fold(sums, into)[into])),
+                    attribute = f"{prefix}{dimension}:{memory.key}:"
+                    folds.append(
+                        Fold(
+                            expected=tuple(
+                                (attribute + str(b), record.stored_numbers.get(attribute + str(b)))
+                                for b in [*old, into]
+                            ),
+                            into=attribute + str(into),
+                            value=n(exact_number(memory.fold(sums, into)[into])),
+                        )
                     )
-        return conditions
+        return folds
+
+    def _fold_apart(self, contact: ContactId, folds: Sequence[Fold]) -> None:
+        """Folds that did not fit in the stage write, in writes of their own that each fit.
+
+        A fold changes no score, so it needs no stage sequence: its conditions on the exact values
+        read make it apply once. A write that finds a value changed (a merge added to it) is skipped
+        whole; the contact's next stage write folds what it held.
+        """
+        while folds:
+            x = Expression()
+            x.set("lastWriter", s(WRITER))
+            conditions = ["attribute_exists(pk)", f"attribute_not_exists({x.name('mergedInto')})"]
+            folds = _ride(x, conditions, folds, one=True)
+            try:
+                self._db.update_item(**x.update(self._table, profile_key(contact), " AND ".join(conditions)))
+            except Exception as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise self._failure(exc) from exc
 
     def _baseline(self, x: Expression, record: ContactRecord) -> None:
         """The stage score restarts: snapshot the global score now, dropping the old snapshot's buckets."""
@@ -195,37 +269,52 @@ class DynamoStageStore:
             "ConsistentRead": True,
         }
         return [
-            Pending(key=item["sk"]["S"], output=_output(item))
+            Pending(key=item["sk"]["S"], output=_output(item), done=_done(item))
             for item in query_all(self._db, request, "the contact store")
         ]
 
-    def mark_published(self, contact: ContactId, keys: Sequence[str]) -> None:
-        for start in range(0, len(keys), 99):
-            chunk = keys[start : start + 99]
-            items: list[dict[str, Any]] = [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": {"pk": partition(contact), "sk": s(key)},
-                        "UpdateExpression": "SET published = :yes",
-                        "ConditionExpression": "published = :no",
-                        "ExpressionAttributeValues": {":yes": {"BOOL": True}, ":no": {"BOOL": False}},
-                    }
-                }
-                for key in chunk
-            ]
+    def mark_delivered(self, contact: ContactId, deliveries: Sequence[Delivery]) -> None:
+        """One transaction per 99 entries: channels added to ``delivered`` (a set: repeats are harmless),
+        refusals as ``refused:<channel>``, and complete entries marked published, once each, with the
+        contact's pending count lowered by as many.
+
+        If another delivery completed one of them first, the transaction changes nothing; the entries
+        are then marked one by one, so the others' progress is still recorded.
+        """
+        for start in range(0, len(deliveries), 99):
+            chunk = deliveries[start : start + 99]
+            if not transact_if(self._db, self._marks(contact, chunk), "the contact store"):
+                for delivery in chunk:
+                    transact_if(self._db, self._marks(contact, [delivery]), "the contact store")
+
+    def _marks(self, contact: ContactId, deliveries: Sequence[Delivery]) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for delivery in deliveries:
+            x = Expression()
+            if delivery.sent:
+                x.add("delivered", ss(delivery.sent))
+            for channel, code in sorted(delivery.refused.items()):
+                x.set(f"refused:{channel}", s(code))
+            condition = None
+            if delivery.complete:
+                x.set("published", {"BOOL": True})
+                condition = f"{x.name('published')} = {x.value({'BOOL': False})}"
+            if x.sets or x.adds:
+                key = {"pk": partition(contact), "sk": s(delivery.key)}
+                items.append({"Update": x.update(self._table, key, condition)})
+        complete = sum(1 for d in deliveries if d.complete)
+        if complete:
             items.append(
                 {
                     "Update": {
                         "TableName": self._table,
                         "Key": profile_key(contact),
                         "UpdateExpression": "ADD pendingOutputs :minus SET lastWriter = :w",
-                        "ExpressionAttributeValues": {":minus": n(-len(chunk)), ":w": s(WRITER)},
+                        "ExpressionAttributeValues": {":minus": n(-complete), ":w": s(WRITER)},
                     }
                 }
             )
-            if not transact_if(self._db, items, "the contact store"):
-                return  # another delivery marked them first
+        return items
 
     def due(self, now: datetime) -> list[ContactId]:
         """Contacts whose due time has come: one Query per shard, touching only due entries."""
@@ -263,3 +352,9 @@ def profile_from_stream(record: dict[str, Any]) -> ContactRecord | None:
 
 def _output(item: dict[str, Any]) -> Output:
     return _OUTPUT.validate_python(json.loads(item["output"]["S"]))
+
+
+def _done(item: dict[str, Any]) -> frozenset[str]:
+    """The channels an outbox entry went out on or was refused on."""
+    refused = {name.removeprefix("refused:") for name in item if name.startswith("refused:")}
+    return frozenset(item.get("delivered", {}).get("SS", [])) | refused

@@ -6,15 +6,18 @@ At-least-once in, exactly-once effects out:
   the evaluation started from. A redelivered or stale stream record therefore finds the sequence
   moved on, re-reads the contact, and re-evaluates from the truth (usually: nothing left to do).
 - Moves and their announcements are written together (the outbox); announcements are then
-  published and marked. A crash in between leaves them pending, and the next evaluation of the
-  contact publishes them. Published events carry stable ids for consumers to deduplicate.
+  published and marked, channel by channel (the bus, the lead topic, the salesperson's email). A
+  crash or a channel that is down for now leaves the rest pending, and the next evaluation of the
+  contact sends only what is left. A channel that refuses for good (an unverified email sender) is
+  recorded with its error and never retried. Published events carry stable ids for consumers to
+  deduplicate.
 - An evaluation that changes nothing writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -25,7 +28,7 @@ from shared.engagement.events import ContactStageChanged, EngagementQuarterChang
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.engagement.transitions import Evaluation, Move, evaluate
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, DependencyUnavailable, NotFound
 from shared.scoring.decay import Decay
 
 #: How often one record re-reads and re-evaluates a contact that moved under it before giving up.
@@ -34,10 +37,28 @@ MAX_ATTEMPTS = 4
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """An announcement written with its move and not yet published."""
+    """An announcement written with its move and not yet delivered on every channel."""
 
     key: str
     output: Output
+    #: channels it went out on, or was refused on for good (neither is tried again)
+    done: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one attempt to publish a pending announcement achieved, channel by channel."""
+
+    key: str
+    sent: frozenset[str] = frozenset()
+    #: channel -> error code: refused for good (retrying cannot fix it), recorded, never retried
+    refused: Mapping[str, str] = field(default_factory=dict)
+    #: channels that failed for now (throttled, unavailable): tried again on the next attempt
+    retry: frozenset[str] = frozenset()
+
+    @property
+    def complete(self) -> bool:
+        return not self.retry
 
 
 class StageStore(Protocol):
@@ -57,7 +78,9 @@ class StageStore(Protocol):
 
     def history(self, contact: ContactId, limit: int) -> list[Output]: ...
 
-    def mark_published(self, contact: ContactId, keys: Sequence[str]) -> None: ...
+    def mark_delivered(self, contact: ContactId, deliveries: Sequence[Delivery]) -> None:
+        """Record the channels sent and refused; a complete delivery is no longer pending."""
+        ...
 
     def due(self, now: datetime) -> list[ContactId]: ...
 
@@ -69,7 +92,9 @@ class Router(Protocol):
 
 
 class Publisher(Protocol):
-    def publish(self, outputs: Sequence[Output]) -> None: ...
+    def publish(self, pending: Sequence[Pending]) -> list[Delivery]:
+        """Send each announcement on its channels not done yet; one delivery per announcement."""
+        ...
 
 
 class FunnelSource(Protocol):
@@ -140,12 +165,21 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
 
 
 def publish_pending(contact: ContactId, deps: Engagement) -> int:
+    """Send the contact's pending announcements and record what went; raise if a channel must retry.
+
+    What went out is recorded before raising, so the retry (this record again, or the contact's next
+    one) sends only the channels left.
+    """
     pending = deps.stages.pending(contact)
     if not pending:
         return 0
-    deps.publisher.publish([p.output for p in pending])
-    deps.stages.mark_published(contact, [p.key for p in pending])
-    deps.telemetry.count("EventsPublished", len(pending))
+    deliveries = deps.publisher.publish(pending)
+    deps.stages.mark_delivered(contact, [d for d in deliveries if d.complete or d.sent or d.refused])
+    deps.telemetry.count("EventsPublished", sum(1 for d in deliveries if d.complete))
+    deps.telemetry.count("DeliveriesRefused", sum(len(d.refused) for d in deliveries))
+    waiting = sorted({channel for d in deliveries for channel in d.retry})
+    if waiting:
+        raise DependencyUnavailable(f"announcements on {', '.join(waiting)} are pending; retry")
     return 1
 
 

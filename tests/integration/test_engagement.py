@@ -430,3 +430,294 @@ def test_announcements_left_pending_go_out_with_the_contacts_next_record(
     send("/v1/track", {"userId": "ann", "event": "Liked"})
     stream.drain()
     assert bus_events() == [], "published once"
+
+
+def hundred_tags(send, rules_api) -> None:
+    """Ann views products in 100 categories: a score dimension for each."""
+    interest = {"behaviour": "product_viewed", "points": 1, "tag_from": "properties.category"}
+    assert rules_api("PUT", "interest", interest)[0] == 200
+    for start in (0, 50):
+        views = [
+            {
+                "type": "track",
+                "userId": "ann",
+                "event": "Product Viewed",
+                "messageId": f"v{i}",
+                "properties": {"category": f"category-{i:03d}"},
+            }
+            for i in range(start, start + 50)
+        ]
+        assert send("/v1/batch", {"batch": views})[0] == 200
+
+
+def profile_item(aws, user: str = "ann") -> dict[str, Any]:
+    return aws.get_item(
+        TableName=os.environ["CONTACTS_TABLE_NAME"],
+        Key={"pk": {"S": f"C#user_id:{user}"}, "sk": {"S": "PROFILE"}},
+        ConsistentRead=True,
+    )["Item"]
+
+
+def test_a_contact_with_a_hundred_tags_rebases_within_the_expression_limit(
+    aws, send, stream, admin, rules_api, clock
+) -> None:
+    """Every score dimension adds rebase conditions to the stage write; with 100 tags they pass 4 KB.
+
+    DynamoDB rejects an expression over 4 KB (moto does not; the ``aws`` fixture checks every call),
+    so the folds are split over writes that each fit, and every old bucket is still folded once."""
+    from shared.adapters.contact_store import record_from_item
+    from shared.scoring.decay import Decay
+
+    hundred_tags(send, rules_api)
+    stream.drain()
+    before = record_from_item(profile_item(aws)).scores
+    assert len(before) == 101  # global and 100 tags
+    clock.advance(timedelta(days=500))  # every dimension's buckets are now old: all of them fold
+    send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": "w1"})
+    stream.drain()
+    assert stream.dead_letters == []
+
+    item = profile_item(aws)
+    decay = Decay()
+    for memory in decay.memories:
+        now_bucket = memory.bucket(clock.now())
+        stale = [
+            name
+            for name in item
+            if name.startswith("score:")
+            and f":{memory.key}:" in name
+            and int(name.rsplit(":", 1)[1]) < now_bucket - 1
+        ]
+        assert stale == [], stale[:5]
+    after = record_from_item(item).scores
+    for dimension, score in before.items():
+        if dimension == "global":
+            continue
+        assert after[dimension].total == score.total
+        for recent in (False, True):
+            assert after[dimension].value(decay, clock.now(), recent=recent) == pytest.approx(
+                score.value(decay, clock.now(), recent=recent), rel=1e-9
+            )
+    assert after["global"].total == before["global"].total + 10
+
+
+def test_a_fold_written_apart_is_skipped_when_a_merge_added_to_its_buckets(
+    aws, send, stream, rules_api, clock
+) -> None:
+    """Between the stage write and the folds written after it, a merge adds to a bucket being folded:
+    that write's conditions on the exact values read fail and it is skipped (the points stay, folded
+    on a later stage write); the other writes apply, and no value changes."""
+    from shared.adapters.contact_store import record_from_item
+    from shared.scoring.decay import Decay
+
+    hundred_tags(send, rules_api)
+    stream.drain()
+    clock.advance(timedelta(days=500))
+    before = record_from_item(profile_item(aws)).scores
+    table = os.environ["CONTACTS_TABLE_NAME"]
+    raced: list[list[str]] = []
+
+    def merge_meanwhile(params: dict[str, Any], **_: Any) -> None:
+        """Just before the first write of folds apart, a merge adds a point to its first old bucket."""
+        if raced or "REMOVE" not in params.get("UpdateExpression", ""):
+            return
+        names = params["ExpressionAttributeNames"]
+        removed = [names[a] for a in params["UpdateExpression"].split("REMOVE ")[1].split(",")]
+        raced.append(removed)
+        aws.update_item(
+            TableName=table,
+            Key=params["Key"],
+            UpdateExpression="ADD #b :one",
+            ExpressionAttributeNames={"#b": removed[0]},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    aws.meta.events.register("before-parameter-build.dynamodb.UpdateItem", merge_meanwhile)
+    send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": "w1"})
+    stream.drain()
+    aws.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", merge_meanwhile)
+    assert stream.dead_letters == [] and len(raced) == 1
+    (skipped,) = raced
+
+    item = profile_item(aws)
+    decay = Decay()
+    stale = {
+        name
+        for memory in decay.memories
+        for name in item
+        if name.startswith("score:")
+        and f":{memory.key}:" in name
+        and int(name.rsplit(":", 1)[1]) < memory.bucket(clock.now()) - 1
+    }
+    assert stale == set(skipped), "only the raced write's folds are left for later"
+    after = record_from_item(item).scores
+    dimension, memory_key, bucket = skipped[0].removeprefix("score:").rsplit(":", 2)
+    memory = next(m for m in decay.memories if m.key == memory_key)
+    for name, score in before.items():
+        if name == "global":
+            continue
+        for recent in (False, True):
+            expected = score.value(decay, clock.now(), recent=recent)
+            if name == dimension and recent == (memory == decay.recent):
+                expected += 2.0 ** (-(clock.now() - memory.anchor(int(bucket))) / memory.half_life)
+            assert after[name].value(decay, clock.now(), recent=recent) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.fixture
+def lead_subscriber(aws):
+    """An SQS queue subscribed to the lead topic, raw delivery off: the notices a subscriber receives."""
+    import json as _json
+
+    from shared.adapters import aws as clients
+
+    sqs = clients.client("sqs")
+    queue = sqs.create_queue(QueueName="lead-subscriber")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients.client("sns").subscribe(TopicArn=os.environ["LEAD_TOPIC_ARN"], Protocol="sqs", Endpoint=arn)
+
+    def _read() -> list[dict[str, Any]]:
+        found = []
+        while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                found.append(_json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    return _read
+
+
+@pytest.fixture
+def lead_email(aws, monkeypatch):
+    """Lead emails on (``SENDER_EMAIL``, not verified yet), dependencies rebuilt with it; the SES client."""
+    from shared import runtime, settings
+    from shared.adapters import aws as clients
+
+    monkeypatch.setenv("SENDER_EMAIL", "leads@shop.example")
+    settings.reset()
+    runtime.engagement.cache_clear()
+    runtime.admin.cache_clear()
+    return clients.client("ses")
+
+
+def route_ann(send, stream, clock) -> None:
+    """Six webinars: Ann is sales-ready and routed to the first salesperson."""
+    for j in range(6):
+        clock.advance(timedelta(minutes=1))
+        send("/v1/track", {"userId": "ann", "event": "Webinar Attended", "messageId": f"w{j}"})
+    stream.drain()
+
+
+def routed_entry(aws) -> dict[str, Any]:
+    """Ann's outbox entry for her LeadRouted announcement."""
+    items = aws.query(
+        TableName=os.environ["CONTACTS_TABLE_NAME"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+        ExpressionAttributeValues={":pk": {"S": "C#user_id:ann"}, ":h": {"S": "STAGE#"}},
+        ConsistentRead=True,
+    )["Items"]
+    (entry,) = [i for i in items if i["type"]["S"] == "LeadRouted"]
+    return entry
+
+
+def test_lead_topic_subscribers_receive_the_leads_fields(send, stream, team, lead_subscriber, clock) -> None:
+    """SNS keeps only protocol keys of a JSON message structure: the lead must travel in them."""
+    import json as _json
+
+    route_ann(send, stream, clock)
+    (notice,) = lead_subscriber()
+    lead = _json.loads(notice["Message"])
+    assert lead["contact_id"] == "user_id:ann" and lead["event_id"].endswith("#routed")
+    assert (lead["salesperson_id"], lead["salesperson_email"], lead["stage"]) == (
+        "ann-s",
+        "ann.s@example.com",
+        "sql",
+    )
+    assert notice["Subject"] == "New lead assigned"
+    assert notice["MessageAttributes"]["salesperson"]["Value"] == "ann-s"
+
+
+def test_a_refused_lead_email_is_recorded_and_never_retried(
+    aws, lead_email, send, stream, team, lead_subscriber, bus_events, clock
+) -> None:
+    """The sender is not verified (as in the SES sandbox): SES refuses the email for good. The refusal is
+    recorded on the outbox entry, the other channels are marked, and later events notify nobody again."""
+    route_ann(send, stream, clock)
+    for j in range(4):
+        clock.advance(timedelta(minutes=1))
+        send("/v1/track", {"userId": "ann", "event": "Liked", "messageId": f"l{j}"})
+        stream.drain()
+    assert stream.dead_letters == []
+    assert len(lead_subscriber()) == 1, "the salesperson is notified on SNS once"
+    assert len([e for e in bus_events() if e["detail-type"] == "LeadRouted"]) == 1
+    assert lead_email.get_send_quota()["SentLast24Hours"] == 0
+    entry = routed_entry(aws)
+    assert entry["published"] == {"BOOL": True}
+    assert set(entry["delivered"]["SS"]) == {"events", "sns"}
+    assert entry["refused:ses"] == {"S": "MessageRejected"}
+    assert "pendingOutputs" not in profile_item(aws) or profile_item(aws)["pendingOutputs"] == {"N": "0"}
+
+
+def test_a_throttled_lead_email_goes_later_without_repeating_the_other_channels(
+    aws, lead_email, send, stream, team, lead_subscriber, bus_events, clock
+) -> None:
+    """SES throttles the first send (a transient error): only the email is retried, and it goes once."""
+    from botocore.exceptions import ClientError
+
+    lead_email.verify_email_identity(EmailAddress="leads@shop.example")
+    throttled: list[str] = []
+
+    def throttle(**_: Any) -> None:
+        if not throttled:
+            throttled.append("SendEmail")
+            raise ClientError(
+                {
+                    "Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded."},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                "SendEmail",
+            )
+
+    lead_email.meta.events.register("before-call.ses.SendEmail", throttle)
+    route_ann(send, stream, clock)
+    send("/v1/track", {"userId": "ann", "event": "Liked", "messageId": "l0"})
+    stream.drain()
+    assert throttled and stream.dead_letters == []
+    assert len(lead_subscriber()) == 1
+    assert len([e for e in bus_events() if e["detail-type"] == "LeadRouted"]) == 1
+    assert lead_email.get_send_quota()["SentLast24Hours"] == 1
+    entry = routed_entry(aws)
+    assert entry["published"] == {"BOOL": True} and set(entry["delivered"]["SS"]) == {"events", "sns", "ses"}
+    assert not any(name.startswith("refused:") for name in entry)
+
+
+def test_deliveries_marked_while_another_completed_one_of_them_are_each_counted_once(
+    aws, send, stream, monkeypatch
+) -> None:
+    """The due job and the stream can deliver one contact's outbox at once: an entry the other completed
+    first is skipped, the others' progress is still recorded, and the pending count stays exact."""
+    from shared import runtime
+    from shared.adapters.publisher import AwsPublisher
+    from shared.contacts.identity import ContactId
+    from shared.usecases.engagement import Delivery
+    from shared.errors import DependencyUnavailable
+
+    def down(self, pending):
+        raise DependencyUnavailable("EventBridge refused the events; retry")
+
+    monkeypatch.setattr(AwsPublisher, "publish", down)
+    send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
+    stream.drain()
+    store, ann = runtime.engagement().stages, ContactId.user("ann")
+    first, second, third = (p.key for p in store.pending(ann))
+    store.mark_delivered(ann, [Delivery(first, sent=frozenset({"events"}))])  # the other delivery
+    store.mark_delivered(
+        ann,
+        [
+            Delivery(first, sent=frozenset({"events"})),
+            Delivery(second, sent=frozenset({"events"})),
+            Delivery(third, refused={"sns": "AuthorizationError"}, retry=frozenset({"events"})),
+        ],
+    )
+    (left,) = store.pending(ann)
+    assert (left.key, left.done) == (third, {"sns"})
+    assert profile_item(aws)["pendingOutputs"] == {"N": "1"}

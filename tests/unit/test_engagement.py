@@ -204,3 +204,42 @@ def test_the_due_job_goes_on_past_a_failing_contact() -> None:
     )  # type: ignore[arg-type]
     assert run_due(deps) == 0
     assert telemetry.counts["DueFailed"] == 1 and telemetry.counts["due re-evaluation failed"] == 1
+
+
+def test_what_went_out_is_recorded_before_a_channel_left_for_later_is_retried() -> None:
+    from shared.clock import FixedClock
+    from shared.contacts.identity import ContactId
+    from shared.usecases.engagement import Delivery, Engagement, Pending, publish_pending
+    from shared.errors import DependencyUnavailable
+    from tests.fakes import CountingTelemetry
+
+    marked: list[list[Delivery]] = []
+    later = Delivery("b", sent=frozenset({"events", "sns"}), retry=frozenset({"ses"}))
+    refused = Delivery("a", sent=frozenset({"events"}), refused={"ses": "MessageRejected"})
+    nothing = Delivery("c", retry=frozenset({"events"}))
+
+    class Stages:
+        def pending(self, contact):
+            return [Pending(d.key, None) for d in (refused, later, nothing)]  # type: ignore[arg-type]
+
+        def mark_delivered(self, contact, deliveries):
+            marked.append(list(deliveries))
+
+    class Publisher:
+        def publish(self, pending):
+            return [refused, later, nothing]
+
+    telemetry = CountingTelemetry()
+    deps = Engagement(
+        clock=FixedClock(NOW),
+        funnels=None,
+        decay=DECAY,
+        stages=Stages(),
+        router=None,
+        publisher=Publisher(),
+        telemetry=telemetry,
+    )  # type: ignore[arg-type]
+    with pytest.raises(DependencyUnavailable, match="events, ses"):
+        publish_pending(ContactId.user("ann"), deps)
+    assert marked == [[refused, later]], "progress recorded; an attempt that achieved nothing writes nothing"
+    assert telemetry.counts["EventsPublished"] == 1 and telemetry.counts["DeliveriesRefused"] == 1
