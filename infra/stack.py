@@ -1,4 +1,4 @@
-"""The Lifecycle stack: a thin composition of one construct per capability."""
+"""The Lifecycle stack: shared storage, messaging and API, then one construct per capability."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.config import DeploymentConfig
-from infra.constructs.functions import Functions
+from infra.constructs.capability import Capability
+from infra.constructs.function import Packaging, Platform
 from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
 from infra.constructs.storage import Storage
-from infra.constructs.triggers import Triggers
+from infra.wiring import CAPABILITIES
 
 
 class LifecycleStack(Stack):
@@ -20,18 +21,27 @@ class LifecycleStack(Stack):
         )
         storage = Storage(self, "Storage")
         messaging = Messaging(self, "Messaging", config=config)
-        functions = Functions(self, "Functions", tables=storage.tables, messaging=messaging, config=config)
-        api = HttpApi(self, "Http", functions=functions.functions, config=config)
-        triggers = Triggers(self, "Triggers", functions=functions.functions, tables=storage.tables)
+        api = HttpApi(self, "Http", config=config)
+        platform = Platform(
+            tables=storage.tables,
+            messaging=messaging,
+            api=api,
+            packaging=Packaging(self, "Packaging", config=config),
+            config=config,
+        )
+        self.capabilities = {
+            name: Capability(self, name.title(), name=name, platform=platform) for name in CAPABILITIES
+        }
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL for tracking SDKs and the admin API")
-        for name, queue in triggers.dead_letters.items():
-            CfnOutput(
-                self,
-                f"{name.title().replace('_', '')}DeadLettersUrl",
-                value=queue.queue_url,
-                description=f"Failed {name} batches or runs (python -m infra.redrive --queue <this URL>)",
-            )
+        for capability in self.capabilities.values():
+            for name, queue in capability.dead_letters.items():
+                CfnOutput(
+                    self,
+                    f"{name.title().replace('_', '')}DeadLettersUrl",
+                    value=queue.queue_url,
+                    description=f"Failed {name} batches or runs (python -m infra.redrive --queue <this URL>)",
+                )
         CfnOutput(
             self,
             "EventBusName",

@@ -16,6 +16,7 @@ from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
 __all__ = [
+    "CAPABILITIES",
     "FUNCTIONS",
     "TABLES",
     "CORS",
@@ -86,11 +87,16 @@ class ScheduleTrigger:
 
 
 Service = Literal["events", "sns", "ses"]
+#: What the system does, one construct each in the stack; automation, delivery and analytics come next.
+Capability = Literal["ingest", "engagement", "admin"]
+CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "admin")
 
 
 @dataclass(frozen=True, slots=True)
 class FunctionSpec:
     name: str
+    #: the capability it belongs to: one CDK construct each (``infra.constructs.capability``)
+    capability: Capability
     #: "package.module.function", importable from the project root
     handler: str
     description: str
@@ -134,6 +140,7 @@ ENGAGEMENT_TABLES = (
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         name="tracking",
+        capability="ingest",
         handler="functions.tracking.handler.handler",
         description="Segment-compatible tracking endpoint: records behaviour events exactly once",
         routes=tuple(HttpRoute("POST", path) for path in TRACKING_PATHS),
@@ -157,6 +164,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
     FunctionSpec(
         name="admin",
+        capability="admin",
         handler="functions.admin.handler.handler",
         description="Admin API: contacts, score ledgers, scoring rules, funnel, salespeople and lead acceptance",
         routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES),
@@ -180,6 +188,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
     FunctionSpec(
         name="stage_transition",
+        capability="engagement",
         handler="functions.stage_transition.handler.handler",
         description="Stage transitions: places contacts on the engagement index and funnel, routes leads",
         stream=StreamTrigger(CONTACTS, filters=(PROFILE_CHANGED_BY_TRACKING,)),
@@ -189,6 +198,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
     FunctionSpec(
         name="due",
+        capability="engagement",
         handler="functions.due.handler.handler",
         description="Due-time job: re-evaluates contacts whose decaying engagement may have crossed a threshold",
         schedule=ScheduleTrigger(every=timedelta(hours=1)),

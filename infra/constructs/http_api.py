@@ -1,4 +1,4 @@
-"""The public HTTP API: tracking routes (write-key auth in the function) and IAM-authorised admin routes."""
+"""The public HTTP API: one API and stage; each capability adds its functions' routes (write-key or IAM auth)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import DeploymentConfig
-from infra.wiring import CORS, FUNCTIONS
+from infra.wiring import CORS, FunctionSpec
 
 #: Access log fields: enough to trace a request, nothing personal (no source IP, no user agent).
 ACCESS_LOG_FORMAT = {
@@ -34,7 +34,6 @@ class HttpApi(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        functions: dict[str, lambda_.Function],
         config: DeploymentConfig,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -68,31 +67,33 @@ class HttpApi(Construct):
         cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
             destination_arn=access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
         )
-        iam_authorizer = authorizers.HttpIamAuthorizer()
-        for spec in FUNCTIONS:
-            if not spec.routes:
-                continue
-            integration = integrations.HttpLambdaIntegration(
-                f"{spec.name.capitalize()}Integration",
-                functions[spec.name],
-                payload_format_version=apigw.PayloadFormatVersion.VERSION_2_0,
+        self._iam_authorizer = authorizers.HttpIamAuthorizer()
+
+    def add_function_routes(self, spec: FunctionSpec, function: lambda_.IFunction) -> None:
+        """The routes a function's wiring declares: write-key auth in the function, or IAM (SigV4)."""
+        if not spec.routes:
+            return
+        integration = integrations.HttpLambdaIntegration(
+            f"{spec.name.capitalize()}Integration",
+            function,
+            payload_format_version=apigw.PayloadFormatVersion.VERSION_2_0,
+        )
+        for route in spec.routes:
+            created = self.api.add_routes(
+                path=route.path,
+                methods=[apigw.HttpMethod[route.method]],
+                integration=integration,
+                authorizer=self._iam_authorizer if route.auth == "iam" else None,
             )
-            for route in spec.routes:
-                created = self.api.add_routes(
-                    path=route.path,
-                    methods=[apigw.HttpMethod[route.method]],
-                    integration=integration,
-                    authorizer=iam_authorizer if route.auth == "iam" else None,
-                )
-                if route.auth == "none":
-                    for r in created:
-                        Validations.of(r).acknowledge(
-                            Acknowledgment(
-                                id="AwsSolutions-APIG4",
-                                reason="Tracking routes authenticate each request with a Segment write key "
-                                "(HTTP Basic or body writeKey), checked by the tracking function; SDKs cannot sign requests.",
-                            )
+            if route.auth == "none":
+                for r in created:
+                    Validations.of(r).acknowledge(
+                        Acknowledgment(
+                            id="AwsSolutions-APIG4",
+                            reason="Tracking routes authenticate each request with a Segment write key "
+                            "(HTTP Basic or body writeKey), checked by the tracking function; SDKs cannot sign requests.",
                         )
+                    )
 
     @property
     def url(self) -> str:

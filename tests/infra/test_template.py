@@ -356,3 +356,20 @@ def test_indexes_are_granted_for_query_only(template, spec) -> None:
             on_indexes.update(actions)
     declared = any(access.indexes and "dynamodb:Query" in access.actions for access in spec.tables)
     assert on_indexes == ({"dynamodb:Query"} if declared else set())
+
+
+def test_each_capability_is_one_construct_holding_its_functions_and_their_dead_letters(template) -> None:
+    """The stack is composed per capability (ingest, engagement, admin...), not per resource type: each
+    function, and the queue its failures go to, sit under the construct of the capability the wiring
+    gives it."""
+    from infra.wiring import CAPABILITIES
+
+    functions = resources(template, "AWS::Lambda::Function")
+    queues = resources(template, "AWS::SQS::Queue")
+    for spec in FUNCTIONS:
+        assert spec.capability in CAPABILITIES
+        (logical,) = [k for k, f in functions.items() if f["Properties"]["Handler"] == spec.handler]
+        assert logical.startswith(spec.capability.title()), (spec.name, logical)
+        if spec.stream or spec.schedule:
+            prefix = spec.capability.title() + spec.name.title().replace("_", "") + "DeadLetters"
+            assert [q for q in queues if q.startswith(prefix)], (spec.name, sorted(queues))

@@ -1,0 +1,249 @@
+"""One Lambda function per wiring spec: own role (least privilege), own log group, triggers and dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from infra.config import DeploymentConfig, environment
+from infra.constructs.http_api import HttpApi
+from infra.constructs.messaging import Messaging
+from infra.permissions import grants
+from infra.wiring import FunctionSpec
+
+ROOT = Path(__file__).resolve().parents[2]
+#: A version the tests run on (python3.14 is on no machine here or in CI): see docs/decisions.md.
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+#: Only handler and shared code go into the asset; dependencies come from the Powertools layer.
+ASSET_EXCLUDES = [
+    "*",
+    ".*",
+    "!functions",
+    "!functions/**",
+    "!shared",
+    "!shared/**",
+    "**/__pycache__",
+    "**/*.pyc",
+]
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What every capability builds on: the tables, the messaging, the API and the function packaging."""
+
+    tables: dict[str, dynamodb.Table]
+    messaging: Messaging
+    api: HttpApi
+    packaging: Packaging
+    config: DeploymentConfig
+
+
+class Packaging(Construct):
+    """The one code asset (handlers and ``shared``) and the Powertools layer, shared by every function."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.code = lambda_.Code.from_asset(str(ROOT), exclude=ASSET_EXCLUDES)
+        layer_arn = ssm.StringParameter.value_for_string_parameter(
+            self,
+            f"/aws/service/powertools/python/arm64/python{RUNTIME.name.removeprefix('python')}/{config.powertools_version}",
+        )
+        self.layer = lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)
+
+
+class WiredFunction(Construct):
+    """One function exactly as its wiring spec declares it: role, logs, environment, triggers, dead letters."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, spec: FunctionSpec, platform: Platform) -> None:
+        super().__init__(scope, construct_id)
+        self._platform = platform
+        self.spec = spec
+        self.function = self._function(spec)
+        #: where failed stream batches and failed asynchronous runs go (None: invoked synchronously only)
+        self.dead_letters: sqs.Queue | None = None
+        if spec.stream is not None or spec.schedule is not None:
+            self.dead_letters = self._dead_letters()
+            self._triggers(spec, self.dead_letters)
+
+    def _function(self, spec: FunctionSpec) -> lambda_.Function:
+        tables, config = self._platform.tables, self._platform.config
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=_retention(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Lifecycle {spec.name} function: only what its wiring declares",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"], resources=["*"]
+            )
+        )
+        for grant in grants(spec):
+            if grant.table is not None:
+                arn = tables[grant.table.id].table_arn
+                _grant(role, list(grant.actions), [arn if grant.resource == "table" else f"{arn}/index/*"])
+        self._grant_services(spec, role)
+        function = lambda_.Function(
+            self,
+            "Function",
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=spec.handler,
+            code=self._platform.packaging.code,
+            layers=[self._platform.packaging.layer],
+            memory_size=spec.memory_mb,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment=environment(
+                spec, {k: t.table_name for k, t in tables.items()}, config, self._platform.messaging.names
+            ),
+        )
+        Validations.of(function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-L1",
+                reason=f"{RUNTIME.name} is the newest Python that the test machines and CI run; a newer "
+                "runtime would ship code that no test ran on (docs/decisions.md, Issue 7: runtime).",
+            )
+        )
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="X-Ray PutTraceSegments and PutTelemetryRecords"
+                + (" and dynamodb:ListStreams (needed by the stream trigger)" if spec.stream else "")
+                + " do not support resource-level permissions.",
+            )
+        )
+        for access in spec.tables:
+            if access.indexes:
+                Validations.of(role).acknowledge(
+                    Acknowledgment(
+                        id=f"AwsSolutions-IAM5[Resource::<{_logical_id(tables[access.table.id])}.Arn>/index/*]",
+                        reason="Query on this table's own secondary indexes only (table/<name>/index/*).",
+                    )
+                )
+        return function
+
+    def _grant_services(self, spec: FunctionSpec, role: iam.Role) -> None:
+        messaging = self._platform.messaging
+        if "events" in spec.services:
+            _grant(role, ["events:PutEvents"], [messaging.bus.event_bus_arn])
+        if "sns" in spec.services:
+            _grant(role, ["sns:Publish"], [messaging.lead_topic.topic_arn])
+        if "ses" in spec.services and messaging.sender is not None:
+            identity = messaging.sender.email_identity_arn
+            _grant(role, ["ses:SendEmail"], [identity])
+
+    def _dead_letters(self) -> sqs.Queue:
+        queue = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        Validations.of(queue).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself the dead-letter destination of the trigger's failed records and "
+                "invocations; it needs no dead-letter queue of its own.",
+            )
+        )
+        return queue
+
+    def _triggers(self, spec: FunctionSpec, dlq: sqs.Queue) -> None:
+        """Stream and schedule triggers: batch failure reporting, bounded retries, then the dead letters."""
+        if spec.stream is not None:
+            trigger = spec.stream
+            self.function.add_event_source(
+                sources.DynamoEventSource(
+                    self._platform.tables[trigger.table.id],
+                    starting_position=lambda_.StartingPosition.LATEST,
+                    batch_size=trigger.batch_size,
+                    max_batching_window=Duration.seconds(trigger.max_batching_window_seconds),
+                    bisect_batch_on_error=trigger.bisect_on_error,
+                    retry_attempts=trigger.retry_attempts,
+                    max_record_age=Duration.seconds(trigger.max_record_age_seconds),
+                    report_batch_item_failures=True,
+                    on_failure=sources.SqsDlq(dlq),
+                    filters=[lambda_.FilterCriteria.filter(dict(pattern)) for pattern in trigger.filters],
+                )
+            )
+        if spec.schedule is not None:
+            schedule = spec.schedule
+            events.Rule(
+                self,
+                "Schedule",
+                description=f"Runs the {spec.name} function {schedule.expression}",
+                schedule=events.Schedule.expression(schedule.expression),
+                # covers EventBridge failing to hand the event to Lambda, not a run that fails
+                targets=[targets.LambdaFunction(self.function, retry_attempts=2, dead_letter_queue=dlq)],
+            )
+            # EventBridge invokes asynchronously: a run that fails is retried by Lambda, then its
+            # event and error go to the same queue (CDK grants sqs:SendMessage on it, nothing more)
+            self.function.configure_async_invoke(
+                retry_attempts=schedule.retry_attempts,
+                max_event_age=Duration.seconds(schedule.max_event_age_seconds),
+                on_failure=destinations.SqsDestination(dlq),
+            )
+
+
+_RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The nearest CloudWatch retention at or above the requested days."""
+    return next((_RETENTION[d] for d in sorted(_RETENTION) if d >= days), logs.RetentionDays.TEN_YEARS)
+
+
+def _grant(role: iam.Role, actions: list[str], resources: list[str]) -> None:
+    role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
+
+
+def _logical_id(table: dynamodb.Table) -> str:
+    resource: CfnResource = table.node.default_child  # type: ignore[assignment]
+    return Stack.of(table).resolve(resource.logical_id)
