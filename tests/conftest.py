@@ -178,9 +178,7 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
         values = create_resources_from_template(db, template)
         for env, logical in table_names_by_env(template).items():
             monkeypatch.setenv(env, values[logical])
-        for spec in FUNCTIONS:
-            environ = lambda_environment(template, spec, values)
-            scope.host(spec.handler, function_scope(spec, environ, client_hooks=[shared_hooks()]))
+        host_functions(template, values)
         keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
         keys.register(BROWSER_KEY, "website", Trust.BROWSER, NOW)
         keys.register(SERVER_KEY, "backend", Trust.SERVER, NOW)
@@ -189,6 +187,33 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
         finally:
             scope.unhost_all()
             runtime.reset()
+
+
+_deployed: dict[str, Any] = {}
+
+
+def host_functions(template: dict[str, Any], values: Mapping[str, str], **settings: str) -> None:
+    """Host every function in a fresh scope with its template environment (plus deployment ``settings``
+    that a different ``cdk.json`` would add to every function, e.g. ``SENDER_EMAIL``), as a deployment
+    starts new instances."""
+    from infra.local.permissions import function_scope
+    from infra.wiring import FUNCTIONS
+    from shared import scope
+
+    _deployed.update(template=template, values=values)
+    for spec in FUNCTIONS:
+        environ = {**lambda_environment(template, spec, values), **settings}
+        scope.host(spec.handler, function_scope(spec, environ, client_hooks=[shared_hooks()]))
+
+
+@pytest.fixture
+def redeploy(aws) -> Any:
+    """``redeploy(SENDER_EMAIL="...")``: the functions as deployed with those settings, started cold."""
+
+    def _redeploy(**settings: str) -> None:
+        host_functions(_deployed["template"], _deployed["values"], **settings)
+
+    return _redeploy
 
 
 def shared_hooks() -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BROWSER_KEY, Context, http_event, invoke
+from tests.conftest import BROWSER_KEY, Context, as_function, http_event, invoke
 
 TEAM = {
     "ann-s": {"name": "Ann Seller", "email": "ann.s@example.com", "weight": 2},
@@ -587,15 +587,12 @@ def lead_subscriber(aws):
 
 
 @pytest.fixture
-def lead_email(aws, monkeypatch):
-    """Lead emails on (``SENDER_EMAIL``, not verified yet), dependencies rebuilt with it; the SES client."""
-    from shared import runtime, settings
+def lead_email(aws, redeploy):
+    """Lead emails on (``SENDER_EMAIL``, not verified yet), the functions redeployed with it; the tests'
+    SES client (hooks on it see the functions' calls)."""
     from shared.adapters import aws as clients
 
-    monkeypatch.setenv("SENDER_EMAIL", "leads@shop.example")
-    settings.reset()
-    runtime.engagement.cache_clear()
-    runtime.admin.cache_clear()
+    redeploy(SENDER_EMAIL="leads@shop.example")
     return clients.client("ses")
 
 
@@ -707,7 +704,9 @@ def test_deliveries_marked_while_another_completed_one_of_them_are_each_counted_
     monkeypatch.setattr(AwsPublisher, "publish", down)
     send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
     stream.drain()
-    store, ann = runtime.engagement().stages, ContactId.user("ann")
+    with as_function("stage_transition"):
+        store = runtime.engagement().stages
+    ann = ContactId.user("ann")
     first, second, third = (p.key for p in store.pending(ann))
     store.mark_delivered(ann, [Delivery(first, sent=frozenset({"events"}))])  # the other delivery
     store.mark_delivered(
