@@ -11,7 +11,16 @@ from typing import Any
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
+from shared.contacts.recording import (
+    Absorbed,
+    ChangeCapacity,
+    Claim,
+    CommitOutcome,
+    MergePlan,
+    Moved,
+    Retraction,
+)
+from shared.contacts.views import StoredEvent
 from shared.scoring.catalogue import effective
 from shared.scoring.rules import RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
@@ -23,6 +32,8 @@ class MemoryContactStore:
     profiles: dict[ContactId, dict[str, Any]] = field(default_factory=dict)
     events_by_contact: dict[ContactId, dict[str, Any]] = field(default_factory=dict)
     markers: set[tuple[ContactId, ContactId]] = field(default_factory=set)
+    #: (contact, messageId) -> the contact a merge copied the event from
+    moved_from: dict[tuple[ContactId, str], ContactId] = field(default_factory=dict)
     writes: int = 0
     #: make the next N commits fail as a whole (as a throttled or conflicting transaction would)
     fail_next: int = 0
@@ -91,10 +102,43 @@ class MemoryContactStore:
         p["merged_into"] = str(target)
         return Claim(target)
 
-    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
-        moved = self.events_by_contact.pop(source, {})
-        self.events_by_contact.setdefault(target, {}).update(moved)
-        return len(moved)
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
+        events = self.events_by_contact.get(source, {})
+        held = self.events_by_contact.setdefault(target, {})
+        duplicates = []
+        moved = 0
+        for message_id in list(events):
+            if message_id in held and self.moved_from.get((target, message_id)) != source:
+                event = events[message_id]
+                duplicates.append(
+                    StoredEvent(
+                        message_id=message_id,
+                        call=event.call,
+                        behaviour=event.behaviour.value,
+                        timestamp=event.timestamp,
+                        received_at=event.received_at,
+                        revenue=event.revenue,
+                    )
+                )
+                continue
+            held[message_id] = events.pop(message_id)
+            self.moved_from[(target, message_id)] = source
+            moved += 1
+        return Moved(count=moved, duplicates=tuple(duplicates))
+
+    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
+        if retraction.message_id not in self.events_by_contact.get(source, {}):
+            return Absorbed.ALREADY
+        if self.profiles.get(target, {}).get("merged_into"):
+            return Absorbed.MOVED
+        del self.events_by_contact[source][retraction.message_id]
+        p = self.profiles.setdefault(target, {})
+        counts = p.setdefault("counts", {})
+        for b, c in retraction.counts.items():
+            counts[b] = counts.get(b, 0) + c
+        p["event_count"] = p.get("event_count", 0) + retraction.event_count
+        p["revenue"] = p.get("revenue", Decimal(0)) + retraction.revenue
+        return Absorbed.DONE
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool:
         if (target, plan.source) in self.markers:

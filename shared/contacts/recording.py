@@ -19,9 +19,12 @@ from typing import Any, Protocol
 from shared.contacts.changes import TAGS_TRAIT, ContactChange, plan_change
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.contacts.views import StoredEvent
 from shared.errors import DependencyUnavailable, PayloadTooLarge
+from shared.scoring.decay import NEGLIGIBLE, Decay
 from shared.scoring.engine import RuleUse, ScoringContext
 from shared.scoring.model import DimensionScore
+from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 
 #: How many times one request re-plans after duplicates or merges before giving up (503).
@@ -72,6 +75,32 @@ class Claim:
     target_moved: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What moving a merged-away contact's event log did."""
+
+    count: int
+    #: the source's copies of events whose messageId the target already holds: left on the source,
+    #: to be retracted (the target keeps its own copy, and counts it once)
+    duplicates: tuple[StoredEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Retraction:
+    """What one stored copy of an event added to its contact, taken back when the copy is dropped.
+
+    All amounts are negative: the store adds them to the target, in the same write that deletes the
+    source's copy, so a retraction applies once however often a merge is resumed.
+    """
+
+    message_id: str
+    counts: Mapping[str, int]
+    revenue: Decimal
+    scores: Mapping[str, DimensionScore]
+    rule_uses: Mapping[str, int]
+    event_count: int = -1
+
+
 class Absorbed(StrEnum):
     DONE = "done"
     #: the merge marker says it was absorbed before
@@ -97,7 +126,9 @@ class ContactStore(Protocol):
 
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim: ...
 
-    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int: ...
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved: ...
+
+    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed: ...
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed: ...
 
@@ -116,7 +147,8 @@ def record(
     seen: set[str] = set()
     unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
     accepted, duplicates = _commit(unique, store, scoring)
-    merges = sum(link(source, target, store, now) for source, target in identity_links(unique))
+    decay = scoring.decay if scoring else Decay()
+    merges = sum(link(source, target, store, now, decay) for source, target in identity_links(unique))
     return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
 
 
@@ -215,13 +247,17 @@ def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, Cont
     return list(dict.fromkeys(links))
 
 
-def link(source: ContactId, target: ContactId, store: ContactStore, now: datetime) -> bool:
+def link(
+    source: ContactId, target: ContactId, store: ContactStore, now: datetime, decay: Decay = Decay()
+) -> bool:
     """Merge ``source`` into ``target`` once. Safe to repeat after a crash at any step.
 
     1. Claim the source, on condition that the target is not merged away itself (so two aliases in
        opposite directions can never both succeed): from now on the source's writes fail and
        re-route to the target. A repeated identify stops here, after one conditional write.
-    2. Move its event log (idempotent copies, keyed by messageId).
+    2. Move its event log (idempotent copies, keyed by messageId). An event the target already holds
+       (the same messageId sent under both identities) is not copied: its copy on the source is
+       deleted together with taking back what it added (``retraction``), so it counts once.
     3. Absorb its profile into the target, guarded by merge markers, and mark the merge complete.
     An anonymous id already linked to another user stays with that user.
     """
@@ -242,11 +278,54 @@ def link(source: ContactId, target: ContactId, store: ContactStore, now: datetim
     for _ in range(MAX_ROUNDS):
         final = resolve(target, store)
         record = store.profile(source) or ContactRecord(contact_id=str(source))
-        store.move_events(source, final, MAX_MOVED_EVENTS)
+        moved = store.move_events(source, final, MAX_MOVED_EVENTS)
+        limited = frozenset(record.rule_uses)
+        if any(
+            store.retract(source, final, retraction(event, decay, limited)) is Absorbed.MOVED
+            for event in moved.duplicates
+        ):
+            continue
         outcome = store.absorb(final, merge_plan(source, record, store.profile(final)), now)
         if outcome is not Absorbed.MOVED:
             return outcome is Absorbed.DONE
     raise DependencyUnavailable("the merge target kept moving; retry")
+
+
+def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = frozenset()) -> Retraction:
+    """Minus what ``event`` added when it was recorded (see ``plan_change`` and ``score``).
+
+    Its decaying sums are recomputed as scoring computed them: the write's time (the stored
+    ``receivedAt``) picks the bucket, the event's own time the factor. ``limited`` names the rules
+    whose uses the contact counts.
+    """
+    revenue = event.revenue or Decimal(0)
+    signed = {Behaviour.PURCHASE.value: revenue, Behaviour.REFUND.value: -revenue}.get(event.behaviour, 0)
+    totals: dict[str, int] = {}
+    sums: dict[str, dict[str, dict[int, float]]] = {}
+    for line in event.ledger:
+        totals[line.dimension] = totals.get(line.dimension, 0) - line.points
+        for memory in decay.memories:
+            bucket = memory.bucket(event.received_at)
+            per_bucket = sums.setdefault(line.dimension, {}).setdefault(memory.key, {})
+            per_bucket[bucket] = per_bucket.get(bucket, 0.0) - memory.scaled(
+                line.points, event.timestamp, bucket
+            )
+    return Retraction(
+        message_id=event.message_id,
+        counts={event.behaviour: -1},
+        revenue=-Decimal(signed),
+        scores={
+            dimension: DimensionScore(
+                total=Decimal(totals.get(dimension, 0)),
+                sums={
+                    key: {bucket: v for bucket, v in buckets.items() if abs(v) >= NEGLIGIBLE}
+                    for key, buckets in sums.get(dimension, {}).items()
+                },
+            )
+            for dimension in {*totals, *sums}
+        },
+        rule_uses={rule: -1 for rule in {line.rule_id for line in event.ledger} & limited},
+    )
 
 
 def resolve(contact: ContactId, store: ContactStore, max_hops: int = 8) -> ContactId:

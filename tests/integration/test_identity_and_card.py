@@ -220,3 +220,23 @@ def test_opposite_aliases_cannot_both_win(aws, send) -> None:
         recording.resolve = stale
     assert store.profile(ContactId.user("a")).merged_into is None
     assert store.profile(ContactId.user("b")).merged_into == "user_id:a"
+
+
+def test_an_event_on_both_contacts_before_the_merge_counts_once(send, admin) -> None:
+    """The same messageId stored on the visitor and on the user: after the merge, counters and scores
+    are the sum over the distinct events stored (one Product Viewed, one identify)."""
+    assert send("/v1/t", {"anonymousId": "a1", "event": "Product Viewed", "messageId": "m1"})[0] == 200
+    assert (
+        send("/v1/t", {"anonymousId": "a1", "userId": "bob", "event": "Product Viewed", "messageId": "m1"})[0]
+        == 200
+    )
+    single = admin("bob")[1]["scores"]["global"]
+    assert send("/v1/identify", {"anonymousId": "a1", "userId": "bob", "messageId": "i1"})[0] == 200
+    card = admin("bob")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["i1", "m1"]
+    assert card["event_count"] == 2
+    assert card["counts"] == {"product_viewed": 1, "identified": 1}
+    ledger = admin("bob", ledger=True)[1]["entries"]
+    points = sum(c["points"] for entry in ledger for c in entry["changes"] if c["dimension"] == "global")
+    assert card["scores"]["global"]["lifetime"] == points == single["lifetime"] > 0
+    assert card["scores"]["global"]["current"] == pytest.approx(single["current"])

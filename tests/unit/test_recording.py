@@ -127,3 +127,47 @@ def test_gives_up_with_retryable_error_when_the_store_keeps_refusing() -> None:
 
     with pytest.raises(DependencyUnavailable):
         record(calls({"type": "page", "userId": "ann"}), Refusing(), NOW)
+
+
+def test_a_retraction_takes_back_exactly_what_recording_added() -> None:
+    """Counters, revenue, lifetime points and each decaying sum, as ``plan_change`` computed them."""
+    from dataclasses import asdict
+    from decimal import Decimal
+
+    from shared.contacts.changes import plan_change
+    from shared.contacts.recording import retraction
+    from shared.contacts.views import LedgerLine, StoredEvent
+    from shared.scoring.decay import Decay
+    from shared.scoring.engine import ScoringContext
+    from tests.fakes import StaticRules
+
+    (order,) = calls(
+        {
+            "type": "track",
+            "userId": "ann",
+            "event": "Order Completed",
+            "messageId": "o1",
+            "timestamp": "2026-11-20T08:00:00Z",
+            "properties": {"revenue": 12.5},
+        }
+    )
+    decay = Decay()
+    change = plan_change(ContactId.user("ann"), [order], ScoringContext(StaticRules().book(), decay))
+    assert change.scored.totals, "the shipped rules score a purchase"
+    stored = StoredEvent(
+        message_id="o1",
+        call="track",
+        behaviour=order.behaviour.value,
+        timestamp=order.timestamp,
+        received_at=change.last_seen,
+        revenue=order.revenue,
+        ledger=[LedgerLine(**asdict(c)) for c in change.scored.ledger["o1"]],
+    )
+    back = retraction(stored, decay, limited=frozenset({c.rule_id for c in change.scored.ledger["o1"]}))
+    assert back.counts == {b: -c for b, c in change.counts.items()} and back.event_count == -1
+    assert back.revenue == -change.revenue == Decimal("-12.5")
+    assert {d: s.total for d, s in back.scores.items()} == {d: -p for d, p in change.scored.totals.items()}
+    sums = {(d, k, b): v for d, s in back.scores.items() for k, bs in s.sums.items() for b, v in bs.items()}
+    assert sums.keys() == change.scored.sums.keys()
+    assert all(sums[key] == pytest.approx(-value) for key, value in change.scored.sums.items())
+    assert set(back.rule_uses.values()) == {-1}
