@@ -18,6 +18,7 @@ from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.admin import Admin
+    from shared.contacts.merging import Merging
     from shared.engagement.process import Engagement
     from shared.tracking.ingest import Tracking
 
@@ -43,7 +44,7 @@ def _rules(config: settings.ScoringSettings) -> DynamoRuleStore:
     )
 
 
-def _decay(config: settings.ScoringSettings) -> Decay:
+def _decay(config: settings.MergeSettings) -> Decay:
     return Decay(half_life=timedelta(days=config.score_half_life_days))
 
 
@@ -60,6 +61,21 @@ def tracking() -> Tracking:
         write_keys=DynamoWriteKeys(aws.client("dynamodb"), table=config.config_table_name),
         contacts=_contacts(config),
         rules=_rules(config),
+        decay=_decay(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+@cache
+def merging() -> Merging:
+    from shared.contacts.merging import Merging
+    from shared.observability import PowertoolsTelemetry
+
+    config = settings.load(settings.MergeSettings)
+    _aws()
+    return Merging(
+        clock=clock.current(),
+        contacts=_contacts(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
     )
@@ -126,6 +142,7 @@ def admin() -> Admin:
 def reset() -> None:
     """Forget built dependencies, settings and clients (after the environment changed)."""
     tracking.cache_clear()
+    merging.cache_clear()
     engagement.cache_clear()
     admin.cache_clear()
     settings.reset()

@@ -30,10 +30,15 @@ class ContactStoreSettings(_Settings):
     purchase_retention_days: int = Field(3650, alias="PURCHASE_RETENTION_DAYS", ge=1, le=36500)
 
 
-class ScoringSettings(ContactStoreSettings):
-    config_table_name: str = Field(alias=CONFIG.env, min_length=3)
+class MergeSettings(ContactStoreSettings):
+    """The merge function: the contact store, and the decay that scored the events it retracts."""
+
     #: half-life of current engagement; changing it restarts decayed engagement (lifetime totals stay)
     score_half_life_days: float = Field(30, alias="SCORE_HALF_LIFE_DAYS", gt=0, le=3650)
+
+
+class ScoringSettings(MergeSettings):
+    config_table_name: str = Field(alias=CONFIG.env, min_length=3)
     #: how long a function keeps the compiled rule book before reloading it
     rules_cache_seconds: float = Field(30, alias="RULES_CACHE_SECONDS", ge=0, le=3600)
 

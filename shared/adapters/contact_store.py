@@ -4,7 +4,9 @@ Hot path: one ``TransactWriteItems`` carries, per contact, a conditional put of
 each new event (keyed by messageId, so a replay fails its condition) and one
 blind update of the profile (guarded by ``attribute_not_exists(mergedInto)``,
 so writes to a merged-away contact are re-routed). Changes for many contacts
-share a transaction up to DynamoDB's 100-item limit. No reads.
+share a transaction up to DynamoDB's 100-item limit. No reads. A change that
+declares identity merges sets ``mergeRequested`` on the profile in that same
+update; the merge function, triggered by that write, does the merges.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from shared.adapters.dynamodb import (
 from shared.adapters.tables import EVENTS
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
+from shared.contacts.merging import MergeRequest
 from shared.contacts.model import ContactRecord
 from shared.contacts.recording import (
     Absorbed,
@@ -59,6 +62,10 @@ WRITER = "tracking"
 EVENT_PREFIX = "M#"
 #: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
 MOVED_FROM = "movedFrom"
+#: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
+MERGE_REQUESTED = "mergeRequested"
+#: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
+MERGE_WRITER = "merge"
 MERGED_PREFIX = "MERGED#"
 TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
     "trait:",
@@ -290,6 +297,8 @@ class DynamoContactStore:
             x.add(f"{SCORE}{dimension}:total", n(points))
         for (dimension, memory, bucket), value in scored.sums.items():
             x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
+        if change.merge_from:
+            x.set(MERGE_REQUESTED, s(json.dumps(sorted(str(source) for source in change.merge_from))))
         conditions = [f"attribute_not_exists({x.name('mergedInto')})"]
         for claim in scored.limits:
             count = x.name(f"{RULE}{claim.rule_id}:n")
@@ -505,6 +514,7 @@ class DynamoContactStore:
         guard = "attribute_not_exists(mergedInto)"
         for part in _parts(fills):
             part.set("lastWriter", s(WRITER))
+            part.remove(MERGE_REQUESTED)  # this write merges: it is no longer a request
             try:
                 self._db.update_item(**part.update(self._contacts, profile_key(target), guard))
             except Exception as exc:
@@ -535,6 +545,7 @@ class DynamoContactStore:
             part.set("updatedAt", stamp)
             part.set_if_absent("contactId", s(str(target)))
             part.set("lastWriter", s(WRITER))
+            part.remove(MERGE_REQUESTED)
             part.add("rev", n(1))
             marker = f"{MERGED_PREFIX}{plan.source}" + (f"#{number}" if number else "")
             items: list[dict[str, Any]] = [
@@ -568,6 +579,21 @@ class DynamoContactStore:
                     raise self._failure(exc) from exc  # a part already applied is skipped; others go on
         self._monotonic(target, plan)
         return outcome
+
+    def clear_merge_request(self, target: ContactId, marker: str) -> None:
+        """Remove the request unless a newer one replaced it (that one's own write is delivered too)."""
+        try:
+            self._db.update_item(
+                TableName=self._contacts,
+                Key=profile_key(target),
+                UpdateExpression="REMOVE #r SET #w = :w",
+                ConditionExpression="#r = :r",
+                ExpressionAttributeNames={"#r": MERGE_REQUESTED, "#w": "lastWriter"},
+                ExpressionAttributeValues={":r": s(marker), ":w": s(MERGE_WRITER)},
+            )
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise self._failure(exc) from exc
 
     def _monotonic(self, target: ContactId, plan: MergePlan) -> None:
         """Times that only move one way, each a conditional write: a stale read can never move them back."""
@@ -759,3 +785,15 @@ def stored_event(item: Mapping[str, Any]) -> StoredEvent:
             "ledger": data.get("ledger", "[]"),
         }
     )
+
+
+def merge_request_from_stream(record: Mapping[str, Any]) -> MergeRequest | None:
+    """The merges a profile write asked for, from its stream record (None if it asked for none)."""
+    change = record.get("dynamodb") or {}
+    image = change.get("NewImage") or {}
+    marker = image.get(MERGE_REQUESTED, {}).get("S")
+    if not marker or image.get("sk", {}).get("S") != PROFILE or "mergedInto" in image:
+        return None
+    target = ContactId.parse(str(image["pk"]["S"]).removeprefix("C#"))
+    sources = tuple(ContactId.parse(source) for source in json.loads(marker))
+    return MergeRequest(target=target, sources=sources, marker=marker)

@@ -5,6 +5,11 @@ event only if its messageId is new for that contact. A replay, an SDK retry or
 a concurrent copy therefore either finds every event already there (nothing
 happens) or applies the rest once. When a contact has been merged into another,
 the store says so and its events are re-routed.
+
+Merges are not done while recording: the change that records an identify or
+alias also asks for them (``ContactChange.merge_from``), and ``link`` runs
+later, triggered by that write (``shared.contacts.merging``). A request's cost
+therefore does not grow with the merges it declares.
 """
 
 from __future__ import annotations
@@ -117,12 +122,20 @@ class ChangeCapacity:
     max_keys: int
 
 
-class ContactStore(Protocol):
+class Profiles(Protocol):
+    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+
+class ContactStore(Profiles, Protocol):
+    """Recording: one atomic change per contact, no reads."""
+
     capacity: ChangeCapacity
 
     def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]: ...
 
-    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+class MergeStore(Profiles, Protocol):
+    """Merging one identity into another, in steps that are each safe to repeat."""
 
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim: ...
 
@@ -137,32 +150,31 @@ class ContactStore(Protocol):
 class Recorded:
     accepted: int
     duplicates: int
+    #: identity merges asked for (carried out off the request path)
     merges: int
 
 
 def record(
     events: Sequence[TrackedEvent], store: ContactStore, now: datetime, scoring: ScoringContext | None = None
 ) -> Recorded:
-    """Apply every new event once (scores included), then link the identities the request declared."""
+    """Apply every new event once (scores included); the same writes ask for the merges they declare."""
     seen: set[str] = set()
     unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
-    accepted, duplicates = _commit(unique, store, scoring)
-    decay = scoring.decay if scoring else Decay()
-    merges = sum(link(source, target, store, now, decay) for source, target in identity_links(unique))
+    accepted, duplicates, merges = _commit(unique, store, scoring)
     return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
 
 
 def _commit(
     events: list[TrackedEvent], store: ContactStore, scoring: ScoringContext | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     routes: dict[ContactId, ContactId] = {}
     known: dict[ContactId, Mapping[str, RuleUse]] = {}
     splits: dict[str, int] = {}  # messageId -> part label, for changes the store found too big
-    accepted = duplicates = 0
+    accepted = duplicates = merges = 0
     pending = events
     for _ in range(MAX_ROUNDS):
         if not pending:
-            return accepted, duplicates
+            return accepted, duplicates, merges
         changes = [
             plan_change(contact, part, replace(scoring, known=known.get(contact, {})) if scoring else None)
             for contact, group in _group(pending, routes).items()
@@ -172,6 +184,7 @@ def _commit(
         for change, outcome in zip(changes, store.commit(changes), strict=True):
             if outcome.committed:
                 accepted += len(change.events)
+                merges += len(change.merge_from)
                 continue
             if outcome.oversized:
                 if len(change.events) == 1:
@@ -190,7 +203,7 @@ def _commit(
             pending.extend(e for e in change.events if e.message_id not in outcome.duplicates)
     if pending:
         raise DependencyUnavailable("events could not be recorded after repeated conflicts; retry")
-    return accepted, duplicates
+    return accepted, duplicates, merges
 
 
 def _group(
@@ -233,23 +246,7 @@ def _split(
         yield part
 
 
-def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, ContactId]]:
-    """Identify joins the anonymous visitor to the user; alias joins the previous id to the user."""
-    links: list[tuple[ContactId, ContactId]] = []
-    for event in events:
-        if event.call == "identify" and event.user_id and event.anonymous_id:
-            links.append((ContactId.anonymous(event.anonymous_id), ContactId.user(event.user_id)))
-        elif event.call == "alias" and event.user_id and event.previous_id:
-            target = ContactId.user(event.user_id)
-            for source in (ContactId.user(event.previous_id), ContactId.anonymous(event.previous_id)):
-                if source != target:
-                    links.append((source, target))
-    return list(dict.fromkeys(links))
-
-
-def link(
-    source: ContactId, target: ContactId, store: ContactStore, now: datetime, decay: Decay = Decay()
-) -> bool:
+def link(source: ContactId, target: ContactId, store: MergeStore, now: datetime, decay: Decay) -> bool:
     """Merge ``source`` into ``target`` once. Safe to repeat after a crash at any step.
 
     1. Claim the source, on condition that the target is not merged away itself (so two aliases in
@@ -328,7 +325,7 @@ def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = froze
     )
 
 
-def resolve(contact: ContactId, store: ContactStore, max_hops: int = 8) -> ContactId:
+def resolve(contact: ContactId, store: Profiles, max_hops: int = 8) -> ContactId:
     """Follow merges to the contact that now holds this identity."""
     for _ in range(max_hops):
         record = store.profile(contact)
