@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,7 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from shared.contacts.changes import ContactChange
+from shared.clock import FixedClock
 from shared.contacts.identity import ContactId
+from shared.contacts.merging import MergeRequest, Merging, on_merge_requested
 from shared.contacts.model import ContactRecord
 from shared.contacts.recording import (
     Absorbed,
@@ -22,6 +25,7 @@ from shared.contacts.recording import (
 )
 from shared.contacts.views import StoredEvent
 from shared.scoring.catalogue import effective
+from shared.scoring.decay import Decay
 from shared.scoring.rules import RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
 
@@ -37,6 +41,8 @@ class MemoryContactStore:
     writes: int = 0
     #: make the next N commits fail as a whole (as a throttled or conflicting transaction would)
     fail_next: int = 0
+    #: merges asked for by committed changes, not yet delivered (the contacts table's stream)
+    merge_requests: list[MergeRequest] = field(default_factory=list)
 
     def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]:
         outcomes = []
@@ -50,6 +56,13 @@ class MemoryContactStore:
                 outcomes.append(CommitOutcome(False, duplicates, ContactId.parse(merged) if merged else None))
                 continue
             self._apply(change)
+            if change.merge_from:
+                marker = json.dumps(sorted(str(source) for source in change.merge_from))
+                p = self.profiles[change.contact]
+                p["merge_requested"] = marker
+                self.merge_requests.append(
+                    MergeRequest(change.contact, tuple(sorted(change.merge_from)), marker)
+                )
             outcomes.append(CommitOutcome(True))
         return outcomes
 
@@ -140,10 +153,22 @@ class MemoryContactStore:
         p["revenue"] = p.get("revenue", Decimal(0)) + retraction.revenue
         return Absorbed.DONE
 
+    def clear_merge_request(self, target: ContactId, marker: str) -> None:
+        p = self.profiles.get(target, {})
+        if p.get("merge_requested") == marker:
+            del p["merge_requested"]
+
+    def deliver_merges(self, now: datetime, decay: Decay = Decay()) -> int:
+        """Run the merge function on every request so far, as the stream would; merges completed."""
+        requests, self.merge_requests = self.merge_requests, []
+        deps = Merging(FixedClock(now), self, decay, CountingTelemetry())
+        return sum(on_merge_requested(request, deps) for request in requests)
+
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool:
         if (target, plan.source) in self.markers:
             return Absorbed.ALREADY
         self.markers.add((target, plan.source))
+        self.profiles.get(target, {}).pop("merge_requested", None)
         self.profiles.setdefault(plan.source, {})["completed"] = True
         p = self.profiles.setdefault(target, {})
         for key, empty in (("counts", {}), ("traits", {}), ("tags", {}), ("anonymous_ids", set())):
