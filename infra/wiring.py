@@ -153,7 +153,12 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         tables=(
             TableAccess(
                 CONTACTS,
-                ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem"),
+                (
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:ConditionCheckItem",
+                ),
             ),
             TableAccess(
                 EVENTS,

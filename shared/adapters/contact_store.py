@@ -403,8 +403,9 @@ class DynamoContactStore:
                 raise self._failure(exc) from exc
             items = page.get("Items", [])
             held = self._held_by(target, [item["sk"] for item in items])
-            fresh = [i for i in items if held.get(i["sk"]["S"], str(source)) == str(source)]
-            duplicates += [stored_event(i) for i in items if held.get(i["sk"]["S"], str(source)) != str(source)]
+            ours = [held.get(item["sk"]["S"], str(source)) == str(source) for item in items]
+            fresh = [item for item, mine in zip(items, ours, strict=True) if mine]
+            duplicates += [stored_event(item) for item, mine in zip(items, ours, strict=True) if not mine]
             self._batch_write(
                 [
                     {"PutRequest": {"Item": {**item, "pk": partition(target), MOVED_FROM: s(str(source))}}}

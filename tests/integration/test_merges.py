@@ -67,8 +67,13 @@ def test_retries_replays_and_redelivery_merge_once(aws, send, admin, merges, mon
 
     journey = [
         {"type": "track", "anonymousId": "v1", "event": "Product Viewed", "messageId": "t1"},
-        {"type": "track", "anonymousId": "v1", "event": "Order Completed", "messageId": "o1",
-         "properties": {"revenue": 20}},
+        {
+            "type": "track",
+            "anonymousId": "v1",
+            "event": "Order Completed",
+            "messageId": "o1",
+            "properties": {"revenue": 20},
+        },
     ]
     assert send("/v1/b", {"batch": journey})[0] == 200
     identify = {"anonymousId": "v1", "userId": "ann", "messageId": "i1"}
@@ -108,3 +113,15 @@ def test_retries_replays_and_redelivery_merge_once(aws, send, admin, merges, mon
     assert {k: again[k] for k in ("event_count", "revenue_total", "counts", "scores")} == {
         k: once[k] for k in ("event_count", "revenue_total", "counts", "scores")
     }
+
+
+def test_the_sample_stream_event_runs_through_the_merge_function(aws, admin) -> None:
+    import json
+
+    from functions.merge.handler import handler
+    from tests.conftest import EVENTS, Context
+
+    (sample,) = (EVENTS / "merge").glob("*.json")
+    assert handler(json.loads(sample.read_text()), Context()) == {"batchItemFailures": []}
+    card = admin("user-42")[1]
+    assert card["anonymous_ids"] == ["5f2b1d8e-0c6a-4a8e-9a51-1f0e2c3d4b5a"]
