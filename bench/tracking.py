@@ -254,6 +254,17 @@ def writes_per_event() -> list[dict[str, Any]]:
                 20,
             ),
             ("batch of 100, 100 contacts", "/v1/batch", batch_body(100, 100), 100),
+            (  # each asks for a merge in its own write; the merge function does the rest (not counted)
+                "batch of 100 merging identify calls",
+                "/v1/batch",
+                {
+                    "batch": [
+                        {"type": "identify", "userId": f"m{i}", "anonymousId": f"v{i}", "messageId": f"i{i}"}
+                        for i in range(100)
+                    ]
+                },
+                100,
+            ),
         ]
         for label, path, body, accepted in cases:
             for replay in (False, True):

@@ -128,6 +128,14 @@ PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
     "dynamodb": {"Keys": {"sk": {"S": ["PROFILE"]}}, "NewImage": {"lastWriter": {"S": ["tracking"]}}},
 }
+#: Profile writes by the tracking path that ask for identity merges (``mergeRequested``).
+MERGE_REQUESTED_BY_TRACKING: Mapping[str, Any] = {
+    "eventName": ["INSERT", "MODIFY"],
+    "dynamodb": {
+        "Keys": {"sk": {"S": ["PROFILE"]}},
+        "NewImage": {"lastWriter": {"S": ["tracking"]}, "mergeRequested": {"S": [{"exists": True}]}},
+    },
+}
 ENGAGEMENT_TABLES = (
     TableAccess(
         CONTACTS,
@@ -145,22 +153,41 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="Segment-compatible tracking endpoint: records behaviour events exactly once",
         routes=tuple(HttpRoute("POST", path) for path in TRACKING_PATHS),
         tables=(
+            # One transaction per ~100 items: event puts and blind profile updates. Merges run elsewhere.
+            TableAccess(CONTACTS, ("dynamodb:UpdateItem",)),
+            TableAccess(EVENTS, ("dynamodb:PutItem",)),
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+        ),
+    ),
+    FunctionSpec(
+        name="merge",
+        capability="ingest",
+        handler="functions.merge.handler.handler",
+        description="Identity merges: moves an identified visitor's or aliased user's history to the contact",
+        stream=StreamTrigger(CONTACTS, filters=(MERGE_REQUESTED_BY_TRACKING,)),
+        tables=(
             TableAccess(
                 CONTACTS,
                 (
+                    "dynamodb:GetItem",
                     "dynamodb:UpdateItem",
                     "dynamodb:PutItem",
-                    "dynamodb:GetItem",
                     "dynamodb:ConditionCheckItem",
                 ),
             ),
             TableAccess(
                 EVENTS,
-                ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
-                indexes=True,  # merges move the newest events first, through the byTime index
+                (
+                    "dynamodb:Query",
+                    "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",
+                ),
+                indexes=True,  # the newest events move first, through the byTime index
             ),
-            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),
+        timeout_seconds=60,
     ),
     FunctionSpec(
         name="admin",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.admin.dependencies import Admin
     from shared.usecases.engagement import Engagement
+    from shared.usecases.merging import Merging
     from shared.usecases.tracking import Tracking
 
 
@@ -44,7 +45,7 @@ def _rules(config: settings.ScoringSettings) -> DynamoRuleStore:
     )
 
 
-def _decay(config: settings.ScoringConfigSettings) -> Decay:
+def _decay(config: settings.HalfLifeSettings) -> Decay:
     return Decay(half_life=timedelta(days=config.score_half_life_days))
 
 
@@ -61,6 +62,21 @@ def tracking() -> Tracking:
         write_keys=DynamoWriteKeys(aws.client("dynamodb"), table=config.config_table_name),
         contacts=_contacts(config),
         rules=_rules(config),
+        decay=_decay(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+@scope.per_function
+def merging() -> Merging:
+    from shared.usecases.merging import Merging
+    from shared.observability import PowertoolsTelemetry
+
+    config = settings.load(settings.MergeSettings)
+    _aws()
+    return Merging(
+        clock=clock.current(),
+        contacts=_contacts(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
     )

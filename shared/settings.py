@@ -30,10 +30,13 @@ class ContactsTableSettings(_Settings):
     contacts_table_name: str = Field(alias=CONTACTS.env, min_length=3)
 
 
-class ScoringConfigSettings(_Settings):
-    config_table_name: str = Field(alias=CONFIG.env, min_length=3)
+class HalfLifeSettings(_Settings):
     #: half-life of current engagement; changing it restarts decayed engagement (lifetime totals stay)
     score_half_life_days: float = Field(30, alias="SCORE_HALF_LIFE_DAYS", gt=0, le=3650)
+
+
+class ScoringConfigSettings(HalfLifeSettings):
+    config_table_name: str = Field(alias=CONFIG.env, min_length=3)
     #: how long a function keeps the compiled rule book before reloading it
     rules_cache_seconds: float = Field(30, alias="RULES_CACHE_SECONDS", ge=0, le=3600)
 
@@ -44,6 +47,10 @@ class ContactStoreSettings(ContactsTableSettings):
     events_table_name: str = Field(alias=EVENTS.env, min_length=3)
     event_retention_days: int = Field(395, alias="EVENT_RETENTION_DAYS", ge=1, le=36500)
     purchase_retention_days: int = Field(3650, alias="PURCHASE_RETENTION_DAYS", ge=1, le=36500)
+
+
+class MergeSettings(ContactStoreSettings, HalfLifeSettings):
+    """The merge function: the contact store, and the decay that scored the events it retracts."""
 
 
 class ScoringSettings(ContactStoreSettings, ScoringConfigSettings):

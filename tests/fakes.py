@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.clock import FixedClock
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.contacts.views import StoredEvent
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.errors import Conflict, NotFound
 from shared.scoring.catalogue import effective
+from shared.scoring.decay import Decay
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
-from shared.usecases.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
+from shared.usecases.merging import MergeRequest, Merging, on_merge_requested
+from shared.usecases.recording import (
+    Absorbed,
+    ChangeCapacity,
+    Claim,
+    CommitOutcome,
+    MergePlan,
+    Moved,
+    Retraction,
+)
 
 
 @dataclass
@@ -26,9 +39,13 @@ class MemoryContactStore:
     profiles: dict[ContactId, dict[str, Any]] = field(default_factory=dict)
     events_by_contact: dict[ContactId, dict[str, Any]] = field(default_factory=dict)
     markers: set[tuple[ContactId, ContactId]] = field(default_factory=set)
+    #: (contact, messageId) -> the contact a merge copied the event from
+    moved_from: dict[tuple[ContactId, str], ContactId] = field(default_factory=dict)
     writes: int = 0
     #: make the next N commits fail as a whole (as a throttled or conflicting transaction would)
     fail_next: int = 0
+    #: merges asked for by committed changes, not yet delivered (the contacts table's stream)
+    merge_requests: list[MergeRequest] = field(default_factory=list)
 
     def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]:
         outcomes = []
@@ -42,6 +59,13 @@ class MemoryContactStore:
                 outcomes.append(CommitOutcome(False, duplicates, ContactId.parse(merged) if merged else None))
                 continue
             self._apply(change)
+            if change.merge_from:
+                marker = json.dumps(sorted(str(source) for source in change.merge_from))
+                p = self.profiles[change.contact]
+                p["merge_requested"] = marker
+                self.merge_requests.append(
+                    MergeRequest(change.contact, tuple(sorted(change.merge_from)), marker)
+                )
             outcomes.append(CommitOutcome(True))
         return outcomes
 
@@ -94,15 +118,60 @@ class MemoryContactStore:
         p["merged_into"] = str(target)
         return Claim(target)
 
-    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
-        moved = self.events_by_contact.pop(source, {})
-        self.events_by_contact.setdefault(target, {}).update(moved)
-        return len(moved)
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
+        events = self.events_by_contact.get(source, {})
+        held = self.events_by_contact.setdefault(target, {})
+        duplicates = []
+        moved = 0
+        for message_id in list(events):
+            if message_id in held and self.moved_from.get((target, message_id)) != source:
+                event = events[message_id]
+                duplicates.append(
+                    StoredEvent(
+                        message_id=message_id,
+                        call=event.call,
+                        behaviour=event.behaviour.value,
+                        timestamp=event.timestamp,
+                        received_at=event.received_at,
+                        revenue=event.revenue,
+                    )
+                )
+                continue
+            held[message_id] = events.pop(message_id)
+            self.moved_from[(target, message_id)] = source
+            moved += 1
+        return Moved(count=moved, duplicates=tuple(duplicates))
+
+    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
+        if retraction.message_id not in self.events_by_contact.get(source, {}):
+            return Absorbed.ALREADY
+        if self.profiles.get(target, {}).get("merged_into"):
+            return Absorbed.MOVED
+        del self.events_by_contact[source][retraction.message_id]
+        p = self.profiles.setdefault(target, {})
+        counts = p.setdefault("counts", {})
+        for b, c in retraction.counts.items():
+            counts[b] = counts.get(b, 0) + c
+        p["event_count"] = p.get("event_count", 0) + retraction.event_count
+        p["revenue"] = p.get("revenue", Decimal(0)) + retraction.revenue
+        return Absorbed.DONE
+
+    def clear_merge_request(self, target: ContactId, marker: str) -> None:
+        p = self.profiles.get(target, {})
+        if p.get("merge_requested") == marker:
+            del p["merge_requested"]
+
+    def deliver_merges(self, now: datetime, decay: Decay = Decay()) -> int:
+        """Run the merge function on every request so far, as the stream would; merges completed."""
+        requests, self.merge_requests = self.merge_requests, []
+        deps = Merging(FixedClock(now), self, decay, CountingTelemetry())
+        return sum(on_merge_requested(request, deps) for request in requests)
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> bool:
         if (target, plan.source) in self.markers:
             return Absorbed.ALREADY
         self.markers.add((target, plan.source))
+        self.profiles.get(target, {}).pop("merge_requested", None)
         self.profiles.setdefault(plan.source, {})["completed"] = True
         p = self.profiles.setdefault(target, {})
         for key, empty in (("counts", {}), ("traits", {}), ("tags", {}), ("anonymous_ids", set())):

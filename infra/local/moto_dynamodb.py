@@ -9,6 +9,9 @@
    every transaction, and on failure swaps in the copies, replacing the tables' stream objects too.
    That is quadratic in table size and breaks stream readers. Instead we snapshot only the partitions
    a transaction touches and, on failure, put them back and drop the stream records it emitted.
+4. Numbers after arithmetic. moto writes the result of ``ADD`` or ``SET a = a + :x`` as Python prints
+   the Decimal (``0E-15``) and later parses a number without a dot as an int, which fails; DynamoDB
+   stores ``0``. Results are written in plain notation.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ def serialise() -> None:
             raise
 
     DynamoDBBackend.transact_write_items = _transact
+    _plain_number_arithmetic(DynamoType)
 
     for name in _METHODS:
         method = getattr(DynamoDBBackend, name)
@@ -95,3 +99,20 @@ def serialise() -> None:
 
         setattr(DynamoDBBackend, name, locked)
     DynamoDBBackend._lifecycle_serialised = True
+
+
+def _plain_number_arithmetic(dynamo_type: Any) -> None:
+    """``ADD`` and ``SET a = a + :x`` (moto's executors use these operators) write plain notation."""
+    from decimal import Decimal
+
+    def arithmetic(sign: int) -> Any:
+        def apply(self: Any, other: Any) -> Any:
+            if self.type != other.type or not self.is_number():
+                raise TypeError("arithmetic on numbers only")
+            total = Decimal(self.value) + sign * Decimal(other.value)
+            return dynamo_type({"N": format(total.normalize(), "f") if total else "0"})
+
+        return apply
+
+    dynamo_type.__add__ = arithmetic(1)
+    dynamo_type.__sub__ = arithmetic(-1)

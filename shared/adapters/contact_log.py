@@ -8,11 +8,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.adapters.contact_store import EVENT_PREFIX, partition
-from shared.adapters.dynamodb import is_transient, plain_item, unavailable
+from shared.adapters.contact_store import partition, stored_event
+from shared.adapters.dynamodb import is_transient, unavailable
 from shared.adapters.tables import EVENTS
 from shared.contacts.identity import ContactId
-from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerPage, StoredEvent
+from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerPage
 from shared.errors import InvalidRequest
 
 BY_TIME, BY_SCORE = (index.name for index in EVENTS.local_indexes)
@@ -68,20 +68,3 @@ def _decode_cursor(cursor: str, contact: ContactId, index_key: str) -> dict[str,
     if not valid:
         raise InvalidRequest("cursor is not valid for this contact", code="invalid_cursor")
     return key
-
-
-def stored_event(item: Mapping[str, Any]) -> StoredEvent:
-    data = plain_item(item)
-    return StoredEvent.model_validate(
-        {
-            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
-            "call": data["call"],
-            "behaviour": data["behaviour"],
-            "event": data.get("event"),
-            "timestamp": data["timestamp"],
-            "received_at": data["receivedAt"],
-            "revenue": data.get("revenue"),
-            "body": data.get("body", "{}"),
-            "ledger": data.get("ledger", "[]"),
-        }
-    )

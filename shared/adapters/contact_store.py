@@ -4,7 +4,9 @@ Hot path: one ``TransactWriteItems`` carries, per contact, a conditional put of
 each new event (keyed by messageId, so a replay fails its condition) and one
 blind update of the profile (guarded by ``attribute_not_exists(mergedInto)``,
 so writes to a merged-away contact are re-routed). Changes for many contacts
-share a transaction up to DynamoDB's 100-item limit. No reads.
+share a transaction up to DynamoDB's 100-item limit. No reads. A change that
+declares identity merges sets ``mergeRequested`` on the profile in that same
+update; the merge function, triggered by that write, does the merges.
 """
 
 from __future__ import annotations
@@ -36,18 +38,34 @@ from shared.adapters.tables import EVENTS
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.contacts.views import StoredEvent
 from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
 from shared.scoring.engine import RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
-from shared.usecases.recording import Absorbed, ChangeCapacity, Claim, CommitOutcome, MergePlan
+from shared.usecases.merging import MergeRequest
+from shared.usecases.recording import (
+    Absorbed,
+    ChangeCapacity,
+    Claim,
+    CommitOutcome,
+    MergePlan,
+    Moved,
+    Retraction,
+)
 
 PROFILE = "PROFILE"
 #: Every profile write here says who made it; the stage function's trigger passes only these.
 WRITER = "tracking"
 EVENT_PREFIX = "M#"
+#: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
+MOVED_FROM = "movedFrom"
+#: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
+MERGE_REQUESTED = "mergeRequested"
+#: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
+MERGE_WRITER = "merge"
 MERGED_PREFIX = "MERGED#"
 TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
     "trait:",
@@ -279,6 +297,8 @@ class DynamoContactStore:
             x.add(f"{SCORE}{dimension}:total", n(points))
         for (dimension, memory, bucket), value in scored.sums.items():
             x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
+        if change.merge_from:
+            x.set(MERGE_REQUESTED, s(json.dumps(sorted(str(source) for source in change.merge_from))))
         conditions = [f"attribute_not_exists({x.name('mergedInto')})"]
         for claim in scored.limits:
             count = x.name(f"{RULE}{claim.rule_id}:n")
@@ -356,9 +376,14 @@ class DynamoContactStore:
                 self._sleep(random.uniform(0, 0.025 * 4**attempt))
         raise AssertionError("unreachable")
 
-    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int:
-        """Copy the source's newest events (by time) to the target, then delete them from the source."""
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
+        """Copy the source's newest events (by time) to the target, then delete them from the source.
+
+        An event whose messageId the target already holds (and not as a copy from this source, made by
+        an earlier attempt) stays on the source and is reported as a duplicate, to be retracted.
+        """
         moved = 0
+        duplicates: list[StoredEvent] = []
         start: dict[str, Any] | None = None
         while moved < limit:
             request: dict[str, Any] = {
@@ -377,15 +402,103 @@ class DynamoContactStore:
             except Exception as exc:
                 raise self._failure(exc) from exc
             items = page.get("Items", [])
-            self._batch_write([{"PutRequest": {"Item": {**item, "pk": partition(target)}}} for item in items])
+            held = self._held_by(target, [item["sk"] for item in items])
+            ours = [held.get(item["sk"]["S"], str(source)) == str(source) for item in items]
+            fresh = [item for item, mine in zip(items, ours, strict=True) if mine]
+            duplicates += [stored_event(item) for item, mine in zip(items, ours, strict=True) if not mine]
             self._batch_write(
-                [{"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in items]
+                [
+                    {"PutRequest": {"Item": {**item, "pk": partition(target), MOVED_FROM: s(str(source))}}}
+                    for item in fresh
+                ]
+            )
+            self._batch_write(
+                [{"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in fresh]
             )
             moved += len(items)
             start = page.get("LastEvaluatedKey")
             if not start:
                 break
-        return moved
+        return Moved(count=moved - len(duplicates), duplicates=tuple(duplicates))
+
+    def _held_by(self, contact: ContactId, sort_keys: Sequence[dict[str, str]]) -> dict[str, str]:
+        """Which of these event keys the contact holds: sort key -> the contact it was copied from
+        (``""`` for its own events). Strongly consistent, so a copy just made is seen."""
+        held: dict[str, str] = {}
+        keys = [{"pk": partition(contact), "sk": sk} for sk in sort_keys]
+        for first in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self._events: {
+                    "Keys": keys[first : first + 100],
+                    "ProjectionExpression": "sk, #from",
+                    "ExpressionAttributeNames": {"#from": MOVED_FROM},
+                    "ConsistentRead": True,
+                }
+            }
+            for attempt in range(ATTEMPTS + 2):
+                try:
+                    response = self._db.batch_get_item(RequestItems=pending)
+                except Exception as exc:
+                    raise self._failure(exc) from exc
+                for item in response.get("Responses", {}).get(self._events, []):
+                    held[item["sk"]["S"]] = item.get(MOVED_FROM, {}).get("S", "")
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                self._sleep(random.uniform(0, 0.025 * 2**attempt))
+            if pending:
+                raise DependencyUnavailable("the event log is throttled; retry")
+        return held
+
+    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
+        """Delete the source's copy of a duplicate event and take back what it added, in one transaction:
+        the copy's deletion is the condition, so a resumed merge never retracts twice."""
+        x = Expression()
+        x.add("eventCount", n(retraction.event_count))
+        for behaviour, count in retraction.counts.items():
+            x.add(COUNT + behaviour, n(count))
+        if retraction.revenue:
+            x.add("revenueTotal", n(retraction.revenue))
+        for dimension, score in retraction.scores.items():
+            if score.total:
+                x.add(f"{SCORE}{dimension}:total", n(score.total))
+            for memory, buckets in score.sums.items():
+                for bucket, value in buckets.items():
+                    x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
+        for rule, count in retraction.rule_uses.items():
+            x.add(f"{RULE}{rule}:n", n(count))
+        x.set("lastWriter", s(WRITER))
+        x.add("rev", n(1))
+        items = [
+            {
+                "Delete": {
+                    "TableName": self._events,
+                    "Key": {"pk": partition(source), "sk": s(EVENT_PREFIX + retraction.message_id)},
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            },
+            {
+                "Update": x.update(
+                    self._contacts, profile_key(target), f"attribute_not_exists({x.name('mergedInto')})"
+                )
+            },
+        ]
+        for attempt in range(ATTEMPTS):
+            try:
+                self._db.transact_write_items(TransactItems=items)
+                return Absorbed.DONE
+            except Exception as exc:
+                codes = cancellation_codes(exc)
+                if codes and codes[0] == "ConditionalCheckFailed":
+                    return Absorbed.ALREADY
+                if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    return Absorbed.MOVED
+                if not (codes and RETRYABLE_REASONS.intersection(codes)) and not is_transient(exc):
+                    raise
+                if attempt + 1 == ATTEMPTS:
+                    raise unavailable(exc, "the contact store") from exc
+                self._sleep(random.uniform(0, 0.025 * 4**attempt))
+        raise AssertionError("unreachable")
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
         """Add the source's profile to the target, once, in writes that each fit DynamoDB's limits.
@@ -402,6 +515,7 @@ class DynamoContactStore:
         guard = "attribute_not_exists(mergedInto)"
         for part in _parts(fills):
             part.set("lastWriter", s(WRITER))
+            part.remove(MERGE_REQUESTED)  # this write merges: it is no longer a request
             try:
                 self._db.update_item(**part.update(self._contacts, profile_key(target), guard))
             except Exception as exc:
@@ -432,6 +546,7 @@ class DynamoContactStore:
             part.set("updatedAt", stamp)
             part.set_if_absent("contactId", s(str(target)))
             part.set("lastWriter", s(WRITER))
+            part.remove(MERGE_REQUESTED)
             part.add("rev", n(1))
             marker = f"{MERGED_PREFIX}{plan.source}" + (f"#{number}" if number else "")
             items: list[dict[str, Any]] = [
@@ -465,6 +580,21 @@ class DynamoContactStore:
                     raise self._failure(exc) from exc  # a part already applied is skipped; others go on
         self._monotonic(target, plan)
         return outcome
+
+    def clear_merge_request(self, target: ContactId, marker: str) -> None:
+        """Remove the request unless a newer one replaced it (that one's own write is delivered too)."""
+        try:
+            self._db.update_item(
+                TableName=self._contacts,
+                Key=profile_key(target),
+                UpdateExpression="REMOVE #r SET #w = :w",
+                ConditionExpression="#r = :r",
+                ExpressionAttributeNames={"#r": MERGE_REQUESTED, "#w": "lastWriter"},
+                ExpressionAttributeValues={":r": s(marker), ":w": s(MERGE_WRITER)},
+            )
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise self._failure(exc) from exc
 
     def _monotonic(self, target: ContactId, plan: MergePlan) -> None:
         """Times that only move one way, each a conditional write: a stale read can never move them back."""
@@ -638,3 +768,33 @@ def _rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
             rule_id = name[len(RULE) : -2]
             uses[rule_id] = (int(value), data.get(f"{RULE}{rule_id}:day"))
     return uses
+
+
+def stored_event(item: Mapping[str, Any]) -> StoredEvent:
+    """An event-log item as the domain reads it."""
+    data = plain_item(item)
+    return StoredEvent.model_validate(
+        {
+            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
+            "call": data["call"],
+            "behaviour": data["behaviour"],
+            "event": data.get("event"),
+            "timestamp": data["timestamp"],
+            "received_at": data["receivedAt"],
+            "revenue": data.get("revenue"),
+            "body": data.get("body", "{}"),
+            "ledger": data.get("ledger", "[]"),
+        }
+    )
+
+
+def merge_request_from_stream(record: Mapping[str, Any]) -> MergeRequest | None:
+    """The merges a profile write asked for, from its stream record (None if it asked for none)."""
+    change = record.get("dynamodb") or {}
+    image = change.get("NewImage") or {}
+    marker = image.get(MERGE_REQUESTED, {}).get("S")
+    if not marker or image.get("sk", {}).get("S") != PROFILE or "mergedInto" in image:
+        return None
+    target = ContactId.parse(str(image["pk"]["S"]).removeprefix("C#"))
+    sources = tuple(ContactId.parse(source) for source in json.loads(marker))
+    return MergeRequest(target=target, sources=sources, marker=marker)

@@ -3,7 +3,9 @@
 Every effect is expressed as something the store can apply blindly in a single
 conditional write: set or remove a trait, add or remove a tag, add to a
 counter, keep the earliest first-seen time. That keeps the hot path to one
-write per contact per batch, with no read-modify-write.
+write per contact per batch, with no read-modify-write. Identity merges the
+events declare are only asked for in that write (``merge_from``); the
+contacts table's stream carries them out.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class ContactChange:
     last_purchase_at: datetime | None
     timezone_hint: str | None = None
     scored: Scored = NOTHING
+    #: identities to merge into this contact (identify, alias), done off the request path
+    merge_from: frozenset[ContactId] = frozenset()
 
     @property
     def message_ids(self) -> frozenset[str]:
@@ -89,7 +93,22 @@ def plan_change(
         last_purchase_at=purchases[-1].timestamp if purchases else None,
         timezone_hint=None if TIMEZONE_TRAIT in traits else hint,
         scored=scored,
+        merge_from=frozenset(source for source, _ in identity_links(ordered) if source != contact),
     )
+
+
+def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, ContactId]]:
+    """Identify joins the anonymous visitor to the user; alias joins the previous id to the user."""
+    links: list[tuple[ContactId, ContactId]] = []
+    for event in events:
+        if event.call == "identify" and event.user_id and event.anonymous_id:
+            links.append((ContactId.anonymous(event.anonymous_id), ContactId.user(event.user_id)))
+        elif event.call == "alias" and event.user_id and event.previous_id:
+            target = ContactId.user(event.user_id)
+            for source in (ContactId.user(event.previous_id), ContactId.anonymous(event.previous_id)):
+                if source != target:
+                    links.append((source, target))
+    return list(dict.fromkeys(links))
 
 
 def tag_changes(value: Any) -> Iterable[tuple[str, bool]]:

@@ -5,6 +5,11 @@ event only if its messageId is new for that contact. A replay, an SDK retry or
 a concurrent copy therefore either finds every event already there (nothing
 happens) or applies the rest once. When a contact has been merged into another,
 the store says so and its events are re-routed.
+
+Merges are not done while recording: the change that records an identify or
+alias also asks for them (``ContactChange.merge_from``), and ``link`` runs
+later, triggered by that write (``shared.usecases.merging``). A request's cost
+therefore does not grow with the merges it declares.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ from typing import Any, Protocol
 from shared.contacts.changes import TAGS_TRAIT, ContactChange, plan_change
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.contacts.views import StoredEvent
 from shared.errors import DependencyUnavailable, PayloadTooLarge
+from shared.scoring.decay import NEGLIGIBLE, Decay
 from shared.scoring.engine import RuleUse, ScoringContext
 from shared.scoring.model import DimensionScore
+from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 
 #: How many times one request re-plans after duplicates or merges before giving up (503).
@@ -72,6 +80,32 @@ class Claim:
     target_moved: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What moving a merged-away contact's event log did."""
+
+    count: int
+    #: the source's copies of events whose messageId the target already holds: left on the source,
+    #: to be retracted (the target keeps its own copy, and counts it once)
+    duplicates: tuple[StoredEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Retraction:
+    """What one stored copy of an event added to its contact, taken back when the copy is dropped.
+
+    All amounts are negative: the store adds them to the target, in the same write that deletes the
+    source's copy, so a retraction applies once however often a merge is resumed.
+    """
+
+    message_id: str
+    counts: Mapping[str, int]
+    revenue: Decimal
+    scores: Mapping[str, DimensionScore]
+    rule_uses: Mapping[str, int]
+    event_count: int = -1
+
+
 class Absorbed(StrEnum):
     DONE = "done"
     #: the merge marker says it was absorbed before
@@ -88,16 +122,26 @@ class ChangeCapacity:
     max_keys: int
 
 
-class ContactStore(Protocol):
+class Profiles(Protocol):
+    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+
+class ContactStore(Profiles, Protocol):
+    """Recording: one atomic change per contact, no reads."""
+
     capacity: ChangeCapacity
 
     def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]: ...
 
-    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+class MergeStore(Profiles, Protocol):
+    """Merging one identity into another, in steps that are each safe to repeat."""
 
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim: ...
 
-    def move_events(self, source: ContactId, target: ContactId, limit: int) -> int: ...
+    def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved: ...
+
+    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed: ...
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed: ...
 
@@ -106,31 +150,31 @@ class ContactStore(Protocol):
 class Recorded:
     accepted: int
     duplicates: int
+    #: identity merges asked for (carried out off the request path)
     merges: int
 
 
 def record(
     events: Sequence[TrackedEvent], store: ContactStore, now: datetime, scoring: ScoringContext | None = None
 ) -> Recorded:
-    """Apply every new event once (scores included), then link the identities the request declared."""
+    """Apply every new event once (scores included); the same writes ask for the merges they declare."""
     seen: set[str] = set()
     unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
-    accepted, duplicates = _commit(unique, store, scoring)
-    merges = sum(link(source, target, store, now) for source, target in identity_links(unique))
+    accepted, duplicates, merges = _commit(unique, store, scoring)
     return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
 
 
 def _commit(
     events: list[TrackedEvent], store: ContactStore, scoring: ScoringContext | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     routes: dict[ContactId, ContactId] = {}
     known: dict[ContactId, Mapping[str, RuleUse]] = {}
     splits: dict[str, int] = {}  # messageId -> part label, for changes the store found too big
-    accepted = duplicates = 0
+    accepted = duplicates = merges = 0
     pending = events
     for _ in range(MAX_ROUNDS):
         if not pending:
-            return accepted, duplicates
+            return accepted, duplicates, merges
         changes = [
             plan_change(contact, part, replace(scoring, known=known.get(contact, {})) if scoring else None)
             for contact, group in _group(pending, routes).items()
@@ -140,6 +184,7 @@ def _commit(
         for change, outcome in zip(changes, store.commit(changes), strict=True):
             if outcome.committed:
                 accepted += len(change.events)
+                merges += len(change.merge_from)
                 continue
             if outcome.oversized:
                 if len(change.events) == 1:
@@ -158,7 +203,7 @@ def _commit(
             pending.extend(e for e in change.events if e.message_id not in outcome.duplicates)
     if pending:
         raise DependencyUnavailable("events could not be recorded after repeated conflicts; retry")
-    return accepted, duplicates
+    return accepted, duplicates, merges
 
 
 def _group(
@@ -201,27 +246,15 @@ def _split(
         yield part
 
 
-def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, ContactId]]:
-    """Identify joins the anonymous visitor to the user; alias joins the previous id to the user."""
-    links: list[tuple[ContactId, ContactId]] = []
-    for event in events:
-        if event.call == "identify" and event.user_id and event.anonymous_id:
-            links.append((ContactId.anonymous(event.anonymous_id), ContactId.user(event.user_id)))
-        elif event.call == "alias" and event.user_id and event.previous_id:
-            target = ContactId.user(event.user_id)
-            for source in (ContactId.user(event.previous_id), ContactId.anonymous(event.previous_id)):
-                if source != target:
-                    links.append((source, target))
-    return list(dict.fromkeys(links))
-
-
-def link(source: ContactId, target: ContactId, store: ContactStore, now: datetime) -> bool:
+def link(source: ContactId, target: ContactId, store: MergeStore, now: datetime, decay: Decay) -> bool:
     """Merge ``source`` into ``target`` once. Safe to repeat after a crash at any step.
 
     1. Claim the source, on condition that the target is not merged away itself (so two aliases in
        opposite directions can never both succeed): from now on the source's writes fail and
        re-route to the target. A repeated identify stops here, after one conditional write.
-    2. Move its event log (idempotent copies, keyed by messageId).
+    2. Move its event log (idempotent copies, keyed by messageId). An event the target already holds
+       (the same messageId sent under both identities) is not copied: its copy on the source is
+       deleted together with taking back what it added (``retraction``), so it counts once.
     3. Absorb its profile into the target, guarded by merge markers, and mark the merge complete.
     An anonymous id already linked to another user stays with that user.
     """
@@ -242,14 +275,57 @@ def link(source: ContactId, target: ContactId, store: ContactStore, now: datetim
     for _ in range(MAX_ROUNDS):
         final = resolve(target, store)
         record = store.profile(source) or ContactRecord(contact_id=str(source))
-        store.move_events(source, final, MAX_MOVED_EVENTS)
+        moved = store.move_events(source, final, MAX_MOVED_EVENTS)
+        limited = frozenset(record.rule_uses)
+        if any(
+            store.retract(source, final, retraction(event, decay, limited)) is Absorbed.MOVED
+            for event in moved.duplicates
+        ):
+            continue
         outcome = store.absorb(final, merge_plan(source, record, store.profile(final)), now)
         if outcome is not Absorbed.MOVED:
             return outcome is Absorbed.DONE
     raise DependencyUnavailable("the merge target kept moving; retry")
 
 
-def resolve(contact: ContactId, store: ContactStore, max_hops: int = 8) -> ContactId:
+def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = frozenset()) -> Retraction:
+    """Minus what ``event`` added when it was recorded (see ``plan_change`` and ``score``).
+
+    Its decaying sums are recomputed as scoring computed them: the write's time (the stored
+    ``receivedAt``) picks the bucket, the event's own time the factor. ``limited`` names the rules
+    whose uses the contact counts.
+    """
+    revenue = event.revenue or Decimal(0)
+    signed = {Behaviour.PURCHASE.value: revenue, Behaviour.REFUND.value: -revenue}.get(event.behaviour, 0)
+    totals: dict[str, int] = {}
+    sums: dict[str, dict[str, dict[int, float]]] = {}
+    for line in event.ledger:
+        totals[line.dimension] = totals.get(line.dimension, 0) - line.points
+        for memory in decay.memories:
+            bucket = memory.bucket(event.received_at)
+            per_bucket = sums.setdefault(line.dimension, {}).setdefault(memory.key, {})
+            per_bucket[bucket] = per_bucket.get(bucket, 0.0) - memory.scaled(
+                line.points, event.timestamp, bucket
+            )
+    return Retraction(
+        message_id=event.message_id,
+        counts={event.behaviour: -1},
+        revenue=-Decimal(signed),
+        scores={
+            dimension: DimensionScore(
+                total=Decimal(totals.get(dimension, 0)),
+                sums={
+                    key: {bucket: v for bucket, v in buckets.items() if abs(v) >= NEGLIGIBLE}
+                    for key, buckets in sums.get(dimension, {}).items()
+                },
+            )
+            for dimension in {*totals, *sums}
+        },
+        rule_uses={rule: -1 for rule in {line.rule_id for line in event.ledger} & limited},
+    )
+
+
+def resolve(contact: ContactId, store: Profiles, max_hops: int = 8) -> ContactId:
     """Follow merges to the contact that now holds this identity."""
     for _ in range(max_hops):
         record = store.profile(contact)

@@ -241,9 +241,32 @@ def test_asset_holds_only_handler_and_shared_code(synthesized) -> None:
     assert sorted(p.name for p in asset.iterdir()) == ["functions", "shared"]
 
 
-def test_stage_function_reads_the_contacts_stream_with_failure_reporting(template) -> None:
-    (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
+def mapping_for(template: dict[str, Any], name: str) -> dict[str, Any]:
+    logical = next(
+        k
+        for k, f in resources(template, "AWS::Lambda::Function").items()
+        if f["Properties"]["Handler"] == function(name).handler
+    )
+    (found,) = [
+        m["Properties"]
+        for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": logical}
+    ]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "passes"),
+    [
+        ("stage_transition", {"lastWriter": {"S": ["tracking"]}}),
+        ("merge", {"lastWriter": {"S": ["tracking"]}, "mergeRequested": {"S": [{"exists": True}]}}),
+    ],
+)
+def test_stream_functions_read_the_contacts_stream_with_failure_reporting(template, name, passes) -> None:
+    """The stage function and the merge function: profile writes by tracking only (never their own
+    writes), with partial-batch failure reporting, bounded retries and a dead-letter queue each."""
+    assert len(resources(template, "AWS::Lambda::EventSourceMapping")) == 2
+    props = mapping_for(template, name)
     contacts = table_names_by_env(template)[CONTACTS.env]
     assert props["EventSourceArn"] == {"Fn::GetAtt": [contacts, "StreamArn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
@@ -253,14 +276,11 @@ def test_stage_function_reads_the_contacts_stream_with_failure_reporting(templat
     dlq = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert template["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
     (pattern,) = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
-    assert pattern["dynamodb"]["NewImage"]["lastWriter"] == {"S": ["tracking"]}, (
-        "its own writes never retrigger it"
-    )
+    assert pattern["dynamodb"]["NewImage"] == passes, "its own writes never retrigger it"
     assert "REMOVE" not in pattern["eventName"], "TTL deletions cause no transitions"
-    stage = lambda_for(template, "stage_transition")
     stream_actions = {
         a
-        for s in policy_statements(template, stage)
+        for s in policy_statements(template, lambda_for(template, name))
         if any(
             "StreamArn" in json.dumps(r)
             for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
@@ -268,6 +288,17 @@ def test_stage_function_reads_the_contacts_stream_with_failure_reporting(templat
         for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
     assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator"} <= stream_actions
+
+
+def test_the_tracking_function_only_writes_events_and_profiles(template) -> None:
+    """Merges left the request path: tracking no longer reads profiles, queries or deletes events."""
+    actions = {
+        a
+        for s in policy_statements(template, lambda_for(template, "tracking"))
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+        if a.startswith("dynamodb:")
+    }
+    assert actions == {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"}
 
 
 def test_due_job_runs_hourly_with_retries_and_dead_letters(template) -> None:

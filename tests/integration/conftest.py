@@ -101,6 +101,27 @@ def stream(aws):
 
 
 @pytest.fixture
+def merges(aws):
+    """The contacts table's stream delivered to the merge function: ``merges.drain()`` runs the identity
+    merges that the requests so far asked for, as the event source mapping would."""
+    from functions.merge.handler import handler
+    from infra.local.streams import StreamPump
+    from infra.wiring import function
+    from shared.adapters import aws as clients
+    from tests.conftest import Context
+
+    trigger = function("merge").stream
+    return StreamPump(
+        dynamodb=aws,
+        streams=clients.client("dynamodbstreams"),
+        table=os.environ[trigger.table.env],
+        trigger=trigger,
+        handler=handler,
+        context=Context,
+    )
+
+
+@pytest.fixture
 def bus_events(aws):
     """Everything published on the event bus, through a catch-all rule into an SQS queue."""
     import json as _json

@@ -9,8 +9,9 @@ import pytest
 from tests.conftest import BROWSER_KEY, as_function
 
 
-def journey(send) -> None:
-    """An anonymous visitor browses, signs up in the browser, then buys (reported by the back-end)."""
+def journey(send, merges) -> None:
+    """An anonymous visitor browses, signs up in the browser, then buys (reported by the back-end); the
+    merge function then runs (the identify asked for the merge)."""
     browser = [
         {
             "type": "page",
@@ -54,10 +55,11 @@ def journey(send) -> None:
         "properties": {"revenue": 30, "order_id": "o-1"},
     }
     assert send("/v1/track", order)[0] == 200
+    merges.drain()
 
 
-def test_anonymous_history_merges_into_the_known_contact(send, admin) -> None:
-    journey(send)
+def test_anonymous_history_merges_into_the_known_contact(send, admin, merges) -> None:
+    journey(send, merges)
     status, card, _ = admin("user_id:ann")
     assert status == 200
     assert card["contact_id"] == "user_id:ann"
@@ -77,14 +79,14 @@ def test_anonymous_history_merges_into_the_known_contact(send, admin) -> None:
     assert {e["message_id"] for e in card["recent_events"]} == {"p1", "p2", "v1", "i1", "c1", "o1"}
 
 
-def test_the_anonymous_id_leads_to_the_known_contact(send, admin) -> None:
-    journey(send)
+def test_the_anonymous_id_leads_to_the_known_contact(send, admin, merges) -> None:
+    journey(send, merges)
     status, card, _ = admin("anonymous_id:anon-1")
     assert status == 200 and card["contact_id"] == "user_id:ann"
 
 
-def test_anonymous_events_after_identify_land_on_the_known_contact(send, admin, clock) -> None:
-    journey(send)
+def test_anonymous_events_after_identify_land_on_the_known_contact(send, admin, clock, merges) -> None:
+    journey(send, merges)
     clock.advance(timedelta(minutes=5))
     send("/v1/p", {"anonymousId": "anon-1", "messageId": "late"}, key=BROWSER_KEY)
     card = admin("ann")[1]
@@ -92,18 +94,19 @@ def test_anonymous_events_after_identify_land_on_the_known_contact(send, admin, 
     assert card["recent_events"][0]["message_id"] == "late"
 
 
-def test_replayed_anonymous_event_after_the_merge_is_not_double_counted(send, admin) -> None:
-    journey(send)
+def test_replayed_anonymous_event_after_the_merge_is_not_double_counted(send, admin, merges) -> None:
+    journey(send, merges)
     send("/v1/p", {"anonymousId": "anon-1", "messageId": "p1"}, key=BROWSER_KEY)
     assert admin("ann")[1]["event_count"] == 6
 
 
-def test_alias_merges_two_known_contacts_server_side(send, admin) -> None:
+def test_alias_merges_two_known_contacts_server_side(send, admin, merges) -> None:
     send("/v1/track", {"userId": "old-id", "event": "Liked", "messageId": "l1"})
     send("/v1/identify", {"userId": "old-id", "traits": {"name": "Ann", "plan": "free"}, "messageId": "i0"})
     send("/v1/identify", {"userId": "ann", "traits": {"plan": "pro"}, "messageId": "i1"})
     assert send("/v1/alias", {"userId": "ann", "previousId": "old-id"}, key=BROWSER_KEY)[0] == 403
     assert send("/v1/alias", {"userId": "ann", "previousId": "old-id", "messageId": "a1"})[0] == 200
+    merges.drain()
     card = admin("ann")[1]
     assert card["traits"] == {"name": "Ann", "plan": "pro"}  # the surviving contact's own values win
     assert card["counts"] == {"like": 1, "identified": 2, "aliased": 1}
@@ -141,7 +144,7 @@ def test_event_log_rejects_bad_paging(send, admin, query) -> None:
     assert status == 400 and body["code"] in ("invalid_limit", "invalid_cursor")
 
 
-def test_a_big_identify_fits_one_write_and_a_big_history_merges(send, admin) -> None:
+def test_a_big_identify_fits_one_write_and_a_big_history_merges(send, admin, merges) -> None:
     """Up to the per-call limits an identify fits DynamoDB's 4 KB expressions (checked on every call
     here); a visitor who sent hundreds of traits still merges completely, in several writes."""
     big = {f"field_{i:03}": i for i in range(149)} | {"tags": [f"interest-{i:02}" for i in range(50)]}
@@ -155,6 +158,7 @@ def test_a_big_identify_fits_one_write_and_a_big_history_merges(send, admin) -> 
             == 200
         )
     assert send("/v1/identify", {"anonymousId": "a-big", "userId": "bo", "messageId": "link"})[0] == 200
+    merges.drain()
     card = admin("bo")[1]
     assert len(card["traits"]) == 450
     assert card["counts"] == {"identified": 4} and card["event_count"] == 4
@@ -199,14 +203,15 @@ def test_opposite_aliases_cannot_both_win(aws, send) -> None:
 
     from shared import runtime
     from shared.contacts.identity import ContactId
+    from shared.scoring.decay import Decay
     from shared.usecases import recording
 
     send("/v1/page", {"userId": "a"})
     send("/v1/page", {"userId": "b"})
-    with as_function("tracking"):
-        store = runtime.tracking().contacts
+    with as_function("merge"):
+        store = runtime.merging().contacts
     now = datetime(2026, 11, 23, tzinfo=UTC)
-    assert recording.link(ContactId.user("b"), ContactId.user("a"), store, now)
+    assert recording.link(ContactId.user("b"), ContactId.user("a"), store, now, Decay())
     stale = recording.resolve
     views = []
 
@@ -216,7 +221,7 @@ def test_opposite_aliases_cannot_both_win(aws, send) -> None:
 
     try:
         recording.resolve = first_view_is_stale
-        assert not recording.link(ContactId.user("a"), ContactId.user("b"), store, now)
+        assert not recording.link(ContactId.user("a"), ContactId.user("b"), store, now, Decay())
     finally:
         recording.resolve = stale
     assert store.profile(ContactId.user("a")).merged_into is None
@@ -274,3 +279,24 @@ def test_admin_reads_never_fail_on_odd_stored_data(aws, send, admin) -> None:
     assert events["m2"]["properties"] is None and events["m3"]["properties"] is None
     status, _, _ = admin("odd", ledger=True)
     assert status == 200
+
+
+def test_an_event_on_both_contacts_before_the_merge_counts_once(send, admin, merges) -> None:
+    """The same messageId stored on the visitor and on the user: after the merge, counters and scores
+    are the sum over the distinct events stored (one Product Viewed, one identify)."""
+    assert send("/v1/t", {"anonymousId": "a1", "event": "Product Viewed", "messageId": "m1"})[0] == 200
+    assert (
+        send("/v1/t", {"anonymousId": "a1", "userId": "bob", "event": "Product Viewed", "messageId": "m1"})[0]
+        == 200
+    )
+    single = admin("bob")[1]["scores"]["global"]
+    assert send("/v1/identify", {"anonymousId": "a1", "userId": "bob", "messageId": "i1"})[0] == 200
+    merges.drain()
+    card = admin("bob")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["i1", "m1"]
+    assert card["event_count"] == 2
+    assert card["counts"] == {"product_viewed": 1, "identified": 1}
+    ledger = admin("bob", ledger=True)[1]["entries"]
+    points = sum(c["points"] for entry in ledger for c in entry["changes"] if c["dimension"] == "global")
+    assert card["scores"]["global"]["lifetime"] == points == single["lifetime"] > 0
+    assert card["scores"]["global"]["current"] == pytest.approx(single["current"])

@@ -159,10 +159,11 @@ def install_rules(rules_api) -> None:
 
 
 def test_a_visitor_journey_gives_exactly_the_expected_scores_tags_and_ledger(
-    send, admin, rules_api, state
+    send, admin, rules_api, state, merges
 ) -> None:
     install_rules(rules_api)
     journey(send)
+    merges.drain()
     status, card, _ = admin("user_id:ann")
     assert status == 200
     lifetime = sum(
@@ -189,12 +190,14 @@ def test_a_visitor_journey_gives_exactly_the_expected_scores_tags_and_ledger(
 
     once = state()
     journey(send)  # the whole journey replayed: nothing changes
+    assert merges.drain() == 0
     assert state() == once
 
 
-def test_ledger_is_newest_first_and_pages(send, admin, rules_api) -> None:
+def test_ledger_is_newest_first_and_pages(send, admin, rules_api, merges) -> None:
     install_rules(rules_api)
     journey(send)
+    merges.drain()
     seen: list[str] = []
     cursor = None
     while True:
@@ -233,10 +236,11 @@ def test_current_engagement_decays_and_lifetime_stays(send, admin, clock) -> Non
     assert later["trend"] == "falling"
 
 
-def test_merged_contacts_keep_their_scores(send, admin) -> None:
+def test_merged_contacts_keep_their_scores(send, admin, merges) -> None:
     send("/v1/p", {"anonymousId": "a9", "messageId": "p1"}, key=BROWSER_KEY)
     send("/v1/t", {"anonymousId": "a9", "event": "Product Added", "messageId": "c1"}, key=BROWSER_KEY)
     send("/v1/i", {"anonymousId": "a9", "userId": "bo", "messageId": "i1"}, key=BROWSER_KEY)
+    merges.drain()
     card = admin("bo")[1]
     assert card["scores"]["global"]["lifetime"] == 1 + 5
     assert card["scores"]["global"]["current"] == pytest.approx(6)

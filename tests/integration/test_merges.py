@@ -1,0 +1,127 @@
+"""Identity merges run off the request path: the request asks, the contacts table's stream merges."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from tests.conftest import BROWSER_KEY
+
+
+def requests_made(aws) -> Counter[str]:
+    """Every DynamoDB request the functions make from now on, by operation (a botocore hook)."""
+    made: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        made[model.name] += 1
+
+    aws.meta.events.register("before-call.dynamodb", count)
+    return made
+
+
+def identifies(count: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "identify", "anonymousId": f"v{i}", "userId": f"u{i}", "messageId": f"i{i}"}
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("calls", [100, 2500])
+def test_merging_identify_calls_make_a_few_requests_whatever_the_batch_size(aws, send, calls) -> None:
+    """Each call's merge is asked for in the write that records the call: the request makes only the
+    transactions its events need (two items per identify, 100 per transaction), and reads config."""
+    visits = [{"type": "page", "anonymousId": f"v{i}", "messageId": f"p{i}"} for i in range(100)]
+    assert send("/v1/b", {"batch": visits}, key=BROWSER_KEY)[0] == 200  # history to merge, for some
+    made = requests_made(aws)
+    assert send("/v1/b", {"batch": identifies(calls)}, key=BROWSER_KEY)[0] == 200
+    transactions = math.ceil(2 * calls / 100)
+    assert made["TransactWriteItems"] == transactions
+    assert sum(made.values()) - transactions <= 2, made  # the write key and the rule book, at most
+
+
+def test_the_stream_merges_what_the_requests_asked_for(aws, send, admin, merges) -> None:
+    """Until the merge function has run, the visitor's history is still its own; then it is the user's."""
+    visits = [{"type": "page", "anonymousId": f"v{i}", "messageId": f"p{i}"} for i in range(100)]
+    assert send("/v1/b", {"batch": visits}, key=BROWSER_KEY)[0] == 200
+    assert send("/v1/b", {"batch": identifies(100)}, key=BROWSER_KEY)[0] == 200
+    assert admin("u7")[1]["event_count"] == 1  # the window: asked for, not merged yet
+    assert merges.drain() == 100  # one profile write per user asked
+    for i in (0, 7, 99):
+        card = admin(f"u{i}")[1]
+        assert card["event_count"] == 2 and card["anonymous_ids"] == [f"v{i}"]
+        assert sorted(e["message_id"] for e in card["recent_events"]) == [f"i{i}", f"p{i}"]
+    assert admin("anonymous_id:v7")[1]["contact_id"] == "user_id:u7"
+    assert merges.drain() == 0 and not merges.dead_letters  # the merges' own writes ask for nothing
+
+
+def test_retries_replays_and_redelivery_merge_once(aws, send, admin, merges, monkeypatch) -> None:
+    """A merge cut short (the function fails mid-way) resumes when the batch is retried; an SDK retry
+    of the identify and a redelivered stream record change nothing."""
+    from functions.merge.handler import handler
+    from shared.adapters.contact_store import DynamoContactStore
+    from shared.errors import DependencyUnavailable
+    from tests.conftest import Context
+
+    journey = [
+        {"type": "track", "anonymousId": "v1", "event": "Product Viewed", "messageId": "t1"},
+        {
+            "type": "track",
+            "anonymousId": "v1",
+            "event": "Order Completed",
+            "messageId": "o1",
+            "properties": {"revenue": 20},
+        },
+    ]
+    assert send("/v1/b", {"batch": journey})[0] == 200
+    identify = {"anonymousId": "v1", "userId": "ann", "messageId": "i1"}
+    assert send("/v1/identify", identify)[0] == 200
+    absorb, failures = DynamoContactStore.absorb, []
+
+    def fails_once(self, target, plan, at):
+        if not failures:
+            failures.append(plan.source)
+            raise DependencyUnavailable("injected: the function timed out mid-merge")
+        return absorb(self, target, plan, at)
+
+    monkeypatch.setattr(DynamoContactStore, "absorb", fails_once)
+    assert merges.drain() == 1 and failures and not merges.dead_letters
+    once = admin("ann")[1]
+    assert once["event_count"] == 3 and once["revenue_total"] == 20
+    assert once["counts"] == {"product_viewed": 1, "purchase": 1, "identified": 1}
+    assert send("/v1/identify", identify)[0] == 200  # the SDK retries: nothing new is asked
+    assert merges.drain() == 0
+    record = {
+        "eventID": "1",
+        "eventName": "MODIFY",
+        "eventSource": "aws:dynamodb",
+        "dynamodb": {
+            "Keys": {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}},
+            "NewImage": {
+                "pk": {"S": "C#user_id:ann"},
+                "sk": {"S": "PROFILE"},
+                "lastWriter": {"S": "tracking"},
+                "mergeRequested": {"S": '["anonymous_id:v1"]'},
+            },
+            "SequenceNumber": "1",
+        },
+    }
+    assert handler({"Records": [record]}, Context()) == {"batchItemFailures": []}  # redelivered
+    again = admin("ann")[1]
+    assert {k: again[k] for k in ("event_count", "revenue_total", "counts", "scores")} == {
+        k: once[k] for k in ("event_count", "revenue_total", "counts", "scores")
+    }
+
+
+def test_the_sample_stream_event_runs_through_the_merge_function(aws, admin) -> None:
+    import json
+
+    from functions.merge.handler import handler
+    from tests.conftest import EVENTS, Context
+
+    (sample,) = (EVENTS / "merge").glob("*.json")
+    assert handler(json.loads(sample.read_text()), Context()) == {"batchItemFailures": []}
+    card = admin("user-42")[1]
+    assert card["anonymous_ids"] == ["5f2b1d8e-0c6a-4a8e-9a51-1f0e2c3d4b5a"]
