@@ -9,6 +9,13 @@
    every transaction, and on failure swaps in the copies, replacing the tables' stream objects too.
    That is quadratic in table size and breaks stream readers. Instead we snapshot only the partitions
    a transaction touches and, on failure, put them back and drop the stream records it emitted.
+4. Update expressions parsed once. moto parses every update expression twice per item (to check
+   names, then to apply it) and its check that an expression has one SET, REMOVE and ADD clause walks
+   the tree again from every clause (quadratic). The project sends a handful of distinct expressions
+   (values vary, text does not), so parsed trees are cached by text; moto's validator works on a copy,
+   so a cached tree is never changed. The clause count is checked once, at the root, which is the
+   same check, and each tree walker builds its node-type table once instead of at every node.
+   Under concurrent batches this parsing and walking was most of the local stack's time.
 """
 
 from __future__ import annotations
@@ -84,6 +91,7 @@ def serialise() -> None:
             raise
 
     DynamoDBBackend.transact_write_items = _transact
+    _parse_update_expressions_once()
 
     for name in _METHODS:
         method = getattr(DynamoDBBackend, name)
@@ -95,3 +103,37 @@ def serialise() -> None:
 
         setattr(DynamoDBBackend, name, locked)
     DynamoDBBackend._lifecycle_serialised = True
+
+
+def _parse_update_expressions_once() -> None:
+    from moto.dynamodb.parsing import expressions
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, UpdateExpression
+    from moto.dynamodb.parsing.validators import ActionCountValidator
+
+    parse = expressions.UpdateExpressionParser.make.__func__
+    cached = functools.lru_cache(maxsize=1024)(lambda cls, text: parse(cls, text))
+    expressions.UpdateExpressionParser.make = classmethod(cached)
+
+    def traverse(self: Any, node: Any) -> Any:
+        return self.verify_action_counts(node) if isinstance(node, UpdateExpression) else node
+
+    ActionCountValidator.traverse = traverse
+
+    def processing_map(self: Any) -> tuple[dict[type, Any], tuple[type, ...]]:
+        built = self.__dict__.get("_lifecycle_map")
+        if built is None:
+            table = self._processing_map()
+            built = self.__dict__["_lifecycle_map"] = (table, tuple(table))
+        return built
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        return processing_map(self)[1]
+
+    def process(self: Any, node: Any) -> Any:
+        for kind, processor in processing_map(self)[0].items():
+            if isinstance(node, kind):
+                return processor(node)
+        return None
+
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
+    DepthFirstTraverser.process = process
