@@ -282,12 +282,13 @@ class LocalStack:
                 f"  curl -s {url}/admin/contacts/user_id:ann",
                 f"Scoring rules ({self.rules} loaded, shipped defaults included):",
                 f"  curl -s {url}/admin/rules",
-                f'  curl -s -X PUT {url}/admin/rules/kites -d \'{{"behaviour": "product_viewed", '
-                '"points": 5, "match": {"product": "kite-3"}, "tag": "kites"}\'',
+                f"  curl -s -X PUT {url}/admin/rules/kites -H 'content-type: application/json' \\",
+                '    -d \'{"behaviour": "product_viewed", "points": 5, "match": {"product": "kite-3"}, "tag": "kites"}\'',
                 "Stage events published on the bus:",
                 f"  curl -s {url}/_local/events",
                 "Move time on (scheduled jobs fire on the way):",
-                f'  curl -s -X POST {url}/_local/clock -d \'{{"advance": "P30D"}}\'',
+                f"  curl -s -X POST {url}/_local/clock -H 'content-type: application/json' \\",
+                '    -d \'{"advance": "P30D"}\'',
             ]
         )
 
