@@ -91,8 +91,8 @@ def concurrent_batches(threads: int = 4, batches: int = 10, size: int = 100) -> 
         stack.stop()
         os.environ.clear()
         os.environ.update(saved)
-    if failures:
-        raise RuntimeError(f"{len(failures)} batches failed: {failures[0]!r}")
+    if not latencies:
+        raise RuntimeError(f"every batch failed: {failures[0]!r}")
     return {
         "threads": threads,
         "batches": threads * batches,
@@ -103,6 +103,8 @@ def concurrent_batches(threads: int = 4, batches: int = 10, size: int = 100) -> 
         "requests_per_second": len(latencies) / wall,
         "events_per_second": len(latencies) * size / wall,
         "over_sdk_timeout": sum(1 for t in latencies if t >= SDK_TIMEOUT_SECONDS),
+        #: answered 5xx or not at all: SDKs retry these, so they cost time, not events
+        "failed": len(failures),
     }
 
 
@@ -114,7 +116,7 @@ Measured by `make bench` (or `python -m bench local`) on {where}.
 **Concurrent batches against `make run`** ({r["threads"]} client threads × {r["batches"] // r["threads"]} batches of
 {r["size"]} calls each, over loopback, stream pump and scheduler running):
 
-| p50 | p99 | slowest | batches/s | calls/s | batches over the SDKs' 15 s timeout |
-|---|---|---|---|---|---|
-| {r["p50_s"]:.2f} s | {r["p99_s"]:.2f} s | {r["max_s"]:.2f} s | {r["requests_per_second"]:.1f} | {r["events_per_second"]:,.0f} | {r["over_sdk_timeout"]} of {r["batches"]} |
+| p50 | p99 | slowest | batches/s | calls/s | over the SDKs' 15 s timeout | failed (5xx) |
+|---|---|---|---|---|---|---|
+| {r["p50_s"]:.2f} s | {r["p99_s"]:.2f} s | {r["max_s"]:.2f} s | {r["requests_per_second"]:.2f} | {r["events_per_second"]:,.0f} | {r["over_sdk_timeout"]} of {r["batches"]} | {r["failed"]} |
 """
