@@ -1,4 +1,7 @@
-"""Run every benchmark and write the results into BENCHMARKS.md (``python -m bench local``: only the local stack)."""
+"""Run every benchmark and write the results into BENCHMARKS.md.
+
+``python -m bench local`` runs only the local stack's section.
+"""
 
 from __future__ import annotations
 

@@ -258,7 +258,7 @@ def _refused_as_private(request: BaseHTTPRequestHandler) -> tuple[int, str] | No
     if (headers.get("sec-fetch-site") or "none").strip().lower() not in OWN_FETCH_SITES:
         return 403, "admin and /_local routes answer no requests made by other sites"
     if not _is_loopback_host(headers.get("host")):
-        return 403, "admin and /_local routes answer only requests addressed to localhost or a loopback address"
+        return 403, "admin and /_local routes answer only requests addressed to localhost or loopback"
     media = (headers.get("content-type") or "").split(";")[0].strip().lower()
     if request.command in BODY_METHODS and media != "application/json":
         return 415, "admin and /_local changes must be sent with content-type: application/json"

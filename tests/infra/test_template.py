@@ -166,7 +166,7 @@ def test_cors_lets_browsers_send_authorization(template) -> None:
 
 
 def test_cors_allows_what_tracking_clients_send_and_nothing_for_admin(template) -> None:
-    """analytics-next sends X-Retry-Count on every retry; admin routes are SigV4-only, never called by pages."""
+    """analytics-next sends X-Retry-Count on every retry; admin routes are SigV4-only, not for pages."""
     (api,) = resources(template, "AWS::ApiGatewayV2::Api").values()
     cors = api["Properties"]["CorsConfiguration"]
     assert {"authorization", "content-type", "content-encoding", "x-retry-count"} <= {
