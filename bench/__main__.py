@@ -1,4 +1,7 @@
-"""Run every benchmark and write the results into BENCHMARKS.md."""
+"""Run every benchmark and write the results into BENCHMARKS.md.
+
+``python -m bench local`` runs only the local stack's section.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +20,17 @@ os.environ.update(
 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(name, "bench")
 
-from bench import engagement, scoring, tracking  # noqa: E402
+from bench import engagement, local, scoring, tracking  # noqa: E402
 from bench.harness import machine, write_section  # noqa: E402
 
 
-def main() -> int:
+def main(sections: list[str]) -> int:
     where = machine()
     print(f"machine: {where}", flush=True)
+    if sections == ["local"]:
+        local_stack(where)
+        print("BENCHMARKS.md updated", flush=True)
+        return 0
 
     cpu = tracking.handler_cpu_per_event()
     print(f"handler CPU: {cpu}", flush=True)
@@ -124,9 +131,16 @@ consistent read, one transaction and one publish; on moto that ran at
 {stream["records_per_second_entering_moto"]:.0f} records/s, a figure dominated by moto itself, not a prediction for DynamoDB.
 """,
     )
+    local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
 
 
+def local_stack(where: str) -> None:
+    result = local.concurrent_batches()
+    print(f"local stack: {result}", flush=True)
+    write_section("local", local.section(where, result))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

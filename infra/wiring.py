@@ -114,14 +114,18 @@ class FunctionSpec:
 
 @dataclass(frozen=True, slots=True)
 class Cors:
-    """Browser access to the HTTP API. ``authorization`` is listed explicitly: ``*`` never covers it."""
+    """Browser access to the tracking routes; admin routes are for SigV4 callers and local tools, not pages.
 
-    allow_headers: tuple[str, ...] = ("authorization", "content-type", "content-encoding")
-    allow_methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
+    The headers are those browser tracking clients send beyond the CORS-safelisted ones: ``authorization``
+    (listed explicitly: ``*`` never covers it), ``content-type`` (``application/json``), ``content-encoding``
+    and ``x-retry-count``, which ``@segment/analytics-next`` adds to every retry.
+    """
+
+    #: the methods of the public routes (see ``CORS`` below)
+    allow_methods: tuple[str, ...]
+    allow_headers: tuple[str, ...] = ("authorization", "content-type", "content-encoding", "x-retry-count")
     max_age_seconds: int = 86400
 
-
-CORS = Cors()
 
 #: Profile changes made by the tracking path (not the stage function's own writes, not TTL removals).
 PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
@@ -234,6 +238,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=300,
     ),
 )
+
+#: CORS for the routes without IAM auth (tracking); the API answers preflights for admin paths too, but
+#: with no admin method allowed, and admin routes refuse unsigned requests whatever a page sends.
+CORS = Cors(allow_methods=tuple(sorted({r.method for f in FUNCTIONS for r in f.routes if r.auth == "none"})))
 
 
 def function(name: str) -> FunctionSpec:

@@ -2,7 +2,12 @@
 
 Routes, authorisation mode and CORS come from ``infra.wiring``; each request
 becomes an API Gateway payload-2.0 event for the same handler the cloud runs.
-IAM-authorised routes (admin) answer only loopback callers.
+
+IAM-authorised routes (admin) and the local-only ``/_local`` endpoints stand in for routes a browser
+cannot call in the cloud (they need SigV4), so locally they answer only loopback tools such as curl:
+no CORS, nothing from a web page (``Origin``, a cross-site ``Sec-Fetch-Site``, a Host that is not
+loopback, as after DNS rebinding), and bodies only as ``application/json``, which a page cannot send
+to another origin without a preflight (DELETE is never sent without one).
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ from infra.wiring import CORS, FunctionSpec, HttpRoute
 
 TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript")
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
+#: what browsers send in Sec-Fetch-Site for a request the developer made themselves (address bar, same page)
+OWN_FETCH_SITES = ("same-origin", "none")
+#: methods with a body; a page can POST text/plain or a form to any origin without a preflight
+BODY_METHODS = ("POST", "PUT")
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,14 @@ class Gateway:
                 return local, {k: unquote(v) for k, v in found.groupdict().items()}
         return None
 
+    def private(self, path: str) -> bool:
+        """Admin and local-only paths: whatever the method, so their preflights are refused too."""
+        return (
+            path.startswith("/_local/")
+            or any(path == extra_path for _, extra_path in self.extra)
+            or any(local.route.auth == "iam" and local.pattern.match(path) for local in self.routes)
+        )
+
     def allowed_origin(self, origin: str | None) -> str | None:
         if not origin:
             return None
@@ -120,6 +137,9 @@ class Gateway:
     # --- request handling -----------------------------------------------------------
 
     def _preflight(self, request: BaseHTTPRequestHandler) -> None:
+        if self.private(urlsplit(request.path).path):
+            _refuse(request, 403, "admin and /_local routes answer no cross-origin requests")
+            return
         origin = self.allowed_origin(request.headers.get("origin"))
         headers = {"content-length": "0"}
         if origin and request.headers.get("access-control-request-method"):
@@ -142,11 +162,14 @@ class Gateway:
             )
             return
         body = request.rfile.read(length) if length else b""
+        private = self.private(url.path)
+        if private:
+            refused = _refused_as_private(request)
+            if refused is not None:
+                _refuse(request, *refused)
+                return
         extra = self.extra.get((request.command, url.path))
         if extra is not None:
-            if not _is_loopback(request.client_address[0]):
-                _send(request, 403, {"content-type": "application/json"}, b'{"message":"Forbidden"}')
-                return
             status, payload = extra(body)
             _send(request, status, {"content-type": "application/json"}, json.dumps(payload).encode())
             return
@@ -155,9 +178,6 @@ class Gateway:
             _send(request, 404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
             return
         local, params = found
-        if local.route.auth == "iam" and not _is_loopback(request.client_address[0]):
-            _send(request, 403, {"content-type": "application/json"}, b'{"message":"Forbidden"}')
-            return
         event = api_gateway_event(local.route, request, url, params, body)
         context = LambdaContext(
             function_name=f"lifecycle-{local.function.name}",
@@ -170,7 +190,7 @@ class Gateway:
             _send(request, 500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
             return
         headers = {k.lower(): str(v) for k, v in (response.get("headers") or {}).items()}
-        origin = self.allowed_origin(request.headers.get("origin"))
+        origin = None if private else self.allowed_origin(request.headers.get("origin"))
         if origin:
             headers["access-control-allow-origin"] = origin
         raw = response.get("body") or ""
@@ -228,11 +248,40 @@ def api_gateway_event(
     return event
 
 
+def _refused_as_private(request: BaseHTTPRequestHandler) -> tuple[int, str] | None:
+    """Why an admin or /_local request is refused (status, message), or None: a loopback tool's request."""
+    headers = request.headers
+    if not _is_loopback(request.client_address[0]):
+        return 403, "Forbidden"
+    if headers.get("origin") is not None:
+        return 403, "admin and /_local routes answer no cross-origin requests"
+    if (headers.get("sec-fetch-site") or "none").strip().lower() not in OWN_FETCH_SITES:
+        return 403, "admin and /_local routes answer no requests made by other sites"
+    if not _is_loopback_host(headers.get("host")):
+        return 403, "admin and /_local routes answer only requests addressed to localhost or loopback"
+    media = (headers.get("content-type") or "").split(";")[0].strip().lower()
+    if request.command in BODY_METHODS and media != "application/json":
+        return 415, "admin and /_local changes must be sent with content-type: application/json"
+    return None
+
+
 def _is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def _is_loopback_host(host: str | None) -> bool:
+    """The Host header names this machine (no header: an HTTP/1.0 tool, never a browser)."""
+    if not host:
+        return True
+    name = urlsplit(f"//{host.strip()}").hostname or ""
+    return name == "localhost" or name.endswith(".localhost") or _is_loopback(name)
+
+
+def _refuse(request: BaseHTTPRequestHandler, status: int, message: str) -> None:
+    _send(request, status, {"content-type": "application/json"}, json.dumps({"message": message}).encode())
 
 
 def _send(request: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str], body: bytes) -> None:

@@ -12,6 +12,13 @@
 4. Numbers after arithmetic. moto writes the result of ``ADD`` or ``SET a = a + :x`` as Python prints
    the Decimal (``0E-15``) and later parses a number without a dot as an int, which fails; DynamoDB
    stores ``0``. Results are written in plain notation.
+5. Update expressions parsed once. moto parses every update expression twice per item (to check
+   names, then to apply it) and its check that an expression has one SET, REMOVE and ADD clause walks
+   the tree again from every clause (quadratic). The project sends a handful of distinct expressions
+   (values vary, text does not), so parsed trees are cached by text; moto's validator works on a copy,
+   so a cached tree is never changed. The clause count is checked once, at the root, which is the
+   same check, and each tree walker builds its node-type table once instead of at every node.
+   Under concurrent batches this parsing and walking was most of the local stack's time.
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ def serialise() -> None:
 
     DynamoDBBackend.transact_write_items = _transact
     _plain_number_arithmetic(DynamoType)
+    _parse_update_expressions_once()
 
     for name in _METHODS:
         method = getattr(DynamoDBBackend, name)
@@ -116,3 +124,37 @@ def _plain_number_arithmetic(dynamo_type: Any) -> None:
 
     dynamo_type.__add__ = arithmetic(1)
     dynamo_type.__sub__ = arithmetic(-1)
+
+
+def _parse_update_expressions_once() -> None:
+    from moto.dynamodb.parsing import expressions
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser, UpdateExpression
+    from moto.dynamodb.parsing.validators import ActionCountValidator
+
+    parse = expressions.UpdateExpressionParser.make.__func__
+    cached = functools.lru_cache(maxsize=1024)(lambda cls, text: parse(cls, text))
+    expressions.UpdateExpressionParser.make = classmethod(cached)
+
+    def traverse(self: Any, node: Any) -> Any:
+        return self.verify_action_counts(node) if isinstance(node, UpdateExpression) else node
+
+    ActionCountValidator.traverse = traverse
+
+    def processing_map(self: Any) -> tuple[dict[type, Any], tuple[type, ...]]:
+        built = self.__dict__.get("_lifecycle_map")
+        if built is None:
+            table = self._processing_map()
+            built = self.__dict__["_lifecycle_map"] = (table, tuple(table))
+        return built
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        return processing_map(self)[1]
+
+    def process(self: Any, node: Any) -> Any:
+        for kind, processor in processing_map(self)[0].items():
+            if isinstance(node, kind):
+                return processor(node)
+        return None
+
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
+    DepthFirstTraverser.process = process

@@ -1,11 +1,9 @@
-"""Start and stop the local stack: moto in server mode, tables, write keys and the gateway."""
+"""Start and stop the local stack: moto in this process, tables, write keys and the gateway."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -60,12 +58,13 @@ class LocalStack:
     table_names: dict[str, str] = field(default_factory=lambda: {t.id: f"lifecycle-{t.id}" for t in TABLES})
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from moto import mock_aws
 
         serialise()
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.moto_port = _free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        # moto in this process, not behind its HTTP server: each AWS call skips two HTTP stacks and
+        # moto's per-request service lookup, which cost more than the work itself (see BENCHMARKS.md).
+        os.environ.pop("AWS_ENDPOINT_URL", None)  # an endpoint would send the calls past moto
+        self._moto = mock_aws()
         self._moto.start()
         self._configure_environment()
         clocks.install(self.clock)
@@ -122,7 +121,6 @@ class LocalStack:
         with exactly its environment (``_host_functions``)."""
         os.environ.update(
             {
-                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{self.moto_port}",
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
@@ -332,7 +330,7 @@ class LocalStack:
         url = self.url
         return "\n".join(
             [
-                f"Lifecycle local stack on {url}  (moto on 127.0.0.1:{self.moto_port}; Ctrl-C stops)",
+                f"Lifecycle local stack on {url}  (Ctrl-C stops)",
                 "",
                 "Write keys:",
                 f"  browser (behaviour only): {self.settings.browser_key}",
@@ -345,12 +343,13 @@ class LocalStack:
                 f"  curl -s {url}/admin/contacts/user_id:ann",
                 f"Scoring rules ({self.rules} loaded, shipped defaults included):",
                 f"  curl -s {url}/admin/rules",
-                f'  curl -s -X PUT {url}/admin/rules/kites -d \'{{"behaviour": "product_viewed", '
-                '"points": 5, "match": {"product": "kite-3"}, "tag": "kites"}\'',
+                f"  curl -s -X PUT {url}/admin/rules/kites -H 'content-type: application/json' \\",
+                '    -d \'{"behaviour": "product_viewed", "points": 5, "match": {"product": "kite-3"}, "tag": "kites"}\'',
                 "Stage events published on the bus:",
                 f"  curl -s {url}/_local/events",
                 "Move time on (scheduled jobs fire on the way):",
-                f'  curl -s -X POST {url}/_local/clock -d \'{{"advance": "P30D"}}\'',
+                f"  curl -s -X POST {url}/_local/clock -H 'content-type: application/json' \\",
+                '    -d \'{"advance": "P30D"}\'',
             ]
         )
 
@@ -367,8 +366,3 @@ def parse_duration(text: str) -> timedelta:
         raise ValueError(f"{text!r} is not an ISO-8601 duration such as P30D or PT12H")
     return timedelta(**{k: int(v) for k, v in match.groupdict().items() if v})
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

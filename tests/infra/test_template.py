@@ -227,6 +227,17 @@ def test_cors_lets_browsers_send_authorization(template) -> None:
     assert cors["AllowOrigins"] == ["*"]
 
 
+def test_cors_allows_what_tracking_clients_send_and_nothing_for_admin(template) -> None:
+    """analytics-next sends X-Retry-Count on every retry; admin routes are SigV4-only, not for pages."""
+    (api,) = resources(template, "AWS::ApiGatewayV2::Api").values()
+    cors = api["Properties"]["CorsConfiguration"]
+    assert {"authorization", "content-type", "content-encoding", "x-retry-count"} <= {
+        h.lower() for h in cors["AllowHeaders"]
+    }
+    public = {r.method for f in FUNCTIONS for r in f.routes if r.auth == "none"}
+    assert set(cors["AllowMethods"]) == public == {"POST"}
+
+
 def test_stage_has_access_logs_without_personal_data_and_throttling(template) -> None:
     (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
     props = stage["Properties"]

@@ -144,12 +144,21 @@ def test_browser_preflight_lists_authorization(local_stack: str) -> None:
         headers={
             "Origin": "https://shop.example",
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type",
+            "Access-Control-Request-Headers": "authorization,content-type,x-retry-count",
         },
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        assert "authorization" in response.headers["access-control-allow-headers"].split(",")
+        allowed = response.headers["access-control-allow-headers"].split(",")
+        assert {"authorization", "content-type", "x-retry-count"} <= set(allowed)
         assert response.headers["access-control-allow-origin"] == "*"
+    forged = urllib.request.Request(
+        f"{local_stack}/admin/contacts/anyone/accept",
+        data=b'{"salesperson": "s"}',
+        headers={"content-type": "text/plain", "origin": "https://evil.example"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    assert refused.value.code == 403 and "access-control-allow-origin" not in refused.value.headers
 
 
 def test_browser_key_purchase_is_refused_with_json_error(local_stack: str) -> None:

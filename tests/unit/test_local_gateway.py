@@ -48,13 +48,23 @@ def gateway(invoked: list) -> Gateway:
             fake_handler,
         ),
         LocalRoute(
+            HttpRoute("POST", "/admin/contacts/{contactId}/accept", auth="iam"),
+            function("admin"),
+            __import__("re").compile(r"^/admin/contacts/(?P<contactId>[^/]+)/accept$"),
+            fake_handler,
+        ),
+        LocalRoute(
             HttpRoute("POST", "/v1/track"),
             function("tracking"),
             __import__("re").compile(r"^/v1/track$"),
             fake_handler,
         ),
     ]
-    return Gateway(routes, cors_origins=["https://shop.example"])
+    return Gateway(
+        routes,
+        cors_origins=["https://shop.example"],
+        extra={("POST", "/_local/clock"): lambda body: (invoked.append(body), (200, {"now": "x"}))[1]},
+    )
 
 
 def test_admin_routes_answer_loopback_callers_only() -> None:
@@ -105,6 +115,111 @@ def test_preflight_for_allowed_and_other_origins() -> None:
     )
     gw._preflight(other)
     assert "access-control-allow-origin" not in other.sent
+
+
+def test_preflight_allows_every_header_the_tracking_clients_send() -> None:
+    """analytics-next adds X-Retry-Count to every retry: a preflight refusing it lost the retried events."""
+    gw = gateway([])
+    preflight = FakeRequest(
+        "OPTIONS",
+        "/v1/t",
+        "127.0.0.1",
+        headers={
+            "origin": "https://shop.example",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization,content-type,x-retry-count",
+        },
+    )
+    gw._preflight(preflight)
+    allowed = {h.strip().lower() for h in preflight.sent["access-control-allow-headers"].split(",")}
+    assert preflight.status == 204 and preflight.sent["access-control-allow-origin"] == "https://shop.example"
+    assert {"authorization", "content-type", "x-retry-count", "content-encoding"} <= allowed
+    assert preflight.sent["access-control-allow-methods"] == "POST"
+
+
+def test_admin_and_local_preflights_allow_no_origin() -> None:
+    gw = gateway([])
+    for path, method in (("/admin/contacts/ann", "GET"), ("/admin/contacts/ann/accept", "POST")):
+        for verb in (method, "PUT", "DELETE"):
+            preflight = FakeRequest(
+                "OPTIONS",
+                path,
+                "127.0.0.1",
+                headers={"origin": "https://shop.example", "access-control-request-method": verb},
+            )
+            gw._preflight(preflight)
+            assert preflight.status == 403
+            assert not any(h.startswith("access-control-") for h in preflight.sent)
+    local = FakeRequest(
+        "OPTIONS",
+        "/_local/clock",
+        "127.0.0.1",
+        headers={"origin": "https://shop.example", "access-control-request-method": "POST"},
+    )
+    gw._preflight(local)
+    assert local.status == 403 and not any(h.startswith("access-control-") for h in local.sent)
+
+
+def test_admin_and_local_requests_from_web_pages_are_refused() -> None:
+    """Any page a developer visits could otherwise read contacts or change rules through their browser."""
+    invoked: list = []
+    gw = gateway(invoked)
+    json_type = {"content-type": "application/json"}
+    attempts = [
+        # a cross-origin read (the allowed tracking origin is no exception) and a no-cors one
+        FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"origin": "https://shop.example"}),
+        FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"sec-fetch-site": "cross-site"}),
+        FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"sec-fetch-site": "same-site"}),
+        # a "simple" POST needs no preflight: text/plain, form, or JSON from a page of another origin
+        FakeRequest("POST", "/admin/contacts/ann/accept", "127.0.0.1", b'{"salesperson":"s"}',
+                    {"content-type": "text/plain", "origin": "https://evil.example"}),
+        FakeRequest("POST", "/_local/clock", "127.0.0.1", b'{"advance":"P30D"}',
+                    {"content-type": "text/plain", "origin": "null"}),
+        FakeRequest("POST", "/_local/clock", "127.0.0.1", b'{"advance":"P30D"}',
+                    {**json_type, "origin": "http://localhost:3000"}),
+        # DNS rebinding: the page's own name resolved to 127.0.0.1, so the browser calls it same-origin
+        FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1",
+                    headers={"host": "attacker.example:3000", "sec-fetch-site": "same-origin"}),
+    ]
+    for attempt in attempts:
+        gw._dispatch(attempt)
+        assert attempt.status == 403, (attempt.command, attempt.path, dict(attempt.headers))
+        assert not any(h.startswith("access-control-") for h in attempt.sent)
+        assert json.loads(attempt.wfile.getvalue())["message"]
+    assert invoked == []
+
+
+def test_admin_and_local_state_changes_must_be_json() -> None:
+    """A page can send text/plain or a form without a preflight and without reading the answer: refused."""
+    invoked: list = []
+    gw = gateway(invoked)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None):
+        for path in ("/admin/contacts/ann/accept", "/_local/clock"):
+            headers = {"host": "127.0.0.1:3000"} | ({"content-type": content_type} if content_type else {})
+            request = FakeRequest("POST", path, "127.0.0.1", b'{"advance":"P1D"}', headers)
+            gw._dispatch(request)
+            assert request.status == 415, (path, content_type)
+            assert "application/json" in json.loads(request.wfile.getvalue())["message"]
+    assert invoked == []
+
+
+def test_admin_and_local_answer_curl_and_the_developers_own_tab() -> None:
+    invoked: list = []
+    gw = gateway(invoked)
+    allowed = [
+        FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"host": "localhost:3000"}),
+        FakeRequest(
+            "GET", "/admin/contacts/ann", "::1", headers={"host": "[::1]:3000", "sec-fetch-site": "none"}
+        ),
+        FakeRequest("POST", "/admin/contacts/ann/accept", "127.0.0.1", b"{}",
+                    {"host": "127.0.0.1:3000", "content-type": "application/json; charset=utf-8"}),
+        FakeRequest("POST", "/_local/clock", "127.0.0.1", b"{}", {"content-type": "application/json"}),
+    ]
+    for request in allowed:
+        gw._dispatch(request)
+        assert request.status == 200, (request.path, dict(request.headers))
+        assert "access-control-allow-origin" not in request.sent
+    assert len(invoked) == 4
 
 
 def test_bodies_are_passed_as_api_gateway_does() -> None:
