@@ -25,12 +25,11 @@ from shared.adapters.contact_store import (
 from shared.adapters.dynamodb import (
     Expression,
     exact_number,
-    is_transient,
+    failure,
     n,
     query_all,
     s,
     transact_if,
-    unavailable,
 )
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
@@ -246,8 +245,8 @@ class DynamoStageStore:
         return found
 
     @staticmethod
-    def _failure(exc: Exception) -> Exception:
-        return unavailable(exc, "the contact store") if is_transient(exc) else exc
+    def _failure(exc: Exception) -> BaseException:
+        return failure(exc, "the contact store")
 
 
 def profile_from_stream(record: dict[str, Any]) -> ContactRecord | None:
