@@ -122,6 +122,10 @@ class DynamoContactStore:
                 outcomes[index] = CommitOutcome(committed=False, oversized=True)
             else:
                 fitting.append(index)
+        if len(fitting) < len(changes):
+            # Split (or refuse) the oversized first and write nothing meanwhile: a 413 then finds
+            # nothing of the request written.
+            return [o or CommitOutcome(committed=False) for o in outcomes]
         for indices in _pack([changes[i] for i in fitting]):
             self._transact([fitting[i] for i in indices], changes, updates, outcomes)
         for index, outcome in enumerate(outcomes):

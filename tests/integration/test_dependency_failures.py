@@ -411,3 +411,22 @@ def test_a_batch_cut_short_by_an_unexpected_error_asks_for_a_resend(faults, send
     for i in (0, 49, 50, 99):
         card = admin(f"u{i}")[1]
         assert card["counts"] == {"like": 1} and card["event_count"] == 1
+
+
+def test_a_call_too_big_for_one_write_is_refused_before_anything_is_written(
+    send, rules_api, state
+) -> None:
+    """100 tag rules credit one call with 100 tag scores: its profile update passes 4 KB. The other
+    calls of the batch, planned first, must not be written before the 413."""
+    for i in range(100):
+        rule = {"behaviour": "product_viewed", "points": 1, "match": {"product": "kite"}, "tag": f"t{i}"}
+        assert rules_api("PUT", f"kite-{i}", rule)[0] == 200
+    viewed = {"type": "track", "event": "Product Viewed"}
+    batch = [{**viewed, "userId": f"u{i}", "messageId": f"m{i}"} for i in range(60)]
+    batch.append({**viewed, "userId": "ann", "messageId": "kite", "properties": {"product_id": "kite"}})
+    batch += [{**viewed, "userId": f"v{i}", "messageId": f"n{i}"} for i in range(60)]
+    before = state()
+    status, body, _ = send("/v1/batch", {"batch": batch})
+    assert status == 413 and body.get("code") == "payload_too_large", (status, body)
+    assert "kite" in body["message"]
+    assert state() == before, "a 4xx writes nothing"
