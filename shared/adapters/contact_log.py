@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.adapters.contact_store import partition, stored_event
-from shared.adapters.dynamodb import is_transient, unavailable
+from shared.adapters.dynamodb import failure
 from shared.adapters.tables import EVENTS
 from shared.contacts.identity import ContactId
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerPage
@@ -48,7 +48,7 @@ class DynamoContactLog:
         try:
             page = self._db.query(**request)
         except Exception as exc:
-            raise (unavailable(exc, "the event log") if is_transient(exc) else exc) from exc
+            raise failure(exc, "the event log") from exc
         last = page.get("LastEvaluatedKey")
         return page.get("Items", []), _encode_cursor(last) if last else None
 

@@ -12,7 +12,6 @@ update; the merge function, triggered by that write, does the merges.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -21,25 +20,26 @@ from decimal import Decimal
 from typing import Any
 
 from shared.adapters.dynamodb import (
-    RETRYABLE_REASONS,
+    ATTEMPTS,
     Expression,
+    backoff,
     cancellation_codes,
     error_code,
     exact_number,
-    is_transient,
+    failure,
     js,
     n,
     plain_item,
+    retried,
     s,
     ss,
-    unavailable,
 )
 from shared.adapters.tables import EVENTS
-from shared.contacts.changes import ContactChange
+from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, ContactChange, trait_bytes
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import StoredEvent
-from shared.errors import DependencyUnavailable, InvalidRequest, PayloadTooLarge
+from shared.errors import DependencyUnavailable, LifecycleError
 from shared.scoring.engine import RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
@@ -80,7 +80,10 @@ BY_TIME = EVENTS.local_indexes[0].name
 MAX_TRANSACTION_ITEMS = 100
 #: Stay under the 4 MB transaction limit, counting each item's body and keys.
 MAX_TRANSACTION_BYTES = 3_500_000
-ATTEMPTS = 4
+#: An upper bound of the bytes in the profile's ``trait:*`` attributes, kept without reading the profile.
+TRAIT_BYTES = "traitBytes"
+TRAIT_CAP = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
+ITEM_CAP = "400 KB (the limit of a contact's profile)"
 #: Events older than this when they arrive are history being imported, not live behaviour.
 IMPORT_HORIZON = timedelta(days=1)
 
@@ -137,6 +140,10 @@ class DynamoContactStore:
                 outcomes[index] = CommitOutcome(committed=False, oversized=True)
             else:
                 fitting.append(index)
+        if len(fitting) < len(changes):
+            # Split (or refuse) the oversized first and write nothing meanwhile: a 413 then finds
+            # nothing of the request written.
+            return [o or CommitOutcome(committed=False) for o in outcomes]
         for indices in _pack([changes[i] for i in fitting]):
             self._transact([fitting[i] for i in indices], changes, updates, outcomes)
         for index, outcome in enumerate(outcomes):
@@ -171,48 +178,50 @@ class DynamoContactStore:
                 owners.append((index, event.message_id))
             items.append({"Update": updates[index]})
             owners.append((index, None))
-        for attempt in range(ATTEMPTS):
-            try:
-                self._db.transact_write_items(TransactItems=items)
-            except Exception as exc:  # noqa: BLE001 - classified below
-                code = error_code(exc)
-                reasons = cancellation_codes(exc)
-                if reasons is not None:
-                    if "ConditionalCheckFailed" in reasons:
-                        self._rejected(exc.response["CancellationReasons"], owners, outcomes)  # type: ignore[attr-defined]
-                        return
-                    if "ValidationError" in reasons:
-                        raise PayloadTooLarge(
-                            "a contact's profile would exceed DynamoDB's item size; remove traits or tags"
-                        ) from exc
-                    if not RETRYABLE_REASONS.intersection(reasons):
-                        raise unavailable(exc, "the contact store") from exc
-                elif code == "ValidationException":
-                    raise InvalidRequest(
-                        f"the store rejected the write: {exc}", code="invalid_event"
-                    ) from exc
-                elif not is_transient(exc):
-                    raise
-                if attempt + 1 == ATTEMPTS:
-                    raise unavailable(exc, "the contact store") from exc
-                self._sleep(random.uniform(0, 0.025 * 4**attempt))
-                continue
-            for index in indices:
-                outcomes[index] = CommitOutcome(committed=True)
+        try:
+            retried(
+                lambda: self._db.transact_write_items(TransactItems=items),
+                "the contact store",
+                sleep=self._sleep,
+            )
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
+            if cancellation_codes(exc) is None or not reasons:
+                raise failure(exc, "the contact store") from exc  # e.g. a ValidationException: a 500
+            self._rejected(exc, reasons, owners, changes, updates, outcomes)
             return
+        for index in indices:
+            outcomes[index] = CommitOutcome(committed=True)
 
-    @staticmethod
     def _rejected(
+        self,
+        exc: Exception,
         reasons: list[Mapping[str, Any]],
         owners: list[tuple[int, str | None]],
+        changes: Sequence[ContactChange],
+        updates: Sequence[dict[str, Any]],
         outcomes: list[CommitOutcome | None],
     ) -> None:
+        """Why a transaction was cancelled, per change: duplicates, a merge, a rule limit, a full profile.
+
+        Changes cancelled only for another's sake (or by a conflict) get a plain "not committed" and are
+        planned again.
+        """
         duplicates: dict[int, set[str]] = {}
         merged: dict[int, ContactId] = {}
         uses: dict[int, dict[str, RuleUse]] = {}
+        refused: dict[int, str] = {}
         for (index, message_id), reason in zip(owners, reasons, strict=False):
             duplicates.setdefault(index, set())
-            if reason.get("Code") != "ConditionalCheckFailed":
+            code = reason.get("Code")
+            if code == "ValidationError":
+                if "maximum allowed size" not in (reason.get("Message") or ""):
+                    raise exc  # not something the caller sent: our bug, a 500 (logged, no internals shown)
+                refused[index] = ITEM_CAP
+                continue
+            if code != "ConditionalCheckFailed":
                 continue
             if message_id is not None:
                 duplicates[index].add(message_id)
@@ -221,15 +230,58 @@ class DynamoContactStore:
             into = item.get("mergedInto", {}).get("S")
             if into:
                 merged[index] = ContactId.parse(into)
-            else:
-                uses[index] = {k: RuleUse(c, d) for k, (c, d) in _rule_uses(plain_item(item)).items()}
+                continue
+            uses[index] = {k: RuleUse(c, d) for k, (c, d) in _rule_uses(plain_item(item)).items()}
+            if item and not self._trait_bytes_fit(changes[index], updates[index], item):
+                refused[index] = TRAIT_CAP
         for index, found in duplicates.items():
             outcomes[index] = CommitOutcome(
                 committed=False,
                 duplicates=frozenset(found),
                 merged_into=merged.get(index),
                 rule_uses=uses.get(index),
+                refused=refused.get(index),
             )
+
+    def _trait_bytes_fit(
+        self, change: ContactChange, update: Mapping[str, Any], item: Mapping[str, Any]
+    ) -> bool:
+        """After the trait cap refused a change: does it fit the profile's real traits?
+
+        ``traitBytes`` only grows (a trait replaced is counted again), so it may overstate. When the
+        change truly fits, the bound is reset to the exact size, on condition nobody changed it
+        meanwhile, and the change is planned again; ``False`` if it truly does not fit.
+        """
+        if TRAIT_BYTES not in update["ExpressionAttributeNames"].values():
+            return True  # the change adds no traits: another condition refused it
+        bound = item.get(TRAIT_BYTES, {}).get("N")
+        if bound is not None and int(bound) + change.trait_bytes <= MAX_PROFILE_TRAIT_BYTES:
+            return True
+        stored = record_from_item(item).traits
+        if trait_bytes(change.traits_after(stored)) > MAX_PROFILE_TRAIT_BYTES:
+            return False
+        unchanged = f"{TRAIT_BYTES} = :was" if bound is not None else f"attribute_not_exists({TRAIT_BYTES})"
+        try:
+            retried(
+                lambda: self._db.update_item(
+                    TableName=self._contacts,
+                    Key=profile_key(change.contact),
+                    UpdateExpression=f"SET {TRAIT_BYTES} = :exact",
+                    ConditionExpression=f"attribute_exists(pk) AND {unchanged}",
+                    ExpressionAttributeValues={
+                        ":exact": n(trait_bytes(stored)),
+                        **({":was": n(int(bound))} if bound is not None else {}),
+                    },
+                ),
+                "the contact store",
+                sleep=self._sleep,
+            )
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise failure(exc, "the contact store") from exc
+        return True
 
     def _event_put(
         self, contact: ContactId, event: TrackedEvent, received_at: str, ledger: tuple[ScoreChange, ...]
@@ -268,6 +320,7 @@ class DynamoContactStore:
         x.set("updatedAt", s(format_time(change.last_seen)))
         for name, value in change.traits_set.items():
             x.set(TRAIT + name, js(value))
+        added = change.trait_bytes
         for name in change.traits_unset:
             x.remove(TRAIT + name)
         if change.timezone_hint:
@@ -300,6 +353,12 @@ class DynamoContactStore:
         if change.merge_from:
             x.set(MERGE_REQUESTED, s(json.dumps(sorted(str(source) for source in change.merge_from))))
         conditions = [f"attribute_not_exists({x.name('mergedInto')})"]
+        if added:  # the trait cap, without a read: the bound grows by what this change may add
+            x.add(TRAIT_BYTES, n(added))
+            bound, ceiling = x.name(TRAIT_BYTES), x.value(n(MAX_PROFILE_TRAIT_BYTES - added))
+            conditions.append(f"(attribute_not_exists({x.name('pk')}) OR {bound} <= {ceiling})")
+        else:
+            x.set_if_absent(TRAIT_BYTES, n(0))
         for claim in scored.limits:
             count = x.name(f"{RULE}{claim.rule_id}:n")
             x.add(f"{RULE}{claim.rule_id}:n", n(claim.count))
@@ -355,26 +414,26 @@ class DynamoContactStore:
                 }
             },
         ]
-        for attempt in range(ATTEMPTS):
-            try:
-                self._db.transact_write_items(TransactItems=items)
-                return Claim(target)
-            except Exception as exc:
-                codes = cancellation_codes(exc)
-                if codes and codes[0] == "ConditionalCheckFailed":
-                    item = exc.response["CancellationReasons"][0].get("Item") or {}  # type: ignore[attr-defined]
-                    owner = item.get("mergedInto", {}).get("S")
-                    return Claim(
-                        ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item
-                    )
-                if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                    return Claim(target, target_moved=True)
-                if not (codes and RETRYABLE_REASONS.intersection(codes)) and not is_transient(exc):
-                    raise
-                if attempt + 1 == ATTEMPTS:
-                    raise unavailable(exc, "the contact store") from exc
-                self._sleep(random.uniform(0, 0.025 * 4**attempt))
-        raise AssertionError("unreachable")
+        try:
+            retried(
+                lambda: self._db.transact_write_items(TransactItems=items),
+                "the contact store",
+                sleep=self._sleep,
+            )
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            codes = cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                item = exc.response["CancellationReasons"][0].get("Item") or {}  # type: ignore[attr-defined]
+                owner = item.get("mergedInto", {}).get("S")
+                return Claim(
+                    ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item
+                )
+            if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                return Claim(target, target_moved=True)
+            raise failure(exc, "the contact store") from exc
+        return Claim(target)
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
         """Copy the source's newest events (by time) to the target, then delete them from the source.
@@ -435,7 +494,7 @@ class DynamoContactStore:
                     "ConsistentRead": True,
                 }
             }
-            for attempt in range(ATTEMPTS + 2):
+            for _ in backoff(ATTEMPTS + 2, self._sleep):  # unprocessed keys: throttled, ask again
                 try:
                     response = self._db.batch_get_item(RequestItems=pending)
                 except Exception as exc:
@@ -445,7 +504,6 @@ class DynamoContactStore:
                 pending = response.get("UnprocessedKeys") or {}
                 if not pending:
                     break
-                self._sleep(random.uniform(0, 0.025 * 2**attempt))
             if pending:
                 raise DependencyUnavailable("the event log is throttled; retry")
         return held
@@ -483,22 +541,22 @@ class DynamoContactStore:
                 )
             },
         ]
-        for attempt in range(ATTEMPTS):
-            try:
-                self._db.transact_write_items(TransactItems=items)
-                return Absorbed.DONE
-            except Exception as exc:
-                codes = cancellation_codes(exc)
-                if codes and codes[0] == "ConditionalCheckFailed":
-                    return Absorbed.ALREADY
-                if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                    return Absorbed.MOVED
-                if not (codes and RETRYABLE_REASONS.intersection(codes)) and not is_transient(exc):
-                    raise
-                if attempt + 1 == ATTEMPTS:
-                    raise unavailable(exc, "the contact store") from exc
-                self._sleep(random.uniform(0, 0.025 * 4**attempt))
-        raise AssertionError("unreachable")
+        try:
+            retried(
+                lambda: self._db.transact_write_items(TransactItems=items),
+                "the contact store",
+                sleep=self._sleep,
+            )
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            codes = cancellation_codes(exc)
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return Absorbed.ALREADY
+            if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                return Absorbed.MOVED
+            raise failure(exc, "the contact store") from exc
+        return Absorbed.DONE
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
         """Add the source's profile to the target, once, in writes that each fit DynamoDB's limits.
@@ -513,11 +571,16 @@ class DynamoContactStore:
         fills += [("if_absent", TAG + tag, s(format_time(added))) for tag, added in plan.tags.items()]
         fills += [("if_absent", GROUP + group, stamp) for group in plan.groups]
         guard = "attribute_not_exists(mergedInto)"
-        for part in _parts(fills):
+        for number, part in enumerate(_parts(fills)):
             part.set("lastWriter", s(WRITER))
             part.remove(MERGE_REQUESTED)  # this write merges: it is no longer a request
+            if number == 0 and plan.traits:
+                # the trait cap's bound grows by what the fills may add: it may overstate (a trait the
+                # target already has, a repeated part), never understate; the cap check corrects it
+                part.add(TRAIT_BYTES, n(trait_bytes(plan.traits)))
             try:
-                self._db.update_item(**part.update(self._contacts, profile_key(target), guard))
+                request = part.update(self._contacts, profile_key(target), guard)
+                self._write(lambda request=request: self._db.update_item(**request))
             except Exception as exc:
                 if error_code(exc) == "ConditionalCheckFailedException":
                     return Absorbed.MOVED
@@ -570,7 +633,7 @@ class DynamoContactStore:
                 done.set("mergeCompletedAt", stamp)
                 items.append({"Update": done.update(self._contacts, profile_key(plan.source))})
             try:
-                self._db.transact_write_items(TransactItems=items)
+                self._write(lambda: self._db.transact_write_items(TransactItems=items))
                 outcome = Absorbed.DONE
             except Exception as exc:
                 codes = cancellation_codes(exc)
@@ -584,13 +647,15 @@ class DynamoContactStore:
     def clear_merge_request(self, target: ContactId, marker: str) -> None:
         """Remove the request unless a newer one replaced it (that one's own write is delivered too)."""
         try:
-            self._db.update_item(
-                TableName=self._contacts,
-                Key=profile_key(target),
-                UpdateExpression="REMOVE #r SET #w = :w",
-                ConditionExpression="#r = :r",
-                ExpressionAttributeNames={"#r": MERGE_REQUESTED, "#w": "lastWriter"},
-                ExpressionAttributeValues={":r": s(marker), ":w": s(MERGE_WRITER)},
+            self._write(
+                lambda: self._db.update_item(
+                    TableName=self._contacts,
+                    Key=profile_key(target),
+                    UpdateExpression="REMOVE #r SET #w = :w",
+                    ConditionExpression="#r = :r",
+                    ExpressionAttributeNames={"#r": MERGE_REQUESTED, "#w": "lastWriter"},
+                    ExpressionAttributeValues={":r": s(marker), ":w": s(MERGE_WRITER)},
+                )
             )
         except Exception as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -613,13 +678,15 @@ class DynamoContactStore:
     def _move_if(self, contact: ContactId, attribute: str, value: dict[str, str], op: str) -> None:
         """``SET attribute = value`` if absent or if ``attribute op value`` (``<``: later, ``>``: earlier)."""
         try:
-            self._db.update_item(
-                TableName=self._contacts,
-                Key=profile_key(contact),
-                UpdateExpression="SET #a = :v",
-                ConditionExpression=f"attribute_exists(pk) AND (attribute_not_exists(#a) OR #a {op} :v)",
-                ExpressionAttributeNames={"#a": attribute},
-                ExpressionAttributeValues={":v": value},
+            self._write(
+                lambda: self._db.update_item(
+                    TableName=self._contacts,
+                    Key=profile_key(contact),
+                    UpdateExpression="SET #a = :v",
+                    ConditionExpression=f"attribute_exists(pk) AND (attribute_not_exists(#a) OR #a {op} :v)",
+                    ExpressionAttributeNames={"#a": attribute},
+                    ExpressionAttributeValues={":v": value},
+                )
             )
         except Exception as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
@@ -628,20 +695,24 @@ class DynamoContactStore:
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):
             pending = {self._events: requests[start : start + 25]}
-            for attempt in range(ATTEMPTS + 2):
+            for _ in backoff(ATTEMPTS + 2, self._sleep):  # unprocessed items: throttled, send them again
                 try:
-                    pending = self._db.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                    answer = self._write(lambda batch=pending: self._db.batch_write_item(RequestItems=batch))
                 except Exception as exc:
                     raise self._failure(exc) from exc
+                pending = answer.get("UnprocessedItems") or {}
                 if not pending:
                     break
-                self._sleep(random.uniform(0, 0.025 * 2**attempt))
             if pending:
                 raise DependencyUnavailable("the event log is throttled; retry")
 
+    def _write(self, call: Callable[[], Any]) -> Any:
+        """One write, retried while DynamoDB throttles it or a transaction conflicts with it."""
+        return retried(call, "the contact store", sleep=self._sleep)
+
     @staticmethod
-    def _failure(exc: Exception) -> Exception:
-        return unavailable(exc, "the contact store") if is_transient(exc) else exc
+    def _failure(exc: Exception) -> BaseException:
+        return failure(exc, "the contact store")
 
 
 Clause = tuple[str, str, dict[str, Any]]
@@ -692,7 +763,7 @@ def read_profile(client: Any, table: str, contact: ContactId) -> ContactRecord |
     try:
         item = client.get_item(TableName=table, Key=profile_key(contact), ConsistentRead=True).get("Item")
     except Exception as exc:
-        raise (unavailable(exc, "the contact store") if is_transient(exc) else exc) from exc
+        raise failure(exc, "the contact store") from exc
     return record_from_item(item) if item else None
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from shared.errors import DependencyUnavailable
+from shared.errors import DependencyUnavailable, LifecycleError
 
 #: Error codes that mean "try again later", not "you sent something wrong".
 RETRYABLE = frozenset(
@@ -24,6 +26,12 @@ RETRYABLE = frozenset(
 )
 #: Cancellation reasons inside a cancelled transaction that are worth a retry.
 RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+#: Attempts of one call (throttles, conflicts); botocore's own retries come on top for throttles.
+ATTEMPTS = 4
+#: Full-jitter exponential backoff: a pause drawn from [0, BASE * FACTOR**n) seconds after attempt n.
+BACKOFF_BASE = 0.025
+BACKOFF_FACTOR = 4
+_T = TypeVar("_T")
 
 
 def s(value: str) -> dict[str, str]:
@@ -147,14 +155,27 @@ def error_code(exc: BaseException) -> str | None:
 
 
 def unavailable(exc: BaseException, what: str) -> DependencyUnavailable:
-    return DependencyUnavailable(
-        f"{what} is unavailable right now ({error_code(exc) or type(exc).__name__}); retry"
-    )
+    """A 503 whose message names the dependency, never the backend's error (that goes to the log)."""
+    from shared.observability import logger
+
+    logger.warning("dependency unavailable", extra={"dependency": what, "error": _kind(exc)})
+    return DependencyUnavailable(f"{what} is unavailable right now; retry")
+
+
+def failure(exc: BaseException, what: str) -> BaseException:
+    """The one mapping of an AWS error: transient -> 503 (retry later); anything else as it is (a 500)."""
+    if isinstance(exc, LifecycleError):
+        return exc
+    return unavailable(exc, what) if is_transient(exc) else exc
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Throttles, server errors and network failures: the request may succeed later."""
+    """Throttles, server errors, network failures, transactions cancelled only by conflicts or throttles:
+    the request may succeed later."""
     code = error_code(exc)
+    if code == "TransactionCanceledException":
+        reasons = set(cancellation_codes(exc) or ()) - {"None", None}
+        return bool(reasons) and reasons <= RETRYABLE_REASONS
     if code is not None:
         return code in RETRYABLE
     from botocore.exceptions import BotoCoreError
@@ -169,16 +190,56 @@ def cancellation_codes(exc: BaseException) -> list[str] | None:
     return [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons") or []]
 
 
-def transact_if(client: Any, items: list[dict[str, Any]], what: str) -> bool:
-    """Run a transaction; ``False`` if one of its conditions failed (nothing was written)."""
+def backoff(attempts: int = ATTEMPTS, sleep: Callable[[float], None] = time.sleep) -> Iterator[int]:
+    """Attempt numbers, with a full-jitter pause before each retry (concurrent writers spread out)."""
+    for attempt in range(attempts):
+        if attempt:
+            sleep(random.uniform(0, BACKOFF_BASE * BACKOFF_FACTOR ** (attempt - 1)))
+        yield attempt
+
+
+def retried(
+    call: Callable[[], _T],
+    what: str,
+    *,
+    attempts: int = ATTEMPTS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> _T:
+    """Run one AWS call, retrying what may succeed later; if it persists, ``DependencyUnavailable``
+    (503 with Retry-After; in a stream handler, the record goes back for Lambda to retry).
+
+    Any other error is raised as it is, for the caller to classify (conditions, validation).
+    """
+    for attempt in backoff(attempts, sleep):
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if attempt + 1 == attempts:
+                raise unavailable(exc, what) from exc
+    raise AssertionError("unreachable")
+
+
+def transact_if(
+    client: Any, items: list[dict[str, Any]], what: str, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Run a transaction (retrying conflicts and throttles); ``False`` if one of its conditions failed
+    (nothing was written)."""
     try:
-        client.transact_write_items(TransactItems=items)
+        retried(lambda: client.transact_write_items(TransactItems=items), what, sleep=sleep)
+    except LifecycleError:
+        raise
     except Exception as exc:
         codes = cancellation_codes(exc)
         if codes is not None and "ConditionalCheckFailed" in codes:
             return False
-        raise (unavailable(exc, what) if is_transient(exc) else exc) from exc
+        raise failure(exc, what) from exc
     return True
+
+
+def _kind(exc: BaseException) -> str:
+    return error_code(exc) or type(exc).__name__
 
 
 def query_all(client: Any, request: Mapping[str, Any], what: str) -> list[dict[str, Any]]:
@@ -188,9 +249,9 @@ def query_all(client: Any, request: Mapping[str, Any], what: str) -> list[dict[s
     while True:
         page_request = {**request, **({"ExclusiveStartKey": start} if start else {})}
         try:
-            page = client.query(**page_request)
+            page = retried(lambda request=page_request: client.query(**request), what)
         except Exception as exc:
-            raise (unavailable(exc, what) if is_transient(exc) else exc) from exc
+            raise failure(exc, what) from exc
         items += page.get("Items", [])
         start = page.get("LastEvaluatedKey")
         if not start:

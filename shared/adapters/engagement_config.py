@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.dynamodb import error_code, is_transient, n, query_all, s, unavailable
+from shared.adapters.dynamodb import error_code, failure, n, query_all, s
 from shared.adapters.expiring import Expiring
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.index import Thresholds
@@ -148,5 +148,5 @@ class DynamoEngagementConfig:
             raise self._failure(exc) from exc
 
     @staticmethod
-    def _failure(exc: Exception) -> Exception:
-        return unavailable(exc, "the configuration store") if is_transient(exc) else exc
+    def _failure(exc: Exception) -> BaseException:
+        return failure(exc, "the configuration store")

@@ -27,13 +27,12 @@ from shared.adapters.dynamodb import (
     Expression,
     error_code,
     exact_number,
-    is_transient,
+    failure,
     n,
     query_all,
     s,
     ss,
     transact_if,
-    unavailable,
 )
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
@@ -335,8 +334,8 @@ class DynamoStageStore:
         return found
 
     @staticmethod
-    def _failure(exc: Exception) -> Exception:
-        return unavailable(exc, "the contact store") if is_transient(exc) else exc
+    def _failure(exc: Exception) -> BaseException:
+        return failure(exc, "the contact store")
 
 
 def profile_from_stream(record: dict[str, Any]) -> ContactRecord | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.adapters.dynamodb import error_code, is_transient, plain_item, s, unavailable
+from shared.adapters.dynamodb import error_code, failure, plain_item, s
 from shared.errors import Conflict, NotFound
 from shared.tracking.timestamps import format_time
 from shared.tracking.trust import Source, Trust
@@ -57,9 +57,7 @@ class DynamoWriteKeys:
         try:
             item = self._db.get_item(TableName=self._table, Key=_key(digest)).get("Item")
         except Exception as exc:
-            if is_transient(exc):
-                raise unavailable(exc, "the write-key directory") from exc
-            raise
+            raise failure(exc, "the write-key directory") from exc
         source = None
         if item:
             record = WriteKeyItem.model_validate(plain_item(item))

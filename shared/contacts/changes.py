@@ -10,6 +10,7 @@ contacts table's stream carries them out.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,18 @@ from shared.tracking.messages import TrackedEvent
 
 TAGS_TRAIT = "tags"
 TIMEZONE_TRAIT = "timezone"
+#: The traits one contact may hold, names and JSON values together. Without a cap, many small identify
+#: calls grow a profile until it passes DynamoDB's 400 KB item limit and every later write fails; 64 KB
+#: leaves the rest of the item to tags, counters and scores.
+MAX_PROFILE_TRAIT_BYTES = 64 * 1024
+
+
+def trait_bytes(traits: Mapping[str, Any]) -> int:
+    """What traits weigh as stored: UTF-8 names and compact JSON values."""
+    return sum(
+        len(name.encode()) + len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+        for name, value in traits.items()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,20 @@ class ContactChange:
     @property
     def message_ids(self) -> frozenset[str]:
         return frozenset(e.message_id for e in self.events)
+
+    @property
+    def trait_bytes(self) -> int:
+        """The most this change can add to the profile's traits (a trait it replaces may weigh less)."""
+        hint = {TIMEZONE_TRAIT: self.timezone_hint} if self.timezone_hint else {}
+        return trait_bytes({**self.traits_set, **hint})
+
+    def traits_after(self, traits: Mapping[str, Any]) -> dict[str, Any]:
+        """A profile's traits once this change is applied to them."""
+        after = {k: v for k, v in traits.items() if k not in self.traits_unset}
+        after.update(self.traits_set)
+        if self.timezone_hint:
+            after.setdefault(TIMEZONE_TRAIT, self.timezone_hint)
+        return after
 
 
 def plan_change(

@@ -21,7 +21,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from shared.contacts.changes import TAGS_TRAIT, ContactChange, plan_change
+from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TAGS_TRAIT, ContactChange, plan_change
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import StoredEvent
@@ -49,6 +49,8 @@ class CommitOutcome:
     rule_uses: Mapping[str, RuleUse] | None = None
     #: the change does not fit one write (DynamoDB's 4 KB expressions): split its events
     oversized: bool = False
+    #: the contact cannot take this change (its profile would pass this limit); nothing was written
+    refused: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,31 +162,43 @@ def record(
     """Apply every new event once (scores included); the same writes ask for the merges they declare."""
     seen: set[str] = set()
     unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
-    accepted, duplicates, merges = _commit(unique, store, scoring)
+    accepted, duplicates, merges, refused = _commit(unique, store, scoring)
+    if refused:
+        raise _refusal(refused, recorded_others=len(refused) < len(unique))
     return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
 
 
 def _commit(
     events: list[TrackedEvent], store: ContactStore, scoring: ScoringContext | None
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, list[tuple[TrackedEvent, ContactId, str]]]:
+    """Commit every call once; the calls a contact could not take come back (with the limit) unwritten."""
     routes: dict[ContactId, ContactId] = {}
     known: dict[ContactId, Mapping[str, RuleUse]] = {}
     splits: dict[str, int] = {}  # messageId -> part label, for changes the store found too big
+    refused: list[tuple[TrackedEvent, ContactId, str]] = []
     accepted = duplicates = merges = 0
     pending = events
     for _ in range(MAX_ROUNDS):
         if not pending:
-            return accepted, duplicates, merges
+            return accepted, duplicates, merges, refused
         changes = [
             plan_change(contact, part, replace(scoring, known=known.get(contact, {})) if scoring else None)
             for contact, group in _group(pending, routes).items()
             for part in _split(group, store.capacity, splits)
         ]
+        _check_trait_bytes(changes)
         pending = []
         for change, outcome in zip(changes, store.commit(changes), strict=True):
             if outcome.committed:
                 accepted += len(change.events)
                 merges += len(change.merge_from)
+                continue
+            if outcome.refused is not None:
+                # The calls that grow the profile are refused; the contact's other calls still count.
+                grows = {e.message_id for e in change.events if e.call == "identify" and e.traits}
+                keep = [e for e in change.events if e.message_id not in grows] if grows else []
+                refused += [(e, change.contact, outcome.refused) for e in change.events if e not in keep]
+                pending.extend(keep)
                 continue
             if outcome.oversized:
                 if len(change.events) == 1:
@@ -203,7 +217,30 @@ def _commit(
             pending.extend(e for e in change.events if e.message_id not in outcome.duplicates)
     if pending:
         raise DependencyUnavailable("events could not be recorded after repeated conflicts; retry")
-    return accepted, duplicates, merges
+    return accepted, duplicates, merges, refused
+
+
+def _check_trait_bytes(changes: Sequence[ContactChange]) -> None:
+    """Traits a request brings for one contact over the cap: refused before anything is written."""
+    sizes: dict[ContactId, int] = {}
+    for change in changes:
+        sizes[change.contact] = sizes.get(change.contact, 0) + change.trait_bytes
+    for contact, size in sizes.items():
+        if size > MAX_PROFILE_TRAIT_BYTES:
+            raise PayloadTooLarge(
+                f"the traits sent for contact {contact} weigh {size} bytes, over the limit of "
+                f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits per contact"
+            )
+
+
+def _refusal(
+    refused: Sequence[tuple[TrackedEvent, ContactId, str]], recorded_others: bool
+) -> PayloadTooLarge:
+    """413 naming the refused calls and the limit; a resend changes nothing (the others count once)."""
+    calls = ", ".join(e.message_id for e, _, _ in refused[:5]) + (" ..." if len(refused) > 5 else "")
+    _, contact, limit = refused[0]
+    others = "; every other call was recorded" if recorded_others else ""
+    return PayloadTooLarge(f"call {calls} refused: contact {contact} would hold more than {limit}{others}")
 
 
 def _group(
