@@ -80,45 +80,41 @@ def state(aws):
     return _state
 
 
-@pytest.fixture
-def stream(aws):
-    """The contacts table's stream delivered to the stage function, as the event source mapping would."""
-    from functions.stage_transition.handler import handler
+def stream_pump(aws: Any, name: str, *, handler: Any = None, on_failure: Any = None, **trigger_changes: Any):
+    """The contacts table's stream delivered to the function ``name`` as its event source mapping would:
+    its filter, batch size, retries and bisection (``trigger_changes`` override them)."""
+    from dataclasses import replace
+
+    from infra.local.gateway import load_handler
     from infra.local.streams import StreamPump
     from infra.wiring import function
     from shared.adapters import aws as clients
     from tests.conftest import Context
 
-    trigger = function("stage_transition").stream
+    spec = function(name)
+    trigger = replace(spec.stream, **trigger_changes)
     return StreamPump(
         dynamodb=aws,
         streams=clients.client("dynamodbstreams"),
         table=os.environ[trigger.table.env],
         trigger=trigger,
-        handler=handler,
+        handler=handler or load_handler(spec.handler),
         context=Context,
+        **({"on_failure": on_failure} if on_failure else {}),
     )
+
+
+@pytest.fixture
+def stream(aws):
+    """The contacts table's stream delivered to the stage function: ``stream.drain()`` runs it."""
+    return stream_pump(aws, "stage_transition")
 
 
 @pytest.fixture
 def merges(aws):
     """The contacts table's stream delivered to the merge function: ``merges.drain()`` runs the identity
-    merges that the requests so far asked for, as the event source mapping would."""
-    from functions.merge.handler import handler
-    from infra.local.streams import StreamPump
-    from infra.wiring import function
-    from shared.adapters import aws as clients
-    from tests.conftest import Context
-
-    trigger = function("merge").stream
-    return StreamPump(
-        dynamodb=aws,
-        streams=clients.client("dynamodbstreams"),
-        table=os.environ[trigger.table.env],
-        trigger=trigger,
-        handler=handler,
-        context=Context,
-    )
+    merges that the requests so far asked for."""
+    return stream_pump(aws, "merge")
 
 
 @pytest.fixture

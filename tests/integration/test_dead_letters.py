@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.conftest import Context
+from tests.integration.conftest import stream_pump
 from tests.integration.test_engagement import stage_of, write_profiles
 
 
@@ -60,22 +61,7 @@ class Breakable:
 
 
 def pump(aws, handler, queue, **trigger_changes: Any):
-    from dataclasses import replace
-
-    from infra.local.streams import StreamPump
-    from infra.wiring import function
-    from shared.adapters import aws as clients
-
-    trigger = replace(function("stage_transition").stream, **trigger_changes)
-    return StreamPump(
-        dynamodb=aws,
-        streams=clients.client("dynamodbstreams"),
-        table=os.environ[trigger.table.env],
-        trigger=trigger,
-        handler=handler,
-        context=Context,
-        on_failure=queue.send,
-    )
+    return stream_pump(aws, "stage_transition", handler=handler, on_failure=queue.send, **trigger_changes)
 
 
 def redrive(stream, handler, queue, **options: Any):
