@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -13,10 +15,10 @@ from shared.clock import FixedClock
 from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TIMEZONE_TRAIT, ContactChange, trait_bytes
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.views import LedgerLine, StoredEvent
+from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.scoring.catalogue import effective
 from shared.scoring.decay import Decay
 from shared.scoring.engine import RuleUse
@@ -318,6 +320,49 @@ def _write_units(change: ContactChange) -> int:
         + len(change.scored.sums)
         + 3 * len(change.scored.limits)
     )
+
+
+@dataclass
+class MemoryContactLog:
+    """Pages of a contact's event log (by time) and score ledger (scored events only), newest first."""
+
+    store: MemoryContactStore
+
+    def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
+        page, cursor = self._page(contact, limit, before, scored=False)
+        return EventPage(events=[EventView.of(e) for e in page], next_cursor=cursor)
+
+    def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage:
+        page, cursor = self._page(contact, limit, before, scored=True)
+        return LedgerPage(entries=[LedgerEntry.of(e) for e in page], next_cursor=cursor)
+
+    def _page(
+        self, contact: ContactId, limit: int, before: str | None, scored: bool
+    ) -> tuple[list[StoredEvent], str | None]:
+        events = [e for e in self.store.events_by_contact.get(contact, {}).values() if e.ledger or not scored]
+        events.sort(key=_log_key, reverse=True)
+        if before is not None:
+            after = _decode_log_cursor(before, contact)
+            events = [e for e in events if _log_key(e) < after]
+        page = events[:limit]
+        more = len(events) > limit
+        cursor = json.dumps([str(contact), *_log_key(page[-1])]) if more else None
+        return page, base64.urlsafe_b64encode(cursor.encode()).decode() if cursor else None
+
+
+def _log_key(event: StoredEvent) -> tuple[str, str]:
+    return (event.timestamp.isoformat(), event.message_id)
+
+
+def _decode_log_cursor(cursor: str, contact: ContactId) -> tuple[str, str]:
+    try:
+        owner, *key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        valid = owner == str(contact) and len(key) == 2
+    except (ValueError, TypeError, binascii.Error):
+        valid = False
+    if not valid:
+        raise InvalidRequest("cursor is not valid for this contact", code="invalid_cursor")
+    return key[0], key[1]
 
 
 @dataclass
