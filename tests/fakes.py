@@ -16,8 +16,10 @@ from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TIMEZONE_TRAIT, Con
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
+from shared.engagement.events import LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
+from shared.engagement.transitions import Evaluation
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.scoring.catalogue import effective
 from shared.scoring.decay import Decay
@@ -25,6 +27,7 @@ from shared.scoring.engine import RuleUse
 from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
+from shared.usecases.engagement import Delivery, Pending
 from shared.usecases.merging import MergeRequest, Merging, on_merge_requested
 from shared.usecases.recording import (
     Absorbed,
@@ -363,6 +366,128 @@ def _decode_log_cursor(cursor: str, contact: ContactId) -> tuple[str, str]:
     if not valid:
         raise InvalidRequest("cursor is not valid for this contact", code="invalid_cursor")
     return key[0], key[1]
+
+
+@dataclass
+class MemoryOutboxEntry:
+    output: Output
+    delivered: set[str] = field(default_factory=set)
+    refused: dict[str, str] = field(default_factory=dict)
+    published: bool = False
+
+
+@dataclass
+class MemoryStageStore:
+    """Stage state on the contact store's profiles, the history with its outbox, and the due times."""
+
+    contacts: MemoryContactStore
+    #: contact -> outbox key (``STAGE#<seq>#<n>``, sorting in time order) -> entry
+    outbox: dict[ContactId, dict[str, MemoryOutboxEntry]] = field(default_factory=dict)
+
+    def profile(self, contact: ContactId) -> ContactRecord | None:
+        return self.contacts.profile(contact)
+
+    def apply(
+        self,
+        contact: ContactId,
+        record: ContactRecord,
+        evaluation: Evaluation,
+        outputs: Sequence[Output],
+        owner: Salesperson | None,
+        now: datetime,
+    ) -> bool:
+        """Written only if the stage sequence is still the one read, and the contact is not merged away."""
+        p = self.contacts.profiles.get(contact)
+        if p is None or p.merged_into or p.stage.get("stage_seq", 0) != record.stage_seq:
+            return False
+        seq = record.stage_seq + 1
+        stage = p.stage
+        stage.update(stage_seq=seq, quarter=evaluation.quarter.value, sales_ready=evaluation.sales_ready)
+        if evaluation.stage_changed:
+            stage.update(
+                stage=evaluation.stage,
+                stage_entered_at=stored_time(now),
+                stage_baseline=record.scores.get("global", DimensionScore()),
+            )
+        if owner is not None:
+            stage["owner"] = owner.id
+        if evaluation.write_due:
+            stage["due_at"] = None if evaluation.due_at is None else stored_time(evaluation.due_at)
+        stage["pending_outputs"] = stage.get("pending_outputs", 0) + len(outputs)
+        entries = self.outbox.setdefault(contact, {})
+        for number, output in enumerate(outputs):
+            entries[f"STAGE#{seq:08d}#{number:02d}"] = MemoryOutboxEntry(output)
+        return True
+
+    def pending(self, contact: ContactId) -> list[Pending]:
+        entries = self.outbox.get(contact, {})
+        return [
+            Pending(key=key, output=e.output, done=frozenset(e.delivered | e.refused.keys()))
+            for key, e in sorted(entries.items())
+            if not e.published
+        ]
+
+    def history(self, contact: ContactId, limit: int) -> list[Output]:
+        entries = self.outbox.get(contact, {})
+        return [entries[key].output for key in sorted(entries, reverse=True)[:limit]]
+
+    def mark_delivered(self, contact: ContactId, deliveries: Sequence[Delivery]) -> None:
+        entries = self.outbox.get(contact, {})
+        for delivery in deliveries:
+            entry = entries.get(delivery.key)
+            if entry is None:
+                continue
+            entry.delivered |= delivery.sent
+            entry.refused.update(delivery.refused)
+            if delivery.complete and not entry.published:
+                entry.published = True
+                stage = self.contacts.profiles[contact].stage
+                stage["pending_outputs"] = stage.get("pending_outputs", 0) - 1
+
+    def due(self, now: datetime) -> list[ContactId]:
+        return [
+            contact
+            for contact, p in self.contacts.profiles.items()
+            if p.stage.get("due_at") is not None and p.stage["due_at"] <= now and not p.merged_into
+        ]
+
+
+#: Where each announcement goes: the bus always; a routed lead also the lead topic and an email.
+EVENTS_CHANNEL, LEAD_TOPIC, LEAD_EMAIL = "events", "sns", "ses"
+
+
+@dataclass
+class MemoryPublisher:
+    """Announcements delivered channel by channel; a channel may refuse for good or fail for now."""
+
+    #: channel -> error code: every send on it is refused for good
+    refuse: dict[str, str] = field(default_factory=dict)
+    #: channels failing for now (throttled, unavailable)
+    unavailable: set[str] = field(default_factory=set)
+    #: what went out, in order: (channel, announcement)
+    sent: list[tuple[str, Output]] = field(default_factory=list)
+
+    def channels(self, output: Output) -> list[str]:
+        return [EVENTS_CHANNEL, LEAD_TOPIC, LEAD_EMAIL] if isinstance(output, LeadRouted) else [EVENTS_CHANNEL]
+
+    def publish(self, pending: Sequence[Pending]) -> list[Delivery]:
+        deliveries = []
+        for p in pending:
+            sent: set[str] = set()
+            refused: dict[str, str] = {}
+            retry: set[str] = set()
+            for channel in self.channels(p.output):
+                if channel in p.done:
+                    continue
+                if channel in self.refuse:
+                    refused[channel] = self.refuse[channel]
+                elif channel in self.unavailable:
+                    retry.add(channel)
+                else:
+                    self.sent.append((channel, p.output))
+                    sent.add(channel)
+            deliveries.append(Delivery(p.key, frozenset(sent), refused, frozenset(retry)))
+        return deliveries
 
 
 @dataclass
