@@ -23,7 +23,7 @@ from shared.engagement.transitions import Evaluation
 from shared.errors import Conflict, InvalidRequest, NotFound
 from shared.scoring.catalogue import effective
 from shared.scoring.decay import Decay
-from shared.scoring.engine import RuleUse
+from shared.scoring.engine import LimitClaim, RuleUse
 from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 from shared.tracking.trust import Source, Trust
@@ -154,11 +154,8 @@ class MemoryContactStore:
         if p is not None and p.merged_into:
             return CommitOutcome(False, duplicates, ContactId.parse(p.merged_into))
         uses = dict(p.rule_uses) if p else {}
-        over_limit = any(
-            (claim.per_contact is not None and uses.get(claim.rule_id, (0, None))[0] + claim.count > claim.per_contact)
-            or (claim.first_day is not None and (uses.get(claim.rule_id, (0, None))[1] or "") >= claim.first_day)
-            for claim in change.scored.limits
-        )
+        limits = change.scored.limits
+        over_limit = any(_past_limit(claim, *uses.get(claim.rule_id, (0, None))) for claim in limits)
         too_many_traits = bool(change.trait_bytes) and trait_bytes(
             change.traits_after(p.traits if p else {})
         ) > MAX_PROFILE_TRAIT_BYTES
@@ -220,7 +217,9 @@ class MemoryContactStore:
             p.first_seen = first_seen
         p.last_seen = received_at
         purchase = change.last_purchase_at
-        if purchase is not None and (purchase >= horizon or p.last_purchase is None or purchase > p.last_purchase):
+        if purchase is not None and (
+            purchase >= horizon or p.last_purchase is None or purchase > p.last_purchase
+        ):
             p.last_purchase = stored_time(purchase)
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
@@ -310,6 +309,13 @@ class MemoryContactStore:
                 was = getattr(p, name)
                 setattr(p, name, stored_time(value) if was is None else pick_one(was, stored_time(value)))
         return Absorbed.DONE
+
+
+def _past_limit(claim: LimitClaim, used: int, last_day: str | None) -> bool:
+    """The store's condition on a limited rule: uses left for the claim, and no use on its days yet."""
+    if claim.per_contact is not None and used + claim.count > claim.per_contact:
+        return True
+    return claim.first_day is not None and last_day is not None and last_day >= claim.first_day
 
 
 def _write_units(change: ContactChange) -> int:
@@ -468,7 +474,8 @@ class MemoryPublisher:
     sent: list[tuple[str, Output]] = field(default_factory=list)
 
     def channels(self, output: Output) -> list[str]:
-        return [EVENTS_CHANNEL, LEAD_TOPIC, LEAD_EMAIL] if isinstance(output, LeadRouted) else [EVENTS_CHANNEL]
+        lead = isinstance(output, LeadRouted)
+        return [EVENTS_CHANNEL, LEAD_TOPIC, LEAD_EMAIL] if lead else [EVENTS_CHANNEL]
 
     def publish(self, pending: Sequence[Pending]) -> list[Delivery]:
         deliveries = []

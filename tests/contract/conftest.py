@@ -45,7 +45,8 @@ def config_table() -> Iterator[Callable[[], tuple[Any, str]]]:
 
 @dataclass(frozen=True, slots=True)
 class ContactTables:
-    """The moto contacts and events tables, as the CDK stack builds them, and a client with DynamoDB's limits."""
+    """The moto contacts and events tables, as the CDK stack builds them, and a client with DynamoDB's
+    limits."""
 
     db: Any
     contacts: str

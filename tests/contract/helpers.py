@@ -26,6 +26,6 @@ def calls(*batch: dict[str, Any], at: datetime = NOW) -> list[TrackedEvent]:
 def change(
     contact: ContactId, *batch: dict[str, Any], rules: Sequence[StoredRule] | None = None, at: datetime = NOW
 ) -> ContactChange:
-    """What recording would commit for these calls of one contact, scored by the shipped rules (or ``rules``)."""
+    """What recording would commit for these calls of one contact, scored by the shipped rules or these."""
     book = (StaticRules() if rules is None else StaticRules(list(rules))).book()
     return plan_change(contact, calls(*batch, at=at), ScoringContext(book, DECAY))

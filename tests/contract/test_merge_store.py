@@ -17,7 +17,8 @@ from shared.usecases.recording import Absorbed, merge_plan, retraction
 from tests.contract.helpers import DECAY, NOW, change
 from tests.fakes import MemoryContactLog, MemoryContactStore
 
-ANN, BOB, EVE, A1 = ContactId.user("ann"), ContactId.user("bob"), ContactId.user("eve"), ContactId.anonymous("a1")
+ANN, BOB, EVE = ContactId.user("ann"), ContactId.user("bob"), ContactId.user("eve")
+A1 = ContactId.anonymous("a1")
 
 
 class Ports:
@@ -145,13 +146,16 @@ def test_an_event_both_held_is_a_duplicate_retracted_once(ports):
     assert ports.events(A1) == [] and ports.events(ANN) == ["m1"]
 
 
+TRAITS = {"plan": "free", "city": "Oslo"}
+
+
 def test_absorbing_adds_the_profile_once_fills_gaps_and_completes_the_merge(ports):
     store = ports.store
     commit(
         store,
         A1,
         page(A1, "p1", hours_ago=48),
-        {"type": "identify", "anonymousId": "a1", "messageId": "i0", "traits": {"plan": "free", "city": "Oslo"}},
+        {"type": "identify", "anonymousId": "a1", "messageId": "i0", "traits": TRAITS},
     )
     commit(store, ANN, {"type": "identify", "userId": "ann", "messageId": "i1", "traits": {"plan": "pro"}})
     assert merge(store, A1, ANN) is Absorbed.DONE

@@ -1,4 +1,4 @@
-"""The stage store (the stage function's port): writes guarded by the stage sequence, the outbox, due times."""
+"""The stage store (the stage function's port): writes guarded by the stage sequence, outbox, due times."""
 
 from __future__ import annotations
 
