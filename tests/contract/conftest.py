@@ -3,6 +3,11 @@
 The adapter side runs on moto with the tables built from ``shared.adapters.tables`` (the specs the CDK
 stack synthesizes); the fake side runs in memory. A behaviour the fake gets wrong, or the adapter
 drifts from, fails here rather than in a unit test that trusted the fake.
+
+Ports covered (fakes in ``tests/fakes.py``): write keys, rule repository, engagement configuration
+(``test_configuration_ports``); contact store (``test_contact_store``); merge store and merge requests
+(``test_merge_store``); contact log (``test_contact_log``); stage store (``test_stage_store``);
+publisher (``test_publisher``, on moto's EventBridge, SNS, SQS and SES).
 """
 
 from __future__ import annotations
