@@ -1,0 +1,209 @@
+"""The merge store (the merge function's port): claim, move the log, retract duplicates, absorb, each once.
+
+A merge request is what the contacts table's stream delivers: the fake queues it, the adapter side
+reads moto's stream of the contacts table (``merge_request_from_stream``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from shared.contacts.identity import ContactId
+from shared.usecases.merging import MergeRequest
+from shared.usecases.recording import Absorbed, merge_plan, retraction
+from tests.contract.helpers import DECAY, NOW, change
+from tests.fakes import MemoryContactLog, MemoryContactStore
+
+ANN, BOB, EVE = ContactId.user("ann"), ContactId.user("bob"), ContactId.user("eve")
+A1 = ContactId.anonymous("a1")
+
+
+class Ports:
+    def __init__(self, store, log, requests: Callable[[], list[MergeRequest]]) -> None:
+        self.store, self.log, self.requests = store, log, requests
+
+    def events(self, contact: ContactId) -> list[str]:
+        return sorted(e.message_id for e in self.log.events(contact, 100).events)
+
+
+@pytest.fixture
+def ports(implementation, contact_tables):
+    if implementation == "fake":
+        store = MemoryContactStore()
+
+        def delivered() -> list[MergeRequest]:
+            found, store.merge_requests = store.merge_requests, []
+            return found
+
+        return Ports(store, MemoryContactLog(store), delivered)
+    from shared.adapters import aws
+    from shared.adapters.contact_log import DynamoContactLog
+    from shared.adapters.contact_store import DynamoContactStore, merge_request_from_stream
+
+    tables = contact_tables()
+    store = DynamoContactStore(
+        tables.db, contacts_table=tables.contacts, events_table=tables.events, sleep=lambda _: None
+    )
+    return Ports(
+        store,
+        DynamoContactLog(tables.db, events_table=tables.events),
+        _stream_reader(aws.client("dynamodbstreams"), tables, merge_request_from_stream),
+    )
+
+
+def _stream_reader(streams, tables, parse) -> Callable[[], list[MergeRequest]]:
+    """The merge requests in the contacts table's stream records since the last call."""
+    arn = tables.db.describe_table(TableName=tables.contacts)["Table"]["LatestStreamArn"]
+    iterators: dict[str, str] = {}
+
+    def delivered() -> list[MergeRequest]:
+        found = []
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            sid = shard["ShardId"]
+            if sid not in iterators:
+                iterators[sid] = streams.get_shard_iterator(
+                    StreamArn=arn, ShardId=sid, ShardIteratorType="TRIM_HORIZON"
+                )["ShardIterator"]
+            answer = streams.get_records(ShardIterator=iterators[sid])
+            iterators[sid] = answer["NextShardIterator"]
+            found += [r for r in map(parse, answer["Records"]) if r is not None]
+        return found
+
+    return delivered
+
+
+def page(contact: ContactId, message_id: str, hours_ago: int = 1) -> dict:
+    who = {"userId": contact.value} if contact.kind == "user_id" else {"anonymousId": contact.value}
+    at = (NOW - timedelta(hours=hours_ago)).isoformat()
+    return {"type": "page", **who, "messageId": message_id, "timestamp": at}
+
+
+def commit(store, contact: ContactId, *calls: dict) -> None:
+    assert store.commit([change(contact, *calls)])[0].committed
+
+
+def merge(store, source: ContactId, target: ContactId) -> Absorbed:
+    """The merge function's steps, as ``link`` takes them."""
+    assert store.claim(source, target, NOW).owner == target
+    moved = store.move_events(source, target, 100)
+    for event in moved.duplicates:
+        store.retract(source, target, retraction(event, DECAY))
+    return store.absorb(target, merge_plan(source, store.profile(source), store.profile(target)), NOW)
+
+
+def test_the_first_claim_wins_and_later_ones_learn_the_owner(ports):
+    store = ports.store
+    commit(store, A1, page(A1, "p1"))
+    claim = store.claim(A1, ANN, NOW)
+    assert (claim.owner, claim.completed, claim.target_moved) == (ANN, False, False)
+    assert store.claim(A1, EVE, NOW).owner == ANN
+    assert store.profile(A1).merged_into == "user_id:ann"
+    assert store.claim(A1, ANN, NOW).owner == ANN, "claiming again is harmless"
+
+
+def test_a_claim_into_a_contact_merged_away_itself_is_refused(ports):
+    store = ports.store
+    commit(store, ANN, page(ANN, "p1"))
+    commit(store, BOB, page(BOB, "p2"))
+    assert store.claim(ANN, BOB, NOW).owner == BOB
+    claim = store.claim(BOB, ANN, NOW)  # the opposite alias: it must not win too
+    assert claim.target_moved
+    assert store.profile(BOB).merged_into is None
+
+
+def test_events_move_newest_first_in_parts_and_a_repeated_move_finds_nothing(ports):
+    store = ports.store
+    commit(store, A1, *(page(A1, f"p{n}", hours_ago=5 - n) for n in range(5)))
+    commit(store, ANN, page(ANN, "i1"))
+    store.claim(A1, ANN, NOW)
+    assert store.move_events(A1, ANN, 2).count == 2
+    assert ports.events(ANN) == ["i1", "p3", "p4"]
+    assert store.move_events(A1, ANN, 100).count == 3
+    assert store.move_events(A1, ANN, 100).count == 0
+    assert ports.events(ANN) == ["i1", "p0", "p1", "p2", "p3", "p4"] and ports.events(A1) == []
+
+
+def test_an_event_both_held_is_a_duplicate_retracted_once(ports):
+    store = ports.store
+    viewed = {"type": "track", "event": "Product Viewed", "messageId": "m1"}
+    commit(store, A1, {**viewed, "anonymousId": "a1"})
+    commit(store, ANN, {**viewed, "anonymousId": "a1", "userId": "ann"})
+    store.claim(A1, ANN, NOW)
+    moved = store.move_events(A1, ANN, 100)
+    (duplicate,) = moved.duplicates
+    assert moved.count == 0 and duplicate.message_id == "m1" and duplicate.ledger
+    before = store.profile(ANN)
+    taken_back = retraction(duplicate, DECAY)
+    assert store.retract(A1, ANN, taken_back) is Absorbed.DONE
+    assert store.retract(A1, ANN, taken_back) is Absorbed.ALREADY
+    after = store.profile(ANN)
+    assert after.event_count == before.event_count - 1
+    assert after.counts["product_viewed"] == before.counts["product_viewed"] - 1
+    assert after.scores["global"].total == before.scores["global"].total - duplicate.ledger[0].points
+    assert ports.events(A1) == [] and ports.events(ANN) == ["m1"]
+
+
+TRAITS = {"plan": "free", "city": "Oslo"}
+
+
+def test_absorbing_adds_the_profile_once_fills_gaps_and_completes_the_merge(ports):
+    store = ports.store
+    commit(
+        store,
+        A1,
+        page(A1, "p1", hours_ago=48),
+        {"type": "identify", "anonymousId": "a1", "messageId": "i0", "traits": TRAITS},
+    )
+    commit(store, ANN, {"type": "identify", "userId": "ann", "messageId": "i1", "traits": {"plan": "pro"}})
+    assert merge(store, A1, ANN) is Absorbed.DONE
+    plan = merge_plan(A1, store.profile(A1), store.profile(ANN))
+    assert store.absorb(ANN, plan, NOW) is Absorbed.ALREADY
+    ann = store.profile(ANN)
+    assert ann.traits == {"plan": "pro", "city": "Oslo"}, "the target's own traits win"
+    assert ann.counts == {"visit": 1, "identified": 2} and ann.event_count == 3
+    assert ann.anonymous_ids == {"a1"} and ann.first_seen_at == NOW - timedelta(hours=48)
+    assert ports.events(ANN) == ["i0", "i1", "p1"]
+    assert store.claim(A1, ANN, NOW).completed
+
+
+def test_absorbing_into_a_contact_merged_away_meanwhile_is_refused(ports):
+    store = ports.store
+    commit(store, A1, page(A1, "p1"))
+    commit(store, ANN, page(ANN, "p2"))
+    commit(store, BOB, page(BOB, "p3"))
+    store.claim(A1, ANN, NOW)
+    store.claim(ANN, BOB, NOW)
+    plan = merge_plan(A1, store.profile(A1), store.profile(ANN))
+    assert store.absorb(ANN, plan, NOW) is Absorbed.MOVED
+    assert store.profile(ANN).event_count == 1
+
+
+def test_a_change_that_declares_merges_asks_for_them_until_they_are_done(ports):
+    store = ports.store
+    commit(store, A1, page(A1, "p1"))
+    ports.requests()
+    commit(store, ANN, {"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1"})
+    (request,) = ports.requests()
+    assert (request.target, request.sources) == (ANN, (A1,))
+    commit(store, ANN, page(ANN, "p2"))
+    assert [r.marker for r in ports.requests()] == [request.marker], "the next write asks again"
+    merge(store, A1, ANN)
+    ports.requests()
+    commit(store, ANN, page(ANN, "p3"))
+    assert ports.requests() == [], "a merge done is no longer asked for"
+
+
+def test_a_request_is_cleared_only_by_its_own_marker(ports):
+    store = ports.store
+    commit(store, ANN, {"type": "identify", "userId": "ann", "anonymousId": "a1", "messageId": "i1"})
+    (request,) = ports.requests()
+    store.clear_merge_request(ANN, '["anonymous_id:someone-else"]')
+    commit(store, ANN, page(ANN, "p2"))
+    assert len(ports.requests()) == 1
+    store.clear_merge_request(ANN, request.marker)
+    ports.requests()
+    commit(store, ANN, page(ANN, "p3"))
+    assert ports.requests() == []
