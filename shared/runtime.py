@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from shared import clock, scope, settings
 from shared.adapters import aws
-from shared.adapters.contact_store import DynamoContactStore, Retention
+from shared.adapters.contact_items import Retention
+from shared.adapters.contact_store import DynamoContactStore
 from shared.adapters.rule_store import DynamoRuleStore
 from shared.scoring.decay import Decay
 

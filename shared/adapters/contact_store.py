@@ -1,9 +1,9 @@
 """The contact store on DynamoDB.
 
-Hot path: one ``TransactWriteItems`` carries, per contact, a conditional put of
-each new event (keyed by messageId, so a replay fails its condition) and one
-blind update of the profile (guarded by ``attribute_not_exists(mergedInto)``,
-so writes to a merged-away contact are re-routed). Changes for many contacts
+One ``TransactWriteItems`` carries, per contact, a conditional put of each new
+event (keyed by messageId, so a replay fails its condition) and one blind
+update of the profile (guarded by ``attribute_not_exists(mergedInto)``, so
+writes to a merged-away contact are re-routed). Changes for many contacts
 share a transaction up to DynamoDB's 100-item limit. No reads. A change that
 declares identity merges sets ``mergeRequested`` on the profile in that same
 update; the merge function, triggered by that write, does the merges.
@@ -14,14 +14,34 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
+from shared.adapters.contact_items import (
+    COUNT,
+    EVENT_PREFIX,
+    GROUP,
+    MERGE_REQUESTED,
+    MERGE_WRITER,
+    MERGED_PREFIX,
+    MOVED_FROM,
+    RULE,
+    SCORE,
+    TAG,
+    TRAIT,
+    TRAIT_BYTES,
+    WRITER,
+    Retention,
+    event_item,
+    partition,
+    profile_key,
+    record_from_item,
+    rule_uses,
+    stored_event,
+)
+from shared.adapters.contact_profiles import STORE, move_if, read_profile
 from shared.adapters.dynamodb import (
     ATTEMPTS,
-    Expression,
     backoff,
     cancellation_codes,
     error_code,
@@ -34,6 +54,7 @@ from shared.adapters.dynamodb import (
     s,
     ss,
 )
+from shared.adapters.expressions import EXPRESSION_LIMIT, Clause, Expression, packed
 from shared.adapters.tables import EVENTS
 from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, ContactChange, trait_bytes
 from shared.contacts.identity import ContactId
@@ -41,11 +62,8 @@ from shared.contacts.model import ContactRecord
 from shared.contacts.views import StoredEvent
 from shared.errors import DependencyUnavailable, LifecycleError
 from shared.scoring.engine import RuleUse, ScoreChange
-from shared.scoring.model import DimensionScore
-from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
-from shared.usecases.merging import MergeRequest
 from shared.usecases.recording import (
     Absorbed,
     ChangeCapacity,
@@ -56,59 +74,14 @@ from shared.usecases.recording import (
     Retraction,
 )
 
-PROFILE = "PROFILE"
-#: Every profile write here says who made it; the stage function's trigger passes only these.
-WRITER = "tracking"
-EVENT_PREFIX = "M#"
-#: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
-MOVED_FROM = "movedFrom"
-#: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
-MERGE_REQUESTED = "mergeRequested"
-#: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
-MERGE_WRITER = "merge"
-MERGED_PREFIX = "MERGED#"
-TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
-    "trait:",
-    "tag:",
-    "count:",
-    "group:",
-    "score:",
-    "rule:",
-    "stageBase:",
-)
-BY_TIME = EVENTS.local_indexes[0].name
 MAX_TRANSACTION_ITEMS = 100
 #: Stay under the 4 MB transaction limit, counting each item's body and keys.
 MAX_TRANSACTION_BYTES = 3_500_000
-#: An upper bound of the bytes in the profile's ``trait:*`` attributes, kept without reading the profile.
-TRAIT_BYTES = "traitBytes"
 TRAIT_CAP = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
 ITEM_CAP = "400 KB (the limit of a contact's profile)"
 #: Events older than this when they arrive are history being imported, not live behaviour.
 IMPORT_HORIZON = timedelta(days=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How long the event log keeps events; purchases stay longer for RFM, churn and programs."""
-
-    days: int = 395
-    purchase_days: int = 3650
-
-    def expires_at(self, event: TrackedEvent) -> int:
-        keep = self.purchase_days if event.behaviour in _LONG_LIVED else self.days
-        return int((event.received_at + timedelta(days=keep)).timestamp())
-
-
-_LONG_LIVED = frozenset({Behaviour.PURCHASE, Behaviour.REFUND, Behaviour.ORDER_CANCELLED})
-
-
-def partition(contact: ContactId) -> dict[str, str]:
-    return s(f"C#{contact}")
-
-
-def profile_key(contact: ContactId) -> dict[str, Any]:
-    return {"pk": partition(contact), "sk": s(PROFILE)}
+BY_TIME = EVENTS.local_indexes[0].name
 
 
 class DynamoContactStore:
@@ -155,10 +128,13 @@ class DynamoContactStore:
         """History sent late (``/v1/import``) may hold the earliest visit or the latest purchase; those
         times move only one way, by conditional writes, so an old import never moves them back."""
         horizon = change.last_seen - IMPORT_HORIZON
+        moves = []
         if change.first_seen < horizon:
-            self._move_if(change.contact, "firstSeenAt", s(format_time(change.first_seen)), ">")
+            moves.append(("firstSeenAt", s(format_time(change.first_seen)), ">"))
         if change.last_purchase_at is not None and change.last_purchase_at < horizon:
-            self._move_if(change.contact, "lastPurchaseAt", s(format_time(change.last_purchase_at)), "<")
+            moves.append(("lastPurchaseAt", s(format_time(change.last_purchase_at)), "<"))
+        for attribute, value, op in moves:
+            move_if(self._db, self._contacts, change.contact, attribute, value, op, sleep=self._sleep)
 
     def _transact(
         self,
@@ -181,7 +157,7 @@ class DynamoContactStore:
         try:
             retried(
                 lambda: self._db.transact_write_items(TransactItems=items),
-                "the contact store",
+                STORE,
                 sleep=self._sleep,
             )
         except LifecycleError:
@@ -189,7 +165,7 @@ class DynamoContactStore:
         except Exception as exc:
             reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
             if cancellation_codes(exc) is None or not reasons:
-                raise failure(exc, "the contact store") from exc  # e.g. a ValidationException: a 500
+                raise failure(exc, STORE) from exc  # e.g. a ValidationException: a 500
             self._rejected(exc, reasons, owners, changes, updates, outcomes)
             return
         for index in indices:
@@ -231,7 +207,7 @@ class DynamoContactStore:
             if into:
                 merged[index] = ContactId.parse(into)
                 continue
-            uses[index] = {k: RuleUse(c, d) for k, (c, d) in _rule_uses(plain_item(item)).items()}
+            uses[index] = {k: RuleUse(c, d) for k, (c, d) in rule_uses(plain_item(item)).items()}
             if item and not self._trait_bytes_fit(changes[index], updates[index], item):
                 refused[index] = TRAIT_CAP
         for index, found in duplicates.items():
@@ -273,39 +249,20 @@ class DynamoContactStore:
                         **({":was": n(int(bound))} if bound is not None else {}),
                     },
                 ),
-                "the contact store",
+                STORE,
                 sleep=self._sleep,
             )
         except LifecycleError:
             raise
         except Exception as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
-                raise failure(exc, "the contact store") from exc
+                raise failure(exc, STORE) from exc
         return True
 
     def _event_put(
         self, contact: ContactId, event: TrackedEvent, received_at: str, ledger: tuple[ScoreChange, ...]
     ) -> dict[str, Any]:
-        happened = format_time(event.timestamp)
-        item: dict[str, Any] = {
-            "pk": partition(contact),
-            "sk": s(EVENT_PREFIX + event.message_id),
-            "at": s(f"{happened}#{event.message_id}"),
-            "messageId": s(event.message_id),
-            "call": s(event.call),
-            "behaviour": s(event.behaviour.value),
-            "timestamp": s(happened),
-            "receivedAt": s(received_at),
-            "body": s(event.body),
-            EVENTS.ttl_attribute: n(self._retention.expires_at(event)),
-        }
-        if event.event:
-            item["event"] = s(event.event)
-        if event.revenue is not None:
-            item["revenue"] = n(event.revenue)
-        if ledger:
-            item["scoredAt"] = item["at"]
-            item["ledger"] = js([asdict(change) for change in ledger])
+        item = event_item(contact, event, received_at, ledger, self._retention)
         return {"TableName": self._events, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
 
     def _profile_update(self, change: ContactChange) -> dict[str, Any]:
@@ -417,7 +374,7 @@ class DynamoContactStore:
         try:
             retried(
                 lambda: self._db.transact_write_items(TransactItems=items),
-                "the contact store",
+                STORE,
                 sleep=self._sleep,
             )
         except LifecycleError:
@@ -432,7 +389,7 @@ class DynamoContactStore:
                 )
             if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 return Claim(target, target_moved=True)
-            raise failure(exc, "the contact store") from exc
+            raise failure(exc, STORE) from exc
         return Claim(target)
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
@@ -544,7 +501,7 @@ class DynamoContactStore:
         try:
             retried(
                 lambda: self._db.transact_write_items(TransactItems=items),
-                "the contact store",
+                STORE,
                 sleep=self._sleep,
             )
         except LifecycleError:
@@ -555,7 +512,7 @@ class DynamoContactStore:
                 return Absorbed.ALREADY
             if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 return Absorbed.MOVED
-            raise failure(exc, "the contact store") from exc
+            raise failure(exc, STORE) from exc
         return Absorbed.DONE
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
@@ -571,7 +528,7 @@ class DynamoContactStore:
         fills += [("if_absent", TAG + tag, s(format_time(added))) for tag, added in plan.tags.items()]
         fills += [("if_absent", GROUP + group, stamp) for group in plan.groups]
         guard = "attribute_not_exists(mergedInto)"
-        for number, part in enumerate(_parts(fills)):
+        for number, part in enumerate(packed(fills)):
             part.set("lastWriter", s(WRITER))
             part.remove(MERGE_REQUESTED)  # this write merges: it is no longer a request
             if number == 0 and plan.traits:
@@ -603,7 +560,7 @@ class DynamoContactStore:
             adds.append(("add", "eventCount", n(plan.event_count)))
         if plan.revenue:
             adds.append(("add", "revenueTotal", n(plan.revenue)))
-        parts = _parts(adds) or [Expression()]
+        parts = packed(adds) or [Expression()]
         outcome = Absorbed.ALREADY
         for number, part in enumerate(parts):
             part.set("updatedAt", stamp)
@@ -673,24 +630,7 @@ class DynamoContactStore:
         ]
         values += [(f"{RULE}{rule}:day", s(day), "<") for rule, (_, day) in plan.rule_uses.items() if day]
         for attribute, value, op in values:
-            self._move_if(target, attribute, value, op)
-
-    def _move_if(self, contact: ContactId, attribute: str, value: dict[str, str], op: str) -> None:
-        """``SET attribute = value`` if absent or if ``attribute op value`` (``<``: later, ``>``: earlier)."""
-        try:
-            self._write(
-                lambda: self._db.update_item(
-                    TableName=self._contacts,
-                    Key=profile_key(contact),
-                    UpdateExpression="SET #a = :v",
-                    ConditionExpression=f"attribute_exists(pk) AND (attribute_not_exists(#a) OR #a {op} :v)",
-                    ExpressionAttributeNames={"#a": attribute},
-                    ExpressionAttributeValues={":v": value},
-                )
-            )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise self._failure(exc) from exc
+            move_if(self._db, self._contacts, target, attribute, value, op, sleep=self._sleep)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):
@@ -708,29 +648,11 @@ class DynamoContactStore:
 
     def _write(self, call: Callable[[], Any]) -> Any:
         """One write, retried while DynamoDB throttles it or a transaction conflicts with it."""
-        return retried(call, "the contact store", sleep=self._sleep)
+        return retried(call, STORE, sleep=self._sleep)
 
     @staticmethod
     def _failure(exc: Exception) -> BaseException:
-        return failure(exc, "the contact store")
-
-
-Clause = tuple[str, str, dict[str, Any]]
-#: DynamoDB allows 4 KB per expression; parts are cut below that, leaving room for the bookkeeping.
-EXPRESSION_BUDGET = 3500
-EXPRESSION_LIMIT = 4096
-
-
-def _parts(clauses: Sequence[Clause]) -> list[Expression]:
-    """Pack update clauses into expressions that each stay under the expression budget."""
-    parts: list[Expression] = []
-    current: Expression | None = None
-    for kind, attribute, value in clauses:
-        if current is None or len(current.update_expression()) > EXPRESSION_BUDGET:
-            current = Expression()
-            parts.append(current)
-        {"if_absent": current.set_if_absent, "add": current.add, "set": current.set}[kind](attribute, value)
-    return parts
+        return failure(exc, STORE)
 
 
 def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
@@ -756,116 +678,3 @@ def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
-
-
-def read_profile(client: Any, table: str, contact: ContactId) -> ContactRecord | None:
-    """A contact's profile as it is now (a consistent read)."""
-    try:
-        item = client.get_item(TableName=table, Key=profile_key(contact), ConsistentRead=True).get("Item")
-    except Exception as exc:
-        raise failure(exc, "the contact store") from exc
-    return record_from_item(item) if item else None
-
-
-def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
-    """Fold the flat profile item (``trait:*``, ``tag:*``, ``count:*``...) into a ``ContactRecord``."""
-    data = plain_item(item)
-    fields: dict[str, Any] = {
-        "contact_id": data.get("contactId") or str(data["pk"]).removeprefix("C#"),
-        "user_id": data.get("userId"),
-        "anonymous_ids": data.get("anonymousIds") or frozenset(),
-        "event_count": int(data.get("eventCount", 0)),
-        "first_seen_at": data.get("firstSeenAt"),
-        "last_seen_at": data.get("lastSeenAt"),
-        "revenue_total": data.get("revenueTotal", 0),
-        "last_purchase_at": data.get("lastPurchaseAt"),
-        "merged_into": data.get("mergedInto"),
-        "traits": {},
-        "tags": {},
-        "counts": {},
-        "groups": set(),
-        "scores": _scores(data, SCORE),
-        "rule_uses": _rule_uses(data),
-        "stage": data.get("stage"),
-        "stage_entered_at": data.get("stageEnteredAt"),
-        "stage_baseline": _scores(data, BASELINE).get("global") if "stageEnteredAt" in data else None,
-        "quarter": data.get("quarter"),
-        "sales_ready": bool(data.get("salesReady", False)),
-        "owner": data.get("owner"),
-        "stage_seq": int(data.get("stageSeq", 0)),
-        "due_at": data.get("dueAt"),
-        "pending_outputs": int(data.get("pendingOutputs", 0)),
-        "stored_numbers": {
-            name: str(value)
-            for name, value in data.items()
-            if name.startswith((SCORE, BASELINE)) and not name.endswith(":total")
-        },
-    }
-    for name, value in data.items():
-        if name.startswith(TRAIT):
-            fields["traits"][name[len(TRAIT) :]] = json.loads(value)
-        elif name.startswith(TAG):
-            fields["tags"][name[len(TAG) :]] = value
-        elif name.startswith(COUNT):
-            fields["counts"][name[len(COUNT) :]] = int(value)
-        elif name.startswith(GROUP):
-            fields["groups"].add(name[len(GROUP) :])
-    return ContactRecord.model_validate(fields)
-
-
-def _scores(data: Mapping[str, Any], prefix: str) -> dict[str, DimensionScore]:
-    """``score:<dimension>:total`` and ``score:<dimension>:<memory>:<bucket>`` into per-dimension scores."""
-    totals: dict[str, Decimal] = {}
-    sums: dict[str, dict[str, dict[int, float]]] = {}
-    for name, value in data.items():
-        if not name.startswith(prefix):
-            continue
-        rest = name[len(prefix) :]
-        if rest.endswith(":total"):
-            totals[rest[: -len(":total")]] = value
-            continue
-        dimension, memory, bucket = rest.rsplit(":", 2)
-        sums.setdefault(dimension, {}).setdefault(memory, {})[int(bucket)] = float(value)
-    return {
-        dimension: DimensionScore(total=totals.get(dimension, Decimal(0)), sums=sums.get(dimension, {}))
-        for dimension in {*totals, *sums}
-    }
-
-
-def _rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
-    uses: dict[str, tuple[int, str | None]] = {}
-    for name, value in data.items():
-        if name.startswith(RULE) and name.endswith(":n"):
-            rule_id = name[len(RULE) : -2]
-            uses[rule_id] = (int(value), data.get(f"{RULE}{rule_id}:day"))
-    return uses
-
-
-def stored_event(item: Mapping[str, Any]) -> StoredEvent:
-    """An event-log item as the domain reads it."""
-    data = plain_item(item)
-    return StoredEvent.model_validate(
-        {
-            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
-            "call": data["call"],
-            "behaviour": data["behaviour"],
-            "event": data.get("event"),
-            "timestamp": data["timestamp"],
-            "received_at": data["receivedAt"],
-            "revenue": data.get("revenue"),
-            "body": data.get("body", "{}"),
-            "ledger": data.get("ledger", "[]"),
-        }
-    )
-
-
-def merge_request_from_stream(record: Mapping[str, Any]) -> MergeRequest | None:
-    """The merges a profile write asked for, from its stream record (None if it asked for none)."""
-    change = record.get("dynamodb") or {}
-    image = change.get("NewImage") or {}
-    marker = image.get(MERGE_REQUESTED, {}).get("S")
-    if not marker or image.get("sk", {}).get("S") != PROFILE or "mergedInto" in image:
-        return None
-    target = ContactId.parse(str(image["pk"]["S"]).removeprefix("C#"))
-    sources = tuple(ContactId.parse(source) for source in json.loads(marker))
-    return MergeRequest(target=target, sources=sources, marker=marker)
