@@ -70,6 +70,7 @@ def tracking() -> Tracking:
 
 @scope.per_function
 def merging() -> Merging:
+    from shared.adapters.contact_merges import DynamoMergeStore
     from shared.usecases.merging import Merging
     from shared.observability import PowertoolsTelemetry
 
@@ -77,7 +78,11 @@ def merging() -> Merging:
     _aws()
     return Merging(
         clock=clock.current(),
-        contacts=_contacts(config),
+        contacts=DynamoMergeStore(
+            aws.client("dynamodb"),
+            contacts_table=config.contacts_table_name,
+            events_table=config.events_table_name,
+        ),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
     )
