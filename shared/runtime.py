@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from shared import clock, scope, settings
 from shared.adapters import aws
-from shared.adapters.contact_store import DynamoContactStore, Retention
+from shared.adapters.contact_items import Retention
+from shared.adapters.contact_store import DynamoContactStore
 from shared.adapters.rule_store import DynamoRuleStore
 from shared.scoring.decay import Decay
 
@@ -69,6 +70,7 @@ def tracking() -> Tracking:
 
 @scope.per_function
 def merging() -> Merging:
+    from shared.adapters.contact_merges import DynamoMergeStore
     from shared.usecases.merging import Merging
     from shared.observability import PowertoolsTelemetry
 
@@ -76,7 +78,11 @@ def merging() -> Merging:
     _aws()
     return Merging(
         clock=clock.current(),
-        contacts=_contacts(config),
+        contacts=DynamoMergeStore(
+            aws.client("dynamodb"),
+            contacts_table=config.contacts_table_name,
+            events_table=config.events_table_name,
+        ),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
     )

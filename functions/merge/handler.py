@@ -5,7 +5,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
-from shared.adapters.contact_store import merge_request_from_stream
+from shared.adapters.contact_items import merge_request_from_stream
 from shared.observability import logger, metrics, tracer
 from shared.settings import MergeSettings, env_model
 from shared.usecases.merging import on_merge_requested

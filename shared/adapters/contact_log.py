@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.adapters.contact_store import partition, stored_event
+from shared.adapters.contact_items import partition, stored_event
 from shared.adapters.dynamodb import failure
 from shared.adapters.tables import EVENTS
 from shared.contacts.identity import ContactId

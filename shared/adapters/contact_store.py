@@ -1,12 +1,13 @@
-"""The contact store on DynamoDB.
+"""The contact store on DynamoDB: the hot path that records events.
 
-Hot path: one ``TransactWriteItems`` carries, per contact, a conditional put of
-each new event (keyed by messageId, so a replay fails its condition) and one
-blind update of the profile (guarded by ``attribute_not_exists(mergedInto)``,
-so writes to a merged-away contact are re-routed). Changes for many contacts
+One ``TransactWriteItems`` carries, per contact, a conditional put of each new
+event (keyed by messageId, so a replay fails its condition) and one blind
+update of the profile (guarded by ``attribute_not_exists(mergedInto)``, so
+writes to a merged-away contact are re-routed). Changes for many contacts
 share a transaction up to DynamoDB's 100-item limit. No reads. A change that
 declares identity merges sets ``mergeRequested`` on the profile in that same
-update; the merge function, triggered by that write, does the merges.
+update; the merge function, triggered by that write, does the merges
+(``shared.adapters.contact_merges``).
 """
 
 from __future__ import annotations
@@ -14,15 +15,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
+from shared.adapters.contact_items import (
+    COUNT,
+    GROUP,
+    MERGE_REQUESTED,
+    RULE,
+    SCORE,
+    TAG,
+    TRAIT,
+    TRAIT_BYTES,
+    WRITER,
+    Retention,
+    event_item,
+    profile_key,
+    record_from_item,
+    rule_uses,
+)
+from shared.adapters.contact_profiles import STORE, move_if, read_profile
 from shared.adapters.dynamodb import (
-    ATTEMPTS,
-    Expression,
-    backoff,
     cancellation_codes,
     error_code,
     exact_number,
@@ -34,84 +47,28 @@ from shared.adapters.dynamodb import (
     s,
     ss,
 )
-from shared.adapters.tables import EVENTS
+from shared.adapters.expressions import EXPRESSION_LIMIT, Expression
 from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, ContactChange, trait_bytes
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.views import StoredEvent
-from shared.errors import DependencyUnavailable, LifecycleError
+from shared.errors import LifecycleError
 from shared.scoring.engine import RuleUse, ScoreChange
-from shared.scoring.model import DimensionScore
-from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
-from shared.usecases.merging import MergeRequest
-from shared.usecases.recording import (
-    Absorbed,
-    ChangeCapacity,
-    Claim,
-    CommitOutcome,
-    MergePlan,
-    Moved,
-    Retraction,
-)
+from shared.usecases.recording import ChangeCapacity, CommitOutcome
 
-PROFILE = "PROFILE"
-#: Every profile write here says who made it; the stage function's trigger passes only these.
-WRITER = "tracking"
-EVENT_PREFIX = "M#"
-#: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
-MOVED_FROM = "movedFrom"
-#: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
-MERGE_REQUESTED = "mergeRequested"
-#: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
-MERGE_WRITER = "merge"
-MERGED_PREFIX = "MERGED#"
-TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
-    "trait:",
-    "tag:",
-    "count:",
-    "group:",
-    "score:",
-    "rule:",
-    "stageBase:",
-)
-BY_TIME = EVENTS.local_indexes[0].name
 MAX_TRANSACTION_ITEMS = 100
 #: Stay under the 4 MB transaction limit, counting each item's body and keys.
 MAX_TRANSACTION_BYTES = 3_500_000
-#: An upper bound of the bytes in the profile's ``trait:*`` attributes, kept without reading the profile.
-TRAIT_BYTES = "traitBytes"
 TRAIT_CAP = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
 ITEM_CAP = "400 KB (the limit of a contact's profile)"
 #: Events older than this when they arrive are history being imported, not live behaviour.
 IMPORT_HORIZON = timedelta(days=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Retention:
-    """How long the event log keeps events; purchases stay longer for RFM, churn and programs."""
-
-    days: int = 395
-    purchase_days: int = 3650
-
-    def expires_at(self, event: TrackedEvent) -> int:
-        keep = self.purchase_days if event.behaviour in _LONG_LIVED else self.days
-        return int((event.received_at + timedelta(days=keep)).timestamp())
-
-
-_LONG_LIVED = frozenset({Behaviour.PURCHASE, Behaviour.REFUND, Behaviour.ORDER_CANCELLED})
-
-
-def partition(contact: ContactId) -> dict[str, str]:
-    return s(f"C#{contact}")
-
-
-def profile_key(contact: ContactId) -> dict[str, Any]:
-    return {"pk": partition(contact), "sk": s(PROFILE)}
-
-
 class DynamoContactStore:
+    """Recording (``ContactStore``): each contact's change with its new events, in shared transactions."""
+
     capacity = ChangeCapacity(max_events=MAX_TRANSACTION_ITEMS - 1, max_keys=300)
 
     def __init__(
@@ -155,10 +112,13 @@ class DynamoContactStore:
         """History sent late (``/v1/import``) may hold the earliest visit or the latest purchase; those
         times move only one way, by conditional writes, so an old import never moves them back."""
         horizon = change.last_seen - IMPORT_HORIZON
+        moves = []
         if change.first_seen < horizon:
-            self._move_if(change.contact, "firstSeenAt", s(format_time(change.first_seen)), ">")
+            moves.append(("firstSeenAt", s(format_time(change.first_seen)), ">"))
         if change.last_purchase_at is not None and change.last_purchase_at < horizon:
-            self._move_if(change.contact, "lastPurchaseAt", s(format_time(change.last_purchase_at)), "<")
+            moves.append(("lastPurchaseAt", s(format_time(change.last_purchase_at)), "<"))
+        for attribute, value, op in moves:
+            move_if(self._db, self._contacts, change.contact, attribute, value, op, sleep=self._sleep)
 
     def _transact(
         self,
@@ -181,7 +141,7 @@ class DynamoContactStore:
         try:
             retried(
                 lambda: self._db.transact_write_items(TransactItems=items),
-                "the contact store",
+                STORE,
                 sleep=self._sleep,
             )
         except LifecycleError:
@@ -189,7 +149,7 @@ class DynamoContactStore:
         except Exception as exc:
             reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
             if cancellation_codes(exc) is None or not reasons:
-                raise failure(exc, "the contact store") from exc  # e.g. a ValidationException: a 500
+                raise failure(exc, STORE) from exc  # e.g. a ValidationException: a 500
             self._rejected(exc, reasons, owners, changes, updates, outcomes)
             return
         for index in indices:
@@ -231,7 +191,7 @@ class DynamoContactStore:
             if into:
                 merged[index] = ContactId.parse(into)
                 continue
-            uses[index] = {k: RuleUse(c, d) for k, (c, d) in _rule_uses(plain_item(item)).items()}
+            uses[index] = {k: RuleUse(c, d) for k, (c, d) in rule_uses(plain_item(item)).items()}
             if item and not self._trait_bytes_fit(changes[index], updates[index], item):
                 refused[index] = TRAIT_CAP
         for index, found in duplicates.items():
@@ -273,39 +233,20 @@ class DynamoContactStore:
                         **({":was": n(int(bound))} if bound is not None else {}),
                     },
                 ),
-                "the contact store",
+                STORE,
                 sleep=self._sleep,
             )
         except LifecycleError:
             raise
         except Exception as exc:
             if error_code(exc) != "ConditionalCheckFailedException":
-                raise failure(exc, "the contact store") from exc
+                raise failure(exc, STORE) from exc
         return True
 
     def _event_put(
         self, contact: ContactId, event: TrackedEvent, received_at: str, ledger: tuple[ScoreChange, ...]
     ) -> dict[str, Any]:
-        happened = format_time(event.timestamp)
-        item: dict[str, Any] = {
-            "pk": partition(contact),
-            "sk": s(EVENT_PREFIX + event.message_id),
-            "at": s(f"{happened}#{event.message_id}"),
-            "messageId": s(event.message_id),
-            "call": s(event.call),
-            "behaviour": s(event.behaviour.value),
-            "timestamp": s(happened),
-            "receivedAt": s(received_at),
-            "body": s(event.body),
-            EVENTS.ttl_attribute: n(self._retention.expires_at(event)),
-        }
-        if event.event:
-            item["event"] = s(event.event)
-        if event.revenue is not None:
-            item["revenue"] = n(event.revenue)
-        if ledger:
-            item["scoredAt"] = item["at"]
-            item["ledger"] = js([asdict(change) for change in ledger])
+        item = event_item(contact, event, received_at, ledger, self._retention)
         return {"TableName": self._events, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
 
     def _profile_update(self, change: ContactChange) -> dict[str, Any]:
@@ -381,357 +322,6 @@ class DynamoContactStore:
     def profile(self, contact: ContactId) -> ContactRecord | None:
         return read_profile(self._db, self._contacts, contact)
 
-    # --- identity merges -------------------------------------------------------------------
-
-    def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim:
-        """Mark ``source`` as merged into ``target`` unless it already belongs somewhere; who owns it now.
-
-        The target must not be merged away itself: two aliases in opposite directions cannot both win.
-        """
-        x = Expression()
-        x.set("mergedInto", s(str(target)))
-        x.set_if_absent("contactId", s(str(source)))
-        x.set("mergedAt", s(format_time(at)))
-        x.set("lastWriter", s(WRITER))
-        for attribute in ("dueAt", "dueShard", "dueKey"):  # a merged-away contact is never due again
-            x.remove(attribute)
-        x.add("rev", n(1))
-        condition = f"attribute_not_exists({x.name('mergedInto')})"
-        items = [
-            {
-                "Update": x.update(
-                    self._contacts,
-                    profile_key(source),
-                    condition,
-                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                )
-            },
-            {
-                "ConditionCheck": {
-                    "TableName": self._contacts,
-                    "Key": profile_key(target),
-                    "ConditionExpression": "attribute_not_exists(mergedInto)",
-                }
-            },
-        ]
-        try:
-            retried(
-                lambda: self._db.transact_write_items(TransactItems=items),
-                "the contact store",
-                sleep=self._sleep,
-            )
-        except LifecycleError:
-            raise
-        except Exception as exc:
-            codes = cancellation_codes(exc)
-            if codes and codes[0] == "ConditionalCheckFailed":
-                item = exc.response["CancellationReasons"][0].get("Item") or {}  # type: ignore[attr-defined]
-                owner = item.get("mergedInto", {}).get("S")
-                return Claim(
-                    ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item
-                )
-            if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                return Claim(target, target_moved=True)
-            raise failure(exc, "the contact store") from exc
-        return Claim(target)
-
-    def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
-        """Copy the source's newest events (by time) to the target, then delete them from the source.
-
-        An event whose messageId the target already holds (and not as a copy from this source, made by
-        an earlier attempt) stays on the source and is reported as a duplicate, to be retracted.
-        """
-        moved = 0
-        duplicates: list[StoredEvent] = []
-        start: dict[str, Any] | None = None
-        while moved < limit:
-            request: dict[str, Any] = {
-                "TableName": self._events,
-                "IndexName": BY_TIME,
-                "KeyConditionExpression": "pk = :pk",
-                "ExpressionAttributeValues": {":pk": partition(source)},
-                "ScanIndexForward": False,
-                "ConsistentRead": True,
-                "Limit": min(100, limit - moved),
-            }
-            if start:
-                request["ExclusiveStartKey"] = start
-            try:
-                page = self._db.query(**request)
-            except Exception as exc:
-                raise self._failure(exc) from exc
-            items = page.get("Items", [])
-            held = self._held_by(target, [item["sk"] for item in items])
-            ours = [held.get(item["sk"]["S"], str(source)) == str(source) for item in items]
-            fresh = [item for item, mine in zip(items, ours, strict=True) if mine]
-            duplicates += [stored_event(item) for item, mine in zip(items, ours, strict=True) if not mine]
-            self._batch_write(
-                [
-                    {"PutRequest": {"Item": {**item, "pk": partition(target), MOVED_FROM: s(str(source))}}}
-                    for item in fresh
-                ]
-            )
-            self._batch_write(
-                [{"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in fresh]
-            )
-            moved += len(items)
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
-        return Moved(count=moved - len(duplicates), duplicates=tuple(duplicates))
-
-    def _held_by(self, contact: ContactId, sort_keys: Sequence[dict[str, str]]) -> dict[str, str]:
-        """Which of these event keys the contact holds: sort key -> the contact it was copied from
-        (``""`` for its own events). Strongly consistent, so a copy just made is seen."""
-        held: dict[str, str] = {}
-        keys = [{"pk": partition(contact), "sk": sk} for sk in sort_keys]
-        for first in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self._events: {
-                    "Keys": keys[first : first + 100],
-                    "ProjectionExpression": "sk, #from",
-                    "ExpressionAttributeNames": {"#from": MOVED_FROM},
-                    "ConsistentRead": True,
-                }
-            }
-            for _ in backoff(ATTEMPTS + 2, self._sleep):  # unprocessed keys: throttled, ask again
-                try:
-                    response = self._db.batch_get_item(RequestItems=pending)
-                except Exception as exc:
-                    raise self._failure(exc) from exc
-                for item in response.get("Responses", {}).get(self._events, []):
-                    held[item["sk"]["S"]] = item.get(MOVED_FROM, {}).get("S", "")
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-            if pending:
-                raise DependencyUnavailable("the event log is throttled; retry")
-        return held
-
-    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
-        """Delete the source's copy of a duplicate event and take back what it added, in one transaction:
-        the copy's deletion is the condition, so a resumed merge never retracts twice."""
-        x = Expression()
-        x.add("eventCount", n(retraction.event_count))
-        for behaviour, count in retraction.counts.items():
-            x.add(COUNT + behaviour, n(count))
-        if retraction.revenue:
-            x.add("revenueTotal", n(retraction.revenue))
-        for dimension, score in retraction.scores.items():
-            if score.total:
-                x.add(f"{SCORE}{dimension}:total", n(score.total))
-            for memory, buckets in score.sums.items():
-                for bucket, value in buckets.items():
-                    x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
-        for rule, count in retraction.rule_uses.items():
-            x.add(f"{RULE}{rule}:n", n(count))
-        x.set("lastWriter", s(WRITER))
-        x.add("rev", n(1))
-        items = [
-            {
-                "Delete": {
-                    "TableName": self._events,
-                    "Key": {"pk": partition(source), "sk": s(EVENT_PREFIX + retraction.message_id)},
-                    "ConditionExpression": "attribute_exists(pk)",
-                }
-            },
-            {
-                "Update": x.update(
-                    self._contacts, profile_key(target), f"attribute_not_exists({x.name('mergedInto')})"
-                )
-            },
-        ]
-        try:
-            retried(
-                lambda: self._db.transact_write_items(TransactItems=items),
-                "the contact store",
-                sleep=self._sleep,
-            )
-        except LifecycleError:
-            raise
-        except Exception as exc:
-            codes = cancellation_codes(exc)
-            if codes and codes[0] == "ConditionalCheckFailed":
-                return Absorbed.ALREADY
-            if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                return Absorbed.MOVED
-            raise failure(exc, "the contact store") from exc
-        return Absorbed.DONE
-
-    def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
-        """Add the source's profile to the target, once, in writes that each fit DynamoDB's limits.
-
-        1. Traits, tags and groups the target lacks (``if_not_exists``: safe to repeat).
-        2. Counters and scores, in parts; each part commits with a marker of its own, so none is
-           ever added twice; the last part also marks the source's merge complete.
-        3. Times and rule days, moved only forward (or, for first-seen, back): monotonic, repeatable.
-        """
-        stamp = s(format_time(at))
-        fills: list[Clause] = [("if_absent", TRAIT + k, js(v)) for k, v in plan.traits.items()]
-        fills += [("if_absent", TAG + tag, s(format_time(added))) for tag, added in plan.tags.items()]
-        fills += [("if_absent", GROUP + group, stamp) for group in plan.groups]
-        guard = "attribute_not_exists(mergedInto)"
-        for number, part in enumerate(_parts(fills)):
-            part.set("lastWriter", s(WRITER))
-            part.remove(MERGE_REQUESTED)  # this write merges: it is no longer a request
-            if number == 0 and plan.traits:
-                # the trait cap's bound grows by what the fills may add: it may overstate (a trait the
-                # target already has, a repeated part), never understate; the cap check corrects it
-                part.add(TRAIT_BYTES, n(trait_bytes(plan.traits)))
-            try:
-                request = part.update(self._contacts, profile_key(target), guard)
-                self._write(lambda request=request: self._db.update_item(**request))
-            except Exception as exc:
-                if error_code(exc) == "ConditionalCheckFailedException":
-                    return Absorbed.MOVED
-                raise self._failure(exc) from exc
-
-        adds: list[Clause] = [("add", COUNT + b, n(c)) for b, c in plan.counts.items()]
-        adds += [("add", f"{RULE}{rule}:n", n(count)) for rule, (count, _) in plan.rule_uses.items()]
-        for dimension, score in plan.scores.items():
-            if score.total:
-                adds.append(("add", f"{SCORE}{dimension}:total", n(score.total)))
-            for memory, buckets in score.sums.items():
-                adds += [
-                    ("add", f"{SCORE}{dimension}:{memory}:{b}", n(exact_number(v)))
-                    for b, v in buckets.items()
-                    if v
-                ]
-        if plan.anonymous_ids:
-            adds.append(("add", "anonymousIds", ss(plan.anonymous_ids)))
-        if plan.event_count:
-            adds.append(("add", "eventCount", n(plan.event_count)))
-        if plan.revenue:
-            adds.append(("add", "revenueTotal", n(plan.revenue)))
-        parts = _parts(adds) or [Expression()]
-        outcome = Absorbed.ALREADY
-        for number, part in enumerate(parts):
-            part.set("updatedAt", stamp)
-            part.set_if_absent("contactId", s(str(target)))
-            part.set("lastWriter", s(WRITER))
-            part.remove(MERGE_REQUESTED)
-            part.add("rev", n(1))
-            marker = f"{MERGED_PREFIX}{plan.source}" + (f"#{number}" if number else "")
-            items: list[dict[str, Any]] = [
-                {
-                    "Put": {
-                        "TableName": self._contacts,
-                        "Item": {"pk": partition(target), "sk": s(marker), "mergedAt": stamp},
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Update": part.update(
-                        self._contacts,
-                        profile_key(target),
-                        f"attribute_not_exists({part.name('mergedInto')})",
-                    )
-                },
-            ]
-            if number == len(parts) - 1:
-                done = Expression()
-                done.set("mergeCompletedAt", stamp)
-                items.append({"Update": done.update(self._contacts, profile_key(plan.source))})
-            try:
-                self._write(lambda: self._db.transact_write_items(TransactItems=items))
-                outcome = Absorbed.DONE
-            except Exception as exc:
-                codes = cancellation_codes(exc)
-                if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                    return Absorbed.MOVED
-                if not (codes and codes[0] == "ConditionalCheckFailed"):
-                    raise self._failure(exc) from exc  # a part already applied is skipped; others go on
-        self._monotonic(target, plan)
-        return outcome
-
-    def clear_merge_request(self, target: ContactId, marker: str) -> None:
-        """Remove the request unless a newer one replaced it (that one's own write is delivered too)."""
-        try:
-            self._write(
-                lambda: self._db.update_item(
-                    TableName=self._contacts,
-                    Key=profile_key(target),
-                    UpdateExpression="REMOVE #r SET #w = :w",
-                    ConditionExpression="#r = :r",
-                    ExpressionAttributeNames={"#r": MERGE_REQUESTED, "#w": "lastWriter"},
-                    ExpressionAttributeValues={":r": s(marker), ":w": s(MERGE_WRITER)},
-                )
-            )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise self._failure(exc) from exc
-
-    def _monotonic(self, target: ContactId, plan: MergePlan) -> None:
-        """Times that only move one way, each a conditional write: a stale read can never move them back."""
-        moves = [
-            ("firstSeenAt", plan.first_seen_at, ">"),
-            ("lastSeenAt", plan.last_seen_at, "<"),
-            ("lastPurchaseAt", plan.last_purchase_at, "<"),
-        ]
-        values = [
-            (attribute, s(format_time(value)), op) for attribute, value, op in moves if value is not None
-        ]
-        values += [(f"{RULE}{rule}:day", s(day), "<") for rule, (_, day) in plan.rule_uses.items() if day]
-        for attribute, value, op in values:
-            self._move_if(target, attribute, value, op)
-
-    def _move_if(self, contact: ContactId, attribute: str, value: dict[str, str], op: str) -> None:
-        """``SET attribute = value`` if absent or if ``attribute op value`` (``<``: later, ``>``: earlier)."""
-        try:
-            self._write(
-                lambda: self._db.update_item(
-                    TableName=self._contacts,
-                    Key=profile_key(contact),
-                    UpdateExpression="SET #a = :v",
-                    ConditionExpression=f"attribute_exists(pk) AND (attribute_not_exists(#a) OR #a {op} :v)",
-                    ExpressionAttributeNames={"#a": attribute},
-                    ExpressionAttributeValues={":v": value},
-                )
-            )
-        except Exception as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise self._failure(exc) from exc
-
-    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), 25):
-            pending = {self._events: requests[start : start + 25]}
-            for _ in backoff(ATTEMPTS + 2, self._sleep):  # unprocessed items: throttled, send them again
-                try:
-                    answer = self._write(lambda batch=pending: self._db.batch_write_item(RequestItems=batch))
-                except Exception as exc:
-                    raise self._failure(exc) from exc
-                pending = answer.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-            if pending:
-                raise DependencyUnavailable("the event log is throttled; retry")
-
-    def _write(self, call: Callable[[], Any]) -> Any:
-        """One write, retried while DynamoDB throttles it or a transaction conflicts with it."""
-        return retried(call, "the contact store", sleep=self._sleep)
-
-    @staticmethod
-    def _failure(exc: Exception) -> BaseException:
-        return failure(exc, "the contact store")
-
-
-Clause = tuple[str, str, dict[str, Any]]
-#: DynamoDB allows 4 KB per expression; parts are cut below that, leaving room for the bookkeeping.
-EXPRESSION_BUDGET = 3500
-EXPRESSION_LIMIT = 4096
-
-
-def _parts(clauses: Sequence[Clause]) -> list[Expression]:
-    """Pack update clauses into expressions that each stay under the expression budget."""
-    parts: list[Expression] = []
-    current: Expression | None = None
-    for kind, attribute, value in clauses:
-        if current is None or len(current.update_expression()) > EXPRESSION_BUDGET:
-            current = Expression()
-            parts.append(current)
-        {"if_absent": current.set_if_absent, "add": current.add, "set": current.set}[kind](attribute, value)
-    return parts
-
 
 def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
     """Group changes into transactions: at most 100 items and ~3.5 MB, one change per contact each."""
@@ -756,116 +346,3 @@ def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
     if current:
         batches.append(current)
     return batches
-
-
-def read_profile(client: Any, table: str, contact: ContactId) -> ContactRecord | None:
-    """A contact's profile as it is now (a consistent read)."""
-    try:
-        item = client.get_item(TableName=table, Key=profile_key(contact), ConsistentRead=True).get("Item")
-    except Exception as exc:
-        raise failure(exc, "the contact store") from exc
-    return record_from_item(item) if item else None
-
-
-def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
-    """Fold the flat profile item (``trait:*``, ``tag:*``, ``count:*``...) into a ``ContactRecord``."""
-    data = plain_item(item)
-    fields: dict[str, Any] = {
-        "contact_id": data.get("contactId") or str(data["pk"]).removeprefix("C#"),
-        "user_id": data.get("userId"),
-        "anonymous_ids": data.get("anonymousIds") or frozenset(),
-        "event_count": int(data.get("eventCount", 0)),
-        "first_seen_at": data.get("firstSeenAt"),
-        "last_seen_at": data.get("lastSeenAt"),
-        "revenue_total": data.get("revenueTotal", 0),
-        "last_purchase_at": data.get("lastPurchaseAt"),
-        "merged_into": data.get("mergedInto"),
-        "traits": {},
-        "tags": {},
-        "counts": {},
-        "groups": set(),
-        "scores": _scores(data, SCORE),
-        "rule_uses": _rule_uses(data),
-        "stage": data.get("stage"),
-        "stage_entered_at": data.get("stageEnteredAt"),
-        "stage_baseline": _scores(data, BASELINE).get("global") if "stageEnteredAt" in data else None,
-        "quarter": data.get("quarter"),
-        "sales_ready": bool(data.get("salesReady", False)),
-        "owner": data.get("owner"),
-        "stage_seq": int(data.get("stageSeq", 0)),
-        "due_at": data.get("dueAt"),
-        "pending_outputs": int(data.get("pendingOutputs", 0)),
-        "stored_numbers": {
-            name: str(value)
-            for name, value in data.items()
-            if name.startswith((SCORE, BASELINE)) and not name.endswith(":total")
-        },
-    }
-    for name, value in data.items():
-        if name.startswith(TRAIT):
-            fields["traits"][name[len(TRAIT) :]] = json.loads(value)
-        elif name.startswith(TAG):
-            fields["tags"][name[len(TAG) :]] = value
-        elif name.startswith(COUNT):
-            fields["counts"][name[len(COUNT) :]] = int(value)
-        elif name.startswith(GROUP):
-            fields["groups"].add(name[len(GROUP) :])
-    return ContactRecord.model_validate(fields)
-
-
-def _scores(data: Mapping[str, Any], prefix: str) -> dict[str, DimensionScore]:
-    """``score:<dimension>:total`` and ``score:<dimension>:<memory>:<bucket>`` into per-dimension scores."""
-    totals: dict[str, Decimal] = {}
-    sums: dict[str, dict[str, dict[int, float]]] = {}
-    for name, value in data.items():
-        if not name.startswith(prefix):
-            continue
-        rest = name[len(prefix) :]
-        if rest.endswith(":total"):
-            totals[rest[: -len(":total")]] = value
-            continue
-        dimension, memory, bucket = rest.rsplit(":", 2)
-        sums.setdefault(dimension, {}).setdefault(memory, {})[int(bucket)] = float(value)
-    return {
-        dimension: DimensionScore(total=totals.get(dimension, Decimal(0)), sums=sums.get(dimension, {}))
-        for dimension in {*totals, *sums}
-    }
-
-
-def _rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
-    uses: dict[str, tuple[int, str | None]] = {}
-    for name, value in data.items():
-        if name.startswith(RULE) and name.endswith(":n"):
-            rule_id = name[len(RULE) : -2]
-            uses[rule_id] = (int(value), data.get(f"{RULE}{rule_id}:day"))
-    return uses
-
-
-def stored_event(item: Mapping[str, Any]) -> StoredEvent:
-    """An event-log item as the domain reads it."""
-    data = plain_item(item)
-    return StoredEvent.model_validate(
-        {
-            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
-            "call": data["call"],
-            "behaviour": data["behaviour"],
-            "event": data.get("event"),
-            "timestamp": data["timestamp"],
-            "received_at": data["receivedAt"],
-            "revenue": data.get("revenue"),
-            "body": data.get("body", "{}"),
-            "ledger": data.get("ledger", "[]"),
-        }
-    )
-
-
-def merge_request_from_stream(record: Mapping[str, Any]) -> MergeRequest | None:
-    """The merges a profile write asked for, from its stream record (None if it asked for none)."""
-    change = record.get("dynamodb") or {}
-    image = change.get("NewImage") or {}
-    marker = image.get(MERGE_REQUESTED, {}).get("S")
-    if not marker or image.get("sk", {}).get("S") != PROFILE or "mergedInto" in image:
-        return None
-    target = ContactId.parse(str(image["pk"]["S"]).removeprefix("C#"))
-    sources = tuple(ContactId.parse(source) for source in json.loads(marker))
-    return MergeRequest(target=target, sources=sources, marker=marker)

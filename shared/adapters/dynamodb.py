@@ -1,4 +1,4 @@
-"""DynamoDB plumbing shared by the stores: attribute values, expressions, errors."""
+"""DynamoDB plumbing shared by the stores: attribute values, the retry loop, the error mapping."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -82,69 +81,6 @@ def plain(attribute: Mapping[str, Any]) -> Any:
 
 def plain_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: plain(v) for k, v in item.items()}
-
-
-@dataclass
-class Expression:
-    """An update expression with short placeholders (DynamoDB allows 4 KB per expression)."""
-
-    sets: list[str] = field(default_factory=list)
-    adds: list[str] = field(default_factory=list)
-    removes: list[str] = field(default_factory=list)
-    names: dict[str, str] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
-    _aliases: dict[str, str] = field(default_factory=dict)
-
-    def name(self, attribute: str) -> str:
-        alias = self._aliases.get(attribute)
-        if alias is None:
-            alias = self._aliases[attribute] = f"#{len(self._aliases):x}"
-            self.names[alias] = attribute
-        return alias
-
-    def value(self, attribute_value: Any) -> str:
-        placeholder = f":{len(self.values):x}"
-        self.values[placeholder] = attribute_value
-        return placeholder
-
-    def set(self, attribute: str, attribute_value: Any) -> None:
-        self.sets.append(f"{self.name(attribute)}={self.value(attribute_value)}")
-
-    def set_if_absent(self, attribute: str, attribute_value: Any) -> None:
-        alias = self.name(attribute)
-        self.sets.append(f"{alias}=if_not_exists({alias},{self.value(attribute_value)})")
-
-    def add(self, attribute: str, attribute_value: Any) -> None:
-        self.adds.append(f"{self.name(attribute)} {self.value(attribute_value)}")
-
-    def remove(self, attribute: str) -> None:
-        self.removes.append(self.name(attribute))
-
-    def update_expression(self) -> str:
-        parts = []
-        if self.sets:
-            parts.append("SET " + ",".join(self.sets))
-        if self.adds:
-            parts.append("ADD " + ",".join(self.adds))
-        if self.removes:
-            parts.append("REMOVE " + ",".join(self.removes))
-        return " ".join(parts)
-
-    def update(
-        self, table: str, key: Mapping[str, Any], condition: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        request: dict[str, Any] = {
-            "TableName": table,
-            "Key": dict(key),
-            "UpdateExpression": self.update_expression(),
-            "ExpressionAttributeNames": self.names,
-            **extra,
-        }
-        if condition:
-            request["ConditionExpression"] = condition
-        if self.values:
-            request["ExpressionAttributeValues"] = self.values
-        return request
 
 
 def error_code(exc: BaseException) -> str | None:

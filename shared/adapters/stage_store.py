@@ -15,16 +15,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from shared.adapters.contact_store import (
-    BASELINE,
-    SCORE,
-    partition,
-    profile_key,
-    read_profile,
-    record_from_item,
-)
+from shared.adapters.contact_items import BASELINE, SCORE, partition, profile_key, record_from_item
+from shared.adapters.contact_profiles import read_profile
 from shared.adapters.dynamodb import (
-    Expression,
     error_code,
     exact_number,
     failure,
@@ -34,6 +27,7 @@ from shared.adapters.dynamodb import (
     ss,
     transact_if,
 )
+from shared.adapters.expressions import EXPRESSION_LIMIT, Expression
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
@@ -49,10 +43,6 @@ HISTORY = "STAGE#"
 WRITER = "stage"
 BY_DUE = CONTACTS.global_indexes[0]
 _OUTPUT = TypeAdapter(Output)
-
-
-#: DynamoDB allows 4 KB per expression; folds ride on a write until either of its expressions nears it.
-EXPRESSION_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)

@@ -465,7 +465,7 @@ def test_a_contact_with_a_hundred_tags_rebases_within_the_expression_limit(
 
     DynamoDB rejects an expression over 4 KB (moto does not; the ``aws`` fixture checks every call),
     so the folds are split over writes that each fit, and every old bucket is still folded once."""
-    from shared.adapters.contact_store import record_from_item
+    from shared.adapters.contact_items import record_from_item
     from shared.scoring.decay import Decay
 
     hundred_tags(send, rules_api)
@@ -507,7 +507,7 @@ def test_a_fold_written_apart_is_skipped_when_a_merge_added_to_its_buckets(
     """Between the stage write and the folds written after it, a merge adds to a bucket being folded:
     that write's conditions on the exact values read fail and it is skipped (the points stay, folded
     on a later stage write); the other writes apply, and no value changes."""
-    from shared.adapters.contact_store import record_from_item
+    from shared.adapters.contact_items import record_from_item
     from shared.scoring.decay import Decay
 
     hundred_tags(send, rules_api)

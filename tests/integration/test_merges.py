@@ -61,7 +61,7 @@ def test_retries_replays_and_redelivery_merge_once(aws, send, admin, merges, mon
     """A merge cut short (the function fails mid-way) resumes when the batch is retried; an SDK retry
     of the identify and a redelivered stream record change nothing."""
     from functions.merge.handler import handler
-    from shared.adapters.contact_store import DynamoContactStore
+    from shared.adapters.contact_merges import DynamoMergeStore
     from shared.errors import DependencyUnavailable
     from tests.conftest import Context
 
@@ -78,7 +78,7 @@ def test_retries_replays_and_redelivery_merge_once(aws, send, admin, merges, mon
     assert send("/v1/b", {"batch": journey})[0] == 200
     identify = {"anonymousId": "v1", "userId": "ann", "messageId": "i1"}
     assert send("/v1/identify", identify)[0] == 200
-    absorb, failures = DynamoContactStore.absorb, []
+    absorb, failures = DynamoMergeStore.absorb, []
 
     def fails_once(self, target, plan, at):
         if not failures:
@@ -86,7 +86,7 @@ def test_retries_replays_and_redelivery_merge_once(aws, send, admin, merges, mon
             raise DependencyUnavailable("injected: the function timed out mid-merge")
         return absorb(self, target, plan, at)
 
-    monkeypatch.setattr(DynamoContactStore, "absorb", fails_once)
+    monkeypatch.setattr(DynamoMergeStore, "absorb", fails_once)
     assert merges.drain() == 1 and failures and not merges.dead_letters
     once = admin("ann")[1]
     assert once["event_count"] == 3 and once["revenue_total"] == 20

@@ -1,0 +1,209 @@
+"""The items of the contacts and events tables: keys, attribute names, and their codec.
+
+A profile is one flat item (``trait:*``, ``tag:*``, ``count:*``, ``score:*``...) under ``C#<contact>`` /
+``PROFILE``; each event is an item ``M#<messageId>`` under the same partition of the events table. The
+stores write these shapes and read them back here, into the domain's models. No AWS calls.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from shared.adapters.dynamodb import js, n, plain_item, s
+from shared.adapters.tables import EVENTS
+from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
+from shared.contacts.views import StoredEvent
+from shared.scoring.engine import ScoreChange
+from shared.scoring.model import DimensionScore
+from shared.tracking.behaviours import Behaviour
+from shared.tracking.messages import TrackedEvent
+from shared.tracking.timestamps import format_time
+from shared.usecases.merging import MergeRequest
+
+PROFILE = "PROFILE"
+#: Every profile write here says who made it; the stage function's trigger passes only these.
+WRITER = "tracking"
+EVENT_PREFIX = "M#"
+#: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
+MOVED_FROM = "movedFrom"
+#: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
+MERGE_REQUESTED = "mergeRequested"
+#: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
+MERGE_WRITER = "merge"
+MERGED_PREFIX = "MERGED#"
+TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
+    "trait:",
+    "tag:",
+    "count:",
+    "group:",
+    "score:",
+    "rule:",
+    "stageBase:",
+)
+#: An upper bound of the bytes in the profile's ``trait:*`` attributes, kept without reading the profile.
+TRAIT_BYTES = "traitBytes"
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long the event log keeps events; purchases stay longer for RFM, churn and programs."""
+
+    days: int = 395
+    purchase_days: int = 3650
+
+    def expires_at(self, event: TrackedEvent) -> int:
+        keep = self.purchase_days if event.behaviour in _LONG_LIVED else self.days
+        return int((event.received_at + timedelta(days=keep)).timestamp())
+
+
+_LONG_LIVED = frozenset({Behaviour.PURCHASE, Behaviour.REFUND, Behaviour.ORDER_CANCELLED})
+
+
+def partition(contact: ContactId) -> dict[str, str]:
+    return s(f"C#{contact}")
+
+
+def profile_key(contact: ContactId) -> dict[str, Any]:
+    return {"pk": partition(contact), "sk": s(PROFILE)}
+
+
+def event_item(
+    contact: ContactId,
+    event: TrackedEvent,
+    received_at: str,
+    ledger: tuple[ScoreChange, ...],
+    retention: Retention,
+) -> dict[str, Any]:
+    """An event as the event log stores it, with what it scored (its ledger) and when it expires."""
+    happened = format_time(event.timestamp)
+    item: dict[str, Any] = {
+        "pk": partition(contact),
+        "sk": s(EVENT_PREFIX + event.message_id),
+        "at": s(f"{happened}#{event.message_id}"),
+        "messageId": s(event.message_id),
+        "call": s(event.call),
+        "behaviour": s(event.behaviour.value),
+        "timestamp": s(happened),
+        "receivedAt": s(received_at),
+        "body": s(event.body),
+        EVENTS.ttl_attribute: n(retention.expires_at(event)),
+    }
+    if event.event:
+        item["event"] = s(event.event)
+    if event.revenue is not None:
+        item["revenue"] = n(event.revenue)
+    if ledger:
+        item["scoredAt"] = item["at"]
+        item["ledger"] = js([asdict(change) for change in ledger])
+    return item
+
+
+def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
+    """Fold the flat profile item (``trait:*``, ``tag:*``, ``count:*``...) into a ``ContactRecord``."""
+    data = plain_item(item)
+    fields: dict[str, Any] = {
+        "contact_id": data.get("contactId") or str(data["pk"]).removeprefix("C#"),
+        "user_id": data.get("userId"),
+        "anonymous_ids": data.get("anonymousIds") or frozenset(),
+        "event_count": int(data.get("eventCount", 0)),
+        "first_seen_at": data.get("firstSeenAt"),
+        "last_seen_at": data.get("lastSeenAt"),
+        "revenue_total": data.get("revenueTotal", 0),
+        "last_purchase_at": data.get("lastPurchaseAt"),
+        "merged_into": data.get("mergedInto"),
+        "traits": {},
+        "tags": {},
+        "counts": {},
+        "groups": set(),
+        "scores": _scores(data, SCORE),
+        "rule_uses": rule_uses(data),
+        "stage": data.get("stage"),
+        "stage_entered_at": data.get("stageEnteredAt"),
+        "stage_baseline": _scores(data, BASELINE).get("global") if "stageEnteredAt" in data else None,
+        "quarter": data.get("quarter"),
+        "sales_ready": bool(data.get("salesReady", False)),
+        "owner": data.get("owner"),
+        "stage_seq": int(data.get("stageSeq", 0)),
+        "due_at": data.get("dueAt"),
+        "pending_outputs": int(data.get("pendingOutputs", 0)),
+        "stored_numbers": {
+            name: str(value)
+            for name, value in data.items()
+            if name.startswith((SCORE, BASELINE)) and not name.endswith(":total")
+        },
+    }
+    for name, value in data.items():
+        if name.startswith(TRAIT):
+            fields["traits"][name[len(TRAIT) :]] = json.loads(value)
+        elif name.startswith(TAG):
+            fields["tags"][name[len(TAG) :]] = value
+        elif name.startswith(COUNT):
+            fields["counts"][name[len(COUNT) :]] = int(value)
+        elif name.startswith(GROUP):
+            fields["groups"].add(name[len(GROUP) :])
+    return ContactRecord.model_validate(fields)
+
+
+def _scores(data: Mapping[str, Any], prefix: str) -> dict[str, DimensionScore]:
+    """``score:<dimension>:total`` and ``score:<dimension>:<memory>:<bucket>`` into per-dimension scores."""
+    totals: dict[str, Decimal] = {}
+    sums: dict[str, dict[str, dict[int, float]]] = {}
+    for name, value in data.items():
+        if not name.startswith(prefix):
+            continue
+        rest = name[len(prefix) :]
+        if rest.endswith(":total"):
+            totals[rest[: -len(":total")]] = value
+            continue
+        dimension, memory, bucket = rest.rsplit(":", 2)
+        sums.setdefault(dimension, {}).setdefault(memory, {})[int(bucket)] = float(value)
+    return {
+        dimension: DimensionScore(total=totals.get(dimension, Decimal(0)), sums=sums.get(dimension, {}))
+        for dimension in {*totals, *sums}
+    }
+
+
+def rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
+    """``rule:<id>:n`` and ``rule:<id>:day`` of a plain profile: each limited rule's uses and last day."""
+    uses: dict[str, tuple[int, str | None]] = {}
+    for name, value in data.items():
+        if name.startswith(RULE) and name.endswith(":n"):
+            rule_id = name[len(RULE) : -2]
+            uses[rule_id] = (int(value), data.get(f"{RULE}{rule_id}:day"))
+    return uses
+
+
+def stored_event(item: Mapping[str, Any]) -> StoredEvent:
+    """An event-log item as the domain reads it."""
+    data = plain_item(item)
+    return StoredEvent.model_validate(
+        {
+            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
+            "call": data["call"],
+            "behaviour": data["behaviour"],
+            "event": data.get("event"),
+            "timestamp": data["timestamp"],
+            "received_at": data["receivedAt"],
+            "revenue": data.get("revenue"),
+            "body": data.get("body", "{}"),
+            "ledger": data.get("ledger", "[]"),
+        }
+    )
+
+
+def merge_request_from_stream(record: Mapping[str, Any]) -> MergeRequest | None:
+    """The merges a profile write asked for, from its stream record (None if it asked for none)."""
+    change = record.get("dynamodb") or {}
+    image = change.get("NewImage") or {}
+    marker = image.get(MERGE_REQUESTED, {}).get("S")
+    if not marker or image.get("sk", {}).get("S") != PROFILE or "mergedInto" in image:
+        return None
+    target = ContactId.parse(str(image["pk"]["S"]).removeprefix("C#"))
+    sources = tuple(ContactId.parse(source) for source in json.loads(marker))
+    return MergeRequest(target=target, sources=sources, marker=marker)
