@@ -21,10 +21,9 @@ def ports(implementation, contact_tables):
         store = MemoryContactStore()
         return store, MemoryContactLog(store)
     from shared.adapters.contact_log import DynamoContactLog
-    from shared.adapters.contact_store import DynamoContactStore
 
     tables = contact_tables()
-    store = DynamoContactStore(tables.db, contacts_table=tables.contacts, events_table=tables.events)
+    store = tables.stores()
     return store, DynamoContactLog(tables.db, events_table=tables.events)
 
 

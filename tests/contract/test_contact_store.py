@@ -20,12 +20,9 @@ ANN, BOB, A1 = ContactId.user("ann"), ContactId.user("bob"), ContactId.anonymous
 def store(implementation, contact_tables):
     if implementation == "fake":
         return MemoryContactStore()
-    from shared.adapters.contact_store import DynamoContactStore
 
     tables = contact_tables()
-    return DynamoContactStore(
-        tables.db, contacts_table=tables.contacts, events_table=tables.events, sleep=lambda _: None
-    )
+    return tables.stores()
 
 
 def identify(message_id: str, **traits):

@@ -41,12 +41,10 @@ def ports(implementation, contact_tables):
         return Ports(store, MemoryContactLog(store), delivered)
     from shared.adapters import aws
     from shared.adapters.contact_log import DynamoContactLog
-    from shared.adapters.contact_store import DynamoContactStore, merge_request_from_stream
+    from shared.adapters.contact_items import merge_request_from_stream
 
     tables = contact_tables()
-    store = DynamoContactStore(
-        tables.db, contacts_table=tables.contacts, events_table=tables.events, sleep=lambda _: None
-    )
+    store = tables.stores()
     return Ports(
         store,
         DynamoContactLog(tables.db, events_table=tables.events),

@@ -26,11 +26,10 @@ def ports(implementation, contact_tables):
     if implementation == "fake":
         contacts = MemoryContactStore()
         return contacts, MemoryStageStore(contacts)
-    from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.stage_store import DynamoStageStore
 
     tables = contact_tables()
-    contacts = DynamoContactStore(tables.db, contacts_table=tables.contacts, events_table=tables.events)
+    contacts = tables.stores()
     return contacts, DynamoStageStore(tables.db, contacts_table=tables.contacts, decay=DECAY)
 
 
