@@ -12,19 +12,21 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.adapters.dynamodb import js, n, plain_item, s
 from shared.adapters.tables import EVENTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.views import StoredEvent
 from shared.scoring.engine import ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
-from shared.usecases.merging import MergeRequest
+
+if TYPE_CHECKING:  # read by the merge function and the admin API only, imported there on use
+    from shared.contacts.views import StoredEvent
+    from shared.usecases.merging import MergeRequest
 
 PROFILE = "PROFILE"
 #: Every profile write here says who made it; the stage function's trigger passes only these.
@@ -181,6 +183,8 @@ def rule_uses(data: Mapping[str, Any]) -> dict[str, tuple[int, str | None]]:
 
 def stored_event(item: Mapping[str, Any]) -> StoredEvent:
     """An event-log item as the domain reads it."""
+    from shared.contacts.views import StoredEvent
+
     data = plain_item(item)
     return StoredEvent.model_validate(
         {
@@ -199,6 +203,8 @@ def stored_event(item: Mapping[str, Any]) -> StoredEvent:
 
 def merge_request_from_stream(record: Mapping[str, Any]) -> MergeRequest | None:
     """The merges a profile write asked for, from its stream record (None if it asked for none)."""
+    from shared.usecases.merging import MergeRequest
+
     change = record.get("dynamodb") or {}
     image = change.get("NewImage") or {}
     marker = image.get(MERGE_REQUESTED, {}).get("S")

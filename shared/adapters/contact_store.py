@@ -209,8 +209,10 @@ class DynamoContactStore:
         """After the trait cap refused a change: does it fit the profile's real traits?
 
         ``traitBytes`` only grows (a trait replaced is counted again), so it may overstate. When the
-        change truly fits, the bound is reset to the exact size, on condition nobody changed it
-        meanwhile, and the change is planned again; ``False`` if it truly does not fit.
+        change truly fits, the bound is reset, on condition nobody changed it meanwhile, to the size the
+        traits will have once the change applies less what the change adds, so that its retry (which
+        adds that much again) passes and leaves the exact size; ``False`` if it truly does not fit.
+        Until the retry lands the bound understates by at most what the change replaces.
         """
         if TRAIT_BYTES not in update["ExpressionAttributeNames"].values():
             return True  # the change adds no traits: another condition refused it
@@ -218,7 +220,8 @@ class DynamoContactStore:
         if bound is not None and int(bound) + change.trait_bytes <= MAX_PROFILE_TRAIT_BYTES:
             return True
         stored = record_from_item(item).traits
-        if trait_bytes(change.traits_after(stored)) > MAX_PROFILE_TRAIT_BYTES:
+        after = trait_bytes(change.traits_after(stored))
+        if after > MAX_PROFILE_TRAIT_BYTES:
             return False
         unchanged = f"{TRAIT_BYTES} = :was" if bound is not None else f"attribute_not_exists({TRAIT_BYTES})"
         try:
@@ -229,7 +232,7 @@ class DynamoContactStore:
                     UpdateExpression=f"SET {TRAIT_BYTES} = :exact",
                     ConditionExpression=f"attribute_exists(pk) AND {unchanged}",
                     ExpressionAttributeValues={
-                        ":exact": n(trait_bytes(stored)),
+                        ":exact": n(max(0, after - change.trait_bytes)),
                         **({":was": n(int(bound))} if bound is not None else {}),
                     },
                 ),

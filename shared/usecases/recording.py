@@ -19,18 +19,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TAGS_TRAIT, ContactChange, plan_change
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.contacts.views import StoredEvent
 from shared.errors import DependencyUnavailable, PayloadTooLarge
 from shared.scoring.decay import NEGLIGIBLE, Decay
 from shared.scoring.engine import RuleUse, ScoringContext
 from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
+
+if TYPE_CHECKING:  # admin views: the tracking path never builds them (cold start)
+    from shared.contacts.views import StoredEvent
 
 #: How many times one request re-plans after duplicates or merges before giving up (503).
 MAX_ROUNDS = 8

@@ -131,20 +131,6 @@ def test_traits_over_the_cap_are_refused_naming_the_limit(store):
     assert set(store.profile(ANN).traits) == {"a", "b"}
 
 
-@pytest.mark.parametrize(
-    "implementation",
-    [
-        "fake",
-        pytest.param(
-            "dynamodb",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the trait bound's condition (bound <= cap - added) fails again after the bound is "
-                "reset to the exact size, so a replacement near the cap is never committed (503 forever)",
-            ),
-        ),
-    ],
-)
 def test_a_replaced_trait_near_the_cap_counts_once(store):
     for name in ("a", "b"):
         assert store.commit([change(ANN, identify(f"i-{name}", **{name: "x" * 30_000}))])[0].committed
