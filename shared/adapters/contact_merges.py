@@ -35,7 +35,6 @@ from shared.adapters.contact_profiles import STORE, move_if, read_profile
 from shared.adapters.dynamodb import (
     ATTEMPTS,
     backoff,
-    cancellation_codes,
     error_code,
     exact_number,
     failure,
@@ -44,6 +43,7 @@ from shared.adapters.dynamodb import (
     retried,
     s,
     ss,
+    transact,
 )
 from shared.adapters.expressions import Clause, Expression, packed
 from shared.adapters.tables import EVENTS
@@ -51,7 +51,7 @@ from shared.contacts.changes import trait_bytes
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import StoredEvent
-from shared.errors import DependencyUnavailable, LifecycleError
+from shared.errors import DependencyUnavailable
 from shared.tracking.timestamps import format_time
 from shared.usecases.recording import Absorbed, Claim, MergePlan, Moved, Retraction
 
@@ -108,25 +108,18 @@ class DynamoMergeStore:
                 }
             },
         ]
-        try:
-            retried(
-                lambda: self._db.transact_write_items(TransactItems=items),
-                STORE,
-                sleep=self._sleep,
-            )
-        except LifecycleError:
-            raise
-        except Exception as exc:
-            codes = cancellation_codes(exc)
-            if codes and codes[0] == "ConditionalCheckFailed":
-                item = exc.response["CancellationReasons"][0].get("Item") or {}  # type: ignore[attr-defined]
+        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+        if cancelled is not None:
+            codes = cancelled.codes
+            if codes[0] == "ConditionalCheckFailed":
+                item = cancelled.reasons[0].get("Item") or {}
                 owner = item.get("mergedInto", {}).get("S")
                 return Claim(
                     ContactId.parse(owner) if owner else source, completed="mergeCompletedAt" in item
                 )
-            if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 return Claim(target, target_moved=True)
-            raise failure(exc, STORE) from exc
+            raise failure(cancelled.error, STORE) from cancelled.error
         return Claim(target)
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
@@ -235,21 +228,14 @@ class DynamoMergeStore:
                 )
             },
         ]
-        try:
-            retried(
-                lambda: self._db.transact_write_items(TransactItems=items),
-                STORE,
-                sleep=self._sleep,
-            )
-        except LifecycleError:
-            raise
-        except Exception as exc:
-            codes = cancellation_codes(exc)
-            if codes and codes[0] == "ConditionalCheckFailed":
+        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+        if cancelled is not None:
+            codes = cancelled.codes
+            if codes[0] == "ConditionalCheckFailed":
                 return Absorbed.ALREADY
-            if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 return Absorbed.MOVED
-            raise failure(exc, STORE) from exc
+            raise failure(cancelled.error, STORE) from cancelled.error
         return Absorbed.DONE
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
@@ -326,15 +312,16 @@ class DynamoMergeStore:
                 done = Expression()
                 done.set("mergeCompletedAt", stamp)
                 items.append({"Update": done.update(self._contacts, profile_key(plan.source))})
-            try:
-                self._write(lambda: self._db.transact_write_items(TransactItems=items))
+            cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+            if cancelled is None:
                 outcome = Absorbed.DONE
-            except Exception as exc:
-                codes = cancellation_codes(exc)
-                if codes and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                    return Absorbed.MOVED
-                if not (codes and codes[0] == "ConditionalCheckFailed"):
-                    raise self._failure(exc) from exc  # a part already applied is skipped; others go on
+                continue
+            codes = cancelled.codes
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                return Absorbed.MOVED
+            if codes[0] != "ConditionalCheckFailed":
+                raise failure(cancelled.error, STORE) from cancelled.error
+            # a part already applied (its marker exists) is skipped; the others go on
         self._monotonic(target, plan)
         return outcome
 

@@ -36,7 +36,6 @@ from shared.adapters.contact_items import (
 )
 from shared.adapters.contact_profiles import STORE, move_if, read_profile
 from shared.adapters.dynamodb import (
-    cancellation_codes,
     error_code,
     exact_number,
     failure,
@@ -46,6 +45,7 @@ from shared.adapters.dynamodb import (
     retried,
     s,
     ss,
+    transact,
 )
 from shared.adapters.expressions import EXPRESSION_LIMIT, Expression
 from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, ContactChange, trait_bytes
@@ -138,19 +138,9 @@ class DynamoContactStore:
                 owners.append((index, event.message_id))
             items.append({"Update": updates[index]})
             owners.append((index, None))
-        try:
-            retried(
-                lambda: self._db.transact_write_items(TransactItems=items),
-                STORE,
-                sleep=self._sleep,
-            )
-        except LifecycleError:
-            raise
-        except Exception as exc:
-            reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
-            if cancellation_codes(exc) is None or not reasons:
-                raise failure(exc, STORE) from exc  # e.g. a ValidationException: a 500
-            self._rejected(exc, reasons, owners, changes, updates, outcomes)
+        cancelled = transact(self._db, items, STORE, sleep=self._sleep)  # e.g. a ValidationException: a 500
+        if cancelled is not None:
+            self._rejected(cancelled.error, cancelled.reasons, owners, changes, updates, outcomes)
             return
         for index in indices:
             outcomes[index] = CommitOutcome(committed=True)

@@ -6,6 +6,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -157,21 +158,47 @@ def retried(
     raise AssertionError("unreachable")
 
 
-def transact_if(
-    client: Any, items: list[dict[str, Any]], what: str, sleep: Callable[[float], None] = time.sleep
-) -> bool:
-    """Run a transaction (retrying conflicts and throttles); ``False`` if one of its conditions failed
-    (nothing was written)."""
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """A transaction DynamoDB cancelled for its items' sake: one reason per item, in order."""
+
+    error: Exception
+    reasons: list[Mapping[str, Any]]
+
+    @property
+    def codes(self) -> list[str | None]:
+        return [reason.get("Code") for reason in self.reasons]
+
+
+def transact(
+    client: Any, items: list[dict[str, Any]], what: str, *, sleep: Callable[[float], None] = time.sleep
+) -> Cancelled | None:
+    """Run a transaction, retrying conflicts and throttles: ``None`` once it applied, or why its items
+    cancelled it (a condition, an item too large). Any other error: 503 if it may pass later, else as it
+    is (a 500)."""
     try:
         retried(lambda: client.transact_write_items(TransactItems=items), what, sleep=sleep)
     except LifecycleError:
         raise
     except Exception as exc:
-        codes = cancellation_codes(exc)
-        if codes is not None and "ConditionalCheckFailed" in codes:
-            return False
-        raise failure(exc, what) from exc
-    return True
+        reasons = (getattr(exc, "response", None) or {}).get("CancellationReasons")
+        if cancellation_codes(exc) is None or not reasons:
+            raise failure(exc, what) from exc
+        return Cancelled(exc, reasons)
+    return None
+
+
+def transact_if(
+    client: Any, items: list[dict[str, Any]], what: str, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """Run a transaction (retrying conflicts and throttles); ``False`` if one of its conditions failed
+    (nothing was written)."""
+    cancelled = transact(client, items, what, sleep=sleep)
+    if cancelled is None:
+        return True
+    if "ConditionalCheckFailed" in cancelled.codes:
+        return False
+    raise failure(cancelled.error, what) from cancelled.error
 
 
 def _kind(exc: BaseException) -> str:
