@@ -58,6 +58,10 @@ from shared.usecases.recording import Absorbed, Claim, MergePlan, Moved, Retract
 BY_TIME = EVENTS.local_indexes[0].name
 
 
+#: Events copied per transaction: each up to 32 KB of call plus its ledger, well within 4 MB.
+COPIES_PER_TRANSACTION = 25
+
+
 class DynamoMergeStore:
     """The merge steps (``MergeRequests``): the contacts table's profiles and the events table's log."""
 
@@ -151,21 +155,54 @@ class DynamoMergeStore:
             held = self._held_by(target, [item["sk"] for item in items])
             ours = [held.get(item["sk"]["S"], str(source)) == str(source) for item in items]
             fresh = [item for item, mine in zip(items, ours, strict=True) if mine]
+            late = self._copy(fresh, source, target)
             duplicates += [stored_event(item) for item, mine in zip(items, ours, strict=True) if not mine]
+            duplicates += [stored_event(item) for item in late]
             self._batch_write(
                 [
-                    {"PutRequest": {"Item": {**item, "pk": partition(target), MOVED_FROM: s(str(source))}}}
+                    {"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}}
                     for item in fresh
+                    if item not in late
                 ]
-            )
-            self._batch_write(
-                [{"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in fresh]
             )
             moved += len(items)
             start = page.get("LastEvaluatedKey")
             if not start:
                 break
         return Moved(count=moved - len(duplicates), duplicates=tuple(duplicates))
+
+    def _copy(
+        self, items: Sequence[dict[str, Any]], source: ContactId, target: ContactId
+    ) -> list[dict[str, Any]]:
+        """Copy events to the target unless it holds the messageId already (sent there meanwhile by the
+        tracking path, after ``_held_by`` looked): a conditional put each, in transactions; the events
+        the target got first come back, to be retracted rather than counted twice."""
+        late: list[dict[str, Any]] = []
+        pending = list(items)
+        while pending:
+            chunk, pending = pending[:COPIES_PER_TRANSACTION], pending[COPIES_PER_TRANSACTION:]
+            puts = [
+                {
+                    "Put": {
+                        "TableName": self._events,
+                        "Item": {**item, "pk": partition(target), MOVED_FROM: s(str(source))},
+                        "ConditionExpression": "attribute_not_exists(pk) OR #from = :source",
+                        "ExpressionAttributeNames": {"#from": MOVED_FROM},
+                        "ExpressionAttributeValues": {":source": s(str(source))},
+                    }
+                }
+                for item in chunk
+            ]
+            cancelled = transact(self._db, puts, STORE, sleep=self._sleep)
+            if cancelled is None:
+                continue
+            codes = cancelled.codes
+            held = [item for item, code in zip(chunk, codes, strict=False) if code == "ConditionalCheckFailed"]
+            if not held:
+                raise failure(cancelled.error, STORE) from cancelled.error
+            late += held
+            pending = [item for item in chunk if item not in held] + pending  # the rest, again
+        return late
 
     def _held_by(self, contact: ContactId, sort_keys: Sequence[dict[str, str]]) -> dict[str, str]:
         """Which of these event keys the contact holds: sort key -> the contact it was copied from

@@ -21,7 +21,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TAGS_TRAIT, ContactChange, plan_change
+from shared.contacts.changes import (
+    MAX_PROFILE_TRAIT_BYTES,
+    TAGS_TRAIT,
+    ContactChange,
+    plan_change,
+    trait_bytes,
+)
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.errors import DependencyUnavailable, PayloadTooLarge
@@ -375,13 +381,15 @@ def resolve(contact: ContactId, store: Profiles, max_hops: int = 8) -> ContactId
 
 
 def merge_plan(source: ContactId, record: ContactRecord, target: ContactRecord | None) -> MergePlan:
-    """Counts add up; traits and tags fill gaps only; times keep the widest span."""
+    """Counts add up; traits and tags fill gaps only, and only while the target's traits stay within
+    the cap per contact (the target's own values win, then the source's in name order); times keep the
+    widest span."""
     anonymous = set(record.anonymous_ids)
     if source.kind == "anonymous_id":
         anonymous.add(source.value)
     return MergePlan(
         source=source,
-        traits=dict(record.traits),
+        traits=_fills_within_cap(record.traits, target.traits if target else {}),
         tags=dict(record.tags),
         counts=dict(record.counts),
         groups=record.groups,
@@ -397,6 +405,20 @@ def merge_plan(source: ContactId, record: ContactRecord, target: ContactRecord |
         last_seen_at=_latest(record.last_seen_at, target.last_seen_at if target else None),
         last_purchase_at=_latest(record.last_purchase_at, target.last_purchase_at if target else None),
     )
+
+
+def _fills_within_cap(source: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's traits the target lacks, as many as fit the target under MAX_PROFILE_TRAIT_BYTES:
+    merging many visitors into one user (a browser key can ask for that) never overfills a profile."""
+    room = MAX_PROFILE_TRAIT_BYTES - trait_bytes(target)
+    fills: dict[str, Any] = {}
+    for name in sorted(source):
+        if name in target:
+            continue
+        size = trait_bytes({name: source[name]})
+        if size <= room:
+            fills[name], room = source[name], room - size
+    return fills
 
 
 def _later_day(*days: str | None) -> str | None:

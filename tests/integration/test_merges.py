@@ -125,3 +125,52 @@ def test_the_sample_stream_event_runs_through_the_merge_function(aws, admin) -> 
     assert handler(json.loads(sample.read_text()), Context()) == {"batchItemFailures": []}
     card = admin("user-42")[1]
     assert card["anonymous_ids"] == ["5f2b1d8e-0c6a-4a8e-9a51-1f0e2c3d4b5a"]
+
+
+def test_merging_many_visitors_never_overfills_the_users_traits(merges, send, admin) -> None:
+    """Each visitor may hold up to 64 KB of traits, and a browser key may join any visitor to any user:
+    the merge fills only what fits under the user's cap, so the user's profile stays writable."""
+    from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, trait_bytes
+
+    for v in range(3):
+        for half in range(2):
+            traits = {f"v{v}h{half}_{i}": "x" * 2000 for i in range(14)}  # ~28 KB a call
+            body = {"anonymousId": f"v{v}", "messageId": f"t{v}-{half}", "traits": traits}
+            assert send("/v1/identify", body, key=BROWSER_KEY)[0] == 200
+    for v in range(3):
+        body = {"anonymousId": f"v{v}", "userId": "bob", "messageId": f"i{v}"}
+        assert send("/v1/identify", body, key=BROWSER_KEY)[0] == 200
+    merges.drain()
+    assert merges.dead_letters == []
+    status, card, _ = admin("bob")
+    assert status == 200 and card["event_count"] == 9  # every merge completed: its counters arrived
+    assert 0 < trait_bytes(card["traits"]) <= MAX_PROFILE_TRAIT_BYTES
+    # bob can still be identified and tracked
+    assert send("/v1/identify", {"userId": "bob", "traits": {"name": "Bob"}, "messageId": "n"})[0] == 200
+    assert send("/v1/track", {"userId": "bob", "event": "Product Viewed", "messageId": "p"})[0] == 200
+
+
+def test_an_event_sent_to_the_user_while_the_merge_copies_counts_once(merges, send, admin, monkeypatch):
+    """The merge looks at what the user holds, then copies: the same messageId arriving under the user in
+    between is not overwritten by the copy, and is taken back from the visitor's counters instead."""
+    from shared.adapters.contact_merges import DynamoMergeStore
+
+    assert send("/v1/track", {"anonymousId": "a1", "event": "Product Viewed", "messageId": "mX"})[0] == 200
+    assert send("/v1/identify", {"anonymousId": "a1", "userId": "bob", "messageId": "i1"})[0] == 200
+    looked = DynamoMergeStore._held_by
+    raced: list[int] = []
+
+    def racing(self, contact, keys):
+        held = looked(self, contact, keys)
+        if not raced:
+            raced.append(1)
+            call = {"anonymousId": "a1", "userId": "bob", "event": "Product Viewed", "messageId": "mX"}
+            assert send("/v1/track", call)[0] == 200
+        return held
+
+    monkeypatch.setattr(DynamoMergeStore, "_held_by", racing)
+    merges.drain()
+    card = admin("bob")[1]
+    stored = sorted(e["message_id"] for e in card["recent_events"])
+    assert stored == ["i1", "mX"]
+    assert card["event_count"] == 2 and card["counts"]["product_viewed"] == 1
