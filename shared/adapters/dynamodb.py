@@ -115,9 +115,11 @@ def is_transient(exc: BaseException) -> bool:
         return bool(reasons) and reasons <= RETRYABLE_REASONS
     if code is not None:
         return code in RETRYABLE
-    from botocore.exceptions import BotoCoreError
+    from botocore.exceptions import ConnectionError, HTTPClientError
 
-    return isinstance(exc, BotoCoreError)
+    # the network (timeouts, closed or refused connections); not our own mistakes such as a parameter
+    # botocore refuses or a missing region, which no retry fixes (a 500, logged)
+    return isinstance(exc, ConnectionError | HTTPClientError)
 
 
 def cancellation_codes(exc: BaseException) -> list[str] | None:
