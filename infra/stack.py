@@ -40,7 +40,11 @@ class LifecycleStack(Stack):
                     self,
                     f"{name.title().replace('_', '')}DeadLettersUrl",
                     value=queue.queue_url,
-                    description=f"Failed {name} batches or runs (python -m infra.redrive --queue <this URL>)",
+                    description=(
+                        f"Failed {name} batches: python -m infra.redrive --trigger {name} --queue <this URL>"
+                        if capability.wired[name].spec.stream is not None
+                        else f"Failed {name} runs with their event and error (the next run covers them)"
+                    ),
                 )
         CfnOutput(
             self,

@@ -167,6 +167,8 @@ class WiredFunction(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),
+            # what failed is kept through replacements and stack deletion, until it is redriven
+            removal_policy=RemovalPolicy.RETAIN,
         )
         Validations.of(queue).acknowledge(
             Acknowledgment(

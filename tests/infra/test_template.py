@@ -415,3 +415,12 @@ def test_each_capability_is_one_construct_holding_its_functions_and_their_dead_l
         if spec.stream or spec.schedule:
             prefix = spec.capability.title() + spec.name.title().replace("_", "") + "DeadLetters"
             assert [q for q in queues if q.startswith(prefix)], (spec.name, sorted(queues))
+
+
+def test_dead_letters_outlive_a_replacement_of_their_queue(template) -> None:
+    """A queue whose logical id changes (a construct moved) or a deleted stack must not take the failed
+    batches with it before they are redriven."""
+    queues = resources(template, "AWS::SQS::Queue")
+    assert queues
+    for logical, queue in queues.items():
+        assert queue.get("DeletionPolicy") == "Retain" and queue.get("UpdateReplacePolicy") == "Retain", logical
