@@ -72,3 +72,19 @@ def test_a_lasting_transient_failure_becomes_a_503_and_a_mistake_is_raised_at_on
     with pytest.raises(ParamValidationError):
         retried(mistaken, "the contact store", attempts=3, sleep=lambda _: None)
     assert len(calls) == 1
+
+
+def test_the_tests_refuse_what_dynamodb_refuses_and_remember_it() -> None:
+    """moto takes any expression and any number of transaction items; the tests' hook does not."""
+    from types import SimpleNamespace
+
+    from tests.conftest import LIMIT_VIOLATIONS, dynamodb_limits
+
+    model = SimpleNamespace(name="UpdateItem")
+    dynamodb_limits({"UpdateExpression": "SET a = :a"}, model)
+    with pytest.raises(ClientError, match="ValidationException"):
+        dynamodb_limits({"UpdateExpression": "SET " + "a = :a, " * 600}, model)
+    with pytest.raises(ClientError):
+        dynamodb_limits({"TransactItems": [{"Put": {}}] * 101}, SimpleNamespace(name="TransactWriteItems"))
+    assert len(LIMIT_VIOLATIONS) == 2
+    LIMIT_VIOLATIONS.clear()  # seen and expected: the autouse check after this test stays quiet
