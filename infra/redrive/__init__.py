@@ -36,6 +36,10 @@ class DeadLetterQueue(Protocol):
     def receive(self) -> list[DeadLetter]:
         """Every message visible now, hidden from other readers until deleted or released."""
 
+    def hold(self, letter: DeadLetter) -> bool:
+        """Hide the message for a full run's length again, just before its range is redriven (a long
+        run outlasts the first hiding); False if it can no longer be held (another reader has it)."""
+
     def delete(self, letter: DeadLetter) -> None: ...
 
     def release(self, letter: DeadLetter) -> None:
@@ -64,7 +68,7 @@ class Invoker(Protocol):
         """Run the function synchronously on ``event``; raise InvocationFailed unless it all succeeded."""
 
 
-Outcome = Literal["redriven", "failed", "expired", "discarded", "unreadable"]
+Outcome = Literal["redriven", "failed", "expired", "discarded", "unreadable", "skipped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +112,9 @@ class Redrive:
         parsed.sort(key=lambda pair: _order(pair[1]))
         results = []
         for letter, record in parsed:
+            if not self._queue.hold(letter):
+                results.append(Result(letter.message_id, "skipped", "another reader took it meanwhile"))
+                continue
             result = self._redrive(letter, record)
             if result.settled:
                 self._queue.delete(letter)

@@ -14,6 +14,13 @@ from infra.redrive import DeadLetter, InvocationFailed, RangeExpired, RangeUnrea
 
 #: the stream no longer has the shard, or the records (24 hours), or the stream itself
 _GONE = {"TrimmedDataAccessException", "ResourceNotFoundException"}
+#: a receipt handle that is no longer valid: the message became visible again and may be another's
+_LOST = {
+    "ReceiptHandleIsInvalid",
+    "InvalidParameterValue",
+    "MessageNotInflight",
+    "AWS.SimpleQueueService.MessageNotInflight",
+}
 
 
 class SqsDeadLetters:
@@ -42,13 +49,28 @@ class SqsDeadLetters:
                     DeadLetter(message["MessageId"], message["Body"], message["ReceiptHandle"]),
                 )
 
+    def hold(self, letter: DeadLetter) -> bool:
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=letter.receipt, VisibilityTimeout=self._visibility
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _LOST:
+                return False
+            raise
+        return True
+
     def delete(self, letter: DeadLetter) -> None:
         self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=letter.receipt)
 
     def release(self, letter: DeadLetter) -> None:
-        self._sqs.change_message_visibility(
-            QueueUrl=self._url, ReceiptHandle=letter.receipt, VisibilityTimeout=0
-        )
+        try:
+            self._sqs.change_message_visibility(
+                QueueUrl=self._url, ReceiptHandle=letter.receipt, VisibilityTimeout=0
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in _LOST:
+                raise  # a message no longer ours is visible again already (or another reader has it)
 
 
 class StreamShardRanges:
