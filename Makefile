@@ -1,10 +1,13 @@
 # Two commands work on a fresh clone: `make run` and `make test`.
 # Each sets up the virtual environment it needs (once, and again when pyproject.toml changes).
 
-PYTHON ?= python3
+# The deployed runtime's Python (3.13, see docs/decisions.md) where this machine has it, so the tests run
+# on the version Lambda runs; else any python3 (3.11+). Override with PYTHON=...
+PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13 /usr/bin/python3.13 /usr/local/bin/python3.13) python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# One stamp per Python version: the environment is made again when the interpreter changes.
+STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 CDK    := npx --yes aws-cdk@2.1148.1
 
 # moto 5.2.5 with botocore 1.44 needs this for DynamoDB Streams; jsii warns about Node 20.
@@ -16,7 +19,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
