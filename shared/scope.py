@@ -1,12 +1,12 @@
 """Which function instance is running: its environment and everything built from it.
 
-In Lambda one process is one function instance and no scope is ever entered: the process scope
-serves, and its environment is the process environment (read by ``shared.settings`` only). The local
-stack and the tests host every function in one process: they ``host`` each function's scope (its environment
+In Lambda one process is one function instance and no scope is ever entered: the process scope serves,
+and its environment is the process environment (read by ``shared.settings`` only). The local stack and
+the tests host every function in one process: they ``host`` each function's scope (its environment
 exactly as the template gives it), and its handler then always runs inside it, with its own settings,
 clients and built dependencies. In strict mode (the local stack and the tests) code that needs a
-function's settings or dependencies outside any function's scope fails at once instead of reading
-the process's environment.
+function's settings or dependencies outside any function's scope fails at once instead of reading the
+process's environment.
 """
 
 from __future__ import annotations

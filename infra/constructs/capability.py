@@ -15,7 +15,9 @@ from infra.wiring import FUNCTIONS, Capability as CapabilityName
 
 
 class Capability(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, name: CapabilityName, platform: Platform) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, name: CapabilityName, platform: Platform
+    ) -> None:
         super().__init__(scope, construct_id)
         self.name = name
         self.wired: dict[str, WiredFunction] = {}

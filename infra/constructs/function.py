@@ -1,4 +1,4 @@
-"""One Lambda function per wiring spec: own role (least privilege), own log group, triggers and dead letters."""
+"""One Lambda function per wiring spec: its own least-privilege role, log group, triggers and dead letters."""
 
 from __future__ import annotations
 
@@ -65,9 +65,12 @@ class Packaging(Construct):
 
 
 class WiredFunction(Construct):
-    """One function exactly as its wiring spec declares it: role, logs, environment, triggers, dead letters."""
+    """One function exactly as its wiring spec declares it: role, logs, environment, triggers, dead
+    letters."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, spec: FunctionSpec, platform: Platform) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, spec: FunctionSpec, platform: Platform
+    ) -> None:
         super().__init__(scope, construct_id)
         self._platform = platform
         self.spec = spec

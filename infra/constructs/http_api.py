@@ -1,4 +1,4 @@
-"""The public HTTP API: one API and stage; each capability adds its functions' routes (write-key or IAM auth)."""
+"""The public HTTP API: one API and stage; each capability adds its functions' routes (write key or IAM)."""
 
 from __future__ import annotations
 
