@@ -152,17 +152,13 @@ class DynamoMergeStore:
             except Exception as exc:
                 raise self._failure(exc) from exc
             items = page.get("Items", [])
-            held = self._held_by(target, [item["sk"] for item in items])
-            ours = [held.get(item["sk"]["S"], str(source)) == str(source) for item in items]
-            fresh = [item for item, mine in zip(items, ours, strict=True) if mine]
-            late = self._copy(fresh, source, target)
-            duplicates += [stored_event(item) for item, mine in zip(items, ours, strict=True) if not mine]
-            duplicates += [stored_event(item) for item in late]
+            held = self._copy(items, source, target)
+            duplicates += [stored_event(item) for item in held]
             self._batch_write(
                 [
                     {"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}}
-                    for item in fresh
-                    if item not in late
+                    for item in items
+                    if item not in held
                 ]
             )
             moved += len(items)
@@ -174,9 +170,10 @@ class DynamoMergeStore:
     def _copy(
         self, items: Sequence[dict[str, Any]], source: ContactId, target: ContactId
     ) -> list[dict[str, Any]]:
-        """Copy events to the target unless it holds the messageId already (sent there meanwhile by the
-        tracking path, after ``_held_by`` looked): a conditional put each, in transactions; the events
-        the target got first come back, to be retracted rather than counted twice."""
+        """Copy events to the target unless it holds the messageId already (sent there by the tracking
+        path, before the merge or while it runs; a copy from this source, made by an earlier attempt,
+        is taken again): a conditional put each, in transactions. The events the target holds come
+        back, to be retracted rather than counted twice."""
         late: list[dict[str, Any]] = []
         pending = list(items)
         while pending:
@@ -203,34 +200,6 @@ class DynamoMergeStore:
             late += held
             pending = [item for item in chunk if item not in held] + pending  # the rest, again
         return late
-
-    def _held_by(self, contact: ContactId, sort_keys: Sequence[dict[str, str]]) -> dict[str, str]:
-        """Which of these event keys the contact holds: sort key -> the contact it was copied from
-        (``""`` for its own events). Strongly consistent, so a copy just made is seen."""
-        held: dict[str, str] = {}
-        keys = [{"pk": partition(contact), "sk": sk} for sk in sort_keys]
-        for first in range(0, len(keys), 100):
-            pending: dict[str, Any] = {
-                self._events: {
-                    "Keys": keys[first : first + 100],
-                    "ProjectionExpression": "sk, #from",
-                    "ExpressionAttributeNames": {"#from": MOVED_FROM},
-                    "ConsistentRead": True,
-                }
-            }
-            for _ in backoff(ATTEMPTS + 2, self._sleep):  # unprocessed keys: throttled, ask again
-                try:
-                    response = self._db.batch_get_item(RequestItems=pending)
-                except Exception as exc:
-                    raise self._failure(exc) from exc
-                for item in response.get("Responses", {}).get(self._events, []):
-                    held[item["sk"]["S"]] = item.get(MOVED_FROM, {}).get("S", "")
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-            if pending:
-                raise DependencyUnavailable("the event log is throttled; retry")
-        return held
 
     def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
         """Delete the source's copy of a duplicate event and take back what it added, in one transaction:

@@ -151,24 +151,23 @@ def test_merging_many_visitors_never_overfills_the_users_traits(merges, send, ad
 
 
 def test_an_event_sent_to_the_user_while_the_merge_copies_counts_once(merges, send, admin, monkeypatch):
-    """The merge looks at what the user holds, then copies: the same messageId arriving under the user in
-    between is not overwritten by the copy, and is taken back from the visitor's counters instead."""
+    """The merge reads the visitor's events, then copies them: the same messageId arriving under the user
+    in between is not overwritten by the copy, and is taken back from the visitor's counters instead."""
     from shared.adapters.contact_merges import DynamoMergeStore
 
     assert send("/v1/track", {"anonymousId": "a1", "event": "Product Viewed", "messageId": "mX"})[0] == 200
     assert send("/v1/identify", {"anonymousId": "a1", "userId": "bob", "messageId": "i1"})[0] == 200
-    looked = DynamoMergeStore._held_by
+    copy = DynamoMergeStore._copy
     raced: list[int] = []
 
-    def racing(self, contact, keys):
-        held = looked(self, contact, keys)
+    def racing(self, items, source, target):
         if not raced:
             raced.append(1)
             call = {"anonymousId": "a1", "userId": "bob", "event": "Product Viewed", "messageId": "mX"}
             assert send("/v1/track", call)[0] == 200
-        return held
+        return copy(self, items, source, target)
 
-    monkeypatch.setattr(DynamoMergeStore, "_held_by", racing)
+    monkeypatch.setattr(DynamoMergeStore, "_copy", racing)
     merges.drain()
     card = admin("bob")[1]
     stored = sorted(e["message_id"] for e in card["recent_events"])
