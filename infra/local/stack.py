@@ -239,8 +239,11 @@ class LocalStack:
             thread.start()
 
     def drain_streams(self) -> None:
-        for pump in self.pumps:
-            pump.drain()
+        """Until every stream is quiet: a function's writes may trigger another's (events fold into
+        profiles, whose changes move stages)."""
+        for _ in range(5):
+            if not sum(pump.drain() for pump in self.pumps):
+                return
 
     def _seed_write_keys(self) -> None:
         from shared.adapters import aws

@@ -52,20 +52,16 @@ CONTACTS = TableSpec(
     stream=True,
 )
 
-#: The event log: one item per contact and messageId (sk M#<messageId>), listed by time via ``byTime``.
-#: ``byScore`` is sparse: only events that changed a score carry ``scoredAt``; it is the score ledger.
+#: The event log: one item per contact and call, under the contact's partition. A call that carries its
+#: own time is keyed ``E#<that time>#<messageId>``: the time an SDK stamps on a call is the same on every
+#: retry, so the key both orders the log by time and refuses a replay, with no index. A call without a
+#: time (raw HTTP callers only) is keyed ``M#<messageId>``. Each event carries its ledger (what it
+#: scored). The stream feeds the aggregation function, which folds new events into the profiles.
 EVENTS = TableSpec(
     id="events",
     env="EVENTS_TABLE_NAME",
-    local_indexes=(
-        LocalIndex(name="byTime", sort_key="at"),
-        LocalIndex(
-            name="byScore",
-            sort_key="scoredAt",
-            include=("messageId", "behaviour", "event", "timestamp", "receivedAt", "call", "ledger"),
-        ),
-    ),
     ttl_attribute="expiresAt",
+    stream=True,
 )
 
 #: Configuration: write keys (and later scoring rules, salespeople...).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -115,6 +115,9 @@ class TrackedEvent:
     revenue: Decimal | None
     #: The call as JSON text, write key removed: what the event log keeps.
     body: str
+    #: The client's own time for the call (``timestamp`` or ``originalTimestamp``) as sent, not corrected:
+    #: the same on every retry of the call. None when the call carries none.
+    stated_time: datetime | None = None
 
 
 def parse_calls(
@@ -207,7 +210,21 @@ def _event(
         attributes=classification.attributes,
         revenue=_revenue(classification.behaviour, properties, where),
         body=body,
+        stated_time=timestamp,
     )
+
+
+#: What a stored call was already checked against when it was recorded.
+_STORED = Limits(max_event_bytes=1 << 30)
+
+
+def rebuild_event(
+    body: str, *, message_id: str, call: str, timestamp: datetime, received_at: datetime
+) -> TrackedEvent:
+    """The call the event log stored, as tracking parsed it (for the aggregation off the request path)."""
+    raw = json.loads(body)
+    event = _event(raw, call, "stored", received_at=received_at, batch_sent_at=None, limits=_STORED)
+    return replace(event, message_id=message_id, timestamp=timestamp, body=body)
 
 
 def _require_identity(message: SegmentMessage, call: str, where: str) -> None:
