@@ -262,6 +262,7 @@ def new_event_from_stream(record: Mapping[str, Any]) -> NewEvent | None:
             call=str(data["call"]),
             timestamp=parse_time(str(data["timestamp"])),
             received_at=parse_time(str(data["receivedAt"])),
+            stated_time=parse_time(key.split("#", 2)[1]) if key.startswith(TIMED_PREFIX) else None,
         ),
         key=key,
         ledger=tuple(ScoreChange(**LedgerLine.model_validate(line).model_dump()) for line in ledger),
