@@ -698,11 +698,12 @@ def measure(
         "rru_total": meter.units("read"),
         "wru_by_place": meter.by("write", "table", "index"),
         "wru_by_function": meter.by("write", "function"),
-        "wru_by_operation": meter.by("write", "function", "operation", "table", "index"),
+        "wru_by_operation": meter.by("write", "function", "operation", "transactional", "table", "index"),
         "rru_by_function": meter.by("read", "function", "operation", "table", "index"),
         "stored": stored,
         "event_items": len(new_events),
         "event_item_bytes": _median([item_size(item) for item in new_events]),
+        "event_items_over_1kb": sum(item_size(item) > WRITE_BLOCK for item in new_events),
         "profile_bytes": _median([item_size(item) for item in profiles]),
         "errors": dict(meter.errors),
     }
@@ -776,13 +777,22 @@ def section(where: str, rows: list[dict[str, Any]]) -> str:
         if any(r["wru_by_place"].get(p) for r in rows)
     )
     causes = sorted(
-        {c for r in rows for c in r["wru_by_operation"]}, key=lambda c: (c[0], c[2], c[3] or "", c[1])
+        {c for r in rows for c in r["wru_by_operation"]}, key=lambda c: (c[0], c[3], c[4] or "", c[1])
     )
     by_function = "\n".join(
-        f"| {c[0]} | {c[1]} | {_place(c[2], c[3])} | "
-        + per_event(lambda r, c=c: r["wru_by_operation"].get(c, 0.0))
+        f"| {function} | {operation}{' in a transaction' if transactional else ''} | {_place(table, index)} | "
+        + per_event(
+            lambda r, c=(function, operation, transactional, table, index): r["wru_by_operation"].get(c, 0.0)
+        )
         + " |"
-        for c in causes
+        for function, operation, transactional, table, index in causes
+    )
+    functions = sorted({c[0] for c in causes})
+    function_totals = "\n".join(
+        f"| **{name}** | | | "
+        + per_event(lambda r, name=name: sum(u for c, u in r["wru_by_operation"].items() if c[0] == name))
+        + " |"
+        for name in functions
     )
     storage = "\n".join(
         f"| {_place(*p)} | " + " | ".join(f"{r['stored'].get(p, 0) / r['events']:,.0f}" for r in rows) + " |"
@@ -791,6 +801,7 @@ def section(where: str, rows: list[dict[str, Any]]) -> str:
     )
     failed = sum(n for r in rows for (_, _, error), n in r["errors"].items() if "Condition" in error)
     cancelled = sum(n for r in rows for (_, _, error), n in r["errors"].items() if "Cancel" in error)
+    over = sum(r["event_items_over_1kb"] for r in rows) / max(1, sum(r["event_items"] for r in rows))
     return f"""
 Measured by `make bench` (or `python -m bench capacity`) on {where}.
 
@@ -802,9 +813,9 @@ hosted as deployed on moto, streams drained until empty; returning contacts, war
 |---|---|---|---|---|---|---|---|---|
 {summary}
 
-Median event item {_median([r["event_item_bytes"] for r in rows]):,.0f} bytes, median profile
-{_median([r["profile_bytes"] for r in rows]):,.0f} bytes. The storage floor is one event item with its 100 bytes
-of overhead; writes are priced at ${PRICE_PER_MILLION_WRU} per million WRU (us-east-1, on-demand, Standard).
+Median event item {_median([r["event_item_bytes"] for r in rows]):,.0f} bytes ({over:.0%} of them over 1 KB), median
+profile {_median([r["profile_bytes"] for r in rows]):,.0f} bytes. The floors: 1 WRU, and one event item with its 100
+bytes of overhead. Writes are priced at ${PRICE_PER_MILLION_WRU} per million WRU (us-east-1, on-demand, Standard).
 
 **Where the write units go** (WRU per event):
 
@@ -814,12 +825,13 @@ of overhead; writes are priced at ${PRICE_PER_MILLION_WRU} per million WRU (us-e
 | **all** | {per_event(lambda r: r["wru"])} |
 | all, if index writes inside transactions were doubled too | {per_event(lambda r: r["wru_index_doubled"])} |
 
-**Which function causes them** (WRU per event, by request type; a transaction's items appear as the
-writes they are):
+**Which function causes them** (WRU per event, by write; the items of a `TransactWriteItems` appear as
+the writes they are, their table units doubled):
 
 | function | write | table or index | {names} |
 {"|---" * 3}{rule[4:]}
 {by_function}
+{function_totals}
 
 **What stays stored** (bytes per event, 100 bytes of overhead per item and per index entry included):
 
