@@ -276,6 +276,10 @@ def image(moto_item: Any) -> dict[str, Any] | None:
     return None if moto_item is None else {name: wire(value) for name, value in moto_item.attrs.items()}
 
 
+#: DynamoDB data requests that read or write items but are not billed by this model
+UNMODELLED = frozenset({"ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"})
+
+
 class Meter:
     """Bills every DynamoDB request moto serves while installed.
 
@@ -289,6 +293,8 @@ class Meter:
         #: requests that did not succeed, by (function, operation, error): a failed condition is billed,
         #: a request rejected as invalid is not
         self.errors: Counter[tuple[str, str, str]] = Counter()
+        #: data requests this model does not bill (PartiQL), by (function, operation): reported, not hidden
+        self.unbilled: Counter[tuple[str, str]] = Counter()
         self._lock = threading.RLock()
         self._backend: Any = None
 
@@ -296,6 +302,7 @@ class Meter:
         with self._lock:
             self.charges.clear()
             self.errors.clear()
+            self.unbilled.clear()
 
     # installing -------------------------------------------------------------------------------------
 
@@ -335,7 +342,9 @@ class Meter:
             action = handler._get_action()
             params = getattr(handler, "params", None) or {}
             plan = self._plan(action, params)
-            if plan is None:  # not billed here (table management), or billed at evaluation (Query, Scan)
+            if plan is None:  # table management is not billed per request; Query and Scan at evaluation
+                if action in UNMODELLED:
+                    self.unbilled[(self.who(), action)] += 1
                 return call()
             before = [self._read(table, key) for _, table, key, _ in plan]
             response = call()
@@ -706,6 +715,7 @@ def measure(
         "event_items_over_1kb": sum(item_size(item) > WRITE_BLOCK for item in new_events),
         "profile_bytes": _median([item_size(item) for item in profiles]),
         "errors": dict(meter.errors),
+        "unbilled": dict(meter.unbilled),
     }
 
 
@@ -801,6 +811,16 @@ def section(where: str, rows: list[dict[str, Any]]) -> str:
     )
     failed = sum(n for r in rows for (_, _, error), n in r["errors"].items() if "Condition" in error)
     cancelled = sum(n for r in rows for (_, _, error), n in r["errors"].items() if "Cancel" in error)
+    skipped: Counter[tuple[str, str]] = Counter()
+    for r in rows:
+        skipped.update(r["unbilled"])
+    unbilled = (
+        " **Not billed (not modelled)**: "
+        + ", ".join(f"{n} {operation} by {function}" for (function, operation), n in sorted(skipped.items()))
+        + "."
+        if skipped
+        else ""
+    )
     over = sum(r["event_items_over_1kb"] for r in rows) / max(1, sum(r["event_items"] for r in rows))
     return f"""
 Measured by `make bench` (or `python -m bench capacity`) on {where}.
@@ -839,5 +859,5 @@ the writes they are, their table units doubled):
 {rule}
 {storage}
 
-Failed conditional writes billed: {failed}; cancelled transactions billed: {cancelled}.
+Failed conditional writes billed: {failed}; cancelled transactions billed: {cancelled}.{unbilled}
 """

@@ -288,3 +288,10 @@ def test_the_meter_doubles_transactions_and_bills_queries_before_their_filter(me
     meter.clear()
     client.get_item(TableName="things-table", Key=key("M#9"))
     assert meter.units("read") == 0.5
+
+
+def test_the_meter_reports_what_it_does_not_bill(metered) -> None:
+    client, meter = metered
+    client.execute_statement(Statement='SELECT * FROM "things-table"')
+    assert meter.units("read") == 0
+    assert meter.unbilled == {("test", "ExecuteStatement"): 1}
