@@ -295,3 +295,10 @@ def test_the_meter_reports_what_it_does_not_bill(metered) -> None:
     client.execute_statement(Statement='SELECT * FROM "things-table"')
     assert meter.units("read") == 0
     assert meter.unbilled == {("test", "ExecuteStatement"): 1}
+
+
+def test_the_meter_leaves_invalid_requests_to_moto(metered) -> None:
+    client, meter = metered
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.put_item(TableName="no-such-table", Item=key())
+    assert meter.units("write") == 0
