@@ -1,6 +1,7 @@
 """Run every benchmark and write the results into BENCHMARKS.md.
 
-``python -m bench local`` runs only the local stack's section.
+``python -m bench local`` runs only the local stack's section, ``python -m bench capacity`` only the billed
+capacity's.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ os.environ.update(
 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(name, "bench")
 
-from bench import engagement, local, scoring, tracking  # noqa: E402
+from bench import capacity, engagement, local, scoring, tracking  # noqa: E402
 from bench.harness import machine, write_section  # noqa: E402
 
 
@@ -31,6 +32,15 @@ def main(sections: list[str]) -> int:
         local_stack(where)
         print("BENCHMARKS.md updated", flush=True)
         return 0
+    if sections == ["capacity"]:
+        billed_capacity(where)
+        print("BENCHMARKS.md updated", flush=True)
+        return 0
+    if sections:
+        print(
+            f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity'", file=sys.stderr
+        )
+        return 2
 
     cpu = tracking.handler_cpu_per_event()
     print(f"handler CPU: {cpu}", flush=True)
@@ -131,9 +141,22 @@ consistent read, one transaction and one publish; on moto that ran at
 {stream["records_per_second_entering_moto"]:.0f} records/s, a figure dominated by moto itself, not a prediction for DynamoDB.
 """,
     )
+    billed_capacity(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
+
+
+def billed_capacity(where: str) -> None:
+    rows = capacity.capacity_per_event()
+    for row in rows:
+        print(
+            f"capacity: {row['case']}: {row['wru'] / row['events']:.2f} WRU, "
+            f"{row['rru_total'] / row['events']:.2f} RRU, "
+            f"{sum(row['stored'].values()) / row['events'] / 1024:.2f} KB stored per event",
+            flush=True,
+        )
+    write_section("capacity", capacity.section(where, rows))
 
 
 def local_stack(where: str) -> None:
