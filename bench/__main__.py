@@ -63,7 +63,9 @@ Measured by `make bench` on {where}.
 **Handler CPU per event** (batch of 100 calls from 10 contacts through the real handler, DynamoDB stubbed at zero cost):
 {cpu["cpu_us_per_event"]:.0f} µs CPU per event, {cpu["ratio_to_json_roundtrip"]:.1f}× the CPU of a bare `json.loads` + `json.dumps` of the same body (same run).
 
-**DynamoDB requests per accepted event** (counted on the botocore client, against moto):
+**DynamoDB requests per accepted event on the request path** (counted on the botocore client, against
+moto): one conditional put per event, and nothing else. Requests are not what DynamoDB bills: see the
+billed capacity below, where the profile writes made off the request path are counted too.
 
 | case | events | write requests | per event | items written per event | reads | scans |
 |---|---|---|---|---|---|---|
@@ -108,14 +110,13 @@ scoring CPU per event grows {largest["us_per_event"] / smallest["us_per_event"]:
 matching looks only at the rules indexed under the event's behaviour, keys, URL prefix and thresholds.
 
 **Writes per event** are unchanged by scoring: the points, decaying sums and rule-limit counters ride
-in the same profile update, and the ledger rides on the event item (see the tracking table above,
-measured with the default rules active).
+in the profile update that folds the events in, and the ledger rides on the event item (see the billed
+capacity below, measured with the default rules active).
 
 **Ledger cost per event** (100 detailed rules): {ledger["scored_share"]:.0%} of events scored,
 {ledger["lines_per_scored_event"]:.1f} ledger lines and {ledger["ledger_bytes_per_scored_event"]:.0f} bytes of
-ledger JSON per scored event, stored on the event item itself (no extra item, no extra request);
-plus one entry in the sparse `byScore` index per scored event (keys and the ledger only, well under
-1 KB: one index write unit).
+ledger JSON per scored event, stored on the event item itself (no extra item, no extra request, no
+index: the ledger is read through the event log).
 """,
     )
     stream = engagement.stream_costs()

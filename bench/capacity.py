@@ -32,7 +32,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from shared.adapters.tables import GlobalIndex, LocalIndex, TableSpec
+from shared.adapters.tables import EVENTS, GlobalIndex, LocalIndex, TableSpec
 
 Item = Mapping[str, Mapping[str, Any]]
 
@@ -42,6 +42,7 @@ WRITE_BLOCK = 1024
 READ_BLOCK = 4096
 #: Storage overhead DynamoDB bills per item, and per index entry.
 ITEM_OVERHEAD = 100
+EVENTS_CLASS = EVENTS.table_class
 
 
 # --- 1. the model ----------------------------------------------------------------------------------------
@@ -759,6 +760,24 @@ def capacity_per_event(single: int = 20) -> list[dict[str, Any]]:
 
 #: us-east-1 on-demand list price per million write request units (Standard table class)
 PRICE_PER_MILLION_WRU = 0.625
+#: On-demand, us-east-1: Standard-IA bills requests 25% more and storage 60% less than Standard.
+PRICES = {
+    "STANDARD": {"wru": 0.625, "gb_month": 0.25},
+    "STANDARD_INFREQUENT_ACCESS": {"wru": 0.78125, "gb_month": 0.10},
+}
+
+
+def table_class_costs(rows: list[dict[str, Any]], table: str, months: float) -> dict[str, dict[str, float]]:
+    """Per million events: the table's writes and its storage over ``months`` of retention, per class."""
+    wru = sum(r["wru_by_place"].get((table, None), 0.0) for r in rows) / sum(r["events"] for r in rows)
+    stored = sum(v for r in rows for (t, _), v in r["stored"].items() if t == table) / sum(
+        r["events"] for r in rows
+    )
+    gb_months = stored * 1_000_000 / 1024**3 * months
+    return {
+        name: {"writes": wru * price["wru"], "storage": gb_months * price["gb_month"]}
+        for name, price in PRICES.items()
+    }
 
 
 def _place(table: str, index: str | None) -> str:
@@ -812,6 +831,11 @@ def section(where: str, rows: list[dict[str, Any]]) -> str:
         for p in places
         if any(r["stored"].get(p) for r in rows)
     )
+    classes = "\n".join(
+        f"| {name}{' (chosen)' if name == EVENTS_CLASS else ''} | ${c['writes']:.2f} | ${c['storage']:.2f} | "
+        f"**${c['writes'] + c['storage']:.2f}** |"
+        for name, c in table_class_costs(rows, "events", 13).items()
+    )
     failed = sum(n for r in rows for (_, _, error), n in r["errors"].items() if "Condition" in error)
     cancelled = sum(n for r in rows for (_, _, error), n in r["errors"].items() if "Cancel" in error)
     skipped: Counter[tuple[str, str]] = Counter()
@@ -863,4 +887,11 @@ the writes they are, their table units doubled):
 {storage}
 
 Failed conditional writes billed: {failed}; cancelled transactions billed: {cancelled}.{unbilled}
+
+**The event log's table class** ($ per million events, all cases together: its writes, and its storage
+kept 13 months, the default retention; purchases are kept longer, which favours Standard-IA more):
+
+| class | writes | storage over 13 months | total |
+|---|---|---|---|
+{classes}
 """
