@@ -66,7 +66,8 @@ IMPORT_HORIZON = timedelta(days=1)
 class DynamoContactStore:
     """Aggregation (``ContactStore``): each contact's new events folded into its profile, once."""
 
-    capacity = ChangeCapacity(max_events=100, max_keys=300)
+    #: 99 events and the profile: a re-routed change is one transaction of at most 100 items
+    capacity = ChangeCapacity(max_events=99, max_keys=300)
 
     def __init__(
         self,

@@ -104,6 +104,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     known: dict[str, RuleUse] = {}
     splits: dict[str, int] = {}
     folded = 0
+    rerouted: list[str] = []  # keys of the merged-away contact's events now in its contact's log
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -114,12 +115,18 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
         ]
         copies = {e.message_id: by_id[e.message_id].item for e in pending} if origin else {}
         pending = []
-        for index, (change, outcome) in enumerate(zip(changes, store.commit(changes, copies), strict=True)):
+        for index, change in enumerate(changes):
+            # one at a time, in stream order: a part folded after one refused would carry the
+            # profile's position past the refused part's events
+            (outcome,) = store.commit([change], copies)
             if outcome.committed:
                 folded += len(change.events)
                 _correct_ledgers(change, by_id, deps.log)
+                if origin is not None:
+                    rerouted += [by_id[e.message_id].key for e in change.events]
                 continue
             rest = [e for part in parts[index + 1 :] for e in part]
+            rerouted += [by_id[m].key for m in outcome.duplicates]
             events = [e for e in change.events if e.message_id not in outcome.duplicates]
             if outcome.applied_through is not None and origin is None:  # folded in before, up to there
                 events = [e for e in events if by_id[e.message_id].position > outcome.applied_through]
@@ -141,8 +148,8 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
             break  # later parts wait: the store applies them in stream order
     if pending:
         raise DependencyUnavailable("a contact's events could not be folded in after repeated conflicts")
-    if origin is not None:  # copied into the contact's log with the fold: the merged-away copies go
-        deps.log.forget(origin, [new.key for new in news])
+    if rerouted:  # copied into the contact's log with the fold: the merged-away originals go
+        deps.log.forget(contact, rerouted)
     return folded
 
 
