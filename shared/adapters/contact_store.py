@@ -4,7 +4,9 @@ The tracking path only appends events (``shared.adapters.event_log``). The aggre
 triggered by the events table's stream, folds each contact's new events into its profile with one
 blind update per contact and batch (guarded by ``attribute_not_exists(mergedInto)``, so events of a
 merged-away contact are re-routed, and by the profile's stream position, so a redelivered record is
-never folded in twice). No reads, and no transaction. A change that declares identity merges sets
+never folded in twice). No reads, and no transaction, except for the rare events sent to a contact
+after it was merged away: those are folded into the contact it joined in one transaction with their
+copies in its log (``_reroute``). A change that declares identity merges sets
 ``mergeRequested`` on the profile in that same update; the merge function, triggered by that write,
 does the merges (``shared.adapters.contact_merges``).
 """
