@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared.adapters.contact_items import Retention, event_item, ledger_value, partition
+from shared.adapters.contact_store import fits, profile_update
 from shared.adapters.dynamodb import batch_write, error_code, failure, retried
 from shared.contacts.changes import ContactChange
 from shared.contacts.identity import ContactId
@@ -79,8 +80,6 @@ class DynamoEventLog:
         return None
 
     def fits(self, change: ContactChange) -> bool:
-        from shared.adapters.contact_store import fits, profile_update
-
         return fits(profile_update(change, self._events))
 
     def forget(self, contact: ContactId, keys: Sequence[str]) -> None:
