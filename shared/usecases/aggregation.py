@@ -114,7 +114,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
         ]
         copies = {e.message_id: by_id[e.message_id].item for e in pending} if origin else {}
         pending = []
-        for index, (change, outcome) in enumerate(zip(changes, store.commit(changes, copies), strict=True)):
+        for index, change in enumerate(changes):
+            # one at a time, in stream order: a part folded after one refused would carry the
+            # profile's position past the refused part's events
+            (outcome,) = store.commit([change], copies)
             if outcome.committed:
                 folded += len(change.events)
                 _correct_ledgers(change, by_id, deps.log)
