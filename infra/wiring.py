@@ -132,12 +132,13 @@ PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
     "dynamodb": {"Keys": {"sk": {"S": ["PROFILE"]}}, "NewImage": {"lastWriter": {"S": ["tracking"]}}},
 }
-#: Profile writes by the tracking path that ask for identity merges (``mergeRequested``).
 #: Events the tracking path recorded (not copies moved by a merge, not ledger corrections or expiries).
+#: ``exists`` tests leaves only: on ``movedFrom`` itself (an object, ``{"S": ...}``) ``false`` passes all.
 EVENT_RECORDED: Mapping[str, Any] = {
     "eventName": ["INSERT"],
-    "dynamodb": {"NewImage": {"movedFrom": [{"exists": False}]}},
+    "dynamodb": {"NewImage": {"movedFrom": {"S": [{"exists": False}]}}},
 }
+#: Profile writes by the tracking path that ask for identity merges (``mergeRequested``).
 MERGE_REQUESTED_BY_TRACKING: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
     "dynamodb": {
