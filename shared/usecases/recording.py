@@ -117,6 +117,8 @@ class Retraction:
     scores: Mapping[str, DimensionScore]
     rule_uses: Mapping[str, int]
     event_count: int = -1
+    #: the copy's key in the source's log (``StoredEvent.key``)
+    key: str | None = None
 
 
 class Absorbed(StrEnum):
@@ -359,6 +361,7 @@ def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = froze
             )
     return Retraction(
         message_id=event.message_id,
+        key=event.key,
         counts={event.behaviour: -1},
         revenue=-Decimal(signed),
         scores={
