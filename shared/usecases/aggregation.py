@@ -114,7 +114,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
         ]
         copies = {e.message_id: by_id[e.message_id].item for e in pending} if origin else {}
         pending = []
-        for index, (change, outcome) in enumerate(zip(changes, store.commit(changes, copies), strict=True)):
+        # one part at a time, in stream order: a part committed after one that was not would move the
+        # watermark past it, and its events would be dropped as folded in
+        outcomes = (store.commit([change], copies)[0] for change in changes)
+        for index, (change, outcome) in enumerate(zip(changes, outcomes, strict=True)):
             if outcome.committed:
                 folded += len(change.events)
                 _correct_ledgers(change, by_id, deps.log)
@@ -138,7 +141,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
             elif outcome.rule_uses is not None:
                 known = dict(outcome.rule_uses)
             pending = events + rest
-            break  # later parts wait: the store applies them in stream order
+            break  # later parts wait, not committed: planned again after this one
     if pending:
         raise DependencyUnavailable("a contact's events could not be folded in after repeated conflicts")
     if origin is not None:  # copied into the contact's log with the fold: the merged-away copies go
