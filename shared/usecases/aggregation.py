@@ -104,6 +104,8 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     known: dict[str, RuleUse] = {}
     splits: dict[str, int] = {}
     folded = 0
+    #: events the contact's profile had folded in before: its log keeps them (a merge moves them)
+    folded_before: set[str] = set()
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -125,7 +127,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
             rest = [e for part in parts[index + 1 :] for e in part]
             events = [e for e in change.events if e.message_id not in outcome.duplicates]
             if outcome.applied_through is not None and origin is None:  # folded in before, up to there
-                events = [e for e in events if by_id[e.message_id].position > outcome.applied_through]
+                through = outcome.applied_through
+                folded_before.update(m for m, new in by_id.items() if new.position <= through)
+                events = [e for e in events if e.message_id not in folded_before]
+                rest = [e for e in rest if e.message_id not in folded_before]
             if outcome.merged_into is not None:
                 origin = origin or target
                 target = outcome.merged_into
@@ -145,7 +150,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     if pending:
         raise DependencyUnavailable("a contact's events could not be folded in after repeated conflicts")
     if origin is not None:  # copied into the contact's log with the fold: the merged-away copies go
-        deps.log.forget(origin, [new.key for new in news])
+        deps.log.forget(origin, [new.key for new in news if new.event.message_id not in folded_before])
     return folded
 
 
