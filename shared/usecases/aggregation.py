@@ -165,13 +165,18 @@ def _positioned(
 
 
 def _without_growth(events: list[TrackedEvent], deps: Aggregation) -> list[TrackedEvent]:
-    """The profile cannot hold more traits: the identify calls that would add some count, without them."""
-    grows = [e for e in events if e.call == "identify" and e.traits]
+    """The profile cannot hold more traits: the identify calls that would add some count, without them,
+    and no call gives it a timezone (a browser's calls carry one, kept as a trait if it has none)."""
+    with_traits = [e for e in events if e.call == "identify" and e.traits]
+    grows = [e for e in events if e in with_traits or e.context_timezone]
     if not grows:  # the profile is full (400 KB): nothing more can be folded into it
         deps.telemetry.count("EventsNotFolded", len(events))
         return []
-    deps.telemetry.count("TraitsNotKept", len(grows))
-    return [replace(e, traits={}) if e in grows else e for e in events]
+    deps.telemetry.count("TraitsNotKept", len(with_traits))
+    return [
+        replace(e, traits={} if e in with_traits else e.traits, context_timezone=None) if e in grows else e
+        for e in events
+    ]
 
 
 def _correct_ledgers(change: ContactChange, by_id: dict[str, NewEvent], log: Ledgers) -> None:
