@@ -87,12 +87,27 @@ def aggregate(batch: Sequence[NewEvent], deps: Aggregation) -> Folded:
     errors: list[Exception] = []
     for contact, news in by_contact.items():
         try:
-            folded += _fold(contact, sorted(news, key=lambda e: e.position), deps, scoring)
+            for run in _runs(sorted(news, key=lambda e: e.position)):
+                folded += _fold(contact, run, deps, scoring)
         except Exception as exc:  # reported per contact: the others' work stands
             failed.append(min(e.position for e in news))
             errors.append(exc)
     deps.telemetry.count("EventsFolded", folded)
     return Folded(events=folded, failed_from=min(failed, default=None), errors=tuple(errors))
+
+
+def _runs(news: list[NewEvent]) -> list[list[NewEvent]]:
+    """A contact's events in stream order, cut where a messageId comes again: the log keys a call by
+    its messageId and stated time, so two calls may share one, and a change knows its events by it."""
+    runs: list[list[NewEvent]] = []
+    ids: set[str] = set()
+    for new in news:
+        if not runs or new.event.message_id in ids:
+            runs.append([])
+            ids = set()
+        runs[-1].append(new)
+        ids.add(new.event.message_id)
+    return runs
 
 
 def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: ScoringContext) -> int:
