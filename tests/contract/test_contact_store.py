@@ -275,6 +275,17 @@ def test_traits_over_the_cap_are_refused_naming_the_limit(store):
     assert store.profile(ANN).counts == {"identified": 3}
 
 
+def test_a_timezone_hint_past_the_cap_is_refused_and_the_call_without_it_welcome(store):
+    traits = {"a": "x" * 30_000, "b": "x" * 30_000, "c": "x" * 5_520}  # 7 bytes below the cap
+    for n, (name, value) in enumerate(traits.items(), start=1):
+        assert store.commit([positioned(change(ANN, identify(f"i-{name}", **{name: value})), n)])[0].committed
+    (hinted,) = calls(page(ANN, "p1", context={"timezone": "Europe/Oslo"}))
+    (refused,) = store.commit([positioned(planned(ANN, [hinted]), 4)])
+    assert not refused.committed and "64 KB" in (refused.refused or "")
+    assert store.commit([positioned(planned(ANN, [replace(hinted, context_timezone=None)]), 4)])[0].committed
+    assert "timezone" not in store.profile(ANN).traits and store.profile(ANN).counts["visit"] == 1
+
+
 def test_a_replaced_trait_near_the_cap_counts_once(store):
     for n, name in enumerate(("a", "b"), start=1):
         assert store.commit([positioned(change(ANN, identify(f"i-{name}", **{name: "x" * 30_000})), n)])[
