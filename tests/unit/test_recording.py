@@ -351,3 +351,30 @@ def test_a_retraction_takes_back_exactly_what_recording_added() -> None:
     assert sums.keys() == change.scored.sums.keys()
     assert all(sums[key] == pytest.approx(-value) for key, value in change.scored.sums.items())
     assert set(back.rule_uses.values()) == {-1}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known race, not fixed: a call recorded for the visitor between link's count_events check and "
+    "move_events is moved before the aggregation folds it; its re-route then finds the copy and counts nothing",
+)
+def test_a_call_recorded_while_the_merge_moves_the_log_counts_once() -> None:
+    store = MemoryContactStore()
+    record(calls(page("p1", anonymous="a1")), store, NOW)
+    folded(store)
+    record(calls(identify("i1", anonymous="a1")), store, NOW)
+    folded(store)
+    count_events = store.count_events
+
+    def count_then_record(contact):  # the visitor's next call lands right after the check
+        found = count_events(contact)
+        if contact == A1 and "p2" not in store.message_ids(ANN) | store.message_ids(A1):
+            record(calls(page("p2", anonymous="a1")), store, NOW)
+        return found
+
+    store.count_events = count_then_record  # type: ignore[method-assign]
+    assert store.deliver_merges(NOW) == 1
+    folded(store)
+    ann = store.profile(ANN)
+    assert store.message_ids(ANN) == {"p1", "p2", "i1"}
+    assert ann.counts == {"visit": 2, "identified": 1} and ann.event_count == 3
