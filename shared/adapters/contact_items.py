@@ -208,6 +208,7 @@ def stored_event(item: Mapping[str, Any]) -> StoredEvent:
     return StoredEvent.model_validate(
         {
             "message_id": message_id_of(str(data["sk"])),
+            "key": str(data["sk"]),
             "call": data["call"],
             "behaviour": data["behaviour"],
             "event": data.get("event"),

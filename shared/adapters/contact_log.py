@@ -53,7 +53,7 @@ class DynamoContactLog:
         )
         page = candidates[:limit]
         more = more or len(candidates) > limit
-        return page, _encode_cursor(_position(page[-1])) if page and more else None
+        return page, _encode_cursor(contact, _position(page[-1])) if page and more else None
 
     def _query(
         self, contact: ContactId, condition: str, values: dict[str, Any], limit: int | None, scored: bool
@@ -92,8 +92,10 @@ def _position(item: Mapping[str, Any]) -> tuple[str, str]:
     return item["timestamp"]["S"], key
 
 
-def _encode_cursor(position: tuple[str, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(position), separators=(",", ":")).encode()).decode()
+def _encode_cursor(contact: ContactId, position: tuple[str, str]) -> str:
+    """The contact and the last item's position: a cursor is refused for any other contact."""
+    cursor = [str(contact), *position]
+    return base64.urlsafe_b64encode(json.dumps(cursor, separators=(",", ":")).encode()).decode()
 
 
 def _decode_cursor(cursor: str, contact: ContactId) -> tuple[str, str]:
@@ -101,12 +103,13 @@ def _decode_cursor(cursor: str, contact: ContactId) -> tuple[str, str]:
         position = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         valid = (
             isinstance(position, list)
-            and len(position) == 2
+            and len(position) == 3
             and all(isinstance(p, str) for p in position)
-            and position[1].startswith((TIMED_PREFIX, EVENT_PREFIX))
+            and position[0] == str(contact)
+            and position[2].startswith((TIMED_PREFIX, EVENT_PREFIX))
         )
     except (ValueError, binascii.Error):
         valid = False
     if not valid:
         raise InvalidRequest("cursor is not valid for this contact", code="invalid_cursor")
-    return position[0], position[1]
+    return position[1], position[2]

@@ -232,11 +232,12 @@ class DynamoMergeStore:
             x.add(f"{RULE}{rule}:n", n(count))
         x.set("lastWriter", s(WRITER))
         x.add("rev", n(1))
+        key = retraction.key or EVENT_PREFIX + retraction.message_id
         items = [
             {
                 "Delete": {
                     "TableName": self._events,
-                    "Key": {"pk": partition(source), "sk": s(EVENT_PREFIX + retraction.message_id)},
+                    "Key": {"pk": partition(source), "sk": s(key)},
                     "ConditionExpression": "attribute_exists(pk)",
                 }
             },

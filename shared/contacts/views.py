@@ -68,6 +68,8 @@ class StoredEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     message_id: str
+    #: its key in the log (``E#<time>#<messageId>`` or ``M#<messageId>``), when read from it
+    key: str | None = None
     call: str
     behaviour: str
     event: str | None = None

@@ -87,12 +87,27 @@ def aggregate(batch: Sequence[NewEvent], deps: Aggregation) -> Folded:
     errors: list[Exception] = []
     for contact, news in by_contact.items():
         try:
-            folded += _fold(contact, sorted(news, key=lambda e: e.position), deps, scoring)
+            for run in _runs(sorted(news, key=lambda e: e.position)):
+                folded += _fold(contact, run, deps, scoring)
         except Exception as exc:  # reported per contact: the others' work stands
             failed.append(min(e.position for e in news))
             errors.append(exc)
     deps.telemetry.count("EventsFolded", folded)
     return Folded(events=folded, failed_from=min(failed, default=None), errors=tuple(errors))
+
+
+def _runs(news: list[NewEvent]) -> list[list[NewEvent]]:
+    """A contact's events in stream order, cut where a messageId comes again: the log keys a call by
+    its messageId and stated time, so two calls may share one, and a change knows its events by it."""
+    runs: list[list[NewEvent]] = []
+    ids: set[str] = set()
+    for new in news:
+        if not runs or new.event.message_id in ids:
+            runs.append([])
+            ids = set()
+        runs[-1].append(new)
+        ids.add(new.event.message_id)
+    return runs
 
 
 def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: ScoringContext) -> int:
@@ -104,7 +119,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     known: dict[str, RuleUse] = {}
     splits: dict[str, int] = {}
     folded = 0
-    rerouted: list[str] = []  # keys of the merged-away contact's events now in its contact's log
+    #: events the contact's profile had folded in before: its log keeps them (a merge moves them)
+    folded_before: set[str] = set()
+    #: keys of the merged-away contact's events that are now in its contact's log
+    rerouted: list[str] = []
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -115,10 +133,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
         ]
         copies = {e.message_id: by_id[e.message_id].item for e in pending} if origin else {}
         pending = []
-        for index, change in enumerate(changes):
-            # one at a time, in stream order: a part folded after one refused would carry the
-            # profile's position past the refused part's events
-            (outcome,) = store.commit([change], copies)
+        # one part at a time, in stream order: a part committed after one that was not would move the
+        # watermark past it, and its events would be dropped as folded in
+        outcomes = (store.commit([change], copies)[0] for change in changes)
+        for index, (change, outcome) in enumerate(zip(changes, outcomes, strict=True)):
             if outcome.committed:
                 folded += len(change.events)
                 _correct_ledgers(change, by_id, deps.log)
@@ -129,7 +147,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
             rerouted += [by_id[m].key for m in outcome.duplicates]
             events = [e for e in change.events if e.message_id not in outcome.duplicates]
             if outcome.applied_through is not None and origin is None:  # folded in before, up to there
-                events = [e for e in events if by_id[e.message_id].position > outcome.applied_through]
+                through = outcome.applied_through
+                folded_before.update(m for m, new in by_id.items() if new.position <= through)
+                events = [e for e in events if e.message_id not in folded_before]
+                rest = [e for e in rest if e.message_id not in folded_before]
             if outcome.merged_into is not None:
                 origin = origin or target
                 target = outcome.merged_into
@@ -145,7 +166,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
             elif outcome.rule_uses is not None:
                 known = dict(outcome.rule_uses)
             pending = events + rest
-            break  # later parts wait: the store applies them in stream order
+            break  # later parts wait, not committed: planned again after this one
     if pending:
         raise DependencyUnavailable("a contact's events could not be folded in after repeated conflicts")
     if rerouted:  # copied into the contact's log with the fold: the merged-away originals go
@@ -164,13 +185,18 @@ def _positioned(
 
 
 def _without_growth(events: list[TrackedEvent], deps: Aggregation) -> list[TrackedEvent]:
-    """The profile cannot hold more traits: the identify calls that would add some count, without them."""
-    grows = [e for e in events if e.call == "identify" and e.traits]
+    """The profile cannot hold more traits: the identify calls that would add some count, without them,
+    and no call gives it a timezone (a browser's calls carry one, kept as a trait if it has none)."""
+    with_traits = [e for e in events if e.call == "identify" and e.traits]
+    grows = [e for e in events if e in with_traits or e.context_timezone]
     if not grows:  # the profile is full (400 KB): nothing more can be folded into it
         deps.telemetry.count("EventsNotFolded", len(events))
         return []
-    deps.telemetry.count("TraitsNotKept", len(grows))
-    return [replace(e, traits={}) if e in grows else e for e in events]
+    deps.telemetry.count("TraitsNotKept", len(with_traits))
+    return [
+        replace(e, traits={} if e in with_traits else e.traits, context_timezone=None) if e in grows else e
+        for e in events
+    ]
 
 
 def _correct_ledgers(change: ContactChange, by_id: dict[str, NewEvent], log: Ledgers) -> None:

@@ -25,6 +25,7 @@ from shared.contacts.changes import (
     MAX_PROFILE_TRAIT_BYTES,
     TAGS_TRAIT,
     ContactChange,
+    identity_links,
     plan_change,
     trait_bytes,
 )
@@ -117,6 +118,8 @@ class Retraction:
     scores: Mapping[str, DimensionScore]
     rule_uses: Mapping[str, int]
     event_count: int = -1
+    #: the copy's key in the source's log (``StoredEvent.key``)
+    key: str | None = None
 
 
 class Absorbed(StrEnum):
@@ -209,7 +212,6 @@ def record(
     changes = [plan_change(contact, group, scoring) for contact, group in group_by_contact(unique, {}).items()]
     check_trait_bytes(changes)
     entries: list[NewEntry] = []
-    merges = 0
     for change in changes:
         if not log.fits(change):
             for event in change.events:
@@ -218,8 +220,11 @@ def record(
                         f"call {event.message_id} carries more traits, tags and scores than one write holds"
                     )
         entries += [NewEntry(change.contact, e, change.scored.ledger.get(e.message_id, ())) for e in change.events]
-        merges += len(change.merge_from)
     duplicates = log.append(entries)
+    merges = 0
+    for change in changes:  # a call the log held already (a replay) is not folded in again: no merge
+        fresh = [e for e in change.events if e.message_id not in duplicates]
+        merges += len({source for source, _ in identity_links(fresh)} - {change.contact})
     return Recorded(
         accepted=len(entries) - len(duplicates),
         duplicates=len(duplicates) + len(events) - len(unique),
@@ -359,6 +364,7 @@ def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = froze
             )
     return Retraction(
         message_id=event.message_id,
+        key=event.key,
         counts={event.behaviour: -1},
         revenue=-Decimal(signed),
         scores={
