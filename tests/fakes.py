@@ -133,6 +133,8 @@ class LogItem:
     event: TrackedEvent
     ledger: tuple[ScoreChange, ...] = ()
     moved_from: ContactId | None = None
+    #: a re-route copied it here and counted it (a merge's copy is counted through the profile it absorbs)
+    folded: bool = False
 
     @property
     def message_id(self) -> str:
@@ -289,7 +291,9 @@ class MemoryContactStore:
         held: frozenset[str] = frozenset()
         if change.origin is not None:  # the copies go in with the change, each only if its key is free
             log = self.log.get(change.contact, {})
-            held = frozenset(e.message_id for e in change.events if _copied(copies, e).key in log)
+            held = frozenset(
+                e.message_id for e in change.events if not _uncounted(log.get(_copied(copies, e).key), change, e)
+            )
         refusal = self._refusal(change)
         if refusal is not None:
             return replace(refusal, duplicates=held)
@@ -300,7 +304,7 @@ class MemoryContactStore:
             log = self.log.setdefault(change.contact, {})
             for e in change.events:
                 item = _copied(copies, e)
-                log[item.key] = replace(item, moved_from=change.origin)
+                log[item.key] = replace(item, moved_from=change.origin, folded=True)
         self._apply(change)
         p = self.profiles[change.contact]
         if change.last_position and change.origin is None:
@@ -475,6 +479,14 @@ class MemoryContactStore:
 def _copied(copies: Mapping[str, Mapping[str, Any]], event: TrackedEvent) -> LogItem:
     """The log item a re-routed event is copied from (what the fake's stream put in ``NewEvent.item``)."""
     return copies[event.message_id]["item"]
+
+
+def _uncounted(held: LogItem | None, change: ContactChange, event: TrackedEvent) -> bool:
+    """Whether a re-routed event may be counted: its key is free, or holds the merge's copy of this very
+    call (same arrival), not yet counted (the adapter's condition on the copy)."""
+    return held is None or (
+        held.moved_from == change.origin and held.event.received_at == event.received_at and not held.folded
+    )
 
 
 def _past_limit(claim: LimitClaim, used: int, last_day: str | None) -> bool:

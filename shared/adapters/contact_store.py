@@ -59,6 +59,8 @@ from shared.scoring.engine import RuleUse
 from shared.tracking.timestamps import format_time
 from shared.usecases.recording import ChangeCapacity, CommitOutcome
 
+#: On an event a re-route copied into its contact's log: that copy has been counted there.
+FOLDED = "folded"
 TRAIT_CAP = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
 ITEM_CAP = "400 KB (the limit of a contact's profile)"
 #: Events older than this when they arrive are history being imported, not live behaviour.
@@ -146,8 +148,19 @@ class DynamoContactStore:
                         **copies[e.message_id],
                         "pk": partition(change.contact),
                         MOVED_FROM: s(str(change.origin)),
+                        FOLDED: {"BOOL": True},
                     },
-                    "ConditionExpression": "attribute_not_exists(pk)",
+                    # free, or holding the merge's copy of this very call (the same arrival), which the
+                    # profile the merge absorbed had not counted yet: the merge moved it meanwhile
+                    "ConditionExpression": (
+                        "attribute_not_exists(pk) OR "
+                        "(#from = :origin AND receivedAt = :received AND attribute_not_exists(#folded))"
+                    ),
+                    "ExpressionAttributeNames": {"#from": MOVED_FROM, "#folded": FOLDED},
+                    "ExpressionAttributeValues": {
+                        ":origin": s(str(change.origin)),
+                        ":received": copies[e.message_id]["receivedAt"],
+                    },
                 }
             }
             for e in events

@@ -240,6 +240,26 @@ def test_a_rerouted_change_with_one_copy_held_already_writes_nothing(store):
     assert store.profile(ANN).event_count == 2 and store.count_events(ANN) == 2
 
 
+def test_a_rerouted_event_the_merge_moved_uncounted_counts_once_and_a_replay_not_at_all(store):
+    """The merge moved a call its visitor's profile had not counted (recorded between the merge's count
+    and its move): the re-route finds the merge's copy of that very call (same arrival) and counts it,
+    once. A replay of the call (a new arrival) finds the copy and counts nothing."""
+    store.append(entries(A1, page(A1, "p1")))
+    (new,) = store.new_events()
+    store.claim(A1, ANN, NOW)
+    assert store.move_events(A1, ANN, 10).count == 1  # the merge's copy: not counted by anyone yet
+    rerouted = positioned(planned(ANN, [new.event]), 1, origin=A1)
+    assert store.commit([rerouted], {"p1": new.item})[0].committed
+    (again,) = store.commit([rerouted], {"p1": new.item})
+    assert not again.committed and again.duplicates == {"p1"}
+    assert store.profile(ANN).event_count == 1
+    store.append(entries(A1, page(A1, "p1"), at=NOW + timedelta(seconds=30)))  # the SDK's late retry
+    (replay,) = store.new_events()
+    (outcome,) = store.commit([positioned(planned(ANN, [replay.event]), 2, origin=A1)], {"p1": replay.item})
+    assert not outcome.committed and outcome.duplicates == {"p1"}
+    assert store.profile(ANN).event_count == 1 and store.count_events(ANN) == 1
+
+
 def test_a_change_rerouted_to_a_contact_merged_away_too_names_the_next_one(store):
     store.commit([positioned(change(ANN, page(ANN, "own")), 1)])
     store.append(entries(A1, page(A1, "p1")))
