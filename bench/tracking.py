@@ -202,7 +202,8 @@ def handler_cpu_per_event(
     return {
         "cpu_us_per_event": per_event_us,
         "ratio_to_json_roundtrip": ratio,
-        "requests_per_batch": (stub.calls["TransactWriteItems"] + stub.calls["PutItem"]) / (rounds * repeat + 1),
+        "requests_per_batch": (stub.calls["TransactWriteItems"] + stub.calls["PutItem"])
+        / (rounds * repeat + 1),
     }
 
 

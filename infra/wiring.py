@@ -179,7 +179,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             TableAccess(CONTACTS, ("dynamodb:UpdateItem",)),
             # ledger corrections; re-routed events copied to their contact and deleted where they were sent
             TableAccess(
-                EVENTS, ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem")
+                EVENTS,
+                ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
             ),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),

@@ -45,7 +45,9 @@ def _merge_store(config: settings.ContactStoreSettings) -> DynamoMergeStore:
     from shared.adapters.contact_merges import DynamoMergeStore
 
     return DynamoMergeStore(
-        aws.client("dynamodb"), contacts_table=config.contacts_table_name, events_table=config.events_table_name
+        aws.client("dynamodb"),
+        contacts_table=config.contacts_table_name,
+        events_table=config.events_table_name,
     )
 
 

@@ -292,7 +292,9 @@ class MemoryContactStore:
         if change.origin is not None:  # the copies go in with the change, each only if its key is free
             log = self.log.get(change.contact, {})
             held = frozenset(
-                e.message_id for e in change.events if not _uncounted(log.get(_copied(copies, e).key), change, e)
+                e.message_id
+                for e in change.events
+                if not _uncounted(log.get(_copied(copies, e).key), change, e)
             )
         refusal = self._refusal(change)
         if refusal is not None:

@@ -22,7 +22,7 @@ def new_events(event: dict[str, Any]) -> tuple[list[NewEvent], str | None]:
     for record in event.get("Records", []):
         try:
             new = new_event_from_stream(record)
-        except Exception:
+        except Exception:  # noqa: BLE001 - a record we cannot read goes back to the stream, then aside
             logger.exception("unreadable event record", extra={"eventID": record.get("eventID")})
             return found, str(record["dynamodb"]["SequenceNumber"]).zfill(POSITION_DIGITS)
         if new is not None:

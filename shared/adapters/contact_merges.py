@@ -206,7 +206,9 @@ class DynamoMergeStore:
             if cancelled is None:
                 continue
             codes = cancelled.codes
-            held = [item for item, code in zip(chunk, codes, strict=False) if code == "ConditionalCheckFailed"]
+            held = [
+                item for item, code in zip(chunk, codes, strict=False) if code == "ConditionalCheckFailed"
+            ]
             if not held:
                 raise failure(cancelled.error, STORE) from cancelled.error
             late += held

@@ -171,7 +171,9 @@ class DynamoContactStore:
             return CommitOutcome(committed=True)
         reasons = cancelled.reasons
         held = frozenset(
-            e.message_id for e, r in zip(events, reasons, strict=False) if r.get("Code") == "ConditionalCheckFailed"
+            e.message_id
+            for e, r in zip(events, reasons, strict=False)
+            if r.get("Code") == "ConditionalCheckFailed"
         )
         last = reasons[len(events)] if len(reasons) > len(events) else {}
         if last.get("Code") == "ValidationError" and "maximum allowed size" in (last.get("Message") or ""):
@@ -270,10 +272,7 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
         x.remove(TAG + tag)
     for group in change.groups:
         x.set_if_absent(GROUP + group, stamp)
-    if (
-        change.last_purchase_at is not None
-        and change.last_purchase_at >= change.last_seen - IMPORT_HORIZON
-    ):
+    if change.last_purchase_at is not None and change.last_purchase_at >= change.last_seen - IMPORT_HORIZON:
         x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
     x.add("eventCount", n(len(change.events)))
     x.add("rev", n(1))
@@ -317,7 +316,6 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
         " AND ".join(conditions),
         ReturnValuesOnConditionCheckFailure="ALL_OLD",
     )
-
 
 
 def fits(update: Mapping[str, Any]) -> bool:

@@ -236,7 +236,9 @@ def batch_write(
         pending = {table: requests[start : start + 25]}
         for _ in backoff(ATTEMPTS + 2, sleep):  # unprocessed items: throttled, send them again
             try:
-                answer = retried(lambda batch=pending: client.batch_write_item(RequestItems=batch), what, sleep=sleep)
+                answer = retried(
+                    lambda batch=pending: client.batch_write_item(RequestItems=batch), what, sleep=sleep
+                )
             except LifecycleError:
                 raise
             except Exception as exc:

@@ -15,7 +15,6 @@ from shared.contacts.model import ContactRecord
 from shared.scoring.views import Scores
 from shared.tracking.stored import expanded
 
-
 #: Ingestion refuses deeper values; older or hand-written ones are cut here, so a read never fails.
 MAX_SHOWN_DEPTH = 32
 NOT_SHOWN = f"(nested more than {MAX_SHOWN_DEPTH} levels deep: not shown)"

@@ -89,7 +89,7 @@ def aggregate(batch: Sequence[NewEvent], deps: Aggregation) -> Folded:
         try:
             for run in _runs(sorted(news, key=lambda e: e.position)):
                 folded += _fold(contact, run, deps, scoring)
-        except Exception as exc:  # reported per contact: the others' work stands
+        except Exception as exc:  # noqa: BLE001 - reported per contact (its first position): the others stand
             failed.append(min(e.position for e in news))
             errors.append(exc)
     deps.telemetry.count("EventsFolded", folded)

@@ -1,15 +1,12 @@
 """Recording events exactly once, and merging identities.
 
-The store applies each contact's change atomically with its events, and each
-event only if its messageId is new for that contact. A replay, an SDK retry or
-a concurrent copy therefore either finds every event already there (nothing
-happens) or applies the rest once. When a contact has been merged into another,
-the store says so and its events are re-routed.
-
-Merges are not done while recording: the change that records an identify or
-alias also asks for them (``ContactChange.merge_from``), and ``link`` runs
-later, triggered by that write (``shared.usecases.merging``). A request's cost
-therefore does not grow with the merges it declares.
+Recording appends each call to its contact's event log, once: the log refuses a
+key it holds (the call's own time and messageId), so a replay, an SDK retry or a
+concurrent copy is a duplicate. Nothing else is written on the request path; the
+aggregation folds the new events into the profiles from the log's stream
+(``shared.usecases.aggregation``), and asks there for the merges identify and
+alias calls declare (``ContactChange.merge_from``). ``link`` runs later,
+triggered by that write (``shared.usecases.merging``).
 """
 
 from __future__ import annotations
@@ -209,7 +206,7 @@ def record(
     """
     seen: set[str] = set()
     unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
-    changes = [plan_change(contact, group, scoring) for contact, group in group_by_contact(unique, {}).items()]
+    changes = [plan_change(contact, group, scoring) for contact, group in group_by_contact(unique).items()]
     check_trait_bytes(changes)
     entries: list[NewEntry] = []
     for change in changes:
@@ -219,7 +216,9 @@ def record(
                     raise PayloadTooLarge(
                         f"call {event.message_id} carries more traits, tags and scores than one write holds"
                     )
-        entries += [NewEntry(change.contact, e, change.scored.ledger.get(e.message_id, ())) for e in change.events]
+        entries += [
+            NewEntry(change.contact, e, change.scored.ledger.get(e.message_id, ())) for e in change.events
+        ]
     duplicates = log.append(entries)
     merges = 0
     for change in changes:  # a call the log held already (a replay) is not folded in again: no merge
@@ -245,22 +244,13 @@ def check_trait_bytes(changes: Sequence[ContactChange]) -> None:
             )
 
 
-
-def group_by_contact(
-    events: Iterable[TrackedEvent], routes: dict[ContactId, ContactId]
-) -> dict[ContactId, list[TrackedEvent]]:
+def group_by_contact(events: Iterable[TrackedEvent]) -> dict[ContactId, list[TrackedEvent]]:
+    """Each call goes to its user, else its anonymous visitor (where merged away, the aggregation
+    re-routes it: the request does not read who an identity belongs to)."""
     groups: dict[ContactId, list[TrackedEvent]] = {}
     for event in events:
-        contact = ContactId.of(event.user_id, event.anonymous_id)
-        seen = {contact}
-        while contact in routes:
-            contact = routes[contact]
-            if contact in seen:
-                break
-            seen.add(contact)
-        groups.setdefault(contact, []).append(event)
+        groups.setdefault(ContactId.of(event.user_id, event.anonymous_id), []).append(event)
     return groups
-
 
 
 def split_change(

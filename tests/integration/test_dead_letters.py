@@ -233,9 +233,8 @@ def local_stack(template):
 def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> None:
     import urllib.request
 
-    from shared.adapters import aws as clients
-
     from infra.wiring import FUNCTIONS
+    from shared.adapters import aws as clients
 
     streamed = [spec.name for spec in FUNCTIONS if spec.stream is not None]
     pump = local_stack.pumps[streamed.index("stage_transition")]

@@ -29,7 +29,9 @@ def identifies(count: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("calls", [100, 2500])
-def test_merging_identify_calls_cost_the_request_one_put_each_whatever_the_batch_size(aws, send, calls) -> None:
+def test_merging_identify_calls_cost_the_request_one_put_each_whatever_the_batch_size(
+    aws, send, calls
+) -> None:
     """The request only appends its events (one conditional put each, no transaction, no profile write);
     the merges are asked for when the aggregation folds the identify calls in, one write per user."""
     visits = [{"type": "page", "anonymousId": f"v{i}", "messageId": f"p{i}"} for i in range(100)]

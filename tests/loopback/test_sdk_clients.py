@@ -126,7 +126,9 @@ def test_real_clients_every_call_succeeds_and_is_stored_once(
     assert sorted(stored) == sorted(set(sent)) and len(stored) == len(sent)
     counts = {"identified": 1, "visit": 1, "purchase": 1, "product_viewed": 120}
     # the request stored the calls; the aggregation folds them into the profile from the stream
-    card = eventually(lambda: (c := folded_card(local_stack, f"user_id:{user}")) and c["counts"] == counts and c)
+    card = eventually(
+        lambda: (c := folded_card(local_stack, f"user_id:{user}")) and c["counts"] == counts and c
+    )
     assert card and card["counts"] == counts
     assert card["traits"]["email"] == f"{user}@example.com"
 
