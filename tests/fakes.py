@@ -135,6 +135,8 @@ class LogItem:
     moved_from: ContactId | None = None
     #: a re-route copied it here and counted it (a merge's copy is counted through the profile it absorbs)
     folded: bool = False
+    #: which put stored it (the adapter's ``inserted`` token): a replay is another put
+    inserted: int = 0
 
     @property
     def message_id(self) -> str:
@@ -216,14 +218,14 @@ class MemoryContactStore:
         duplicates: set[str] = set()
         for entry in entries:
             event = as_logged(entry.event)
-            item = LogItem(log_key(event), event, tuple(entry.ledger))
+            self.position += 1
+            item = LogItem(log_key(event), event, tuple(entry.ledger), inserted=self.position)
             held = self.log.setdefault(entry.contact, {})
             if item.key in held:
                 duplicates.add(event.message_id)
                 continue
             held[item.key] = item
             self.appends += 1
-            self.position += 1
             position = f"{self.position:040d}"
             self.stream.append(
                 NewEvent(entry.contact, event, item.key, item.ledger, position, {"item": item})
@@ -294,7 +296,7 @@ class MemoryContactStore:
             held = frozenset(
                 e.message_id
                 for e in change.events
-                if not _uncounted(log.get(_copied(copies, e).key), change, e)
+                if not _uncounted(log.get(_copied(copies, e).key), change, _copied(copies, e))
             )
         refusal = self._refusal(change)
         if refusal is not None:
@@ -483,11 +485,11 @@ def _copied(copies: Mapping[str, Mapping[str, Any]], event: TrackedEvent) -> Log
     return copies[event.message_id]["item"]
 
 
-def _uncounted(held: LogItem | None, change: ContactChange, event: TrackedEvent) -> bool:
+def _uncounted(held: LogItem | None, change: ContactChange, copy: LogItem) -> bool:
     """Whether a re-routed event may be counted: its key is free, or holds the merge's copy of this very
-    call (same arrival), not yet counted (the adapter's condition on the copy)."""
+    put (not a replay's), not yet counted (the adapter's condition on the copy)."""
     return held is None or (
-        held.moved_from == change.origin and held.event.received_at == event.received_at and not held.folded
+        held.moved_from == change.origin and held.inserted == copy.inserted and not held.folded
     )
 
 

@@ -40,6 +40,8 @@ TIMED_PREFIX, EVENT_PREFIX = "E#", "M#"
 AGGREGATED = "aggregatedThrough"
 #: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
 MOVED_FROM = "movedFrom"
+#: On every event: a token of the put that stored it, kept by copies; a replay's put has another.
+INSERTED = "put"
 #: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
 MERGE_REQUESTED = "mergeRequested"
 #: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
@@ -87,11 +89,14 @@ def event_item(
     received_at: str,
     ledger: tuple[ScoreChange, ...],
     retention: Retention,
+    put: str,
 ) -> dict[str, Any]:
-    """An event as the event log stores it, with what it scored (its ledger) and when it expires."""
+    """An event as the event log stores it, with what it scored (its ledger), when it expires, and the
+    token of the put that stores it (``INSERTED``)."""
     item: dict[str, Any] = {
         "pk": partition(contact),
         "sk": s(event_key(event)),
+        INSERTED: s(put),
         "call": s(event.call),
         "behaviour": s(event.behaviour.value),
         "timestamp": s(format_time(event.timestamp)),

@@ -23,6 +23,7 @@ from typing import Any
 from shared.adapters.contact_items import (
     AGGREGATED,
     COUNT,
+    INSERTED,
     GROUP,
     MERGE_REQUESTED,
     MOVED_FROM,
@@ -150,16 +151,16 @@ class DynamoContactStore:
                         MOVED_FROM: s(str(change.origin)),
                         FOLDED: {"BOOL": True},
                     },
-                    # free, or holding the merge's copy of this very call (the same arrival), which the
+                    # free, or holding the merge's copy of this very put (not a replay's), which the
                     # profile the merge absorbed had not counted yet: the merge moved it meanwhile
                     "ConditionExpression": (
                         "attribute_not_exists(pk) OR "
-                        "(#from = :origin AND receivedAt = :received AND attribute_not_exists(#folded))"
+                        "(#from = :origin AND #put = :put AND attribute_not_exists(#folded))"
                     ),
-                    "ExpressionAttributeNames": {"#from": MOVED_FROM, "#folded": FOLDED},
+                    "ExpressionAttributeNames": {"#from": MOVED_FROM, "#folded": FOLDED, "#put": INSERTED},
                     "ExpressionAttributeValues": {
                         ":origin": s(str(change.origin)),
-                        ":received": copies[e.message_id]["receivedAt"],
+                        ":put": copies[e.message_id][INSERTED],
                     },
                 }
             }

@@ -10,6 +10,7 @@ function, which folds it into the profile (``shared.usecases.aggregation``).
 from __future__ import annotations
 
 import contextvars
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -61,7 +62,12 @@ class DynamoEventLog:
 
     def _put(self, entry: NewEntry) -> str | None:
         item = event_item(
-            entry.contact, entry.event, format_time(entry.event.received_at), entry.ledger, self._retention
+            entry.contact,
+            entry.event,
+            format_time(entry.event.received_at),
+            entry.ledger,
+            self._retention,
+            put=secrets.token_urlsafe(6),
         )
         try:
             retried(
