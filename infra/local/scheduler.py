@@ -47,7 +47,9 @@ class LocalScheduler:
         on_failure: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         with self._lock:
-            self._jobs.append(Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure))
+            self._jobs.append(
+                Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure)
+            )
             self.fired[name] = 0
 
     def run_until(self, until: datetime) -> int:

@@ -23,8 +23,8 @@ from typing import Any
 from shared.adapters.contact_items import (
     AGGREGATED,
     COUNT,
-    INSERTED,
     GROUP,
+    INSERTED,
     MERGE_REQUESTED,
     MOVED_FROM,
     RULE,

@@ -120,9 +120,7 @@ def team(implementation, config_table):
 
 
 def person(pid: str, weight: int = 1, available: bool = True) -> Salesperson:
-    return Salesperson(
-        id=pid, name=pid.title(), email=f"{pid}@example.com", weight=weight, available=available
-    )
+    return Salesperson(id=pid, name=pid.title(), email=f"{pid}@example.com", weight=weight, available=available)
 
 
 def test_the_default_funnel_is_version_zero_and_each_save_takes_the_next(team):

@@ -119,28 +119,14 @@ def _aws_channels(refuse_email: bool = False, topic_unavailable: bool = False) -
 
 def moved(n: int) -> ContactStageChanged:
     return ContactStageChanged(
-        event_id=f"user_id:ann#{n}#0",
-        contact_id="user_id:ann",
-        at=NOW,
-        from_stage="lead",
-        to_stage="mql",
-        phase="acquisition",
-        reason="score",
-        engagement=30.0,
-        index=0.6,
-        direction="rising",
+        event_id=f"user_id:ann#{n}#0", contact_id="user_id:ann", at=NOW, from_stage="lead", to_stage="mql",
+        phase="acquisition", reason="score", engagement=30.0, index=0.6, direction="rising",
     )
 
 
 LEAD = LeadRouted(
-    event_id="user_id:ann#4#routed",
-    contact_id="user_id:ann",
-    at=NOW,
-    salesperson_id="sam",
-    salesperson_name="Sam Seller",
-    salesperson_email="sam@example.com",
-    stage="sql",
-    engagement=61.0,
+    event_id="user_id:ann#4#routed", contact_id="user_id:ann", at=NOW, salesperson_id="sam",
+    salesperson_name="Sam Seller", salesperson_email="sam@example.com", stage="sql", engagement=61.0,
     reason="sales-ready",
 )
 

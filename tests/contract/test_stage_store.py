@@ -38,14 +38,8 @@ def seen(contacts, contact: ContactId, message_id: str = "p1") -> None:
     assert contacts.commit([change(contact, {"type": "page", **who, "messageId": message_id})])[0].committed
 
 
-def evaluation(
-    stage: str | None = "lead",
-    *,
-    source: str | None = None,
-    due_in: timedelta | None = None,
-    write_due: bool = True,
-    sales_ready: bool = False,
-) -> Evaluation:
+def evaluation(stage: str | None = "lead", *, source: str | None = None, due_in: timedelta | None = None,
+               write_due: bool = True, sales_ready: bool = False) -> Evaluation:
     return Evaluation(
         stage=stage or "subscriber",
         quarter=Quarter.NURTURING,
@@ -62,29 +56,15 @@ def evaluation(
 
 def moved(contact: ContactId, seq: int, to: str = "lead") -> ContactStageChanged:
     return ContactStageChanged(
-        event_id=f"{contact}#{seq}#0",
-        contact_id=str(contact),
-        at=NOW,
-        from_stage=None,
-        to_stage=to,
-        phase="acquisition",
-        reason="first seen",
-        engagement=12.0,
-        index=0.5,
-        direction="rising",
+        event_id=f"{contact}#{seq}#0", contact_id=str(contact), at=NOW, from_stage=None, to_stage=to,
+        phase="acquisition", reason="first seen", engagement=12.0, index=0.5, direction="rising",
     )
 
 
 def routed(contact: ContactId, seq: int) -> LeadRouted:
     return LeadRouted(
-        event_id=f"{contact}#{seq}#routed",
-        contact_id=str(contact),
-        at=NOW,
-        salesperson_id=SELLER.id,
-        salesperson_name=SELLER.name,
-        salesperson_email=SELLER.email,
-        stage="sql",
-        engagement=61.0,
+        event_id=f"{contact}#{seq}#routed", contact_id=str(contact), at=NOW, salesperson_id=SELLER.id,
+        salesperson_name=SELLER.name, salesperson_email=SELLER.email, stage="sql", engagement=61.0,
         reason="sales-ready",
     )
 
@@ -157,15 +137,8 @@ def test_a_channel_refused_for_good_is_done_while_the_announcement_waits_for_oth
     stages.apply(ANN, stages.profile(ANN), evaluation(), [routed(ANN, 1)], SELLER, NOW)
     (lead,) = stages.pending(ANN)
     stages.mark_delivered(
-        ANN,
-        [
-            Delivery(
-                lead.key,
-                sent=frozenset({"events"}),
-                refused={"ses": "MessageRejected"},
-                retry=frozenset({"sns"}),
-            )
-        ],
+        ANN, [Delivery(lead.key, sent=frozenset({"events"}), refused={"ses": "MessageRejected"},
+                       retry=frozenset({"sns"}))]
     )
     assert [p.done for p in stages.pending(ANN)] == [frozenset({"events", "ses"})]
 

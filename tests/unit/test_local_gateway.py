@@ -171,34 +171,15 @@ def test_admin_and_local_requests_from_web_pages_are_refused() -> None:
         FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"sec-fetch-site": "cross-site"}),
         FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"sec-fetch-site": "same-site"}),
         # a "simple" POST needs no preflight: text/plain, form, or JSON from a page of another origin
-        FakeRequest(
-            "POST",
-            "/admin/contacts/ann/accept",
-            "127.0.0.1",
-            b'{"salesperson":"s"}',
-            {"content-type": "text/plain", "origin": "https://evil.example"},
-        ),
-        FakeRequest(
-            "POST",
-            "/_local/clock",
-            "127.0.0.1",
-            b'{"advance":"P30D"}',
-            {"content-type": "text/plain", "origin": "null"},
-        ),
-        FakeRequest(
-            "POST",
-            "/_local/clock",
-            "127.0.0.1",
-            b'{"advance":"P30D"}',
-            {**json_type, "origin": "http://localhost:3000"},
-        ),
+        FakeRequest("POST", "/admin/contacts/ann/accept", "127.0.0.1", b'{"salesperson":"s"}',
+                    {"content-type": "text/plain", "origin": "https://evil.example"}),
+        FakeRequest("POST", "/_local/clock", "127.0.0.1", b'{"advance":"P30D"}',
+                    {"content-type": "text/plain", "origin": "null"}),
+        FakeRequest("POST", "/_local/clock", "127.0.0.1", b'{"advance":"P30D"}',
+                    {**json_type, "origin": "http://localhost:3000"}),
         # DNS rebinding: the page's own name resolved to 127.0.0.1, so the browser calls it same-origin
-        FakeRequest(
-            "GET",
-            "/admin/contacts/ann",
-            "127.0.0.1",
-            headers={"host": "attacker.example:3000", "sec-fetch-site": "same-origin"},
-        ),
+        FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1",
+                    headers={"host": "attacker.example:3000", "sec-fetch-site": "same-origin"}),
     ]
     for attempt in attempts:
         gw._dispatch(attempt)
@@ -230,13 +211,8 @@ def test_admin_and_local_answer_curl_and_the_developers_own_tab() -> None:
         FakeRequest(
             "GET", "/admin/contacts/ann", "::1", headers={"host": "[::1]:3000", "sec-fetch-site": "none"}
         ),
-        FakeRequest(
-            "POST",
-            "/admin/contacts/ann/accept",
-            "127.0.0.1",
-            b"{}",
-            {"host": "127.0.0.1:3000", "content-type": "application/json; charset=utf-8"},
-        ),
+        FakeRequest("POST", "/admin/contacts/ann/accept", "127.0.0.1", b"{}",
+                    {"host": "127.0.0.1:3000", "content-type": "application/json; charset=utf-8"}),
         FakeRequest("POST", "/_local/clock", "127.0.0.1", b"{}", {"content-type": "application/json"}),
     ]
     for request in allowed:
