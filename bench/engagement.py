@@ -18,7 +18,8 @@ WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWri
 
 @contextmanager
 def engagement_stack():
-    """moto with the tables, bus and topic; each function in its own scope; a stream pump for the stage function."""
+    """moto with the tables, bus and topic; each function in its own scope; stream pumps for the aggregation
+    (events into profiles) and the stage function."""
     from moto import mock_aws
 
     from infra.local.moto_dynamodb import serialise
@@ -37,7 +38,7 @@ def engagement_stack():
         aws.client("events").create_event_bus(Name="bench-bus")
         topic = aws.client("sns").create_topic(Name="bench-leads")["TopicArn"]
         config = DeploymentConfig(rules_cache_seconds=60, due_shards=1)
-        functions = ("tracking", "stage_transition")
+        functions = ("tracking", "aggregation", "stage_transition")
         stack.enter_context(host_functions(names, functions, config, {"events": "bench-bus", "sns": topic}))
         from datetime import UTC, datetime
 
@@ -59,19 +60,29 @@ def engagement_stack():
             handler=lambda event, context: captured.append(event) or stage(event, context),
             context=Context,
         )
+        from functions.aggregation.handler import handler as aggregate
+
+        folding = StreamPump(  # the events the requests record, folded into the profiles
+            dynamodb=db,
+            streams=aws.client("dynamodbstreams"),
+            table=names["events"],
+            trigger=function("aggregation").stream,
+            handler=aggregate,
+            context=Context,
+        )
         writes: Counter[str] = Counter()
         db.meta.events.register(
             "before-parameter-build.dynamodb",
             lambda model, **_: writes.update([model.name]) if model.name in WRITES else None,
         )
-        yield db, pump, captured, writes, stage
+        yield db, pump, captured, writes, stage, folding
         runtime.reset()
 
 
 def stream_costs(contacts: int = 100) -> dict[str, float]:
     from functions.tracking.handler import handler as track
 
-    with engagement_stack() as (db, pump, captured, writes, stage):
+    with engagement_stack() as (db, pump, captured, writes, stage, folding):
 
         def send(batch: list[dict[str, Any]]) -> None:
             event = api_event("/v1/batch", {"batch": batch})
@@ -79,6 +90,7 @@ def stream_costs(contacts: int = 100) -> dict[str, float]:
                 "Basic " + __import__("base64").b64encode(b"bench-server-key:").decode()
             )
             assert track(event, Context())["statusCode"] == 200
+            folding.drain()  # the profiles change off the request path: the stage function sees them then
 
         # 1. contacts arrive: every record moves someone into the funnel
         send([{"type": "identify", "userId": f"u{i}", "messageId": f"i{i}"} for i in range(contacts)])

@@ -128,7 +128,7 @@ def handler_cpu_by_rules(sizes=(10, 100, 1000), repeat: int = 30, rounds: int = 
 
 
 def ledger_cost() -> dict[str, float]:
-    """What the ledger adds per event: bytes on the event item and entries in the sparse byScore index."""
+    """What the ledger adds per event: bytes on the event item (no index: it is read through the log)."""
     events = parse_calls("/v1/batch", batch_body(100, 10), received_at=NOW, limits=Limits())
     scored = score(events, ScoringContext(rule_book(100), Decay()), NOW)
     lines = [line for changes in scored.ledger.values() for line in changes]

@@ -132,6 +132,12 @@ PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
     "dynamodb": {"Keys": {"sk": {"S": ["PROFILE"]}}, "NewImage": {"lastWriter": {"S": ["tracking"]}}},
 }
+#: Events the tracking path recorded (not copies moved by a merge, not ledger corrections or expiries).
+#: ``exists`` tests leaves only: on ``movedFrom`` itself (an object, ``{"S": ...}``) ``false`` passes all.
+EVENT_RECORDED: Mapping[str, Any] = {
+    "eventName": ["INSERT"],
+    "dynamodb": {"NewImage": {"movedFrom": {"S": [{"exists": False}]}}},
+}
 #: Profile writes by the tracking path that ask for identity merges (``mergeRequested``).
 MERGE_REQUESTED_BY_TRACKING: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
@@ -157,11 +163,28 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         description="Segment-compatible tracking endpoint: records behaviour events exactly once",
         routes=tuple(HttpRoute("POST", path) for path in TRACKING_PATHS),
         tables=(
-            # One transaction per ~100 items: event puts and blind profile updates. Merges run elsewhere.
-            TableAccess(CONTACTS, ("dynamodb:UpdateItem",)),
+            # A conditional put per event, nothing else: profiles are folded in by the aggregation function.
             TableAccess(EVENTS, ("dynamodb:PutItem",)),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),
+    ),
+    FunctionSpec(
+        name="aggregation",
+        capability="ingest",
+        handler="functions.aggregation.handler.handler",
+        description="Aggregation: folds the events tracking recorded into profiles (counters, traits, scores)",
+        stream=StreamTrigger(EVENTS, filters=(EVENT_RECORDED,)),
+        tables=(
+            # one blind update per contact and batch (a transaction with the copies, for re-routed events)
+            TableAccess(CONTACTS, ("dynamodb:UpdateItem",)),
+            # ledger corrections; re-routed events copied to their contact and deleted where they were sent
+            TableAccess(
+                EVENTS,
+                ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+            ),
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+        ),
+        timeout_seconds=60,
     ),
     FunctionSpec(
         name="merge",
@@ -183,12 +206,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                 EVENTS,
                 (
                     "dynamodb:Query",
-                    "dynamodb:BatchGetItem",
                     "dynamodb:BatchWriteItem",
                     "dynamodb:PutItem",
                     "dynamodb:DeleteItem",
                 ),
-                indexes=True,  # the newest events move first, through the byTime index
             ),
         ),
         timeout_seconds=60,
@@ -203,7 +224,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             TableAccess(
                 CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query")
             ),
-            TableAccess(EVENTS, ("dynamodb:Query",), indexes=True),
+            TableAccess(EVENTS, ("dynamodb:Query",)),
             TableAccess(
                 CONFIG,
                 (

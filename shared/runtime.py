@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING
 from shared import clock, scope, settings
 from shared.adapters import aws
 from shared.adapters.contact_items import Retention
-from shared.adapters.contact_store import DynamoContactStore
+from shared.adapters.event_log import DynamoEventLog
 from shared.adapters.rule_store import DynamoRuleStore
 from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
+    from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.admin.dependencies import Admin
+    from shared.usecases.aggregation import Aggregation
     from shared.usecases.engagement import Engagement
     from shared.usecases.merging import Merging
     from shared.usecases.tracking import Tracking
@@ -31,12 +33,21 @@ def _aws() -> None:
     trace_aws_calls()
 
 
-def _contacts(config: settings.ContactStoreSettings) -> DynamoContactStore:
-    return DynamoContactStore(
+def _event_log(config: settings.EventLogSettings) -> DynamoEventLog:
+    return DynamoEventLog(
+        aws.client("dynamodb"),
+        events_table=config.events_table_name,
+        retention=Retention(days=config.event_retention_days, purchase_days=config.purchase_retention_days),
+    )
+
+
+def _merge_store(config: settings.ContactStoreSettings) -> DynamoMergeStore:
+    from shared.adapters.contact_merges import DynamoMergeStore
+
+    return DynamoMergeStore(
         aws.client("dynamodb"),
         contacts_table=config.contacts_table_name,
         events_table=config.events_table_name,
-        retention=Retention(days=config.event_retention_days, purchase_days=config.purchase_retention_days),
     )
 
 
@@ -61,7 +72,28 @@ def tracking() -> Tracking:
     return Tracking(
         clock=clock.current(),
         write_keys=DynamoWriteKeys(aws.client("dynamodb"), table=config.config_table_name),
-        contacts=_contacts(config),
+        log=_event_log(config),
+        rules=_rules(config),
+        decay=_decay(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+@scope.per_function
+def aggregation() -> Aggregation:
+    from shared.adapters.contact_store import DynamoContactStore
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.aggregation import Aggregation
+
+    config = settings.load(settings.AggregationSettings)
+    _aws()
+    return Aggregation(
+        contacts=DynamoContactStore(
+            aws.client("dynamodb"),
+            contacts_table=config.contacts_table_name,
+            events_table=config.events_table_name,
+        ),
+        log=_event_log(config),
         rules=_rules(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
@@ -70,19 +102,14 @@ def tracking() -> Tracking:
 
 @scope.per_function
 def merging() -> Merging:
-    from shared.adapters.contact_merges import DynamoMergeStore
-    from shared.usecases.merging import Merging
     from shared.observability import PowertoolsTelemetry
+    from shared.usecases.merging import Merging
 
     config = settings.load(settings.MergeSettings)
     _aws()
     return Merging(
         clock=clock.current(),
-        contacts=DynamoMergeStore(
-            aws.client("dynamodb"),
-            contacts_table=config.contacts_table_name,
-            events_table=config.events_table_name,
-        ),
+        contacts=_merge_store(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
     )
@@ -140,12 +167,17 @@ def engagement() -> Engagement:
 @scope.per_function
 def admin() -> Admin:
     from shared.adapters.contact_log import DynamoContactLog
+    from shared.adapters.contact_store import DynamoContactStore
     from shared.admin.dependencies import Admin
 
     config = settings.load(settings.AdminSettings)
     _aws()
     return Admin(
-        contacts=_contacts(config),
+        contacts=DynamoContactStore(
+            aws.client("dynamodb"),
+            contacts_table=config.contacts_table_name,
+            events_table=config.events_table_name,
+        ),
         log=DynamoContactLog(aws.client("dynamodb"), events_table=config.events_table_name),
         rules=_rules(config),
         funnels=_engagement_config(),

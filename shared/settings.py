@@ -41,12 +41,16 @@ class ScoringConfigSettings(HalfLifeSettings):
     rules_cache_seconds: float = Field(30, alias="RULES_CACHE_SECONDS", ge=0, le=3600)
 
 
-class ContactStoreSettings(ContactsTableSettings):
-    """The contact store: profiles and the event log."""
+class EventLogSettings(_Settings):
+    """The event log, and how long it keeps events."""
 
     events_table_name: str = Field(alias=EVENTS.env, min_length=3)
     event_retention_days: int = Field(395, alias="EVENT_RETENTION_DAYS", ge=1, le=36500)
     purchase_retention_days: int = Field(3650, alias="PURCHASE_RETENTION_DAYS", ge=1, le=36500)
+
+
+class ContactStoreSettings(ContactsTableSettings, EventLogSettings):
+    """The contact store: profiles and the event log."""
 
 
 class MergeSettings(ContactStoreSettings, HalfLifeSettings):
@@ -54,9 +58,13 @@ class MergeSettings(ContactStoreSettings, HalfLifeSettings):
 
 
 class ScoringSettings(ContactStoreSettings, ScoringConfigSettings):
-    """The tracking function: records events in the contact store and scores them."""
+    """The aggregation function: folds new events into profiles, scoring them."""
 
-    # The tracking function's: built at import, off its first request's path.
+
+class TrackingSettings(EventLogSettings, ScoringConfigSettings):
+    """The tracking function: appends scored events to the log (profiles are not its to write)."""
+
+    # Built at import, off its first request's path.
     model_config = ConfigDict(defer_build=False)
 
 
@@ -78,7 +86,7 @@ class AdminSettings(ScoringSettings, EngagementSettings):
 
 
 #: Each function's settings: exactly what it uses, nothing its template does not give it.
-TrackingSettings = ScoringSettings
+AggregationSettings = ScoringSettings
 StageSettings = DueSettings = EngagementSettings
 
 

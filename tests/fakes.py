@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,13 +20,15 @@ from shared.engagement.events import LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.engagement.transitions import Evaluation
-from shared.errors import Conflict, InvalidRequest, NotFound
+from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
 from shared.scoring.catalogue import effective
 from shared.scoring.decay import Decay
-from shared.scoring.engine import LimitClaim, RuleUse
+from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Rule, RuleBook, StoredRule
+from shared.tracking.messages import TrackedEvent
 from shared.tracking.trust import Source, Trust
+from shared.usecases.aggregation import Aggregation, Folded, NewEvent, aggregate
 from shared.usecases.engagement import Delivery, Pending
 from shared.usecases.merging import MergeRequest, Merging, on_merge_requested
 from shared.usecases.recording import (
@@ -36,9 +38,9 @@ from shared.usecases.recording import (
     CommitOutcome,
     MergePlan,
     Moved,
+    NewEntry,
     Retraction,
 )
-
 
 #: The profile's traits a store holds at most (the adapter's wording, for the 413 it leads to).
 TRAIT_LIMIT = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
@@ -75,6 +77,8 @@ class MemoryProfile:
     merge_completed: bool = False
     #: the merges the last change asked for (the marker), until they are done or cleared
     merge_requested: str | None = None
+    #: the stream position of the last own event folded in (``aggregatedThrough``)
+    aggregated_through: str | None = None
     #: stage attributes, written by the stage store only (``ContactRecord`` field names)
     stage: dict[str, Any] = field(default_factory=dict)
 
@@ -120,55 +124,195 @@ def _flat_sums(scores: Mapping[str, DimensionScore]) -> dict[tuple[str, str, int
     }
 
 
+@dataclass(frozen=True, slots=True)
+class LogItem:
+    """One event of a contact's log, as the events table holds it: its key, the call (times to the
+    millisecond, as stored), what it scored, and the contact a merge or a re-route copied it from."""
+
+    key: str
+    event: TrackedEvent
+    ledger: tuple[ScoreChange, ...] = ()
+    moved_from: ContactId | None = None
+    #: a re-route copied it here and counted it (a merge's copy is counted through the profile it absorbs)
+    folded: bool = False
+    #: which put stored it (the adapter's ``inserted`` token): a replay is another put
+    inserted: int = 0
+
+    @property
+    def message_id(self) -> str:
+        return self.event.message_id
+
+    @property
+    def position(self) -> tuple[str, str]:
+        """Where it sits in the log: (its time, its key); a timed call's time is its own (in the key)."""
+        stated = self.event.stated_time
+        return (_text_time(stated if stated is not None else self.event.timestamp), self.key)
+
+    def stored(self) -> StoredEvent:
+        e = self.event
+        return StoredEvent(
+            message_id=e.message_id,
+            key=self.key,
+            call=e.call,
+            behaviour=e.behaviour.value,
+            event=e.event,
+            timestamp=e.timestamp,
+            received_at=e.received_at,
+            revenue=e.revenue,
+            body=e.body,
+            ledger=[LedgerLine(**asdict(line)) for line in self.ledger],
+        )
+
+
+def _text_time(value: datetime) -> str:
+    return stored_time(value).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def log_key(event: TrackedEvent) -> str:
+    """The key a call gets in its contact's log: the same for every copy of it (an SDK's retry keeps
+    the messageId and the time it stated); a call without a time of its own by its messageId only."""
+    if event.stated_time is None:
+        return f"M#{event.message_id}"
+    return f"E#{_text_time(event.stated_time)}#{event.message_id}"
+
+
+def as_logged(event: TrackedEvent) -> TrackedEvent:
+    """The call as the log gives it back: times to the millisecond."""
+    stated = event.stated_time
+    return replace(
+        event,
+        timestamp=stored_time(event.timestamp),
+        received_at=stored_time(event.received_at),
+        stated_time=None if stated is None else stored_time(stated),
+    )
+
+
 @dataclass
 class MemoryContactStore:
-    """The contact store and the merge store, as the DynamoDB contact store behaves."""
+    """The event log, the contact store and the merge store, as the DynamoDB adapters behave, with the
+    events table's stream: ``append`` queues each new event (``stream``), ``deliver_events`` runs the
+    aggregation on what is queued, ``deliver_merges`` the merge function on the merges asked for."""
 
     capacity: ChangeCapacity = ChangeCapacity(max_events=99, max_keys=300)
     profiles: dict[ContactId, MemoryProfile] = field(default_factory=dict)
-    events_by_contact: dict[ContactId, dict[str, StoredEvent]] = field(default_factory=dict)
+    #: contact -> key -> event: the events table
+    log: dict[ContactId, dict[str, LogItem]] = field(default_factory=dict)
     markers: set[tuple[ContactId, ContactId]] = field(default_factory=set)
-    #: (contact, messageId) -> the contact a merge copied the event from
-    moved_from: dict[tuple[ContactId, str], ContactId] = field(default_factory=dict)
+    #: profile writes made by ``commit`` (one per committed change)
     writes: int = 0
-    #: make the next N commits fail as a whole (as a throttled or conflicting transaction would)
-    fail_next: int = 0
+    #: events appended by the tracking path
+    appends: int = 0
+    #: commits of these contacts' changes fail (throttled, unavailable) until taken out
+    failing: set[ContactId] = field(default_factory=set)
+    #: the events table's stream: new events appended (never copies), not yet delivered
+    stream: list[NewEvent] = field(default_factory=list)
+    #: the last stream position given out
+    position: int = 0
     #: merges asked for by committed changes, not yet delivered (the contacts table's stream): every
     #: tracking write of a profile that still holds a request delivers it again, as the stream does
     merge_requests: list[MergeRequest] = field(default_factory=list)
 
-    def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]:
-        if self.fail_next:
-            self.fail_next -= 1
-            return [CommitOutcome(False) for _ in changes]
-        if any(_write_units(change) > MAX_WRITE_UNITS for change in changes):
-            # the adapter writes nothing of a commit that must split first
-            return [CommitOutcome(False, oversized=_write_units(c) > MAX_WRITE_UNITS) for c in changes]
-        return [self._commit(change) for change in changes]
+    # --- the event log (tracking's port, and the aggregation's ledgers) --------------------------------
 
-    def _commit(self, change: ContactChange) -> CommitOutcome:
-        self.writes += 1
-        p = self.profiles.get(change.contact)
-        known = self.events_by_contact.get(change.contact, {})
-        duplicates = frozenset(e.message_id for e in change.events if e.message_id in known)
-        if p is not None and p.merged_into:
-            return CommitOutcome(False, duplicates, ContactId.parse(p.merged_into))
-        uses = dict(p.rule_uses) if p else {}
-        limits = change.scored.limits
-        over_limit = any(_past_limit(claim, *uses.get(claim.rule_id, (0, None))) for claim in limits)
-        too_many_traits = bool(change.trait_bytes) and trait_bytes(
-            change.traits_after(p.traits if p else {})
-        ) > MAX_PROFILE_TRAIT_BYTES
-        if duplicates or over_limit or too_many_traits:
-            limited = over_limit or too_many_traits
-            return CommitOutcome(
-                False,
-                duplicates,
-                rule_uses={k: RuleUse(c, d) for k, (c, d) in uses.items()} if limited else None,
-                refused=TRAIT_LIMIT if too_many_traits else None,
+    def append(self, entries: Sequence[NewEntry]) -> frozenset[str]:
+        duplicates: set[str] = set()
+        for entry in entries:
+            event = as_logged(entry.event)
+            self.position += 1
+            item = LogItem(log_key(event), event, tuple(entry.ledger), inserted=self.position)
+            held = self.log.setdefault(entry.contact, {})
+            if item.key in held:
+                duplicates.add(event.message_id)
+                continue
+            held[item.key] = item
+            self.appends += 1
+            position = f"{self.position:040d}"
+            self.stream.append(
+                NewEvent(entry.contact, event, item.key, item.ledger, position, {"item": item})
             )
+        return frozenset(duplicates)
+
+    def fits(self, change: ContactChange) -> bool:
+        return _write_units(change) <= MAX_WRITE_UNITS
+
+    def rewrite_ledger(self, contact: ContactId, key: str, ledger: tuple[ScoreChange, ...]) -> None:
+        held = self.log.get(contact, {})
+        if key in held:  # moved by a merge meanwhile: nothing to correct here
+            held[key] = replace(held[key], ledger=tuple(ledger))
+
+    def forget(self, contact: ContactId, keys: Sequence[str]) -> None:
+        held = self.log.get(contact, {})
+        for key in keys:
+            held.pop(key, None)
+
+    def message_ids(self, contact: ContactId) -> set[str]:
+        """The messageIds in the contact's log."""
+        return {item.message_id for item in self.log.get(contact, {}).values()}
+
+    def new_events(self) -> list[NewEvent]:
+        """What the stream holds since the last call (each new event once, in stream order)."""
+        found, self.stream = self.stream, []
+        return found
+
+    def deliver_events(
+        self,
+        rules: Sequence[StoredRule] | None = None,
+        decay: Decay | None = None,
+        telemetry: CountingTelemetry | None = None,
+    ) -> Folded:
+        """Run the aggregation on the events appended so far, as the stream would (shipped rules or these)."""
+        return aggregate(self.new_events(), self.aggregation(rules, decay, telemetry))
+
+    def aggregation(
+        self,
+        rules: Sequence[StoredRule] | None = None,
+        decay: Decay | None = None,
+        telemetry: CountingTelemetry | None = None,
+    ) -> Aggregation:
+        return Aggregation(
+            contacts=self,
+            log=self,
+            rules=StaticRules() if rules is None else StaticRules(list(rules)),
+            decay=Decay() if decay is None else decay,
+            telemetry=CountingTelemetry() if telemetry is None else telemetry,
+        )
+
+    # --- the contact store (aggregation's port) --------------------------------------------------------
+
+    def commit(
+        self, changes: Sequence[ContactChange], copies: Mapping[str, Mapping[str, Any]] = {}
+    ) -> list[CommitOutcome]:
+        """Each change on its own (the adapter writes one update, or one transaction, per change)."""
+        return [self._commit(change, copies) for change in changes]
+
+    def _commit(self, change: ContactChange, copies: Mapping[str, Mapping[str, Any]]) -> CommitOutcome:
+        if change.contact in self.failing:
+            raise DependencyUnavailable("the contact store is throttled; retry")
+        if _write_units(change) > MAX_WRITE_UNITS:
+            return CommitOutcome(False, oversized=True)
+        held: frozenset[str] = frozenset()
+        if change.origin is not None:  # the copies go in with the change, each only if its key is free
+            log = self.log.get(change.contact, {})
+            held = frozenset(
+                e.message_id
+                for e in change.events
+                if not _uncounted(log.get(_copied(copies, e).key), change, _copied(copies, e))
+            )
+        refusal = self._refusal(change)
+        if refusal is not None:
+            return replace(refusal, duplicates=held)
+        if held:
+            return CommitOutcome(False, duplicates=held)
+        self.writes += 1
+        if change.origin is not None:
+            log = self.log.setdefault(change.contact, {})
+            for e in change.events:
+                item = _copied(copies, e)
+                log[item.key] = replace(item, moved_from=change.origin, folded=True)
         self._apply(change)
         p = self.profiles[change.contact]
+        if change.last_position and change.origin is None:
+            p.aggregated_through = change.last_position
         if change.merge_from:
             p.merge_requested = json.dumps(sorted(str(source) for source in change.merge_from))
         if p.merge_requested:
@@ -176,22 +320,35 @@ class MemoryContactStore:
             self.merge_requests.append(MergeRequest(change.contact, sources, p.merge_requested))
         return CommitOutcome(True)
 
+    def _refusal(self, change: ContactChange) -> CommitOutcome | None:
+        """Why the profile refuses the change (the adapter's conditions), or None."""
+        p = self.profiles.get(change.contact)
+        if p is None:
+            return None
+        if p.merged_into:
+            return CommitOutcome(
+                False, merged_into=ContactId.parse(p.merged_into), applied_through=p.aggregated_through
+            )
+        through = p.aggregated_through
+        if change.origin is None and change.first_position and through and through >= change.first_position:
+            return CommitOutcome(False, applied_through=through)
+        over_limit = any(
+            _past_limit(claim, *p.rule_uses.get(claim.rule_id, (0, None))) for claim in change.scored.limits
+        )
+        too_many_traits = (
+            bool(change.trait_bytes) and trait_bytes(change.traits_after(p.traits)) > MAX_PROFILE_TRAIT_BYTES
+        )
+        if over_limit or too_many_traits:
+            return CommitOutcome(
+                False,
+                rule_uses={k: RuleUse(c, d) for k, (c, d) in p.rule_uses.items()},
+                refused=TRAIT_LIMIT if too_many_traits else None,
+            )
+        return None
+
     def _apply(self, change: ContactChange) -> None:
         p = self.profiles.setdefault(change.contact, MemoryProfile())
         received_at = stored_time(change.last_seen)
-        for e in change.events:
-            ledger = [LedgerLine(**asdict(line)) for line in change.scored.ledger.get(e.message_id, ())]
-            self.events_by_contact.setdefault(change.contact, {})[e.message_id] = StoredEvent(
-                message_id=e.message_id,
-                call=e.call,
-                behaviour=e.behaviour.value,
-                event=e.event,
-                timestamp=stored_time(e.timestamp),
-                received_at=received_at,
-                revenue=e.revenue,
-                body=e.body,
-                ledger=ledger,
-            )
         p.traits.update(change.traits_set)
         for k in change.traits_unset:
             p.traits.pop(k, None)
@@ -226,6 +383,8 @@ class MemoryContactStore:
         p = self.profiles.get(contact)
         return None if p is None else p.record(contact)
 
+    # --- the merge store (the merge function's port) ---------------------------------------------------
+
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim:
         p = self.profiles.setdefault(source, MemoryProfile())
         if p.merged_into:
@@ -236,28 +395,31 @@ class MemoryContactStore:
         p.stage.pop("due_at", None)  # a merged-away contact is never due again
         return Claim(target)
 
+    def count_events(self, contact: ContactId) -> int:
+        return len(self.log.get(contact, {}))
+
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
-        """The source's newest events (by time) first; those the target holds of its own are duplicates."""
-        events = self.events_by_contact.get(source, {})
-        held = self.events_by_contact.setdefault(target, {})
-        newest = sorted(events.values(), key=lambda e: (e.timestamp, e.message_id), reverse=True)[:limit]
+        """The source's events by key, the last first; a key the target holds (and not as a copy from
+        this source, made by an earlier attempt) stays on the source, reported as a duplicate."""
+        items = self.log.get(source, {})
+        held = self.log.setdefault(target, {})
+        newest = sorted(items, reverse=True)[:limit]
         duplicates = []
-        for event in newest:
-            message_id = event.message_id
-            if message_id in held and self.moved_from.get((target, message_id)) != source:
-                duplicates.append(event)
+        for key in newest:
+            if key in held and held[key].moved_from != source:
+                duplicates.append(items[key].stored())
                 continue
-            held[message_id] = events.pop(message_id)
-            self.moved_from[(target, message_id)] = source
+            held[key] = replace(items.pop(key), moved_from=source)
         return Moved(count=len(newest) - len(duplicates), duplicates=tuple(duplicates))
 
     def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
-        if retraction.message_id not in self.events_by_contact.get(source, {}):
+        key = retraction.key or f"M#{retraction.message_id}"
+        if key not in self.log.get(source, {}):
             return Absorbed.ALREADY
         p = self.profiles.setdefault(target, MemoryProfile())
         if p.merged_into:
             return Absorbed.MOVED
-        del self.events_by_contact[source][retraction.message_id]
+        del self.log[source][key]
         for b, c in retraction.counts.items():
             p.counts[b] = p.counts.get(b, 0) + c
         p.event_count += retraction.event_count
@@ -274,10 +436,17 @@ class MemoryContactStore:
             p.merge_requested = None
 
     def deliver_merges(self, now: datetime, decay: Decay = Decay()) -> int:
-        """Run the merge function on every request so far, as the stream would; merges completed."""
+        """Run the merge function on every request so far, as the stream would; merges completed. A
+        request that fails (``DependencyUnavailable``: retry later) is delivered again next time."""
         requests, self.merge_requests = self.merge_requests, []
         deps = Merging(FixedClock(now), self, decay, CountingTelemetry())
-        return sum(on_merge_requested(request, deps) for request in requests)
+        merged = 0
+        for request in requests:
+            try:
+                merged += on_merge_requested(request, deps)
+            except DependencyUnavailable:
+                self.merge_requests.append(request)
+        return merged
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
         p = self.profiles.setdefault(target, MemoryProfile())
@@ -311,6 +480,19 @@ class MemoryContactStore:
         return Absorbed.DONE
 
 
+def _copied(copies: Mapping[str, Mapping[str, Any]], event: TrackedEvent) -> LogItem:
+    """The log item a re-routed event is copied from (what the fake's stream put in ``NewEvent.item``)."""
+    return copies[event.message_id]["item"]
+
+
+def _uncounted(held: LogItem | None, change: ContactChange, copy: LogItem) -> bool:
+    """Whether a re-routed event may be counted: its key is free, or holds the merge's copy of this very
+    put (not a replay's), not yet counted (the adapter's condition on the copy)."""
+    return held is None or (
+        held.moved_from == change.origin and held.inserted == copy.inserted and not held.folded
+    )
+
+
 def _past_limit(claim: LimitClaim, used: int, last_day: str | None) -> bool:
     """The store's condition on a limited rule: uses left for the claim, and no use on its days yet."""
     if claim.per_contact is not None and used + claim.count > claim.per_contact:
@@ -333,34 +515,31 @@ def _write_units(change: ContactChange) -> int:
 
 @dataclass
 class MemoryContactLog:
-    """Pages of a contact's event log (by time) and score ledger (scored events only), newest first."""
+    """Pages of a contact's event log and score ledger (scored events only), newest first: by key, a
+    call without a time of its own placed by its (corrected) time."""
 
     store: MemoryContactStore
 
     def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage:
         page, cursor = self._page(contact, limit, before, scored=False)
-        return EventPage(events=[EventView.of(e) for e in page], next_cursor=cursor)
+        return EventPage(events=[EventView.of(e.stored()) for e in page], next_cursor=cursor)
 
     def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage:
         page, cursor = self._page(contact, limit, before, scored=True)
-        return LedgerPage(entries=[LedgerEntry.of(e) for e in page], next_cursor=cursor)
+        return LedgerPage(entries=[LedgerEntry.of(e.stored()) for e in page], next_cursor=cursor)
 
     def _page(
         self, contact: ContactId, limit: int, before: str | None, scored: bool
-    ) -> tuple[list[StoredEvent], str | None]:
-        events = [e for e in self.store.events_by_contact.get(contact, {}).values() if e.ledger or not scored]
-        events.sort(key=_log_key, reverse=True)
+    ) -> tuple[list[LogItem], str | None]:
+        items = [e for e in self.store.log.get(contact, {}).values() if e.ledger or not scored]
+        items.sort(key=lambda e: e.position, reverse=True)
         if before is not None:
             after = _decode_log_cursor(before, contact)
-            events = [e for e in events if _log_key(e) < after]
-        page = events[:limit]
-        more = len(events) > limit
-        cursor = json.dumps([str(contact), *_log_key(page[-1])]) if more else None
+            items = [e for e in items if e.position < after]
+        page = items[:limit]
+        more = len(items) > limit
+        cursor = json.dumps([str(contact), *page[-1].position]) if more else None
         return page, base64.urlsafe_b64encode(cursor.encode()).decode() if cursor else None
-
-
-def _log_key(event: StoredEvent) -> tuple[str, str]:
-    return (event.timestamp.isoformat(), event.message_id)
 
 
 def _decode_log_cursor(cursor: str, contact: ContactId) -> tuple[str, str]:

@@ -28,7 +28,8 @@ class Storage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute=spec.ttl_attribute,
-            stream=dynamodb.StreamViewType.NEW_AND_OLD_IMAGES if spec.stream else None,
+            stream=dynamodb.StreamViewType[spec.stream_view] if spec.stream else None,
+            table_class=dynamodb.TableClass[spec.table_class],
         )
         for index in spec.local_indexes:
             table.add_local_secondary_index(

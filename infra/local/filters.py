@@ -2,7 +2,8 @@
 
 A pattern is a tree of objects whose leaves are lists: a record matches if, at every leaf, its value
 is one of the listed values, or satisfies a listed ``{"prefix": ...}``, ``{"anything-but": [...]}``
-or ``{"exists": bool}``.
+or ``{"exists": bool}``. As on AWS, an operator tests leaves only: where the record holds an object,
+``{"exists": false}`` matches and nothing else does.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ def matches(pattern: Mapping[str, Any], record: Any) -> bool:
     for key, expected in pattern.items():
         value = record.get(key, _MISSING) if isinstance(record, Mapping) else _MISSING
         if isinstance(expected, Mapping):
-            if value is _MISSING or not matches(expected, value):
+            # a path the record lacks holds no leaves: only ``{"exists": false}`` matches under it
+            if not matches(expected, value if isinstance(value, Mapping) else {}):
                 return False
         elif not any(_leaf(option, value) for option in expected):
             return False
@@ -25,6 +27,8 @@ def matches(pattern: Mapping[str, Any], record: Any) -> bool:
 
 
 def _leaf(option: Any, value: Any) -> bool:
+    if isinstance(value, Mapping):  # an object is no leaf: nothing matches it, it "does not exist"
+        value = _MISSING
     if isinstance(option, Mapping):
         if "exists" in option:
             return (value is not _MISSING) == bool(option["exists"])

@@ -239,8 +239,11 @@ class LocalStack:
             thread.start()
 
     def drain_streams(self) -> None:
-        for pump in self.pumps:
-            pump.drain()
+        """Until every stream is quiet: a function's writes may trigger another's (events fold into
+        profiles, whose changes move stages)."""
+        for _ in range(5):
+            if not sum(pump.drain() for pump in self.pumps):
+                return
 
     def _seed_write_keys(self) -> None:
         from shared.adapters import aws
@@ -293,7 +296,9 @@ class LocalStack:
             redrive = Redrive(
                 SqsDeadLetters(aws.client("sqs"), self.dead_letter_queues[name], wait_seconds=0),
                 StreamShardRanges(aws.client("dynamodbstreams")),
-                HandlerInvoker(lambda event, ctx, p=pump: p._handler(event, ctx), context),  # as the pump does
+                HandlerInvoker(
+                    lambda event, ctx, p=pump: p._handler(event, ctx), context
+                ),  # as the pump does
                 passes=lambda record, t=trigger: any(matches(p, record) for p in t.filters),
                 batch_size=trigger.batch_size,
                 function=name,
@@ -365,4 +370,3 @@ def parse_duration(text: str) -> timedelta:
     if not match or text.strip().upper() in ("P", "PT"):
         raise ValueError(f"{text!r} is not an ISO-8601 duration such as P30D or PT12H")
     return timedelta(**{k: int(v) for k, v in match.groupdict().items() if v})
-

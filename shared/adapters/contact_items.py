@@ -26,14 +26,22 @@ from shared.tracking.timestamps import format_time
 
 if TYPE_CHECKING:  # read by the merge function and the admin API only, imported there on use
     from shared.contacts.views import StoredEvent
+    from shared.usecases.aggregation import NewEvent
     from shared.usecases.merging import MergeRequest
 
 PROFILE = "PROFILE"
 #: Every profile write here says who made it; the stage function's trigger passes only these.
 WRITER = "tracking"
-EVENT_PREFIX = "M#"
+#: Event keys: ``E#<stated time>#<messageId>`` for calls that carry their own time, ``M#<messageId>`` otherwise.
+TIMED_PREFIX, EVENT_PREFIX = "E#", "M#"
+#: On a profile: the stream position of the newest event folded in (``AGGREGATED`` for its own events,
+#: ``AGGREGATED:<contact>`` for events re-routed from a contact merged into it), so a redelivered record
+#: is never folded in twice.
+AGGREGATED = "aggregatedThrough"
 #: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
 MOVED_FROM = "movedFrom"
+#: On every event: a token of the put that stored it, kept by copies; a replay's put has another.
+INSERTED = "put"
 #: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
 MERGE_REQUESTED = "mergeRequested"
 #: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
@@ -81,17 +89,17 @@ def event_item(
     received_at: str,
     ledger: tuple[ScoreChange, ...],
     retention: Retention,
+    put: str,
 ) -> dict[str, Any]:
-    """An event as the event log stores it, with what it scored (its ledger) and when it expires."""
-    happened = format_time(event.timestamp)
+    """An event as the event log stores it, with what it scored (its ledger), when it expires, and the
+    token of the put that stores it (``INSERTED``)."""
     item: dict[str, Any] = {
         "pk": partition(contact),
-        "sk": s(EVENT_PREFIX + event.message_id),
-        "at": s(f"{happened}#{event.message_id}"),
-        "messageId": s(event.message_id),
+        "sk": s(event_key(event)),
+        INSERTED: s(put),
         "call": s(event.call),
         "behaviour": s(event.behaviour.value),
-        "timestamp": s(happened),
+        "timestamp": s(format_time(event.timestamp)),
         "receivedAt": s(received_at),
         "body": s(event.body),
         EVENTS.ttl_attribute: n(retention.expires_at(event)),
@@ -101,9 +109,25 @@ def event_item(
     if event.revenue is not None:
         item["revenue"] = n(event.revenue)
     if ledger:
-        item["scoredAt"] = item["at"]
-        item["ledger"] = js([asdict(change) for change in ledger])
+        item["ledger"] = ledger_value(ledger)
     return item
+
+
+def event_key(event: TrackedEvent) -> str:
+    """The event's sort key: the same for every copy of a call (SDK retries keep messageId and time)."""
+    if event.stated_time is None:
+        return EVENT_PREFIX + event.message_id
+    return f"{TIMED_PREFIX}{format_time(event.stated_time)}#{event.message_id}"
+
+
+def message_id_of(sort_key: str) -> str:
+    if sort_key.startswith(TIMED_PREFIX):
+        return sort_key.split("#", 2)[2]
+    return sort_key.removeprefix(EVENT_PREFIX)
+
+
+def ledger_value(ledger: tuple[ScoreChange, ...]) -> dict[str, Any]:
+    return js([asdict(change) for change in ledger])
 
 
 def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
@@ -188,7 +212,8 @@ def stored_event(item: Mapping[str, Any]) -> StoredEvent:
     data = plain_item(item)
     return StoredEvent.model_validate(
         {
-            "message_id": data.get("messageId") or str(data["sk"]).removeprefix(EVENT_PREFIX),
+            "message_id": message_id_of(str(data["sk"])),
+            "key": str(data["sk"]),
             "call": data["call"],
             "behaviour": data["behaviour"],
             "event": data.get("event"),
@@ -213,3 +238,40 @@ def merge_request_from_stream(record: Mapping[str, Any]) -> MergeRequest | None:
     target = ContactId.parse(str(image["pk"]["S"]).removeprefix("C#"))
     sources = tuple(ContactId.parse(source) for source in json.loads(marker))
     return MergeRequest(target=target, sources=sources, marker=marker)
+
+
+#: Stream sequence numbers are decimal strings of up to 40 digits; padded, text order is stream order.
+POSITION_DIGITS = 40
+
+
+def new_event_from_stream(record: Mapping[str, Any]) -> NewEvent | None:
+    """An event the log recorded, from its stream record (None for anything else: a copy moved by a
+    merge, a ledger corrected, an expiry)."""
+    from shared.contacts.views import LedgerLine
+    from shared.scoring.engine import ScoreChange
+    from shared.tracking.messages import rebuild_event
+    from shared.tracking.timestamps import parse_time
+    from shared.usecases.aggregation import NewEvent
+
+    change = record.get("dynamodb") or {}
+    image = change.get("NewImage") or {}
+    if record.get("eventName") != "INSERT" or MOVED_FROM in image or "body" not in image:
+        return None
+    data = plain_item(image)
+    key = str(data["sk"])
+    ledger = json.loads(data.get("ledger", "[]"))
+    return NewEvent(
+        contact=ContactId.parse(str(data["pk"]).removeprefix("C#")),
+        event=rebuild_event(
+            str(data["body"]),
+            message_id=message_id_of(key),
+            call=str(data["call"]),
+            timestamp=parse_time(str(data["timestamp"])),
+            received_at=parse_time(str(data["receivedAt"])),
+            stated_time=parse_time(key.split("#", 2)[1]) if key.startswith(TIMED_PREFIX) else None,
+        ),
+        key=key,
+        ledger=tuple(ScoreChange(**LedgerLine.model_validate(line).model_dump()) for line in ledger),
+        position=str(change["SequenceNumber"]).zfill(POSITION_DIGITS),
+        item=image,
+    )

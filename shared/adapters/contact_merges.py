@@ -33,8 +33,7 @@ from shared.adapters.contact_items import (
 )
 from shared.adapters.contact_profiles import STORE, move_if, read_profile
 from shared.adapters.dynamodb import (
-    ATTEMPTS,
-    backoff,
+    batch_write,
     error_code,
     exact_number,
     failure,
@@ -46,17 +45,12 @@ from shared.adapters.dynamodb import (
     transact,
 )
 from shared.adapters.expressions import Clause, Expression, packed
-from shared.adapters.tables import EVENTS
 from shared.contacts.changes import trait_bytes
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import StoredEvent
-from shared.errors import DependencyUnavailable
 from shared.tracking.timestamps import format_time
 from shared.usecases.recording import Absorbed, Claim, MergePlan, Moved, Retraction
-
-BY_TIME = EVENTS.local_indexes[0].name
-
 
 #: Events copied per transaction: each up to 32 KB of call plus its ledger, well within 4 MB.
 COPIES_PER_TRANSACTION = 25
@@ -126,8 +120,27 @@ class DynamoMergeStore:
             raise failure(cancelled.error, STORE) from cancelled.error
         return Claim(target)
 
+    def count_events(self, contact: ContactId) -> int:
+        request: dict[str, Any] = {
+            "TableName": self._events,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": partition(contact)},
+            "Select": "COUNT",
+            "ConsistentRead": True,
+        }
+        count = 0
+        while True:
+            try:
+                page = self._db.query(**request)
+            except Exception as exc:
+                raise self._failure(exc) from exc
+            count += page.get("Count", 0)
+            if not page.get("LastEvaluatedKey"):
+                return count
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved:
-        """Copy the source's newest events (by time) to the target, then delete them from the source.
+        """Copy the source's newest events (by key: time) to the target, then delete them from the source.
 
         An event whose messageId the target already holds (and not as a copy from this source, made by
         an earlier attempt) stays on the source and is reported as a duplicate, to be retracted.
@@ -138,7 +151,6 @@ class DynamoMergeStore:
         while moved < limit:
             request: dict[str, Any] = {
                 "TableName": self._events,
-                "IndexName": BY_TIME,
                 "KeyConditionExpression": "pk = :pk",
                 "ExpressionAttributeValues": {":pk": partition(source)},
                 "ScanIndexForward": False,
@@ -194,7 +206,9 @@ class DynamoMergeStore:
             if cancelled is None:
                 continue
             codes = cancelled.codes
-            held = [item for item, code in zip(chunk, codes, strict=False) if code == "ConditionalCheckFailed"]
+            held = [
+                item for item, code in zip(chunk, codes, strict=False) if code == "ConditionalCheckFailed"
+            ]
             if not held:
                 raise failure(cancelled.error, STORE) from cancelled.error
             late += held
@@ -220,11 +234,12 @@ class DynamoMergeStore:
             x.add(f"{RULE}{rule}:n", n(count))
         x.set("lastWriter", s(WRITER))
         x.add("rev", n(1))
+        key = retraction.key or EVENT_PREFIX + retraction.message_id
         items = [
             {
                 "Delete": {
                     "TableName": self._events,
-                    "Key": {"pk": partition(source), "sk": s(EVENT_PREFIX + retraction.message_id)},
+                    "Key": {"pk": partition(source), "sk": s(key)},
                     "ConditionExpression": "attribute_exists(pk)",
                 }
             },
@@ -363,18 +378,7 @@ class DynamoMergeStore:
             move_if(self._db, self._contacts, target, attribute, value, op, sleep=self._sleep)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), 25):
-            pending = {self._events: requests[start : start + 25]}
-            for _ in backoff(ATTEMPTS + 2, self._sleep):  # unprocessed items: throttled, send them again
-                try:
-                    answer = self._write(lambda batch=pending: self._db.batch_write_item(RequestItems=batch))
-                except Exception as exc:
-                    raise self._failure(exc) from exc
-                pending = answer.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-            if pending:
-                raise DependencyUnavailable("the event log is throttled; retry")
+        batch_write(self._db, self._events, requests, STORE, sleep=self._sleep)
 
     def _write(self, call: Callable[[], Any]) -> Any:
         """One write, retried while DynamoDB throttles it or a transaction conflicts with it."""

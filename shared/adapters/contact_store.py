@@ -1,13 +1,14 @@
-"""The contact store on DynamoDB: the hot path that records events.
+"""The contact store on DynamoDB: folding new events into profiles, off the request path.
 
-One ``TransactWriteItems`` carries, per contact, a conditional put of each new
-event (keyed by messageId, so a replay fails its condition) and one blind
-update of the profile (guarded by ``attribute_not_exists(mergedInto)``, so
-writes to a merged-away contact are re-routed). Changes for many contacts
-share a transaction up to DynamoDB's 100-item limit. No reads. A change that
-declares identity merges sets ``mergeRequested`` on the profile in that same
-update; the merge function, triggered by that write, does the merges
-(``shared.adapters.contact_merges``).
+The tracking path only appends events (``shared.adapters.event_log``). The aggregation function,
+triggered by the events table's stream, folds each contact's new events into its profile with one
+blind update per contact and batch (guarded by ``attribute_not_exists(mergedInto)``, so events of a
+merged-away contact are re-routed, and by the profile's stream position, so a redelivered record is
+never folded in twice). No reads, and no transaction, except for the rare events sent to a contact
+after it was merged away: those are folded into the contact it joined in one transaction with their
+copies in its log (``_reroute``). A change that declares identity merges sets
+``mergeRequested`` on the profile in that same update; the merge function, triggered by that write,
+does the merges (``shared.adapters.contact_merges``).
 """
 
 from __future__ import annotations
@@ -15,21 +16,24 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from shared.adapters.contact_items import (
+    AGGREGATED,
     COUNT,
     GROUP,
+    INSERTED,
     MERGE_REQUESTED,
+    MOVED_FROM,
     RULE,
     SCORE,
     TAG,
     TRAIT,
     TRAIT_BYTES,
     WRITER,
-    Retention,
-    event_item,
+    partition,
     profile_key,
     record_from_item,
     rule_uses,
@@ -52,14 +56,12 @@ from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, ContactChange, trai
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.errors import LifecycleError
-from shared.scoring.engine import RuleUse, ScoreChange
-from shared.tracking.messages import TrackedEvent
+from shared.scoring.engine import RuleUse
 from shared.tracking.timestamps import format_time
 from shared.usecases.recording import ChangeCapacity, CommitOutcome
 
-MAX_TRANSACTION_ITEMS = 100
-#: Stay under the 4 MB transaction limit, counting each item's body and keys.
-MAX_TRANSACTION_BYTES = 3_500_000
+#: On an event a re-route copied into its contact's log: that copy has been counted there.
+FOLDED = "folded"
 TRAIT_CAP = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
 ITEM_CAP = "400 KB (the limit of a contact's profile)"
 #: Events older than this when they arrive are history being imported, not live behaviour.
@@ -67,9 +69,10 @@ IMPORT_HORIZON = timedelta(days=1)
 
 
 class DynamoContactStore:
-    """Recording (``ContactStore``): each contact's change with its new events, in shared transactions."""
+    """Aggregation (``ContactStore``): each contact's new events folded into its profile, once."""
 
-    capacity = ChangeCapacity(max_events=MAX_TRANSACTION_ITEMS - 1, max_keys=300)
+    #: 99 events and the profile: a re-routed change is one transaction of at most 100 items
+    capacity = ChangeCapacity(max_events=99, max_keys=300)
 
     def __init__(
         self,
@@ -77,36 +80,30 @@ class DynamoContactStore:
         *,
         contacts_table: str,
         events_table: str,
-        retention: Retention = Retention(),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._db = client
         self._contacts = contacts_table
         self._events = events_table
-        self._retention = retention
         self._sleep = sleep
 
-    # --- hot path -----------------------------------------------------------------
-
-    def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]:
-        outcomes: list[CommitOutcome | None] = [None] * len(changes)
-        updates = [self._profile_update(change) for change in changes]
-        fitting = []
-        for index, update in enumerate(updates):
-            if max(len(update["UpdateExpression"]), len(update["ConditionExpression"])) > EXPRESSION_LIMIT:
-                outcomes[index] = CommitOutcome(committed=False, oversized=True)
+    def commit(
+        self, changes: Sequence[ContactChange], copies: Mapping[str, Mapping[str, Any]] = {}
+    ) -> list[CommitOutcome]:
+        outcomes = []
+        for change in changes:
+            update = profile_update(change, self._contacts)
+            if not fits(update):
+                outcomes.append(CommitOutcome(committed=False, oversized=True))
+                continue
+            if change.origin is None:
+                outcome = self._apply(change, update)
             else:
-                fitting.append(index)
-        if len(fitting) < len(changes):
-            # Split (or refuse) the oversized first and write nothing meanwhile: a 413 then finds
-            # nothing of the request written.
-            return [o or CommitOutcome(committed=False) for o in outcomes]
-        for indices in _pack([changes[i] for i in fitting]):
-            self._transact([fitting[i] for i in indices], changes, updates, outcomes)
-        for index, outcome in enumerate(outcomes):
-            if outcome is not None and outcome.committed:
-                self._imported_times(changes[index])
-        return [o or CommitOutcome(committed=False) for o in outcomes]
+                outcome = self._reroute(change, update, copies)
+            if outcome.committed:
+                self._imported_times(change)
+            outcomes.append(outcome)
+        return outcomes
 
     def _imported_times(self, change: ContactChange) -> None:
         """History sent late (``/v1/import``) may hold the earliest visit or the latest purchase; those
@@ -120,78 +117,87 @@ class DynamoContactStore:
         for attribute, value, op in moves:
             move_if(self._db, self._contacts, change.contact, attribute, value, op, sleep=self._sleep)
 
-    def _transact(
-        self,
-        indices: list[int],
-        changes: Sequence[ContactChange],
-        updates: Sequence[dict[str, Any]],
-        outcomes: list[CommitOutcome | None],
-    ) -> None:
-        items: list[dict[str, Any]] = []
-        owners: list[tuple[int, str | None]] = []  # (change index, messageId or None for the profile)
-        for index in indices:
-            change = changes[index]
-            received_at = format_time(change.last_seen)
-            for event in change.events:
-                ledger = change.scored.ledger.get(event.message_id, ())
-                items.append({"Put": self._event_put(change.contact, event, received_at, ledger)})
-                owners.append((index, event.message_id))
-            items.append({"Update": updates[index]})
-            owners.append((index, None))
-        cancelled = transact(self._db, items, STORE, sleep=self._sleep)  # e.g. a ValidationException: a 500
-        if cancelled is not None:
-            self._rejected(cancelled.error, cancelled.reasons, owners, changes, updates, outcomes)
-            return
-        for index in indices:
-            outcomes[index] = CommitOutcome(committed=True)
+    def _apply(self, change: ContactChange, update: dict[str, Any]) -> CommitOutcome:
+        """One conditional update; why it was refused: folded in before, a merge, a rule limit, a full
+        profile. A change refused for a condition it can meet once re-planned gets what it needs."""
+        try:
+            retried(lambda: self._db.update_item(**update), STORE, sleep=self._sleep)
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            code = error_code(exc)
+            if code == "ValidationException" and "maximum allowed size" in str(exc):
+                return CommitOutcome(committed=False, refused=ITEM_CAP)
+            if code != "ConditionalCheckFailedException":
+                raise failure(exc, STORE) from exc
+            return self._refused(change, update, (getattr(exc, "response", None) or {}).get("Item") or {})
+        return CommitOutcome(committed=True)
 
-    def _rejected(
-        self,
-        exc: Exception,
-        reasons: list[Mapping[str, Any]],
-        owners: list[tuple[int, str | None]],
-        changes: Sequence[ContactChange],
-        updates: Sequence[dict[str, Any]],
-        outcomes: list[CommitOutcome | None],
-    ) -> None:
-        """Why a transaction was cancelled, per change: duplicates, a merge, a rule limit, a full profile.
+    def _reroute(
+        self, change: ContactChange, update: dict[str, Any], copies: Mapping[str, Mapping[str, Any]]
+    ) -> CommitOutcome:
+        """Events a merged-away contact recorded, folded into its contact together with copying them into
+        its log, in one transaction: a copy the contact holds already (a replay, or the merge moved it)
+        fails its condition, so each event counts once. Rare: only calls sent under an identity after
+        it was merged away."""
+        events = change.events
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._events,
+                    "Item": {
+                        **copies[e.message_id],
+                        "pk": partition(change.contact),
+                        MOVED_FROM: s(str(change.origin)),
+                        FOLDED: {"BOOL": True},
+                    },
+                    # free, or holding the merge's copy of this very put (not a replay's), which the
+                    # profile the merge absorbed had not counted yet: the merge moved it meanwhile
+                    "ConditionExpression": (
+                        "attribute_not_exists(pk) OR "
+                        "(#from = :origin AND #put = :put AND attribute_not_exists(#folded))"
+                    ),
+                    "ExpressionAttributeNames": {"#from": MOVED_FROM, "#folded": FOLDED, "#put": INSERTED},
+                    "ExpressionAttributeValues": {
+                        ":origin": s(str(change.origin)),
+                        ":put": copies[e.message_id][INSERTED],
+                    },
+                }
+            }
+            for e in events
+        ]
+        items.append({"Update": update})
+        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+        if cancelled is None:
+            return CommitOutcome(committed=True)
+        reasons = cancelled.reasons
+        held = frozenset(
+            e.message_id
+            for e, r in zip(events, reasons, strict=False)
+            if r.get("Code") == "ConditionalCheckFailed"
+        )
+        last = reasons[len(events)] if len(reasons) > len(events) else {}
+        if last.get("Code") == "ValidationError" and "maximum allowed size" in (last.get("Message") or ""):
+            return CommitOutcome(committed=False, duplicates=held, refused=ITEM_CAP)
+        if last.get("Code") == "ConditionalCheckFailed":
+            outcome = self._refused(change, update, last.get("Item") or {})
+            return replace(outcome, duplicates=held)
+        if not held:
+            raise failure(cancelled.error, STORE) from cancelled.error
+        return CommitOutcome(committed=False, duplicates=held)
 
-        Changes cancelled only for another's sake (or by a conflict) get a plain "not committed" and are
-        planned again.
-        """
-        duplicates: dict[int, set[str]] = {}
-        merged: dict[int, ContactId] = {}
-        uses: dict[int, dict[str, RuleUse]] = {}
-        refused: dict[int, str] = {}
-        for (index, message_id), reason in zip(owners, reasons, strict=False):
-            duplicates.setdefault(index, set())
-            code = reason.get("Code")
-            if code == "ValidationError":
-                if "maximum allowed size" not in (reason.get("Message") or ""):
-                    raise exc  # not something the caller sent: our bug, a 500 (logged, no internals shown)
-                refused[index] = ITEM_CAP
-                continue
-            if code != "ConditionalCheckFailed":
-                continue
-            if message_id is not None:
-                duplicates[index].add(message_id)
-                continue
-            item = reason.get("Item") or {}
-            into = item.get("mergedInto", {}).get("S")
-            if into:
-                merged[index] = ContactId.parse(into)
-                continue
-            uses[index] = {k: RuleUse(c, d) for k, (c, d) in rule_uses(plain_item(item)).items()}
-            if item and not self._trait_bytes_fit(changes[index], updates[index], item):
-                refused[index] = TRAIT_CAP
-        for index, found in duplicates.items():
-            outcomes[index] = CommitOutcome(
-                committed=False,
-                duplicates=frozenset(found),
-                merged_into=merged.get(index),
-                rule_uses=uses.get(index),
-                refused=refused.get(index),
-            )
+    def _refused(
+        self, change: ContactChange, update: Mapping[str, Any], item: Mapping[str, Any]
+    ) -> CommitOutcome:
+        into = item.get("mergedInto", {}).get("S")
+        through = item.get(AGGREGATED, {}).get("S")
+        if into:  # what it folded in before it was merged away went with its profile
+            return CommitOutcome(committed=False, merged_into=ContactId.parse(into), applied_through=through)
+        if change.origin is None and change.first_position and through and through >= change.first_position:
+            return CommitOutcome(committed=False, applied_through=through)
+        uses = {k: RuleUse(c, d) for k, (c, d) in rule_uses(plain_item(item)).items()}
+        refused = TRAIT_CAP if item and not self._trait_bytes_fit(change, update, item) else None
+        return CommitOutcome(committed=False, rule_uses=uses, refused=refused)
 
     def _trait_bytes_fit(
         self, change: ContactChange, update: Mapping[str, Any], item: Mapping[str, Any]
@@ -236,106 +242,83 @@ class DynamoContactStore:
                 raise failure(exc, STORE) from exc
         return True
 
-    def _event_put(
-        self, contact: ContactId, event: TrackedEvent, received_at: str, ledger: tuple[ScoreChange, ...]
-    ) -> dict[str, Any]:
-        item = event_item(contact, event, received_at, ledger, self._retention)
-        return {"TableName": self._events, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}
-
-    def _profile_update(self, change: ContactChange) -> dict[str, Any]:
-        x = Expression()
-        contact = change.contact
-        x.set("contactId", s(str(contact)))
-        x.set("lastWriter", s(WRITER))
-        if contact.kind == "user_id":
-            x.set("userId", s(contact.value))
-        x.set_if_absent("firstSeenAt", s(format_time(change.first_seen)))
-        x.set("lastSeenAt", s(format_time(change.last_seen)))
-        x.set("updatedAt", s(format_time(change.last_seen)))
-        for name, value in change.traits_set.items():
-            x.set(TRAIT + name, js(value))
-        added = change.trait_bytes
-        for name in change.traits_unset:
-            x.remove(TRAIT + name)
-        if change.timezone_hint:
-            x.set_if_absent(TRAIT + "timezone", js(change.timezone_hint))
-        stamp = s(format_time(change.last_seen))
-        for tag in change.tags_add:
-            x.set_if_absent(TAG + tag, stamp)
-        for tag in change.tags_remove:
-            x.remove(TAG + tag)
-        for group in change.groups:
-            x.set_if_absent(GROUP + group, stamp)
-        if (
-            change.last_purchase_at is not None
-            and change.last_purchase_at >= change.last_seen - IMPORT_HORIZON
-        ):
-            x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
-        x.add("eventCount", n(len(change.events)))
-        x.add("rev", n(1))
-        for behaviour, count in change.counts.items():
-            x.add(COUNT + behaviour, n(count))
-        if change.anonymous_ids:
-            x.add("anonymousIds", ss(change.anonymous_ids))
-        if change.revenue:
-            x.add("revenueTotal", n(change.revenue))
-        scored = change.scored
-        for dimension, points in scored.totals.items():
-            x.add(f"{SCORE}{dimension}:total", n(points))
-        for (dimension, memory, bucket), value in scored.sums.items():
-            x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
-        if change.merge_from:
-            x.set(MERGE_REQUESTED, s(json.dumps(sorted(str(source) for source in change.merge_from))))
-        conditions = [f"attribute_not_exists({x.name('mergedInto')})"]
-        if added:  # the trait cap, without a read: the bound grows by what this change may add
-            x.add(TRAIT_BYTES, n(added))
-            bound, ceiling = x.name(TRAIT_BYTES), x.value(n(MAX_PROFILE_TRAIT_BYTES - added))
-            conditions.append(f"(attribute_not_exists({x.name('pk')}) OR {bound} <= {ceiling})")
-        else:
-            x.set_if_absent(TRAIT_BYTES, n(0))
-        for claim in scored.limits:
-            count = x.name(f"{RULE}{claim.rule_id}:n")
-            x.add(f"{RULE}{claim.rule_id}:n", n(claim.count))
-            if claim.per_contact is not None:
-                ceiling = x.value(n(claim.per_contact - claim.count))
-                conditions.append(f"(attribute_not_exists({count}) OR {count} <= {ceiling})")
-            if claim.first_day is not None:
-                day = x.name(f"{RULE}{claim.rule_id}:day")
-                x.set(f"{RULE}{claim.rule_id}:day", s(claim.last_day))
-                conditions.append(f"(attribute_not_exists({day}) OR {day} < {x.value(s(claim.first_day))})")
-        return x.update(
-            self._contacts,
-            profile_key(contact),
-            " AND ".join(conditions),
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-
     # --- reads ------------------------------------------------------------------------
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
         return read_profile(self._db, self._contacts, contact)
 
 
-def _pack(changes: Sequence[ContactChange]) -> list[list[int]]:
-    """Group changes into transactions: at most 100 items and ~3.5 MB, one change per contact each."""
-    batches: list[list[int]] = []
-    current: list[int] = []
-    contacts: set[ContactId] = set()
-    items = size = 0
-    for index, change in enumerate(changes):
-        need = len(change.events) + 1
-        weight = sum(len(e.body) + 600 for e in change.events) + 4000
-        if current and (
-            items + need > MAX_TRANSACTION_ITEMS
-            or size + weight > MAX_TRANSACTION_BYTES
-            or change.contact in contacts
-        ):
-            batches.append(current)
-            current, contacts, items, size = [], set(), 0, 0
-        current.append(index)
-        contacts.add(change.contact)
-        items += need
-        size += weight
-    if current:
-        batches.append(current)
-    return batches
+def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
+    """The blind update that folds a change into the contact's profile (pure: no AWS call)."""
+    x = Expression()
+    contact = change.contact
+    x.set("contactId", s(str(contact)))
+    x.set("lastWriter", s(WRITER))
+    if contact.kind == "user_id":
+        x.set("userId", s(contact.value))
+    x.set_if_absent("firstSeenAt", s(format_time(change.first_seen)))
+    x.set("lastSeenAt", s(format_time(change.last_seen)))
+    x.set("updatedAt", s(format_time(change.last_seen)))
+    for name, value in change.traits_set.items():
+        x.set(TRAIT + name, js(value))
+    added = change.trait_bytes
+    for name in change.traits_unset:
+        x.remove(TRAIT + name)
+    if change.timezone_hint:
+        x.set_if_absent(TRAIT + "timezone", js(change.timezone_hint))
+    stamp = s(format_time(change.last_seen))
+    for tag in change.tags_add:
+        x.set_if_absent(TAG + tag, stamp)
+    for tag in change.tags_remove:
+        x.remove(TAG + tag)
+    for group in change.groups:
+        x.set_if_absent(GROUP + group, stamp)
+    if change.last_purchase_at is not None and change.last_purchase_at >= change.last_seen - IMPORT_HORIZON:
+        x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
+    x.add("eventCount", n(len(change.events)))
+    x.add("rev", n(1))
+    for behaviour, count in change.counts.items():
+        x.add(COUNT + behaviour, n(count))
+    if change.anonymous_ids:
+        x.add("anonymousIds", ss(change.anonymous_ids))
+    if change.revenue:
+        x.add("revenueTotal", n(change.revenue))
+    scored = change.scored
+    for dimension, points in scored.totals.items():
+        x.add(f"{SCORE}{dimension}:total", n(points))
+    for (dimension, memory, bucket), value in scored.sums.items():
+        x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
+    if change.merge_from:
+        x.set(MERGE_REQUESTED, s(json.dumps(sorted(str(source) for source in change.merge_from))))
+    conditions = [f"attribute_not_exists({x.name('mergedInto')})"]
+    if added:  # the trait cap, without a read: the bound grows by what this change may add
+        x.add(TRAIT_BYTES, n(added))
+        bound, ceiling = x.name(TRAIT_BYTES), x.value(n(MAX_PROFILE_TRAIT_BYTES - added))
+        conditions.append(f"(attribute_not_exists({x.name('pk')}) OR {bound} <= {ceiling})")
+    else:
+        x.set_if_absent(TRAIT_BYTES, n(0))
+    for claim in scored.limits:
+        count = x.name(f"{RULE}{claim.rule_id}:n")
+        x.add(f"{RULE}{claim.rule_id}:n", n(claim.count))
+        if claim.per_contact is not None:
+            ceiling = x.value(n(claim.per_contact - claim.count))
+            conditions.append(f"(attribute_not_exists({count}) OR {count} <= {ceiling})")
+        if claim.first_day is not None:
+            day = x.name(f"{RULE}{claim.rule_id}:day")
+            x.set(f"{RULE}{claim.rule_id}:day", s(claim.last_day))
+            conditions.append(f"(attribute_not_exists({day}) OR {day} < {x.value(s(claim.first_day))})")
+    if change.last_position and change.origin is None:  # re-routed events are guarded by their copies
+        mark = x.name(AGGREGATED)
+        x.set(AGGREGATED, s(change.last_position))
+        conditions.append(f"(attribute_not_exists({mark}) OR {mark} < {x.value(s(change.first_position))})")
+    return x.update(
+        table,
+        profile_key(contact),
+        " AND ".join(conditions),
+        ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
+
+
+def fits(update: Mapping[str, Any]) -> bool:
+    """Whether the update is within DynamoDB's 4 KB per expression."""
+    return max(len(update["UpdateExpression"]), len(update["ConditionExpression"])) <= EXPRESSION_LIMIT

@@ -221,3 +221,30 @@ def query_all(client: Any, request: Mapping[str, Any], what: str) -> list[dict[s
         start = page.get("LastEvaluatedKey")
         if not start:
             return items
+
+
+def batch_write(
+    client: Any,
+    table: str,
+    requests: list[dict[str, Any]],
+    what: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Put and delete requests on one table, 25 per call, sending what DynamoDB left unprocessed again."""
+    for start in range(0, len(requests), 25):
+        pending = {table: requests[start : start + 25]}
+        for _ in backoff(ATTEMPTS + 2, sleep):  # unprocessed items: throttled, send them again
+            try:
+                answer = retried(
+                    lambda batch=pending: client.batch_write_item(RequestItems=batch), what, sleep=sleep
+                )
+            except LifecycleError:
+                raise
+            except Exception as exc:
+                raise failure(exc, what) from exc
+            pending = answer.get("UnprocessedItems") or {}
+            if not pending:
+                break
+        if pending:
+            raise DependencyUnavailable(f"{what} is throttled; retry")

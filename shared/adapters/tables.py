@@ -38,8 +38,12 @@ class TableSpec:
     local_indexes: tuple[LocalIndex, ...] = ()
     global_indexes: tuple[GlobalIndex, ...] = ()
     ttl_attribute: str | None = None
-    #: NEW_AND_OLD_IMAGES stream, for functions triggered by changes
+    #: a stream, for functions triggered by changes
     stream: bool = False
+    #: what each stream record carries
+    stream_view: str = "NEW_AND_OLD_IMAGES"
+    #: STANDARD, or STANDARD_INFREQUENT_ACCESS for a table whose storage costs more than its traffic
+    table_class: str = "STANDARD"
 
 
 #: Contacts: one profile item per contact (sk PROFILE), merge markers (sk MERGED#...) and the stage
@@ -52,20 +56,20 @@ CONTACTS = TableSpec(
     stream=True,
 )
 
-#: The event log: one item per contact and messageId (sk M#<messageId>), listed by time via ``byTime``.
-#: ``byScore`` is sparse: only events that changed a score carry ``scoredAt``; it is the score ledger.
+#: The event log: one item per contact and call, under the contact's partition. A call that carries its
+#: own time is keyed ``E#<that time>#<messageId>``: the time an SDK stamps on a call is the same on every
+#: retry, so the key both orders the log by time and refuses a replay, with no index. A call without a
+#: time (raw HTTP callers only) is keyed ``M#<messageId>``. Each event carries its ledger (what it
+#: scored). The stream feeds the aggregation function, which folds new events into the profiles.
+#: Standard-IA: each event is written once and kept 13 months (purchases 10 years), so storage outweighs
+#: the writes (docs/decisions.md, issue 8).
 EVENTS = TableSpec(
     id="events",
     env="EVENTS_TABLE_NAME",
-    local_indexes=(
-        LocalIndex(name="byTime", sort_key="at"),
-        LocalIndex(
-            name="byScore",
-            sort_key="scoredAt",
-            include=("messageId", "behaviour", "event", "timestamp", "receivedAt", "call", "ledger"),
-        ),
-    ),
     ttl_attribute="expiresAt",
+    stream=True,
+    stream_view="NEW_IMAGE",
+    table_class="STANDARD_INFREQUENT_ACCESS",
 )
 
 #: Configuration: write keys (and later scoring rules, salespeople...).
@@ -120,5 +124,7 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict:
             for index in spec.global_indexes
         ]
     if spec.stream:
-        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": spec.stream_view}
+    if spec.table_class != "STANDARD":
+        request["TableClass"] = spec.table_class
     return request

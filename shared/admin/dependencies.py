@@ -13,7 +13,7 @@ from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.usecases.engagement import Engagement, FunnelSource
-from shared.usecases.recording import ContactStore
+from shared.usecases.recording import Profiles
 
 
 class FunnelRepository(FunnelSource, Protocol):
@@ -40,7 +40,7 @@ class SalesTeam(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Admin:
-    contacts: ContactStore
+    contacts: Profiles
     log: ContactLog
     rules: RuleRepository
     funnels: FunnelRepository

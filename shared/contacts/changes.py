@@ -58,6 +58,12 @@ class ContactChange:
     scored: Scored = NOTHING
     #: identities to merge into this contact (identify, alias), done off the request path
     merge_from: frozenset[ContactId] = frozenset()
+    #: where the events sit in the stream that delivered them (text in stream order): the profile keeps
+    #: the last position folded in, so the change applies once however often it is delivered
+    first_position: str = ""
+    last_position: str = ""
+    #: the events were recorded for this contact, merged into this one since: re-routed here
+    origin: ContactId | None = None
 
     @property
     def message_ids(self) -> frozenset[str]:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.scoring.views import Scores
-
+from shared.tracking.stored import expanded
 
 #: Ingestion refuses deeper values; older or hand-written ones are cut here, so a read never fails.
 MAX_SHOWN_DEPTH = 32
@@ -67,6 +67,8 @@ class StoredEvent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     message_id: str
+    #: its key in the log (``E#<time>#<messageId>`` or ``M#<messageId>``), when read from it
+    key: str | None = None
     call: str
     behaviour: str
     event: str | None = None
@@ -100,7 +102,7 @@ class EventView(BaseModel):
 
     @classmethod
     def of(cls, stored: StoredEvent) -> EventView:
-        body = stored.body
+        body = expanded(stored.body)  # context.page whole again, as rules read it
         return cls(
             message_id=stored.message_id,
             type=stored.call,

@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.tracking.behaviours import Behaviour, classify
+from shared.tracking.stored import compact, dumps, expanded, kept
 from shared.tracking.timestamps import corrected_timestamp, parse_time
 from shared.tracking.values import check_values
 from shared.tracking.wire import KB, Limits
@@ -113,8 +114,12 @@ class TrackedEvent:
     context_timezone: str | None
     attributes: Mapping[str, str]
     revenue: Decimal | None
-    #: The call as JSON text, write key removed: what the event log keeps.
+    #: The call as JSON text in its stored form (``shared.tracking.stored``): what the event log keeps.
     body: str
+    #: The client's own time for the call (``timestamp``, else ``originalTimestamp``) as sent, not
+    #: corrected for clock skew; None if it sent none. Unlike ``timestamp`` it is the same on every
+    #: retry of the call.
+    stated_time: datetime | None = None
 
 
 def parse_calls(
@@ -170,11 +175,12 @@ def _event(
         raise InvalidRequest(f"{where}.groupId: a group call needs a groupId", code="invalid_event")
 
     check_values(raw, where)
-    stored = {k: v for k, v in raw.items() if k not in ("writeKey", "sentAt")}
-    stored["type"] = call
-    body = json.dumps(stored, separators=(",", ":"), ensure_ascii=False)
+    sent = {k: v for k, v in raw.items() if k not in ("writeKey", "sentAt")}
+    sent["type"] = call
+    # The size limit and the content id are the call as sent (ids stay those of older releases).
+    text = dumps(sent)
     try:
-        size = len(body.encode("utf-8"))
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidRequest(
             f"{where}: contains invalid Unicode (a lone surrogate)", code="invalid_event"
@@ -184,13 +190,85 @@ def _event(
             f"{where}: the call is over the {limits.max_event_bytes // KB} KB limit per event"
         )
 
-    timestamp = _time(message.timestamp or message.originalTimestamp, f"{where}.timestamp")
+    stated_time = _time(message.timestamp or message.originalTimestamp, f"{where}.timestamp")
     sent_at = _time(message.sentAt, f"{where}.sentAt") or batch_sent_at
+    read = kept(raw)
+    return _tracked(
+        message,
+        call,
+        where,
+        context=read.get("context") or {},
+        message_id=message.messageId or _content_id(text),
+        timestamp=corrected_timestamp(received_at=received_at, timestamp=stated_time, sent_at=sent_at),
+        received_at=received_at,
+        stated_time=stated_time,
+        body=dumps(compact(read)),
+    )
+
+
+def rebuild_event(
+    body: str,
+    *,
+    message_id: str,
+    call: str,
+    timestamp: datetime,
+    received_at: datetime,
+    stated_time: datetime | None = None,
+) -> TrackedEvent:
+    """The event ``parse_calls`` made of a call, from what the event log stored of it.
+
+    ``body`` is the stored body (the compact form, or a call stored whole by an older release); the
+    other fields come from the event item. ``stated_time`` is read from the body when it is not given
+    and the body still has it. Raises ``ValueError`` when the body is not a stored call.
+    """
+    try:
+        stored = json.loads(body)
+    except (ValueError, RecursionError):
+        raise ValueError("the stored body is not JSON") from None
+    if not isinstance(stored, dict):
+        raise ValueError("the stored body is not a JSON object")
+    where = f"stored event {message_id[:80]}"
+    read = expanded(stored)
+    try:
+        message = SegmentMessage.model_validate(read)
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {exc.errors(include_url=False)[0]['msg']}") from None
+    try:
+        if stated_time is None:
+            stated = stored.get("timestamp") or stored.get("originalTimestamp")
+            stated_time = _time(stated, f"{where}.timestamp") if isinstance(stated, str) else None
+        return _tracked(
+            message,
+            call,
+            where,
+            context=message.context or {},
+            message_id=message_id,
+            timestamp=timestamp,
+            received_at=received_at,
+            stated_time=stated_time,
+            body=body,
+        )
+    except InvalidRequest as exc:  # a body stored before a check that refuses it now
+        raise ValueError(str(exc)) from None
+
+
+def _tracked(
+    message: SegmentMessage,
+    call: str,
+    where: str,
+    *,
+    context: dict[str, Any],
+    message_id: str,
+    timestamp: datetime,
+    received_at: datetime,
+    stated_time: datetime | None,
+    body: str,
+) -> TrackedEvent:
+    """The domain event of a validated call; ``context`` is the one the product reads (``kept``)."""
     properties = message.properties or {}
-    context = message.context or {}
     classification = classify(call, message.event, properties, context)
     return TrackedEvent(
-        message_id=message.messageId or _content_id(body),
+        message_id=message_id,
         call=call,
         behaviour=classification.behaviour,
         event=(message.event or "").strip() or message.name,
@@ -198,7 +276,7 @@ def _event(
         anonymous_id=message.anonymousId,
         previous_id=message.previousId,
         group_id=message.groupId,
-        timestamp=corrected_timestamp(received_at=received_at, timestamp=timestamp, sent_at=sent_at),
+        timestamp=timestamp,
         received_at=received_at,
         traits=_traits(call, message, context, where),
         properties=properties,
@@ -207,6 +285,7 @@ def _event(
         attributes=classification.attributes,
         revenue=_revenue(classification.behaviour, properties, where),
         body=body,
+        stated_time=stated_time,
     )
 
 

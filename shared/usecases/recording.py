@@ -1,21 +1,18 @@
 """Recording events exactly once, and merging identities.
 
-The store applies each contact's change atomically with its events, and each
-event only if its messageId is new for that contact. A replay, an SDK retry or
-a concurrent copy therefore either finds every event already there (nothing
-happens) or applies the rest once. When a contact has been merged into another,
-the store says so and its events are re-routed.
-
-Merges are not done while recording: the change that records an identify or
-alias also asks for them (``ContactChange.merge_from``), and ``link`` runs
-later, triggered by that write (``shared.usecases.merging``). A request's cost
-therefore does not grow with the merges it declares.
+Recording appends each call to its contact's event log, once: the log refuses a
+key it holds (the call's own time and messageId), so a replay, an SDK retry or a
+concurrent copy is a duplicate. Nothing else is written on the request path; the
+aggregation folds the new events into the profiles from the log's stream
+(``shared.usecases.aggregation``), and asks there for the merges identify and
+alias calls declare (``ContactChange.merge_from``). ``link`` runs later,
+triggered by that write (``shared.usecases.merging``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -25,6 +22,7 @@ from shared.contacts.changes import (
     MAX_PROFILE_TRAIT_BYTES,
     TAGS_TRAIT,
     ContactChange,
+    identity_links,
     plan_change,
     trait_bytes,
 )
@@ -32,7 +30,7 @@ from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.errors import DependencyUnavailable, PayloadTooLarge
 from shared.scoring.decay import NEGLIGIBLE, Decay
-from shared.scoring.engine import RuleUse, ScoringContext
+from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
 from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
@@ -49,7 +47,10 @@ MAX_MOVED_EVENTS = 2000
 @dataclass(frozen=True, slots=True)
 class CommitOutcome:
     committed: bool
-    #: messageIds the contact already had
+    #: the profile has folded in the events up to this stream position already (the merged-away
+    #: contact's own position, with ``merged_into``)
+    applied_through: str | None = None
+    #: re-routed events the contact holds already (a replay, or moved by the merge): not counted again
     duplicates: frozenset[str] = frozenset()
     #: the contact was merged into this one; re-route
     merged_into: ContactId | None = None
@@ -114,6 +115,8 @@ class Retraction:
     scores: Mapping[str, DimensionScore]
     rule_uses: Mapping[str, int]
     event_count: int = -1
+    #: the copy's key in the source's log (``StoredEvent.key``)
+    key: str | None = None
 
 
 class Absorbed(StrEnum):
@@ -137,11 +140,35 @@ class Profiles(Protocol):
 
 
 class ContactStore(Profiles, Protocol):
-    """Recording: one atomic change per contact, no reads."""
+    """Aggregation: one blind, conditional change per contact, no reads."""
 
     capacity: ChangeCapacity
 
-    def commit(self, changes: Sequence[ContactChange]) -> list[CommitOutcome]: ...
+    def commit(
+        self, changes: Sequence[ContactChange], copies: Mapping[str, Mapping[str, Any]] = {}
+    ) -> list[CommitOutcome]:
+        """Fold each change in; a change re-routed from a merged-away contact (``origin``) also copies
+        its events (``copies``: the log's items by messageId, opaque here) into the contact's log."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An event for a contact's log, with what it is expected to score (the ledger)."""
+
+    contact: ContactId
+    event: TrackedEvent
+    ledger: tuple[ScoreChange, ...]
+
+
+class EventLog(Protocol):
+    """Recording: each event once, by its key; the messageIds that were there already."""
+
+    def append(self, entries: Sequence[NewEntry]) -> frozenset[str]: ...
+
+    def fits(self, change: ContactChange) -> bool:
+        """Whether one profile write can fold the change in (DynamoDB's 4 KB expressions)."""
+        ...
 
 
 class MergeStore(Profiles, Protocol):
@@ -150,6 +177,10 @@ class MergeStore(Profiles, Protocol):
     def claim(self, source: ContactId, target: ContactId, at: datetime) -> Claim: ...
 
     def move_events(self, source: ContactId, target: ContactId, limit: int) -> Moved: ...
+
+    def count_events(self, contact: ContactId) -> int:
+        """How many events the contact's log holds now."""
+        ...
 
     def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed: ...
 
@@ -165,70 +196,42 @@ class Recorded:
 
 
 def record(
-    events: Sequence[TrackedEvent], store: ContactStore, now: datetime, scoring: ScoringContext | None = None
+    events: Sequence[TrackedEvent], log: EventLog, now: datetime, scoring: ScoringContext | None = None
 ) -> Recorded:
-    """Apply every new event once (scores included); the same writes ask for the merges they declare."""
+    """Append every new event once, with the ledger it is expected to score; nothing else is written.
+
+    Each contact's events are planned here as the aggregation will fold them, so a call that no
+    profile write could hold, or a request with more traits than a contact may keep, is refused (413)
+    before anything is written. The profiles change off the request path (``aggregation``).
+    """
     seen: set[str] = set()
     unique = [e for e in events if not (e.message_id in seen or seen.add(e.message_id))]
-    accepted, duplicates, merges, refused = _commit(unique, store, scoring)
-    if refused:
-        raise _refusal(refused, recorded_others=len(refused) < len(unique))
-    return Recorded(accepted=accepted, duplicates=duplicates + len(events) - len(unique), merges=merges)
-
-
-def _commit(
-    events: list[TrackedEvent], store: ContactStore, scoring: ScoringContext | None
-) -> tuple[int, int, int, list[tuple[TrackedEvent, ContactId, str]]]:
-    """Commit every call once; the calls a contact could not take come back (with the limit) unwritten."""
-    routes: dict[ContactId, ContactId] = {}
-    known: dict[ContactId, Mapping[str, RuleUse]] = {}
-    splits: dict[str, int] = {}  # messageId -> part label, for changes the store found too big
-    refused: list[tuple[TrackedEvent, ContactId, str]] = []
-    accepted = duplicates = merges = 0
-    pending = events
-    for _ in range(MAX_ROUNDS):
-        if not pending:
-            return accepted, duplicates, merges, refused
-        changes = [
-            plan_change(contact, part, replace(scoring, known=known.get(contact, {})) if scoring else None)
-            for contact, group in _group(pending, routes).items()
-            for part in _split(group, store.capacity, splits)
-        ]
-        _check_trait_bytes(changes)
-        pending = []
-        for change, outcome in zip(changes, store.commit(changes), strict=True):
-            if outcome.committed:
-                accepted += len(change.events)
-                merges += len(change.merge_from)
-                continue
-            if outcome.refused is not None:
-                # The calls that grow the profile are refused; the contact's other calls still count.
-                grows = {e.message_id for e in change.events if e.call == "identify" and e.traits}
-                keep = [e for e in change.events if e.message_id not in grows] if grows else []
-                refused += [(e, change.contact, outcome.refused) for e in change.events if e not in keep]
-                pending.extend(keep)
-                continue
-            if outcome.oversized:
-                if len(change.events) == 1:
+    changes = [plan_change(contact, group, scoring) for contact, group in group_by_contact(unique).items()]
+    check_trait_bytes(changes)
+    entries: list[NewEntry] = []
+    for change in changes:
+        if not log.fits(change):
+            for event in change.events:
+                if not log.fits(plan_change(change.contact, [event], scoring)):
                     raise PayloadTooLarge(
-                        f"call {change.events[0].message_id} carries more traits, tags and scores than one write holds"
+                        f"call {event.message_id} carries more traits, tags and scores than one write holds"
                     )
-                label = max(splits.values(), default=0) + 1  # the later half gets a label of its own: a cut
-                splits.update({e.message_id: label for e in change.events[len(change.events) // 2 :]})
-                pending.extend(change.events)
-                continue
-            if outcome.rule_uses is not None:
-                known[change.contact] = outcome.rule_uses
-            if outcome.merged_into is not None:
-                routes[change.contact] = outcome.merged_into
-            duplicates += len(outcome.duplicates)
-            pending.extend(e for e in change.events if e.message_id not in outcome.duplicates)
-    if pending:
-        raise DependencyUnavailable("events could not be recorded after repeated conflicts; retry")
-    return accepted, duplicates, merges, refused
+        entries += [
+            NewEntry(change.contact, e, change.scored.ledger.get(e.message_id, ())) for e in change.events
+        ]
+    duplicates = log.append(entries)
+    merges = 0
+    for change in changes:  # a call the log held already (a replay) is not folded in again: no merge
+        fresh = [e for e in change.events if e.message_id not in duplicates]
+        merges += len({source for source, _ in identity_links(fresh)} - {change.contact})
+    return Recorded(
+        accepted=len(entries) - len(duplicates),
+        duplicates=len(duplicates) + len(events) - len(unique),
+        merges=merges,
+    )
 
 
-def _check_trait_bytes(changes: Sequence[ContactChange]) -> None:
+def check_trait_bytes(changes: Sequence[ContactChange]) -> None:
     """Traits a request brings for one contact over the cap: refused before anything is written."""
     sizes: dict[ContactId, int] = {}
     for change in changes:
@@ -241,43 +244,26 @@ def _check_trait_bytes(changes: Sequence[ContactChange]) -> None:
             )
 
 
-def _refusal(
-    refused: Sequence[tuple[TrackedEvent, ContactId, str]], recorded_others: bool
-) -> PayloadTooLarge:
-    """413 naming the refused calls and the limit; a resend changes nothing (the others count once)."""
-    calls = ", ".join(e.message_id for e, _, _ in refused[:5]) + (" ..." if len(refused) > 5 else "")
-    _, contact, limit = refused[0]
-    others = "; every other call was recorded" if recorded_others else ""
-    return PayloadTooLarge(f"call {calls} refused: contact {contact} would hold more than {limit}{others}")
-
-
-def _group(
-    events: Iterable[TrackedEvent], routes: dict[ContactId, ContactId]
-) -> dict[ContactId, list[TrackedEvent]]:
+def group_by_contact(events: Iterable[TrackedEvent]) -> dict[ContactId, list[TrackedEvent]]:
+    """Each call goes to its user, else its anonymous visitor (where merged away, the aggregation
+    re-routes it: the request does not read who an identity belongs to)."""
     groups: dict[ContactId, list[TrackedEvent]] = {}
     for event in events:
-        contact = ContactId.of(event.user_id, event.anonymous_id)
-        seen = {contact}
-        while contact in routes:
-            contact = routes[contact]
-            if contact in seen:
-                break
-            seen.add(contact)
-        groups.setdefault(contact, []).append(event)
+        groups.setdefault(ContactId.of(event.user_id, event.anonymous_id), []).append(event)
     return groups
 
 
-def _split(
-    events: list[TrackedEvent], capacity: ChangeCapacity, splits: Mapping[str, int] = {}
+def split_change(
+    events: Sequence[TrackedEvent], capacity: ChangeCapacity, splits: Mapping[str, int] = {}
 ) -> Iterable[list[TrackedEvent]]:
-    """Cut one contact's events into changes the store can apply atomically, in time order.
+    """Cut one contact's events, in the order given, into changes the store can apply atomically.
 
     A tag costs about three traits in an update expression; ``splits`` marks where the store said a
     change was too big for one write.
     """
     part: list[TrackedEvent] = []
     keys = 0
-    for event in sorted(events, key=lambda e: e.timestamp):
+    for event in events:
         size = (
             len(event.traits) + 2 * len(event.traits.get(TAGS_TRAIT) or ()) if event.call == "identify" else 0
         )
@@ -320,17 +306,31 @@ def link(source: ContactId, target: ContactId, store: MergeStore, now: datetime,
     for _ in range(MAX_ROUNDS):
         final = resolve(target, store)
         record = store.profile(source) or ContactRecord(contact_id=str(source))
-        moved = store.move_events(source, final, MAX_MOVED_EVENTS)
-        limited = frozenset(record.rule_uses)
-        if any(
-            store.retract(source, final, retraction(event, decay, limited)) is Absorbed.MOVED
-            for event in moved.duplicates
-        ):
+        if store.count_events(source) > record.event_count:
+            # Events still on their way to the source's profile: once claimed, the aggregation re-routes
+            # them, and only then is its log complete to move (a moved event would not count otherwise).
+            raise DependencyUnavailable("the identity's latest events are still being folded in; retry")
+        if not move_log(source, final, store, decay, frozenset(record.rule_uses)):
             continue
         outcome = store.absorb(final, merge_plan(source, record, store.profile(final)), now)
         if outcome is not Absorbed.MOVED:
             return outcome is Absorbed.DONE
     raise DependencyUnavailable("the merge target kept moving; retry")
+
+
+def move_log(
+    source: ContactId, target: ContactId, store: MergeStore, decay: Decay, limited: frozenset[str]
+) -> bool:
+    """Move a merged-away contact's event log to its contact; False if the target moved meanwhile.
+
+    An event the target already holds is not copied: the source's copy is deleted together with
+    taking back what it added to the target (``retraction``), so it counts once.
+    """
+    moved = store.move_events(source, target, MAX_MOVED_EVENTS)
+    return not any(
+        store.retract(source, target, retraction(event, decay, limited)) is Absorbed.MOVED
+        for event in moved.duplicates
+    )
 
 
 def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = frozenset()) -> Retraction:
@@ -354,6 +354,7 @@ def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = froze
             )
     return Retraction(
         message_id=event.message_id,
+        key=event.key,
         counts={event.behaviour: -1},
         revenue=-Decimal(signed),
         scores={

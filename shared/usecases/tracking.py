@@ -15,7 +15,7 @@ from shared.scoring.engine import ScoringContext
 from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
 from shared.tracking.trust import Source, authorise
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
-from shared.usecases.recording import ContactStore, record
+from shared.usecases.recording import EventLog, record
 
 
 class WriteKeyDirectory(Protocol):
@@ -30,7 +30,7 @@ class Telemetry(Protocol):
 class Tracking:
     clock: Clock
     write_keys: WriteKeyDirectory
-    contacts: ContactStore
+    log: EventLog
     rules: RuleSource
     decay: Decay
     telemetry: Telemetry
@@ -75,8 +75,8 @@ def track(request: TrackingRequest, deps: Tracking) -> Accepted:
     now = deps.clock.now()
     events = parse_calls(request.path, payload, received_at=now, limits=deps.limits)
     authorise(source, events)
-    recorded = record(events, deps.contacts, now, ScoringContext(deps.rules.book(), deps.decay))
+    recorded = record(events, deps.log, now, ScoringContext(deps.rules.book(), deps.decay))
     deps.telemetry.count("EventsAccepted", recorded.accepted)
     deps.telemetry.count("EventsDuplicate", recorded.duplicates)
-    deps.telemetry.count("ContactsMerged", recorded.merges)
+    deps.telemetry.count("MergesRequested", recorded.merges)
     return Accepted()

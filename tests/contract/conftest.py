@@ -5,9 +5,10 @@ stack synthesizes); the fake side runs in memory. A behaviour the fake gets wron
 drifts from, fails here rather than in a unit test that trusted the fake.
 
 Ports covered (fakes in ``tests/fakes.py``): write keys, rule repository, engagement configuration
-(``test_configuration_ports``); contact store (``test_contact_store``); merge store and merge requests
-(``test_merge_store``); contact log (``test_contact_log``); stage store (``test_stage_store``);
-publisher (``test_publisher``, on moto's EventBridge, SNS, SQS and SES).
+(``test_configuration_ports``); event log and contact store, with the events table's stream
+(``test_contact_store``); merge store and merge requests (``test_merge_store``); contact log
+(``test_contact_log``); stage store (``test_stage_store``); publisher (``test_publisher``, on moto's
+EventBridge, SNS, SQS and SES).
 """
 
 from __future__ import annotations
@@ -51,30 +52,97 @@ def config_table() -> Iterator[Callable[[], tuple[Any, str]]]:
 @dataclass(frozen=True, slots=True)
 class ContactTables:
     """The moto contacts and events tables, as the CDK stack builds them, and a client with DynamoDB's
-    limits."""
+    limits; ``stream`` reads the events table's stream from its start (``StreamPump``)."""
 
     db: Any
     contacts: str
     events: str
+    stream: Any
 
     def stores(self) -> Any:
-        """The hot-path store and the merge store over these tables, as one object: the fake
-        (``MemoryContactStore``) offers both ports together."""
+        """The event log, the contact store and the merge store over these tables, with the events
+        table's stream, as one object: the fake (``MemoryContactStore``) offers them together."""
         from shared.adapters.contact_merges import DynamoMergeStore
         from shared.adapters.contact_store import DynamoContactStore
+        from shared.adapters.event_log import DynamoEventLog
 
         tables = {"contacts_table": self.contacts, "events_table": self.events, "sleep": lambda _: None}
-        return DynamoContacts(DynamoContactStore(self.db, **tables), DynamoMergeStore(self.db, **tables))
+        return DynamoContacts(
+            DynamoContactStore(self.db, **tables),
+            DynamoMergeStore(self.db, **tables),
+            DynamoEventLog(self.db, events_table=self.events, sleep=lambda _: None),
+            self.stream,
+        )
+
+
+class EventStream:
+    """The events table's stream as the aggregation's event source mapping delivers it (its filter:
+    new events, not copies), each record turned into a ``NewEvent`` by ``new_event_from_stream``."""
+
+    def __init__(self, db: Any, table: str) -> None:
+        from dataclasses import replace
+
+        from infra.local.streams import StreamPump
+        from infra.wiring import function
+        from shared.adapters import aws
+        from shared.adapters.contact_items import new_event_from_stream
+
+        self.delivered: list[Any] = []
+
+        def collect(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+            self.delivered += [e for e in map(new_event_from_stream, event["Records"]) if e is not None]
+            return {}
+
+        trigger = replace(function("aggregation").stream, batch_size=1000)  # type: ignore[arg-type]
+        self._pump = StreamPump(
+            dynamodb=db,
+            streams=aws.client("dynamodbstreams"),
+            table=table,
+            trigger=trigger,
+            handler=collect,
+            context=lambda: None,
+        )
+
+    def new_events(self) -> list[Any]:
+        self._pump.drain()
+        found, self.delivered = self.delivered, []
+        return found
 
 
 class DynamoContacts:
-    """``ContactStore`` calls go to the hot-path adapter, the merge steps to the merge adapter."""
+    """``ContactStore`` calls go to the contact store adapter, ``EventLog`` calls to the event log, the
+    merge steps to the merge adapter; ``new_events`` and ``deliver_events`` read the stream, as the
+    fake's do."""
 
-    def __init__(self, contacts: Any, merges: Any) -> None:
-        self.contacts, self.merges = contacts, merges
+    def __init__(self, contacts: Any, merges: Any, log: Any, stream: EventStream) -> None:
+        self.contacts, self.merges, self.log, self.stream = contacts, merges, log, stream
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.contacts if hasattr(self.contacts, name) else self.merges, name)
+        for port in (self.contacts, self.log, self.merges):
+            if hasattr(port, name):
+                return getattr(port, name)
+        raise AttributeError(name)
+
+    def new_events(self) -> list[Any]:
+        return self.stream.new_events()
+
+    def aggregation(self, rules: Any = None, decay: Any = None, telemetry: Any = None) -> Any:
+        from shared.scoring.decay import Decay
+        from shared.usecases.aggregation import Aggregation
+        from tests.fakes import CountingTelemetry, StaticRules
+
+        return Aggregation(
+            contacts=self,
+            log=self,
+            rules=StaticRules() if rules is None else StaticRules(list(rules)),
+            decay=Decay() if decay is None else decay,
+            telemetry=CountingTelemetry() if telemetry is None else telemetry,
+        )
+
+    def deliver_events(self, rules: Any = None, decay: Any = None, telemetry: Any = None) -> Any:
+        from shared.usecases.aggregation import aggregate
+
+        return aggregate(self.new_events(), self.aggregation(rules, decay, telemetry))
 
 
 @pytest.fixture
@@ -101,7 +169,8 @@ def contact_tables() -> Iterator[Callable[[], ContactTables]]:
                 db.meta.events.register("before-parameter-build.dynamodb", dynamodb_limits)
                 db.create_table(**create_table_request(CONTACTS, "contract-contacts"))
                 db.create_table(**create_table_request(EVENTS, "contract-events"))
-                created.append(ContactTables(db, "contract-contacts", "contract-events"))
+                stream = EventStream(db, "contract-events")
+                created.append(ContactTables(db, "contract-contacts", "contract-events", stream))
             return created[0]
 
         yield _tables

@@ -1,7 +1,10 @@
-"""The merge store (the merge function's port): claim, move the log, retract duplicates, absorb, each once.
+"""The merge store (the merge function's port): claim, count and move the log, retract duplicates,
+absorb, each once.
 
-A merge request is what the contacts table's stream delivers: the fake queues it, the adapter side
-reads moto's stream of the contacts table (``merge_request_from_stream``).
+Contacts get their events as the hot path gives them: appended to the log, then folded into the
+profile by the aggregation (``deliver_events``, reading the events table's stream). A merge request is
+what the contacts table's stream delivers: the fake queues it, the adapter side reads moto's stream of
+the contacts table (``merge_request_from_stream``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import pytest
 from shared.contacts.identity import ContactId
 from shared.usecases.merging import MergeRequest
 from shared.usecases.recording import Absorbed, merge_plan, retraction
-from tests.contract.helpers import DECAY, NOW, change
+from tests.contract.helpers import DECAY, NOW, entries
 from tests.fakes import MemoryContactLog, MemoryContactStore
 
 ANN, BOB, EVE = ContactId.user("ann"), ContactId.user("bob"), ContactId.user("eve")
@@ -40,8 +43,8 @@ def ports(implementation, contact_tables):
 
         return Ports(store, MemoryContactLog(store), delivered)
     from shared.adapters import aws
-    from shared.adapters.contact_log import DynamoContactLog
     from shared.adapters.contact_items import merge_request_from_stream
+    from shared.adapters.contact_log import DynamoContactLog
 
     tables = contact_tables()
     store = tables.stores()
@@ -80,7 +83,10 @@ def page(contact: ContactId, message_id: str, hours_ago: int = 1) -> dict:
 
 
 def commit(store, contact: ContactId, *calls: dict) -> None:
-    assert store.commit([change(contact, *calls)])[0].committed
+    """The calls recorded for the contact, and folded into its profile."""
+    assert store.append(entries(contact, *calls)) == frozenset()
+    folded = store.deliver_events()
+    assert folded.failed_from is None and folded.events == len(calls)
 
 
 def merge(store, source: ContactId, target: ContactId) -> Absorbed:
@@ -124,9 +130,50 @@ def test_events_move_newest_first_in_parts_and_a_repeated_move_finds_nothing(por
     assert ports.events(ANN) == ["i1", "p0", "p1", "p2", "p3", "p4"] and ports.events(A1) == []
 
 
-def test_an_event_both_held_is_a_duplicate_retracted_once(ports):
+def test_the_log_is_counted_as_it_is_now(ports):
+    store = ports.store
+    assert store.count_events(A1) == 0
+    commit(store, ANN, page(ANN, "i1"))
+    commit(
+        store, A1, page(A1, "p1"), {"type": "track", "anonymousId": "a1", "event": "Raw", "messageId": "r1"}
+    )
+    store.append(entries(A1, page(A1, "p2")))  # recorded, not folded in yet
+    assert store.count_events(A1) == 3 and store.profile(A1).event_count == 2
+    store.deliver_events()
+    store.claim(A1, ANN, NOW)
+    store.move_events(A1, ANN, 100)
+    assert (store.count_events(A1), store.count_events(ANN)) == (0, 4)
+
+
+def test_calls_without_a_time_of_their_own_move_first_then_the_newest(ports):
+    store = ports.store
+    commit(store, A1, *(page(A1, f"p{n}", hours_ago=5 - n) for n in range(3)))
+    raw = {"type": "page", "anonymousId": "a1", "messageId": "raw"}  # received nine hours ago
+    store.append(entries(A1, raw, at=NOW - timedelta(hours=9)))
+    assert store.deliver_events().events == 1
+    store.claim(A1, ANN, NOW)
+    assert store.move_events(A1, ANN, 2).count == 2
+    assert ports.events(ANN) == ["p2", "raw"]
+    assert store.move_events(A1, ANN, 100).count == 2 and ports.events(A1) == []
+
+
+def test_an_event_this_source_copied_before_is_taken_again_not_a_duplicate(ports):
+    store = ports.store
+    commit(store, A1, page(A1, "p1"))
+    store.claim(A1, ANN, NOW)
+    assert store.move_events(A1, ANN, 100).count == 1
+    store.append(entries(A1, page(A1, "p1")))  # the same call again, after its copy moved
+    moved = store.move_events(A1, ANN, 100)
+    assert (moved.count, moved.duplicates) == (1, ())
+    assert ports.events(A1) == [] and ports.events(ANN) == ["p1"]
+
+
+@pytest.mark.parametrize("timed", [False, True], ids=["untimed", "timed"])
+def test_an_event_both_held_is_a_duplicate_retracted_once(ports, timed):
     store = ports.store
     viewed = {"type": "track", "event": "Product Viewed", "messageId": "m1"}
+    if timed:  # keyed by the time it states, as SDK calls are
+        viewed["timestamp"] = (NOW - timedelta(hours=3)).isoformat()
     commit(store, A1, {**viewed, "anonymousId": "a1"})
     commit(store, ANN, {**viewed, "anonymousId": "a1", "userId": "ann"})
     store.claim(A1, ANN, NOW)

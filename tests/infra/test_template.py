@@ -16,7 +16,7 @@ import aws_lambda_powertools
 import pytest
 
 from infra.wiring import FUNCTIONS, function
-from shared.adapters.tables import CONTACTS, EVENTS, TABLES, create_table_request
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, create_table_request
 from tests.conftest import ROOT, resources, table_names_by_env
 
 
@@ -80,7 +80,10 @@ def test_tables_match_their_specs_and_are_protected(template, spec) -> None:
     if spec.ttl_attribute:
         assert props["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
     if spec.stream:
-        assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+        view = expected["StreamSpecification"]["StreamViewType"]
+        assert props["StreamSpecification"] == {"StreamViewType": view}
+    else:
+        assert "StreamSpecification" not in props
 
 
 def test_contacts_stream_and_event_log_ttl(template) -> None:
@@ -169,8 +172,9 @@ def test_each_function_logs_to_its_own_group_with_retention(template, spec) -> N
     assert group["Properties"]["RetentionInDays"] == 30
 
 
-@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
-def test_least_privilege_dynamodb_actions_per_function(template, spec) -> None:
+def dynamodb_grants(template: dict[str, Any], spec: Any) -> dict[str, set[str]]:
+    """The DynamoDB actions the function's role grants, by the table's environment variable (its
+    stream's actions and ``ListStreams`` left out: asserted with the trigger)."""
     statements = policy_statements(template, lambda_for(template, spec.name))
     names = table_names_by_env(template)
     granted: dict[str, set[str]] = {}
@@ -190,6 +194,12 @@ def test_least_privilege_dynamodb_actions_per_function(template, spec) -> None:
             text = json.dumps(target)
             (env,) = [e for e, logical in names.items() if f'"{logical}"' in text]
             granted.setdefault(env, set()).update(actions)
+    return granted
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
+def test_least_privilege_dynamodb_actions_per_function(template, spec) -> None:
+    granted = dynamodb_grants(template, spec)
     expected = {access.table.env: set(access.actions) for access in spec.tables}
     assert granted == expected
     assert not any("Scan" in a or a == "dynamodb:*" for actions in granted.values() for a in actions)
@@ -266,29 +276,86 @@ def mapping_for(template: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("name", "passes"),
-    [
-        ("stage_transition", {"lastWriter": {"S": ["tracking"]}}),
-        ("merge", {"lastWriter": {"S": ["tracking"]}, "mergeRequested": {"S": [{"exists": True}]}}),
-    ],
-)
-def test_stream_functions_read_the_contacts_stream_with_failure_reporting(template, name, passes) -> None:
-    """The stage function and the merge function: profile writes by tracking only (never their own
-    writes), with partial-batch failure reporting, bounded retries and a dead-letter queue each."""
-    assert len(resources(template, "AWS::Lambda::EventSourceMapping")) == 2
+def stream_record(event: str, keys: dict[str, Any], image: dict[str, Any] | None) -> dict[str, Any]:
+    """A stream record as Lambda's filter sees it (its ``dynamodb`` part holds typed attributes)."""
+    change: dict[str, Any] = {"Keys": keys, "SequenceNumber": "1"}
+    if image is not None:
+        change["NewImage"] = {**keys, **image}
+    return {"eventName": event, "dynamodb": change}
+
+
+PROFILE_KEYS = {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}}
+EVENT_KEYS = {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "E#2026-11-23T12:00:00.000Z#m1"}}
+RECORDED = {"body": {"S": "{}"}, "call": {"S": "track"}, "timestamp": {"S": "2026-11-23T12:00:00.000Z"}}
+#: Per function: its trigger table, and records its filter must pass (True) or keep away (False).
+STREAM_FUNCTIONS = {
+    "stage_transition": (
+        CONTACTS,
+        [
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "tracking"}}), True),
+            (stream_record("INSERT", PROFILE_KEYS, {"lastWriter": {"S": "tracking"}}), True),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "stage"}}), False),
+            (stream_record("REMOVE", PROFILE_KEYS, None), False),
+        ],
+    ),
+    "merge": (
+        CONTACTS,
+        [
+            (
+                stream_record(
+                    "MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "tracking"}, "mergeRequested": {"S": "[]"}}
+                ),
+                True,
+            ),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "tracking"}}), False),
+            (
+                stream_record(
+                    "MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "merge"}, "mergeRequested": {"S": "[]"}}
+                ),
+                False,
+            ),
+        ],
+    ),
+    "aggregation": (
+        EVENTS,
+        [
+            (stream_record("INSERT", EVENT_KEYS, RECORDED), True),
+            # a copy a merge or a re-route made: folded in already where it came from
+            (stream_record("INSERT", EVENT_KEYS, {**RECORDED, "movedFrom": {"S": "anonymous_id:a1"}}), False),
+            # a ledger corrected by the aggregation itself; an expiry or a move's delete
+            (stream_record("MODIFY", EVENT_KEYS, {**RECORDED, "ledger": {"S": "[]"}}), False),
+            (stream_record("REMOVE", EVENT_KEYS, None), False),
+        ],
+    ),
+}
+
+
+def test_every_stream_function_is_covered() -> None:
+    assert {spec.name for spec in FUNCTIONS if spec.stream} == set(STREAM_FUNCTIONS)
+
+
+@pytest.mark.parametrize("name", STREAM_FUNCTIONS)
+def test_stream_functions_read_their_tables_stream_with_failure_reporting(template, name) -> None:
+    """The stage and merge functions on the contacts table (profile writes by tracking only, never their
+    own), the aggregation on the events table (events recorded, not copies): each with partial-batch
+    failure reporting, bisection, bounded retries and age, and a dead-letter queue."""
+    from infra.local.filters import matches
+
+    table, records = STREAM_FUNCTIONS[name]
+    assert len(resources(template, "AWS::Lambda::EventSourceMapping")) == len(STREAM_FUNCTIONS)
     props = mapping_for(template, name)
-    contacts = table_names_by_env(template)[CONTACTS.env]
-    assert props["EventSourceArn"] == {"Fn::GetAtt": [contacts, "StreamArn"]}
+    logical = table_names_by_env(template)[table.env]
+    assert props["EventSourceArn"] == {"Fn::GetAtt": [logical, "StreamArn"]}
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["BisectBatchOnFunctionError"] is True
     assert 0 < props["MaximumRetryAttempts"] <= 10
     assert 0 < props["MaximumRecordAgeInSeconds"] <= 86400
     dlq = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert template["Resources"][dlq]["Type"] == "AWS::SQS::Queue"
-    (pattern,) = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
-    assert pattern["dynamodb"]["NewImage"] == passes, "its own writes never retrigger it"
-    assert "REMOVE" not in pattern["eventName"], "TTL deletions cause no transitions"
+    patterns = [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]]
+    assert [pattern for pattern in patterns if "REMOVE" in pattern["eventName"]] == [], "no TTL deletions"
+    for record, passes in records:
+        assert any(matches(pattern, record) for pattern in patterns) is passes, (record, patterns)
     stream_actions = {
         a
         for s in policy_statements(template, lambda_for(template, name))
@@ -301,15 +368,56 @@ def test_stream_functions_read_the_contacts_stream_with_failure_reporting(templa
     assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator"} <= stream_actions
 
 
-def test_the_tracking_function_only_writes_events_and_profiles(template) -> None:
-    """Merges left the request path: tracking no longer reads profiles, queries or deletes events."""
-    actions = {
-        a
-        for s in policy_statements(template, lambda_for(template, "tracking"))
-        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-        if a.startswith("dynamodb:")
+def test_the_aggregation_filter_passes_only_recorded_events(template) -> None:
+    """Inserts whose new image has no ``movedFrom`` string: Lambda's filter tests presence on leaves
+    only, so the pattern names the attribute's type (``movedFrom.S``); on ``movedFrom`` itself, an
+    object in a stream record, ``exists: false`` would pass every copy."""
+    (pattern,) = [
+        json.loads(f["Pattern"]) for f in mapping_for(template, "aggregation")["FilterCriteria"]["Filters"]
+    ]
+    assert pattern == {
+        "eventName": ["INSERT"],
+        "dynamodb": {"NewImage": {"movedFrom": {"S": [{"exists": False}]}}},
     }
-    assert actions == {"dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"}
+
+
+def test_the_tracking_function_only_appends_events(template) -> None:
+    """The request path puts events, and reads its write keys and rules: no profile, no read of the log,
+    no update (profiles are folded in by the aggregation)."""
+    assert dynamodb_grants(template, function("tracking")) == {
+        EVENTS.env: {"dynamodb:PutItem"},
+        CONFIG.env: {"dynamodb:GetItem", "dynamodb:Query"},
+    }
+
+
+def test_the_aggregation_writes_profiles_blind_and_reads_nothing_but_config(template) -> None:
+    """One update per contact and batch; ledger corrections, re-routed copies and their deletes on the
+    log; its rules. No read of a profile or of the log, no index."""
+    assert dynamodb_grants(template, function("aggregation")) == {
+        CONTACTS.env: {"dynamodb:UpdateItem"},
+        EVENTS.env: {
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:DeleteItem",
+        },
+        CONFIG.env: {"dynamodb:GetItem", "dynamodb:Query"},
+    }
+
+
+def test_the_event_log_has_a_stream_and_no_index(template) -> None:
+    """Each event is written once and read by key: an index would bill every write again."""
+    props = by_env(template, EVENTS.env)
+    assert "LocalSecondaryIndexes" not in props and "GlobalSecondaryIndexes" not in props
+    assert props["StreamSpecification"]["StreamViewType"] in ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+    logical = table_names_by_env(template)[EVENTS.env]
+    for spec in FUNCTIONS:
+        for statement in policy_statements(template, lambda_for(template, spec.name)):
+            targets = (
+                statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            )
+            on_index = [t for t in map(json.dumps, targets) if f'"{logical}"' in t and "/index/" in t]
+            assert on_index == [], (spec.name, statement)
 
 
 def test_due_job_runs_hourly_with_retries_and_dead_letters(template) -> None:
@@ -392,7 +500,9 @@ def test_indexes_are_granted_for_query_only(template, spec) -> None:
     on_indexes: set[str] = set()
     for statement in policy_statements(template, lambda_for(template, spec.name)):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        targets = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
         if any("/index/" in json.dumps(t) for t in targets):
             assert actions == ["dynamodb:Query"], statement
             on_indexes.update(actions)
@@ -423,4 +533,6 @@ def test_dead_letters_outlive_a_replacement_of_their_queue(template) -> None:
     queues = resources(template, "AWS::SQS::Queue")
     assert queues
     for logical, queue in queues.items():
-        assert queue.get("DeletionPolicy") == "Retain" and queue.get("UpdateReplacePolicy") == "Retain", logical
+        assert queue.get("DeletionPolicy") == "Retain" and queue.get("UpdateReplacePolicy") == "Retain", (
+            logical
+        )

@@ -9,12 +9,23 @@ from tests.conftest import http_event, invoke
 
 
 @pytest.fixture
-def send(aws):
-    """POST to a tracking route through the real handler; returns (status, body, headers)."""
+def aggregation(aws):
+    """The events table's stream delivered to the aggregation function: ``aggregation.drain()`` folds
+    the events recorded so far into the profiles."""
+    return stream_pump(aws, "aggregation")
+
+
+@pytest.fixture
+def send(aws, aggregation):
+    """POST to a tracking route through the real handler, then let the events table's stream fold what
+    it recorded into the profiles (``fold=False`` leaves that for later); returns (status, body, headers)."""
     from functions.tracking.handler import handler
 
-    def _send(path: str, body: Any = None, **kwargs: Any):
-        return invoke(handler, http_event("POST", path, body=body, **kwargs))
+    def _send(path: str, body: Any = None, fold: bool = True, **kwargs: Any):
+        answer = invoke(handler, http_event("POST", path, body=body, **kwargs))
+        if fold:
+            aggregation.drain()
+        return answer
 
     return _send
 
@@ -81,7 +92,7 @@ def state(aws):
 
 
 def stream_pump(aws: Any, name: str, *, handler: Any = None, on_failure: Any = None, **trigger_changes: Any):
-    """The contacts table's stream delivered to the function ``name`` as its event source mapping would:
+    """The stream of the function's trigger table delivered to the function ``name`` as its event source mapping would:
     its filter, batch size, retries and bisection (``trigger_changes`` override them)."""
     from dataclasses import replace
 

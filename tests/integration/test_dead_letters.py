@@ -233,9 +233,8 @@ def local_stack(template):
 def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> None:
     import urllib.request
 
-    from shared.adapters import aws as clients
-
     from infra.wiring import FUNCTIONS
+    from shared.adapters import aws as clients
 
     streamed = [spec.name for spec in FUNCTIONS if spec.stream is not None]
     pump = local_stack.pumps[streamed.index("stage_transition")]
@@ -248,7 +247,7 @@ def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> N
     sqs, url = clients.client("sqs"), local_stack.dead_letter_queues["stage_transition"]
     (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
     assert json.loads(message["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1
-    assert set(local_stack.dead_letter_queues) == {"merge", "stage_transition", "due"}
+    assert set(local_stack.dead_letter_queues) == {"aggregation", "merge", "stage_transition", "due"}
 
     handler.broken_for.clear()
     handler.batches.clear()

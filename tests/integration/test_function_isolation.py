@@ -42,7 +42,10 @@ def test_a_function_reads_its_own_environment_not_the_processes() -> None:
 
     with as_function("stage_transition"), pytest.raises(ValidationError, match="EVENTS_TABLE_NAME"):
         settings.load(settings.ContactStoreSettings)
-    with as_function("tracking"):
+    # the tracking path appends events and never touches a profile: it is not even told the table
+    with as_function("tracking"), pytest.raises(ValidationError, match="CONTACTS_TABLE_NAME"):
+        settings.load(settings.ContactStoreSettings)
+    with as_function("aggregation"):
         found = settings.load(settings.ContactStoreSettings)
     assert found.events_table_name == os.environ["EVENTS_TABLE_NAME"]
 

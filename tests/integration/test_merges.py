@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any
 
@@ -30,16 +29,17 @@ def identifies(count: int) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("calls", [100, 2500])
-def test_merging_identify_calls_make_a_few_requests_whatever_the_batch_size(aws, send, calls) -> None:
-    """Each call's merge is asked for in the write that records the call: the request makes only the
-    transactions its events need (two items per identify, 100 per transaction), and reads config."""
+def test_merging_identify_calls_cost_the_request_one_put_each_whatever_the_batch_size(
+    aws, send, calls
+) -> None:
+    """The request only appends its events (one conditional put each, no transaction, no profile write);
+    the merges are asked for when the aggregation folds the identify calls in, one write per user."""
     visits = [{"type": "page", "anonymousId": f"v{i}", "messageId": f"p{i}"} for i in range(100)]
     assert send("/v1/b", {"batch": visits}, key=BROWSER_KEY)[0] == 200  # history to merge, for some
     made = requests_made(aws)
-    assert send("/v1/b", {"batch": identifies(calls)}, key=BROWSER_KEY)[0] == 200
-    transactions = math.ceil(2 * calls / 100)
-    assert made["TransactWriteItems"] == transactions
-    assert sum(made.values()) - transactions <= 2, made  # the write key and the rule book, at most
+    assert send("/v1/b", {"batch": identifies(calls)}, key=BROWSER_KEY, fold=False)[0] == 200
+    assert made["PutItem"] == calls and "TransactWriteItems" not in made and "UpdateItem" not in made
+    assert sum(made.values()) - calls <= 2, made  # the write key and the rule book, at most
 
 
 def test_the_stream_merges_what_the_requests_asked_for(aws, send, admin, merges) -> None:

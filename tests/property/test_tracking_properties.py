@@ -1,4 +1,5 @@
-"""Property tests: no input makes the tracking endpoint fail with a 5xx, and rejected input writes nothing."""
+"""Property tests: no input makes the tracking endpoint fail with a 5xx, rejected input writes nothing,
+and whatever it accepts the aggregation folds into profiles, each call once."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from hypothesis import strategies as st
 from functions.tracking.handler import tracking_request
 from shared.clock import FixedClock
 from shared.http import respond
+from shared.scoring.decay import Decay
 from shared.usecases.tracking import Tracking, track
 from tests.conftest import NOW, http_event
-from shared.scoring.decay import Decay
 from tests.fakes import CountingTelemetry, MemoryContactStore, StaticRules, StaticWriteKeys
 
 PERMANENT = {400, 401, 403, 404, 413, 415}
@@ -140,7 +141,7 @@ def deps() -> tuple[Tracking, MemoryContactStore]:
     tracking = Tracking(
         clock=FixedClock(NOW),
         write_keys=StaticWriteKeys(),
-        contacts=store,
+        log=store,
         rules=StaticRules(),
         decay=Decay(),
         telemetry=CountingTelemetry(),
@@ -158,9 +159,22 @@ def check(status: int, store: MemoryContactStore, body: dict[str, Any]) -> None:
     assert status == 200 or status in PERMANENT, body
     if status == 200:
         assert body == {"success": True}
+        assert store.writes == 0, "the request path writes no profile"
+        appended = len(store.stream)
+        telemetry = CountingTelemetry()
+        folded = store.deliver_events(telemetry=telemetry)
+        assert (folded.failed_from, folded.errors) == (None, ()), folded.errors
+        assert folded.events == appended and "EventsNotFolded" not in telemetry.counts
+        assert sum(p.event_count for p in store.profiles.values()) == appended
+        assert store.deliver_events().events == 0
+        # the merges the calls asked for move every event once: none lost, none counted twice
+        store.deliver_merges(NOW)
+        assert not store.merge_requests, "no merge is left waiting"
+        assert sum(p.event_count for p in store.profiles.values() if not p.merged_into) == appended
+        assert sum(store.count_events(c) for c, p in store.profiles.items() if not p.merged_into) == appended
     else:
         assert set(body) == {"code", "message"} and body["message"]
-        assert store.writes == 0 and not store.events_by_contact
+        assert store.appends == 0 and not store.log and not store.stream
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -201,7 +215,13 @@ def test_gzip_of_valid_json_is_the_same_as_plain(batch) -> None:
     plain = call(http_event("POST", "/v1/batch", body={"batch": batch}, key="server"))
     zipped = call(http_event("POST", "/v1/batch", body={"batch": batch}, key="server", gzip_body=True))
     assert (plain[0], plain[2]) == (zipped[0], zipped[2])
+    assert plain[1].log.keys() == zipped[1].log.keys()
+    plain[1].deliver_events()
+    zipped[1].deliver_events()
     assert plain[1].profiles.keys() == zipped[1].profiles.keys()
+    assert {c: p.event_count for c, p in plain[1].profiles.items()} == {
+        c: p.event_count for c, p in zipped[1].profiles.items()
+    }
 
 
 @pytest.mark.usefixtures("aws")

@@ -26,3 +26,12 @@ def test_tracking_table_lists_every_mapped_event_name() -> None:
                 assert classify(
                     "track", name, {"mailbox": "personal"} if "personal" in str(behaviours) else {}, {}
                 ).behaviour in {Behaviour(b) for b in behaviours}, name
+
+
+def test_tracking_doc_names_every_field_the_event_log_drops() -> None:
+    from shared.tracking.stored import DROPPED_CONTEXT, DROPPED_FIELDS, USER_AGENT_DATA_KEPT
+
+    text = (ROOT / "docs" / "tracking.md").read_text()
+    section = text.split("## What the event log keeps", 1)[1].split("\n## ", 1)[0]
+    for name in (*DROPPED_FIELDS, *(f"context.{n}" for n in DROPPED_CONTEXT), *USER_AGENT_DATA_KEPT):
+        assert f"`{name}`" in section, name
