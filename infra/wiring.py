@@ -127,7 +127,8 @@ class Cors:
     max_age_seconds: int = 86400
 
 
-#: Profile changes made by the tracking path (not the stage function's own writes, not TTL removals).
+#: Profile changes made by tracked events, as the aggregation folds them in (``lastWriter`` "tracking"; not
+#: the stage function's own writes, not TTL removals).
 PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
     "dynamodb": {"Keys": {"sk": {"S": ["PROFILE"]}}, "NewImage": {"lastWriter": {"S": ["tracking"]}}},
@@ -138,7 +139,7 @@ EVENT_RECORDED: Mapping[str, Any] = {
     "eventName": ["INSERT"],
     "dynamodb": {"NewImage": {"movedFrom": {"S": [{"exists": False}]}}},
 }
-#: Profile writes by the tracking path that ask for identity merges (``mergeRequested``).
+#: Profile writes of tracked events that ask for identity merges (``mergeRequested``).
 MERGE_REQUESTED_BY_TRACKING: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
     "dynamodb": {

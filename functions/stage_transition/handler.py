@@ -1,4 +1,4 @@
-"""Stage transitions: a DynamoDB Streams trigger on the contacts table (profile changes by tracking)."""
+"""Stage transitions: a DynamoDB Streams trigger on the contacts table (profile changes by tracked events)."""
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord

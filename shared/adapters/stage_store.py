@@ -1,7 +1,7 @@
 """Stage state on the contacts table: the profile's stage attributes, the history/outbox, the due index.
 
 Every write here sets ``lastWriter = stage``; the stream trigger only passes records whose last
-writer was the tracking path, so the stage function never triggers itself.
+writer was the aggregation of tracked events, so the stage function never triggers itself.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ class DynamoStageStore:
     def _folds(self, record: ContactRecord, now: datetime, baseline: bool) -> list[Fold]:
         """Decaying sums older than the previous bucket, to fold into it (rebase).
 
-        The tracking path only adds to the current bucket, so folded buckets are quiet; each fold is
+        The aggregation only adds to the current bucket, so folded buckets are quiet; each fold is
         conditional on the values read, in case a merge added to them meanwhile.
         """
         folds: list[Fold] = []
