@@ -115,6 +115,23 @@ def test_retries_replays_and_redelivery_merge_once(aws, send, admin, merges, mon
     }
 
 
+def test_the_sample_stream_event_runs_through_the_aggregation_function_once(aws, admin) -> None:
+    """events/aggregation holds the INSERT an analytics.js purchase makes in the event log: the aggregation
+    folds it into the profile, and the same record delivered again changes nothing."""
+    import json
+
+    from functions.aggregation.handler import handler
+    from tests.conftest import EVENTS, Context
+
+    (sample,) = (EVENTS / "aggregation").glob("*.json")
+    event = json.loads(sample.read_text())
+    assert handler(event, Context()) == {"batchItemFailures": []}
+    card = admin("user-42")[1]
+    assert card["counts"] == {"purchase": 1} and card["revenue_total"] == 49.98
+    assert handler(event, Context()) == {"batchItemFailures": []}
+    assert admin("user-42")[1]["counts"] == {"purchase": 1} and admin("user-42")[1]["event_count"] == 1
+
+
 def test_the_sample_stream_event_runs_through_the_merge_function(aws, admin) -> None:
     import json
 
