@@ -409,6 +409,9 @@ class MemoryContactStore:
             if key in held and held[key].moved_from != source:
                 duplicates.append(items[key].stored())
                 continue
+            if key in held and held[key].folded:  # a re-route copied and counted it: keep its mark
+                items.pop(key)
+                continue
             held[key] = replace(items.pop(key), moved_from=source)
         return Moved(count=len(newest) - len(duplicates), duplicates=tuple(duplicates))
 

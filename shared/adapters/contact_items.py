@@ -34,14 +34,15 @@ PROFILE = "PROFILE"
 WRITER = "tracking"
 #: Event keys: ``E#<stated time>#<messageId>`` for calls that carry their own time, ``M#<messageId>`` otherwise.
 TIMED_PREFIX, EVENT_PREFIX = "E#", "M#"
-#: On a profile: the stream position of the newest event folded in (``AGGREGATED`` for its own events,
-#: ``AGGREGATED:<contact>`` for events re-routed from a contact merged into it), so a redelivered record
-#: is never folded in twice.
+#: On a profile: the stream position of the newest event folded in, so a redelivered record is never
+#: folded in twice.
 AGGREGATED = "aggregatedThrough"
 #: On an event copied by a merge: the contact it came from (a copy of its own is not a duplicate).
 MOVED_FROM = "movedFrom"
 #: On every event: a token of the put that stored it, kept by copies; a replay's put has another.
 INSERTED = "put"
+#: On an event a re-route copied into its contact's log: that copy has been counted there.
+FOLDED = "folded"
 #: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
 MERGE_REQUESTED = "mergeRequested"
 #: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).

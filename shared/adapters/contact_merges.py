@@ -16,6 +16,7 @@ from typing import Any
 from shared.adapters.contact_items import (
     COUNT,
     EVENT_PREFIX,
+    FOLDED,
     GROUP,
     MERGE_REQUESTED,
     MERGE_WRITER,
@@ -195,9 +196,12 @@ class DynamoMergeStore:
                     "Put": {
                         "TableName": self._events,
                         "Item": {**item, "pk": partition(target), MOVED_FROM: s(str(source))},
-                        "ConditionExpression": "attribute_not_exists(pk) OR #from = :source",
-                        "ExpressionAttributeNames": {"#from": MOVED_FROM},
+                        # a copy from this source made by an earlier attempt is taken again, but not one
+                        # a re-route made and counted (``folded``): replacing it would lose that mark
+                        "ConditionExpression": "attribute_not_exists(pk) OR (#from = :source AND attribute_not_exists(#folded))",
+                        "ExpressionAttributeNames": {"#from": MOVED_FROM, "#folded": FOLDED},
                         "ExpressionAttributeValues": {":source": s(str(source))},
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                     }
                 }
                 for item in chunk
@@ -205,14 +209,18 @@ class DynamoMergeStore:
             cancelled = transact(self._db, puts, STORE, sleep=self._sleep)
             if cancelled is None:
                 continue
-            codes = cancelled.codes
-            held = [
-                item for item, code in zip(chunk, codes, strict=False) if code == "ConditionalCheckFailed"
+            refused = [
+                (item, reason.get("Item") or {})
+                for item, reason in zip(chunk, cancelled.reasons, strict=False)
+                if reason.get("Code") == "ConditionalCheckFailed"
             ]
-            if not held:
+            if not refused:
                 raise failure(cancelled.error, STORE) from cancelled.error
+            # the target's own copy: a duplicate to retract; a re-route's copy from this source: moved
+            held = [item for item, there in refused if there.get(MOVED_FROM, {}).get("S") != str(source)]
             late += held
-            pending = [item for item in chunk if item not in held] + pending  # the rest, again
+            done = [item for item, _ in refused]
+            pending = [item for item in chunk if item not in done] + pending  # the rest, again
         return late
 
     def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:

@@ -23,6 +23,7 @@ from typing import Any
 from shared.adapters.contact_items import (
     AGGREGATED,
     COUNT,
+    FOLDED,
     GROUP,
     INSERTED,
     MERGE_REQUESTED,
@@ -60,8 +61,6 @@ from shared.scoring.engine import RuleUse
 from shared.tracking.timestamps import format_time
 from shared.usecases.recording import ChangeCapacity, CommitOutcome
 
-#: On an event a re-route copied into its contact's log: that copy has been counted there.
-FOLDED = "folded"
 TRAIT_CAP = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
 ITEM_CAP = "400 KB (the limit of a contact's profile)"
 #: Events older than this when they arrive are history being imported, not live behaviour.

@@ -306,10 +306,6 @@ def link(source: ContactId, target: ContactId, store: MergeStore, now: datetime,
     for _ in range(MAX_ROUNDS):
         final = resolve(target, store)
         record = store.profile(source) or ContactRecord(contact_id=str(source))
-        if store.count_events(source) > record.event_count:
-            # Events still on their way to the source's profile: once claimed, the aggregation re-routes
-            # them, and only then is its log complete to move (a moved event would not count otherwise).
-            raise DependencyUnavailable("the identity's latest events are still being folded in; retry")
         if not move_log(source, final, store, decay, frozenset(record.rule_uses)):
             continue
         outcome = store.absorb(final, merge_plan(source, record, store.profile(final)), now)

@@ -260,6 +260,22 @@ def test_a_rerouted_event_the_merge_moved_uncounted_counts_once_and_a_replay_not
     assert store.profile(ANN).event_count == 1 and store.count_events(ANN) == 1
 
 
+def test_the_merge_moving_an_event_a_re_route_counted_keeps_it_counted_once(store):
+    """The re-route copied and counted the call; the merge then moves the visitor's original: it takes
+    it as moved (no retraction, the copy keeps its mark), and the stream delivering it again counts nothing."""
+    store.append(entries(A1, page(A1, "p1")))
+    (new,) = store.new_events()
+    store.claim(A1, ANN, NOW)
+    rerouted = positioned(planned(ANN, [new.event]), 1, origin=A1)
+    assert store.commit([rerouted], {"p1": new.item})[0].committed
+    moved = store.move_events(A1, ANN, 10)
+    assert moved.count == 1 and moved.duplicates == ()
+    assert store.count_events(A1) == 0 and store.count_events(ANN) == 1
+    (again,) = store.commit([rerouted], {"p1": new.item})
+    assert not again.committed and again.duplicates == {"p1"}
+    assert store.profile(ANN).event_count == 1
+
+
 def test_a_change_rerouted_to_a_contact_merged_away_too_names_the_next_one(store):
     store.commit([positioned(change(ANN, page(ANN, "own")), 1)])
     store.append(entries(A1, page(A1, "p1")))

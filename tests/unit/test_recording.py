@@ -18,6 +18,7 @@ from shared.scoring.engine import ScoringContext
 from shared.scoring.rules import Limit, StoredRule
 from shared.tracking.messages import parse_calls
 from shared.tracking.wire import Limits
+from shared.usecases.aggregation import aggregate
 from shared.usecases.recording import link, record
 from tests.fakes import MemoryContactLog, MemoryContactStore, StaticRules
 
@@ -227,20 +228,22 @@ def test_anonymous_events_after_the_merge_are_rerouted() -> None:
     assert store.profile(ANN).counts == {"identified": 1, "visit": 1}
 
 
-def test_a_merge_waits_for_the_events_still_being_folded_in() -> None:
+def test_a_merge_moves_events_still_on_their_way_and_their_re_route_counts_them() -> None:
+    """The merge does not wait for the visitor's last calls to be folded in: it moves them uncounted, and
+    the aggregation, finding the visitor merged, counts each once through the merge's copy of its put."""
     store = MemoryContactStore()
     record(calls(page("p1", anonymous="a1")), store, NOW)
     folded(store)
     record(calls(identify("i1", anonymous="a1")), store, NOW)
     folded(store)
     record(calls(page("p2", anonymous="a1")), store, NOW)  # on its way to the visitor's profile
-    assert store.deliver_merges(NOW) == 0, "claimed, then told to retry: p2 is not folded in yet"
-    assert store.profile(A1).merged_into == "user_id:ann" and len(store.merge_requests) == 1
-    assert folded(store).events == 1  # re-routed to ann: the visitor is claimed
     assert store.deliver_merges(NOW) == 1
+    assert store.message_ids(ANN) == {"p1", "p2", "i1"} and store.count_events(A1) == 0
+    assert store.profile(ANN).event_count == 2, "p2 is in the log, not counted yet"
+    assert folded(store).events == 1  # re-routed to ann: counted through the merge's copy
+    assert folded(store).events == 0
     ann = store.profile(ANN)
     assert ann.counts == {"visit": 2, "identified": 1} and ann.event_count == 3
-    assert store.message_ids(ANN) == {"p1", "p2", "i1"} and store.count_events(A1) == 0
 
 
 def test_an_anonymous_id_stays_with_its_first_user() -> None:
@@ -354,24 +357,25 @@ def test_a_retraction_takes_back_exactly_what_recording_added() -> None:
 
 
 def test_a_call_recorded_while_the_merge_moves_the_log_counts_once() -> None:
-    """The race between the merge's count and its move: the merge moves a call the visitor's profile has
-    not counted; its re-route finds the merge's copy of that very call (same arrival) and counts it."""
+    """A call lands on the visitor while the merge moves its log: moved uncounted or left behind, its
+    re-route counts it once; the stream delivering it again counts nothing."""
     store = MemoryContactStore()
     record(calls(page("p1", anonymous="a1")), store, NOW)
     folded(store)
     record(calls(identify("i1", anonymous="a1")), store, NOW)
     folded(store)
-    count_events = store.count_events
+    move_events = store.move_events
 
-    def count_then_record(contact):  # the visitor's next call lands right after the check
-        found = count_events(contact)
-        if contact == A1 and "p2" not in store.message_ids(ANN) | store.message_ids(A1):
+    def record_then_move(source, target, limit):  # the visitor's next call lands right before the move
+        if source == A1 and "p2" not in store.message_ids(ANN) | store.message_ids(A1):
             record(calls(page("p2", anonymous="a1")), store, NOW)
-        return found
+        return move_events(source, target, limit)
 
-    store.count_events = count_then_record  # type: ignore[method-assign]
+    store.move_events = record_then_move  # type: ignore[method-assign]
     assert store.deliver_merges(NOW) == 1
-    folded(store)
+    batch = store.new_events()
+    assert aggregate(batch, store.aggregation()).events == 1
+    assert aggregate(batch, store.aggregation()).events == 0
     ann = store.profile(ANN)
     assert store.message_ids(ANN) == {"p1", "p2", "i1"}
     assert ann.counts == {"visit": 2, "identified": 1} and ann.event_count == 3
