@@ -61,8 +61,12 @@ class StreamTrigger:
     max_batching_window_seconds: int = 1
     #: failed batches are split in two to isolate a poison record, retried a few times, then sent aside
     bisect_on_error: bool = True
-    retry_attempts: int = 5
-    max_record_age_seconds: int = 6 * 3600
+    #: None: retried until it succeeds (the stream holds records 24 hours), for work that must not skip
+    #: a record because a later one depends on it; nothing then goes to the dead-letter queue
+    retry_attempts: int | None = 5
+    max_record_age_seconds: int | None = 6 * 3600
+    #: where a new trigger starts: LATEST, or TRIM_HORIZON when nothing written before it may be missed
+    starting_position: Literal["LATEST", "TRIM_HORIZON"] = "LATEST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +178,19 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         capability="ingest",
         handler="functions.aggregation.handler.handler",
         description="Aggregation: folds the events tracking recorded into profiles (counters, traits, scores)",
-        stream=StreamTrigger(EVENTS, filters=(EVENT_RECORDED,)),
+        # Never skips: a profile's stream position would pass a record set aside, and a redrive of it
+        # would then be taken for one folded in before. A failing contact holds back its shard (watch
+        # IteratorAge) until it succeeds; unreadable records are logged and passed, not retried.
+        stream=StreamTrigger(
+            EVENTS, filters=(EVENT_RECORDED,), retry_attempts=None, max_record_age_seconds=None
+        ),
         tables=(
             # one blind update per contact and batch (a transaction with the copies, for re-routed events)
             TableAccess(CONTACTS, ("dynamodb:UpdateItem",)),
             # ledger corrections; re-routed events copied to their contact and deleted where they were sent
             TableAccess(
                 EVENTS,
-                ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+                ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:BatchWriteItem"),
             ),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),

@@ -1,12 +1,13 @@
 """Aggregation: a DynamoDB Streams trigger on the events table (events the tracking path recorded).
 
 A whole batch at once, so each contact's events in it become one profile write. A contact that
-fails is reported by its first stream position: Lambda resumes there, and what was folded in since
-is recognised and skipped.
+fails is reported by its first stream position: Lambda resumes there (retrying until it succeeds:
+the trigger never skips a record), and what was folded in since is recognised and skipped.
 """
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
@@ -16,31 +17,40 @@ from shared.settings import AggregationSettings, env_model
 from shared.usecases.aggregation import Folded, NewEvent, aggregate
 
 
-def new_events(event: dict[str, Any]) -> tuple[list[NewEvent], str | None]:
-    """The batch's new events, up to the first record that cannot be read (its position, or None)."""
+def new_events(event: dict[str, Any]) -> list[NewEvent]:
+    """The batch's new events. A record that cannot be read is logged (its key, no content) and passed:
+    the trigger retries until it succeeds, so one unreadable record must not hold the others back; the
+    event stays in the log."""
     found: list[NewEvent] = []
     for record in event.get("Records", []):
         try:
             new = new_event_from_stream(record)
-        except Exception:  # noqa: BLE001 - a record we cannot read goes back to the stream, then aside
+        except Exception:  # noqa: BLE001 - logged and counted, the others go on
             logger.exception("unreadable event record", extra={"eventID": record.get("eventID")})
-            return found, str(record["dynamodb"]["SequenceNumber"]).zfill(POSITION_DIGITS)
+            metrics.add_metric(name="EventsUnreadable", unit=MetricUnit.Count, value=1)
+            continue
         if new is not None:
             found.append(new)
-    return found, None
+    return found
 
 
-def response(folded: Folded, unreadable: str | None) -> dict[str, Any]:
-    """Partial batch failure: Lambda retries from the earliest position reported."""
+def response(folded: Folded, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Partial batch failure: Lambda retries from the earliest position reported (the record's own
+    sequence number, as Lambda gave it)."""
     for error in folded.errors:
         logger.error("a contact's events were not folded in", extra={"error": type(error).__name__})
-    first = min((p for p in (folded.failed_from, unreadable) if p), default=None)
-    return {"batchItemFailures": [{"itemIdentifier": first.lstrip("0") or "0"}] if first else []}
+    if folded.failed_from is None:
+        return {"batchItemFailures": []}
+    sequence = next(
+        r["dynamodb"]["SequenceNumber"]
+        for r in records
+        if str(r["dynamodb"]["SequenceNumber"]).zfill(POSITION_DIGITS) == folded.failed_from
+    )
+    return {"batchItemFailures": [{"itemIdentifier": sequence}]}
 
 
 def fold(event: dict[str, Any]) -> dict[str, Any]:
-    news, unreadable = new_events(event)
-    return response(aggregate(news, runtime.aggregation()), unreadable)
+    return response(aggregate(new_events(event), runtime.aggregation()), event.get("Records", []))
 
 
 @env_model(AggregationSettings)

@@ -11,7 +11,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.function import Platform, WiredFunction
-from infra.wiring import FUNCTIONS, Capability as CapabilityName
+from infra.wiring import FUNCTIONS
+from infra.wiring import Capability as CapabilityName
 
 
 class Capability(Construct):

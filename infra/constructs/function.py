@@ -189,12 +189,16 @@ class WiredFunction(Construct):
             self.function.add_event_source(
                 sources.DynamoEventSource(
                     self._platform.tables[trigger.table.id],
-                    starting_position=lambda_.StartingPosition.LATEST,
+                    starting_position=lambda_.StartingPosition[trigger.starting_position],
                     batch_size=trigger.batch_size,
                     max_batching_window=Duration.seconds(trigger.max_batching_window_seconds),
                     bisect_batch_on_error=trigger.bisect_on_error,
-                    retry_attempts=trigger.retry_attempts,
-                    max_record_age=Duration.seconds(trigger.max_record_age_seconds),
+                    retry_attempts=trigger.retry_attempts,  # None: Lambda's default, until it succeeds
+                    max_record_age=(
+                        None
+                        if trigger.max_record_age_seconds is None
+                        else Duration.seconds(trigger.max_record_age_seconds)
+                    ),
                     report_batch_item_failures=True,
                     on_failure=sources.SqsDlq(dlq),
                     filters=[lambda_.FilterCriteria.filter(dict(pattern)) for pattern in trigger.filters],

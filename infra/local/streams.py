@@ -21,6 +21,11 @@ from infra.wiring import StreamTrigger
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
 
+#: A trigger that retries until it succeeds (``retry_attempts=None``) gives up here after this many:
+#: a local stack cannot wait for ever; it says so, and sets the batch aside as AWS would not.
+LOCAL_RETRIES = 20
+
+
 class StreamPump:
     def __init__(
         self,
@@ -106,7 +111,8 @@ class StreamPump:
         while pending:
             records = pending.pop(0)
             attempts, unhandled = 0, False
-            for _ in range(self._trigger.retry_attempts + 1):
+            retries = self._trigger.retry_attempts
+            for _ in range((LOCAL_RETRIES if retries is None else retries) + 1):
                 attempts += 1
                 failed_from, unhandled = self._invoke(records)
                 if failed_from is None:

@@ -14,9 +14,10 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
-from shared.adapters.contact_items import Retention, event_item, ledger_value, partition
+from shared.adapters.contact_items import POSITION_DIGITS, Retention, event_item, ledger_value, partition
 from shared.adapters.contact_store import fits, profile_update
 from shared.adapters.dynamodb import batch_write, error_code, failure, retried
 from shared.contacts.changes import ContactChange
@@ -27,6 +28,8 @@ from shared.tracking.timestamps import format_time
 from shared.usecases.recording import NewEntry
 
 LOG = "the event log"
+#: The widest stream position (``contact_items.POSITION_DIGITS``), for sizing the aggregation's update.
+_POSITION = "9" * POSITION_DIGITS
 #: Puts in flight at once for one request (boto3's default pool holds 10 connections).
 PARALLEL_PUTS = 8
 
@@ -86,7 +89,9 @@ class DynamoEventLog:
         return None
 
     def fits(self, change: ContactChange) -> bool:
-        return fits(profile_update(change, self._events))
+        """As the aggregation will write it: with the stream positions its condition carries."""
+        positioned = replace(change, first_position=_POSITION, last_position=_POSITION)
+        return fits(profile_update(positioned, self._events))
 
     def forget(self, contact: ContactId, keys: Sequence[str]) -> None:
         deletes = [{"DeleteRequest": {"Key": {"pk": partition(contact), "sk": {"S": k}}}} for k in keys]

@@ -27,6 +27,9 @@ from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
 from shared.tracking.messages import TrackedEvent
 from shared.usecases.recording import MAX_ROUNDS, ContactStore, split_change
 
+#: Re-routed events per transaction, with their copies: each up to 32 KB of call, well within 4 MB.
+REROUTED_PER_WRITE = 25
+
 
 @dataclass(frozen=True, slots=True)
 class NewEvent:
@@ -126,7 +129,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
-        parts = list(split_change(pending, store.capacity, splits))
+        capacity = (
+            store.capacity if origin is None else replace(store.capacity, max_events=REROUTED_PER_WRITE)
+        )
+        parts = list(split_change(pending, capacity, splits))
         changes = [
             _positioned(plan_change(target, part, replace(scoring, known=known)), part, by_id, origin)
             for part in parts
