@@ -168,6 +168,30 @@ def test_events_of_a_merged_away_contact_are_rerouted_and_count_once() -> None:
     assert store.profile(ANN) == ann and store.message_ids(ANN) == {"p1", "p2", "i1"}
 
 
+def test_rerouted_events_go_in_transactions_small_enough_for_their_copies() -> None:
+    """A re-route writes each event's copy with the profile in one transaction: at most 25 events each,
+    so 32 KB calls stay within DynamoDB's 4 MB per transaction (own events go up to 99 per write)."""
+    from shared.usecases.aggregation import REROUTED_PER_WRITE
+
+    store = MemoryContactStore()
+    recorded(store, identify("i1", anonymous="a1"))
+    store.deliver_events()
+    assert store.deliver_merges(NOW) == 1
+    recorded(store, *(page(f"p{i}", anonymous="a1") for i in range(60)))
+    sizes: list[tuple[bool, int]] = []
+    commit = store.commit
+
+    def counted(changes, copies={}):
+        sizes.extend((c.origin is not None, len(c.events)) for c in changes)
+        return commit(changes, copies)
+
+    store.commit = counted  # type: ignore[method-assign]
+    assert aggregate(store.new_events(), deps(store)).events == 60
+    rerouted = [n for origin, n in sizes if origin]
+    assert sum(rerouted) == 60 and max(rerouted) == REROUTED_PER_WRITE == 25
+    assert store.profile(ANN).counts == {"identified": 1, "visit": 60}
+
+
 def test_a_replay_of_an_event_the_merge_moved_counts_once() -> None:
     store = MemoryContactStore()
     stated = (NOW - timedelta(minutes=2)).isoformat()
