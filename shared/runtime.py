@@ -19,6 +19,7 @@ from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_merges import DynamoMergeStore
+    from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.admin.dependencies import Admin
     from shared.usecases.aggregation import Aggregation
@@ -38,6 +39,16 @@ def _event_log(config: settings.EventLogSettings) -> DynamoEventLog:
         aws.client("dynamodb"),
         events_table=config.events_table_name,
         retention=Retention(days=config.event_retention_days, purchase_days=config.purchase_retention_days),
+    )
+
+
+def _contact_store(config: settings.ContactStoreSettings) -> DynamoContactStore:
+    from shared.adapters.contact_store import DynamoContactStore
+
+    return DynamoContactStore(
+        aws.client("dynamodb"),
+        contacts_table=config.contacts_table_name,
+        events_table=config.events_table_name,
     )
 
 
@@ -81,18 +92,13 @@ def tracking() -> Tracking:
 
 @scope.per_function
 def aggregation() -> Aggregation:
-    from shared.adapters.contact_store import DynamoContactStore
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.aggregation import Aggregation
 
     config = settings.load(settings.AggregationSettings)
     _aws()
     return Aggregation(
-        contacts=DynamoContactStore(
-            aws.client("dynamodb"),
-            contacts_table=config.contacts_table_name,
-            events_table=config.events_table_name,
-        ),
+        contacts=_contact_store(config),
         log=_event_log(config),
         rules=_rules(config),
         decay=_decay(config),
@@ -167,17 +173,12 @@ def engagement() -> Engagement:
 @scope.per_function
 def admin() -> Admin:
     from shared.adapters.contact_log import DynamoContactLog
-    from shared.adapters.contact_store import DynamoContactStore
     from shared.admin.dependencies import Admin
 
     config = settings.load(settings.AdminSettings)
     _aws()
     return Admin(
-        contacts=DynamoContactStore(
-            aws.client("dynamodb"),
-            contacts_table=config.contacts_table_name,
-            events_table=config.events_table_name,
-        ),
+        contacts=_contact_store(config),
         log=DynamoContactLog(aws.client("dynamodb"), events_table=config.events_table_name),
         rules=_rules(config),
         funnels=_engagement_config(),

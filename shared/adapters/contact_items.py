@@ -121,6 +121,11 @@ def event_key(event: TrackedEvent) -> str:
     return f"{TIMED_PREFIX}{format_time(event.stated_time)}#{event.message_id}"
 
 
+def stated_time_of(sort_key: str) -> str | None:
+    """The call's own time, as the key holds it (``E#<time>#<messageId>``); None for an untimed key."""
+    return sort_key.split("#", 2)[1] if sort_key.startswith(TIMED_PREFIX) else None
+
+
 def message_id_of(sort_key: str) -> str:
     if sort_key.startswith(TIMED_PREFIX):
         return sort_key.split("#", 2)[2]
@@ -269,7 +274,7 @@ def new_event_from_stream(record: Mapping[str, Any]) -> NewEvent | None:
             call=str(data["call"]),
             timestamp=parse_time(str(data["timestamp"])),
             received_at=parse_time(str(data["receivedAt"])),
-            stated_time=parse_time(key.split("#", 2)[1]) if key.startswith(TIMED_PREFIX) else None,
+            stated_time=parse_time(stated) if (stated := stated_time_of(key)) else None,
         ),
         key=key,
         ledger=tuple(ScoreChange(**LedgerLine.model_validate(line).model_dump()) for line in ledger),

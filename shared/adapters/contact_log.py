@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.adapters.contact_items import EVENT_PREFIX, TIMED_PREFIX, partition, stored_event
+from shared.adapters.contact_items import EVENT_PREFIX, TIMED_PREFIX, partition, stated_time_of, stored_event
 from shared.adapters.dynamodb import failure
 from shared.contacts.identity import ContactId
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerPage
@@ -87,9 +87,7 @@ class DynamoContactLog:
 def _position(item: Mapping[str, Any]) -> tuple[str, str]:
     """Where an item sits in the log: (its time, its key). A timed key's time is the call's own."""
     key = item["sk"]["S"]
-    if key.startswith(TIMED_PREFIX):
-        return key.split("#", 2)[1], key
-    return item["timestamp"]["S"], key
+    return stated_time_of(key) or item["timestamp"]["S"], key
 
 
 def _encode_cursor(contact: ContactId, position: tuple[str, str]) -> str:
