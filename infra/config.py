@@ -56,7 +56,16 @@ class DeploymentConfig(BaseModel):
 
 
 #: Environment variables that name the services a function may use.
-SERVICE_ENV = {"events": "EVENT_BUS_NAME", "sns": "LEAD_TOPIC_ARN"}
+SERVICE_ENV = {
+    "events": "EVENT_BUS_NAME",
+    "sns": "LEAD_TOPIC_ARN",
+    "identity_secrets": "IDENTITY_SECRETS_PATH",
+}
+
+
+def identity_secrets_path(stack_name: str) -> str:
+    """Where a stack keeps its sources' identity secrets: SSM parameters ``<path><source>``."""
+    return f"/{stack_name}/identity-secrets/"
 
 
 def environment(

@@ -90,7 +90,8 @@ class ScheduleTrigger:
         return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
 
-Service = Literal["events", "sns", "ses"]
+#: the event bus, the lead topic, the SES sender, the sources' identity secrets (SSM, read only)
+Service = Literal["events", "sns", "ses", "identity_secrets"]
 #: What the system does, one construct each in the stack; automation, delivery and analytics come next.
 Capability = Literal["ingest", "engagement", "admin"]
 CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "admin")
@@ -172,6 +173,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             TableAccess(EVENTS, ("dynamodb:PutItem",)),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
         ),
+        # reads a browser source's secret to check the identity proofs its calls carry
+        services=("identity_secrets",),
     ),
     FunctionSpec(
         name="aggregation",

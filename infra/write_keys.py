@@ -1,21 +1,27 @@
-"""Create or disable write keys in a deployed stack.
+"""Create or disable write keys, and manage the sources' identity secrets, in a deployed stack.
 
-    python -m infra.write_keys create --source website --trust browser
+    python -m infra.write_keys create --source website --trust browser --verify-identity
     python -m infra.write_keys create --source backend --trust server
+    python -m infra.write_keys verify-identity --key wk_web_... [--off]
+    python -m infra.write_keys rotate-secret --source website [--overlap-hours 24]
     python -m infra.write_keys disable --key wk_web_...
 
-The key is printed once; only its SHA-256 hash is stored. Uses your current AWS credentials and
-finds the config table from the stack's outputs (or ``--table``).
+A key is printed once; only its SHA-256 hash is stored. A source's identity secret (for the proofs its
+back-end gives the pages, docs/tracking.md "Verified identity") is printed once when it is created or
+rotated, and kept as an SSM SecureString. Uses your current AWS credentials and finds the config table
+from the stack's outputs (or ``--table``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from infra.app import STACK_NAME
+from infra.config import identity_secrets_path
 from shared.adapters import aws
+from shared.adapters.identity_secrets import SOURCE_NAME, SsmIdentitySecrets
 from shared.adapters.write_keys import DynamoWriteKeys
 from shared.errors import NotFound
 from shared.tracking.trust import Trust
@@ -37,22 +43,79 @@ def main(argv: list[str] | None = None) -> int:
     create = commands.add_parser("create", help="mint a new write key")
     create.add_argument("--source", required=True, help="what sends with it: website, shop-backend, app...")
     create.add_argument("--trust", choices=[t.value for t in Trust], required=True)
+    create.add_argument(
+        "--verify-identity",
+        action="store_true",
+        help="browser keys: calls naming a userId must prove it (creates the source's secret if it has none)",
+    )
+    verify = commands.add_parser("verify-identity", help="require identity proofs on a browser key, or stop")
+    verify.add_argument("--key", required=True)
+    verify.add_argument("--off", action="store_true", help="stop requiring proofs")
+    rotate = commands.add_parser(
+        "rotate-secret", help="replace a source's identity secret; the old one is accepted for the overlap"
+    )
+    rotate.add_argument("--source", required=True)
+    rotate.add_argument("--overlap-hours", type=float, default=24.0)
     disable = commands.add_parser("disable", help="stop accepting a write key (within a minute)")
     disable.add_argument("--key", required=True)
     args = parser.parse_args(argv)
 
+    source = getattr(args, "source", None)
+    if source is not None and not SOURCE_NAME.match(source):
+        parser.error("--source: 1 to 64 letters, digits, '_', '.' or '-'")
+    if args.command == "create" and args.verify_identity and args.trust != Trust.BROWSER.value:
+        parser.error("--verify-identity is for browser keys: a server key's calls are trusted")
+    secrets = SsmIdentitySecrets(lambda: aws.client("ssm"), path=identity_secrets_path(args.stack))
+    if args.command == "rotate-secret":
+        overlap = timedelta(hours=args.overlap_hours)
+        print(
+            f"new identity secret for {args.source} (the old one is accepted for {overlap}):", file=sys.stderr
+        )
+        print(secrets.rotate(args.source, datetime.now(UTC), overlap))
+        return 0
     keys = DynamoWriteKeys(aws.client("dynamodb"), table=args.table or config_table(args.stack))
     if args.command == "create":
-        key = keys.create(args.source, Trust(args.trust), datetime.now(UTC))
+        key = keys.create(
+            args.source, Trust(args.trust), datetime.now(UTC), requires_proof=args.verify_identity
+        )
         print(key)
-    else:
-        try:
+        if args.verify_identity:
+            _ensure_secret(secrets, args.source)
+        return 0
+    try:
+        if args.command == "verify-identity":
+            found = keys.lookup(args.key)
+            if found is None:
+                raise NotFound("no such write key")
+            if found.trust is not Trust.BROWSER:
+                print("a server key's calls are trusted; proofs are for browser keys", file=sys.stderr)
+                return 1
+            keys.require_proof(args.key, not args.off)
+            if not args.off:
+                _ensure_secret(secrets, found.name)
+            print(
+                "identity proofs " + ("no longer required" if args.off else "required") + " (within a minute)"
+            )
+        else:
             keys.disable(args.key)
-        except NotFound:
-            print("no such write key", file=sys.stderr)
-            return 1
-        print("disabled")
+            print("disabled")
+    except NotFound:
+        print("no such write key", file=sys.stderr)
+        return 1
     return 0
+
+
+def _ensure_secret(secrets: SsmIdentitySecrets, source: str) -> None:
+    """Create the source's identity secret if it has none, and print it (once: only SSM keeps it)."""
+    created = secrets.create(source)
+    if created is None:
+        print(f"source {source} already has an identity secret (rotate-secret replaces it)", file=sys.stderr)
+    else:
+        print(
+            f"identity secret for {source} (give it to your back-end; it is not shown again):",
+            file=sys.stderr,
+        )
+        print(created)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ def _decay(config: settings.HalfLifeSettings) -> Decay:
 
 @scope.per_function
 def tracking() -> Tracking:
+    from shared.adapters.identity_secrets import SsmIdentitySecrets
     from shared.adapters.write_keys import DynamoWriteKeys
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.tracking import Tracking
@@ -83,6 +84,8 @@ def tracking() -> Tracking:
     return Tracking(
         clock=clock.current(),
         write_keys=DynamoWriteKeys(aws.client("dynamodb"), table=config.config_table_name),
+        # its client is made on first use: most requests never read a secret
+        identity_secrets=SsmIdentitySecrets(lambda: aws.client("ssm"), path=config.identity_secrets_path),
         log=_event_log(config),
         rules=_rules(config),
         decay=_decay(config),

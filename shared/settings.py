@@ -64,6 +64,9 @@ class ScoringSettings(ContactStoreSettings, ScoringConfigSettings):
 class TrackingSettings(EventLogSettings, ScoringConfigSettings):
     """The tracking function: appends scored events to the log (profiles are not its to write)."""
 
+    #: where the sources' identity secrets are (SSM parameters ``<path><source>``)
+    identity_secrets_path: str = Field(alias="IDENTITY_SECRETS_PATH", pattern=r"^/[A-Za-z0-9_.\-/]*/$")
+
     # Built at import, off its first request's path.
     model_config = ConfigDict(defer_build=False)
 

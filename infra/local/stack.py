@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from infra.config import DeploymentConfig, environment
+from infra.config import DeploymentConfig, environment, identity_secrets_path
 from infra.local.gateway import Gateway, LambdaContext, load_handler, routes_for
 from infra.local.moto_dynamodb import serialise
 from infra.local.scheduler import LocalScheduler
@@ -25,6 +25,9 @@ BUS = "lifecycle"
 SENDER = "lifecycle@localhost.localdomain"
 DEFAULT_BROWSER_KEY = "local-browser-key"
 DEFAULT_SERVER_KEY = "local-server-key"
+DEFAULT_VERIFIED_KEY = "local-verified-key"
+VERIFIED_SOURCE = "local-verified-website"
+DEFAULT_IDENTITY_SECRET = "local-identity-secret"
 
 
 @dataclass
@@ -35,6 +38,9 @@ class LocalSettings:
     port: int = 3000
     browser_key: str = DEFAULT_BROWSER_KEY
     server_key: str = DEFAULT_SERVER_KEY
+    #: a browser key whose calls must prove their userId, and its source's identity secret
+    verified_key: str = DEFAULT_VERIFIED_KEY
+    identity_secret: str = DEFAULT_IDENTITY_SECRET
     cors_origins: tuple[str, ...] = ("*",)
     quiet: bool = False
 
@@ -47,6 +53,8 @@ class LocalSettings:
             port=int(env.get("PORT", "3000")),
             browser_key=env.get("LOCAL_BROWSER_WRITE_KEY", DEFAULT_BROWSER_KEY),
             server_key=env.get("LOCAL_SERVER_WRITE_KEY", DEFAULT_SERVER_KEY),
+            verified_key=env.get("LOCAL_VERIFIED_WRITE_KEY", DEFAULT_VERIFIED_KEY),
+            identity_secret=env.get("LOCAL_IDENTITY_SECRET", DEFAULT_IDENTITY_SECRET),
             cors_origins=origins or ("*",),
         )
 
@@ -145,7 +153,7 @@ class LocalStack:
         from infra.local.permissions import function_scope
         from shared import scope
 
-        services = {"events": BUS, "sns": self.topic_arn}
+        services = {"events": BUS, "sns": self.topic_arn, "identity_secrets": identity_secrets_path(BUS)}
         self.environments = {
             spec.name: environment(spec, self.table_names, self.config, services) for spec in FUNCTIONS
         }
@@ -247,12 +255,16 @@ class LocalStack:
 
     def _seed_write_keys(self) -> None:
         from shared.adapters import aws
+        from shared.adapters.identity_secrets import SsmIdentitySecrets
         from shared.adapters.write_keys import DynamoWriteKeys
 
         keys = DynamoWriteKeys(aws.client("dynamodb"), table=self.table_names["config"])
         now = self.clock.now()
         keys.register(self.settings.browser_key, "local-website", Trust.BROWSER, now)
         keys.register(self.settings.server_key, "local-backend", Trust.SERVER, now)
+        keys.register(self.settings.verified_key, VERIFIED_SOURCE, Trust.BROWSER, now, requires_proof=True)
+        secrets = SsmIdentitySecrets(lambda: aws.client("ssm"), path=identity_secrets_path(BUS))
+        secrets.adopt(VERIFIED_SOURCE, self.settings.identity_secret)
 
     def _load_rules(self) -> int:
         """Load and compile the scoring rules (the shipped defaults, plus any stored) as the functions will."""
@@ -340,6 +352,10 @@ class LocalStack:
                 "Write keys:",
                 f"  browser (behaviour only): {self.settings.browser_key}",
                 f"  server  (all facts):      {self.settings.server_key}",
+                f"  browser, verified identity: {self.settings.verified_key}  (source {VERIFIED_SOURCE}, "
+                f"identity secret {self.settings.identity_secret})",
+                "  a call naming a userId proves it: integrations.Lifecycle.userHash = "
+                "hex HMAC-SHA256(secret, userId)",
                 "",
                 "Send an event:",
                 f"  curl -s -u {self.settings.server_key}: -H 'content-type: application/json' {url}/v1/track \\",

@@ -28,6 +28,8 @@ class WriteKeyItem(BaseModel):
     trust: Trust
     disabled: bool = False
     createdAt: str | None = None
+    #: calls naming a userId must carry a proof (browser keys; ``shared.tracking.proofs``)
+    verifyIdentity: bool = False
 
 
 def fingerprint(write_key: str) -> str:
@@ -61,13 +63,23 @@ class DynamoWriteKeys:
         source = None
         if item:
             record = WriteKeyItem.model_validate(plain_item(item))
-            source = None if record.disabled else Source(name=record.source, trust=record.trust)
+            source = (
+                None
+                if record.disabled
+                else Source(
+                    name=record.source,
+                    trust=record.trust,
+                    requires_proof=record.verifyIdentity and record.trust is Trust.BROWSER,
+                )
+            )
         if len(self._cache) > 1000:
             self._cache.clear()
         self._cache[digest] = (self._monotonic() + self._ttl, source)
         return source
 
-    def register(self, write_key: str, source: str, trust: Trust, at: datetime) -> None:
+    def register(
+        self, write_key: str, source: str, trust: Trust, at: datetime, *, requires_proof: bool = False
+    ) -> None:
         """Store a write key (idempotent for the same source and trust)."""
         try:
             self._db.put_item(
@@ -77,6 +89,7 @@ class DynamoWriteKeys:
                     "source": s(source),
                     "trust": s(trust.value),
                     "createdAt": s(format_time(at)),
+                    **({"verifyIdentity": {"BOOL": True}} if requires_proof else {}),
                 },
                 ConditionExpression="attribute_not_exists(pk) OR (#source = :source AND #trust = :trust)",
                 ExpressionAttributeNames={"#source": "source", "#trust": "trust"},
@@ -87,20 +100,28 @@ class DynamoWriteKeys:
                 raise Conflict("that write key already belongs to another source or trust level") from exc
             raise
 
-    def create(self, source: str, trust: Trust, at: datetime) -> str:
+    def create(self, source: str, trust: Trust, at: datetime, *, requires_proof: bool = False) -> str:
         """Mint a new random write key for a source; only its hash is stored."""
         write_key = ("wk_srv_" if trust is Trust.SERVER else "wk_web_") + secrets.token_urlsafe(24)
-        self.register(write_key, source, trust, at)
+        self.register(write_key, source, trust, at, requires_proof=requires_proof)
         return write_key
 
     def disable(self, write_key: str) -> None:
+        self._set(write_key, "disabled", True)
+
+    def require_proof(self, write_key: str, required: bool) -> None:
+        """Make calls naming a userId prove it (or stop requiring it); applies within the cache time."""
+        self._set(write_key, "verifyIdentity", required)
+
+    def _set(self, write_key: str, flag: str, value: bool) -> None:
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(fingerprint(write_key)),
-                UpdateExpression="SET disabled = :t",
+                UpdateExpression="SET #flag = :value",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":t": {"BOOL": True}},
+                ExpressionAttributeNames={"#flag": flag},
+                ExpressionAttributeValues={":value": {"BOOL": value}},
             )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":

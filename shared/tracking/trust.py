@@ -29,6 +29,8 @@ class Source:
 
     name: str
     trust: Trust
+    #: a browser key whose calls must prove their ``userId`` (``shared.tracking.proofs``)
+    requires_proof: bool = False
 
 
 #: Consent vocabularies (Segment, Shopify, HubSpot, Mautic, Salesforce, Braze, Intercom, Marketo,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from datetime import datetime
+from functools import partial
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -12,14 +15,19 @@ from shared.errors import NotFound, Unauthorized
 from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
 from shared.scoring.engine import ScoringContext
-from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
-from shared.tracking.trust import Source, authorise
+from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, TrackedEvent, parse_calls
+from shared.tracking.proofs import Provenance, SourceSecret, Vouched, vouch
+from shared.tracking.trust import Source, Trust, authorise
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
 from shared.usecases.recording import EventLog, record
 
 
 class WriteKeyDirectory(Protocol):
     def lookup(self, write_key: str) -> Source | None: ...
+
+
+class IdentitySecrets(Protocol):
+    def secret_for(self, source: str) -> SourceSecret | None: ...
 
 
 class Telemetry(Protocol):
@@ -30,6 +38,7 @@ class Telemetry(Protocol):
 class Tracking:
     clock: Clock
     write_keys: WriteKeyDirectory
+    identity_secrets: IdentitySecrets
     log: EventLog
     rules: RuleSource
     decay: Decay
@@ -73,10 +82,40 @@ def track(request: TrackingRequest, deps: Tracking) -> Accepted:
     if source is None:
         raise Unauthorized("unknown or disabled write key")
     now = deps.clock.now()
-    events = parse_calls(request.path, payload, received_at=now, limits=deps.limits)
+    events = parse_calls(
+        request.path, payload, received_at=now, limits=deps.limits, vouch=_voucher(source, deps, now)
+    )
     authorise(source, events)
     recorded = record(events, deps.log, now, ScoringContext(deps.rules.book(), deps.decay))
+    _count_claims(events, deps.telemetry)
     deps.telemetry.count("EventsAccepted", recorded.accepted)
     deps.telemetry.count("EventsDuplicate", recorded.duplicates)
     deps.telemetry.count("MergesRequested", recorded.merges)
     return Accepted()
+
+
+def _voucher(source: Source, deps: Tracking, now: datetime) -> Callable[[Mapping[str, Any]], Vouched]:
+    """How each call's identity is taken: the source's secret is read only if a call has to prove one."""
+    server = source.trust is Trust.SERVER
+    if server or not source.requires_proof:
+        return partial(vouch, server=server, requires_proof=False, secret=None, now=now)
+    secret: list[SourceSecret | None] = []
+
+    def checked(call: Mapping[str, Any]) -> Vouched:
+        if not secret and call.get("userId") is not None:
+            secret.append(deps.identity_secrets.secret_for(source.name))
+            if secret[0] is None:
+                deps.telemetry.count("IdentitySecretMissing", 1)
+        return vouch(call, server=False, requires_proof=True, secret=secret[0] if secret else None, now=now)
+
+    return checked
+
+
+def _count_claims(events: list[TrackedEvent], telemetry: Telemetry) -> None:
+    """Metrics of how many claims were proven and how many were not (never who made them)."""
+    verified = sum(event.provenance is Provenance.VERIFIED for event in events)
+    unverified = sum(event.provenance is Provenance.UNVERIFIED for event in events)
+    if verified:
+        telemetry.count("ClaimsVerified", verified)
+    if unverified:
+        telemetry.count("ClaimsUnverified", unverified)

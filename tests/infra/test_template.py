@@ -60,6 +60,7 @@ def test_every_acknowledged_finding_is_known_and_explained(synthesized) -> None:
     assert kinds == {
         "Annotation::AwsSolutions-IAM5[Resource::*]",
         "Annotation::AwsSolutions-IAM5[Resource::<table>/index/*]",
+        "Annotation::AwsSolutions-IAM5[Resource::arn:<table>:ssm:<table>:<table>:parameter/Lifecycle/identity-secrets/*]",
         "Annotation::AwsSolutions-APIG4",
         "Annotation::AwsSolutions-SQS3",
         "Annotation::AwsSolutions-L1",
@@ -393,6 +394,22 @@ def test_the_tracking_function_only_appends_events(template) -> None:
         EVENTS.env: {"dynamodb:PutItem"},
         CONFIG.env: {"dynamodb:GetItem", "dynamodb:Query"},
     }
+
+
+def test_only_the_tracking_function_reads_identity_secrets_and_only_under_its_path(template) -> None:
+    """GetParameter (never Put) on the stack's identity-secrets path; the path is what its code reads."""
+    for spec in FUNCTIONS:
+        props = lambda_for(template, spec.name)
+        reads = [s for s in policy_statements(template, props) if "ssm" in str(s["Action"])]
+        if spec.name != "tracking":
+            assert reads == [] and "IDENTITY_SECRETS_PATH" not in props["Environment"]["Variables"]
+            continue
+        (statement,) = reads
+        assert statement["Action"] == "ssm:GetParameter"
+        resource = json.dumps(statement["Resource"])
+        path = props["Environment"]["Variables"]["IDENTITY_SECRETS_PATH"]
+        assert path == "/Lifecycle/identity-secrets/"
+        assert f":parameter{path}*" in resource and ":ssm:" in resource
 
 
 def test_the_aggregation_writes_profiles_blind_and_reads_nothing_but_config(template) -> None:

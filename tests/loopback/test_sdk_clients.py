@@ -229,3 +229,48 @@ def test_stream_is_consumed_and_advancing_the_clock_fires_the_due_job(local_stac
         if e["detail"]["contact_id"] == "user_id:decaying" and e["detail"].get("to") == "exit"
     ]
     assert len(exits) == 1 and exits[0]["type"] == "EngagementQuarterChanged"
+
+
+@pytest.mark.parametrize("library", ["segment", "rudderstack"])
+def test_real_clients_send_identity_proofs_and_unproven_claims_stay_on_the_visitor(
+    local_stack: str, library: str
+) -> None:
+    """The local stack's verified browser key (``local-verified-key``, secret ``local-identity-secret``):
+    the SDK passes the proof through ``integrations``; a claim without one is kept on the visitor."""
+    from shared.tracking.proofs import user_hash
+
+    if library == "segment":
+        from segment.analytics.client import Client
+    else:
+        from rudderstack.analytics.client import Client
+    errors: list[object] = []
+    client = Client(
+        "local-verified-key", host=local_stack, on_error=lambda e, b: errors.append(e), max_retries=0
+    )
+    user, visitor = f"proven-{library}", f"visitor-{library}"
+    proof = {"Lifecycle": {"userHash": user_hash("local-identity-secret", user)}}
+    proven = [
+        client.identify(user, {"name": "P"}, anonymous_id=visitor, integrations=proof)[1]["messageId"],
+        client.track(user, "Product Viewed", {"sku": "A"}, anonymous_id=visitor, integrations=proof)[1][
+            "messageId"
+        ],
+    ]
+    claimed = [
+        client.track(user, "Product Viewed", {"sku": "B"}, anonymous_id=f"other-{visitor}")[1]["messageId"],
+        client.track(
+            user,
+            "Product Viewed",
+            {"sku": "C"},
+            anonymous_id=f"other-{visitor}",
+            integrations={"Lifecycle": {"userHash": "0" * 64}},
+        )[1]["messageId"],
+    ]
+    client.flush()
+    client.join()
+    assert errors == []
+    assert sorted(stored_message_ids(local_stack, f"user_id:{user}")) == sorted(proven)
+    assert sorted(stored_message_ids(local_stack, f"anonymous_id:other-{visitor}")) == sorted(claimed)
+    events = get(f"{local_stack}/admin/contacts/anonymous_id:other-{visitor}/events")["events"]
+    assert {(e["trust"], e["claimed_user_id"]) for e in events} == {("unverified", user)}
+    verified = get(f"{local_stack}/admin/contacts/user_id:{user}/events")["events"]
+    assert {e["trust"] for e in verified} == {"verified"}

@@ -264,3 +264,19 @@ def test_durations() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_a_client_dropping_its_connection_prints_no_traceback(capsys) -> None:
+    from infra.local.gateway import QuietServer
+
+    server = QuietServer(("127.0.0.1", 0), object)  # type: ignore[arg-type]
+    try:
+        for error in (ConnectionResetError("peer reset"), ValueError("a real bug")):
+            try:
+                raise error
+            except Exception:
+                server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    printed = capsys.readouterr().err
+    assert "a real bug" in printed and "peer reset" not in printed
