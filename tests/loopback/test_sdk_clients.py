@@ -3,67 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.loopback.conftest import BROWSER_KEY, SERVER_KEY, eventually, get, stored_message_ids
 
 pytestmark = pytest.mark.loopback
-SERVER_KEY = "loopback-server-key"
-BROWSER_KEY = "loopback-browser-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))} | {
-        "PORT": str(port),
-        "LOCAL_SERVER_WRITE_KEY": SERVER_KEY,
-        "LOCAL_BROWSER_WRITE_KEY": BROWSER_KEY,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    banner = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        banner.append(line)
-        if "Move time on" in line:
-            break
-    text = "".join(banner)
-    assert f"http://127.0.0.1:{port}" in text, text
-    assert SERVER_KEY in text and BROWSER_KEY in text and "curl" in text
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=20) == 0, "Ctrl-C must stop the local stack cleanly"
-
-
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def folded_card(base: str, contact: str) -> dict | None:
@@ -74,19 +21,6 @@ def folded_card(base: str, contact: str) -> dict | None:
         if error.code == 404:
             return None
         raise
-
-
-def stored_message_ids(base: str, contact: str) -> list[str]:
-    ids: list[str] = []
-    cursor = ""
-    while True:
-        page = get(
-            f"{base}/admin/contacts/{contact}/events?limit=100" + (f"&before={cursor}" if cursor else "")
-        )
-        ids += [e["message_id"] for e in page["events"]]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return ids
 
 
 def drive(client, user: str, anonymous: str) -> list[str]:
@@ -195,15 +129,6 @@ def post(url: str, body: dict) -> dict:
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
-
-
-def eventually(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 def test_stream_is_consumed_and_advancing_the_clock_fires_the_due_job(local_stack: str) -> None:
