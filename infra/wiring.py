@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, TableSpec
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
@@ -171,6 +171,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             # A conditional put per event, nothing else: profiles are folded in by the aggregation function.
             TableAccess(EVENTS, ("dynamodb:PutItem",)),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+            # rate-limit counters: an atomic add now and then, never a read
+            TableAccess(RATES, ("dynamodb:UpdateItem",)),
         ),
     ),
     FunctionSpec(

@@ -818,3 +818,23 @@ class MemoryEngagementConfig:
             return current
         self.turn += 1
         return pick(available, self.turn - 1)
+
+
+@dataclass
+class MemoryRateCounters:
+    """Rate-limit counters: totals per (scope, id, window), added to atomically; ``unavailable`` makes
+    every write fail as the adapter's do (``DependencyUnavailable``)."""
+
+    totals: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    expiries: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    writes: int = 0
+    unavailable: bool = False
+
+    def add(self, scope: str, id: str, window: int, n: int, expires_at: int) -> int:
+        if self.unavailable:
+            raise DependencyUnavailable("the rate counters are unavailable right now; retry")
+        self.writes += 1
+        key = (scope, id, window)
+        self.totals[key] = self.totals.get(key, 0) + n
+        self.expiries[key] = expires_at
+        return self.totals[key]

@@ -16,7 +16,7 @@ import aws_lambda_powertools
 import pytest
 
 from infra.wiring import FUNCTIONS, function
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, create_table_request
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, create_table_request
 from tests.conftest import ROOT, resources, table_names_by_env
 
 
@@ -388,11 +388,19 @@ def test_the_aggregation_filter_passes_only_recorded_events(template) -> None:
 
 def test_the_tracking_function_only_appends_events(template) -> None:
     """The request path puts events, and reads its write keys and rules: no profile, no read of the log,
-    no update (profiles are folded in by the aggregation)."""
+    no update of anything but its rate-limit counters (profiles are folded in by the aggregation)."""
     assert dynamodb_grants(template, function("tracking")) == {
         EVENTS.env: {"dynamodb:PutItem"},
         CONFIG.env: {"dynamodb:GetItem", "dynamodb:Query"},
+        RATES.env: {"dynamodb:UpdateItem"},
     }
+
+
+def test_the_rate_counters_table_expires_its_counters_and_has_no_stream(template) -> None:
+    props = by_env(template, RATES.env)
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert "StreamSpecification" not in props and props.get("TableClass", "STANDARD") == "STANDARD"
+    assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
 
 
 def test_the_aggregation_writes_profiles_blind_and_reads_nothing_but_config(template) -> None:
