@@ -27,6 +27,7 @@ from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 from shared.tracking.messages import TrackedEvent
+from shared.tracking.rates import RateLimit
 from shared.tracking.trust import Source, Trust
 from shared.usecases.aggregation import Aggregation, Folded, NewEvent, aggregate
 from shared.usecases.engagement import Delivery, Pending
@@ -726,12 +727,20 @@ class MemoryWriteKeys:
         found = self.keys.get(write_key)
         return None if found is None or found[1] else found[0]
 
-    def register(self, write_key: str, source: str, trust: Trust, at: datetime) -> None:
+    def register(
+        self, write_key: str, source: str, trust: Trust, at: datetime, limit: RateLimit | None = None
+    ) -> None:
         found = self.keys.get(write_key)
-        if found is not None and found[0] != Source(source, trust):
+        if found is not None and (found[0].name, found[0].trust) != (source, trust):
             raise Conflict("that write key already belongs to another source or trust level")
-        if found is None:
-            self.keys[write_key] = (Source(source, trust), False)
+        # registering again sets the key's limit as given (the adapter puts the item again)
+        self.keys[write_key] = (Source(source, trust, limit), False if found is None else found[1])
+
+    def set_limit(self, write_key: str, limit: RateLimit | None) -> None:
+        if write_key not in self.keys:
+            raise NotFound("no such write key")
+        source, disabled = self.keys[write_key]
+        self.keys[write_key] = (replace(source, limit=limit), disabled)
 
     def disable(self, write_key: str) -> None:
         if write_key not in self.keys:

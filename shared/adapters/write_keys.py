@@ -9,10 +9,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.dynamodb import error_code, failure, plain_item, s
+from shared.adapters.dynamodb import error_code, exact_number, failure, n, plain_item, s
 from shared.errors import Conflict, NotFound
+from shared.tracking.rates import RateLimit
 from shared.tracking.timestamps import format_time
 from shared.tracking.trust import Source, Trust
 
@@ -28,6 +29,12 @@ class WriteKeyItem(BaseModel):
     trust: Trust
     disabled: bool = False
     createdAt: str | None = None
+    #: the key's own rate limit (both or neither); without it, the tracking function's default
+    rate: float | None = Field(None, gt=0)
+    burst: int | None = Field(None, ge=1)
+
+    def limit(self) -> RateLimit | None:
+        return None if self.rate is None or self.burst is None else RateLimit(self.rate, self.burst)
 
 
 def fingerprint(write_key: str) -> str:
@@ -61,14 +68,20 @@ class DynamoWriteKeys:
         source = None
         if item:
             record = WriteKeyItem.model_validate(plain_item(item))
-            source = None if record.disabled else Source(name=record.source, trust=record.trust)
+            source = (
+                None
+                if record.disabled
+                else Source(name=record.source, trust=record.trust, limit=record.limit())
+            )
         if len(self._cache) > 1000:
             self._cache.clear()
         self._cache[digest] = (self._monotonic() + self._ttl, source)
         return source
 
-    def register(self, write_key: str, source: str, trust: Trust, at: datetime) -> None:
-        """Store a write key (idempotent for the same source and trust)."""
+    def register(
+        self, write_key: str, source: str, trust: Trust, at: datetime, limit: RateLimit | None = None
+    ) -> None:
+        """Store a write key (idempotent for the same source and trust), with its own rate limit or none."""
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -77,6 +90,7 @@ class DynamoWriteKeys:
                     "source": s(source),
                     "trust": s(trust.value),
                     "createdAt": s(format_time(at)),
+                    **(_limit_attributes(limit) if limit else {}),
                 },
                 ConditionExpression="attribute_not_exists(pk) OR (#source = :source AND #trust = :trust)",
                 ExpressionAttributeNames={"#source": "source", "#trust": "trust"},
@@ -87,11 +101,30 @@ class DynamoWriteKeys:
                 raise Conflict("that write key already belongs to another source or trust level") from exc
             raise
 
-    def create(self, source: str, trust: Trust, at: datetime) -> str:
+    def create(self, source: str, trust: Trust, at: datetime, limit: RateLimit | None = None) -> str:
         """Mint a new random write key for a source; only its hash is stored."""
         write_key = ("wk_srv_" if trust is Trust.SERVER else "wk_web_") + secrets.token_urlsafe(24)
-        self.register(write_key, source, trust, at)
+        self.register(write_key, source, trust, at, limit)
         return write_key
+
+    def set_limit(self, write_key: str, limit: RateLimit | None) -> None:
+        """Give a key its own rate limit, or (None) return it to the default; warm functions apply it
+        within their cache time."""
+        values = {f":{k}": v for k, v in _limit_attributes(limit).items()} if limit else {}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(fingerprint(write_key)),
+                UpdateExpression="SET #rate = :rate, #burst = :burst" if limit else "REMOVE #rate, #burst",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#rate": "rate", "#burst": "burst"},
+                **({"ExpressionAttributeValues": values} if values else {}),
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise NotFound("no such write key") from exc
+            raise
+        self._cache.pop(fingerprint(write_key), None)
 
     def disable(self, write_key: str) -> None:
         try:
@@ -107,6 +140,10 @@ class DynamoWriteKeys:
                 raise NotFound("no such write key") from exc
             raise
         self._cache.pop(fingerprint(write_key), None)
+
+
+def _limit_attributes(limit: RateLimit) -> dict[str, Any]:
+    return {"rate": n(exact_number(limit.rate)), "burst": n(limit.burst)}
 
 
 def _key(digest: str) -> dict[str, Any]:

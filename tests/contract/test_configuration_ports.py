@@ -54,6 +54,22 @@ def test_a_disabled_key_is_refused_and_disabling_an_unknown_key_is_not_found(wri
         write_keys.disable("wk-never")
 
 
+def test_a_key_carries_its_own_rate_limit_until_it_returns_to_the_default(write_keys):
+    from shared.tracking.rates import RateLimit
+
+    write_keys.register("wk-1", "partner", Trust.SERVER, AT, limit=RateLimit(rate=2.5, burst=10))
+    write_keys.register("wk-2", "website", Trust.BROWSER, AT)
+    assert write_keys.lookup("wk-1") == Source("partner", Trust.SERVER, RateLimit(rate=2.5, burst=10))
+    assert write_keys.lookup("wk-2").limit is None
+    write_keys.set_limit("wk-2", RateLimit(rate=100, burst=100))
+    assert write_keys.lookup("wk-2") == Source("website", Trust.BROWSER, RateLimit(rate=100, burst=100))
+    write_keys.set_limit("wk-1", None)
+    assert write_keys.lookup("wk-1") == Source("partner", Trust.SERVER)
+    with pytest.raises(NotFound):
+        write_keys.set_limit("wk-never", RateLimit(rate=1, burst=1))
+    assert write_keys.lookup("wk-never") is None
+
+
 # --- scoring rules ----------------------------------------------------------------------------------
 
 
@@ -120,7 +136,9 @@ def team(implementation, config_table):
 
 
 def person(pid: str, weight: int = 1, available: bool = True) -> Salesperson:
-    return Salesperson(id=pid, name=pid.title(), email=f"{pid}@example.com", weight=weight, available=available)
+    return Salesperson(
+        id=pid, name=pid.title(), email=f"{pid}@example.com", weight=weight, available=available
+    )
 
 
 def test_the_default_funnel_is_version_zero_and_each_save_takes_the_next(team):

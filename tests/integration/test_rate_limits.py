@@ -128,3 +128,16 @@ def test_moving_the_clock_past_the_window_admits_again(aws, redeploy, clock) -> 
     clock.advance(timedelta(milliseconds=1))
     assert [track()[0] for _ in range(5)] == [200] * 5
     assert track()[0] == 429
+
+
+def test_a_key_of_its_own_limit_is_held_to_it(aws, redeploy) -> None:
+    from shared.adapters.write_keys import DynamoWriteKeys
+    from shared.tracking.rates import RateLimit
+    from shared.tracking.trust import Trust
+
+    keys = DynamoWriteKeys(aws, table=os.environ["CONFIG_TABLE_NAME"])
+    keys.register("tight-key", "partner", Trust.SERVER, NOW, limit=RateLimit(rate=1, burst=2))
+    assert [track("tight-key")[0] for _ in range(3)] == [200, 200, 429]
+    status, _, headers = track("tight-key")
+    assert status == 429 and headers["retry-after"] == "2", "a 2 s window"
+    assert track(SERVER_KEY)[0] == 200, "the others keep the default (1000 per 2 s)"
