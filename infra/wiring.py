@@ -122,12 +122,14 @@ class Cors:
 
     The headers are those browser tracking clients send beyond the CORS-safelisted ones: ``authorization``
     (listed explicitly: ``*`` never covers it), ``content-type`` (``application/json``), ``content-encoding``
-    and ``x-retry-count``, which ``@segment/analytics-next`` adds to every retry.
+    and ``x-retry-count``, which ``@segment/analytics-next`` adds to every retry. A page's script reads only
+    the CORS-safelisted response headers unless others are exposed: ``retry-after`` (429 and 503) is.
     """
 
     #: the methods of the public routes (see ``CORS`` below)
     allow_methods: tuple[str, ...]
     allow_headers: tuple[str, ...] = ("authorization", "content-type", "content-encoding", "x-retry-count")
+    expose_headers: tuple[str, ...] = ("retry-after",)
     max_age_seconds: int = 86400
 
 

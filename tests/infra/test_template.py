@@ -248,6 +248,12 @@ def test_cors_allows_what_tracking_clients_send_and_nothing_for_admin(template) 
     assert set(cors["AllowMethods"]) == public == {"POST"}
 
 
+def test_cors_lets_pages_read_retry_after(template) -> None:
+    """429 and 503 carry Retry-After; without exposing it a page's script cannot read it."""
+    (api,) = resources(template, "AWS::ApiGatewayV2::Api").values()
+    assert [h.lower() for h in api["Properties"]["CorsConfiguration"]["ExposeHeaders"]] == ["retry-after"]
+
+
 def test_stage_has_access_logs_without_personal_data_and_throttling(template) -> None:
     (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
     props = stage["Properties"]
