@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,50 +10,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.loopback.conftest import running_stack
 
 pytestmark = pytest.mark.loopback
 SERVER_KEY = "loopback-server-key"
 BROWSER_KEY = "loopback-browser-key"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))} | {
-        "PORT": str(port),
-        "LOCAL_SERVER_WRITE_KEY": SERVER_KEY,
-        "LOCAL_BROWSER_WRITE_KEY": BROWSER_KEY,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    banner = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        banner.append(line)
-        if "Move time on" in line:
-            break
-    text = "".join(banner)
-    assert f"http://127.0.0.1:{port}" in text, text
-    assert SERVER_KEY in text and BROWSER_KEY in text and "curl" in text
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=20) == 0, "Ctrl-C must stop the local stack cleanly"
+    with running_stack(LOCAL_SERVER_WRITE_KEY=SERVER_KEY, LOCAL_BROWSER_WRITE_KEY=BROWSER_KEY) as (
+        url,
+        banner,
+    ):
+        assert SERVER_KEY in banner and BROWSER_KEY in banner and "curl" in banner
+        yield url
 
 
 def get(url: str) -> dict:
