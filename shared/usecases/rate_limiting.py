@@ -53,14 +53,16 @@ class RequestLimiter:
         self.counts = WindowCounts() if counts is None else counts
 
     def admit(self, write_key: str, source: Source, client_ip: str | None, now: datetime) -> None:
-        """Raise ``RateLimited`` if the request passes its key's limit, or (browser keys) its address's.
+        """Raise ``RateLimited`` if the request passes (browser keys) its address's limit, or its key's.
 
-        The key is counted first: a request its key refuses is not counted against its address."""
+        The address is counted first: a request its address refuses is not counted against its key, so
+        one address flooding a web site's public key cannot use up the key's limit for every visitor."""
         now_ms = int(now.timestamp() * 1000)
-        key_limit = source.limit or self.limits.key
-        self._check(Scope.KEY, anonymised(write_key), key_limit, now_ms, "this write key")
         if source.trust is Trust.BROWSER and client_ip:
             self._check(Scope.IP, anonymised(client_ip), self.limits.ip, now_ms, "this address")
+        self._check(
+            Scope.KEY, anonymised(write_key), source.limit or self.limits.key, now_ms, "this write key"
+        )
 
     def _check(self, scope: Scope, id: str, limit: RateLimit, now_ms: int, what: str) -> None:
         verdict = self.counts.take(scope, id, limit, now_ms)

@@ -34,18 +34,20 @@ def test_browser_requests_count_by_key_and_address_server_requests_by_key_only()
     assert set(counters.totals.values()) == {5}
 
 
-def test_a_request_its_key_refuses_is_not_counted_against_its_address() -> None:
-    limits, _, telemetry = limiter(RateLimit(2, 2), RateLimit(3, 3))
+def test_an_address_flooding_a_browser_key_does_not_use_up_the_keys_limit() -> None:
+    limits, _, telemetry = limiter(RateLimit(5, 5), RateLimit(2, 2))
     limits.admit("wk-b", BROWSER, "203.0.113.9", NOW)
     limits.admit("wk-b", BROWSER, "203.0.113.9", NOW)
-    for _ in range(3):
+    for _ in range(8):
         with pytest.raises(RateLimited) as refused:
             limits.admit("wk-b", BROWSER, "203.0.113.9", NOW + timedelta(milliseconds=200))
-        assert refused.value.retry_after_seconds == 1
-    assert telemetry.counts == {"RequestsRateLimited": 3}
-    limits.admit("wk-other", BROWSER, "203.0.113.9", NOW)  # the address's 3rd request, not its 6th
-    with pytest.raises(RateLimited):
-        limits.admit("wk-other", BROWSER, "203.0.113.9", NOW)
+        assert refused.value.retry_after_seconds == 1 and "address" in refused.value.message
+    assert telemetry.counts == {"RequestsRateLimited": 8}
+    for visitor in range(3):  # the key has counted 2 requests, not 10: other visitors go on
+        limits.admit("wk-b", BROWSER, f"198.51.100.{visitor}", NOW)
+    with pytest.raises(RateLimited) as refused:
+        limits.admit("wk-b", BROWSER, "198.51.100.8", NOW)
+    assert "write key" in refused.value.message
 
 
 def test_a_keys_own_limit_replaces_the_default() -> None:
