@@ -1,7 +1,7 @@
 """Run every benchmark and write the results into BENCHMARKS.md.
 
 ``python -m bench local`` runs only the local stack's section, ``python -m bench capacity`` only the billed
-capacity's.
+capacity's, ``python -m bench rates`` only the rate limiter's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ os.environ.update(
 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(name, "bench")
 
-from bench import capacity, engagement, local, scoring, tracking  # noqa: E402
+from bench import capacity, engagement, local, rates, scoring, tracking  # noqa: E402
 from bench.harness import machine, write_section  # noqa: E402
 
 
@@ -36,9 +36,14 @@ def main(sections: list[str]) -> int:
         billed_capacity(where)
         print("BENCHMARKS.md updated", flush=True)
         return 0
+    if sections == ["rates"]:
+        rate_limits(where)
+        print("BENCHMARKS.md updated", flush=True)
+        return 0
     if sections:
         print(
-            f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity'", file=sys.stderr
+            f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates'",
+            file=sys.stderr,
         )
         return 2
 
@@ -166,6 +171,7 @@ consistent read, one transaction and one publish; on moto that ran at
 """,
     )
     billed_capacity(where)
+    rate_limits(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -181,6 +187,13 @@ def billed_capacity(where: str) -> None:
             flush=True,
         )
     write_section("capacity", capacity.section(where, rows))
+
+
+def rate_limits(where: str) -> None:
+    rows = rates.limiter_costs()
+    for row in rows:
+        print(f"rates: {row}", flush=True)
+    write_section("rates", rates.section(where, rows))
 
 
 def local_stack(where: str) -> None:

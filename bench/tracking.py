@@ -168,6 +168,10 @@ class StubDynamoDB:
         self.calls["Query"] += 1
         return {"Items": []}
 
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.calls["UpdateItem"] += 1  # a rate-limit counter: answers what it was told to add
+        return {"Attributes": {"count": request["ExpressionAttributeValues"][":n"]}}
+
     def get_item(self, **request: Any) -> dict[str, Any]:
         self.calls["GetItem"] += 1
         return {"Item": {"source": {"S": "bench"}, "trust": {"S": "server"}}}

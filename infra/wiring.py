@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, TableSpec
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
@@ -123,12 +123,14 @@ class Cors:
 
     The headers are those browser tracking clients send beyond the CORS-safelisted ones: ``authorization``
     (listed explicitly: ``*`` never covers it), ``content-type`` (``application/json``), ``content-encoding``
-    and ``x-retry-count``, which ``@segment/analytics-next`` adds to every retry.
+    and ``x-retry-count``, which ``@segment/analytics-next`` adds to every retry. A page's script reads only
+    the CORS-safelisted response headers unless others are exposed: ``retry-after`` (429 and 503) is.
     """
 
     #: the methods of the public routes (see ``CORS`` below)
     allow_methods: tuple[str, ...]
     allow_headers: tuple[str, ...] = ("authorization", "content-type", "content-encoding", "x-retry-count")
+    expose_headers: tuple[str, ...] = ("retry-after",)
     max_age_seconds: int = 86400
 
 
@@ -172,6 +174,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             # A conditional put per event, nothing else: profiles are folded in by the aggregation function.
             TableAccess(EVENTS, ("dynamodb:PutItem",)),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+            # rate-limit counters: an atomic add now and then, never a read
+            TableAccess(RATES, ("dynamodb:UpdateItem",)),
         ),
         # reads a browser source's secret to check the identity proofs its calls carry
         services=("identity_secrets",),

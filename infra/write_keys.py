@@ -1,9 +1,13 @@
-"""Create or disable write keys, and manage the sources' identity secrets, in a deployed stack.
+"""Create or disable write keys, set their rate limits, and manage the sources' identity secrets, in a
+deployed stack.
 
     python -m infra.write_keys create --source website --trust browser --verify-identity
     python -m infra.write_keys create --source backend --trust server
+    python -m infra.write_keys create --source partner --trust server --rate 50 --burst 100
     python -m infra.write_keys verify-identity --key wk_web_... [--off]
     python -m infra.write_keys rotate-secret --source website [--overlap-hours 24]
+    python -m infra.write_keys limit --key wk_srv_... --rate 2000 --burst 4000
+    python -m infra.write_keys limit --key wk_srv_... --default
     python -m infra.write_keys disable --key wk_web_...
 
 A key is printed once; only its SHA-256 hash is stored. A source's identity secret (for the proofs its
@@ -24,6 +28,7 @@ from shared.adapters import aws
 from shared.adapters.identity_secrets import SOURCE_NAME, SsmIdentitySecrets
 from shared.adapters.write_keys import DynamoWriteKeys
 from shared.errors import NotFound
+from shared.tracking.rates import RateLimit
 from shared.tracking.trust import Trust
 
 
@@ -48,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="browser keys: calls naming a userId must prove it (creates the source's secret if it has none)",
     )
+    _limit_arguments(create)
     verify = commands.add_parser("verify-identity", help="require identity proofs on a browser key, or stop")
     verify.add_argument("--key", required=True)
     verify.add_argument("--off", action="store_true", help="stop requiring proofs")
@@ -56,9 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     rotate.add_argument("--source", required=True)
     rotate.add_argument("--overlap-hours", type=float, default=24.0)
+    limit = commands.add_parser(
+        "limit", help="set a write key's own rate limit, or return it to the default (within a minute)"
+    )
+    limit.add_argument("--key", required=True)
+    _limit_arguments(limit)
+    limit.add_argument("--default", action="store_true", help="use the tracking function's default limit")
     disable = commands.add_parser("disable", help="stop accepting a write key (within a minute)")
     disable.add_argument("--key", required=True)
     args = parser.parse_args(argv)
+    own = _own_limit(parser, args)
 
     source = getattr(args, "source", None)
     if source is not None and not SOURCE_NAME.match(source):
@@ -76,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = DynamoWriteKeys(aws.client("dynamodb"), table=args.table or config_table(args.stack))
     if args.command == "create":
         key = keys.create(
-            args.source, Trust(args.trust), datetime.now(UTC), requires_proof=args.verify_identity
+            args.source, Trust(args.trust), datetime.now(UTC), own, requires_proof=args.verify_identity
         )
         print(key)
         if args.verify_identity:
@@ -95,6 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                 _ensure_secret(secrets, found.name)
             print(
                 "identity proofs " + ("no longer required" if args.off else "required") + " (within a minute)"
+            )
+        elif args.command == "limit":
+            keys.set_limit(args.key, own)
+            print(
+                f"limit: {own.burst} requests per {own.window_ms / 1000:g} s" if own else "limit: the default"
             )
         else:
             keys.disable(args.key)
@@ -116,6 +134,26 @@ def _ensure_secret(secrets: SsmIdentitySecrets, source: str) -> None:
             file=sys.stderr,
         )
         print(created)
+
+
+def _limit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rate", type=float, help="requests per second the key may send (with --burst)")
+    parser.add_argument("--burst", type=int, help="requests it may send at once (with --rate)")
+
+
+def _own_limit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> RateLimit | None:
+    """The key's own limit from --rate and --burst (both or neither; ``limit`` needs them or --default)."""
+    rate, burst = getattr(args, "rate", None), getattr(args, "burst", None)
+    if (rate is None) != (burst is None):
+        parser.error("--rate and --burst go together")
+    if args.command == "limit" and (rate is None) == (not args.default):
+        parser.error("limit takes --rate and --burst, or --default")
+    if rate is None:
+        return None
+    try:
+        return RateLimit(rate=rate, burst=burst)
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.proofs import SourceSecret
+from shared.tracking.rates import RateLimit
 from shared.tracking.trust import Source, Trust
 from shared.usecases.aggregation import Aggregation, Folded, NewEvent, aggregate
 from shared.usecases.engagement import Delivery, Pending
@@ -729,13 +730,27 @@ class MemoryWriteKeys:
         return None if found is None or found[1] else found[0]
 
     def register(
-        self, write_key: str, source: str, trust: Trust, at: datetime, *, requires_proof: bool = False
+        self,
+        write_key: str,
+        source: str,
+        trust: Trust,
+        at: datetime,
+        limit: RateLimit | None = None,
+        *,
+        requires_proof: bool = False,
     ) -> None:
         found = self.keys.get(write_key)
         if found is not None and (found[0].name, found[0].trust) != (source, trust):
             raise Conflict("that write key already belongs to another source or trust level")
+        # registering again puts the whole item again, as the adapter does
         proof = requires_proof and trust is Trust.BROWSER
-        self.keys[write_key] = (Source(source, trust, requires_proof=proof), False)
+        self.keys[write_key] = (Source(source, trust, limit, requires_proof=proof), False)
+
+    def set_limit(self, write_key: str, limit: RateLimit | None) -> None:
+        if write_key not in self.keys:
+            raise NotFound("no such write key")
+        source, disabled = self.keys[write_key]
+        self.keys[write_key] = (replace(source, limit=limit), disabled)
 
     def disable(self, write_key: str) -> None:
         if write_key not in self.keys:
@@ -746,8 +761,10 @@ class MemoryWriteKeys:
         if write_key not in self.keys:
             raise NotFound("no such write key")
         source, disabled = self.keys[write_key]
-        proof = required and source.trust is Trust.BROWSER
-        self.keys[write_key] = (Source(source.name, source.trust, requires_proof=proof), disabled)
+        self.keys[write_key] = (
+            replace(source, requires_proof=required and source.trust is Trust.BROWSER),
+            disabled,
+        )
 
 
 @dataclass
@@ -857,3 +874,23 @@ class MemoryEngagementConfig:
             return current
         self.turn += 1
         return pick(available, self.turn - 1)
+
+
+@dataclass
+class MemoryRateCounters:
+    """Rate-limit counters: totals per (scope, id, window), added to atomically; ``unavailable`` makes
+    every write fail as the adapter's do (``DependencyUnavailable``)."""
+
+    totals: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    expiries: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    writes: int = 0
+    unavailable: bool = False
+
+    def add(self, scope: str, id: str, window: int, n: int, expires_at: int) -> int:
+        if self.unavailable:
+            raise DependencyUnavailable("the rate counters are unavailable right now; retry")
+        self.writes += 1
+        key = (scope, id, window)
+        self.totals[key] = self.totals.get(key, 0) + n
+        self.expiries[key] = expires_at
+        return self.totals[key]

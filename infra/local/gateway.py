@@ -204,6 +204,7 @@ class Gateway:
         origin = None if private else self.allowed_origin(request.headers.get("origin"))
         if origin:
             headers["access-control-allow-origin"] = origin
+            headers["access-control-expose-headers"] = ",".join(CORS.expose_headers)
         raw = response.get("body") or ""
         data = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode("utf-8")
         _send(request, int(response.get("statusCode", 200)), headers, data)

@@ -17,6 +17,7 @@ from infra.local.streams import StreamPump
 from infra.wiring import FUNCTIONS, TABLES
 from shared import clock as clocks
 from shared.adapters.tables import create_table_request
+from shared.tracking.rates import RateLimit
 from shared.tracking.timestamps import format_time, parse_time
 from shared.tracking.trust import Trust
 
@@ -28,6 +29,32 @@ DEFAULT_SERVER_KEY = "local-server-key"
 DEFAULT_VERIFIED_KEY = "local-verified-key"
 VERIFIED_SOURCE = "local-verified-website"
 DEFAULT_IDENTITY_SECRET = "local-identity-secret"
+
+
+#: The tracking function's default rate limits, by environment variable (as deployed: ``DeploymentConfig``).
+RATE_LIMIT_SETTINGS = {
+    "KEY_RATE_PER_SECOND": "key_rate_per_second",
+    "KEY_BURST": "key_burst",
+    "IP_RATE_PER_SECOND": "ip_rate_per_second",
+    "IP_BURST": "ip_burst",
+}
+
+
+@dataclass(frozen=True)
+class SeededKey:
+    """One more write key for the local stack: ``key:trust`` or ``key:trust:rate:burst`` (its own limit)."""
+
+    key: str
+    trust: Trust
+    limit: RateLimit | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SeededKey:
+        parts = text.strip().split(":")
+        if len(parts) not in (2, 4) or not parts[0]:
+            raise ValueError(f"LOCAL_WRITE_KEYS: {text!r} is not key:trust or key:trust:rate:burst")
+        limit = RateLimit(rate=float(parts[2]), burst=int(parts[3])) if len(parts) == 4 else None
+        return cls(parts[0], Trust(parts[1]), limit)
 
 
 @dataclass
@@ -43,6 +70,10 @@ class LocalSettings:
     identity_secret: str = DEFAULT_IDENTITY_SECRET
     cors_origins: tuple[str, ...] = ("*",)
     quiet: bool = False
+    #: more write keys, some with their own rate limits (``LOCAL_WRITE_KEYS``)
+    write_keys: tuple[SeededKey, ...] = ()
+    #: the default rate limits, where set (``KEY_RATE_PER_SECOND``...: ``DeploymentConfig`` field -> value)
+    rate_limits: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> LocalSettings:
@@ -56,6 +87,10 @@ class LocalSettings:
             verified_key=env.get("LOCAL_VERIFIED_WRITE_KEY", DEFAULT_VERIFIED_KEY),
             identity_secret=env.get("LOCAL_IDENTITY_SECRET", DEFAULT_IDENTITY_SECRET),
             cors_origins=origins or ("*",),
+            write_keys=tuple(
+                SeededKey.parse(k) for k in env.get("LOCAL_WRITE_KEYS", "").split(",") if k.strip()
+            ),
+            rate_limits={field: env[name] for name, field in RATE_LIMIT_SETTINGS.items() if env.get(name)},
         )
 
 
@@ -143,7 +178,11 @@ class LocalStack:
         # Rules and configuration apply at once locally (the cloud caches them for rulesCacheSeconds);
         # one due-index shard is plenty for a laptop.
         self.config = DeploymentConfig(
-            cors_origins=self.settings.cors_origins, rules_cache_seconds=0, due_shards=1, sender_email=SENDER
+            cors_origins=self.settings.cors_origins,
+            rules_cache_seconds=0,
+            due_shards=1,
+            sender_email=SENDER,
+            **self.settings.rate_limits,
         )
 
     def _host_functions(self) -> None:
@@ -265,6 +304,8 @@ class LocalStack:
         keys.register(self.settings.verified_key, VERIFIED_SOURCE, Trust.BROWSER, now, requires_proof=True)
         secrets = SsmIdentitySecrets(lambda: aws.client("ssm"), path=identity_secrets_path(BUS))
         secrets.adopt(VERIFIED_SOURCE, self.settings.identity_secret)
+        for seeded in self.settings.write_keys:
+            keys.register(seeded.key, f"local-{seeded.trust.value}", seeded.trust, now, seeded.limit)
 
     def _load_rules(self) -> int:
         """Load and compile the scoring rules (the shipped defaults, plus any stored) as the functions will."""
@@ -345,6 +386,12 @@ class LocalStack:
 
     def banner(self) -> str:
         url = self.url
+        key = RateLimit(self.config.key_rate_per_second, self.config.key_burst)
+        ip = RateLimit(self.config.ip_rate_per_second, self.config.ip_burst)
+        limits = (
+            f"Rate limits: {key.burst} requests per {key.window_ms / 1000:g} s per write key, "
+            f"{ip.burst} per {ip.window_ms / 1000:g} s per address (browser keys)"
+        )
         return "\n".join(
             [
                 f"Lifecycle local stack on {url}  (Ctrl-C stops)",
@@ -356,6 +403,16 @@ class LocalStack:
                 f"identity secret {self.settings.identity_secret})",
                 "  a call naming a userId proves it: integrations.Lifecycle.userHash = "
                 "hex HMAC-SHA256(secret, userId)",
+                *(
+                    f"  {k.trust.value:<7} (LOCAL_WRITE_KEYS):  {k.key}"
+                    + (
+                        f"  (at most {k.limit.burst} requests per {k.limit.window_ms / 1000:g} s)"
+                        if k.limit
+                        else ""
+                    )
+                    for k in self.settings.write_keys
+                ),
+                limits,
                 "",
                 "Send an event:",
                 f"  curl -s -u {self.settings.server_key}: -H 'content-type: application/json' {url}/v1/track \\",

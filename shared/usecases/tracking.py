@@ -19,6 +19,7 @@ from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, TrackedEvent,
 from shared.tracking.proofs import Provenance, SourceSecret, Vouched, vouch
 from shared.tracking.trust import Source, Trust, authorise
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
+from shared.usecases.rate_limiting import RequestLimiter
 from shared.usecases.recording import EventLog, record
 
 
@@ -44,6 +45,8 @@ class Tracking:
     decay: Decay
     telemetry: Telemetry
     limits: Limits = field(default_factory=Limits)
+    #: per-key and per-address rate limits; None: none (the runtime always builds one)
+    limiter: RequestLimiter | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,8 @@ class TrackingRequest:
     content_type: str | None = None
     content_encoding: str | None = None
     authorization: str | None = None
+    #: the address the request came from (never stored or logged; the rate limits hash it)
+    client_ip: str | None = None
 
 
 class Accepted(BaseModel):
@@ -78,10 +83,13 @@ def track(request: TrackingRequest, deps: Tracking) -> Accepted:
         limits=deps.limits,
     )
     payload = parse_json_object(raw)
-    source = deps.write_keys.lookup(write_key_from(request.authorization, payload))
+    write_key = write_key_from(request.authorization, payload)
+    source = deps.write_keys.lookup(write_key)
     if source is None:
         raise Unauthorized("unknown or disabled write key")
     now = deps.clock.now()
+    if deps.limiter is not None:
+        deps.limiter.admit(write_key, source, request.client_ip, now)
     events = parse_calls(
         request.path, payload, received_at=now, limits=deps.limits, vouch=_voucher(source, deps, now)
     )

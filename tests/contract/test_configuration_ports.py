@@ -119,6 +119,22 @@ def test_an_adopted_secret_replaces_the_current_one(identity_secrets):
     assert identity_secrets.secret_for("website") == SourceSecret("a-known-secret-for-the-local-stack")
 
 
+def test_a_key_carries_its_own_rate_limit_until_it_returns_to_the_default(write_keys):
+    from shared.tracking.rates import RateLimit
+
+    write_keys.register("wk-1", "partner", Trust.SERVER, AT, limit=RateLimit(rate=2.5, burst=10))
+    write_keys.register("wk-2", "website", Trust.BROWSER, AT)
+    assert write_keys.lookup("wk-1") == Source("partner", Trust.SERVER, RateLimit(rate=2.5, burst=10))
+    assert write_keys.lookup("wk-2").limit is None
+    write_keys.set_limit("wk-2", RateLimit(rate=100, burst=100))
+    assert write_keys.lookup("wk-2") == Source("website", Trust.BROWSER, RateLimit(rate=100, burst=100))
+    write_keys.set_limit("wk-1", None)
+    assert write_keys.lookup("wk-1") == Source("partner", Trust.SERVER)
+    with pytest.raises(NotFound):
+        write_keys.set_limit("wk-never", RateLimit(rate=1, burst=1))
+    assert write_keys.lookup("wk-never") is None
+
+
 # --- scoring rules ----------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ import aws_lambda_powertools
 import pytest
 
 from infra.wiring import FUNCTIONS, function
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, create_table_request
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, create_table_request
 from tests.conftest import ROOT, resources, table_names_by_env
 
 
@@ -249,6 +249,12 @@ def test_cors_allows_what_tracking_clients_send_and_nothing_for_admin(template) 
     assert set(cors["AllowMethods"]) == public == {"POST"}
 
 
+def test_cors_lets_pages_read_retry_after(template) -> None:
+    """429 and 503 carry Retry-After; without exposing it a page's script cannot read it."""
+    (api,) = resources(template, "AWS::ApiGatewayV2::Api").values()
+    assert [h.lower() for h in api["Properties"]["CorsConfiguration"]["ExposeHeaders"]] == ["retry-after"]
+
+
 def test_stage_has_access_logs_without_personal_data_and_throttling(template) -> None:
     (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
     props = stage["Properties"]
@@ -389,10 +395,11 @@ def test_the_aggregation_filter_passes_only_recorded_events(template) -> None:
 
 def test_the_tracking_function_only_appends_events(template) -> None:
     """The request path puts events, and reads its write keys and rules: no profile, no read of the log,
-    no update (profiles are folded in by the aggregation)."""
+    no update of anything but its rate-limit counters (profiles are folded in by the aggregation)."""
     assert dynamodb_grants(template, function("tracking")) == {
         EVENTS.env: {"dynamodb:PutItem"},
         CONFIG.env: {"dynamodb:GetItem", "dynamodb:Query"},
+        RATES.env: {"dynamodb:UpdateItem"},
     }
 
 
@@ -410,6 +417,13 @@ def test_only_the_tracking_function_reads_identity_secrets_and_only_under_its_pa
         path = props["Environment"]["Variables"]["IDENTITY_SECRETS_PATH"]
         assert path == "/Lifecycle/identity-secrets/"
         assert f":parameter{path}*" in resource and ":ssm:" in resource
+
+
+def test_the_rate_counters_table_expires_its_counters_and_has_no_stream(template) -> None:
+    props = by_env(template, RATES.env)
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert "StreamSpecification" not in props and props.get("TableClass", "STANDARD") == "STANDARD"
+    assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
 
 
 def test_the_aggregation_writes_profiles_blind_and_reads_nothing_but_config(template) -> None:

@@ -62,3 +62,50 @@ def test_a_key_that_verifies_identity_with_its_secret_created_and_rotated(aws, a
     assert (on_user, on_visitor) == ({"a", "c", "d", "e"}, {"b"})
     with pytest.raises(SystemExit):  # a server key's calls are trusted: nothing to verify
         main(["--table", table, "create", "--source", "x", "--trust", "server", "--verify-identity"])
+
+
+def test_a_key_gets_its_own_rate_limit_and_returns_to_the_default(aws, capsys) -> None:
+    import pytest
+
+    from functions.tracking.handler import handler
+    from shared import runtime
+
+    table = os.environ["CONFIG_TABLE_NAME"]
+    assert (
+        main(
+            [
+                "--table",
+                table,
+                "create",
+                "--source",
+                "partner",
+                "--trust",
+                "server",
+                "--rate",
+                "1",
+                "--burst",
+                "2",
+            ]
+        )
+        == 0
+    )
+    key = capsys.readouterr().out.strip()
+    call = {"userId": "ann", "event": "Liked"}
+    statuses = [invoke(handler, http_event("POST", "/v1/track", body=call, key=key))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+    assert main(["--table", table, "limit", "--key", key, "--default"]) == 0
+    assert capsys.readouterr().out.strip() == "limit: the default"
+    runtime.reset()  # a new instance: the key cache (60 s) and the instance's counts start empty
+    assert invoke(handler, http_event("POST", "/v1/track", body=call, key=key))[0] == 200
+    assert main(["--table", table, "limit", "--key", key, "--rate", "0.5", "--burst", "1"]) == 0
+    assert capsys.readouterr().out.strip() == "limit: 1 requests per 2 s"
+    assert main(["--table", table, "limit", "--key", "wk_nobody", "--default"]) == 1
+    for wrong in (
+        ["--rate", "1"],
+        ["--rate", "0", "--burst", "1"],
+        [],
+        ["--default", "--rate", "1", "--burst", "1"],
+    ):
+        with pytest.raises(SystemExit):
+            main(["--table", table, "limit", "--key", key, *wrong])

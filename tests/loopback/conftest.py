@@ -1,4 +1,5 @@
-"""The loopback tests' local stack (``make run``, started as a subprocess) and readers of its store."""
+"""The real local stack (``make run``) as a subprocess, told what it needs through the environment, and
+readers of its store."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -30,15 +32,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[str]:
+@contextmanager
+def running_stack(**settings: str) -> Iterator[tuple[str, str]]:
+    """``python -m infra.local`` on a free port with these environment variables; yields its URL and
+    banner, and stops it with Ctrl-C (which must stop it cleanly)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))} | {
         "PORT": str(port),
-        "LOCAL_SERVER_WRITE_KEY": SERVER_KEY,
-        "LOCAL_BROWSER_WRITE_KEY": BROWSER_KEY,
-        "LOCAL_VERIFIED_WRITE_KEY": VERIFIED_KEY,
-        "LOCAL_IDENTITY_SECRET": IDENTITY_SECRET,
+        **settings,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.local"],
@@ -59,10 +60,22 @@ def local_stack() -> Iterator[str]:
             break
     text = "".join(banner)
     assert f"http://127.0.0.1:{port}" in text, text
-    assert SERVER_KEY in text and BROWSER_KEY in text and "curl" in text
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", text
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=20) == 0, "Ctrl-C must stop the local stack cleanly"
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[str]:
+    """The stack with the loopback keys and the verified-identity key, for a test module."""
+    with running_stack(
+        LOCAL_SERVER_WRITE_KEY=SERVER_KEY,
+        LOCAL_BROWSER_WRITE_KEY=BROWSER_KEY,
+        LOCAL_VERIFIED_WRITE_KEY=VERIFIED_KEY,
+        LOCAL_IDENTITY_SECRET=IDENTITY_SECRET,
+    ) as (url, banner):
+        assert SERVER_KEY in banner and BROWSER_KEY in banner and VERIFIED_KEY in banner and "curl" in banner
+        yield url
 
 
 def get(url: str) -> dict:

@@ -90,6 +90,7 @@ def test_tracking_routes_answer_anyone_and_unknown_routes_are_404() -> None:
     )
     gw._dispatch(remote)
     assert remote.status == 200 and remote.sent["access-control-allow-origin"] == "https://shop.example"
+    assert remote.sent["access-control-expose-headers"] == "retry-after", "pages may read Retry-After"
     missing = FakeRequest("POST", "/v1/nope", "127.0.0.1")
     gw._dispatch(missing)
     assert missing.status == 404 and json.loads(missing.wfile.getvalue()) == {"message": "Not Found"}
