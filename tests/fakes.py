@@ -6,10 +6,10 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from secrets import token_urlsafe
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from secrets import token_urlsafe
 from typing import Any
 
 from shared.clock import FixedClock

@@ -399,10 +399,14 @@ class LocalStack:
                 "Write keys:",
                 f"  browser (behaviour only): {self.settings.browser_key}",
                 f"  server  (all facts):      {self.settings.server_key}",
-                f"  browser, verified identity: {self.settings.verified_key}  (source {VERIFIED_SOURCE}, "
-                f"identity secret {self.settings.identity_secret})",
-                "  a call naming a userId proves it: integrations.Lifecycle.userHash = "
-                "hex HMAC-SHA256(secret, userId)",
+                (
+                    f"  browser, verified identity: {self.settings.verified_key}  (source {VERIFIED_SOURCE}, "
+                    f"identity secret {self.settings.identity_secret})"
+                ),
+                (
+                    "  a call naming a userId proves it: integrations.Lifecycle.userHash = "
+                    "hex HMAC-SHA256(secret, userId)"
+                ),
                 *(
                     f"  {k.trust.value:<7} (LOCAL_WRITE_KEYS):  {k.key}"
                     + (
