@@ -18,6 +18,7 @@ Pure: time comes in as epoch milliseconds; the lock serves instances that handle
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import threading
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,6 +29,12 @@ MIN_WINDOW_MS = 1000
 EXPIRY_MARGIN_SECONDS = 3600
 #: Entries an instance keeps; beyond it, those of ended windows go, then the oldest.
 MAX_ENTRIES = 10_000
+#: After a counter could not be written, how long an instance counts in memory only before trying again:
+#: a failing counters table must not add its timeouts to every request.
+PAUSE_AFTER_FAILURE_MS = 5000
+#: How much of an IPv6 address names one client: a /64 is one subscriber's (RFC 6177), and its 2^64
+#: addresses would otherwise each get a limit of their own.
+IPV6_CLIENT_PREFIX = 64
 
 
 class Scope(StrEnum):
@@ -35,6 +42,20 @@ class Scope(StrEnum):
     KEY = "key"
     #: per client address (its hash), browser keys only, counted across all of them
     IP = "ip"
+
+
+def client_of(address: str) -> str:
+    """The client an address stands for: an IPv4 address (IPv4-mapped IPv6 unwrapped), or an IPv6 /64.
+    An address that does not parse stands for itself."""
+    try:
+        parsed = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_CLIENT_PREFIX), strict=False))
+    return str(parsed)
 
 
 def anonymised(value: str) -> str:
@@ -108,6 +129,8 @@ class _Count:
     in_flight: int = 0
     #: admitted here, not yet added to the counter
     pending: int = 0
+    #: no flush before this time (a flush failed): the instance counts in memory only
+    paused_until_ms: int = 0
 
     @property
     def seen(self) -> int:
@@ -136,7 +159,8 @@ class WindowCounts:
             if count.seen >= limit.burst:
                 return Verdict(False, limit.retry_after_seconds(now_ms))
             count.pending += 1
-            if count.pending < limit.slack and count.seen < limit.burst - limit.slack:
+            due = count.pending >= limit.slack or count.seen >= limit.burst - limit.slack
+            if not due or now_ms < count.paused_until_ms:
                 return Verdict(True, 0)
             flush = Flush(scope, id, window, count.pending, limit.expires_at(window))
             count.in_flight += count.pending
@@ -154,13 +178,15 @@ class WindowCounts:
             return Verdict(False, limit.retry_after_seconds(now_ms))
         return Verdict(True, 0)
 
-    def unflushed(self, flush: Flush) -> None:
-        """The counter could not be written: the requests stay pending here, for the next flush."""
+    def unflushed(self, flush: Flush, now_ms: int) -> None:
+        """The counter could not be written: the requests stay pending here, for the next flush, which
+        waits ``PAUSE_AFTER_FAILURE_MS`` (the instance still refuses what it has seen past the limit)."""
         with self._lock:
             count = self._counts.get((flush.scope, flush.id))
             if count is not None and count.window == flush.window:
                 count.in_flight = max(0, count.in_flight - flush.n)
                 count.pending += flush.n
+                count.paused_until_ms = now_ms + PAUSE_AFTER_FAILURE_MS
 
     def __len__(self) -> int:
         return len(self._counts)

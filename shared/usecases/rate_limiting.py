@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.errors import DependencyUnavailable, RateLimited
-from shared.tracking.rates import RateLimit, Scope, WindowCounts, anonymised
+from shared.tracking.rates import RateLimit, Scope, WindowCounts, anonymised, client_of
 from shared.tracking.trust import Source, Trust
 
 
@@ -59,7 +59,8 @@ class RequestLimiter:
         one address flooding a web site's public key cannot use up the key's limit for every visitor."""
         now_ms = int(now.timestamp() * 1000)
         if source.trust is Trust.BROWSER and client_ip:
-            self._check(Scope.IP, anonymised(client_ip), self.limits.ip, now_ms, "this address")
+            client = anonymised(client_of(client_ip))
+            self._check(Scope.IP, client, self.limits.ip, now_ms, "this address")
         self._check(
             Scope.KEY, anonymised(write_key), source.limit or self.limits.key, now_ms, "this write key"
         )
@@ -73,7 +74,7 @@ class RequestLimiter:
                     flush.scope.value, flush.id, flush.window, flush.n, flush.expires_at
                 )
             except DependencyUnavailable:
-                self.counts.unflushed(flush)
+                self.counts.unflushed(flush, now_ms)
                 self.telemetry.count("RateLimitUnavailable", 1)
                 return
             verdict = self.counts.flushed(flush, limit, total, now_ms)

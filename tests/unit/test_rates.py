@@ -7,7 +7,17 @@ from collections import Counter
 
 import pytest
 
-from shared.tracking.rates import MIN_WINDOW_MS, Flush, RateLimit, Scope, Verdict, WindowCounts, anonymised
+from shared.tracking.rates import (
+    MIN_WINDOW_MS,
+    PAUSE_AFTER_FAILURE_MS,
+    Flush,
+    RateLimit,
+    Scope,
+    Verdict,
+    WindowCounts,
+    anonymised,
+    client_of,
+)
 
 #: an instant at the start of a 5 s window (100 requests at 20/s)
 START = 1_800_000_000_000
@@ -160,14 +170,42 @@ def test_a_new_window_drops_what_the_old_one_held_back() -> None:
 
 
 def test_a_failed_flush_keeps_the_requests_pending_for_the_next() -> None:
-    counts = WindowCounts()
+    counts, limit = WindowCounts(), RateLimit(rate=1, burst=100)  # one window of 100 s, slack 5
     verdict = None
-    for _ in range(IP_LIMIT.slack):
-        verdict = counts.take(Scope.IP, "a", IP_LIMIT, START)
+    for _ in range(limit.slack):
+        verdict = counts.take(Scope.IP, "a", limit, START)
     assert verdict is not None and verdict.admitted and verdict.flush is not None
-    counts.unflushed(verdict.flush)
-    flush = counts.take(Scope.IP, "a", IP_LIMIT, START).flush
-    assert flush is not None and flush.n == IP_LIMIT.slack + 1
+    counts.unflushed(verdict.flush, START)
+    # for a while the instance counts in memory only: a failing table must not slow every request
+    assert counts.take(Scope.IP, "a", limit, START + PAUSE_AFTER_FAILURE_MS - 1).flush is None
+    flush = counts.take(Scope.IP, "a", limit, START + PAUSE_AFTER_FAILURE_MS).flush
+    assert flush is not None and flush.n == limit.slack + 2
+
+
+def test_a_paused_instance_still_refuses_what_it_has_seen_past_the_limit() -> None:
+    counts, limit = WindowCounts(), RateLimit(rate=5, burst=5)
+    verdict = counts.take(Scope.KEY, "k", limit, START)
+    while verdict.flush is None:
+        verdict = counts.take(Scope.KEY, "k", limit, START)
+    counts.unflushed(verdict.flush, START)
+    assert verdict.flush.n == 2  # two admitted, then the flush failed
+    admitted = [counts.take(Scope.KEY, "k", limit, START + 1).admitted for _ in range(10)]
+    assert admitted == [True] * 3 + [False] * 7  # the burst of 5 in all, without a write
+
+
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_an_ipv6_client_is_its_64_and_a_mapped_ipv4_address_is_itself(address: str, client: str) -> None:
+    assert client_of(address) == client
 
 
 def test_scopes_and_ids_count_apart() -> None:
