@@ -187,8 +187,9 @@ def _event(
     limits: Limits,
     vouch: Callable[[Mapping[str, Any]], Vouched],
 ) -> TrackedEvent:
+    sent_call = raw
     vouched = vouch(raw)
-    raw = dict(vouched.call)
+    raw = dict(vouched.call)  # what is recorded: an unproven claim is off it
     try:
         message = SegmentMessage.model_validate(raw)
     except ValidationError as exc:
@@ -201,8 +202,8 @@ def _event(
     if call == "group" and not message.groupId:
         raise InvalidRequest(f"{where}.groupId: a group call needs a groupId", code="invalid_event")
 
-    check_values(raw, where)
-    sent = {k: v for k, v in raw.items() if k not in ("writeKey", "sentAt")}
+    check_values(sent_call, where)
+    sent = {k: v for k, v in sent_call.items() if k not in ("writeKey", "sentAt")}
     sent["type"] = call
     # The size limit and the content id are the call as sent (ids stay those of older releases).
     text = dumps(sent)

@@ -25,6 +25,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,9 +38,12 @@ DESTINATION = "Lifecycle"
 MAX_TOKEN_LIFETIME = timedelta(hours=24)
 #: Clock difference tolerated between the site's back-end and Lifecycle.
 LEEWAY = timedelta(seconds=60)
-#: The prefix of the visitor id under which a claim without an ``anonymousId`` is kept.
+#: The prefix of the visitor id under which a claim without an ``anonymousId`` is kept: reserved, so a
+#: call's own ``anonymousId`` with it is moved under ``ESCAPED_VISITOR``.
 UNVERIFIED_VISITOR = "unverified:"
+ESCAPED_VISITOR = "visitor:"
 _MAX_TOKEN_BYTES = 4096
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 #: An id's limit (``shared.tracking.messages.MAX_ID_BYTES``).
 _MAX_VISITOR_BYTES = 512
 
@@ -126,7 +130,8 @@ def _check_token(user_id: str, token: str, keys: tuple[bytes, ...], now: datetim
         return ProofResult.INVALID
     # HS256 only: a token naming another algorithm ("none", or RS256 to be checked with a public key)
     # is refused, not reinterpreted.
-    if header.get("alg") != "HS256" or header.get("typ", "JWT") != "JWT" or "crit" in header:
+    typ = header.get("typ", "JWT")
+    if header.get("alg") != "HS256" or not isinstance(typ, str) or typ.upper() != "JWT" or "crit" in header:
         return ProofResult.INVALID
     signed = f"{header_part}.{claims_part}".encode("ascii")
     if not any(
@@ -152,7 +157,7 @@ def _is_time(value: Any) -> bool:
 
 
 def _bytes_part(part: str) -> bytes | None:
-    if not part or "=" in part:
+    if not part or not _BASE64URL.fullmatch(part):
         return None
     try:
         return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
@@ -199,6 +204,7 @@ def vouch(
     requires proof; without a valid one the call is kept under its ``anonymousId`` only (a visitor
     ``unverified:<userId>`` when it has none), with the claim recorded and never used.
     """
+    call = _unreserved(call)
     if server:
         return Vouched(call, Provenance.SERVER)
     user_id = _text(call.get("userId"))
@@ -207,9 +213,21 @@ def vouch(
     result = check(user_id, proof_of(call), secret, now)
     if result is ProofResult.VERIFIED:
         return Vouched(call, Provenance.VERIFIED, result=result)
-    anonymous = _text(call.get("anonymousId")) or _unverified_visitor(user_id)
+    anonymous = call.get("anonymousId")
+    if anonymous is None or (isinstance(anonymous, str) and not anonymous.strip()):
+        anonymous = _unverified_visitor(user_id)  # (an id of the wrong type stays, to be refused)
     kept = {**call, "userId": None, "anonymousId": anonymous}
     return Vouched(kept, Provenance.UNVERIFIED, claimed_user_id=user_id, result=result)
+
+
+def _unreserved(call: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The call with an ``anonymousId`` in the reserved ``unverified:`` namespace moved out of it (to
+    ``visitor:unverified:...``): only an unproven claim may be kept there, so no call can join, or
+    be linked to, the visitor that holds a user's unproven claims."""
+    anonymous = call.get("anonymousId")
+    if isinstance(anonymous, str) and anonymous.strip().startswith(UNVERIFIED_VISITOR):
+        return {**call, "anonymousId": ESCAPED_VISITOR + anonymous.strip()}
+    return call
 
 
 def _unverified_visitor(user_id: str) -> str:

@@ -216,3 +216,26 @@ def test_the_secret_never_reaches_the_logs_or_the_event_log(aws, send, capsys) -
     stored = json.dumps(dump(aws, "EVENTS_TABLE_NAME"))
     for text in (output.out, output.err, stored):
         assert IDENTITY_SECRET not in text and user_hash(IDENTITY_SECRET, "ann") not in text
+
+
+def test_a_user_who_proves_identity_from_a_planted_visitor_id_gets_no_unproven_claims(
+    send, admin, merges
+) -> None:
+    """A stranger gets Ann to open a page with ``?ajs_aid=unverified:ann``; her proven identify must not
+    link the visitor that holds unproven claims for her, so later claims stay off her profile."""
+    identify = {
+        "userId": "ann",
+        "anonymousId": "unverified:ann",
+        "messageId": "i1",
+        "integrations": proof("ann"),
+    }
+    assert send("/v1/identify", identify, key=VERIFIED_KEY)[0] == 200
+    merges.drain()
+    before = admin("user_id:ann")[1]
+    for i in range(3):
+        claim = {"userId": "ann", "event": "Product Viewed", "messageId": f"x{i}"}
+        assert send("/v1/track", claim, key=VERIFIED_KEY)[0] == 200
+    merges.drain()
+    assert admin("user_id:ann")[1] == before
+    assert before["anonymous_ids"] == ["visitor:unverified:ann"]
+    assert admin("anonymous_id:unverified:ann")[1]["event_count"] == 3

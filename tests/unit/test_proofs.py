@@ -205,3 +205,46 @@ def test_a_call_cannot_state_its_own_trust() -> None:
     assert provenance_of(json.loads(event.body)) == (Provenance.UNVERIFIED, "ann")
     plain = parsed({"anonymousId": "v", "event": "Clicked", "_trust": "server"}, verified_by(SECRET))
     assert provenance_of(json.loads(plain.body)) == (Provenance.BROWSER, None)
+
+
+def test_the_unverified_namespace_is_reserved_for_unproven_claims() -> None:
+    """A call's own anonymousId cannot name the visitor that holds a user's unproven claims: otherwise a
+    proven identify could link that visitor (a page can be given any anonymousId, analytics.js's
+    ?ajs_aid=) and every later unproven claim would reach the user."""
+    proof = {"Lifecycle": {"userHash": user_hash(SECRET.current, "ann")}}
+    sent = {"path": "identify", "userId": "ann", "anonymousId": "unverified:ann", "integrations": proof}
+    identify = parsed(sent, verified_by(SECRET))
+    assert identify.user_id == "ann" and identify.anonymous_id == "visitor:unverified:ann"
+    for server in (True, False):
+        call = {"anonymousId": " unverified:bob", "event": "Clicked"}
+        assert parsed(call, verified_by(SECRET, server=server)).anonymous_id == "visitor:unverified:bob"
+    claim = parsed({"userId": "ann", "event": "Clicked"}, verified_by(SECRET))
+    assert claim.anonymous_id == "unverified:ann"  # only an unproven claim is kept there
+
+
+def test_calls_without_a_message_id_keep_the_id_of_the_call_as_sent() -> None:
+    """Two unproven calls that differ only in the user they claim are two calls, not a retry of one."""
+    first = parsed({"userId": "ann", "anonymousId": "v", "event": "Clicked"}, verified_by(SECRET))
+    second = parsed({"userId": "bob", "anonymousId": "v", "event": "Clicked"}, verified_by(SECRET))
+    assert first.message_id != second.message_id
+    unchecked = parsed(
+        {"userId": "ann", "anonymousId": "v", "event": "Clicked"}, verified_by(None, server=True)
+    )
+    assert unchecked.message_id == first.message_id  # the id of the call as sent, whoever it is kept for
+
+
+def test_a_claim_with_an_anonymous_id_of_the_wrong_type_is_refused_as_before() -> None:
+    from shared.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="anonymousId"):
+        parsed({"userId": "ann", "anonymousId": {"x": 1}, "event": "Clicked"}, verified_by(SECRET))
+
+
+def test_token_details_the_standard_allows_and_those_it_does_not() -> None:
+    claims = {"sub": "ann", "exp": at(timedelta(minutes=5))}
+    assert check("ann", {"jwt": token(claims, header={"alg": "HS256", "typ": "jwt"})}, SECRET, NOW) is (
+        ProofResult.VERIFIED
+    )
+    head, body, signature = token(claims).split(".")
+    for forged in (f"{head}.{body}.{signature}!", f"{head}.{body}.{signature[:-2]}\n{signature[-2:]}"):
+        assert check("ann", {"jwt": forged}, SECRET, NOW) is ProofResult.INVALID
