@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -15,8 +15,8 @@ from shared.errors import NotFound, Unauthorized
 from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
 from shared.scoring.engine import ScoringContext
-from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, TrackedEvent, parse_calls
-from shared.tracking.proofs import Provenance, SourceSecret, Vouched, vouch
+from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
+from shared.tracking.proofs import ProofResult, SourceSecret, Vouched, vouch
 from shared.tracking.trust import Source, Trust, authorise
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
 from shared.usecases.rate_limiting import RequestLimiter
@@ -90,40 +90,48 @@ def track(request: TrackingRequest, deps: Tracking) -> Accepted:
     now = deps.clock.now()
     if deps.limiter is not None:
         deps.limiter.admit(write_key, source, request.client_ip, now)
-    events = parse_calls(
-        request.path, payload, received_at=now, limits=deps.limits, vouch=_voucher(source, deps, now)
-    )
+    voucher = _Voucher(source, deps, now)
+    events = parse_calls(request.path, payload, received_at=now, limits=deps.limits, vouch=voucher)
     authorise(source, events)
     recorded = record(events, deps.log, now, ScoringContext(deps.rules.book(), deps.decay))
-    _count_claims(events, deps.telemetry)
+    voucher.count(deps.telemetry)
     deps.telemetry.count("EventsAccepted", recorded.accepted)
     deps.telemetry.count("EventsDuplicate", recorded.duplicates)
     deps.telemetry.count("MergesRequested", recorded.merges)
     return Accepted()
 
 
-def _voucher(source: Source, deps: Tracking, now: datetime) -> Callable[[Mapping[str, Any]], Vouched]:
-    """How each call's identity is taken: the source's secret is read only if a call has to prove one."""
-    server = source.trust is Trust.SERVER
-    if server or not source.requires_proof:
-        return partial(vouch, server=server, requires_proof=False, secret=None, now=now)
-    secret: list[SourceSecret | None] = []
+class _Voucher:
+    """How each call's identity is taken for its source; the source's secret is read only if a call has
+    to prove a claim. Keeps how the claims it checked came out, for the metrics."""
 
-    def checked(call: Mapping[str, Any]) -> Vouched:
-        if not secret and call.get("userId") is not None:
-            secret.append(deps.identity_secrets.secret_for(source.name))
-            if secret[0] is None:
-                deps.telemetry.count("IdentitySecretMissing", 1)
-        return vouch(call, server=False, requires_proof=True, secret=secret[0] if secret else None, now=now)
+    #: the metric each outcome of a claim is counted in (never who made it)
+    METRICS: ClassVar[Mapping[ProofResult, str]] = {
+        ProofResult.VERIFIED: "ClaimsVerified",
+        ProofResult.MISSING: "ClaimsWithoutProof",
+        ProofResult.INVALID: "ClaimsWithInvalidProof",
+        ProofResult.EXPIRED: "ClaimsWithExpiredProof",
+    }
 
-    return checked
+    def __init__(self, source: Source, deps: Tracking, now: datetime) -> None:
+        self._source, self._deps, self._now = source, deps, now
+        self._secret: list[SourceSecret | None] = []
+        self.results: Counter[ProofResult] = Counter()
 
+    def __call__(self, call: Mapping[str, Any]) -> Vouched:
+        server = self._source.trust is Trust.SERVER
+        if server or not self._source.requires_proof:
+            return vouch(call, server=server, requires_proof=False, secret=None, now=self._now)
+        if not self._secret and call.get("userId") is not None:
+            self._secret.append(self._deps.identity_secrets.secret_for(self._source.name))
+            if self._secret[0] is None:
+                self._deps.telemetry.count("IdentitySecretMissing", 1)
+        secret = self._secret[0] if self._secret else None
+        vouched = vouch(call, server=False, requires_proof=True, secret=secret, now=self._now)
+        if vouched.result is not None:
+            self.results[vouched.result] += 1
+        return vouched
 
-def _count_claims(events: list[TrackedEvent], telemetry: Telemetry) -> None:
-    """Metrics of how many claims were proven and how many were not (never who made them)."""
-    verified = sum(event.provenance is Provenance.VERIFIED for event in events)
-    unverified = sum(event.provenance is Provenance.UNVERIFIED for event in events)
-    if verified:
-        telemetry.count("ClaimsVerified", verified)
-    if unverified:
-        telemetry.count("ClaimsUnverified", unverified)
+    def count(self, telemetry: Telemetry) -> None:
+        for result, n in self.results.items():
+            telemetry.count(self.METRICS[result], n)

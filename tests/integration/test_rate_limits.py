@@ -6,26 +6,12 @@ import os
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
 from tests.conftest import BROWSER_KEY, NOW, SERVER_KEY, http_event, invoke
 
 #: 5 requests per 1 s window; the fixed clock stands at the start of one (NOW is a whole second)
 SMALL = {"KEY_RATE_PER_SECOND": "5", "KEY_BURST": "5"}
 
 
-@pytest.fixture
-def metrics(monkeypatch) -> dict[str, int]:
-    """What the functions count (metrics are off in tests: the counts are caught on their way)."""
-    from shared.observability import PowertoolsTelemetry
-
-    counted: dict[str, int] = {}
-
-    def count(self: Any, name: str, value: int) -> None:
-        counted[name] = counted.get(name, 0) + value
-
-    monkeypatch.setattr(PowertoolsTelemetry, "count", count)
-    return counted
 
 
 def track(

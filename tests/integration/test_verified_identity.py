@@ -239,3 +239,18 @@ def test_a_user_who_proves_identity_from_a_planted_visitor_id_gets_no_unproven_c
     assert admin("user_id:ann")[1] == before
     assert before["anonymous_ids"] == ["visitor:unverified:ann"]
     assert admin("anonymous_id:unverified:ann")[1]["event_count"] == 3
+
+
+def test_claims_are_counted_by_outcome_and_never_by_whom(send, metrics) -> None:
+    malformed = {"Lifecycle": {"jwt": "e30.e30.AAAA"}}
+    calls = [
+        {"userId": "ann", "anonymousId": "v", "event": "A", "messageId": "c1", "integrations": proof("ann")},
+        {"userId": "ann", "anonymousId": "v", "event": "A", "messageId": "c2"},
+        {"userId": "ann", "anonymousId": "v", "event": "A", "messageId": "c3", "integrations": proof("bob")},
+        {"userId": "ann", "anonymousId": "v", "event": "A", "messageId": "c4", "integrations": malformed},
+        {"anonymousId": "v", "event": "A", "messageId": "c5"},  # no claim: nothing to check
+    ]
+    assert send("/v1/batch", {"batch": [{"type": "track", **c} for c in calls]}, key=VERIFIED_KEY)[0] == 200
+    claims = {name: n for name, n in metrics.items() if name.startswith("Claims")}
+    assert claims == {"ClaimsVerified": 1, "ClaimsWithoutProof": 1, "ClaimsWithInvalidProof": 2}
+    assert "ann" not in str(metrics)
