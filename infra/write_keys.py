@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from infra.app import STACK_NAME
 from infra.config import identity_secrets_path
 from shared.adapters import aws
-from shared.adapters.identity_secrets import SOURCE_NAME, SsmIdentitySecrets
+from shared.adapters.identity_secrets import SsmIdentitySecrets
 from shared.adapters.write_keys import DynamoWriteKeys
 from shared.errors import NotFound
 from shared.tracking.rates import RateLimit
@@ -73,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     own = _own_limit(parser, args)
 
-    source = getattr(args, "source", None)
-    if source is not None and not SOURCE_NAME.match(source):
-        parser.error("--source: 1 to 64 letters, digits, '_', '.' or '-'")
+    if args.command == "rotate-secret" and not 0 <= args.overlap_hours <= 24 * 365:
+        parser.error("--overlap-hours: 0 to 8760")
     if args.command == "create" and args.verify_identity and args.trust != Trust.BROWSER.value:
         parser.error("--verify-identity is for browser keys: a server key's calls are trusted")
     secrets = SsmIdentitySecrets(lambda: aws.client("ssm"), path=identity_secrets_path(args.stack))
@@ -88,12 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     keys = DynamoWriteKeys(aws.client("dynamodb"), table=args.table or config_table(args.stack))
     if args.command == "create":
+        # the secret first: a key that requires proofs never waits for its secret
+        created = _ensure_secret(secrets, args.source) if args.verify_identity else None
         key = keys.create(
             args.source, Trust(args.trust), datetime.now(UTC), own, requires_proof=args.verify_identity
         )
         print(key)
         if args.verify_identity:
-            _ensure_secret(secrets, args.source)
+            _show(args.source, created)
         return 0
     try:
         if args.command == "verify-identity":
@@ -103,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             if found.trust is not Trust.BROWSER:
                 print("a server key's calls are trusted; proofs are for browser keys", file=sys.stderr)
                 return 1
-            keys.require_proof(args.key, not args.off)
             if not args.off:
-                _ensure_secret(secrets, found.name)
+                _show(found.name, _ensure_secret(secrets, found.name))
+            keys.require_proof(args.key, not args.off)
             print(
                 "identity proofs " + ("no longer required" if args.off else "required") + " (within a minute)"
             )
@@ -123,17 +124,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ensure_secret(secrets: SsmIdentitySecrets, source: str) -> None:
-    """Create the source's identity secret if it has none, and print it (once: only SSM keeps it)."""
+def _ensure_secret(secrets: SsmIdentitySecrets, source: str) -> str | None:
+    """The source's new identity secret, if it had none (to print once: only SSM keeps it)."""
     created = secrets.create(source)
     if created is None:
         print(f"source {source} already has an identity secret (rotate-secret replaces it)", file=sys.stderr)
-    else:
+    return created
+
+
+def _show(source: str, secret: str | None) -> None:
+    if secret is not None:
         print(
             f"identity secret for {source} (give it to your back-end; it is not shown again):",
             file=sys.stderr,
         )
-        print(created)
+        print(secret)
 
 
 def _limit_arguments(parser: argparse.ArgumentParser) -> None:

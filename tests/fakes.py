@@ -787,6 +787,8 @@ class MemoryIdentitySecrets:
         self.secrets[source] = SourceSecret(secret)
 
     def rotate(self, source: str, now: datetime, overlap: timedelta) -> str:
+        if not overlap >= timedelta(0):
+            raise ValueError("the overlap must be zero or more")
         old = self.secrets.get(source)
         secret = token_urlsafe(32)
         self.secrets[source] = (

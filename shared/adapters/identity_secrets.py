@@ -8,6 +8,7 @@ path). The value never leaves this module except as a ``SourceSecret``, and is n
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -22,8 +23,8 @@ from shared.tracking.proofs import SourceSecret
 
 #: How long a lookup is cached in a warm function: a rotated secret is accepted within it.
 CACHE_SECONDS = 60.0
-#: What a source's name may be (it names its parameter).
-SOURCE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+#: A source name that can name its parameter as it is; any other is named by its hash.
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class SecretRecord(BaseModel):
@@ -78,7 +79,12 @@ class SsmIdentitySecrets:
         self._cache.pop(source, None)
 
     def rotate(self, source: str, now: datetime, overlap: timedelta) -> str:
-        """Replace the source's secret; the old one stays accepted for ``overlap``. Returns the new one."""
+        """Replace the source's secret; the old one stays accepted for ``overlap``. Returns the new one.
+
+        Only the secret being replaced stays accepted: rotating again within the overlap retires the
+        one before it at once (rotate when the back-ends have moved to the current one)."""
+        if not overlap >= timedelta(0):
+            raise ValueError("the overlap must be zero or more")
         old = self._read(source)
         secret = _new_secret()
         record = SecretRecord(
@@ -91,9 +97,11 @@ class SsmIdentitySecrets:
         return secret
 
     def _name(self, source: str) -> str:
-        if not SOURCE_NAME.match(source):
-            raise ValueError("a source name is 1 to 64 letters, digits, '_', '.' or '-'")
-        return f"{self._path}{source}"
+        """The source's parameter: its name where SSM allows it, else ``sha256-<hex of the name>``
+        (source names came free-form before secrets did: ``Main website``)."""
+        if PLAIN_NAME.match(source) and not source.startswith("sha256-"):
+            return f"{self._path}{source}"
+        return f"{self._path}sha256-{hashlib.sha256(source.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
     def _read(self, source: str) -> SecretRecord | None:
         try:

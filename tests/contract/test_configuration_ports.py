@@ -113,6 +113,20 @@ def test_rotation_keeps_the_old_secret_accepted_until_the_overlap_ends(identity_
     assert identity_secrets.secret_for("new-source") == SourceSecret(fresh)
 
 
+@pytest.mark.parametrize("source", ["Main website", "shop/eu", "x" * 100, "sha256-abc", "ünïcode"])
+def test_any_source_name_has_a_secret_of_its_own(identity_secrets, source):
+    """Source names came free-form before secrets: any name works, and names never share a secret."""
+    secret = identity_secrets.create(source)
+    assert identity_secrets.secret_for(source) == SourceSecret(secret)
+    assert identity_secrets.secret_for(source + " ") is None and identity_secrets.secret_for("website") is None
+
+
+def test_an_overlap_cannot_be_negative(identity_secrets):
+    identity_secrets.create("website")
+    with pytest.raises(ValueError):
+        identity_secrets.rotate("website", AT, timedelta(hours=-1))
+
+
 def test_an_adopted_secret_replaces_the_current_one(identity_secrets):
     identity_secrets.create("website")
     identity_secrets.adopt("website", "a-known-secret-for-the-local-stack")

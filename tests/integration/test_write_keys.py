@@ -109,3 +109,22 @@ def test_a_key_gets_its_own_rate_limit_and_returns_to_the_default(aws, capsys) -
     ):
         with pytest.raises(SystemExit):
             main(["--table", table, "limit", "--key", key, *wrong])
+
+
+def test_an_older_key_with_a_free_form_source_name_can_require_proofs(aws, admin, capsys) -> None:
+    from functions.tracking.handler import handler
+    from shared import runtime
+    from shared.tracking.proofs import user_hash
+
+    table = os.environ["CONFIG_TABLE_NAME"]
+    assert main(["--table", table, "create", "--source", "Main website", "--trust", "browser"]) == 0
+    key = capsys.readouterr().out.split()[-1]
+    assert main(["--table", table, "verify-identity", "--key", key]) == 0
+    secret = capsys.readouterr().out.splitlines()[-2]  # the secret, then "identity proofs required ..."
+    runtime.reset()
+    call = {"userId": "ann", "anonymousId": "v", "event": "Liked", "messageId": "m1"}
+    call["integrations"] = {"Lifecycle": {"userHash": user_hash(secret, "ann")}}
+    assert invoke(handler, http_event("POST", "/v1/track", body=call, key=key))[0] == 200
+    assert [e["trust"] for e in admin("user_id:ann", events=True)[1]["events"]] == ["verified"]
+    with pytest.raises(SystemExit):
+        main(["--table", table, "rotate-secret", "--source", "Main website", "--overlap-hours", "-1"])
