@@ -75,8 +75,9 @@ async function main() {
       // given, so no settings are fetched from Segment's CDN; no metrics (sampleRate 0), no remote plugins
       cdnSettings: { integrations: { 'Segment.io': segmentio }, metrics: { sampleRate: 0 } },
     },
-    // a refused call is reported at once rather than retried from storage
-    { retryQueue: false },
+    // a refused call is reported at once rather than retried from storage; no ?ajs_ query-string calls,
+    // as docs/tracking.md asks of a page whose key requires proofs
+    { retryQueue: false, useQueryString: false },
   )
   analytics.on('error', (error) => errors.push(String(error.reason || error.code || error)))
 
