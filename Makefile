@@ -48,4 +48,4 @@ diff: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) diff $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .hypothesis
+	rm -rf $(VENV) cdk.out .pytest_cache .hypothesis tests/loopback/browser/node_modules

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.harness import cpu_seconds, median, python_child
-from infra.config import DeploymentConfig, environment
+from infra.config import DeploymentConfig, environment, identity_secrets_path
 from infra.wiring import function
 from shared.adapters.tables import TABLES, create_table_request
 
@@ -137,6 +137,7 @@ def host_functions(
     with ``shared.adapters.aws.use``."""
     from shared import scope
 
+    services = {"identity_secrets": identity_secrets_path("lifecycle"), **(services or {})}
     for name in functions:
         spec = function(name)
         env = environment(spec, table_names, config or DeploymentConfig(), services)
@@ -166,6 +167,10 @@ class StubDynamoDB:
     def query(self, **request: Any) -> dict[str, Any]:
         self.calls["Query"] += 1
         return {"Items": []}
+
+    def update_item(self, **request: Any) -> dict[str, Any]:
+        self.calls["UpdateItem"] += 1  # a rate-limit counter: answers what it was told to add
+        return {"Attributes": {"count": request["ExpressionAttributeValues"][":n"]}}
 
     def get_item(self, **request: Any) -> dict[str, Any]:
         self.calls["GetItem"] += 1
@@ -204,6 +209,102 @@ def handler_cpu_per_event(
         "ratio_to_json_roundtrip": ratio,
         "requests_per_batch": (stub.calls["TransactWriteItems"] + stub.calls["PutItem"])
         / (rounds * repeat + 1),
+    }
+
+
+class StubParameterStore:
+    """Parameter Store serving one source's identity secret."""
+
+    def __init__(self, secret: str) -> None:
+        self.reads = 0
+        self._value = json.dumps({"current": secret})
+
+    def get_parameter(self, **request: Any) -> dict[str, Any]:
+        self.reads += 1
+        return {"Parameter": {"Value": self._value}}
+
+
+class BrowserKeyStub(StubDynamoDB):
+    """The write key resolves to a browser source (that requires identity proofs, or not)."""
+
+    def __init__(self, requires_proof: bool) -> None:
+        super().__init__()
+        self._requires = requires_proof
+
+    def get_item(self, **request: Any) -> dict[str, Any]:
+        self.calls["GetItem"] += 1
+        item = {"source": {"S": "web"}, "trust": {"S": "browser"}, "verifyIdentity": {"BOOL": self._requires}}
+        return {"Item": item}
+
+
+def identity_cpu(events: int = 100, contacts: int = 10, repeat: int = 40, rounds: int = 5) -> dict[str, Any]:
+    """CPU per event through the real handler when a browser key requires proofs, against a server key's
+    calls (no check), same run, DynamoDB and Parameter Store stubbed at zero cost."""
+    import base64
+    import hashlib
+    import hmac
+    import time
+
+    from functions.tracking.handler import handler
+    from shared import runtime
+    from shared.adapters import aws
+    from shared.tracking.proofs import user_hash
+
+    secret = "bench-identity-secret-0123456789"
+
+    def token(user: str) -> str:
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        head = b64(b'{"alg":"HS256","typ":"JWT"}')
+        claims = b64(json.dumps({"sub": user, "exp": int(time.time()) + 3600}).encode())
+        signature = hmac.new(secret.encode(), f"{head}.{claims}".encode(), hashlib.sha256).digest()
+        return f"{head}.{claims}.{b64(signature)}"
+
+    def body(proof: str | None) -> dict[str, Any]:
+        calls = batch_body(events, contacts)
+        for call in calls["batch"]:
+            user = call["userId"]
+            if proof == "userHash":
+                call["integrations"] = {"Lifecycle": {"userHash": user_hash(secret, user)}}
+            elif proof == "jwt":
+                call["integrations"] = {"Lifecycle": {"jwt": token(user)}}
+        return calls
+
+    cases = {
+        "server key (trusted)": (None, StubDynamoDB),
+        "browser key, proof not required": (None, lambda: BrowserKeyStub(False)),
+        "browser key requiring proof: userHash": ("userHash", lambda: BrowserKeyStub(True)),
+        "browser key requiring proof: jwt": ("jwt", lambda: BrowserKeyStub(True)),
+        "browser key requiring proof: none (kept unverified)": (None, lambda: BrowserKeyStub(True)),
+    }
+    names = {t.id: f"bench-{t.id}" for t in TABLES}
+    results: dict[str, float] = {}
+    parameters = StubParameterStore(secret)
+    with function_environment(names):
+        for label, (proof, keys) in cases.items():
+            runtime.reset()
+            aws.use("dynamodb", keys())
+            aws.use("ssm", parameters)
+            event = api_event("/v1/batch", body(proof))
+            try:
+                response = handler(event, Context())
+                assert response["statusCode"] == 200, response
+                results[label] = (
+                    median(
+                        [cpu_seconds(lambda e=event: handler(e, Context()), repeat) for _ in range(rounds)]
+                    )
+                    / repeat
+                    / events
+                    * 1e6
+                )
+            finally:
+                runtime.reset()
+    baseline = results["browser key, proof not required"]
+    return {
+        "rows": [{"case": k, "cpu_us_per_event": v, "ratio": v / baseline} for k, v in results.items()],
+        "secret_reads": parameters.reads,
+        "requests": 3 * (1 + rounds * repeat),
     }
 
 
@@ -312,7 +413,14 @@ def cold_import(samples: int = 21) -> dict[str, float]:
     """Fresh interpreters, alternating, in a Lambda-like environment (so Powertools Tracer loads X-Ray)."""
     names = {t.id: f"bench-{t.id}" for t in TABLES}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    env.update(environment(function("tracking"), names, DeploymentConfig()))
+    env.update(
+        environment(
+            function("tracking"),
+            names,
+            DeploymentConfig(),
+            {"identity_secrets": identity_secrets_path("lifecycle")},
+        )
+    )
     env.update(
         {
             "AWS_DEFAULT_REGION": "eu-west-1",

@@ -36,6 +36,12 @@ class DeploymentConfig(BaseModel):
     #: requests per second the API accepts before throttling (429)
     throttle_rate: int = Field(1000, alias="throttleRate", ge=1)
     throttle_burst: int = Field(2000, alias="throttleBurst", ge=1)
+    #: each write key's rate limit unless it has its own (requests per second, and burst): 429 past it
+    key_rate_per_second: float = Field(500, alias="keyRatePerSecond", gt=0)
+    key_burst: int = Field(1000, alias="keyBurst", ge=1)
+    #: each client address's, counted over all browser keys (server keys are not limited by address)
+    ip_rate_per_second: float = Field(20, alias="ipRatePerSecond", gt=0)
+    ip_burst: int = Field(100, alias="ipBurst", ge=1)
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> DeploymentConfig:
@@ -51,12 +57,25 @@ class DeploymentConfig(BaseModel):
             "SALES_THRESHOLD": str(self.sales_threshold),
             "EXIT_THRESHOLD": str(self.exit_threshold),
             "DUE_SHARDS": str(self.due_shards),
+            "KEY_RATE_PER_SECOND": f"{self.key_rate_per_second:g}",
+            "KEY_BURST": str(self.key_burst),
+            "IP_RATE_PER_SECOND": f"{self.ip_rate_per_second:g}",
+            "IP_BURST": str(self.ip_burst),
             **({"SENDER_EMAIL": self.sender_email} if self.sender_email else {}),
         }
 
 
 #: Environment variables that name the services a function may use.
-SERVICE_ENV = {"events": "EVENT_BUS_NAME", "sns": "LEAD_TOPIC_ARN"}
+SERVICE_ENV = {
+    "events": "EVENT_BUS_NAME",
+    "sns": "LEAD_TOPIC_ARN",
+    "identity_secrets": "IDENTITY_SECRETS_PATH",
+}
+
+
+def identity_secrets_path(stack_name: str) -> str:
+    """Where a stack keeps its sources' identity secrets: SSM parameters ``<path><source>``."""
+    return f"/{stack_name}/identity-secrets/"
 
 
 def environment(

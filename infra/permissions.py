@@ -18,15 +18,22 @@ from shared.adapters.tables import TableSpec
 INDEX_ACTIONS = ("dynamodb:Query",)
 
 #: The action each service the wiring names is granted, on its one resource.
-SERVICE_ACTIONS = {"events": "events:PutEvents", "sns": "sns:Publish", "ses": "ses:SendEmail"}
+SERVICE_ACTIONS = {
+    "events": "events:PutEvents",
+    "sns": "sns:Publish",
+    "ses": "ses:SendEmail",
+    # decrypted with the AWS-managed key aws/ssm, whose policy lets the account's roles use it through SSM
+    "identity_secrets": "ssm:GetParameter",
+}
 
-Resource = Literal["table", "index", "events", "sns", "ses"]
+Resource = Literal["table", "index", "events", "sns", "ses", "identity_secrets"]
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
     actions: tuple[str, ...]
-    #: a table, every index of a table, or the event bus (events), lead topic (sns), sender (ses)
+    #: a table, every index of a table, or the event bus (events), lead topic (sns), sender (ses), the
+    #: parameters under the identity secrets' path (identity_secrets)
     resource: Resource
     table: TableSpec | None = None
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, TableSpec
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
@@ -90,7 +90,8 @@ class ScheduleTrigger:
         return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
 
-Service = Literal["events", "sns", "ses"]
+#: the event bus, the lead topic, the SES sender, the sources' identity secrets (SSM, read only)
+Service = Literal["events", "sns", "ses", "identity_secrets"]
 #: What the system does, one construct each in the stack; automation, delivery and analytics come next.
 Capability = Literal["ingest", "engagement", "admin"]
 CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "admin")
@@ -122,12 +123,14 @@ class Cors:
 
     The headers are those browser tracking clients send beyond the CORS-safelisted ones: ``authorization``
     (listed explicitly: ``*`` never covers it), ``content-type`` (``application/json``), ``content-encoding``
-    and ``x-retry-count``, which ``@segment/analytics-next`` adds to every retry.
+    and ``x-retry-count``, which ``@segment/analytics-next`` adds to every retry. A page's script reads only
+    the CORS-safelisted response headers unless others are exposed: ``retry-after`` (429 and 503) is.
     """
 
     #: the methods of the public routes (see ``CORS`` below)
     allow_methods: tuple[str, ...]
     allow_headers: tuple[str, ...] = ("authorization", "content-type", "content-encoding", "x-retry-count")
+    expose_headers: tuple[str, ...] = ("retry-after",)
     max_age_seconds: int = 86400
 
 
@@ -171,7 +174,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             # A conditional put per event, nothing else: profiles are folded in by the aggregation function.
             TableAccess(EVENTS, ("dynamodb:PutItem",)),
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+            # rate-limit counters: an atomic add now and then, never a read
+            TableAccess(RATES, ("dynamodb:UpdateItem",)),
         ),
+        # reads a browser source's secret to check the identity proofs its calls carry
+        services=("identity_secrets",),
     ),
     FunctionSpec(
         name="aggregation",

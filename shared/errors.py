@@ -55,3 +55,13 @@ class DependencyUnavailable(LifecycleError):
     def __init__(self, message: str, *, retry_after_seconds: int = 2, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after_seconds = retry_after_seconds
+
+
+class RateLimited(LifecycleError):
+    """Too many requests from one write key or address; the caller should retry after the window."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_seconds = retry_after_seconds

@@ -24,6 +24,7 @@ STATUS: Mapping[type[errors.LifecycleError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.UnsupportedMediaType: 415,
+    errors.RateLimited: 429,
     errors.DependencyUnavailable: 503,
 }
 JSON = {"content-type": "application/json"}
@@ -41,6 +42,8 @@ class HttpRequest(BaseModel):
     path_parameters: dict[str, str] = {}
     body: str | None = None
     is_base64: bool = False
+    #: the client's address (``requestContext.http.sourceIp``)
+    source_ip: str | None = None
 
     @classmethod
     def from_api_gateway(cls, event: Mapping[str, Any]) -> HttpRequest:
@@ -55,6 +58,7 @@ class HttpRequest(BaseModel):
             path_parameters=event.get("pathParameters") or {},
             body=event.get("body"),
             is_base64=bool(event.get("isBase64Encoded")),
+            source_ip=http.get("sourceIp"),
         )
 
 
@@ -103,9 +107,10 @@ def if_match_version(request: HttpRequest) -> int | None:
 def error_response(exc: errors.LifecycleError) -> dict[str, Any]:
     status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 500)
     headers = dict(JSON)
-    if isinstance(exc, errors.DependencyUnavailable):
+    if isinstance(exc, errors.DependencyUnavailable | errors.RateLimited):
         headers["retry-after"] = str(exc.retry_after_seconds)
-    log = logger.warning if status >= 500 else logger.info
+    # a flood's refusals are counted (RequestsRateLimited), not logged one by one
+    log = logger.warning if status >= 500 else logger.debug if status == 429 else logger.info
     log("request rejected", extra={"status": status, "code": exc.code})
     return json_response(status, {"code": exc.code, "message": exc.message}, headers)
 

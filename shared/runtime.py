@@ -74,19 +74,34 @@ def _decay(config: settings.HalfLifeSettings) -> Decay:
 
 @scope.per_function
 def tracking() -> Tracking:
+    from shared.adapters.identity_secrets import SsmIdentitySecrets
+    from shared.adapters.rate_counters import DynamoRateCounters
     from shared.adapters.write_keys import DynamoWriteKeys
     from shared.observability import PowertoolsTelemetry
+    from shared.tracking.rates import RateLimit
+    from shared.usecases.rate_limiting import RateLimits, RequestLimiter
     from shared.usecases.tracking import Tracking
 
     config = settings.load(settings.TrackingSettings)
     _aws()
+    limits = RateLimits(
+        key=RateLimit(rate=config.key_rate_per_second, burst=config.key_burst),
+        ip=RateLimit(rate=config.ip_rate_per_second, burst=config.ip_burst),
+    )
     return Tracking(
         clock=clock.current(),
         write_keys=DynamoWriteKeys(aws.client("dynamodb"), table=config.config_table_name),
+        # its client is made on first use: most requests never read a secret
+        identity_secrets=SsmIdentitySecrets(lambda: aws.client("ssm"), path=config.identity_secrets_path),
         log=_event_log(config),
         rules=_rules(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
+        limiter=RequestLimiter(
+            DynamoRateCounters(aws.client("dynamodb"), table=config.rates_table_name),
+            limits,
+            PowertoolsTelemetry(),
+        ),
     )
 
 

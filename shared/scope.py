@@ -11,6 +11,7 @@ process's environment.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
@@ -118,7 +119,11 @@ def strict(on: bool = True) -> bool:
 
 
 def per_function(build: Callable[[], T]) -> Callable[[], T]:
-    """Like ``functools.cache`` for a factory without arguments, with one value per function scope."""
+    """Like ``functools.cache`` for a factory without arguments, with one value per function scope.
+
+    Built once even when a function's first invocations arrive together (the local stack serves them on
+    threads): what it builds may hold the instance's state, such as its rate-limit counts."""
+    lock = threading.RLock()
 
     @wraps(build)
     def cached() -> T:
@@ -126,8 +131,10 @@ def per_function(build: Callable[[], T]) -> Callable[[], T]:
         try:
             return built[cached]
         except KeyError:
-            value = built[cached] = build()
-            return value
+            with lock:
+                if cached not in built:
+                    built[cached] = build()
+                return built[cached]
 
     return cached
 

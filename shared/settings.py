@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import scope
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -61,8 +61,23 @@ class ScoringSettings(ContactStoreSettings, ScoringConfigSettings):
     """The aggregation function: folds new events into profiles, scoring them."""
 
 
-class TrackingSettings(EventLogSettings, ScoringConfigSettings):
+class RateLimitSettings(_Settings):
+    """The tracking endpoint's rate limits: ``rate`` requests per second with a ``burst`` (docs/tracking.md)."""
+
+    rates_table_name: str = Field(alias=RATES.env, min_length=3)
+    #: a write key's limit, unless the key has its own (``python -m infra.write_keys limit``)
+    key_rate_per_second: float = Field(500, alias="KEY_RATE_PER_SECOND", gt=0)
+    key_burst: int = Field(1000, alias="KEY_BURST", ge=1)
+    #: a client address's, counted over all browser keys (server keys are not limited by address)
+    ip_rate_per_second: float = Field(20, alias="IP_RATE_PER_SECOND", gt=0)
+    ip_burst: int = Field(100, alias="IP_BURST", ge=1)
+
+
+class TrackingSettings(EventLogSettings, ScoringConfigSettings, RateLimitSettings):
     """The tracking function: appends scored events to the log (profiles are not its to write)."""
+
+    #: where the sources' identity secrets are (SSM parameters ``<path><source>``)
+    identity_secrets_path: str = Field(alias="IDENTITY_SECRETS_PATH", pattern=r"^/[A-Za-z0-9_.\-/]*/$")
 
     # Built at import, off its first request's path.
     model_config = ConfigDict(defer_build=False)

@@ -45,6 +45,10 @@ EVENTS = ROOT / "events"
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 BROWSER_KEY = "local-browser-key"
 SERVER_KEY = "local-server-key"
+#: a browser key whose calls must prove their userId, its source, and the source's identity secret
+VERIFIED_KEY = "local-verified-key"
+VERIFIED_SOURCE = "verified-website"
+IDENTITY_SECRET = "local-identity-secret"  # the local stack's too, so events/ samples work in both
 
 
 @pytest.fixture(scope="session")
@@ -182,6 +186,8 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
         keys = DynamoWriteKeys(db, table=os.environ["CONFIG_TABLE_NAME"])
         keys.register(BROWSER_KEY, "website", Trust.BROWSER, NOW)
         keys.register(SERVER_KEY, "backend", Trust.SERVER, NOW)
+        keys.register(VERIFIED_KEY, VERIFIED_SOURCE, Trust.BROWSER, NOW, requires_proof=True)
+        identity_secrets(template).adopt(VERIFIED_SOURCE, IDENTITY_SECRET)
         try:
             yield db
         finally:
@@ -190,6 +196,21 @@ def aws(template: dict[str, Any], clock, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 
 _deployed: dict[str, Any] = {}
+
+
+def identity_secrets(template: dict[str, Any]) -> Any:
+    """The sources' identity secrets where the template's tracking function reads them (the tests' client)."""
+    from infra.wiring import function
+    from shared.adapters import aws as clients
+    from shared.adapters.identity_secrets import SsmIdentitySecrets
+
+    (tracking,) = [
+        f["Properties"]
+        for f in resources(template, "AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == function("tracking").handler
+    ]
+    path = tracking["Environment"]["Variables"]["IDENTITY_SECRETS_PATH"]
+    return SsmIdentitySecrets(lambda: clients.client("ssm"), path=path)
 
 
 def host_functions(template: dict[str, Any], values: Mapping[str, str], **settings: str) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from secrets import token_urlsafe
 from typing import Any
 
 from shared.clock import FixedClock
@@ -27,6 +28,8 @@ from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 from shared.tracking.messages import TrackedEvent
+from shared.tracking.proofs import SourceSecret
+from shared.tracking.rates import RateLimit
 from shared.tracking.trust import Source, Trust
 from shared.usecases.aggregation import Aggregation, Folded, NewEvent, aggregate
 from shared.usecases.engagement import Delivery, Pending
@@ -726,17 +729,72 @@ class MemoryWriteKeys:
         found = self.keys.get(write_key)
         return None if found is None or found[1] else found[0]
 
-    def register(self, write_key: str, source: str, trust: Trust, at: datetime) -> None:
+    def register(
+        self,
+        write_key: str,
+        source: str,
+        trust: Trust,
+        at: datetime,
+        limit: RateLimit | None = None,
+        *,
+        requires_proof: bool = False,
+    ) -> None:
         found = self.keys.get(write_key)
-        if found is not None and found[0] != Source(source, trust):
+        if found is not None and (found[0].name, found[0].trust) != (source, trust):
             raise Conflict("that write key already belongs to another source or trust level")
-        if found is None:
-            self.keys[write_key] = (Source(source, trust), False)
+        # registering again puts the whole item again, as the adapter does
+        proof = requires_proof and trust is Trust.BROWSER
+        self.keys[write_key] = (Source(source, trust, limit, requires_proof=proof), False)
+
+    def set_limit(self, write_key: str, limit: RateLimit | None) -> None:
+        if write_key not in self.keys:
+            raise NotFound("no such write key")
+        source, disabled = self.keys[write_key]
+        self.keys[write_key] = (replace(source, limit=limit), disabled)
 
     def disable(self, write_key: str) -> None:
         if write_key not in self.keys:
             raise NotFound("no such write key")
         self.keys[write_key] = (self.keys[write_key][0], True)
+
+    def require_proof(self, write_key: str, required: bool) -> None:
+        if write_key not in self.keys:
+            raise NotFound("no such write key")
+        source, disabled = self.keys[write_key]
+        self.keys[write_key] = (
+            replace(source, requires_proof=required and source.trust is Trust.BROWSER),
+            disabled,
+        )
+
+
+@dataclass
+class MemoryIdentitySecrets:
+    """Sources' identity secrets: the current one, and the previous one until the overlap ends."""
+
+    secrets: dict[str, SourceSecret] = field(default_factory=dict)
+
+    def secret_for(self, source: str) -> SourceSecret | None:
+        return self.secrets.get(source)
+
+    def create(self, source: str) -> str | None:
+        if source in self.secrets:
+            return None
+        secret = token_urlsafe(32)
+        self.secrets[source] = SourceSecret(secret)
+        return secret
+
+    def adopt(self, source: str, secret: str) -> None:
+        self.secrets[source] = SourceSecret(secret)
+
+    def rotate(self, source: str, now: datetime, overlap: timedelta) -> str:
+        if not overlap >= timedelta(0):
+            raise ValueError("the overlap must be zero or more")
+        old = self.secrets.get(source)
+        secret = token_urlsafe(32)
+        self.secrets[source] = (
+            SourceSecret(secret, old.current, now + overlap) if old is not None else SourceSecret(secret)
+        )
+        return secret
 
 
 @dataclass
@@ -818,3 +876,23 @@ class MemoryEngagementConfig:
             return current
         self.turn += 1
         return pick(available, self.turn - 1)
+
+
+@dataclass
+class MemoryRateCounters:
+    """Rate-limit counters: totals per (scope, id, window), added to atomically; ``unavailable`` makes
+    every write fail as the adapter's do (``DependencyUnavailable``)."""
+
+    totals: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    expiries: dict[tuple[str, str, int], int] = field(default_factory=dict)
+    writes: int = 0
+    unavailable: bool = False
+
+    def add(self, scope: str, id: str, window: int, n: int, expires_at: int) -> int:
+        if self.unavailable:
+            raise DependencyUnavailable("the rate counters are unavailable right now; retry")
+        self.writes += 1
+        key = (scope, id, window)
+        self.totals[key] = self.totals.get(key, 0) + n
+        self.expiries[key] = expires_at
+        return self.totals[key]

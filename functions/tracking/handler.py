@@ -18,6 +18,7 @@ def tracking_request(request: HttpRequest) -> TrackingRequest:
         content_type=request.headers.get("content-type"),
         content_encoding=request.headers.get("content-encoding"),
         authorization=request.headers.get("authorization"),
+        client_ip=request.source_ip,
     )
 
 

@@ -18,7 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from infra.config import DeploymentConfig, environment
+from infra.config import DeploymentConfig, environment, identity_secrets_path
 from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
 from infra.permissions import grants
@@ -125,7 +125,10 @@ class WiredFunction(Construct):
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
             environment=environment(
-                spec, {k: t.table_name for k, t in tables.items()}, config, self._platform.messaging.names
+                spec,
+                {k: t.table_name for k, t in tables.items()},
+                config,
+                {**self._platform.messaging.names, "identity_secrets": self._identity_secrets_path},
             ),
         )
         Validations.of(function).acknowledge(
@@ -153,8 +156,27 @@ class WiredFunction(Construct):
                 )
         return function
 
+    @property
+    def _identity_secrets_path(self) -> str:
+        return identity_secrets_path(Stack.of(self).stack_name)
+
     def _grant_services(self, spec: FunctionSpec, role: iam.Role) -> None:
         messaging = self._platform.messaging
+        if "identity_secrets" in spec.services:
+            # read only, and only the parameters under the path: the write-key command writes them
+            parameters = Stack.of(self).format_arn(
+                service="ssm",
+                resource="parameter",
+                resource_name=f"{self._identity_secrets_path.strip('/')}/*",
+            )
+            _grant(role, ["ssm:GetParameter"], [parameters])
+            Validations.of(role).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/{self._identity_secrets_path.strip('/')}/*]",
+                    reason="GetParameter on the sources' identity secrets only: one parameter per source, "
+                    "created by the write-key command, so not known when the stack is deployed.",
+                )
+            )
         if "events" in spec.services:
             _grant(role, ["events:PutEvents"], [messaging.bus.event_bus_arn])
         if "sns" in spec.services:

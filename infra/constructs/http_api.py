@@ -47,6 +47,7 @@ class HttpApi(Construct):
                 allow_origins=list(config.cors_origins),
                 allow_headers=list(CORS.allow_headers),
                 allow_methods=[apigw.CorsHttpMethod[m] for m in CORS.allow_methods],
+                expose_headers=list(CORS.expose_headers),
                 max_age=Duration.seconds(CORS.max_age_seconds),
             ),
         )

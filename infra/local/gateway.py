@@ -17,6 +17,7 @@ import importlib
 import ipaddress
 import json
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,18 @@ MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 OWN_FETCH_SITES = ("same-origin", "none")
 #: methods with a body; a page can POST text/plain or a form to any origin without a preflight
 BODY_METHODS = ("POST", "PUT")
+
+
+class QuietServer(ThreadingHTTPServer):
+    """The gateway's server: a thread per connection, and no traceback when a client drops a kept-open
+    connection (browsers do it routinely; API Gateway does not report it either)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 @dataclass(frozen=True)
@@ -130,9 +143,7 @@ class Gateway:
             def do_DELETE(self) -> None:
                 gateway._dispatch(self)
 
-        server = ThreadingHTTPServer((host, port), Handler)
-        server.daemon_threads = True
-        return server
+        return QuietServer((host, port), Handler)
 
     # --- request handling -----------------------------------------------------------
 
@@ -193,6 +204,7 @@ class Gateway:
         origin = None if private else self.allowed_origin(request.headers.get("origin"))
         if origin:
             headers["access-control-allow-origin"] = origin
+            headers["access-control-expose-headers"] = ",".join(CORS.expose_headers)
         raw = response.get("body") or ""
         data = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode("utf-8")
         _send(request, int(response.get("statusCode", 200)), headers, data)

@@ -35,6 +35,7 @@ DENIED = {
     "events": ("AccessDeniedException", 400),
     "sns": ("AuthorizationError", 403),
     "ses": ("AccessDenied", 403),
+    "ssm": ("AccessDeniedException", 400),
 }
 _ADDRESS = re.compile(r"<([^>]+)>")
 
@@ -52,6 +53,8 @@ class Resource:
             return f"arn:aws:dynamodb:local:000000000000:table/{self.name}"
         if self.kind == "index":
             return f"arn:aws:dynamodb:local:000000000000:table/{self.name}/index/{self.index}"
+        if self.kind == "identity_secrets":
+            return f"arn:aws:ssm:local:000000000000:parameter/{self.name.lstrip('/')}"
         return self.name
 
 
@@ -72,6 +75,11 @@ class LocalPolicy:
                 self._allowed.update((action, grant.resource, name) for action in grant.actions)
 
     def allows(self, action: str, resource: Resource) -> bool:
+        if resource.kind == "identity_secrets":  # granted on the path: parameter/<path>*
+            return any(
+                granted == action and kind == resource.kind and resource.name.startswith(path)
+                for granted, kind, path in self._allowed
+            )
         return (action, resource.kind, resource.name) in self._allowed
 
     def check(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
@@ -128,6 +136,8 @@ def _needs(service: str, operation: str, params: Mapping[str, Any]) -> Iterator[
         source = params.get("Source", "")
         found = _ADDRESS.search(source)
         yield f"ses:{operation}", Resource("ses", found.group(1) if found else source)
+    elif service == "ssm" and operation in ("GetParameter", "PutParameter"):
+        yield f"ssm:{operation}", Resource("identity_secrets", params.get("Name", ""))
     else:
         yield f"{service}:{operation}", Resource(service, "*")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from infra.config import DeploymentConfig, environment
+from infra.config import DeploymentConfig, environment, identity_secrets_path
 from infra.local.gateway import Gateway, LambdaContext, load_handler, routes_for
 from infra.local.moto_dynamodb import serialise
 from infra.local.scheduler import LocalScheduler
@@ -17,6 +17,7 @@ from infra.local.streams import StreamPump
 from infra.wiring import FUNCTIONS, TABLES
 from shared import clock as clocks
 from shared.adapters.tables import create_table_request
+from shared.tracking.rates import RateLimit
 from shared.tracking.timestamps import format_time, parse_time
 from shared.tracking.trust import Trust
 
@@ -25,6 +26,35 @@ BUS = "lifecycle"
 SENDER = "lifecycle@localhost.localdomain"
 DEFAULT_BROWSER_KEY = "local-browser-key"
 DEFAULT_SERVER_KEY = "local-server-key"
+DEFAULT_VERIFIED_KEY = "local-verified-key"
+VERIFIED_SOURCE = "local-verified-website"
+DEFAULT_IDENTITY_SECRET = "local-identity-secret"
+
+
+#: The tracking function's default rate limits, by environment variable (as deployed: ``DeploymentConfig``).
+RATE_LIMIT_SETTINGS = {
+    "KEY_RATE_PER_SECOND": "key_rate_per_second",
+    "KEY_BURST": "key_burst",
+    "IP_RATE_PER_SECOND": "ip_rate_per_second",
+    "IP_BURST": "ip_burst",
+}
+
+
+@dataclass(frozen=True)
+class SeededKey:
+    """One more write key for the local stack: ``key:trust`` or ``key:trust:rate:burst`` (its own limit)."""
+
+    key: str
+    trust: Trust
+    limit: RateLimit | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> SeededKey:
+        parts = text.strip().split(":")
+        if len(parts) not in (2, 4) or not parts[0]:
+            raise ValueError(f"LOCAL_WRITE_KEYS: {text!r} is not key:trust or key:trust:rate:burst")
+        limit = RateLimit(rate=float(parts[2]), burst=int(parts[3])) if len(parts) == 4 else None
+        return cls(parts[0], Trust(parts[1]), limit)
 
 
 @dataclass
@@ -35,8 +65,15 @@ class LocalSettings:
     port: int = 3000
     browser_key: str = DEFAULT_BROWSER_KEY
     server_key: str = DEFAULT_SERVER_KEY
+    #: a browser key whose calls must prove their userId, and its source's identity secret
+    verified_key: str = DEFAULT_VERIFIED_KEY
+    identity_secret: str = DEFAULT_IDENTITY_SECRET
     cors_origins: tuple[str, ...] = ("*",)
     quiet: bool = False
+    #: more write keys, some with their own rate limits (``LOCAL_WRITE_KEYS``)
+    write_keys: tuple[SeededKey, ...] = ()
+    #: the default rate limits, where set (``KEY_RATE_PER_SECOND``...: ``DeploymentConfig`` field -> value)
+    rate_limits: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> LocalSettings:
@@ -47,7 +84,13 @@ class LocalSettings:
             port=int(env.get("PORT", "3000")),
             browser_key=env.get("LOCAL_BROWSER_WRITE_KEY", DEFAULT_BROWSER_KEY),
             server_key=env.get("LOCAL_SERVER_WRITE_KEY", DEFAULT_SERVER_KEY),
+            verified_key=env.get("LOCAL_VERIFIED_WRITE_KEY", DEFAULT_VERIFIED_KEY),
+            identity_secret=env.get("LOCAL_IDENTITY_SECRET", DEFAULT_IDENTITY_SECRET),
             cors_origins=origins or ("*",),
+            write_keys=tuple(
+                SeededKey.parse(k) for k in env.get("LOCAL_WRITE_KEYS", "").split(",") if k.strip()
+            ),
+            rate_limits={field: env[name] for name, field in RATE_LIMIT_SETTINGS.items() if env.get(name)},
         )
 
 
@@ -135,7 +178,11 @@ class LocalStack:
         # Rules and configuration apply at once locally (the cloud caches them for rulesCacheSeconds);
         # one due-index shard is plenty for a laptop.
         self.config = DeploymentConfig(
-            cors_origins=self.settings.cors_origins, rules_cache_seconds=0, due_shards=1, sender_email=SENDER
+            cors_origins=self.settings.cors_origins,
+            rules_cache_seconds=0,
+            due_shards=1,
+            sender_email=SENDER,
+            **self.settings.rate_limits,
         )
 
     def _host_functions(self) -> None:
@@ -145,7 +192,7 @@ class LocalStack:
         from infra.local.permissions import function_scope
         from shared import scope
 
-        services = {"events": BUS, "sns": self.topic_arn}
+        services = {"events": BUS, "sns": self.topic_arn, "identity_secrets": identity_secrets_path(BUS)}
         self.environments = {
             spec.name: environment(spec, self.table_names, self.config, services) for spec in FUNCTIONS
         }
@@ -247,12 +294,18 @@ class LocalStack:
 
     def _seed_write_keys(self) -> None:
         from shared.adapters import aws
+        from shared.adapters.identity_secrets import SsmIdentitySecrets
         from shared.adapters.write_keys import DynamoWriteKeys
 
         keys = DynamoWriteKeys(aws.client("dynamodb"), table=self.table_names["config"])
         now = self.clock.now()
         keys.register(self.settings.browser_key, "local-website", Trust.BROWSER, now)
         keys.register(self.settings.server_key, "local-backend", Trust.SERVER, now)
+        keys.register(self.settings.verified_key, VERIFIED_SOURCE, Trust.BROWSER, now, requires_proof=True)
+        secrets = SsmIdentitySecrets(lambda: aws.client("ssm"), path=identity_secrets_path(BUS))
+        secrets.adopt(VERIFIED_SOURCE, self.settings.identity_secret)
+        for seeded in self.settings.write_keys:
+            keys.register(seeded.key, f"local-{seeded.trust.value}", seeded.trust, now, seeded.limit)
 
     def _load_rules(self) -> int:
         """Load and compile the scoring rules (the shipped defaults, plus any stored) as the functions will."""
@@ -333,6 +386,12 @@ class LocalStack:
 
     def banner(self) -> str:
         url = self.url
+        key = RateLimit(self.config.key_rate_per_second, self.config.key_burst)
+        ip = RateLimit(self.config.ip_rate_per_second, self.config.ip_burst)
+        limits = (
+            f"Rate limits: {key.burst} requests per {key.window_ms / 1000:g} s per write key, "
+            f"{ip.burst} per {ip.window_ms / 1000:g} s per address (browser keys)"
+        )
         return "\n".join(
             [
                 f"Lifecycle local stack on {url}  (Ctrl-C stops)",
@@ -340,6 +399,24 @@ class LocalStack:
                 "Write keys:",
                 f"  browser (behaviour only): {self.settings.browser_key}",
                 f"  server  (all facts):      {self.settings.server_key}",
+                (
+                    f"  browser, verified identity: {self.settings.verified_key}  (source {VERIFIED_SOURCE}, "
+                    f"identity secret {self.settings.identity_secret})"
+                ),
+                (
+                    "  a call naming a userId proves it: integrations.Lifecycle.userHash = "
+                    "hex HMAC-SHA256(secret, userId)"
+                ),
+                *(
+                    f"  {k.trust.value:<7} (LOCAL_WRITE_KEYS):  {k.key}"
+                    + (
+                        f"  (at most {k.limit.burst} requests per {k.limit.window_ms / 1000:g} s)"
+                        if k.limit
+                        else ""
+                    )
+                    for k in self.settings.write_keys
+                ),
+                limits,
                 "",
                 "Send an event:",
                 f"  curl -s -u {self.settings.server_key}: -H 'content-type: application/json' {url}/v1/track \\",

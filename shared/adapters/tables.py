@@ -75,7 +75,11 @@ EVENTS = TableSpec(
 #: Configuration: write keys (and later scoring rules, salespeople...).
 CONFIG = TableSpec(id="config", env="CONFIG_TABLE_NAME")
 
-TABLES: tuple[TableSpec, ...] = (CONTACTS, EVENTS, CONFIG)
+#: Rate-limit counters: one item per limited thing and window (pk ``<scope>#<hash>``, sk the window's
+#: number), holding the window's request count; each expires an hour after its window.
+RATES = TableSpec(id="rates", env="RATES_TABLE_NAME", ttl_attribute="expiresAt")
+
+TABLES: tuple[TableSpec, ...] = (CONTACTS, EVENTS, CONFIG, RATES)
 
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict:

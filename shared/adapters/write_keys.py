@@ -9,10 +9,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.adapters.dynamodb import error_code, failure, plain_item, s
+from shared.adapters.dynamodb import error_code, exact_number, failure, n, plain_item, s
 from shared.errors import Conflict, NotFound
+from shared.tracking.rates import RateLimit
 from shared.tracking.timestamps import format_time
 from shared.tracking.trust import Source, Trust
 
@@ -28,6 +29,14 @@ class WriteKeyItem(BaseModel):
     trust: Trust
     disabled: bool = False
     createdAt: str | None = None
+    #: calls naming a userId must carry a proof (browser keys; ``shared.tracking.proofs``)
+    verifyIdentity: bool = False
+    #: the key's own rate limit (both or neither); without it, the tracking function's default
+    rate: float | None = Field(None, gt=0)
+    burst: int | None = Field(None, ge=1)
+
+    def limit(self) -> RateLimit | None:
+        return None if self.rate is None or self.burst is None else RateLimit(self.rate, self.burst)
 
 
 def fingerprint(write_key: str) -> str:
@@ -61,14 +70,32 @@ class DynamoWriteKeys:
         source = None
         if item:
             record = WriteKeyItem.model_validate(plain_item(item))
-            source = None if record.disabled else Source(name=record.source, trust=record.trust)
+            source = (
+                None
+                if record.disabled
+                else Source(
+                    name=record.source,
+                    trust=record.trust,
+                    limit=record.limit(),
+                    requires_proof=record.verifyIdentity and record.trust is Trust.BROWSER,
+                )
+            )
         if len(self._cache) > 1000:
             self._cache.clear()
         self._cache[digest] = (self._monotonic() + self._ttl, source)
         return source
 
-    def register(self, write_key: str, source: str, trust: Trust, at: datetime) -> None:
-        """Store a write key (idempotent for the same source and trust)."""
+    def register(
+        self,
+        write_key: str,
+        source: str,
+        trust: Trust,
+        at: datetime,
+        limit: RateLimit | None = None,
+        *,
+        requires_proof: bool = False,
+    ) -> None:
+        """Store a write key (idempotent for the same source and trust), with its own rate limit or none."""
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -77,6 +104,8 @@ class DynamoWriteKeys:
                     "source": s(source),
                     "trust": s(trust.value),
                     "createdAt": s(format_time(at)),
+                    **({"verifyIdentity": {"BOOL": True}} if requires_proof else {}),
+                    **(_limit_attributes(limit) if limit else {}),
                 },
                 ConditionExpression="attribute_not_exists(pk) OR (#source = :source AND #trust = :trust)",
                 ExpressionAttributeNames={"#source": "source", "#trust": "trust"},
@@ -87,26 +116,65 @@ class DynamoWriteKeys:
                 raise Conflict("that write key already belongs to another source or trust level") from exc
             raise
 
-    def create(self, source: str, trust: Trust, at: datetime) -> str:
+    def create(
+        self,
+        source: str,
+        trust: Trust,
+        at: datetime,
+        limit: RateLimit | None = None,
+        *,
+        requires_proof: bool = False,
+    ) -> str:
         """Mint a new random write key for a source; only its hash is stored."""
         write_key = ("wk_srv_" if trust is Trust.SERVER else "wk_web_") + secrets.token_urlsafe(24)
-        self.register(write_key, source, trust, at)
+        self.register(write_key, source, trust, at, limit, requires_proof=requires_proof)
         return write_key
 
-    def disable(self, write_key: str) -> None:
+    def set_limit(self, write_key: str, limit: RateLimit | None) -> None:
+        """Give a key its own rate limit, or (None) return it to the default; warm functions apply it
+        within their cache time."""
+        values = {f":{k}": v for k, v in _limit_attributes(limit).items()} if limit else {}
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=_key(fingerprint(write_key)),
-                UpdateExpression="SET disabled = :t",
+                UpdateExpression="SET #rate = :rate, #burst = :burst" if limit else "REMOVE #rate, #burst",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":t": {"BOOL": True}},
+                ExpressionAttributeNames={"#rate": "rate", "#burst": "burst"},
+                **({"ExpressionAttributeValues": values} if values else {}),
             )
         except Exception as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 raise NotFound("no such write key") from exc
             raise
         self._cache.pop(fingerprint(write_key), None)
+
+    def disable(self, write_key: str) -> None:
+        self._set(write_key, "disabled", True)
+
+    def require_proof(self, write_key: str, required: bool) -> None:
+        """Make calls naming a userId prove it (or stop requiring it); applies within the cache time."""
+        self._set(write_key, "verifyIdentity", required)
+
+    def _set(self, write_key: str, flag: str, value: bool) -> None:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=_key(fingerprint(write_key)),
+                UpdateExpression="SET #flag = :value",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#flag": flag},
+                ExpressionAttributeValues={":value": {"BOOL": value}},
+            )
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise NotFound("no such write key") from exc
+            raise
+        self._cache.pop(fingerprint(write_key), None)
+
+
+def _limit_attributes(limit: RateLimit) -> dict[str, Any]:
+    return {"rate": n(exact_number(limit.rate)), "burst": n(limit.burst)}
 
 
 def _key(digest: str) -> dict[str, Any]:

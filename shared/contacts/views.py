@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.scoring.views import Scores
-from shared.tracking.stored import expanded
+from shared.tracking.proofs import Provenance
+from shared.tracking.stored import expanded, provenance_of
 
 #: Ingestion refuses deeper values; older or hand-written ones are cut here, so a read never fails.
 MAX_SHOWN_DEPTH = 32
@@ -99,10 +100,15 @@ class EventView(BaseModel):
     properties: dict[str, Any] | None = None
     traits: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
+    #: how far the call's identity was trusted: server, verified, browser (not checked) or unverified
+    trust: Provenance = Provenance.BROWSER
+    #: the userId an unverified call claimed: recorded, not used (the call counts for the visitor)
+    claimed_user_id: str | None = None
 
     @classmethod
     def of(cls, stored: StoredEvent) -> EventView:
         body = expanded(stored.body)  # context.page whole again, as rules read it
+        trust, claimed = provenance_of(stored.body)
         return cls(
             message_id=stored.message_id,
             type=stored.call,
@@ -113,6 +119,8 @@ class EventView(BaseModel):
             properties=shown(body["properties"]) if isinstance(body.get("properties"), dict) else None,
             traits=shown(body["traits"]) if isinstance(body.get("traits"), dict) else None,
             context=shown(body["context"]) if isinstance(body.get("context"), dict) else None,
+            trust=trust,
+            claimed_user_id=claimed,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -14,7 +14,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 from shared.errors import InvalidRequest, PayloadTooLarge
 from shared.tracking.behaviours import Behaviour, classify
-from shared.tracking.stored import compact, dumps, expanded, kept
+from shared.tracking.proofs import Provenance, Vouched, unchecked
+from shared.tracking.stored import compact, dumps, expanded, kept, provenance_of, with_provenance
 from shared.tracking.timestamps import corrected_timestamp, parse_time
 from shared.tracking.values import check_values
 from shared.tracking.wire import KB, Limits
@@ -120,15 +121,30 @@ class TrackedEvent:
     #: corrected for clock skew; None if it sent none. Unlike ``timestamp`` it is the same on every
     #: retry of the call.
     stated_time: datetime | None = None
+    #: How far its identity can be trusted (``shared.tracking.proofs``).
+    provenance: Provenance = Provenance.BROWSER
+    #: A ``userId`` the call claimed without proof: recorded, never used (the call is the visitor's).
+    claimed_user_id: str | None = None
 
 
 def parse_calls(
-    path: str, payload: dict[str, Any], *, received_at: datetime, limits: Limits
+    path: str,
+    payload: dict[str, Any],
+    *,
+    received_at: datetime,
+    limits: Limits,
+    vouch: Callable[[Mapping[str, Any]], Vouched] = unchecked,
 ) -> list[TrackedEvent]:
-    """Validate every call in the request; raise on the first bad one, naming it."""
+    """Validate every call in the request; raise on the first bad one, naming it.
+
+    ``vouch`` decides how far each call's identity is trusted, and keeps an unproven claim off it."""
     call = CALLS_BY_PATH[path]
     if call != BATCH:
-        return [_event(payload, call, "body", received_at=received_at, batch_sent_at=None, limits=limits)]
+        return [
+            _event(
+                payload, call, "body", received_at=received_at, batch_sent_at=None, limits=limits, vouch=vouch
+            )
+        ]
     batch = payload.get("batch")
     if not isinstance(batch, list):
         raise InvalidRequest("batch: must be a list of calls", code="invalid_batch")
@@ -148,7 +164,15 @@ def parse_calls(
                 code="invalid_event",
             )
         events.append(
-            _event(message, kind, where, received_at=received_at, batch_sent_at=sent_at, limits=limits)
+            _event(
+                message,
+                kind,
+                where,
+                received_at=received_at,
+                batch_sent_at=sent_at,
+                limits=limits,
+                vouch=vouch,
+            )
         )
     return events
 
@@ -161,7 +185,11 @@ def _event(
     received_at: datetime,
     batch_sent_at: datetime | None,
     limits: Limits,
+    vouch: Callable[[Mapping[str, Any]], Vouched],
 ) -> TrackedEvent:
+    sent_call = raw
+    vouched = vouch(raw)
+    raw = dict(vouched.call)  # what is recorded: an unproven claim is off it
     try:
         message = SegmentMessage.model_validate(raw)
     except ValidationError as exc:
@@ -174,8 +202,8 @@ def _event(
     if call == "group" and not message.groupId:
         raise InvalidRequest(f"{where}.groupId: a group call needs a groupId", code="invalid_event")
 
-    check_values(raw, where)
-    sent = {k: v for k, v in raw.items() if k not in ("writeKey", "sentAt")}
+    check_values(sent_call, where)
+    sent = {k: v for k, v in sent_call.items() if k not in ("writeKey", "sentAt")}
     sent["type"] = call
     # The size limit and the content id are the call as sent (ids stay those of older releases).
     text = dumps(sent)
@@ -202,7 +230,9 @@ def _event(
         timestamp=corrected_timestamp(received_at=received_at, timestamp=stated_time, sent_at=sent_at),
         received_at=received_at,
         stated_time=stated_time,
-        body=dumps(compact(read)),
+        body=dumps(with_provenance(compact(read), vouched.provenance, vouched.claimed_user_id)),
+        provenance=vouched.provenance,
+        claimed_user_id=vouched.claimed_user_id,
     )
 
 
@@ -229,6 +259,7 @@ def rebuild_event(
         raise ValueError("the stored body is not a JSON object")
     where = f"stored event {message_id[:80]}"
     read = expanded(stored)
+    provenance, claimed_user_id = provenance_of(stored)
     try:
         message = SegmentMessage.model_validate(read)
     except ValidationError as exc:
@@ -247,6 +278,8 @@ def rebuild_event(
             received_at=received_at,
             stated_time=stated_time,
             body=body,
+            provenance=provenance,
+            claimed_user_id=claimed_user_id,
         )
     except InvalidRequest as exc:  # a body stored before a check that refuses it now
         raise ValueError(str(exc)) from None
@@ -263,6 +296,8 @@ def _tracked(
     received_at: datetime,
     stated_time: datetime | None,
     body: str,
+    provenance: Provenance = Provenance.BROWSER,
+    claimed_user_id: str | None = None,
 ) -> TrackedEvent:
     """The domain event of a validated call; ``context`` is the one the product reads (``kept``)."""
     properties = message.properties or {}
@@ -286,6 +321,8 @@ def _tracked(
         revenue=_revenue(classification.behaviour, properties, where),
         body=body,
         stated_time=stated_time,
+        provenance=provenance,
+        claimed_user_id=claimed_user_id,
     )
 
 

@@ -23,8 +23,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from shared.tracking.proofs import Provenance
+
 #: Names the ``context.page`` fields taken from ``properties``; reserved, so dropped from a call.
 PAGE_MARK = "_page"
+#: How far the call's identity is trusted (absent: a browser call, not checked) and the ``userId`` it
+#: claimed without proof; reserved, so a call cannot set them.
+TRUST_MARK, CLAIM_MARK = "_trust", "_claimedUserId"
 #: Top-level fields the event item holds elsewhere, or that only carry the call to us.
 DROPPED_FIELDS = frozenset(
     {
@@ -37,6 +42,8 @@ DROPPED_FIELDS = frozenset(
         "integrations",
         "_metadata",
         PAGE_MARK,
+        TRUST_MARK,
+        CLAIM_MARK,
     }
 )
 #: Top-level fields whose ``null`` means the same as their absence.
@@ -114,6 +121,28 @@ def expanded(stored: Mapping[str, Any]) -> dict[str, Any]:
         }
         stored = {**stored, "context": context}
     return kept(stored)
+
+
+def with_provenance(
+    stored: dict[str, Any], provenance: Provenance, claimed_user_id: str | None
+) -> dict[str, Any]:
+    """The stored form with how far its identity is trusted (nothing for an unchecked browser call)."""
+    if provenance is not Provenance.BROWSER:
+        stored[TRUST_MARK] = provenance.value
+    if claimed_user_id is not None:
+        stored[CLAIM_MARK] = claimed_user_id
+    return stored
+
+
+def provenance_of(stored: Mapping[str, Any]) -> tuple[Provenance, str | None]:
+    """How far a stored call's identity is trusted, and its unproven claim. A body stored before
+    provenance was kept reads as an unchecked browser call: the least a trusted fact can be."""
+    try:
+        provenance = Provenance(stored.get(TRUST_MARK, Provenance.BROWSER))
+    except ValueError:
+        provenance = Provenance.BROWSER
+    claimed = stored.get(CLAIM_MARK)
+    return provenance, claimed if isinstance(claimed, str) else None
 
 
 def dumps(body: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from shared.errors import Forbidden
 from shared.tracking.behaviours import SERVER_ONLY
 from shared.tracking.messages import TrackedEvent
+from shared.tracking.rates import RateLimit
 
 
 class Trust(StrEnum):
@@ -29,6 +30,10 @@ class Source:
 
     name: str
     trust: Trust
+    #: the write key's own rate limit; None: the tracking function's default
+    limit: RateLimit | None = None
+    #: a browser key whose calls must prove their ``userId`` (``shared.tracking.proofs``)
+    requires_proof: bool = False
 
 
 #: Consent vocabularies (Segment, Shopify, HubSpot, Mautic, Salesforce, Braze, Intercom, Marketo,

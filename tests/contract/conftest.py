@@ -8,7 +8,7 @@ Ports covered (fakes in ``tests/fakes.py``): write keys, rule repository, engage
 (``test_configuration_ports``); event log and contact store, with the events table's stream
 (``test_contact_store``); merge store and merge requests (``test_merge_store``); contact log
 (``test_contact_log``); stage store (``test_stage_store``); publisher (``test_publisher``, on moto's
-EventBridge, SNS, SQS and SES).
+EventBridge, SNS, SQS and SES); rate-limit counters (``test_rate_counters``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, create_table_request
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, create_table_request
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
@@ -43,6 +43,30 @@ def config_table() -> Iterator[Callable[[], tuple[Any, str]]]:
                 db = aws.client("dynamodb")
                 db.create_table(**create_table_request(CONFIG, "contract-config"))
                 created.append((db, "contract-config"))
+            return created[0]
+
+        yield _table
+        aws.reset()
+
+
+@pytest.fixture
+def rates_table() -> Iterator[Callable[[], tuple[Any, str]]]:
+    """A moto rates table, created on first use (moto serialised as the local stack serialises it)."""
+    from moto import mock_aws
+
+    from infra.local.moto_dynamodb import serialise
+    from shared.adapters import aws
+
+    serialise()
+    with mock_aws():
+        aws.reset()
+        created: list[tuple[Any, str]] = []
+
+        def _table() -> tuple[Any, str]:
+            if not created:
+                db = aws.client("dynamodb")
+                db.create_table(**create_table_request(RATES, "contract-rates"))
+                created.append((db, "contract-rates"))
             return created[0]
 
         yield _table

@@ -11,8 +11,9 @@ from shared.engagement.index import Thresholds
 from shared.engagement.routing import Salesperson
 from shared.errors import Conflict, NotFound
 from shared.scoring.rules import Rule
+from shared.tracking.proofs import SourceSecret
 from shared.tracking.trust import Source, Trust
-from tests.fakes import MemoryEngagementConfig, MemoryRuleRepository, MemoryWriteKeys
+from tests.fakes import MemoryEngagementConfig, MemoryIdentitySecrets, MemoryRuleRepository, MemoryWriteKeys
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -52,6 +53,100 @@ def test_a_disabled_key_is_refused_and_disabling_an_unknown_key_is_not_found(wri
     assert write_keys.lookup("wk-1") is None
     with pytest.raises(NotFound):
         write_keys.disable("wk-never")
+
+
+def test_a_browser_key_can_require_identity_proofs_and_a_server_key_never_does(write_keys):
+    write_keys.register("wk-web", "website", Trust.BROWSER, AT, requires_proof=True)
+    write_keys.register("wk-srv", "backend", Trust.SERVER, AT, requires_proof=True)
+    assert write_keys.lookup("wk-web") == Source("website", Trust.BROWSER, requires_proof=True)
+    assert write_keys.lookup("wk-srv") == Source("backend", Trust.SERVER)  # trusted: nothing to prove
+    write_keys.require_proof("wk-web", False)
+    assert write_keys.lookup("wk-web") == Source("website", Trust.BROWSER)
+    write_keys.register("wk-2", "website", Trust.BROWSER, AT)
+    write_keys.require_proof("wk-2", True)
+    assert write_keys.lookup("wk-2").requires_proof
+    with pytest.raises(NotFound):
+        write_keys.require_proof("wk-never", True)
+
+
+# --- identity secrets -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def identity_secrets(implementation):
+    if implementation == "fake":
+        yield MemoryIdentitySecrets()
+        return
+    from moto import mock_aws
+
+    from shared.adapters import aws
+    from shared.adapters.identity_secrets import SsmIdentitySecrets
+
+    with mock_aws():
+        aws.reset()
+        yield SsmIdentitySecrets(
+            lambda: aws.client("ssm"), path="/contract/identity-secrets/", cache_seconds=0
+        )
+
+
+def test_a_source_has_no_secret_until_one_is_created_and_create_never_replaces_it(identity_secrets):
+    assert identity_secrets.secret_for("website") is None
+    secret = identity_secrets.create("website")
+    assert secret and len(secret) >= 32
+    assert identity_secrets.secret_for("website") == SourceSecret(secret)
+    assert identity_secrets.create("website") is None
+    assert identity_secrets.secret_for("website") == SourceSecret(secret)
+    assert identity_secrets.secret_for("other") is None
+
+
+def test_rotation_keeps_the_old_secret_accepted_until_the_overlap_ends(identity_secrets):
+    first = identity_secrets.create("website")
+    second = identity_secrets.rotate("website", AT, timedelta(hours=24))
+    assert second != first
+    found = identity_secrets.secret_for("website")
+    assert found == SourceSecret(second, first, AT + timedelta(hours=24))
+    assert found.accepted(AT) == (second.encode(), first.encode())
+    assert found.accepted(AT + timedelta(hours=24)) == (second.encode(),)
+    third = identity_secrets.rotate("website", AT + timedelta(hours=1), timedelta(hours=2))
+    assert identity_secrets.secret_for("website") == SourceSecret(third, second, AT + timedelta(hours=3))
+    fresh = identity_secrets.rotate("new-source", AT, timedelta(hours=24))  # nothing to overlap with
+    assert identity_secrets.secret_for("new-source") == SourceSecret(fresh)
+
+
+@pytest.mark.parametrize("source", ["Main website", "shop/eu", "x" * 100, "sha256-abc", "ünïcode"])
+def test_any_source_name_has_a_secret_of_its_own(identity_secrets, source):
+    """Source names came free-form before secrets: any name works, and names never share a secret."""
+    secret = identity_secrets.create(source)
+    assert identity_secrets.secret_for(source) == SourceSecret(secret)
+    assert identity_secrets.secret_for(source + " ") is None and identity_secrets.secret_for("website") is None
+
+
+def test_an_overlap_cannot_be_negative(identity_secrets):
+    identity_secrets.create("website")
+    with pytest.raises(ValueError):
+        identity_secrets.rotate("website", AT, timedelta(hours=-1))
+
+
+def test_an_adopted_secret_replaces_the_current_one(identity_secrets):
+    identity_secrets.create("website")
+    identity_secrets.adopt("website", "a-known-secret-for-the-local-stack")
+    assert identity_secrets.secret_for("website") == SourceSecret("a-known-secret-for-the-local-stack")
+
+
+def test_a_key_carries_its_own_rate_limit_until_it_returns_to_the_default(write_keys):
+    from shared.tracking.rates import RateLimit
+
+    write_keys.register("wk-1", "partner", Trust.SERVER, AT, limit=RateLimit(rate=2.5, burst=10))
+    write_keys.register("wk-2", "website", Trust.BROWSER, AT)
+    assert write_keys.lookup("wk-1") == Source("partner", Trust.SERVER, RateLimit(rate=2.5, burst=10))
+    assert write_keys.lookup("wk-2").limit is None
+    write_keys.set_limit("wk-2", RateLimit(rate=100, burst=100))
+    assert write_keys.lookup("wk-2") == Source("website", Trust.BROWSER, RateLimit(rate=100, burst=100))
+    write_keys.set_limit("wk-1", None)
+    assert write_keys.lookup("wk-1") == Source("partner", Trust.SERVER)
+    with pytest.raises(NotFound):
+        write_keys.set_limit("wk-never", RateLimit(rate=1, burst=1))
+    assert write_keys.lookup("wk-never") is None
 
 
 # --- scoring rules ----------------------------------------------------------------------------------
@@ -120,7 +215,9 @@ def team(implementation, config_table):
 
 
 def person(pid: str, weight: int = 1, available: bool = True) -> Salesperson:
-    return Salesperson(id=pid, name=pid.title(), email=f"{pid}@example.com", weight=weight, available=available)
+    return Salesperson(
+        id=pid, name=pid.title(), email=f"{pid}@example.com", weight=weight, available=available
+    )
 
 
 def test_the_default_funnel_is_version_zero_and_each_save_takes_the_next(team):

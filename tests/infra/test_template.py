@@ -16,7 +16,7 @@ import aws_lambda_powertools
 import pytest
 
 from infra.wiring import FUNCTIONS, function
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, TABLES, create_table_request
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, create_table_request
 from tests.conftest import ROOT, resources, table_names_by_env
 
 
@@ -60,6 +60,7 @@ def test_every_acknowledged_finding_is_known_and_explained(synthesized) -> None:
     assert kinds == {
         "Annotation::AwsSolutions-IAM5[Resource::*]",
         "Annotation::AwsSolutions-IAM5[Resource::<table>/index/*]",
+        "Annotation::AwsSolutions-IAM5[Resource::arn:<table>:ssm:<table>:<table>:parameter/Lifecycle/identity-secrets/*]",
         "Annotation::AwsSolutions-APIG4",
         "Annotation::AwsSolutions-SQS3",
         "Annotation::AwsSolutions-L1",
@@ -248,6 +249,12 @@ def test_cors_allows_what_tracking_clients_send_and_nothing_for_admin(template) 
     assert set(cors["AllowMethods"]) == public == {"POST"}
 
 
+def test_cors_lets_pages_read_retry_after(template) -> None:
+    """429 and 503 carry Retry-After; without exposing it a page's script cannot read it."""
+    (api,) = resources(template, "AWS::ApiGatewayV2::Api").values()
+    assert [h.lower() for h in api["Properties"]["CorsConfiguration"]["ExposeHeaders"]] == ["retry-after"]
+
+
 def test_stage_has_access_logs_without_personal_data_and_throttling(template) -> None:
     (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
     props = stage["Properties"]
@@ -388,11 +395,35 @@ def test_the_aggregation_filter_passes_only_recorded_events(template) -> None:
 
 def test_the_tracking_function_only_appends_events(template) -> None:
     """The request path puts events, and reads its write keys and rules: no profile, no read of the log,
-    no update (profiles are folded in by the aggregation)."""
+    no update of anything but its rate-limit counters (profiles are folded in by the aggregation)."""
     assert dynamodb_grants(template, function("tracking")) == {
         EVENTS.env: {"dynamodb:PutItem"},
         CONFIG.env: {"dynamodb:GetItem", "dynamodb:Query"},
+        RATES.env: {"dynamodb:UpdateItem"},
     }
+
+
+def test_only_the_tracking_function_reads_identity_secrets_and_only_under_its_path(template) -> None:
+    """GetParameter (never Put) on the stack's identity-secrets path; the path is what its code reads."""
+    for spec in FUNCTIONS:
+        props = lambda_for(template, spec.name)
+        reads = [s for s in policy_statements(template, props) if "ssm" in str(s["Action"])]
+        if spec.name != "tracking":
+            assert reads == [] and "IDENTITY_SECRETS_PATH" not in props["Environment"]["Variables"]
+            continue
+        (statement,) = reads
+        assert statement["Action"] == "ssm:GetParameter"
+        resource = json.dumps(statement["Resource"])
+        path = props["Environment"]["Variables"]["IDENTITY_SECRETS_PATH"]
+        assert path == "/Lifecycle/identity-secrets/"
+        assert f":parameter{path}*" in resource and ":ssm:" in resource
+
+
+def test_the_rate_counters_table_expires_its_counters_and_has_no_stream(template) -> None:
+    props = by_env(template, RATES.env)
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert "StreamSpecification" not in props and props.get("TableClass", "STANDARD") == "STANDARD"
+    assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
 
 
 def test_the_aggregation_writes_profiles_blind_and_reads_nothing_but_config(template) -> None:

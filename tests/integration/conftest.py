@@ -153,3 +153,17 @@ def bus_events(aws):
                 sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
 
     return _read
+
+
+@pytest.fixture
+def metrics(monkeypatch) -> dict[str, int]:
+    """What the functions count (metrics are off in tests: the counts are caught on their way)."""
+    from shared.observability import PowertoolsTelemetry
+
+    counted: dict[str, int] = {}
+
+    def count(self: Any, name: str, value: int) -> None:
+        counted[name] = counted.get(name, 0) + value
+
+    monkeypatch.setattr(PowertoolsTelemetry, "count", count)
+    return counted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -190,6 +191,14 @@ def test_sample_events_in_the_events_folder_are_accepted(aws) -> None:
         event = json.loads(Path(sample).read_text())
         status, body, _ = invoke(handler, event)
         assert (status, body) == (200, {"success": True}), sample.name
+    # the browser identify that carries its proof (verified-identity key) counts for its user
+    stored = aws.query(
+        TableName=os.environ["EVENTS_TABLE_NAME"],
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "C#user_id:user-43"}},
+    )["Items"]
+    (verified,) = [item for item in stored if item["sk"]["S"].endswith("#sample-identify-verified-1")]
+    assert json.loads(verified["body"]["S"])["_trust"] == "verified"
 
 
 def nested(levels: int) -> object:

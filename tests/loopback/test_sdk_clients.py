@@ -3,67 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.loopback.conftest import BROWSER_KEY, SERVER_KEY, eventually, get, stored_message_ids
 
 pytestmark = pytest.mark.loopback
-SERVER_KEY = "loopback-server-key"
-BROWSER_KEY = "loopback-browser-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def local_stack() -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))} | {
-        "PORT": str(port),
-        "LOCAL_SERVER_WRITE_KEY": SERVER_KEY,
-        "LOCAL_BROWSER_WRITE_KEY": BROWSER_KEY,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "infra.local"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    banner = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        banner.append(line)
-        if "Move time on" in line:
-            break
-    text = "".join(banner)
-    assert f"http://127.0.0.1:{port}" in text, text
-    assert SERVER_KEY in text and BROWSER_KEY in text and "curl" in text
-    yield f"http://127.0.0.1:{port}"
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=20) == 0, "Ctrl-C must stop the local stack cleanly"
-
-
-def get(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def folded_card(base: str, contact: str) -> dict | None:
@@ -74,19 +21,6 @@ def folded_card(base: str, contact: str) -> dict | None:
         if error.code == 404:
             return None
         raise
-
-
-def stored_message_ids(base: str, contact: str) -> list[str]:
-    ids: list[str] = []
-    cursor = ""
-    while True:
-        page = get(
-            f"{base}/admin/contacts/{contact}/events?limit=100" + (f"&before={cursor}" if cursor else "")
-        )
-        ids += [e["message_id"] for e in page["events"]]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            return ids
 
 
 def drive(client, user: str, anonymous: str) -> list[str]:
@@ -197,15 +131,6 @@ def post(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def eventually(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
-
-
 def test_stream_is_consumed_and_advancing_the_clock_fires_the_due_job(local_stack: str) -> None:
     """The stage function runs by itself; 60 days later decay alone has moved the customer to exit."""
     from segment.analytics.client import Client
@@ -229,3 +154,48 @@ def test_stream_is_consumed_and_advancing_the_clock_fires_the_due_job(local_stac
         if e["detail"]["contact_id"] == "user_id:decaying" and e["detail"].get("to") == "exit"
     ]
     assert len(exits) == 1 and exits[0]["type"] == "EngagementQuarterChanged"
+
+
+@pytest.mark.parametrize("library", ["segment", "rudderstack"])
+def test_real_clients_send_identity_proofs_and_unproven_claims_stay_on_the_visitor(
+    local_stack: str, library: str
+) -> None:
+    """The local stack's verified browser key (``local-verified-key``, secret ``local-identity-secret``):
+    the SDK passes the proof through ``integrations``; a claim without one is kept on the visitor."""
+    from shared.tracking.proofs import user_hash
+
+    if library == "segment":
+        from segment.analytics.client import Client
+    else:
+        from rudderstack.analytics.client import Client
+    errors: list[object] = []
+    client = Client(
+        "local-verified-key", host=local_stack, on_error=lambda e, b: errors.append(e), max_retries=0
+    )
+    user, visitor = f"proven-{library}", f"visitor-{library}"
+    proof = {"Lifecycle": {"userHash": user_hash("local-identity-secret", user)}}
+    proven = [
+        client.identify(user, {"name": "P"}, anonymous_id=visitor, integrations=proof)[1]["messageId"],
+        client.track(user, "Product Viewed", {"sku": "A"}, anonymous_id=visitor, integrations=proof)[1][
+            "messageId"
+        ],
+    ]
+    claimed = [
+        client.track(user, "Product Viewed", {"sku": "B"}, anonymous_id=f"other-{visitor}")[1]["messageId"],
+        client.track(
+            user,
+            "Product Viewed",
+            {"sku": "C"},
+            anonymous_id=f"other-{visitor}",
+            integrations={"Lifecycle": {"userHash": "0" * 64}},
+        )[1]["messageId"],
+    ]
+    client.flush()
+    client.join()
+    assert errors == []
+    assert sorted(stored_message_ids(local_stack, f"user_id:{user}")) == sorted(proven)
+    assert sorted(stored_message_ids(local_stack, f"anonymous_id:other-{visitor}")) == sorted(claimed)
+    events = get(f"{local_stack}/admin/contacts/anonymous_id:other-{visitor}/events")["events"]
+    assert {(e["trust"], e["claimed_user_id"]) for e in events} == {("unverified", user)}
+    verified = get(f"{local_stack}/admin/contacts/user_id:{user}/events")["events"]
+    assert {e["trust"] for e in verified} == {"verified"}

@@ -15,9 +15,17 @@ from functions.tracking.handler import tracking_request
 from shared.clock import FixedClock
 from shared.http import respond
 from shared.scoring.decay import Decay
+from shared.tracking.proofs import user_hash
+from shared.tracking.trust import Source, Trust
 from shared.usecases.tracking import Tracking, track
 from tests.conftest import NOW, http_event
-from tests.fakes import CountingTelemetry, MemoryContactStore, StaticRules, StaticWriteKeys
+from tests.fakes import (
+    CountingTelemetry,
+    MemoryContactStore,
+    MemoryIdentitySecrets,
+    StaticRules,
+    StaticWriteKeys,
+)
 
 PERMANENT = {400, 401, 403, 404, 413, 415}
 PATHS = [
@@ -136,11 +144,19 @@ bodies = st.one_of(
 )
 
 
+PROOF_SECRET = "property-identity-secret-0123"
+
+
 def deps() -> tuple[Tracking, MemoryContactStore]:
     store = MemoryContactStore()
+    keys = StaticWriteKeys()
+    keys.keys["verified"] = Source("verified-website", Trust.BROWSER, requires_proof=True)
+    secrets = MemoryIdentitySecrets()
+    secrets.adopt("verified-website", PROOF_SECRET)
     tracking = Tracking(
         clock=FixedClock(NOW),
-        write_keys=StaticWriteKeys(),
+        write_keys=keys,
+        identity_secrets=secrets,
         log=store,
         rules=StaticRules(),
         decay=Decay(),
@@ -186,6 +202,27 @@ def check(status: int, store: MemoryContactStore, body: dict[str, Any]) -> None:
 )
 def test_structured_input_never_5xx_and_rejections_write_nothing(path, body, key, gz) -> None:
     check(*call(http_event("POST", path, body=body, key=key, gzip_body=gz)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.sampled_from(PATHS), body=bodies, proven=st.sets(words, max_size=2))
+def test_a_key_requiring_proof_records_nothing_under_a_user_it_did_not_prove(path, body, proven) -> None:
+    """Whatever the calls, a userId reaches the log (and its merges) only with its own valid proof."""
+
+    def with_proofs(value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("userId"), str) and value["userId"] in proven:
+            return {
+                **value,
+                "integrations": {"Lifecycle": {"userHash": user_hash(PROOF_SECRET, value["userId"])}},
+            }
+        if isinstance(value, dict) and isinstance(value.get("batch"), list):
+            return {**value, "batch": [with_proofs(item) for item in value["batch"]]}
+        return value
+
+    status, store, answer = call(http_event("POST", path, body=with_proofs(body), key="verified"))
+    check(status, store, answer)
+    users = {str(contact) for contact in store.log if str(contact).startswith("user_id:")}
+    assert users <= {f"user_id:{user}" for user in proven}
 
 
 @settings(max_examples=300, deadline=None)

@@ -90,6 +90,7 @@ def test_tracking_routes_answer_anyone_and_unknown_routes_are_404() -> None:
     )
     gw._dispatch(remote)
     assert remote.status == 200 and remote.sent["access-control-allow-origin"] == "https://shop.example"
+    assert remote.sent["access-control-expose-headers"] == "retry-after", "pages may read Retry-After"
     missing = FakeRequest("POST", "/v1/nope", "127.0.0.1")
     gw._dispatch(missing)
     assert missing.status == 404 and json.loads(missing.wfile.getvalue()) == {"message": "Not Found"}
@@ -264,3 +265,19 @@ def test_durations() -> None:
         except ValueError:
             continue
         raise AssertionError(bad)
+
+
+def test_a_client_dropping_its_connection_prints_no_traceback(capsys) -> None:
+    from infra.local.gateway import QuietServer
+
+    server = QuietServer(("127.0.0.1", 0), object)  # type: ignore[arg-type]
+    try:
+        for error in (ConnectionResetError("peer reset"), ValueError("a real bug")):
+            try:
+                raise error
+            except Exception:
+                server.handle_error(None, ("127.0.0.1", 1))
+    finally:
+        server.server_close()
+    printed = capsys.readouterr().err
+    assert "a real bug" in printed and "peer reset" not in printed

@@ -10,7 +10,7 @@ from infra.local.permissions import LocalPolicy
 from infra.permissions import grants
 from infra.wiring import FUNCTIONS, function
 
-NAMES = {"contacts": "t-contacts", "events": "t-events", "config": "t-config"}
+NAMES = {"contacts": "t-contacts", "events": "t-events", "config": "t-config", "rates": "t-rates"}
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:leads"
 SENDER = "leads@example.com"
 
@@ -34,6 +34,8 @@ def test_granted_table_actions_pass_and_others_are_denied() -> None:
     tracking = policy("tracking")
     tracking.check("dynamodb", "GetItem", {"TableName": "t-config"})
     tracking.check("dynamodb", "PutItem", {"TableName": "t-events"})
+    tracking.check("dynamodb", "UpdateItem", {"TableName": "t-rates"})
+    denied(tracking, "dynamodb", "GetItem", TableName="t-rates")  # counters are added to, never read
     denied(tracking, "dynamodb", "Query", TableName="t-events")  # merges read the log, not the request path
     assert denied(tracking, "dynamodb", "Scan", TableName="t-contacts") == "AccessDeniedException"
     denied(tracking, "dynamodb", "PutItem", TableName="t-config")
