@@ -96,62 +96,51 @@ def limiter_costs() -> list[dict[str, Any]]:
 
             send(SERVER_KEY, "198.51.100.1")  # warm: write keys cached, clients built
             send(BROWSER_KEY, "198.51.100.1")
-            rows.append(
-                case(
+            cases = [  # (what, requests, every, (key, address) of the i-th request)
+                (
                     "(a) one visitor: browser key, one address, a request every 2 s for 60 s",
                     30,
                     timedelta(seconds=2),
                     lambda i: (BROWSER_KEY, "203.0.113.6"),
-                )
-            )
-            rows.append(
-                case(
+                ),
+                (
                     "(a) one visitor: browser key, one address, 1 request/s for 60 s",
                     60,
                     timedelta(seconds=1),
                     lambda i: (BROWSER_KEY, "203.0.113.7"),
-                )
-            )
-            rows.append(
-                case(
+                ),
+                (
                     "(a) one visitor browsing fast: browser key, one address, 10 requests/s for 30 s",
                     300,
                     timedelta(milliseconds=100),
                     lambda i: (BROWSER_KEY, "203.0.113.8"),
-                )
-            )
-            rows.append(
-                case(
+                ),
+                (
                     "(a) one back-end: server key, 100 requests/s for 20 s",
                     2000,
                     timedelta(milliseconds=10),
                     lambda i: (SERVER_KEY, "198.51.100.1"),
-                )
-            )
-            rows.append(
-                case(
+                ),
+                (
                     "(b) many visitors: browser key, 2000 addresses, 100 requests/s",
                     2000,
                     timedelta(milliseconds=10),
                     lambda i: (BROWSER_KEY, f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"),
-                )
-            )
-            rows.append(
-                case(
+                ),
+                (
                     "(c) flood: one address, 1000 requests in 1 s (browser key)",
                     1000,
                     timedelta(milliseconds=1),
                     lambda i: (BROWSER_KEY, "192.0.2.66"),
-                )
-            )
-            rows.append(
-                case(
+                ),
+                (
                     "(c) flood: one server key, 3000 requests in 1.5 s",
                     3000,
                     timedelta(microseconds=500),
                     lambda i: (SERVER_KEY, "198.51.100.1"),
-                )
-            )
+                ),
+            ]
+            rows += [case(*args) for args in cases]
     finally:
         clocks.install(None)
     return rows

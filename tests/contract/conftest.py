@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, create_table_request
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TableSpec, create_table_request
 
 
 @pytest.fixture(params=["fake", "dynamodb"])
@@ -27,31 +27,9 @@ def implementation(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture
-def config_table() -> Iterator[Callable[[], tuple[Any, str]]]:
-    """A moto config table, created on first use (the fake side never starts moto)."""
-    from moto import mock_aws
-
-    from shared.adapters import aws
-
-    with mock_aws():
-        aws.reset()
-        created: list[tuple[Any, str]] = []
-
-        def _table() -> tuple[Any, str]:
-            if not created:
-                db = aws.client("dynamodb")
-                db.create_table(**create_table_request(CONFIG, "contract-config"))
-                created.append((db, "contract-config"))
-            return created[0]
-
-        yield _table
-        aws.reset()
-
-
-@pytest.fixture
-def rates_table() -> Iterator[Callable[[], tuple[Any, str]]]:
-    """A moto rates table, created on first use (moto serialised as the local stack serialises it)."""
+def moto_table(spec: TableSpec, name: str) -> Iterator[Callable[[], tuple[Any, str]]]:
+    """A moto table of ``spec``, created on first use (the fake side never starts moto), with moto
+    serialised as the local stack serialises it."""
     from moto import mock_aws
 
     from infra.local.moto_dynamodb import serialise
@@ -65,12 +43,22 @@ def rates_table() -> Iterator[Callable[[], tuple[Any, str]]]:
         def _table() -> tuple[Any, str]:
             if not created:
                 db = aws.client("dynamodb")
-                db.create_table(**create_table_request(RATES, "contract-rates"))
-                created.append((db, "contract-rates"))
+                db.create_table(**create_table_request(spec, name))
+                created.append((db, name))
             return created[0]
 
         yield _table
         aws.reset()
+
+
+@pytest.fixture
+def config_table() -> Iterator[Callable[[], tuple[Any, str]]]:
+    yield from moto_table(CONFIG, "contract-config")
+
+
+@pytest.fixture
+def rates_table() -> Iterator[Callable[[], tuple[Any, str]]]:
+    yield from moto_table(RATES, "contract-rates")
 
 
 @dataclass(frozen=True, slots=True)
