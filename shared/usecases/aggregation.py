@@ -25,7 +25,7 @@ from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
 from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
 from shared.tracking.messages import TrackedEvent
-from shared.usecases.recording import MAX_ROUNDS, ContactStore, split_change
+from shared.usecases.recording import MAX_ROUNDS, Absorbed, ContactStore, resolve, split_change
 
 #: Re-routed events per transaction, with their copies: each up to 32 KB of call, well within 4 MB.
 REROUTED_PER_WRITE = 25
@@ -126,6 +126,8 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     folded_before: set[str] = set()
     #: keys of the merged-away contact's events that are now in its contact's log
     rerouted: list[str] = []
+    #: re-routed events the contact held already (the same call sent under it): counted there once
+    held: list[NewEvent] = []
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -151,6 +153,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
                 continue
             rest = [e for part in parts[index + 1 :] for e in part]
             rerouted += [by_id[m].key for m in outcome.duplicates]
+            held += [by_id[m] for m in outcome.duplicates]
             events = [e for e in change.events if e.message_id not in outcome.duplicates]
             if outcome.applied_through is not None and origin is None:  # folded in before, up to there
                 through = outcome.applied_through
@@ -177,7 +180,20 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
         raise DependencyUnavailable("a contact's events could not be folded in after repeated conflicts")
     if rerouted:  # copied into the contact's log with the fold: the merged-away originals go
         deps.log.forget(contact, rerouted)
+    for new in held:  # after the originals went: the merge can no longer take one back meanwhile
+        _give_back(contact, target, new, store)
     return folded
+
+
+def _give_back(source: ContactId, target: ContactId, new: NewEvent, store: ContactStore) -> None:
+    """A call the contact held already, re-routed from a merged-away identity whose profile never counted
+    it: if the merge took it back as if that profile had (the same call on both, this very put still on
+    its way), the contact gets it back, so the call counts once."""
+    for _ in range(MAX_ROUNDS):
+        if store.give_back(source, target, new.item) is not Absorbed.MOVED:
+            return
+        target = resolve(target, store)
+    raise DependencyUnavailable("the contact kept moving while a call was given back; retry")
 
 
 def _positioned(

@@ -395,11 +395,12 @@ def test_the_tracking_function_only_appends_events(template) -> None:
     }
 
 
-def test_the_aggregation_writes_profiles_blind_and_reads_nothing_but_config(template) -> None:
+def test_the_aggregation_writes_profiles_blind_and_reads_no_log(template) -> None:
     """One update per contact and batch; ledger corrections, re-routed copies and their deletes on the
-    log; its rules. No read of a profile or of the log, no index."""
+    log; its rules. No read of the log, no index; a profile is read only for a re-routed call its
+    contact held already (what a merge took back for that call, to give back)."""
     assert dynamodb_grants(template, function("aggregation")) == {
-        CONTACTS.env: {"dynamodb:UpdateItem"},
+        CONTACTS.env: {"dynamodb:UpdateItem", "dynamodb:GetItem"},
         EVENTS.env: {
             "dynamodb:UpdateItem",
             "dynamodb:PutItem",

@@ -190,3 +190,25 @@ def test_an_event_sent_to_the_user_while_the_merge_copies_counts_once(merges, se
     stored = sorted(e["message_id"] for e in card["recent_events"])
     assert stored == ["i1", "mX"]
     assert card["event_count"] == 2 and card["counts"]["product_viewed"] == 1
+
+
+def test_a_call_sent_under_both_identities_still_on_its_way_at_the_merge_counts_once(
+    send, admin, merges, aggregation
+):
+    """The same call (messageId) sent under the user, then under the identity aliased into it, that copy
+    not folded in yet when the merge moves the log: the merge takes it back as if the alias's profile had
+    counted it, and the copy's re-route gives it back. The call counts once, nothing is lost."""
+    first = [
+        {"type": "page", "userId": "ann", "messageId": "m0"},
+        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+    ]
+    assert send("/v1/batch", {"batch": first})[0] == 200
+    assert send("/v1/page", {"userId": "bob", "messageId": "m0"}, fold=False)[0] == 200
+    merges.drain()  # the merge moves bob's log before the aggregation has folded bob's m0 in
+    assert admin("ann")[1]["event_count"] == 1, "taken back as if bob's profile had counted it"
+    aggregation.drain()  # re-routed to ann, who holds m0: given back
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["m0", "m1"]
+    assert card["event_count"] == 2 and sum(card["counts"].values()) == 2
+    assert admin("bob")[1]["contact_id"] == "user_id:ann"
+    assert merges.drain() == 0 and not merges.dead_letters

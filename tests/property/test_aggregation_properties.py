@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shared.contacts.identity import ContactId
@@ -73,6 +73,20 @@ steps = st.lists(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=steps)
+@example(  # the same call under the user and, still on its way, under the identity aliased into it
+    steps=[
+        (
+            "send",
+            [
+                {"type": "page", "userId": "ann", "messageId": "m0"},
+                {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+            ],
+        ),
+        ("fold", None),
+        ("send", [{"type": "page", "userId": "bob", "messageId": "m0"}]),
+        ("merge", None),
+    ]
+)
 def test_every_call_taken_counts_once_where_it_ends_up(steps) -> None:
     store = MemoryContactStore(capacity=ChangeCapacity(max_events=2, max_keys=300))
     scoring = ScoringContext(store.aggregation(RULES).rules.book(), DECAY)
