@@ -299,7 +299,7 @@ class MemoryContactStore:
             held = frozenset(
                 e.message_id
                 for e in change.events
-                if not _uncounted(log.get(_copied(copies, e).key), change, _copied(copies, e))
+                if not _uncounted(log.get(_copied(copies, e).key), _copied(copies, e))
             )
         refusal = self._refusal(change)
         if refusal is not None:
@@ -514,11 +514,12 @@ def _copied(copies: Mapping[str, Mapping[str, Any]], event: TrackedEvent) -> Log
     return copies[event.message_id]["item"]
 
 
-def _uncounted(held: LogItem | None, change: ContactChange, copy: LogItem) -> bool:
-    """Whether a re-routed event may be counted: its key is free, or holds the merge's copy of this very
-    put (not a replay's), not yet counted (the adapter's condition on the copy)."""
+def _uncounted(held: LogItem | None, copy: LogItem) -> bool:
+    """Whether a re-routed event may be counted: its key is free, or holds a merge's copy (not the
+    contact's own put) of this very put (not a replay's), not yet counted (the adapter's condition on
+    the copy). Whichever merge moved it last: in a chain of merges that is not the event's origin."""
     return held is None or (
-        held.moved_from == change.origin and held.inserted == copy.inserted and not held.folded
+        held.moved_from is not None and held.inserted == copy.inserted and not held.folded
     )
 
 

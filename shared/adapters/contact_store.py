@@ -154,17 +154,17 @@ class DynamoContactStore:
                         MOVED_FROM: s(str(change.origin)),
                         FOLDED: {"BOOL": True},
                     },
-                    # free, or holding the merge's copy of this very put (not a replay's), which the
-                    # profile the merge absorbed had not counted yet: the merge moved it meanwhile
+                    # free, or holding a merge's copy (``movedFrom``: not the contact's own put) of this
+                    # very put (its token: not a replay's) that nobody counted (no ``folded``): the merges
+                    # moved it meanwhile. Not ``movedFrom = origin``: each merge of a chain renames it
+                    # after its own source, so a copy moved twice would never be counted (see
+                    # docs/decisions.md); the put token alone names the call's one put.
                     "ConditionExpression": (
                         "attribute_not_exists(pk) OR "
-                        "(#from = :origin AND #put = :put AND attribute_not_exists(#folded))"
+                        "(attribute_exists(#from) AND #put = :put AND attribute_not_exists(#folded))"
                     ),
                     "ExpressionAttributeNames": {"#from": MOVED_FROM, "#folded": FOLDED, "#put": INSERTED},
-                    "ExpressionAttributeValues": {
-                        ":origin": s(str(change.origin)),
-                        ":put": copies[e.message_id][INSERTED],
-                    },
+                    "ExpressionAttributeValues": {":put": copies[e.message_id][INSERTED]},
                 }
             }
             for e in events

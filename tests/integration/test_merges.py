@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
@@ -211,4 +212,31 @@ def test_a_call_sent_under_both_identities_still_on_its_way_at_the_merge_counts_
     assert sorted(e["message_id"] for e in card["recent_events"]) == ["m0", "m1"]
     assert card["event_count"] == 2 and sum(card["counts"].values()) == 2
     assert admin("bob")[1]["contact_id"] == "user_id:ann"
+    assert merges.drain() == 0 and not merges.dead_letters
+
+
+def test_a_call_on_its_way_through_a_chain_of_merges_counts_once_where_it_ends_up(
+    aws, send, admin, merges, aggregation
+):
+    """A visitor merged into bob, bob into ann, in one run of the merge function, while the visitor's call
+    is still on its way: each merge moves the uncounted copy and names itself as its source, so when it
+    reaches ann the copy says ``bob``, not the visitor. The re-route (origin: the visitor) finds that very
+    put, not counted by anyone, and counts it, once; nothing is lost, a redelivery counts nothing."""
+    first = [
+        {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "i1"},
+        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "a1"},
+    ]
+    assert send("/v1/batch", {"batch": first})[0] == 200
+    assert send("/v1/page", {"anonymousId": "v1", "messageId": "p1"}, fold=False)[0] == 200
+    assert merges.drain() == 2  # v1 into bob, then bob into ann: before the aggregation folds p1 in
+    table = os.environ["EVENTS_TABLE_NAME"]
+    moved = aws.get_item(TableName=table, Key={"pk": {"S": "C#user_id:ann"}, "sk": {"S": "M#p1"}})["Item"]
+    assert moved["movedFrom"] == {"S": "user_id:bob"} and "folded" not in moved, "moved twice, uncounted"
+    assert admin("ann")[1]["event_count"] == 2
+    aggregation.drain()  # re-routed from v1 (through bob) to ann: the copy of that very put, counted
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["a1", "i1", "p1"]
+    assert card["event_count"] == 3 and sum(card["counts"].values()) == 3
+    assert admin("anonymous_id:v1")[1]["contact_id"] == "user_id:ann"
+    assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
     assert merges.drain() == 0 and not merges.dead_letters

@@ -32,9 +32,8 @@ RULES = [*effective([]), ONCE]
 users = st.sampled_from(["ann", "bob", "eve"])
 visitors = st.sampled_from(["v1", "v2"])
 message_ids = st.sampled_from([f"m{n}" for n in range(8)])
-stated = st.sampled_from(
-    [None, (NOW - timedelta(hours=1)).isoformat(), (NOW - timedelta(hours=2)).isoformat()]
-)
+stated_times = [(NOW - timedelta(hours=1)).isoformat(), (NOW - timedelta(hours=2)).isoformat()]
+stated = st.sampled_from([None, *stated_times])
 
 
 def _with(call: dict, message_id: str, time: str | None) -> dict:
@@ -84,6 +83,20 @@ steps = st.lists(
         ),
         ("fold", None),
         ("send", [{"type": "page", "userId": "bob", "messageId": "m0"}]),
+        ("merge", None),
+    ]
+)
+@example(  # a visitor's call on its way while the visitor is merged into bob and bob into ann (one run)
+    steps=[
+        (
+            "send",
+            [
+                {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "m0"},
+                {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+            ],
+        ),
+        ("fold", None),
+        ("send", [{"type": "page", "anonymousId": "v1", "messageId": "m0", "timestamp": stated_times[0]}]),
         ("merge", None),
     ]
 )
