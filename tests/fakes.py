@@ -156,6 +156,7 @@ class LogItem:
             message_id=e.message_id,
             key=self.key,
             put=str(self.inserted),
+            folded=self.folded,
             call=e.call,
             behaviour=e.behaviour.value,
             event=e.event,

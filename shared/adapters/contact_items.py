@@ -258,6 +258,7 @@ def stored_event(item: Mapping[str, Any]) -> StoredEvent:
             "message_id": message_id_of(str(data["sk"])),
             "key": str(data["sk"]),
             "put": data.get(INSERTED),
+            "folded": bool(data.get(FOLDED)),
             "call": data["call"],
             "behaviour": data["behaviour"],
             "event": data.get("event"),

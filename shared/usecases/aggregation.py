@@ -128,6 +128,8 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     rerouted: list[str] = []
     #: re-routed events the contact held already (the same call sent under it): counted there once
     held: list[NewEvent] = []
+    #: the merged-away contacts the events passed through, the contact first (a chain of merges)
+    passed: list[ContactId] = []
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -162,6 +164,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
                 rest = [e for e in rest if e.message_id not in folded_before]
             if outcome.merged_into is not None:
                 origin = origin or target
+                passed.append(target)
                 target = outcome.merged_into
             elif outcome.oversized:
                 if len(events) == 1:  # the tracking path refuses such calls; one stored before that rule
@@ -181,19 +184,30 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     if rerouted:  # copied into the contact's log with the fold: the merged-away originals go
         deps.log.forget(contact, rerouted)
     for new in held:  # after the originals went: the merge can no longer take one back meanwhile
-        _give_back(contact, target, new, store)
+        _give_back(passed, target, new, store)
     return folded
 
 
-def _give_back(source: ContactId, target: ContactId, new: NewEvent, store: ContactStore) -> None:
+def _give_back(passed: list[ContactId], target: ContactId, new: NewEvent, store: ContactStore) -> None:
     """A call the contact held already, re-routed from a merged-away identity whose profile never counted
-    it: if the merge took it back as if that profile had (the same call on both, this very put still on
-    its way), the contact gets it back, so the call counts once."""
-    for _ in range(MAX_ROUNDS):
-        if store.give_back(source, target, new.item) is not Absorbed.MOVED:
+    it: if a merge took it back as if that profile had (the same call on both, this very put still on
+    its way), the contact gets it back, so the call counts once.
+
+    The merge that took it back marked the contact whose copy it deleted: the identity the call was sent
+    under, or, through a chain of merges (the visitor into bob, bob into ann), any contact the copy was
+    moved to on its way, and the re-route passed them all (``passed``). The first mark of this very put
+    is given back, and no other can be: a put is in one log at a time, and a copy a re-route counted
+    (``folded``) is never marked (``retraction``)."""
+    for source in passed:
+        for _ in range(MAX_ROUNDS):
+            outcome = store.give_back(source, target, new.item)
+            if outcome is not Absorbed.MOVED:
+                break
+            target = resolve(target, store)
+        else:
+            raise DependencyUnavailable("the contact kept moving while a call was given back; retry")
+        if outcome is Absorbed.DONE:
             return
-        target = resolve(target, store)
-    raise DependencyUnavailable("the contact kept moving while a call was given back; retry")
 
 
 def _positioned(

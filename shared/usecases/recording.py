@@ -158,7 +158,9 @@ class ContactStore(Profiles, Protocol):
         """Give ``target`` back what the merge of ``source`` took back for this very put (``copy``: the
         log's item, opaque here), once: the merge retracted the source's copy of a call the target also
         holds as if the source had counted it, and a put that is re-routed was never counted there.
-        ``ALREADY`` when the merge took nothing back for that put (or it was given back before)."""
+        ``source`` is any merged-away contact the put passed through (its origin, or a contact a merge
+        moved its copy to). ``ALREADY`` when the merge of ``source`` took nothing back for that put (or
+        it was given back before)."""
         ...
 
 
@@ -368,7 +370,9 @@ def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = froze
     return Retraction(
         message_id=event.message_id,
         key=event.key,
-        put=event.put,
+        # no mark for a copy a re-route counted (``folded``): the profile it went into counted it, so
+        # the put must never be given back (its record, re-routed again, may pass this contact's mark)
+        put=None if event.folded else event.put,
         counts={event.behaviour: -1},
         revenue=-Decimal(signed),
         scores={

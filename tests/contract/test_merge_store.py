@@ -239,6 +239,42 @@ def test_giving_back_to_a_contact_merged_away_meanwhile_is_refused(ports):
     assert store.profile(BOB).event_count == 1 and store.profile(ANN).event_count == 0
 
 
+def test_a_duplicate_taken_back_after_a_chain_of_merges_is_given_back_by_the_contact_that_held_it(ports):
+    """The visitor's call on its way; the visitor merged into bob (the copy moves), bob into ann, who
+    holds the call too: bob's copy of the visitor's put is the duplicate, so bob's profile keeps the mark.
+    The re-route passed through bob: bob gives it back, the visitor has nothing to give."""
+    store = ports.store
+    commit(store, ANN, page(ANN, "m1"))
+    assert store.append(entries(A1, page(A1, "m1"))) == frozenset()
+    (on_its_way,) = store.new_events()
+    store.claim(A1, BOB, NOW)
+    assert store.move_events(A1, BOB, 100).count == 1
+    store.claim(BOB, ANN, NOW)
+    (duplicate,) = store.move_events(BOB, ANN, 100).duplicates
+    assert not duplicate.folded and retraction(duplicate, DECAY).put == duplicate.put
+    assert store.retract(BOB, ANN, retraction(duplicate, DECAY)) is Absorbed.DONE
+    assert store.profile(ANN).event_count == 0
+    assert store.give_back(A1, ANN, on_its_way.item) is Absorbed.ALREADY
+    assert store.give_back(BOB, ANN, on_its_way.item) is Absorbed.DONE
+    assert store.give_back(BOB, ANN, on_its_way.item) is Absorbed.ALREADY
+    assert store.profile(ANN).event_count == 1 and ports.events(ANN) == ["m1"]
+
+
+def test_a_duplicate_a_re_route_counted_is_read_as_folded_and_taken_back_without_a_mark(ports):
+    """The visitor's call re-routed into bob, who counted it (its copy ``folded``); bob merged into ann,
+    who holds the call too. The duplicate is read as folded: its retraction marks nothing, since what it
+    takes back was counted (a mark would give it back to a redelivery of the call's record)."""
+    store = ports.store
+    commit(store, ANN, page(ANN, "m1"))
+    store.claim(A1, BOB, NOW)
+    assert store.append(entries(A1, page(A1, "m1"))) == frozenset()
+    assert store.deliver_events().events == 1  # re-routed into bob: copied there, folded
+    store.claim(BOB, ANN, NOW)
+    (duplicate,) = store.move_events(BOB, ANN, 100).duplicates
+    assert duplicate.folded and duplicate.put is not None
+    assert retraction(duplicate, DECAY).put is None
+
+
 TRAITS = {"plan": "free", "city": "Oslo"}
 
 

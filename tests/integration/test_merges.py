@@ -240,3 +240,26 @@ def test_a_call_on_its_way_through_a_chain_of_merges_counts_once_where_it_ends_u
     assert admin("anonymous_id:v1")[1]["contact_id"] == "user_id:ann"
     assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
     assert merges.drain() == 0 and not merges.dead_letters
+
+
+def test_a_call_on_both_identities_taken_back_after_a_chain_of_merges_counts_once(
+    send, admin, merges, aggregation
+):
+    """The visitor's call on its way; the visitor merged into bob (the copy moves to bob), then bob into
+    ann, who holds the same call: bob's copy is retracted as if counted, and bob's profile keeps the mark.
+    The re-route (from the visitor, through bob) finds it there and gives it back: the call counts once."""
+    first = [
+        {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "i1"},
+        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "a1"},
+        {"type": "page", "userId": "ann", "messageId": "m0"},
+    ]
+    assert send("/v1/batch", {"batch": first})[0] == 200
+    assert send("/v1/page", {"anonymousId": "v1", "messageId": "m0"}, fold=False)[0] == 200
+    assert merges.drain() == 2  # v1 into bob, then bob into ann: before the aggregation folds v1's m0 in
+    assert admin("ann")[1]["event_count"] == 2, "taken back as if bob's profile had counted it"
+    aggregation.drain()
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["a1", "i1", "m0"]
+    assert card["event_count"] == 3 and sum(card["counts"].values()) == 3
+    assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
+    assert merges.drain() == 0 and not merges.dead_letters

@@ -100,6 +100,40 @@ steps = st.lists(
         ("merge", None),
     ]
 )
+@example(  # the same, and ann holds the call too: bob's copy is taken back, and given back by bob's mark
+    steps=[
+        (
+            "send",
+            [
+                {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "m2"},
+                {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+                {"type": "page", "userId": "ann", "messageId": "m0"},
+            ],
+        ),
+        ("fold", None),
+        ("send", [{"type": "page", "anonymousId": "v1", "messageId": "m0"}]),
+        ("merge", None),
+    ]
+)
+@example(  # a call re-routed and counted into ann, taken back when ann joins eve (who holds it), redelivered
+    steps=[
+        ("send", [{"type": "identify", "userId": "ann", "anonymousId": "v1", "messageId": "m2"}]),
+        ("fold", None),
+        ("merge", None),
+        ("send", [{"type": "page", "anonymousId": "v1", "messageId": "m0"}]),
+        ("fold", None),
+        (
+            "send",
+            [
+                {"type": "page", "userId": "eve", "messageId": "m0"},
+                {"type": "alias", "userId": "eve", "previousId": "ann", "messageId": "m1"},
+            ],
+        ),
+        ("fold", None),
+        ("merge", None),
+        ("redeliver", 1),
+    ]
+)
 def test_every_call_taken_counts_once_where_it_ends_up(steps) -> None:
     store = MemoryContactStore(capacity=ChangeCapacity(max_events=2, max_keys=300))
     scoring = ScoringContext(store.aggregation(RULES).rules.book(), DECAY)
