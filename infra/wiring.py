@@ -192,8 +192,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             EVENTS, filters=(EVENT_RECORDED,), retry_attempts=None, max_record_age_seconds=None
         ),
         tables=(
-            # one blind update per contact and batch (a transaction with the copies, for re-routed events)
-            TableAccess(CONTACTS, ("dynamodb:UpdateItem",)),
+            # one blind update per contact and batch (a transaction with the copies, for re-routed events);
+            # a read only for a re-routed call its contact held already: what a merge took back for it
+            TableAccess(CONTACTS, ("dynamodb:UpdateItem", "dynamodb:GetItem")),
             # ledger corrections; re-routed events copied to their contact and deleted where they were sent
             TableAccess(
                 EVENTS,

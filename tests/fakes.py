@@ -82,6 +82,8 @@ class MemoryProfile:
     merge_requested: str | None = None
     #: the stream position of the last own event folded in (``aggregatedThrough``)
     aggregated_through: str | None = None
+    #: merged away: what the merge took back per key of its log, with the put (``retracted:<key>``)
+    retracted: dict[str, Retraction] = field(default_factory=dict)
     #: stage attributes, written by the stage store only (``ContactRecord`` field names)
     stage: dict[str, Any] = field(default_factory=dict)
 
@@ -156,6 +158,8 @@ class LogItem:
         return StoredEvent(
             message_id=e.message_id,
             key=self.key,
+            put=str(self.inserted),
+            folded=self.folded,
             call=e.call,
             behaviour=e.behaviour.value,
             event=e.event,
@@ -299,7 +303,7 @@ class MemoryContactStore:
             held = frozenset(
                 e.message_id
                 for e in change.events
-                if not _uncounted(log.get(_copied(copies, e).key), change, _copied(copies, e))
+                if not _uncounted(log.get(_copied(copies, e).key), _copied(copies, e))
             )
         refusal = self._refusal(change)
         if refusal is not None:
@@ -426,14 +430,22 @@ class MemoryContactStore:
         if p.merged_into:
             return Absorbed.MOVED
         del self.log[source][key]
-        for b, c in retraction.counts.items():
-            p.counts[b] = p.counts.get(b, 0) + c
-        p.event_count += retraction.event_count
-        p.revenue += retraction.revenue
-        p.add_scores({d: s.total for d, s in retraction.scores.items()}, _flat_sums(retraction.scores))
-        for rule, count in retraction.rule_uses.items():
-            used, day = p.rule_uses.get(rule, (0, None))
-            p.rule_uses[rule] = (used + count, day)
+        _add_retraction(p, retraction)
+        if retraction.put:  # for the re-route of that very put, if it was on its way (``give_back``)
+            self.profiles.setdefault(source, MemoryProfile()).retracted[key] = retraction
+        return Absorbed.DONE
+
+    def give_back(self, source: ContactId, target: ContactId, copy: Mapping[str, Any]) -> Absorbed:
+        item: LogItem = copy["item"]
+        marks = self.profiles.setdefault(source, MemoryProfile()).retracted
+        taken = marks.get(item.key)
+        if taken is None or taken.put != str(item.inserted):
+            return Absorbed.ALREADY
+        p = self.profiles.setdefault(target, MemoryProfile())
+        if p.merged_into:
+            return Absorbed.MOVED
+        del marks[item.key]
+        _add_retraction(p, taken, sign=-1)
         return Absorbed.DONE
 
     def clear_merge_request(self, target: ContactId, marker: str) -> None:
@@ -486,16 +498,32 @@ class MemoryContactStore:
         return Absorbed.DONE
 
 
+def _add_retraction(p: MemoryProfile, retraction: Retraction, sign: int = 1) -> None:
+    """What a merge takes back (its amounts are negative); ``sign=-1`` gives it back."""
+    for b, c in retraction.counts.items():
+        p.counts[b] = p.counts.get(b, 0) + sign * c
+    p.event_count += sign * retraction.event_count
+    p.revenue += sign * retraction.revenue
+    p.add_scores(
+        {d: sign * s.total for d, s in retraction.scores.items()},
+        {k: sign * v for k, v in _flat_sums(retraction.scores).items()},
+    )
+    for rule, count in retraction.rule_uses.items():
+        used, day = p.rule_uses.get(rule, (0, None))
+        p.rule_uses[rule] = (used + sign * count, day)
+
+
 def _copied(copies: Mapping[str, Mapping[str, Any]], event: TrackedEvent) -> LogItem:
     """The log item a re-routed event is copied from (what the fake's stream put in ``NewEvent.item``)."""
     return copies[event.message_id]["item"]
 
 
-def _uncounted(held: LogItem | None, change: ContactChange, copy: LogItem) -> bool:
-    """Whether a re-routed event may be counted: its key is free, or holds the merge's copy of this very
-    put (not a replay's), not yet counted (the adapter's condition on the copy)."""
+def _uncounted(held: LogItem | None, copy: LogItem) -> bool:
+    """Whether a re-routed event may be counted: its key is free, or holds a merge's copy (not the
+    contact's own put) of this very put (not a replay's), not yet counted (the adapter's condition on
+    the copy). Whichever merge moved it last: in a chain of merges that is not the event's origin."""
     return held is None or (
-        held.moved_from == change.origin and held.inserted == copy.inserted and not held.folded
+        held.moved_from is not None and held.inserted == copy.inserted and not held.folded
     )
 
 

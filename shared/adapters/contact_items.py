@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # read by the merge function and the admin API only, imported
     from shared.contacts.views import StoredEvent
     from shared.usecases.aggregation import NewEvent
     from shared.usecases.merging import MergeRequest
+    from shared.usecases.recording import Retraction
 
 PROFILE = "PROFILE"
 #: Every profile write here says who made it; the stage function's trigger passes only these.
@@ -43,6 +44,9 @@ MOVED_FROM = "movedFrom"
 INSERTED = "put"
 #: On an event a re-route copied into its contact's log: that copy has been counted there.
 FOLDED = "folded"
+#: On a merged-away profile, per key of its log: what the merge took back for the copy it deleted (its
+#: put, and the amounts), until a re-route of that very put gives it back (the copy was not counted).
+RETRACTED = "retracted:"
 #: On a profile write that asks for identity merges: the identities (a JSON list of contact ids).
 MERGE_REQUESTED = "mergeRequested"
 #: Who clears a request that needed no merge (not a tracking change: the stage function ignores it).
@@ -136,6 +140,39 @@ def ledger_value(ledger: tuple[ScoreChange, ...]) -> dict[str, Any]:
     return js([asdict(change) for change in ledger])
 
 
+def retraction_value(retraction: Retraction) -> dict[str, str]:
+    """What a merge took back for one put, as the merged-away profile keeps it (``RETRACTED``)."""
+    r = retraction
+    return js(
+        {
+            "messageId": r.message_id,
+            "key": r.key,
+            "put": r.put,
+            "counts": dict(r.counts),
+            "revenue": str(r.revenue),
+            "scores": {d: score.model_dump(mode="json") for d, score in r.scores.items()},
+            "ruleUses": dict(r.rule_uses),
+            "eventCount": r.event_count,
+        }
+    )
+
+
+def retraction_of(text: str) -> Retraction:
+    from shared.usecases.recording import Retraction
+
+    data = json.loads(text)
+    return Retraction(
+        message_id=data["messageId"],
+        key=data["key"],
+        put=data["put"],
+        counts=data["counts"],
+        revenue=Decimal(data["revenue"]),
+        scores={d: DimensionScore.model_validate(score) for d, score in data["scores"].items()},
+        rule_uses=data["ruleUses"],
+        event_count=data["eventCount"],
+    )
+
+
 def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
     """Fold the flat profile item (``trait:*``, ``tag:*``, ``count:*``...) into a ``ContactRecord``."""
     data = plain_item(item)
@@ -220,6 +257,8 @@ def stored_event(item: Mapping[str, Any]) -> StoredEvent:
         {
             "message_id": message_id_of(str(data["sk"])),
             "key": str(data["sk"]),
+            "put": data.get(INSERTED),
+            "folded": bool(data.get(FOLDED)),
             "call": data["call"],
             "behaviour": data["behaviour"],
             "event": data.get("event"),

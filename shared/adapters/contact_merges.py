@@ -22,6 +22,7 @@ from shared.adapters.contact_items import (
     MERGE_WRITER,
     MERGED_PREFIX,
     MOVED_FROM,
+    RETRACTED,
     RULE,
     SCORE,
     TAG,
@@ -30,9 +31,10 @@ from shared.adapters.contact_items import (
     WRITER,
     partition,
     profile_key,
+    retraction_value,
     stored_event,
 )
-from shared.adapters.contact_profiles import STORE, move_if, read_profile
+from shared.adapters.contact_profiles import STORE, move_if, read_profile, retraction_update
 from shared.adapters.dynamodb import (
     batch_write,
     error_code,
@@ -225,23 +227,10 @@ class DynamoMergeStore:
 
     def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
         """Delete the source's copy of a duplicate event and take back what it added, in one transaction:
-        the copy's deletion is the condition, so a resumed merge never retracts twice."""
-        x = Expression()
-        x.add("eventCount", n(retraction.event_count))
-        for behaviour, count in retraction.counts.items():
-            x.add(COUNT + behaviour, n(count))
-        if retraction.revenue:
-            x.add("revenueTotal", n(retraction.revenue))
-        for dimension, score in retraction.scores.items():
-            if score.total:
-                x.add(f"{SCORE}{dimension}:total", n(score.total))
-            for memory, buckets in score.sums.items():
-                for bucket, value in buckets.items():
-                    x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
-        for rule, count in retraction.rule_uses.items():
-            x.add(f"{RULE}{rule}:n", n(count))
-        x.set("lastWriter", s(WRITER))
-        x.add("rev", n(1))
+        the copy's deletion is the condition, so a resumed merge never retracts twice. The source keeps
+        what was taken back for that put: a copy still on its way (not counted by the source's profile)
+        gets it back when its re-route finds the target's own copy (``DynamoContactStore.give_back``)."""
+        x = retraction_update(retraction)
         key = retraction.key or EVENT_PREFIX + retraction.message_id
         items = [
             {
@@ -257,6 +246,11 @@ class DynamoMergeStore:
                 )
             },
         ]
+        if retraction.put:
+            mark = Expression()
+            mark.set(RETRACTED + key, retraction_value(retraction))
+            mark.set("lastWriter", s(MERGE_WRITER))  # not a tracking change: the stage function ignores it
+            items.append({"Update": mark.update(self._contacts, profile_key(source))})
         cancelled = transact(self._db, items, STORE, sleep=self._sleep)
         if cancelled is not None:
             codes = cancelled.codes

@@ -1,4 +1,5 @@
-"""The profile accesses that the contact stores share: the consistent read, and times moved one way."""
+"""The profile accesses that the contact stores share: the consistent read, times moved one way, and what
+a merge takes back from a profile (and a re-route gives back)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.adapters.contact_items import profile_key, record_from_item
-from shared.adapters.dynamodb import error_code, failure, retried
+from shared.adapters.contact_items import COUNT, RULE, SCORE, WRITER, profile_key, record_from_item
+from shared.adapters.dynamodb import error_code, exact_number, failure, n, retried, s
+from shared.adapters.expressions import Expression
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.usecases.recording import Retraction
 
 STORE = "the contact store"
 
@@ -53,3 +56,24 @@ def move_if(
     except Exception as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise failure(exc, STORE) from exc
+
+
+def retraction_update(retraction: Retraction, sign: int = 1) -> Expression:
+    """``ADD`` what a retraction takes back (all negative); ``sign=-1`` gives it back."""
+    x = Expression()
+    x.add("eventCount", n(sign * retraction.event_count))
+    for behaviour, count in retraction.counts.items():
+        x.add(COUNT + behaviour, n(sign * count))
+    if retraction.revenue:
+        x.add("revenueTotal", n(sign * retraction.revenue))
+    for dimension, score in retraction.scores.items():
+        if score.total:
+            x.add(f"{SCORE}{dimension}:total", n(sign * score.total))
+        for memory, buckets in score.sums.items():
+            for bucket, value in buckets.items():
+                x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(sign * value)))
+    for rule, count in retraction.rule_uses.items():
+        x.add(f"{RULE}{rule}:n", n(sign * count))
+    x.set("lastWriter", s(WRITER))
+    x.add("rev", n(1))
+    return x

@@ -6,7 +6,8 @@ blind update per contact and batch (guarded by ``attribute_not_exists(mergedInto
 merged-away contact are re-routed, and by the profile's stream position, so a redelivered record is
 never folded in twice). No reads, and no transaction, except for the rare events sent to a contact
 after it was merged away: those are folded into the contact it joined in one transaction with their
-copies in its log (``_reroute``). A change that declares identity merges sets
+copies in its log (``_reroute``), and a call of theirs that contact held already reads what a merge
+took back for it, to give it back (``give_back``). A change that declares identity merges sets
 ``mergeRequested`` on the profile in that same update; the merge function, triggered by that write,
 does the merges (``shared.adapters.contact_merges``).
 """
@@ -27,7 +28,9 @@ from shared.adapters.contact_items import (
     GROUP,
     INSERTED,
     MERGE_REQUESTED,
+    MERGE_WRITER,
     MOVED_FROM,
+    RETRACTED,
     RULE,
     SCORE,
     TAG,
@@ -37,9 +40,10 @@ from shared.adapters.contact_items import (
     partition,
     profile_key,
     record_from_item,
+    retraction_of,
     rule_uses,
 )
-from shared.adapters.contact_profiles import STORE, move_if, read_profile
+from shared.adapters.contact_profiles import STORE, move_if, read_profile, retraction_update
 from shared.adapters.dynamodb import (
     error_code,
     exact_number,
@@ -59,7 +63,7 @@ from shared.contacts.model import ContactRecord
 from shared.errors import LifecycleError
 from shared.scoring.engine import RuleUse
 from shared.tracking.timestamps import format_time
-from shared.usecases.recording import ChangeCapacity, CommitOutcome
+from shared.usecases.recording import Absorbed, ChangeCapacity, CommitOutcome
 
 TRAIT_CAP = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
 ITEM_CAP = "400 KB (the limit of a contact's profile)"
@@ -150,17 +154,17 @@ class DynamoContactStore:
                         MOVED_FROM: s(str(change.origin)),
                         FOLDED: {"BOOL": True},
                     },
-                    # free, or holding the merge's copy of this very put (not a replay's), which the
-                    # profile the merge absorbed had not counted yet: the merge moved it meanwhile
+                    # free, or holding a merge's copy (``movedFrom``: not the contact's own put) of this
+                    # very put (its token: not a replay's) that nobody counted (no ``folded``): the merges
+                    # moved it meanwhile. Not ``movedFrom = origin``: each merge of a chain renames it
+                    # after its own source, so a copy moved twice would never be counted (see
+                    # docs/decisions.md); the put token alone names the call's one put.
                     "ConditionExpression": (
                         "attribute_not_exists(pk) OR "
-                        "(#from = :origin AND #put = :put AND attribute_not_exists(#folded))"
+                        "(attribute_exists(#from) AND #put = :put AND attribute_not_exists(#folded))"
                     ),
                     "ExpressionAttributeNames": {"#from": MOVED_FROM, "#folded": FOLDED, "#put": INSERTED},
-                    "ExpressionAttributeValues": {
-                        ":origin": s(str(change.origin)),
-                        ":put": copies[e.message_id][INSERTED],
-                    },
+                    "ExpressionAttributeValues": {":put": copies[e.message_id][INSERTED]},
                 }
             }
             for e in events
@@ -240,6 +244,51 @@ class DynamoContactStore:
             if error_code(exc) != "ConditionalCheckFailedException":
                 raise failure(exc, STORE) from exc
         return True
+
+    def give_back(self, source: ContactId, target: ContactId, copy: Mapping[str, Any]) -> Absorbed:
+        """What the merge of ``source`` took back for this very put (its mark on the source's profile,
+        read consistently), added back to ``target`` in one transaction with removing the mark: once.
+        Rare: only a re-routed call the target holds already (a replay, or the same call on both)."""
+        mark = RETRACTED + str(copy["sk"]["S"])
+        try:
+            found = self._db.get_item(
+                TableName=self._contacts,
+                Key=profile_key(source),
+                ProjectionExpression="#m",
+                ExpressionAttributeNames={"#m": mark},
+                ConsistentRead=True,
+            ).get("Item", {})
+        except Exception as exc:
+            raise failure(exc, STORE) from exc
+        taken = found.get(mark)
+        retraction = retraction_of(taken["S"]) if taken else None
+        if retraction is None or retraction.put != copy.get(INSERTED, {}).get("S"):
+            return Absorbed.ALREADY  # nothing taken back for this put (a replay), or given back before
+        back = retraction_update(retraction, sign=-1)
+        done = Expression()
+        done.remove(mark)
+        done.set("lastWriter", s(MERGE_WRITER))
+        items = [
+            {
+                "Update": done.update(
+                    self._contacts, profile_key(source), f"{done.name(mark)} = {done.value(taken)}"
+                )
+            },
+            {
+                "Update": back.update(
+                    self._contacts, profile_key(target), f"attribute_not_exists({back.name('mergedInto')})"
+                )
+            },
+        ]
+        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+        if cancelled is None:
+            return Absorbed.DONE
+        codes = cancelled.codes
+        if codes[0] == "ConditionalCheckFailed":
+            return Absorbed.ALREADY
+        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+            return Absorbed.MOVED
+        raise failure(cancelled.error, STORE) from cancelled.error
 
     # --- reads ------------------------------------------------------------------------
 

@@ -70,6 +70,10 @@ class StoredEvent(BaseModel):
     message_id: str
     #: its key in the log (``E#<time>#<messageId>`` or ``M#<messageId>``), when read from it
     key: str | None = None
+    #: the token of the put that stored it (copies keep it; a replay's put has another), when read
+    put: str | None = None
+    #: a re-route copied it here and counted it (``folded``), when read
+    folded: bool = False
     call: str
     behaviour: str
     event: str | None = None

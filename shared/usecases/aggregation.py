@@ -25,7 +25,7 @@ from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
 from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
 from shared.tracking.messages import TrackedEvent
-from shared.usecases.recording import MAX_ROUNDS, ContactStore, split_change
+from shared.usecases.recording import MAX_ROUNDS, Absorbed, ContactStore, resolve, split_change
 
 #: Re-routed events per transaction, with their copies: each up to 32 KB of call, well within 4 MB.
 REROUTED_PER_WRITE = 25
@@ -126,6 +126,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     folded_before: set[str] = set()
     #: keys of the merged-away contact's events that are now in its contact's log
     rerouted: list[str] = []
+    #: re-routed events the contact held already (the same call sent under it): counted there once
+    held: list[NewEvent] = []
+    #: the merged-away contacts the events passed through, the contact first (a chain of merges)
+    passed: list[ContactId] = []
     for _ in range(MAX_ROUNDS):
         if not pending:
             break
@@ -151,6 +155,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
                 continue
             rest = [e for part in parts[index + 1 :] for e in part]
             rerouted += [by_id[m].key for m in outcome.duplicates]
+            held += [by_id[m] for m in outcome.duplicates]
             events = [e for e in change.events if e.message_id not in outcome.duplicates]
             if outcome.applied_through is not None and origin is None:  # folded in before, up to there
                 through = outcome.applied_through
@@ -159,6 +164,7 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
                 rest = [e for e in rest if e.message_id not in folded_before]
             if outcome.merged_into is not None:
                 origin = origin or target
+                passed.append(target)
                 target = outcome.merged_into
             elif outcome.oversized:
                 if len(events) == 1:  # the tracking path refuses such calls; one stored before that rule
@@ -177,7 +183,31 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
         raise DependencyUnavailable("a contact's events could not be folded in after repeated conflicts")
     if rerouted:  # copied into the contact's log with the fold: the merged-away originals go
         deps.log.forget(contact, rerouted)
+    for new in held:  # after the originals went: the merge can no longer take one back meanwhile
+        _give_back(passed, target, new, store)
     return folded
+
+
+def _give_back(passed: list[ContactId], target: ContactId, new: NewEvent, store: ContactStore) -> None:
+    """A call the contact held already, re-routed from a merged-away identity whose profile never counted
+    it: if a merge took it back as if that profile had (the same call on both, this very put still on
+    its way), the contact gets it back, so the call counts once.
+
+    The merge that took it back marked the contact whose copy it deleted: the identity the call was sent
+    under, or, through a chain of merges (the visitor into bob, bob into ann), any contact the copy was
+    moved to on its way, and the re-route passed them all (``passed``). The first mark of this very put
+    is given back, and no other can be: a put is in one log at a time, and a copy a re-route counted
+    (``folded``) is never marked (``retraction``)."""
+    for source in passed:
+        for _ in range(MAX_ROUNDS):
+            outcome = store.give_back(source, target, new.item)
+            if outcome is not Absorbed.MOVED:
+                break
+            target = resolve(target, store)
+        else:
+            raise DependencyUnavailable("the contact kept moving while a call was given back; retry")
+        if outcome is Absorbed.DONE:
+            return
 
 
 def _positioned(

@@ -117,6 +117,9 @@ class Retraction:
     event_count: int = -1
     #: the copy's key in the source's log (``StoredEvent.key``)
     key: str | None = None
+    #: the token of the put that stored the copy (``StoredEvent.put``): the merge marks the source with
+    #: what it took back for that put, so that the put's re-route can give it back (``give_back``)
+    put: str | None = None
 
 
 class Absorbed(StrEnum):
@@ -151,6 +154,15 @@ class ContactStore(Profiles, Protocol):
         its events (``copies``: the log's items by messageId, opaque here) into the contact's log."""
         ...
 
+    def give_back(self, source: ContactId, target: ContactId, copy: Mapping[str, Any]) -> Absorbed:
+        """Give ``target`` back what the merge of ``source`` took back for this very put (``copy``: the
+        log's item, opaque here), once: the merge retracted the source's copy of a call the target also
+        holds as if the source had counted it, and a put that is re-routed was never counted there.
+        ``source`` is any merged-away contact the put passed through (its origin, or a contact a merge
+        moved its copy to). ``ALREADY`` when the merge of ``source`` took nothing back for that put (or
+        it was given back before)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
@@ -182,7 +194,10 @@ class MergeStore(Profiles, Protocol):
         """How many events the contact's log holds now."""
         ...
 
-    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed: ...
+    def retract(self, source: ContactId, target: ContactId, retraction: Retraction) -> Absorbed:
+        """Delete the source's copy and take back from the target what it added, once; the source keeps
+        what was taken back for that put, for its re-route to give back (``ContactStore.give_back``)."""
+        ...
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed: ...
 
@@ -285,7 +300,8 @@ def link(source: ContactId, target: ContactId, store: MergeStore, now: datetime,
        re-route to the target. A repeated identify stops here, after one conditional write.
     2. Move its event log (idempotent copies, keyed by messageId). An event the target already holds
        (the same messageId sent under both identities) is not copied: its copy on the source is
-       deleted together with taking back what it added (``retraction``), so it counts once.
+       deleted together with taking back what it added (``retraction``), so it counts once. A copy
+       still on its way had added nothing: its re-route gives the retraction back (``give_back``).
     3. Absorb its profile into the target, guarded by merge markers, and mark the merge complete.
     An anonymous id already linked to another user stays with that user.
     """
@@ -320,7 +336,10 @@ def move_log(
     """Move a merged-away contact's event log to its contact; False if the target moved meanwhile.
 
     An event the target already holds is not copied: the source's copy is deleted together with
-    taking back what it added to the target (``retraction``), so it counts once.
+    taking back what it added to the target (``retraction``), so it counts once. The merge cannot tell
+    a copy the source's profile counted from one still on its way (its stream record not folded yet):
+    it takes back either, and marks the source with what it took; the re-route of a copy on its way
+    gives that back (``ContactStore.give_back``).
     """
     moved = store.move_events(source, target, MAX_MOVED_EVENTS)
     return not any(
@@ -351,6 +370,9 @@ def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = froze
     return Retraction(
         message_id=event.message_id,
         key=event.key,
+        # no mark for a copy a re-route counted (``folded``): the profile it went into counted it, so
+        # the put must never be given back (its record, re-routed again, may pass this contact's mark)
+        put=None if event.folded else event.put,
         counts={event.behaviour: -1},
         revenue=-Decimal(signed),
         scores={

@@ -260,6 +260,27 @@ def test_a_rerouted_event_the_merge_moved_uncounted_counts_once_and_a_replay_not
     assert store.profile(ANN).event_count == 1 and store.count_events(ANN) == 1
 
 
+def test_a_rerouted_event_moved_uncounted_through_a_chain_of_merges_counts_once(store):
+    """The visitor merged into bob, bob into ann, before the visitor's call was counted: each merge moves
+    the copy and names itself as its source (the copy in ann's log says bob). The re-route from the
+    visitor still finds that very put, counted by nobody, and counts it, once; a replay counts nothing."""
+    store.append(entries(A1, page(A1, "p1")))
+    (new,) = store.new_events()
+    store.claim(A1, BOB, NOW)
+    assert store.move_events(A1, BOB, 10).count == 1
+    store.claim(BOB, ANN, NOW)
+    assert store.move_events(BOB, ANN, 10).count == 1  # the copy, moved a second time: from bob now
+    rerouted = positioned(planned(ANN, [new.event]), 1, origin=A1)
+    assert store.commit([rerouted], {"p1": new.item})[0].committed
+    (again,) = store.commit([rerouted], {"p1": new.item})
+    assert not again.committed and again.duplicates == {"p1"}
+    store.append(entries(A1, page(A1, "p1"), at=NOW + timedelta(seconds=30)))  # the SDK's late retry
+    (replay,) = store.new_events()
+    (outcome,) = store.commit([positioned(planned(ANN, [replay.event]), 2, origin=A1)], {"p1": replay.item})
+    assert not outcome.committed and outcome.duplicates == {"p1"}
+    assert store.profile(ANN).event_count == 1 and store.count_events(ANN) == 1
+
+
 def test_the_merge_moving_an_event_a_re_route_counted_keeps_it_counted_once(store):
     """The re-route copied and counted the call; the merge then moves the visitor's original: it takes
     it as moved (no retraction, the copy keeps its mark), and the stream delivering it again counts nothing."""

@@ -191,6 +191,90 @@ def test_an_event_both_held_is_a_duplicate_retracted_once(ports, timed):
     assert ports.events(A1) == [] and ports.events(ANN) == ["m1"]
 
 
+@pytest.mark.parametrize("timed", [False, True], ids=["untimed", "timed"])
+def test_a_duplicate_taken_back_while_on_its_way_is_given_back_by_its_put_once(ports, timed):
+    """The same call under both identities, the visitor's copy not folded in yet when the merge moves the
+    log: the merge takes it back as if the visitor had counted it, and marks what it took for that put.
+    That put's re-route gets it back, once; a replay of the call (another put) gets nothing."""
+    store = ports.store
+    viewed = {"type": "track", "event": "Product Viewed", "messageId": "m1"}
+    if timed:
+        viewed["timestamp"] = (NOW - timedelta(hours=3)).isoformat()
+    commit(store, ANN, {**viewed, "userId": "ann"})
+    assert store.append(entries(A1, {**viewed, "anonymousId": "a1"})) == frozenset()
+    (on_its_way,) = store.new_events()
+    before = store.profile(ANN)
+    store.claim(A1, ANN, NOW)
+    (duplicate,) = store.move_events(A1, ANN, 100).duplicates
+    assert store.retract(A1, ANN, retraction(duplicate, DECAY)) is Absorbed.DONE
+    assert store.profile(ANN).event_count == before.event_count - 1
+    later = NOW + timedelta(seconds=30)
+    assert store.append(entries(A1, {**viewed, "anonymousId": "a1"}, at=later)) == frozenset()
+    (replay,) = store.new_events()  # the SDK's late retry: another put of the call
+    assert store.give_back(A1, ANN, replay.item) is Absorbed.ALREADY
+    assert store.give_back(A1, ANN, on_its_way.item) is Absorbed.DONE
+    assert store.give_back(A1, ANN, on_its_way.item) is Absorbed.ALREADY
+    after = store.profile(ANN)
+    assert (after.event_count, after.counts, after.revenue_total) == (
+        before.event_count,
+        before.counts,
+        before.revenue_total,
+    )
+    assert after.scores["global"].total == before.scores["global"].total
+    for memory, buckets in before.scores["global"].sums.items():
+        assert after.scores["global"].sums[memory] == pytest.approx(buckets)
+
+
+def test_giving_back_to_a_contact_merged_away_meanwhile_is_refused(ports):
+    store = ports.store
+    commit(store, ANN, page(ANN, "m1"))
+    assert store.append(entries(A1, page(A1, "m1"))) == frozenset()
+    (on_its_way,) = store.new_events()
+    store.claim(A1, ANN, NOW)
+    (duplicate,) = store.move_events(A1, ANN, 100).duplicates
+    store.retract(A1, ANN, retraction(duplicate, DECAY))
+    store.claim(ANN, BOB, NOW)
+    assert store.give_back(A1, ANN, on_its_way.item) is Absorbed.MOVED
+    assert store.give_back(A1, BOB, on_its_way.item) is Absorbed.DONE
+    assert store.profile(BOB).event_count == 1 and store.profile(ANN).event_count == 0
+
+
+def test_a_duplicate_taken_back_after_a_chain_of_merges_is_given_back_by_the_contact_that_held_it(ports):
+    """The visitor's call on its way; the visitor merged into bob (the copy moves), bob into ann, who
+    holds the call too: bob's copy of the visitor's put is the duplicate, so bob's profile keeps the mark.
+    The re-route passed through bob: bob gives it back, the visitor has nothing to give."""
+    store = ports.store
+    commit(store, ANN, page(ANN, "m1"))
+    assert store.append(entries(A1, page(A1, "m1"))) == frozenset()
+    (on_its_way,) = store.new_events()
+    store.claim(A1, BOB, NOW)
+    assert store.move_events(A1, BOB, 100).count == 1
+    store.claim(BOB, ANN, NOW)
+    (duplicate,) = store.move_events(BOB, ANN, 100).duplicates
+    assert not duplicate.folded and retraction(duplicate, DECAY).put == duplicate.put
+    assert store.retract(BOB, ANN, retraction(duplicate, DECAY)) is Absorbed.DONE
+    assert store.profile(ANN).event_count == 0
+    assert store.give_back(A1, ANN, on_its_way.item) is Absorbed.ALREADY
+    assert store.give_back(BOB, ANN, on_its_way.item) is Absorbed.DONE
+    assert store.give_back(BOB, ANN, on_its_way.item) is Absorbed.ALREADY
+    assert store.profile(ANN).event_count == 1 and ports.events(ANN) == ["m1"]
+
+
+def test_a_duplicate_a_re_route_counted_is_read_as_folded_and_taken_back_without_a_mark(ports):
+    """The visitor's call re-routed into bob, who counted it (its copy ``folded``); bob merged into ann,
+    who holds the call too. The duplicate is read as folded: its retraction marks nothing, since what it
+    takes back was counted (a mark would give it back to a redelivery of the call's record)."""
+    store = ports.store
+    commit(store, ANN, page(ANN, "m1"))
+    store.claim(A1, BOB, NOW)
+    assert store.append(entries(A1, page(A1, "m1"))) == frozenset()
+    assert store.deliver_events().events == 1  # re-routed into bob: copied there, folded
+    store.claim(BOB, ANN, NOW)
+    (duplicate,) = store.move_events(BOB, ANN, 100).duplicates
+    assert duplicate.folded and duplicate.put is not None
+    assert retraction(duplicate, DECAY).put is None
+
+
 TRAITS = {"plan": "free", "city": "Oslo"}
 
 

@@ -426,11 +426,12 @@ def test_the_rate_counters_table_expires_its_counters_and_has_no_stream(template
     assert [k["AttributeName"] for k in props["KeySchema"]] == ["pk", "sk"]
 
 
-def test_the_aggregation_writes_profiles_blind_and_reads_nothing_but_config(template) -> None:
+def test_the_aggregation_writes_profiles_blind_and_reads_no_log(template) -> None:
     """One update per contact and batch; ledger corrections, re-routed copies and their deletes on the
-    log; its rules. No read of a profile or of the log, no index."""
+    log; its rules. No read of the log, no index; a profile is read only for a re-routed call its
+    contact held already (what a merge took back for that call, to give back)."""
     assert dynamodb_grants(template, function("aggregation")) == {
-        CONTACTS.env: {"dynamodb:UpdateItem"},
+        CONTACTS.env: {"dynamodb:UpdateItem", "dynamodb:GetItem"},
         EVENTS.env: {
             "dynamodb:UpdateItem",
             "dynamodb:PutItem",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import Any
 
@@ -190,3 +191,75 @@ def test_an_event_sent_to_the_user_while_the_merge_copies_counts_once(merges, se
     stored = sorted(e["message_id"] for e in card["recent_events"])
     assert stored == ["i1", "mX"]
     assert card["event_count"] == 2 and card["counts"]["product_viewed"] == 1
+
+
+def test_a_call_sent_under_both_identities_still_on_its_way_at_the_merge_counts_once(
+    send, admin, merges, aggregation
+):
+    """The same call (messageId) sent under the user, then under the identity aliased into it, that copy
+    not folded in yet when the merge moves the log: the merge takes it back as if the alias's profile had
+    counted it, and the copy's re-route gives it back. The call counts once, nothing is lost."""
+    first = [
+        {"type": "page", "userId": "ann", "messageId": "m0"},
+        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+    ]
+    assert send("/v1/batch", {"batch": first})[0] == 200
+    assert send("/v1/page", {"userId": "bob", "messageId": "m0"}, fold=False)[0] == 200
+    merges.drain()  # the merge moves bob's log before the aggregation has folded bob's m0 in
+    assert admin("ann")[1]["event_count"] == 1, "taken back as if bob's profile had counted it"
+    aggregation.drain()  # re-routed to ann, who holds m0: given back
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["m0", "m1"]
+    assert card["event_count"] == 2 and sum(card["counts"].values()) == 2
+    assert admin("bob")[1]["contact_id"] == "user_id:ann"
+    assert merges.drain() == 0 and not merges.dead_letters
+
+
+def test_a_call_on_its_way_through_a_chain_of_merges_counts_once_where_it_ends_up(
+    aws, send, admin, merges, aggregation
+):
+    """A visitor merged into bob, bob into ann, in one run of the merge function, while the visitor's call
+    is still on its way: each merge moves the uncounted copy and names itself as its source, so when it
+    reaches ann the copy says ``bob``, not the visitor. The re-route (origin: the visitor) finds that very
+    put, not counted by anyone, and counts it, once; nothing is lost, a redelivery counts nothing."""
+    first = [
+        {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "i1"},
+        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "a1"},
+    ]
+    assert send("/v1/batch", {"batch": first})[0] == 200
+    assert send("/v1/page", {"anonymousId": "v1", "messageId": "p1"}, fold=False)[0] == 200
+    assert merges.drain() == 2  # v1 into bob, then bob into ann: before the aggregation folds p1 in
+    table = os.environ["EVENTS_TABLE_NAME"]
+    moved = aws.get_item(TableName=table, Key={"pk": {"S": "C#user_id:ann"}, "sk": {"S": "M#p1"}})["Item"]
+    assert moved["movedFrom"] == {"S": "user_id:bob"} and "folded" not in moved, "moved twice, uncounted"
+    assert admin("ann")[1]["event_count"] == 2
+    aggregation.drain()  # re-routed from v1 (through bob) to ann: the copy of that very put, counted
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["a1", "i1", "p1"]
+    assert card["event_count"] == 3 and sum(card["counts"].values()) == 3
+    assert admin("anonymous_id:v1")[1]["contact_id"] == "user_id:ann"
+    assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
+    assert merges.drain() == 0 and not merges.dead_letters
+
+
+def test_a_call_on_both_identities_taken_back_after_a_chain_of_merges_counts_once(
+    send, admin, merges, aggregation
+):
+    """The visitor's call on its way; the visitor merged into bob (the copy moves to bob), then bob into
+    ann, who holds the same call: bob's copy is retracted as if counted, and bob's profile keeps the mark.
+    The re-route (from the visitor, through bob) finds it there and gives it back: the call counts once."""
+    first = [
+        {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "i1"},
+        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "a1"},
+        {"type": "page", "userId": "ann", "messageId": "m0"},
+    ]
+    assert send("/v1/batch", {"batch": first})[0] == 200
+    assert send("/v1/page", {"anonymousId": "v1", "messageId": "m0"}, fold=False)[0] == 200
+    assert merges.drain() == 2  # v1 into bob, then bob into ann: before the aggregation folds v1's m0 in
+    assert admin("ann")[1]["event_count"] == 2, "taken back as if bob's profile had counted it"
+    aggregation.drain()
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["a1", "i1", "m0"]
+    assert card["event_count"] == 3 and sum(card["counts"].values()) == 3
+    assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
+    assert merges.drain() == 0 and not merges.dead_letters

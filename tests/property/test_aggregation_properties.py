@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from shared.contacts.identity import ContactId
@@ -32,9 +32,8 @@ RULES = [*effective([]), ONCE]
 users = st.sampled_from(["ann", "bob", "eve"])
 visitors = st.sampled_from(["v1", "v2"])
 message_ids = st.sampled_from([f"m{n}" for n in range(8)])
-stated = st.sampled_from(
-    [None, (NOW - timedelta(hours=1)).isoformat(), (NOW - timedelta(hours=2)).isoformat()]
-)
+stated_times = [(NOW - timedelta(hours=1)).isoformat(), (NOW - timedelta(hours=2)).isoformat()]
+stated = st.sampled_from([None, *stated_times])
 
 
 def _with(call: dict, message_id: str, time: str | None) -> dict:
@@ -73,6 +72,68 @@ steps = st.lists(
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=steps)
+@example(  # the same call under the user and, still on its way, under the identity aliased into it
+    steps=[
+        (
+            "send",
+            [
+                {"type": "page", "userId": "ann", "messageId": "m0"},
+                {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+            ],
+        ),
+        ("fold", None),
+        ("send", [{"type": "page", "userId": "bob", "messageId": "m0"}]),
+        ("merge", None),
+    ]
+)
+@example(  # a visitor's call on its way while the visitor is merged into bob and bob into ann (one run)
+    steps=[
+        (
+            "send",
+            [
+                {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "m0"},
+                {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+            ],
+        ),
+        ("fold", None),
+        ("send", [{"type": "page", "anonymousId": "v1", "messageId": "m0", "timestamp": stated_times[0]}]),
+        ("merge", None),
+    ]
+)
+@example(  # the same, and ann holds the call too: bob's copy is taken back, and given back by bob's mark
+    steps=[
+        (
+            "send",
+            [
+                {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "m2"},
+                {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "m1"},
+                {"type": "page", "userId": "ann", "messageId": "m0"},
+            ],
+        ),
+        ("fold", None),
+        ("send", [{"type": "page", "anonymousId": "v1", "messageId": "m0"}]),
+        ("merge", None),
+    ]
+)
+@example(  # a call re-routed and counted into ann, taken back when ann joins eve (who holds it), redelivered
+    steps=[
+        ("send", [{"type": "identify", "userId": "ann", "anonymousId": "v1", "messageId": "m2"}]),
+        ("fold", None),
+        ("merge", None),
+        ("send", [{"type": "page", "anonymousId": "v1", "messageId": "m0"}]),
+        ("fold", None),
+        (
+            "send",
+            [
+                {"type": "page", "userId": "eve", "messageId": "m0"},
+                {"type": "alias", "userId": "eve", "previousId": "ann", "messageId": "m1"},
+            ],
+        ),
+        ("fold", None),
+        ("merge", None),
+        ("redeliver", 1),
+    ]
+)
 def test_every_call_taken_counts_once_where_it_ends_up(steps) -> None:
     store = MemoryContactStore(capacity=ChangeCapacity(max_events=2, max_keys=300))
     scoring = ScoringContext(store.aggregation(RULES).rules.book(), DECAY)
