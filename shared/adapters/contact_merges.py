@@ -34,7 +34,7 @@ from shared.adapters.contact_items import (
     retraction_value,
     stored_event,
 )
-from shared.adapters.contact_profiles import STORE, move_if, read_profile, retraction_update
+from shared.adapters.contact_profiles import STORE, move_if, read_profile, retraction_update, taken_back
 from shared.adapters.dynamodb import (
     batch_write,
     error_code,
@@ -251,15 +251,7 @@ class DynamoMergeStore:
             mark.set(RETRACTED + key, retraction_value(retraction))
             mark.set("lastWriter", s(MERGE_WRITER))  # not a tracking change: the stage function ignores it
             items.append({"Update": mark.update(self._contacts, profile_key(source))})
-        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
-        if cancelled is not None:
-            codes = cancelled.codes
-            if codes[0] == "ConditionalCheckFailed":
-                return Absorbed.ALREADY
-            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-                return Absorbed.MOVED
-            raise failure(cancelled.error, STORE) from cancelled.error
-        return Absorbed.DONE
+        return taken_back(transact(self._db, items, STORE, sleep=self._sleep))
 
     def absorb(self, target: ContactId, plan: MergePlan, at: datetime) -> Absorbed:
         """Add the source's profile to the target, once, in writes that each fit DynamoDB's limits.

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.adapters.contact_items import COUNT, RULE, SCORE, WRITER, profile_key, record_from_item
-from shared.adapters.dynamodb import error_code, exact_number, failure, n, retried, s
+from shared.adapters.dynamodb import Cancelled, error_code, exact_number, failure, n, retried, s
 from shared.adapters.expressions import Expression
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.usecases.recording import Retraction
+from shared.usecases.recording import Absorbed, Retraction
 
 STORE = "the contact store"
 
@@ -56,6 +56,19 @@ def move_if(
     except Exception as exc:
         if error_code(exc) != "ConditionalCheckFailedException":
             raise failure(exc, STORE) from exc
+
+
+def taken_back(cancelled: Cancelled | None) -> Absorbed:
+    """How a take-back or give-back transaction ended: its first item's condition failing means done
+    before (``ALREADY``), its second's that the contact was merged away meanwhile (``MOVED``)."""
+    if cancelled is None:
+        return Absorbed.DONE
+    codes = cancelled.codes
+    if codes[0] == "ConditionalCheckFailed":
+        return Absorbed.ALREADY
+    if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+        return Absorbed.MOVED
+    raise failure(cancelled.error, STORE) from cancelled.error
 
 
 def retraction_update(retraction: Retraction, sign: int = 1) -> Expression:

@@ -43,7 +43,7 @@ from shared.adapters.contact_items import (
     retraction_of,
     rule_uses,
 )
-from shared.adapters.contact_profiles import STORE, move_if, read_profile, retraction_update
+from shared.adapters.contact_profiles import STORE, move_if, read_profile, retraction_update, taken_back
 from shared.adapters.dynamodb import (
     error_code,
     exact_number,
@@ -280,15 +280,7 @@ class DynamoContactStore:
                 )
             },
         ]
-        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
-        if cancelled is None:
-            return Absorbed.DONE
-        codes = cancelled.codes
-        if codes[0] == "ConditionalCheckFailed":
-            return Absorbed.ALREADY
-        if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
-            return Absorbed.MOVED
-        raise failure(cancelled.error, STORE) from cancelled.error
+        return taken_back(transact(self._db, items, STORE, sleep=self._sleep))
 
     # --- reads ------------------------------------------------------------------------
 
