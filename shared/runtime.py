@@ -88,6 +88,7 @@ def tracking() -> Tracking:
         key=RateLimit(rate=config.key_rate_per_second, burst=config.key_burst),
         ip=RateLimit(rate=config.ip_rate_per_second, burst=config.ip_burst),
     )
+    telemetry = PowertoolsTelemetry()
     return Tracking(
         clock=clock.current(),
         write_keys=DynamoWriteKeys(aws.client("dynamodb"), table=config.config_table_name),
@@ -96,11 +97,9 @@ def tracking() -> Tracking:
         log=_event_log(config),
         rules=_rules(config),
         decay=_decay(config),
-        telemetry=PowertoolsTelemetry(),
+        telemetry=telemetry,
         limiter=RequestLimiter(
-            DynamoRateCounters(aws.client("dynamodb"), table=config.rates_table_name),
-            limits,
-            PowertoolsTelemetry(),
+            DynamoRateCounters(aws.client("dynamodb"), table=config.rates_table_name), limits, telemetry
         ),
     )
 

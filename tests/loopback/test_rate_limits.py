@@ -142,6 +142,20 @@ def send_calls(client: Any, user: str, count: int) -> list[str]:
     return sent
 
 
+def rides_out_429s(client_class: Any, key: str, base: str, user: str, exchanges: Exchanges) -> None:
+    """20 calls, one per request, from the client: no error, each stored once, some answered 429."""
+    errors: list[object] = []
+    client = client_class(key, host=base, upload_size=1, on_error=lambda e, b: errors.append(e))
+    sent = send_calls(client, user, 20)
+    assert errors == []
+    stored = eventually(
+        lambda: (ids := stored_message_ids(base, f"user_id:{user}")) and len(ids) >= 20 and ids
+    )
+    assert sorted(stored) == sorted(sent) and len(set(sent)) == 20
+    statuses = exchanges.statuses()
+    assert statuses[200] == 20 and statuses[429] > 0 and set(statuses) == {200, 429}, statuses
+
+
 def test_segment_client_waits_out_retry_after_and_stores_every_call_once(
     local_stack: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -149,18 +163,8 @@ def test_segment_client_waits_out_retry_after_and_stores_every_call_once(
     from segment.analytics.client import Client
 
     exchanges = Exchanges(request._session, monkeypatch)
-    errors: list[object] = []
     # one call per request: 20 requests against a limit of 5 per second
-    client = Client(SEGMENT_KEY, host=local_stack, upload_size=1, on_error=lambda e, b: errors.append(e))
-    sent = send_calls(client, "segment-limited", 20)
-    assert errors == []
-    stored = eventually(
-        lambda: (ids := stored_message_ids(local_stack, "user_id:segment-limited")) and len(ids) >= 20 and ids
-    )
-    assert sorted(stored) == sorted(sent) and len(set(sent)) == 20
-
-    statuses = exchanges.statuses()
-    assert statuses[200] == 20 and statuses[429] > 0 and set(statuses) == {200, 429}, statuses
+    rides_out_429s(Client, SEGMENT_KEY, local_stack, "segment-limited", exchanges)
     for (_, status, after, answered), (next_sent, *_) in zip(
         exchanges.seen, exchanges.seen[1:], strict=False
     ):
@@ -176,13 +180,4 @@ def test_rudderstack_client_retries_429_until_every_call_is_stored_once(
     from rudderstack.analytics.client import Client
 
     exchanges = Exchanges(request._session, monkeypatch)
-    errors: list[object] = []
-    client = Client(RUDDER_KEY, host=local_stack, upload_size=1, on_error=lambda e, b: errors.append(e))
-    sent = send_calls(client, "rudder-limited", 20)
-    assert errors == []
-    stored = eventually(
-        lambda: (ids := stored_message_ids(local_stack, "user_id:rudder-limited")) and len(ids) >= 20 and ids
-    )
-    assert sorted(stored) == sorted(sent) and len(set(sent)) == 20
-    statuses = exchanges.statuses()
-    assert statuses[200] == 20 and statuses[429] > 0 and set(statuses) == {200, 429}, statuses
+    rides_out_429s(Client, RUDDER_KEY, local_stack, "rudder-limited", exchanges)
