@@ -1,0 +1,357 @@
+"""Automations are data: a trigger, conditions on the contact, steps to take, and limits.
+
+An administrator writes one as JSON (``PUT /admin/automations/{id}``, examples in
+``examples/automations/``); pydantic validates it, so a bad one is a 400 naming the field. Each stored
+version is kept; what already fired is keyed by occurrence, never by version, so an edit never fires
+it again (``shared.automations.engine``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shared.scoring.rules import Match, Operator, Predicate, RuleId, TagName
+from shared.tracking.behaviours import Behaviour
+
+AutomationId = RuleId
+#: a contact field a condition tests: ``traits.<name>``, ``tags``, ``score.<dimension>`` (current, decayed),
+#: ``stage``, ``quarter``, ``direction``, ``consent.<email|sms>``, ``owner``
+Field_ = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(traits(\.[^.\s]+)+|tags|score\.(global|stage|tag:[^\s]+)|stage|quarter|direction"
+        r"|consent\.(email|sms)|owner)$"
+    ),
+]
+#: a score dimension: ``global``, ``stage`` (the score since the current stage began) or ``tag:<name>``
+Dimension = Annotated[str, StringConstraints(pattern=r"^(global|stage|tag:[^\s]{1,100})$")]
+StageId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+QuarterName = Literal["nurturing", "sales", "retention", "exit"]
+Direction = Literal["rising", "steady", "falling"]
+MAX_STEPS = 20
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Delay(_Model):
+    """A calendar span: months and years keep the day of the month (clamped at month ends) and the
+    contact's local time of day; days and hours are exact."""
+
+    years: int = Field(0, ge=0, le=100)
+    months: int = Field(0, ge=0, le=1200)
+    days: int = Field(0, ge=0, le=36500)
+    hours: int = Field(0, ge=0, le=876000)
+
+    @model_validator(mode="after")
+    def _positive(self) -> Delay:
+        if not (self.years or self.months or self.days or self.hours):
+            raise ValueError("give a positive span in years, months, days or hours")
+        return self
+
+    def describe(self) -> str:
+        parts = [(self.years, "year"), (self.months, "month"), (self.days, "day"), (self.hours, "hour")]
+        return " ".join(f"{n} {unit}{'s' if n > 1 else ''}" for n, unit in parts if n)
+
+
+class Counter(_Model):
+    """A number that grows with each occurrence of a series: ``child_age`` 6 gives ``age`` 7, then 8..."""
+
+    #: the name the content uses (``{{ age }}``)
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,39}$")]
+    #: where the starting number is: a key of the item (a product), else of the event's properties
+    start_from: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,64}$")] = Field(alias="from")
+    step: int = Field(1, ge=1, le=100)
+    #: the last value the series reaches (inclusive)
+    up_to: int | None = Field(None, ge=0, le=1000)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class EventTrigger(_Model):
+    """A tracked event: now, or ``after`` a delay, and then every ``repeat`` span (anniversaries, programs)."""
+
+    type: Literal["event"]
+    behaviour: Behaviour
+    match: Match | None = None
+    #: one series per item of this list (``properties.products``) that carries the counter's key
+    items: Annotated[str, StringConstraints(pattern=r"^properties(\.[^.\s]+)+$")] | None = None
+    after: Delay | None = None
+    repeat: Delay | None = None
+    #: at most this many occurrences of a repeating series (a counter's ``up_to`` also ends it)
+    times: int | None = Field(None, ge=1, le=1000)
+    counter: Counter | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventTrigger:
+        if self.repeat and not self.after:
+            raise ValueError("repeat needs after: the first occurrence's delay")
+        if self.counter and not self.after:
+            raise ValueError("a counter needs after (and usually repeat)")
+        if self.items and not self.counter:
+            raise ValueError("items needs a counter: it names the key each item must carry")
+        if self.repeat and self.times is None and (self.counter is None or self.counter.up_to is None):
+            raise ValueError("a repeating series needs an end: times, or counter.up_to")
+        return self
+
+
+#: what an inactivity trigger counts from: any tracked call, a purchase, or one behaviour (its family:
+#: ``visit`` includes visits from ads and from search)
+Since = Literal["activity", "purchase", "visit"] | Behaviour
+
+
+class InactivityTrigger(_Model):
+    """No ``since`` for ``days`` days, counted from the last one. Fires once per lapse: a contact who
+    comes back and lapses again qualifies again."""
+
+    type: Literal["inactivity"]
+    days: int = Field(ge=1, le=3650)
+    since: Since = "activity"
+
+
+class ScoreTrigger(_Model):
+    """A score crossing a threshold, upward or downward (by new points, or by decay over time)."""
+
+    type: Literal["score"]
+    dimension: Dimension = "global"
+    threshold: float = Field(ge=-1_000_000, le=1_000_000)
+    direction: Literal["up", "down"] = "up"
+
+
+class StageTrigger(_Model):
+    """A stage change, optionally to or from a given stage, with engagement rising or falling."""
+
+    type: Literal["stage"]
+    to: StageId | None = None
+    source: StageId | None = Field(None, alias="from")
+    direction: Direction | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class QuarterTrigger(_Model):
+    """An engagement-quarter change (``exit``, ``retention``, ``sales``...), with the direction."""
+
+    type: Literal["quarter"]
+    to: QuarterName | None = None
+    source: QuarterName | None = Field(None, alias="from")
+    direction: Direction | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+class DateTrigger(_Model):
+    """The yearly anniversary of a date trait (``birthday``, ``contract_start``), at ``hour`` local time."""
+
+    type: Literal["date"]
+    trait: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,64}$")]
+    #: days before (negative) or after the anniversary
+    offset_days: int = Field(0, ge=-60, le=60)
+    hour: int = Field(9, ge=0, le=23)
+
+
+class SegmentTrigger(_Model):
+    """Entering or leaving a segment (``SegmentChanged``, from the segments work)."""
+
+    type: Literal["segment"]
+    segment: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    change: Literal["entered", "left"] = "entered"
+
+
+class ChurnRiskTrigger(_Model):
+    """A churn-risk level change (``ChurnRiskChanged``, from the churn work)."""
+
+    type: Literal["churn_risk"]
+    to: Literal["low", "medium", "high"]
+
+
+class FollowUpTrigger(_Model):
+    """Started only by another automation's ``follow_up`` step."""
+
+    type: Literal["follow_up"]
+
+
+Trigger = Annotated[
+    EventTrigger
+    | InactivityTrigger
+    | ScoreTrigger
+    | StageTrigger
+    | QuarterTrigger
+    | DateTrigger
+    | SegmentTrigger
+    | ChurnRiskTrigger
+    | FollowUpTrigger,
+    Field(discriminator="type"),
+]
+#: triggers that arrive as lifecycle events on the bus (``shared.automations.signals``)
+SIGNAL_TRIGGERS = ("score", "stage", "quarter", "segment", "churn_risk")
+
+
+class Condition(_Model):
+    """A test on the contact when the automation runs: ``{"field": "traits.plan", "op": "eq", "value": "pro"}``.
+
+    ``tags`` takes ``contains``/``not_in``-style tests on the tag names (``contains``: has the tag).
+    """
+
+    field: Field_
+    op: Operator
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits(self) -> Condition:
+        Predicate(path="properties.x", op=self.op, value=self.value)  # the same rules as scoring predicates
+        return self
+
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=20_000)]
+
+
+class EmailStep(_Model):
+    action: Literal["email"]
+    #: a template (``/admin/templates``, from the delivery work) or the content inline
+    template: RuleId | None = None
+    subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    text: Text | None = None
+    html: Text | None = None
+
+    @model_validator(mode="after")
+    def _content(self) -> EmailStep:
+        if self.template is None and not (self.subject and (self.text or self.html)):
+            raise ValueError("an email needs a template, or a subject with text or html")
+        return self
+
+
+class SmsStep(_Model):
+    action: Literal["sms"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=1600)]
+
+
+class WebhookStep(_Model):
+    action: Literal["webhook"]
+    url: Annotated[str, StringConstraints(pattern=r"^https://[^\s]{1,2000}$")]
+    #: sent as JSON with the contact id, the automation and the occurrence; values may use ``{{ }}``
+    body: dict[str, Any] = Field(default_factory=dict)
+
+
+class TagStep(_Model):
+    action: Literal["tag"]
+    add: TagName | None = None
+    remove: TagName | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> TagStep:
+        if (self.add is None) == (self.remove is None):
+            raise ValueError("give add or remove (one tag)")
+        return self
+
+
+class PointsStep(_Model):
+    """Points through the ledger, with the automation as the reason (a negative number subtracts)."""
+
+    action: Literal["points"]
+    points: int = Field(ge=-10_000, le=10_000)
+    dimension: Annotated[str, StringConstraints(pattern=r"^(global|tag:[^\s]{1,100})$")] = "global"
+
+    @model_validator(mode="after")
+    def _nonzero(self) -> PointsStep:
+        if self.points == 0:
+            raise ValueError("points must not be 0")
+        return self
+
+
+class StageStep(_Model):
+    action: Literal["stage"]
+    to: StageId
+
+
+class CouponValue(_Model):
+    """A value looked up by a contact field: ``{"field": "traits.tier", "values": {"gold": 20}}``."""
+
+    field: Field_
+    values: dict[str, float]
+    default: float | None = None
+
+
+class CouponStep(_Model):
+    """A coupon code, unique per contact and occurrence, with a value: fixed, or from a table."""
+
+    action: Literal["coupon"]
+    prefix: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{1,12}$")] = "LC"
+    value: float | None = Field(None, ge=0, le=1_000_000)
+    value_from: CouponValue | None = None
+    unit: Literal["percent", "amount"] = "percent"
+
+    @model_validator(mode="after")
+    def _value(self) -> CouponStep:
+        if (self.value is None) == (self.value_from is None):
+            raise ValueError("give value or value_from")
+        return self
+
+
+class FollowUpStep(_Model):
+    """Start another automation (one with a ``follow_up`` trigger) for this contact after a delay."""
+
+    action: Literal["follow_up"]
+    automation: AutomationId
+    after: Delay
+
+
+class WaitStep(_Model):
+    """Wait, then go on with the next step."""
+
+    action: Literal["wait"]
+    wait_for: Delay = Field(alias="for")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
+Step = Annotated[
+    EmailStep
+    | SmsStep
+    | WebhookStep
+    | TagStep
+    | PointsStep
+    | StageStep
+    | CouponStep
+    | FollowUpStep
+    | WaitStep,
+    Field(discriminator="action"),
+]
+#: steps that deliver something to the contact (or a system): they go on the delivery queue
+DELIVERING = ("email", "sms", "webhook")
+
+
+class Automation(_Model):
+    """An automation as an administrator writes it (``PUT /admin/automations/{id}``)."""
+
+    id: AutomationId
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    description: str = Field("", max_length=2000)
+    trigger: Trigger
+    conditions: tuple[Condition, ...] = Field((), max_length=20)
+    steps: tuple[Step, ...] = Field(min_length=1, max_length=MAX_STEPS)
+    #: ``once`` per contact ever; ``once_per`` a ``period``; ``always``: every occurrence
+    reentry: Literal["once", "once_per", "always"] = "always"
+    period: Delay | None = None
+    #: this share of contacts (stable per contact and automation) is held out: recorded, never acted on
+    holdout_percent: float = Field(0, ge=0, le=50)
+    paused: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Automation:
+        if (self.reentry == "once_per") != (self.period is not None):
+            raise ValueError("reentry once_per needs a period (and only it takes one)")
+        if self.steps[-1].action == "wait":
+            raise ValueError("the last step cannot be a wait")
+        if any(isinstance(s, FollowUpStep) and s.automation == self.id for s in self.steps):
+            raise ValueError("a follow_up cannot start the automation itself")
+        return self
+
+
+class StoredAutomation(Automation):
+    version: int = Field(ge=1)
+    updated_at: datetime | None = None

@@ -1,0 +1,44 @@
+"""What automations hand to delivery: one request per message, on the delivery queue.
+
+The delivery function (SES, SNS, webhooks) sends them; until it exists, the local stack lists them
+at ``GET /_local/outbox``. A request's ``id`` is stable per (contact, automation, occurrence, step),
+so a request queued twice is one send.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Channel = Literal["email", "sms", "webhook"]
+#: ``queued``: to send; ``held_out``: the contact is in the automation's control group, recorded only.
+#: Delivery adds ``sent``, ``skipped`` and ``deferred`` (with a reason).
+Status = Literal["queued", "sent", "skipped", "deferred", "held_out"]
+
+
+class DeliveryRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: ``<contact>#<automation>#<occurrence>#<step>``: the send's idempotency key
+    id: str = Field(min_length=1, max_length=1024)
+    contact_id: str
+    automation: str
+    version: int = Field(ge=1)
+    occurrence: str
+    step: int = Field(ge=0)
+    channel: Channel
+    status: Status = "queued"
+    reason: str | None = None
+    #: when the automation decided it (the injected clock)
+    at: datetime
+    subject: str | None = None
+    text: str | None = None
+    html: str | None = None
+    #: webhooks: where, and the JSON body
+    url: str | None = None
+    body: dict[str, Any] | None = None
+    #: a template to render at delivery (``/admin/templates``), with the values computed for it
+    template: str | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
