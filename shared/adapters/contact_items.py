@@ -61,6 +61,9 @@ TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
     "rule:",
     "stageBase:",
 )
+#: Automations: when a behaviour inactivity triggers count from was last done (``last:<behaviour>``), the
+#: score thresholds the contact is at or above (a string set), and re-entry marks (``entered:<automation>``).
+LAST, SCORE_ABOVE, ENTERED = "last:", "scoreAbove", "entered:"
 #: An upper bound of the bytes in the profile's ``trait:*`` attributes, kept without reading the profile.
 TRAIT_BYTES = "traitBytes"
 
@@ -201,6 +204,9 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "stage_seq": int(data.get("stageSeq", 0)),
         "due_at": data.get("dueAt"),
         "pending_outputs": int(data.get("pendingOutputs", 0)),
+        "score_above": data.get(SCORE_ABOVE) or frozenset(),
+        "last_times": {},
+        "entered": {},
         "stored_numbers": {
             name: str(value)
             for name, value in data.items()
@@ -216,6 +222,10 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
             fields["counts"][name[len(COUNT) :]] = int(value)
         elif name.startswith(GROUP):
             fields["groups"].add(name[len(GROUP) :])
+        elif name.startswith(LAST):
+            fields["last_times"][name[len(LAST) :]] = value
+        elif name.startswith(ENTERED):
+            fields["entered"][name[len(ENTERED) :]] = value
     return ContactRecord.model_validate(fields)
 
 

@@ -49,6 +49,12 @@ class ContactRecord(BaseModel):
     stage_seq: int = 0
     #: when decay alone could next move the contact (the due-time index)
     due_at: datetime | None = None
+    #: behaviour (or family, ``visit``) -> when last done, kept for the ones inactivity automations count
+    last_times: dict[str, datetime] = Field(default_factory=dict)
+    #: score thresholds automations watch that the contact is at or above (``<dimension>@<threshold>``)
+    score_above: frozenset[str] = frozenset()
+    #: automation -> until when it may not start again (a time, or ``never``): its re-entry mark
+    entered: dict[str, str] = Field(default_factory=dict)
     #: stage outputs written but not yet published
     pending_outputs: int = 0
     #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them

@@ -18,10 +18,12 @@ from tests.conftest import ROOT
 #: The domain packages are ordered too: tracking knows nothing of scoring, scoring nothing of contacts.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("shared.errors", "shared.clock")),
+    ("delivery", ("shared.delivery",)),
     ("tracking", ("shared.tracking",)),
     ("scoring", ("shared.scoring",)),
     ("contacts", ("shared.contacts",)),
     ("engagement", ("shared.engagement",)),
+    ("automations", ("shared.automations",)),
     ("usecases", ("shared.usecases",)),
     ("boundary", ("shared.adapters", "shared.http", "shared.observability", "shared.settings", "shared.scope")),
     ("admin", ("shared.admin",)),
@@ -32,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: Layers that neither one may import from the other although they are not ordered.
 SIDE_BY_SIDE = {frozenset({"functions", "infra"})}
 #: Pure code: no AWS SDK, no Lambda runtime toolkit.
-PURE = {"base", "tracking", "scoring", "contacts", "engagement", "usecases"}
+PURE = {"base", "delivery", "tracking", "scoring", "contacts", "engagement", "automations", "usecases"}
 AWS_PACKAGES = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 SOURCES = ("shared", "functions", "infra")
 

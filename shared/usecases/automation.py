@@ -1,0 +1,378 @@
+"""Running automations: starting them from tracked events, lifecycle signals and timers, exactly once.
+
+Every run is recorded before anything is done (``RunStore.start``): one item per (contact, automation,
+occurrence, first step), written with a condition, in the same transaction as the timer it consumes
+and the re-entry mark it takes. A replayed stream batch, a schedule fired twice or a retried function
+finds the run recorded and does nothing new. The recorded run is the outbox: its effects (delivery
+requests, tags, points, a stage move, timers) are then done, each idempotent, and the run is marked
+done. A run left pending by a crash is due a few minutes later, and the timer function finishes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from shared.automations.book import AutomationBook
+from shared.automations.calendar import shift, zone_of
+from shared.automations.engine import (
+    Occurrence,
+    Plan,
+    Signal,
+    Timer,
+    anniversaries,
+    event_starts,
+    holds,
+    lapses,
+    next_in_series,
+    plan,
+    signal_starts,
+    thresholds,
+    wakeup,
+)
+from shared.automations.model import StoredAutomation
+from shared.clock import Clock
+from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
+from shared.delivery.requests import DeliveryRequest
+from shared.scoring.decay import Decay
+from shared.tracking.messages import TrackedEvent
+from shared.tracking.timestamps import format_time
+
+#: a recorded run not marked done by then is finished by the timer function
+RESUME_AFTER = timedelta(minutes=5)
+#: how far a contact's merges are followed to the contact that holds its profile
+MAX_MERGE_HOPS = 4
+
+Started = Literal["started", "duplicate", "limited"]
+
+
+class AutomationSource(Protocol):
+    def book(self) -> AutomationBook: ...
+
+
+class ProfileReader(Protocol):
+    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A re-entry mark the run takes: the automation cannot start again for the contact until ``until``
+    (``None``: never again)."""
+
+    automation: str
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """The timer a run consumes: deleted, or replaced by the series' next occurrence, on condition that
+    it is still at occurrence ``n`` (a timer fired twice runs once)."""
+
+    key: str
+    n: int
+    then: Timer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueItem:
+    """An entry of the due index: a contact's profile (stages, lapses, anniversaries), a timer, or a run
+    left pending."""
+
+    contact: ContactId
+    kind: Literal["profile", "timer", "run"]
+    #: the timer's or run's key
+    key: str = ""
+
+
+class RunStore(Protocol):
+    def start(
+        self,
+        contact: ContactId,
+        run: Plan,
+        *,
+        now: datetime,
+        entry: Entry | None = None,
+        consumed: Consumed | None = None,
+    ) -> Started:
+        """Record the run (pending, due again at ``now + RESUME_AFTER``) with the timers it arms, the
+        entry mark it takes and the timer it consumes, in one transaction. ``duplicate``: this run is
+        recorded already; ``limited``: the entry mark is taken (nothing written)."""
+        ...
+
+    def pending(self, contact: ContactId, run_key: str) -> Plan | None:
+        """A recorded run not yet marked done."""
+        ...
+
+    def done(self, contact: ContactId, run_key: str) -> None: ...
+
+    def arm(self, contact: ContactId, timers: Sequence[Timer]) -> int:
+        """Arm timers that do not exist yet (a replay arms nothing twice); returns how many were new."""
+        ...
+
+    def timer(self, contact: ContactId, key: str) -> Timer | None: ...
+
+    def consume(self, contact: ContactId, consumed: Consumed) -> bool:
+        """Consume a timer without a run (its automation is gone, or its conditions no longer hold)."""
+        ...
+
+    def due(self, now: datetime) -> list[DueItem]: ...
+
+
+class DeliveryQueue(Protocol):
+    def enqueue(self, requests: Sequence[DeliveryRequest]) -> None:
+        """Hand requests to delivery; a request sent twice has one id, and delivery sends it once."""
+        ...
+
+
+class ContactEffects(Protocol):
+    def tag(self, contact: ContactId, added: Sequence[str], removed: Sequence[str], at: datetime) -> None: ...
+
+    def award(self, contact: ContactId, run: Plan, at: datetime) -> None:
+        """The run's points, as one ledger entry with the automation as the reason (written once)."""
+        ...
+
+
+class StageMover(Protocol):
+    def move(self, contact: ContactId, stage: str, reason: str) -> None: ...
+
+
+class Telemetry(Protocol):
+    def count(self, name: str, value: int) -> None: ...
+
+    def failure(self, what: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Automating:
+    clock: Clock
+    automations: AutomationSource
+    contacts: ProfileReader
+    runs: RunStore
+    queue: DeliveryQueue
+    effects: ContactEffects
+    stages: StageMover
+    decay: Decay
+    telemetry: Telemetry
+
+
+# --- entry points ---------------------------------------------------------------------------------------
+
+
+def on_event(contact: ContactId, event: TrackedEvent, log_key: str, deps: Automating) -> int:
+    """A tracked event (the event log's stream): runs it starts now, and series or delays it arms."""
+    book = deps.automations.book()
+    if not len(book):
+        return 0
+    found = event_starts(book, event, log_key, {})
+    if not found.now and not found.timers:
+        return 0
+    record = _profile(contact, deps)
+    if record is None:
+        return 0
+    holder = ContactId.parse(record.contact_id)
+    started = sum(_start(holder, record, occurrence, book, deps) for occurrence in found.now)
+    if found.timers:
+        timers = event_starts(book, event, log_key, record.traits).timers  # in the contact's time zone
+        eligible = [t for t in timers if _conditions_hold(book.get(t.automation), record, deps)]
+        deps.telemetry.count("AutomationTimersArmed", deps.runs.arm(holder, eligible))
+    return started
+
+
+def on_signal(signal: Signal, deps: Automating) -> int:
+    """A lifecycle event from the bus: a stage or quarter change, a threshold crossed, a segment or
+    churn-risk change."""
+    book = deps.automations.book()
+    occurrences = signal_starts(book, signal)
+    if not occurrences:
+        return 0
+    record = _profile(ContactId.parse(signal.contact_id), deps)
+    if record is None:
+        return 0
+    holder = ContactId.parse(record.contact_id)
+    return sum(_start(holder, record, occurrence, book, deps) for occurrence in occurrences)
+
+
+def on_profile_due(record: ContactRecord, deps: Automating) -> int:
+    """A contact's due time: lapses and anniversaries that have come."""
+    book = deps.automations.book()
+    now = deps.clock.now()
+    contact = ContactId.parse(record.contact_id)
+    return sum(
+        _start(contact, record, occurrence, book, deps)
+        for occurrence in [*lapses(book, record, now), *anniversaries(book, record, now)]
+    )
+
+
+def on_timer(contact: ContactId, key: str, deps: Automating) -> int:
+    """A timer that fell due: a series' occurrence, the rest of a run after a wait, or a follow-up."""
+    timer = deps.runs.timer(contact, key)
+    if timer is None or timer.due > deps.clock.now():
+        return 0  # consumed meanwhile (a run fired twice), or re-armed later
+    book = deps.automations.book()
+    automation = book.get(timer.automation)
+    record = _profile(contact, deps)
+    if automation is None or record is None:
+        deps.runs.consume(contact, Consumed(key, timer.n))
+        return 0
+    then = next_in_series(automation, timer, record.traits) if timer.kind == "series" else None
+    consumed = Consumed(key, timer.n, then)
+    if automation.paused:
+        deps.runs.consume(contact, consumed)  # skipped while paused; a series goes on to its next one
+        deps.telemetry.count("AutomationRunsSkippedPaused", 1)
+        return 0
+    if timer.kind == "series":
+        values = {**timer.values, "occurrence_number": timer.n}
+        occurrence = Occurrence(automation.id, f"{timer.occurrence}@{timer.n}", values)
+    elif timer.kind == "continue":
+        occurrence = Occurrence(automation.id, timer.occurrence, timer.values, step=timer.step)
+    else:
+        occurrence = Occurrence(automation.id, timer.occurrence, timer.values)
+    return _start(contact, record, occurrence, book, deps, consumed=consumed)
+
+
+def resume(contact: ContactId, run_key: str, deps: Automating) -> int:
+    """Finish a run recorded but not marked done (a crash between recording and doing)."""
+    run = deps.runs.pending(contact, run_key)
+    if run is None:
+        return 0
+    _perform(ContactId.parse(run.contact_id), run, deps)
+    return 1
+
+
+def run_timers(deps: Automating, on_profile: ProfileHandler | None = None) -> int:
+    """Everything due: each entry on its own, so one that fails stays due and the others go on."""
+    done = failed = 0
+    for item in deps.runs.due(deps.clock.now()):
+        try:
+            if item.kind == "timer":
+                on_timer(item.contact, item.key, deps)
+            elif item.kind == "run":
+                resume(item.contact, item.key, deps)
+            else:
+                record = deps.contacts.profile(item.contact)
+                if record is None or record.merged_into:
+                    continue
+                on_profile_due(record, deps)
+                if on_profile is not None:
+                    on_profile(item.contact)
+            done += 1
+        except Exception:  # noqa: BLE001 - isolate the failure to this entry
+            failed += 1
+            deps.telemetry.failure("a due entry failed")
+    deps.telemetry.count("DueDone", done)
+    deps.telemetry.count("DueFailed", failed)
+    return done
+
+
+class ProfileHandler(Protocol):
+    def __call__(self, contact: ContactId) -> object: ...
+
+
+# --- the run --------------------------------------------------------------------------------------------
+
+
+def _start(
+    contact: ContactId,
+    record: ContactRecord,
+    occurrence: Occurrence,
+    book: AutomationBook,
+    deps: Automating,
+    *,
+    consumed: Consumed | None = None,
+) -> int:
+    automation = book.get(occurrence.automation)
+    now = deps.clock.now()
+    if automation is None or automation.paused:
+        return 0
+    entry = None
+    if occurrence.step == 0:
+        if not _conditions_hold(automation, record, deps):
+            if consumed is not None:
+                deps.runs.consume(contact, consumed)
+            return 0
+        entry = _entry(automation, record, now)
+        if entry is False:
+            if consumed is not None:
+                deps.runs.consume(contact, consumed)
+            deps.telemetry.count("AutomationRunsLimited", 1)
+            return 0
+    run = plan(automation, record, occurrence, deps.decay, now)
+    outcome = deps.runs.start(contact, run, now=now, entry=entry or None, consumed=consumed)
+    if outcome == "limited":
+        deps.telemetry.count("AutomationRunsLimited", 1)
+        return 0
+    if outcome == "duplicate":
+        pending = deps.runs.pending(contact, run.key)
+        if pending is None:
+            return 0
+        run = pending
+    deps.telemetry.count("AutomationRuns" if run.status == "acted" else "AutomationRunsHeldOut", 1)
+    _perform(contact, run, deps)
+    return 1
+
+
+def _perform(contact: ContactId, run: Plan, deps: Automating) -> None:
+    """Do what a recorded run says; each effect is idempotent, so a retry does each once."""
+    now = deps.clock.now()
+    if run.requests:
+        deps.queue.enqueue(run.requests)
+    if run.status == "acted":
+        if run.tags_added or run.tags_removed:
+            deps.effects.tag(contact, run.tags_added, run.tags_removed, now)
+        if run.points:
+            deps.effects.award(contact, run, now)
+        if run.stage:
+            deps.stages.move(contact, run.stage, f"automation {run.automation}")
+    deps.runs.done(contact, run.key)
+    deps.telemetry.count("DeliveryRequestsQueued", len(run.requests))
+
+
+def _conditions_hold(automation: StoredAutomation | None, record: ContactRecord, deps: Automating) -> bool:
+    return automation is not None and holds(automation.conditions, record, deps.decay, deps.clock.now())
+
+
+def _entry(
+    automation: StoredAutomation, record: ContactRecord, now: datetime
+) -> Entry | Literal[False] | None:
+    """The re-entry mark a start takes, ``False`` if the contact may not enter now, ``None`` if unlimited."""
+    if automation.reentry == "always":
+        return None
+    until = record.entered.get(automation.id)
+    if until is not None and (until == "never" or until > format_time(now)):
+        return False
+    if automation.reentry == "once":
+        return Entry(automation.id, None)
+    assert automation.period is not None
+    return Entry(automation.id, shift(now, automation.period, zone_of(record.traits)))
+
+
+def _profile(contact: ContactId, deps: Automating) -> ContactRecord | None:
+    """The profile holding the contact now: a merged-away contact's events act on the one it joined."""
+    for _ in range(MAX_MERGE_HOPS):
+        record = deps.contacts.profile(contact)
+        if record is None or not record.merged_into:
+            return record
+        contact = ContactId.parse(record.merged_into)
+    return None
+
+
+# --- what the stage function needs to know ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Watches:
+    """What time alone may start, for the contact's due time; and the score thresholds to watch."""
+
+    source: AutomationSource
+
+    def wakeup(self, record: ContactRecord, now: datetime) -> datetime | None:
+        return wakeup(self.source.book(), record, now)
+
+    def thresholds(self) -> tuple[tuple[str, float], ...]:
+        return thresholds(self.source.book())
+
+
+__all__ = ["Automating", "Watches", "on_event", "on_signal", "on_timer", "resume", "run_timers"]
