@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from shared.adapters.contact_items import BASELINE, SCORE, partition, profile_key, record_from_item
+from shared.adapters.contact_items import (
+    BASELINE,
+    SCORE,
+    SCORE_ABOVE,
+    partition,
+    profile_key,
+    record_from_item,
+)
 from shared.adapters.contact_profiles import read_profile
 from shared.adapters.dynamodb import (
     error_code,
@@ -142,6 +149,11 @@ class DynamoStageStore:
                 x.set("dueAt", s(due))
                 x.set("dueShard", s(due_shard(contact, self._shards)))
                 x.set("dueKey", s(f"{due}#{contact}"))
+        if evaluation.score_above != record.score_above:
+            if evaluation.score_above:
+                x.set(SCORE_ABOVE, ss(evaluation.score_above))
+            else:
+                x.remove(SCORE_ABOVE)
         if outputs:
             x.add("pendingOutputs", n(len(outputs)))
         sequence = x.name("stageSeq")

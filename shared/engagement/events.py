@@ -52,4 +52,15 @@ class LeadRouted(_Event):
     reason: str
 
 
-Output = ContactStageChanged | EngagementQuarterChanged | LeadRouted
+class ScoreThresholdCrossed(_Event):
+    """A score an automation watches crossed its threshold: upward by new points, downward by decay or
+    by points taken away."""
+
+    detail_type: Literal["ScoreThresholdCrossed"] = Field("ScoreThresholdCrossed", exclude=True)
+    dimension: str
+    threshold: float
+    direction: Literal["up", "down"]
+    engagement: float
+
+
+Output = ContactStageChanged | EngagementQuarterChanged | LeadRouted | ScoreThresholdCrossed

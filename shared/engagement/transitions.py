@@ -23,7 +23,9 @@ DUE_MARGIN = timedelta(minutes=1)
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    kind: Literal["stage", "quarter"]
+    #: ``threshold``: a score automations watch crossed (source/target ``below``/``above``, reason the
+    #: watch ``<dimension>@<threshold>``)
+    kind: Literal["stage", "quarter", "threshold"]
     source: str | None
     target: str
     reason: str
@@ -43,6 +45,8 @@ class Evaluation:
     due_at: datetime | None
     #: the stored due time must change (earlier, or the old one has passed)
     write_due: bool
+    #: the watched thresholds the contact is at or above now
+    score_above: frozenset[str] = frozenset()
 
     @property
     def stage_changed(self) -> bool:
@@ -52,7 +56,22 @@ class Evaluation:
         return bool(self.moves) or self.write_due or self.sales_ready != record.sales_ready
 
 
-def evaluate(record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime) -> Evaluation:
+@dataclass(frozen=True, slots=True)
+class Watching:
+    """What automations ask the evaluation to watch: score thresholds (crossings are announced), and the
+    next moment time alone starts one (a lapse, an anniversary), which joins the contact's due time."""
+
+    thresholds: tuple[tuple[str, float], ...] = ()
+    wakeup: datetime | None = None
+
+
+def watch_key(dimension: str, threshold: float) -> str:
+    return f"{dimension}@{threshold:g}"
+
+
+def evaluate(
+    record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime, watching: Watching = Watching()
+) -> Evaluation:
     overall = record.scores.get("global", DimensionScore())
     engagement = overall.value(decay, now)
     direction = trend(engagement, overall.value(decay, now, recent=True))
@@ -100,6 +119,20 @@ def evaluate(record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime)
     sales_ready = identified and (current_quarter is Quarter.SALES or funnel.stage(stage).routes_lead)
 
     due_at = _next_due(funnel, stage, engagement, stage_score, purchased, current_quarter, decay, now)
+    above: set[str] = set()
+    for dimension, threshold in watching.thresholds:
+        value = _dimension(record, dimension, engagement, stage_score, decay, now)
+        key = watch_key(dimension, threshold)
+        if value >= threshold:
+            above.add(key)
+            crossing_at = crossing(value, threshold, decay.current.half_life, now)
+            if crossing_at is not None:
+                due_at = min(due_at, crossing_at + DUE_MARGIN) if due_at else crossing_at + DUE_MARGIN
+        was = key in record.score_above
+        if was != (key in above):
+            moves.append(Move("threshold", "above" if was else "below", "below" if was else "above", key))
+    if watching.wakeup is not None and watching.wakeup > now:
+        due_at = min(due_at, watching.wakeup) if due_at else watching.wakeup
     write_due = due_at != record.due_at and (
         record.due_at is None or record.due_at <= now or (due_at is not None and due_at < record.due_at)
     )
@@ -115,7 +148,23 @@ def evaluate(record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime)
         route=sales_ready and not record.sales_ready and stage != funnel.accepted,
         due_at=due_at,
         write_due=write_due,
+        score_above=frozenset(above),
     )
+
+
+def _dimension(
+    record: ContactRecord,
+    dimension: str,
+    engagement: float,
+    stage_score: float,
+    decay: Decay,
+    now: datetime,
+) -> float:
+    if dimension == "global":
+        return engagement
+    if dimension == "stage":
+        return stage_score
+    return record.scores.get(dimension, DimensionScore()).value(decay, now)
 
 
 def _next_due(

@@ -24,10 +24,16 @@ from typing import Protocol
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.engagement.events import ContactStageChanged, EngagementQuarterChanged, LeadRouted, Output
+from shared.engagement.events import (
+    ContactStageChanged,
+    EngagementQuarterChanged,
+    LeadRouted,
+    Output,
+    ScoreThresholdCrossed,
+)
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
-from shared.engagement.transitions import Evaluation, Move, evaluate
+from shared.engagement.transitions import Evaluation, Move, Watching, evaluate
 from shared.errors import Conflict, DependencyUnavailable, NotFound
 from shared.scoring.decay import Decay
 
@@ -101,6 +107,14 @@ class FunnelSource(Protocol):
     def funnel(self) -> Funnel: ...
 
 
+class WatchSource(Protocol):
+    """What automations ask stage evaluations to watch (``shared.usecases.automation.Watches``)."""
+
+    def thresholds(self) -> tuple[tuple[str, float], ...]: ...
+
+    def wakeup(self, record: ContactRecord, now: datetime) -> datetime | None: ...
+
+
 class Telemetry(Protocol):
     def count(self, name: str, value: int) -> None: ...
 
@@ -118,6 +132,16 @@ class Engagement:
     router: Router
     publisher: Publisher
     telemetry: Telemetry
+    #: automations' score thresholds and wake-ups; none: stages only
+    automations: WatchSource | None = None
+
+    def evaluate(self, record: ContactRecord, funnel: Funnel, now: datetime) -> Evaluation:
+        watching = (
+            Watching(self.automations.thresholds(), self.automations.wakeup(record, now))
+            if self.automations is not None
+            else Watching()
+        )
+        return evaluate(record, funnel, self.decay, now, watching)
 
 
 def on_change(record: ContactRecord, deps: Engagement) -> int:
@@ -132,7 +156,7 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
         return 0
     funnel = deps.funnels.funnel()
     now = deps.clock.now()
-    if not evaluate(record, funnel, deps.decay, now).changes(record):
+    if not deps.evaluate(record, funnel, now).changes(record):
         return publish_pending(contact, deps) if record.pending_outputs > 0 else 0
     writes = 0
     for _ in range(MAX_ATTEMPTS):
@@ -140,7 +164,7 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
         if fresh is None or fresh.merged_into:
             return writes
         record = fresh
-        evaluation = evaluate(record, funnel, deps.decay, now)
+        evaluation = deps.evaluate(record, funnel, now)
         if not evaluation.changes(record):
             break
         owner = deps.router.assign(keep=record.owner) if evaluation.route else None
@@ -233,6 +257,19 @@ def announcements(
                     **common,
                 )
             )
+        elif move.kind == "threshold":
+            dimension, threshold = move.reason.rsplit("@", 1)
+            outputs.append(
+                ScoreThresholdCrossed(
+                    event_id=f"{base}#{n}",
+                    contact_id=str(contact),
+                    at=now,
+                    dimension=dimension,
+                    threshold=float(threshold),
+                    direction="up" if move.target == "above" else "down",
+                    engagement=round(evaluation.engagement, 6),
+                )
+            )
         else:
             outputs.append(
                 EngagementQuarterChanged(
@@ -275,16 +312,46 @@ def accept(contact: ContactId, salesperson_id: str, deps: Engagement) -> str:
         if not funnel.stage(current).routes_lead:
             raise Conflict(f"the contact is in stage {current}, not awaiting acceptance")
         now = deps.clock.now()
-        evaluation = evaluate(record, funnel, deps.decay, now)
+        evaluation = deps.evaluate(record, funnel, now)
         accepted = Move("stage", current, funnel.accepted, f"accepted by {salesperson_id}")
         evaluation = replace(
             evaluation,
             stage=funnel.accepted,
-            moves=(accepted, *(m for m in evaluation.moves if m.kind == "quarter")),
+            moves=(accepted, *(m for m in evaluation.moves if m.kind != "stage")),
             route=False,
         )
         outputs = announcements(contact, record, evaluation, funnel, None, now)
         if deps.stages.apply(contact, record, evaluation, outputs, None, now):
             publish_pending(contact, deps)
             return funnel.accepted
+    raise Conflict("the contact kept changing; retry")
+
+
+def move_to(contact: ContactId, stage: str, reason: str, deps: Engagement) -> str | None:
+    """Move a contact to a stage of the funnel (an automation's step): recorded and announced like any
+    move. Already there: nothing to do. Returns the stage, ``None`` for an unknown contact."""
+    funnel = deps.funnels.funnel()
+    target = funnel.stage(stage).id
+    if target != stage:
+        raise NotFound(f"no stage {stage} in the funnel")
+    for _ in range(MAX_ATTEMPTS):
+        record = deps.stages.profile(contact)
+        if record is None or record.merged_into:
+            return None
+        current = funnel.stage(record.stage).id
+        if current == target:
+            return current
+        now = deps.clock.now()
+        evaluation = deps.evaluate(record, funnel, now)
+        moved = Move("stage", current, target, reason)
+        evaluation = replace(
+            evaluation,
+            stage=target,
+            moves=(moved, *(m for m in evaluation.moves if m.kind != "stage")),
+            route=False,
+        )
+        outputs = announcements(contact, record, evaluation, funnel, None, now)
+        if deps.stages.apply(contact, record, evaluation, outputs, None, now):
+            publish_pending(contact, deps)
+            return target
     raise Conflict("the contact kept changing; retry")
