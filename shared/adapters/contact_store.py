@@ -27,6 +27,7 @@ from shared.adapters.contact_items import (
     FOLDED,
     GROUP,
     INSERTED,
+    LAST,
     MERGE_REQUESTED,
     MERGE_WRITER,
     MOVED_FROM,
@@ -315,6 +316,8 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
         x.set_if_absent(GROUP + group, stamp)
     if change.last_purchase_at is not None and change.last_purchase_at >= change.last_seen - IMPORT_HORIZON:
         x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
+    if change.last_visit_at is not None and change.last_visit_at >= change.last_seen - IMPORT_HORIZON:
+        x.set(LAST + "visit", s(format_time(change.last_visit_at)))
     x.add("eventCount", n(len(change.events)))
     x.add("rev", n(1))
     for behaviour, count in change.counts.items():

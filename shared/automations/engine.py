@@ -51,16 +51,11 @@ from shared.delivery.requests import DeliveryRequest
 from shared.scoring.decay import Decay, trend
 from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Predicate, lookup, matches
-from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
 
 #: a date anniversary found by a due run this long after its moment still fires (a run can be late)
 DATE_GRACE = timedelta(days=1)
-#: what an inactivity trigger's ``since`` reads: behaviours grouped under one name
-FAMILIES: Mapping[str, frozenset[str]] = {
-    "visit": frozenset({Behaviour.VISIT, Behaviour.VISIT_FROM_ADS, Behaviour.VISIT_FROM_SEARCH}),
-}
 
 
 @dataclass(frozen=True, slots=True)

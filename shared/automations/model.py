@@ -99,9 +99,9 @@ class EventTrigger(_Model):
         return self
 
 
-#: what an inactivity trigger counts from: any tracked call, a purchase, or one behaviour (its family:
-#: ``visit`` includes visits from ads and from search)
-Since = Literal["activity", "purchase", "visit"] | Behaviour
+#: what an inactivity trigger counts from: any tracked call, a page visit (however the visitor came), or
+#: a purchase
+Since = Literal["activity", "visit", "purchase"]
 
 
 class InactivityTrigger(_Model):

@@ -54,6 +54,8 @@ class ContactChange:
     last_seen: datetime
     revenue: Decimal
     last_purchase_at: datetime | None
+    #: the latest page visit (any visit behaviour), which inactivity automations can count from
+    last_visit_at: datetime | None = None
     timezone_hint: str | None = None
     scored: Scored = NOTHING
     #: identities to merge into this contact (identify, alias), done off the request path
@@ -124,10 +126,15 @@ def plan_change(
         last_seen=max(e.received_at for e in ordered),
         revenue=revenue,
         last_purchase_at=purchases[-1].timestamp if purchases else None,
+        last_visit_at=max((e.timestamp for e in ordered if e.behaviour in VISITS), default=None),
         timezone_hint=None if TIMEZONE_TRAIT in traits else hint,
         scored=scored,
         merge_from=frozenset(source for source, _ in identity_links(ordered) if source != contact),
     )
+
+
+#: what counts as a visit: a page view, however the visitor came
+VISITS = frozenset({Behaviour.VISIT, Behaviour.VISIT_FROM_ADS, Behaviour.VISIT_FROM_SEARCH})
 
 
 def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, ContactId]]:

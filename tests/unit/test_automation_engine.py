@@ -24,12 +24,13 @@ from shared.automations.engine import (
 )
 from shared.automations.model import Automation, Condition, Delay, StoredAutomation
 from shared.contacts.model import ContactRecord
-from shared.engagement.transitions import Watching, evaluate, watch_key
 from shared.engagement.funnel import default_funnel
 from shared.engagement.index import Thresholds
+from shared.engagement.transitions import Watching, evaluate, watch_key
 from shared.scoring.decay import Decay
 from shared.scoring.model import DimensionScore
-from shared.tracking.messages import Limits, parse_calls
+from shared.tracking.messages import parse_calls
+from shared.tracking.wire import Limits
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DECAY = Decay(timedelta(days=30))
@@ -383,3 +384,16 @@ def test_an_automation_wakeup_joins_the_due_time() -> None:
     soon = NOW + timedelta(days=2)
     result = evaluate(contact(), funnel, DECAY, NOW, Watching(wakeup=soon))
     assert result.due_at == soon and result.write_due
+
+
+def test_a_visit_is_counted_from_the_last_page_view_not_any_call() -> None:
+    visit_lapse = stored(
+        id="v",
+        trigger={"type": "inactivity", "days": 30, "since": "visit"},
+        steps=[{"action": "tag", "add": "x"}],
+    )
+    book = AutomationBook([visit_lapse])
+    ann = contact(last_seen_at=NOW, last_times={"visit": NOW - timedelta(days=31)})
+    (lapse,) = lapses(book, ann, NOW)
+    assert lapse.key.startswith("lapse@")
+    assert lapses(book, contact(last_seen_at=NOW), NOW) == [], "never visited: nothing to lapse from"

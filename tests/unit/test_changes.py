@@ -101,3 +101,19 @@ def test_context_timezone_is_only_a_hint() -> None:
         ),
     )
     assert explicit.timezone_hint is None and explicit.traits_set["timezone"] == "UTC"
+
+
+def test_the_last_visit_is_the_latest_page_view_for_inactivity_automations() -> None:
+    change = plan_change(
+        ANN,
+        calls(
+            {"type": "page", "userId": "ann", "timestamp": at(30), "properties": {"url": "https://x.test/a"}},
+            {"type": "page", "userId": "ann", "timestamp": at(10), "properties": {"url": "https://x.test/b"}},
+            {"type": "track", "event": "Order Completed", "userId": "ann", "timestamp": at(1)},
+        ),
+    )
+    assert change.last_visit_at == NOW - timedelta(minutes=10)
+    only_orders = plan_change(
+        ANN, calls({"type": "track", "event": "Order Completed", "userId": "ann", "timestamp": at(1)})
+    )
+    assert only_orders.last_visit_at is None
