@@ -19,11 +19,12 @@ from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TIMEZONE_TRAIT, Con
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
+from shared.delivery.requests import DeliveryRequest
 from shared.engagement.events import LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.engagement.transitions import Evaluation
-from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
+from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
 from shared.scoring.catalogue import effective
 from shared.scoring.decay import Decay
 from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
@@ -1049,3 +1050,18 @@ class MemoryRunStore:
             values=json.loads(json.dumps(dict(timer.values), default=str)),
         )
         self.timers_by_contact.setdefault(contact, {})[timer.key] = stored
+
+
+@dataclass
+class MemoryDeliveryQueue:
+    """The delivery queue: what was handed over, in order (as delivery would read it: the JSON body)."""
+
+    sent: list[DeliveryRequest] = field(default_factory=list)
+    unavailable: bool = False
+
+    def enqueue(self, requests: Sequence[DeliveryRequest]) -> None:
+        if any(len(r.model_dump_json().encode()) > 256 * 1024 for r in requests):
+            raise PayloadTooLarge("a delivery request is over the 256 KB a queued message holds")
+        if self.unavailable:
+            raise DependencyUnavailable("the delivery queue is unavailable right now; retry")
+        self.sent += [DeliveryRequest.model_validate_json(r.model_dump_json()) for r in requests]
