@@ -12,6 +12,7 @@ from decimal import Decimal
 from secrets import token_urlsafe
 from typing import Any
 
+from shared.automations.awards import award_event, award_ledger
 from shared.automations.engine import Plan, Timer
 from shared.automations.views import RunView, TimerView
 from shared.clock import FixedClock
@@ -376,12 +377,14 @@ class MemoryContactStore:
         for b, c in change.counts.items():
             p.counts[b] = p.counts.get(b, 0) + c
         p.anonymous_ids |= change.anonymous_ids
-        p.event_count += len(change.events)
+        p.event_count += len(change.activity)
         p.revenue += change.revenue
         p.add_scores(change.scored.totals, change.scored.sums)
         for claim in change.scored.limits:
             count, day = p.rule_uses.get(claim.rule_id, (0, None))
             p.rule_uses[claim.rule_id] = (count + claim.count, claim.last_day if claim.first_day else day)
+        if not change.activity:  # points an automation awarded alone are no activity
+            return
         horizon = change.last_seen - IMPORT_HORIZON
         first_seen = stored_time(change.first_seen)
         if p.first_seen is None or (change.first_seen < horizon and first_seen < p.first_seen):
@@ -1065,3 +1068,26 @@ class MemoryDeliveryQueue:
         if self.unavailable:
             raise DependencyUnavailable("the delivery queue is unavailable right now; retry")
         self.sent += [DeliveryRequest.model_validate_json(r.model_dump_json()) for r in requests]
+
+
+@dataclass
+class MemoryContactEffects:
+    """Tags on the contact store's profiles; points as one entry of the contact's log per run, folded in
+    by the aggregation as the adapter's are."""
+
+    contacts: MemoryContactStore
+
+    def tag(self, contact: ContactId, added: Sequence[str], removed: Sequence[str], at: datetime) -> None:
+        p = self.contacts.profiles.get(contact)
+        if p is None:
+            return
+        for tag in added:
+            p.tags.setdefault(tag, stored_time(at))
+        for tag in removed:
+            if tag not in added:
+                p.tags.pop(tag, None)
+
+    def award(self, contact: ContactId, run: Plan, at: datetime) -> None:
+        ledger = award_ledger(run)
+        if ledger:
+            self.contacts.append([NewEntry(contact, award_event(run, at), ledger)])
