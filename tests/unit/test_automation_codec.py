@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from shared.adapters.automation_store import plan_json, plan_of, timer_data, timer_of
+from shared.adapters.automation_runs import plan_json, plan_of, timer_data, timer_of
 from shared.automations.engine import Coupon, Plan, Timer
 from shared.automations.model import PointsStep
 from shared.delivery.requests import DeliveryRequest

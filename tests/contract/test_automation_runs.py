@@ -25,7 +25,7 @@ def ports(implementation, contact_tables):
     if implementation == "fake":
         contacts = MemoryContactStore()
         return contacts, MemoryRunStore(contacts)
-    from shared.adapters.automation_store import DynamoRunStore
+    from shared.adapters.automation_runs import DynamoRunStore
 
     tables = contact_tables()
     return tables.stores(), DynamoRunStore(tables.db, contacts_table=tables.contacts)
