@@ -12,16 +12,20 @@ from decimal import Decimal
 from secrets import token_urlsafe
 from typing import Any
 
+from shared.automations.awards import award_event, award_ledger
+from shared.automations.engine import Plan, Timer
+from shared.automations.views import RunView, TimerView
 from shared.clock import FixedClock
 from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TIMEZONE_TRAIT, ContactChange, trait_bytes
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
+from shared.delivery.requests import DeliveryRequest
 from shared.engagement.events import LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.engagement.transitions import Evaluation
-from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
+from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
 from shared.scoring.catalogue import effective
 from shared.scoring.decay import Decay
 from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
@@ -32,6 +36,7 @@ from shared.tracking.proofs import SourceSecret
 from shared.tracking.rates import RateLimit
 from shared.tracking.trust import Source, Trust
 from shared.usecases.aggregation import Aggregation, Folded, NewEvent, aggregate
+from shared.usecases.automation import RESUME_AFTER, Consumed, DueItem, Entry, Started
 from shared.usecases.engagement import Delivery, Pending
 from shared.usecases.merging import MergeRequest, Merging, on_merge_requested
 from shared.usecases.recording import (
@@ -86,6 +91,8 @@ class MemoryProfile:
     retracted: dict[str, Retraction] = field(default_factory=dict)
     #: stage attributes, written by the stage store only (``ContactRecord`` field names)
     stage: dict[str, Any] = field(default_factory=dict)
+    #: automation -> re-entry mark (a stored time, or ``never``), written by the run store only
+    entered: dict[str, str] = field(default_factory=dict)
 
     def record(self, contact: ContactId) -> ContactRecord:
         scores: dict[str, dict[str, Any]] = {}
@@ -110,6 +117,7 @@ class MemoryProfile:
             merged_into=self.merged_into,
             scores={d: DimensionScore(**s) for d, s in scores.items()},
             rule_uses=dict(self.rule_uses),
+            entered=dict(self.entered),
             **self.stage,
         )
 
@@ -369,12 +377,14 @@ class MemoryContactStore:
         for b, c in change.counts.items():
             p.counts[b] = p.counts.get(b, 0) + c
         p.anonymous_ids |= change.anonymous_ids
-        p.event_count += len(change.events)
+        p.event_count += len(change.activity)
         p.revenue += change.revenue
         p.add_scores(change.scored.totals, change.scored.sums)
         for claim in change.scored.limits:
             count, day = p.rule_uses.get(claim.rule_id, (0, None))
             p.rule_uses[claim.rule_id] = (count + claim.count, claim.last_day if claim.first_day else day)
+        if not change.activity:  # points an automation awarded alone are no activity
+            return
         horizon = change.last_seen - IMPORT_HORIZON
         first_seen = stored_time(change.first_seen)
         if p.first_seen is None or (change.first_seen < horizon and first_seen < p.first_seen):
@@ -924,3 +934,160 @@ class MemoryRateCounters:
         self.totals[key] = self.totals.get(key, 0) + n
         self.expiries[key] = expires_at
         return self.totals[key]
+
+
+@dataclass
+class MemoryRun:
+    plan: Plan
+    status: str
+    at: datetime
+    due_at: datetime | None
+
+
+@dataclass
+class MemoryRunStore:
+    """Runs and timers per contact, with the re-entry marks on the contact store's profiles; a run, its
+    timers, its mark and the timer it consumes are written together or not at all (the transaction)."""
+
+    contacts: MemoryContactStore
+    runs_by_contact: dict[ContactId, dict[str, MemoryRun]] = field(default_factory=dict)
+    timers_by_contact: dict[ContactId, dict[str, Timer]] = field(default_factory=dict)
+
+    def start(
+        self,
+        contact: ContactId,
+        run: Plan,
+        *,
+        now: datetime,
+        entry: Entry | None = None,
+        consumed: Consumed | None = None,
+    ) -> Started:
+        if run.key in self.runs_by_contact.get(contact, {}):
+            return "duplicate"
+        if entry is not None:
+            p = self.contacts.profiles.get(contact)
+            mark = None if p is None else p.entered.get(entry.automation)
+            if p is None or (mark is not None and (mark == "never" or mark > _text_time(now))):
+                return "limited"
+        if consumed is not None and not self._still_at(contact, consumed):
+            return "duplicate"
+        self.runs_by_contact.setdefault(contact, {})[run.key] = MemoryRun(
+            run, "pending", stored_time(now), stored_time(now + RESUME_AFTER)
+        )
+        if consumed is not None:
+            self._consume(contact, consumed)
+        for timer in run.timers:
+            self._put(contact, timer)
+        if entry is not None:
+            until = "never" if entry.until is None else _text_time(entry.until)
+            self.contacts.profiles[contact].entered[entry.automation] = until
+        return "started"
+
+    def pending(self, contact: ContactId, run_key: str) -> Plan | None:
+        found = self.runs_by_contact.get(contact, {}).get(run_key)
+        return found.plan if found is not None and found.status == "pending" else None
+
+    def done(self, contact: ContactId, run_key: str) -> None:
+        found = self.runs_by_contact.get(contact, {}).get(run_key)
+        if found is not None:
+            found.status, found.due_at = "done", None
+
+    def arm(self, contact: ContactId, timers: Sequence[Timer]) -> int:
+        armed = 0
+        for timer in timers:
+            if timer.key not in self.timers_by_contact.get(contact, {}):
+                self._put(contact, timer)
+                armed += 1
+        return armed
+
+    def timer(self, contact: ContactId, key: str) -> Timer | None:
+        return self.timers_by_contact.get(contact, {}).get(key)
+
+    def consume(self, contact: ContactId, consumed: Consumed) -> bool:
+        if not self._still_at(contact, consumed):
+            return False
+        self._consume(contact, consumed)
+        return True
+
+    def due(self, now: datetime) -> list[DueItem]:
+        found = [
+            DueItem(contact, "profile")
+            for contact, p in self.contacts.profiles.items()
+            if p.stage.get("due_at") is not None and p.stage["due_at"] <= now
+        ]
+        for contact, timers in self.timers_by_contact.items():
+            found += [DueItem(contact, "timer", key) for key, t in timers.items() if t.due <= now]
+        for contact, runs in self.runs_by_contact.items():
+            found += [
+                DueItem(contact, "run", key)
+                for key, r in runs.items()
+                if r.due_at is not None and r.due_at <= now
+            ]
+        return found
+
+    def runs(self, contact: ContactId, limit: int = 50) -> list[RunView]:
+        views = [RunView.of(r.plan, r.status, r.at) for r in self.runs_by_contact.get(contact, {}).values()]  # type: ignore[arg-type]
+        return sorted(views, key=lambda v: v.at, reverse=True)[:limit]
+
+    def timers(self, contact: ContactId) -> list[TimerView]:
+        return sorted(
+            (TimerView.of(t) for t in self.timers_by_contact.get(contact, {}).values()), key=lambda v: v.due
+        )
+
+    def _still_at(self, contact: ContactId, consumed: Consumed) -> bool:
+        held = self.timers_by_contact.get(contact, {}).get(consumed.key)
+        return held is not None and held.n == consumed.n
+
+    def _consume(self, contact: ContactId, consumed: Consumed) -> None:
+        timers = self.timers_by_contact.setdefault(contact, {})
+        timers.pop(consumed.key, None)
+        if consumed.then is not None:
+            self._put(contact, consumed.then)
+
+    def _put(self, contact: ContactId, timer: Timer) -> None:
+        """As stored: times to the millisecond, values as JSON gives them back."""
+        stored = replace(
+            timer,
+            due=stored_time(timer.due),
+            origin=None if timer.origin is None else stored_time(timer.origin),
+            values=json.loads(json.dumps(dict(timer.values), default=str)),
+        )
+        self.timers_by_contact.setdefault(contact, {})[timer.key] = stored
+
+
+@dataclass
+class MemoryDeliveryQueue:
+    """The delivery queue: what was handed over, in order (as delivery would read it: the JSON body)."""
+
+    sent: list[DeliveryRequest] = field(default_factory=list)
+    unavailable: bool = False
+
+    def enqueue(self, requests: Sequence[DeliveryRequest]) -> None:
+        if any(len(r.model_dump_json().encode()) > 256 * 1024 for r in requests):
+            raise PayloadTooLarge("a delivery request is over the 256 KB a queued message holds")
+        if self.unavailable:
+            raise DependencyUnavailable("the delivery queue is unavailable right now; retry")
+        self.sent += [DeliveryRequest.model_validate_json(r.model_dump_json()) for r in requests]
+
+
+@dataclass
+class MemoryContactEffects:
+    """Tags on the contact store's profiles; points as one entry of the contact's log per run, folded in
+    by the aggregation as the adapter's are."""
+
+    contacts: MemoryContactStore
+
+    def tag(self, contact: ContactId, added: Sequence[str], removed: Sequence[str], at: datetime) -> None:
+        p = self.contacts.profiles.get(contact)
+        if p is None:
+            return
+        for tag in added:
+            p.tags.setdefault(tag, stored_time(at))
+        for tag in removed:
+            if tag not in added:
+                p.tags.pop(tag, None)
+
+    def award(self, contact: ContactId, run: Plan, at: datetime) -> None:
+        ledger = award_ledger(run)
+        if ledger:
+            self.contacts.append([NewEntry(contact, award_event(run, at), ledger)])

@@ -112,6 +112,8 @@ class DynamoContactStore:
     def _imported_times(self, change: ContactChange) -> None:
         """History sent late (``/v1/import``) may hold the earliest visit or the latest purchase; those
         times move only one way, by conditional writes, so an old import never moves them back."""
+        if not change.activity:
+            return
         horizon = change.last_seen - IMPORT_HORIZON
         moves = []
         if change.first_seen < horizon:
@@ -297,9 +299,11 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
     x.set("lastWriter", s(WRITER))
     if contact.kind == "user_id":
         x.set("userId", s(contact.value))
-    x.set_if_absent("firstSeenAt", s(format_time(change.first_seen)))
-    x.set("lastSeenAt", s(format_time(change.last_seen)))
-    x.set("updatedAt", s(format_time(change.last_seen)))
+    active = len(change.activity)
+    if active:  # points an automation awarded alone are no activity
+        x.set_if_absent("firstSeenAt", s(format_time(change.first_seen)))
+        x.set("lastSeenAt", s(format_time(change.last_seen)))
+        x.set("updatedAt", s(format_time(change.last_seen)))
     for name, value in change.traits_set.items():
         x.set(TRAIT + name, js(value))
     added = change.trait_bytes
@@ -318,7 +322,8 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
         x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
     if change.last_visit_at is not None and change.last_visit_at >= change.last_seen - IMPORT_HORIZON:
         x.set(LAST + "visit", s(format_time(change.last_visit_at)))
-    x.add("eventCount", n(len(change.events)))
+    if active:
+        x.add("eventCount", n(active))
     x.add("rev", n(1))
     for behaviour, count in change.counts.items():
         x.add(COUNT + behaviour, n(count))

@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 
 from shared.adapters.contact_items import (
     BASELINE,
+    PROFILE,
     SCORE,
     SCORE_ABOVE,
     partition,
@@ -104,6 +105,31 @@ def due_shard(contact: ContactId, shards: int) -> str:
     return f"DUE#{zlib.crc32(str(contact).encode()) % shards}"
 
 
+def due_key(contact: ContactId, due: datetime) -> str:
+    """The due index's sort key: the due time first, so a range read finds what has come."""
+    return f"{format_time(due)}#{contact}"
+
+
+def due_entries(client: Any, table: str, shards: int, now: datetime) -> list[tuple[ContactId, str]]:
+    """Every entry of the due index whose time has come, as (contact, sort key of the item): a profile
+    (stages, lapses, anniversaries), a timer or a run left pending. One Query per shard, keys only."""
+    upto = format_time(now) + "~"
+    found: list[tuple[ContactId, str]] = []
+    for shard in range(shards):
+        request = {
+            "TableName": table,
+            "IndexName": BY_DUE.name,
+            "KeyConditionExpression": "#p = :p AND #k <= :upto",
+            "ExpressionAttributeNames": {"#p": BY_DUE.partition_key, "#k": BY_DUE.sort_key},
+            "ExpressionAttributeValues": {":p": s(f"DUE#{shard}"), ":upto": s(upto)},
+        }
+        found += [
+            (ContactId.parse(i["pk"]["S"].removeprefix("C#")), i["sk"]["S"])
+            for i in query_all(client, request, "the due index")
+        ]
+    return found
+
+
 class DynamoStageStore:
     def __init__(self, client: Any, *, contacts_table: str, decay: Decay, due_shards: int = 8) -> None:
         self._db = client
@@ -148,7 +174,7 @@ class DynamoStageStore:
                 due = format_time(evaluation.due_at)
                 x.set("dueAt", s(due))
                 x.set("dueShard", s(due_shard(contact, self._shards)))
-                x.set("dueKey", s(f"{due}#{contact}"))
+                x.set("dueKey", s(due_key(contact, evaluation.due_at)))
         if evaluation.score_above != record.score_above:
             if evaluation.score_above:
                 x.set(SCORE_ABOVE, ss(evaluation.score_above))
@@ -319,21 +345,11 @@ class DynamoStageStore:
 
     def due(self, now: datetime) -> list[ContactId]:
         """Contacts whose due time has come: one Query per shard, touching only due entries."""
-        upto = format_time(now) + "~"
-        found: list[ContactId] = []
-        for shard in range(self._shards):
-            request = {
-                "TableName": self._table,
-                "IndexName": BY_DUE.name,
-                "KeyConditionExpression": "#p = :p AND #k <= :upto",
-                "ExpressionAttributeNames": {"#p": BY_DUE.partition_key, "#k": BY_DUE.sort_key},
-                "ExpressionAttributeValues": {":p": s(f"DUE#{shard}"), ":upto": s(upto)},
-            }
-            found += [
-                ContactId.parse(i["pk"]["S"].removeprefix("C#"))
-                for i in query_all(self._db, request, "the due index")
-            ]
-        return found
+        return [
+            contact
+            for contact, sort_key in due_entries(self._db, self._table, self._shards, now)
+            if sort_key == PROFILE
+        ]
 
     @staticmethod
     def _failure(exc: Exception) -> BaseException:

@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from shared.contacts.identity import ContactId
-from shared.scoring.engine import NOTHING, TAG_PREFIX, Scored, ScoringContext, score
-from shared.tracking.behaviours import Behaviour
+from shared.scoring.engine import NOTHING, TAG_PREFIX, Scored, ScoringContext, awarded, combined, score
+from shared.tracking.behaviours import LEDGER_CALL, Behaviour
 from shared.tracking.messages import TrackedEvent
 
 TAGS_TRAIT = "tags"
@@ -68,6 +68,11 @@ class ContactChange:
     origin: ContactId | None = None
 
     @property
+    def activity(self) -> tuple[TrackedEvent, ...]:
+        """The contact's own calls: not the points automations awarded (``LEDGER_CALL``)."""
+        return tuple(e for e in self.events if e.call != LEDGER_CALL)
+
+    @property
     def message_ids(self) -> frozenset[str]:
         return frozenset(e.message_id for e in self.events)
 
@@ -89,12 +94,23 @@ class ContactChange:
 def plan_change(
     contact: ContactId, events: Sequence[TrackedEvent], scoring: ScoringContext | None = None
 ) -> ContactChange:
-    """Fold one contact's new events, oldest first, into a blind update, scores included."""
-    ordered = sorted(events, key=lambda e: e.timestamp)
-    scored = score(ordered, scoring, max(e.received_at for e in ordered)) if scoring else NOTHING
+    """Fold one contact's new events, oldest first, into a blind update, scores included.
+
+    Points an automation awarded (``LEDGER_CALL``) count in the scores, with their ledger, and nowhere
+    else: not as activity (the visit times, the event and behaviour counts), so a win-back's points never
+    end the lapse it reacts to; ``first_seen`` and ``last_seen`` are then the activity's, if any.
+    """
+    everything = sorted(events, key=lambda e: e.timestamp)
+    ordered = [e for e in everything if e.call != LEDGER_CALL]
+    awards = [e for e in everything if e.call == LEDGER_CALL]
+    at = max(e.received_at for e in everything)
+    scored = score(ordered, scoring, at) if scoring else NOTHING
+    if awards and scoring:
+        scored = combined(scored, awarded(awards, scoring.decay, at))
+    seen = ordered or everything
     traits: dict[str, Any] = {}
     tags: dict[str, bool] = {}
-    for event in ordered:
+    for event in everything:
         for change in scored.ledger.get(event.message_id, ()):
             if change.dimension.startswith(TAG_PREFIX):  # a rule credited a tag: the contact gets it
                 tags[change.dimension.removeprefix(TAG_PREFIX)] = True
@@ -114,7 +130,7 @@ def plan_change(
     hint = next((e.context_timezone for e in reversed(ordered) if e.context_timezone), None)
     return ContactChange(
         contact=contact,
-        events=tuple(ordered),
+        events=tuple(everything),
         anonymous_ids=frozenset(e.anonymous_id for e in ordered if e.anonymous_id),
         traits_set={k: v for k, v in traits.items() if v is not None},
         traits_unset=frozenset(k for k, v in traits.items() if v is None),
@@ -122,8 +138,8 @@ def plan_change(
         tags_remove=frozenset(t for t, present in tags.items() if not present),
         counts=dict(counts),
         groups=frozenset(e.group_id for e in ordered if e.call == "group" and e.group_id),
-        first_seen=ordered[0].timestamp,
-        last_seen=max(e.received_at for e in ordered),
+        first_seen=seen[0].timestamp,
+        last_seen=max(e.received_at for e in seen),
         revenue=revenue,
         last_purchase_at=purchases[-1].timestamp if purchases else None,
         last_visit_at=max((e.timestamp for e in ordered if e.behaviour in VISITS), default=None),

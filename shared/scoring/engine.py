@@ -130,6 +130,54 @@ def score(events: Sequence[TrackedEvent], context: ScoringContext, at: datetime)
     )
 
 
+def awarded(events: Sequence[TrackedEvent], decay: Decay, at: datetime) -> Scored:
+    """Points an automation awarded (``LEDGER_CALL``): each event's ledger as it carries it
+    (``properties.ledger``), added as scoring adds a rule's points; no limits, no tags credited."""
+    ledger: dict[str, tuple[ScoreChange, ...]] = {}
+    totals: dict[str, int] = {}
+    sums: dict[tuple[str, str, int], float] = {}
+    buckets = [(memory, memory.bucket(at)) for memory in decay.memories]
+    for event in events:
+        lines = event.properties.get("ledger")
+        changes = tuple(
+            ScoreChange(
+                str(line["rule_id"]), int(line["rule_version"]), int(line["points"]), str(line["dimension"])
+            )
+            for line in (lines if isinstance(lines, list) else [])
+            if isinstance(line, Mapping)
+        )
+        if not changes:
+            continue
+        ledger[event.message_id] = changes
+        for change in changes:
+            totals[change.dimension] = totals.get(change.dimension, 0) + change.points
+            for memory, bucket in buckets:
+                key = (change.dimension, memory.key, bucket)
+                sums[key] = sums.get(key, 0.0) + memory.scaled(change.points, event.timestamp, bucket)
+    return Scored(ledger=ledger, totals=totals, sums=sums, tags={}, limits=())
+
+
+def combined(a: Scored, b: Scored) -> Scored:
+    """Two scorings of distinct events as one."""
+    if b.empty:
+        return a
+    if a.empty:
+        return b
+    totals = dict(a.totals)
+    for dimension, points in b.totals.items():
+        totals[dimension] = totals.get(dimension, 0) + points
+    sums = dict(a.sums)
+    for key, value in b.sums.items():
+        sums[key] = sums.get(key, 0.0) + value
+    return Scored(
+        ledger={**a.ledger, **b.ledger},
+        totals=totals,
+        sums={k: v for k, v in sums.items() if abs(v) >= NEGLIGIBLE},
+        tags={**b.tags, **a.tags},
+        limits=a.limits + b.limits,
+    )
+
+
 def _allowed(rule: StoredRule, event: TrackedEvent, known: RuleUse, taken: list[str]) -> bool:
     limit = rule.limit
     if limit.per_contact is not None and known.count + len(taken) >= limit.per_contact:

@@ -104,10 +104,16 @@ TRACK_EVENTS: Mapping[str, Behaviour | str] = {
     "segment consent preference updated": Behaviour.CONSENT_CHANGED,
 }
 
+#: Not a Segment call: points an automation awarded, recorded in the contact's log with their ledger
+#: (``properties.ledger``) by the automation itself. The aggregation folds them into the scores only:
+#: they are not activity (no visit time, event count or behaviour count), and no rule scores them.
+LEDGER_CALL = "automation"
+
 CALL_BEHAVIOURS: Mapping[str, Behaviour] = {
     "identify": Behaviour.IDENTIFIED,
     "alias": Behaviour.ALIASED,
     "group": Behaviour.GROUPED,
+    LEDGER_CALL: Behaviour.CUSTOM,
 }
 
 #: Ad-network click ids: a landing with one of these came from a paid ad.

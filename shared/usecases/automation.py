@@ -38,6 +38,7 @@ from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.delivery.requests import DeliveryRequest
 from shared.scoring.decay import Decay
+from shared.tracking.behaviours import LEDGER_CALL
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
 
@@ -163,6 +164,8 @@ class Automating:
 
 def on_event(contact: ContactId, event: TrackedEvent, log_key: str, deps: Automating) -> int:
     """A tracked event (the event log's stream): runs it starts now, and series or delays it arms."""
+    if event.call == LEDGER_CALL:  # points an automation awarded: not the contact's behaviour
+        return 0
     book = deps.automations.book()
     if not len(book):
         return 0

@@ -32,7 +32,7 @@ from shared.errors import DependencyUnavailable, PayloadTooLarge
 from shared.scoring.decay import NEGLIGIBLE, Decay
 from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
 from shared.scoring.model import DimensionScore
-from shared.tracking.behaviours import Behaviour
+from shared.tracking.behaviours import LEDGER_CALL, Behaviour
 from shared.tracking.messages import TrackedEvent
 
 if TYPE_CHECKING:  # admin views: the tracking path never builds them (cold start)
@@ -373,7 +373,8 @@ def retraction(event: StoredEvent, decay: Decay, limited: frozenset[str] = froze
         # no mark for a copy a re-route counted (``folded``): the profile it went into counted it, so
         # the put must never be given back (its record, re-routed again, may pass this contact's mark)
         put=None if event.folded else event.put,
-        counts={event.behaviour: -1},
+        counts={} if event.call == LEDGER_CALL else {event.behaviour: -1},
+        event_count=0 if event.call == LEDGER_CALL else -1,  # an automation's points are no activity
         revenue=-Decimal(signed),
         scores={
             dimension: DimensionScore(

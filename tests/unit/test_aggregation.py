@@ -425,3 +425,74 @@ def test_the_handler_passes_a_record_it_cannot_read_and_reads_the_rest() -> None
     moved["dynamodb"]["NewImage"]["movedFrom"] = {"S": "anonymous_id:a1"}
     found = new_events({"Records": [inserted("11"), moved, inserted("13", body="[]"), inserted("14")]})
     assert [new.event.message_id for new in found] == ["m11", "m14"]
+
+
+def award(occurrence: str, points: int = 10, dimension: str = "global"):
+    """A win-back run's points as the contact effects record them in the log (``LEDGER_CALL``)."""
+    from shared.automations.awards import award_event, award_ledger
+    from shared.automations.engine import Plan
+    from shared.automations.model import PointsStep
+    from shared.usecases.recording import NewEntry
+
+    run = Plan(
+        contact_id=str(ANN),
+        automation="win-back",
+        version=2,
+        occurrence=occurrence,
+        step=0,
+        status="acted",
+        points=(PointsStep(action="points", points=points, dimension=dimension),),
+    )
+    return NewEntry(ANN, award_event(run, LATER), award_ledger(run))
+
+
+LATER = NOW + timedelta(days=60)
+
+
+def test_an_automations_points_fold_into_the_scores_with_their_ledger_but_are_no_activity() -> None:
+    store = MemoryContactStore()
+    recorded(store, page("p1", user="ann"))
+    store.deliver_events()
+    before = store.profile(ANN)
+    store.append([award("lapse@1"), award("lapse@1")])  # a run retried: one entry
+    assert aggregate(store.new_events(), deps(store)).events == 1
+    after = store.profile(ANN)
+    assert after.scores["global"].total == before.scores["global"].total + 10
+    assert (after.event_count, after.counts, after.last_seen_at, after.first_seen_at) == (
+        before.event_count,
+        before.counts,
+        before.last_seen_at,
+        before.first_seen_at,
+    ), "a win-back's points must not end the lapse it reacts to"
+    [line] = MemoryContactLog(store).ledger(ANN, 1).entries[0].changes
+    assert (line.rule_id, line.rule_version, line.points, line.dimension) == (
+        "automation:win-back",
+        2,
+        10,
+        "global",
+    )
+
+
+def test_points_and_calls_in_one_batch_count_the_calls_only_as_activity() -> None:
+    store = MemoryContactStore()
+    store.append([award("lapse@1", points=-4)])
+    recorded(store, page("p1", user="ann"), viewed("v1"), at=LATER)
+    assert aggregate(store.new_events(), deps(store)).events == 3
+    ann = store.profile(ANN)
+    assert (ann.event_count, ann.counts) == (2, {"visit": 1, "product_viewed": 1})
+    alone = MemoryContactStore()
+    recorded(alone, page("p1", user="ann"), viewed("v1"), at=LATER)
+    alone.deliver_events()
+    assert ann.scores["global"].total == alone.profile(ANN).scores["global"].total - 4
+
+
+def test_no_rule_scores_an_automations_points() -> None:
+    anything = StoredRule(id="custom", behaviour="custom", points=50, version=1)
+    store = MemoryContactStore()
+    recorded(store, page("p1", user="ann"))
+    store.append([award("lapse@1", points=3)])
+    aggregate(store.new_events(), deps(store, rules=[anything]))
+    ledger = MemoryContactLog(store).ledger(ANN, 5).entries
+    assert [
+        c.rule_id for entry in ledger for c in entry.changes if entry.message_id.startswith("automation:")
+    ] == ["automation:win-back"]
