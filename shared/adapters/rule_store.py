@@ -8,9 +8,10 @@ Query and caches the compiled rule book briefly. History lives under ``RULE#<id>
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from shared.adapters.versioned_documents import VersionedDocuments
-from shared.scoring.catalogue import effective
+from shared.scoring.catalogue import effective, stored_rule
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 
 
@@ -26,9 +27,5 @@ class DynamoRuleStore(VersionedDocuments[StoredRule, RuleBook]):
     def save(self, rule: Rule, at: datetime, expected_version: int | None, base_version: int) -> StoredRule:
         """Store the next version. ``base_version`` is the version it replaces (a default's, or 0)."""
         return self.save_version(
-            rule.id,
-            at,
-            expected_version,
-            lambda version: StoredRule(**rule.model_dump(), version=version, origin="stored", updated_at=at),
-            base_version,
+            rule.id, at, expected_version, partial(stored_rule, rule, at=at), base_version
         )

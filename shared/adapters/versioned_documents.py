@@ -23,6 +23,7 @@ from shared.adapters.dynamodb import failure, n, plain_item, query_all, retried,
 from shared.adapters.expiring import Expiring
 from shared.errors import Conflict, NotFound
 from shared.tracking.timestamps import format_time
+from shared.versioning import expect_version, next_version
 
 
 class Versioned(Protocol):
@@ -101,9 +102,8 @@ class VersionedDocuments(Generic[Document, Compiled]):
         the version in force when none is stored (a shipped default's, else 0)."""
         current = self.current(document_id)
         in_force = current.version if current else base_version
-        self._expect(document_id, in_force, expected_version)
-        # versions never repeat, even after a delete
-        stored = build(max(in_force, self._latest_version(document_id)) + 1)
+        expect_version(self.kind, document_id, in_force, expected_version)
+        stored = build(next_version(in_force, self._latest_version(document_id)))
         body = s(stored.model_dump_json())
         condition = (
             self._at_version(current.version)
@@ -132,7 +132,7 @@ class VersionedDocuments(Generic[Document, Compiled]):
         current = self.current(document_id)
         if current is None:
             raise NotFound(f"no stored {self.kind} {document_id}")
-        self._expect(document_id, current.version, expected_version)
+        expect_version(self.kind, document_id, current.version, expected_version)
         tombstone = self._versioned_item(document_id, s(current.model_dump_json()), current.version + 1, at)
         tombstone["deleted"] = {"BOOL": True}
         self._write(
@@ -146,10 +146,6 @@ class VersionedDocuments(Generic[Document, Compiled]):
             {"Put": {"Item": tombstone}},
         )
         return current
-
-    def _expect(self, document_id: str, in_force: int, expected_version: int | None) -> None:
-        if expected_version is not None and expected_version != in_force:
-            raise Conflict(f"{self.kind} {document_id} is at version {in_force}, not {expected_version}")
 
     def _documents(self, pk: str, *, newest_first: bool = False) -> list[Document]:
         request = {

@@ -17,13 +17,18 @@ from tests.conftest import ROOT
 #: Bottom to top. A module may import modules of its own layer (without cycles) and of lower layers.
 #: The domain packages are ordered too: tracking knows nothing of scoring, scoring nothing of contacts.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("shared.errors", "shared.clock")),
+    ("base", ("shared.errors", "shared.clock", "shared.versioning")),
     ("tracking", ("shared.tracking",)),
     ("scoring", ("shared.scoring",)),
     ("contacts", ("shared.contacts",)),
     ("engagement", ("shared.engagement",)),
+    ("delivery", ("shared.delivery",)),
+    ("automations", ("shared.automations",)),
     ("usecases", ("shared.usecases",)),
-    ("boundary", ("shared.adapters", "shared.http", "shared.observability", "shared.settings", "shared.scope")),
+    (
+        "boundary",
+        ("shared.adapters", "shared.http", "shared.observability", "shared.settings", "shared.scope"),
+    ),
     ("admin", ("shared.admin",)),
     ("runtime", ("shared.runtime",)),
     ("functions", ("functions",)),
@@ -32,7 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: Layers that neither one may import from the other although they are not ordered.
 SIDE_BY_SIDE = {frozenset({"functions", "infra"})}
 #: Pure code: no AWS SDK, no Lambda runtime toolkit.
-PURE = {"base", "tracking", "scoring", "contacts", "engagement", "usecases"}
+PURE = {"base", "tracking", "scoring", "contacts", "engagement", "delivery", "automations", "usecases"}
 AWS_PACKAGES = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 SOURCES = ("shared", "functions", "infra")
 
@@ -55,7 +60,9 @@ def layer_of(module: str) -> str | None:
     best: tuple[int, str] | None = None
     for layer, prefixes in LAYERS:
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+            if (module == prefix or module.startswith(prefix + ".")) and (
+                best is None or len(prefix) > best[0]
+            ):
                 best = (len(prefix), layer)
     return best[1] if best else None
 
@@ -103,7 +110,9 @@ def test_imports_run_downward() -> None:
             if target is None or target == layer:
                 continue
             if RANK[target] > RANK[layer] or frozenset({layer, target}) in SIDE_BY_SIDE:
-                upward.append(f"{MODULES[module].relative_to(ROOT)}:{line} ({layer}) imports {name} ({target})")
+                upward.append(
+                    f"{MODULES[module].relative_to(ROOT)}:{line} ({layer}) imports {name} ({target})"
+                )
     assert not upward, "imports that run upward:\n" + "\n".join(upward)
 
 
@@ -116,7 +125,9 @@ def test_no_import_cycles() -> None:
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if layer_of(m) in PURE))
 def test_pure_layers_do_not_talk_to_aws(module: str) -> None:
     """Domain and use cases reach AWS only through ports that adapters implement."""
-    reached = [name for _, name in imports(MODULES[module].read_text(), module) if name.split(".")[0] in AWS_PACKAGES]
+    reached = [
+        name for _, name in imports(MODULES[module].read_text(), module) if name.split(".")[0] in AWS_PACKAGES
+    ]
     assert not reached, f"{module} imports {reached}"
 
 
