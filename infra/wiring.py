@@ -236,7 +236,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         name="admin",
         capability="admin",
         handler="functions.admin.handler.handler",
-        description="Admin API: contacts, score ledgers, scoring rules, funnel, salespeople and lead acceptance",
+        description="Admin API: contacts, ledgers, scoring rules, automations, funnel, salespeople, lead acceptance",
         routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES),
         tables=(
             TableAccess(

@@ -18,6 +18,7 @@ from shared.adapters.rule_store import DynamoRuleStore
 from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
+    from shared.adapters.automation_store import DynamoAutomationStore
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
@@ -64,6 +65,14 @@ def _merge_store(config: settings.ContactStoreSettings) -> DynamoMergeStore:
 
 def _rules(config: settings.ScoringSettings) -> DynamoRuleStore:
     return DynamoRuleStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+def _automations(config: settings.ScoringConfigSettings) -> DynamoAutomationStore:
+    from shared.adapters.automation_store import DynamoAutomationStore
+
+    return DynamoAutomationStore(
         aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
     )
 
@@ -195,6 +204,7 @@ def admin() -> Admin:
         contacts=_contact_store(config),
         log=DynamoContactLog(aws.client("dynamodb"), events_table=config.events_table_name),
         rules=_rules(config),
+        automations=_automations(config),
         funnels=_engagement_config(),
         team=_engagement_config(),
         clock=clock.current(),

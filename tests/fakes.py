@@ -5,15 +5,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from secrets import token_urlsafe
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from shared.automations.awards import award_event, award_ledger
+from shared.automations.book import AutomationBook
+from shared.automations.catalogue import stored_automation
 from shared.automations.engine import Plan, Timer
+from shared.automations.model import Automation, StoredAutomation
 from shared.automations.views import RunView, TimerView
 from shared.clock import FixedClock
 from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TIMEZONE_TRAIT, ContactChange, trait_bytes
@@ -26,7 +30,7 @@ from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.engagement.transitions import Evaluation
 from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
-from shared.scoring.catalogue import effective
+from shared.scoring.catalogue import effective, stored_rule
 from shared.scoring.decay import Decay
 from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
 from shared.scoring.model import DimensionScore
@@ -49,6 +53,7 @@ from shared.usecases.recording import (
     NewEntry,
     Retraction,
 )
+from shared.versioning import expect_version, next_version
 
 #: The profile's traits a store holds at most (the adapter's wording, for the 413 it leads to).
 TRAIT_LIMIT = f"{MAX_PROFILE_TRAIT_BYTES // 1024} KB of traits (the limit per contact)"
@@ -835,44 +840,76 @@ class MemoryIdentitySecrets:
         return secret
 
 
+Document = TypeVar("Document", StoredRule, StoredAutomation)
+
+
 @dataclass
-class MemoryRuleRepository:
+class MemoryVersionedDocuments(Generic[Document]):
+    """Current documents and every version, tombstones included, versions never repeating: what
+    ``shared.adapters.versioned_documents`` promises."""
+
+    kind: str = "document"
+    current: dict[str, Document] = field(default_factory=dict)
+    versions: dict[str, list[Document]] = field(default_factory=dict)
+
+    def stored(self) -> list[Document]:
+        return sorted(self.current.values(), key=lambda d: d.id)
+
+    def history(self, document_id: str) -> list[Document]:
+        return list(reversed(self.versions.get(document_id, [])))
+
+    def save_version(
+        self,
+        document_id: str,
+        expected_version: int | None,
+        build: Callable[[int], Document],
+        base_version: int = 0,
+    ) -> Document:
+        current = self.current.get(document_id)
+        in_force = current.version if current else base_version
+        expect_version(self.kind, document_id, in_force, expected_version)
+        latest = max((d.version for d in self.versions.get(document_id, [])), default=0)
+        stored = build(next_version(in_force, latest))
+        self.current[document_id] = stored
+        self.versions.setdefault(document_id, []).append(stored)
+        return stored
+
+    def remove(self, document_id: str, at: datetime, expected_version: int | None) -> Document:
+        current = self.current.get(document_id)
+        if current is None:
+            raise NotFound(f"no stored {self.kind} {document_id}")
+        expect_version(self.kind, document_id, current.version, expected_version)
+        del self.current[document_id]
+        self.versions[document_id].append(current.model_copy(update={"version": current.version + 1}))
+        return current
+
+
+@dataclass
+class MemoryRuleRepository(MemoryVersionedDocuments[StoredRule]):
     """Stored rules with versions that never repeat, and their history (tombstones included)."""
 
-    current: dict[str, StoredRule] = field(default_factory=dict)
-    versions: dict[str, list[StoredRule]] = field(default_factory=dict)
+    kind: str = "rule"
 
     def book(self) -> RuleBook:
         return RuleBook(effective(self.stored()))
 
-    def stored(self) -> list[StoredRule]:
-        return sorted(self.current.values(), key=lambda r: r.id)
-
-    def history(self, rule_id: str) -> list[StoredRule]:
-        return list(reversed(self.versions.get(rule_id, [])))
-
     def save(self, rule: Rule, at: datetime, expected_version: int | None, base_version: int) -> StoredRule:
-        current = self.current.get(rule.id)
-        in_force = current.version if current else base_version
-        if expected_version is not None and expected_version != in_force:
-            raise Conflict(f"rule {rule.id} is at version {in_force}, not {expected_version}")
-        latest = max((r.version for r in self.versions.get(rule.id, [])), default=0)
-        stored = StoredRule(
-            **rule.model_dump(), version=max(in_force, latest) + 1, origin="stored", updated_at=at
-        )
-        self.current[rule.id] = stored
-        self.versions.setdefault(rule.id, []).append(stored)
-        return stored
+        return self.save_version(rule.id, expected_version, partial(stored_rule, rule, at=at), base_version)
 
-    def remove(self, rule_id: str, at: datetime, expected_version: int | None) -> StoredRule:
-        current = self.current.get(rule_id)
-        if current is None:
-            raise NotFound(f"no stored rule {rule_id}")
-        if expected_version is not None and expected_version != current.version:
-            raise Conflict(f"rule {rule_id} is at version {current.version}, not {expected_version}")
-        del self.current[rule_id]
-        self.versions[rule_id].append(current.model_copy(update={"version": current.version + 1}))
-        return current
+
+@dataclass
+class MemoryAutomationRepository(MemoryVersionedDocuments[StoredAutomation]):
+    """Stored automations, as ``DynamoAutomationStore`` keeps them; ``book`` reads them without a cache."""
+
+    kind: str = "automation"
+
+    def book(self) -> AutomationBook:
+        return AutomationBook(self.stored())
+
+    def save(self, automation: Automation, at: datetime, expected_version: int | None) -> StoredAutomation:
+        return self.save_version(
+            automation.id, expected_version, partial(stored_automation, automation, at=at)
+        )
 
 
 @dataclass

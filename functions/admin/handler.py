@@ -1,4 +1,4 @@
-"""Admin API (IAM-authorised in the cloud, loopback-only locally): contacts, ledgers and scoring rules."""
+"""Admin API (IAM-authorised in the cloud, loopback-only locally): contacts, ledgers, rules, automations."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

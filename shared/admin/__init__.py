@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from shared.admin import contacts, engagement, rules
+from shared.admin import automations, contacts, engagement, rules
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
 
@@ -21,6 +21,7 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **contacts.ROUTES,
     **rules.ROUTES,
     **engagement.ROUTES,
+    **automations.ROUTES,
 }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from shared.automations.catalogue import AutomationRepository
 from shared.clock import Clock
 from shared.contacts.views import ContactLog
 from shared.engagement.funnel import Funnel
@@ -43,6 +44,7 @@ class Admin:
     contacts: Profiles
     log: ContactLog
     rules: RuleRepository
+    automations: AutomationRepository
     funnels: FunnelRepository
     team: SalesTeam
     clock: Clock

@@ -49,3 +49,8 @@ def parse_rule(rule_id: str, body: Mapping[str, Any]) -> Rule:
         error = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in error["loc"]) or "rule"
         raise InvalidRequest(f"{where}: {error['msg']}", code="invalid_rule") from None
+
+
+def stored_rule(rule: Rule, version: int, at: datetime) -> StoredRule:
+    """An administrator's rule as stored at ``version``."""
+    return StoredRule(**rule.model_dump(), version=version, origin="stored", updated_at=at)

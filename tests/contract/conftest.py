@@ -8,7 +8,8 @@ Ports covered (fakes in ``tests/fakes.py``): write keys, rule repository, engage
 (``test_configuration_ports``); event log and contact store, with the events table's stream
 (``test_contact_store``); merge store and merge requests (``test_merge_store``); contact log
 (``test_contact_log``); stage store (``test_stage_store``); publisher (``test_publisher``, on moto's
-EventBridge, SNS, SQS and SES); rate-limit counters (``test_rate_counters``).
+EventBridge, SNS, SQS and SES); rate-limit counters (``test_rate_counters``); automation repository
+(``test_automation_store``).
 """
 
 from __future__ import annotations

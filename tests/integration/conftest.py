@@ -51,28 +51,61 @@ def admin(aws):
     return _get
 
 
+def call_admin(
+    method: str,
+    route_path: str,
+    parameters: dict[str, str] | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+):
+    """One admin route through the admin handler: ``route_path`` as declared (``/admin/rules/{ruleId}``),
+    ``parameters`` filling it in."""
+    from functions.admin.handler import handler
+
+    return invoke(
+        handler,
+        http_event(
+            method,
+            route_path.format(**(parameters or {})),
+            route=f"{method} {route_path}",
+            key=None,
+            body=body,
+            headers=headers,
+            path_parameters=parameters or None,
+        ),
+    )
+
+
 @pytest.fixture
 def rules_api(aws):
     """Call /admin/rules routes through the admin handler: rules_api("PUT", "my-rule", body, headers)."""
-    from functions.admin.handler import handler
 
     def _call(
         method: str, rule_id: str | None = None, body: Any = None, headers: dict[str, str] | None = None
     ):
-        route = f"{method} /admin/rules" + ("/{ruleId}" if rule_id else "")
-        path = "/admin/rules" + (f"/{rule_id}" if rule_id else "")
-        return invoke(
-            handler,
-            http_event(
-                method,
-                path,
-                route=route,
-                key=None,
-                body=body,
-                headers=headers,
-                path_parameters={"ruleId": rule_id} if rule_id else None,
-            ),
-        )
+        if rule_id is None:
+            return call_admin(method, "/admin/rules", None, body, headers)
+        return call_admin(method, "/admin/rules/{ruleId}", {"ruleId": rule_id}, body, headers)
+
+    return _call
+
+
+@pytest.fixture
+def automations_api(aws):
+    """Call /admin/automations routes through the admin handler: automations_api("PUT", "win-back", body,
+    headers), automations_api("POST", "win-back", action="pause")."""
+
+    def _call(
+        method: str,
+        automation_id: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        action: str | None = None,
+    ):
+        if automation_id is None:
+            return call_admin(method, "/admin/automations", None, body, headers)
+        route_path = "/admin/automations/{automationId}" + (f"/{action}" if action else "")
+        return call_admin(method, route_path, {"automationId": automation_id}, body, headers)
 
     return _call
 

@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 #: Bottom to top. A module may import modules of its own layer (without cycles) and of lower layers.
 #: The domain packages are ordered too: tracking knows nothing of scoring, scoring nothing of contacts.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("shared.errors", "shared.clock")),
+    ("base", ("shared.errors", "shared.clock", "shared.versioning")),
     ("delivery", ("shared.delivery",)),
     ("tracking", ("shared.tracking",)),
     ("scoring", ("shared.scoring",)),
