@@ -247,7 +247,14 @@ def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> N
     sqs, url = clients.client("sqs"), local_stack.dead_letter_queues["stage_transition"]
     (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
     assert json.loads(message["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1
-    assert set(local_stack.dead_letter_queues) == {"aggregation", "merge", "stage_transition", "due"}
+    assert set(local_stack.dead_letter_queues) == {
+        "aggregation",
+        "merge",
+        "stage_transition",
+        "automation_events",
+        "automation_signals",
+        "timers",
+    }
 
     handler.broken_for.clear()
     handler.batches.clear()
