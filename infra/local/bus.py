@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from infra.local.asynchronous import invoke_asynchronously
 from infra.wiring import BusTrigger
@@ -61,9 +62,14 @@ class BusPump:
                 if not messages:
                     return handled
                 for message in messages:
-                    self._deliver(json.loads(message["Body"]))
+                    self._deliver(self._as_delivered(json.loads(message["Body"])))
                     self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
                     handled += 1
+
+    def _as_delivered(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event as EventBridge hands it to Lambda: moto's queue target leaves out ``account``."""
+        account = urlsplit(self._queue_url).path.strip("/").split("/")[0]
+        return {"version": "0", "account": account, **event}
 
     def _deliver(self, event: dict[str, Any]) -> None:
         def invoke(event: dict[str, Any]) -> Any:

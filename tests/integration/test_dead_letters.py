@@ -210,26 +210,6 @@ def test_the_cloud_invoker_sends_the_stream_event_and_reads_failures() -> None:
         LambdaInvoker(StubLambda({"errorMessage": "boom"}, error="Unhandled")).invoke("f", event)
 
 
-@pytest.fixture
-def local_stack(template):
-    """The local stack in this process (its environment and clients are restored afterwards)."""
-    from infra.local.stack import LocalSettings, LocalStack
-    from shared import runtime
-    from shared.adapters import aws as clients
-
-    saved = dict(os.environ)
-    stack = LocalStack(LocalSettings(port=0, quiet=True))
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        clients.reset()
-        runtime.reset()
-
-
 def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> None:
     import urllib.request
 
