@@ -12,7 +12,7 @@ from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
 from infra.constructs.queues import Queues
 from infra.constructs.storage import Storage
-from infra.wiring import CAPABILITIES, QUEUES
+from infra.wiring import CAPABILITIES, QUEUES, FunctionSpec
 
 
 class LifecycleStack(Stack):
@@ -43,11 +43,7 @@ class LifecycleStack(Stack):
                     self,
                     f"{name.title().replace('_', '')}DeadLettersUrl",
                     value=queue.queue_url,
-                    description=(
-                        f"Failed {name} batches: python -m infra.redrive --trigger {name} --queue <this URL>"
-                        if capability.wired[name].spec.stream is not None
-                        else f"Failed {name} runs with their event and error (the next run covers them)"
-                    ),
+                    description=_dead_letters_description(name, capability.wired[name].spec),
                 )
         CfnOutput(
             self,
@@ -73,3 +69,11 @@ class LifecycleStack(Stack):
             )
         for table_id, table in storage.tables.items():
             CfnOutput(self, f"{table_id.capitalize()}TableName", value=table.table_name)
+
+
+def _dead_letters_description(name: str, spec: FunctionSpec) -> str:
+    if spec.stream is not None:
+        return f"Failed {name} batches: python -m infra.redrive --trigger {name} --queue <this URL>"
+    if spec.schedule is not None:
+        return f"Failed {name} runs with their event and error (the next run covers them)"
+    return f"Events {name} failed to handle, with their error (resend the event to the bus to run it again)"
