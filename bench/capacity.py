@@ -604,6 +604,7 @@ def system() -> Iterator[System]:
     from infra.local.streams import StreamPump
     from shared import runtime
     from shared.adapters import aws
+    from shared.adapters.queues import QUEUES, create_queue_request, dead_letters_request
     from shared.adapters.tables import CONFIG, TABLES, create_table_request
 
     serialise()
@@ -619,8 +620,17 @@ def system() -> Iterator[System]:
             db.create_table(**create_table_request(spec, names[spec.id]))
         aws.client("events").create_event_bus(Name="bench-bus")
         topic = aws.client("sns").create_topic(Name="bench-leads")["TopicArn"]
+        sqs = aws.client("sqs")
+        queue_urls = {}
+        for queue in QUEUES:
+            dead_letters = sqs.create_queue(**dead_letters_request(queue, f"bench-{queue.id}"))["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])
+            request = create_queue_request(queue, f"bench-{queue.id}", arn["Attributes"]["QueueArn"])
+            queue_urls[queue.id] = sqs.create_queue(**request)["QueueUrl"]
         stack.enter_context(
-            host_functions(names, hosted, DeploymentConfig(), {"events": "bench-bus", "sns": topic})
+            host_functions(
+                names, hosted, DeploymentConfig(), {"events": "bench-bus", "sns": topic}, queue_urls
+            )
         )
         from datetime import UTC, datetime
 

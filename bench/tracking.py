@@ -130,6 +130,7 @@ def host_functions(
     functions: tuple[str, ...],
     config: DeploymentConfig | None = None,
     services: dict[str, str] | None = None,
+    queue_urls: dict[str, str] | None = None,
 ):
     """Run each named function's handler in its own scope (strict: nothing reads the process's settings).
 
@@ -140,7 +141,7 @@ def host_functions(
     services = {"identity_secrets": identity_secrets_path("lifecycle"), **(services or {})}
     for name in functions:
         spec = function(name)
-        env = environment(spec, table_names, config or DeploymentConfig(), services)
+        env = environment(spec, table_names, config or DeploymentConfig(), services, queue_urls)
         scope.host(spec.handler, scope.FunctionScope(name, env))
     scope.strict(True)
     try:

@@ -83,15 +83,18 @@ def environment(
     table_names: Mapping[str, str],
     config: DeploymentConfig,
     services: Mapping[str, str] | None = None,
+    queue_urls: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """A function's environment, the same in the cloud and in the local stack.
 
-    ``services`` names the event bus (``events``) and the lead topic (``sns``) where they exist.
+    ``services`` names the event bus (``events``) and the lead topic (``sns``) where they exist;
+    ``queue_urls`` the queues by id (every queue the function sends to must be there).
     """
     env = {
         "POWERTOOLS_SERVICE_NAME": f"{SERVICE}-{spec.name}",
         "POWERTOOLS_METRICS_NAMESPACE": "Lifecycle",
         **{access.table.env: table_names[access.table.id] for access in spec.tables},
+        **{access.queue.env: (queue_urls or {})[access.queue.id] for access in spec.queues},
         **{
             SERVICE_ENV[kind]: (services or {})[kind]
             for kind in spec.services

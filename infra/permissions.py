@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from infra.wiring import FunctionSpec
+from shared.adapters.queues import QueueSpec
 from shared.adapters.tables import TableSpec
 
 #: What a table's indexes are granted: reading by index. Writes always name the table, and Scan is
@@ -26,25 +27,28 @@ SERVICE_ACTIONS = {
     "identity_secrets": "ssm:GetParameter",
 }
 
-Resource = Literal["table", "index", "events", "sns", "ses", "identity_secrets"]
+Resource = Literal["table", "index", "queue", "events", "sns", "ses", "identity_secrets"]
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
     actions: tuple[str, ...]
-    #: a table, every index of a table, or the event bus (events), lead topic (sns), sender (ses), the
-    #: parameters under the identity secrets' path (identity_secrets)
+    #: a table, every index of a table, a queue (its ARN), or the event bus (events), lead topic (sns),
+    #: sender (ses), the parameters under the identity secrets' path (identity_secrets)
     resource: Resource
     table: TableSpec | None = None
+    queue: QueueSpec | None = None
 
 
 def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
-    """The function's grants: its table actions on each table, Query on indexes where declared."""
+    """The function's grants: its table actions on each table, Query on indexes where declared, its
+    queue actions on each queue, and one action on each service it names."""
     found: list[Grant] = []
     for access in spec.tables:
         found.append(Grant(access.actions, "table", access.table))
         on_indexes = tuple(a for a in access.actions if a in INDEX_ACTIONS)
         if access.indexes and on_indexes:
             found.append(Grant(on_indexes, "index", access.table))
+    found += [Grant(access.actions, "queue", queue=access.queue) for access in spec.queues]
     found += [Grant((SERVICE_ACTIONS[kind],), kind) for kind in spec.services]
     return tuple(found)

@@ -10,8 +10,9 @@ from infra.constructs.capability import Capability
 from infra.constructs.function import Packaging, Platform
 from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
+from infra.constructs.queues import Queues
 from infra.constructs.storage import Storage
-from infra.wiring import CAPABILITIES
+from infra.wiring import CAPABILITIES, QUEUES, FunctionSpec
 
 
 class LifecycleStack(Stack):
@@ -20,10 +21,12 @@ class LifecycleStack(Stack):
             scope, construct_id, description="Lifecycle: customer-lifecycle automation", **kwargs
         )
         storage = Storage(self, "Storage")
+        queues = Queues(self, "Queues")
         messaging = Messaging(self, "Messaging", config=config)
         api = HttpApi(self, "Http", config=config)
         platform = Platform(
             tables=storage.tables,
+            queues=queues.queues,
             messaging=messaging,
             api=api,
             packaging=Packaging(self, "Packaging", config=config),
@@ -40,11 +43,7 @@ class LifecycleStack(Stack):
                     self,
                     f"{name.title().replace('_', '')}DeadLettersUrl",
                     value=queue.queue_url,
-                    description=(
-                        f"Failed {name} batches: python -m infra.redrive --trigger {name} --queue <this URL>"
-                        if capability.wired[name].spec.stream is not None
-                        else f"Failed {name} runs with their event and error (the next run covers them)"
-                    ),
+                    description=_dead_letters_description(name, capability.wired[name].spec),
                 )
         CfnOutput(
             self,
@@ -58,5 +57,23 @@ class LifecycleStack(Stack):
             value=messaging.lead_topic.topic_arn,
             description="Leads routed to salespeople",
         )
+        for spec in QUEUES:
+            name = spec.id.title().replace("_", "")
+            CfnOutput(self, f"{name}QueueUrl", value=queues.queues[spec.id].queue_url)
+            CfnOutput(
+                self,
+                f"{name}QueueDeadLettersUrl",
+                value=queues.dead_letters[spec.id].queue_url,
+                description=f"Messages of the {spec.id} queue received {spec.max_receive_count} times "
+                "without being handled",
+            )
         for table_id, table in storage.tables.items():
             CfnOutput(self, f"{table_id.capitalize()}TableName", value=table.table_name)
+
+
+def _dead_letters_description(name: str, spec: FunctionSpec) -> str:
+    if spec.stream is not None:
+        return f"Failed {name} batches: python -m infra.redrive --trigger {name} --queue <this URL>"
+    if spec.schedule is not None:
+        return f"Failed {name} runs with their event and error (the next run covers them)"
+    return f"Events {name} failed to handle, with their error (resend the event to the bus to run it again)"

@@ -11,21 +11,26 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+from shared.adapters.queues import DELIVERY, QUEUES, QueueSpec
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
 __all__ = [
+    "AUTOMATION_SIGNALS",
     "CAPABILITIES",
-    "FUNCTIONS",
-    "TABLES",
     "CORS",
+    "FUNCTIONS",
+    "QUEUES",
+    "TABLES",
+    "BusTrigger",
+    "Cors",
     "FunctionSpec",
     "HttpRoute",
-    "TableAccess",
-    "Cors",
-    "StreamTrigger",
+    "QueueAccess",
     "ScheduleTrigger",
+    "StreamTrigger",
+    "TableAccess",
     "function",
 ]
 
@@ -48,6 +53,14 @@ class TableAccess:
     actions: tuple[str, ...]
     #: grant the actions on the table's indexes too (Query by index)
     indexes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAccess:
+    """Sending to a queue (``shared.adapters.queues``): the function gets its URL and these actions on it."""
+
+    queue: QueueSpec
+    actions: tuple[str, ...] = ("sqs:SendMessage",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +103,29 @@ class ScheduleTrigger:
         return f"rate({minutes} minute{'s' if minutes > 1 else ''})"
 
 
+@dataclass(frozen=True, slots=True)
+class BusTrigger:
+    """Events on the stack's bus (source ``lifecycle``) of these detail types. EventBridge invokes the
+    function asynchronously: it retries handing an event over (``retry_attempts``, within
+    ``max_event_age_seconds``), then sends it to the function's dead-letter queue; a run that fails is
+    retried twice by Lambda, then its event and error go to the same queue."""
+
+    detail_types: tuple[str, ...]
+    #: EventBridge's retries of an event Lambda did not accept (throttled, unavailable): 0 to 185
+    retry_attempts: int = 8
+    #: an event not handed over within this long goes to the dead-letter queue (60 s to 24 h)
+    max_event_age_seconds: int = 86400
+    #: Lambda's retries of a run that failed (0 to 2)
+    invoke_retry_attempts: int = 2
+    #: how long Lambda keeps an accepted event in its own queue, retries included (60 s to 6 h)
+    invoke_max_event_age_seconds: int = 6 * 3600
+
+
 #: the event bus, the lead topic, the SES sender, the sources' identity secrets (SSM, read only)
 Service = Literal["events", "sns", "ses", "identity_secrets"]
-#: What the system does, one construct each in the stack; automation, delivery and analytics come next.
-Capability = Literal["ingest", "engagement", "admin"]
-CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "admin")
+#: What the system does, one construct each in the stack; delivery and analytics come next.
+Capability = Literal["ingest", "engagement", "automation", "admin"]
+CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "automation", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +139,10 @@ class FunctionSpec:
     routes: tuple[HttpRoute, ...] = ()
     stream: StreamTrigger | None = None
     schedule: ScheduleTrigger | None = None
+    bus: BusTrigger | None = None
     tables: tuple[TableAccess, ...] = ()
+    #: queues it sends to (their URLs in its environment)
+    queues: tuple[QueueAccess, ...] = ()
     #: announces on the event bus (events), notifies salespeople (sns, ses)
     services: tuple[Service, ...] = ()
     memory_mb: int = 512
@@ -161,6 +195,36 @@ ENGAGEMENT_TABLES = (
         indexes=True,
     ),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+)
+#: What the automation functions read and write: profiles, the stage history and the due index (Query by
+#: index), transactions guarded by condition checks; the event log (an automation's own records, and
+#: reading a contact's behaviour); their rules and settings on the config table.
+AUTOMATION_TABLES = (
+    TableAccess(
+        CONTACTS,
+        (
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:ConditionCheckItem",
+        ),
+        indexes=True,
+    ),
+    TableAccess(EVENTS, ("dynamodb:PutItem", "dynamodb:Query")),
+    TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+)
+#: Automations hand what they send to delivery, one request per message.
+AUTOMATION_QUEUES = (QueueAccess(DELIVERY, ("sqs:SendMessage",)),)
+#: The lifecycle signals automations react to, as published on the bus (detail types, source lifecycle).
+AUTOMATION_SIGNALS: tuple[str, ...] = (
+    "ContactStageChanged",
+    "EngagementQuarterChanged",
+    "ScoreThresholdCrossed",
+    "LeadRouted",
+    "SegmentChanged",
+    "ChurnRiskChanged",
 )
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -267,12 +331,37 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_seconds=60,
     ),
     FunctionSpec(
-        name="due",
-        capability="engagement",
-        handler="functions.due.handler.handler",
-        description="Due-time job: re-evaluates contacts whose decaying engagement may have crossed a threshold",
+        name="automation_events",
+        capability="automation",
+        handler="functions.automation_events.handler.handler",
+        description="Automations triggered by behaviour: runs the rules whose trigger a recorded event matches",
+        # The events stream's second reader (the aggregation is the first): DynamoDB Streams serves two
+        # readers per shard without throttling, so no third function may read it (tests/infra check it).
+        stream=StreamTrigger(EVENTS, filters=(EVENT_RECORDED,), retry_attempts=5, bisect_on_error=True),
+        tables=AUTOMATION_TABLES,
+        queues=AUTOMATION_QUEUES,
+        services=("events", "sns", "ses"),
+        timeout_seconds=60,
+    ),
+    FunctionSpec(
+        name="automation_signals",
+        capability="automation",
+        handler="functions.automation_signals.handler.handler",
+        description="Automations triggered by lifecycle signals: stage, quarter, score, routing, segment, churn",
+        bus=BusTrigger(detail_types=AUTOMATION_SIGNALS),
+        tables=AUTOMATION_TABLES,
+        queues=AUTOMATION_QUEUES,
+        services=("events", "sns", "ses"),
+        timeout_seconds=60,
+    ),
+    FunctionSpec(
+        name="timers",
+        capability="automation",
+        handler="functions.timers.handler.handler",
+        description="Timers: runs what is due (decay re-evaluations, inactivity, delays, anniversaries, programs)",
         schedule=ScheduleTrigger(every=timedelta(hours=1)),
-        tables=ENGAGEMENT_TABLES,
+        tables=AUTOMATION_TABLES,
+        queues=AUTOMATION_QUEUES,
         services=("events", "sns", "ses"),
         timeout_seconds=300,
     ),

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared import scope
+from shared.adapters.queues import DELIVERY
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES
 
 M = TypeVar("M", bound=BaseModel)
@@ -84,7 +85,7 @@ class TrackingSettings(EventLogSettings, ScoringConfigSettings, RateLimitSetting
 
 
 class EngagementSettings(ContactsTableSettings, ScoringConfigSettings):
-    """The stage function and the due-time job: profiles, stages and the funnel (not the event log)."""
+    """The stage function: profiles, stages and the funnel (not the event log)."""
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     lead_topic_arn: str | None = Field(None, alias="LEAD_TOPIC_ARN")
@@ -92,6 +93,13 @@ class EngagementSettings(ContactsTableSettings, ScoringConfigSettings):
     due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
     sales_threshold: float = Field(50, alias="SALES_THRESHOLD", gt=0)
     exit_threshold: float = Field(10, alias="EXIT_THRESHOLD", ge=0)
+
+
+class AutomationSettings(EngagementSettings, EventLogSettings):
+    """The automation functions (events, signals, timers): profiles, stages and the event log, and the
+    delivery queue they hand messages to."""
+
+    delivery_queue_url: str = Field(alias=DELIVERY.env, min_length=1)
 
 
 class AdminSettings(ScoringSettings, EngagementSettings):
@@ -102,7 +110,7 @@ class AdminSettings(ScoringSettings, EngagementSettings):
 
 #: Each function's settings: exactly what it uses, nothing its template does not give it.
 AggregationSettings = ScoringSettings
-StageSettings = DueSettings = EngagementSettings
+StageSettings = EngagementSettings
 
 
 def load(model: type[M]) -> M:

@@ -103,9 +103,10 @@ def lambda_environment(template: dict[str, Any], spec: Any, values: Mapping[str,
 
 
 def create_resources_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
-    """Create every DynamoDB table, event bus and SNS topic of the template in moto.
+    """Create every DynamoDB table, event bus, SNS topic and SQS queue of the template in moto.
 
-    Returns logical id -> what a ``Ref`` to it gives functions (a table's or bus's name, a topic's ARN)."""
+    Returns logical id -> what a ``Ref`` to it gives functions (a table's or bus's name, a topic's ARN,
+    a queue's URL)."""
     for logical_id, resource in resources(template, "AWS::DynamoDB::Table").items():
         props = resource["Properties"]
         request: dict[str, Any] = {
@@ -135,6 +136,8 @@ def create_resources_from_template(client: Any, template: dict[str, Any]) -> dic
         values[logical] = bus["Properties"]["Name"]
     for logical in resources(template, "AWS::SNS::Topic"):
         values[logical] = clients.client("sns").create_topic(Name=logical)["TopicArn"]
+    for logical in resources(template, "AWS::SQS::Queue"):  # a Ref to a queue gives its URL
+        values[logical] = clients.client("sqs").create_queue(QueueName=logical)["QueueUrl"]
     return values
 
 

@@ -1,7 +1,7 @@
 """One construct per capability: the functions the wiring assigns to it, with their routes and triggers.
 
-Ingest, engagement and admin today; automation, delivery and analytics each become one more capability
-in ``infra.wiring.CAPABILITIES`` and one more instance here, without touching the others.
+Ingest, engagement, automation and admin today; delivery and analytics each become one more
+capability in ``infra.wiring.CAPABILITIES`` and one more instance here, without touching the others.
 """
 
 from __future__ import annotations

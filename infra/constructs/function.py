@@ -23,6 +23,7 @@ from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
 from infra.permissions import grants
 from infra.wiring import FunctionSpec
+from shared.engagement.events import SOURCE
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A version the tests run on (python3.14 is on no machine here or in CI): see docs/decisions.md.
@@ -45,6 +46,8 @@ class Platform:
     """What every capability builds on: the tables, the messaging, the API and the function packaging."""
 
     tables: dict[str, dynamodb.Table]
+    #: the queues between functions, by id (``shared.adapters.queues``)
+    queues: dict[str, sqs.Queue]
     messaging: Messaging
     api: HttpApi
     packaging: Packaging
@@ -77,7 +80,7 @@ class WiredFunction(Construct):
         self.function = self._function(spec)
         #: where failed stream batches and failed asynchronous runs go (None: invoked synchronously only)
         self.dead_letters: sqs.Queue | None = None
-        if spec.stream is not None or spec.schedule is not None:
+        if spec.stream is not None or spec.schedule is not None or spec.bus is not None:
             self.dead_letters = self._dead_letters()
             self._triggers(spec, self.dead_letters)
 
@@ -109,6 +112,8 @@ class WiredFunction(Construct):
             if grant.table is not None:
                 arn = tables[grant.table.id].table_arn
                 _grant(role, list(grant.actions), [arn if grant.resource == "table" else f"{arn}/index/*"])
+            if grant.queue is not None:
+                _grant(role, list(grant.actions), [self._platform.queues[grant.queue.id].queue_arn])
         self._grant_services(spec, role)
         function = lambda_.Function(
             self,
@@ -129,6 +134,7 @@ class WiredFunction(Construct):
                 {k: t.table_name for k, t in tables.items()},
                 config,
                 {**self._platform.messaging.names, "identity_secrets": self._identity_secrets_path},
+                {queue_id: queue.queue_url for queue_id, queue in self._platform.queues.items()},
             ),
         )
         Validations.of(function).acknowledge(
@@ -205,7 +211,8 @@ class WiredFunction(Construct):
         return queue
 
     def _triggers(self, spec: FunctionSpec, dlq: sqs.Queue) -> None:
-        """Stream and schedule triggers: batch failure reporting, bounded retries, then the dead letters."""
+        """Stream, schedule and bus triggers: batch failure reporting or asynchronous invocation, bounded
+        retries, then the dead letters."""
         if spec.stream is not None:
             trigger = spec.stream
             self.function.add_event_source(
@@ -236,13 +243,35 @@ class WiredFunction(Construct):
                 # covers EventBridge failing to hand the event to Lambda, not a run that fails
                 targets=[targets.LambdaFunction(self.function, retry_attempts=2, dead_letter_queue=dlq)],
             )
-            # EventBridge invokes asynchronously: a run that fails is retried by Lambda, then its
-            # event and error go to the same queue (CDK grants sqs:SendMessage on it, nothing more)
-            self.function.configure_async_invoke(
-                retry_attempts=schedule.retry_attempts,
-                max_event_age=Duration.seconds(schedule.max_event_age_seconds),
-                on_failure=destinations.SqsDestination(dlq),
+            self._on_async_failure(schedule.retry_attempts, schedule.max_event_age_seconds, dlq)
+        if spec.bus is not None:
+            bus = spec.bus
+            events.Rule(
+                self,
+                "Signals",
+                description=f"Hands the {spec.name} function the lifecycle events it reacts to",
+                event_bus=self._platform.messaging.bus,
+                event_pattern=events.EventPattern(source=[SOURCE], detail_type=list(bus.detail_types)),
+                # EventBridge retries handing an event over (throttled, unavailable), then sets it aside
+                targets=[
+                    targets.LambdaFunction(
+                        self.function,
+                        retry_attempts=bus.retry_attempts,
+                        max_event_age=Duration.seconds(bus.max_event_age_seconds),
+                        dead_letter_queue=dlq,
+                    )
+                ],
             )
+            self._on_async_failure(bus.invoke_retry_attempts, bus.invoke_max_event_age_seconds, dlq)
+
+    def _on_async_failure(self, retry_attempts: int, max_event_age_seconds: int, dlq: sqs.Queue) -> None:
+        """EventBridge invokes asynchronously: a run that fails is retried by Lambda, then its event and
+        error go to the queue (CDK grants sqs:SendMessage on it, nothing more)."""
+        self.function.configure_async_invoke(
+            retry_attempts=retry_attempts,
+            max_event_age=Duration.seconds(max_event_age_seconds),
+            on_failure=destinations.SqsDestination(dlq),
+        )
 
 
 _RETENTION = {

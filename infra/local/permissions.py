@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
@@ -36,13 +37,26 @@ DENIED = {
     "sns": ("AuthorizationError", 403),
     "ses": ("AccessDenied", 403),
     "ssm": ("AccessDeniedException", 400),
+    "sqs": ("AccessDenied", 403),
+}
+#: SQS authorises a batch as the single-message action.
+QUEUE_ACTIONS = {
+    "SendMessage": "sqs:SendMessage",
+    "SendMessageBatch": "sqs:SendMessage",
+    "ReceiveMessage": "sqs:ReceiveMessage",
+    "DeleteMessage": "sqs:DeleteMessage",
+    "DeleteMessageBatch": "sqs:DeleteMessage",
+    "ChangeMessageVisibility": "sqs:ChangeMessageVisibility",
+    "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "GetQueueAttributes": "sqs:GetQueueAttributes",
 }
 _ADDRESS = re.compile(r"<([^>]+)>")
 
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """What a call acts on, in local names: ``table``/``index`` (table name) or a service's resource."""
+    """What a call acts on, in local names: ``table``/``index`` (table name), ``queue`` (its ARN) or a
+    service's resource."""
 
     kind: str
     name: str
@@ -67,6 +81,8 @@ class LocalPolicy:
         for grant in grants(spec):
             if grant.table is not None:
                 name = environ[grant.table.env]
+            elif grant.queue is not None:
+                name = queue_arn(environ[grant.queue.env])
             elif grant.resource == "ses":
                 name = environ.get("SENDER_EMAIL", "")  # no sender configured: no identity to send from
             else:
@@ -136,10 +152,23 @@ def _needs(service: str, operation: str, params: Mapping[str, Any]) -> Iterator[
         source = params.get("Source", "")
         found = _ADDRESS.search(source)
         yield f"ses:{operation}", Resource("ses", found.group(1) if found else source)
+    elif service == "sqs" and operation in QUEUE_ACTIONS:
+        yield QUEUE_ACTIONS[operation], Resource("queue", queue_arn(params.get("QueueUrl", "")))
     elif service == "ssm" and operation in ("GetParameter", "PutParameter"):
         yield f"ssm:{operation}", Resource("identity_secrets", params.get("Name", ""))
     else:
         yield f"{service}:{operation}", Resource(service, "*")
+
+
+def queue_arn(url: str) -> str:
+    """The ARN of the queue at ``url`` (``https://sqs.<region>.amazonaws.com/<account>/<name>``)."""
+    address = urlsplit(url)
+    account, _, name = address.path.strip("/").partition("/")
+    if not name:  # not a queue URL: named as it is, so it matches no grant
+        account, name = "000000000000", url
+    host = (address.hostname or "").split(".")
+    region = host[1] if len(host) > 2 and host[0] == "sqs" else "local"
+    return f"arn:aws:sqs:{region}:{account}:{name}"
 
 
 def function_scope(

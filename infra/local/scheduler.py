@@ -7,12 +7,12 @@ then its event and error go to the on-failure destination, and the schedule goes
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from infra.local.asynchronous import invoke_asynchronously
 from shared.clock import ControlledClock
 
 
@@ -47,9 +47,7 @@ class LocalScheduler:
         on_failure: Callable[[dict[str, Any]], Any] | None = None,
     ) -> None:
         with self._lock:
-            self._jobs.append(
-                Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure)
-            )
+            self._jobs.append(Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure))
             self.fired[name] = 0
 
     def run_until(self, until: datetime) -> int:
@@ -86,18 +84,14 @@ class LocalScheduler:
 
     def _invoke(self, job: Job) -> Any:
         """One asynchronous invocation: the first attempt and Lambda's retries, then the on-failure record."""
-        event = self._event(job)
-        for attempt in range(1, job.retry_attempts + 2):
-            try:
-                return job.invoke(event)
-            except Exception as exc:
-                print(f"[local] scheduled {job.name} failed (attempt {attempt}): {exc!r}")
-                error = exc
-        record = _async_failure_record(job.name, event, error, attempts=job.retry_attempts + 1)
-        self.dead_letters.append(record)
-        if job.on_failure is not None:
-            job.on_failure(record)
-        return None
+        result, failure = invoke_asynchronously(
+            job.name, job.invoke, self._event(job), retry_attempts=job.retry_attempts
+        )
+        if failure is not None:
+            self.dead_letters.append(failure)
+            if job.on_failure is not None:
+                job.on_failure(failure)
+        return result
 
     def _event(self, job: Job) -> dict[str, Any]:
         """The event EventBridge hands a scheduled function."""
@@ -110,22 +104,3 @@ class LocalScheduler:
             "resources": [f"arn:aws:events:local:000000000000:rule/{job.name}"],
             "detail": {},
         }
-
-
-def _async_failure_record(
-    name: str, event: dict[str, Any], error: Exception, *, attempts: int
-) -> dict[str, Any]:
-    """What Lambda sends an asynchronous invocation's on-failure destination: the event and the error."""
-    return {
-        "version": "1.0",
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "functionArn": f"arn:aws:lambda:local:000000000000:function:lifecycle-{name}:$LATEST",
-            "condition": "RetriesExhausted",
-            "approximateInvokeCount": attempts,
-        },
-        "requestPayload": event,
-        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {"errorMessage": str(error), "errorType": type(error).__name__},
-    }

@@ -6,22 +6,27 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from infra.config import DeploymentConfig, environment, identity_secrets_path
+from infra.local.bus import BusPump, rule_pattern
 from infra.local.gateway import Gateway, LambdaContext, load_handler, routes_for
 from infra.local.moto_dynamodb import serialise
 from infra.local.scheduler import LocalScheduler
 from infra.local.streams import StreamPump
-from infra.wiring import FUNCTIONS, TABLES
+from infra.wiring import FUNCTIONS, QUEUES, TABLES
 from shared import clock as clocks
+from shared.adapters.queues import DELIVERY, create_queue_request, dead_letters_request
 from shared.adapters.tables import create_table_request
+from shared.engagement.events import SOURCE
 from shared.tracking.rates import RateLimit
 from shared.tracking.timestamps import format_time, parse_time
 from shared.tracking.trust import Trust
 
 REGION = "eu-west-1"
+#: How many times ``drain_streams`` goes round every trigger before giving up on quiet.
+DRAIN_ROUNDS = 25
 BUS = "lifecycle"
 SENDER = "lifecycle@localhost.localdomain"
 DEFAULT_BROWSER_KEY = "local-browser-key"
@@ -117,6 +122,7 @@ class LocalStack:
         self._was_strict = scope.strict(True)
         self._create_tables()
         self._create_messaging()
+        self._create_queues()
         self._host_functions()
         self._seed_write_keys()
         self.rules = self._load_rules()
@@ -129,6 +135,7 @@ class LocalStack:
                 ("POST", "/_local/clock"): self._clock_endpoint,
                 ("GET", "/_local/clock"): self._clock_now,
                 ("GET", "/_local/events"): self._events_endpoint,
+                ("GET", "/_local/outbox"): self._outbox_endpoint,
                 ("POST", "/_local/redrive"): self._redrive_endpoint,
             },
         )
@@ -194,7 +201,8 @@ class LocalStack:
 
         services = {"events": BUS, "sns": self.topic_arn, "identity_secrets": identity_secrets_path(BUS)}
         self.environments = {
-            spec.name: environment(spec, self.table_names, self.config, services) for spec in FUNCTIONS
+            spec.name: environment(spec, self.table_names, self.config, services, self.queue_urls)
+            for spec in FUNCTIONS
         }
         for spec in FUNCTIONS:
             scope.host(spec.handler, function_scope(spec, self.environments[spec.name]))
@@ -231,12 +239,33 @@ class LocalStack:
         aws.client("ses").verify_email_identity(EmailAddress=SENDER)
         self._published: list[dict[str, Any]] = []
 
+    def _create_queues(self) -> None:
+        """The queues between functions, each with its dead-letter queue, as CDK builds them."""
+        from shared.adapters import aws
+
+        sqs = aws.client("sqs")
+        #: queue id -> URL (what the functions' environment names), and of its dead-letter queue
+        self.queue_urls: dict[str, str] = {}
+        self.queue_dead_letters: dict[str, str] = {}
+        for spec in QUEUES:
+            name = f"lifecycle-queue-{spec.id}"
+            dead_letters = sqs.create_queue(**dead_letters_request(spec, name))["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]
+            self.queue_urls[spec.id] = sqs.create_queue(**create_queue_request(spec, name, arn["QueueArn"]))[
+                "QueueUrl"
+            ]
+            self.queue_dead_letters[spec.id] = dead_letters
+        self._outbox: list[tuple[datetime, int, dict[str, Any]]] = []
+        self._outbox_lock = threading.Lock()
+
     def _start_triggers(self) -> None:
-        """Stream triggers and schedules from the wiring, driven by background threads."""
+        """Stream, bus and schedule triggers from the wiring, driven by background threads."""
         from shared.adapters import aws
 
         self._threads: list[threading.Thread] = []
         self.pumps: list[StreamPump] = []
+        #: one per bus-triggered function: its rule's queue on the local bus, handed to the function
+        self.bus_pumps: list[BusPump] = []
         #: function name -> URL of its dead-letter queue (the deployed stack has one per triggered function)
         self.dead_letter_queues: dict[str, str] = {}
         self._redrivers: list[tuple[str, Any, Any, Any]] = []
@@ -247,7 +276,7 @@ class LocalStack:
             context = lambda name=spec.name: LambdaContext(
                 function_name=f"lifecycle-{name}", aws_request_id="local"
             )  # noqa: E731
-            if spec.stream is None and spec.schedule is None:
+            if spec.stream is None and spec.schedule is None and spec.bus is None:
                 continue
             url = sqs.create_queue(QueueName=f"lifecycle-{spec.name}-dead-letters")["QueueUrl"]
             self.dead_letter_queues[spec.name] = url
@@ -267,6 +296,18 @@ class LocalStack:
                     )
                 )
                 self._redrivers.append((spec.name, spec.stream, self.pumps[-1], context))
+            if spec.bus is not None:
+                self.bus_pumps.append(
+                    BusPump(
+                        name=spec.name,
+                        sqs=sqs,
+                        queue_url=self._bus_rule(spec.name, spec.bus),
+                        trigger=spec.bus,
+                        handler=handler,
+                        context=context,
+                        on_failure=send,
+                    )
+                )
             if spec.schedule is not None:
                 self.scheduler.add(
                     spec.name,
@@ -279,18 +320,36 @@ class LocalStack:
             self._threads.append(
                 threading.Thread(target=pump.run, args=(self._stop,), name="streams", daemon=True)
             )
+        for bus_pump in self.bus_pumps:
+            self._threads.append(
+                threading.Thread(target=bus_pump.run, args=(self._stop,), name="bus", daemon=True)
+            )
         self._threads.append(
             threading.Thread(target=self.scheduler.run, args=(self._stop,), name="scheduler", daemon=True)
         )
         for thread in self._threads:
             thread.start()
 
+    def _bus_rule(self, name: str, trigger: Any) -> str:
+        """The function's rule on the local bus, its pattern as deployed, targeting a queue the pump reads."""
+        from shared.adapters import aws
+
+        sqs, events = aws.client("sqs"), aws.client("events")
+        url = sqs.create_queue(QueueName=f"lifecycle-{name}-bus-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        rule = f"local-{name}"
+        events.put_rule(Name=rule, EventBusName=BUS, EventPattern=json.dumps(rule_pattern(trigger, SOURCE)))
+        events.put_targets(Rule=rule, EventBusName=BUS, Targets=[{"Id": "function", "Arn": arn}])
+        return url
+
     def drain_streams(self) -> None:
-        """Until every stream is quiet: a function's writes may trigger another's (events fold into
-        profiles, whose changes move stages)."""
-        for _ in range(5):
-            if not sum(pump.drain() for pump in self.pumps):
+        """Until every stream and bus rule is quiet: a function's writes may trigger another's (events
+        fold into profiles, whose changes move stages, whose announcements run automations, whose
+        writes may do it all again)."""
+        for _ in range(DRAIN_ROUNDS):
+            if not sum(pump.drain() for pump in [*self.pumps, *self.bus_pumps]):
                 return
+        print(f"[local] triggers still busy after {DRAIN_ROUNDS} rounds: a function may trigger itself")
 
     def _seed_write_keys(self) -> None:
         from shared.adapters import aws
@@ -384,6 +443,41 @@ class LocalStack:
         del self._published[:-500]
         return 200, {"events": self._published}
 
+    def _outbox_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """What automations handed to delivery, oldest first (by ``at``, then arrival; the last 1000).
+
+        Until the delivery function exists, the local stack consumes the delivery queue as it will:
+        each message received and deleted; one that is not a delivery request goes to the queue's
+        dead letters (as it would after failing delivery ``max_receive_count`` times)."""
+        from pydantic import ValidationError
+
+        from shared.adapters import aws
+        from shared.delivery.requests import DeliveryRequest
+
+        self.drain_streams()
+        sqs, url = aws.client("sqs"), self.queue_urls[DELIVERY.id]
+        with self._outbox_lock:
+            while True:
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    try:
+                        request = DeliveryRequest.model_validate_json(message["Body"])
+                    except ValidationError as exc:
+                        print(f"[local] not a delivery request, set aside: {exc}")
+                        sqs.send_message(
+                            QueueUrl=self.queue_dead_letters[DELIVERY.id], MessageBody=message["Body"]
+                        )
+                    else:
+                        self._outbox.append(
+                            (request.at, len(self._outbox), _outbox_entry(request, message["Body"]))
+                        )
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            self._outbox.sort(key=lambda entry: entry[:2])
+            del self._outbox[:-1000]
+            return 200, {"messages": [entry for _, _, entry in self._outbox]}
+
     def banner(self) -> str:
         url = self.url
         key = RateLimit(self.config.key_rate_per_second, self.config.key_burst)
@@ -429,11 +523,28 @@ class LocalStack:
                 '    -d \'{"behaviour": "product_viewed", "points": 5, "match": {"product": "kite-3"}, "tag": "kites"}\'',
                 "Stage events published on the bus:",
                 f"  curl -s {url}/_local/events",
+                "Messages automations handed to delivery (email, SMS, webhooks):",
+                f"  curl -s {url}/_local/outbox",
                 "Move time on (scheduled jobs fire on the way):",
                 f"  curl -s -X POST {url}/_local/clock -H 'content-type: application/json' \\",
                 '    -d \'{"advance": "P30D"}\'',
             ]
         )
+
+
+def _outbox_entry(request: Any, body: str) -> dict[str, Any]:
+    """One delivery request as ``GET /_local/outbox`` lists it, its ``at`` as it was sent."""
+    return {
+        "id": request.id,
+        "contact_id": request.contact_id,
+        "automation": request.automation,
+        "channel": request.channel,
+        "at": json.loads(body)["at"],
+        "status": request.status,
+        "reason": request.reason,
+        "subject": request.subject,
+        "text": request.text,
+    }
 
 
 _DURATION = __import__("re").compile(

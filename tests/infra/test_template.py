@@ -15,7 +15,8 @@ from typing import Any
 import aws_lambda_powertools
 import pytest
 
-from infra.wiring import FUNCTIONS, function
+from infra.wiring import AUTOMATION_SIGNALS, FUNCTIONS, QUEUES, FunctionSpec, function
+from shared.adapters.queues import DELIVERY, QueueSpec
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, create_table_request
 from tests.conftest import ROOT, resources, table_names_by_env
 
@@ -294,6 +295,14 @@ def stream_record(event: str, keys: dict[str, Any], image: dict[str, Any] | None
 PROFILE_KEYS = {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}}
 EVENT_KEYS = {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "E#2026-11-23T12:00:00.000Z#m1"}}
 RECORDED = {"body": {"S": "{}"}, "call": {"S": "track"}, "timestamp": {"S": "2026-11-23T12:00:00.000Z"}}
+ONLY_RECORDED_EVENTS = [
+    (stream_record("INSERT", EVENT_KEYS, RECORDED), True),
+    # a copy a merge or a re-route made: folded in already where it came from
+    (stream_record("INSERT", EVENT_KEYS, {**RECORDED, "movedFrom": {"S": "anonymous_id:a1"}}), False),
+    # a ledger corrected by the aggregation itself; an expiry or a move's delete
+    (stream_record("MODIFY", EVENT_KEYS, {**RECORDED, "ledger": {"S": "[]"}}), False),
+    (stream_record("REMOVE", EVENT_KEYS, None), False),
+]
 #: Per function: its trigger table, and records its filter must pass (True) or keep away (False).
 STREAM_FUNCTIONS = {
     "stage_transition": (
@@ -323,17 +332,9 @@ STREAM_FUNCTIONS = {
             ),
         ],
     ),
-    "aggregation": (
-        EVENTS,
-        [
-            (stream_record("INSERT", EVENT_KEYS, RECORDED), True),
-            # a copy a merge or a re-route made: folded in already where it came from
-            (stream_record("INSERT", EVENT_KEYS, {**RECORDED, "movedFrom": {"S": "anonymous_id:a1"}}), False),
-            # a ledger corrected by the aggregation itself; an expiry or a move's delete
-            (stream_record("MODIFY", EVENT_KEYS, {**RECORDED, "ledger": {"S": "[]"}}), False),
-            (stream_record("REMOVE", EVENT_KEYS, None), False),
-        ],
-    ),
+    "aggregation": (EVENTS, ONLY_RECORDED_EVENTS),
+    # the event log's second reader: automations start on the same recorded events, never on copies
+    "automation_events": (EVENTS, ONLY_RECORDED_EVENTS),
 }
 
 
@@ -344,7 +345,8 @@ def test_every_stream_function_is_covered() -> None:
 @pytest.mark.parametrize("name", STREAM_FUNCTIONS)
 def test_stream_functions_read_their_tables_stream_with_failure_reporting(template, name) -> None:
     """The stage and merge functions on the contacts table (profile writes by tracking only, never their
-    own), the aggregation on the events table (events recorded, not copies): each with partial-batch
+    own), the aggregation and the behaviour automations on the events table (events recorded, not
+    copies): each with partial-batch
     failure reporting, bisection, bounded retries and age, and a dead-letter queue."""
     from infra.local.filters import matches
 
@@ -456,23 +458,36 @@ def test_the_event_log_has_a_stream_and_no_index(template) -> None:
             assert on_index == [], (spec.name, statement)
 
 
-def test_due_job_runs_hourly_with_retries_and_dead_letters(template) -> None:
-    (rule,) = resources(template, "AWS::Events::Rule").values()
-    (target,) = rule["Properties"]["Targets"]
-    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
-    assert "DeadLetterConfig" in target
-
-
-@pytest.mark.parametrize("spec", [f for f in FUNCTIONS if f.schedule], ids=lambda f: f.name)
-def test_failed_asynchronous_invocations_go_to_a_queue(template, spec) -> None:
-    """EventBridge invokes asynchronously: its target's DLQ only covers delivery; a run that fails needs
-    Lambda's own on-failure destination, or it is dropped after Lambda's retries without a trace."""
+def function_logical_id(template: dict[str, Any], spec: Any) -> str:
     (logical,) = [
         k
         for k, f in resources(template, "AWS::Lambda::Function").items()
         if f["Properties"]["Handler"] == spec.handler
     ]
+    return logical
+
+
+def test_timers_run_hourly_with_retries_and_dead_letters(template) -> None:
+    (rule,) = [
+        r
+        for r in resources(template, "AWS::Events::Rule").values()
+        if "ScheduleExpression" in r["Properties"]
+    ]
+    (target,) = rule["Properties"]["Targets"]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 hour)"
+    assert target["Arn"] == {"Fn::GetAtt": [function_logical_id(template, function("timers")), "Arn"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert "DeadLetterConfig" in target
+
+
+ASYNCHRONOUS = [f for f in FUNCTIONS if f.schedule or f.bus]
+
+
+@pytest.mark.parametrize("spec", ASYNCHRONOUS, ids=lambda f: f.name)
+def test_failed_asynchronous_invocations_go_to_a_queue(template, spec) -> None:
+    """EventBridge invokes asynchronously: its target's DLQ only covers delivery; a run that fails needs
+    Lambda's own on-failure destination, or it is dropped after Lambda's retries without a trace."""
+    logical = function_logical_id(template, spec)
     configs = [
         c["Properties"]
         for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
@@ -483,16 +498,23 @@ def test_failed_asynchronous_invocations_go_to_a_queue(template, spec) -> None:
     assert props["Qualifier"] == "$LATEST"
     queue = props["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
     assert template["Resources"][queue]["Type"] == "AWS::SQS::Queue"
-    assert props["MaximumRetryAttempts"] == spec.schedule.retry_attempts
-    assert 60 <= props["MaximumEventAgeInSeconds"] <= spec.schedule.every.total_seconds(), (
-        "a run older than the next one is superseded by it"
-    )
+    if spec.schedule:
+        assert props["MaximumRetryAttempts"] == spec.schedule.retry_attempts
+        assert 60 <= props["MaximumEventAgeInSeconds"] <= spec.schedule.every.total_seconds(), (
+            "a run older than the next one is superseded by it"
+        )
+    else:
+        assert props["MaximumRetryAttempts"] == spec.bus.invoke_retry_attempts == 2
+        assert 60 <= props["MaximumEventAgeInSeconds"] == spec.bus.invoke_max_event_age_seconds <= 21600
     sends = [
         s
         for s in policy_statements(template, lambda_for(template, spec.name))
         if "sqs:SendMessage" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     ]
-    assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue, "Arn"]}]
+    queues = resources(template, "AWS::SQS::Queue")
+    wired = [{"Fn::GetAtt": [queue_logical_id(template, access.queue), "Arn"]} for access in spec.queues]
+    assert [s["Resource"] for s in sends if s["Resource"] not in wired] == [{"Fn::GetAtt": [queue, "Arn"]}]
+    assert all(s["Resource"]["Fn::GetAtt"][0] in queues for s in sends)
     assert not any("sqs:*" in str(s["Action"]) for s in sends)
 
 
@@ -501,24 +523,22 @@ def test_only_asynchronously_invoked_functions_have_an_invoke_config(template) -
         json.dumps(c["Properties"]["FunctionName"])
         for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
     }
-    scheduled = {
-        json.dumps({"Ref": k})
-        for k, f in resources(template, "AWS::Lambda::Function").items()
-        for spec in FUNCTIONS
-        if spec.schedule and f["Properties"]["Handler"] == spec.handler
-    }
-    assert configured == scheduled
+    assert configured == {json.dumps({"Ref": function_logical_id(template, spec)}) for spec in ASYNCHRONOUS}
 
 
-def test_engagement_functions_announce_on_the_bus_and_topic_only(template) -> None:
+def test_functions_announce_on_the_bus_and_topic_only_where_wired(template) -> None:
     (bus,) = resources(template, "AWS::Events::EventBus")
     (topic,) = resources(template, "AWS::SNS::Topic")
-    for name in ("stage_transition", "due", "admin"):
-        statements = policy_statements(template, lambda_for(template, name))
+    announcing = [spec.name for spec in FUNCTIONS if "events" in spec.services]
+    assert {"stage_transition", "timers", "admin", "automation_signals"} <= set(announcing)
+    for spec in FUNCTIONS:
+        statements = policy_statements(template, lambda_for(template, spec.name))
         puts = [s for s in statements if s["Action"] == "events:PutEvents"]
         publishes = [s for s in statements if s["Action"] == "sns:Publish"]
-        assert [p["Resource"] for p in puts] == [{"Fn::GetAtt": [bus, "Arn"]}]
-        assert [p["Resource"] for p in publishes] == [{"Ref": topic}]
+        assert [p["Resource"] for p in puts] == (
+            [{"Fn::GetAtt": [bus, "Arn"]}] if "events" in spec.services else []
+        )
+        assert [p["Resource"] for p in publishes] == ([{"Ref": topic}] if "sns" in spec.services else [])
     tracking = policy_statements(template, lambda_for(template, "tracking"))
     assert not any(str(s["Action"]).startswith(("events:", "sns:", "ses:")) for s in tracking)
 
@@ -572,3 +592,142 @@ def test_dead_letters_outlive_a_replacement_of_their_queue(template) -> None:
         assert queue.get("DeletionPolicy") == "Retain" and queue.get("UpdateReplacePolicy") == "Retain", (
             logical
         )
+
+
+def queue_logical_id(template: dict[str, Any], spec: QueueSpec) -> str:
+    """The queue the functions' environment names by the spec's variable (a ``Ref`` gives its URL)."""
+    return table_names_by_env(template)[spec.env]
+
+
+def queue_policy_statements(template: dict[str, Any], logical: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for policy in resources(template, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": logical} in policy["Properties"]["Queues"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+@pytest.mark.parametrize("spec", QUEUES, ids=lambda q: q.id)
+def test_queues_match_their_specs_with_encrypted_tls_only_dead_letters(template, spec) -> None:
+    queues = resources(template, "AWS::SQS::Queue")
+    logical = queue_logical_id(template, spec)
+    props = queues[logical]["Properties"]
+    assert props["VisibilityTimeout"] == spec.visibility_timeout_seconds
+    assert props["MessageRetentionPeriod"] == spec.retention_days * 86400
+    assert props["RedrivePolicy"]["maxReceiveCount"] == spec.max_receive_count
+    dead_letters = props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    assert dead_letters != logical and dead_letters in queues
+    assert (
+        queues[dead_letters]["Properties"]["MessageRetentionPeriod"]
+        == spec.dead_letter_retention_days * 86400
+    )
+    for queue in (logical, dead_letters):
+        assert queues[queue]["Properties"]["SqsManagedSseEnabled"] is True
+        assert queues[queue]["DeletionPolicy"] == "Retain"
+        denials = [s for s in queue_policy_statements(template, queue) if s["Effect"] == "Deny"]
+        assert [s["Condition"] for s in denials] == [{"Bool": {"aws:SecureTransport": "false"}}], queue
+    # where its dead letters go, no other queue's
+    redriving = [q for q in queues.values() if "RedrivePolicy" in q["Properties"]]
+    targets = [q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0] for q in redriving]
+    assert targets.count(dead_letters) == 1
+
+
+def sqs_grants(template: dict[str, Any], spec: FunctionSpec) -> dict[str, set[str]]:
+    """SQS actions the function's role grants, by queue logical id (its own dead letters left out)."""
+    granted: dict[str, set[str]] = {}
+    for statement in policy_statements(template, lambda_for(template, spec.name)):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if not any(a.startswith("sqs:") for a in actions):
+            continue
+        (queue,) = [statement["Resource"]["Fn::GetAtt"][0]]
+        granted.setdefault(queue, set()).update(actions)
+    return granted
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
+def test_queue_grants_are_what_the_wiring_declares(template, spec) -> None:
+    """Each queue a function sends to, with exactly the declared actions on its ARN; besides, only its
+    own dead letters (what CDK grants a trigger's on-failure destination: send, and look the queue up)."""
+    granted = sqs_grants(template, spec)
+    for access in spec.queues:
+        assert granted.pop(queue_logical_id(template, access.queue)) == set(access.actions), spec.name
+    destination = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+    assert all(actions == destination for actions in granted.values()), granted
+    assert len(granted) <= 1 and all(q.startswith(spec.capability.title()) for q in granted), granted
+    env = lambda_for(template, spec.name)["Environment"]["Variables"]
+    for queue in QUEUES:
+        assert (queue.env in env) is any(a.queue == queue for a in spec.queues)
+        if queue.env in env:
+            assert env[queue.env] == {"Ref": queue_logical_id(template, queue)}
+
+
+def test_automations_hand_messages_to_the_delivery_queue(template) -> None:
+    for name in ("automation_events", "automation_signals", "timers"):
+        assert sqs_grants(template, function(name))[queue_logical_id(template, DELIVERY)] == {
+            "sqs:SendMessage"
+        }
+
+
+BUS_FUNCTIONS = [f for f in FUNCTIONS if f.bus]
+
+
+def test_lifecycle_signals_reach_the_signal_automations() -> None:
+    assert [f.name for f in BUS_FUNCTIONS] == ["automation_signals"]
+    assert function("automation_signals").bus.detail_types == AUTOMATION_SIGNALS
+    assert {"ContactStageChanged", "EngagementQuarterChanged", "LeadRouted"} <= set(AUTOMATION_SIGNALS)
+
+
+@pytest.mark.parametrize("spec", BUS_FUNCTIONS, ids=lambda f: f.name)
+def test_bus_triggers_match_lifecycle_signals_with_retries_and_dead_letters(template, spec) -> None:
+    (bus,) = resources(template, "AWS::Events::EventBus")
+    logical = function_logical_id(template, spec)
+    rules = [
+        r["Properties"]
+        for r in resources(template, "AWS::Events::Rule").values()
+        if any(t["Arn"] == {"Fn::GetAtt": [logical, "Arn"]} for t in r["Properties"].get("Targets", []))
+    ]
+    (rule,) = rules
+    assert rule["EventBusName"] == {"Ref": bus}
+    assert rule["EventPattern"] == {"source": ["lifecycle"], "detail-type": list(spec.bus.detail_types)}
+    assert rule["State"] == "ENABLED"
+    (target,) = rule["Targets"]
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": spec.bus.retry_attempts,
+        "MaximumEventAgeInSeconds": spec.bus.max_event_age_seconds,
+    }
+    dead_letters = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert dead_letters.startswith(
+        spec.capability.title() + spec.name.title().replace("_", "") + "DeadLetters"
+    )
+    # EventBridge may send there (only from this rule), and nothing else but the function's role
+    (rule_logical,) = [
+        k for k, r in resources(template, "AWS::Events::Rule").items() if r["Properties"] is rule
+    ]
+    allows = [s for s in queue_policy_statements(template, dead_letters) if s["Effect"] == "Allow"]
+    assert any(
+        s["Principal"] == {"Service": "events.amazonaws.com"}
+        and s["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Fn::GetAtt": [rule_logical, "Arn"]}
+        for s in allows
+    ), allows
+    permissions = [
+        p["Properties"]
+        for p in resources(template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Fn::GetAtt": [logical, "Arn"]}
+    ]
+    assert [p["SourceArn"] for p in permissions] == [{"Fn::GetAtt": [rule_logical, "Arn"]}]
+
+
+@pytest.mark.parametrize("table", [t for t in TABLES if t.stream], ids=lambda t: t.id)
+def test_no_stream_has_more_than_two_readers(template, table) -> None:
+    """DynamoDB Streams serves two readers per shard without throttling: a third must wait its turn
+    (or a fan-out through Kinesis or the bus)."""
+    readers = [spec.name for spec in FUNCTIONS if spec.stream and spec.stream.table == table]
+    assert len(readers) <= 2, readers
+    logical = table_names_by_env(template)[table.env]
+    mappings = [
+        m
+        for m in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [logical, "StreamArn"]}
+    ]
+    assert len(mappings) == len(readers)

@@ -200,3 +200,23 @@ def metrics(monkeypatch) -> dict[str, int]:
 
     monkeypatch.setattr(PowertoolsTelemetry, "count", count)
     return counted
+
+
+@pytest.fixture
+def local_stack(template):
+    """The local stack in this process (its environment and clients are restored afterwards)."""
+    from infra.local.stack import LocalSettings, LocalStack
+    from shared import runtime
+    from shared.adapters import aws as clients
+
+    saved = dict(os.environ)
+    stack = LocalStack(LocalSettings(port=0, quiet=True))
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+        clients.reset()
+        runtime.reset()

@@ -210,26 +210,6 @@ def test_the_cloud_invoker_sends_the_stream_event_and_reads_failures() -> None:
         LambdaInvoker(StubLambda({"errorMessage": "boom"}, error="Unhandled")).invoke("f", event)
 
 
-@pytest.fixture
-def local_stack(template):
-    """The local stack in this process (its environment and clients are restored afterwards)."""
-    from infra.local.stack import LocalSettings, LocalStack
-    from shared import runtime
-    from shared.adapters import aws as clients
-
-    saved = dict(os.environ)
-    stack = LocalStack(LocalSettings(port=0, quiet=True))
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
-        os.environ.clear()
-        os.environ.update(saved)
-        clients.reset()
-        runtime.reset()
-
-
 def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> None:
     import urllib.request
 
@@ -247,7 +227,14 @@ def test_the_local_stack_queues_dead_letters_and_redrives_them(local_stack) -> N
     sqs, url = clients.client("sqs"), local_stack.dead_letter_queues["stage_transition"]
     (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
     assert json.loads(message["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1
-    assert set(local_stack.dead_letter_queues) == {"aggregation", "merge", "stage_transition", "due"}
+    assert set(local_stack.dead_letter_queues) == {
+        "aggregation",
+        "merge",
+        "stage_transition",
+        "automation_events",
+        "automation_signals",
+        "timers",
+    }
 
     handler.broken_for.clear()
     handler.batches.clear()

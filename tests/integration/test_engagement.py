@@ -301,10 +301,10 @@ def test_ttl_removals_cause_no_transitions(aws, stream) -> None:
     assert not any(matches(p, removal["Records"][0]) for p in function("stage_transition").stream.filters)
 
 
-def test_decay_alone_moves_a_customer_to_exit_through_the_due_job(
+def test_decay_alone_moves_a_customer_to_exit_through_the_timers(
     send, stream, admin, clock, bus_events
 ) -> None:
-    from functions.due.handler import handler as due
+    from functions.timers.handler import handler as timers
 
     send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
     send("/v1/track", {"userId": "ann", "event": "Webinar Attended"})
@@ -312,12 +312,12 @@ def test_decay_alone_moves_a_customer_to_exit_through_the_due_job(
     card = stage_of(admin, "ann")
     assert (card["stage"], card["engagement"]["quarter"]) == ("customer", "retention")  # 30 points
     clock.advance(timedelta(days=40))  # 30 -> ~12: still above 10, not due yet
-    assert due({}, Context()) == {"evaluated": 0}
+    assert timers({}, Context()) == {"evaluated": 0}
     clock.advance(timedelta(days=20))  # ~7.5 < 10: past the crossing (log2(30/10) half-lives ~ 47.5 days)
-    assert due({}, Context()) == {"evaluated": 1}
+    assert timers({}, Context()) == {"evaluated": 1}
     card = stage_of(admin, "ann")
     assert (card["stage"], card["engagement"]["quarter"]) == ("at_risk", "exit")
-    assert due({}, Context()) == {"evaluated": 0}, "a double-fired schedule finds nothing left to do"
+    assert timers({}, Context()) == {"evaluated": 0}, "a double-fired schedule finds nothing left to do"
     exits = [
         e
         for e in bus_events()
@@ -331,14 +331,25 @@ def test_sample_events_for_every_trigger_are_handled(aws) -> None:
     import json as _json
 
     from functions.admin.handler import handler as admin
-    from functions.due.handler import handler as due
+    from functions.automation_events.handler import handler as automation_events
+    from functions.automation_signals.handler import handler as automation_signals
     from functions.stage_transition.handler import handler as stage
+    from functions.timers.handler import handler as timers
+    from infra.wiring import AUTOMATION_SIGNALS
     from tests.conftest import EVENTS
 
     (stream_sample,) = (EVENTS / "stage_transition").glob("*.json")
     assert stage(_json.loads(stream_sample.read_text()), Context()) == {"batchItemFailures": []}
-    (schedule_sample,) = (EVENTS / "due").glob("*.json")
-    assert due(_json.loads(schedule_sample.read_text()), Context()) == {"evaluated": 0}
+    (schedule_sample,) = (EVENTS / "timers").glob("*.json")
+    assert timers(_json.loads(schedule_sample.read_text()), Context()) == {"evaluated": 0}
+    (behaviour_sample,) = (EVENTS / "automation_events").glob("*.json")
+    assert automation_events(_json.loads(behaviour_sample.read_text()), Context()) == {
+        "batchItemFailures": []
+    }
+    (signal_sample,) = (EVENTS / "automation_signals").glob("*.json")
+    signal = _json.loads(signal_sample.read_text())
+    assert signal["source"] == "lifecycle" and signal["detail-type"] in AUTOMATION_SIGNALS
+    automation_signals(signal, Context())
     for sample in sorted((EVENTS / "admin").glob("*.json")):
         status = admin(_json.loads(sample.read_text()), Context())["statusCode"]
         assert status in (200, 404, 409), (

@@ -12,18 +12,21 @@ from pydantic import ValidationError
 from tests.conftest import Context, as_function, http_event, invoke
 
 
-def test_the_stage_function_and_the_due_job_start_with_their_template_environment(
+def test_the_stage_function_and_the_timers_start_with_their_template_environment(
     send, stream, admin, bus_events, clock
 ) -> None:
-    """They once required EVENTS_TABLE_NAME, which their template does not give them."""
+    """The stage function once required EVENTS_TABLE_NAME, which its template does not give it; the
+    timers (automations) have the event log and the delivery queue."""
     from datetime import timedelta
 
-    from functions.due.handler import handler as due
+    from functions.timers.handler import handler as timers
     from infra.wiring import function
     from shared import scope
 
-    for name in ("stage_transition", "due"):
-        assert "EVENTS_TABLE_NAME" not in scope.hosted(function(name).handler).environ
+    assert "EVENTS_TABLE_NAME" not in scope.hosted(function("stage_transition").handler).environ
+    assert {"EVENTS_TABLE_NAME", "DELIVERY_QUEUE_URL"} <= set(
+        scope.hosted(function("timers").handler).environ
+    )
     assert "EVENTS_TABLE_NAME" in os.environ, "the union is there for the tests' helpers, unseen"
 
     send("/v1/track", {"userId": "ann", "event": "Order Completed", "properties": {"revenue": 5}})
@@ -32,7 +35,7 @@ def test_the_stage_function_and_the_due_job_start_with_their_template_environmen
     assert admin("ann")[1]["stage"] == "customer"
     assert any(e["detail-type"] == "ContactStageChanged" for e in bus_events())
     clock.advance(timedelta(days=400))
-    assert due({}, Context()) == {"evaluated": 1}
+    assert timers({}, Context()) == {"evaluated": 1}
     assert admin("ann")[1]["engagement"]["quarter"] == "exit"
 
 

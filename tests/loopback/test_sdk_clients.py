@@ -131,7 +131,7 @@ def post(url: str, body: dict) -> dict:
         return json.loads(response.read())
 
 
-def test_stream_is_consumed_and_advancing_the_clock_fires_the_due_job(local_stack: str) -> None:
+def test_stream_is_consumed_and_advancing_the_clock_fires_the_timers(local_stack: str) -> None:
     """The stage function runs by itself; 60 days later decay alone has moved the customer to exit."""
     from segment.analytics.client import Client
 

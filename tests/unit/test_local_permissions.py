@@ -13,11 +13,17 @@ from infra.wiring import FUNCTIONS, function
 NAMES = {"contacts": "t-contacts", "events": "t-events", "config": "t-config", "rates": "t-rates"}
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:leads"
 SENDER = "leads@example.com"
+DELIVERY_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/t-delivery"
+QUEUE_URLS = {"delivery": DELIVERY_URL}
 
 
 def policy(name: str, sender: str | None = SENDER) -> LocalPolicy:
     env = environment(
-        function(name), NAMES, DeploymentConfig(sender_email=sender), {"events": "bus", "sns": TOPIC}
+        function(name),
+        NAMES,
+        DeploymentConfig(sender_email=sender),
+        {"events": "bus", "sns": TOPIC},
+        QUEUE_URLS,
     )
     return LocalPolicy(function(name), env)
 
@@ -82,3 +88,29 @@ def test_services_only_where_wired_and_only_on_their_resource() -> None:
     denied(tracking, "events", "PutEvents", Entries=[{"EventBusName": "bus"}])
     denied(tracking, "sns", "Publish", TopicArn=TOPIC)
     denied(tracking, "sqs", "SendMessage", QueueUrl="q")
+
+
+def test_queues_take_the_wired_actions_on_their_arn_only() -> None:
+    """Automations send to the delivery queue (one message or a batch); nothing else on it, no other
+    queue, and no function without the wiring's grant."""
+    for name in ("automation_events", "automation_signals", "timers"):
+        automation = policy(name)
+        automation.check("sqs", "SendMessage", {"QueueUrl": DELIVERY_URL, "MessageBody": "{}"})
+        automation.check("sqs", "SendMessageBatch", {"QueueUrl": DELIVERY_URL, "Entries": []})
+        assert denied(automation, "sqs", "ReceiveMessage", QueueUrl=DELIVERY_URL) == "AccessDenied"
+        denied(automation, "sqs", "DeleteMessage", QueueUrl=DELIVERY_URL, ReceiptHandle="r")
+        other = DELIVERY_URL.replace("t-delivery", "t-delivery-dead-letters")
+        message = denied_message(automation, "sqs", "SendMessage", QueueUrl=other, MessageBody="{}")
+        assert (
+            "sqs:SendMessage on resource: arn:aws:sqs:eu-west-1:123456789012:t-delivery-dead-letters"
+            in message
+        )
+        denied(automation, "sqs", "PurgeQueue", QueueUrl=DELIVERY_URL)
+    for name in ("tracking", "aggregation", "stage_transition", "admin"):
+        denied(policy(name), "sqs", "SendMessage", QueueUrl=DELIVERY_URL, MessageBody="{}")
+
+
+def denied_message(policy: LocalPolicy, service: str, operation: str, **params) -> str:
+    with pytest.raises(ClientError) as raised:
+        policy.check(service, operation, params)
+    return raised.value.response["Error"]["Message"]

@@ -16,13 +16,13 @@ def test_a_failing_run_is_retried_then_recorded_and_the_schedule_goes_on() -> No
     scheduler = LocalScheduler(clock)
     calls: list[str] = []
 
-    def due(event: dict[str, Any]) -> dict[str, Any]:
+    def timers(event: dict[str, Any]) -> dict[str, Any]:
         calls.append(event["time"])
         if len(calls) <= 3:
-            raise RuntimeError("the due job failed")
+            raise RuntimeError("the timers failed")
         return {"evaluated": 0}
 
-    scheduler.add("due", timedelta(hours=1), due, retry_attempts=2, on_failure=sent.append)
+    scheduler.add("timers", timedelta(hours=1), timers, retry_attempts=2, on_failure=sent.append)
     assert scheduler.advance(NOW + timedelta(hours=2, minutes=1)) == 2
     assert len(calls) == 4 and calls[0] == calls[1] == calls[2] != calls[3], "3 attempts, then the next run"
     (record,) = scheduler.dead_letters
@@ -32,4 +32,4 @@ def test_a_failing_run_is_retried_then_recorded_and_the_schedule_goes_on() -> No
     assert record["requestPayload"]["detail-type"] == "Scheduled Event"
     assert record["requestPayload"]["time"] == calls[0]
     assert record["responseContext"]["functionError"] == "Unhandled"
-    assert record["responsePayload"] == {"errorMessage": "the due job failed", "errorType": "RuntimeError"}
+    assert record["responsePayload"] == {"errorMessage": "the timers failed", "errorType": "RuntimeError"}

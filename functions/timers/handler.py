@@ -1,14 +1,15 @@
-"""Due-time job: a schedule re-evaluates contacts whose engagement decay may have moved them."""
+"""Timers: an hourly schedule runs what is due (decay re-evaluations today; inactivity, delays,
+anniversaries and programs as automations arrive)."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
 from shared.observability import logger, metrics, tracer
-from shared.settings import DueSettings, env_model
+from shared.settings import AutomationSettings, env_model
 from shared.usecases.engagement import run_due
 
 
-@env_model(DueSettings)
+@env_model(AutomationSettings)
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
