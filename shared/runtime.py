@@ -7,7 +7,9 @@ the tests replace the clock (``shared.clock.install``) or call ``reset()`` to st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from shared import clock, scope, settings
@@ -19,11 +21,14 @@ from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.automation_store import DynamoAutomationStore
+    from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.admin.dependencies import Admin
+    from shared.contacts.identity import ContactId
     from shared.usecases.aggregation import Aggregation
+    from shared.usecases.automation import Automating
     from shared.usecases.engagement import Engagement
     from shared.usecases.merging import Merging
     from shared.usecases.tracking import Tracking
@@ -74,6 +79,17 @@ def _automations(config: settings.ScoringConfigSettings) -> DynamoAutomationStor
 
     return DynamoAutomationStore(
         aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+def _contact_effects(config: settings.AutomationSettings) -> DynamoContactEffects:
+    from shared.adapters.contact_effects import DynamoContactEffects
+
+    return DynamoContactEffects(
+        aws.client("dynamodb"),
+        contacts_table=config.contacts_table_name,
+        events_table=config.events_table_name,
+        retention=Retention(days=config.event_retention_days, purchase_days=config.purchase_retention_days),
     )
 
 
@@ -164,6 +180,7 @@ def engagement() -> Engagement:
     from shared.adapters.publisher import AwsPublisher
     from shared.adapters.stage_store import DynamoStageStore
     from shared.observability import PowertoolsTelemetry
+    from shared.usecases.automation import Watches
     from shared.usecases.engagement import Engagement
 
     config = settings.load(settings.EngagementSettings)
@@ -190,7 +207,41 @@ def engagement() -> Engagement:
             sender=config.sender_email,
         ),
         telemetry=PowertoolsTelemetry(),
+        automations=Watches(_automations(config)),
     )
+
+
+@scope.per_function
+def automating() -> Automating:
+    """The automation functions: started by tracked events, lifecycle signals and timers."""
+    from shared.adapters.automation_runs import DynamoRunStore
+    from shared.adapters.delivery_queue import SqsDeliveryQueue
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.automation import Automating
+    from shared.usecases.engagement import StageMoves
+
+    config = settings.load(settings.AutomationSettings)
+    _aws()
+    return Automating(
+        clock=clock.current(),
+        automations=_automations(config),
+        contacts=_contact_store(config),
+        runs=DynamoRunStore(
+            aws.client("dynamodb"), contacts_table=config.contacts_table_name, due_shards=config.due_shards
+        ),
+        queue=SqsDeliveryQueue(aws.client("sqs"), queue_url=config.delivery_queue_url),
+        effects=_contact_effects(config),
+        stages=StageMoves(engagement()),
+        decay=_decay(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+def stage_reevaluation() -> Callable[[ContactId], int]:
+    """The timer function's look at a contact whose due time has come: its stage, through engagement."""
+    from shared.usecases.engagement import reevaluate
+
+    return partial(reevaluate, deps=engagement())
 
 
 @scope.per_function

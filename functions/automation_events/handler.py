@@ -1,17 +1,27 @@
-"""Automations triggered by behaviour: a DynamoDB Streams trigger on the event log (events recorded)."""
+"""Automations triggered by behaviour: a DynamoDB Streams trigger on the event log (events recorded).
+
+The log's second stream reader (the aggregation is the first; DynamoDB Streams serve two readers per
+shard without throttling). A record that fails is retried on its own (partial batch response); a run
+it recorded before failing is finished by the retry or, at the latest, by the timer function.
+"""
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from shared import runtime
+from shared.adapters.contact_items import new_event_from_stream
 from shared.observability import logger, metrics, tracer
 from shared.settings import AutomationSettings, env_model
+from shared.usecases.automation import on_event
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    pass  # the automation use case plugs in here
+    new = new_event_from_stream(record.raw_event)
+    if new is not None:
+        on_event(new.contact, new.event, new.key, runtime.automating())
 
 
 @env_model(AutomationSettings)

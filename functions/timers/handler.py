@@ -1,12 +1,12 @@
-"""Timers: an hourly schedule runs what is due (decay re-evaluations today; inactivity, delays,
-anniversaries and programs as automations arrive)."""
+"""Timers: an hourly schedule runs what is due in the due index, and only that: contacts whose decay
+or automations (lapses, anniversaries) need a look, series, waits and follow-ups, runs left pending."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
 from shared.observability import logger, metrics, tracer
 from shared.settings import AutomationSettings, env_model
-from shared.usecases.engagement import run_due
+from shared.usecases.automation import run_timers
 
 
 @env_model(AutomationSettings)
@@ -14,4 +14,4 @@ from shared.usecases.engagement import run_due
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict, context: LambdaContext) -> dict:
-    return {"evaluated": run_due(runtime.engagement())}
+    return {"done": run_timers(runtime.automating(), runtime.stage_reevaluation())}

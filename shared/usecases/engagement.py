@@ -88,8 +88,6 @@ class StageStore(Protocol):
         """Record the channels sent and refused; a complete delivery is no longer pending."""
         ...
 
-    def due(self, now: datetime) -> list[ContactId]: ...
-
 
 class Router(Protocol):
     def assign(self, keep: str | None = None) -> Salesperson | None:
@@ -207,24 +205,11 @@ def publish_pending(contact: ContactId, deps: Engagement) -> int:
     return 1
 
 
-def run_due(deps: Engagement) -> int:
-    """Re-evaluate every contact whose due time has come (decay may have moved it).
-
-    One contact that fails is logged and counted, and stays due for the next run; the others go on.
-    """
-    count = failed = 0
-    for contact in deps.stages.due(deps.clock.now()):
-        try:
-            record = deps.stages.profile(contact)
-            if record is not None:
-                on_change(record, deps)
-                count += 1
-        except Exception:  # noqa: BLE001 - isolate the failure to this contact
-            failed += 1
-            deps.telemetry.failure("due re-evaluation failed")
-    deps.telemetry.count("DueEvaluated", count)
-    deps.telemetry.count("DueFailed", failed)
-    return count
+def reevaluate(contact: ContactId, deps: Engagement) -> int:
+    """Re-evaluate a contact whose due time has come (decay may have moved it, an automation's wake-up
+    passed); returns the writes made."""
+    record = deps.stages.profile(contact)
+    return on_change(record, deps) if record is not None else 0
 
 
 def announcements(
@@ -355,3 +340,13 @@ def move_to(contact: ContactId, stage: str, reason: str, deps: Engagement) -> st
             publish_pending(contact, deps)
             return target
     raise Conflict("the contact kept changing; retry")
+
+
+@dataclass(frozen=True, slots=True)
+class StageMoves:
+    """Stage moves for automations' ``stage`` steps, through this use case."""
+
+    deps: Engagement
+
+    def move(self, contact: ContactId, stage: str, reason: str) -> None:
+        move_to(contact, stage, reason, self.deps)

@@ -312,12 +312,12 @@ def test_decay_alone_moves_a_customer_to_exit_through_the_timers(
     card = stage_of(admin, "ann")
     assert (card["stage"], card["engagement"]["quarter"]) == ("customer", "retention")  # 30 points
     clock.advance(timedelta(days=40))  # 30 -> ~12: still above 10, not due yet
-    assert timers({}, Context()) == {"evaluated": 0}
+    assert timers({}, Context()) == {"done": 0}
     clock.advance(timedelta(days=20))  # ~7.5 < 10: past the crossing (log2(30/10) half-lives ~ 47.5 days)
-    assert timers({}, Context()) == {"evaluated": 1}
+    assert timers({}, Context()) == {"done": 1}
     card = stage_of(admin, "ann")
     assert (card["stage"], card["engagement"]["quarter"]) == ("at_risk", "exit")
-    assert timers({}, Context()) == {"evaluated": 0}, "a double-fired schedule finds nothing left to do"
+    assert timers({}, Context()) == {"done": 0}, "a double-fired schedule finds nothing left to do"
     exits = [
         e
         for e in bus_events()
@@ -341,7 +341,7 @@ def test_sample_events_for_every_trigger_are_handled(aws) -> None:
     (stream_sample,) = (EVENTS / "stage_transition").glob("*.json")
     assert stage(_json.loads(stream_sample.read_text()), Context()) == {"batchItemFailures": []}
     (schedule_sample,) = (EVENTS / "timers").glob("*.json")
-    assert timers(_json.loads(schedule_sample.read_text()), Context()) == {"evaluated": 0}
+    assert timers(_json.loads(schedule_sample.read_text()), Context()) == {"done": 0}
     (behaviour_sample,) = (EVENTS / "automation_events").glob("*.json")
     assert automation_events(_json.loads(behaviour_sample.read_text()), Context()) == {
         "batchItemFailures": []

@@ -35,7 +35,7 @@ def test_the_stage_function_and_the_timers_start_with_their_template_environment
     assert admin("ann")[1]["stage"] == "customer"
     assert any(e["detail-type"] == "ContactStageChanged" for e in bus_events())
     clock.advance(timedelta(days=400))
-    assert timers({}, Context()) == {"evaluated": 1}
+    assert timers({}, Context()) == {"done": 1}
     assert admin("ann")[1]["engagement"]["quarter"] == "exit"
 
 

@@ -176,41 +176,11 @@ def test_an_accepted_lead_is_not_routed_again() -> None:
     assert result.sales_ready and not result.route
 
 
-def test_the_due_job_goes_on_past_a_failing_contact() -> None:
-    from shared.contacts.identity import ContactId
-    from shared.usecases.engagement import Engagement, run_due
-    from tests.fakes import CountingTelemetry
-
-    class Stages:
-        def due(self, now):
-            return [ContactId.user("broken"), ContactId.user("fine")]
-
-        def profile(self, contact):
-            if contact.value == "broken":
-                raise RuntimeError("unreadable")
-            return None
-
-    telemetry = CountingTelemetry()
-    from shared.clock import FixedClock
-
-    deps = Engagement(
-        clock=FixedClock(NOW),
-        funnels=None,
-        decay=DECAY,
-        stages=Stages(),
-        router=None,
-        publisher=None,
-        telemetry=telemetry,
-    )  # type: ignore[arg-type]
-    assert run_due(deps) == 0
-    assert telemetry.counts["DueFailed"] == 1 and telemetry.counts["due re-evaluation failed"] == 1
-
-
 def test_what_went_out_is_recorded_before_a_channel_left_for_later_is_retried() -> None:
     from shared.clock import FixedClock
     from shared.contacts.identity import ContactId
-    from shared.usecases.engagement import Delivery, Engagement, Pending, publish_pending
     from shared.errors import DependencyUnavailable
+    from shared.usecases.engagement import Delivery, Engagement, Pending, publish_pending
     from tests.fakes import CountingTelemetry
 
     marked: list[list[Delivery]] = []
