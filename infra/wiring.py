@@ -92,6 +92,8 @@ class ScheduleTrigger:
     retry_attempts: int = 2
     #: a run not started within this long is not worth starting: the next one supersedes it
     max_event_age_seconds: int = 3600
+    #: it runs only what the due index holds (the local stack skips runs when nothing is due yet)
+    due_index: bool = False
 
     @property
     def expression(self) -> str:
@@ -359,7 +361,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         capability="automation",
         handler="functions.timers.handler.handler",
         description="Timers: runs what is due (decay re-evaluations, inactivity, delays, anniversaries, programs)",
-        schedule=ScheduleTrigger(every=timedelta(hours=1)),
+        schedule=ScheduleTrigger(every=timedelta(hours=1), due_index=True),
         tables=AUTOMATION_TABLES,
         queues=AUTOMATION_QUEUES,
         services=("events", "sns", "ses"),

@@ -2,6 +2,10 @@
 
 EventBridge invokes them asynchronously: a run that raises is retried (Lambda's ``retry_attempts``),
 then its event and error go to the on-failure destination, and the schedule goes on.
+
+A job that only runs what an index says is due (the timer function) may say when it next has work
+(``idle_until``): the runs before then would read nothing and do nothing, so they are counted as fired
+without being invoked. Five simulated years of hourly runs then take seconds, not 43,800 invocations.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ class Job:
     next_at: datetime
     retry_attempts: int = 2
     on_failure: Callable[[dict[str, Any]], Any] | None = None
+    #: the earliest moment the job can have work (None: none at all); earlier runs are idle
+    idle_until: Callable[[], datetime | None] | None = None
 
 
 class LocalScheduler:
@@ -34,6 +40,8 @@ class LocalScheduler:
         #: called after a run that did something (its effects reach stream triggers before the next run)
         self._after_work = after_work
         self.fired: dict[str, int] = {}
+        #: of those, runs not invoked because the job had nothing due (``idle_until``)
+        self.skipped: dict[str, int] = {}
         #: on-failure records of runs that failed every attempt
         self.dead_letters: list[dict[str, Any]] = []
 
@@ -45,9 +53,12 @@ class LocalScheduler:
         *,
         retry_attempts: int = 2,
         on_failure: Callable[[dict[str, Any]], Any] | None = None,
+        idle_until: Callable[[], datetime | None] | None = None,
     ) -> None:
         with self._lock:
-            self._jobs.append(Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure))
+            self._jobs.append(
+                Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure, idle_until)
+            )
             self.fired[name] = 0
 
     def run_until(self, until: datetime) -> int:
@@ -58,6 +69,13 @@ class LocalScheduler:
                 job = min(self._jobs, key=lambda j: j.next_at)
                 if job.next_at > until:
                     break
+                skipped = self._idle_runs(job, until)
+                if skipped:
+                    job.next_at += job.every * skipped
+                    self.fired[job.name] += skipped
+                    self.skipped[job.name] = self.skipped.get(job.name, 0) + skipped
+                    fired += skipped
+                    continue
                 if job.next_at > self._clock.now():
                     self._clock.set(job.next_at)
                 result = self._invoke(job)
@@ -67,6 +85,23 @@ class LocalScheduler:
                 job.next_at += job.every
                 fired += 1
         return fired
+
+    def _idle_runs(self, job: Job, until: datetime) -> int:
+        """How many of the job's next runs would find nothing to do: those before its earliest work and
+        before any other job's next run (whose writes could give it work), up to ``until``."""
+        if job.idle_until is None:
+            return 0
+        earliest = job.idle_until()
+        bounds = [j.next_at for j in self._jobs if j is not job]
+        if earliest is not None:
+            bounds.append(earliest)
+        by_until = (until - job.next_at) // job.every + 1
+        if not bounds:
+            return by_until
+        limit = min(bounds)
+        if job.next_at >= limit:
+            return 0
+        return min(by_until, -((job.next_at - limit) // job.every))  # the runs strictly before ``limit``
 
     def advance(self, target: datetime) -> int:
         """Move the clock to ``target``, firing whatever would have fired in between."""

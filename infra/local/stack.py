@@ -315,6 +315,7 @@ class LocalStack:
                     lambda event, h=handler, c=context: h(event, c()),
                     retry_attempts=spec.schedule.retry_attempts,
                     on_failure=send,
+                    idle_until=self._earliest_due if spec.schedule.due_index else None,
                 )
         for pump in self.pumps:
             self._threads.append(
@@ -341,6 +342,28 @@ class LocalStack:
         events.put_rule(Name=rule, EventBusName=BUS, EventPattern=json.dumps(rule_pattern(trigger, SOURCE)))
         events.put_targets(Rule=rule, EventBusName=BUS, Targets=[{"Id": "function", "Arn": arn}])
         return url
+
+    def _earliest_due(self) -> datetime | None:
+        """The earliest entry of the due index (one Query per shard, the first key): the timer function
+        has nothing to do before it."""
+        from shared.adapters import aws
+        from shared.adapters.tables import CONTACTS
+
+        index = CONTACTS.global_indexes[0]
+        earliest = None
+        for shard in range(self.config.due_shards):
+            page = aws.client("dynamodb").query(
+                TableName=self.table_names[CONTACTS.id],
+                IndexName=index.name,
+                KeyConditionExpression="#p = :p",
+                ExpressionAttributeNames={"#p": index.partition_key},
+                ExpressionAttributeValues={":p": {"S": f"DUE#{shard}"}},
+                Limit=1,
+            )
+            for item in page.get("Items", []):
+                due = parse_time(item[index.sort_key]["S"].split("#", 1)[0])
+                earliest = due if earliest is None else min(earliest, due)
+        return earliest
 
     def drain_streams(self) -> None:
         """Until every stream and bus rule is quiet: a function's writes may trigger another's (events

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from infra.local.scheduler import LocalScheduler
@@ -33,3 +33,36 @@ def test_a_failing_run_is_retried_then_recorded_and_the_schedule_goes_on() -> No
     assert record["requestPayload"]["time"] == calls[0]
     assert record["responseContext"]["functionError"] == "Unhandled"
     assert record["responsePayload"] == {"errorMessage": "the timers failed", "errorType": "RuntimeError"}
+
+
+def test_runs_before_the_earliest_due_work_are_counted_but_not_invoked() -> None:
+    clock = ControlledClock(NOW)
+    invoked: list[str] = []
+    work = {"at": NOW + timedelta(days=30, minutes=30)}
+    scheduler = LocalScheduler(clock)
+    scheduler.add(
+        "timers",
+        timedelta(hours=1),
+        lambda event: invoked.append(event["time"]) or {"done": 0},
+        idle_until=lambda: work["at"],
+    )
+    assert scheduler.advance(NOW + timedelta(days=31, minutes=1)) == 31 * 24
+    # the first run at or after the work's due time is invoked, and every one after it (work stays due here)
+    first = datetime.fromisoformat(invoked[0]) - NOW
+    assert timedelta(days=30, hours=1) <= first < timedelta(days=30, hours=1, seconds=5) and len(invoked) == 24
+    assert scheduler.skipped["timers"] == 31 * 24 - 24
+    work["at"] = None  # nothing due at all: a year of hourly runs, none invoked
+    invoked.clear()
+    assert scheduler.advance(NOW + timedelta(days=31 + 365, minutes=1)) == 365 * 24 and invoked == []
+
+
+def test_another_jobs_run_bounds_what_is_skipped() -> None:
+    clock = ControlledClock(NOW)
+    invoked: list[str] = []
+    scheduler = LocalScheduler(clock)
+    scheduler.add(
+        "timers", timedelta(hours=1), lambda e: invoked.append("timers") or {}, idle_until=lambda: None
+    )
+    scheduler.add("nightly", timedelta(days=1), lambda e: invoked.append("nightly") or {})
+    assert scheduler.advance(NOW + timedelta(days=2, minutes=1)) == 2 * 24 + 2
+    assert invoked == ["nightly", "nightly"], "the hourly runs in between were idle"

@@ -1,0 +1,194 @@
+"""The automation scenarios, end to end in the local stack: tracking calls over HTTP, the automations as
+the examples ship them, the clock moved by ``POST /_local/clock`` (firing the hourly timer function for
+every elapsed hour), and what the automations produced read from ``GET /_local/outbox``."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.automations.engine import held_out
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "automations"
+SERVER = "Basic " + base64.b64encode(b"local-server-key:").decode()
+
+
+def call(stack: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"{stack.url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def track(stack: Any, path: str, body: dict[str, Any]) -> None:
+    assert call(stack, "POST", path, body, {"authorization": SERVER}) == {"success": True}
+    stack.drain_streams()
+
+
+def advance(stack: Any, duration: str) -> None:
+    call(stack, "POST", "/_local/clock", {"advance": duration})
+    stack.drain_streams()
+
+
+def outbox(stack: Any, automation: str, contact: str | None = None) -> list[dict[str, Any]]:
+    return [
+        m
+        for m in call(stack, "GET", "/_local/outbox")["messages"]
+        if m["automation"] == automation and (contact is None or m["contact_id"] == contact)
+    ]
+
+
+def put_example(stack: Any, name: str, **changes: Any) -> dict[str, Any]:
+    body = {**json.loads((EXAMPLES / f"{name}.json").read_text()), **changes}
+    return call(stack, "PUT", f"/admin/automations/{body['id']}", body)
+
+
+def acted_on(automation: str, percent: float, prefix: str = "user") -> str:
+    """A user id outside the automation's holdout group."""
+    return next(
+        f"{prefix}{n}" for n in range(100) if not held_out(f"user_id:{prefix}{n}", automation, percent)
+    )
+
+
+def visit(stack: Any, user: str, url: str = "https://shop.example/") -> None:
+    """A page view; its own messageId (a call without one is known by its content: the same page again
+    would be taken for a retry)."""
+    track(stack, "/v1/page", {"userId": user, "messageId": str(uuid.uuid4()), "properties": {"url": url}})
+
+
+def test_win_back_fires_once_per_lapse_counted_from_the_last_visit(local_stack) -> None:
+    put_example(local_stack, "win-back")
+    ann = acted_on("win-back", 10)
+    track(local_stack, "/v1/identify", {"userId": ann, "traits": {"first_name": "Ann"}})
+    visit(local_stack, ann)
+    advance(local_stack, "P60D")
+    visit(local_stack, ann)  # before day 90: the timer moves forward
+    advance(local_stack, "P89D")
+    assert outbox(local_stack, "win-back") == [], "89 days after the last visit: nothing yet"
+    advance(local_stack, "P2D")
+    (message,) = outbox(local_stack, "win-back")
+    assert message["contact_id"] == f"user_id:{ann}" and message["status"] == "queued"
+    assert message["subject"] == "We miss you" and "Hello Ann" in message["text"]
+    assert "15% off" in message["text"] and "BACK-" in message["text"]
+    advance(local_stack, "P200D")
+    assert len(outbox(local_stack, "win-back")) == 1, "one lapse, one message"
+    visit(local_stack, ann)  # back...
+    advance(local_stack, "P91D")  # ...and lapsed again: won back again
+    first, second = outbox(local_stack, "win-back")
+    assert first["id"] != second["id"] and second["text"].split("code ")[1] != first["text"].split("code ")[1]
+
+
+def test_the_win_back_holdout_is_recorded_and_never_acted_on(local_stack) -> None:
+    put_example(local_stack, "win-back")
+    held = next(f"u{n}" for n in range(200) if held_out(f"user_id:u{n}", "win-back", 10))
+    visit(local_stack, held)
+    advance(local_stack, "P91D")
+    (message,) = outbox(local_stack, "win-back")
+    assert message["status"] == "held_out" and message["reason"]
+
+
+def test_the_kids_program_offers_each_childs_next_age_every_year_up_to_twelve(local_stack) -> None:
+    put_example(local_stack, "kids-program")
+    track(
+        local_stack,
+        "/v1/track",
+        {
+            "userId": "parent",
+            "event": "Order Completed",
+            "properties": {
+                "order_id": "o-1",
+                "products": [
+                    {"product_id": "lego-city", "child_age": 6},
+                    {"product_id": "picture-book", "child_age": 10},
+                    {"product_id": "gift-wrap"},
+                ],
+            },
+        },
+    )
+    advance(local_stack, "P364D")
+    assert outbox(local_stack, "kids-program") == []
+    advance(local_stack, "P2D")
+    subjects = sorted(m["subject"] for m in outbox(local_stack, "kids-program"))
+    assert subjects == ["Ideas for your 11-year-old", "Ideas for your 7-year-old"]
+    advance(local_stack, "P1830D")  # five more years
+    by_age = sorted(int(m["subject"].split()[-1].split("-")[0]) for m in outbox(local_stack, "kids-program"))
+    assert by_age == [7, 8, 9, 10, 11, 11, 12, 12], "one offer per child and year, none past 12"
+
+
+def test_a_program_started_twice_by_a_replayed_call_offers_once(local_stack) -> None:
+    put_example(local_stack, "kids-program")
+    order = {
+        "userId": "parent",
+        "event": "Order Completed",
+        "messageId": "order-o-2",
+        "timestamp": "2026-01-10T10:00:00Z",
+        "properties": {"child_age": 6},
+    }
+    track(local_stack, "/v1/track", order)
+    track(local_stack, "/v1/track", order)  # an SDK retry
+    advance(local_stack, "P400D")
+    assert [m["subject"] for m in outbox(local_stack, "kids-program")] == ["Ideas for your 7-year-old"]
+
+
+@pytest.mark.parametrize("sales", [50])
+def test_crossing_the_sales_threshold_routes_the_lead_and_sends_the_message(local_stack, sales) -> None:
+    call(
+        local_stack,
+        "PUT",
+        "/admin/salespeople/s1",
+        {"name": "Sam Seller", "email": "sam@example.com"},
+    )
+    call(
+        local_stack,
+        "PUT",
+        "/admin/automations/sales-handover",
+        {
+            "name": "Sales handover",
+            "trigger": {"type": "score", "dimension": "global", "threshold": sales, "direction": "up"},
+            "steps": [
+                {"action": "email", "subject": "A specialist will call you", "text": "Hi {{ traits.name }}"}
+            ],
+        },
+    )
+    track(local_stack, "/v1/identify", {"userId": "lead", "traits": {"name": "Lee"}})
+    for n in range(12):
+        track(local_stack, "/v1/track", {"userId": "lead", "event": "Webinar Attended", "messageId": f"w{n}"})
+    card = call(local_stack, "GET", "/admin/contacts/user_id:lead")
+    assert card["owner"] == "s1"
+    (message,) = outbox(local_stack, "sales-handover")
+    assert message["text"] == "Hi Lee" and message["contact_id"] == "user_id:lead"
+
+
+def test_falling_into_the_exit_quarter_brings_a_retention_offer(local_stack) -> None:
+    call(
+        local_stack,
+        "PUT",
+        "/admin/automations/retention",
+        {
+            "name": "Retention offer",
+            "trigger": {"type": "quarter", "to": "exit", "direction": "falling"},
+            "steps": [
+                {"action": "coupon", "prefix": "STAY", "value": 10},
+                {"action": "email", "subject": "10% to stay with us", "text": "Code {{ coupon.code }}"},
+            ],
+        },
+    )
+    track(
+        local_stack,
+        "/v1/track",
+        {"userId": "buyer", "event": "Order Completed", "properties": {"revenue": 5}},
+    )
+    track(local_stack, "/v1/track", {"userId": "buyer", "event": "Webinar Attended"})
+    advance(local_stack, "P120D")  # engagement decays from retention into exit
+    (message,) = outbox(local_stack, "retention")
+    assert message["subject"] == "10% to stay with us" and "STAY-" in message["text"]
