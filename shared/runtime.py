@@ -20,6 +20,7 @@ from shared.adapters.rule_store import DynamoRuleStore
 from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
+    from shared.adapters.automation_runs import DynamoRunStore
     from shared.adapters.automation_store import DynamoAutomationStore
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
@@ -90,6 +91,14 @@ def _contact_effects(config: settings.AutomationSettings) -> DynamoContactEffect
         contacts_table=config.contacts_table_name,
         events_table=config.events_table_name,
         retention=Retention(days=config.event_retention_days, purchase_days=config.purchase_retention_days),
+    )
+
+
+def _runs(config: settings.EngagementSettings) -> DynamoRunStore:
+    from shared.adapters.automation_runs import DynamoRunStore
+
+    return DynamoRunStore(
+        aws.client("dynamodb"), contacts_table=config.contacts_table_name, due_shards=config.due_shards
     )
 
 
@@ -214,7 +223,6 @@ def engagement() -> Engagement:
 @scope.per_function
 def automating() -> Automating:
     """The automation functions: started by tracked events, lifecycle signals and timers."""
-    from shared.adapters.automation_runs import DynamoRunStore
     from shared.adapters.delivery_queue import SqsDeliveryQueue
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.automation import Automating
@@ -226,9 +234,7 @@ def automating() -> Automating:
         clock=clock.current(),
         automations=_automations(config),
         contacts=_contact_store(config),
-        runs=DynamoRunStore(
-            aws.client("dynamodb"), contacts_table=config.contacts_table_name, due_shards=config.due_shards
-        ),
+        runs=_runs(config),
         queue=SqsDeliveryQueue(aws.client("sqs"), queue_url=config.delivery_queue_url),
         effects=_contact_effects(config),
         stages=StageMoves(engagement()),
@@ -256,6 +262,7 @@ def admin() -> Admin:
         log=DynamoContactLog(aws.client("dynamodb"), events_table=config.events_table_name),
         rules=_rules(config),
         automations=_automations(config),
+        runs=_runs(config),
         funnels=_engagement_config(),
         team=_engagement_config(),
         clock=clock.current(),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel
+
 from shared.admin.dependencies import Admin
+from shared.automations.views import RunView, TimerView
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactCard, EngagementView, EventPage, LedgerPage
 from shared.engagement.index import index, quarter
@@ -62,6 +65,24 @@ def contact_ledger(request: HttpRequest, deps: Admin) -> LedgerPage:
     return deps.log.ledger(contact, _limit(request), request.query.get("before"))
 
 
+class AutomationsPage(BaseModel):
+    """What automations did and will do for the contact: runs recorded (newest first, with the messages
+    they handed to delivery) and timers armed (soonest first)."""
+
+    contact_id: str
+    runs: list[RunView]
+    timers: list[TimerView]
+
+
+def contact_automations(request: HttpRequest, deps: Admin) -> AutomationsPage:
+    contact = _contact(request, deps)
+    return AutomationsPage(
+        contact_id=str(contact),
+        runs=deps.runs.runs(contact, _limit(request)),
+        timers=deps.runs.timers(contact),
+    )
+
+
 def _limit(request: HttpRequest) -> int:
     limit = request.query.get("limit", str(RECENT_EVENTS))
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
@@ -80,4 +101,5 @@ ROUTES = {
     "GET /admin/contacts/{contactId}": contact_card,
     "GET /admin/contacts/{contactId}/events": contact_events,
     "GET /admin/contacts/{contactId}/ledger": contact_ledger,
+    "GET /admin/contacts/{contactId}/automations": contact_automations,
 }

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.automations.catalogue import AutomationRepository
+from shared.automations.views import RunView, TimerView
 from shared.clock import Clock
+from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
@@ -25,6 +27,14 @@ class FunnelRepository(FunnelSource, Protocol):
     def save_funnel(self, funnel: Funnel, version: int, at: datetime) -> None:
         """Store ``version``, on condition that ``version - 1`` is the stored one (else Conflict)."""
         ...
+
+
+class AutomationRuns(Protocol):
+    """What automations recorded and armed for a contact (``shared.usecases.automation.RunStore``)."""
+
+    def runs(self, contact: ContactId, limit: int = 50) -> list[RunView]: ...
+
+    def timers(self, contact: ContactId) -> list[TimerView]: ...
 
 
 class SalesTeam(Protocol):
@@ -45,6 +55,8 @@ class Admin:
     log: ContactLog
     rules: RuleRepository
     automations: AutomationRepository
+    #: the runs and timers on the contact card
+    runs: AutomationRuns
     funnels: FunnelRepository
     team: SalesTeam
     clock: Clock

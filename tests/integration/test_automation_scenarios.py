@@ -192,3 +192,90 @@ def test_falling_into_the_exit_quarter_brings_a_retention_offer(local_stack) -> 
     advance(local_stack, "P120D")  # engagement decays from retention into exit
     (message,) = outbox(local_stack, "retention")
     assert message["subject"] == "10% to stay with us" and "STAY-" in message["text"]
+
+
+def kids_order(stack: Any, message_id: str = "order-k", age: int = 6) -> None:
+    track(
+        stack,
+        "/v1/track",
+        {
+            "userId": "parent",
+            "event": "Order Completed",
+            "messageId": message_id,
+            "properties": {"child_age": age},
+        },
+    )
+
+
+def subjects(stack: Any, automation: str = "kids-program") -> list[str]:
+    return [m["subject"] for m in outbox(stack, automation)]
+
+
+def test_a_replayed_stream_batch_and_a_double_fired_schedule_act_once(local_stack) -> None:
+    from infra.local.gateway import load_handler
+    from shared.adapters import aws
+    from tests.conftest import Context
+
+    put_example(local_stack, "kids-program")
+    kids_order(local_stack)
+    # the events stream delivers the same record again (Lambda retries a batch): nothing is armed twice
+    (item,) = aws.client("dynamodb").query(
+        TableName=local_stack.table_names["events"],
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "C#user_id:parent"}},
+    )["Items"]
+    sample = json.loads(
+        (Path(__file__).parents[2] / "events/automation_events/event_recorded.json").read_text()
+    )
+    sample["Records"][0]["dynamodb"].update(Keys={"pk": item["pk"], "sk": item["sk"]}, NewImage=item)
+    events_handler = load_handler("functions.automation_events.handler.handler")
+    for _ in range(2):
+        assert events_handler(sample, Context()) == {"batchItemFailures": []}
+    page = call(local_stack, "GET", "/admin/contacts/user_id:parent/automations")
+    assert [(t["automation"], t["n"]) for t in page["timers"]] == [("kids-program", 1)]
+    advance(local_stack, "P366D")
+    # the schedule fires twice at the same moment: the timer was consumed by the first run
+    timers = load_handler("functions.timers.handler.handler")
+    scheduled = json.loads((Path(__file__).parents[2] / "events/timers/scheduled.json").read_text())
+    timers(scheduled, Context())
+    timers(scheduled, Context())
+    local_stack.drain_streams()
+    assert subjects(local_stack) == ["Ideas for your 7-year-old"]
+    page = call(local_stack, "GET", "/admin/contacts/user_id:parent/automations")
+    (run,) = page["runs"]
+    assert run["automation"] == "kids-program" and run["status"] == "done" and run["run_status"] == "acted"
+    assert run["requests"][0]["subject"] == "Ideas for your 7-year-old"
+    assert [(t["n"], t["values"]["age"]) for t in page["timers"]] == [(2, 8)], "next year's offer, for 8"
+
+
+def test_an_automation_edited_mid_flight_goes_on_with_the_new_content_and_never_refires(local_stack) -> None:
+    put_example(local_stack, "kids-program")
+    kids_order(local_stack)
+    advance(local_stack, "P366D")
+    assert subjects(local_stack) == ["Ideas for your 7-year-old"]
+    edited = json.loads((EXAMPLES / "kids-program.json").read_text())
+    edited["steps"][0]["subject"] = "Birthday ideas for a {{ age }}-year-old"
+    stored = call(local_stack, "PUT", "/admin/automations/kids-program", edited, {"if-match": "1"})
+    assert stored["version"] == 2
+    advance(local_stack, "P10D")
+    assert subjects(local_stack) == ["Ideas for your 7-year-old"], "the edit fires nothing again"
+    advance(local_stack, "P365D")
+    assert subjects(local_stack) == ["Ideas for your 7-year-old", "Birthday ideas for a 8-year-old"]
+
+
+def test_a_paused_automation_skips_what_falls_due_and_resumes_with_the_next(local_stack) -> None:
+    put_example(local_stack, "kids-program")
+    kids_order(local_stack)
+    call(local_stack, "POST", "/admin/automations/kids-program/pause")
+    advance(local_stack, "P366D")
+    assert subjects(local_stack) == [], "paused: the year-7 offer is skipped"
+    call(local_stack, "POST", "/admin/automations/kids-program/resume")
+    advance(local_stack, "P366D")
+    assert subjects(local_stack) == ["Ideas for your 8-year-old"]
+
+
+def test_a_paused_automation_starts_nothing_from_new_events(local_stack) -> None:
+    put_example(local_stack, "kids-program")
+    call(local_stack, "POST", "/admin/automations/kids-program/pause")
+    kids_order(local_stack)
+    assert call(local_stack, "GET", "/admin/contacts/user_id:parent/automations")["timers"] == []
