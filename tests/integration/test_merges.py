@@ -215,6 +215,26 @@ def test_a_call_sent_under_both_identities_still_on_its_way_at_the_merge_counts_
     assert merges.drain() == 0 and not merges.dead_letters
 
 
+#: The chain of merges below: the visitor v1 identified as bob, bob aliased into ann.
+IDENTIFY_BOB = {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "i1"}
+ALIAS_ANN = {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "a1"}
+
+
+def asks_bob_then_ann(send, *more_for_ann: dict[str, Any]) -> None:
+    """Bob's profile asks for v1, then ann's for bob: two requests, folded one after the other, so the
+    contacts table's stream holds them in this order. Sent in one batch, the two contacts' calls are put
+    in parallel and the stream orders records per item only: the merges would come in either order
+    (``asks_ann_then_bob``, the other one)."""
+    assert send("/v1/batch", {"batch": [IDENTIFY_BOB]})[0] == 200
+    assert send("/v1/batch", {"batch": [ALIAS_ANN, *more_for_ann]})[0] == 200
+
+
+def asks_ann_then_bob(send, *more_for_ann: dict[str, Any]) -> None:
+    """Ann's profile asks for bob, then bob's for v1: bob is merged into ann before v1 is merged into bob."""
+    assert send("/v1/batch", {"batch": [ALIAS_ANN, *more_for_ann]})[0] == 200
+    assert send("/v1/batch", {"batch": [IDENTIFY_BOB]})[0] == 200
+
+
 def test_a_call_on_its_way_through_a_chain_of_merges_counts_once_where_it_ends_up(
     aws, send, admin, merges, aggregation
 ):
@@ -222,11 +242,7 @@ def test_a_call_on_its_way_through_a_chain_of_merges_counts_once_where_it_ends_u
     is still on its way: each merge moves the uncounted copy and names itself as its source, so when it
     reaches ann the copy says ``bob``, not the visitor. The re-route (origin: the visitor) finds that very
     put, not counted by anyone, and counts it, once; nothing is lost, a redelivery counts nothing."""
-    first = [
-        {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "i1"},
-        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "a1"},
-    ]
-    assert send("/v1/batch", {"batch": first})[0] == 200
+    asks_bob_then_ann(send)
     assert send("/v1/page", {"anonymousId": "v1", "messageId": "p1"}, fold=False)[0] == 200
     assert merges.drain() == 2  # v1 into bob, then bob into ann: before the aggregation folds p1 in
     table = os.environ["EVENTS_TABLE_NAME"]
@@ -248,12 +264,7 @@ def test_a_call_on_both_identities_taken_back_after_a_chain_of_merges_counts_onc
     """The visitor's call on its way; the visitor merged into bob (the copy moves to bob), then bob into
     ann, who holds the same call: bob's copy is retracted as if counted, and bob's profile keeps the mark.
     The re-route (from the visitor, through bob) finds it there and gives it back: the call counts once."""
-    first = [
-        {"type": "identify", "userId": "bob", "anonymousId": "v1", "messageId": "i1"},
-        {"type": "alias", "userId": "ann", "previousId": "bob", "messageId": "a1"},
-        {"type": "page", "userId": "ann", "messageId": "m0"},
-    ]
-    assert send("/v1/batch", {"batch": first})[0] == 200
+    asks_bob_then_ann(send, {"type": "page", "userId": "ann", "messageId": "m0"})
     assert send("/v1/page", {"anonymousId": "v1", "messageId": "m0"}, fold=False)[0] == 200
     assert merges.drain() == 2  # v1 into bob, then bob into ann: before the aggregation folds v1's m0 in
     assert admin("ann")[1]["event_count"] == 2, "taken back as if bob's profile had counted it"
@@ -263,3 +274,49 @@ def test_a_call_on_both_identities_taken_back_after_a_chain_of_merges_counts_onc
     assert card["event_count"] == 3 and sum(card["counts"].values()) == 3
     assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
     assert merges.drain() == 0 and not merges.dead_letters
+
+
+def test_a_call_on_its_way_when_bob_merges_into_ann_before_the_visitor_merges_counts_once(
+    aws, send, admin, merges, aggregation, metrics
+):
+    """The same chain in the other order: bob is merged into ann first, then the merge of the visitor
+    into bob finds bob merged away and goes to ann, so the uncounted copy says the visitor. The re-route
+    counts that very put, once; a redelivery counts nothing."""
+    asks_ann_then_bob(send)
+    assert send("/v1/page", {"anonymousId": "v1", "messageId": "p1"}, fold=False)[0] == 200
+    merges.drain()
+    # bob into ann (the alias names bob both as a user and as a visitor's id), then v1 into ann
+    assert metrics["ContactsMerged"] == 3 and not merges.dead_letters
+    table = os.environ["EVENTS_TABLE_NAME"]
+    moved = aws.get_item(TableName=table, Key={"pk": {"S": "C#user_id:ann"}, "sk": {"S": "M#p1"}})["Item"]
+    assert moved["movedFrom"] == {"S": "anonymous_id:v1"} and "folded" not in moved, "moved once, uncounted"
+    assert admin("ann")[1]["event_count"] == 2
+    aggregation.drain()
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["a1", "i1", "p1"]
+    assert card["event_count"] == 3 and sum(card["counts"].values()) == 3
+    assert admin("anonymous_id:v1")[1]["contact_id"] == "user_id:ann"
+    assert admin("bob")[1]["contact_id"] == "user_id:ann"
+    assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
+    merges.drain()
+    assert metrics["ContactsMerged"] == 3 and not merges.dead_letters  # nothing merged again
+
+
+def test_a_call_on_both_identities_when_bob_merges_into_ann_first_counts_once(
+    send, admin, merges, aggregation, metrics
+):
+    """The other order again, with the call on ann too: the visitor's merge (gone to ann) retracts the
+    visitor's copy as if counted, and the visitor's profile keeps the mark; the re-route (from the
+    visitor, straight to ann) finds it there and gives it back: the call counts once."""
+    asks_ann_then_bob(send, {"type": "page", "userId": "ann", "messageId": "m0"})
+    assert send("/v1/page", {"anonymousId": "v1", "messageId": "m0"}, fold=False)[0] == 200
+    merges.drain()
+    assert metrics["ContactsMerged"] == 3 and not merges.dead_letters  # as above: bob twice, then v1
+    assert admin("ann")[1]["event_count"] == 2, "taken back as if the visitor's profile had counted it"
+    aggregation.drain()
+    card = admin("ann")[1]
+    assert sorted(e["message_id"] for e in card["recent_events"]) == ["a1", "i1", "m0"]
+    assert card["event_count"] == 3 and sum(card["counts"].values()) == 3
+    assert aggregation.drain() == 0 and admin("ann")[1]["event_count"] == 3
+    merges.drain()
+    assert metrics["ContactsMerged"] == 3 and not merges.dead_letters  # nothing merged again
