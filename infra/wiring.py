@@ -198,9 +198,9 @@ ENGAGEMENT_TABLES = (
     ),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
 )
-#: What the automation functions read and write: profiles, the stage history and the due index (Query by
-#: index), transactions guarded by condition checks; the event log (an automation's own records, and
-#: reading a contact's behaviour); their rules and settings on the config table.
+#: What the automation functions read and write: profiles, runs, timers and the stage history, and the
+#: due index (Query by index); the event log (an automation's points, one ledger entry per run); their
+#: automations, the funnel and the sales rotation on the config table.
 AUTOMATION_TABLES = (
     TableAccess(
         CONTACTS,
@@ -210,11 +210,10 @@ AUTOMATION_TABLES = (
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
             "dynamodb:Query",
-            "dynamodb:ConditionCheckItem",
         ),
         indexes=True,
     ),
-    TableAccess(EVENTS, ("dynamodb:PutItem", "dynamodb:Query")),
+    TableAccess(EVENTS, ("dynamodb:PutItem",)),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
 )
 #: Automations hand what they send to delivery, one request per message.
@@ -224,7 +223,6 @@ AUTOMATION_SIGNALS: tuple[str, ...] = (
     "ContactStageChanged",
     "EngagementQuarterChanged",
     "ScoreThresholdCrossed",
-    "LeadRouted",
     "SegmentChanged",
     "ChurnRiskChanged",
 )

@@ -407,6 +407,9 @@ class Context:
     invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:test"
     aws_request_id = "test-request"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
 
 def invoke(handler: Any, event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
     response = handler(event, Context())

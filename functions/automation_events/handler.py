@@ -21,7 +21,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def record_handler(record: DynamoDBRecord) -> None:
     new = new_event_from_stream(record.raw_event)
     if new is not None:
-        on_event(new.contact, new.event, new.key, runtime.automating())
+        on_event(new.contact, new.event, new.key, runtime.automating(), position=new.position)
 
 
 @env_model(AutomationSettings)

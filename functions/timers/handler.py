@@ -14,4 +14,10 @@ from shared.usecases.automation import run_timers
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict, context: LambdaContext) -> dict:
-    return {"done": run_timers(runtime.automating(), runtime.stage_reevaluation())}
+    return {
+        "done": run_timers(
+            runtime.automating(),
+            runtime.stage_reevaluation(),
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
+    }

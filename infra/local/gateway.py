@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -65,9 +65,12 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = "/aws/lambda/local"
     log_stream_name: str = "local"
+    #: the function's timeout, from the wiring: the time left counts down from it, as in Lambda
+    timeout_seconds: int = 10
+    started: float = field(default_factory=time.monotonic)
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
 
 
 def load_handler(dotted: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -193,6 +196,7 @@ class Gateway:
         context = LambdaContext(
             function_name=f"lifecycle-{local.function.name}",
             aws_request_id=event["requestContext"]["requestId"],
+            timeout_seconds=local.function.timeout_seconds,
         )
         try:
             response = local.invoke(event, context)

@@ -273,8 +273,8 @@ class LocalStack:
         sqs = aws.client("sqs")
         for spec in FUNCTIONS:
             handler = load_handler(spec.handler)
-            context = lambda name=spec.name: LambdaContext(
-                function_name=f"lifecycle-{name}", aws_request_id="local"
+            context = lambda name=spec.name, timeout=spec.timeout_seconds: LambdaContext(
+                function_name=f"lifecycle-{name}", aws_request_id="local", timeout_seconds=timeout
             )  # noqa: E731
             if spec.stream is None and spec.schedule is None and spec.bus is None:
                 continue

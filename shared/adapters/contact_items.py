@@ -205,6 +205,7 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "due_at": data.get("dueAt"),
         "pending_outputs": int(data.get("pendingOutputs", 0)),
         "score_above": data.get(SCORE_ABOVE) or frozenset(),
+        "aggregated_through": data.get(AGGREGATED),
         "last_times": {},
         "entered": {},
         "stored_numbers": {

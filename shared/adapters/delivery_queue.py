@@ -20,7 +20,8 @@ def message_body(request: DeliveryRequest) -> str:
     body = request.model_dump_json()
     if len(body.encode()) > MAX_MESSAGE_BYTES:
         raise PayloadTooLarge(
-            f"delivery request {request.id[:200]} is over the {MAX_MESSAGE_BYTES // 1024} KB a queued message holds"
+            f"a delivery request of automation {request.automation} (step {request.step}) is over the "
+            f"{MAX_MESSAGE_BYTES // 1024} KB a queued message holds"
         )
     return body
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -40,6 +41,10 @@ class AutomationSource(Protocol):
     def book(self) -> AutomationBook: ...
 
 
+#: an automation as stored, at most (its runs copy rendered content: they must stay well within 400 KB)
+MAX_AUTOMATION_BYTES = 64 * 1024
+
+
 def parse_automation(automation_id: str, body: Any) -> Automation:
     """Validate an administrator's automation; a bad one is a 400 naming the field (``trigger.days``).
 
@@ -48,6 +53,11 @@ def parse_automation(automation_id: str, body: Any) -> Automation:
     """
     if not isinstance(body, Mapping):
         raise InvalidRequest("the automation must be a JSON object", code=INVALID)
+    if len(json.dumps(body, separators=(",", ":"), default=str)) > MAX_AUTOMATION_BYTES:
+        raise InvalidRequest(
+            f"automation: over {MAX_AUTOMATION_BYTES // 1024} KB; keep long content in templates",
+            code=INVALID,
+        )
     if "id" in body and body["id"] != automation_id:
         raise InvalidRequest(f"id: {body['id']!r} does not match the path ({automation_id!r})", code=INVALID)
     fields = {k: v for k, v in body.items() if k not in ("version", "updated_at")}

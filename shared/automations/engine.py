@@ -120,6 +120,9 @@ def event_starts(
         for index, item in _items(trigger, event):
             values = {**base, "item": item}
             key = log_key if index is None else f"{log_key}#{index}"
+            named = item.get(trigger.series_by) if trigger.series_by else None
+            if isinstance(named, str | int) and not isinstance(named, bool) and str(named):
+                key = f"by:{named}"  # one series per child, however many purchases name it
             if trigger.after is None:
                 now.append(Occurrence(automation.id, key, values))
                 continue
@@ -286,15 +289,6 @@ def wakeup(book: AutomationBook, record: ContactRecord, now: datetime) -> dateti
     return min(candidates) if candidates else None
 
 
-def watched_since(book: AutomationBook) -> frozenset[str]:
-    """The behaviours (and families) inactivity triggers count from, beyond activity and purchases."""
-    return frozenset(
-        a.trigger.since
-        for a in book
-        if isinstance(a.trigger, InactivityTrigger) and a.trigger.since not in ("activity", "purchase")
-    )
-
-
 def thresholds(book: AutomationBook) -> tuple[tuple[str, float], ...]:
     """The score thresholds automations watch: (dimension, threshold), each once."""
     from shared.automations.model import ScoreTrigger
@@ -328,15 +322,18 @@ def signal_starts(book: AutomationBook, signal: Signal) -> list[Occurrence]:
     return found
 
 
+#: trigger type -> the lifecycle signal (bus detail type) it reacts to
+SIGNAL_KINDS: Mapping[str, str] = {
+    "stage": "ContactStageChanged",
+    "quarter": "EngagementQuarterChanged",
+    "score": "ScoreThresholdCrossed",
+    "segment": "SegmentChanged",
+    "churn_risk": "ChurnRiskChanged",
+}
+
+
 def _signal_matches(trigger: Any, kind: str, detail: Mapping[str, Any]) -> bool:
-    kinds = {
-        "stage": "ContactStageChanged",
-        "quarter": "EngagementQuarterChanged",
-        "score": "ScoreThresholdCrossed",
-        "segment": "SegmentChanged",
-        "churn_risk": "ChurnRiskChanged",
-    }
-    if kinds.get(trigger.type) != kind:
+    if SIGNAL_KINDS.get(trigger.type) != kind:
         return False
     if trigger.type in ("stage", "quarter"):
         return (
@@ -525,7 +522,8 @@ def plan(
                     text=render(step.text, values) if step.text else None,
                     html=render(step.html, values) if step.html else None,
                     template=step.template,
-                    values=_plain(values),
+                    # a stored template renders at delivery over these; inline content is rendered here
+                    values=_plain(values) if step.template else {},
                 )
             )
             notes.append("email")
@@ -564,13 +562,14 @@ def plan(
                 values["coupon"] = {"code": coupon.code, "value": _shown(coupon.value), "unit": coupon.unit}
                 notes.append(f"coupon {coupon.code}")
         elif isinstance(step, FollowUpStep):
+            follow = f"follow:{automation.id}:{occurrence.key}:{number}"
             timers.append(
                 Timer(
                     step.automation,
-                    f"{step.automation}#follow:{automation.id}:{occurrence.key}",
+                    f"{step.automation}#{follow}",
                     shift(now, step.after, zone_of(record.traits)),
                     "follow_up",
-                    occurrence=f"follow:{automation.id}:{occurrence.key}",
+                    occurrence=follow,
                     values=dict(occurrence.values),
                 )
             )

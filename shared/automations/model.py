@@ -85,6 +85,9 @@ class EventTrigger(_Model):
     #: at most this many occurrences of a repeating series (a counter's ``up_to`` also ends it)
     times: int | None = Field(None, ge=1, le=1000)
     counter: Counter | None = None
+    #: an item key that names the series (``child_id``): a later purchase for the same child joins the
+    #: series it already has instead of starting another
+    series_by: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_]{1,64}$")] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> EventTrigger:
@@ -187,8 +190,6 @@ Trigger = Annotated[
     | FollowUpTrigger,
     Field(discriminator="type"),
 ]
-#: triggers that arrive as lifecycle events on the bus (``shared.automations.signals``)
-SIGNAL_TRIGGERS = ("score", "stage", "quarter", "segment", "churn_risk")
 
 
 class Condition(_Model):
@@ -321,8 +322,6 @@ Step = Annotated[
     | WaitStep,
     Field(discriminator="action"),
 ]
-#: steps that deliver something to the contact (or a system): they go on the delivery queue
-DELIVERING = ("email", "sms", "webhook")
 
 
 class Automation(_Model):

@@ -55,6 +55,8 @@ class ContactRecord(BaseModel):
     score_above: frozenset[str] = frozenset()
     #: automation -> until when it may not start again (a time, or ``never``): its re-entry mark
     entered: dict[str, str] = Field(default_factory=dict)
+    #: the stream position of the newest tracked event folded in (text that sorts in stream order)
+    aggregated_through: str | None = None
     #: stage outputs written but not yet published
     pending_outputs: int = 0
     #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them

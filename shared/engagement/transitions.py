@@ -66,7 +66,8 @@ class Watching:
 
 
 def watch_key(dimension: str, threshold: float) -> str:
-    return f"{dimension}@{threshold:g}"
+    """``<dimension>@<threshold>``, the threshold exactly (``repr`` reads back as the same float)."""
+    return f"{dimension}@{float(threshold)!r}"
 
 
 def evaluate(

@@ -10,7 +10,8 @@ done. A run left pending by a crash is due a few minutes later, and the timer fu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -37,6 +38,7 @@ from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.delivery.requests import DeliveryRequest
+from shared.errors import DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
 from shared.scoring.decay import Decay
 from shared.tracking.behaviours import LEDGER_CALL
 from shared.tracking.messages import TrackedEvent
@@ -44,6 +46,12 @@ from shared.tracking.timestamps import format_time
 
 #: a recorded run not marked done by then is finished by the timer function
 RESUME_AFTER = timedelta(minutes=5)
+#: an event older than this (history sent late) starts nothing now; its series start at what is to come
+STALE_AFTER = timedelta(days=1)
+#: how long the events trigger waits for the aggregation to fold an event in (seconds, in turn)
+FOLD_WAITS = (0.2, 0.5, 1.0, 2.0)
+#: the timer function stops taking entries with this much of its run's time left
+SAFETY_SECONDS = 30.0
 #: how far a contact's merges are followed to the contact that holds its profile
 MAX_MERGE_HOPS = 4
 
@@ -157,31 +165,71 @@ class Automating:
     stages: StageMover
     decay: Decay
     telemetry: Telemetry
+    #: how the events trigger waits for the aggregation (``time.sleep``; tests pass a no-op)
+    pause: Callable[[float], object] = time.sleep
 
 
 # --- entry points ---------------------------------------------------------------------------------------
 
 
-def on_event(contact: ContactId, event: TrackedEvent, log_key: str, deps: Automating) -> int:
-    """A tracked event (the event log's stream): runs it starts now, and series or delays it arms."""
+def on_event(
+    contact: ContactId, event: TrackedEvent, log_key: str, deps: Automating, position: str | None = None
+) -> int:
+    """A tracked event (the event log's stream): runs it starts now, and series or delays it arms.
+
+    The aggregation folds the same stream into the profile, in parallel: the conditions must see the
+    contact with this event (a first purchase creates the profile), so the profile is read once it has
+    folded ``position`` in, waiting a little, else the record is retried. Events older than a day
+    (history sent late, ``/v1/import``) start nothing now, and their series start at the first
+    occurrence still to come.
+    """
     if event.call == LEDGER_CALL:  # points an automation awarded: not the contact's behaviour
         return 0
     book = deps.automations.book()
     if not len(book):
         return 0
+    now = deps.clock.now()
     found = event_starts(book, event, log_key, {})
-    if not found.now and not found.timers:
+    fresh = event.timestamp >= now - STALE_AFTER
+    if not (found.now and fresh) and not found.timers:
         return 0
-    record = _profile(contact, deps)
+    record = _folded(contact, position, deps)
     if record is None:
         return 0
     holder = ContactId.parse(record.contact_id)
-    started = sum(_start(holder, record, occurrence, book, deps) for occurrence in found.now)
+    started = sum(_start(holder, record, o, book, deps) for o in found.now) if fresh else 0
     if found.timers:
         timers = event_starts(book, event, log_key, record.traits).timers  # in the contact's time zone
-        eligible = [t for t in timers if _conditions_hold(book.get(t.automation), record, deps)]
+        eligible = [
+            upcoming
+            for timer in timers
+            if _conditions_hold(book.get(timer.automation), record, deps)
+            and (upcoming := _upcoming(timer, book, record, now)) is not None
+        ]
         deps.telemetry.count("AutomationTimersArmed", deps.runs.arm(holder, eligible))
     return started
+
+
+def _folded(contact: ContactId, position: str | None, deps: Automating) -> ContactRecord | None:
+    """The contact's profile once it holds the event at ``position`` (its own stream position)."""
+    for wait in (*FOLD_WAITS, None):
+        record = deps.contacts.profile(contact)
+        if record is not None and record.merged_into:
+            return _profile(contact, deps)  # moved on: the event is re-routed there, positions differ
+        if record is not None and (position is None or (record.aggregated_through or "") >= position):
+            return record
+        if wait is None:
+            break
+        deps.pause(wait)
+    raise DependencyUnavailable("the event is not folded into its contact yet; retry")
+
+
+def _upcoming(timer: Timer, book: AutomationBook, record: ContactRecord, now: datetime) -> Timer | None:
+    """A series armed from an old event starts at its first occurrence still to come (or has ended)."""
+    automation = book.get(timer.automation)
+    while timer is not None and automation is not None and timer.due <= now - STALE_AFTER:
+        timer = next_in_series(automation, timer, record.traits)
+    return timer
 
 
 def on_signal(signal: Signal, deps: Automating) -> int:
@@ -220,6 +268,11 @@ def on_timer(contact: ContactId, key: str, deps: Automating) -> int:
     if automation is None or record is None:
         deps.runs.consume(contact, Consumed(key, timer.n))
         return 0
+    holder = ContactId.parse(record.contact_id)
+    if holder != contact:  # merged away: the timer moves to the contact that joined it, due as it was
+        deps.runs.arm(holder, [timer])
+        deps.runs.consume(contact, Consumed(key, timer.n))
+        return 0
     then = next_in_series(automation, timer, record.traits) if timer.kind == "series" else None
     consumed = Consumed(key, timer.n, then)
     if automation.paused:
@@ -237,18 +290,30 @@ def on_timer(contact: ContactId, key: str, deps: Automating) -> int:
 
 
 def resume(contact: ContactId, run_key: str, deps: Automating) -> int:
-    """Finish a run recorded but not marked done (a crash between recording and doing)."""
+    """Finish a run recorded but not marked done (a crash between recording and doing). Its effects go
+    to the contact holding the profile now; the record is marked done where it is."""
     run = deps.runs.pending(contact, run_key)
     if run is None:
         return 0
-    _perform(ContactId.parse(run.contact_id), run, deps)
+    record = _profile(ContactId.parse(run.contact_id), deps)
+    holder = ContactId.parse(record.contact_id) if record is not None else contact
+    _perform(holder, run, deps)
+    deps.runs.done(contact, run.key)
     return 1
 
 
-def run_timers(deps: Automating, on_profile: ProfileHandler | None = None) -> int:
-    """Everything due: each entry on its own, so one that fails stays due and the others go on."""
+def run_timers(
+    deps: Automating,
+    on_profile: ProfileHandler | None = None,
+    time_left: Callable[[], float] | None = None,
+) -> int:
+    """Everything due: each entry on its own, so one that fails stays due and the others go on. Stops
+    with ``SAFETY_SECONDS`` of the run's time left: what is not done stays due for the next run."""
     done = failed = 0
     for item in deps.runs.due(deps.clock.now()):
+        if time_left is not None and time_left() < SAFETY_SECONDS:
+            deps.telemetry.count("DueLeftForNextRun", 1)
+            break
         try:
             if item.kind == "timer":
                 on_timer(item.contact, item.key, deps)
@@ -304,32 +369,45 @@ def _start(
             return 0
     run = plan(automation, record, occurrence, deps.decay, now)
     outcome = deps.runs.start(contact, run, now=now, entry=entry or None, consumed=consumed)
-    if outcome == "limited":
-        deps.telemetry.count("AutomationRunsLimited", 1)
+    if outcome != "started":
+        # Recorded already (a replay, a schedule fired twice) or not allowed: nothing is done twice. A
+        # run recorded but left pending is finished by the timer function; the timer is consumed.
+        if consumed is not None:
+            deps.runs.consume(contact, consumed)
+        deps.telemetry.count(
+            "AutomationRunsLimited" if outcome == "limited" else "AutomationRunsDuplicate", 1
+        )
         return 0
-    if outcome == "duplicate":
-        pending = deps.runs.pending(contact, run.key)
-        if pending is None:
-            return 0
-        run = pending
     deps.telemetry.count("AutomationRuns" if run.status == "acted" else "AutomationRunsHeldOut", 1)
     _perform(contact, run, deps)
+    deps.runs.done(contact, run.key)
     return 1
 
 
 def _perform(contact: ContactId, run: Plan, deps: Automating) -> None:
-    """Do what a recorded run says; each effect is idempotent, so a retry does each once."""
+    """Do what a recorded run says; each effect is idempotent, so a retry does each once. An effect
+    refused for good (a stage the funnel no longer has) is counted and passed; one failing for now
+    raises, and the run stays pending for the timer function."""
     now = deps.clock.now()
-    if run.requests:
-        deps.queue.enqueue(run.requests)
+    effects: list[tuple[str, Callable[[], object]]] = []
     if run.status == "acted":
         if run.tags_added or run.tags_removed:
-            deps.effects.tag(contact, run.tags_added, run.tags_removed, now)
+            effects.append(("tags", lambda: deps.effects.tag(contact, run.tags_added, run.tags_removed, now)))
         if run.points:
-            deps.effects.award(contact, run, now)
+            effects.append(("points", lambda: deps.effects.award(contact, run, now)))
         if run.stage:
-            deps.stages.move(contact, run.stage, f"automation {run.automation}")
-    deps.runs.done(contact, run.key)
+            stage = run.stage
+            effects.append(
+                ("stage", lambda: deps.stages.move(contact, stage, f"automation {run.automation}"))
+            )
+    if run.requests:
+        effects.append(("delivery", lambda: deps.queue.enqueue(run.requests)))
+    for name, effect in effects:
+        try:
+            effect()
+        except (NotFound, InvalidRequest, PayloadTooLarge):
+            deps.telemetry.count("AutomationEffectsRefused", 1)
+            deps.telemetry.failure(f"an automation's {name} effect was refused")
     deps.telemetry.count("DeliveryRequestsQueued", len(run.requests))
 
 

@@ -675,7 +675,17 @@ BUS_FUNCTIONS = [f for f in FUNCTIONS if f.bus]
 def test_lifecycle_signals_reach_the_signal_automations() -> None:
     assert [f.name for f in BUS_FUNCTIONS] == ["automation_signals"]
     assert function("automation_signals").bus.detail_types == AUTOMATION_SIGNALS
-    assert {"ContactStageChanged", "EngagementQuarterChanged", "LeadRouted"} <= set(AUTOMATION_SIGNALS)
+    # every signal a trigger type reacts to, and nothing else (a signal no trigger reads costs invocations)
+    assert set(AUTOMATION_SIGNALS) == {
+        "ContactStageChanged",
+        "EngagementQuarterChanged",
+        "ScoreThresholdCrossed",
+        "SegmentChanged",
+        "ChurnRiskChanged",
+    }
+    from shared.automations.engine import SIGNAL_KINDS
+
+    assert set(SIGNAL_KINDS.values()) == set(AUTOMATION_SIGNALS)
 
 
 @pytest.mark.parametrize("spec", BUS_FUNCTIONS, ids=lambda f: f.name)

@@ -79,7 +79,7 @@ def test_a_failing_signal_run_is_retried_twice_then_dead_lettered_with_its_event
     recorder = Recorder()
     recorder.failing = True
     signal_pump(local_stack)._handler = recorder
-    publish("LeadRouted", {"event_id": "user_id:bob#3#routed", "contact_id": "user_id:bob"})
+    publish("ContactStageChanged", {"event_id": "user_id:bob#3#0", "contact_id": "user_id:bob", "to": "lead"})
     local_stack.drain_streams()
     assert len(recorder.events) == 3 and recorder.events[0] == recorder.events[2], "1 + 2 attempts"
     sqs = aws.client("sqs")

@@ -185,3 +185,14 @@ def test_the_examples_say_what_the_documentation_says() -> None:
     kids = json.loads((EXAMPLES / "kids-program.json").read_text())
     assert kids["trigger"]["counter"] == {"name": "age", "from": "child_age", "up_to": 12}
     assert "{{ age }}" in kids["steps"][0]["subject"] and "{{ age }}" in kids["steps"][0]["text"]
+
+
+def test_an_automation_over_64_kb_is_refused_whole(automations_api) -> None:
+    body = {
+        "name": "Huge",
+        "trigger": {"type": "inactivity", "days": 30},
+        "steps": [{"action": "email", "subject": "s", "text": "x" * 20_000} for _ in range(4)],
+    }
+    status, answer, _ = automations_api("PUT", "huge", body)
+    assert status == 400 and answer["code"] == "invalid_automation" and "64 KB" in answer["message"]
+    assert automations_api("GET", "huge")[0] == 404

@@ -397,3 +397,31 @@ def test_a_visit_is_counted_from_the_last_page_view_not_any_call() -> None:
     (lapse,) = lapses(book, ann, NOW)
     assert lapse.key.startswith("lapse@")
     assert lapses(book, contact(last_seen_at=NOW), NOW) == [], "never visited: nothing to lapse from"
+
+
+def test_two_follow_ups_of_one_run_are_two_timers() -> None:
+    twice = stored(
+        id="twice",
+        trigger={"type": "follow_up"},
+        steps=[
+            {"action": "follow_up", "automation": "survey", "after": {"days": 1}},
+            {"action": "follow_up", "automation": "survey", "after": {"days": 7}},
+        ],
+    )
+    first, second = plan(twice, contact(), Occurrence("twice", "o"), DECAY, NOW).timers
+    assert first.key != second.key and first.occurrence != second.occurrence
+
+
+def test_watched_thresholds_keep_their_exact_value() -> None:
+    assert watch_key("global", 12.34567) != watch_key("global", 12.3457)
+    assert float(watch_key("global", 1234567.0).rsplit("@", 1)[1]) == 1234567.0
+
+
+def test_a_series_named_by_an_item_key_is_one_per_child_however_many_purchases() -> None:
+    by_child = KIDS.model_copy(update={"trigger": KIDS.trigger.model_copy(update={"series_by": "child_id"})})
+    book = AutomationBook([by_child])
+    one = order(NOW, {"products": [{"sku": "a", "child_age": 6, "child_id": "kid-1"}]})
+    two = order(NOW + timedelta(days=30), {"products": [{"sku": "b", "child_age": 6, "child_id": "kid-1"}]})
+    (first,) = event_starts(book, one, "E#1", {}).timers
+    (second,) = event_starts(book, two, "E#2", {}).timers
+    assert first.key == second.key, "the same child: the store arms the series once"

@@ -210,3 +210,119 @@ def test_a_timer_of_a_deleted_automation_is_dropped(world) -> None:
     run_timers(world.deps)
     assert world.queue.sent == [] and world.runs.timers(ANN) == []
     assert on_timer(ANN, "later#follow:first:x", world.deps) == 0
+
+
+def test_a_run_recorded_already_is_not_done_again_by_a_second_start(world) -> None:
+    world.add(id="lapse", trigger=LAPSE, steps=[EMAIL])
+    world.visit()
+    world.clock.advance(timedelta(days=31))
+    world.queue.unavailable = True
+    with pytest.raises(DependencyUnavailable):
+        on_profile_due(world.profile(), world.deps)
+    world.queue.unavailable = False
+    on_profile_due(world.profile(), world.deps)  # a second timer run at the same moment
+    assert world.queue.sent == [] and world.telemetry.counts["AutomationRunsDuplicate"] == 1
+    world.clock.advance(timedelta(minutes=6))
+    run_timers(world.deps)  # the pending run is finished once, by the timer function
+    assert len(world.queue.sent) == 1
+
+
+def test_an_effect_refused_for_good_is_counted_and_the_rest_is_done(world) -> None:
+    from shared.errors import NotFound
+
+    class Refusing(Moves):
+        def move(self, contact, stage, reason):
+            raise NotFound(f"no stage {stage} in the funnel")
+
+    world.stages = Refusing()
+    world.add(id="lapse", trigger=LAPSE, steps=[{"action": "stage", "to": "vip"}, EMAIL])
+    world.visit()
+    world.clock.advance(timedelta(days=31))
+    on_profile_due(world.profile(), world.deps)
+    assert len(world.queue.sent) == 1 and world.telemetry.counts["AutomationEffectsRefused"] == 1
+    world.clock.advance(timedelta(hours=1))
+    run_timers(world.deps)
+    assert len(world.queue.sent) == 1, "the run is done: not resumed"
+
+
+def test_the_events_trigger_waits_for_the_aggregation_then_asks_to_be_retried(world) -> None:
+    from shared.contacts.model import ContactRecord
+    from shared.usecases.automation import FOLD_WAITS, on_event
+    from tests.contract.helpers import calls
+
+    world.add(id="buy", trigger={"type": "event", "behaviour": "purchase"}, steps=[EMAIL])
+    (order,) = calls(
+        {"type": "track", "event": "Order Completed", "userId": "ann", "messageId": "o1"}, at=NOW
+    )
+
+    class Folding:
+        """The aggregation folds the event in after ``reads`` reads of the profile."""
+
+        def __init__(self, reads: int) -> None:
+            self.reads, self.count = reads, 0
+
+        def profile(self, contact):
+            self.count += 1
+            folded = self.count > self.reads
+            return ContactRecord(contact_id=str(contact), aggregated_through="0007" if folded else "0006")
+
+    pauses: list[float] = []
+    deps = world.deps
+    from dataclasses import replace
+
+    late = replace(deps, contacts=Folding(reads=2), pause=pauses.append)
+    assert on_event(ANN, order, "E#o1", late, position="0007") == 1
+    assert pauses == list(FOLD_WAITS[:2]) and len(world.queue.sent) == 1
+    never = replace(deps, contacts=Folding(reads=99), pause=lambda s: None)
+    with pytest.raises(DependencyUnavailable):
+        on_event(ANN, order, "E#o2", never, position="0007")
+
+
+def test_an_old_event_starts_nothing_now_and_its_series_starts_at_what_is_to_come(world) -> None:
+    from shared.usecases.automation import on_event
+    from tests.contract.helpers import calls
+
+    world.add(id="buy", trigger={"type": "event", "behaviour": "purchase"}, steps=[EMAIL])
+    world.add(
+        id="yearly",
+        trigger={
+            "type": "event",
+            "behaviour": "purchase",
+            "after": {"years": 1},
+            "repeat": {"years": 1},
+            "counter": {"name": "age", "from": "child_age", "up_to": 12},
+        },
+        steps=[EMAIL],
+    )
+    bought = NOW - timedelta(days=365 * 3 + 30)  # an order imported three years late
+    (order,) = calls(
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "ann",
+            "messageId": "o1",
+            "properties": {"child_age": 6},
+        },
+        at=bought,
+    )
+    world.visit()
+    on_event(ANN, order, "E#o1", world.deps)
+    assert world.queue.sent == [], "history sent late starts nothing now"
+    (timer,) = world.runs.timers(ANN)
+    assert timer.n == 4 and timer.values["age"] == 10 and timer.due > NOW
+
+
+def test_a_timer_of_a_merged_away_contact_moves_to_the_contact_that_joined_it(world) -> None:
+    from shared.automations.engine import Timer
+
+    visitor = ContactId.anonymous("v1")
+    world.add(id="later", trigger={"type": "follow_up"}, steps=[EMAIL])
+    world.visit(visitor, "pv")
+    world.visit(ANN, "pa")
+    world.runs.arm(visitor, [Timer("later", "later#f", NOW, "follow_up", occurrence="f")])
+    world.contacts.claim(visitor, ANN, NOW)
+    run_timers(world.deps)
+    assert world.runs.timers(visitor) == [] and [t.automation for t in world.runs.timers(ANN)] == ["later"]
+    run_timers(world.deps)
+    (request,) = world.queue.sent
+    assert request.contact_id == str(ANN)
