@@ -28,9 +28,9 @@ from shared.engagement.funnel import default_funnel
 from shared.engagement.index import Thresholds
 from shared.engagement.transitions import Watching, evaluate, watch_key
 from shared.scoring.decay import Decay
-from shared.scoring.model import DimensionScore
 from shared.tracking.messages import parse_calls
 from shared.tracking.wire import Limits
+from tests.unit.test_engagement import scored
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DECAY = Decay(timedelta(days=30))
@@ -347,19 +347,11 @@ def test_a_held_out_contact_gets_held_out_records_and_no_effects() -> None:
 # --- threshold crossings in the stage evaluation ------------------------------------------------------------
 
 
-def scored(points: float, at: datetime = NOW) -> DimensionScore:
-    sums = {}
-    for memory in DECAY.memories:
-        bucket = memory.bucket(at)
-        sums[memory.key] = {bucket: memory.scaled(points, at, bucket)}
-    return DimensionScore(total=points, sums=sums)
-
-
 def test_watched_thresholds_are_crossed_up_then_down_by_decay() -> None:
     funnel = default_funnel(Thresholds(sales=50, exit=10))
     watching = Watching(thresholds=(("global", 40.0),))
     key = watch_key("global", 40.0)
-    hot = contact(scores={"global": scored(80)})
+    hot = contact(scores={"global": scored(80, NOW)})
     up = evaluate(hot, funnel, DECAY, NOW, watching)
     assert [(m.kind, m.target, m.reason) for m in up.moves if m.kind == "threshold"] == [
         ("threshold", "above", key)
