@@ -235,26 +235,27 @@ def populate(
         return ContactId.user(f"c{i:06d}")
 
     # full copies of the template where the timer function reads the profile (contacts due, contacts with
-    # a timer or a pending run); a minimal profile (keys, contact id, due attributes) elsewhere
-    full = due_count + timers + runs
+    # a timer due or a pending run); a minimal profile (keys, contact id, due attributes) elsewhere
+    timer_due = round(timers * due_share)
+    with_runs = range(due_count + timers, due_count + timers + runs)
     minimal = {"sk": profile["sk"]}
     items: list[dict[str, Any]] = []
     for i in range(contacts):
         who = contact(i)
-        item = {**(profile if i < full else minimal), "pk": {"S": f"C#{who}"}, "contactId": {"S": str(who)}}
+        full = i < due_count + timer_due or i in with_runs
+        item = {**(profile if full else minimal), "pk": {"S": f"C#{who}"}, "contactId": {"S": str(who)}}
         if i < due_count:  # lapsed: 90 days since the last visit, due within the last hour
             due = recently()
             item[LAST + "visit"] = {"S": format_time(due - timedelta(days=90))}
             due_profiles.add(str(who))
         else:  # due later (decay, the next lapse...) over the coming year
             due = later()
-        if i < full:
+        if full:
             item["userId"] = {"S": who.value}
             if i >= due_count:  # has a timer or a pending run; visited lately
                 item[LAST + "visit"] = {"S": format_time(now - timedelta(days=shuffle.uniform(0, 89)))}
         item.update(due_attributes(who, due))
         items.append(item)
-    timer_due = round(timers * due_share)
     for j in range(timers):  # series timers on contacts that are not due themselves
         who = contact(due_count + j)
         due = recently() if j < timer_due else later()
@@ -300,7 +301,7 @@ def still_due(meter: capacity.Meter, now: datetime) -> set[str]:
 
 
 def due_reads(
-    contacts: int = 100_000, due_share: float = 0.01, timers: int = 5_000, runs: int = 20
+    contacts: int = 100_000, due_share: float = 0.01, timers: int = 2_000, runs: int = 20
 ) -> dict[str, Any]:
     """The timer function on 100,000 contacts, 1% of them due: the items its due read returns ÷ the
     entries due, its requests, and what the whole function reads and writes per due entry."""
