@@ -455,6 +455,10 @@ def differences(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _share(value: float) -> str:
+    return f"{value:.2f}" if value >= 0.005 or value == 0 else "< 0.01"
+
+
 def section(where: str, due: dict[str, Any], runs: dict[str, list[dict[str, Any]]]) -> str:
     """The ``automations`` section of BENCHMARKS.md."""
     from shared.adapters.stage_store import BY_DUE
@@ -462,7 +466,7 @@ def section(where: str, due: dict[str, Any], runs: dict[str, list[dict[str, Any]
     n = due["due"]
     read = due["read"]
     requests = "\n".join(
-        f"| {name} | {count:,} | {count / n:.2f} |" for name, count in due["requests"].items()
+        f"| {name} | {count:,} | {_share(count / n)} |" for name, count in due["requests"].items()
     )
     places = "\n".join(
         f"| {operation}{' in a transaction' if transactional else ''} | `{table}`"
