@@ -1,7 +1,8 @@
 """Run every benchmark and write the results into BENCHMARKS.md.
 
 ``python -m bench local`` runs only the local stack's section, ``python -m bench capacity`` only the billed
-capacity's, ``python -m bench rates`` only the rate limiter's.
+capacity's, ``python -m bench rates`` only the rate limiter's, ``python -m bench automations`` only the
+automations' and timers'.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ os.environ.update(
 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(name, "bench")
 
-from bench import capacity, engagement, local, rates, scoring, tracking  # noqa: E402
+from bench import automations, capacity, engagement, local, rates, scoring, tracking  # noqa: E402
 from bench.harness import machine, write_section  # noqa: E402
 
 
@@ -40,9 +41,14 @@ def main(sections: list[str]) -> int:
         rate_limits(where)
         print("BENCHMARKS.md updated", flush=True)
         return 0
+    if sections == ["automations"]:
+        automations_and_timers(where)
+        print("BENCHMARKS.md updated", flush=True)
+        return 0
     if sections:
         print(
-            f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates'",
+            f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
+            "'automations'",
             file=sys.stderr,
         )
         return 2
@@ -171,6 +177,7 @@ consistent read, one transaction and one publish; on moto that ran at
 """,
     )
     billed_capacity(where)
+    automations_and_timers(where)
     rate_limits(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
@@ -187,6 +194,21 @@ def billed_capacity(where: str) -> None:
             flush=True,
         )
     write_section("capacity", capacity.section(where, rows))
+
+
+def automations_and_timers(where: str) -> None:
+    due = automations.due_reads()
+    print(
+        f"timers: {due['read']['scanned']:,} index items read for "
+        f"{due['due']:,} due entries ({due['ratio']:.2f}), {due['read']['queries']} queries, {due['scans']} scans; "
+        f"the timer function: {due['reads'] / due['due']:.2f} reads, {due['writes'] / due['due']:.2f} writes "
+        f"per due entry, {due['seconds']:.0f} s",
+        flush=True,
+    )
+    runs = automations.write_units()
+    for row in automations.differences(runs):
+        print(f"automations: {row['case']}: {row['extra']:+.2f} WRU per event", flush=True)
+    write_section("automations", automations.section(where, due, runs))
 
 
 def rate_limits(where: str) -> None:

@@ -574,6 +574,10 @@ class System:
     handler: Callable[[dict[str, Any], Any], dict[str, Any]]
     route: str
     pumps: list[Any]
+    #: physical table names by table id
+    tables: dict[str, str] = field(default_factory=dict)
+    #: the harness's own DynamoDB client (not any function's)
+    client: Any = None
 
     def send(self, path: str, body: dict[str, Any]) -> None:
         from bench.tracking import api_event
@@ -594,7 +598,8 @@ class System:
 
 
 @contextmanager
-def system() -> Iterator[System]:
+def system(also: Sequence[str] = ()) -> Iterator[System]:
+    """The system on moto; ``also`` names more functions to host as deployed (the timer function...)."""
     from moto import mock_aws
 
     from bench.tracking import SERVER_KEY, function_environment, host_functions
@@ -611,7 +616,7 @@ def system() -> Iterator[System]:
     names = {spec.id: f"bench-{spec.id}" for spec in TABLES}
     route = route_function()
     triggered = stream_functions()
-    hosted = tuple(dict.fromkeys([route.name, *(f.name for f in triggered)]))
+    hosted = tuple(dict.fromkeys([route.name, *(f.name for f in triggered), *also]))
     meter = Meter({names[spec.id]: spec for spec in TABLES})
     with mock_aws(), function_environment(names, functions=()), ExitStack() as stack:
         runtime.reset()
@@ -653,7 +658,7 @@ def system() -> Iterator[System]:
         ]
         stack.enter_context(meter.installed())
         try:
-            yield System(meter, load_handler(route.handler), route.name, pumps)
+            yield System(meter, load_handler(route.handler), route.name, pumps, names, db)
         finally:
             runtime.reset()
 
@@ -733,10 +738,20 @@ def measure(
     }
 
 
-def capacity_per_event(single: int = 20) -> list[dict[str, Any]]:
+def capacity_per_event(
+    single: int = 20,
+    *,
+    prepare: Callable[[System], None] | None = None,
+    more: Callable[[System], list[tuple[str, list[tuple[str, dict[str, Any]]], int]]] | None = None,
+) -> list[dict[str, Any]]:
     """WRU, RRU and stored bytes per event for single events, a batch of 20 from one contact and a batch
-    of 100 from 100 contacts; contacts are returning ones (seen in the warm-up), caches are warm."""
+    of 100 from 100 contacts; contacts are returning ones (seen in the warm-up), caches are warm.
+
+    ``prepare`` runs on the system before the warm-up (configuration the functions should cache, such as
+    automations); ``more`` adds cases (label, requests, events) measured after these."""
     with system() as running:
+        if prepare is not None:
+            prepare(running)
         # warm-up: write key and rules cached, every function's client built, every contact seen once
         warm = [_call(1, "solo", "warm"), _call(1, "one", "warm")] + [
             _call(i, f"user-{i}", "warm") for i in range(100)
@@ -765,6 +780,8 @@ def capacity_per_event(single: int = 20) -> list[dict[str, Any]]:
                 100,
             ),
         ]
+        if more is not None:
+            cases += more(running)
         return [measure(running, label, requests, events) for label, requests, events in cases]
 
 
