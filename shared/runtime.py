@@ -151,6 +151,7 @@ def aggregation() -> Aggregation:
         rules=_rules(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
+        automations=_automations(config),
     )
 
 

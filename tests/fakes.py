@@ -82,6 +82,8 @@ class MemoryProfile:
     first_seen: datetime | None = None
     last_seen: datetime | None = None
     last_purchase: datetime | None = None
+    #: ``last:<behaviour>``: kept for the behaviours the change carries (the aggregation keeps the watched)
+    last_times: dict[str, datetime] = field(default_factory=dict)
     totals: dict[str, Decimal] = field(default_factory=dict)
     #: (dimension, memory key, bucket) -> decaying sum
     sums: dict[tuple[str, str, int], float] = field(default_factory=dict)
@@ -119,6 +121,7 @@ class MemoryProfile:
             last_seen_at=self.last_seen,
             revenue_total=self.revenue,
             last_purchase_at=self.last_purchase,
+            last_times=dict(self.last_times),
             merged_into=self.merged_into,
             scores={d: DimensionScore(**s) for d, s in scores.items()},
             rule_uses=dict(self.rule_uses),
@@ -400,6 +403,9 @@ class MemoryContactStore:
             purchase >= horizon or p.last_purchase is None or purchase > p.last_purchase
         ):
             p.last_purchase = stored_time(purchase)
+        for behaviour, at in change.last_times.items():
+            if at >= horizon:
+                p.last_times[behaviour] = stored_time(at)
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
         p = self.profiles.get(contact)

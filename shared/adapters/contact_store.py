@@ -320,8 +320,9 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
         x.set_if_absent(GROUP + group, stamp)
     if change.last_purchase_at is not None and change.last_purchase_at >= change.last_seen - IMPORT_HORIZON:
         x.set("lastPurchaseAt", s(format_time(change.last_purchase_at)))
-    if change.last_visit_at is not None and change.last_visit_at >= change.last_seen - IMPORT_HORIZON:
-        x.set(LAST + "visit", s(format_time(change.last_visit_at)))
+    for behaviour, at in sorted(change.last_times.items()):  # only those automations count from
+        if at >= change.last_seen - IMPORT_HORIZON:
+            x.set(LAST + behaviour, s(format_time(at)))
     if active:
         x.add("eventCount", n(active))
     x.add("rev", n(1))

@@ -289,6 +289,16 @@ def wakeup(book: AutomationBook, record: ContactRecord, now: datetime) -> dateti
     return min(candidates) if candidates else None
 
 
+def watched_since(book: AutomationBook) -> frozenset[str]:
+    """The behaviours (and ``visit``) inactivity automations count from, beyond any activity and
+    purchases: the profile keeps their last time (``last:<behaviour>``), and only theirs."""
+    return frozenset(
+        str(a.trigger.since)
+        for a in book
+        if isinstance(a.trigger, InactivityTrigger) and a.trigger.since not in ("activity", "purchase")
+    )
+
+
 def thresholds(book: AutomationBook) -> tuple[tuple[str, float], ...]:
     """The score thresholds automations watch: (dimension, threshold), each once."""
     from shared.automations.model import ScoreTrigger

@@ -102,9 +102,9 @@ class EventTrigger(_Model):
         return self
 
 
-#: what an inactivity trigger counts from: any tracked call, a page visit (however the visitor came), or
-#: a purchase
-Since = Literal["activity", "visit", "purchase"]
+#: what an inactivity trigger counts from: any tracked call, a page visit (however the visitor came), a
+#: purchase, or any other behaviour
+Since = Literal["activity", "visit", "purchase"] | Behaviour
 
 
 class InactivityTrigger(_Model):

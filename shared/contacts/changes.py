@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -54,8 +54,9 @@ class ContactChange:
     last_seen: datetime
     revenue: Decimal
     last_purchase_at: datetime | None
-    #: the latest page visit (any visit behaviour), which inactivity automations can count from
-    last_visit_at: datetime | None = None
+    #: behaviour (and ``visit``: any page view) -> its latest time in the change; the aggregation keeps
+    #: on the profile only those that inactivity automations count from
+    last_times: Mapping[str, datetime] = field(default_factory=dict)
     timezone_hint: str | None = None
     scored: Scored = NOTHING
     #: identities to merge into this contact (identify, alias), done off the request path
@@ -142,7 +143,7 @@ def plan_change(
         last_seen=max(e.received_at for e in seen),
         revenue=revenue,
         last_purchase_at=purchases[-1].timestamp if purchases else None,
-        last_visit_at=max((e.timestamp for e in ordered if e.behaviour in VISITS), default=None),
+        last_times=latest_times(ordered),
         timezone_hint=None if TIMEZONE_TRAIT in traits else hint,
         scored=scored,
         merge_from=frozenset(source for source, _ in identity_links(ordered) if source != contact),
@@ -151,6 +152,18 @@ def plan_change(
 
 #: what counts as a visit: a page view, however the visitor came
 VISITS = frozenset({Behaviour.VISIT, Behaviour.VISIT_FROM_ADS, Behaviour.VISIT_FROM_SEARCH})
+
+
+def latest_times(events: Iterable[TrackedEvent]) -> dict[str, datetime]:
+    """Each behaviour's latest time among the events, and ``visit``'s (any page view)."""
+    found: dict[str, datetime] = {}
+    for event in events:
+        for name in (
+            (event.behaviour.value, "visit") if event.behaviour in VISITS else (event.behaviour.value,)
+        ):
+            if name not in found or event.timestamp > found[name]:
+                found[name] = event.timestamp
+    return found
 
 
 def identity_links(events: Iterable[TrackedEvent]) -> list[tuple[ContactId, ContactId]]:

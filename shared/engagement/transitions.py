@@ -63,6 +63,9 @@ class Watching:
 
     thresholds: tuple[tuple[str, float], ...] = ()
     wakeup: datetime | None = None
+    #: the timer function's evaluation at a contact's due time: only it replaces a due time that has
+    #: passed (an evaluation on the stream leaves it, so the lapse or anniversary it stands for is run)
+    due_run: bool = False
 
 
 def watch_key(dimension: str, threshold: float) -> str:
@@ -134,8 +137,11 @@ def evaluate(
             moves.append(Move("threshold", "above" if was else "below", "below" if was else "above", key))
     if watching.wakeup is not None and watching.wakeup > now:
         due_at = min(due_at, watching.wakeup) if due_at else watching.wakeup
+    passed = record.due_at is not None and record.due_at <= now
     write_due = due_at != record.due_at and (
-        record.due_at is None or record.due_at <= now or (due_at is not None and due_at < record.due_at)
+        record.due_at is None
+        or (passed and watching.due_run)
+        or (not passed and due_at is not None and due_at < record.due_at)
     )
     return Evaluation(
         stage=stage,

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from shared.automations.book import AutomationBook
+from shared.automations.engine import watched_since
 from shared.contacts.changes import ContactChange, plan_change
 from shared.contacts.identity import ContactId
 from shared.errors import DependencyUnavailable
@@ -60,6 +62,10 @@ class Telemetry(Protocol):
     def count(self, name: str, value: int) -> None: ...
 
 
+class AutomationSource(Protocol):
+    def book(self) -> AutomationBook: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Aggregation:
     contacts: ContactStore
@@ -67,6 +73,11 @@ class Aggregation:
     rules: RuleSource
     decay: Decay
     telemetry: Telemetry
+    #: the automations in force: the profile keeps the last time of the behaviours they count from
+    automations: AutomationSource | None = None
+
+    def watched(self) -> frozenset[str]:
+        return watched_since(self.automations.book()) if self.automations is not None else frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,7 @@ def _runs(news: list[NewEvent]) -> list[list[NewEvent]]:
 def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: ScoringContext) -> int:
     """One contact's new events (in stream order) into its profile, or the profile it was merged into."""
     store = deps.contacts
+    watched = deps.watched()
     by_id = {new.event.message_id: new for new in news}
     pending = [new.event for new in news]
     target, origin = contact, None
@@ -138,7 +150,10 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
         )
         parts = list(split_change(pending, capacity, splits))
         changes = [
-            _positioned(plan_change(target, part, replace(scoring, known=known)), part, by_id, origin)
+            _watched(
+                _positioned(plan_change(target, part, replace(scoring, known=known)), part, by_id, origin),
+                watched,
+            )
             for part in parts
         ]
         copies = {e.message_id: by_id[e.message_id].item for e in pending} if origin else {}
@@ -186,6 +201,12 @@ def _fold(contact: ContactId, news: list[NewEvent], deps: Aggregation, scoring: 
     for new in held:  # after the originals went: the merge can no longer take one back meanwhile
         _give_back(passed, target, new, store)
     return folded
+
+
+def _watched(change: ContactChange, watched: frozenset[str]) -> ContactChange:
+    """The change with only the last times inactivity automations count from (none: nothing more to write)."""
+    kept = {name: at for name, at in change.last_times.items() if name in watched}
+    return change if kept == change.last_times else replace(change, last_times=kept)
 
 
 def _give_back(passed: list[ContactId], target: ContactId, new: NewEvent, store: ContactStore) -> None:

@@ -133,16 +133,18 @@ class Engagement:
     #: automations' score thresholds and wake-ups; none: stages only
     automations: WatchSource | None = None
 
-    def evaluate(self, record: ContactRecord, funnel: Funnel, now: datetime) -> Evaluation:
+    def evaluate(
+        self, record: ContactRecord, funnel: Funnel, now: datetime, due_run: bool = False
+    ) -> Evaluation:
         watching = (
-            Watching(self.automations.thresholds(), self.automations.wakeup(record, now))
+            Watching(self.automations.thresholds(), self.automations.wakeup(record, now), due_run)
             if self.automations is not None
-            else Watching()
+            else Watching(due_run=due_run)
         )
         return evaluate(record, funnel, self.decay, now, watching)
 
 
-def on_change(record: ContactRecord, deps: Engagement) -> int:
+def on_change(record: ContactRecord, deps: Engagement, *, due_run: bool = False) -> int:
     """Evaluate a contact as a stream record shows it; returns the writes made.
 
     The image is enough to see that nothing changes (the common case: no read, no write). When
@@ -154,7 +156,7 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
         return 0
     funnel = deps.funnels.funnel()
     now = deps.clock.now()
-    if not deps.evaluate(record, funnel, now).changes(record):
+    if not deps.evaluate(record, funnel, now, due_run).changes(record):
         return publish_pending(contact, deps) if record.pending_outputs > 0 else 0
     writes = 0
     for _ in range(MAX_ATTEMPTS):
@@ -162,7 +164,7 @@ def on_change(record: ContactRecord, deps: Engagement) -> int:
         if fresh is None or fresh.merged_into:
             return writes
         record = fresh
-        evaluation = deps.evaluate(record, funnel, now)
+        evaluation = deps.evaluate(record, funnel, now, due_run)
         if not evaluation.changes(record):
             break
         owner = deps.router.assign(keep=record.owner) if evaluation.route else None
@@ -209,7 +211,7 @@ def reevaluate(contact: ContactId, deps: Engagement) -> int:
     """Re-evaluate a contact whose due time has come (decay may have moved it, an automation's wake-up
     passed); returns the writes made."""
     record = deps.stages.profile(contact)
-    return on_change(record, deps) if record is not None else 0
+    return on_change(record, deps, due_run=True) if record is not None else 0
 
 
 def announcements(

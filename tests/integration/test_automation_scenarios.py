@@ -279,3 +279,32 @@ def test_a_paused_automation_starts_nothing_from_new_events(local_stack) -> None
     call(local_stack, "POST", "/admin/automations/kids-program/pause")
     kids_order(local_stack)
     assert call(local_stack, "GET", "/admin/contacts/user_id:parent/automations")["timers"] == []
+
+
+def test_inactivity_can_count_from_any_behaviour_and_profiles_keep_only_what_is_watched(local_stack) -> None:
+    from shared.adapters import aws
+
+    call(
+        local_stack,
+        "PUT",
+        "/admin/automations/cart-reminder",
+        {
+            "name": "Come back to your cart",
+            "trigger": {"type": "inactivity", "days": 14, "since": "added_to_cart"},
+            "steps": [
+                {"action": "email", "subject": "Still thinking it over?", "text": "Your cart is waiting"}
+            ],
+        },
+    )
+    track(local_stack, "/v1/track", {"userId": "cart", "event": "Product Added", "messageId": "c1"})
+    for day in range(3):  # visits go on; no cart since
+        advance(local_stack, "P7D")
+        visit(local_stack, "cart")
+    assert [m["subject"] for m in outbox(local_stack, "cart-reminder")] == ["Still thinking it over?"]
+    profile = aws.client("dynamodb").get_item(
+        TableName=local_stack.table_names["contacts"],
+        Key={"pk": {"S": "C#user_id:cart"}, "sk": {"S": "PROFILE"}},
+    )["Item"]
+    assert sorted(name for name in profile if name.startswith("last:")) == ["last:added_to_cart"], (
+        "no automation counts from visits here: their last time is not written"
+    )

@@ -112,8 +112,9 @@ def test_the_last_visit_is_the_latest_page_view_for_inactivity_automations() -> 
             {"type": "track", "event": "Order Completed", "userId": "ann", "timestamp": at(1)},
         ),
     )
-    assert change.last_visit_at == NOW - timedelta(minutes=10)
+    assert change.last_times["visit"] == NOW - timedelta(minutes=10)
+    assert change.last_times["purchase"] == NOW - timedelta(minutes=1)
     only_orders = plan_change(
         ANN, calls({"type": "track", "event": "Order Completed", "userId": "ann", "timestamp": at(1)})
     )
-    assert only_orders.last_visit_at is None
+    assert "visit" not in only_orders.last_times

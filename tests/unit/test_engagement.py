@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from shared.contacts.model import ContactRecord
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.index import Quarter, Thresholds, crossing, index, quarter
-from shared.engagement.transitions import evaluate
+from shared.engagement.transitions import Watching, evaluate
 from shared.scoring.decay import Decay
 from shared.scoring.model import DimensionScore
 
@@ -122,7 +122,10 @@ def test_due_time_is_the_next_decay_crossing_and_only_moves_earlier() -> None:
     later_known = customer.model_copy(update={"due_at": NOW + timedelta(days=10)})
     assert not evaluate(later_known, FUNNEL, DECAY, NOW).write_due, "an earlier due time already covers it"
     passed = customer.model_copy(update={"due_at": NOW - timedelta(hours=1)})
-    assert evaluate(passed, FUNNEL, DECAY, NOW).write_due
+    assert evaluate(passed, FUNNEL, DECAY, NOW, Watching(due_run=True)).write_due, "the due run sets the next"
+    # on the stream, a due time that has passed is left for the timer function: what it stands for (a
+    # lapse, an anniversary) runs there before the next one is set
+    assert not evaluate(passed, FUNNEL, DECAY, NOW).write_due
 
 
 def test_decay_alone_moves_a_customer_to_exit_at_the_due_time() -> None:
