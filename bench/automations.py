@@ -351,7 +351,12 @@ def due_reads(
         meter.clear()
         started = time.perf_counter()
         with redirect_stdout(io.StringIO()):  # its metrics (EMF lines), not wanted here
-            result = handler({}, LambdaContext("lifecycle-timers", "bench"))
+            result = handler(
+                {},
+                LambdaContext(
+                    "lifecycle-timers", "bench", timeout_seconds=function("timers").timeout_seconds
+                ),
+            )
         seconds = time.perf_counter() - started
         index = ("Query", BY_DUE.name)
         left = still_due(meter, clock.now())

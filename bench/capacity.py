@@ -652,7 +652,9 @@ def system(also: Sequence[str] = ()) -> Iterator[System]:
                 table=names[spec.stream.table.id],
                 trigger=spec.stream,
                 handler=load_handler(spec.handler),
-                context=lambda name=spec.name: LambdaContext(f"lifecycle-{name}", "bench"),
+                context=lambda name=spec.name, timeout=spec.timeout_seconds: LambdaContext(
+                    f"lifecycle-{name}", "bench", timeout_seconds=timeout
+                ),
             )
             for spec in triggered
         ]
