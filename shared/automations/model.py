@@ -38,6 +38,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _Aliased(_Model):
+    """A model with a field named by an alias (``from``, ``for``): read by either name, written by the
+    alias, so what a GET shows can be PUT back as it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+
+
 class Delay(_Model):
     """A calendar span: months and years keep the day of the month (clamped at month ends) and the
     contact's local time of day; days and hours are exact."""
@@ -58,7 +65,7 @@ class Delay(_Model):
         return " ".join(f"{n} {unit}{'s' if n > 1 else ''}" for n, unit in parts if n)
 
 
-class Counter(_Model):
+class Counter(_Aliased):
     """A number that grows with each occurrence of a series: ``child_age`` 6 gives ``age`` 7, then 8..."""
 
     #: the name the content uses (``{{ age }}``)
@@ -68,8 +75,6 @@ class Counter(_Model):
     step: int = Field(1, ge=1, le=100)
     #: the last value the series reaches (inclusive)
     up_to: int | None = Field(None, ge=0, le=1000)
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 class EventTrigger(_Model):
@@ -125,7 +130,7 @@ class ScoreTrigger(_Model):
     direction: Literal["up", "down"] = "up"
 
 
-class StageTrigger(_Model):
+class StageTrigger(_Aliased):
     """A stage change, optionally to or from a given stage, with engagement rising or falling."""
 
     type: Literal["stage"]
@@ -133,18 +138,14 @@ class StageTrigger(_Model):
     source: StageId | None = Field(None, alias="from")
     direction: Direction | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
-
-class QuarterTrigger(_Model):
+class QuarterTrigger(_Aliased):
     """An engagement-quarter change (``exit``, ``retention``, ``sales``...), with the direction."""
 
     type: Literal["quarter"]
     to: QuarterName | None = None
     source: QuarterName | None = Field(None, alias="from")
     direction: Direction | None = None
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 class DateTrigger(_Model):
@@ -301,13 +302,11 @@ class FollowUpStep(_Model):
     after: Delay
 
 
-class WaitStep(_Model):
+class WaitStep(_Aliased):
     """Wait, then go on with the next step."""
 
     action: Literal["wait"]
     wait_for: Delay = Field(alias="for")
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 Step = Annotated[
