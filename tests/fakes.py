@@ -684,13 +684,6 @@ class MemoryStageStore:
                 stage = self.contacts.profiles[contact].stage
                 stage["pending_outputs"] = stage.get("pending_outputs", 0) - 1
 
-    def due(self, now: datetime) -> list[ContactId]:
-        return [
-            contact
-            for contact, p in self.contacts.profiles.items()
-            if p.stage.get("due_at") is not None and p.stage["due_at"] <= now and not p.merged_into
-        ]
-
 
 #: Where each announcement goes: the bus always; a routed lead also the lead topic and an email.
 EVENTS_CHANNEL, LEAD_TOPIC, LEAD_EMAIL = "events", "sns", "ses"
@@ -1056,7 +1049,7 @@ class MemoryRunStore:
         found = [
             DueItem(contact, "profile")
             for contact, p in self.contacts.profiles.items()
-            if p.stage.get("due_at") is not None and p.stage["due_at"] <= now
+            if p.stage.get("due_at") is not None and p.stage["due_at"] <= now and not p.merged_into
         ]
         for contact, timers in self.timers_by_contact.items():
             found += [DueItem(contact, "timer", key) for key, t in timers.items() if t.due <= now]

@@ -17,7 +17,6 @@ from pydantic import TypeAdapter
 
 from shared.adapters.contact_items import (
     BASELINE,
-    PROFILE,
     SCORE,
     SCORE_ABOVE,
     partition,
@@ -342,14 +341,6 @@ class DynamoStageStore:
                 }
             )
         return items
-
-    def due(self, now: datetime) -> list[ContactId]:
-        """Contacts whose due time has come: one Query per shard, touching only due entries."""
-        return [
-            contact
-            for contact, sort_key in due_entries(self._db, self._table, self._shards, now)
-            if sort_key == PROFILE
-        ]
 
     @staticmethod
     def _failure(exc: Exception) -> BaseException:
