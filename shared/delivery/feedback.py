@@ -26,3 +26,23 @@ FEEDBACK_DETAIL_TYPES: tuple[str, ...] = (
 #: either, the alarm pauses marketing sends
 COMPLAINT_RATE_LIMIT = 0.001
 BOUNCE_RATE_LIMIT = 0.05
+
+#: SES message tags delivery sets on each email, and the feedback function reads back from SES's events
+CONTACT_TAG = "lc_contact"
+SEND_TAG = "lc_send"
+#: SES tag values: at most 256 characters of [A-Za-z0-9_.-@]
+TAG_VALUE_LIMIT = 256
+
+
+def encode_tag(value: str) -> str | None:
+    """A value as an SES tag can carry it (base64url, no padding); None if it would not fit."""
+    import base64
+
+    encoded = base64.urlsafe_b64encode(value.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return encoded if len(encoded) <= TAG_VALUE_LIMIT else None
+
+
+def decode_tag(encoded: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
