@@ -24,6 +24,8 @@ from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TIMEZONE_TRAIT, Con
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
+from shared.delivery.addresses import address_hash
+from shared.delivery.ports import SendingPause
 from shared.delivery.requests import DeliveryRequest
 from shared.engagement.events import LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
@@ -1127,3 +1129,28 @@ class MemoryContactEffects:
         ledger = award_ledger(run)
         if ledger:
             self.contacts.append([NewEntry(contact, award_event(run, at), ledger)])
+
+
+class MemorySuppressions:
+    """The suppression list: by address hash, the first reason kept."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[str, datetime]] = {}
+
+    def suppressed(self, channel: str, address: str) -> str | None:
+        found = self.entries.get(address_hash(channel, address))
+        return found[0] if found else None
+
+    def suppress(self, channel: str, address: str, reason: str, at: datetime) -> None:
+        self.entries.setdefault(address_hash(channel, address), (reason, at))
+
+
+class MemoryDeliveryControl:
+    def __init__(self) -> None:
+        self.paused: SendingPause | None = None
+
+    def pause(self) -> SendingPause | None:
+        return self.paused
+
+    def set_pause(self, pause: SendingPause | None) -> None:
+        self.paused = pause

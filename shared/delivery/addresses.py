@@ -1,0 +1,20 @@
+"""Addresses as delivery compares them: normalised, and hashed where they are kept beyond a contact."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_SPACES = re.compile(r"[\s().-]+")
+
+
+def normalised(channel: str, address: str) -> str:
+    """Email: trimmed and lower-cased; phone: E.164 digits with ``+`` (spaces, dots, dashes dropped)."""
+    if channel == "sms":
+        return _SPACES.sub("", address.strip())
+    return address.strip().lower()
+
+
+def address_hash(channel: str, address: str) -> str:
+    """SHA-256 of the normalised address: the suppression list keeps this, never the address."""
+    return hashlib.sha256(f"{channel}:{normalised(channel, address)}".encode()).hexdigest()
