@@ -1154,3 +1154,13 @@ class MemoryDeliveryControl:
 
     def set_pause(self, pause: SendingPause | None) -> None:
         self.paused = pause
+
+
+class StaticSecret:
+    """The delivery secret, as Secrets Manager would give it."""
+
+    def __init__(self, key: bytes = b"test-delivery-secret") -> None:
+        self._key = key
+
+    def key(self) -> bytes:
+        return self._key

@@ -173,3 +173,34 @@ class EngagementTimes(Protocol):
     def recent_times(self, contact_id: str, limit: int) -> list[datetime]:
         """When the contact's most recent events happened (their stated times), newest first."""
         ...
+
+
+class ProviderRefused(Exception):
+    """The provider will never take this message (rejected address, opted-out number, a 4xx from a
+    webhook): the send is settled as ``skipped`` with this reason, not retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedEmail:
+    subject: str
+    text: str | None
+    html: str | None
+
+
+class RenderFailed(Exception):
+    """A template that cannot be rendered for this contact (unknown, broken, or it tried to leave its
+    sandbox): the send is skipped with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EmailRenderer(Protocol):
+    def render(self, template_id: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """The stored template (or a built-in one) rendered in its sandbox; raises RenderFailed."""
+        ...
