@@ -1218,15 +1218,18 @@ class MemoryMailer(_FailingNext):
 
 
 class MemoryTexter(_FailingNext):
-    """SNS for SMS: an opt-out list, E.164 numbers only, what was sent as (phone, text); ids ``sms-1``..."""
+    """SNS for SMS: an opt-out list, E.164 numbers only, what was sent as (phone, text); ids ``sms-1``...
+    ``fail_next`` fails sends; ``check_unavailable`` makes the opt-out check fail (throttled)."""
 
     def __init__(self, opted_out: set[str] | None = None) -> None:
         super().__init__()
         self.opted_out_numbers: set[str] = set(opted_out or ())
         self.sent: list[tuple[str, str]] = []
+        self.check_unavailable = False
 
     def opted_out(self, phone: str) -> bool:
-        self._raise_if_failing()
+        if self.check_unavailable:
+            raise DependencyUnavailable("the SMS provider is unavailable right now; retry")
         return phone in self.opted_out_numbers
 
     def send(self, phone: str, text: str) -> str:
