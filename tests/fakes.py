@@ -1169,7 +1169,7 @@ class StaticSecret:
 # --- delivery providers: each kept honest by tests/contract/test_delivery_providers.py ----------------
 import re
 
-from shared.delivery.mime import mime_message
+from shared.delivery.mime import envelope_address, mime_message
 from shared.delivery.ports import OutgoingEmail, ProviderRefused
 
 #: what SNS takes as a phone number (E.164 with its plus)
@@ -1195,7 +1195,8 @@ class MemoryMailer(_FailingNext):
     """SES as the mailer sees it: builds the MIME message as SesMailer does (so a message SES would never
     take is refused the same way), records the email and its raw bytes, answers ``mail-1``, ``mail-2``...
 
-    ``verified``: the senders SES may send from (None: any); another is refused as SES refuses it."""
+    ``verified``: the identities SES may send from, addresses or domains (None: any); a sender none of
+    them covers is refused as SES refuses it."""
 
     def __init__(self, verified: set[str] | None = None, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
@@ -1208,9 +1209,10 @@ class MemoryMailer(_FailingNext):
         self._raise_if_failing()
         try:
             raw = mime_message(email, self.clock())
+            sender = envelope_address(email.sender)
         except ValueError as exc:
             raise ProviderRefused("invalid_message") from exc
-        if self.verified is not None and email.sender not in self.verified:
+        if self.verified is not None and not {sender, sender.rpartition("@")[2]} & self.verified:
             raise ProviderRefused("ses_message_rejected")
         self.sent.append(email)
         self.raw.append(raw)

@@ -21,7 +21,7 @@ from typing import Any
 from shared.adapters.dynamodb import error_code, unavailable
 from shared.adapters.provider_errors import error_message, not_now
 from shared.clock import Clock, SystemClock
-from shared.delivery.mime import mime_message
+from shared.delivery.mime import envelope_address, mime_message
 from shared.delivery.ports import OutgoingEmail, ProviderRefused
 
 #: SES v2 SendEmail errors that mean "not now": throttling (the sending rate, and the daily quota, which
@@ -70,11 +70,13 @@ class SesMailer:
         """SES's message id; raises ``DependencyUnavailable`` or ``ProviderRefused``."""
         try:
             raw = mime_message(email, self._clock.now())
+            sender, to = envelope_address(email.sender), envelope_address(email.to)
         except ValueError as exc:  # a header that would inject another, an address SES cannot take
             raise ProviderRefused("invalid_message") from exc
         request: dict[str, Any] = {
-            "FromEmailAddress": email.sender,
-            "Destination": {"ToAddresses": [email.to]},
+            # the envelope: SES wants bare ASCII addresses here (names and UTF-8 are in the headers)
+            "FromEmailAddress": sender,
+            "Destination": {"ToAddresses": [to]},
             "Content": {"Raw": {"Data": raw}},
         }
         if self._configuration_set:

@@ -129,6 +129,12 @@ def _check_value(name: str, value: str) -> None:
         raise ValueError(f"the {name} header may not contain a line break")
 
 
+def envelope_address(value: str) -> str:
+    """The bare address SES sends from or to (``local@domain``, the domain in IDNA): what ``From`` or
+    ``To`` holds without the display name. ``ValueError`` for an address ``mime_message`` refuses."""
+    return _address(value, "envelope").addr_spec
+
+
 def _address(value: str, name: str) -> Address:
     """``Name <local@domain>`` or ``local@domain`` as a header address: an internationalised domain in
     its ASCII (IDNA) form; a non-ASCII local part refused (SES does not send SMTPUTF8 mail)."""

@@ -107,7 +107,7 @@ class Mail:
 @pytest.fixture
 def mail(side: str, request: pytest.FixtureRequest) -> Mail:
     if side == "fake":
-        fake = MemoryMailer(verified={f"Acme News <{SENDER}>"})
+        fake = MemoryMailer(verified={SENDER})
         return Mail(fake, lambda: list(fake.raw), lambda: fake.fail_next(DependencyUnavailable("throttled")))
     request.getfixturevalue("moto")
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -149,9 +149,10 @@ def test_an_email_is_taken_with_an_id_and_arrives_with_the_headers_sent(mail: Ma
 
 def test_an_unverified_sender_is_refused_for_good_and_nothing_is_sent(mail: Mail) -> None:
     with pytest.raises(ProviderRefused) as refused:
-        mail.port.send(replace(EMAIL, sender="someone@elsewhere.example"))
+        mail.port.send(replace(EMAIL, sender="Acme News <someone@elsewhere.example>"))
     assert refused.value.reason == "ses_message_rejected"
     assert mail.received() == []
+    assert mail.port.send(replace(EMAIL, sender=SENDER)), "the verified address, with or without a name"
 
 
 def test_a_message_with_an_injected_header_is_refused_before_the_provider_sees_it(mail: Mail) -> None:
@@ -187,9 +188,11 @@ def test_ses_is_asked_with_the_configuration_set_the_tags_and_the_raw_message(mo
     assert with_set["EmailTags"] == [{"Name": k, "Value": v} for k, v in EMAIL.tags.items()]
     assert all(SES_TAG.match(t["Name"]) and SES_TAG.match(t["Value"]) for t in with_set["EmailTags"])
     assert with_set["Destination"] == {"ToAddresses": ["ann@example.com"]}
-    assert with_set["FromEmailAddress"] == EMAIL.sender
+    assert with_set["FromEmailAddress"] == SENDER, "the envelope's bare address"
     assert set(with_set["Content"]) == {"Raw"} and with_set["Content"]["Raw"]["Data"].startswith(b"From: ")
     assert "ConfigurationSetName" not in without and "EmailTags" not in without
+    SesMailer(client, configuration_set=None).send(replace(EMAIL, to="Ann <ann@bücher.example>"))
+    assert injected.calls[-1]["Destination"] == {"ToAddresses": ["ann@xn--bcher-kva.example"]}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from shared.delivery.mime import mime_message
+from shared.delivery.mime import envelope_address, mime_message
 from shared.delivery.ports import OutgoingEmail
 
 WHEN = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
@@ -161,3 +161,10 @@ def test_the_date_is_the_one_passed_in_with_its_offset_and_must_be_aware() -> No
     assert parsed(date=paris)["Date"] == "Wed, 01 Jul 2026 10:00:00 +0200"
     with pytest.raises(ValueError, match="time zone"):
         mime_message(EMAIL, datetime(2026, 7, 1, 10, 0))
+
+
+def test_the_envelope_address_is_the_bare_ascii_address() -> None:
+    assert envelope_address("Äcme News <news@acme.example>") == "news@acme.example"
+    assert envelope_address("ann@bücher.example") == "ann@xn--bcher-kva.example"
+    with pytest.raises(ValueError):
+        envelope_address("änn@example.com")
