@@ -1198,17 +1198,17 @@ class MemoryMailer(_FailingNext):
     ``verified``: the identities SES may send from, addresses or domains (None: any); a sender none of
     them covers is refused as SES refuses it."""
 
-    def __init__(self, verified: set[str] | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, verified: set[str] | None = None, clock: FixedClock | None = None) -> None:
         super().__init__()
         self.verified = verified
-        self.clock = clock or (lambda: datetime.now(UTC))
+        self.clock = clock or FixedClock(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
         self.sent: list[OutgoingEmail] = []
         self.raw: list[bytes] = []
 
     def send(self, email: OutgoingEmail) -> str:
         self._raise_if_failing()
         try:
-            raw = mime_message(email, self.clock())
+            raw = mime_message(email, self.clock.now())
             sender = envelope_address(email.sender)
         except ValueError as exc:
             raise ProviderRefused("invalid_message") from exc
