@@ -1164,3 +1164,112 @@ class StaticSecret:
 
     def key(self) -> bytes:
         return self._key
+
+
+# --- delivery providers: each kept honest by tests/contract/test_delivery_providers.py ----------------
+import re
+
+from shared.delivery.mime import envelope_address, mime_message
+from shared.delivery.ports import OutgoingEmail, ProviderRefused
+
+#: what SNS takes as a phone number (E.164 with its plus)
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+class _FailingNext:
+    """Failures to raise on the next calls, in order (``fail_next``), as a provider would."""
+
+    def __init__(self) -> None:
+        self.failures: list[Exception] = []
+
+    def fail_next(self, error: Exception, times: int = 1) -> None:
+        """The next ``times`` calls raise ``error`` (``DependencyUnavailable``, ``ProviderRefused``)."""
+        self.failures += [error] * times
+
+    def _raise_if_failing(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+class MemoryMailer(_FailingNext):
+    """SES as the mailer sees it: builds the MIME message as SesMailer does (so a message SES would never
+    take is refused the same way), records the email and its raw bytes, answers ``mail-1``, ``mail-2``...
+
+    ``verified``: the identities SES may send from, addresses or domains (None: any); a sender none of
+    them covers is refused as SES refuses it."""
+
+    def __init__(self, verified: set[str] | None = None, clock: FixedClock | None = None) -> None:
+        super().__init__()
+        self.verified = verified
+        self.clock = clock or FixedClock(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+        self.sent: list[OutgoingEmail] = []
+        self.raw: list[bytes] = []
+
+    def send(self, email: OutgoingEmail) -> str:
+        self._raise_if_failing()
+        try:
+            raw = mime_message(email, self.clock.now())
+            sender = envelope_address(email.sender)
+        except ValueError as exc:
+            raise ProviderRefused("invalid_message") from exc
+        if self.verified is not None and not {sender, sender.rpartition("@")[2]} & self.verified:
+            raise ProviderRefused("ses_message_rejected")
+        self.sent.append(email)
+        self.raw.append(raw)
+        return f"mail-{len(self.sent)}"
+
+
+class MemoryTexter(_FailingNext):
+    """SNS for SMS: an opt-out list, E.164 numbers only, what was sent as (phone, text); ids ``sms-1``...
+    ``fail_next`` fails sends; ``check_unavailable`` makes the opt-out check fail (throttled)."""
+
+    def __init__(self, opted_out: set[str] | None = None) -> None:
+        super().__init__()
+        self.opted_out_numbers: set[str] = set(opted_out or ())
+        self.sent: list[tuple[str, str]] = []
+        self.check_unavailable = False
+
+    def opted_out(self, phone: str) -> bool:
+        if self.check_unavailable:
+            raise DependencyUnavailable("the SMS provider is unavailable right now; retry")
+        return phone in self.opted_out_numbers
+
+    def send(self, phone: str, text: str) -> str:
+        self._raise_if_failing()
+        if not E164.match(phone):
+            raise ProviderRefused("invalid_number")
+        self.sent.append((phone, text))
+        return f"sms-{len(self.sent)}"
+
+
+@dataclass(frozen=True)
+class PostedWebhook:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    timeout: float
+
+
+class MemoryWebhookPoster:
+    """Webhook endpoints: each post recorded, answered from ``answers`` in order (a status, or an exception
+    to raise, e.g. ``DependencyUnavailable`` for a timeout), 200 once they run out. URLs are checked as
+    HttpWebhookPoster checks them (https, or http to ``plain_http_hosts``)."""
+
+    def __init__(
+        self, answers: Sequence[int | Exception] = (), *, plain_http_hosts: frozenset[str] = frozenset()
+    ) -> None:
+        from shared.adapters.webhook_poster import checked_url
+
+        self._checked_url = partial(
+            checked_url, plain_http_hosts=frozenset(h.lower() for h in plain_http_hosts)
+        )
+        self.answers: list[int | Exception] = list(answers)
+        self.posted: list[PostedWebhook] = []
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        self._checked_url(url)
+        self.posted.append(PostedWebhook(url, body, dict(headers), timeout))
+        answer = self.answers.pop(0) if self.answers else 200
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
