@@ -5,7 +5,7 @@ contact's event times): no storage of its own, time passed in. Local times are t
 zone); a local hour that does not exist on a DST day (spring forward) moves forward by the gap, and a
 repeated one (autumn) is its first instant, as the automations' calendar does.
 
-Every skip and deferral carries a stable reason code (documented in docs/delivery.md); the ledger keeps
+Every skip and deferral carries a stable reason code (documented in docs/sending.md); the ledger keeps
 it and the contact card shows it.
 """
 

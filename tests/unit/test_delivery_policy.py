@@ -377,3 +377,12 @@ def test_the_best_hour_defers_to_the_contacts_usual_hour_when_known() -> None:
     # too few events: at once
     checks.times.times = checks.times.times[:3]
     assert checks(request(best_hour=True), ann()) == SEND
+
+
+def test_every_reason_code_is_documented() -> None:
+    from shared.delivery.policy import DEFER_REASONS, SKIP_REASONS
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "sending.md").read_text()
+    for code in (*SKIP_REASONS, *DEFER_REASONS):
+        assert f"| `{code}" in text, code

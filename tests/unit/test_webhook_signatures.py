@@ -61,3 +61,20 @@ def test_retries_back_off_exponentially_up_to_15_minutes() -> None:
     assert [retry_delay(n) for n in range(1, 8)] == [30, 60, 120, 240, 480, 900, 900]
     assert retry_delay(0) == 30
     assert retry_delay(10_000) == 900
+
+
+def test_the_receivers_snippet_in_the_docs_verifies_our_signature() -> None:
+    import re
+    import time
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "sending.md").read_text()
+    (snippet,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    scope: dict = {}
+    exec(snippet, scope)  # noqa: S102 - our own documentation
+    stamp = int(time.time())
+    header = signature_headers(KEY, BODY, stamp, "x")[SIGNATURE_HEADER]
+    assert scope["verify"](KEY, header, BODY)
+    assert not scope["verify"](KEY, header, BODY + b"x")
+    assert not scope["verify"](b"other", header, BODY)
