@@ -217,7 +217,11 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
     try:
         result = _attempt(request, found, attempt, deps, time_left, now)
     except ProviderRefused as refused:
-        return _skipped(request, refused.reason, deps, now)
+        try:
+            return _skipped(request, refused.reason, deps, now)
+        except Exception:
+            _release(request, UNAVAILABLE, deps, now)  # not sent: retried, and refused again
+            raise
     except Exception as exc:
         if not isinstance(exc, LifecycleError):
             deps.telemetry.failure("a delivery attempt failed unexpectedly; retried")

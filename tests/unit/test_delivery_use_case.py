@@ -790,3 +790,19 @@ def test_failed_messages_are_reported_alone_and_a_webhooks_is_postponed(
     assert world.redeliveries.postponed == [("receipt-2", 30)]
     # every message failing is still a partial response (each retried on its own), not an error
     assert delivery_function(sqs_event("{}")) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
+
+
+def test_a_refusal_that_cannot_be_recorded_is_released_not_left_claimed(world: World) -> None:
+    email = request()
+    world.mailer.failures.append(ProviderRefused("rejected"))
+    settle = world.ledger.settle
+
+    def failing(*args: Any) -> None:
+        raise DependencyUnavailable("throttled")
+
+    world.ledger.settle = failing  # type: ignore[method-assign]
+    with pytest.raises(DependencyUnavailable):
+        world.deliver(email)
+    assert world.status(email) == ("failed", "unavailable")
+    world.ledger.settle = settle  # type: ignore[method-assign]
+    assert world.deliver(email).status == "sent"
