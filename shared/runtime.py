@@ -310,7 +310,8 @@ def delivering() -> Delivering:
         control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
         mailer=SesMailer(aws.client("sesv2"), configuration_set=config.configuration_set_name),
         texter=SnsTexter(aws.client("sns")),
-        webhooks=HttpWebhookPoster(),
+        # plain HTTP only to the hosts the local stack names (WEBHOOK_PLAIN_HTTP_HOSTS, from issue11-local)
+        webhooks=HttpWebhookPoster(plain_http_hosts=config.plain_http_hosts),
         # its client is made on first use: most sends read it once per instance
         secrets=SecretsManagerSecret(
             lambda: aws.client("secretsmanager"), secret_arn=config.delivery_secret_arn
