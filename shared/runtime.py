@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.contacts.identity import ContactId
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.automation import Automating
+    from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
     from shared.usecases.merging import Merging
     from shared.usecases.tracking import Tracking
@@ -269,6 +270,74 @@ def admin() -> Admin:
         clock=clock.current(),
         decay=_decay(config),
         engagement=engagement(),
+    )
+
+
+# --- issue 11: delivery (the delivery function) ------------------------------------------------------
+
+
+@scope.per_function
+def delivering() -> Delivering:
+    """The delivery function: the send ledger, the checks before each send, and the providers."""
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.delivery_queue import SqsDeliveryQueue
+    from shared.adapters.delivery_secret import SecretsManagerSecret
+    from shared.adapters.engagement_times import DynamoEngagementTimes
+    from shared.adapters.frequency_caps import DynamoFrequencyCaps
+    from shared.adapters.recipients import DynamoRecipients
+    from shared.adapters.send_ledger import DynamoSendLedger
+    from shared.adapters.ses_mailer import SesMailer
+    from shared.adapters.sns_texter import SnsTexter
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.adapters.template_store import DynamoTemplateStore
+    from shared.adapters.webhook_poster import HttpWebhookPoster
+    from shared.delivery.policy import Caps, QuietHours, SendingPolicy
+    from shared.delivery.templates import TemplateRendering, template_context
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.delivery import Delivering
+
+    config = settings.load(settings.DeliverySettings)
+    _aws()
+    dynamodb = aws.client("dynamodb")
+    return Delivering(
+        clock=clock.current(),
+        ledger=DynamoSendLedger(
+            dynamodb, contacts_table=config.contacts_table_name, due_shards=config.due_shards
+        ),
+        recipients=DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name),
+        suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
+        caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
+        control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
+        mailer=SesMailer(aws.client("sesv2"), configuration_set=config.configuration_set_name),
+        texter=SnsTexter(aws.client("sns")),
+        # plain HTTP only to the hosts the local stack names (WEBHOOK_PLAIN_HTTP_HOSTS, from issue11-local)
+        webhooks=HttpWebhookPoster(plain_http_hosts=config.plain_http_hosts),
+        # its client is made on first use: most sends read it once per instance
+        secrets=SecretsManagerSecret(
+            lambda: aws.client("secretsmanager"), secret_arn=config.delivery_secret_arn
+        ),
+        renderer=TemplateRendering(
+            DynamoTemplateStore(
+                dynamodb, table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+            )
+        ),
+        template_context=template_context,
+        times=DynamoEngagementTimes(dynamodb, events_table=config.events_table_name),
+        redeliveries=SqsDeliveryQueue(aws.client("sqs"), queue_url=config.delivery_queue_url),
+        telemetry=PowertoolsTelemetry(),
+        policy=SendingPolicy(
+            quiet=QuietHours(config.quiet_hours_start, config.quiet_hours_end),
+            double_opt_in=config.double_opt_in,
+            caps={
+                "email": Caps(per_day=config.email_per_day, per_week=config.email_per_week),
+                "sms": Caps(per_day=config.sms_per_day, per_week=config.sms_per_week),
+            },
+        ),
+        sender=config.sender_email,
+        postal_address=config.postal_address,
+        public_base_url=config.public_base_url,
+        link_days=config.link_days,
+        sms_max_segments=config.sms_max_segments,
     )
 
 

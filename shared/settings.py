@@ -144,6 +144,8 @@ class DeliverySettings(
     email_per_week: int = Field(6, alias="EMAIL_PER_WEEK", ge=1)
     sms_per_day: int = Field(1, alias="SMS_PER_DAY", ge=1)
     sms_per_week: int = Field(3, alias="SMS_PER_WEEK", ge=1)
+    #: the due index's shards, as the timer function reads them (deferrals go on it)
+    due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
     #: an SMS may take at most this many segments (160 GSM-7 or 70 UCS-2 characters alone, 153 or 67 each
     #: when split)
     sms_max_segments: int = Field(2, alias="SMS_MAX_SEGMENTS", ge=1, le=10)
