@@ -4,11 +4,13 @@ configuration set (which publishes sends, bounces, complaints, opens and clicks)
 Raw, not SES's simple content: only a raw message carries the headers exactly as composed
 (``List-Unsubscribe``, ``List-Unsubscribe-Post``). Every failure ends in one of two ways:
 
-- ``DependencyUnavailable``: not now (throttled, the daily quota, a 5xx, the network); the delivery
-  function releases the ledger entry and the message is retried;
+- ``DependencyUnavailable``: not now (throttled, the daily quota, a 5xx, the network, and the account's
+  sending paused or suspended by SES: a state of the whole account, so every message waits in the queue and
+  then its dead letters, to be redriven once SES sends again, rather than being settled as skipped); the
+  delivery function releases the ledger entry and the message is retried;
 - ``ProviderRefused(<code>)``: never (SES refused the message, the sender or its domain is not verified,
-  the account is paused or suspended, an invalid address, no such configuration set, or a message that
-  cannot be written); the send is settled as skipped with that code.
+  an invalid address, no such configuration set, or a message that cannot be written); the send is settled
+  as skipped with that code.
 
 Anything else (a missing permission, a bug) is raised as it is: the record fails and ends in the
 dead-letter queue, where someone looks at it.
@@ -38,14 +40,15 @@ NOT_NOW = frozenset(
         "ServiceUnavailableException",
         "RequestTimeout",
         "RequestTimeoutException",
+        # the whole account, not this message: retried, then kept in the dead letters for a redrive
+        "AccountSuspendedException",
+        "SendingPausedException",
     }
 )
 #: SES v2 SendEmail errors that mean "never", as the short reasons the ledger records
 REFUSALS = {
     "MessageRejected": "ses_message_rejected",
     "MailFromDomainNotVerifiedException": "ses_mail_from_not_verified",
-    "AccountSuspendedException": "ses_account_suspended",
-    "SendingPausedException": "ses_sending_paused",
     "BadRequestException": "ses_bad_request",
     "NotFoundException": "ses_configuration_set_not_found",
 }

@@ -200,8 +200,6 @@ def test_ses_is_asked_with_the_configuration_set_the_tags_and_the_raw_message(mo
     [
         ("MessageRejected", "ses_message_rejected"),
         ("MailFromDomainNotVerifiedException", "ses_mail_from_not_verified"),
-        ("AccountSuspendedException", "ses_account_suspended"),
-        ("SendingPausedException", "ses_sending_paused"),
         ("BadRequestException", "ses_bad_request"),
         ("NotFoundException", "ses_configuration_set_not_found"),
     ],
@@ -229,6 +227,9 @@ def test_what_ses_refuses_for_good_is_a_refusal_with_a_short_reason(
         (refusal("LimitExceededException", 400, "Daily message quota exceeded."), 600),
         (refusal("InternalFailure", 500), 2),
         (refusal("ServiceUnavailable", 503), 2),
+        # the whole account is paused or suspended: the messages wait (then in the dead letters), not skipped
+        (refusal("SendingPausedException", 400), 2),
+        (refusal("AccountSuspendedException", 400), 2),
     ],
 )
 def test_throttles_quotas_and_server_errors_are_unavailable_for_now(
