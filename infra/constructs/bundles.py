@@ -55,7 +55,7 @@ class InstalledPackages:
     def __init__(self, distributions: tuple[str, ...]) -> None:
         self.distributions = distributions
 
-    def try_bundle(self, output_dir: str, options: Any) -> bool:  # noqa: ARG002 - the interface's
+    def try_bundle(self, output_dir: str, _options: Any) -> bool:
         target = Path(output_dir) / "python"
         for distribution in self.distributions:
             for source, relative in bundled_files(distribution):
