@@ -14,7 +14,12 @@ from typing import Any, Literal
 from shared.adapters.queues import DELIVERY, QUEUES, QueueSpec
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
-from shared.delivery.feedback import FEEDBACK_DETAIL_TYPES, FEEDBACK_SOURCES
+from shared.delivery.feedback import (
+    ALARM_STATE_CHANGE,
+    FEEDBACK_DETAIL_TYPES,
+    FEEDBACK_SOURCES,
+    REPUTATION_ALARMS,
+)
 from shared.delivery.links import PREFERENCE_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
@@ -25,6 +30,7 @@ __all__ = [
     "FUNCTIONS",
     "QUEUES",
     "TABLES",
+    "Bundle",
     "BusTrigger",
     "Cors",
     "FunctionSpec",
@@ -141,6 +147,27 @@ class BusTrigger:
     invoke_retry_attempts: int = 2
     #: how long Lambda keeps an accepted event in its own queue, retries included (60 s to 6 h)
     invoke_max_event_age_seconds: int = 6 * 3600
+    #: per detail type, a pattern its events' ``detail`` must match too (EventBridge syntax): e.g. only
+    #: the stack's own alarms among every alarm of the account
+    detail_filters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def event_pattern(self) -> dict[str, Any]:
+        """The rule's event pattern, as deployed and as the local stack's rule: the sources and detail
+        types; a detail type with a filter matches only events whose detail passes it (``$or``)."""
+        unfiltered = [t for t in self.detail_types if t not in self.detail_filters]
+        plain = {"source": list(self.sources), "detail-type": unfiltered}
+        if not self.detail_filters:
+            return plain
+        filtered = [
+            {
+                "source": list(self.sources),
+                "detail-type": [detail_type],
+                "detail": dict(self.detail_filters[detail_type]),
+            }
+            for detail_type in self.detail_types
+            if detail_type in self.detail_filters
+        ]
+        return {"$or": ([plain] if unfiltered else []) + filtered}
 
 
 #: the event bus, the lead topic, the SES sender (lead emails), the sources' identity secrets (SSM, read
@@ -149,6 +176,8 @@ class BusTrigger:
 #: secret that signs unsubscribe and confirmation links and webhooks), ``links`` (the public base URL the
 #: links point at: no permission, an environment variable)
 Service = Literal["events", "sns", "ses", "identity_secrets", "email", "sms", "delivery_secret", "links"]
+#: A layer of libraries a function needs beyond Powertools (``infra.constructs.function.LIBRARY_BUNDLES``).
+Bundle = Literal["templates"]
 #: What the system does, one construct each in the stack; analytics comes next.
 Capability = Literal["ingest", "engagement", "automation", "delivery", "admin"]
 CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "automation", "delivery", "admin")
@@ -176,6 +205,9 @@ class FunctionSpec:
     timeout_seconds: int = 10
     #: settings beyond table names, by environment variable
     environment: Mapping[str, str] = field(default_factory=dict)
+    #: libraries beyond the Powertools layer, each a layer of its own (``templates``: jinja2 and
+    #: markupsafe, for the functions that render the templates marketers write)
+    bundles: tuple[Bundle, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +392,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             ),
         ),
         services=("events", "sns", "ses"),
+        # previews and checks the templates it manages
+        bundles=("templates",),
     ),
     FunctionSpec(
         name="stage_transition",
@@ -427,6 +461,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         queues=(QueueAccess(DELIVERY, ("sqs:ChangeMessageVisibility",)),),
         services=("email", "sms", "delivery_secret", "links"),
         timeout_seconds=30,
+        bundles=("templates",),
     ),
     FunctionSpec(
         name="feedback",
@@ -434,7 +469,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         handler="functions.feedback.handler.handler",
         description="Delivery feedback: bounces and complaints suppress, opens and clicks are scored",
         # SES publishes its events, and CloudWatch its alarms' state changes, on the default bus
-        bus=BusTrigger(detail_types=FEEDBACK_DETAIL_TYPES, bus="default", sources=FEEDBACK_SOURCES),
+        bus=BusTrigger(
+            detail_types=FEEDBACK_DETAIL_TYPES,
+            bus="default",
+            sources=FEEDBACK_SOURCES,
+            # the stack's own reputation alarms, not every alarm of the account
+            detail_filters={ALARM_STATE_CHANGE: {"alarmName": list(REPUTATION_ALARMS)}},
+        ),
         tables=(
             # suppressions (a put each), the send ledger entry a message id points at
             TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
@@ -460,9 +501,12 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
 )
 
-#: CORS for the routes without IAM auth (tracking); the API answers preflights for admin paths too, but
-#: with no admin method allowed, and admin routes refuse unsigned requests whatever a page sends.
-CORS = Cors(allow_methods=tuple(sorted({r.method for f in FUNCTIONS for r in f.routes if r.auth == "none"})))
+#: CORS for the tracking routes, the only ones pages of other origins call; the API answers preflights for
+#: other paths too, but with no other method allowed: admin routes refuse unsigned requests whatever a
+#: page sends, and the preference pages (unsubscribe, confirmation) post forms to their own origin.
+CORS = Cors(
+    allow_methods=tuple(sorted({r.method for f in FUNCTIONS if f.name == "tracking" for r in f.routes}))
+)
 
 
 def function(name: str) -> FunctionSpec:

@@ -22,9 +22,10 @@ from infra.wiring import BusTrigger
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def rule_pattern(trigger: BusTrigger, source: str) -> dict[str, Any]:
-    """The rule's event pattern, as CDK writes it for the deployed rule."""
-    return {"source": [source], "detail-type": list(trigger.detail_types)}
+def rule_pattern(trigger: BusTrigger) -> dict[str, Any]:
+    """The rule's event pattern, as CDK writes it for the deployed rule: the wiring's sources and detail
+    types, and its detail filters (``$or``, which moto's rules match as EventBridge does)."""
+    return trigger.event_pattern()
 
 
 class BusPump:

@@ -19,7 +19,6 @@ from infra.wiring import FUNCTIONS, QUEUES, TABLES
 from shared import clock as clocks
 from shared.adapters.queues import DELIVERY, create_queue_request, dead_letters_request
 from shared.adapters.tables import create_table_request
-from shared.engagement.events import SOURCE
 from shared.tracking.rates import RateLimit
 from shared.tracking.timestamps import format_time, parse_time
 from shared.tracking.trust import Trust
@@ -339,7 +338,7 @@ class LocalStack:
         url = sqs.create_queue(QueueName=f"lifecycle-{name}-bus-events")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         rule = f"local-{name}"
-        events.put_rule(Name=rule, EventBusName=BUS, EventPattern=json.dumps(rule_pattern(trigger, SOURCE)))
+        events.put_rule(Name=rule, EventBusName=BUS, EventPattern=json.dumps(rule_pattern(trigger)))
         events.put_targets(Rule=rule, EventBusName=BUS, Targets=[{"Id": "function", "Arn": arn}])
         return url
 

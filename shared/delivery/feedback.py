@@ -46,3 +46,11 @@ def decode_tag(encoded: str) -> str:
     import base64
 
     return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+
+
+#: The reputation alarms (CloudWatch, ``AWS/SES``), named as the stack names them: one stack per account
+#: and region (its event bus is "lifecycle"), so the names are fixed. The feedback function's rule
+#: matches the state changes of these alarms only.
+COMPLAINT_RATE_ALARM = "lifecycle-ses-complaint-rate"
+BOUNCE_RATE_ALARM = "lifecycle-ses-bounce-rate"
+REPUTATION_ALARMS: tuple[str, ...] = (COMPLAINT_RATE_ALARM, BOUNCE_RATE_ALARM)
