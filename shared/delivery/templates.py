@@ -51,7 +51,9 @@ MAX_OUTPUT_CHARS = 400 * 1024
 MAX_RENDERED_SUBJECT_CHARS = 998
 #: the work one render may do: loop iterations (with the text each one writes), calls, and the characters
 #: of every value built and written
-MAX_WORK = 2_000_000
+MAX_WORK = 1_000_000
+#: what one call (a macro, a method, ``range``) weighs against it, beyond the values it takes and gives
+CALL_COST = 50
 #: the largest number a ``**`` may raise to, and the widest a ``%`` or ``format`` width or an int argument
 #: to a padding filter may be
 MAX_EXPONENT = 1000
@@ -362,7 +364,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     # the work it may do
     def call(self, context: Any, function: Any, /, *args: Any, **kwargs: Any) -> Any:
-        _charge(1 + sum(_size(a) for a in args) + sum(_size(v) for v in kwargs.values()))
+        _charge(CALL_COST + sum(_size(a) for a in args) + sum(_size(v) for v in kwargs.values()))
         _check_string_method(function, args)
         result = super().call(context, function, *args, **kwargs)
         _charge(_size(result))
