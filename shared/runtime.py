@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.adapters.template_store import DynamoTemplateStore
     from shared.admin.dependencies import Admin
     from shared.contacts.identity import ContactId
     from shared.usecases.aggregation import Aggregation
@@ -270,6 +271,8 @@ def admin() -> Admin:
         clock=clock.current(),
         decay=_decay(config),
         engagement=engagement(),
+        templates=_templates(config),
+        postal_address=config.postal_address,
     )
 
 
@@ -345,3 +348,15 @@ def reset() -> None:
     """Forget built dependencies, settings, clients and stand-ins in every function scope."""
     settings.reset()
     aws.reset()
+
+
+# -- issue 11: email templates ------------------------------------------------------------------------
+
+
+def _templates(config: settings.ScoringConfigSettings) -> DynamoTemplateStore:
+    """The stored templates (jinja2 is imported only by the functions that render or edit them)."""
+    from shared.adapters.template_store import DynamoTemplateStore
+
+    return DynamoTemplateStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )

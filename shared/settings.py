@@ -163,6 +163,8 @@ class AdminSettings(ScoringSettings, EngagementSettings, ConsentSettings):
     """The admin API: contact cards with their event log, rules, and moving a lead to SAL."""
 
     model_config = ConfigDict(defer_build=True)
+    #: the sender's postal address, shown in template previews
+    postal_address: str = Field("", alias="POSTAL_ADDRESS")
 
 
 #: Each function's settings: exactly what it uses, nothing its template does not give it.

@@ -27,6 +27,7 @@ from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine,
 from shared.delivery.addresses import address_hash
 from shared.delivery.ports import SendingPause
 from shared.delivery.requests import DeliveryRequest
+from shared.delivery.templates import EmailTemplate, StoredTemplate, stored_template
 from shared.engagement.events import LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
@@ -841,7 +842,7 @@ class MemoryIdentitySecrets:
         return secret
 
 
-Document = TypeVar("Document", StoredRule, StoredAutomation)
+Document = TypeVar("Document", bound=Any)  # StoredRule, StoredAutomation, StoredTemplate
 
 
 @dataclass
@@ -1273,3 +1274,21 @@ class MemoryWebhookPoster:
         if isinstance(answer, Exception):
             raise answer
         return answer
+# -- issue 11: email templates ------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryTemplateRepository(MemoryVersionedDocuments[StoredTemplate]):
+    """Stored email templates, as ``DynamoTemplateStore`` keeps them (``template`` reads without a cache)."""
+
+    kind: str = "template"
+
+    def template(self, template_id: str) -> StoredTemplate | None:
+        return self.current.get(template_id)
+
+    def save(
+        self, template: EmailTemplate, at: datetime, expected_version: int | None, base_version: int = 0
+    ) -> StoredTemplate:
+        return self.save_version(
+            template.id, expected_version, partial(stored_template, template, at=at), base_version
+        )

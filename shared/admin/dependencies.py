@@ -11,6 +11,7 @@ from shared.automations.views import RunView, TimerView
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
+from shared.delivery.templates import TemplateRepository
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
@@ -63,3 +64,6 @@ class Admin:
     decay: Decay
     #: accepting a lead runs the engagement use case, and the card shows its stage history
     engagement: Engagement
+    # issue 11: email templates (``/admin/templates``), and the postal address their previews show
+    templates: TemplateRepository
+    postal_address: str
