@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.adapters.send_ledger import DynamoSendLedger
     from shared.admin.dependencies import Admin
     from shared.contacts.identity import ContactId
     from shared.usecases.aggregation import Aggregation
@@ -269,6 +270,17 @@ def admin() -> Admin:
         clock=clock.current(),
         decay=_decay(config),
         engagement=engagement(),
+        # issue 11, the deliveries card
+        ledger=_send_ledger(config),
+        double_opt_in=config.double_opt_in,
+    )
+
+
+def _send_ledger(config: settings.EngagementSettings) -> DynamoSendLedger:
+    from shared.adapters.send_ledger import DynamoSendLedger
+
+    return DynamoSendLedger(
+        aws.client("dynamodb"), contacts_table=config.contacts_table_name, due_shards=config.due_shards
     )
 
 

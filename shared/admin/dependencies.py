@@ -11,6 +11,7 @@ from shared.automations.views import RunView, TimerView
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
+from shared.delivery.ledger import SendRecord
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
@@ -49,6 +50,12 @@ class SalesTeam(Protocol):
         ...
 
 
+class SendRecords(Protocol):
+    """The send ledger's entries of a contact (``shared.delivery.ports.SendLedger.records``)."""
+
+    def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admin:
     contacts: Profiles
@@ -63,3 +70,8 @@ class Admin:
     decay: Decay
     #: accepting a lead runs the engagement use case, and the card shows its stage history
     engagement: Engagement
+    # --- issue 11, the deliveries card ---
+    #: the send ledger (the contact's deliveries)
+    ledger: SendRecords
+    #: consent sources whose grants wait for the contact's confirmation (double opt-in)
+    double_opt_in: frozenset[str]
