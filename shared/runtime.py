@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.adapters.send_ledger import DynamoSendLedger
     from shared.adapters.template_store import DynamoTemplateStore
     from shared.admin.dependencies import Admin
     from shared.contacts.identity import ContactId
@@ -273,6 +274,9 @@ def admin() -> Admin:
         engagement=engagement(),
         templates=_templates(config),
         postal_address=config.postal_address,
+        # issue 11, the deliveries card
+        ledger=_send_ledger(config),
+        double_opt_in=config.double_opt_in,
     )
 
 
@@ -288,7 +292,6 @@ def delivering() -> Delivering:
     from shared.adapters.engagement_times import DynamoEngagementTimes
     from shared.adapters.frequency_caps import DynamoFrequencyCaps
     from shared.adapters.recipients import DynamoRecipients
-    from shared.adapters.send_ledger import DynamoSendLedger
     from shared.adapters.ses_mailer import SesMailer
     from shared.adapters.sns_texter import SnsTexter
     from shared.adapters.suppressions import DynamoSuppressions
@@ -304,9 +307,7 @@ def delivering() -> Delivering:
     dynamodb = aws.client("dynamodb")
     return Delivering(
         clock=clock.current(),
-        ledger=DynamoSendLedger(
-            dynamodb, contacts_table=config.contacts_table_name, due_shards=config.due_shards
-        ),
+        ledger=_send_ledger(config),
         recipients=DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name),
         suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
         caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
@@ -341,6 +342,14 @@ def delivering() -> Delivering:
         public_base_url=config.public_base_url,
         link_days=config.link_days,
         sms_max_segments=config.sms_max_segments,
+    )
+
+
+def _send_ledger(config: settings.AdminSettings | settings.DeliverySettings) -> DynamoSendLedger:
+    from shared.adapters.send_ledger import DynamoSendLedger
+
+    return DynamoSendLedger(
+        aws.client("dynamodb"), contacts_table=config.contacts_table_name, due_shards=config.due_shards
     )
 
 

@@ -25,7 +25,9 @@ from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
 from shared.delivery.addresses import address_hash
-from shared.delivery.ports import SendingPause
+from shared.delivery.ledger import CLAIM_LEASE_SECONDS, FINAL_STATUSES, SendRecord, entry_key
+from shared.delivery.ports import CapWindow, Recipient, SendingPause
+from shared.delivery.ports import Claim as SendClaim
 from shared.delivery.requests import DeliveryRequest
 from shared.delivery.templates import EmailTemplate, StoredTemplate, stored_template
 from shared.engagement.events import LeadRouted, Output
@@ -991,6 +993,8 @@ class MemoryRunStore:
     contacts: MemoryContactStore
     runs_by_contact: dict[ContactId, dict[str, MemoryRun]] = field(default_factory=dict)
     timers_by_contact: dict[ContactId, dict[str, Timer]] = field(default_factory=dict)
+    #: the send ledger whose deferred entries share the due index (none: no sends are ever due)
+    ledger: MemorySendLedger | None = None
 
     def start(
         self,
@@ -1062,7 +1066,14 @@ class MemoryRunStore:
                 for key, r in runs.items()
                 if r.due_at is not None and r.due_at <= now
             ]
+        if self.ledger is not None:
+            found += [DueItem(contact, "send", key) for contact, key in self.ledger.due(now)]
         return found
+
+    def take_deferred_send(
+        self, contact: ContactId, key: str, now: datetime, retry_at: datetime
+    ) -> DeliveryRequest | None:
+        return None if self.ledger is None else self.ledger.take_deferred(contact, key, now, retry_at)
 
     def runs(self, contact: ContactId, limit: int = 50) -> list[RunView]:
         views = [RunView.of(r.plan, r.status, r.at) for r in self.runs_by_contact.get(contact, {}).values()]  # type: ignore[arg-type]
@@ -1292,3 +1303,214 @@ class MemoryTemplateRepository(MemoryVersionedDocuments[StoredTemplate]):
         return self.save_version(
             template.id, expected_version, partial(stored_template, template, at=at), base_version
         )
+# --- delivery stores: the send ledger, frequency caps, recipients, engagement times ----------------------
+# (kept honest by tests/contract/test_send_ledger.py, test_frequency_caps.py, test_recipients.py and
+# test_engagement_times.py against their DynamoDB adapters)
+
+
+@dataclass
+class MemorySendEntry:
+    record: SendRecord
+    #: while deferred: the request, to queue again
+    request: DeliveryRequest | None = None
+    #: while deferred: its time on the due index (moved on when the timer function takes it)
+    indexed: datetime | None = None
+
+
+class MemorySendLedger:
+    """The send ledger by request id, times as stored (milliseconds); the due index of its deferred
+    entries is read by ``MemoryRunStore(ledger=...)``."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, MemorySendEntry] = {}
+
+    def claim(self, request: DeliveryRequest, now: datetime) -> SendClaim:
+        now = stored_time(now)
+        held = self.entries.get(request.id)
+        before = None if held is None else held.record
+        if before is not None:
+            stale = stored_time(now - timedelta(seconds=CLAIM_LEASE_SECONDS))
+            claimable = (
+                before.status == "failed"
+                or (before.status == "deferred" and before.due_at is not None and before.due_at <= now)
+                or (
+                    before.status == "claimed"
+                    and before.claimed_at is not None
+                    and before.claimed_at <= stale
+                )
+            )
+            if not claimable:
+                return SendClaim("done" if before.status in FINAL_STATUSES else "busy", before)
+        record = self._described(request, now, before).model_copy(
+            update={
+                "status": "claimed",
+                "reason": None,
+                "claimed_at": now,
+                "attempts": (0 if before is None else before.attempts) + 1,
+                "due_at": None,
+            }
+        )
+        self.entries[request.id] = MemorySendEntry(record)
+        return SendClaim("claimed", before)
+
+    def complete(self, request: DeliveryRequest, provider_id: str, now: datetime) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        now = stored_time(now)
+        held.record = self._described(request, now, held.record).model_copy(
+            update={"status": "sent", "sent_at": now, "provider_id": provider_id, "reason": None}
+        )
+
+    def release(self, request: DeliveryRequest, reason: str, now: datetime) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        held.record = self._described(request, stored_time(now), held.record).model_copy(
+            update={"status": "failed", "reason": reason}
+        )
+
+    def settle(self, request: DeliveryRequest, status: str, reason: str | None, now: datetime) -> None:
+        held = self.entries.get(request.id)
+        if held is not None and held.record.status in FINAL_STATUSES:
+            return
+        record = self._described(request, stored_time(now), None if held is None else held.record)
+        self.entries[request.id] = MemorySendEntry(
+            record.model_copy(update={"status": status, "reason": reason, "due_at": None})
+        )
+
+    def defer(self, request: DeliveryRequest, until: datetime, reason: str, now: datetime) -> None:
+        held = self.entries.get(request.id)
+        if held is not None and held.record.status in FINAL_STATUSES:
+            return
+        record = self._described(request, stored_time(now), None if held is None else held.record)
+        self.entries[request.id] = MemorySendEntry(
+            record.model_copy(update={"status": "deferred", "reason": reason, "due_at": stored_time(until)}),
+            request=DeliveryRequest.model_validate_json(request.model_dump_json()),
+            indexed=stored_time(until),
+        )
+
+    def record(self, request_id: str) -> SendRecord | None:
+        held = self.entries.get(request_id)
+        return None if held is None else held.record
+
+    def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]:
+        contact = ContactId.parse(contact_id)
+        found = [e.record for e in self.entries.values() if ContactId.parse(e.record.contact_id) == contact]
+        return sorted(found, key=lambda r: (r.at, r.id), reverse=True)[:limit]
+
+    # --- the due index, as the run store reads it ----------------------------------------------------
+
+    def due(self, now: datetime) -> list[tuple[ContactId, str]]:
+        """(contact, entry key) of the deferred entries whose index time has come."""
+        now = stored_time(now)
+        return [
+            (ContactId.parse(e.record.contact_id), entry_key(e.record.id, e.record.contact_id))
+            for e in self.entries.values()
+            if e.indexed is not None and e.indexed <= now
+        ]
+
+    def take_deferred(
+        self, contact: ContactId, key: str, now: datetime, retry_at: datetime
+    ) -> DeliveryRequest | None:
+        held = next(
+            (
+                e
+                for e in self.entries.values()
+                if ContactId.parse(e.record.contact_id) == contact
+                and entry_key(e.record.id, e.record.contact_id) == key
+            ),
+            None,
+        )
+        if (
+            held is None
+            or held.record.status != "deferred"
+            or held.request is None
+            or held.indexed is None
+            or held.indexed > stored_time(now)
+        ):
+            return None
+        held.indexed = stored_time(retry_at)
+        return held.request
+
+    @staticmethod
+    def _described(request: DeliveryRequest, now: datetime, before: SendRecord | None) -> SendRecord:
+        kept = (
+            {}
+            if before is None
+            else before.model_dump(exclude={"id", "contact_id", "automation", "channel", "at"})
+        )
+        return SendRecord(
+            **{"status": "claimed", **kept},
+            id=request.id,
+            contact_id=request.contact_id,
+            automation=request.automation,
+            channel=request.channel,
+            at=now,
+        )
+
+
+@dataclass
+class MemoryFrequencyCaps:
+    """Counters per (contact, channel, window key), each with its expiry; all windows or none."""
+
+    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    expiries: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+
+    def take(self, contact_id: str, channel: str, windows: Sequence[CapWindow], now: datetime) -> bool:
+        keys = [(contact_id, channel, w.key) for w in windows]
+        if any(self.counts.get(k, 0) >= w.limit for k, w in zip(keys, windows, strict=True)):
+            return False
+        for k, w in zip(keys, windows, strict=True):
+            self.counts[k] = self.counts.get(k, 0) + 1
+            self.expiries[k] = w.ends + timedelta(days=1)
+        return True
+
+
+class MemoryRecipients:
+    """Recipients from profiles (``profile(ContactId)``: the contact store fake, or any reader), merges
+    followed as the adapter follows them."""
+
+    MAX_MERGE_HOPS = 4
+
+    def __init__(self, profiles: Any) -> None:
+        self.profiles = profiles
+
+    def recipient(self, contact_id: str) -> Recipient | None:
+        contact = ContactId.parse(contact_id)
+        for _ in range(self.MAX_MERGE_HOPS):
+            record = self.profiles.profile(contact)
+            if record is None:
+                return None
+            if not record.merged_into:
+
+                def text(name: str, traits: Mapping[str, Any] = record.traits) -> str | None:
+                    value = traits.get(name)
+                    return (value.strip() or None) if isinstance(value, str) else None
+
+                return Recipient(
+                    contact_id=record.contact_id,
+                    email=text("email"),
+                    phone=text("phone"),
+                    timezone=text(TIMEZONE_TRAIT),
+                    traits=dict(record.traits),
+                    tags=tuple(sorted(record.tags)),
+                    stage=record.stage,
+                    consent={c: r for c, r in record.consent.items() if c in ("email", "sms")},
+                )
+            contact = ContactId.parse(record.merged_into)
+        return None
+
+
+class MemoryEngagementTimes:
+    """The stated times in the keys of the contact store fake's log (``E#<time>#<id>``), newest first."""
+
+    def __init__(self, contacts: MemoryContactStore) -> None:
+        self.contacts = contacts
+
+    def recent_times(self, contact_id: str, limit: int) -> list[datetime]:
+        keys = sorted(
+            (k for k in self.contacts.log.get(ContactId.parse(contact_id), {}) if k.startswith("E#")),
+            reverse=True,
+        )
+        return [datetime.fromisoformat(k.split("#", 2)[1]) for k in keys[: max(limit, 0)]]

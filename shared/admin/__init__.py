@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from shared.admin import automations, contacts, engagement, rules
+from shared.admin import automations, contacts, deliveries, engagement, rules
 from shared.admin import templates as email_templates
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
@@ -24,6 +24,7 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **engagement.ROUTES,
     **automations.ROUTES,
     **email_templates.ROUTES,
+    **deliveries.ROUTES,
 }
 
 

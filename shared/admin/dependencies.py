@@ -11,6 +11,7 @@ from shared.automations.views import RunView, TimerView
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
+from shared.delivery.ledger import SendRecord
 from shared.delivery.templates import TemplateRepository
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
@@ -50,6 +51,12 @@ class SalesTeam(Protocol):
         ...
 
 
+class SendRecords(Protocol):
+    """The send ledger's entries of a contact (``shared.delivery.ports.SendLedger.records``)."""
+
+    def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admin:
     contacts: Profiles
@@ -67,3 +74,8 @@ class Admin:
     # issue 11: email templates (``/admin/templates``), and the postal address their previews show
     templates: TemplateRepository
     postal_address: str
+    # --- issue 11, the deliveries card ---
+    #: the send ledger (the contact's deliveries)
+    ledger: SendRecords
+    #: consent sources whose grants wait for the contact's confirmation (double opt-in)
+    double_opt_in: frozenset[str]

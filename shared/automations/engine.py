@@ -534,11 +534,16 @@ def plan(
                     template=step.template,
                     # a stored template renders at delivery over these; inline content is rendered here
                     values=_plain(values) if step.template else {},
+                    best_hour=step.best_hour,
                 )
             )
             notes.append("email")
         elif isinstance(step, SmsStep):
-            requests.append(DeliveryRequest(**base, channel="sms", text=render(step.text, values)))
+            requests.append(
+                DeliveryRequest(
+                    **base, channel="sms", text=render(step.text, values), best_hour=step.best_hour
+                )
+            )
             notes.append("sms")
         elif isinstance(step, WebhookStep):
             body = {

@@ -23,6 +23,14 @@ from shared.delivery.requests import Channel
 SendStatus = Literal["claimed", "sent", "skipped", "deferred", "held_out", "failed"]
 #: a claim older than this is taken for a crashed attempt (longer than the delivery function's timeout)
 CLAIM_LEASE_SECONDS = 300
+#: final: a claim finds these ``done``
+FINAL_STATUSES: frozenset[str] = frozenset({"sent", "skipped", "held_out"})
+
+
+def entry_key(request_id: str, contact_id: str) -> str:
+    """The entry's key within its contact: the request id without its ``<contact>#`` prefix (every id
+    the engine makes has it; one without it is kept whole)."""
+    return request_id.removeprefix(f"{contact_id}#")
 
 
 class SendRecord(BaseModel):

@@ -87,12 +87,12 @@ class Consumed:
 
 @dataclass(frozen=True, slots=True)
 class DueItem:
-    """An entry of the due index: a contact's profile (stages, lapses, anniversaries), a timer, or a run
-    left pending."""
+    """An entry of the due index: a contact's profile (stages, lapses, anniversaries), a timer, a run
+    left pending, or a send delivery deferred (quiet hours, best hour)."""
 
     contact: ContactId
-    kind: Literal["profile", "timer", "run"]
-    #: the timer's or run's key
+    kind: Literal["profile", "timer", "run", "send"]
+    #: the timer's or run's key; a send's ledger entry key (its request id without ``<contact>#``)
     key: str = ""
 
 
@@ -128,6 +128,14 @@ class RunStore(Protocol):
         ...
 
     def due(self, now: datetime) -> list[DueItem]: ...
+
+    def take_deferred_send(
+        self, contact: ContactId, key: str, now: datetime, retry_at: datetime
+    ) -> DeliveryRequest | None:
+        """The request of a deferred send that has come due, taken to be queued again: its due time
+        moves on to ``retry_at`` on condition it is unchanged, so of two timer runs one takes it, and
+        one that never reached delivery falls due again then. None: not deferred, not due, or taken."""
+        ...
 
 
 class DeliveryQueue(Protocol):
@@ -302,6 +310,20 @@ def resume(contact: ContactId, run_key: str, deps: Automating) -> int:
     return 1
 
 
+def requeue(contact: ContactId, key: str, deps: Automating) -> int:
+    """A deferred send whose time has come goes back to the delivery queue. Taken first (its due time
+    moved on by ``RESUME_AFTER``), then queued: a schedule fired twice queues it once, and a queueing
+    that fails leaves it due again. The delivery function's claim takes it off the index; were it queued
+    twice anyway, the ledger sends it once."""
+    now = deps.clock.now()
+    request = deps.runs.take_deferred_send(contact, key, now, now + RESUME_AFTER)
+    if request is None:
+        return 0
+    deps.queue.enqueue([request])
+    deps.telemetry.count("DeferredSendsQueued", 1)
+    return 1
+
+
 def run_timers(
     deps: Automating,
     on_profile: ProfileHandler | None = None,
@@ -319,6 +341,8 @@ def run_timers(
                 on_timer(item.contact, item.key, deps)
             elif item.kind == "run":
                 resume(item.contact, item.key, deps)
+            elif item.kind == "send":
+                requeue(item.contact, item.key, deps)
             else:
                 record = deps.contacts.profile(item.contact)
                 if record is None or record.merged_into:
@@ -456,4 +480,4 @@ class Watches:
         return thresholds(self.source.book())
 
 
-__all__ = ["Automating", "Watches", "on_event", "on_signal", "on_timer", "resume", "run_timers"]
+__all__ = ["Automating", "Watches", "on_event", "on_signal", "on_timer", "requeue", "resume", "run_timers"]

@@ -315,6 +315,32 @@ def test_a_run_renders_its_content_with_the_coupon_and_the_computed_age() -> Non
     assert kids.requests[0].subject == "Ideas for your 7-year-old" and kids.requests[0].text == "Hi Ann"
 
 
+def test_best_hour_is_passed_to_the_delivery_request_of_emails_and_texts_only_when_asked() -> None:
+    timed = stored(
+        id="timed",
+        trigger={"type": "follow_up"},
+        steps=[
+            {"action": "email", "subject": "s", "text": "t", "best_hour": True},
+            {"action": "sms", "text": "t", "best_hour": True},
+            {"action": "email", "subject": "s", "text": "t"},
+            {"action": "sms", "text": "t"},
+        ],
+    )
+    run = plan(timed, contact(), Occurrence("timed", "o"), DECAY, NOW)
+    assert [(r.channel, r.best_hour) for r in run.requests] == [
+        ("email", True),
+        ("sms", True),
+        ("email", False),
+        ("sms", False),
+    ]
+    with pytest.raises(ValidationError, match="best_hour"):
+        stored(
+            id="w",
+            trigger={"type": "follow_up"},
+            steps=[{"action": "webhook", "url": "https://x", "best_hour": True}],
+        )
+
+
 def test_a_wait_stops_the_run_and_arms_its_continuation() -> None:
     nurture = stored(
         id="nurture",
