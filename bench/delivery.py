@@ -18,6 +18,7 @@ Cases, in one run:
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from contextlib import ExitStack, contextmanager
@@ -63,8 +64,9 @@ class ProviderStub:
 
 
 class _Http:
-    status_code = 200
-    headers: dict[str, str] = {}
+    def __init__(self) -> None:
+        self.status_code = 200
+        self.headers: dict[str, str] = {}
 
 
 class Requests:
@@ -106,6 +108,7 @@ def delivery_system(clock: Any):
     sender = "news@bench.example"
     config = DeploymentConfig(sender_email=sender, postal_address="Bench Ltd, 1 Example Street, Springfield")
     with mock_aws(), ExitStack() as stack:
+        os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
         clocks.install(clock)
         stack.callback(clocks.install, None)
         runtime.reset()
@@ -119,7 +122,9 @@ def delivery_system(clock: Any):
         queue_urls = {}
         for queue in QUEUES:
             dead = sqs.create_queue(**dead_letters_request(queue, f"bench-{queue.id}"))["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
             queue_urls[queue.id] = sqs.create_queue(**create_queue_request(queue, f"bench-{queue.id}", arn))[
                 "QueueUrl"
             ]
@@ -205,9 +210,7 @@ def send_costs() -> list[dict[str, Any]]:
     spec = function("delivery")
     rows: list[dict[str, Any]] = []
     with delivery_system(clock) as (names, db, stub, requests, meter):
-        DynamoTemplateStore(db, table=names["config"]).save(
-            parse_template("win-back", TEMPLATE), NOON, None
-        )
+        DynamoTemplateStore(db, table=names["config"]).save(parse_template("win-back", TEMPLATE), NOON, None)
         consenting = [f"user_id:c{n:05d}" for n in range(SENDS)]
         refusing = [f"user_id:r{n:05d}" for n in range(SENDS // 4)]
         quiet = [f"user_id:q{n:05d}" for n in range(SENDS // 4)]
@@ -218,7 +221,7 @@ def send_costs() -> list[dict[str, Any]]:
         handler = load_handler(spec.handler)
 
         def run(case: str, contacts: list[str], at: datetime, batches: list[dict[str, Any]] | None = None):
-            clock.set(at) if hasattr(clock, "set") else None
+            clock.at = at
             events = batches or _batches([_request(c, n, at) for n, c in enumerate(contacts)])
             requests.by_operation.clear()
             meter.clear()
@@ -276,9 +279,9 @@ not Lambda's: compare the rows, not the machine.
 |---|---|---|---|---|---|---|---|---|---|
 {table}
 
-- A replayed batch (SQS redelivery, a retried batch) sends nothing: {replayed['sent']} sends for
-  {replayed['requests']} replayed requests, at {replayed['dynamodb'] / replayed['requests']:.2f} DynamoDB
-  requests each (the refused claim) against {sent['dynamodb'] / sent['requests']:.2f} for a first send.
+- A replayed batch (SQS redelivery, a retried batch) sends nothing: {replayed["sent"]} sends for
+  {replayed["requests"]} replayed requests, at {replayed["dynamodb"] / replayed["requests"]:.2f} DynamoDB
+  requests each (the refused claim) against {sent["dynamodb"] / sent["requests"]:.2f} for a first send.
 - Skips and deferrals are settled in the ledger without a provider call; a deferral puts the entry on the
   due index, which the timer function reads (see the automations section: 1.00 index item read per due entry).
 """
