@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.automation import Automating
     from shared.usecases.engagement import Engagement
+    from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
     from shared.usecases.tracking import Tracking
 
@@ -276,3 +277,29 @@ def reset() -> None:
     """Forget built dependencies, settings, clients and stand-ins in every function scope."""
     settings.reset()
     aws.reset()
+
+
+# --- issue 11: feedback (SES events, the reputation pause) ------------------------------------------------
+
+
+@scope.per_function
+def feedback() -> Feedback:
+    """The feedback function: suppressions, opens and clicks scored into the event log, the pause."""
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.feedback import Feedback
+
+    config = settings.load(settings.FeedbackSettings)
+    _aws()
+    client = aws.client("dynamodb")
+    return Feedback(
+        clock=clock.current(),
+        suppressions=DynamoSuppressions(client, table=config.contacts_table_name),
+        control=DynamoDeliveryControl(client, table=config.config_table_name),
+        contacts=_contact_store(config),
+        log=_event_log(config),
+        rules=_rules(config),
+        decay=_decay(config),
+        telemetry=PowertoolsTelemetry(),
+    )
