@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared import clock, scope, settings
 from shared.adapters import aws
@@ -270,6 +270,8 @@ def admin() -> Admin:
         clock=clock.current(),
         decay=_decay(config),
         engagement=engagement(),
+        # issue 11: feedback (the sending pause, suppressions, erasure)
+        **_admin_delivery(config),
     )
 
 
@@ -303,3 +305,26 @@ def feedback() -> Feedback:
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
     )
+
+
+def _admin_delivery(config: settings.AdminSettings) -> dict[str, Any]:
+    """The admin's delivery switches and erasure (``Admin.control``, ``suppressions``, ``erasure``)."""
+    from shared.adapters.contact_erasure import DynamoContactErasure
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.erasure import Erasure
+
+    client = aws.client("dynamodb")
+    return {
+        # no cache: an administrator reads back what they just changed
+        "control": DynamoDeliveryControl(client, table=config.config_table_name, cache_seconds=0),
+        "suppressions": DynamoSuppressions(client, table=config.contacts_table_name),
+        "erasure": Erasure(
+            contacts=_contact_store(config),
+            erasure=DynamoContactErasure(
+                client, contacts_table=config.contacts_table_name, events_table=config.events_table_name
+            ),
+            telemetry=PowertoolsTelemetry(),
+        ),
+    }

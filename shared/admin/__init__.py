@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from shared.admin import automations, contacts, engagement, rules
+from shared.admin import (  # issue 11: feedback (pause, suppressions, erasure)
+    automations,
+    contacts,
+    delivery,
+    engagement,
+    erasure,
+    rules,
+)
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
 
@@ -22,6 +29,9 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **rules.ROUTES,
     **engagement.ROUTES,
     **automations.ROUTES,
+    # issue 11: feedback (the sending pause, suppressions, erasure)
+    **delivery.ROUTES,
+    **erasure.ROUTES,
 }
 
 

@@ -11,11 +11,13 @@ from shared.automations.views import RunView, TimerView
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
+from shared.delivery.ports import DeliveryControl, Suppressions
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.usecases.engagement import Engagement, FunnelSource
+from shared.usecases.erasure import Erasure
 from shared.usecases.recording import Profiles
 
 
@@ -63,3 +65,10 @@ class Admin:
     decay: Decay
     #: accepting a lead runs the engagement use case, and the card shows its stage history
     engagement: Engagement
+    # --- issue 11: feedback ---
+    #: the sending pause (``GET /admin/delivery``, ``POST /admin/delivery/resume``)
+    control: DeliveryControl
+    #: the suppression list (``PUT /admin/suppressions``, ``GET /admin/suppressions/{channel}/{address}``)
+    suppressions: Suppressions
+    #: erasing a contact (``DELETE /admin/contacts/{contactId}``)
+    erasure: Erasure
