@@ -111,3 +111,53 @@ def test_the_reputation_alarm_pauses_marketing_sends_and_ok_does_not_resume_them
     assert feedback(ok) == "ignored"
     assert pause(aws) == paused
     assert metrics["SendingPaused"] == 1
+
+
+# --- the admin's switches: the pause and the suppression list ------------------------------------------
+
+
+def test_an_administrator_sees_the_pause_and_resumes_sending(aws, feedback):
+    from tests.integration.conftest import call_admin
+
+    assert call_admin("GET", "/admin/delivery")[1] == {"paused": False, "reason": None, "since": None}
+    feedback(sample("alarm"))
+    status, state, _ = call_admin("GET", "/admin/delivery")
+    assert status == 200 and state["paused"] is True
+    assert state["reason"] == "complaint_rate: alarm Lifecycle-ComplaintRate"
+    assert state["since"].startswith("2026-11-23T15:00:00")
+    assert call_admin("POST", "/admin/delivery/resume")[:2] == (
+        200,
+        {"paused": False, "reason": None, "since": None},
+    )
+    assert pause(aws) is None
+    assert call_admin("POST", "/admin/delivery/resume")[0] == 200, "resuming twice is harmless"
+
+
+def test_an_administrator_suppresses_an_address_and_looks_it_up(aws):
+    from tests.integration.conftest import call_admin
+
+    def lookup(channel: str, address: str):
+        parameters = {"channel": channel, "address": address}
+        return call_admin("GET", "/admin/suppressions/{channel}/{address}", parameters)
+
+    assert lookup("email", "ann%40example.com")[1] == {
+        "channel": "email",
+        "suppressed": False,
+        "reason": None,
+    }
+    entry = {"channel": "email", "address": "Ann@Example.com", "reason": "asked by phone"}
+    status, body, _ = call_admin("PUT", "/admin/suppressions", body=entry)
+    assert (status, body) == (200, {"channel": "email", "suppressed": True, "reason": "asked by phone"})
+    assert lookup("email", "ann%40example.com")[1]["reason"] == "asked by phone"
+    assert suppressions(aws).suppressed("email", "ann@example.com") == "asked by phone", "delivery sees it"
+    sms = {"channel": "sms", "address": "+48 600 100 200"}
+    assert call_admin("PUT", "/admin/suppressions", body=sms)[1]["reason"] == "admin"
+    assert lookup("sms", "+48600100200")[1]["suppressed"] is True
+    for bad, field in (
+        ({"channel": "fax", "address": "x@example.com"}, "channel"),
+        ({"channel": "email", "address": "not an address"}, "address"),
+        ({"channel": "email", "address": "a@example.com", "extra": 1}, "extra"),
+    ):
+        status, body, _ = call_admin("PUT", "/admin/suppressions", body=bad)
+        assert status == 400 and body["code"] == "invalid_suppression" and body["message"].startswith(field)
+    assert lookup("fax", "x")[0] == 400
