@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared import clock, scope, settings
 from shared.adapters import aws
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.automation import Automating
     from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
+    from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
     from shared.usecases.tracking import Tracking
 
@@ -277,6 +278,8 @@ def admin() -> Admin:
         # issue 11, the deliveries card
         ledger=_send_ledger(config),
         double_opt_in=config.double_opt_in,
+        # issue 11: feedback (the sending pause, suppressions, erasure)
+        **_admin_delivery(config),
     )
 
 
@@ -369,3 +372,52 @@ def _templates(config: settings.ScoringConfigSettings) -> DynamoTemplateStore:
     return DynamoTemplateStore(
         aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
     )
+
+
+# --- issue 11: feedback (SES events, the reputation pause) ------------------------------------------------
+
+
+@scope.per_function
+def feedback() -> Feedback:
+    """The feedback function: suppressions, opens and clicks scored into the event log, the pause."""
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.feedback import Feedback
+
+    config = settings.load(settings.FeedbackSettings)
+    _aws()
+    client = aws.client("dynamodb")
+    return Feedback(
+        clock=clock.current(),
+        suppressions=DynamoSuppressions(client, table=config.contacts_table_name),
+        control=DynamoDeliveryControl(client, table=config.config_table_name),
+        contacts=_contact_store(config),
+        log=_event_log(config),
+        rules=_rules(config),
+        decay=_decay(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+def _admin_delivery(config: settings.AdminSettings) -> dict[str, Any]:
+    """The admin's delivery switches and erasure (``Admin.control``, ``suppressions``, ``erasure``)."""
+    from shared.adapters.contact_erasure import DynamoContactErasure
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.erasure import Erasure
+
+    client = aws.client("dynamodb")
+    return {
+        # no cache: an administrator reads back what they just changed
+        "control": DynamoDeliveryControl(client, table=config.config_table_name, cache_seconds=0),
+        "suppressions": DynamoSuppressions(client, table=config.contacts_table_name),
+        "erasure": Erasure(
+            contacts=_contact_store(config),
+            erasure=DynamoContactErasure(
+                client, contacts_table=config.contacts_table_name, events_table=config.events_table_name
+            ),
+            telemetry=PowertoolsTelemetry(),
+        ),
+    }

@@ -1514,3 +1514,50 @@ class MemoryEngagementTimes:
             reverse=True,
         )
         return [datetime.fromisoformat(k.split("#", 2)[1]) for k in keys[: max(limit, 0)]]
+# --- issue 11: feedback (erasure) -------------------------------------------------------------------------
+
+
+import typing
+
+if typing.TYPE_CHECKING:
+    from shared.usecases.erasure import Erased
+
+
+class MemoryContactErasure:
+    """Erasing a contact's partitions in ``MemoryContactStore`` (its log, merge markers and profile) and
+    in ``others`` (sort keys of the other contacts-table items kept under it: runs, timers, stage history,
+    the send ledger), as ``DynamoContactErasure`` does: events first, the profile last, ``limit`` items
+    at most per call."""
+
+    def __init__(self, store: MemoryContactStore) -> None:
+        self.store = store
+        self.others: dict[ContactId, set[str]] = {}
+
+    def merged_identities(self, contact: ContactId) -> frozenset[ContactId]:
+        found = {source for target, source in self.store.markers if target == contact}
+        profile = self.store.profiles.get(contact)
+        found |= {ContactId.anonymous(a) for a in (profile.anonymous_ids if profile else ())}
+        found.discard(contact)
+        return frozenset(found)
+
+    def erase(self, contact: ContactId, limit: int) -> Erased:
+        from shared.usecases.erasure import Erased
+
+        log = self.store.log.get(contact, {})
+        markers = sorted(m for m in self.store.markers if m[0] == contact)
+        others = self.others.get(contact, set())
+        deleted = 0
+        while deleted < limit and (log or markers or others or contact in self.store.profiles):
+            if log:
+                log.pop(min(log))
+            elif markers:
+                self.store.markers.discard(markers.pop(0))
+            elif others:
+                others.discard(min(others))
+            else:
+                del self.store.profiles[contact]
+            deleted += 1
+        done = not (log or markers or others or contact in self.store.profiles)
+        if done:
+            self.store.log.pop(contact, None)
+        return Erased(deleted=deleted, done=done)

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from shared.admin import automations, contacts, deliveries, engagement, rules
+from shared.admin import (
+    automations,
+    contacts,
+    deliveries,
+    delivery,
+    engagement,
+    erasure,
+    rules,
+)
 from shared.admin import templates as email_templates
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
@@ -25,6 +33,9 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **automations.ROUTES,
     **email_templates.ROUTES,
     **deliveries.ROUTES,
+    # issue 11: feedback (the sending pause, suppressions, erasure)
+    **delivery.ROUTES,
+    **erasure.ROUTES,
 }
 
 

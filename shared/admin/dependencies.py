@@ -12,12 +12,14 @@ from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
 from shared.delivery.ledger import SendRecord
+from shared.delivery.ports import DeliveryControl, Suppressions
 from shared.delivery.templates import TemplateRepository
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.usecases.engagement import Engagement, FunnelSource
+from shared.usecases.erasure import Erasure
 from shared.usecases.recording import Profiles
 
 
@@ -79,3 +81,10 @@ class Admin:
     ledger: SendRecords
     #: consent sources whose grants wait for the contact's confirmation (double opt-in)
     double_opt_in: frozenset[str]
+    # --- issue 11: feedback ---
+    #: the sending pause (``GET /admin/delivery``, ``POST /admin/delivery/resume``)
+    control: DeliveryControl
+    #: the suppression list (``PUT /admin/suppressions``, ``GET /admin/suppressions/{channel}/{address}``)
+    suppressions: Suppressions
+    #: erasing a contact (``DELETE /admin/contacts/{contactId}``)
+    erasure: Erasure
