@@ -25,6 +25,7 @@ from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
 from shared.delivery.addresses import address_hash
+from shared.delivery.consent import ConsentRecord
 from shared.delivery.ports import SendingPause
 from shared.delivery.requests import DeliveryRequest
 from shared.engagement.events import LeadRouted, Output
@@ -102,6 +103,8 @@ class MemoryProfile:
     stage: dict[str, Any] = field(default_factory=dict)
     #: automation -> re-entry mark (a stored time, or ``never``), written by the run store only
     entered: dict[str, str] = field(default_factory=dict)
+    #: channel -> the consent facts (``ConsentRecord`` field names: granted, revoked, confirmed_at)
+    consent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, contact: ContactId) -> ContactRecord:
         scores: dict[str, dict[str, Any]] = {}
@@ -128,6 +131,7 @@ class MemoryProfile:
             scores={d: DimensionScore(**s) for d, s in scores.items()},
             rule_uses=dict(self.rule_uses),
             entered=dict(self.entered),
+            consent={channel: ConsentRecord(**parts) for channel, parts in self.consent.items()},
             **self.stage,
         )
 
@@ -393,6 +397,8 @@ class MemoryContactStore:
         for claim in change.scored.limits:
             count, day = p.rule_uses.get(claim.rule_id, (0, None))
             p.rule_uses[claim.rule_id] = (count + claim.count, claim.last_day if claim.first_day else day)
+        for (channel, kind), fact in change.consent.items():
+            p.consent.setdefault(channel, {})[kind] = fact.model_copy(update={"at": stored_time(fact.at)})
         if not change.activity:  # points an automation awarded alone are no activity
             return
         horizon = change.last_seen - IMPORT_HORIZON
@@ -567,6 +573,7 @@ def _write_units(change: ContactChange) -> int:
         + len(change.scored.totals)
         + len(change.scored.sums)
         + 3 * len(change.scored.limits)
+        + len(change.consent)
     )
 
 
