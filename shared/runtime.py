@@ -241,6 +241,7 @@ def automating() -> Automating:
         stages=StageMoves(engagement()),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
+        double_opt_in=config.double_opt_in,
     )
 
 
