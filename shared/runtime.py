@@ -270,6 +270,8 @@ def admin() -> Admin:
         clock=clock.current(),
         decay=_decay(config),
         engagement=engagement(),
+        consent_log=_event_log(config),
+        double_opt_in=config.double_opt_in,
     )
 
 

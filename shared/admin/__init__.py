@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from shared.admin import automations, contacts, engagement, rules
+from shared.admin import automations, consent, contacts, engagement, rules
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
 
@@ -22,6 +22,7 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **rules.ROUTES,
     **engagement.ROUTES,
     **automations.ROUTES,
+    **consent.ROUTES,
 }
 
 

@@ -16,7 +16,7 @@ from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.usecases.engagement import Engagement, FunnelSource
-from shared.usecases.recording import Profiles
+from shared.usecases.recording import EventLog, Profiles
 
 
 class FunnelRepository(FunnelSource, Protocol):
@@ -63,3 +63,8 @@ class Admin:
     decay: Decay
     #: accepting a lead runs the engagement use case, and the card shows its stage history
     engagement: Engagement
+    # --- issue 11, consent ---
+    #: consent an administrator sets is an event in the contact's log (``shared.admin.consent``)
+    consent_log: EventLog
+    #: consent sources whose grants wait for the contact's confirmation: the card shows them ``pending``
+    double_opt_in: frozenset[str] = frozenset()
