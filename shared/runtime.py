@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.automation import Automating
     from shared.usecases.engagement import Engagement
     from shared.usecases.merging import Merging
+    from shared.usecases.preferences import Preferences
     from shared.usecases.tracking import Tracking
 
 
@@ -279,3 +280,28 @@ def reset() -> None:
     """Forget built dependencies, settings, clients and stand-ins in every function scope."""
     settings.reset()
     aws.reset()
+
+
+# --- issue 11, consent: the preferences function ---------------------------------------------------------
+
+
+@scope.per_function
+def preferences() -> Preferences:
+    """The unsubscribe and confirmation links: the signing secret, the profile, the event log."""
+    from shared.adapters.consent_profiles import DynamoConsentProfiles
+    from shared.adapters.delivery_secret import SecretsManagerSecret
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.preferences import Preferences
+
+    config = settings.load(settings.PreferencesSettings)
+    _aws()
+    return Preferences(
+        clock=clock.current(),
+        # its client is made on first use, and the secret read once per instance
+        secret=SecretsManagerSecret(
+            lambda: aws.client("secretsmanager"), secret_arn=config.delivery_secret_arn
+        ),
+        profiles=DynamoConsentProfiles(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        log=_event_log(config),
+        telemetry=PowertoolsTelemetry(),
+    )
