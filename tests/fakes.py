@@ -1171,3 +1171,32 @@ class StaticSecret:
 
     def key(self) -> bytes:
         return self._key
+
+
+# --- issue 11, consent --------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryConsentProfiles:
+    """``ConsentProfiles`` on the fake contact store: a consent fact set at once on the profile holding the
+    contact (merges followed), nothing where there is none."""
+
+    contacts: MemoryContactStore
+
+    def revoke(self, contact: ContactId, channel: str, fact: Any) -> ContactId | None:
+        return self._set(contact, channel, "revoked", fact.model_copy(update={"at": stored_time(fact.at)}))
+
+    def confirm(self, contact: ContactId, channel: str, at: datetime) -> ContactId | None:
+        return self._set(contact, channel, "confirmed_at", stored_time(at))
+
+    def _set(self, contact: ContactId, channel: str, part: str, value: Any) -> ContactId | None:
+        for _ in range(4):
+            p = self.contacts.profiles.get(contact)
+            if p is None:
+                return None
+            if p.merged_into:
+                contact = ContactId.parse(p.merged_into)
+                continue
+            p.consent.setdefault(channel, {})[part] = value
+            return contact
+        return None
