@@ -26,7 +26,11 @@ def links(aws, redeploy):
     from shared.adapters import aws as clients
 
     arn = clients.client("secretsmanager").create_secret(Name="delivery-secret", SecretString=SECRET)["ARN"]
-    redeploy(DELIVERY_SECRET_ARN=arn, DOUBLE_OPT_IN_SOURCES="signup form")
+    redeploy(
+        DELIVERY_SECRET_ARN=arn,
+        DOUBLE_OPT_IN_SOURCES="signup form",
+        PUBLIC_BASE_URL="https://api.example.com",
+    )
     from functions.preferences.handler import handler
 
     def _call(method: str, path: str, token: str | None, body: str | None = None) -> dict[str, Any]:
