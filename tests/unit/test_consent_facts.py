@@ -213,3 +213,18 @@ def test_the_aggregation_folds_consent_and_a_later_batch_overwrites_blindly() ->
 )
 def test_state_transitions(record_, double_opt_in, expected) -> None:
     assert state(record_, double_opt_in) == expected
+
+
+def test_a_full_profile_still_folds_the_consent_its_calls_state() -> None:
+    store = MemoryContactStore()
+    scoring = ScoringContext(StaticRules().book(), Decay())
+    big = [identify(9 - n, **{"big" + str(n): "x" * 30_000}) | {"messageId": f"b{n}"} for n in range(2)]
+    record(calls(*big), store, NOW, scoring)
+    aggregate(store.new_events(), store.aggregation())
+    # within the cap per request, too much for the profile: folded without its traits, not its consent
+    revoke = identify(1, email_opt_in=False, more="x" * 30_000) | {"messageId": "r1"}
+    record(calls(revoke), store, NOW, scoring)
+    aggregate(store.new_events(), store.aggregation())
+    ann = store.profile(ANN)
+    assert "more" not in ann.traits and "email_opt_in" not in ann.traits
+    assert ann.consent["email"].revoked == ConsentFact(source="api", at=at(1))
