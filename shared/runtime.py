@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.engagement import Engagement
     from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
+    from shared.usecases.preferences import Preferences
     from shared.usecases.tracking import Tracking
 
 
@@ -245,6 +246,7 @@ def automating() -> Automating:
         stages=StageMoves(engagement()),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
+        double_opt_in=config.double_opt_in,
     )
 
 
@@ -278,6 +280,8 @@ def admin() -> Admin:
         # issue 11, the deliveries card
         ledger=_send_ledger(config),
         double_opt_in=config.double_opt_in,
+        # issue 11, consent: an administrator's consent is an event in the contact's log
+        consent_log=_event_log(config),
         # issue 11: feedback (the sending pause, suppressions, erasure)
         **_admin_delivery(config),
     )
@@ -421,3 +425,28 @@ def _admin_delivery(config: settings.AdminSettings) -> dict[str, Any]:
             telemetry=PowertoolsTelemetry(),
         ),
     }
+
+
+# --- issue 11, consent: the preferences function ---------------------------------------------------------
+
+
+@scope.per_function
+def preferences() -> Preferences:
+    """The unsubscribe and confirmation links: the signing secret, the profile, the event log."""
+    from shared.adapters.consent_profiles import DynamoConsentProfiles
+    from shared.adapters.delivery_secret import SecretsManagerSecret
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.preferences import Preferences
+
+    config = settings.load(settings.PreferencesSettings)
+    _aws()
+    return Preferences(
+        clock=clock.current(),
+        # its client is made on first use, and the secret read once per instance
+        secret=SecretsManagerSecret(
+            lambda: aws.client("secretsmanager"), secret_arn=config.delivery_secret_arn
+        ),
+        profiles=DynamoConsentProfiles(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        log=_event_log(config),
+        telemetry=PowertoolsTelemetry(),
+    )

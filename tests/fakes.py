@@ -28,6 +28,7 @@ from shared.delivery.addresses import address_hash
 from shared.delivery.ledger import CLAIM_LEASE_SECONDS, FINAL_STATUSES, SendRecord, entry_key
 from shared.delivery.ports import CapWindow, Recipient, SendingPause
 from shared.delivery.ports import Claim as SendClaim
+from shared.delivery.consent import ConsentRecord
 from shared.delivery.requests import DeliveryRequest
 from shared.delivery.templates import EmailTemplate, StoredTemplate, stored_template
 from shared.engagement.events import LeadRouted, Output
@@ -105,6 +106,8 @@ class MemoryProfile:
     stage: dict[str, Any] = field(default_factory=dict)
     #: automation -> re-entry mark (a stored time, or ``never``), written by the run store only
     entered: dict[str, str] = field(default_factory=dict)
+    #: channel -> the consent facts (``ConsentRecord`` field names: granted, revoked, confirmed_at)
+    consent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, contact: ContactId) -> ContactRecord:
         scores: dict[str, dict[str, Any]] = {}
@@ -131,6 +134,7 @@ class MemoryProfile:
             scores={d: DimensionScore(**s) for d, s in scores.items()},
             rule_uses=dict(self.rule_uses),
             entered=dict(self.entered),
+            consent={channel: ConsentRecord(**parts) for channel, parts in self.consent.items()},
             **self.stage,
         )
 
@@ -396,6 +400,8 @@ class MemoryContactStore:
         for claim in change.scored.limits:
             count, day = p.rule_uses.get(claim.rule_id, (0, None))
             p.rule_uses[claim.rule_id] = (count + claim.count, claim.last_day if claim.first_day else day)
+        for (channel, kind), fact in change.consent.items():
+            p.consent.setdefault(channel, {})[kind] = fact.model_copy(update={"at": stored_time(fact.at)})
         if not change.activity:  # points an automation awarded alone are no activity
             return
         horizon = change.last_seen - IMPORT_HORIZON
@@ -570,6 +576,7 @@ def _write_units(change: ContactChange) -> int:
         + len(change.scored.totals)
         + len(change.scored.sums)
         + 3 * len(change.scored.limits)
+        + len(change.consent)
     )
 
 
@@ -1561,3 +1568,32 @@ class MemoryContactErasure:
         if done:
             self.store.log.pop(contact, None)
         return Erased(deleted=deleted, done=done)
+
+
+# --- issue 11, consent --------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryConsentProfiles:
+    """``ConsentProfiles`` on the fake contact store: a consent fact set at once on the profile holding the
+    contact (merges followed), nothing where there is none."""
+
+    contacts: MemoryContactStore
+
+    def revoke(self, contact: ContactId, channel: str, fact: Any) -> ContactId | None:
+        return self._set(contact, channel, "revoked", fact.model_copy(update={"at": stored_time(fact.at)}))
+
+    def confirm(self, contact: ContactId, channel: str, at: datetime) -> ContactId | None:
+        return self._set(contact, channel, "confirmed_at", stored_time(at))
+
+    def _set(self, contact: ContactId, channel: str, part: str, value: Any) -> ContactId | None:
+        for _ in range(4):
+            p = self.contacts.profiles.get(contact)
+            if p is None:
+                return None
+            if p.merged_into:
+                contact = ContactId.parse(p.merged_into)
+                continue
+            p.consent.setdefault(channel, {})[part] = value
+            return contact
+        return None

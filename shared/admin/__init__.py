@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from shared.admin import (
     automations,
+    consent,
     contacts,
     deliveries,
     delivery,
@@ -36,6 +37,7 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     # issue 11: feedback (the sending pause, suppressions, erasure)
     **delivery.ROUTES,
     **erasure.ROUTES,
+    **consent.ROUTES,
 }
 
 

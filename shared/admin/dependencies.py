@@ -20,7 +20,7 @@ from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
-from shared.usecases.recording import Profiles
+from shared.usecases.recording import EventLog, Profiles
 
 
 class FunnelRepository(FunnelSource, Protocol):
@@ -88,3 +88,6 @@ class Admin:
     suppressions: Suppressions
     #: erasing a contact (``DELETE /admin/contacts/{contactId}``)
     erasure: Erasure
+    # --- issue 11, consent ---
+    #: consent an administrator sets is an event in the contact's log (``shared.admin.consent``)
+    consent_log: EventLog

@@ -24,6 +24,7 @@ from shared.automations.engine import (
 )
 from shared.automations.model import Automation, Condition, Delay, StoredAutomation
 from shared.contacts.model import ContactRecord
+from shared.delivery.consent import ConsentFact, ConsentRecord
 from shared.engagement.funnel import default_funnel
 from shared.engagement.index import Thresholds
 from shared.engagement.transitions import Watching, evaluate, watch_key
@@ -282,7 +283,14 @@ def test_signals_start_the_automations_they_match() -> None:
 
 
 def test_conditions_read_traits_tags_stage_and_consent() -> None:
-    ann = contact(traits={"plan": "pro", "email_opt_in": True}, tags={"vip": NOW}, stage="customer")
+    granted = ConsentRecord(granted=ConsentFact(source="api", at=NOW))
+    # the trait alone is no consent: the consent facts on the profile are
+    ann = contact(
+        traits={"plan": "pro", "sms_consent": True},
+        tags={"vip": NOW},
+        stage="customer",
+        consent={"email": granted},
+    )
     cases = [
         ([Condition(field="traits.plan", op="eq", value="pro")], True),
         ([Condition(field="traits.plan", op="eq", value="free")], False),
@@ -295,6 +303,25 @@ def test_conditions_read_traits_tags_stage_and_consent() -> None:
     ]
     for conditions, expected in cases:
         assert holds(conditions, ann, DECAY, NOW) is expected, conditions
+
+
+def test_consent_conditions_wait_for_the_double_opt_in_confirmation() -> None:
+    email = Condition(field="consent.email", op="eq", value=True)
+    grant = ConsentFact(source="signup form", at=NOW - timedelta(hours=2))
+    pending = contact(consent={"email": ConsentRecord(granted=grant)})
+    confirmed = contact(consent={"email": ConsentRecord(granted=grant, confirmed_at=NOW)})
+    revoked = contact(
+        consent={
+            "email": ConsentRecord(
+                granted=grant, confirmed_at=NOW - timedelta(hours=1), revoked=ConsentFact(source="x", at=NOW)
+            )
+        }
+    )
+    assert holds([email], pending, DECAY, NOW) is True, "no double opt-in for this source"
+    assert holds([email], pending, DECAY, NOW, {"signup form"}) is False
+    assert holds([email], confirmed, DECAY, NOW, {"signup form"}) is True
+    assert holds([email], revoked, DECAY, NOW, {"signup form"}) is False
+    assert holds([email], revoked, DECAY, NOW) is False
 
 
 def test_the_holdout_group_is_stable_and_about_the_share_asked() -> None:
