@@ -22,9 +22,9 @@ from infra.wiring import BusTrigger
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def rule_pattern(trigger: BusTrigger, source: str) -> dict[str, Any]:
+def rule_pattern(trigger: BusTrigger) -> dict[str, Any]:
     """The rule's event pattern, as CDK writes it for the deployed rule."""
-    return {"source": [source], "detail-type": list(trigger.detail_types)}
+    return {"source": list(trigger.sources), "detail-type": list(trigger.detail_types)}
 
 
 class BusPump:
@@ -89,6 +89,6 @@ class BusPump:
         while not stop.wait(every):
             try:
                 self.drain()
-            except Exception as exc:  # keep the local stack alive; the next poll retries
+            except Exception as exc:  # noqa: BLE001 - keep the local stack alive; the next poll retries
                 print(f"[local] bus pump {self.name}: {exc!r}")
                 time.sleep(1)
