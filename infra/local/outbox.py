@@ -84,7 +84,7 @@ class Outbox:
             "channel": request.channel,
             "at": at,
             "status": record.status if record is not None else request.status,
-            "reason": record.reason if record is not None else request.reason,
+            "reason": request.reason if record is None else _reason(record, request),
             "subject": request.subject,
             "text": request.text,
         }
@@ -114,3 +114,11 @@ class Outbox:
             "text": sent.part("plain"),
             "eml": path,
         }
+
+
+def _reason(record: Any, request: DeliveryRequest) -> str | None:
+    """The ledger's reason; for a request settled as the automation decided (held out), the automation's
+    reason where the ledger keeps none."""
+    if record.reason is None and record.status == request.status:
+        return request.reason
+    return record.reason
