@@ -12,6 +12,8 @@ from tests.conftest import BROWSER_KEY, NOW, SERVER_KEY, http_event, invoke
 SMALL = {"KEY_RATE_PER_SECOND": "5", "KEY_BURST": "5"}
 
 
+
+
 def track(
     key: str = SERVER_KEY, ip: str = "203.0.113.9", message: str | None = None
 ) -> tuple[int, Any, dict]:
