@@ -95,7 +95,7 @@ class SentEmail:
         body = self.message.get_body(preferencelist=(subtype,))
         if body is None or body.get_content_subtype() != subtype:
             return None
-        return str(body.get_content())
+        return str(body.get_content()).replace("\r\n", "\n")  # as sent over SMTP: CRLF line ends
 
 
 def sent_email(account: str, region: str, message_id: str) -> SentEmail | None:
