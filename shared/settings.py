@@ -149,6 +149,13 @@ class DeliverySettings(
     #: an SMS may take at most this many segments (160 GSM-7 or 70 UCS-2 characters alone, 153 or 67 each
     #: when split)
     sms_max_segments: int = Field(2, alias="SMS_MAX_SEGMENTS", ge=1, le=10)
+    #: hosts webhooks may reach over plain HTTP, comma-separated: only the local stack sets it (127.0.0.1 and
+    #: localhost, a receiver under development); deployed, every webhook goes over HTTPS
+    webhook_plain_http_hosts: str = Field("", alias="WEBHOOK_PLAIN_HTTP_HOSTS")
+
+    @property
+    def plain_http_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_plain_http_hosts.split(",") if h.strip())
 
 
 class FeedbackSettings(ContactStoreSettings, ScoringConfigSettings):
