@@ -133,7 +133,12 @@ def delivery_system(clock: Any):
             "delivery_secret": secret["ARN"],
             "links": "https://bench.example",
         }
-        env = environment(spec, names, config, services, queue_urls)
+        # measured with its observability off, as the other sections (no X-Ray daemon, no EMF flood)
+        env = {
+            **environment(spec, names, config, services, queue_urls),
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+        }
         scope.host(spec.handler, function_scope(spec, env, client_hooks=(stub.attach, requests.attach)))
         stack.callback(scope.unhost_all)
         stack.enter_context(meter.installed())
