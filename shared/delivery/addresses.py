@@ -9,10 +9,17 @@ _SPACES = re.compile(r"[\s().-]+")
 
 
 def normalised(channel: str, address: str) -> str:
-    """Email: trimmed and lower-cased; phone: E.164 digits with ``+`` (spaces, dots, dashes dropped)."""
+    """Email: the bare address SES sends to and reports back (no display name, the domain in IDNA),
+    lower-cased, so ``Jane <Jane@Bücher.de>`` in a trait and ``jane@xn--bcher-kva.de`` in a bounce are one
+    address; phone: E.164 digits with ``+`` (spaces, dots, dashes dropped)."""
     if channel == "sms":
         return _SPACES.sub("", address.strip())
-    return address.strip().lower()
+    from shared.delivery.mime import envelope_address
+
+    try:
+        return envelope_address(address.strip()).lower()
+    except ValueError:  # not sendable anyway: compared as written
+        return address.strip().lower()
 
 
 def address_hash(channel: str, address: str) -> str:

@@ -53,3 +53,11 @@ def test_the_pause_is_set_read_and_cleared(control) -> None:
     assert control.pause() == SendingPause(reason="complaint rate alarm", at=AT)
     control.set_pause(None)
     assert control.pause() is None
+
+
+def test_an_address_is_suppressed_as_ses_reports_it_whatever_the_trait_holds(suppressions) -> None:
+    """A bounce names the envelope address (IDNA domain, no display name); the trait may hold either."""
+    suppressions.suppress("email", "joerg@xn--bcher-kva.de", "hard_bounce", AT)
+    assert suppressions.suppressed("email", "Jörg <joerg@Bücher.de>") == "hard_bounce"
+    suppressions.suppress("email", "Jane Doe <jane@x.com>", "complaint", AT)
+    assert suppressions.suppressed("email", "jane@x.com") == "complaint"
