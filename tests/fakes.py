@@ -1586,6 +1586,18 @@ class MemoryConsentProfiles:
     def confirm(self, contact: ContactId, channel: str, at: datetime) -> ContactId | None:
         return self._set(contact, channel, "confirmed_at", stored_time(at))
 
+    def granted_since(self, contact: ContactId, channel: str, at: datetime) -> bool:
+        for _ in range(4):
+            p = self.contacts.profiles.get(contact)
+            if p is None:
+                return False
+            if p.merged_into:
+                contact = ContactId.parse(p.merged_into)
+                continue
+            granted = p.consent.get(channel, {}).get("granted")
+            return granted is not None and granted.at >= at
+        return False
+
     def _set(self, contact: ContactId, channel: str, part: str, value: Any) -> ContactId | None:
         for _ in range(4):
             p = self.contacts.profiles.get(contact)

@@ -21,7 +21,7 @@ from shared.adapters.dynamodb import error_code, failure, retried, s
 from shared.contacts.identity import ContactId
 from shared.delivery.consent import ConsentFact
 from shared.errors import LifecycleError
-from shared.tracking.timestamps import format_time
+from shared.tracking.timestamps import format_time, parse_time
 
 STORE = "the contact store"
 #: the profile writer the stage function's trigger does not pass
@@ -46,6 +46,31 @@ class DynamoConsentProfiles:
 
     def confirm(self, contact: ContactId, channel: str, at: datetime) -> ContactId | None:
         return self._set(contact, consent_attribute(channel, "confirmed"), s(format_time(at)))
+
+    def granted_since(self, contact: ContactId, channel: str, at: datetime) -> bool:
+        granted = consent_attribute(channel, "granted")
+        for _ in range(MAX_MERGE_HOPS):
+            request = {
+                "TableName": self._contacts,
+                "Key": profile_key(contact),
+                "ConsistentRead": True,
+                "ProjectionExpression": "#g, #m",
+                "ExpressionAttributeNames": {"#g": granted, "#m": "mergedInto"},
+            }
+            try:
+                item = retried(partial(self._db.get_item, **request), STORE, sleep=self._sleep).get("Item")
+            except LifecycleError:
+                raise
+            except Exception as exc:
+                raise failure(exc, STORE) from exc
+            if not item:
+                return False
+            if "mergedInto" in item:
+                contact = ContactId.parse(item["mergedInto"]["S"])
+                continue
+            fact = item.get(granted, {}).get("M")
+            return fact is not None and parse_time(fact["at"]["S"]) >= at
+        return False
 
     def _set(self, contact: ContactId, attribute: str, value: dict[str, Any]) -> ContactId | None:
         for _ in range(MAX_MERGE_HOPS):

@@ -1,7 +1,8 @@
 """Signed link tokens: who the link is for, what it does, until when, and an HMAC-SHA256 over that.
 
 ``<payload>.<signature>``, both base64url without padding; the payload is compact JSON
-(``p`` purpose, ``c`` contact id, ``ch`` channel, ``e`` expiry in Unix seconds). The secret lives in
+(``p`` purpose, ``c`` contact id, ``ch`` channel, ``e`` expiry in Unix seconds, ``i`` when it was issued:
+an unsubscribe link replayed after the contact opted in again must not undo that). The secret lives in
 AWS (Secrets Manager) and is passed in; a token signed with another secret, changed in any byte, or
 past its expiry is refused. Pure: no clock, no storage.
 """
@@ -36,6 +37,8 @@ class LinkClaims:
     contact_id: str
     channel: str
     expires: datetime
+    #: when the link was made (None: a token without it, which every check treats as old)
+    issued: datetime | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -56,6 +59,7 @@ def sign(secret: bytes, claims: LinkClaims) -> str:
         "c": claims.contact_id,
         "ch": claims.channel,
         "e": int(claims.expires.timestamp()),
+        **({"i": int(claims.issued.timestamp())} if claims.issued is not None else {}),
     }
     payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     return f"{payload}.{_mac(secret, payload)}"
@@ -75,6 +79,7 @@ def verify(secret: bytes, token: str, purpose: Purpose, now: datetime) -> LinkCl
             contact_id=str(body["c"]),
             channel=str(body["ch"]),
             expires=datetime.fromtimestamp(int(body["e"]), UTC),
+            issued=datetime.fromtimestamp(int(body["i"]), UTC) if "i" in body else None,
         )
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise InvalidToken("the link's payload is damaged") from exc

@@ -326,7 +326,7 @@ def _link(
     channel: str,
     now: datetime,
 ) -> str:
-    claims = LinkClaims(purpose, contact, channel, now + timedelta(days=deps.link_days))
+    claims = LinkClaims(purpose, contact, channel, now + timedelta(days=deps.link_days), issued=now)
     return link(deps.public_base_url, path, sign(deps.secrets.key(), claims))
 
 

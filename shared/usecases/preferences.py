@@ -43,6 +43,10 @@ class ConsentProfiles(Protocol):
         """Set the channel's revocation; the contact whose profile holds it, None if there is none."""
         ...
 
+    def granted_since(self, contact: ContactId, channel: str, at: datetime) -> bool:
+        """Whether the profile holding the contact has a grant on the channel at or after ``at``."""
+        ...
+
     def confirm(self, contact: ContactId, channel: str, at: datetime) -> ContactId | None:
         """Set the channel's confirmation time (double opt-in); as ``revoke``."""
         ...
@@ -112,10 +116,15 @@ def _claims(token: str, purpose: Purpose, deps: Preferences) -> LinkClaims:
 
 
 def _unsubscribe(claims: LinkClaims, channel: ConsentChannel, token: str, deps: Preferences) -> None:
-    """RFC 8058: at once. The revocation on the profile, then the event (a replay is one event)."""
+    """RFC 8058: at once. The revocation on the profile, then the event (a replay is one event). A link
+    replayed after the contact opted in again (a grant newer than the link) changes nothing."""
     now = deps.clock.now()
+    contact = ContactId.parse(claims.contact_id)
+    if claims.issued is not None and deps.profiles.granted_since(contact, channel, claims.issued):
+        deps.telemetry.count("UnsubscribeOlderThanGrant", 1)
+        return
     fact = ConsentFact(source=UNSUBSCRIBE_SOURCE, at=now)
-    holder = deps.profiles.revoke(ContactId.parse(claims.contact_id), channel, fact)
+    holder = deps.profiles.revoke(contact, channel, fact)
     if holder is None:
         deps.telemetry.count("LinksForUnknownContacts", 1)
         return

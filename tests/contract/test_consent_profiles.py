@@ -87,3 +87,13 @@ def test_the_aggregation_keeps_what_the_link_wrote(ports):
     page = {"type": "page", "userId": "ann", "messageId": "p1", "properties": {"url": "https://x.test/"}}
     assert contacts.commit([change(ANN, page, at=LATER)])[0].committed
     assert contacts.profile(ANN).consent["email"].confirmed_at == LATER
+
+
+def test_a_grant_is_found_from_the_time_it_was_made_on(ports):
+    """What an unsubscribe link issued before a new opt-in checks, so replaying it undoes nothing."""
+    contacts, profiles = ports
+    assert profiles.granted_since(ANN, "email", NOW - timedelta(days=1)) is False, "no profile"
+    granted(contacts)
+    assert profiles.granted_since(ANN, "email", NOW - timedelta(days=1)) is True
+    assert profiles.granted_since(ANN, "email", LATER) is False, "granted before the link was made"
+    assert profiles.granted_since(ANN, "sms", NOW - timedelta(days=1)) is False, "per channel"

@@ -170,3 +170,27 @@ def test_pages_are_not_cached_and_allow_nothing_but_their_own_style() -> None:
     assert "default-src 'none'" in CONTENT_SECURITY_POLICY and "script" not in CONTENT_SECURITY_POLICY
     assert headers["referrer-policy"] == "no-referrer"
     assert headers["content-type"].startswith("text/html")
+
+
+def test_a_link_replayed_after_the_contact_opted_in_again_changes_nothing(world) -> None:
+    """A mail client repeating the one-click POST days later must not undo a newer opt-in."""
+    world.known(email_opt_in=True)
+    issued = NOW - timedelta(hours=1)
+    t = sign(
+        SECRET, LinkClaims("unsubscribe", "user_id:ann", "email", NOW + timedelta(days=60), issued=issued)
+    )
+    assert world.answer("POST", UNSUBSCRIBE_PATH, t).status == 200
+    assert state(world.store.profile(ANN).consent["email"], ()) == "revoked"
+    # Ann opts in again, then the old link is posted again
+    world.clock.advance(timedelta(days=2))
+    call = {"type": "identify", "userId": "ann", "messageId": "i2", "traits": {"email_opt_in": True}}
+    from shared.scoring.decay import Decay
+    from shared.scoring.engine import ScoringContext
+
+    events = parse_calls("/v1/identify", call, received_at=world.clock.now(), limits=Limits())
+    record(events, world.store, world.clock.now(), ScoringContext(StaticRules().book(), Decay()))
+    world.store.deliver_events()
+    assert state(world.store.profile(ANN).consent["email"], ()) == "granted"
+    assert world.answer("POST", UNSUBSCRIBE_PATH, t).status == 200
+    assert state(world.store.profile(ANN).consent["email"], ()) == "granted", "the newer opt-in stands"
+    assert world.telemetry.counts["UnsubscribeOlderThanGrant"] == 1
