@@ -1,6 +1,6 @@
-"""The delivery use case on the shared fakes of its ports (the real template rendering): each send exactly once (a repeated batch, a
-failure before the send, a failure after it), the checks, the caps, quiet hours across DST, webhooks,
-and the email as it leaves (RFC 8058 headers, footer, links)."""
+"""The delivery use case on the shared fakes of its ports and the real template rendering: each send
+exactly once (a repeated batch, a failure before the send, a failure after it), the checks, the caps,
+quiet hours across DST, webhooks, and the email as it leaves (RFC 8058 headers, footer, links)."""
 
 from __future__ import annotations
 
