@@ -1118,6 +1118,8 @@ class MemoryDeliveryQueue:
 
     sent: list[DeliveryRequest] = field(default_factory=list)
     unavailable: bool = False
+    #: ``postpone`` calls: (receipt, seconds the message stays hidden)
+    postponed: list[tuple[str, int]] = field(default_factory=list)
 
     def enqueue(self, requests: Sequence[DeliveryRequest]) -> None:
         if any(len(r.model_dump_json().encode()) > 256 * 1024 for r in requests):
@@ -1125,6 +1127,15 @@ class MemoryDeliveryQueue:
         if self.unavailable:
             raise DependencyUnavailable("the delivery queue is unavailable right now; retry")
         self.sent += [DeliveryRequest.model_validate_json(r.model_dump_json()) for r in requests]
+
+    def postpone(self, receipt: str, seconds: int) -> None:
+        """``Redeliveries``: (receipt, seconds hidden) recorded, within SQS's limits (0 to 12 hours) as
+        ``SqsDeliveryQueue`` sets them."""
+        from shared.adapters.delivery_queue import MAX_VISIBILITY_SECONDS
+
+        if self.unavailable:
+            raise DependencyUnavailable("the delivery queue is unavailable right now; retry")
+        self.postponed.append((receipt, max(0, min(MAX_VISIBILITY_SECONDS, int(seconds)))))
 
 
 @dataclass
@@ -1292,6 +1303,8 @@ class MemoryWebhookPoster:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+
 # -- issue 11: email templates ------------------------------------------------------------------------
 
 
@@ -1310,6 +1323,8 @@ class MemoryTemplateRepository(MemoryVersionedDocuments[StoredTemplate]):
         return self.save_version(
             template.id, expected_version, partial(stored_template, template, at=at), base_version
         )
+
+
 # --- delivery stores: the send ledger, frequency caps, recipients, engagement times ----------------------
 # (kept honest by tests/contract/test_send_ledger.py, test_frequency_caps.py, test_recipients.py and
 # test_engagement_times.py against their DynamoDB adapters)
@@ -1521,6 +1536,8 @@ class MemoryEngagementTimes:
             reverse=True,
         )
         return [datetime.fromisoformat(k.split("#", 2)[1]) for k in keys[: max(limit, 0)]]
+
+
 # --- issue 11: feedback (erasure) -------------------------------------------------------------------------
 
 

@@ -1,11 +1,10 @@
-"""The delivery use case on small doubles of its ports: each send exactly once (a repeated batch, a
-failure before the send, a failure after it), the checks, the caps, quiet hours across DST, webhooks,
-and the email as it leaves (RFC 8058 headers, footer, links)."""
+"""The delivery use case on the shared fakes of its ports and the real template rendering: each send
+exactly once (a repeated batch, a failure before the send, a failure after it), the checks, the caps,
+quiet hours across DST, webhooks, and the email as it leaves (RFC 8058 headers, footer, links)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,20 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from shared.clock import FixedClock
+from shared.contacts.identity import ContactId
 from shared.delivery.consent import ConsentFact, ConsentRecord
 from shared.delivery.ledger import CLAIM_LEASE_SECONDS, SendRecord
 from shared.delivery.policy import Caps, QuietHours, SendingPolicy
-from shared.delivery.ports import (
-    CapWindow,
-    Claim,
-    OutgoingEmail,
-    ProviderRefused,
-    Recipient,
-    RenderedEmail,
-    RenderFailed,
-    SendingPause,
-)
+from shared.delivery.ports import ProviderRefused, Recipient, SendingPause
 from shared.delivery.requests import DeliveryRequest
+from shared.delivery.templates import EmailTemplate, TemplateRendering, template_context
 from shared.delivery.tokens import verify as verify_token
 from shared.delivery.webhooks import receiver_key
 from shared.delivery.webhooks import verify as verify_webhook
@@ -41,13 +33,31 @@ from shared.usecases.delivery import (
     deliver_message,
 )
 from tests.conftest import EVENTS, Context
-from tests.fakes import CountingTelemetry, MemoryDeliveryControl, MemorySuppressions, StaticSecret
+from tests.contract.helpers import entries
+from tests.fakes import (
+    CountingTelemetry,
+    MemoryContactStore,
+    MemoryDeliveryControl,
+    MemoryDeliveryQueue,
+    MemoryEngagementTimes,
+    MemoryFrequencyCaps,
+    MemoryMailer,
+    MemoryProfile,
+    MemoryRecipients,
+    MemorySendLedger,
+    MemorySuppressions,
+    MemoryTemplateRepository,
+    MemoryTexter,
+    MemoryWebhookPoster,
+    StaticSecret,
+)
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 #: a Wednesday, 12:00 in Warsaw
 NOON = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)
 BASE_URL = "https://api.shop.example"
 SECRET = b"test-delivery-secret"
+ANN = ContactId.user("ann")
 GRANTED = ConsentRecord(granted=ConsentFact(source="backend", at=datetime(2026, 1, 1, tzinfo=UTC)))
 
 
@@ -56,212 +66,64 @@ class Crash(BaseException):
     Exception`` blocks."""
 
 
-# --- doubles of the ports ---------------------------------------------------------------------------
+# --- the shared fakes, with the faults these tests inject ---------------------------------------------
 
 
-@dataclass
-class Ledger:
-    """SendLedger as ports.py and ledger.py describe it."""
+class FaultyLedger(MemorySendLedger):
+    """The send ledger fake whose ``complete`` raises these first, in turn (``Crash`` to die there)."""
 
-    entries: dict[str, SendRecord] = field(default_factory=dict)
-    deferred: dict[str, DeliveryRequest] = field(default_factory=dict)
-    #: complete() raises this many times (``Crash`` to die there)
-    complete_failures: list[BaseException] = field(default_factory=list)
-
-    def _put(self, request: DeliveryRequest, now: datetime, **changes: Any) -> None:
-        found = self.entries.get(request.id)
-        base = (
-            found.model_dump()
-            if found
-            else {
-                "id": request.id,
-                "contact_id": request.contact_id,
-                "automation": request.automation,
-                "channel": request.channel,
-                "status": "claimed",
-            }
-        )
-        self.entries[request.id] = SendRecord(**{**base, "at": now, **changes})
-
-    def claim(self, request: DeliveryRequest, now: datetime) -> Claim:
-        found = self.entries.get(request.id)
-        lease = timedelta(seconds=CLAIM_LEASE_SECONDS)
-        if found is not None and found.status in ("sent", "skipped", "held_out"):
-            return Claim("done", found)
-        if (
-            found is None
-            or found.status == "failed"
-            or (found.status == "deferred" and found.due_at is not None and found.due_at <= now)
-            or (
-                found.status == "claimed" and found.claimed_at is not None and now - found.claimed_at >= lease
-            )
-        ):
-            attempts = (found.attempts if found else 0) + 1
-            self._put(request, now, status="claimed", claimed_at=now, attempts=attempts, due_at=None)
-            self.deferred.pop(request.id, None)
-            return Claim("claimed", found)
-        return Claim("busy", found)
+    def __init__(self) -> None:
+        super().__init__()
+        self.complete_failures: list[BaseException] = []
 
     def complete(self, request: DeliveryRequest, provider_id: str, now: datetime) -> None:
         if self.complete_failures:
             raise self.complete_failures.pop(0)
-        assert self.entries[request.id].status == "claimed"
-        self._put(request, now, status="sent", provider_id=provider_id, sent_at=now)
-
-    def release(self, request: DeliveryRequest, reason: str, now: datetime) -> None:
-        assert self.entries[request.id].status == "claimed"
-        self._put(request, now, status="failed", reason=reason)
-
-    def settle(self, request: DeliveryRequest, status: str, reason: str | None, now: datetime) -> None:
-        self._put(request, now, status=status, reason=reason)
-
-    def defer(self, request: DeliveryRequest, until: datetime, reason: str, now: datetime) -> None:
-        self._put(request, now, status="deferred", reason=reason, due_at=until)
-        self.deferred[request.id] = request
-
-    def record(self, request_id: str) -> SendRecord | None:
-        return self.entries.get(request_id)
-
-    def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]:
-        raise NotImplementedError
+        super().complete(request, provider_id, now)
 
 
-@dataclass
-class Caps_:
-    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+class FlakyRecipients(MemoryRecipients):
+    """The recipients fake whose next ``failures`` reads fail (the contacts table throttled)."""
 
-    def take(self, contact_id: str, channel: str, windows: Sequence[CapWindow], now: datetime) -> bool:
-        keys = [(contact_id, channel, w.key) for w in windows]
-        if any(self.counts.get(k, 0) >= w.limit for k, w in zip(keys, windows, strict=True)):
-            return False
-        for k in keys:
-            self.counts[k] = self.counts.get(k, 0) + 1
-        return True
-
-
-@dataclass
-class Recipients:
-    known: dict[str, Recipient] = field(default_factory=dict)
-    failures: int = 0
+    def __init__(self, profiles: MemoryContactStore) -> None:
+        super().__init__(profiles)
+        self.failures = 0
 
     def recipient(self, contact_id: str) -> Recipient | None:
         if self.failures:
             self.failures -= 1
             raise DependencyUnavailable("the contacts table throttled")
-        return self.known.get(contact_id)
-
-
-@dataclass
-class Mailer:
-    sent: list[OutgoingEmail] = field(default_factory=list)
-    #: the next calls raise these, in turn
-    failures: list[Exception] = field(default_factory=list)
-
-    def send(self, email: OutgoingEmail) -> str:
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append(email)
-        return f"ses-{len(self.sent)}"
-
-
-@dataclass
-class Texter:
-    sent: list[tuple[str, str]] = field(default_factory=list)
-    opted: set[str] = field(default_factory=set)
-
-    def opted_out(self, phone: str) -> bool:
-        return phone in self.opted
-
-    def send(self, phone: str, text: str) -> str:
-        self.sent.append((phone, text))
-        return f"sns-{len(self.sent)}"
-
-
-@dataclass
-class Webhooks:
-    posted: list[tuple[str, bytes, dict[str, str], float]] = field(default_factory=list)
-    answers: list[int | Exception] = field(default_factory=list)
-
-    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
-        self.posted.append((url, body, dict(headers), timeout))
-        answer = self.answers.pop(0) if self.answers else 200
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-@dataclass
-class Renderer:
-    templates: dict[str, RenderedEmail] = field(default_factory=dict)
-    contexts: list[dict[str, Any]] = field(default_factory=list)
-
-    def render(self, template_id: str, context: Mapping[str, Any]) -> RenderedEmail:
-        self.contexts.append(dict(context))
-        if template_id not in self.templates:
-            raise RenderFailed(f"unknown template {template_id}")
-        found = self.templates[template_id]
-        fill = {k: v for k, v in context.items() if isinstance(v, str)}
-        return RenderedEmail(
-            subject=found.subject.format(**fill),
-            text=None if found.text is None else found.text.format(**fill),
-            html=None if found.html is None else found.html.format(**fill),
-        )
-
-
-def template_context(
-    contact_id: str,
-    traits: Mapping[str, Any],
-    tags: Sequence[str],
-    stage: str | None,
-    values: Mapping[str, Any],
-    *,
-    unsubscribe_url: str | None,
-    confirm_url: str | None,
-    postal_address: str,
-) -> dict[str, Any]:
-    return {
-        "contact": {"id": contact_id, "traits": dict(traits), "tags": list(tags), "stage": stage},
-        **values,
-        "values": dict(values),
-        "unsubscribe_url": unsubscribe_url,
-        "confirm_url": confirm_url,
-        "postal_address": postal_address,
-    }
-
-
-@dataclass
-class Times:
-    times: list[datetime] = field(default_factory=list)
-
-    def recent_times(self, contact_id: str, limit: int) -> list[datetime]:
-        return self.times[:limit]
-
-
-@dataclass
-class Redeliveries:
-    postponed: list[tuple[str, int]] = field(default_factory=list)
-
-    def postpone(self, receipt: str, seconds: int) -> None:
-        self.postponed.append((receipt, seconds))
+        return super().recipient(contact_id)
 
 
 @dataclass
 class World:
     clock: FixedClock = field(default_factory=lambda: FixedClock(NOON))
-    ledger: Ledger = field(default_factory=Ledger)
-    recipients: Recipients = field(default_factory=Recipients)
+    contacts: MemoryContactStore = field(default_factory=MemoryContactStore)
+    ledger: FaultyLedger = field(default_factory=FaultyLedger)
     suppressions: MemorySuppressions = field(default_factory=MemorySuppressions)
-    caps: Caps_ = field(default_factory=Caps_)
+    caps: MemoryFrequencyCaps = field(default_factory=MemoryFrequencyCaps)
     control: MemoryDeliveryControl = field(default_factory=MemoryDeliveryControl)
-    mailer: Mailer = field(default_factory=Mailer)
-    texter: Texter = field(default_factory=Texter)
-    webhooks: Webhooks = field(default_factory=Webhooks)
-    renderer: Renderer = field(default_factory=Renderer)
-    times: Times = field(default_factory=Times)
-    redeliveries: Redeliveries = field(default_factory=Redeliveries)
+    texter: MemoryTexter = field(default_factory=MemoryTexter)
+    webhooks: MemoryWebhookPoster = field(default_factory=MemoryWebhookPoster)
+    templates: MemoryTemplateRepository = field(default_factory=MemoryTemplateRepository)
+    queue: MemoryDeliveryQueue = field(default_factory=MemoryDeliveryQueue)
     telemetry: CountingTelemetry = field(default_factory=CountingTelemetry)
+    #: what each render was given (the real ``template_context``'s answers)
+    contexts: list[dict[str, Any]] = field(default_factory=list)
     time_left: float = 25.0
     sender: str | None = "news@shop.example"
+
+    def __post_init__(self) -> None:
+        self.recipients = FlakyRecipients(self.contacts)
+        self.times = MemoryEngagementTimes(self.contacts)
+        self.mailer = MemoryMailer(clock=self.clock)
+        self.renderer = TemplateRendering(self.templates)
+
+    def template_context(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        context = template_context(*args, **kwargs)
+        self.contexts.append(context)
+        return context
 
     @property
     def deps(self) -> Delivering:
@@ -277,9 +139,9 @@ class World:
             webhooks=self.webhooks,
             secrets=StaticSecret(SECRET),
             renderer=self.renderer,
-            template_context=template_context,
+            template_context=self.template_context,
             times=self.times,
-            redeliveries=self.redeliveries,
+            redeliveries=self.queue,
             telemetry=self.telemetry,
             policy=SendingPolicy(
                 quiet=QuietHours(21, 8),
@@ -296,27 +158,55 @@ class World:
     def deliver(self, request: DeliveryRequest) -> Delivered:
         return deliver(request, self.deps, lambda: self.time_left)
 
+    def entry(self, request: DeliveryRequest) -> SendRecord:
+        found = self.ledger.record(request.id)
+        assert found is not None
+        return found
+
     def status(self, request: DeliveryRequest) -> tuple[str, str | None]:
-        entry = self.ledger.entries[request.id]
+        entry = self.entry(request)
         return entry.status, entry.reason
 
+    def queued_again(self) -> list[DeliveryRequest]:
+        """What the timer function takes from the ledger's due index now, to queue again."""
+        now = self.clock.now()
+        taken = [
+            self.ledger.take_deferred(contact, key, now, now + timedelta(minutes=5))
+            for contact, key in self.ledger.due(now)
+        ]
+        return [r for r in taken if r is not None]
 
-def ann(**fields: Any) -> Recipient:
-    values = {
-        "contact_id": "user_id:ann",
-        "email": "ann@example.com",
-        "phone": "+48600100200",
-        "timezone": "Europe/Warsaw",
-        "traits": {"first_name": "Ann"},
-        "consent": {"email": GRANTED, "sms": GRANTED},
-    }
-    return Recipient(**{**values, **fields})
+    def ann(self, **fields: Any) -> None:
+        """Ann's profile as the contacts table holds it (an address or the time zone None: no such trait)."""
+        values = {
+            "email": "ann@example.com",
+            "phone": "+48600100200",
+            "timezone": "Europe/Warsaw",
+            "traits": {"first_name": "Ann"},
+            "consent": {"email": GRANTED, "sms": GRANTED},
+            **fields,
+        }
+        traits = {
+            **{k: values[k] for k in ("email", "phone", "timezone") if values[k] is not None},
+            **values["traits"],
+        }
+        self.contacts.profiles[ANN] = MemoryProfile(
+            traits=traits, consent={c: r.model_dump() for c, r in values["consent"].items()}
+        )
+
+    def engaged_at(self, *times: datetime) -> None:
+        """Ann's events, stated at these times, in the event log (as recording appends them)."""
+        calls = [
+            {"type": "page", "userId": "ann", "messageId": f"p{n}", "timestamp": at.isoformat()}
+            for n, at in enumerate(times)
+        ]
+        self.contacts.append(entries(ANN, *calls, at=self.clock.now()))
 
 
 @pytest.fixture
 def world() -> World:
     found = World()
-    found.recipients.known["user_id:ann"] = ann()
+    found.ann()
     return found
 
 
@@ -349,18 +239,18 @@ def request(step: int = 0, channel: str = "email", occurrence: str = "o", **fiel
 
 def test_a_repeated_batch_sends_once(world: World) -> None:
     email = request()
-    assert world.deliver(email) == Delivered("sent", provider_id="ses-1")
+    assert world.deliver(email) == Delivered("sent", provider_id="mail-1")
     assert world.deliver(email) == Delivered("done")
     assert world.deliver(email) == Delivered("done")
     assert len(world.mailer.sent) == 1
-    assert world.ledger.entries[email.id].status == "sent"
-    assert world.ledger.entries[email.id].provider_id == "ses-1"
+    assert world.entry(email).status == "sent"
+    assert world.entry(email).provider_id == "mail-1"
     assert world.telemetry.counts == {"Sent": 1, "AlreadyDone": 2}
 
 
 def test_a_failure_before_the_send_leaves_it_retryable_and_the_retry_sends_once(world: World) -> None:
     email = request()
-    world.mailer.failures.append(DependencyUnavailable("SES throttled"))
+    world.mailer.fail_next(DependencyUnavailable("SES throttled"))
     with pytest.raises(DependencyUnavailable):
         world.deliver(email)
     assert world.status(email) == ("failed", "provider_unavailable")
@@ -446,19 +336,19 @@ def test_held_out_requests_are_recorded_and_never_sent(world: World) -> None:
 
 
 def test_no_consent_and_double_opt_in_pending_skip_with_their_reason(world: World) -> None:
-    world.recipients.known["user_id:ann"] = ann(consent={})
+    world.ann(consent={})
     assert world.deliver(request(0)) == Delivered("skipped", "no_consent")
     pending = ConsentRecord(granted=ConsentFact(source="newsletter", at=NOON - timedelta(days=1)))
-    world.recipients.known["user_id:ann"] = ann(consent={"email": pending})
+    world.ann(consent={"email": pending})
     assert world.deliver(request(1)) == Delivered("skipped", "consent_pending")
     confirmed = pending.model_copy(update={"confirmed_at": NOON - timedelta(hours=1)})
-    world.recipients.known["user_id:ann"] = ann(consent={"email": confirmed})
+    world.ann(consent={"email": confirmed})
     assert world.deliver(request(2)).status == "sent"
     assert world.status(request(0)) == ("skipped", "no_consent")
     assert world.status(request(1)) == ("skipped", "consent_pending")
     assert world.telemetry.counts["Skipped.no_consent"] == 1
     # skipped is final: the same request again is done
-    world.recipients.known["user_id:ann"] = ann()
+    world.ann()
     assert world.deliver(request(0)) == Delivered("done")
     assert len(world.mailer.sent) == 1
 
@@ -474,7 +364,7 @@ def test_unknown_contacts_and_missing_addresses_are_skipped(world: World) -> Non
     assert (
         world.deliver(request(contact_id="user_id:bob", id="user_id:bob#a#o#0")).reason == "unknown_contact"
     )
-    world.recipients.known["user_id:ann"] = ann(phone=None)
+    world.ann(phone=None)
     assert world.deliver(request(channel="sms")).reason == "no_address"
 
 
@@ -515,27 +405,28 @@ def test_quiet_hours_defer_and_land_in_the_window_across_a_dst_change(world: Wor
     decided = world.deliver(email)
     assert decided == Delivered("deferred", "quiet_hours", until=datetime(2026, 10, 25, 7, 0, tzinfo=UTC))
     assert world.status(email) == ("deferred", "quiet_hours")
-    assert world.ledger.deferred[email.id] == email
-    assert world.mailer.sent == []
+    assert world.mailer.sent == [] and world.queued_again() == []
     # the same message again before it is due: the deferral holds it, nothing is sent, nothing fails
     assert world.deliver(email).status == "done"
     # the timer queues it again when it is due: then it goes, at 08:00 local
     world.clock.at = decided.until
-    assert world.deliver(world.ledger.deferred[email.id]).status == "sent"
-    sent_at = world.ledger.entries[email.id].sent_at
+    (again,) = world.queued_again()
+    assert again == email
+    assert world.deliver(again).status == "sent"
+    sent_at = world.entry(email).sent_at
     assert sent_at is not None and sent_at.astimezone(WARSAW).hour == 8
     assert len(world.mailer.sent) == 1
 
 
 def test_the_best_hour_defers_once_to_the_contacts_hour(world: World) -> None:
-    world.times.times = [datetime(2026, 5, d, 17, 5, tzinfo=UTC) for d in range(1, 8)]  # 19:05 in Warsaw
+    world.engaged_at(*(datetime(2026, 5, d, 17, 5, tzinfo=UTC) for d in range(1, 8)))  # 19:05 in Warsaw
     email = request(best_hour=True)
     decided = world.deliver(email)
     assert decided == Delivered("deferred", "best_hour", until=datetime(2026, 6, 3, 17, 0, tzinfo=UTC))
     # what the timer queues again is not deferred for the best hour again, even a little late
-    again = world.ledger.deferred[email.id]
-    assert again.best_hour is False and again.id == email.id
     world.clock.at = datetime(2026, 6, 3, 18, 2, tzinfo=UTC)
+    (again,) = world.queued_again()
+    assert again.best_hour is False and again.id == email.id
     assert world.deliver(again).status == "sent"
 
 
@@ -546,7 +437,7 @@ def test_the_pause_skips_marketing_but_not_transactional(world: World) -> None:
 
 
 def test_transactional_bypasses_consent_caps_and_quiet_hours_not_suppression(world: World) -> None:
-    world.recipients.known["user_id:ann"] = ann(consent={})
+    world.ann(consent={})
     world.clock.at = datetime(2026, 6, 3, 22, 0, tzinfo=UTC)  # midnight in Warsaw
     for step in range(4):
         assert world.deliver(request(step, purpose="transactional")).status == "sent"
@@ -578,16 +469,26 @@ def test_the_email_carries_one_click_unsubscribe_headers_and_the_footer(world: W
     assert claims.expires == NOON + timedelta(days=60)
     assert sent.text is not None and url in sent.text and "Shop Ltd, 1 Main St, Springfield" in sent.text
     assert sent.html is not None and f'href="{url}"' in sent.html
-    assert "ann@example.com" not in json.dumps(world.ledger.entries[email.id].model_dump(mode="json"))
+    assert "ann@example.com" not in json.dumps(world.entry(email).model_dump(mode="json"))
 
 
 def test_a_template_is_rendered_with_the_contact_values_and_links(world: World) -> None:
-    world.renderer.templates["coupon"] = RenderedEmail(
-        subject="{code} for you", text="Use {code}. Leave: {unsubscribe_url}", html=None
+    world.templates.save(
+        EmailTemplate(
+            id="coupon", subject="{{ code }} for you", text="Use {{ code }}. Leave: {{ unsubscribe_url }}"
+        ),
+        NOON,
+        None,
     )
     world.deliver(request(template="coupon", values={"code": "BACK10"}, subject=None, text=None, html=None))
-    (context,) = world.renderer.contexts
-    assert context["contact"]["traits"] == {"first_name": "Ann"}
+    (context,) = world.contexts
+    # the traits as the profile holds them when the email is sent
+    assert context["contact"]["traits"] == {
+        "email": "ann@example.com",
+        "phone": "+48600100200",
+        "timezone": "Europe/Warsaw",
+        "first_name": "Ann",
+    }
     assert context["code"] == "BACK10" and context["confirm_url"] is None
     (sent,) = world.mailer.sent
     assert sent.subject == "BACK10 for you"
@@ -596,9 +497,16 @@ def test_a_template_is_rendered_with_the_contact_values_and_links(world: World) 
 
 
 def test_a_consent_confirmation_carries_its_confirm_link_and_no_unsubscribe(world: World) -> None:
-    world.recipients.known["user_id:ann"] = ann(consent={})
-    world.renderer.templates["consent-confirmation"] = RenderedEmail(
-        subject="Please confirm your subscription", text="Confirm: {confirm_url}", html=None
+    world.ann(consent={})
+    # stored, it replaces the built-in one
+    world.templates.save(
+        EmailTemplate(
+            id="consent-confirmation",
+            subject="Please confirm your subscription",
+            text="Confirm: {{ confirm_url }}",
+        ),
+        NOON,
+        None,
     )
     confirmation = request(
         template="consent-confirmation",
@@ -609,7 +517,7 @@ def test_a_consent_confirmation_carries_its_confirm_link_and_no_unsubscribe(worl
         html=None,
     )
     assert world.deliver(confirmation).status == "sent"
-    (context,) = world.renderer.contexts
+    (context,) = world.contexts
     assert context["unsubscribe_url"] is None
     parsed = urlparse(context["confirm_url"])
     assert parsed.path == "/consent/confirm"
@@ -627,7 +535,7 @@ def test_a_template_that_fails_to_render_is_skipped_with_the_reason(world: World
 
 
 def test_a_provider_refusal_is_skipped_not_retried(world: World) -> None:
-    world.mailer.failures.append(ProviderRefused("rejected"))
+    world.mailer.fail_next(ProviderRefused("rejected"))
     assert world.deliver(request()) == Delivered("skipped", "rejected")
     assert world.deliver(request()) == Delivered("done")
 
@@ -638,7 +546,7 @@ def test_sms_within_its_segments_is_sent_and_longer_is_skipped(world: World) -> 
     world.caps.counts.clear()
     too_long = request(1, channel="sms", text="ż" * 135)  # three UCS-2 segments
     assert world.deliver(too_long) == Delivered("skipped", "sms_too_long")
-    world.texter.opted.add("+48600100200")
+    world.texter.opted_out_numbers.add("+48600100200")
     assert world.deliver(request(2, channel="sms")) == Delivered("skipped", "opted_out")
 
 
@@ -649,7 +557,7 @@ def test_a_webhook_is_signed_and_its_2xx_completes_the_send(world: World) -> Non
     hook = request(channel="webhook")
     world.webhooks.answers = [204]
     assert world.deliver(hook) == Delivered("sent", provider_id="204")
-    ((url, body, headers, timeout),) = world.webhooks.posted
+    ((url, body, headers, timeout),) = [(p.url, p.body, p.headers, p.timeout) for p in world.webhooks.posted]
     assert url == "https://hooks.example/lead" and timeout == 10.0
     assert json.loads(body) == {
         "order": "o-1",
@@ -666,7 +574,7 @@ def test_a_webhook_is_signed_and_its_2xx_completes_the_send(world: World) -> Non
 
 
 def test_a_webhook_is_not_subject_to_consent_caps_or_quiet_hours(world: World) -> None:
-    world.recipients.known["user_id:ann"] = ann(consent={}, email=None, phone=None)
+    world.ann(consent={}, email=None, phone=None)
     world.clock.at = datetime(2026, 6, 3, 22, 0, tzinfo=UTC)
     for step in range(4):
         assert world.deliver(request(step, channel="webhook")).status == "sent"
@@ -712,12 +620,12 @@ def test_a_webhook_retry_postpones_the_messages_redelivery(world: World) -> None
     body = request(channel="webhook").model_dump_json()
     with pytest.raises(RetryLater):
         deliver_message(body, "receipt-1", world.deps, lambda: 25.0)
-    assert world.redeliveries.postponed == [("receipt-1", 30)]
+    assert world.queue.postponed == [("receipt-1", 30)]
     # an email that fails is retried after the queue's own visibility timeout
-    world.mailer.failures.append(DependencyUnavailable("SES throttled"))
+    world.mailer.fail_next(DependencyUnavailable("SES throttled"))
     with pytest.raises(DependencyUnavailable):
         deliver_message(request().model_dump_json(), "receipt-2", world.deps, lambda: 25.0)
-    assert world.redeliveries.postponed == [("receipt-1", 30)]
+    assert world.queue.postponed == [("receipt-1", 30)]
 
 
 # --- the delivery function --------------------------------------------------------------------------
@@ -787,14 +695,14 @@ def test_failed_messages_are_reported_alone_and_a_webhooks_is_postponed(
         "batchItemFailures": [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-2"}]
     }
     assert len(world.mailer.sent) == 1
-    assert world.redeliveries.postponed == [("receipt-2", 30)]
+    assert world.queue.postponed == [("receipt-2", 30)]
     # every message failing is still a partial response (each retried on its own), not an error
     assert delivery_function(sqs_event("{}")) == {"batchItemFailures": [{"itemIdentifier": "m-0"}]}
 
 
 def test_a_refusal_that_cannot_be_recorded_is_released_not_left_claimed(world: World) -> None:
     email = request()
-    world.mailer.failures.append(ProviderRefused("rejected"))
+    world.mailer.fail_next(ProviderRefused("rejected"))
     settle = world.ledger.settle
 
     def failing(*args: Any) -> None:
