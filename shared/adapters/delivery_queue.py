@@ -13,8 +13,9 @@ QUEUE = "the delivery queue"
 #: SQS takes up to 10 messages per batch, and 256 KB per message and per batch.
 BATCH_MESSAGES = 10
 MAX_MESSAGE_BYTES = 256 * 1024
-#: the longest SQS keeps a received message hidden (12 hours)
-MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+#: the longest a received message can be hidden: SQS counts its 12 hours from the receive, which was a
+#: moment (the function's run so far) before the postpone, so a margin is kept
+MAX_VISIBILITY_SECONDS = 12 * 60 * 60 - 15 * 60
 
 
 def message_body(request: DeliveryRequest) -> str:
