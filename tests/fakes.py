@@ -1292,6 +1292,8 @@ class MemoryWebhookPoster:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+
 # -- issue 11: email templates ------------------------------------------------------------------------
 
 
@@ -1310,6 +1312,8 @@ class MemoryTemplateRepository(MemoryVersionedDocuments[StoredTemplate]):
         return self.save_version(
             template.id, expected_version, partial(stored_template, template, at=at), base_version
         )
+
+
 # --- delivery stores: the send ledger, frequency caps, recipients, engagement times ----------------------
 # (kept honest by tests/contract/test_send_ledger.py, test_frequency_caps.py, test_recipients.py and
 # test_engagement_times.py against their DynamoDB adapters)
@@ -1369,18 +1373,37 @@ class MemorySendLedger:
             update={"status": "sent", "sent_at": now, "provider_id": provider_id, "reason": None}
         )
 
-    def release(self, request: DeliveryRequest, reason: str, now: datetime) -> None:
+    def release(
+        self, request: DeliveryRequest, reason: str, now: datetime, *, caps_taken: bool = False
+    ) -> None:
         held = self.entries.get(request.id)
         if held is None or held.record.status != "claimed":
             return
+        kept = held.record.caps_taken or caps_taken
         held.record = self._described(request, stored_time(now), held.record).model_copy(
-            update={"status": "failed", "reason": reason}
+            update={"status": "failed", "reason": reason, "caps_taken": kept}
         )
+
+    def mark_in_doubt(self, request: DeliveryRequest, now: datetime, *, caps_taken: bool = False) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        kept = held.record.caps_taken or caps_taken
+        held.record = self._described(request, stored_time(now), held.record).model_copy(
+            update={"reason": "provider_in_doubt", "caps_taken": kept}
+        )
+
+    def drop_claim(self, request: DeliveryRequest) -> None:
+        held = self.entries.get(request.id)
+        if held is not None and held.record.status == "claimed":
+            del self.entries[request.id]
 
     def settle(self, request: DeliveryRequest, status: str, reason: str | None, now: datetime) -> None:
         held = self.entries.get(request.id)
         if held is not None and held.record.status in FINAL_STATUSES:
             return
+        if status != "held_out" and (held is None or held.record.status != "claimed"):
+            return  # skipped follows a claim: an entry erased meanwhile stays erased
         record = self._described(request, stored_time(now), None if held is None else held.record)
         self.entries[request.id] = MemorySendEntry(
             record.model_copy(update={"status": status, "reason": reason, "due_at": None})
@@ -1388,7 +1411,7 @@ class MemorySendLedger:
 
     def defer(self, request: DeliveryRequest, until: datetime, reason: str, now: datetime) -> None:
         held = self.entries.get(request.id)
-        if held is not None and held.record.status in FINAL_STATUSES:
+        if held is None or held.record.status != "claimed":
             return
         record = self._described(request, stored_time(now), None if held is None else held.record)
         self.entries[request.id] = MemorySendEntry(
@@ -1521,6 +1544,8 @@ class MemoryEngagementTimes:
             reverse=True,
         )
         return [datetime.fromisoformat(k.split("#", 2)[1]) for k in keys[: max(limit, 0)]]
+
+
 # --- issue 11: feedback (erasure) -------------------------------------------------------------------------
 
 
