@@ -1292,8 +1292,6 @@ class MemoryWebhookPoster:
         if isinstance(answer, Exception):
             raise answer
         return answer
-
-
 # -- issue 11: email templates ------------------------------------------------------------------------
 
 
@@ -1312,8 +1310,6 @@ class MemoryTemplateRepository(MemoryVersionedDocuments[StoredTemplate]):
         return self.save_version(
             template.id, expected_version, partial(stored_template, template, at=at), base_version
         )
-
-
 # --- delivery stores: the send ledger, frequency caps, recipients, engagement times ----------------------
 # (kept honest by tests/contract/test_send_ledger.py, test_frequency_caps.py, test_recipients.py and
 # test_engagement_times.py against their DynamoDB adapters)
@@ -1544,8 +1540,6 @@ class MemoryEngagementTimes:
             reverse=True,
         )
         return [datetime.fromisoformat(k.split("#", 2)[1]) for k in keys[: max(limit, 0)]]
-
-
 # --- issue 11: feedback (erasure) -------------------------------------------------------------------------
 
 
