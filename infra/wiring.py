@@ -448,8 +448,12 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         queue=DELIVERY_TRIGGER,
         tables=(
             # the profile (address, consent, time zone), the send ledger and suppressions; deferrals go on
-            # the due index through the ledger entry (no index read here)
-            TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
+            # the due index through the ledger entry (no index read here); a claimed entry of a contact
+            # that no longer exists is deleted (a conditional DeleteItem: erasure is not undone)
+            TableAccess(
+                CONTACTS,
+                ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+            ),
             # the contact's recent event times, for the best hour (Query on the contact's partition)
             TableAccess(EVENTS, ("dynamodb:Query",)),
             # templates and the sending pause

@@ -319,8 +319,10 @@ def delivering() -> Delivering:
         suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
         caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
         control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
-        mailer=SesMailer(aws.client("sesv2"), configuration_set=config.configuration_set_name),
-        texter=SnsTexter(aws.client("sns")),
+        # sending is not idempotent: the provider calls make one attempt (no SDK retries, which would send
+        # again after a read timeout); the use case decides what a failure means
+        mailer=SesMailer(aws.provider_client("sesv2"), configuration_set=config.configuration_set_name),
+        texter=SnsTexter(aws.client("sns"), publisher=aws.provider_client("sns")),
         # plain HTTP only to the hosts the local stack names (WEBHOOK_PLAIN_HTTP_HOSTS, from issue11-local)
         webhooks=HttpWebhookPoster(plain_http_hosts=config.plain_http_hosts),
         # its client is made on first use: most sends read it once per instance

@@ -1384,18 +1384,37 @@ class MemorySendLedger:
             update={"status": "sent", "sent_at": now, "provider_id": provider_id, "reason": None}
         )
 
-    def release(self, request: DeliveryRequest, reason: str, now: datetime) -> None:
+    def release(
+        self, request: DeliveryRequest, reason: str, now: datetime, *, caps_taken: bool = False
+    ) -> None:
         held = self.entries.get(request.id)
         if held is None or held.record.status != "claimed":
             return
+        kept = held.record.caps_taken or caps_taken
         held.record = self._described(request, stored_time(now), held.record).model_copy(
-            update={"status": "failed", "reason": reason}
+            update={"status": "failed", "reason": reason, "caps_taken": kept}
         )
+
+    def mark_in_doubt(self, request: DeliveryRequest, now: datetime, *, caps_taken: bool = False) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        kept = held.record.caps_taken or caps_taken
+        held.record = self._described(request, stored_time(now), held.record).model_copy(
+            update={"reason": "provider_in_doubt", "caps_taken": kept}
+        )
+
+    def drop_claim(self, request: DeliveryRequest) -> None:
+        held = self.entries.get(request.id)
+        if held is not None and held.record.status == "claimed":
+            del self.entries[request.id]
 
     def settle(self, request: DeliveryRequest, status: str, reason: str | None, now: datetime) -> None:
         held = self.entries.get(request.id)
         if held is not None and held.record.status in FINAL_STATUSES:
             return
+        if status != "held_out" and (held is None or held.record.status != "claimed"):
+            return  # skipped follows a claim: an entry erased meanwhile stays erased
         record = self._described(request, stored_time(now), None if held is None else held.record)
         self.entries[request.id] = MemorySendEntry(
             record.model_copy(update={"status": status, "reason": reason, "due_at": None})
@@ -1403,7 +1422,7 @@ class MemorySendLedger:
 
     def defer(self, request: DeliveryRequest, until: datetime, reason: str, now: datetime) -> None:
         held = self.entries.get(request.id)
-        if held is not None and held.record.status in FINAL_STATUSES:
+        if held is None or held.record.status != "claimed":
             return
         record = self._described(request, stored_time(now), None if held is None else held.record)
         self.entries[request.id] = MemorySendEntry(

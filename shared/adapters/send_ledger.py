@@ -5,11 +5,16 @@ the rest), ``sk`` ``SEND#<request id without its "<contact>#" prefix>`` (``entry
 
 - ``requestId`` (the whole id), ``contactId``, ``automation``, ``channel``: what it is;
 - ``status`` (``claimed``, ``sent``, ``skipped``, ``deferred``, ``held_out``, ``failed``), ``reason``,
-  ``attempts`` (claims taken), ``at`` (last change), ``claimedAt``, ``sentAt``, ``providerId``;
+  ``attempts`` (claims taken), ``at`` (last change), ``claimedAt``, ``sentAt``, ``providerId``,
+  ``capsTaken`` (true once an attempt took the frequency caps and was released: kept from then on);
 - while ``deferred``: ``dueAt``, the request itself as JSON (``request``: the only PII an entry keeps, until
   it is claimed again), and ``dueShard``/``dueKey`` on the ``byDue`` index, in the run store's format
   (``shared.adapters.stage_store.due_shard``/``due_key``), so the timer function finds it (``due()`` as a
   ``send`` entry) and queues the request again (``take_deferred``).
+
+Every write after a claim (``complete``, ``release``, ``settle`` as skipped, ``defer``, ``drop_claim``)
+has the condition that the entry exists and is ``claimed``: an erasure between the claim and that write
+is never undone (least of all with the request as JSON).
 
 Times are ``format_time`` text (milliseconds, UTC), so the conditions compare them as text. No write here
 sets ``lastWriter``: the contacts table's stream triggers pass profile writes only.
@@ -33,6 +38,8 @@ from shared.tracking.timestamps import format_time
 
 SEND = "SEND#"
 STORE = "the send ledger"
+#: the reason of a claimed entry whose provider call is in doubt (the provider may have taken it)
+IN_DOUBT = "provider_in_doubt"
 #: a deferred entry's request, as JSON
 REQUEST = "request"
 #: the attributes of an entry the card shows (everything but the deferred request)
@@ -49,8 +56,9 @@ CARD_ATTRIBUTES = (
     "sentAt",
     "providerId",
     "dueAt",
+    "capsTaken",
 )
-#: statuses another attempt may still write over (a final one stays)
+#: statuses a held-out settlement may still write over (a final one stays)
 _OPEN = ("claimed", "failed", "deferred")
 
 
@@ -116,13 +124,42 @@ class DynamoSendLedger:
         x.set("sentAt", s(format_time(now)))
         x.set("providerId", s(provider_id))
         x.remove("reason")
-        self._update_if(x, request, f"{x.name('status')} = {x.value(s('claimed'))}")
+        self._update_if(x, request, self._claimed(x))
 
-    def release(self, request: DeliveryRequest, reason: str, now: datetime) -> None:
+    def release(
+        self, request: DeliveryRequest, reason: str, now: datetime, *, caps_taken: bool = False
+    ) -> None:
+        """``claimed`` -> ``failed``; ``caps_taken`` sets ``capsTaken`` (never cleared)."""
         x = self._described(request, now)
         x.set("status", s("failed"))
         x.set("reason", s(reason))
-        self._update_if(x, request, f"{x.name('status')} = {x.value(s('claimed'))}")
+        if caps_taken:
+            x.set("capsTaken", {"BOOL": True})
+        self._update_if(x, request, self._claimed(x))
+
+    def mark_in_doubt(self, request: DeliveryRequest, now: datetime, *, caps_taken: bool = False) -> None:
+        """Still ``claimed`` (``claimedAt`` unchanged: the lease runs on), reason ``provider_in_doubt``;
+        ``caps_taken`` sets ``capsTaken``."""
+        x = self._described(request, now)
+        x.set("reason", s(IN_DOUBT))
+        if caps_taken:
+            x.set("capsTaken", {"BOOL": True})
+        self._update_if(x, request, self._claimed(x))
+
+    def drop_claim(self, request: DeliveryRequest) -> None:
+        """Delete the entry if it is ``claimed``; anything else (absent too) is left as it is."""
+        deletion = {
+            "TableName": self._table,
+            "Key": send_key(request),
+            "ConditionExpression": "#s = :claimed",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":claimed": s("claimed")},
+        }
+        try:
+            retried(lambda: self._db.delete_item(**deletion), STORE)
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise failure(exc, STORE) from exc
 
     def settle(
         self,
@@ -131,8 +168,9 @@ class DynamoSendLedger:
         reason: str | None,
         now: datetime,
     ) -> None:
-        """Final without a send, from any state but a final one (an absent entry too: a held-out
-        request needs no claim); a final entry is left as it is."""
+        """Final without a send: ``skipped`` only from ``claimed`` (a check after a claim); ``held_out``
+        from any state but a final one (an absent entry too: a held-out request needs no claim). Anything
+        else is left as it is."""
         x = self._described(request, now)
         x.set("status", s(status))
         if reason is None:
@@ -141,11 +179,11 @@ class DynamoSendLedger:
             x.set("reason", s(reason))
         for attribute in ("dueAt", "dueShard", "dueKey", REQUEST):
             x.remove(attribute)
-        self._update_if(x, request, self._open(x))
+        self._update_if(x, request, self._open(x) if status == "held_out" else self._claimed(x))
 
     def defer(self, request: DeliveryRequest, until: datetime, reason: str, now: datetime) -> None:
-        """``deferred`` until ``until``, with the request kept and the entry on the due index; a final
-        entry is left as it is."""
+        """``claimed`` -> ``deferred`` until ``until``, with the request kept and the entry on the due
+        index; anything else (absent too) is left as it is."""
         contact = ContactId.parse(request.contact_id)
         x = self._described(request, now)
         x.set("status", s("deferred"))
@@ -154,7 +192,7 @@ class DynamoSendLedger:
         x.set(REQUEST, s(request.model_dump_json()))
         x.set("dueShard", s(due_shard(contact, self._shards)))
         x.set("dueKey", s(due_key(contact, until)))
-        self._update_if(x, request, self._open(x))
+        self._update_if(x, request, self._claimed(x))
 
     def record(self, request_id: str) -> SendRecord | None:
         """The entry of a request id. The id starts with its contact, whose user id may itself hold a
@@ -199,6 +237,10 @@ class DynamoSendLedger:
         x.set("channel", s(request.channel))
         x.set("at", s(format_time(now)))
         return x
+
+    def _claimed(self, x: Expression) -> str:
+        """The entry is there and claimed (an absent one has no status: the condition fails)."""
+        return f"{x.name('status')} = {x.value(s('claimed'))}"
 
     def _open(self, x: Expression) -> str:
         status = x.name("status")
@@ -284,5 +326,6 @@ def _record(item: Mapping[str, Any]) -> SendRecord:
             "sent_at": data.get("sentAt"),
             "provider_id": data.get("providerId"),
             "due_at": data.get("dueAt"),
+            "caps_taken": bool(data.get("capsTaken", False)),
         }
     )

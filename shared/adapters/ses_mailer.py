@@ -2,8 +2,13 @@
 configuration set (which publishes sends, bounces, complaints, opens and clicks) with the email's tags.
 
 Raw, not SES's simple content: only a raw message carries the headers exactly as composed
-(``List-Unsubscribe``, ``List-Unsubscribe-Post``). Every failure ends in one of two ways:
+(``List-Unsubscribe``, ``List-Unsubscribe-Post``). The client must make one attempt only
+(``shared.adapters.aws.provider_client``): SendEmail is not idempotent. Every failure ends in one of
+three ways:
 
+- ``ProviderInDoubt``: SES may have taken the message (a read timeout, the connection closed after the
+  request went, a 5xx); the delivery function keeps the ledger entry claimed and tries again only after
+  the claim's lease;
 - ``DependencyUnavailable``: not now (throttled, the daily quota, a 5xx, the network, and the account's
   sending paused or suspended by SES: a state of the whole account, so every message waits in the queue and
   then its dead letters, to be redriven once SES sends again, rather than being settled as skipped); the
@@ -21,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.adapters.dynamodb import error_code, unavailable
-from shared.adapters.provider_errors import error_message, not_now
+from shared.adapters.provider_errors import error_message, in_doubt, in_doubt_failure, not_now
 from shared.clock import Clock, SystemClock
 from shared.delivery.mime import envelope_address, mime_message
 from shared.delivery.ports import OutgoingEmail, ProviderRefused
@@ -93,10 +98,13 @@ class SesMailer:
 
 
 def _outcome(exc: BaseException) -> BaseException:
-    """The failure as delivery handles it: refused for good, unavailable for now, or as it is."""
+    """The failure as delivery handles it: refused for good, perhaps taken (in doubt), unavailable for
+    now, or as it is."""
     code = error_code(exc)
     if code in REFUSALS:
         return ProviderRefused(REFUSALS[code])
+    if in_doubt(exc):
+        return in_doubt_failure(exc, "the email provider")
     if not_now(exc, NOT_NOW):
         failed = unavailable(exc, "the email provider")
         if "quota" in error_message(exc).lower():

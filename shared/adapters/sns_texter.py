@@ -1,8 +1,12 @@
 """SMS through SNS: a direct publish to the phone number (no topic), and SNS's opt-out list.
 
 A number that replied STOP is on SNS's opt-out list; SNS would take a publish to it and drop it later,
-so delivery asks ``opted_out`` first and skips the send. Failures end in one of two ways:
+so delivery asks ``opted_out`` first and skips the send. Publish is not idempotent: it goes through a
+client that makes one attempt only (``publisher``, from ``shared.adapters.aws.provider_client``); the
+opt-out check, a read, keeps the SDK's retries. Failures end in one of three ways:
 
+- ``ProviderInDoubt`` (publish only): SNS may have taken the message (a read timeout, the connection
+  closed after the request went, a 5xx): retried only after the ledger claim's lease;
 - ``DependencyUnavailable``: not now (throttled, an SNS failure, the network): retried;
 - ``ProviderRefused(<code>)``: never: ``invalid_number`` (SNS says the number is not one it can text),
   ``opted_out`` (SNS refused the publish for the opt-out), ``sns_invalid_parameter`` (another parameter).
@@ -16,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.adapters.dynamodb import error_code, unavailable
-from shared.adapters.provider_errors import error_message, not_now
+from shared.adapters.provider_errors import error_message, in_doubt, in_doubt_failure, not_now
 from shared.delivery.ports import ProviderRefused
 
 #: SNS errors that mean "not now"
@@ -39,8 +43,11 @@ SENDER_ID = "AWS.SNS.SMS.SenderID"
 
 
 class SnsTexter:
-    def __init__(self, client: Any, *, sender_id: str | None = None) -> None:
+    def __init__(self, client: Any, *, publisher: Any = None, sender_id: str | None = None) -> None:
+        """``client`` answers the opt-out check; ``publisher`` (no SDK retries) publishes (default:
+        ``client``)."""
         self._sns = client
+        self._publisher = client if publisher is None else publisher
         self._sender_id = sender_id
 
     def opted_out(self, phone: str) -> bool:
@@ -59,10 +66,12 @@ class SnsTexter:
         if self._sender_id:
             attributes[SENDER_ID] = {"DataType": "String", "StringValue": self._sender_id}
         try:
-            return self._sns.publish(PhoneNumber=phone, Message=text, MessageAttributes=attributes)[
+            return self._publisher.publish(PhoneNumber=phone, Message=text, MessageAttributes=attributes)[
                 "MessageId"
             ]
         except Exception as exc:
+            if error_code(exc) not in INVALID and in_doubt(exc):
+                raise in_doubt_failure(exc, "the SMS provider") from exc
             raise _outcome(exc) from exc
 
 

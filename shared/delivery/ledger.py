@@ -2,9 +2,13 @@
 
 Before a provider call the delivery function *claims* the entry with a condition (absent, retryable, a
 deferral that has come due, or a claim older than its lease); after the call it *completes* it with the
-provider's message id. A failure before the provider accepted *releases* it (retryable, never ``sent``).
+provider's message id. A failure before the provider accepted *releases* it (retryable, never ``sent``;
+``capsTaken`` kept once an attempt took the frequency caps, so a retry does not take them again).
 Checks that say no *settle* it (``skipped`` with a reason) or *defer* it (``deferred`` until a time,
-on the due index, which the timer function reads and queues again).
+on the due index, which the timer function reads and queues again). A claimed entry whose contact no
+longer exists is *dropped* (deleted), so a late request never recreates an erased contact's partition.
+Every transition after a claim requires the entry to be there and ``claimed``: an erasure in between is
+never undone.
 
 Entries keep no PII: ids, channel, status, reason, times and the provider's message id. A deferred entry
 also keeps the request itself until it is queued again (erasure deletes the contact's entries).
@@ -54,3 +58,6 @@ class SendRecord(BaseModel):
     provider_id: str | None = None
     #: deferred: when it may be sent
     due_at: datetime | None = None
+    #: an attempt took the frequency caps for this send (and failed at the provider): its retries do not
+    #: take them again
+    caps_taken: bool = False

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.delivery.consent import ConsentChannel, ConsentRecord
 from shared.delivery.ledger import SendRecord
 from shared.delivery.requests import Channel, DeliveryRequest
+from shared.errors import DependencyUnavailable
 
 
 class Recipient(BaseModel):
@@ -61,8 +62,23 @@ class SendLedger(Protocol):
         """``claimed`` -> ``sent``, with the provider's message id."""
         ...
 
-    def release(self, request: DeliveryRequest, reason: str, now: datetime) -> None:
-        """``claimed`` -> ``failed``: the provider did not take it; the next attempt may claim it."""
+    def release(
+        self, request: DeliveryRequest, reason: str, now: datetime, *, caps_taken: bool = False
+    ) -> None:
+        """``claimed`` -> ``failed``: the provider did not take it; the next attempt may claim it.
+        ``caps_taken``: this attempt took the frequency caps; the entry keeps saying so (``caps_taken``)
+        through later claims and releases."""
+        ...
+
+    def mark_in_doubt(self, request: DeliveryRequest, now: datetime, *, caps_taken: bool = False) -> None:
+        """A ``claimed`` entry stays ``claimed`` (its lease runs on) with the reason ``provider_in_doubt``:
+        the provider may have taken the message. ``caps_taken`` as for ``release``; anything but a
+        claimed entry is left as it is."""
+        ...
+
+    def drop_claim(self, request: DeliveryRequest) -> None:
+        """Delete the entry if it is ``claimed`` (the contact no longer exists: nothing is left under its
+        erased partition); anything else is left as it is."""
         ...
 
     def settle(
@@ -72,12 +88,13 @@ class SendLedger(Protocol):
         reason: str | None,
         now: datetime,
     ) -> None:
-        """Final without a send: a check said no (``skipped``, with its reason), or a control contact."""
+        """Final without a send: a check said no (``skipped``, with its reason: only a ``claimed`` entry),
+        or a control contact (``held_out``: no claim needed; an absent or open entry)."""
         ...
 
     def defer(self, request: DeliveryRequest, until: datetime, reason: str, now: datetime) -> None:
-        """``deferred`` until ``until`` (quiet hours, best hour), with the request kept and the entry on the
-        due index, so the timer function queues it again then."""
+        """``claimed`` -> ``deferred`` until ``until`` (quiet hours, best hour), with the request kept and
+        the entry on the due index, so the timer function queues it again then."""
         ...
 
     def record(self, request_id: str) -> SendRecord | None: ...
@@ -182,6 +199,14 @@ class ProviderRefused(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ProviderInDoubt(DependencyUnavailable):
+    """The provider may have taken the message: the request went and its answer was lost (a read timeout,
+    the connection closed after sending, a 5xx). Not retried at once (that could send it twice): the
+    ledger entry stays ``claimed`` and the message comes back after the claim's lease."""
+
+    code = "provider_in_doubt"
 
 
 @dataclass(frozen=True, slots=True)

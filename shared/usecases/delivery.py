@@ -2,21 +2,27 @@
 
 One request per queue message (``shared.delivery.requests``). For each:
 
-1. A control-group request is recorded (``held_out``); nothing is sent.
+1. A control-group request is recorded (``held_out``); nothing is sent (and nothing written for a
+   contact that no longer exists).
 2. The ledger entry is *claimed* with a condition (``shared.delivery.ledger``): a request already sent,
    skipped or held out is done (a retried batch never sends twice); one another attempt holds is tried
    again after that attempt's lease; one deferred is left to the deferral.
 3. The checks (``shared.delivery.policy.check``) say send, skip (settled with the reason) or defer
-   (until a time, with the reason; the timer function queues the request again then).
+   (until a time, with the reason; the timer function queues the request again then). A contact that
+   no longer exists (erased) has its claimed entry dropped: nothing is left under its partition.
 4. The message is rendered and composed (unsubscribe headers and footer for marketing email), the time
-   left is checked, the frequency caps are taken, and the provider is called.
+   left is checked, the frequency caps are taken (unless the entry says an earlier attempt took them),
+   and the provider is called, once (its client makes no SDK retries: a send is not idempotent).
 5. Accepted: the entry is *completed* with the provider's message id. Refused for good: *settled*
-   skipped with the provider's reason. Failed before it accepted: *released* (retryable, never ``sent``)
-   and the error raised, so the message comes back.
+   skipped with the provider's reason. Certainly not taken (the connection failed, a throttle, the
+   quota, the account paused): *released* (retryable, never ``sent``, ``caps_taken`` recorded) and the
+   message's redelivery postponed with a growing delay (the provider's own retry-after at least). In
+   doubt (a read timeout, the connection closed after sending, a 5xx: the provider may have taken it):
+   the entry stays ``claimed`` and the message comes back after the claim's lease.
 
-The one window left: the provider accepted and the function died before the ledger said so. The entry
-stays ``claimed``; a redelivery within its lease (``CLAIM_LEASE_SECONDS``) does not send; after it the
-next attempt sends again and counts ``SendsInDoubt``. See docs/decisions.md.
+The window left: the provider accepted and the function died, or the answer was lost, before the ledger
+said so. The entry stays ``claimed``; a redelivery within its lease (``CLAIM_LEASE_SECONDS``) does not
+send; after it the next attempt sends again and counts ``SendsInDoubt``. See docs/decisions.md.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 from pydantic import ValidationError
 
@@ -40,6 +46,7 @@ from shared.delivery.policy import (
     NO_SENDER,
     RENDER_FAILED,
     SMS_TOO_LONG,
+    UNKNOWN_CONTACT,
     SendingPolicy,
     check,
     reason_code,
@@ -52,6 +59,7 @@ from shared.delivery.ports import (
     FrequencyCaps,
     Mailer,
     OutgoingEmail,
+    ProviderInDoubt,
     ProviderRefused,
     Recipient,
     Recipients,
@@ -69,15 +77,17 @@ from shared.delivery.tokens import LinkClaims, link, sign
 from shared.delivery.webhooks import receiver_key, retry_delay, signature_headers
 from shared.errors import DependencyUnavailable, InvalidRequest, LifecycleError
 
-#: no provider call starts with less than this much of the invocation left (the crash window)
-PROVIDER_MARGIN_SECONDS = 5.0
+#: no provider call starts with less than this much of the invocation left (the crash window): one
+#: attempt's connect timeout (2 s) and read timeout (5 s) of ``shared.adapters.aws``, and a second
+PROVIDER_MARGIN_SECONDS = 8.0
 #: how long a webhook receiver has to answer
 WEBHOOK_TIMEOUT_SECONDS = 10.0
 #: the ledger's ``complete`` after the provider accepted, tried this many times at once
 COMPLETE_TRIES = 3
-#: a failed attempt released with this reason had taken the frequency caps: its retry does not take them
-#: again
+#: the release reason of a provider that certainly did not take the message (retried with backoff)
 PROVIDER_UNAVAILABLE = "provider_unavailable"
+#: the code of the retry after a provider call in doubt (the entry stays claimed until its lease ends)
+PROVIDER_IN_DOUBT = "provider_in_doubt"
 #: release reasons for the other failures before the provider accepted
 TIME_LEFT = "time_left"
 UNAVAILABLE = "unavailable"
@@ -120,7 +130,8 @@ class TemplateContext(Protocol):
 
 class RetryLater(DependencyUnavailable):
     """Not sent now, to try again after ``retry_after_seconds`` (the message's redelivery is postponed
-    that long): a webhook that failed (backoff), or a send another attempt holds."""
+    that long): a provider or webhook that failed (backoff), a provider call in doubt (the claim's
+    lease), or a send another attempt holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +178,15 @@ class _Accepted:
     provider_id: str
 
 
+class _ProviderFailed(Exception):
+    """The email or SMS provider did not take the message (``__cause__``: its error); ``caps_taken``:
+    this attempt had taken the frequency caps."""
+
+    def __init__(self, caps_taken: bool) -> None:
+        super().__init__("the provider did not take the message")
+        self.caps_taken = caps_taken
+
+
 def parse_request(body: str, telemetry: Telemetry) -> DeliveryRequest:
     """A queue message's body as a delivery request; anything else is an ``InvalidRequest`` that names
     the fields at fault and never their values."""
@@ -200,6 +220,9 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
     """Send one request at most once (see the module's docstring)."""
     now = deps.clock.now()
     if request.status == "held_out":
+        if deps.recipients.recipient(request.contact_id) is None:
+            # erased (or never known): nothing is written under its partition
+            return _counted_skip(UNKNOWN_CONTACT, deps)
         deps.ledger.settle(request, "held_out", request.reason, now)
         deps.telemetry.count("HeldOut", 1)
         return Delivered("held_out", request.reason)
@@ -222,6 +245,8 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
         except Exception:
             _release(request, UNAVAILABLE, deps, now)  # not sent: retried, and refused again
             raise
+    except _ProviderFailed as failed:
+        _provider_failed(request, failed, attempt, deps, now)
     except Exception as exc:
         if not isinstance(exc, LifecycleError):
             deps.telemetry.failure("a delivery attempt failed unexpectedly; retried")
@@ -238,6 +263,39 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
     _complete(request, result.provider_id, deps)
     deps.telemetry.count("Sent", 1)
     return Delivered("sent", provider_id=result.provider_id)
+
+
+def _provider_failed(
+    request: DeliveryRequest, failed: _ProviderFailed, attempt: int, deps: Delivering, now: datetime
+) -> NoReturn:
+    """In doubt: the entry stays claimed (marked so, with the caps it took), the message comes back after
+    the lease. Not now: released and postponed, at least as long as the provider asked. Anything else:
+    released and raised as it is."""
+    cause = failed.__cause__
+    if isinstance(cause, ProviderInDoubt):
+        # the provider may have taken it: sending again at once could send it twice; after the lease the
+        # claim is taken over (counted SendsInDoubt) and it is sent again, without taking the caps again
+        deps.telemetry.count("ProviderInDoubt", 1)
+        try:
+            deps.ledger.mark_in_doubt(request, now, caps_taken=failed.caps_taken)
+        except Exception:  # noqa: BLE001 - the lease holds all the same; only the caps may count twice
+            deps.telemetry.count("MarkInDoubtFailed", 1)
+            deps.telemetry.failure("could not mark a send ledger entry in doubt")
+        raise RetryLater(
+            f"the {request.channel} provider may have taken the message; tried again after the claim's lease",
+            retry_after_seconds=CLAIM_LEASE_SECONDS,
+            code=PROVIDER_IN_DOUBT,
+        ) from cause
+    _release(request, PROVIDER_UNAVAILABLE, deps, now, caps_taken=failed.caps_taken)
+    if isinstance(cause, DependencyUnavailable):
+        raise RetryLater(
+            f"the {request.channel} provider did not take the message; retried later",
+            retry_after_seconds=max(cause.retry_after_seconds, retry_delay(attempt)),
+            code=PROVIDER_UNAVAILABLE,
+        ) from cause
+    deps.telemetry.failure(f"the {request.channel} provider failed unexpectedly; retried")
+    assert cause is not None
+    raise cause
 
 
 def _busy(found: SendRecord | None, now: datetime, deps: Delivering) -> Delivered:
@@ -282,6 +340,11 @@ def _attempt(
         times=deps.times,
     )
     if decision.action == "skip":
+        if recipient is None:
+            # erased meanwhile (or never known): the claim is dropped, so nothing is left under the
+            # contact's partition
+            deps.ledger.drop_claim(request)
+            return _counted_skip(UNKNOWN_CONTACT, deps)
         return _skipped(request, decision.reason or "", deps, now)
     if decision.action == "defer":
         assert decision.until is not None and decision.reason is not None
@@ -297,10 +360,13 @@ def _attempt(
     if isinstance(message, str):
         return _skipped(request, message, deps, now)
     _require_time(time_left, PROVIDER_MARGIN_SECONDS)
-    if request.purpose == "marketing" and not _caps_taken_before(found):
+    caps_taken = False
+    if request.purpose == "marketing" and not (found is not None and found.caps_taken):
         windows = deps.policy.windows(request.channel, now, zone_named(recipient.timezone))
-        if windows and not deps.caps.take(recipient.contact_id, request.channel, windows, now):
-            return _skipped(request, FREQUENCY_CAP, deps, now)
+        if windows:
+            if not deps.caps.take(recipient.contact_id, request.channel, windows, now):
+                return _skipped(request, FREQUENCY_CAP, deps, now)
+            caps_taken = True
     try:
         if isinstance(message, OutgoingEmail):
             return _Accepted(deps.mailer.send(message))
@@ -308,14 +374,7 @@ def _attempt(
     except ProviderRefused:
         raise
     except Exception as exc:
-        raise DependencyUnavailable(
-            f"the {request.channel} provider did not take the message; retried", code=PROVIDER_UNAVAILABLE
-        ) from exc
-
-
-def _caps_taken_before(found: SendRecord | None) -> bool:
-    """A retry of an attempt that took the caps and then failed at the provider counts once."""
-    return found is not None and found.status == "failed" and found.reason == PROVIDER_UNAVAILABLE
+        raise _ProviderFailed(caps_taken) from exc
 
 
 def _link(
@@ -460,6 +519,10 @@ def _release_reason(exc: BaseException) -> str:
 
 def _skipped(request: DeliveryRequest, reason: str, deps: Delivering, now: datetime) -> Delivered:
     deps.ledger.settle(request, "skipped", reason, now)
+    return _counted_skip(reason, deps)
+
+
+def _counted_skip(reason: str, deps: Delivering) -> Delivered:
     deps.telemetry.count("Skipped", 1)
     deps.telemetry.count(f"Skipped.{reason_code(reason)}", 1)
     return Delivered("skipped", reason)
@@ -477,10 +540,12 @@ def _deferred(
     return Delivered("deferred", reason, until=until)
 
 
-def _release(request: DeliveryRequest, reason: str, deps: Delivering, now: datetime) -> None:
+def _release(
+    request: DeliveryRequest, reason: str, deps: Delivering, now: datetime, *, caps_taken: bool = False
+) -> None:
     deps.telemetry.count("Retried", 1)
     try:
-        deps.ledger.release(request, reason, now)
+        deps.ledger.release(request, reason, now, caps_taken=caps_taken)
     except Exception:  # noqa: BLE001 - the claim then lapses after its lease, and the send is retried
         deps.telemetry.count("ReleaseFailed", 1)
         deps.telemetry.failure("could not release a send ledger entry")

@@ -94,6 +94,7 @@ def test_a_new_entry_is_claimed_once_and_a_second_claim_finds_it_busy(ledger) ->
         "sent_at": None,
         "provider_id": None,
         "due_at": None,
+        "caps_taken": False,
     }
 
 
@@ -189,7 +190,8 @@ def test_a_deferred_entry_is_on_the_due_index_and_is_taken_once_to_queue_again(l
     port, runs, sent = ledger.port, ledger.runs, request(best_hour=True)
     until = NOW + timedelta(hours=9)
     key = sent.id.removeprefix("user_id:ann#")
-    port.defer(sent, until, "best hour", NOW)  # deferred before any claim
+    port.claim(sent, NOW)
+    port.defer(sent, until, "best hour", NOW)
     assert [d for d in runs.due(until - timedelta(milliseconds=1)) if d.kind == "send"] == []
     assert runs.due(until) == [DueItem(ANN, "send", key)]
     retry = until + timedelta(minutes=5)
@@ -206,8 +208,10 @@ def test_a_deferred_entry_is_on_the_due_index_and_is_taken_once_to_queue_again(l
 
 def test_a_settled_deferral_leaves_the_due_index(ledger) -> None:
     port, runs, sent = ledger.port, ledger.runs, request()
+    port.claim(sent, NOW)
     port.defer(sent, NOW + timedelta(hours=1), "quiet hours", NOW)
-    port.settle(sent, "skipped", "consent revoked", NOW)
+    port.claim(sent, NOW + timedelta(hours=1))
+    port.settle(sent, "skipped", "consent revoked", NOW + timedelta(hours=1))
     assert runs.due(NOW + timedelta(days=1)) == []
 
 
@@ -218,6 +222,7 @@ def test_records_are_the_contacts_own_newest_first_up_to_the_limit(ledger) -> No
         port.claim(entry, NOW + timedelta(minutes=step))
         port.complete(entry, f"ses-{step}", NOW + timedelta(minutes=step))
     port.claim(request(step=0), NOW + timedelta(hours=1))  # done: changes nothing
+    port.claim(request(ODD), NOW)
     port.settle(request(ODD), "skipped", "no address", NOW)
     assert [r.provider_id for r in port.records("user_id:ann", limit=3)] == ["ses-3", "ses-2", "ses-1"]
     assert len(port.records("user_id:ann")) == 4
@@ -228,6 +233,7 @@ def test_records_are_the_contacts_own_newest_first_up_to_the_limit(ledger) -> No
 def test_an_entry_is_found_by_its_request_id_even_when_the_user_id_holds_a_hash(ledger) -> None:
     port = ledger.port
     odd = request(ODD)
+    port.claim(odd, NOW)
     port.settle(odd, "skipped", "no address", NOW)
     assert port.record(odd.id).contact_id == "user_id:a#b"
     assert port.record("user_id:zed#welcome#o#0") is None
@@ -239,3 +245,101 @@ def test_a_throttled_ledger_is_unavailable_not_claimed(ledger) -> None:
     ledger.fail_writes()
     with pytest.raises(DependencyUnavailable):
         ledger.port.claim(request(), NOW)
+
+
+# --- erasure between a claim and what follows it --------------------------------------------------------
+
+
+def erase(ledger: Ledger, sent: DeliveryRequest) -> None:
+    """The contact's erasure deleting the entry (as ``DynamoContactErasure`` deletes the partition)."""
+    if ledger.implementation == "fake":
+        del ledger.port.entries[sent.id]
+        return
+    from shared.adapters.send_ledger import send_key
+
+    ledger.db.delete_item(TableName=ledger.table, Key=send_key(sent))
+
+
+def partition_items(ledger: Ledger, sent: DeliveryRequest) -> list[dict]:
+    if ledger.implementation == "fake":
+        return [e for e in ledger.port.entries.values() if e.record.contact_id == sent.contact_id]
+    from shared.adapters.send_ledger import send_key
+
+    found = ledger.db.query(
+        TableName=ledger.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": send_key(sent)["pk"]},
+    )
+    return found["Items"]
+
+
+def test_no_write_after_a_claim_recreates_an_entry_erased_meanwhile(ledger) -> None:
+    port, sent = ledger.port, request(best_hour=True)
+    port.claim(sent, NOW)
+    erase(ledger, sent)
+    port.settle(sent, "skipped", "no consent", NOW)
+    port.defer(sent, NOW + timedelta(hours=9), "quiet hours", NOW)
+    port.release(sent, "unavailable", NOW, caps_taken=True)
+    port.complete(sent, "ses-1", NOW)
+    port.drop_claim(sent)
+    assert port.record(sent.id) is None
+    assert partition_items(ledger, sent) == [], "nothing under the erased partition, least of all the request"
+    assert [d for d in ledger.runs.due(NOW + timedelta(days=1)) if d.kind == "send"] == []
+
+
+def test_a_claimed_entry_is_dropped_and_nothing_else_is(ledger) -> None:
+    port, claimed, sent, failed = ledger.port, request(step=0), request(step=1), request(step=2)
+    for entry in (claimed, sent, failed):
+        port.claim(entry, NOW)
+    port.complete(sent, "ses-1", NOW)
+    port.release(failed, "unavailable", NOW)
+    for entry in (claimed, sent, failed):
+        port.drop_claim(entry)
+    port.drop_claim(request(step=3))  # absent: nothing to do, nothing written
+    assert port.record(claimed.id) is None
+    assert port.record(sent.id).status == "sent" and port.record(failed.id).status == "failed"
+    assert port.record(request(step=3).id) is None
+    assert port.claim(claimed, NOW + timedelta(seconds=1)).outcome == "claimed", "a new entry after a drop"
+
+
+def test_a_held_out_settlement_needs_no_claim_but_a_skip_does(ledger) -> None:
+    port, held, unclaimed = ledger.port, request(step=1), request(step=2)
+    port.settle(held, "held_out", "control group", NOW)
+    port.settle(unclaimed, "skipped", "no consent", NOW)
+    port.defer(unclaimed, NOW + timedelta(hours=1), "quiet hours", NOW)
+    assert port.record(held.id).status == "held_out"
+    assert port.record(unclaimed.id) is None
+
+
+def test_the_caps_taken_are_recorded_on_release_and_kept_through_later_claims(ledger) -> None:
+    port, sent = ledger.port, request()
+    port.claim(sent, NOW)
+    port.release(sent, "provider_unavailable", NOW)
+    assert port.record(sent.id).caps_taken is False, "not said: not taken"
+    port.claim(sent, NOW + timedelta(seconds=30))
+    port.release(sent, "provider_unavailable", NOW + timedelta(seconds=31), caps_taken=True)
+    assert port.record(sent.id).caps_taken is True
+    claim = port.claim(sent, NOW + timedelta(minutes=1))
+    assert claim.record.caps_taken is True, "the claimer sees the caps were taken"
+    assert port.record(sent.id).caps_taken is True
+    port.release(sent, "unavailable", NOW + timedelta(minutes=2))  # a later release does not clear it
+    assert port.record(sent.id).caps_taken is True
+    port.claim(sent, NOW + timedelta(minutes=3))
+    port.complete(sent, "ses-1", NOW + timedelta(minutes=4))
+    assert [r.caps_taken for r in port.records("user_id:ann")] == [True], "the card reads it too"
+
+
+def test_a_claim_in_doubt_stays_claimed_for_its_lease_with_the_caps_it_took(ledger) -> None:
+    port, sent = ledger.port, request()
+    port.claim(sent, NOW)
+    port.mark_in_doubt(sent, NOW + timedelta(seconds=8), caps_taken=True)
+    record = port.record(sent.id)
+    assert (record.status, record.reason, record.caps_taken) == ("claimed", "provider_in_doubt", True)
+    assert record.claimed_at == NOW, "the lease runs from the claim"
+    assert port.claim(sent, NOW + LEASE - timedelta(milliseconds=1)).outcome == "busy"
+    claim = port.claim(sent, NOW + LEASE)
+    assert claim.outcome == "claimed" and claim.record.caps_taken is True
+    port.complete(sent, "ses-1", NOW + LEASE)
+    port.mark_in_doubt(sent, NOW + LEASE, caps_taken=False)  # not claimed: left as it is
+    port.mark_in_doubt(request(step=9), NOW)  # absent: nothing written
+    assert port.record(sent.id).status == "sent" and port.record(request(step=9).id) is None

@@ -149,9 +149,10 @@ def request(id: str, at: datetime, **fields: Any) -> str:
 
 
 def test_the_delivery_function_consumes_the_queue_and_the_outbox_lists_what_it_did(local_stack) -> None:
-    """Requests for contacts delivery does not know are skipped (``unknown_contact``), a held-out one is
-    recorded as such, oldest first; a message that is no delivery request fails each receive and reaches
-    the queue's dead-letter queue after ``max_receive_count``."""
+    """Requests for contacts delivery does not know are skipped and leave no ledger entry (an erased
+    contact's partition is never written again: the outbox lists them as requested, ``queued``), a
+    held-out one likewise, oldest first; a message that is no delivery request fails each receive and
+    reaches the queue's dead-letter queue after ``max_receive_count``."""
     from shared.adapters import aws
 
     sqs, url = aws.client("sqs"), local_stack.queue_urls["delivery"]
@@ -180,8 +181,8 @@ def test_the_delivery_function_consumes_the_queue_and_the_outbox_lists_what_it_d
         "automation": "welcome",
         "channel": "email",
         "at": json.loads(request("x#a#1#0", early))["at"],
-        "status": "skipped",
-        "reason": "unknown_contact",
+        "status": "queued",
+        "reason": None,
         "subject": "Welcome",
         "text": "Hello Ann",
     }
@@ -191,6 +192,14 @@ def test_the_delivery_function_consumes_the_queue_and_the_outbox_lists_what_it_d
         "control group",
     )
     assert sqs.receive_message(QueueUrl=url).get("Messages", []) == [], "handled and deleted"
+    contacts = local_stack.table_names["contacts"]
+    for contact in ("user_id:ann", "user_id:bob"):
+        written = aws.client("dynamodb").query(
+            TableName=contacts,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"C#{contact}"}},
+        )["Items"]
+        assert written == [], "nothing written under a contact delivery does not know"
     (aside,) = sqs.receive_message(QueueUrl=local_stack.queue_dead_letters["delivery"])["Messages"]
     assert json.loads(aside["Body"]) == {"not": "a delivery request"}
     assert get(f"{local_stack.url}/_local/outbox")["messages"] == messages, "kept in memory"
