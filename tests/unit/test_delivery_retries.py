@@ -41,6 +41,7 @@ from tests.fakes import (
     CountingTelemetry,
     MemoryContactStore,
     MemoryDeliveryControl,
+    MemoryDeliveryQueue,
     MemoryEngagementTimes,
     MemoryFrequencyCaps,
     MemoryMailer,
@@ -61,16 +62,6 @@ GRANTED = ConsentRecord(granted=ConsentFact(source="backend", at=datetime(2026, 
 LEASE = timedelta(seconds=CLAIM_LEASE_SECONDS)
 REGION = "eu-west-1"
 SENDER = "news@shop.example"
-
-
-@dataclass
-class Postponements:
-    """``Redeliveries``: each postponement as (receipt, seconds)."""
-
-    postponed: list[tuple[str, int]] = field(default_factory=list)
-
-    def postpone(self, receipt: str, seconds: int) -> None:
-        self.postponed.append((receipt, seconds))
 
 
 class ErasingRecipients(MemoryRecipients):
@@ -99,7 +90,7 @@ class World:
     caps: MemoryFrequencyCaps = field(default_factory=MemoryFrequencyCaps)
     texter: MemoryTexter = field(default_factory=MemoryTexter)
     webhooks: MemoryWebhookPoster = field(default_factory=MemoryWebhookPoster)
-    redeliveries: Postponements = field(default_factory=Postponements)
+    redeliveries: MemoryDeliveryQueue = field(default_factory=MemoryDeliveryQueue)
     telemetry: CountingTelemetry = field(default_factory=CountingTelemetry)
     time_left: float = 25.0
 

@@ -621,11 +621,11 @@ def test_a_webhook_retry_postpones_the_messages_redelivery(world: World) -> None
     with pytest.raises(RetryLater):
         deliver_message(body, "receipt-1", world.deps, lambda: 25.0)
     assert world.queue.postponed == [("receipt-1", 30)]
-    # an email that fails is retried after the queue's own visibility timeout
+    # an email the provider cannot take now is postponed the same way, with its own backoff
     world.mailer.fail_next(DependencyUnavailable("SES throttled"))
     with pytest.raises(DependencyUnavailable):
         deliver_message(request().model_dump_json(), "receipt-2", world.deps, lambda: 25.0)
-    assert world.queue.postponed == [("receipt-1", 30)]
+    assert world.queue.postponed == [("receipt-1", 30), ("receipt-2", 60)]
 
 
 # --- the delivery function --------------------------------------------------------------------------
