@@ -2,7 +2,7 @@
 
 ``python -m bench local`` runs only the local stack's section, ``python -m bench capacity`` only the billed
 capacity's, ``python -m bench rates`` only the rate limiter's, ``python -m bench automations`` only the
-automations' and timers'.
+automations' and timers', ``python -m bench delivery`` only delivery's.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ os.environ.update(
 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(name, "bench")
 
-from bench import automations, capacity, engagement, local, rates, scoring, tracking  # noqa: E402
+from bench import automations, capacity, delivery, engagement, local, rates, scoring, tracking  # noqa: E402
 from bench.harness import machine, write_section  # noqa: E402
 
 
@@ -45,10 +45,14 @@ def main(sections: list[str]) -> int:
         automations_and_timers(where)
         print("BENCHMARKS.md updated", flush=True)
         return 0
+    if sections == ["delivery"]:
+        delivery_sends(where)
+        print("BENCHMARKS.md updated", flush=True)
+        return 0
     if sections:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
-            "'automations'",
+            "'automations', 'delivery'",
             file=sys.stderr,
         )
         return 2
@@ -178,10 +182,22 @@ consistent read, one transaction and one publish; on moto that ran at
     )
     billed_capacity(where)
     automations_and_timers(where)
+    delivery_sends(where)
     rate_limits(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
+
+
+def delivery_sends(where: str) -> None:
+    rows = delivery.send_costs()
+    for row in rows:
+        print(
+            f"delivery: {row['case']}: {row['sent']}/{row['requests']} sent, "
+            f"{row['dynamodb'] / row['requests']:.2f} DynamoDB requests, {row['per_second']:.0f}/s",
+            flush=True,
+        )
+    write_section("delivery", delivery.section(where, rows))
 
 
 def billed_capacity(where: str) -> None:

@@ -31,6 +31,22 @@ class DeploymentConfig(BaseModel):
     due_shards: int = Field(8, alias="dueShards", ge=1, le=256)
     #: verified SES sender for lead emails; without it, leads are announced on SNS only
     sender_email: str | None = Field(None, alias="senderEmail")
+    #: the sender's postal address, printed at the foot of every marketing email
+    postal_address: str = Field("", alias="postalAddress")
+    #: consent sources whose grants need the contact's confirmation by email (double opt-in)
+    double_opt_in_sources: tuple[str, ...] = Field((), alias="doubleOptInSources")
+    #: local hours without marketing messages (start inclusive, end exclusive)
+    quiet_hours_start: int = Field(21, alias="quietHoursStart", ge=0, le=23)
+    quiet_hours_end: int = Field(8, alias="quietHoursEnd", ge=0, le=23)
+    #: frequency caps per contact and channel, across all automations
+    email_per_day: int = Field(2, alias="emailPerDay", ge=1)
+    email_per_week: int = Field(6, alias="emailPerWeek", ge=1)
+    sms_per_day: int = Field(1, alias="smsPerDay", ge=1)
+    sms_per_week: int = Field(3, alias="smsPerWeek", ge=1)
+    #: how long unsubscribe and confirmation links work
+    link_days: int = Field(60, alias="linkDays", ge=1, le=3650)
+    #: the public base URL of links in messages (a custom domain); the API's own URL otherwise
+    public_url: str | None = Field(None, alias="publicUrl")
     #: Powertools layer version, resolved per region from AWS's public SSM parameters at deploy time
     powertools_version: str = Field("3.37.0", alias="powertoolsVersion")
     #: requests per second the API accepts before throttling (429)
@@ -61,6 +77,15 @@ class DeploymentConfig(BaseModel):
             "KEY_BURST": str(self.key_burst),
             "IP_RATE_PER_SECOND": f"{self.ip_rate_per_second:g}",
             "IP_BURST": str(self.ip_burst),
+            "POSTAL_ADDRESS": self.postal_address,
+            "DOUBLE_OPT_IN_SOURCES": ",".join(self.double_opt_in_sources),
+            "QUIET_HOURS_START": str(self.quiet_hours_start),
+            "QUIET_HOURS_END": str(self.quiet_hours_end),
+            "EMAIL_PER_DAY": str(self.email_per_day),
+            "EMAIL_PER_WEEK": str(self.email_per_week),
+            "SMS_PER_DAY": str(self.sms_per_day),
+            "SMS_PER_WEEK": str(self.sms_per_week),
+            "LINK_DAYS": str(self.link_days),
             **({"SENDER_EMAIL": self.sender_email} if self.sender_email else {}),
         }
 
@@ -70,6 +95,9 @@ SERVICE_ENV = {
     "events": "EVENT_BUS_NAME",
     "sns": "LEAD_TOPIC_ARN",
     "identity_secrets": "IDENTITY_SECRETS_PATH",
+    "email": "CONFIGURATION_SET_NAME",
+    "delivery_secret": "DELIVERY_SECRET_ARN",
+    "links": "PUBLIC_BASE_URL",
 }
 
 

@@ -18,23 +18,44 @@ from shared.adapters.tables import TableSpec
 #: never granted anywhere.
 INDEX_ACTIONS = ("dynamodb:Query",)
 
-#: The action each service the wiring names is granted, on its one resource.
-SERVICE_ACTIONS = {
-    "events": "events:PutEvents",
-    "sns": "sns:Publish",
-    "ses": "ses:SendEmail",
+#: The actions each service the wiring names is granted, on its resources.
+SERVICE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "events": ("events:PutEvents",),
+    "sns": ("sns:Publish",),
+    # lead emails (SES v1) from the sender identity
+    "ses": ("ses:SendEmail",),
     # decrypted with the AWS-managed key aws/ssm, whose policy lets the account's roles use it through SSM
-    "identity_secrets": "ssm:GetParameter",
+    "identity_secrets": ("ssm:GetParameter",),
+    # SES v2 SendEmail authorises the sender identity and the configuration set the call names
+    "email": ("ses:SendEmail",),
+    # SMS to phone numbers (no ARN: resource "*"), and whether a number opted out (STOP)
+    "sms": ("sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"),
+    # the one secret that signs links and webhooks, read once per instance
+    "delivery_secret": ("secretsmanager:GetSecretValue",),
+    # the public base URL: an environment variable, nothing to grant
+    "links": (),
 }
 
-Resource = Literal["table", "index", "queue", "events", "sns", "ses", "identity_secrets"]
+Resource = Literal[
+    "table",
+    "index",
+    "queue",
+    "events",
+    "sns",
+    "ses",
+    "identity_secrets",
+    "email",
+    "sms",
+    "delivery_secret",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
     actions: tuple[str, ...]
     #: a table, every index of a table, a queue (its ARN), or the event bus (events), lead topic (sns),
-    #: sender (ses), the parameters under the identity secrets' path (identity_secrets)
+    #: sender (ses), the parameters under the identity secrets' path (identity_secrets), the sender and
+    #: the configuration set (email), phone numbers (sms: "*"), the delivery secret (delivery_secret)
     resource: Resource
     table: TableSpec | None = None
     queue: QueueSpec | None = None
@@ -42,7 +63,7 @@ class Grant:
 
 def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
     """The function's grants: its table actions on each table, Query on indexes where declared, its
-    queue actions on each queue, and one action on each service it names."""
+    queue actions on each queue, and its actions on each service it names (none for ``links``)."""
     found: list[Grant] = []
     for access in spec.tables:
         found.append(Grant(access.actions, "table", access.table))
@@ -50,5 +71,5 @@ def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
         if access.indexes and on_indexes:
             found.append(Grant(on_indexes, "index", access.table))
     found += [Grant(access.actions, "queue", queue=access.queue) for access in spec.queues]
-    found += [Grant((SERVICE_ACTIONS[kind],), kind) for kind in spec.services]
+    found += [Grant(SERVICE_ACTIONS[kind], kind) for kind in spec.services if SERVICE_ACTIONS[kind]]
     return tuple(found)

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra.config import DeploymentConfig
 from infra.constructs.capability import Capability
+from infra.constructs.delivery import Delivery
 from infra.constructs.function import Packaging, Platform
 from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
@@ -22,7 +23,8 @@ class LifecycleStack(Stack):
         )
         storage = Storage(self, "Storage")
         queues = Queues(self, "Queues")
-        messaging = Messaging(self, "Messaging", config=config)
+        delivery = Delivery(self, "Sending")
+        messaging = Messaging(self, "Messaging", config=config, configuration_set=delivery.configuration_set)
         api = HttpApi(self, "Http", config=config)
         platform = Platform(
             tables=storage.tables,
@@ -31,6 +33,7 @@ class LifecycleStack(Stack):
             api=api,
             packaging=Packaging(self, "Packaging", config=config),
             config=config,
+            delivery=delivery,
         )
         self.capabilities = {
             name: Capability(self, name.title(), name=name, platform=platform) for name in CAPABILITIES
@@ -57,6 +60,18 @@ class LifecycleStack(Stack):
             value=messaging.lead_topic.topic_arn,
             description="Leads routed to salespeople",
         )
+        CfnOutput(
+            self,
+            "ConfigurationSetName",
+            value=delivery.configuration_set.configuration_set_name,
+            description="SES configuration set of every email (events to the default bus)",
+        )
+        CfnOutput(
+            self,
+            "DeliverySecretArn",
+            value=delivery.secret.secret_arn,
+            description="Signs unsubscribe and confirmation links and webhooks (never rotated)",
+        )
         for spec in QUEUES:
             name = spec.id.title().replace("_", "")
             CfnOutput(self, f"{name}QueueUrl", value=queues.queues[spec.id].queue_url)
@@ -76,4 +91,6 @@ def _dead_letters_description(name: str, spec: FunctionSpec) -> str:
         return f"Failed {name} batches: python -m infra.redrive --trigger {name} --queue <this URL>"
     if spec.schedule is not None:
         return f"Failed {name} runs with their event and error (the next run covers them)"
+    if spec.bus is not None and spec.bus.bus == "default":
+        return f"Events {name} failed to handle, with their error (put the event on the default bus again)"
     return f"Events {name} failed to handle, with their error (resend the event to the bus to run it again)"

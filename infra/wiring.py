@@ -14,6 +14,13 @@ from typing import Any, Literal
 from shared.adapters.queues import DELIVERY, QUEUES, QueueSpec
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
+from shared.delivery.feedback import (
+    ALARM_STATE_CHANGE,
+    FEEDBACK_DETAIL_TYPES,
+    FEEDBACK_SOURCES,
+    REPUTATION_ALARMS,
+)
+from shared.delivery.links import PREFERENCE_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
 __all__ = [
@@ -23,11 +30,13 @@ __all__ = [
     "FUNCTIONS",
     "QUEUES",
     "TABLES",
+    "Bundle",
     "BusTrigger",
     "Cors",
     "FunctionSpec",
     "HttpRoute",
     "QueueAccess",
+    "QueueTrigger",
     "ScheduleTrigger",
     "StreamTrigger",
     "TableAccess",
@@ -106,6 +115,19 @@ class ScheduleTrigger:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueTrigger:
+    """An SQS trigger (Lambda's event source mapping): batches of messages, each failing message reported
+    on its own (partial batch failures), so only those are received again; after the queue's
+    ``max_receive_count`` receives a message moves to the queue's own dead-letter queue."""
+
+    queue: QueueSpec
+    batch_size: int = 10
+    max_batching_window_seconds: int = 1
+    #: at most this many instances read the queue at once (2 to 1000): the send rate's throttle
+    max_concurrency: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class BusTrigger:
     """Events on the stack's bus (source ``lifecycle``) of these detail types. EventBridge invokes the
     function asynchronously: it retries handing an event over (``retry_attempts``, within
@@ -113,6 +135,10 @@ class BusTrigger:
     retried twice by Lambda, then its event and error go to the same queue."""
 
     detail_types: tuple[str, ...]
+    #: the stack's own bus, or the account's default bus (where SES and CloudWatch alarms publish)
+    bus: Literal["lifecycle", "default"] = "lifecycle"
+    #: the sources the rule matches (``lifecycle``: the stack's own events)
+    sources: tuple[str, ...] = ("lifecycle",)
     #: EventBridge's retries of an event Lambda did not accept (throttled, unavailable): 0 to 185
     retry_attempts: int = 8
     #: an event not handed over within this long goes to the dead-letter queue (60 s to 24 h)
@@ -121,13 +147,40 @@ class BusTrigger:
     invoke_retry_attempts: int = 2
     #: how long Lambda keeps an accepted event in its own queue, retries included (60 s to 6 h)
     invoke_max_event_age_seconds: int = 6 * 3600
+    #: per detail type, a pattern its events' ``detail`` must match too (EventBridge syntax): e.g. only
+    #: the stack's own alarms among every alarm of the account
+    detail_filters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def event_pattern(self) -> dict[str, Any]:
+        """The rule's event pattern, as deployed and as the local stack's rule: the sources and detail
+        types; a detail type with a filter matches only events whose detail passes it (``$or``)."""
+        unfiltered = [t for t in self.detail_types if t not in self.detail_filters]
+        plain = {"source": list(self.sources), "detail-type": unfiltered}
+        if not self.detail_filters:
+            return plain
+        filtered = [
+            {
+                "source": list(self.sources),
+                "detail-type": [detail_type],
+                "detail": dict(self.detail_filters[detail_type]),
+            }
+            for detail_type in self.detail_types
+            if detail_type in self.detail_filters
+        ]
+        return {"$or": ([plain] if unfiltered else []) + filtered}
 
 
-#: the event bus, the lead topic, the SES sender, the sources' identity secrets (SSM, read only)
-Service = Literal["events", "sns", "ses", "identity_secrets"]
-#: What the system does, one construct each in the stack; delivery and analytics come next.
-Capability = Literal["ingest", "engagement", "automation", "admin"]
-CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "automation", "admin")
+#: the event bus, the lead topic, the SES sender (lead emails), the sources' identity secrets (SSM, read
+#: only); delivery's: ``email`` (SES v2 through the stack's configuration set, from the sender only),
+#: ``sms`` (SNS to phone numbers, and their opt-out check), ``delivery_secret`` (the Secrets Manager
+#: secret that signs unsubscribe and confirmation links and webhooks), ``links`` (the public base URL the
+#: links point at: no permission, an environment variable)
+Service = Literal["events", "sns", "ses", "identity_secrets", "email", "sms", "delivery_secret", "links"]
+#: A layer of libraries a function needs beyond Powertools (``infra.constructs.function.LIBRARY_BUNDLES``).
+Bundle = Literal["templates"]
+#: What the system does, one construct each in the stack; analytics comes next.
+Capability = Literal["ingest", "engagement", "automation", "delivery", "admin"]
+CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "automation", "delivery", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +195,7 @@ class FunctionSpec:
     stream: StreamTrigger | None = None
     schedule: ScheduleTrigger | None = None
     bus: BusTrigger | None = None
+    queue: QueueTrigger | None = None
     tables: tuple[TableAccess, ...] = ()
     #: queues it sends to (their URLs in its environment)
     queues: tuple[QueueAccess, ...] = ()
@@ -151,6 +205,9 @@ class FunctionSpec:
     timeout_seconds: int = 10
     #: settings beyond table names, by environment variable
     environment: Mapping[str, str] = field(default_factory=dict)
+    #: libraries beyond the Powertools layer, each a layer of its own (``templates``: jinja2 and
+    #: markupsafe, for the functions that render the templates marketers write)
+    bundles: tuple[Bundle, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +284,9 @@ AUTOMATION_SIGNALS: tuple[str, ...] = (
     "ChurnRiskChanged",
 )
 
+#: Delivery reads its requests from the delivery queue; the concurrency cap is the send-rate throttle.
+DELIVERY_TRIGGER = QueueTrigger(DELIVERY, batch_size=10, max_batching_window_seconds=1, max_concurrency=5)
+
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         name="tracking",
@@ -300,13 +360,26 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         name="admin",
         capability="admin",
         handler="functions.admin.handler.handler",
-        description="Admin API: contacts, ledgers, scoring rules, automations, funnel, salespeople, lead acceptance",
+        description="Admin API: contacts, ledgers, rules, automations, templates, consent, erasure, funnel, sales",
         routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES),
         tables=(
+            # erasure deletes a contact's items (profile, history, runs, timers, send ledger)
             TableAccess(
-                CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query")
+                CONTACTS,
+                (
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:Query",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:BatchWriteItem",
+                ),
             ),
-            TableAccess(EVENTS, ("dynamodb:Query",)),
+            # consent set by an administrator is an event in the contact's log; erasure deletes the log
+            TableAccess(
+                EVENTS,
+                ("dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
+            ),
             TableAccess(
                 CONFIG,
                 (
@@ -319,6 +392,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             ),
         ),
         services=("events", "sns", "ses"),
+        # previews and checks the templates it manages
+        bundles=("templates",),
     ),
     FunctionSpec(
         name="stage_transition",
@@ -365,11 +440,77 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         services=("events", "sns", "ses"),
         timeout_seconds=300,
     ),
+    FunctionSpec(
+        name="delivery",
+        capability="delivery",
+        handler="functions.delivery.handler.handler",
+        description="Delivery: sends by SES, SNS and webhooks, once, within consent, caps and quiet hours",
+        queue=DELIVERY_TRIGGER,
+        tables=(
+            # the profile (address, consent, time zone), the send ledger and suppressions; deferrals go on
+            # the due index through the ledger entry (no index read here); a claimed entry of a contact
+            # that no longer exists is deleted (a conditional DeleteItem: erasure is not undone)
+            TableAccess(
+                CONTACTS,
+                ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+            ),
+            # the contact's recent event times, for the best hour (Query on the contact's partition)
+            TableAccess(EVENTS, ("dynamodb:Query",)),
+            # templates and the sending pause
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+            # frequency caps: an atomic conditional add per channel and window
+            TableAccess(RATES, ("dynamodb:UpdateItem",)),
+        ),
+        # a failing webhook is received again after a growing delay (its visibility is extended)
+        queues=(QueueAccess(DELIVERY, ("sqs:ChangeMessageVisibility",)),),
+        services=("email", "sms", "delivery_secret", "links"),
+        timeout_seconds=30,
+        bundles=("templates",),
+    ),
+    FunctionSpec(
+        name="feedback",
+        capability="delivery",
+        handler="functions.feedback.handler.handler",
+        description="Delivery feedback: bounces and complaints suppress, opens and clicks are scored",
+        # SES publishes its events, and CloudWatch its alarms' state changes, on the default bus
+        bus=BusTrigger(
+            detail_types=FEEDBACK_DETAIL_TYPES,
+            bus="default",
+            sources=FEEDBACK_SOURCES,
+            # the stack's own reputation alarms, not every alarm of the account
+            detail_filters={ALARM_STATE_CHANGE: {"alarmName": list(REPUTATION_ALARMS)}},
+        ),
+        tables=(
+            # suppressions (a put each), the send ledger entry a message id points at
+            TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")),
+            # opens and clicks recorded as the contact's behaviour, once per SES event
+            TableAccess(EVENTS, ("dynamodb:PutItem",)),
+            # the scoring rules (to score them as tracking does) and the sending pause
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem")),
+        ),
+        timeout_seconds=30,
+    ),
+    FunctionSpec(
+        name="preferences",
+        capability="delivery",
+        handler="functions.preferences.handler.handler",
+        description="Unsubscribe (RFC 8058 one-click) and double opt-in confirmation links",
+        routes=tuple(HttpRoute(*key.split(" ", 1)) for key in PREFERENCE_ROUTES),
+        tables=(
+            # consent changes at once on the profile, and as an event in the contact's log
+            TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem")),
+            TableAccess(EVENTS, ("dynamodb:PutItem",)),
+        ),
+        services=("delivery_secret", "links"),
+    ),
 )
 
-#: CORS for the routes without IAM auth (tracking); the API answers preflights for admin paths too, but
-#: with no admin method allowed, and admin routes refuse unsigned requests whatever a page sends.
-CORS = Cors(allow_methods=tuple(sorted({r.method for f in FUNCTIONS for r in f.routes if r.auth == "none"})))
+#: CORS for the tracking routes, the only ones pages of other origins call; the API answers preflights for
+#: other paths too, but with no other method allowed: admin routes refuse unsigned requests whatever a
+#: page sends, and the preference pages (unsubscribe, confirmation) post forms to their own origin.
+CORS = Cors(
+    allow_methods=tuple(sorted({r.method for f in FUNCTIONS if f.name == "tracking" for r in f.routes}))
+)
 
 
 def function(name: str) -> FunctionSpec:

@@ -120,3 +120,19 @@ def json_response(
 ) -> dict[str, Any]:
     text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body, separators=(",", ":"))
     return {"statusCode": status, "headers": dict(headers), "body": text, "isBase64Encoded": False}
+
+
+# --- issue 11, consent: the HTML pages of the public links (the preferences function) ---------------------
+
+
+def html_response(status: int, body: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An HTML page; by default with the links' headers: not cached, no referrer, a restrictive
+    Content-Security-Policy (``shared.delivery.pages.PAGE_HEADERS``)."""
+    from shared.delivery.pages import PAGE_HEADERS
+
+    return {
+        "statusCode": status,
+        "headers": dict(PAGE_HEADERS if headers is None else headers),
+        "body": body,
+        "isBase64Encoded": False,
+    }

@@ -30,4 +30,23 @@ class PowertoolsTelemetry:
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     def failure(self, what: str) -> None:
-        logger.exception(what)
+        """The exception being handled, logged by its type, AWS error code and the code path it came
+        through: never its message, which can quote what it failed on (an address SES refused, a trait)."""
+        import sys
+        import traceback
+
+        exc = sys.exc_info()[1]
+        if exc is None:
+            logger.error(what)
+            return
+        error = getattr(exc, "response", None)
+        code = error.get("Error", {}).get("Code") if isinstance(error, dict) else None
+        logger.error(
+            what,
+            extra={
+                "error_type": type(exc).__name__,
+                **({"error_code": code} if code else {}),
+                # frames only (file, line, function, source line): no exception message, no local values
+                "stack": "".join(traceback.format_tb(exc.__traceback__)),
+            },
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared import clock, scope, settings
 from shared.adapters import aws
@@ -26,12 +26,17 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.adapters.send_ledger import DynamoSendLedger
+    from shared.adapters.template_store import DynamoTemplateStore
     from shared.admin.dependencies import Admin
     from shared.contacts.identity import ContactId
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.automation import Automating
+    from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
+    from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
+    from shared.usecases.preferences import Preferences
     from shared.usecases.tracking import Tracking
 
 
@@ -241,6 +246,7 @@ def automating() -> Automating:
         stages=StageMoves(engagement()),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
+        double_opt_in=config.double_opt_in,
     )
 
 
@@ -269,6 +275,90 @@ def admin() -> Admin:
         clock=clock.current(),
         decay=_decay(config),
         engagement=engagement(),
+        templates=_templates(config),
+        postal_address=config.postal_address,
+        # issue 11, the deliveries card
+        ledger=_send_ledger(config),
+        double_opt_in=config.double_opt_in,
+        # issue 11, consent: an administrator's consent is an event in the contact's log
+        consent_log=_event_log(config),
+        # issue 11: feedback (the sending pause, suppressions, erasure)
+        **_admin_delivery(config),
+    )
+
+
+# --- issue 11: delivery (the delivery function) ------------------------------------------------------
+
+
+@scope.per_function
+def delivering() -> Delivering:
+    """The delivery function: the send ledger, the checks before each send, and the providers."""
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.delivery_queue import SqsDeliveryQueue
+    from shared.adapters.delivery_secret import SecretsManagerSecret
+    from shared.adapters.engagement_times import DynamoEngagementTimes
+    from shared.adapters.frequency_caps import DynamoFrequencyCaps
+    from shared.adapters.recipients import DynamoRecipients
+    from shared.adapters.ses_mailer import SesMailer
+    from shared.adapters.sns_texter import SnsTexter
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.adapters.template_store import DynamoTemplateStore
+    from shared.adapters.webhook_poster import HttpWebhookPoster
+    from shared.delivery.policy import Caps, QuietHours, SendingPolicy
+    from shared.delivery.templates import TemplateRendering, template_context
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.delivery import Delivering
+
+    config = settings.load(settings.DeliverySettings)
+    _aws()
+    dynamodb = aws.client("dynamodb")
+    return Delivering(
+        clock=clock.current(),
+        ledger=_send_ledger(config),
+        recipients=DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name),
+        suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
+        caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
+        control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
+        # sending is not idempotent: the provider calls make one attempt (no SDK retries, which would send
+        # again after a read timeout); the use case decides what a failure means
+        mailer=SesMailer(aws.provider_client("sesv2"), configuration_set=config.configuration_set_name),
+        texter=SnsTexter(aws.client("sns"), publisher=aws.provider_client("sns")),
+        # plain HTTP only to the hosts the local stack names (WEBHOOK_PLAIN_HTTP_HOSTS, from issue11-local)
+        webhooks=HttpWebhookPoster(plain_http_hosts=config.plain_http_hosts),
+        # its client is made on first use: most sends read it once per instance
+        secrets=SecretsManagerSecret(
+            lambda: aws.client("secretsmanager"), secret_arn=config.delivery_secret_arn
+        ),
+        renderer=TemplateRendering(
+            DynamoTemplateStore(
+                dynamodb, table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+            )
+        ),
+        template_context=template_context,
+        times=DynamoEngagementTimes(dynamodb, events_table=config.events_table_name),
+        redeliveries=SqsDeliveryQueue(aws.client("sqs"), queue_url=config.delivery_queue_url),
+        telemetry=PowertoolsTelemetry(),
+        policy=SendingPolicy(
+            quiet=QuietHours(config.quiet_hours_start, config.quiet_hours_end),
+            double_opt_in=config.double_opt_in,
+            caps={
+                "email": Caps(per_day=config.email_per_day, per_week=config.email_per_week),
+                "sms": Caps(per_day=config.sms_per_day, per_week=config.sms_per_week),
+            },
+        ),
+        sender=config.sender_email,
+        postal_address=config.postal_address,
+        public_base_url=config.public_base_url,
+        link_days=config.link_days,
+        sms_max_segments=config.sms_max_segments,
+    )
+
+
+def _send_ledger(config: settings.AdminSettings | settings.DeliverySettings) -> DynamoSendLedger:
+    from shared.adapters.send_ledger import DynamoSendLedger
+
+    return DynamoSendLedger(
+        aws.client("dynamodb"), contacts_table=config.contacts_table_name, due_shards=config.due_shards
     )
 
 
@@ -276,3 +366,89 @@ def reset() -> None:
     """Forget built dependencies, settings, clients and stand-ins in every function scope."""
     settings.reset()
     aws.reset()
+
+
+# -- issue 11: email templates ------------------------------------------------------------------------
+
+
+def _templates(config: settings.ScoringConfigSettings) -> DynamoTemplateStore:
+    """The stored templates (jinja2 is imported only by the functions that render or edit them)."""
+    from shared.adapters.template_store import DynamoTemplateStore
+
+    return DynamoTemplateStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+# --- issue 11: feedback (SES events, the reputation pause) ------------------------------------------------
+
+
+@scope.per_function
+def feedback() -> Feedback:
+    """The feedback function: suppressions, opens and clicks scored into the event log, the pause."""
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.feedback import Feedback
+
+    config = settings.load(settings.FeedbackSettings)
+    _aws()
+    client = aws.client("dynamodb")
+    return Feedback(
+        clock=clock.current(),
+        suppressions=DynamoSuppressions(client, table=config.contacts_table_name),
+        control=DynamoDeliveryControl(client, table=config.config_table_name),
+        contacts=_contact_store(config),
+        log=_event_log(config),
+        rules=_rules(config),
+        decay=_decay(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+def _admin_delivery(config: settings.AdminSettings) -> dict[str, Any]:
+    """The admin's delivery switches and erasure (``Admin.control``, ``suppressions``, ``erasure``)."""
+    from shared.adapters.contact_erasure import DynamoContactErasure
+    from shared.adapters.delivery_control import DynamoDeliveryControl
+    from shared.adapters.suppressions import DynamoSuppressions
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.erasure import Erasure
+
+    client = aws.client("dynamodb")
+    return {
+        # no cache: an administrator reads back what they just changed
+        "control": DynamoDeliveryControl(client, table=config.config_table_name, cache_seconds=0),
+        "suppressions": DynamoSuppressions(client, table=config.contacts_table_name),
+        "erasure": Erasure(
+            contacts=_contact_store(config),
+            erasure=DynamoContactErasure(
+                client, contacts_table=config.contacts_table_name, events_table=config.events_table_name
+            ),
+            telemetry=PowertoolsTelemetry(),
+        ),
+    }
+
+
+# --- issue 11, consent: the preferences function ---------------------------------------------------------
+
+
+@scope.per_function
+def preferences() -> Preferences:
+    """The unsubscribe and confirmation links: the signing secret, the profile, the event log."""
+    from shared.adapters.consent_profiles import DynamoConsentProfiles
+    from shared.adapters.delivery_secret import SecretsManagerSecret
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.preferences import Preferences
+
+    config = settings.load(settings.PreferencesSettings)
+    _aws()
+    return Preferences(
+        clock=clock.current(),
+        # its client is made on first use, and the secret read once per instance
+        secret=SecretsManagerSecret(
+            lambda: aws.client("secretsmanager"), secret_arn=config.delivery_secret_arn
+        ),
+        profiles=DynamoConsentProfiles(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        log=_event_log(config),
+        telemetry=PowertoolsTelemetry(),
+    )

@@ -95,17 +95,83 @@ class EngagementSettings(ContactsTableSettings, ScoringConfigSettings):
     exit_threshold: float = Field(10, alias="EXIT_THRESHOLD", ge=0)
 
 
-class AutomationSettings(EngagementSettings, EventLogSettings):
+class ConsentSettings(_Settings):
+    """Which consent sources need the contact's confirmation (double opt-in), comma-separated."""
+
+    double_opt_in_sources: str = Field("", alias="DOUBLE_OPT_IN_SOURCES")
+
+    @property
+    def double_opt_in(self) -> frozenset[str]:
+        return frozenset(s.strip() for s in self.double_opt_in_sources.split(",") if s.strip())
+
+
+class LinkSettings(_Settings):
+    """Signed links to the public API (unsubscribe, confirmation): where they point, what signs them."""
+
+    #: the Secrets Manager secret (ARN) that signs links and webhooks; read once per instance
+    delivery_secret_arn: str = Field(alias="DELIVERY_SECRET_ARN", min_length=1)
+    #: the public API's base URL, without a trailing slash
+    public_base_url: str = Field(alias="PUBLIC_BASE_URL", pattern=r"^https?://[^\s]+[^/]$")
+    #: how long an unsubscribe or confirmation link works
+    link_days: int = Field(60, alias="LINK_DAYS", ge=1, le=3650)
+
+
+class AutomationSettings(EngagementSettings, EventLogSettings, ConsentSettings):
     """The automation functions (events, signals, timers): profiles, stages and the event log, and the
-    delivery queue they hand messages to."""
+    delivery queue they hand messages to (consent confirmations included)."""
 
     delivery_queue_url: str = Field(alias=DELIVERY.env, min_length=1)
 
 
-class AdminSettings(ScoringSettings, EngagementSettings):
+class DeliverySettings(
+    ContactsTableSettings, ScoringConfigSettings, EventLogSettings, ConsentSettings, LinkSettings
+):
+    """The delivery function: the send ledger, the checks before each send, and the providers."""
+
+    rates_table_name: str = Field(alias=RATES.env, min_length=3)
+    delivery_queue_url: str = Field(alias=DELIVERY.env, min_length=1)
+    #: the verified SES identity emails come from; without it, emails are skipped ("no sender")
+    sender_email: str | None = Field(None, alias="SENDER_EMAIL")
+    #: the SES configuration set that publishes sends, bounces, complaints, opens and clicks
+    configuration_set_name: str | None = Field(None, alias="CONFIGURATION_SET_NAME")
+    #: the sender's postal address, at the foot of every marketing email (CAN-SPAM, and the anchors')
+    postal_address: str = Field("", alias="POSTAL_ADDRESS")
+    #: no marketing message between these local hours (start inclusive, end exclusive; 21 and 8: 21:00 to 08:00)
+    quiet_hours_start: int = Field(21, alias="QUIET_HOURS_START", ge=0, le=23)
+    quiet_hours_end: int = Field(8, alias="QUIET_HOURS_END", ge=0, le=23)
+    #: at most this many marketing messages per contact and channel, across all automations
+    email_per_day: int = Field(2, alias="EMAIL_PER_DAY", ge=1)
+    email_per_week: int = Field(6, alias="EMAIL_PER_WEEK", ge=1)
+    sms_per_day: int = Field(1, alias="SMS_PER_DAY", ge=1)
+    sms_per_week: int = Field(3, alias="SMS_PER_WEEK", ge=1)
+    #: the due index's shards, as the timer function reads them (deferrals go on it)
+    due_shards: int = Field(8, alias="DUE_SHARDS", ge=1, le=256)
+    #: an SMS may take at most this many segments (160 GSM-7 or 70 UCS-2 characters alone, 153 or 67 each
+    #: when split)
+    sms_max_segments: int = Field(2, alias="SMS_MAX_SEGMENTS", ge=1, le=10)
+    #: hosts webhooks may reach over plain HTTP, comma-separated: only the local stack sets it (127.0.0.1 and
+    #: localhost, a receiver under development); deployed, every webhook goes over HTTPS
+    webhook_plain_http_hosts: str = Field("", alias="WEBHOOK_PLAIN_HTTP_HOSTS")
+
+    @property
+    def plain_http_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_plain_http_hosts.split(",") if h.strip())
+
+
+class FeedbackSettings(ContactStoreSettings, ScoringConfigSettings):
+    """The feedback function: suppressions, opens and clicks scored into the event log, the pause."""
+
+
+class PreferencesSettings(ContactStoreSettings, ConsentSettings, LinkSettings):
+    """The preferences function: unsubscribe and confirmation links."""
+
+
+class AdminSettings(ScoringSettings, EngagementSettings, ConsentSettings):
     """The admin API: contact cards with their event log, rules, and moving a lead to SAL."""
 
     model_config = ConfigDict(defer_build=True)
+    #: the sender's postal address, shown in template previews
+    postal_address: str = Field("", alias="POSTAL_ADDRESS")
 
 
 #: Each function's settings: exactly what it uses, nothing its template does not give it.

@@ -6,6 +6,7 @@ import base64
 import gzip
 import json
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -97,9 +98,34 @@ def lambda_environment(template: dict[str, Any], spec: Any, values: Mapping[str,
             env[name] = value
         elif isinstance(value, dict) and set(value) == {"Ref"}:
             env[name] = values[value["Ref"]]
+        elif _is_join(value):  # a URL built from the API's id and the region (PUBLIC_BASE_URL)
+            env[name] = "".join(p if isinstance(p, str) else _ref(p, values) for p in value["Fn::Join"][1])
         else:
             raise AssertionError(f"{spec.name}: cannot resolve {name}={value!r} locally")
     return env
+
+
+#: What a template's pseudo parameters resolve to in the tests (moto's account, the tests' region).
+PSEUDO_PARAMETERS = {
+    "AWS::Region": os.environ["AWS_REGION"],
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+}
+
+
+def _is_join(value: Any) -> bool:
+    """``Fn::Join`` with "" of strings and ``Ref``s only."""
+    if not (isinstance(value, dict) and set(value) == {"Fn::Join"} and value["Fn::Join"][0] == ""):
+        return False
+    return all(
+        isinstance(p, str) or (isinstance(p, dict) and set(p) == {"Ref"}) for p in value["Fn::Join"][1]
+    )
+
+
+def _ref(part: dict[str, str], values: Mapping[str, str]) -> str:
+    name = part["Ref"]
+    return PSEUDO_PARAMETERS[name] if name in PSEUDO_PARAMETERS else values[name]
 
 
 def create_resources_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
@@ -138,6 +164,18 @@ def create_resources_from_template(client: Any, template: dict[str, Any]) -> dic
         values[logical] = clients.client("sns").create_topic(Name=logical)["TopicArn"]
     for logical in resources(template, "AWS::SQS::Queue"):  # a Ref to a queue gives its URL
         values[logical] = clients.client("sqs").create_queue(QueueName=logical)["QueueUrl"]
+    # delivery: the secret (a Ref gives its ARN) with a generated value, the SES configuration set (its
+    # name), and the HTTP API (its id, in the public base URL of links)
+    for logical in resources(template, "AWS::SecretsManager::Secret"):
+        created = clients.client("secretsmanager").create_secret(
+            Name=logical, SecretString=secrets.token_urlsafe(48)
+        )
+        values[logical] = created["ARN"]
+    for logical in resources(template, "AWS::SES::ConfigurationSet"):
+        clients.client("sesv2").create_configuration_set(ConfigurationSetName=logical)
+        values[logical] = logical
+    for logical in resources(template, "AWS::ApiGatewayV2::Api"):
+        values[logical] = "lifecycle-api"
     return values
 
 

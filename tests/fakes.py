@@ -24,7 +24,13 @@ from shared.contacts.changes import MAX_PROFILE_TRAIT_BYTES, TIMEZONE_TRAIT, Con
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
+from shared.delivery.addresses import address_hash
+from shared.delivery.ledger import CLAIM_LEASE_SECONDS, FINAL_STATUSES, SendRecord, entry_key
+from shared.delivery.ports import CapWindow, Recipient, SendingPause
+from shared.delivery.ports import Claim as SendClaim
+from shared.delivery.consent import ConsentRecord
 from shared.delivery.requests import DeliveryRequest
+from shared.delivery.templates import EmailTemplate, StoredTemplate, stored_template
 from shared.engagement.events import LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
@@ -100,6 +106,8 @@ class MemoryProfile:
     stage: dict[str, Any] = field(default_factory=dict)
     #: automation -> re-entry mark (a stored time, or ``never``), written by the run store only
     entered: dict[str, str] = field(default_factory=dict)
+    #: channel -> the consent facts (``ConsentRecord`` field names: granted, revoked, confirmed_at)
+    consent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def record(self, contact: ContactId) -> ContactRecord:
         scores: dict[str, dict[str, Any]] = {}
@@ -126,6 +134,7 @@ class MemoryProfile:
             scores={d: DimensionScore(**s) for d, s in scores.items()},
             rule_uses=dict(self.rule_uses),
             entered=dict(self.entered),
+            consent={channel: ConsentRecord(**parts) for channel, parts in self.consent.items()},
             **self.stage,
         )
 
@@ -391,6 +400,8 @@ class MemoryContactStore:
         for claim in change.scored.limits:
             count, day = p.rule_uses.get(claim.rule_id, (0, None))
             p.rule_uses[claim.rule_id] = (count + claim.count, claim.last_day if claim.first_day else day)
+        for (channel, kind), fact in change.consent.items():
+            p.consent.setdefault(channel, {})[kind] = fact.model_copy(update={"at": stored_time(fact.at)})
         if not change.activity:  # points an automation awarded alone are no activity
             return
         horizon = change.last_seen - IMPORT_HORIZON
@@ -565,6 +576,7 @@ def _write_units(change: ContactChange) -> int:
         + len(change.scored.totals)
         + len(change.scored.sums)
         + 3 * len(change.scored.limits)
+        + len(change.consent)
     )
 
 
@@ -839,7 +851,7 @@ class MemoryIdentitySecrets:
         return secret
 
 
-Document = TypeVar("Document", StoredRule, StoredAutomation)
+Document = TypeVar("Document", bound=Any)  # StoredRule, StoredAutomation, StoredTemplate
 
 
 @dataclass
@@ -988,6 +1000,8 @@ class MemoryRunStore:
     contacts: MemoryContactStore
     runs_by_contact: dict[ContactId, dict[str, MemoryRun]] = field(default_factory=dict)
     timers_by_contact: dict[ContactId, dict[str, Timer]] = field(default_factory=dict)
+    #: the send ledger whose deferred entries share the due index (none: no sends are ever due)
+    ledger: MemorySendLedger | None = None
 
     def start(
         self,
@@ -1059,7 +1073,14 @@ class MemoryRunStore:
                 for key, r in runs.items()
                 if r.due_at is not None and r.due_at <= now
             ]
+        if self.ledger is not None:
+            found += [DueItem(contact, "send", key) for contact, key in self.ledger.due(now)]
         return found
+
+    def take_deferred_send(
+        self, contact: ContactId, key: str, now: datetime, retry_at: datetime
+    ) -> DeliveryRequest | None:
+        return None if self.ledger is None else self.ledger.take_deferred(contact, key, now, retry_at)
 
     def runs(self, contact: ContactId, limit: int = 50) -> list[RunView]:
         views = [RunView.of(r.plan, r.status, r.at) for r in self.runs_by_contact.get(contact, {}).values()]  # type: ignore[arg-type]
@@ -1097,6 +1118,8 @@ class MemoryDeliveryQueue:
 
     sent: list[DeliveryRequest] = field(default_factory=list)
     unavailable: bool = False
+    #: ``postpone`` calls: (receipt, seconds the message stays hidden)
+    postponed: list[tuple[str, int]] = field(default_factory=list)
 
     def enqueue(self, requests: Sequence[DeliveryRequest]) -> None:
         if any(len(r.model_dump_json().encode()) > 256 * 1024 for r in requests):
@@ -1104,6 +1127,15 @@ class MemoryDeliveryQueue:
         if self.unavailable:
             raise DependencyUnavailable("the delivery queue is unavailable right now; retry")
         self.sent += [DeliveryRequest.model_validate_json(r.model_dump_json()) for r in requests]
+
+    def postpone(self, receipt: str, seconds: int) -> None:
+        """``Redeliveries``: (receipt, seconds hidden) recorded, within SQS's limits (0 to 12 hours) as
+        ``SqsDeliveryQueue`` sets them."""
+        from shared.adapters.delivery_queue import MAX_VISIBILITY_SECONDS
+
+        if self.unavailable:
+            raise DependencyUnavailable("the delivery queue is unavailable right now; retry")
+        self.postponed.append((receipt, max(0, min(MAX_VISIBILITY_SECONDS, int(seconds)))))
 
 
 @dataclass
@@ -1127,3 +1159,489 @@ class MemoryContactEffects:
         ledger = award_ledger(run)
         if ledger:
             self.contacts.append([NewEntry(contact, award_event(run, at), ledger)])
+
+
+class MemorySuppressions:
+    """The suppression list: by address hash, the first reason kept."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[str, datetime]] = {}
+
+    def suppressed(self, channel: str, address: str) -> str | None:
+        found = self.entries.get(address_hash(channel, address))
+        return found[0] if found else None
+
+    def suppress(self, channel: str, address: str, reason: str, at: datetime) -> None:
+        self.entries.setdefault(address_hash(channel, address), (reason, at))
+
+
+class MemoryDeliveryControl:
+    def __init__(self) -> None:
+        self.paused: SendingPause | None = None
+
+    def pause(self) -> SendingPause | None:
+        return self.paused
+
+    def set_pause(self, pause: SendingPause | None) -> None:
+        self.paused = pause
+
+
+class StaticSecret:
+    """The delivery secret, as Secrets Manager would give it."""
+
+    def __init__(self, key: bytes = b"test-delivery-secret") -> None:
+        self._key = key
+
+    def key(self) -> bytes:
+        return self._key
+
+
+# --- delivery providers: each kept honest by tests/contract/test_delivery_providers.py ----------------
+import re
+
+from shared.delivery.mime import envelope_address, mime_message
+from shared.delivery.ports import OutgoingEmail, ProviderRefused
+
+#: what SNS takes as a phone number (E.164 with its plus)
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+
+class _FailingNext:
+    """Failures to raise on the next calls, in order (``fail_next``), as a provider would."""
+
+    def __init__(self) -> None:
+        self.failures: list[Exception] = []
+
+    def fail_next(self, error: Exception, times: int = 1) -> None:
+        """The next ``times`` calls raise ``error`` (``DependencyUnavailable``, ``ProviderRefused``)."""
+        self.failures += [error] * times
+
+    def _raise_if_failing(self) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+
+
+class MemoryMailer(_FailingNext):
+    """SES as the mailer sees it: builds the MIME message as SesMailer does (so a message SES would never
+    take is refused the same way), records the email and its raw bytes, answers ``mail-1``, ``mail-2``...
+
+    ``verified``: the identities SES may send from, addresses or domains (None: any); a sender none of
+    them covers is refused as SES refuses it."""
+
+    def __init__(self, verified: set[str] | None = None, clock: FixedClock | None = None) -> None:
+        super().__init__()
+        self.verified = verified
+        self.clock = clock or FixedClock(datetime(2026, 12, 2, 9, 0, tzinfo=UTC))
+        self.sent: list[OutgoingEmail] = []
+        self.raw: list[bytes] = []
+
+    def send(self, email: OutgoingEmail) -> str:
+        self._raise_if_failing()
+        try:
+            raw = mime_message(email, self.clock.now())
+            sender = envelope_address(email.sender)
+        except ValueError as exc:
+            raise ProviderRefused("invalid_message") from exc
+        if self.verified is not None and not {sender, sender.rpartition("@")[2]} & self.verified:
+            raise ProviderRefused("ses_message_rejected")
+        self.sent.append(email)
+        self.raw.append(raw)
+        return f"mail-{len(self.sent)}"
+
+
+class MemoryTexter(_FailingNext):
+    """SNS for SMS: an opt-out list, E.164 numbers only, what was sent as (phone, text); ids ``sms-1``...
+    ``fail_next`` fails sends; ``check_unavailable`` makes the opt-out check fail (throttled)."""
+
+    def __init__(self, opted_out: set[str] | None = None) -> None:
+        super().__init__()
+        self.opted_out_numbers: set[str] = set(opted_out or ())
+        self.sent: list[tuple[str, str]] = []
+        self.check_unavailable = False
+
+    def opted_out(self, phone: str) -> bool:
+        if self.check_unavailable:
+            raise DependencyUnavailable("the SMS provider is unavailable right now; retry")
+        return phone in self.opted_out_numbers
+
+    def send(self, phone: str, text: str) -> str:
+        self._raise_if_failing()
+        if not E164.match(phone):
+            raise ProviderRefused("invalid_number")
+        self.sent.append((phone, text))
+        return f"sms-{len(self.sent)}"
+
+
+@dataclass(frozen=True)
+class PostedWebhook:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    timeout: float
+
+
+class MemoryWebhookPoster:
+    """Webhook endpoints: each post recorded, answered from ``answers`` in order (a status, or an exception
+    to raise, e.g. ``DependencyUnavailable`` for a timeout), 200 once they run out. URLs are checked as
+    HttpWebhookPoster checks them (https, or http to ``plain_http_hosts``)."""
+
+    def __init__(
+        self, answers: Sequence[int | Exception] = (), *, plain_http_hosts: frozenset[str] = frozenset()
+    ) -> None:
+        from shared.adapters.webhook_poster import checked_url
+
+        self._checked_url = partial(
+            checked_url, plain_http_hosts=frozenset(h.lower() for h in plain_http_hosts)
+        )
+        self.answers: list[int | Exception] = list(answers)
+        self.posted: list[PostedWebhook] = []
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> int:
+        self._checked_url(url)
+        self.posted.append(PostedWebhook(url, body, dict(headers), timeout))
+        answer = self.answers.pop(0) if self.answers else 200
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+# -- issue 11: email templates ------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryTemplateRepository(MemoryVersionedDocuments[StoredTemplate]):
+    """Stored email templates, as ``DynamoTemplateStore`` keeps them (``template`` reads without a cache)."""
+
+    kind: str = "template"
+
+    def template(self, template_id: str) -> StoredTemplate | None:
+        return self.current.get(template_id)
+
+    def save(
+        self, template: EmailTemplate, at: datetime, expected_version: int | None, base_version: int = 0
+    ) -> StoredTemplate:
+        return self.save_version(
+            template.id, expected_version, partial(stored_template, template, at=at), base_version
+        )
+
+
+# --- delivery stores: the send ledger, frequency caps, recipients, engagement times ----------------------
+# (kept honest by tests/contract/test_send_ledger.py, test_frequency_caps.py, test_recipients.py and
+# test_engagement_times.py against their DynamoDB adapters)
+
+
+@dataclass
+class MemorySendEntry:
+    record: SendRecord
+    #: while deferred: the request, to queue again
+    request: DeliveryRequest | None = None
+    #: while deferred: its time on the due index (moved on when the timer function takes it)
+    indexed: datetime | None = None
+
+
+class MemorySendLedger:
+    """The send ledger by request id, times as stored (milliseconds); the due index of its deferred
+    entries is read by ``MemoryRunStore(ledger=...)``."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, MemorySendEntry] = {}
+
+    def claim(self, request: DeliveryRequest, now: datetime) -> SendClaim:
+        now = stored_time(now)
+        held = self.entries.get(request.id)
+        before = None if held is None else held.record
+        if before is not None:
+            stale = stored_time(now - timedelta(seconds=CLAIM_LEASE_SECONDS))
+            claimable = (
+                before.status == "failed"
+                or (before.status == "deferred" and before.due_at is not None and before.due_at <= now)
+                or (
+                    before.status == "claimed"
+                    and before.claimed_at is not None
+                    and before.claimed_at <= stale
+                )
+            )
+            if not claimable:
+                return SendClaim("done" if before.status in FINAL_STATUSES else "busy", before)
+        record = self._described(request, now, before).model_copy(
+            update={
+                "status": "claimed",
+                "reason": None,
+                "claimed_at": now,
+                "attempts": (0 if before is None else before.attempts) + 1,
+                "due_at": None,
+            }
+        )
+        self.entries[request.id] = MemorySendEntry(record)
+        return SendClaim("claimed", before)
+
+    def complete(self, request: DeliveryRequest, provider_id: str, now: datetime) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        now = stored_time(now)
+        held.record = self._described(request, now, held.record).model_copy(
+            update={"status": "sent", "sent_at": now, "provider_id": provider_id, "reason": None}
+        )
+
+    def release(
+        self, request: DeliveryRequest, reason: str, now: datetime, *, caps_taken: bool = False
+    ) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        kept = held.record.caps_taken or caps_taken
+        held.record = self._described(request, stored_time(now), held.record).model_copy(
+            update={"status": "failed", "reason": reason, "caps_taken": kept}
+        )
+
+    def mark_in_doubt(self, request: DeliveryRequest, now: datetime, *, caps_taken: bool = False) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        kept = held.record.caps_taken or caps_taken
+        held.record = self._described(request, stored_time(now), held.record).model_copy(
+            update={"reason": "provider_in_doubt", "caps_taken": kept}
+        )
+
+    def drop_claim(self, request: DeliveryRequest) -> None:
+        held = self.entries.get(request.id)
+        if held is not None and held.record.status == "claimed":
+            del self.entries[request.id]
+
+    def settle(self, request: DeliveryRequest, status: str, reason: str | None, now: datetime) -> None:
+        held = self.entries.get(request.id)
+        if held is not None and held.record.status in FINAL_STATUSES:
+            return
+        if status != "held_out" and (held is None or held.record.status != "claimed"):
+            return  # skipped follows a claim: an entry erased meanwhile stays erased
+        record = self._described(request, stored_time(now), None if held is None else held.record)
+        self.entries[request.id] = MemorySendEntry(
+            record.model_copy(update={"status": status, "reason": reason, "due_at": None})
+        )
+
+    def defer(self, request: DeliveryRequest, until: datetime, reason: str, now: datetime) -> None:
+        held = self.entries.get(request.id)
+        if held is None or held.record.status != "claimed":
+            return
+        record = self._described(request, stored_time(now), None if held is None else held.record)
+        self.entries[request.id] = MemorySendEntry(
+            record.model_copy(update={"status": "deferred", "reason": reason, "due_at": stored_time(until)}),
+            request=DeliveryRequest.model_validate_json(request.model_dump_json()),
+            indexed=stored_time(until),
+        )
+
+    def record(self, request_id: str) -> SendRecord | None:
+        held = self.entries.get(request_id)
+        return None if held is None else held.record
+
+    def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]:
+        contact = ContactId.parse(contact_id)
+        found = [e.record for e in self.entries.values() if ContactId.parse(e.record.contact_id) == contact]
+        return sorted(found, key=lambda r: (r.at, r.id), reverse=True)[:limit]
+
+    # --- the due index, as the run store reads it ----------------------------------------------------
+
+    def due(self, now: datetime) -> list[tuple[ContactId, str]]:
+        """(contact, entry key) of the deferred entries whose index time has come."""
+        now = stored_time(now)
+        return [
+            (ContactId.parse(e.record.contact_id), entry_key(e.record.id, e.record.contact_id))
+            for e in self.entries.values()
+            if e.indexed is not None and e.indexed <= now
+        ]
+
+    def take_deferred(
+        self, contact: ContactId, key: str, now: datetime, retry_at: datetime
+    ) -> DeliveryRequest | None:
+        held = next(
+            (
+                e
+                for e in self.entries.values()
+                if ContactId.parse(e.record.contact_id) == contact
+                and entry_key(e.record.id, e.record.contact_id) == key
+            ),
+            None,
+        )
+        if (
+            held is None
+            or held.record.status != "deferred"
+            or held.request is None
+            or held.indexed is None
+            or held.indexed > stored_time(now)
+        ):
+            return None
+        held.indexed = stored_time(retry_at)
+        return held.request
+
+    @staticmethod
+    def _described(request: DeliveryRequest, now: datetime, before: SendRecord | None) -> SendRecord:
+        kept = (
+            {}
+            if before is None
+            else before.model_dump(exclude={"id", "contact_id", "automation", "channel", "at"})
+        )
+        return SendRecord(
+            **{"status": "claimed", **kept},
+            id=request.id,
+            contact_id=request.contact_id,
+            automation=request.automation,
+            channel=request.channel,
+            at=now,
+        )
+
+
+@dataclass
+class MemoryFrequencyCaps:
+    """Counters per (contact, channel, window key), each with its expiry; all windows or none."""
+
+    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    expiries: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+
+    def take(self, contact_id: str, channel: str, windows: Sequence[CapWindow], now: datetime) -> bool:
+        keys = [(contact_id, channel, w.key) for w in windows]
+        if any(self.counts.get(k, 0) >= w.limit for k, w in zip(keys, windows, strict=True)):
+            return False
+        for k, w in zip(keys, windows, strict=True):
+            self.counts[k] = self.counts.get(k, 0) + 1
+            self.expiries[k] = w.ends + timedelta(days=1)
+        return True
+
+
+class MemoryRecipients:
+    """Recipients from profiles (``profile(ContactId)``: the contact store fake, or any reader), merges
+    followed as the adapter follows them."""
+
+    MAX_MERGE_HOPS = 4
+
+    def __init__(self, profiles: Any) -> None:
+        self.profiles = profiles
+
+    def recipient(self, contact_id: str) -> Recipient | None:
+        contact = ContactId.parse(contact_id)
+        for _ in range(self.MAX_MERGE_HOPS):
+            record = self.profiles.profile(contact)
+            if record is None:
+                return None
+            if not record.merged_into:
+
+                def text(name: str, traits: Mapping[str, Any] = record.traits) -> str | None:
+                    value = traits.get(name)
+                    return (value.strip() or None) if isinstance(value, str) else None
+
+                return Recipient(
+                    contact_id=record.contact_id,
+                    email=text("email"),
+                    phone=text("phone"),
+                    timezone=text(TIMEZONE_TRAIT),
+                    traits=dict(record.traits),
+                    tags=tuple(sorted(record.tags)),
+                    stage=record.stage,
+                    consent={c: r for c, r in record.consent.items() if c in ("email", "sms")},
+                )
+            contact = ContactId.parse(record.merged_into)
+        return None
+
+
+class MemoryEngagementTimes:
+    """The stated times in the keys of the contact store fake's log (``E#<time>#<id>``), newest first."""
+
+    def __init__(self, contacts: MemoryContactStore) -> None:
+        self.contacts = contacts
+
+    def recent_times(self, contact_id: str, limit: int) -> list[datetime]:
+        keys = sorted(
+            (k for k in self.contacts.log.get(ContactId.parse(contact_id), {}) if k.startswith("E#")),
+            reverse=True,
+        )
+        return [datetime.fromisoformat(k.split("#", 2)[1]) for k in keys[: max(limit, 0)]]
+
+
+# --- issue 11: feedback (erasure) -------------------------------------------------------------------------
+
+
+import typing
+
+if typing.TYPE_CHECKING:
+    from shared.usecases.erasure import Erased
+
+
+class MemoryContactErasure:
+    """Erasing a contact's partitions in ``MemoryContactStore`` (its log, merge markers and profile) and
+    in ``others`` (sort keys of the other contacts-table items kept under it: runs, timers, stage history,
+    the send ledger), as ``DynamoContactErasure`` does: events first, the profile last, ``limit`` items
+    at most per call."""
+
+    def __init__(self, store: MemoryContactStore) -> None:
+        self.store = store
+        self.others: dict[ContactId, set[str]] = {}
+
+    def merged_identities(self, contact: ContactId) -> frozenset[ContactId]:
+        found = {source for target, source in self.store.markers if target == contact}
+        profile = self.store.profiles.get(contact)
+        found |= {ContactId.anonymous(a) for a in (profile.anonymous_ids if profile else ())}
+        found.discard(contact)
+        return frozenset(found)
+
+    def erase(self, contact: ContactId, limit: int) -> Erased:
+        from shared.usecases.erasure import Erased
+
+        log = self.store.log.get(contact, {})
+        markers = sorted(m for m in self.store.markers if m[0] == contact)
+        others = self.others.get(contact, set())
+        deleted = 0
+        while deleted < limit and (log or markers or others or contact in self.store.profiles):
+            if log:
+                log.pop(min(log))
+            elif markers:
+                self.store.markers.discard(markers.pop(0))
+            elif others:
+                others.discard(min(others))
+            else:
+                del self.store.profiles[contact]
+            deleted += 1
+        done = not (log or markers or others or contact in self.store.profiles)
+        if done:
+            self.store.log.pop(contact, None)
+        return Erased(deleted=deleted, done=done)
+
+
+# --- issue 11, consent --------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryConsentProfiles:
+    """``ConsentProfiles`` on the fake contact store: a consent fact set at once on the profile holding the
+    contact (merges followed), nothing where there is none."""
+
+    contacts: MemoryContactStore
+
+    def revoke(self, contact: ContactId, channel: str, fact: Any) -> ContactId | None:
+        return self._set(contact, channel, "revoked", fact.model_copy(update={"at": stored_time(fact.at)}))
+
+    def confirm(self, contact: ContactId, channel: str, at: datetime) -> ContactId | None:
+        return self._set(contact, channel, "confirmed_at", stored_time(at))
+
+    def granted_since(self, contact: ContactId, channel: str, at: datetime) -> bool:
+        for _ in range(4):
+            p = self.contacts.profiles.get(contact)
+            if p is None:
+                return False
+            if p.merged_into:
+                contact = ContactId.parse(p.merged_into)
+                continue
+            granted = p.consent.get(channel, {}).get("granted")
+            return granted is not None and granted.at >= at
+        return False
+
+    def _set(self, contact: ContactId, channel: str, part: str, value: Any) -> ContactId | None:
+        for _ in range(4):
+            p = self.contacts.profiles.get(contact)
+            if p is None:
+                return None
+            if p.merged_into:
+                contact = ContactId.parse(p.merged_into)
+                continue
+            p.consent.setdefault(channel, {})[part] = value
+            return contact
+        return None

@@ -19,16 +19,18 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.config import DeploymentConfig, environment, identity_secrets_path
+from infra.constructs.bundles import library_layer
+from infra.constructs.delivery import Delivery
 from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
 from infra.permissions import grants
-from infra.wiring import FunctionSpec
-from shared.engagement.events import SOURCE
+from infra.wiring import FUNCTIONS, FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A version the tests run on (python3.14 is on no machine here or in CI): see docs/decisions.md.
 RUNTIME = lambda_.Runtime.PYTHON_3_13
-#: Only handler and shared code go into the asset; dependencies come from the Powertools layer.
+#: Only handler and shared code go into the asset; dependencies come from the Powertools layer, and
+#: from the library layers a function's wiring names (``bundles``).
 ASSET_EXCLUDES = [
     "*",
     ".*",
@@ -52,10 +54,27 @@ class Platform:
     api: HttpApi
     packaging: Packaging
     config: DeploymentConfig
+    #: the delivery secret, the SES configuration set and the reputation alarms
+    delivery: Delivery
+
+    @property
+    def public_base_url(self) -> str:
+        """Where links in messages point: the configured public URL, or the API's own (no trailing
+        slash). Functions depend on the API's id only; the API's routes depend on the functions."""
+        if self.config.public_url:
+            return self.config.public_url.rstrip("/")
+        stack = Stack.of(self.api)
+        return f"https://{self.api.api.api_id}.execute-api.{stack.region}.{stack.url_suffix}"
+
+    @property
+    def service_names(self) -> dict[str, str]:
+        """What the functions' environment calls each service (``infra.config.SERVICE_ENV``)."""
+        return {**self.messaging.names, **self.delivery.names, "links": self.public_base_url}
 
 
 class Packaging(Construct):
-    """The one code asset (handlers and ``shared``) and the Powertools layer, shared by every function."""
+    """The one code asset (handlers and ``shared``) and the Powertools layer, shared by every function,
+    and a layer per library bundle the wiring names (built once, for the functions that name it)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, construct_id)
@@ -65,6 +84,10 @@ class Packaging(Construct):
             f"/aws/service/powertools/python/arm64/python{RUNTIME.name.removeprefix('python')}/{config.powertools_version}",
         )
         self.layer = lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)
+        self.bundles = {
+            bundle: library_layer(self, bundle.title(), bundle, runtime=RUNTIME)
+            for bundle in sorted({b for spec in FUNCTIONS for b in spec.bundles})
+        }
 
 
 class WiredFunction(Construct):
@@ -78,11 +101,14 @@ class WiredFunction(Construct):
         self._platform = platform
         self.spec = spec
         self.function = self._function(spec)
-        #: where failed stream batches and failed asynchronous runs go (None: invoked synchronously only)
+        #: where failed stream batches and failed asynchronous runs go (None: invoked synchronously only,
+        #: or by a queue, whose own dead-letter queue takes what keeps failing)
         self.dead_letters: sqs.Queue | None = None
         if spec.stream is not None or spec.schedule is not None or spec.bus is not None:
             self.dead_letters = self._dead_letters()
             self._triggers(spec, self.dead_letters)
+        if spec.queue is not None:
+            self._queue_trigger(spec)
 
     def _function(self, spec: FunctionSpec) -> lambda_.Function:
         tables, config = self._platform.tables, self._platform.config
@@ -123,7 +149,10 @@ class WiredFunction(Construct):
             architecture=lambda_.Architecture.ARM_64,
             handler=spec.handler,
             code=self._platform.packaging.code,
-            layers=[self._platform.packaging.layer],
+            layers=[
+                self._platform.packaging.layer,
+                *(self._platform.packaging.bundles[bundle] for bundle in spec.bundles),
+            ],
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_seconds),
             role=role,
@@ -133,7 +162,7 @@ class WiredFunction(Construct):
                 spec,
                 {k: t.table_name for k, t in tables.items()},
                 config,
-                {**self._platform.messaging.names, "identity_secrets": self._identity_secrets_path},
+                {**self._platform.service_names, "identity_secrets": self._identity_secrets_path},
                 {queue_id: queue.queue_url for queue_id, queue in self._platform.queues.items()},
             ),
         )
@@ -149,6 +178,12 @@ class WiredFunction(Construct):
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="X-Ray PutTraceSegments and PutTelemetryRecords"
                 + (" and dynamodb:ListStreams (needed by the stream trigger)" if spec.stream else "")
+                + (
+                    ", and SMS: sns:Publish to a phone number and sns:CheckIfPhoneNumberIsOptedOut (a phone "
+                    "number has no ARN, and no condition key narrows Publish to phone numbers),"
+                    if "sms" in spec.services
+                    else ""
+                )
                 + " do not support resource-level permissions.",
             )
         )
@@ -187,9 +222,27 @@ class WiredFunction(Construct):
             _grant(role, ["events:PutEvents"], [messaging.bus.event_bus_arn])
         if "sns" in spec.services:
             _grant(role, ["sns:Publish"], [messaging.lead_topic.topic_arn])
+        configuration_set = self._configuration_set_arn
         if "ses" in spec.services and messaging.sender is not None:
-            identity = messaging.sender.email_identity_arn
-            _grant(role, ["ses:SendEmail"], [identity])
+            # the configuration set is the identity's default: SES may authorise it for these sends too
+            _grant(role, ["ses:SendEmail"], [messaging.sender.email_identity_arn, configuration_set])
+        if "email" in spec.services and messaging.sender is not None:
+            # SES v2 authorises the sender identity and the configuration set the call names; without a
+            # sender the function sends no email (it skips them), so nothing is granted
+            _grant(role, ["ses:SendEmail"], [messaging.sender.email_identity_arn, configuration_set])
+        if "sms" in spec.services:
+            # a phone number has no ARN, and no condition key narrows Publish to phone numbers
+            _grant(role, ["sns:Publish", "sns:CheckIfPhoneNumberIsOptedOut"], ["*"])
+        if "delivery_secret" in spec.services:
+            _grant(role, ["secretsmanager:GetSecretValue"], [self._platform.delivery.secret.secret_arn])
+
+    @property
+    def _configuration_set_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="ses",
+            resource="configuration-set",
+            resource_name=self._platform.delivery.configuration_set.configuration_set_name,
+        )
 
     def _dead_letters(self) -> sqs.Queue:
         queue = sqs.Queue(
@@ -246,12 +299,19 @@ class WiredFunction(Construct):
             self._on_async_failure(schedule.retry_attempts, schedule.max_event_age_seconds, dlq)
         if spec.bus is not None:
             bus = spec.bus
-            events.Rule(
+            rule = events.Rule(
                 self,
                 "Signals",
-                description=f"Hands the {spec.name} function the lifecycle events it reacts to",
-                event_bus=self._platform.messaging.bus,
-                event_pattern=events.EventPattern(source=[SOURCE], detail_type=list(bus.detail_types)),
+                description=f"Hands the {spec.name} function the "
+                + ("lifecycle events" if bus.bus == "lifecycle" else "SES events and alarms")
+                + " it reacts to",
+                event_bus=(
+                    self._platform.messaging.bus
+                    if bus.bus == "lifecycle"
+                    else events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+                ),
+                # replaced below by the wiring's own pattern (``$or`` has no typed form in CDK)
+                event_pattern=events.EventPattern(source=list(bus.sources)),
                 # EventBridge retries handing an event over (throttled, unavailable), then sets it aside
                 targets=[
                     targets.LambdaFunction(
@@ -262,7 +322,30 @@ class WiredFunction(Construct):
                     )
                 ],
             )
+            cfn_rule: events.CfnRule = rule.node.default_child  # type: ignore[assignment]
+            pattern = bus.event_pattern()
+            cfn_rule.add_property_override("EventPattern", pattern)
+            if "source" not in pattern:  # the placeholder's own key, under the $or's alternatives
+                cfn_rule.add_property_deletion_override("EventPattern.source")
             self._on_async_failure(bus.invoke_retry_attempts, bus.invoke_max_event_age_seconds, dlq)
+
+    def _queue_trigger(self, spec: FunctionSpec) -> None:
+        """Batches from the platform's queue, each failing message reported on its own; after the queue's
+        ``max_receive_count`` receives a message moves to the queue's own dead-letter queue."""
+        trigger = spec.queue
+        assert trigger is not None
+        queue = self._platform.queues[trigger.queue.id]
+        # Lambda's guidance: a message stays hidden at least six times as long as the function may run
+        assert trigger.queue.visibility_timeout_seconds >= 6 * spec.timeout_seconds, spec.name
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                queue,
+                batch_size=trigger.batch_size,
+                max_batching_window=Duration.seconds(trigger.max_batching_window_seconds),
+                report_batch_item_failures=True,
+                max_concurrency=trigger.max_concurrency,
+            )
+        )
 
     def _on_async_failure(self, retry_attempts: int, max_event_age_seconds: int, dlq: sqs.Queue) -> None:
         """EventBridge invokes asynchronously: a run that fails is retried by Lambda, then its event and

@@ -28,6 +28,16 @@ ACCESS_LOG_FORMAT = {
 }
 
 
+#: How each function with public routes (no IAM) authenticates its callers itself.
+PUBLIC_ROUTE_AUTHENTICATION = {
+    "tracking": "Tracking routes authenticate each request with a Segment write key (HTTP Basic or body "
+    "writeKey), checked by the tracking function; SDKs cannot sign requests.",
+    "preferences": "Unsubscribe and confirmation links are opened by recipients from their mail client: "
+    "each request carries a signed, expiring token (HMAC-SHA256 with the delivery secret) that the "
+    "preferences function checks; a GET only shows a page, a POST changes consent.",
+}
+
+
 class HttpApi(Construct):
     def __init__(
         self,
@@ -91,8 +101,7 @@ class HttpApi(Construct):
                     Validations.of(r).acknowledge(
                         Acknowledgment(
                             id="AwsSolutions-APIG4",
-                            reason="Tracking routes authenticate each request with a Segment write key "
-                            "(HTTP Basic or body writeKey), checked by the tracking function; SDKs cannot sign requests.",
+                            reason=PUBLIC_ROUTE_AUTHENTICATION[spec.name],
                         )
                     )
 

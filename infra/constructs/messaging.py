@@ -12,7 +12,14 @@ from infra.config import DeploymentConfig
 
 
 class Messaging(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeploymentConfig,
+        configuration_set: ses.IConfigurationSet | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.bus = events.EventBus(
             self, "Bus", event_bus_name="lifecycle", description="Lifecycle stage events"
@@ -26,7 +33,14 @@ class Messaging(Construct):
         )
         self.sender: ses.EmailIdentity | None = None
         if config.sender_email:
-            self.sender = ses.EmailIdentity(self, "Sender", identity=ses.Identity.email(config.sender_email))
+            # every email from the sender goes through the configuration set unless a call names another,
+            # so SES publishes its bounces and complaints (lead emails' too)
+            self.sender = ses.EmailIdentity(
+                self,
+                "Sender",
+                identity=ses.Identity.email(config.sender_email),
+                configuration_set=configuration_set,
+            )
 
     @property
     def names(self) -> dict[str, str]:

@@ -1,6 +1,7 @@
 """EventBridge rules to Lambda, locally: a bus-triggered function gets the events its rule matches.
 
-The local bus has, per bus-triggered function, a rule with the wiring's pattern whose target is an SQS
+The function's bus (the stack's own, or the account's default bus where SES and CloudWatch publish: the
+feedback function's) has, per bus-triggered function, a rule with the wiring's pattern whose target is an SQS
 queue: moto puts each matching event there as the JSON EventBridge hands Lambda. The pump receives
 them and invokes the handler asynchronously as Lambda does (the first attempt and Lambda's retries,
 then the on-failure record with the event and error to the function's dead-letter queue), and deletes
@@ -22,9 +23,10 @@ from infra.wiring import BusTrigger
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def rule_pattern(trigger: BusTrigger, source: str) -> dict[str, Any]:
-    """The rule's event pattern, as CDK writes it for the deployed rule."""
-    return {"source": [source], "detail-type": list(trigger.detail_types)}
+def rule_pattern(trigger: BusTrigger) -> dict[str, Any]:
+    """The rule's event pattern, as CDK writes it for the deployed rule: the wiring's sources and detail
+    types, and its detail filters (``$or``, which moto's rules match as EventBridge does)."""
+    return trigger.event_pattern()
 
 
 class BusPump:
@@ -89,6 +91,6 @@ class BusPump:
         while not stop.wait(every):
             try:
                 self.drain()
-            except Exception as exc:  # keep the local stack alive; the next poll retries
+            except Exception as exc:  # noqa: BLE001 - keep the local stack alive; the next poll retries
                 print(f"[local] bus pump {self.name}: {exc!r}")
                 time.sleep(1)

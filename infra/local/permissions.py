@@ -38,7 +38,10 @@ DENIED = {
     "ses": ("AccessDenied", 403),
     "ssm": ("AccessDeniedException", 400),
     "sqs": ("AccessDenied", 403),
+    "secretsmanager": ("AccessDeniedException", 400),
 }
+#: SES v2 (``sesv2``, the delivery function's client) signs as ``ses`` too, and answers in its own words.
+SESV2_DENIED = ("AccessDeniedException", 403)
 #: SQS authorises a batch as the single-message action.
 QUEUE_ACTIONS = {
     "SendMessage": "sqs:SendMessage",
@@ -69,6 +72,10 @@ class Resource:
             return f"arn:aws:dynamodb:local:000000000000:table/{self.name}/index/{self.index}"
         if self.kind == "identity_secrets":
             return f"arn:aws:ssm:local:000000000000:parameter/{self.name.lstrip('/')}"
+        if self.kind == "identity":
+            return f"arn:aws:ses:local:000000000000:identity/{self.name}"
+        if self.kind == "configuration_set":
+            return f"arn:aws:ses:local:000000000000:configuration-set/{self.name}"
         return self.name
 
 
@@ -83,12 +90,26 @@ class LocalPolicy:
                 name = environ[grant.table.env]
             elif grant.queue is not None:
                 name = queue_arn(environ[grant.queue.env])
-            elif grant.resource == "ses":
-                name = environ.get("SENDER_EMAIL", "")  # no sender configured: no identity to send from
+            elif grant.resource in ("ses", "email"):
+                self._allow_sending(grant.actions, environ)
+                continue
+            elif grant.resource == "sms":
+                name = "*"  # phone numbers have no ARN: granted on any
             else:
                 name = environ.get(SERVICE_ENV[grant.resource], "")
             if name:
                 self._allowed.update((action, grant.resource, name) for action in grant.actions)
+
+    def _allow_sending(self, actions: tuple[str, ...], environ: Mapping[str, str]) -> None:
+        """SES: the sender identity (none configured: nothing to send from) and, where the function names
+        one, the configuration set its calls name (SES v2 authorises both)."""
+        sender = environ.get("SENDER_EMAIL", "")
+        if not sender:
+            return
+        self._allowed.update((action, "identity", sender) for action in actions)
+        configuration_set = environ.get(SERVICE_ENV["email"], "")
+        if configuration_set:
+            self._allowed.update((action, "configuration_set", configuration_set) for action in actions)
 
     def allows(self, action: str, resource: Resource) -> bool:
         if resource.kind == "identity_secrets":  # granted on the path: parameter/<path>*
@@ -102,7 +123,9 @@ class LocalPolicy:
         """Raise AccessDenied, as AWS would, unless every action the call needs is granted."""
         for action, resource in _needs(service, operation, params):
             if not self.allows(action, resource):
-                code, status = DENIED.get(service, ("AccessDenied", 403))
+                code, status = (
+                    SESV2_DENIED if _is_sesv2(service, params) else DENIED.get(service, ("AccessDenied", 403))
+                )
                 message = (
                     f"User: arn:aws:sts::000000000000:assumed-role/lifecycle-{self.function}/local is not "
                     f"authorized to perform: {action} on resource: {resource.arn()} because no "
@@ -147,17 +170,38 @@ def _needs(service: str, operation: str, params: Mapping[str, Any]) -> Iterator[
             bus = entry.get("EventBusName", "default")
             yield "events:PutEvents", Resource("events", bus.rsplit("event-bus/", 1)[-1])
     elif service == "sns" and operation == "Publish":
-        yield "sns:Publish", Resource("sns", params.get("TopicArn") or params.get("TargetArn", "*"))
+        if params.get("PhoneNumber"):  # an SMS: IAM knows no resource for a phone number
+            yield "sns:Publish", Resource("sms", "*")
+        else:
+            yield "sns:Publish", Resource("sns", params.get("TopicArn") or params.get("TargetArn", "*"))
+    elif service == "sns" and operation == "CheckIfPhoneNumberIsOptedOut":
+        yield "sns:CheckIfPhoneNumberIsOptedOut", Resource("sms", "*")
+    elif _is_sesv2(service, params) and operation == "SendEmail":
+        # SES v2 authorises the sender identity and the configuration set the call names
+        yield "ses:SendEmail", Resource("identity", _address(params.get("FromEmailAddress", "")))
+        if params.get("ConfigurationSetName"):
+            yield "ses:SendEmail", Resource("configuration_set", params["ConfigurationSetName"])
     elif service == "ses" and operation in ("SendEmail", "SendRawEmail"):
-        source = params.get("Source", "")
-        found = _ADDRESS.search(source)
-        yield f"ses:{operation}", Resource("ses", found.group(1) if found else source)
+        yield f"ses:{operation}", Resource("identity", _address(params.get("Source", "")))
+    elif service == "secretsmanager" and operation == "GetSecretValue":
+        yield "secretsmanager:GetSecretValue", Resource("delivery_secret", params.get("SecretId", ""))
     elif service == "sqs" and operation in QUEUE_ACTIONS:
         yield QUEUE_ACTIONS[operation], Resource("queue", queue_arn(params.get("QueueUrl", "")))
     elif service == "ssm" and operation in ("GetParameter", "PutParameter"):
         yield f"ssm:{operation}", Resource("identity_secrets", params.get("Name", ""))
     else:
         yield f"{service}:{operation}", Resource(service, "*")
+
+
+def _is_sesv2(service: str, params: Mapping[str, Any]) -> bool:
+    """SES v2 signs as ``ses`` as v1 does: its SendEmail names ``FromEmailAddress`` and ``Content``."""
+    return service == "ses" and ("FromEmailAddress" in params or "Content" in params)
+
+
+def _address(sender: str) -> str:
+    """The address of ``Name <address>``, or the sender as given."""
+    found = _ADDRESS.search(sender)
+    return found.group(1) if found else sender
 
 
 def queue_arn(url: str) -> str:

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from infra.config import DeploymentConfig, environment, identity_secrets_path
 from infra.local.bus import BusPump, rule_pattern
 from infra.local.gateway import Gateway, LambdaContext, load_handler, routes_for
+from infra.local.mail import FeedbackRequest, InvalidFeedback, SentEmailTags, sent_email, ses_event
 from infra.local.moto_dynamodb import serialise
+from infra.local.outbox import Outbox
+from infra.local.queues import QueuePump
 from infra.local.scheduler import LocalScheduler
 from infra.local.streams import StreamPump
 from infra.wiring import FUNCTIONS, QUEUES, TABLES
 from shared import clock as clocks
-from shared.adapters.queues import DELIVERY, create_queue_request, dead_letters_request
+from shared.adapters.queues import create_queue_request, dead_letters_request
 from shared.adapters.tables import create_table_request
-from shared.engagement.events import SOURCE
 from shared.tracking.rates import RateLimit
 from shared.tracking.timestamps import format_time, parse_time
 from shared.tracking.trust import Trust
@@ -28,7 +32,22 @@ REGION = "eu-west-1"
 #: How many times ``drain_streams`` goes round every trigger before giving up on quiet.
 DRAIN_ROUNDS = 25
 BUS = "lifecycle"
+#: the account's default bus, where SES publishes its events and CloudWatch its alarms' state changes
+DEFAULT_BUS = "default"
 SENDER = "lifecycle@localhost.localdomain"
+#: the SES configuration set emails are sent through (its events reach the feedback function)
+CONFIGURATION_SET = "lifecycle-local"
+#: the secret that signs unsubscribe and confirmation links and webhooks (a random value per start)
+DELIVERY_SECRET = "lifecycle-local-delivery-secret"
+#: printed at the foot of every marketing email
+POSTAL_ADDRESS = "Lifecycle (local), 1 Example Street, Springfield"
+#: where ``make run`` writes each sent email as an .eml file, unless ``LOCAL_MAIL_DIR`` says otherwise
+DEFAULT_MAIL_DIR = Path(__file__).resolve().parents[2] / ".local" / "mail"
+#: settings only the local stack gives a function, beyond what a deployment gives it: webhooks may go to
+#: this machine over plain HTTP (a receiver under development); deployed, they go over HTTPS only
+LOCAL_ENVIRONMENT: dict[str, dict[str, str]] = {
+    "delivery": {"WEBHOOK_PLAIN_HTTP_HOSTS": "127.0.0.1,localhost"}
+}
 DEFAULT_BROWSER_KEY = "local-browser-key"
 DEFAULT_SERVER_KEY = "local-server-key"
 DEFAULT_VERIFIED_KEY = "local-verified-key"
@@ -79,6 +98,10 @@ class LocalSettings:
     write_keys: tuple[SeededKey, ...] = ()
     #: the default rate limits, where set (``KEY_RATE_PER_SECOND``...: ``DeploymentConfig`` field -> value)
     rate_limits: dict[str, str] = field(default_factory=dict)
+    #: where sent emails are written as .eml files (``LOCAL_MAIL_DIR``; None: not written)
+    mail_dir: Path | None = None
+    #: consent sources whose grants wait for the contact's confirmation (``DOUBLE_OPT_IN_SOURCES``)
+    double_opt_in_sources: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> LocalSettings:
@@ -96,6 +119,10 @@ class LocalSettings:
                 SeededKey.parse(k) for k in env.get("LOCAL_WRITE_KEYS", "").split(",") if k.strip()
             ),
             rate_limits={field: env[name] for name, field in RATE_LIMIT_SETTINGS.items() if env.get(name)},
+            mail_dir=Path(env.get("LOCAL_MAIL_DIR") or DEFAULT_MAIL_DIR),
+            double_opt_in_sources=tuple(
+                s.strip() for s in env.get("DOUBLE_OPT_IN_SOURCES", "").split(",") if s.strip()
+            ),
         )
 
 
@@ -122,12 +149,8 @@ class LocalStack:
         self._was_strict = scope.strict(True)
         self._create_tables()
         self._create_messaging()
+        self._create_delivery()
         self._create_queues()
-        self._host_functions()
-        self._seed_write_keys()
-        self.rules = self._load_rules()
-        self._stop = threading.Event()
-        self._start_triggers()
         gateway = Gateway(
             routes_for(FUNCTIONS),
             cors_origins=self.settings.cors_origins,
@@ -136,11 +159,19 @@ class LocalStack:
                 ("GET", "/_local/clock"): self._clock_now,
                 ("GET", "/_local/events"): self._events_endpoint,
                 ("GET", "/_local/outbox"): self._outbox_endpoint,
+                ("POST", "/_local/feedback"): self._feedback_endpoint,
                 ("POST", "/_local/redrive"): self._redrive_endpoint,
             },
         )
+        # bound before the functions are hosted: links in messages point at the stack's own URL, whose
+        # port is known only now when it was 0 (any free port)
         self._server = gateway.serve(self.settings.host, self.settings.port)
         self.port = self._server.server_address[1]
+        self._host_functions()
+        self._seed_write_keys()
+        self.rules = self._load_rules()
+        self._stop = threading.Event()
+        self._start_triggers()
         self._thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
 
@@ -189,6 +220,8 @@ class LocalStack:
             rules_cache_seconds=0,
             due_shards=1,
             sender_email=SENDER,
+            postal_address=POSTAL_ADDRESS,
+            double_opt_in_sources=self.settings.double_opt_in_sources,
             **self.settings.rate_limits,
         )
 
@@ -199,13 +232,28 @@ class LocalStack:
         from infra.local.permissions import function_scope
         from shared import scope
 
-        services = {"events": BUS, "sns": self.topic_arn, "identity_secrets": identity_secrets_path(BUS)}
+        services = {
+            "events": BUS,
+            "sns": self.topic_arn,
+            "identity_secrets": identity_secrets_path(BUS),
+            "email": CONFIGURATION_SET,
+            "delivery_secret": self.delivery_secret_arn,
+            "links": self.url,
+        }
         self.environments = {
-            spec.name: environment(spec, self.table_names, self.config, services, self.queue_urls)
+            spec.name: {
+                **environment(spec, self.table_names, self.config, services, self.queue_urls),
+                **LOCAL_ENVIRONMENT.get(spec.name, {}),
+            }
             for spec in FUNCTIONS
         }
+        #: the tags of every email sent (moto's SES keeps none), for the events ``/_local/feedback`` builds
+        self.email_tags = SentEmailTags()
         for spec in FUNCTIONS:
-            scope.host(spec.handler, function_scope(spec, self.environments[spec.name]))
+            scope.host(
+                spec.handler,
+                function_scope(spec, self.environments[spec.name], client_hooks=[self.email_tags.hook]),
+            )
 
     def _create_tables(self) -> None:
         from shared.adapters import aws
@@ -239,6 +287,17 @@ class LocalStack:
         aws.client("ses").verify_email_identity(EmailAddress=SENDER)
         self._published: list[dict[str, Any]] = []
 
+    def _create_delivery(self) -> None:
+        """What delivery sends through, as the delivery construct deploys it: the SES configuration set and
+        the secret that signs links and webhooks (a random value: links from an earlier run stop working)."""
+        from shared.adapters import aws
+
+        aws.client("sesv2").create_configuration_set(ConfigurationSetName=CONFIGURATION_SET)
+        self.delivery_secret_arn = aws.client("secretsmanager").create_secret(
+            Name=DELIVERY_SECRET, SecretString=secrets.token_urlsafe(32)
+        )["ARN"]
+        self.account = aws.client("sts").get_caller_identity()["Account"]
+
     def _create_queues(self) -> None:
         """The queues between functions, each with its dead-letter queue, as CDK builds them."""
         from shared.adapters import aws
@@ -255,17 +314,23 @@ class LocalStack:
                 "QueueUrl"
             ]
             self.queue_dead_letters[spec.id] = dead_letters
-        self._outbox: list[tuple[datetime, int, dict[str, Any]]] = []
-        self._outbox_lock = threading.Lock()
+        self.outbox = Outbox(
+            ledger=self._send_ledger,
+            account=lambda: self.account,
+            region=REGION,
+            mail_dir=self.settings.mail_dir,
+        )
 
     def _start_triggers(self) -> None:
-        """Stream, bus and schedule triggers from the wiring, driven by background threads."""
+        """Stream, bus, queue and schedule triggers from the wiring, driven by background threads."""
         from shared.adapters import aws
 
         self._threads: list[threading.Thread] = []
         self.pumps: list[StreamPump] = []
         #: one per bus-triggered function: its rule's queue on the local bus, handed to the function
         self.bus_pumps: list[BusPump] = []
+        #: one per queue-triggered function (delivery): the queue's messages handed to the function
+        self.queue_pumps: list[QueuePump] = []
         #: function name -> URL of its dead-letter queue (the deployed stack has one per triggered function)
         self.dead_letter_queues: dict[str, str] = {}
         self._redrivers: list[tuple[str, Any, Any, Any]] = []
@@ -275,14 +340,26 @@ class LocalStack:
             handler = load_handler(spec.handler)
             context = lambda name=spec.name, timeout=spec.timeout_seconds: LambdaContext(
                 function_name=f"lifecycle-{name}", aws_request_id="local", timeout_seconds=timeout
-            )  # noqa: E731
+            )
+            if spec.queue is not None:
+                # its failures go to the queue's own dead-letter queue, after max_receive_count receives
+                self.dead_letter_queues[spec.name] = self.queue_dead_letters[spec.queue.queue.id]
+                self.queue_pumps.append(
+                    QueuePump(
+                        name=spec.name,
+                        sqs=sqs,
+                        queue_url=self.queue_urls[spec.queue.queue.id],
+                        trigger=spec.queue,
+                        handler=handler,
+                        context=context,
+                        on_batch=self.outbox.received,
+                    )
+                )
             if spec.stream is None and spec.schedule is None and spec.bus is None:
                 continue
             url = sqs.create_queue(QueueName=f"lifecycle-{spec.name}-dead-letters")["QueueUrl"]
             self.dead_letter_queues[spec.name] = url
-            send = lambda letter, u=url: sqs.send_message(  # noqa: E731
-                QueueUrl=u, MessageBody=json.dumps(letter)
-            )
+            send = lambda letter, u=url: sqs.send_message(QueueUrl=u, MessageBody=json.dumps(letter))
             if spec.stream is not None:
                 self.pumps.append(
                     StreamPump(
@@ -325,6 +402,10 @@ class LocalStack:
             self._threads.append(
                 threading.Thread(target=bus_pump.run, args=(self._stop,), name="bus", daemon=True)
             )
+        for queue_pump in self.queue_pumps:
+            self._threads.append(
+                threading.Thread(target=queue_pump.run, args=(self._stop,), name="queue", daemon=True)
+            )
         self._threads.append(
             threading.Thread(target=self.scheduler.run, args=(self._stop,), name="scheduler", daemon=True)
         )
@@ -332,16 +413,30 @@ class LocalStack:
             thread.start()
 
     def _bus_rule(self, name: str, trigger: Any) -> str:
-        """The function's rule on the local bus, its pattern as deployed, targeting a queue the pump reads."""
+        """The function's rule on its bus (the stack's own, or the account's default bus where SES and
+        CloudWatch publish), its pattern as deployed, targeting a queue the pump reads."""
         from shared.adapters import aws
 
         sqs, events = aws.client("sqs"), aws.client("events")
+        bus = DEFAULT_BUS if trigger.bus == "default" else BUS
         url = sqs.create_queue(QueueName=f"lifecycle-{name}-bus-events")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         rule = f"local-{name}"
-        events.put_rule(Name=rule, EventBusName=BUS, EventPattern=json.dumps(rule_pattern(trigger, SOURCE)))
-        events.put_targets(Rule=rule, EventBusName=BUS, Targets=[{"Id": "function", "Arn": arn}])
+        events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps(rule_pattern(trigger)))
+        events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "function", "Arn": arn}])
         return url
+
+    def _send_ledger(self) -> Any:
+        """The send ledger, as the delivery function writes it (read by the outbox and /_local/feedback)."""
+        from shared.adapters import aws
+        from shared.adapters.send_ledger import DynamoSendLedger
+        from shared.adapters.tables import CONTACTS
+
+        return DynamoSendLedger(
+            aws.client("dynamodb"),
+            contacts_table=self.table_names[CONTACTS.id],
+            due_shards=self.config.due_shards,
+        )
 
     def _earliest_due(self) -> datetime | None:
         """The earliest entry of the due index (one Query per shard, the first key): the timer function
@@ -366,11 +461,11 @@ class LocalStack:
         return earliest
 
     def drain_streams(self) -> None:
-        """Until every stream and bus rule is quiet: a function's writes may trigger another's (events
-        fold into profiles, whose changes move stages, whose announcements run automations, whose
-        writes may do it all again)."""
+        """Until every stream, bus rule and queue is quiet: a function's writes may trigger another's
+        (events fold into profiles, whose changes move stages, whose announcements run automations,
+        whose requests delivery sends, whose writes may do it all again)."""
         for _ in range(DRAIN_ROUNDS):
-            if not sum(pump.drain() for pump in [*self.pumps, *self.bus_pumps]):
+            if not sum(pump.drain() for pump in [*self.pumps, *self.bus_pumps, *self.queue_pumps]):
                 return
         print(f"[local] triggers still busy after {DRAIN_ROUNDS} rounds: a function may trigger itself")
 
@@ -467,39 +562,59 @@ class LocalStack:
         return 200, {"events": self._published}
 
     def _outbox_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
-        """What automations handed to delivery, oldest first (by ``at``, then arrival; the last 1000).
-
-        Until the delivery function exists, the local stack consumes the delivery queue as it will:
-        each message received and deleted; one that is not a delivery request goes to the queue's
-        dead letters (as it would after failing delivery ``max_receive_count`` times)."""
-        from pydantic import ValidationError
-
-        from shared.adapters import aws
-        from shared.delivery.requests import DeliveryRequest
-
+        """What delivery did with each request it received, oldest first (by ``at``, then arrival; the
+        last 1000): as requested, its send ledger status and reason, and what was sent (``Outbox``)."""
         self.drain_streams()
-        sqs, url = aws.client("sqs"), self.queue_urls[DELIVERY.id]
-        with self._outbox_lock:
-            while True:
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-                if not messages:
-                    break
-                for message in messages:
-                    try:
-                        request = DeliveryRequest.model_validate_json(message["Body"])
-                    except ValidationError as exc:
-                        print(f"[local] not a delivery request, set aside: {exc}")
-                        sqs.send_message(
-                            QueueUrl=self.queue_dead_letters[DELIVERY.id], MessageBody=message["Body"]
-                        )
-                    else:
-                        self._outbox.append(
-                            (request.at, len(self._outbox), _outbox_entry(request, message["Body"]))
-                        )
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-            self._outbox.sort(key=lambda entry: entry[:2])
-            del self._outbox[:-1000]
-            return 200, {"messages": [entry for _, _, entry in self._outbox]}
+        return 200, {"messages": self.outbox.messages()}
+
+    def _feedback_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """What a mailbox provider reports about a sent email (opened, clicked, bounced, complained), as
+        SES publishes it on the default bus: the feedback function handles it as deployed."""
+        from shared.adapters import aws
+
+        try:
+            feedback = FeedbackRequest.parse(body)
+        except InvalidFeedback as exc:
+            return 400, {"code": "invalid_feedback", "field": exc.field, "message": str(exc)}
+        self.drain_streams()
+        record = self._send_ledger().record(feedback.id)
+        if record is None:
+            return 404, {
+                "code": "unknown_send",
+                "message": f"no delivery request {feedback.id!r} was handled",
+            }
+        sent = (
+            sent_email(self.account, REGION, record.provider_id)
+            if record.channel == "email" and record.status == "sent" and record.provider_id
+            else None
+        )
+        if sent is None:
+            return 409, {
+                "code": "not_sent",
+                "message": f"{feedback.id!r} is a {record.channel} request with status {record.status}: "
+                "SES reports only on emails it sent",
+            }
+        entry = ses_event(
+            feedback,
+            sent,
+            tags=self.email_tags.tags(sent.message_id),
+            sent_at=record.sent_at or record.at,
+            now=self.clock.now(),
+            account=self.account,
+            region=REGION,
+            configuration_set=CONFIGURATION_SET,
+        )
+        answer = aws.client("events").put_events(Entries=[entry])
+        if answer.get("FailedEntryCount"):
+            return 503, {"code": "unavailable", "message": f"the default bus refused the event: {answer}"}
+        self.drain_streams()
+        return 200, {
+            "published": {
+                "source": entry["Source"],
+                "detail-type": entry["DetailType"],
+                "detail": json.loads(entry["Detail"]),
+            }
+        }
 
     def banner(self) -> str:
         url = self.url
@@ -546,28 +661,21 @@ class LocalStack:
                 '    -d \'{"behaviour": "product_viewed", "points": 5, "match": {"product": "kite-3"}, "tag": "kites"}\'',
                 "Stage events published on the bus:",
                 f"  curl -s {url}/_local/events",
-                "Messages automations handed to delivery (email, SMS, webhooks):",
+                "What delivery did with the automations' messages (sent, skipped, deferred, and why):",
                 f"  curl -s {url}/_local/outbox",
+                *(
+                    [f"Sent emails, as .eml files to open in a mail client: {self.settings.mail_dir}"]
+                    if self.settings.mail_dir is not None
+                    else []
+                ),
+                "Report what a recipient did with a sent email (open, click, bounce, soft_bounce, complaint):",
+                f"  curl -s -X POST {url}/_local/feedback -H 'content-type: application/json' \\",
+                '    -d \'{"id": "<id from the outbox>", "kind": "click", "link": "https://shop.example/"}\'',
                 "Move time on (scheduled jobs fire on the way):",
                 f"  curl -s -X POST {url}/_local/clock -H 'content-type: application/json' \\",
                 '    -d \'{"advance": "P30D"}\'',
             ]
         )
-
-
-def _outbox_entry(request: Any, body: str) -> dict[str, Any]:
-    """One delivery request as ``GET /_local/outbox`` lists it, its ``at`` as it was sent."""
-    return {
-        "id": request.id,
-        "contact_id": request.contact_id,
-        "automation": request.automation,
-        "channel": request.channel,
-        "at": json.loads(body)["at"],
-        "status": request.status,
-        "reason": request.reason,
-        "subject": request.subject,
-        "text": request.text,
-    }
 
 
 _DURATION = __import__("re").compile(

@@ -5,6 +5,8 @@
   finishes a run a crash left half done.
 - ``TIMER#<key>``: something to do later (a series' next occurrence, the rest of a run after a wait, a
   follow-up), on the due index at its time.
+- ``SEND#<key>`` (the send ledger's, ``shared.adapters.send_ledger``): a deferred send is on the due index
+  too; ``due()`` lists it as a ``send`` entry and ``take_deferred_send`` hands its request back to queue.
 
 A run is recorded with the timers it arms, the re-entry mark it takes (on the profile) and the timer it
 consumes in one transaction (``start``), so a replayed trigger finds it recorded and does nothing new.
@@ -20,6 +22,7 @@ from typing import Any
 
 from shared.adapters.contact_items import ENTERED, PROFILE, partition, profile_key
 from shared.adapters.dynamodb import error_code, failure, n, query_all, retried, s, transact
+from shared.adapters.send_ledger import SEND, take_deferred
 from shared.adapters.stage_store import due_entries, due_key, due_shard
 from shared.automations.engine import Coupon, Plan, Timer
 from shared.automations.model import PointsStep
@@ -255,7 +258,15 @@ class DynamoRunStore:
                 found.append(DueItem(contact, "timer", sort_key.removeprefix(TIMER)))
             elif sort_key.startswith(RUN):
                 found.append(DueItem(contact, "run", sort_key.removeprefix(RUN)))
+            elif sort_key.startswith(SEND):
+                found.append(DueItem(contact, "send", sort_key.removeprefix(SEND)))
         return found
+
+    def take_deferred_send(
+        self, contact: ContactId, key: str, now: datetime, retry_at: datetime
+    ) -> DeliveryRequest | None:
+        """A deferred entry of the send ledger (``shared.adapters.send_ledger``), taken to queue again."""
+        return take_deferred(self._db, self._table, contact, key, now, retry_at)
 
     # --- the contact's card ---------------------------------------------------------------------------
 

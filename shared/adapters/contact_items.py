@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from shared.adapters.dynamodb import js, n, plain_item, s
 from shared.adapters.tables import EVENTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.delivery.consent import ConsentFact, ConsentRecord
 from shared.scoring.engine import ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.tracking.behaviours import Behaviour
@@ -64,6 +65,11 @@ TRAIT, TAG, COUNT, GROUP, SCORE, RULE, BASELINE = (
 #: Automations: when a behaviour inactivity triggers count from was last done (``last:<behaviour>``), the
 #: score thresholds the contact is at or above (a string set), and re-entry marks (``entered:<automation>``).
 LAST, SCORE_ABOVE, ENTERED = "last:", "scoreAbove", "entered:"
+#: Consent facts per channel (``shared.delivery.consent``): ``consent:<channel>:granted`` and
+#: ``consent:<channel>:revoked`` (maps ``{"source", "at"}``, the latest of each, written blindly by the
+#: aggregation, the preferences function and the admin), ``consent:<channel>:confirmed`` (a time: the
+#: double opt-in link was followed).
+CONSENT = "consent:"
 #: An upper bound of the bytes in the profile's ``trait:*`` attributes, kept without reading the profile.
 TRAIT_BYTES = "traitBytes"
 
@@ -227,7 +233,32 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
             fields["last_times"][name[len(LAST) :]] = value
         elif name.startswith(ENTERED):
             fields["entered"][name[len(ENTERED) :]] = value
+    fields["consent"] = consent_from_item(data)
     return ContactRecord.model_validate(fields)
+
+
+def consent_attribute(channel: str, part: str) -> str:
+    """The profile attribute of one consent fact: ``part`` is ``granted``, ``revoked`` or ``confirmed``."""
+    return f"{CONSENT}{channel}:{part}"
+
+
+def consent_fact_value(source: str, at: datetime) -> dict[str, Any]:
+    """A grant or revocation as the profile stores it (an AttributeValue map)."""
+    return {"M": {"source": s(source), "at": s(format_time(at))}}
+
+
+def consent_from_item(data: Mapping[str, Any]) -> dict[str, ConsentRecord]:
+    """The consent facts of a profile (already made plain by ``plain_item``), by channel."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, value in data.items():
+        if not name.startswith(CONSENT):
+            continue
+        channel, _, part = name[len(CONSENT) :].partition(":")
+        if part in ("granted", "revoked"):
+            found.setdefault(channel, {})[part] = ConsentFact(source=value["source"], at=value["at"])
+        elif part == "confirmed":
+            found.setdefault(channel, {})["confirmed_at"] = value
+    return {channel: ConsentRecord(**parts) for channel, parts in found.items()}
 
 
 def _scores(data: Mapping[str, Any], prefix: str) -> dict[str, DimensionScore]:

@@ -38,6 +38,8 @@ from shared.adapters.contact_items import (
     TRAIT,
     TRAIT_BYTES,
     WRITER,
+    consent_attribute,
+    consent_fact_value,
     partition,
     profile_key,
     record_from_item,
@@ -337,6 +339,8 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
         x.add(f"{SCORE}{dimension}:total", n(points))
     for (dimension, memory, bucket), value in scored.sums.items():
         x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
+    for (channel, kind), fact in sorted(change.consent.items()):  # the latest of the change, blindly
+        x.set(consent_attribute(channel, kind), consent_fact_value(fact.source, fact.at))
     if change.merge_from:
         x.set(MERGE_REQUESTED, s(json.dumps(sorted(str(source) for source in change.merge_from))))
     conditions = [f"attribute_not_exists({x.name('mergedInto')})"]

@@ -13,6 +13,9 @@ QUEUE = "the delivery queue"
 #: SQS takes up to 10 messages per batch, and 256 KB per message and per batch.
 BATCH_MESSAGES = 10
 MAX_MESSAGE_BYTES = 256 * 1024
+#: the longest a received message can be hidden: SQS counts its 12 hours from the receive, which was a
+#: moment (the function's run so far) before the postpone, so a margin is kept
+MAX_VISIBILITY_SECONDS = 12 * 60 * 60 - 15 * 60
 
 
 def message_body(request: DeliveryRequest) -> str:
@@ -65,3 +68,17 @@ class SqsDeliveryQueue:
         except Exception as exc:
             raise failure(exc, QUEUE) from exc
         return {f["Id"] for f in answer.get("Failed") or []}
+
+    def postpone(self, receipt: str, seconds: int) -> None:
+        """``Redeliveries``: the received message with this receipt handle is handed out again only after
+        ``seconds`` (a webhook's backoff), instead of after the queue's visibility timeout."""
+        hidden = max(0, min(MAX_VISIBILITY_SECONDS, int(seconds)))
+        try:
+            retried(
+                lambda: self._sqs.change_message_visibility(
+                    QueueUrl=self._url, ReceiptHandle=receipt, VisibilityTimeout=hidden
+                ),
+                QUEUE,
+            )
+        except Exception as exc:
+            raise failure(exc, QUEUE) from exc

@@ -28,9 +28,14 @@ class QueueSpec:
 
 
 #: Delivery: what automations ask to send (``shared.delivery.requests.DeliveryRequest``, one per
-#: message). The delivery function consumes it (next issue; 30 s timeout, so 180 s hidden); until then
-#: the local stack lists it at ``GET /_local/outbox``.
-DELIVERY = QueueSpec(id="delivery", env="DELIVERY_QUEUE_URL", visibility_timeout_seconds=180)
+#: message). The delivery function consumes it (30 s timeout, so 180 s hidden). A provider or webhook
+#: that fails postpones the message with a growing delay (``shared.delivery.webhooks.retry_delay``: 30 s
+#: doubling to 15 minutes, or the provider's own retry-after if longer); ten receives cover about 75
+#: minutes of that backoff (a throttled or paused provider, a webhook down for an hour) before the dead
+#: letters.
+DELIVERY = QueueSpec(
+    id="delivery", env="DELIVERY_QUEUE_URL", visibility_timeout_seconds=180, max_receive_count=10
+)
 
 QUEUES: tuple[QueueSpec, ...] = (DELIVERY,)
 

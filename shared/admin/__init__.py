@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from shared.admin import automations, contacts, engagement, rules
+from shared.admin import (
+    automations,
+    consent,
+    contacts,
+    deliveries,
+    delivery,
+    engagement,
+    erasure,
+    rules,
+)
+from shared.admin import templates as email_templates
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
 
@@ -22,6 +32,12 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **rules.ROUTES,
     **engagement.ROUTES,
     **automations.ROUTES,
+    **email_templates.ROUTES,
+    **deliveries.ROUTES,
+    # issue 11: feedback (the sending pause, suppressions, erasure)
+    **delivery.ROUTES,
+    **erasure.ROUTES,
+    **consent.ROUTES,
 }
 
 

@@ -51,6 +51,7 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
         stage,
         engagement,
         history,
+        deps.double_opt_in,
     )
 
 

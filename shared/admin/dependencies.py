@@ -11,12 +11,16 @@ from shared.automations.views import RunView, TimerView
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
+from shared.delivery.ledger import SendRecord
+from shared.delivery.ports import DeliveryControl, Suppressions
+from shared.delivery.templates import TemplateRepository
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.usecases.engagement import Engagement, FunnelSource
-from shared.usecases.recording import Profiles
+from shared.usecases.erasure import Erasure
+from shared.usecases.recording import EventLog, Profiles
 
 
 class FunnelRepository(FunnelSource, Protocol):
@@ -49,6 +53,12 @@ class SalesTeam(Protocol):
         ...
 
 
+class SendRecords(Protocol):
+    """The send ledger's entries of a contact (``shared.delivery.ports.SendLedger.records``)."""
+
+    def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admin:
     contacts: Profiles
@@ -63,3 +73,21 @@ class Admin:
     decay: Decay
     #: accepting a lead runs the engagement use case, and the card shows its stage history
     engagement: Engagement
+    # issue 11: email templates (``/admin/templates``), and the postal address their previews show
+    templates: TemplateRepository
+    postal_address: str
+    # --- issue 11, the deliveries card ---
+    #: the send ledger (the contact's deliveries)
+    ledger: SendRecords
+    #: consent sources whose grants wait for the contact's confirmation (double opt-in)
+    double_opt_in: frozenset[str]
+    # --- issue 11: feedback ---
+    #: the sending pause (``GET /admin/delivery``, ``POST /admin/delivery/resume``)
+    control: DeliveryControl
+    #: the suppression list (``PUT /admin/suppressions``, ``GET /admin/suppressions/{channel}/{address}``)
+    suppressions: Suppressions
+    #: erasing a contact (``DELETE /admin/contacts/{contactId}``)
+    erasure: Erasure
+    # --- issue 11, consent ---
+    #: consent an administrator sets is an event in the contact's log (``shared.admin.consent``)
+    consent_log: EventLog

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -47,6 +47,7 @@ from shared.automations.model import (
     WebhookStep,
 )
 from shared.contacts.model import ContactRecord
+from shared.delivery.consent import state as consent_state
 from shared.delivery.requests import DeliveryRequest
 from shared.scoring.decay import Decay, trend
 from shared.scoring.model import DimensionScore
@@ -369,8 +370,16 @@ def _same(found: Any, threshold: float) -> bool:
 # --- conditions -----------------------------------------------------------------------------------------
 
 
-def field_value(record: ContactRecord, path: str, decay: Decay, now: datetime) -> Any:
-    """A contact field a condition tests (``shared.automations.model.Condition``)."""
+def field_value(
+    record: ContactRecord,
+    path: str,
+    decay: Decay,
+    now: datetime,
+    double_opt_in: Collection[str] = frozenset(),
+) -> Any:
+    """A contact field a condition tests (``shared.automations.model.Condition``). ``consent.<channel>``
+    is whether marketing on it is allowed: the consent state is ``granted`` (a grant from a source in
+    ``double_opt_in`` counts once the contact confirmed it)."""
     if path.startswith("traits."):
         found: Any = record.traits
         for part in path.split(".")[1:]:
@@ -384,8 +393,7 @@ def field_value(record: ContactRecord, path: str, decay: Decay, now: datetime) -
         overall = record.scores.get("global", DimensionScore())
         return trend(overall.value(decay, now), overall.value(decay, now, recent=True)).value
     if path.startswith("consent."):
-        trait = {"email": "email_opt_in", "sms": "sms_consent"}[path.removeprefix("consent.")]
-        return record.traits.get(trait) is True
+        return consent_state(record.consent.get(path.removeprefix("consent.")), double_opt_in) == "granted"
     return {"stage": record.stage, "quarter": record.quarter, "owner": record.owner}.get(path)
 
 
@@ -398,9 +406,15 @@ def score(record: ContactRecord, dimension: str, decay: Decay, now: datetime) ->
     return record.scores.get(dimension, DimensionScore()).value(decay, now)
 
 
-def holds(conditions: Sequence[Condition], record: ContactRecord, decay: Decay, now: datetime) -> bool:
+def holds(
+    conditions: Sequence[Condition],
+    record: ContactRecord,
+    decay: Decay,
+    now: datetime,
+    double_opt_in: Collection[str] = frozenset(),
+) -> bool:
     for condition in conditions:
-        found = field_value(record, condition.field, decay, now)
+        found = field_value(record, condition.field, decay, now, double_opt_in)
         if condition.field == "tags":
             if not _tags_hold(condition, found):
                 return False
@@ -534,11 +548,16 @@ def plan(
                     template=step.template,
                     # a stored template renders at delivery over these; inline content is rendered here
                     values=_plain(values) if step.template else {},
+                    best_hour=step.best_hour,
                 )
             )
             notes.append("email")
         elif isinstance(step, SmsStep):
-            requests.append(DeliveryRequest(**base, channel="sms", text=render(step.text, values)))
+            requests.append(
+                DeliveryRequest(
+                    **base, channel="sms", text=render(step.text, values), best_hour=step.best_hour
+                )
+            )
             notes.append("sms")
         elif isinstance(step, WebhookStep):
             body = {

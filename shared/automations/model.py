@@ -219,6 +219,8 @@ class EmailStep(_Model):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
     text: Text | None = None
     html: Text | None = None
+    #: send at the hour this contact usually engages (learned from their events), within the allowed hours
+    best_hour: bool = False
 
     @model_validator(mode="after")
     def _content(self) -> EmailStep:
@@ -230,6 +232,8 @@ class EmailStep(_Model):
 class SmsStep(_Model):
     action: Literal["sms"]
     text: Annotated[str, StringConstraints(min_length=1, max_length=1600)]
+    #: send at the hour this contact usually engages (learned from their events), within the allowed hours
+    best_hour: bool = False
 
 
 class WebhookStep(_Model):

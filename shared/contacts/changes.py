@@ -18,7 +18,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.contacts.consent import ConsentKind, latest_consent
 from shared.contacts.identity import ContactId
+from shared.delivery.consent import ConsentChannel, ConsentFact
 from shared.scoring.engine import NOTHING, TAG_PREFIX, Scored, ScoringContext, awarded, combined, score
 from shared.tracking.behaviours import LEDGER_CALL, Behaviour
 from shared.tracking.messages import TrackedEvent
@@ -67,6 +69,9 @@ class ContactChange:
     last_position: str = ""
     #: the events were recorded for this contact, merged into this one since: re-routed here
     origin: ContactId | None = None
+    #: per channel and kind (``granted``, ``revoked``) the latest consent fact the events state
+    #: (``shared.contacts.consent``), set blindly on the profile
+    consent: Mapping[tuple[ConsentChannel, ConsentKind], ConsentFact] = field(default_factory=dict)
 
     @property
     def activity(self) -> tuple[TrackedEvent, ...]:
@@ -147,6 +152,7 @@ def plan_change(
         timezone_hint=None if TIMEZONE_TRAIT in traits else hint,
         scored=scored,
         merge_from=frozenset(source for source, _ in identity_links(ordered) if source != contact),
+        consent=latest_consent(ordered),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.delivery.consent import ConsentRecord
 from shared.scoring.model import DimensionScore
 
 
@@ -57,6 +58,8 @@ class ContactRecord(BaseModel):
     entered: dict[str, str] = Field(default_factory=dict)
     #: the stream position of the newest tracked event folded in (text that sorts in stream order)
     aggregated_through: str | None = None
+    #: consent facts by channel (``email``, ``sms``): the latest grant and revocation, the confirmation
+    consent: dict[str, ConsentRecord] = Field(default_factory=dict)
     #: stage outputs written but not yet published
     pending_outputs: int = 0
     #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.delivery.consent import CONSENT_CHANNELS, ConsentRecord, ConsentState, state
 from shared.scoring.views import Scores
 from shared.tracking.proofs import Provenance
 from shared.tracking.stored import expanded, provenance_of
@@ -168,6 +170,31 @@ class EngagementView(BaseModel):
     current: float
 
 
+class ConsentFactView(BaseModel):
+    source: str
+    at: datetime
+
+
+class ConsentView(BaseModel):
+    """Consent to marketing on one channel: its state (``granted``, ``pending`` the contact's
+    confirmation, ``revoked``, ``none``), the latest grant and revocation, the confirmation."""
+
+    state: ConsentState
+    granted: ConsentFactView | None = None
+    revoked: ConsentFactView | None = None
+    confirmed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, record: ConsentRecord | None, double_opt_in: Collection[str]) -> ConsentView:
+        found = record or ConsentRecord()
+        return cls(
+            state=state(record, double_opt_in),
+            granted=ConsentFactView(**found.granted.model_dump()) if found.granted else None,
+            revoked=ConsentFactView(**found.revoked.model_dump()) if found.revoked else None,
+            confirmed_at=found.confirmed_at,
+        )
+
+
 class ContactCard(BaseModel):
     """``GET /admin/contacts/{contactId}``: everything known about one contact."""
 
@@ -194,6 +221,8 @@ class ContactCard(BaseModel):
     next_ledger_cursor: str | None = None
     recent_events: list[EventView]
     next_events_cursor: str | None = None
+    #: per channel (``email``, ``sms``): may marketing go, and the facts that say so
+    consent: dict[str, ConsentView] = Field(default_factory=dict)
 
     @classmethod
     def of(
@@ -205,6 +234,7 @@ class ContactCard(BaseModel):
         stage: str,
         engagement: EngagementView,
         history: list[dict[str, Any]],
+        double_opt_in: Collection[str] = (),
     ) -> ContactCard:
         return cls(
             contact_id=record.contact_id,
@@ -228,6 +258,7 @@ class ContactCard(BaseModel):
             next_ledger_cursor=ledger.next_cursor,
             recent_events=events.events,
             next_events_cursor=events.next_cursor,
+            consent={c: ConsentView.of(record.consent.get(c), double_opt_in) for c in CONSENT_CHANNELS},
         )
 
 

@@ -1,8 +1,8 @@
 """What automations hand to delivery: one request per message, on the delivery queue.
 
-The delivery function (SES, SNS, webhooks) sends them; until it exists, the local stack lists them
-at ``GET /_local/outbox``. A request's ``id`` is stable per (contact, automation, occurrence, step),
-so a request queued twice is one send.
+The delivery function (SES, SNS, webhooks) sends them, exactly once: a request's ``id`` is stable per
+(contact, automation, occurrence, step), and the send ledger (``shared.delivery.ledger``) is keyed by
+it, so a request queued or received twice is one send.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ Channel = Literal["email", "sms", "webhook"]
 #: ``queued``: to send; ``held_out``: the contact is in the automation's control group, recorded only.
 #: Delivery adds ``sent``, ``skipped`` and ``deferred`` (with a reason).
 Status = Literal["queued", "sent", "skipped", "deferred", "held_out"]
+#: ``marketing``: consent, suppression, caps, quiet hours and the sending pause apply, and emails carry
+#: the unsubscribe headers; ``transactional`` (a consent confirmation): only suppression applies.
+Purpose = Literal["marketing", "transactional"]
 
 
 class DeliveryRequest(BaseModel):
@@ -42,3 +45,6 @@ class DeliveryRequest(BaseModel):
     #: a template to render at delivery (``/admin/templates``), with the values computed for it
     template: str | None = None
     values: dict[str, Any] = Field(default_factory=dict)
+    purpose: Purpose = "marketing"
+    #: send at the hour this contact usually engages (learned from their events), within the allowed hours
+    best_hour: bool = False

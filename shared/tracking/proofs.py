@@ -230,6 +230,12 @@ def _unreserved(call: Mapping[str, Any]) -> Mapping[str, Any]:
     return call
 
 
+def unverified_visitor(user_id: str) -> str:
+    """The visitor that keeps the calls claiming ``user_id`` without proof that came without an
+    anonymousId (erasure of the user erases it too)."""
+    return _unverified_visitor(user_id)
+
+
 def _unverified_visitor(user_id: str) -> str:
     visitor = UNVERIFIED_VISITOR + user_id
     if len(visitor.encode("utf-8", "surrogatepass")) <= _MAX_VISITOR_BYTES:

@@ -21,11 +21,13 @@ from typing import Any, Protocol
 from shared.automations.book import AutomationBook
 from shared.automations.engine import watched_since
 from shared.contacts.changes import ContactChange, plan_change
+from shared.contacts.consent import latest_consent
 from shared.contacts.identity import ContactId
 from shared.errors import DependencyUnavailable
 from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
 from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
+from shared.tracking.behaviours import LEDGER_CALL
 from shared.tracking.messages import TrackedEvent
 from shared.usecases.recording import MAX_ROUNDS, Absorbed, ContactStore, resolve, split_change
 
@@ -238,7 +240,18 @@ def _positioned(
     origin: ContactId | None,
 ) -> ContactChange:
     positions = [by_id[e.message_id].position for e in part]
-    return replace(change, first_position=min(positions), last_position=max(positions), origin=origin)
+    # consent from the calls as recorded: a full profile folds identify calls without their traits
+    # (``_without_growth``), never without the consent they state
+    recorded = sorted(
+        (by_id[e.message_id].event for e in part if e.call != LEDGER_CALL), key=lambda e: e.timestamp
+    )
+    return replace(
+        change,
+        first_position=min(positions),
+        last_position=max(positions),
+        origin=origin,
+        consent=latest_consent(recorded),
+    )
 
 
 def _without_growth(events: list[TrackedEvent], deps: Aggregation) -> list[TrackedEvent]:

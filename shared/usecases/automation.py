@@ -35,8 +35,11 @@ from shared.automations.engine import (
 )
 from shared.automations.model import StoredAutomation
 from shared.clock import Clock
+from shared.contacts.consent import granted_channels
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
+from shared.delivery.consent import ConsentChannel
+from shared.delivery.consent import state as consent_state
 from shared.delivery.requests import DeliveryRequest
 from shared.errors import DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
 from shared.scoring.decay import Decay
@@ -87,12 +90,12 @@ class Consumed:
 
 @dataclass(frozen=True, slots=True)
 class DueItem:
-    """An entry of the due index: a contact's profile (stages, lapses, anniversaries), a timer, or a run
-    left pending."""
+    """An entry of the due index: a contact's profile (stages, lapses, anniversaries), a timer, a run
+    left pending, or a send delivery deferred (quiet hours, best hour)."""
 
     contact: ContactId
-    kind: Literal["profile", "timer", "run"]
-    #: the timer's or run's key
+    kind: Literal["profile", "timer", "run", "send"]
+    #: the timer's or run's key; a send's ledger entry key (its request id without ``<contact>#``)
     key: str = ""
 
 
@@ -128,6 +131,14 @@ class RunStore(Protocol):
         ...
 
     def due(self, now: datetime) -> list[DueItem]: ...
+
+    def take_deferred_send(
+        self, contact: ContactId, key: str, now: datetime, retry_at: datetime
+    ) -> DeliveryRequest | None:
+        """The request of a deferred send that has come due, taken to be queued again: its due time
+        moves on to ``retry_at`` on condition it is unchanged, so of two timer runs one takes it, and
+        one that never reached delivery falls due again then. None: not deferred, not due, or taken."""
+        ...
 
 
 class DeliveryQueue(Protocol):
@@ -167,6 +178,9 @@ class Automating:
     telemetry: Telemetry
     #: how the events trigger waits for the aggregation (``time.sleep``; tests pass a no-op)
     pause: Callable[[float], object] = time.sleep
+    #: consent sources whose grants wait for the contact's confirmation (double opt-in): the events
+    #: trigger asks for it, and ``consent.<channel>`` conditions hold once confirmed
+    double_opt_in: frozenset[str] = frozenset()
 
 
 # --- entry points ---------------------------------------------------------------------------------------
@@ -185,18 +199,21 @@ def on_event(
     """
     if event.call == LEDGER_CALL:  # points an automation awarded: not the contact's behaviour
         return 0
-    book = deps.automations.book()
-    if not len(book):
-        return 0
     now = deps.clock.now()
-    found = event_starts(book, event, log_key, {})
     fresh = event.timestamp >= now - STALE_AFTER
-    if not (found.now and fresh) and not found.timers:
+    grants = granted_channels(event) if deps.double_opt_in and fresh else ()
+    book = deps.automations.book()
+    if not len(book) and not grants:
+        return 0
+    found = event_starts(book, event, log_key, {})
+    if not (found.now and fresh) and not found.timers and not grants:
         return 0
     record = _folded(contact, position, deps)
     if record is None:
         return 0
     holder = ContactId.parse(record.contact_id)
+    if grants:
+        _ask_confirmation(record, grants, deps)
     started = sum(_start(holder, record, o, book, deps) for o in found.now) if fresh else 0
     if found.timers:
         timers = event_starts(book, event, log_key, record.traits).timers  # in the contact's time zone
@@ -208,6 +225,49 @@ def on_event(
         ]
         deps.telemetry.count("AutomationTimersArmed", deps.runs.arm(holder, eligible))
     return started
+
+
+#: the automation name, template and version of the double opt-in confirmation requests
+CONFIRMATION_AUTOMATION, CONFIRMATION_TEMPLATE = "consent", "consent-confirmation"
+
+
+def confirmation_request(
+    record: ContactRecord, channel: ConsentChannel, now: datetime
+) -> DeliveryRequest | None:
+    """The confirmation email for the grant of ``channel`` now in force, if it waits for one; its id is
+    that grant's (``<contact>#consent#<channel>@<grant time>#0``), so it is one send however often asked."""
+    consent = record.consent.get(channel)
+    if consent is None or consent.granted is None:
+        return None
+    occurrence = f"{channel}@{format_time(consent.granted.at)}"
+    return DeliveryRequest(
+        id=f"{record.contact_id}#{CONFIRMATION_AUTOMATION}#{occurrence}#0",
+        contact_id=record.contact_id,
+        automation=CONFIRMATION_AUTOMATION,
+        version=1,
+        occurrence=occurrence,
+        step=0,
+        channel="email",
+        at=now,
+        template=CONFIRMATION_TEMPLATE,
+        values={"confirm": channel},
+        purpose="transactional",
+    )
+
+
+def _ask_confirmation(record: ContactRecord, grants: Sequence[ConsentChannel], deps: Automating) -> None:
+    """Double opt-in: a grant from a source that needs the contact's confirmation (the channel's state
+    is ``pending`` once folded in) gets one confirmation email, for the grant in force."""
+    now = deps.clock.now()
+    requests = [
+        request
+        for channel in dict.fromkeys(grants)
+        if consent_state(record.consent.get(channel), deps.double_opt_in) == "pending"
+        and (request := confirmation_request(record, channel, now)) is not None
+    ]
+    if requests:
+        deps.queue.enqueue(requests)
+        deps.telemetry.count("ConsentConfirmationsQueued", len(requests))
 
 
 def _folded(contact: ContactId, position: str | None, deps: Automating) -> ContactRecord | None:
@@ -302,6 +362,20 @@ def resume(contact: ContactId, run_key: str, deps: Automating) -> int:
     return 1
 
 
+def requeue(contact: ContactId, key: str, deps: Automating) -> int:
+    """A deferred send whose time has come goes back to the delivery queue. Taken first (its due time
+    moved on by ``RESUME_AFTER``), then queued: a schedule fired twice queues it once, and a queueing
+    that fails leaves it due again. The delivery function's claim takes it off the index; were it queued
+    twice anyway, the ledger sends it once."""
+    now = deps.clock.now()
+    request = deps.runs.take_deferred_send(contact, key, now, now + RESUME_AFTER)
+    if request is None:
+        return 0
+    deps.queue.enqueue([request])
+    deps.telemetry.count("DeferredSendsQueued", 1)
+    return 1
+
+
 def run_timers(
     deps: Automating,
     on_profile: ProfileHandler | None = None,
@@ -319,6 +393,8 @@ def run_timers(
                 on_timer(item.contact, item.key, deps)
             elif item.kind == "run":
                 resume(item.contact, item.key, deps)
+            elif item.kind == "send":
+                requeue(item.contact, item.key, deps)
             else:
                 record = deps.contacts.profile(item.contact)
                 if record is None or record.merged_into:
@@ -412,7 +488,9 @@ def _perform(contact: ContactId, run: Plan, deps: Automating) -> None:
 
 
 def _conditions_hold(automation: StoredAutomation | None, record: ContactRecord, deps: Automating) -> bool:
-    return automation is not None and holds(automation.conditions, record, deps.decay, deps.clock.now())
+    return automation is not None and holds(
+        automation.conditions, record, deps.decay, deps.clock.now(), deps.double_opt_in
+    )
 
 
 def _entry(
@@ -456,4 +534,4 @@ class Watches:
         return thresholds(self.source.book())
 
 
-__all__ = ["Automating", "Watches", "on_event", "on_signal", "on_timer", "resume", "run_timers"]
+__all__ = ["Automating", "Watches", "on_event", "on_signal", "on_timer", "requeue", "resume", "run_timers"]

@@ -9,7 +9,10 @@ Ports covered (fakes in ``tests/fakes.py``): write keys, rule repository, engage
 (``test_contact_store``); merge store and merge requests (``test_merge_store``); contact log
 (``test_contact_log``); stage store (``test_stage_store``); publisher (``test_publisher``, on moto's
 EventBridge, SNS, SQS and SES); rate-limit counters (``test_rate_counters``); automation repository
-(``test_automation_store``).
+(``test_automation_store``); the delivery providers: mailer, texter, delivery secret, webhook poster, on
+moto's SES v2, SNS and Secrets Manager and a local HTTP server (``test_delivery_providers``); delivery's
+send ledger with the due index (``test_send_ledger``), frequency caps (``test_frequency_caps``), recipients
+(``test_recipients``) and engagement times (``test_engagement_times``).
 """
 
 from __future__ import annotations

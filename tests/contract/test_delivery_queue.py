@@ -88,3 +88,65 @@ def test_a_request_over_256_kb_is_refused_and_nothing_is_sent(queue):
 def test_nothing_to_hand_over(queue):
     queue.enqueue([])
     assert queue.sent == []
+
+
+# --- Redeliveries: a received message handed out again only after a delay ------------------------------
+
+
+class FakeRedeliveries:
+    """The fake's side: a message received, and hidden while the last postponement of its receipt
+    (as recorded) is more than nothing."""
+
+    def __init__(self) -> None:
+        self.queue = MemoryDeliveryQueue()
+
+    def received(self) -> str:
+        (only,) = self.queue.sent
+        return f"receipt-{only.id}"
+
+    def hidden(self, receipt: str) -> bool:
+        seconds = [s for r, s in self.queue.postponed if r == receipt]
+        return bool(seconds) and seconds[-1] > 0
+
+
+class SqsRedeliveries(SqsSide):
+    """moto's side: a queue whose messages come back at once unless postponed."""
+
+    def __init__(self) -> None:
+        from shared.adapters.delivery_queue import SqsDeliveryQueue
+
+        super().__init__()
+        self.sqs.set_queue_attributes(QueueUrl=self.url, Attributes={"VisibilityTimeout": "0"})
+        self.queue = SqsDeliveryQueue(self.sqs, queue_url=self.url)
+
+    def received(self) -> str:
+        (message,) = self.sqs.receive_message(QueueUrl=self.url)["Messages"]
+        return message["ReceiptHandle"]
+
+    def hidden(self, receipt: str) -> bool:
+        return "Messages" not in self.sqs.receive_message(QueueUrl=self.url)
+
+
+@pytest.fixture
+def redeliveries(implementation) -> Iterator[Any]:
+    if implementation == "fake":
+        yield FakeRedeliveries()
+        return
+    from moto import mock_aws
+
+    from shared.adapters import aws
+
+    with mock_aws():
+        aws.reset()
+        yield SqsRedeliveries()
+        aws.reset()
+
+
+def test_a_postponed_message_stays_hidden_and_a_delay_below_nothing_is_none(redeliveries):
+    redeliveries.queue.enqueue([request(0)])
+    receipt = redeliveries.received()
+    redeliveries.queue.postpone(receipt, 900)  # a webhook's longest backoff
+    assert redeliveries.hidden(receipt)
+    # below nothing: bounded, not refused, and handed out again at once
+    redeliveries.queue.postpone(receipt, -5)
+    assert not redeliveries.hidden(receipt)

@@ -203,14 +203,15 @@ def metrics(monkeypatch) -> dict[str, int]:
 
 
 @pytest.fixture
-def local_stack(template):
-    """The local stack in this process (its environment and clients are restored afterwards)."""
+def local_stack(template, tmp_path):
+    """The local stack in this process (its environment and clients are restored afterwards); sent emails
+    are written to ``tmp_path / "mail"``."""
     from infra.local.stack import LocalSettings, LocalStack
     from shared import runtime
     from shared.adapters import aws as clients
 
     saved = dict(os.environ)
-    stack = LocalStack(LocalSettings(port=0, quiet=True))
+    stack = LocalStack(LocalSettings(port=0, quiet=True, mail_dir=tmp_path / "mail"))
     stack.start()
     try:
         yield stack

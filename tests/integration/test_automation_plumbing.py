@@ -1,7 +1,7 @@
 """The automation plumbing in the local stack, as deployed: lifecycle signals on the bus reach the signal
 automations (asynchronously, with Lambda's retries and dead letters), the trigger loop runs until every
-stream and rule is quiet, automations may send to the delivery queue only, and ``GET /_local/outbox``
-lists what they handed to delivery."""
+stream, rule and queue is quiet, automations may send to the delivery queue only, and ``GET /_local/outbox``
+lists what the delivery function did with what they handed it."""
 
 from __future__ import annotations
 
@@ -148,7 +148,11 @@ def request(id: str, at: datetime, **fields: Any) -> str:
     ).model_dump_json()
 
 
-def test_the_outbox_lists_delivery_requests_oldest_first(local_stack) -> None:
+def test_the_delivery_function_consumes_the_queue_and_the_outbox_lists_what_it_did(local_stack) -> None:
+    """Requests for contacts delivery does not know are skipped and leave no ledger entry (an erased
+    contact's partition is never written again: the outbox lists them as requested, ``queued``), a
+    held-out one likewise, oldest first; a message that is no delivery request fails each receive and
+    reaches the queue's dead-letter queue after ``max_receive_count``."""
     from shared.adapters import aws
 
     sqs, url = aws.client("sqs"), local_stack.queue_urls["delivery"]
@@ -187,7 +191,15 @@ def test_the_outbox_lists_delivery_requests_oldest_first(local_stack) -> None:
         "held_out",
         "control group",
     )
-    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == [], "received and deleted"
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == [], "handled and deleted"
+    contacts = local_stack.table_names["contacts"]
+    for contact in ("user_id:ann", "user_id:bob"):
+        written = aws.client("dynamodb").query(
+            TableName=contacts,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"C#{contact}"}},
+        )["Items"]
+        assert written == [], "nothing written under a contact delivery does not know"
     (aside,) = sqs.receive_message(QueueUrl=local_stack.queue_dead_letters["delivery"])["Messages"]
     assert json.loads(aside["Body"]) == {"not": "a delivery request"}
     assert get(f"{local_stack.url}/_local/outbox")["messages"] == messages, "kept in memory"

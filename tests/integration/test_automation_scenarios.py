@@ -1,6 +1,11 @@
 """The automation scenarios, end to end in the local stack: tracking calls over HTTP, the automations as
 the examples ship them, the clock moved by ``POST /_local/clock`` (firing the hourly timer function for
-every elapsed hour), and what the automations produced read from ``GET /_local/outbox``."""
+every elapsed hour), and what the automations produced read from ``GET /_local/outbox``: what the delivery
+function did with each message (sent, skipped or held out, and why).
+
+Contacts who should receive what they are sent have an email address and gave consent (``email_opt_in``
+from the server key). Every test starts at 10:00 UTC, inside the allowed hours: a message due in the quiet
+hours would be deferred to the morning."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import base64
 import json
 import urllib.request
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,15 @@ from shared.automations.engine import held_out
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "automations"
 SERVER = "Basic " + base64.b64encode(b"local-server-key:").decode()
+
+
+@pytest.fixture(autouse=True)
+def daytime(local_stack: Any) -> None:
+    """The local clock (the wall clock until moved) at the next 10:00 UTC."""
+    now = local_stack.clock.now()
+    ten = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    target = ten if ten > now else ten + timedelta(days=1)
+    call(local_stack, "POST", "/_local/clock", {"set": target.isoformat()})
 
 
 def call(stack: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
@@ -48,6 +63,12 @@ def outbox(stack: Any, automation: str, contact: str | None = None) -> list[dict
     ]
 
 
+def reachable(stack: Any, user: str, **traits: Any) -> None:
+    """The user has an email address and consented to marketing email (from the server key)."""
+    traits = {"email": f"{user}@example.com", "email_opt_in": True, **traits}
+    track(stack, "/v1/identify", {"userId": user, "traits": traits})
+
+
 def put_example(stack: Any, name: str, **changes: Any) -> dict[str, Any]:
     body = {**json.loads((EXAMPLES / f"{name}.json").read_text()), **changes}
     return call(stack, "PUT", f"/admin/automations/{body['id']}", body)
@@ -69,7 +90,7 @@ def visit(stack: Any, user: str, url: str = "https://shop.example/") -> None:
 def test_win_back_fires_once_per_lapse_counted_from_the_last_visit(local_stack) -> None:
     put_example(local_stack, "win-back")
     ann = acted_on("win-back", 10)
-    track(local_stack, "/v1/identify", {"userId": ann, "traits": {"first_name": "Ann"}})
+    reachable(local_stack, ann, first_name="Ann")
     visit(local_stack, ann)
     advance(local_stack, "P60D")
     visit(local_stack, ann)  # before day 90: the timer moves forward
@@ -77,7 +98,7 @@ def test_win_back_fires_once_per_lapse_counted_from_the_last_visit(local_stack) 
     assert outbox(local_stack, "win-back") == [], "89 days after the last visit: nothing yet"
     advance(local_stack, "P2D")
     (message,) = outbox(local_stack, "win-back")
-    assert message["contact_id"] == f"user_id:{ann}" and message["status"] == "queued"
+    assert message["contact_id"] == f"user_id:{ann}" and message["status"] == "sent", message
     assert message["subject"] == "We miss you" and "Hello Ann" in message["text"]
     assert "15% off" in message["text"] and "BACK-" in message["text"]
     advance(local_stack, "P200D")
@@ -99,6 +120,7 @@ def test_the_win_back_holdout_is_recorded_and_never_acted_on(local_stack) -> Non
 
 def test_the_kids_program_offers_each_childs_next_age_every_year_up_to_twelve(local_stack) -> None:
     put_example(local_stack, "kids-program")
+    reachable(local_stack, "parent")
     track(
         local_stack,
         "/v1/track",
@@ -134,6 +156,7 @@ def test_a_program_started_twice_by_a_replayed_call_offers_once(local_stack) -> 
         "timestamp": "2026-01-10T10:00:00Z",
         "properties": {"child_age": 6},
     }
+    reachable(local_stack, "parent")
     track(local_stack, "/v1/track", order)
     track(local_stack, "/v1/track", order)  # an SDK retry
     advance(local_stack, "P400D")
@@ -160,13 +183,14 @@ def test_crossing_the_sales_threshold_routes_the_lead_and_sends_the_message(loca
             ],
         },
     )
-    track(local_stack, "/v1/identify", {"userId": "lead", "traits": {"name": "Lee"}})
+    reachable(local_stack, "lead", name="Lee")
     for n in range(12):
         track(local_stack, "/v1/track", {"userId": "lead", "event": "Webinar Attended", "messageId": f"w{n}"})
     card = call(local_stack, "GET", "/admin/contacts/user_id:lead")
     assert card["owner"] == "s1"
     (message,) = outbox(local_stack, "sales-handover")
-    assert message["text"] == "Hi Lee" and message["contact_id"] == "user_id:lead"
+    assert message["status"] == "sent" and message["contact_id"] == "user_id:lead"
+    assert message["text"].startswith("Hi Lee"), "as sent: the unsubscribe footer follows"
 
 
 def test_falling_into_the_exit_quarter_brings_a_retention_offer(local_stack) -> None:
@@ -183,6 +207,7 @@ def test_falling_into_the_exit_quarter_brings_a_retention_offer(local_stack) -> 
             ],
         },
     )
+    reachable(local_stack, "buyer")
     track(
         local_stack,
         "/v1/track",
@@ -195,6 +220,7 @@ def test_falling_into_the_exit_quarter_brings_a_retention_offer(local_stack) -> 
 
 
 def kids_order(stack: Any, message_id: str = "order-k", age: int = 6) -> None:
+    reachable(stack, "parent")
     track(
         stack,
         "/v1/track",
@@ -219,11 +245,12 @@ def test_a_replayed_stream_batch_and_a_double_fired_schedule_act_once(local_stac
     put_example(local_stack, "kids-program")
     kids_order(local_stack)
     # the events stream delivers the same record again (Lambda retries a batch): nothing is armed twice
-    (item,) = aws.client("dynamodb").query(
+    items = aws.client("dynamodb").query(
         TableName=local_stack.table_names["events"],
         KeyConditionExpression="pk = :p",
         ExpressionAttributeValues={":p": {"S": "C#user_id:parent"}},
     )["Items"]
+    (item,) = [i for i in items if "order-k" in json.dumps(i)]  # the order (the identify is the other)
     sample = json.loads(
         (Path(__file__).parents[2] / "events/automation_events/event_recorded.json").read_text()
     )
@@ -296,11 +323,13 @@ def test_inactivity_can_count_from_any_behaviour_and_profiles_keep_only_what_is_
             ],
         },
     )
+    reachable(local_stack, "cart")
     track(local_stack, "/v1/track", {"userId": "cart", "event": "Product Added", "messageId": "c1"})
     for day in range(3):  # visits go on; no cart since
         advance(local_stack, "P7D")
         visit(local_stack, "cart")
-    assert [m["subject"] for m in outbox(local_stack, "cart-reminder")] == ["Still thinking it over?"]
+    (message,) = outbox(local_stack, "cart-reminder")
+    assert (message["subject"], message["status"]) == ("Still thinking it over?", "sent")
     profile = aws.client("dynamodb").get_item(
         TableName=local_stack.table_names["contacts"],
         Key={"pk": {"S": "C#user_id:cart"}, "sk": {"S": "PROFILE"}},
@@ -308,3 +337,25 @@ def test_inactivity_can_count_from_any_behaviour_and_profiles_keep_only_what_is_
     assert sorted(name for name in profile if name.startswith("last:")) == ["last:added_to_cart"], (
         "no automation counts from visits here: their last time is not written"
     )
+
+
+def test_a_message_to_a_contact_without_an_address_or_consent_is_skipped_with_the_reason(local_stack) -> None:
+    call(
+        local_stack,
+        "PUT",
+        "/admin/automations/cart-reminder",
+        {
+            "name": "Come back to your cart",
+            "trigger": {"type": "inactivity", "days": 14, "since": "added_to_cart"},
+            "steps": [{"action": "email", "subject": "Still thinking it over?", "text": "Your cart"}],
+        },
+    )
+    track(local_stack, "/v1/identify", {"userId": "silent", "traits": {"email": "silent@example.com"}})
+    for user in ("anonymous", "silent"):  # no address at all; an address without consent
+        track(local_stack, "/v1/track", {"userId": user, "event": "Product Added", "messageId": f"c-{user}"})
+    advance(local_stack, "P15D")
+    found = {m["contact_id"]: (m["status"], m["reason"]) for m in outbox(local_stack, "cart-reminder")}
+    assert found == {
+        "user_id:anonymous": ("skipped", "no_address"),
+        "user_id:silent": ("skipped", "no_consent"),
+    }

@@ -24,6 +24,7 @@ from shared.automations.engine import (
 )
 from shared.automations.model import Automation, Condition, Delay, StoredAutomation
 from shared.contacts.model import ContactRecord
+from shared.delivery.consent import ConsentFact, ConsentRecord
 from shared.engagement.funnel import default_funnel
 from shared.engagement.index import Thresholds
 from shared.engagement.transitions import Watching, evaluate, watch_key
@@ -282,7 +283,14 @@ def test_signals_start_the_automations_they_match() -> None:
 
 
 def test_conditions_read_traits_tags_stage_and_consent() -> None:
-    ann = contact(traits={"plan": "pro", "email_opt_in": True}, tags={"vip": NOW}, stage="customer")
+    granted = ConsentRecord(granted=ConsentFact(source="api", at=NOW))
+    # the trait alone is no consent: the consent facts on the profile are
+    ann = contact(
+        traits={"plan": "pro", "sms_consent": True},
+        tags={"vip": NOW},
+        stage="customer",
+        consent={"email": granted},
+    )
     cases = [
         ([Condition(field="traits.plan", op="eq", value="pro")], True),
         ([Condition(field="traits.plan", op="eq", value="free")], False),
@@ -295,6 +303,25 @@ def test_conditions_read_traits_tags_stage_and_consent() -> None:
     ]
     for conditions, expected in cases:
         assert holds(conditions, ann, DECAY, NOW) is expected, conditions
+
+
+def test_consent_conditions_wait_for_the_double_opt_in_confirmation() -> None:
+    email = Condition(field="consent.email", op="eq", value=True)
+    grant = ConsentFact(source="signup form", at=NOW - timedelta(hours=2))
+    pending = contact(consent={"email": ConsentRecord(granted=grant)})
+    confirmed = contact(consent={"email": ConsentRecord(granted=grant, confirmed_at=NOW)})
+    revoked = contact(
+        consent={
+            "email": ConsentRecord(
+                granted=grant, confirmed_at=NOW - timedelta(hours=1), revoked=ConsentFact(source="x", at=NOW)
+            )
+        }
+    )
+    assert holds([email], pending, DECAY, NOW) is True, "no double opt-in for this source"
+    assert holds([email], pending, DECAY, NOW, {"signup form"}) is False
+    assert holds([email], confirmed, DECAY, NOW, {"signup form"}) is True
+    assert holds([email], revoked, DECAY, NOW, {"signup form"}) is False
+    assert holds([email], revoked, DECAY, NOW) is False
 
 
 def test_the_holdout_group_is_stable_and_about_the_share_asked() -> None:
@@ -313,6 +340,32 @@ def test_a_run_renders_its_content_with_the_coupon_and_the_computed_age() -> Non
     assert again.coupon == run.coupon, "the same occurrence, the same coupon"
     kids = plan(KIDS, contact(traits={"name": "Ann"}), Occurrence("kids", "k@1", {"age": 7}), DECAY, NOW)
     assert kids.requests[0].subject == "Ideas for your 7-year-old" and kids.requests[0].text == "Hi Ann"
+
+
+def test_best_hour_is_passed_to_the_delivery_request_of_emails_and_texts_only_when_asked() -> None:
+    timed = stored(
+        id="timed",
+        trigger={"type": "follow_up"},
+        steps=[
+            {"action": "email", "subject": "s", "text": "t", "best_hour": True},
+            {"action": "sms", "text": "t", "best_hour": True},
+            {"action": "email", "subject": "s", "text": "t"},
+            {"action": "sms", "text": "t"},
+        ],
+    )
+    run = plan(timed, contact(), Occurrence("timed", "o"), DECAY, NOW)
+    assert [(r.channel, r.best_hour) for r in run.requests] == [
+        ("email", True),
+        ("sms", True),
+        ("email", False),
+        ("sms", False),
+    ]
+    with pytest.raises(ValidationError, match="best_hour"):
+        stored(
+            id="w",
+            trigger={"type": "follow_up"},
+            steps=[{"action": "webhook", "url": "https://x", "best_hour": True}],
+        )
 
 
 def test_a_wait_stops_the_run_and_arms_its_continuation() -> None:

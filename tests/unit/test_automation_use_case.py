@@ -11,6 +11,7 @@ import pytest
 from shared.automations.model import Automation
 from shared.clock import FixedClock
 from shared.contacts.identity import ContactId
+from shared.delivery.requests import DeliveryRequest
 from shared.errors import DependencyUnavailable
 from shared.scoring.decay import Decay
 from shared.usecases.automation import Automating, on_profile_due, on_timer, run_timers
@@ -22,6 +23,7 @@ from tests.fakes import (
     MemoryContactStore,
     MemoryDeliveryQueue,
     MemoryRunStore,
+    MemorySendLedger,
 )
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -193,6 +195,52 @@ def test_a_run_left_pending_by_a_failure_is_finished_by_the_timers_once(world) -
     run_timers(world.deps)
     run_timers(world.deps)
     assert [r.subject for r in world.queue.sent] == ["Hi"]
+
+
+def test_a_deferred_send_is_queued_again_once_when_due_and_again_if_queueing_failed(world) -> None:
+    ledger = world.runs.ledger = MemorySendLedger()
+    request = DeliveryRequest(
+        id="user_id:ann#lapse#o1#0",
+        contact_id="user_id:ann",
+        automation="lapse",
+        version=1,
+        occurrence="o1",
+        step=0,
+        channel="email",
+        at=NOW,
+        subject="Hi",
+        text="Hello",
+        best_hour=True,
+    )
+    assert ledger.claim(request, NOW).outcome == "claimed"
+    ledger.defer(request, NOW + timedelta(hours=8), "quiet hours", NOW)
+    world.clock.advance(timedelta(hours=8) - timedelta(seconds=1))
+    run_timers(world.deps)
+    assert world.queue.sent == [], "not due yet"
+
+    world.clock.advance(timedelta(seconds=1))
+    world.queue.unavailable = True
+    run_timers(world.deps)
+    assert world.queue.sent == [] and world.telemetry.counts["DueFailed"] == 1
+    world.queue.unavailable = False
+    world.clock.advance(timedelta(minutes=4))
+    run_timers(world.deps)
+    assert world.queue.sent == [], "taken: due again five minutes after the failed attempt, not before"
+
+    world.clock.advance(timedelta(minutes=1))
+    run_timers(world.deps)
+    run_timers(world.deps)  # a schedule fired twice
+    assert world.queue.sent == [request], "queued once, as it was deferred"
+    assert world.telemetry.counts["DeferredSendsQueued"] == 1
+    assert ledger.record(request.id).status == "deferred"
+
+    world.clock.advance(timedelta(minutes=10))
+    run_timers(world.deps)
+    assert world.queue.sent == [request, request], "delivery never claimed it: queued again (one send)"
+    assert ledger.claim(request, world.clock.now()).outcome == "claimed"
+    world.clock.advance(timedelta(days=1))
+    run_timers(world.deps)
+    assert len(world.queue.sent) == 2, "claimed: off the due index"
 
 
 def test_a_timer_of_a_deleted_automation_is_dropped(world) -> None:

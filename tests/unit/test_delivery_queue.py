@@ -63,3 +63,39 @@ def test_entries_failing_twice_are_a_503_naming_how_many():
 def test_batches_hold_ten_messages_and_256_kb_at_most():
     assert [len(b) for b in batches(["x"] * 23)] == [10, 10, 3]
     assert [len(b) for b in batches(["x" * 100_000] * 5)] == [2, 2, 1]
+
+
+class RecordingSqs:
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def change_message_visibility(self, **call) -> dict:
+        self.calls.append(call)
+        return {}
+
+
+def test_postponing_a_message_sets_its_visibility_within_sqs_limits():
+    sqs = RecordingSqs()
+    queue = SqsDeliveryQueue(sqs, queue_url="q")
+    queue.postpone("receipt-1", 120)
+    queue.postpone("receipt-2", 10**6)
+    assert sqs.calls == [
+        {"QueueUrl": "q", "ReceiptHandle": "receipt-1", "VisibilityTimeout": 120},
+        # SQS's 12 hours count from the receive, a moment before: a margin under them
+        {"QueueUrl": "q", "ReceiptHandle": "receipt-2", "VisibilityTimeout": 12 * 60 * 60 - 15 * 60},
+    ]
+
+
+def test_a_postponed_message_stays_hidden_until_then():
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-1")
+        url = sqs.create_queue(QueueName="delivery", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+        SqsDeliveryQueue(sqs, queue_url=url).enqueue(requests(1))
+        (message,) = sqs.receive_message(QueueUrl=url)["Messages"]
+        SqsDeliveryQueue(sqs, queue_url=url).postpone(message["ReceiptHandle"], 900)
+        assert "Messages" not in sqs.receive_message(QueueUrl=url)
+        SqsDeliveryQueue(sqs, queue_url=url).postpone(message["ReceiptHandle"], 0)
+        assert len(sqs.receive_message(QueueUrl=url)["Messages"]) == 1

@@ -114,3 +114,89 @@ def denied_message(policy: LocalPolicy, service: str, operation: str, **params) 
     with pytest.raises(ClientError) as raised:
         policy.check(service, operation, params)
     return raised.value.response["Error"]["Message"]
+
+
+# --- delivery: SES v2 email, SMS, the delivery secret ---------------------------------------------------
+
+CONFIGURATION_SET = "lifecycle-mail"
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:delivery-AbCdEf"
+DELIVERY_SERVICES = {
+    "events": "bus",
+    "sns": TOPIC,
+    "email": CONFIGURATION_SET,
+    "delivery_secret": SECRET_ARN,
+    "links": "https://links.example",
+}
+PHONE = "+48600100200"
+
+
+def delivery_policy(name: str, sender: str | None = SENDER) -> LocalPolicy:
+    env = environment(
+        function(name), NAMES, DeploymentConfig(sender_email=sender), DELIVERY_SERVICES, QUEUE_URLS
+    )
+    return LocalPolicy(function(name), env)
+
+
+def send_email(policy: LocalPolicy, sender: str = SENDER, configuration_set: str | None = CONFIGURATION_SET):
+    """An SES v2 SendEmail as the delivery function's client makes it (signed as ``ses``)."""
+    params = {"FromEmailAddress": f"Shop <{sender}>", "Content": {"Raw": {"Data": b"..."}}}
+    if configuration_set is not None:
+        params["ConfigurationSetName"] = configuration_set
+    policy.check("ses", "SendEmail", params)
+
+
+def test_emails_go_from_the_sender_through_the_configuration_set_only() -> None:
+    delivery = delivery_policy("delivery")
+    send_email(delivery)
+    send_email(delivery, configuration_set=None)  # the identity's default set applies: only the identity
+    with pytest.raises(ClientError) as raised:
+        send_email(delivery, sender="someone@else.example")
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"  # SES v2's own word
+    assert "configuration-set" not in raised.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as raised:
+        send_email(delivery, configuration_set="another-set")
+    assert (
+        "ses:SendEmail on resource: arn:aws:ses:local:000000000000:configuration-set/another-set"
+        in (raised.value.response["Error"]["Message"])
+    )
+    # no sender configured: nothing to send from, the function skips emails
+    with pytest.raises(ClientError):
+        send_email(delivery_policy("delivery", sender=None))
+    # functions without the email service may not send through the configuration set
+    for name in ("preferences", "feedback", "tracking"):
+        with pytest.raises(ClientError):
+            send_email(delivery_policy(name))
+
+
+def test_sms_to_phone_numbers_only_where_wired() -> None:
+    delivery = delivery_policy("delivery")
+    delivery.check("sns", "Publish", {"PhoneNumber": PHONE, "Message": "Hi"})
+    delivery.check("sns", "CheckIfPhoneNumberIsOptedOut", {"phoneNumber": PHONE})
+    # the lead topic is the lead functions' (sns), not delivery's
+    assert denied(delivery, "sns", "Publish", TopicArn=TOPIC, Message="x") == "AuthorizationError"
+    stage = delivery_policy("stage_transition")  # publishes to the lead topic, never to a phone
+    stage.check("sns", "Publish", {"TopicArn": TOPIC, "Message": "lead"})
+    assert denied(stage, "sns", "Publish", PhoneNumber=PHONE, Message="x") == "AuthorizationError"
+    denied(stage, "sns", "CheckIfPhoneNumberIsOptedOut", phoneNumber=PHONE)
+    denied(delivery_policy("preferences"), "sns", "Publish", PhoneNumber=PHONE, Message="x")
+
+
+def test_the_delivery_secret_is_read_only_by_the_functions_that_sign() -> None:
+    for name in ("delivery", "preferences"):
+        delivery_policy(name).check("secretsmanager", "GetSecretValue", {"SecretId": SECRET_ARN})
+        code = denied(delivery_policy(name), "secretsmanager", "GetSecretValue", SecretId=SECRET_ARN + "x")
+        assert code == "AccessDeniedException"
+        denied(delivery_policy(name), "secretsmanager", "PutSecretValue", SecretId=SECRET_ARN)
+    for name in ("feedback", "admin", "tracking", "timers"):
+        denied(delivery_policy(name), "secretsmanager", "GetSecretValue", SecretId=SECRET_ARN)
+
+
+def test_every_service_grant_names_its_actions() -> None:
+    """A service the wiring names is granted its actions (links: none, an environment variable)."""
+    from infra.permissions import SERVICE_ACTIONS
+
+    for spec in FUNCTIONS:
+        granted = {grant.resource: grant.actions for grant in grants(spec)}
+        for service in spec.services:
+            assert granted.get(service, ()) == SERVICE_ACTIONS[service], (spec.name, service)
+    assert SERVICE_ACTIONS["links"] == ()
