@@ -6,7 +6,7 @@ frequency caps taken once per send however often it is retried."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,37 +23,25 @@ from shared.clock import FixedClock
 from shared.contacts.identity import ContactId
 from shared.delivery.consent import ConsentFact, ConsentRecord
 from shared.delivery.ledger import CLAIM_LEASE_SECONDS, SendRecord
-from shared.delivery.policy import Caps, QuietHours, SendingPolicy
 from shared.delivery.ports import OutgoingEmail, ProviderInDoubt, Recipient
 from shared.delivery.requests import DeliveryRequest
-from shared.delivery.templates import TemplateRendering, template_context
 from shared.delivery.webhooks import retry_delay
 from shared.errors import DependencyUnavailable
 from shared.usecases.delivery import (
     PROVIDER_MARGIN_SECONDS,
     Delivered,
-    Delivering,
     RetryLater,
     deliver,
     deliver_message,
 )
 from tests.fakes import (
-    CountingTelemetry,
     MemoryContactStore,
-    MemoryDeliveryControl,
     MemoryDeliveryQueue,
-    MemoryEngagementTimes,
-    MemoryFrequencyCaps,
-    MemoryMailer,
     MemoryProfile,
     MemoryRecipients,
     MemorySendLedger,
-    MemorySuppressions,
-    MemoryTemplateRepository,
-    MemoryTexter,
-    MemoryWebhookPoster,
-    StaticSecret,
 )
+from tests.unit.test_delivery_use_case import World as DeliveryWorld
 
 #: a Wednesday, 12:00 in Warsaw
 NOON = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)
@@ -83,54 +71,21 @@ class ErasingRecipients(MemoryRecipients):
 
 
 @dataclass
-class World:
-    clock: FixedClock = field(default_factory=lambda: FixedClock(NOON))
-    contacts: MemoryContactStore = field(default_factory=MemoryContactStore)
-    ledger: MemorySendLedger = field(default_factory=MemorySendLedger)
-    caps: MemoryFrequencyCaps = field(default_factory=MemoryFrequencyCaps)
-    texter: MemoryTexter = field(default_factory=MemoryTexter)
-    webhooks: MemoryWebhookPoster = field(default_factory=MemoryWebhookPoster)
-    redeliveries: MemoryDeliveryQueue = field(default_factory=MemoryDeliveryQueue)
-    telemetry: CountingTelemetry = field(default_factory=CountingTelemetry)
-    time_left: float = 25.0
+class World(DeliveryWorld):
+    """The delivery use case's world (shared fakes, real rendering), with Ann reachable on both channels
+    and a recipients port that can race an erasure."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.recipients = ErasingRecipients(self.contacts, self.ledger)
-        self.mailer = MemoryMailer(clock=self.clock)
         self.contacts.profiles[ANN] = MemoryProfile(
             traits={"email": "ann@example.com", "phone": "+48600100200", "timezone": "Europe/Warsaw"},
             consent={"email": GRANTED.model_dump(), "sms": GRANTED.model_dump()},
         )
 
     @property
-    def deps(self) -> Delivering:
-        return Delivering(
-            clock=self.clock,
-            ledger=self.ledger,
-            recipients=self.recipients,
-            suppressions=MemorySuppressions(),
-            caps=self.caps,
-            control=MemoryDeliveryControl(),
-            mailer=self.mailer,
-            texter=self.texter,
-            webhooks=self.webhooks,
-            secrets=StaticSecret(),
-            renderer=TemplateRendering(MemoryTemplateRepository()),
-            template_context=template_context,
-            times=MemoryEngagementTimes(self.contacts),
-            redeliveries=self.redeliveries,
-            telemetry=self.telemetry,
-            policy=SendingPolicy(
-                quiet=QuietHours(21, 8),
-                double_opt_in=frozenset(),
-                caps={"email": Caps(per_day=2, per_week=3), "sms": Caps(per_day=1, per_week=3)},
-            ),
-            sender=SENDER,
-            postal_address="Shop Ltd, 1 Main St, Springfield",
-            public_base_url="https://api.shop.example",
-            link_days=60,
-            sms_max_segments=2,
-        )
+    def redeliveries(self) -> MemoryDeliveryQueue:
+        return self.queue
 
     def deliver(self, request: DeliveryRequest) -> Delivered:
         return deliver(request, self.deps, lambda: self.time_left)
