@@ -47,6 +47,9 @@ class Storage(Construct):
                     name=global_index.partition_key, type=dynamodb.AttributeType.STRING
                 ),
                 sort_key=dynamodb.Attribute(name=global_index.sort_key, type=dynamodb.AttributeType.STRING),
-                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+                projection_type=dynamodb.ProjectionType.INCLUDE
+                if global_index.include
+                else dynamodb.ProjectionType.KEYS_ONLY,
+                non_key_attributes=list(global_index.include) or None,
             )
         return table
