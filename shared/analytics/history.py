@@ -156,7 +156,7 @@ class Summary:
         return (self.last - self.first).astype(np.float64)
 
     @property
-    def T(self) -> np.ndarray:  # noqa: N802 - the models' own name
+    def T(self) -> np.ndarray:
         return (self.cutoff - self.first).astype(np.float64)
 
     @property

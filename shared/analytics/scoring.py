@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 
@@ -78,8 +79,8 @@ def _probability(value: float) -> float:
     return round(min(1.0, max(0.0, float(value))), 6)
 
 
-def _day(value: float):  # noqa: ANN202 - date | None
-    return None if not np.isfinite(value) else day_date(int(math.floor(value)))
+def _day(value: float) -> date | None:
+    return None if not np.isfinite(value) else day_date(math.floor(value))
 
 
 def _days(value: float) -> float | None:
