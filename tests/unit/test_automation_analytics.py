@@ -533,3 +533,14 @@ def test_the_signal_samples_are_the_events_the_nightly_pass_publishes_and_start_
         assert json.loads(event.model_dump_json(by_alias=True)) == sample["detail"], "the real shape"
         started[kind] = [o.automation for o in signal_starts(book, BusEvent.model_validate(sample).signal())]
     assert started == {"SegmentChanged": ["champions-at-risk"], "ChurnRiskChanged": ["churn-win-back"]}
+
+
+def test_the_documentation_names_every_analytics_field_and_example() -> None:
+    from shared.automations.model import ANALYTICS_FIELDS
+
+    text = (ROOT / "docs" / "automations.md").read_text()
+    conditions = text.split("## Conditions", 1)[1].split("\n## ", 1)[0]
+    for name in ANALYTICS_FIELDS:
+        assert f"`analytics.{name}`" in conditions, name
+    for path in EXAMPLES.glob("*.json"):
+        assert f"examples/automations/{path.name}" in text, path.name
