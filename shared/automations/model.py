@@ -8,6 +8,7 @@ it again (``shared.automations.engine``).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -60,8 +61,10 @@ def table_key(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float | Decimal) and value == int(value):
-        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal) and math.isfinite(value):
+        return str(int(value)) if value == int(value) else str(float(value))
     return str(value)
 
 

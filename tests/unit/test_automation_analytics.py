@@ -394,13 +394,16 @@ def test_coupon_tables_look_values_up_as_json_names_them() -> None:
     assert coupon_value(by_level, contact(traits={"level": 3})) == 15
     assert coupon_value(by_level, contact(traits={"level": Decimal(3)})) == 15, "as DynamoDB reads it"
     assert coupon_value(by_level, contact(traits={"level": 2.5})) == 12
-    assert [table_key(v) for v in (True, False, 5, 5.0, Decimal(5), 0.25, "gold", None)] == [
+    keys = (True, False, 5, 5.0, Decimal(5), Decimal("2.50"), 0.25, float("nan"), "gold", None)
+    assert [table_key(v) for v in keys] == [
         "true",
         "false",
         "5",
         "5",
         "5",
+        "2.5",
         "0.25",
+        "nan",
         "gold",
         None,
     ]
