@@ -77,29 +77,31 @@ class RfmScores:
 @dataclass(frozen=True, slots=True)
 class SegmentRule:
     """R between ``r_low`` and ``r_high``, and (when given) the FM average ``(F + M) / 2`` at least
-    ``fm_at_least`` and F equal to ``f_is``."""
+    ``fm_at_least``, F equal to ``f_is`` and F at least ``f_at_least``."""
 
     segment: str
     r_low: int
     r_high: int
     fm_at_least: float | None = None
     f_is: int | None = None
+    f_at_least: int | None = None
 
     def matches(self, r: int, f: int, m: int) -> bool:
         return (
             self.r_low <= r <= self.r_high
             and (self.fm_at_least is None or (f + m) / 2 >= self.fm_at_least)
             and (self.f_is is None or f == self.f_is)
+            and (self.f_at_least is None or f >= self.f_at_least)
         )
 
 
-#: First match wins. Bought recently and often / much first, then the big spenders who went quiet, then
-#: the one-purchase customers, then the rest by recency.
+#: First match wins. Bought recently and often or much first, then the repeat customers who went quiet,
+#: then the one-purchase customers, then the rest by recency. docs/analytics.md shows them as a table.
 SEGMENT_RULES: tuple[SegmentRule, ...] = (
     SegmentRule("champions", 4, 5, fm_at_least=4),
     SegmentRule("loyal", 3, 3, fm_at_least=4),
     SegmentRule("cant_lose_them", 1, 1, fm_at_least=4),
-    SegmentRule("at_risk", 1, 2, fm_at_least=3),
+    SegmentRule("at_risk", 1, 2, fm_at_least=3, f_at_least=2),
     SegmentRule("new", 4, 5, f_is=1),
     SegmentRule("promising", 3, 3, f_is=1),
     SegmentRule("loyal", 4, 5, fm_at_least=3),
