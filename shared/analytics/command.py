@@ -17,6 +17,7 @@ import secrets
 import sys
 from datetime import date
 from pathlib import Path
+from typing import NoReturn
 
 from shared.analytics.history import day_number
 from shared.analytics.rfm import RfmSettings, parse_edges
@@ -31,7 +32,7 @@ class BadUsage(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]  # argparse's exits; this raises
+    def error(self, message: str) -> NoReturn:  # argparse's prints the usage and exits; this raises
         raise BadUsage(message)
 
 
