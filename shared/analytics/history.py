@@ -7,7 +7,7 @@ the day's amounts summed and the products and categories of all of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -62,38 +62,61 @@ class Purchases:
     def from_rows(cls, rows: Iterable[Purchase]) -> Purchases:
         """Rows in any order, any number per customer and day. Customers are numbered in id order, so
         the result does not depend on the rows' order."""
-        days: dict[tuple[str, int], float] = {}
-        baskets: dict[tuple[str, int], set[tuple[str | None, str | None]]] = {}
+        customer_ids: list[str] = []
+        days: list[int] = []
+        amounts: list[float] = []
+        products: list[str | None] = []
+        categories: list[str | None] = []
         for row in rows:
-            key = (row.customer_id, row.day)
-            days[key] = days.get(key, 0.0) + float(row.amount)
-            if row.product is not None or row.category is not None:
-                baskets.setdefault(key, set()).add((row.product, row.category))
-        keys = sorted(days)
-        customers = tuple(sorted({c for c, _ in keys}))
+            customer_ids.append(row.customer_id)
+            days.append(row.day)
+            amounts.append(row.amount)
+            products.append(row.product)
+            categories.append(row.category)
+        return cls.from_columns(customer_ids, days, amounts, products, categories)
+
+    @classmethod
+    def from_columns(
+        cls,
+        customer_ids: Sequence[str],
+        days: Sequence[int] | np.ndarray,
+        amounts: Sequence[float] | np.ndarray,
+        products: Sequence[str | None] | None = None,
+        categories: Sequence[str | None] | None = None,
+    ) -> Purchases:
+        """The same as ``from_rows``, from columns (one entry per input row), vectorised: a few million rows
+        take seconds."""
+        count = len(customer_ids)
+        customers = tuple(sorted(set(customer_ids)))
+        if not count:
+            return cls(customers=(), customer=_ints(()), day=_ints(()), amount=np.zeros(0))
         code = {c: i for i, c in enumerate(customers)}
-        products = tuple(sorted({p for b in baskets.values() for p, _ in b if p is not None}))
-        categories = tuple(sorted({c for b in baskets.values() for _, c in b if c is not None}))
-        product_code = {p: i for i, p in enumerate(products)}
-        category_code = {c: i for i, c in enumerate(categories)}
-        b_row: list[int] = []
-        b_product: list[int] = []
-        b_category: list[int] = []
-        for i, key in enumerate(keys):
-            for product, category in sorted(baskets.get(key, ()), key=lambda pc: (pc[0] or "", pc[1] or "")):
-                b_row.append(i)
-                b_product.append(product_code[product] if product is not None else -1)
-                b_category.append(category_code[category] if category is not None else -1)
+        customer = np.fromiter((code[c] for c in customer_ids), dtype=np.int64, count=count)
+        day = np.asarray(days, dtype=np.int64)
+        amount = np.asarray(amounts, dtype=np.float64)
+        first_day = int(day.min())
+        span = int(day.max()) - first_day + 1
+        # one row per (customer, day), in customer then day order: the keys sort that way
+        keys, row_of = np.unique(customer * span + (day - first_day), return_inverse=True)
+        totals = np.bincount(row_of, weights=amount, minlength=len(keys))
+        product_names, product_code = _coded(products, count)
+        category_names, category_code = _coded(categories, count)
+        bought = (product_code >= 0) | (category_code >= 0)
+        width = len(category_names) + 1
+        depth = (len(product_names) + 1) * width
+        basket = np.unique(
+            row_of[bought] * depth + (product_code[bought] + 1) * width + category_code[bought] + 1
+        )
         return cls(
             customers=customers,
-            customer=np.fromiter((code[c] for c, _ in keys), dtype=np.int64, count=len(keys)),
-            day=np.fromiter((d for _, d in keys), dtype=np.int64, count=len(keys)),
-            amount=np.fromiter((days[k] for k in keys), dtype=np.float64, count=len(keys)),
-            products=products,
-            categories=categories,
-            basket_row=np.asarray(b_row, dtype=np.int64),
-            basket_product=np.asarray(b_product, dtype=np.int64),
-            basket_category=np.asarray(b_category, dtype=np.int64),
+            customer=keys // span,
+            day=keys % span + first_day,
+            amount=totals,
+            products=product_names,
+            categories=category_names,
+            basket_row=basket // depth,
+            basket_product=(basket % depth) // width - 1,
+            basket_category=basket % width - 1,
         )
 
     def __len__(self) -> int:
@@ -183,3 +206,16 @@ def summarise(purchases: Purchases, cutoff: int) -> Summary:
     return Summary(
         cutoff=cutoff, n=n, first=first, last=last, monetary=monetary, gaps=gaps, gap_start=gap_start
     )
+
+
+def _ints(values: Iterable[int]) -> np.ndarray:
+    return np.asarray(list(values), dtype=np.int64)
+
+
+def _coded(names: Sequence[str | None] | None, count: int) -> tuple[tuple[str, ...], np.ndarray]:
+    """The distinct names in order, and each row's code (-1: none given)."""
+    if names is None:
+        return (), np.full(count, -1, dtype=np.int64)
+    vocabulary = tuple(sorted({name for name in names if name is not None}))
+    code = {name: i for i, name in enumerate(vocabulary)}
+    return vocabulary, np.fromiter((code.get(n, -1) if n is not None else -1 for n in names), np.int64, count)

@@ -59,7 +59,18 @@ def read_transactions(lines: Iterable[str], *, until: int | None = None) -> Purc
     """The purchase histories of CSV text (a header, then one purchase or order line per row; blank lines
     are skipped). Every row is checked; with ``until`` (a day number) only rows on or before that day are
     kept."""
-    return Purchases.from_rows(_purchases(lines, until))
+    customer_ids: list[str] = []
+    days: list[int] = []
+    amounts: list[float] = []
+    products: list[str | None] = []
+    categories: list[str | None] = []
+    for row in _purchases(lines, until):
+        customer_ids.append(row.customer_id)
+        days.append(row.day)
+        amounts.append(row.amount)
+        products.append(row.product)
+        categories.append(row.category)
+    return Purchases.from_columns(customer_ids, days, amounts, products, categories)
 
 
 def _purchases(lines: Iterable[str], until: int | None) -> Iterator[Purchase]:
