@@ -69,6 +69,7 @@ class RhythmSettings:
     lapsed_at: float = 0.5
     #: a weak prior on the dropout Beta(a, b) (log-normal around these, sd 2), for tiny populations
     dropout_prior: tuple[float, float] = (0.5, 4.0)
+    dropout_prior_sd: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,7 @@ def assess(purchases: Purchases, cutoff: int, settings: RhythmSettings = RhythmS
         prior = layout.priors(alive, root, settings)
         mu, shape = _customer_rhythm(x, own_total, own_squares, prior, settings)
         survival = special.gammaincc(shape, silence * shape / mu)
-        dropout = fit_dropout(x, survival, settings.dropout_prior)
+        dropout = fit_dropout(x, survival, settings.dropout_prior, settings.dropout_prior_sd)
         risk = dropout.risk(x, survival)
         alive = 1.0 - risk
 
@@ -413,7 +414,9 @@ def _customer_rhythm(
     return mu, np.clip(1.0 / np.maximum(spread, 1e-9), low, high)
 
 
-def fit_dropout(x: np.ndarray, survival: np.ndarray, prior: tuple[float, float] = (0.5, 4.0)) -> Dropout:
+def fit_dropout(
+    x: np.ndarray, survival: np.ndarray, prior: tuple[float, float] = (0.5, 4.0), prior_sd: float = 1.0
+) -> Dropout:
     """Maximum likelihood (with a weak log-normal prior, sd 2, that matters only for tiny populations)
     of Beta(a, b) given each customer's repeat purchases ``x`` and the survival of their silence.
 
@@ -425,6 +428,7 @@ def fit_dropout(x: np.ndarray, survival: np.ndarray, prior: tuple[float, float] 
     values, counts = np.unique(x, return_counts=True)
     total = float(len(x))
     centre = np.log(np.asarray(prior, dtype=np.float64))
+    variance = prior_sd**2
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         a, b = np.exp(theta)
@@ -443,8 +447,8 @@ def fit_dropout(x: np.ndarray, survival: np.ndarray, prior: tuple[float, float] 
             - total * (special.digamma(b) - special.digamma(a + b))
             + np.sum(survival / last)
         ) / total
-        penalty = float(np.sum((theta - centre) ** 2)) / (2 * 4.0) / total
-        gradient = -np.array([da * a, db * b]) + (theta - centre) / 4.0 / total
+        penalty = float(np.sum((theta - centre) ** 2)) / (2 * variance) / total
+        gradient = -np.array([da * a, db * b]) + (theta - centre) / variance / total
         return -ll + penalty, gradient
 
     best = optimize.minimize(loss, centre, jac=True, method="L-BFGS-B", bounds=[(-9.0, 9.0), (-9.0, 12.0)])
