@@ -230,3 +230,25 @@ def generate(count: int, cutoff: int, seed: int = 12, mix: Mix = Mix(), end: int
         truth=Truth(kind=kind, dropped_day=dropped_day, mean_gap=mean, shape=shape),
         cutoff=cutoff,
     )
+
+
+#: an irregular buyer's gaps: 13 purchases from first to last as far apart as the water-filter customer's
+IRREGULAR_GAPS: tuple[int, ...] = (3, 62, 5, 41, 2, 77, 12, 8, 70, 4, 45, 31)
+
+
+def water_filter_customer(last: int, customer: str = "water-filter") -> list[Purchase]:
+    """The issue's first customer: water filters every 30 days for a year, the last on day ``last``."""
+    return [Purchase(customer, last - 30 * i, 25.0, "water filter", "water filters") for i in range(13)]
+
+
+def irregular_customer(last: int, customer: str = "irregular") -> list[Purchase]:
+    """The same count, first and last purchase (and product) as ``water_filter_customer``, at no rhythm."""
+    days = np.concatenate(([0], np.cumsum(IRREGULAR_GAPS))) + last - sum(IRREGULAR_GAPS)
+    return [Purchase(customer, int(d), 25.0, "water filter", "water filters") for d in days]
+
+
+def appliance_customer(
+    day: int, customer: str = "appliance", product: str | None = "espresso machine"
+) -> Purchase:
+    """The issue's second customer: one expensive kitchen appliance, on day ``day``."""
+    return Purchase(customer, day, 649.0, product, APPLIANCE_CATEGORY if product else None)

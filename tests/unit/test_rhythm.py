@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from scipy import special
 
-from bench.purchases import APPLIANCE_CATEGORY, generate
+from bench.purchases import (
+    APPLIANCE_CATEGORY,
+    appliance_customer,
+    generate,
+    irregular_customer,
+    water_filter_customer,
+)
 from bench.rhythm import within_cells
 from shared.analytics.btyd import fit_bgnbd
 from shared.analytics.history import Purchase, Purchases, summarise
@@ -18,8 +24,6 @@ from shared.analytics.scoring import RiskLevels, score
 
 CUTOFF = 20_000
 LAST_FILTER = CUTOFF - 90
-#: 13 purchases a year apart from first to last, like the water-filter customer's, at no rhythm at all
-IRREGULAR_GAPS = (3, 62, 5, 41, 2, 77, 12, 8, 70, 4, 45, 31)
 
 
 @cache
@@ -31,20 +35,17 @@ def population() -> tuple[Purchase, ...]:
 
 def water_filters(customer: str = "water-filter") -> list[Purchase]:
     """Water filters every 30 days for a year, the last 90 days before the cut-off."""
-    return [
-        Purchase(customer, LAST_FILTER - 30 * i, 25.0, "water filter", "water filters") for i in range(13)
-    ]
+    return water_filter_customer(LAST_FILTER, customer)
 
 
 def irregular_filters(customer: str = "irregular") -> list[Purchase]:
-    days = np.concatenate(([0], np.cumsum(IRREGULAR_GAPS))) + LAST_FILTER - 360
-    return [Purchase(customer, int(d), 25.0, "water filter", "water filters") for d in days]
+    return irregular_customer(LAST_FILTER, customer)
 
 
 def appliance(
     customer: str = "appliance", day: int = CUTOFF - 30, product: str | None = "espresso machine"
 ) -> Purchase:
-    return Purchase(customer, day, 649.0, product, APPLIANCE_CATEGORY if product else None)
+    return appliance_customer(day, customer, product)
 
 
 def assessed(rows: list[Purchase], cutoff: int) -> tuple[Rhythm, tuple[str, ...]]:
