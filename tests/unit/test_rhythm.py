@@ -3,6 +3,8 @@ against BG/NBD, the cycles borrowed from products and categories, and inputs wit
 
 from __future__ import annotations
 
+import csv
+from datetime import date, datetime
 from functools import cache
 
 import numpy as np
@@ -18,9 +20,10 @@ from bench.purchases import (
 )
 from bench.rhythm import within_cells
 from shared.analytics.btyd import fit_bgnbd
-from shared.analytics.history import Purchase, Purchases, summarise
+from shared.analytics.history import Purchase, Purchases, day_number, summarise
 from shared.analytics.rhythm import Rhythm, assess, fit_dropout
 from shared.analytics.scoring import RiskLevels, score
+from tests.conftest import ROOT
 
 CUTOFF = 20_000
 LAST_FILTER = CUTOFF - 90
@@ -256,3 +259,30 @@ def test_the_generator_is_deterministic_and_its_rows_rebuild_its_histories() -> 
     s = summarise(one.purchases, CUTOFF)
     dropped = one.truth.dropped_day >= 0
     np.testing.assert_array_equal(s.last[dropped], one.truth.dropped_day[dropped])
+
+
+def test_the_example_transactions_show_the_water_filter_customer_high_and_the_appliance_buyer_low() -> None:
+    path = ROOT / "examples" / "analytics" / "transactions.csv"
+    with path.open(newline="") as lines:
+        rows = [
+            Purchase(
+                row["customer_id"],
+                day_number(datetime.fromisoformat(row["timestamp"])),
+                float(row["amount"]),
+                row["product"] or None,
+                row["category"] or None,
+            )
+            for row in csv.DictReader(lines)
+        ]
+    purchases = Purchases.from_rows(rows)
+    assert len(purchases.customers) > 30
+    scored = {row.customer_id: row for row in score(purchases, day_number(date(2026, 11, 30)))}
+    assert scored["water-filter"].risk_level == "high"
+    assert scored["water-filter"].expected_next_purchase is None
+    assert scored["water-filter"].typical_gap_days == pytest.approx(30, abs=1)
+    assert scored["appliance"].risk_level == "low"
+    assert scored["appliance"].typical_gap_days > 365
+    # 25 days after the water filter customer's last purchase, the risk was low
+    earlier = {row.customer_id: row for row in score(purchases, day_number(date(2026, 9, 26)))}
+    assert earlier["water-filter"].risk_level == "low"
+    assert earlier["water-filter"].expected_next_purchase == date(2026, 10, 1)
