@@ -14,10 +14,11 @@ The model is of the MBG/CNBD-k family (Platzer and Reutterer 2016), with each cu
   stays near the population's dropout rate.
 
 ``mu`` and ``k`` are shrunk estimates: a customer's own gaps, weighted by how many there are, pulled
-toward a prior from what they bought on their last purchase day (the product's repurchase cycle, the
-product pulled toward its category, the category toward the whole population's): time from a purchase
-of it to the same customer's next purchase of it, learned across all customers, with the cases that
-have not come back yet counted as censored. A category hardly anyone buys again (kitchen appliances)
+toward a prior from what they bought on their last purchase day: the repurchase cycle of the product
+(time from buying it to the same customer's next purchase in its category), else of the category
+(to its next purchase), else the population's (to the next purchase of anything), each learned across
+all customers with the cases not followed yet counted as censored, and each pulled toward the level
+above when it has little data. A category hardly anyone buys again (kitchen appliances)
 gets a cycle of years, so its buyers are not overdue a month later. A customer who bought several
 things that day borrows the shortest cycle among them.
 
@@ -43,8 +44,9 @@ from shared.analytics.history import Purchases, summarise
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Rhythm:
-    """By customer code: ``churn_risk`` (0 to 1), ``expected_next`` (a day number, NaN: no expectation)
-    and ``typical_gap`` (days, NaN: unknown)."""
+    """By customer code: ``churn_risk`` (0 to 1), ``expected_next`` (a day number, NaN: no expectation,
+    the customer has probably lapsed) and ``typical_gap`` (days; NaN: unknown, which ``assess`` never
+    gives: a customer without gaps of their own borrows one)."""
 
     churn_risk: np.ndarray
     expected_next: np.ndarray
@@ -67,7 +69,7 @@ class RhythmSettings:
     reweighting_passes: int = 1
     #: no expected next purchase once the risk is at or above this (more likely lapsed than not)
     lapsed_at: float = 0.5
-    #: a weak prior on the dropout Beta(a, b) (log-normal around these, sd 2), for tiny populations
+    #: a weak prior on the dropout Beta(a, b): log-normal around these, with this sd (matters for small shops)
     dropout_prior: tuple[float, float] = (0.5, 4.0)
     dropout_prior_sd: float = 1.0
 
@@ -88,8 +90,9 @@ class Dropout:
 class Cycles:
     """Repurchase statistics by key (a product, a category, or the one population key).
 
-    ``cycle``: mean days from a purchase of it to the same customer's next purchase of it, with the
-    cases still waiting counted as censored (long for what is rarely bought again); ``gap``: mean of the
+    ``cycle``: mean days from a purchase of it to the same customer's next purchase of it (of its
+    category, for a product), with the cases still waiting counted as censored (long for what is
+    rarely bought again); ``gap``: mean of the
     repurchase intervals seen (the prior for a customer who has bought again); ``spread``: their
     coefficient of variation squared, across customers (for someone with no gap of their own);
     ``regularity``: the same within a customer.
@@ -99,9 +102,6 @@ class Cycles:
     gap: np.ndarray
     spread: np.ndarray
     regularity: np.ndarray
-
-    def __getitem__(self, index: np.ndarray) -> Cycles:
-        return Cycles(self.cycle[index], self.gap[index], self.spread[index], self.regularity[index])
 
 
 @dataclass(frozen=True, slots=True, eq=False)
