@@ -3,6 +3,7 @@
 ``python -m bench local`` runs only the local stack's section, ``python -m bench capacity`` only the billed
 capacity's, ``python -m bench rates`` only the rate limiter's, ``python -m bench automations`` only the
 automations' and timers', ``python -m bench delivery`` only delivery's.
+``python -m bench rhythm`` only the synthetic rhythm check (churn risk against BG/NBD).
 """
 
 from __future__ import annotations
@@ -49,10 +50,14 @@ def main(sections: list[str]) -> int:
         delivery_sends(where)
         print("BENCHMARKS.md updated", flush=True)
         return 0
+    if sections == ["rhythm"]:
+        churn_rhythm(where)
+        print("BENCHMARKS.md updated", flush=True)
+        return 0
     if sections:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
-            "'automations', 'delivery'",
+            "'automations', 'delivery', 'rhythm'",
             file=sys.stderr,
         )
         return 2
@@ -184,6 +189,7 @@ consistent read, one transaction and one publish; on moto that ran at
     automations_and_timers(where)
     delivery_sends(where)
     rate_limits(where)
+    churn_rhythm(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -238,6 +244,12 @@ def local_stack(where: str) -> None:
     result = local.concurrent_batches()
     print(f"local stack: {result}", flush=True)
     write_section("local", local.section(where, result))
+
+
+def churn_rhythm(where: str) -> None:
+    from bench import rhythm
+
+    write_section("rhythm", rhythm.run(where))
 
 
 if __name__ == "__main__":

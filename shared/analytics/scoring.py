@@ -23,7 +23,14 @@ DEFAULT_HORIZON_DAYS = 90
 
 @dataclass(frozen=True, slots=True)
 class RiskLevels:
-    """Churn risk at or above ``medium`` is medium, at or above ``high`` is high."""
+    """Churn risk at or above ``medium`` is medium, at or above ``high`` is high.
+
+    The risk is the probability that the customer has lapsed (``rhythm.assess``), so the defaults read:
+    low, more likely still buying than not (a customer within their usual gap sits near the population's
+    dropout rate per purchase, typically 0.05 to 0.3, whatever they bought); medium, more likely lapsed
+    than not (no next purchase is expected any more); high, at least 4 to 1 lapsed (a regular buyer
+    silent past nearly all of their gaps).
+    """
 
     medium: float = 0.5
     high: float = 0.8
