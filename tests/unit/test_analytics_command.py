@@ -58,7 +58,9 @@ def test_a_good_run_writes_the_header_and_one_row_per_customer_in_id_order(tmp_p
     filters = rows[1]
     assert (filters["r"], filters["f"], filters["m"]) == ("1", "5", "3")
     assert filters["segment"] == "Can't Lose Them"  # the regular buyer, quiet for 3 months
-    assert filters["typical_gap_days"] == "30.0"
+    # its own 30-day gaps, drawn a little toward the others' (three customers give a weak prior)
+    assert 28 <= float(filters["typical_gap_days"]) <= 40
+    assert filters["risk_level"] == "high"
     assert rows[2]["segment"] == "New"
     for row in rows:
         assert 0 <= float(row["p_no_purchase"]) <= 1 and 0 <= float(row["churn_risk"]) <= 1
