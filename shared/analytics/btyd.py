@@ -12,6 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
+#: The most customers a fit reads (when given one row per customer): above it, a fixed random sample of
+#: this many: 200,000 histories pin four parameters down far more finely than the models fit any real
+#: population, and the nightly fit's time stays bounded.
+FIT_SAMPLE = 200_000
+# The fits' optional prior (``prior_weight``): a standard normal on the log-parameters, time measured in
+# the population's mean age (all four parameters 1: about one purchase, and one lifetime, per mean age),
+# weighing as much as ``prior_weight`` customers. Negligible for a real population, it keeps a handful of
+# customers, or a population where nobody has bought twice yet, from a degenerate fit (zero rates and
+# certainties). Log-parameters stay within +-_BOUND whatever happens.
+_BOUND = 20.0
+_LBFGS = {"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8}
+
 
 @dataclass(frozen=True, slots=True)
 class BgNbd:
@@ -80,7 +92,7 @@ def fit_bgnbd(
     """Maximum likelihood over the customers (each ``weights`` times: counts of identical histories),
     by L-BFGS on the log-parameters with the analytic gradient. Identical histories are grouped here;
     above ``max_customers`` (default ``FIT_SAMPLE``) the fit uses a fixed random sample of that many.
-    ``prior_weight`` > 0 makes it a posterior mode (see the note at ``FIT_SAMPLE``)."""
+    ``prior_weight`` > 0 makes it a posterior mode (the prior is described at ``FIT_SAMPLE``)."""
     x, t_x, T, w = _prepared(x, t_x, T, weights, max_customers)
     scale = float(np.average(T, weights=w)) if len(T) and np.sum(w) > 0 and np.any(T > 0) else 1.0
     ts, tts = t_x / scale, T / scale
@@ -162,8 +174,9 @@ class ParetoNbd:
         x = np.asarray(x, dtype=np.float64)
         T = np.asarray(T, dtype=np.float64)
         span = np.log(self.beta + T + t) - np.log(self.beta + T)
-        alive_for = _one_minus_power(span, self.s - 1)  # E[min(lifetime, t)] per unit rate, (beta + T) scale
-        return (self.r + x) / (self.alpha + T) * (self.beta + T) * alive_for * self.p_alive(x, t_x, T)
+        # E[time alive in (T, T + t] | alive at T] times E[lambda | history, alive]
+        alive_for = (self.beta + T) * _one_minus_power(span, self.s - 1)
+        return (self.r + x) / (self.alpha + T) * alive_for * self.p_alive(x, t_x, T)
 
     def expected_purchases_new(self, t: np.ndarray) -> np.ndarray:
         """E[repeat purchases in (0, t]] for a customer just acquired."""
@@ -182,16 +195,17 @@ class ParetoNbd:
         r, alpha, s, beta = self.r, self.alpha, self.s, self.beta
         rx = r + x
         silent = -rx * np.log(alpha + T) - s * np.log(beta + T)
-        died = _log_a0_term(rx, r, alpha, s, beta, t_x)
-        later = _log_a0_term(rx, r, alpha, s, beta, T)
+        died = _log_a0_term(rx, alpha, s, beta, t_x)
+        later = _log_a0_term(rx, alpha, s, beta, T)
         gap = np.minimum(later - died, 0.0)
         with np.errstate(divide="ignore"):
             log_a0 = died + np.log(-np.expm1(gap))  # -inf where t_x == T
         return np.logaddexp(silent, np.log(s) - np.log(rx + s) + log_a0)
 
 
-def _log_a0_term(rx: np.ndarray, r: float, alpha: float, s: float, beta: float, t: np.ndarray) -> np.ndarray:
-    """log of one term of A0: 2F1(r+s+x, .; r+s+x+1; z(t)) / (max(alpha, beta) + t)^(r+s+x)."""
+def _log_a0_term(rx: np.ndarray, alpha: float, s: float, beta: float, t: np.ndarray) -> np.ndarray:
+    """log of one term of A0, 2F1(r+s+x, b; r+s+x+1; z(t)) / (max(alpha, beta) + t)^(r+s+x), in Euler's
+    form (``rx`` is r + x)."""
     c = rx + s + 1
     if alpha >= beta:
         z = (alpha - beta) / (alpha + t)
@@ -221,7 +235,7 @@ def fit_pareto_nbd(
     """Maximum likelihood over the distinct (x, t_x, T) histories with their counts (identical histories
     are grouped here, so callers may pass one row per customer), by L-BFGS on the log-parameters. Above
     ``max_customers`` (default ``FIT_SAMPLE``) the fit uses a fixed random sample of that many.
-    ``prior_weight`` > 0 makes it a posterior mode (see the note at ``FIT_SAMPLE``)."""
+    ``prior_weight`` > 0 makes it a posterior mode (the prior is described at ``FIT_SAMPLE``)."""
     x, t_x, T, w = _prepared(x, t_x, T, weights, max_customers)
     scale = float(np.average(T, weights=w)) if len(T) and np.sum(w) > 0 and np.any(T > 0) else 1.0
     ts, tts = t_x / scale, T / scale
@@ -236,19 +250,6 @@ def fit_pareto_nbd(
     theta = optimize.minimize(loss, np.zeros(4), method="L-BFGS-B", options=_LBFGS).x
     r, alpha, s, beta = np.exp(np.clip(theta, -_BOUND, _BOUND))
     return ParetoNbd(float(r), float(alpha * scale), float(s), float(beta * scale))
-
-
-#: the most customers a fit reads: above it, a fixed random sample of this many (the parameters of four-
-#: parameter models move by far less than their own error between 200,000 customers and a million)
-FIT_SAMPLE = 200_000
-#: ``prior_weight``: a standard normal prior on the log-parameters, in the time unit of the population's
-#: mean age (all four parameters 1: about one purchase, and a lifetime, per mean age), weighing as much
-#: as ``prior_weight`` customers. Negligible for a real population; it keeps a handful of customers, or
-#: a population where nobody has bought twice yet, from a degenerate fit (rates of zero, certainties).
-#: log-parameters are kept within +-_BOUND (e^20 ~ 5e8): a population with no repeat purchases drives
-#: the purchase rate to zero, and the fit must stop somewhere finite
-_BOUND = 20.0
-_LBFGS = {"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8}
 
 
 def _prepared(

@@ -89,10 +89,12 @@ class ChurnModel:
     baseline: np.ndarray
     p_no_purchase: np.ndarray
 
-    def predict(self, summary: Summary, horizon_days: int | None = None) -> np.ndarray:
-        """The model's probability for the histories of ``summary`` (by default over its own horizon)."""
-        horizon = self.horizon_days if horizon_days is None else horizon_days
-        baseline = _probability(self.present.p_no_purchase(summary.x, summary.t_x, summary.T, horizon))
+    def predict(self, summary: Summary) -> np.ndarray:
+        """The fitted model's probability, over its horizon, for other histories (``summary`` at any
+        cut-off: what a customer's score would be after more silence, say)."""
+        baseline = _probability(
+            self.present.p_no_purchase(summary.x, summary.t_x, summary.T, self.horizon_days)
+        )
         if self.regression is None:
             return baseline
         logits = self.regression.logit(features(summary, baseline))
@@ -107,6 +109,8 @@ def p_no_purchase(purchases: Purchases, cutoff: int, horizon_days: int) -> np.nd
 def fit_churn_model(
     purchases: Purchases, cutoff: int, horizon_days: int, settings: ChurnSettings = ChurnSettings()
 ) -> ChurnModel:
+    """The model fitted on the purchases up to day ``cutoff`` (rows after it are never read), with its
+    scores for every customer seen by then (see the module's description)."""
     if horizon_days <= 0:
         raise ValueError("the horizon must be at least one day")
     seen = purchases.until(cutoff)
@@ -234,5 +238,6 @@ def _shift_to_mean(logits: np.ndarray, target: float) -> float:
 
 
 def _probability(p: np.ndarray) -> np.ndarray:
-    """Inside [1e-6, 1 - 1e-6] (a logit exists), NaN (a degenerate fit) read as 1 - 1e-6."""
+    """Inside [1e-6, 1 - 1e-6], so a logit exists. NaN, which a degenerate fit could give (none is known:
+    the fits' prior keeps them finite), is read as "no purchase" rather than passed on."""
     return np.clip(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=1.0), 1e-6, 1 - 1e-6)
