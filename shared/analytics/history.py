@@ -128,7 +128,7 @@ class Purchases:
         keep = self.day <= cutoff
         if keep.all():
             return self
-        kept_customers = np.unique(self.customer[keep])
+        kept_customers = np.flatnonzero(np.bincount(self.customer[keep], minlength=len(self.customers)))
         renumber = np.full(len(self.customers), -1, dtype=np.int64)
         renumber[kept_customers] = np.arange(len(kept_customers))
         row_map = np.full(len(self.day), -1, dtype=np.int64)
