@@ -54,11 +54,13 @@ class LocalScheduler:
         retry_attempts: int = 2,
         on_failure: Callable[[dict[str, Any]], Any] | None = None,
         idle_until: Callable[[], datetime | None] | None = None,
+        first_at: datetime | None = None,
     ) -> None:
+        """Run ``invoke`` every ``every``, first at ``first_at`` (a schedule at a fixed hour) or ``every``
+        from now (a rate)."""
         with self._lock:
-            self._jobs.append(
-                Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure, idle_until)
-            )
+            next_at = first_at if first_at is not None else self._clock.now() + every
+            self._jobs.append(Job(name, every, invoke, next_at, retry_attempts, on_failure, idle_until))
             self.fired[name] = 0
 
     def run_until(self, until: datetime) -> int:
