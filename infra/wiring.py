@@ -24,11 +24,13 @@ from shared.delivery.links import PREFERENCE_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
 __all__ = [
+    "ANALYTICS_BUCKET",
     "AUTOMATION_SIGNALS",
     "BUCKETS",
     "CAPABILITIES",
     "CORS",
     "FUNCTIONS",
+    "NIGHTLY_ANALYTICS",
     "QUEUES",
     "TABLES",
     "WORKFLOWS",

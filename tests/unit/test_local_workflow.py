@@ -134,6 +134,35 @@ def test_the_workflow_runs_daily_at_its_hour_on_the_local_clock_and_once_a_day()
     assert all(datetime.fromisoformat(t).hour == 2 for t in times)
 
 
+def test_a_jump_over_many_nights_runs_the_last_one_only_while_other_jobs_keep_their_times() -> None:
+    """Each nightly run scores everyone from their whole history: of the nights a jump of the local clock
+    passes, the last one runs (five years in one run, not 1,826), and the clock is at its time."""
+    start = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+    clock = ControlledClock(start)
+    scheduler = LocalScheduler(clock)
+    nights: list[tuple[str, datetime]] = []
+    hourly: list[str] = []
+    scheduler.add(
+        NIGHTLY_ANALYTICS.name,
+        NIGHTLY_ANALYTICS.every,
+        lambda event: nights.append((event["time"], clock.now())) or {"ran": True},
+        first_at=NIGHTLY_ANALYTICS.next_run(clock.now()),
+        coalesce=True,
+    )
+    scheduler.add("hourly", timedelta(hours=1), lambda event: hourly.append(event["time"]) or {"ran": True})
+    fired = scheduler.advance(start + timedelta(days=5, hours=1))
+    last = datetime(2026, 11, 28, 2, tzinfo=UTC)
+    assert [(datetime.fromisoformat(t), at.replace(microsecond=0)) for t, at in nights] == [(last, last)]
+    assert scheduler.skipped[NIGHTLY_ANALYTICS.name] == 4 and scheduler.fired[NIGHTLY_ANALYTICS.name] == 5
+    assert len(hourly) == 5 * 24 and fired == 5 + len(hourly), (
+        "the other job runs at every one of its times"
+    )
+    nights.clear()
+    for day in range(1, 4):  # night by night, every night runs
+        scheduler.advance(start + timedelta(days=5 + day, hours=1))
+    assert [datetime.fromisoformat(t).day for t, _ in nights] == [29, 30, 1]
+
+
 def test_two_runs_of_one_day_give_every_step_the_same_inputs() -> None:
     """A second execution (a schedule that fired twice, a manual run) repeats the same steps on the same
     keys: the steps' idempotence (overwritten keys, the apply's day guard) leaves one effect."""
