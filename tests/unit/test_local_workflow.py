@@ -154,9 +154,7 @@ def test_a_jump_over_many_nights_runs_the_last_one_only_while_other_jobs_keep_th
     last = datetime(2026, 11, 28, 2, tzinfo=UTC)
     assert [(datetime.fromisoformat(t), at.replace(microsecond=0)) for t, at in nights] == [(last, last)]
     assert scheduler.skipped[NIGHTLY_ANALYTICS.name] == 4 and scheduler.fired[NIGHTLY_ANALYTICS.name] == 5
-    assert len(hourly) == 5 * 24 and fired == 5 + len(hourly), (
-        "the other job runs at every one of its times"
-    )
+    assert len(hourly) == 5 * 24 and fired == 5 + len(hourly), "the other job runs at every one of its times"
     nights.clear()
     for day in range(1, 4):  # night by night, every night runs
         scheduler.advance(start + timedelta(days=5 + day, hours=1))
