@@ -1,0 +1,219 @@
+"""The nightly pass's analytics on the contacts table: the profile's ``analytics``, the history and its outbox.
+
+``record`` is one conditional ``UpdateItem`` when there is nothing to announce (its old image, returned
+at no read cost, tells the use case what was there; a refusal returns the image too), and a transaction
+of the profile's update with the history items (``ANALYTICS#<day>#<kind>``, unpublished) when there is.
+Every condition requires the profile to exist and not to be merged away, so an erased contact is never
+recreated, and its analytics to be of an earlier day (the day guard). Profile writes set ``lastWriter``
+to ``analytics``: the stage function's trigger passes only tracking's writes, so the nightly pass does not
+wake it for every contact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter
+
+from shared.adapters.contact_items import (
+    ANALYTICS,
+    ANALYTICS_HISTORY,
+    ANALYTICS_UNPUBLISHED,
+    ANALYTICS_WRITER,
+    analytics_value,
+    partition,
+    profile_key,
+)
+from shared.adapters.dynamodb import error_code, failure, n, plain, query_all, retried, s, transact
+from shared.adapters.expressions import Expression
+from shared.analytics.changes import Announcement
+from shared.analytics.events import AnalyticsOutput
+from shared.analytics.facts import Analytics
+from shared.contacts.identity import ContactId
+from shared.errors import LifecycleError
+from shared.tracking.timestamps import format_time
+from shared.usecases.analytics import Held, Outcome, Previous, Recorded
+
+STORE = "the contact store"
+#: Marks per transaction (DynamoDB takes 100 items: these and the profile's count).
+MARKS_PER_TRANSACTION = 99
+_OUTPUT: TypeAdapter[AnalyticsOutput] = TypeAdapter(
+    Annotated[AnalyticsOutput, Field(discriminator="detail_type")]  # type: ignore[arg-type]
+)
+
+
+class DynamoAnalyticsStore:
+    def __init__(
+        self, client: Any, *, contacts_table: str, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._db = client
+        self._table = contacts_table
+        self._sleep = sleep
+
+    def record(
+        self, contact: ContactId, analytics: Analytics, changes: Sequence[Announcement], previous: Previous
+    ) -> Recorded:
+        update = self._update(contact, analytics, len(changes), previous)
+        if not changes:
+            return self._update_alone(update)
+        items: list[dict[str, Any]] = [
+            {"Update": {**update, "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        ]
+        items += [{"Put": {"TableName": self._table, "Item": self._history(contact, a)}} for a in changes]
+        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+        if cancelled is None:
+            return Recorded(written=True, found=None)  # a transaction returns no old image
+        reason = cancelled.reasons[0]
+        if reason.get("Code") != "ConditionalCheckFailed":
+            raise failure(cancelled.error, STORE) from cancelled.error
+        return Recorded(written=False, found=_held(reason.get("Item")))
+
+    def _update_alone(self, update: dict[str, Any]) -> Recorded:
+        try:
+            answer = retried(
+                lambda: self._db.update_item(
+                    **update, ReturnValues="ALL_OLD", ReturnValuesOnConditionCheckFailure="ALL_OLD"
+                ),
+                STORE,
+                sleep=self._sleep,
+            )
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise failure(exc, STORE) from exc
+            return Recorded(written=False, found=_held((getattr(exc, "response", None) or {}).get("Item")))
+        return Recorded(written=True, found=_held(answer.get("Attributes")))
+
+    def _update(
+        self, contact: ContactId, analytics: Analytics, changes: int, previous: Previous
+    ) -> dict[str, Any]:
+        x = Expression()
+        x.set(ANALYTICS, analytics_value(analytics))
+        x.set("lastWriter", s(ANALYTICS_WRITER))
+        if changes:
+            x.add(ANALYTICS_UNPUBLISHED, n(changes))
+        held, day = x.name(ANALYTICS), x.name("day")
+        conditions = ["attribute_exists(pk)", f"attribute_not_exists({x.name('mergedInto')})"]
+        if previous.unchanged:  # an earlier day's, with the segment and the risk level written now
+            conditions.append(f"{held}.{day} < {x.value(s(analytics.day.isoformat()))}")
+            segment = f"{held}.{x.name('rfm')}"
+            if analytics.rfm is None:
+                conditions.append(f"attribute_not_exists({segment})")
+            else:
+                conditions.append(f"{segment}.{x.name('segment')} = {x.value(s(analytics.rfm.segment))}")
+            level = f"{held}.{x.name('churn')}"
+            if analytics.churn is None:
+                conditions.append(f"attribute_not_exists({level})")
+            else:
+                conditions.append(f"{level}.{x.name('level')} = {x.value(s(analytics.churn.level))}")
+        elif previous.analytics is None:
+            conditions.append(f"attribute_not_exists({held})")
+        else:  # exactly those: a write of a day is whole, so its day names it
+            conditions.append(f"{held}.{day} = {x.value(s(previous.analytics.day.isoformat()))}")
+        return x.update(self._table, profile_key(contact), " AND ".join(conditions))
+
+    def _history(self, contact: ContactId, announcement: Announcement) -> dict[str, Any]:
+        output = announcement.output
+        detail = {"detail_type": output.detail_type, **output.model_dump(mode="json", by_alias=True)}
+        return {
+            "pk": partition(contact),
+            "sk": s(ANALYTICS_HISTORY + announcement.key),
+            "type": s(output.detail_type),
+            "at": s(format_time(output.at)),
+            "output": s(json.dumps(detail, separators=(",", ":"))),
+            "published": {"BOOL": False},
+        }
+
+    def unpublished(self, contact: ContactId) -> list[Announcement]:
+        request = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
+            "FilterExpression": "published = :no",
+            "ExpressionAttributeValues": {
+                ":pk": partition(contact),
+                ":h": s(ANALYTICS_HISTORY),
+                ":no": {"BOOL": False},
+            },
+            "ConsistentRead": True,
+        }
+        return [_announcement(item) for item in query_all(self._db, request, STORE)]
+
+    def mark_published(self, contact: ContactId, published: Sequence[tuple[Announcement, Outcome]]) -> None:
+        """One transaction per 99 announcements: each marked published (with the refusal's code, if it was
+        refused for good) once, and the profile's unpublished count lowered by as many. If another run
+        marked one of them first, the transaction changes nothing; they are then marked one by one."""
+        for start in range(0, len(published), MARKS_PER_TRANSACTION):
+            chunk = published[start : start + MARKS_PER_TRANSACTION]
+            if not self._mark(contact, chunk):
+                for one in chunk:
+                    self._mark(contact, [one])
+
+    def _mark(self, contact: ContactId, published: Sequence[tuple[Announcement, Outcome]]) -> bool:
+        items: list[dict[str, Any]] = []
+        for announcement, outcome in published:
+            x = Expression()
+            x.set("published", {"BOOL": True})
+            if outcome.refused is not None:
+                x.set("refused", s(outcome.refused))
+            key = {"pk": partition(contact), "sk": s(ANALYTICS_HISTORY + announcement.key)}
+            condition = f"{x.name('published')} = {x.value({'BOOL': False})}"
+            items.append({"Update": x.update(self._table, key, condition)})
+        items.append(
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": profile_key(contact),
+                    "UpdateExpression": "ADD #u :minus SET lastWriter = :w",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeNames": {"#u": ANALYTICS_UNPUBLISHED},
+                    "ExpressionAttributeValues": {":minus": n(-len(published)), ":w": s(ANALYTICS_WRITER)},
+                }
+            }
+        )
+        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+        if cancelled is None:
+            return True
+        if "ConditionalCheckFailed" not in cancelled.codes:
+            raise failure(cancelled.error, STORE) from cancelled.error
+        return False
+
+    def history(self, contact: ContactId, limit: int) -> list[AnalyticsOutput]:
+        try:
+            page = retried(
+                lambda: self._db.query(
+                    TableName=self._table,
+                    KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+                    ExpressionAttributeValues={":pk": partition(contact), ":h": s(ANALYTICS_HISTORY)},
+                    ScanIndexForward=False,
+                    Limit=limit,
+                ),
+                STORE,
+                sleep=self._sleep,
+            )
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            raise failure(exc, STORE) from exc
+        return [_announcement(item).output for item in page.get("Items", [])]
+
+
+def _held(item: Mapping[str, Any] | None) -> Held | None:
+    """What a profile's image says of its analytics; None for no profile, or a merged-away one."""
+    if not item or "mergedInto" in item:
+        return None
+    stored = item.get(ANALYTICS)
+    unpublished = item.get(ANALYTICS_UNPUBLISHED)
+    return Held(
+        analytics=Analytics.model_validate(plain(stored)) if stored else None,
+        unpublished=int(unpublished["N"]) if unpublished else 0,
+    )
+
+
+def _announcement(item: Mapping[str, Any]) -> Announcement:
+    """A history item: its kind is what follows ``ANALYTICS#<day>#`` in its key."""
+    kind = item["sk"]["S"].removeprefix(ANALYTICS_HISTORY).split("#", 1)[1]
+    return Announcement(kind, _OUTPUT.validate_python(json.loads(item["output"]["S"])))
