@@ -96,10 +96,10 @@ class DynamoAnalyticsStore:
         x.set("lastWriter", s(ANALYTICS_WRITER))
         if changes:
             x.add(ANALYTICS_UNPUBLISHED, n(changes))
-        held, day = x.name(ANALYTICS), x.name("day")
+        held = x.name(ANALYTICS)
         conditions = ["attribute_exists(pk)", f"attribute_not_exists({x.name('mergedInto')})"]
         if previous.unchanged:  # an earlier day's, with the segment and the risk level written now
-            conditions.append(f"{held}.{day} < {x.value(s(analytics.day.isoformat()))}")
+            conditions.append(f"{held}.{x.name('day')} < {x.value(s(analytics.day.isoformat()))}")
             segment = f"{held}.{x.name('rfm')}"
             if analytics.rfm is None:
                 conditions.append(f"attribute_not_exists({segment})")
@@ -113,7 +113,7 @@ class DynamoAnalyticsStore:
         elif previous.analytics is None:
             conditions.append(f"attribute_not_exists({held})")
         else:  # exactly those: a write of a day is whole, so its day names it
-            conditions.append(f"{held}.{day} = {x.value(s(previous.analytics.day.isoformat()))}")
+            conditions.append(f"{held}.{x.name('day')} = {x.value(s(previous.analytics.day.isoformat()))}")
         return x.update(self._table, profile_key(contact), " AND ".join(conditions))
 
     def _history(self, contact: ContactId, announcement: Announcement) -> dict[str, Any]:
