@@ -8,7 +8,7 @@ stores write these shapes and read them back here, into the domain's models. No 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -406,17 +406,22 @@ def _attribute(value: Any) -> dict[str, Any]:
     raise TypeError(f"no attribute value for {type(value).__name__}")
 
 
-def scanned_purchase(item: Mapping[str, Any]) -> ScannedPurchase:
-    """A purchase as the purchase index gives it (its key, time, revenue and basket projected)."""
+def scanned_purchases(items: Sequence[Mapping[str, Any]]) -> list[ScannedPurchase]:
+    """Purchases as the purchase index gives them (their key, time, revenue and basket projected), a page
+    validated at once."""
+    from pydantic import TypeAdapter
+
     from shared.usecases.analytics import ScannedPurchase
 
-    revenue = item.get("revenue", {}).get("N")
-    bought = item.get(BASKET, {}).get("S")
-    return ScannedPurchase.model_validate(
-        {
-            "contact_id": str(ContactId.parse(str(item["pk"]["S"]).removeprefix("C#"))),
-            "purchased_at": item[PURCHASED_AT]["S"],
-            "amount": float(revenue) if revenue is not None else 0.0,
-            "basket": json.loads(bought) if bought else (),
-        }
-    )
+    rows = []
+    for item in items:
+        revenue, bought = item.get("revenue"), item.get(BASKET)
+        rows.append(
+            {
+                "contact_id": item["pk"]["S"].removeprefix("C#"),
+                "purchased_at": item[PURCHASED_AT]["S"],
+                "amount": revenue["N"] if revenue else 0,
+                "basket": json.loads(bought["S"]) if bought else (),
+            }
+        )
+    return TypeAdapter(list[ScannedPurchase]).validate_python(rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.adapters.contact_items import BASKET, BY_PURCHASE, PURCHASED_AT, scanned_purchase
+from shared.adapters.contact_items import BASKET, BY_PURCHASE, PURCHASED_AT, scanned_purchases
 from shared.adapters.dynamodb import failure, retried
 from shared.usecases.analytics import Scanned, ScannedPurchase
 
@@ -42,7 +42,7 @@ class DynamoPurchaseScan:
             except Exception as exc:
                 raise failure(exc, WHAT) from exc
             read += page.get("ScannedCount", 0)
-            purchases += [scanned_purchase(item) for item in page.get("Items", [])]
+            purchases += scanned_purchases(page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
                 return Scanned(purchases=purchases, read=read)

@@ -125,6 +125,14 @@ def test_a_merge_moves_a_visitors_purchases_to_its_contact_with_their_baskets(in
     contacts.move_events(A1, ANN, 100)
     (moved,) = everything(scan, 3)
     assert (moved.contact_id, moved.amount, moved.basket) == ("user_id:ann", 10.0, (("x", "c"),))
+    # a purchase sent under the visitor's id after the merge is re-routed to its contact, copied whole
+    contacts.append(entries(A1, order(A1, "o2", revenue=4, category="c2"), at=NOW + timedelta(minutes=1)))
+    contacts.deliver_events()
+    found = everything(scan, 3)
+    assert [(p.contact_id, p.amount, p.basket) for p in found if p.amount == 4] == [
+        ("user_id:ann", 4.0, ((None, "c2"),))
+    ]
+    assert {p.contact_id for p in found} == {"user_id:ann"}
 
 
 # --- the staging bucket -------------------------------------------------------------------------------------
