@@ -55,7 +55,8 @@ def nightly(aws) -> Callable[..., list[dict[str, Any]]]:
     from functions.analytics_fit.handler import handler as fit
 
     class Run:
-        outputs: list[dict[str, Any]] = []
+        def __init__(self) -> None:
+            self.outputs: list[dict[str, Any]] = []
 
         def __call__(self, time: datetime, segments: int = 2) -> list[dict[str, Any]]:
             stamp = time.isoformat()
