@@ -203,12 +203,9 @@ class StagedPurchases(_Staged):
         """The purchases as the models take them: one row per basket entry (the amount on the first)."""
         from shared.analytics.history import Purchase, day_number
 
+        days = {on: day_number(on) for on in set(self.purchased_on)}
         for j, c in enumerate(self.contact):
-            customer, day, amount = (
-                self.contacts[c],
-                day_number(self.purchased_on[j]),
-                max(0.0, self.amount[j]),
-            )
+            customer, day, amount = self.contacts[c], days[self.purchased_on[j]], max(0.0, self.amount[j])
             bought = self.basket[j] or [(None, None)]
             for n, (product, category) in enumerate(bought):
                 yield Purchase(customer, day, amount if n == 0 else 0.0, product, category)
