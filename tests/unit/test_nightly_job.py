@@ -358,3 +358,49 @@ def test_the_extract_and_apply_steps_never_load_numpy():
         "assert 'numpy' not in sys.modules and 'scipy' not in sys.modules, 'numpy loaded'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+# --- the profile's codec and the card ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        analytics("champions", "low", m=5),
+        analytics(None, "high"),
+        Analytics(
+            day=DAY,
+            churn=ChurnFacts(
+                p_no_purchase=1e-7,
+                churn_risk=0.999999,
+                level="high",
+                expected_next_purchase=date(2027, 1, 2),
+                typical_gap_days=30.5,
+                horizon_days=60,
+            ),
+        ),
+    ],
+)
+def test_the_profile_keeps_the_analytics_as_written_and_the_card_shows_them(stored):
+    from shared.adapters.contact_items import analytics_value, record_from_item
+    from shared.contacts.views import AnalyticsView
+
+    item = {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}, "analytics": analytics_value(stored)}
+    assert record_from_item(item).analytics == stored
+    view = AnalyticsView.of(stored).model_dump(mode="json")
+    assert view["day"] == "2026-11-22" and view["risk_level"] == stored.churn.level
+    if stored.rfm is None:
+        assert (view["segment"], view["segment_name"], view["r"], view["premium"]) == (
+            None,
+            None,
+            None,
+            False,
+        )
+    else:
+        assert (view["segment"], view["segment_name"], view["m"], view["premium"]) == (
+            "champions",
+            "Champions",
+            5,
+            True,
+        )
+    assert record_from_item({"pk": {"S": "C#user_id:ann"}, "sk": {"S": "PROFILE"}}).analytics is None
