@@ -1649,6 +1649,7 @@ class MemoryConsentProfiles:
 
 # --- issue 12: the nightly analytics job: staging, the purchase index, analytics on the profiles ----------
 import zlib
+from collections.abc import Collection
 
 from shared.analytics.changes import Announcement
 from shared.analytics.events import AnalyticsOutput
@@ -1727,14 +1728,15 @@ class MemoryHistoryEntry:
 @dataclass
 class MemoryAnalyticsStore:
     """Analytics on ``MemoryContactStore``'s profiles (``ContactRecord.analytics``), the history with its
-    outbox and the unpublished count, under the adapter's conditions. A write with changes is the
+    outbox and the keys of the unpublished announcements, under the adapter's conditions. A write with changes is the
     adapter's transaction: it reports no old image (``found`` None when written)."""
 
     contacts: MemoryContactStore
     #: contact -> history key (``<day>#<kind>``) -> entry
     entries: dict[ContactId, dict[str, MemoryHistoryEntry]] = field(default_factory=dict)
-    unpublished_count: dict[ContactId, int] = field(default_factory=dict)
-    #: writes made (accepted or refused), and reads (``unpublished``, ``history``)
+    #: contact -> the keys of its announcements not published yet (the profile's list)
+    unpublished_keys: dict[ContactId, frozenset[str]] = field(default_factory=dict)
+    #: writes made (accepted or refused), and reads (``unpublished``: one per key, ``history``)
     writes: int = 0
     reads: int = 0
 
@@ -1746,20 +1748,20 @@ class MemoryAnalyticsStore:
         if p is None or p.merged_into:
             return Recorded(written=False, found=None)
         held: Analytics | None = p.stage.get("analytics")
-        found = Held(held, self.unpublished_count.get(contact, 0))
+        found = Held(held, self.unpublished_keys.get(contact, frozenset()))
         if not _expected(held, analytics, previous):
             return Recorded(written=False, found=found)
         p.stage["analytics"] = analytics
         entries = self.entries.setdefault(contact, {})
         for announcement in changes:
             entries[announcement.key] = MemoryHistoryEntry(announcement)
-        self.unpublished_count[contact] = found.unpublished + len(changes)
+        self.unpublished_keys[contact] = found.unpublished | {a.key for a in changes}
         return Recorded(written=True, found=None if changes else found)
 
-    def unpublished(self, contact: ContactId) -> list[Announcement]:
-        self.reads += 1
+    def unpublished(self, contact: ContactId, keys: Collection[str]) -> list[Announcement]:
+        self.reads += len(keys)
         entries = self.entries.get(contact, {})
-        return [entries[k].announcement for k in sorted(entries) if not entries[k].published]
+        return [entries[k].announcement for k in sorted(keys) if k in entries and not entries[k].published]
 
     def mark_published(self, contact: ContactId, published: Sequence[tuple[Announcement, Outcome]]) -> None:
         if contact not in self.contacts.profiles:  # erased: nothing to mark, nothing recreated
@@ -1767,11 +1769,12 @@ class MemoryAnalyticsStore:
         entries = self.entries.get(contact, {})
         for announcement, outcome in published:
             entry = entries.get(announcement.key)
-            if entry is None or entry.published:
+            if entry is None:
                 continue
             entry.published, entry.refused = True, outcome.refused
             self.writes += 1
-            self.unpublished_count[contact] = self.unpublished_count.get(contact, 0) - 1
+            left = self.unpublished_keys.get(contact, frozenset())
+            self.unpublished_keys[contact] = left - {announcement.key}
 
     def history(self, contact: ContactId, limit: int) -> list[AnalyticsOutput]:
         self.reads += 1

@@ -2,7 +2,9 @@
 
 ``record`` is one conditional ``UpdateItem`` when there is nothing to announce (its old image, returned
 at no read cost, tells the use case what was there; a refusal returns the image too), and a transaction
-of the profile's update with the history items (``ANALYTICS#<day>#<kind>``, unpublished) when there is.
+of the profile's update with the history items (``ANALYTICS#<day>#<kind>``, unpublished, their keys added
+to the profile's ``analyticsUnpublished`` set) when there is. The apply step reads the history by key
+only (``unpublished``: the keys come with the profile's image), never by query.
 Every condition requires the profile to exist and not to be merged away, so an erased contact is never
 recreated, and its analytics to be of an earlier day (the day guard). Profile writes set ``lastWriter``
 to ``analytics``: the stage function's trigger passes only tracking's writes, so the nightly pass does not
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
@@ -27,7 +29,7 @@ from shared.adapters.contact_items import (
     partition,
     profile_key,
 )
-from shared.adapters.dynamodb import error_code, failure, n, plain, query_all, retried, s, transact
+from shared.adapters.dynamodb import error_code, failure, plain, retried, s, ss, transact
 from shared.adapters.expressions import Expression
 from shared.analytics.changes import Announcement
 from shared.analytics.events import AnalyticsOutput
@@ -38,7 +40,7 @@ from shared.tracking.timestamps import format_time
 from shared.usecases.analytics import Held, Outcome, Previous, Recorded
 
 STORE = "the contact store"
-#: Marks per transaction (DynamoDB takes 100 items: these and the profile's count).
+#: Marks per transaction (DynamoDB takes 100 items: these and the profile's list).
 MARKS_PER_TRANSACTION = 99
 _OUTPUT: TypeAdapter[AnalyticsOutput] = TypeAdapter(
     Annotated[AnalyticsOutput, Field(discriminator="detail_type")]  # type: ignore[arg-type]
@@ -56,7 +58,7 @@ class DynamoAnalyticsStore:
     def record(
         self, contact: ContactId, analytics: Analytics, changes: Sequence[Announcement], previous: Previous
     ) -> Recorded:
-        update = self._update(contact, analytics, len(changes), previous)
+        update = self._update(contact, analytics, [a.key for a in changes], previous)
         if not changes:
             return self._update_alone(update)
         items: list[dict[str, Any]] = [
@@ -95,7 +97,7 @@ class DynamoAnalyticsStore:
         x.set(ANALYTICS, analytics_value(analytics))
         x.set("lastWriter", s(ANALYTICS_WRITER))
         if changes:
-            x.add(ANALYTICS_UNPUBLISHED, n(changes))
+            x.add(ANALYTICS_UNPUBLISHED, ss(changes))
         held = x.name(ANALYTICS)
         conditions = ["attribute_exists(pk)", f"attribute_not_exists({x.name('mergedInto')})"]
         if previous.unchanged:  # an earlier day's, with the segment and the risk level written now
@@ -128,24 +130,32 @@ class DynamoAnalyticsStore:
             "published": {"BOOL": False},
         }
 
-    def unpublished(self, contact: ContactId) -> list[Announcement]:
-        request = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
-            "FilterExpression": "published = :no",
-            "ExpressionAttributeValues": {
-                ":pk": partition(contact),
-                ":h": s(ANALYTICS_HISTORY),
-                ":no": {"BOOL": False},
-            },
-            "ConsistentRead": True,
-        }
-        return [_announcement(item) for item in query_all(self._db, request, STORE)]
+    def unpublished(self, contact: ContactId, keys: Collection[str]) -> list[Announcement]:
+        """A consistent GetItem per key: the function reads its history by key only."""
+        found = []
+        for key in sorted(keys):
+            try:
+                item = retried(
+                    lambda key=key: self._db.get_item(
+                        TableName=self._table,
+                        Key={"pk": partition(contact), "sk": s(ANALYTICS_HISTORY + key)},
+                        ConsistentRead=True,
+                    ),
+                    STORE,
+                    sleep=self._sleep,
+                ).get("Item")
+            except LifecycleError:
+                raise
+            except Exception as exc:
+                raise failure(exc, STORE) from exc
+            if item and not item.get("published", {}).get("BOOL", False):
+                found.append(_announcement(item))
+        return found
 
     def mark_published(self, contact: ContactId, published: Sequence[tuple[Announcement, Outcome]]) -> None:
-        """One transaction per 99 announcements: each marked published (with the refusal's code, if it was
-        refused for good) once, and the profile's unpublished count lowered by as many. If another run
-        marked one of them first, the transaction changes nothing; they are then marked one by one."""
+        """One transaction per 99 announcements: each marked published (with the refusal's code if it was
+        refused for good), and their keys taken out of the profile's list of unpublished ones. Neither
+        write recreates an erased item: if one is gone, the others are marked one by one."""
         for start in range(0, len(published), MARKS_PER_TRANSACTION):
             chunk = published[start : start + MARKS_PER_TRANSACTION]
             if not self._mark(contact, chunk):
@@ -160,17 +170,19 @@ class DynamoAnalyticsStore:
             if outcome.refused is not None:
                 x.set("refused", s(outcome.refused))
             key = {"pk": partition(contact), "sk": s(ANALYTICS_HISTORY + announcement.key)}
-            condition = f"{x.name('published')} = {x.value({'BOOL': False})}"
-            items.append({"Update": x.update(self._table, key, condition)})
+            items.append({"Update": x.update(self._table, key, "attribute_exists(pk)")})
         items.append(
             {
                 "Update": {
                     "TableName": self._table,
                     "Key": profile_key(contact),
-                    "UpdateExpression": "ADD #u :minus SET lastWriter = :w",
+                    "UpdateExpression": "DELETE #u :keys SET lastWriter = :w",
                     "ConditionExpression": "attribute_exists(pk)",
                     "ExpressionAttributeNames": {"#u": ANALYTICS_UNPUBLISHED},
-                    "ExpressionAttributeValues": {":minus": n(-len(published)), ":w": s(ANALYTICS_WRITER)},
+                    "ExpressionAttributeValues": {
+                        ":keys": ss(a.key for a, _ in published),
+                        ":w": s(ANALYTICS_WRITER),
+                    },
                 }
             }
         )
@@ -206,10 +218,9 @@ def _held(item: Mapping[str, Any] | None) -> Held | None:
     if not item or "mergedInto" in item:
         return None
     stored = item.get(ANALYTICS)
-    unpublished = item.get(ANALYTICS_UNPUBLISHED)
     return Held(
         analytics=Analytics.model_validate(plain(stored)) if stored else None,
-        unpublished=int(unpublished["N"]) if unpublished else 0,
+        unpublished=frozenset(item.get(ANALYTICS_UNPUBLISHED, {}).get("SS", ())),
     )
 
 

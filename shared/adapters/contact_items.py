@@ -382,8 +382,9 @@ def new_event_from_stream(record: Mapping[str, Any]) -> NewEvent | None:
 
 #: On the profile, written by the nightly pass's apply step only: ``analytics`` (a map: ``day``, the cut-off
 #: scored; ``rfm``, absent without a purchase in the look-back window; ``churn``: as
-#: ``shared.analytics.facts.Analytics``) and ``analyticsUnpublished`` (announcements in its history not
-#: published yet). Its history and outbox: ``ANALYTICS#<day>#<kind>`` items in the contact's partition.
+#: ``shared.analytics.facts.Analytics``) and ``analyticsUnpublished`` (a string set: the keys,
+#: ``<day>#<kind>``, of its announcements not published yet). Its history and outbox:
+#: ``ANALYTICS#<day>#<kind>`` items in the contact's partition.
 ANALYTICS, ANALYTICS_UNPUBLISHED, ANALYTICS_HISTORY = "analytics", "analyticsUnpublished", "ANALYTICS#"
 #: Who writes them (not "tracking": the stage function's trigger passes tracking's writes only).
 ANALYTICS_WRITER = "analytics"

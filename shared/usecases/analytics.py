@@ -15,10 +15,11 @@ each safe to retry and to run twice:
 Applying a contact costs one conditional write when its segment and risk level did not change (the
 common case; no read: the write's old image says what was there). When they did, that write is refused
 with the profile's old image, and a transaction writes the profile together with the changes in the
-contact's history (the outbox, unpublished). The changes are then published on the bus and marked.
-A day guard on the profile (its analytics' day) makes a retried part, a re-run or a second execution
-of a double-fired schedule change nothing; what such a run finds unpublished (a crash between the
-transaction and the publishing, a bus that was down) it publishes. Consumers deduplicate on the
+contact's history (the outbox, unpublished, their keys listed on the profile). The changes are then
+published on the bus and marked. A day guard on the profile (its analytics' day) makes a retried part, a
+re-run or a second execution of a double-fired schedule change nothing; what such a run finds listed
+unpublished (a crash between the transaction and the publishing, a bus that was down) it reads by key
+and publishes. Consumers deduplicate on the
 announcements' stable ids, so a crash after publishing and before marking publishes twice, never
 loses one.
 
@@ -29,7 +30,7 @@ run names the same day, however long it takes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -261,8 +262,8 @@ class Held:
     """A contact's analytics as its profile held them (before a write, or instead of it)."""
 
     analytics: Analytics | None
-    #: announcements in its history not published yet
-    unpublished: int = 0
+    #: the history keys (``Announcement.key``) of its announcements not published yet
+    unpublished: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,12 +314,13 @@ class AnalyticsStore(AnalyticsHistory, Protocol):
         day and as ``previous`` says, with ``changes`` in the history (unpublished), all or nothing."""
         ...
 
-    def unpublished(self, contact: ContactId) -> list[Announcement]:
-        """The contact's announcements not published yet, oldest first."""
+    def unpublished(self, contact: ContactId, keys: Collection[str]) -> list[Announcement]:
+        """Those of the contact's announcements at ``keys`` (``Held.unpublished``) that are still not
+        published, in key order (reads by key: no query)."""
         ...
 
     def mark_published(self, contact: ContactId, published: Sequence[tuple[Announcement, Outcome]]) -> None:
-        """Announcements done (sent, or refused for good) are no longer unpublished; each counted once."""
+        """Announcements done (sent, or refused for good) are published: out of ``Held.unpublished``."""
         ...
 
 
@@ -458,13 +460,15 @@ def apply_one(
             # what was there: the write's old image, else the refusal's it was conditioned on (leftovers
             # of an earlier day can only have been published since, never added: that moves the day)
             known = recorded.found or seen
-            return True, store.unpublished(contact) if known and known.unpublished else changes
+            if known is None or not known.unpublished:
+                return True, changes
+            return True, store.unpublished(contact, known.unpublished | {a.key for a in changes})
         found = seen = recorded.found
         if found is None:  # unknown (erased), or merged away: its purchases count for its contact
             return False, []
         held = found.analytics
         if held is not None and held.day >= after.day:  # applied already (this day, or a later one)
-            return False, store.unpublished(contact) if found.unpublished else []
+            return False, store.unpublished(contact, found.unpublished) if found.unpublished else []
         changes = announcements(str(contact), held, after, at)
         previous = Previous(analytics=held)
     raise DependencyUnavailable(

@@ -231,36 +231,43 @@ def test_a_first_write_is_refused_until_it_expects_no_analytics_and_then_records
     seen(contacts, ANN)
     first = scored(DAY, "champions", "low")
     refused = store.record(ANN, first, [], Previous(unchanged=True))
-    assert (refused.written, refused.found) == (False, Held(None, 0))
+    assert (refused.written, refused.found) == (False, Held(None))
     changes = announcements(str(ANN), None, first, NOW)
     assert store.record(ANN, first, changes, Previous(analytics=None)).written
     record = contacts.profile(ANN)
     assert record.analytics == first and record.event_count == 1, "the tracking attributes are untouched"
-    assert [(a.kind, a.output) for a in store.unpublished(ANN)] == sorted((a.kind, a.output) for a in changes)
+    keys = frozenset(a.key for a in changes)
+    assert keys == {"2026-11-22#segment-entered", "2026-11-22#risk"}
+    assert [(a.kind, a.output) for a in store.unpublished(ANN, keys)] == sorted(
+        (a.kind, a.output) for a in changes
+    )
     assert store.history(ANN, 10) == [a.output for a in sorted(changes, key=lambda a: a.key, reverse=True)]
     again = store.record(ANN, first, changes, Previous(analytics=None))
-    assert (again.written, again.found) == (False, Held(first, 2)), "the day guard"
+    assert (again.written, again.found) == (False, Held(first, keys)), "the day guard"
 
 
 def test_a_later_day_is_written_alone_when_nothing_is_announced_and_returns_what_was_there(profiles):
     contacts, store = profiles
     seen(contacts, ANN)
     first = scored(DAY, "loyal", "medium")
-    store.record(ANN, first, announcements(str(ANN), None, first, NOW), Previous(analytics=None))
+    earlier = announcements(str(ANN), None, first, NOW)
+    store.record(ANN, first, earlier, Previous(analytics=None))
+    keys = frozenset(a.key for a in earlier)
     later = scored(DAY + timedelta(days=1), "loyal", "medium", risk=0.55)
     recorded = store.record(ANN, later, [], Previous(unchanged=True))
-    assert recorded.written and recorded.found == Held(first, 2)
+    assert recorded.written and recorded.found == Held(first, keys)
     assert contacts.profile(ANN).analytics == later
     moved = scored(DAY + timedelta(days=2), "loyal", "high")
-    assert store.record(ANN, moved, [], Previous(unchanged=True)).found == Held(later, 2), (
-        "another level: refused"
-    )
+    refused = store.record(ANN, moved, [], Previous(unchanged=True))
+    assert (refused.written, refused.found) == (False, Held(later, keys)), "another level: refused"
     assert not store.record(ANN, moved, [], Previous(analytics=first)).written, "not the analytics expected"
     left = scored(DAY + timedelta(days=2), None, "medium")
     assert not store.record(ANN, left, [], Previous(unchanged=True)).written, "another segment: refused"
     changes = announcements(str(ANN), later, moved, NOW)
     assert store.record(ANN, moved, changes, Previous(analytics=later)).written
-    assert len(store.unpublished(ANN)) == 3 and contacts.profile(ANN).analytics == moved
+    keys |= {a.key for a in changes}
+    assert store.record(ANN, moved, [], Previous(unchanged=True)).found == Held(moved, keys)
+    assert len(store.unpublished(ANN, keys)) == 3 and contacts.profile(ANN).analytics == moved
 
 
 def test_marking_published_counts_each_announcement_once(profiles):
@@ -271,10 +278,11 @@ def test_marking_published_counts_each_announcement_once(profiles):
     store.record(ANN, first, changes, Previous(analytics=None))
     entered, risk = sorted(changes, key=lambda a: a.kind, reverse=True)
     store.mark_published(ANN, [(entered, Outcome(sent=True))])
+    assert store.unpublished(ANN, {entered.key, risk.key}) == [risk]
     store.mark_published(ANN, [(entered, Outcome(sent=True)), (risk, Outcome(refused="ValidationException"))])
-    assert store.unpublished(ANN) == []
+    assert store.unpublished(ANN, {entered.key, risk.key}) == []
     later = scored(DAY + timedelta(days=1), "new", "low")
-    assert store.record(ANN, later, [], Previous(unchanged=True)).found == Held(first, 0)
+    assert store.record(ANN, later, [], Previous(unchanged=True)).found == Held(first)
     assert len(store.history(ANN, 10)) == 2, "published announcements stay in the history"
 
 
@@ -291,7 +299,8 @@ def test_unknown_and_merged_away_contacts_are_refused_and_never_created(profiles
     ):
         recorded = store.record(contact, first, changes, previous)
         assert (recorded.written, recorded.found) == (False, None)
-    assert contacts.profile(BOB) is None and store.history(BOB, 5) == [] and store.unpublished(A1) == []
+    assert contacts.profile(BOB) is None and store.history(BOB, 5) == []
+    assert store.unpublished(A1, {a.key for a in changes}) == []
     store.mark_published(BOB, [(changes[0], Outcome(sent=True))])
     assert contacts.profile(BOB) is None
 
