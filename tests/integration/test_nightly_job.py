@@ -29,10 +29,26 @@ STEPS = {
 }
 
 
+#: What each step may call (the workflow's grants): anything else fails the test.
+GRANTED = {
+    "extract": {("dynamodb", "Scan"), ("s3", "PutObject")},
+    "fit": {("s3", "GetObject"), ("s3", "PutObject"), ("s3", "ListObjectsV2")},
+    "apply": {
+        ("s3", "GetObject"),
+        ("dynamodb", "GetItem"),
+        ("dynamodb", "UpdateItem"),
+        ("dynamodb", "PutItem"),
+        ("dynamodb", "TransactWriteItems"),  # of Update and Put items (checked below)
+        ("events", "PutEvents"),
+    },
+}
+
+
 @pytest.fixture
 def nightly(aws) -> Callable[..., list[dict[str, Any]]]:
     """``nightly(time)``: the workflow's run at ``time`` (extract each of 2 segments, fit, apply each part),
-    the apply steps' answers; ``nightly.outputs`` holds every step's answer of the last run."""
+    the apply steps' answers; ``nightly.outputs`` holds every step's answer of the last run. Every call a
+    step makes is checked against its grants (``GRANTED``; extract scans the purchase index only)."""
     from shared import scope
     from shared.adapters import aws as clients
 
@@ -49,7 +65,7 @@ def nightly(aws) -> Callable[..., list[dict[str, Any]]]:
         "RISK_HIGH": "0.6",
     }
     for name, handler in STEPS.items():
-        scope.host(handler, scope.FunctionScope(f"analytics_{name}", environ, on_client=shared_hooks()))
+        scope.host(handler, scope.FunctionScope(f"analytics_{name}", environ, on_client=granted(name)))
     from functions.analytics_apply.handler import handler as apply
     from functions.analytics_extract.handler import handler as extract
     from functions.analytics_fit.handler import handler as fit
@@ -70,6 +86,27 @@ def nightly(aws) -> Callable[..., list[dict[str, Any]]]:
             return applied
 
     return Run()
+
+
+def granted(step: str) -> Callable[[str, Any], None]:
+    """The step's clients: DynamoDB's limits and the tests' hooks, and a check of each call's action."""
+    attach = shared_hooks()
+
+    def check(params: dict[str, Any], model: Any, **_: Any) -> None:
+        service = model.service_model.service_name
+        assert (service, model.name) in GRANTED[step], f"{step} may not call {service} {model.name}"
+        if model.name == "Scan":
+            assert params.get("IndexName") == "byPurchase", "extract scans the purchase index only"
+        for item in params.get("TransactItems", []):
+            assert set(item) <= {"Update", "Put"}, f"{step}: a transaction item {set(item)}"
+
+    def on_client(service: str, client: Any) -> None:
+        attach(service, client)
+        client.meta.events.register(
+            f"before-parameter-build.{client.meta.service_model.service_id.hyphenize()}", check
+        )
+
+    return on_client
 
 
 def order(send, user: str, at: datetime, revenue: float, sku: str, category: str) -> None:
