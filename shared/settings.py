@@ -257,7 +257,7 @@ class AnalyticsFitSettings(AnalyticsBucketSettings):
             edges = [float(part) for part in value.split(",")]
         except ValueError:
             raise ValueError("RFM_EDGES must be four numbers, comma-separated") from None
-        if len(edges) != 4 or not all(0 < a < b < 1 for a, b in zip([0.0, *edges], [*edges, 1.0])):
+        if len(edges) != 4 or not all(a < b for a, b in zip([0.0, *edges], [*edges, 1.0], strict=True)):
             raise ValueError("RFM_EDGES must be four increasing shares between 0 and 1, e.g. 0.2,0.4,0.6,0.8")
         return value
 
