@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.harness import ROOT
+from bench.harness import ROOT, python_child
 
 #: the cut-off the generated histories end at (2024-10-04), as the rhythm bench's
 CUTOFF = 20_000
@@ -162,31 +162,41 @@ class PurchaseIndex:
             [day_date(d).isoformat() for d in range(first_day, int(p.day.max()) + 1)] if rows else []
         )
         self._day = p.day
-        # the revenue as tracking stores a number: cents, trailing zeros trimmed
-        cents = np.round(p.amount * 100).astype(np.int64)
+        # the revenue as tracking stores a number (cents, trailing zeros trimmed), by distinct amount
+        cents, self._amount = np.unique(np.round(p.amount * 100).astype(np.int64), return_inverse=True)
         self._revenue = [
-            (f"{c // 100}" if c % 100 == 0 else f"{c / 100:.2f}".rstrip("0")) for c in cents.tolist()
+            f"{c // 100}" if c % 100 == 0 else f"{c / 100:.2f}".rstrip("0") for c in cents.tolist()
         ]
-        revenue_size = np.fromiter((number_size(t) for t in self._revenue), dtype=np.int64, count=rows)
-        # each row's basket as its JSON text (one text per distinct basket)
+        revenue_size = np.array([number_size(t) for t in self._revenue], dtype=np.int64)[self._amount]
+        # each row's basket as its JSON text, by distinct basket (entries coded 1.., 0 for none)
         entries = np.bincount(p.basket_row, minlength=rows)
-        width = int(entries.max()) if rows else 0
-        table = np.full((rows, max(width, 1)), -1, dtype=np.int64)
+        width = max(int(entries.max()) if rows else 0, 1)
+        table = np.zeros((rows, width), dtype=np.int64)
         start = np.concatenate(([0], np.cumsum(entries)[:-1])) if rows else np.zeros(0, dtype=np.int64)
         place = np.arange(len(p.basket_row)) - start[p.basket_row]
         categories = len(p.categories) + 1
-        table[p.basket_row, place] = (p.basket_product + 1) * categories + p.basket_category + 1
-        distinct, which = np.unique(table, axis=0, return_inverse=True)
+        table[p.basket_row, place] = (p.basket_product + 1) * categories + p.basket_category + 2
+        base = (len(p.products) + 1) * categories + 1
+        if base**width < 2**62:  # one number per basket: a faster unique than by rows
+            key = np.zeros(rows, dtype=np.int64)
+            for column in range(width):
+                key = key * base + table[:, column]
+            _, first, which = np.unique(key, return_index=True, return_inverse=True)
+            distinct = table[first]
+        else:
+            distinct, which = np.unique(table, axis=0, return_inverse=True)
         texts = []
         for codes in distinct.tolist():
-            pairs = [
-                [
-                    p.products[c // categories - 1] if c // categories else None,
-                    p.categories[c % categories - 1] if c % categories else None,
-                ]
-                for c in codes
-                if c >= 0
-            ]
+            pairs = []
+            for code in codes:
+                if code:
+                    product, category = divmod(code - 1, categories)
+                    pairs.append(
+                        [
+                            p.products[product - 1] if product else None,
+                            p.categories[category - 1] if category else None,
+                        ]
+                    )
             texts.append(json.dumps(pairs, separators=(",", ":"), ensure_ascii=False) if pairs else None)
         self._basket = texts
         self._which = which.reshape(-1)
@@ -242,8 +252,8 @@ class PurchaseIndex:
         page = rows[start:stop]
         pk, dates, times, revenue, basket = self._pk, self._dates, self._times, self._revenue, self._basket
         items = []
-        for r, c, d, t, w in zip(
-            page.tolist(),
+        for a, c, d, t, w in zip(
+            self._amount[page].tolist(),
             self._customer[page].tolist(),
             (self._day[page] - self._first_day).tolist(),
             self._clock[page].tolist(),
@@ -253,7 +263,7 @@ class PurchaseIndex:
             item = {
                 "pk": {"S": pk[c]},
                 "purchasedAt": {"S": dates[d] + times[t]},
-                "revenue": {"N": revenue[r]},
+                "revenue": {"N": revenue[a]},
             }
             if basket[w] is not None:
                 item["basket"] = {"S": basket[w]}
@@ -402,7 +412,8 @@ def in_process(customers: int, *, seed: int = SEED, segments: int | None = None)
     prepared = time.perf_counter() - started
     files, bus, within = MemoryStaging(), MemoryAnnouncer(), Counter[str]()
     staging, telemetry = Timed(files, within, "staging"), CountingTelemetry()
-    store = CountedStore(Timed(MemoryAnalyticsStore(contacts), within, "store"))
+    memory_store = MemoryAnalyticsStore(contacts)
+    store = CountedStore(Timed(memory_store, within, "store"))
     announcer = Timed(bus, within, "bus")
     extracting = analytics.Extracting(
         purchases=DynamoPurchaseScan(index, events_table="events"), staging=staging, telemetry=telemetry
@@ -486,6 +497,9 @@ def in_process(customers: int, *, seed: int = SEED, segments: int | None = None)
         )
         for key in staged:  # a later night does not read them (the bucket expires them)
             del files.files[key]
+        for held in memory_store.entries.values():  # nor the history published: memory for what runs
+            for key in [k for k, entry in held.items() if entry.published]:
+                del held[key]
     return {
         "customers": customers,
         "segments": segments,
@@ -1102,6 +1116,45 @@ def cost_rows(costs: Sequence[Mapping[str, Any]]) -> tuple[list[str], str]:
     return rows, basis
 
 
+def _price(value: float) -> str:
+    return f"${value:.10f}".rstrip("0").rstrip(".")
+
+
+def verdicts(
+    largest: Mapping[str, Any], baselines: Mapping[str, int], costs: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """What the measured figures say of the functions' memory and timeouts at the largest size."""
+    from infra.wiring import function
+
+    lines = []
+    for night, cost in zip(largest["nights"], costs, strict=True):
+        label = "first night" if night is largest["nights"][0] else "one day later"
+        for name in ("analytics_extract", "analytics_fit"):
+            spec, step = function(name), night["steps"][name]
+            need = baselines.get(name, 0) + step["peak_rise"]
+            limit = spec.memory_mb * 1024**2
+            verdict = "within" if need <= limit else "**over**"
+            lines.append(
+                f"{label}, `{name}`: needs at least {need / 1024**2:,.0f} MB ({baselines.get(name, 0) / 1024**2:,.0f} MB "
+                f"loaded before the step, {step['peak_rise'] / 1024**2:,.0f} MB while it ran"
+                f"{', in its largest segment' if name == 'analytics_extract' else ''}): {verdict} its {spec.memory_mb:,} MB"
+            )
+        seconds = cost["seconds"]
+        parts = max(night["parts"], 1)
+        for name, runs in (
+            ("analytics_extract", night["segments"]),
+            ("analytics_fit", 1),
+            ("analytics_apply", parts),
+        ):
+            spec = function(name)
+            each = seconds[name] / runs
+            verdict = "within" if each <= spec.timeout_seconds else "**over**"
+            lines.append(
+                f"{label}, `{name}`: about {each:,.0f} s a run (estimated, below): {verdict} its {spec.timeout_seconds} s"
+            )
+    return lines
+
+
 def section(
     where: str,
     scales: Sequence[Mapping[str, Any]],
@@ -1109,100 +1162,131 @@ def section(
     moto: Mapping[str, Any],
     costs: Sequence[Mapping[str, Any]],
     wru: Mapping[str, float],
+    baselines: Mapping[str, int],
     minutes: float,
 ) -> str:
     heads, rows = in_process_rows(scales)
     largest = scales[-1]
     first, later = largest["nights"]
-    fit = first["steps"]["analytics_fit"]
-    extract = first["steps"]["analytics_extract"]
-    fit_memory = function_memory("analytics_fit")
-    extract_memory = function_memory("analytics_extract")
+    extract, apply = first["steps"]["analytics_extract"], first["steps"]["analytics_apply"]
     cost_lines, basis = cost_rows(costs)
     prices, latency = Prices(), Latency()
+    fakes_in_extract = first["scan"]["seconds"] + first["within"].get("staging.save_purchases", 0.0)
+    fakes_in_apply = sum(
+        first["within"].get(k, 0.0)
+        for k in (
+            "store.record",
+            "store.unpublished",
+            "store.mark_published",
+            "bus.announce",
+            "staging.scores",
+        )
+    )
+    checks = "\n".join(f"  - {line}" for line in verdicts(largest, baselines, costs))
     return f"""
 Measured by `python -m bench nightly` (also part of `make bench`) on {where}; the section took
-{minutes:.0f} minutes. This machine has two CPUs shared with other work: CPU seconds are the figures to
-compare, wall seconds are what it took here.
+{minutes:.0f} minutes here. The machine's two CPUs are shared with other work: CPU seconds are the figures to
+compare, wall seconds what it took.
 
 **The whole population in-process** (`bench/nightly.py`): customers generated by `bench/purchases.py`
 (regular buyers of consumables, Poisson buyers, one-off buyers of kitchen appliances, with products and
-categories; {largest["purchase_days"] / largest["customers"]:.1f} purchase days per customer), the three
-steps run by the local workflow runner through the real use cases: extract for each of
-{largest["segments"]} segments, fit, apply for each part of {largest["part_size"]:,}. Staging, the contacts'
-analytics and the bus are the fakes of `tests/fakes.py`; the purchase index is a stand-in for DynamoDB's
-Scan of `byPurchase` served to the real adapter (`DynamoPurchaseScan`) page by page by DynamoDB's rules
-(segments by a hash of the partition key, 1 MB of index entries a page, read units of 4 KB halved), because
-the fake scan reads the fake event log, which would hold {largest["purchase_days"] / 1e6:.0f} million tracked
-events. The first night every contact is new; one day later is the next night (purchases of that day too).
-Each size ran in a fresh interpreter; a step's memory is what the process grew by while it ran (its peak
-resident set over what it held before).
+categories; {largest["purchase_days"] / largest["customers"]:.1f} purchase days per customer), the three steps run
+by the local workflow runner through the real use cases: extract for each of {largest["segments"]} segments, fit,
+apply for each part of {largest["part_size"]:,} customers. Staging, the contacts' analytics and the bus are the
+fakes of `tests/fakes.py`. The purchase index is a stand-in for DynamoDB's Scan of `byPurchase`, served to the
+real adapter (`DynamoPurchaseScan`) page by page by DynamoDB's rules (segments by a hash of the partition key,
+at most 1 MB of index entries a page, read units of 4 KB halved): the fake scan reads the fake event log, which
+would hold {largest["purchase_days"]:,} tracked events. The first night every contact is new; one day later is the
+next night (with that day's purchases). Each size runs in an interpreter of its own; a step's memory is how much
+the process grew while it ran (its peak resident set over what it held before: at least what the step needs).
 
 | | {" | ".join(heads)} |
 |---|{"---|" * len(heads)}
 {chr(10).join(rows)}
 
-- **At 1,000,000 customers** one night is {sum(m["cpu"] for m in first["steps"].values()) / 60:.0f} minutes of CPU here
-  ({sum(m["wall"] for m in first["steps"].values()) / 60:.0f} of wall), the next night
-  {sum(m["cpu"] for m in later["steps"].values()) / 60:.0f}. In AWS the extract runs its {largest["segments"]} segments
-  side by side ({extract["cpu"] / largest["segments"]:.0f} s of CPU each here, on a Lambda function of
-  {extract_memory} MB, which has {min(1.0, extract_memory / FULL_CPU_MB):.2f} of a vCPU), the apply its
-  {first["parts"]} parts at most 10 at a time; the fit is one function: {fit["cpu"]:.0f} s of CPU here, within its
-  15 minutes; it grew the process by {_gb(fit["peak_rise"])}, against its {fit_memory / 1024:.0f} GB of memory.
-- **Items read per customer** are the purchase days within the index: {first["read"] / first["customers"]:.2f}
-  per customer, each read once a night, in {first["scan"]["requests"] / first["customers"] * 1000:.2f} Scan requests
-  per 1,000 customers.
+- **Items read per customer** are the customer's purchase days in the index, each read once a night:
+  {first["read"] / first["customers"]:.2f} at {first["customers"]:,} customers, in
+  {1000 * first["scan"]["requests"] / first["customers"]:.2f} Scan requests per 1,000 customers
+  ({first["scan"]["requests"] / largest["segments"]:.0f} pages a segment).
+- **Time**: a night at {largest["customers"]:,} customers is {sum(m["cpu"] for m in first["steps"].values()) / 60:.0f}
+  minutes of CPU here, the next night {sum(m["cpu"] for m in later["steps"].values()) / 60:.0f}. In AWS the
+  extract's {largest["segments"]} segments run side by side ({extract["cpu"] / largest["segments"]:.0f} s of CPU each
+  here), the apply's {first["parts"]} parts 10 at a time ({apply["cpu"] / first["parts"]:.1f} s of CPU each here,
+  waiting on DynamoDB much longer), the fit once ({first["steps"]["analytics_fit"]["cpu"]:.0f} s).
+- **Memory and timeouts at {largest["customers"]:,}** (a step's need: what its handler and libraries take in a
+  fresh interpreter, plus what it grew by here):
+{checks}
 - **Changes are rare after the first night**: {later["apply"]["changed"]:,} of {later["customers"]:,} contacts
-  ({later["apply"]["changed"] / later["customers"]:.2%}) changed segment or risk level one day later; every other
-  contact cost one conditional `UpdateItem` and nothing else.
-- **What the fakes add**: the page stand-in and the staging fake are {(first["scan"]["seconds"] + first["within"].get("staging.save_purchases", 0.0)) / max(extract["cpu"], 1e-9):.0%}
-  of the extract's CPU (in Lambda botocore parses the pages and gzip compresses the files instead); in the apply,
-  the fake store and bus are {sum(first["within"].get(k, 0.0) for k in ("store.record", "store.unpublished", "store.mark_published", "bus.announce", "staging.scores")) / max(first["steps"]["analytics_apply"]["cpu"], 1e-9):.0%}
-  of its CPU (in AWS the requests' waiting dominates, see the estimate). Gzip of the staged files (the S3
-  adapter's, not run by the fakes) took {first["staged"]["gzip_cpu"]:.0f} s of CPU at this size.
+  ({later["apply"]["changed"] / later["customers"]:.2%}) changed segment or risk level one day later
+  ({later["announced"]:,} announcements); every other contact cost one conditional `UpdateItem`.
+- **The fakes' share**: the page stand-in and the staging fake are {fakes_in_extract / max(extract["cpu"], 1e-9):.0%}
+  of the extract's CPU (in Lambda botocore parses the pages, and gzip compresses the file: that gzip took
+  {first["staged"]["gzip_cpu"]:.0f} s of CPU for all the night's files at this size); the fake store and bus are
+  {fakes_in_apply / max(apply["cpu"], 1e-9):.0%} of the apply's. They do not dominate: the adapter's parsing and
+  validation, the histories and the models do.
 
-**On moto, through the handlers as deployed** ({moto["customers"]:,} customers, {moto["index_items"]:,}
-purchases written as tracking writes them: event items with `purchasedAt` and `basket`, so the sparse index
-holds them; median event item {moto["event_bytes"]:,.0f} bytes, median profile {moto["profile_bytes"]:,.0f}
-bytes before the first night and {moto["profile_bytes_after"]:,.0f} with its analytics). Each function in its
-own scope with its environment and role, every request counted on its own clients and billed by
-`bench.capacity`'s meter; "the fakes predicted" is part 1's count for the same population:
+**On moto, through the handlers as deployed** ({moto["customers"]:,} customers; {moto["index_items"]:,}
+purchases written as tracking writes them, event items with `purchasedAt` and `basket`, so the sparse index
+holds them; median event item {moto["event_bytes"]:,.0f} bytes; median profile {moto["profile_bytes"]:,.0f} bytes
+before the first night, {moto["profile_bytes_after"]:,.0f} with its analytics). Each function runs in its own
+scope with its environment and role; every request is counted on its own clients and billed by
+`bench.capacity`'s meter. "The fakes predicted" is part 1's count for the same population:
 
-| night | contacts written | changed (announced) | Scan requests (per 1,000 customers) | index items read per customer | RRU per customer | DynamoDB requests per contact: UpdateItem + TransactWriteItems + GetItem | the fakes predicted | WRU per contact | PutEvents per announcement | S3 requests | CPU / wall s |
+| night | contacts written | changed (announcements) | Scan requests (per 1,000 customers) | index items read per customer | RRU per customer | DynamoDB requests per contact: UpdateItem + TransactWriteItems + GetItem | the fakes predicted | WRU per contact | PutEvents per announcement | S3 requests | CPU / wall s |
 |---|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(moto_rows(moto, predicted))}
 
-moto ends a Scan page at 1 MB of the whole event items (DynamoDB: of the index entries, as the stand-in
-does), so it makes more pages than DynamoDB would; items, read units and the apply's requests do not depend
-on that. A changed contact costs {wru["changed"]:.1f} write units (the refused conditional write, the
-transaction of the profile with its history items, and the one marking them published), an unchanged one
-{wru["unchanged"]:.2f} (one `UpdateItem` of the profile: a profile over 1 KB with its analytics costs 2).
+moto ends a Scan page at 1 MB of whole event items (DynamoDB at 1 MB of index entries, as the stand-in does),
+so it makes more pages than DynamoDB would; the items and read units do not depend on it (for these customers
+moto's meter billed {moto["nights"][0]["rru"].get("analytics_extract Scan", 0.0):,.1f} read units a night, the stand-in of
+part 1 {predicted["nights"][0]["scan"]["read_units"]:,.1f}). A contact that changed
+costs {wru["changed"]:.1f} write units (the refused conditional write, the transaction of the profile with its
+history items, the transaction marking them published), one that did not {wru["unchanged"]:.2f} (one `UpdateItem`
+of the profile; a profile over 1 KB with its analytics would cost 2).
 
-**Estimated cost of a night at 1,000,000 customers** (an estimate, not a bill: the counts measured above,
-times list prices in us-east-1: DynamoDB on-demand ${prices.per_million_wru} per million write units and
-${prices.per_million_rru} per million read units; Lambda ${prices.lambda_gb_second_arm} per GB-second on arm64
-(extract, apply) and ${prices.lambda_gb_second_x86} on x86_64 (fit), ${prices.lambda_per_million_requests} per million
-requests; Step Functions ${prices.per_thousand_transitions} per 1,000 state transitions, {RUN_TRANSITIONS} for the run
-and {CHILD_TRANSITIONS} per child execution of a Distributed Map; EventBridge ${prices.per_million_events} per million
-events; S3 ${prices.s3_per_thousand_puts} per 1,000 PUTs, ${prices.s3_per_thousand_gets} per 1,000 GETs,
-${prices.s3_gb_month} per GB-month for {STAGED_DAYS} days). Durations are the CPU measured in-process at the
-function's share of a vCPU (its memory / {FULL_CPU_MB} MB) plus assumed waits, not measured: {latency.write * 1000:.0f} ms
-per single-item write, {latency.transaction * 1000:.0f} ms per transaction, {latency.put_events * 1000:.0f} ms per
-`PutEvents`, {latency.scan_page * 1000:.0f} ms per Scan page, {latency.s3_object * 1000:.0f} ms per S3 object. Write
-units: {wru["changed"]:.1f} per changed and {wru["unchanged"]:.2f} per unchanged contact (moto, above), for the
-contacts that changed at 1,000,000.
+**Estimated cost of a night at {largest["customers"]:,} customers**: an estimate from the counts measured above
+and list prices (us-east-1): DynamoDB on-demand {_price(prices.per_million_wru)} per million write units and
+{_price(prices.per_million_rru)} per million read units; Lambda {_price(prices.lambda_gb_second_arm)} per GB-second on
+arm64 (extract, apply) and {_price(prices.lambda_gb_second_x86)} on x86_64 (fit), {_price(prices.lambda_per_million_requests)}
+per million requests; Step Functions {_price(prices.per_thousand_transitions)} per 1,000 state transitions
+({RUN_TRANSITIONS} for the run, {CHILD_TRANSITIONS} per child execution of a Distributed Map); EventBridge
+{_price(prices.per_million_events)} per million events; S3 {_price(prices.s3_per_thousand_puts)} per 1,000 PUTs,
+{_price(prices.s3_per_thousand_gets)} per 1,000 GETs, {_price(prices.s3_gb_month)} per GB-month, files kept
+{STAGED_DAYS} days. Write units: {wru["changed"]:.1f} per contact that changed and {wru["unchanged"]:.2f} per contact
+that did not (moto), for the contacts that changed at {largest["customers"]:,}. Lambda durations are the CPU
+measured in-process at the function's share of a vCPU (its memory / {FULL_CPU_MB} MB), plus waits that are
+assumed, not measured: {latency.write * 1000:.0f} ms per single-item write, {latency.transaction * 1000:.0f} ms per
+transaction, {latency.put_events * 1000:.0f} ms per `PutEvents`, {latency.scan_page * 1000:.0f} ms per Scan page,
+{latency.s3_object * 1000:.0f} ms per S3 object.
 
 | | first night (every contact new) | a night later ({later["apply"]["changed"]:,} changed) |
 |---|---|---|
 {chr(10).join(cost_lines)}
-| what it counts | {basis} |
+| counted | {basis} |
+
+A month of nights like the second costs about ${30 * costs[-1]["total"]:,.0f}; the first night, once, about
+${costs[0]["total"]:,.2f}: almost all of it the write units of {largest["customers"]:,} new contacts' changes.
 """
 
 
-def function_memory(name: str) -> int:
-    from infra.wiring import function
+#: what each step has loaded when it starts its work: its handler, and (the fit) the models it imports
+LOADED = {
+    "analytics_extract": "import functions.analytics_extract.handler, shared.adapters.purchase_index",
+    "analytics_fit": "import functions.analytics_fit.handler, shared.analytics.scoring",
+}
 
-    return function(name).memory_mb
+
+def loaded(name: str) -> int:
+    """The resident set (bytes) of a fresh interpreter that loaded the step's handler, its AWS client and
+    (the fit) the models: what the step holds before its work, as a Lambda instance does."""
+    code = (
+        f"{LOADED[name]}\nimport boto3\nboto3.client('dynamodb', region_name='us-east-1')\n"
+        "print(next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS:')))"
+    )
+    try:
+        return int(python_child(code, dict(os.environ)) * 1024)
+    except (subprocess.CalledProcessError, ValueError, StopIteration):
+        return 0
 
 
 def run(where: str) -> str:
@@ -1226,12 +1310,16 @@ def run(where: str) -> str:
     for n in moto["nights"]:
         print(f"nightly: moto {MOTO_CUSTOMERS:,}, {n['label']}: {n['calls']['requests']}", flush=True)
     wru = write_units_per_contact(moto)
+    baselines = {name: loaded(name) for name in ("analytics_extract", "analytics_fit")}
+    print(f"nightly: loaded before a step: {baselines}", flush=True)
     costs = [night_cost(n, scales[-1]["customers"], wru) for n in scales[-1]["nights"]]
     for c in costs:
         print(
             f"nightly: estimated ${c['total']:.2f} a night at {c['customers']:,} ({c['dollars']})", flush=True
         )
-    return section(where, scales, predicted, moto, costs, wru, (time.perf_counter() - started) / 60)
+    return section(
+        where, scales, predicted, moto, costs, wru, baselines, (time.perf_counter() - started) / 60
+    )
 
 
 def _median(values: Sequence[float]) -> float:
