@@ -109,6 +109,11 @@ def test_a_cutoff_before_every_purchase_writes_only_the_header(tmp_path: Path) -
         ("customer_id,timestamp,amount\nann,2024-02-01,-1\n", (), "line 2: amount '-1' is negative"),
         ("customer_id,timestamp,amount\nann,2024-02-01,ten\n", (), "line 2: amount 'ten' is not a decimal"),
         ("customer_id,timestamp,amount\n,2024-02-01,1\n", (), "line 2: customer_id is empty"),
+        (
+            "customer_id,timestamp,amount\nann,2024-02-01,1\nann,2024-02-01," + "1" * 200_000 + "\n",
+            (),
+            "line 3: a field is longer than 131,072 characters",
+        ),
         # a bad row after the cut-off is still bad: the file is checked whole
         ("customer_id,timestamp,amount\nann,2024-02-01,1\nann,2030-01-01,-1\n", (), "line 3: amount '-1'"),
         (TRANSACTIONS, ("--rfm-edges", "0.2,0.4"), "argument --rfm-edges: RFM edges '0.2,0.4'"),
