@@ -150,9 +150,9 @@ def test_purchases_tracked_are_scored_applied_announced_once_and_an_overdue_regu
     assert sum(e["purchases"] for e in extracted) == 13 and sum(e["read"] for e in extracted) == 13
     assert fitted["day"] == day and fitted["customers"] == 2 and len(fitted["parts"]) == 2
     assert sum(a["updated"] for a in applied) == 2 and sum(a["announced"] for a in applied) == 4
-    first = {(e["detail"]["contact_id"], e["detail-type"]) for e in bus_events()}
+    first = {(e["detail"]["contact_id"], e["detail-type"], e["detail"]["initial"]) for e in bus_events()}
     assert first == {
-        (who, kind)
+        (who, kind, True)  # each contact's first scoring: what it already was, not a change
         for who in ("user_id:wendy", "user_id:amy")
         for kind in ("SegmentChanged", "ChurnRiskChanged")
     }
@@ -163,6 +163,7 @@ def test_purchases_tracked_are_scored_applied_announced_once_and_an_overdue_regu
     assert seen["typical_gap_days"] is not None and seen["expected_next_purchase"] is not None
     assert [h["type"] for h in card["analytics_history"]] == ["SegmentChanged", "ChurnRiskChanged"]
     assert card["analytics_history"][1]["from"] is None and card["analytics_history"][1]["to"] == "low"
+    assert card["analytics_history"][1]["initial"] is True
     assert admin("amy")[1]["analytics"]["risk_level"] == "low"
 
     # the same day again (a re-run, a double-fired schedule): one refused write per contact, nothing else
@@ -179,8 +180,8 @@ def test_purchases_tracked_are_scored_applied_announced_once_and_an_overdue_regu
     assert sum(a["updated"] for a in later) == 2
     risk = [e["detail"] for e in bus_events() if e["detail-type"] == "ChurnRiskChanged"]
     wendy = [d for d in risk if d["contact_id"] == "user_id:wendy"]
-    assert [(d["from"], d["to"], d["day"]) for d in wendy] == [
-        ("low", "high", str((clock.now() - timedelta(days=1)).date()))
+    assert [(d["from"], d["to"], d["day"], d["initial"]) for d in wendy] == [
+        ("low", "high", str((clock.now() - timedelta(days=1)).date()), False)
     ]
     card = admin("wendy")[1]
     assert card["analytics"]["risk_level"] == "high" and card["analytics_history"][0]["to"] == "high"

@@ -184,6 +184,7 @@ def test_the_first_pass_writes_every_profile_announces_each_contact_and_a_second
         assert kinds == ["ChurnRiskChanged", "SegmentChanged"]
     risk = [o for o in world.announcer.sent if type(o).__name__ == "ChurnRiskChanged"]
     assert {(o.contact_id, o.from_level) for o in risk} == {("user_id:ann", None), ("user_id:bob", None)}
+    assert all(o.initial for o in world.announcer.sent), "each contact's first scoring is initial"
     assert world.store.unpublished_keys[ANN] == frozenset()
     sent, writes = len(world.announcer.sent), world.store.writes
     (again,) = world.run()  # a re-run, or the second execution of a double-fired schedule
@@ -241,6 +242,7 @@ def test_segment_and_risk_moves_are_announced_with_both_ends():
         "high",
         DAY,
     )
+    assert not any(o.initial for o in world.announcer.sent), "changes of contacts scored before"
     assert world.contacts.profile(BOB).analytics.rfm is None
 
 
@@ -325,6 +327,7 @@ def test_announcements_none_to_x_x_to_y_x_to_none_and_the_first_risk_level():
         ("risk", "user_id:ann#2026-11-22#risk#low"),
     ]
     assert first[1].output.from_level is None and first[0].output.from_segment is None
+    assert [a.output.initial for a in first] == [True, True], "never scored: what it already was"
     moved = announcements("user_id:ann", analytics("champions", "low"), analytics("at_risk", "low", m=5), at)
     assert [(a.output.change, a.output.segment) for a in moved] == [
         ("left", "rfm:champions"),
@@ -333,6 +336,14 @@ def test_announcements_none_to_x_x_to_y_x_to_none_and_the_first_risk_level():
     assert all(a.output.premium and a.output.m == 5 for a in moved), "the new cell's values on both"
     gone = announcements("user_id:ann", analytics("lost", "high"), analytics(None, "high"), at)
     assert [(a.output.change, a.output.to_segment, a.output.r) for a in gone] == [("left", None, None)]
+    back = announcements("user_id:ann", analytics(None, "high"), analytics("new", "high"), at)
+    assert [(a.kind, a.output.from_segment, a.output.initial) for a in back] == [
+        ("segment-entered", None, False)
+    ], "from no segment, but scored before (it left every segment): a change"
+    risk_only = analytics("loyal", "medium").model_copy(update={"churn": None})
+    (rated,) = announcements("user_id:ann", risk_only, analytics("loyal", "high"), at)
+    assert (rated.output.from_level, rated.output.initial) == (None, False), "no level, but scored before"
+    assert not any(a.output.initial for a in (*moved, *gone))
     assert announcements("user_id:ann", analytics("loyal", "medium"), analytics("loyal", "medium"), at) == []
     again = announcements(
         "user_id:ann",
@@ -343,6 +354,7 @@ def test_announcements_none_to_x_x_to_y_x_to_none_and_the_first_risk_level():
     assert [(a.kind, a.output.from_level, a.output.to_level) for a in again] == [("risk", "medium", "high")]
     dumped = again[0].output.model_dump(mode="json", by_alias=True)
     assert dumped["from"] == "medium" and dumped["to"] == "high" and "detail_type" not in dumped
+    assert dumped["initial"] is False, "on the bus either way: a consumer need not guess"
 
 
 def test_the_extract_and_apply_steps_never_load_numpy():
