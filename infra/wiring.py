@@ -101,10 +101,10 @@ class BucketSpec:
 
 
 #: Staging between the nightly analytics steps: ``analytics/<day>/purchases/...`` (extract) and
-#: ``analytics/<day>/scores/...`` (fit), read by the next step; kept two weeks for a look after a failure.
-ANALYTICS_BUCKET = BucketSpec(
-    id="analytics", env="ANALYTICS_BUCKET_NAME", prefix="analytics/", expire_days=14
-)
+#: ``analytics/<day>/scores/...`` (fit), read by the next step. The purchase files hold every customer's
+#: history, erased contacts' included until they expire: kept two days, which a night's run (hours) and a
+#: retry or redrive the next morning need, and no longer.
+ANALYTICS_BUCKET = BucketSpec(id="analytics", env="ANALYTICS_BUCKET_NAME", prefix="analytics/", expire_days=2)
 BUCKETS: tuple[BucketSpec, ...] = (ANALYTICS_BUCKET,)
 
 
@@ -591,18 +591,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         capability="analytics",
         handler="functions.analytics_apply.handler.handler",
         description="Nightly analytics, step 3: one part of the scores onto profiles, changes announced",
-        tables=(
-            TableAccess(
-                CONTACTS,
-                (
-                    "dynamodb:GetItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:ConditionCheckItem",
-                ),
-            ),
-        ),
-        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject",)),),
+        # profiles updated alone or in transactions of updates and puts (the history); GetItem reads the
+        # history by key
+        tables=(TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem")),),
+        # listing (under analytics/ only) makes S3 answer a missing part 404, not 403: it reads as not found
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:ListBucket")),),
         services=("events",),
         memory_mb=1024,
         timeout_seconds=900,
