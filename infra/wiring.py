@@ -633,6 +633,9 @@ class EachItem:
     field: str
     item: str
     max_concurrency: int
+    #: the runs' answers are left out of the run's state, their number kept instead (``{<field>: n}``):
+    #: the state (256 KB in Step Functions) holds the items already, and need not hold an answer per item
+    counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,6 +653,13 @@ class WorkflowStep:
         if isinstance(self.each, EachItem):
             return {"time": time, self.each.item: item}
         return {"time": time, "segments": segments}
+
+    def kept(self, answers: list[Any]) -> Any:
+        """What the run's state keeps of a per-item step's answers (the local runner; the cloud's map
+        writes the same with JSONata): all of them, or how many there were."""
+        if isinstance(self.each, EachItem) and self.each.counted:
+            return {self.each.field: len(answers)}
+        return answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -718,7 +728,9 @@ NIGHTLY_ANALYTICS = Workflow(
     steps=(
         WorkflowStep("analytics_extract", each=EachSegment(max_concurrency=16)),
         WorkflowStep("analytics_fit"),
-        WorkflowStep("analytics_apply", each=EachItem(field="parts", item="part", max_concurrency=10)),
+        WorkflowStep(
+            "analytics_apply", each=EachItem(field="parts", item="part", max_concurrency=10, counted=True)
+        ),
     ),
 )
 WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)

@@ -97,9 +97,9 @@ def test_the_definition_runs_the_wirings_steps_in_order_with_distributed_maps(te
             assert state["ItemSelector"] == step.input(
                 "{% $states.input.time %}", SEGMENTS, "{% $states.context.Map.Item.Value %}"
             )
-            assert (
-                state["Output"] == f"{{% $merge([$states.input, {{'{step.function}': $states.result}}]) %}}"
-            )
+            counted = isinstance(step.each, EachItem) and step.each.counted
+            kept = f"{{'{step.each.field}': $count($states.result)}}" if counted else "$states.result"
+            assert state["Output"] == f"{{% $merge([$states.input, {{'{step.function}': {kept}}}]) %}}"
             (task,) = state["ItemProcessor"]["States"].values()
             assert invoked(task) == logical
             assert task["Arguments"]["Payload"] == "{% $states.input %}"
@@ -125,6 +125,22 @@ def test_the_segments_are_inline_and_the_parts_come_from_the_fit(template) -> No
         "segments": SEGMENTS,
     }
     assert states["AnalyticsApply"]["Items"] == "{% $states.input.analytics_fit.parts %}"
+
+
+def test_the_apply_runs_answers_stay_out_of_the_state_which_keeps_their_number(template) -> None:
+    """Step Functions' state holds 256 KB: the fit's list of parts is in it already, so the apply map
+    keeps how many parts it ran, not an answer per part (the extract's 16 answers are kept)."""
+    states = definition(template)["States"]
+    extract, _, apply = NIGHTLY_ANALYTICS.steps
+    assert isinstance(apply.each, EachItem) and apply.each.counted
+    assert states["AnalyticsApply"]["Output"] == (
+        "{% $merge([$states.input, {'analytics_apply': {'parts': $count($states.result)}}]) %}"
+    )
+    assert states["AnalyticsExtract"]["Output"] == (
+        "{% $merge([$states.input, {'analytics_extract': $states.result}]) %}"
+    )
+    answers = [{"day": "2026-11-22", "customers": 10000, "updated": 10000, "announced": 20000}] * 3
+    assert apply.kept(answers) == {"parts": 3} and extract.kept(answers) == answers, "the local runner's"
 
 
 def test_the_state_machine_may_invoke_only_the_three_functions(template) -> None:
