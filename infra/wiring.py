@@ -571,7 +571,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # the whole-population pass, and the only Scan granted: on the sparse purchase index, never the table
         tables=(TableAccess(EVENTS, ("dynamodb:Scan",), only_index="byPurchase"),),
         buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:PutObject",)),),
-        memory_mb=1024,
+        # a segment's purchases gathered into columns page by page, then its JSON and gzip: 714k purchases
+        # (a million customers in 16 segments) peak at 414 MB (docs/analytics.md); 2 GB for margin, and for
+        # a whole vCPU to parse the pages (1 GB has 0.58)
+        memory_mb=2048,
         timeout_seconds=900,
     ),
     FunctionSpec(
@@ -580,8 +583,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         handler="functions.analytics_fit.handler.handler",
         description="Nightly analytics, step 2: fits the churn models and scores every customer (numpy, scipy)",
         buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:PutObject", "s3:ListBucket")),),
-        # every customer's history in memory at once, and the CPU share that comes with the memory
-        memory_mb=6144,
+        # every customer's history in memory at once (segments read one at a time into compact columns):
+        # a million customers (11.4 million purchase days) peak at 3.5 GB, while scoring; twice that and
+        # more, and the CPU share that comes with the memory (docs/analytics.md)
+        memory_mb=8192,
         timeout_seconds=900,
         bundles=("analytics",),
         architecture="x86_64",
