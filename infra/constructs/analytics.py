@@ -131,8 +131,14 @@ class ScheduledWorkflow(Construct):
     # --- the definition ------------------------------------------------------------------------------
 
     def _state(self, step: WorkflowStep, failed: sfn.Fail) -> sfn.TaskStateBase | sfn.DistributedMap:
-        """A step's state: its output joins the run's state under the function's name."""
-        output = f"{{% $merge([$states.input, {{'{step.function}': $states.result}}]) %}}"
+        """A step's state: its output joins the run's state under the function's name (a map's: its runs'
+        answers, or their number, ``WorkflowStep.kept``)."""
+        kept = (
+            f"{{'{step.each.field}': $count($states.result)}}"
+            if isinstance(step.each, EachItem) and step.each.counted
+            else "$states.result"
+        )
+        output = f"{{% $merge([$states.input, {{'{step.function}': {kept}}}]) %}}"
         if step.each is None:
             task = self._task(
                 step,

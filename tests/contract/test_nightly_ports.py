@@ -71,7 +71,9 @@ def index(implementation, contact_tables):
 
 
 def everything(scan: Any, segments: int) -> list[ScannedPurchase]:
-    found = [p for segment in range(segments) for p in scan.scan(segment, segments).purchases]
+    found = [
+        p for segment in range(segments) for page in scan.scan(segment, segments) for p in page.purchases
+    ]
     return sorted(found, key=lambda p: (p.contact_id, p.purchased_at))
 
 
@@ -113,8 +115,9 @@ def test_the_index_holds_purchases_alone_with_their_contact_time_amount_and_bask
         ]
         assert found[0].purchased_at.isoformat(timespec="milliseconds") == "2026-11-01T10:00:00.123+00:00"
         assert found[1].purchased_at == at
-    pages = [paged.scan(segment, 2) for segment in range(2)]
+    pages = [page for segment in range(2) for page in paged.scan(segment, 2)]
     assert sum(len(p.purchases) for p in pages) == 4 and sum(p.read for p in pages) == 4
+    assert max(len(p.purchases) for p in pages) <= 2 and len(pages) >= 2, "handed on page by page"
 
 
 def test_a_merge_moves_a_visitors_purchases_to_its_contact_with_their_baskets(index):

@@ -12,6 +12,7 @@ a longer silence than the real one before it calls a 30-day buyer's 90 days over
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -225,3 +226,30 @@ def test_a_bad_step_input_fails_the_step_naming_it(aws, nightly) -> None:
 
     with pytest.raises(InvalidRequest, match="segments"):
         fit({"time": "2026-11-23T02:00:00Z", "segments": "many"}, Context())
+
+
+def test_a_time_to_come_and_a_part_not_staged_fail_their_step_saying_so(aws, nightly) -> None:
+    """The steps' clock is the function's (``NOW`` here): a manual run at a time to come writes nothing
+    (its day is not over, and would keep the real nights from writing); a part that expired or was never
+    written is not found (the apply role may list the staging prefix, so S3 answers 404, not 403)."""
+    from functions.analytics_apply.handler import handler as apply
+    from functions.analytics_extract.handler import handler as extract
+    from functions.analytics_fit.handler import handler as fit
+    from shared.errors import InvalidRequest, NotFound
+
+    future = "2099-12-31T02:00:00+00:00"
+    for step, event in (
+        (extract, {"segment": 0, "segments": 2}),
+        (fit, {"segments": 2}),
+        (apply, {"part": "analytics/2099-12-30/scores/part-00000.json.gz"}),
+    ):
+        with pytest.raises(InvalidRequest, match=f"time {re.escape(future)} is later than now"):
+            step({"time": future, **event}, Context())
+    from shared.adapters import aws as clients
+
+    assert clients.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+    with pytest.raises(NotFound, match="no scores are staged at analytics/2026-11-22/scores/part-00007"):
+        apply(
+            {"time": "2026-11-23T02:00:00Z", "part": "analytics/2026-11-22/scores/part-00007.json.gz"},
+            Context(),
+        )
