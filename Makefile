@@ -9,6 +9,9 @@ PY     := $(VENV)/bin/python
 # One stamp per Python version: the environment is made again when the interpreter changes.
 STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 CDK    := npx --yes aws-cdk@2.1148.1
+# The manylinux wheels of numpy and scipy for Lambda (the fit function's layer), downloaded once, at the
+# versions pyproject.toml pins; synth, deploy and the tests build the layer from them offline, no Docker.
+LAMBDA_WHEELS := .cache/lambda-wheels/.downloaded
 
 # moto 5.2.5 with botocore 1.44 needs this for DynamoDB Streams; jsii warns about Node 20.
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
@@ -24,16 +27,19 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+$(LAMBDA_WHEELS): pyproject.toml infra/lambda_wheels.py | $(STAMP)
+	$(PY) -m infra.lambda_wheels
+
 ## Start the local stack (embedded moto + local HTTP gateway) on http://127.0.0.1:3000
 run: $(STAMP)
 	$(PY) -m infra.local
 
 ## Run every test: unit, integration, infrastructure, property and loopback
-test: $(STAMP)
+test: $(STAMP) $(LAMBDA_WHEELS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Write the CloudFormation template to cdk.out/ (offline, no AWS account needed)
-synth: $(STAMP)
+synth: $(STAMP) $(LAMBDA_WHEELS)
 	$(PY) -m infra.app
 
 ## Measure speed, cost and import time; results go into BENCHMARKS.md
@@ -41,11 +47,11 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 ## Deploy to the AWS account and region of your current credentials
-deploy: $(STAMP)
+deploy: $(STAMP) $(LAMBDA_WHEELS)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) deploy $(CDK_ARGS)
 
-diff: $(STAMP)
+diff: $(STAMP) $(LAMBDA_WHEELS)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) diff $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .hypothesis tests/loopback/browser/node_modules
+	rm -rf $(VENV) cdk.out .pytest_cache .hypothesis tests/loopback/browser/node_modules .cache

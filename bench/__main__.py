@@ -3,6 +3,8 @@
 ``python -m bench local`` runs only the local stack's section, ``python -m bench capacity`` only the billed
 capacity's, ``python -m bench rates`` only the rate limiter's, ``python -m bench automations`` only the
 automations' and timers', ``python -m bench delivery`` only delivery's.
+``python -m bench rhythm`` only the synthetic rhythm check (churn risk against BG/NBD), ``python -m bench
+cdnow`` only the churn probability on CDNOW against the BTYD baselines.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ os.environ.update(
 for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
     os.environ.setdefault(name, "bench")
 
-from bench import automations, capacity, delivery, engagement, local, rates, scoring, tracking  # noqa: E402
-from bench.harness import machine, write_section  # noqa: E402
+from bench import automations, capacity, delivery, engagement, local, rates, scoring, tracking
+from bench.harness import machine, write_section
 
 
 def main(sections: list[str]) -> int:
@@ -49,10 +51,16 @@ def main(sections: list[str]) -> int:
         delivery_sends(where)
         print("BENCHMARKS.md updated", flush=True)
         return 0
+    # issue 12: the churn risk on synthetic rhythms, the churn probability on CDNOW
+    analytics = {"rhythm": churn_rhythm, "cdnow": churn_on_cdnow}
+    if len(sections) == 1 and sections[0] in analytics:
+        analytics[sections[0]](where)
+        print("BENCHMARKS.md updated", flush=True)
+        return 0
     if sections:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
-            "'automations', 'delivery'",
+            "'automations', 'delivery', 'rhythm', 'cdnow'",
             file=sys.stderr,
         )
         return 2
@@ -184,6 +192,8 @@ consistent read, one transaction and one publish; on moto that ran at
     automations_and_timers(where)
     delivery_sends(where)
     rate_limits(where)
+    churn_rhythm(where)
+    churn_on_cdnow(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -238,6 +248,23 @@ def local_stack(where: str) -> None:
     result = local.concurrent_batches()
     print(f"local stack: {result}", flush=True)
     write_section("local", local.section(where, result))
+
+
+def churn_rhythm(where: str) -> None:
+    from bench import rhythm
+
+    write_section("rhythm", rhythm.run(where))
+
+
+def churn_on_cdnow(where: str) -> None:
+    """Issue 12: the churn model's probability of no purchase against the BTYD baselines on CDNOW. A missed
+    goal is printed plainly; it does not fail the run."""
+    from bench import cdnow
+
+    results, params = cdnow.run()
+    for line in cdnow.report_lines(results):
+        print(line, flush=True)
+    write_section("cdnow", cdnow.section(where, results, params))
 
 
 if __name__ == "__main__":

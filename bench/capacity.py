@@ -137,7 +137,14 @@ def indexes(spec: TableSpec) -> tuple[Index, ...]:
     for index in spec.global_indexes:
         assert isinstance(index, GlobalIndex)
         found.append(
-            Index(index.name, "global", (index.partition_key, index.sort_key), table_keys, "KEYS_ONLY")
+            Index(
+                index.name,
+                "global",
+                (index.partition_key, index.sort_key),
+                table_keys,
+                "INCLUDE" if index.include else "KEYS_ONLY",
+                tuple(index.include),
+            )
         )
     return tuple(found)
 

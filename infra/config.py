@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from infra.wiring import FunctionSpec
 
@@ -58,6 +59,38 @@ class DeploymentConfig(BaseModel):
     #: each client address's, counted over all browser keys (server keys are not limited by address)
     ip_rate_per_second: float = Field(20, alias="ipRatePerSecond", gt=0)
     ip_burst: int = Field(100, alias="ipBurst", ge=1)
+    # --- the nightly analytics pass (issue 12) ---
+    #: the churn horizon H: p_no_purchase is the probability of no purchase within H days
+    analytics_horizon_days: int = Field(90, alias="analyticsHorizonDays", ge=1, le=3650)
+    #: customers are scored on their purchases of this many days before the day scored
+    analytics_lookback_days: int = Field(1095, alias="analyticsLookbackDays", ge=1, le=36500)
+    #: customers per part of the scores: one apply run each (the state holds each part's key, so not
+    #: fewer than 1,000: 2,000 parts, the fit's limit, are then 2 million customers)
+    analytics_part_size: int = Field(10000, alias="analyticsPartSize", ge=1000, le=1_000_000)
+    #: parallel-scan segments of the purchase index: one extract run each (the state machine's, not a
+    #: function's setting)
+    analytics_scan_segments: int = Field(16, alias="analyticsScanSegments", ge=1, le=1000)
+    #: quantile edges of the R, F and M scores 1 to 5: four, strictly increasing, between 0 and 1
+    rfm_edges: tuple[float, ...] = Field((0.2, 0.4, 0.6, 0.8), alias="rfmEdges")
+    #: churn risk from which a customer is at medium and at high risk (unset: the code's defaults)
+    risk_medium: float | None = Field(None, alias="riskMedium", gt=0, lt=1)
+    risk_high: float | None = Field(None, alias="riskHigh", gt=0, lt=1)
+
+    @field_validator("rfm_edges", mode="before")
+    @classmethod
+    def _edges_from_text(cls, value: Any) -> Any:
+        """``"0.2,0.4,0.6,0.8"`` as well as a list (``cdk.json`` or ``-c``)."""
+        return [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _analytics_consistent(self) -> DeploymentConfig:
+        edges = self.rfm_edges
+        bounds = (0.0, *edges, 1.0)
+        if len(edges) != 4 or not all(a < b for a, b in itertools.pairwise(bounds)):
+            raise ValueError(f"rfmEdges: four increasing quantiles between 0 and 1, not {list(edges)}")
+        if self.risk_medium is not None and self.risk_high is not None and self.risk_medium >= self.risk_high:
+            raise ValueError("riskMedium must be below riskHigh")
+        return self
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None) -> DeploymentConfig:
@@ -89,6 +122,17 @@ class DeploymentConfig(BaseModel):
             **({"SENDER_EMAIL": self.sender_email} if self.sender_email else {}),
         }
 
+    def analytics_settings(self) -> dict[str, str]:
+        """Settings the analytics functions receive besides the others' (the risk levels only if set)."""
+        return {
+            "ANALYTICS_HORIZON_DAYS": str(self.analytics_horizon_days),
+            "ANALYTICS_LOOKBACK_DAYS": str(self.analytics_lookback_days),
+            "ANALYTICS_PART_SIZE": str(self.analytics_part_size),
+            "RFM_EDGES": ",".join(f"{edge:g}" for edge in self.rfm_edges),
+            **({"RISK_MEDIUM": f"{self.risk_medium:g}"} if self.risk_medium is not None else {}),
+            **({"RISK_HIGH": f"{self.risk_high:g}"} if self.risk_high is not None else {}),
+        }
+
 
 #: Environment variables that name the services a function may use.
 SERVICE_ENV = {
@@ -112,17 +156,21 @@ def environment(
     config: DeploymentConfig,
     services: Mapping[str, str] | None = None,
     queue_urls: Mapping[str, str] | None = None,
+    bucket_names: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """A function's environment, the same in the cloud and in the local stack.
 
     ``services`` names the event bus (``events``) and the lead topic (``sns``) where they exist;
-    ``queue_urls`` the queues by id (every queue the function sends to must be there).
+    ``queue_urls`` the queues by id (every queue the function sends to must be there), ``bucket_names``
+    the buckets by id (likewise). The analytics functions get the analytics settings too.
     """
     env = {
         "POWERTOOLS_SERVICE_NAME": f"{SERVICE}-{spec.name}",
         "POWERTOOLS_METRICS_NAMESPACE": "Lifecycle",
         **{access.table.env: table_names[access.table.id] for access in spec.tables},
         **{access.queue.env: (queue_urls or {})[access.queue.id] for access in spec.queues},
+        **{access.bucket.env: (bucket_names or {})[access.bucket.id] for access in spec.buckets},
+        **(config.analytics_settings() if spec.capability == "analytics" else {}),
         **{
             SERVICE_ENV[kind]: (services or {})[kind]
             for kind in spec.services

@@ -10,13 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from infra.wiring import FunctionSpec
+from infra.wiring import BucketSpec, FunctionSpec
 from shared.adapters.queues import QueueSpec
 from shared.adapters.tables import TableSpec
 
 #: What a table's indexes are granted: reading by index. Writes always name the table, and Scan is
-#: never granted anywhere.
+#: never granted on a table: only on one named index (``TableAccess.only_index``, the nightly pass).
 INDEX_ACTIONS = ("dynamodb:Query",)
+#: S3 actions on the bucket itself (listing keys); the others act on objects.
+BUCKET_ACTIONS = ("s3:ListBucket",)
 
 #: The actions each service the wiring names is granted, on its resources.
 SERVICE_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -40,6 +42,8 @@ Resource = Literal[
     "table",
     "index",
     "queue",
+    "bucket",
+    "objects",
     "events",
     "sns",
     "ses",
@@ -53,23 +57,41 @@ Resource = Literal[
 @dataclass(frozen=True, slots=True)
 class Grant:
     actions: tuple[str, ...]
-    #: a table, every index of a table, a queue (its ARN), or the event bus (events), lead topic (sns),
+    #: a table, every index of a table (or the one named ``index``), a queue (its ARN), a bucket (listing
+    #: keys under its prefix), its objects under its prefix, or the event bus (events), lead topic (sns),
     #: sender (ses), the parameters under the identity secrets' path (identity_secrets), the sender and
     #: the configuration set (email), phone numbers (sms: "*"), the delivery secret (delivery_secret)
     resource: Resource
     table: TableSpec | None = None
     queue: QueueSpec | None = None
+    bucket: BucketSpec | None = None
+    #: the one index an ``index`` grant is for (None: every index of the table)
+    index: str | None = None
 
 
 def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
     """The function's grants: its table actions on each table, Query on indexes where declared, its
-    queue actions on each queue, and its actions on each service it names (none for ``links``)."""
+    actions on the one index it names instead of a table, its queue actions on each queue, its bucket
+    actions (listing on the bucket, the others on objects under the bucket's prefix), and its actions on
+    each service it names (none for ``links``)."""
     found: list[Grant] = []
     for access in spec.tables:
+        if access.only_index is not None:
+            found.append(Grant(access.actions, "index", access.table, index=access.only_index))
+            continue
+        if "dynamodb:Scan" in access.actions:
+            raise ValueError(f"{spec.name}: Scan is granted on one named index only, never on a table")
         found.append(Grant(access.actions, "table", access.table))
         on_indexes = tuple(a for a in access.actions if a in INDEX_ACTIONS)
         if access.indexes and on_indexes:
             found.append(Grant(on_indexes, "index", access.table))
     found += [Grant(access.actions, "queue", queue=access.queue) for access in spec.queues]
+    for bucket_access in spec.buckets:
+        on_bucket = tuple(a for a in bucket_access.actions if a in BUCKET_ACTIONS)
+        on_objects = tuple(a for a in bucket_access.actions if a not in BUCKET_ACTIONS)
+        if on_bucket:
+            found.append(Grant(on_bucket, "bucket", bucket=bucket_access.bucket))
+        if on_objects:
+            found.append(Grant(on_objects, "objects", bucket=bucket_access.bucket))
     found += [Grant(SERVICE_ACTIONS[kind], kind) for kind in spec.services if SERVICE_ACTIONS[kind]]
     return tuple(found)

@@ -6,6 +6,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra.config import DeploymentConfig
+from infra.constructs.analytics import Analytics
 from infra.constructs.capability import Capability
 from infra.constructs.delivery import Delivery
 from infra.constructs.function import Packaging, Platform
@@ -34,9 +35,13 @@ class LifecycleStack(Stack):
             packaging=Packaging(self, "Packaging", config=config),
             config=config,
             delivery=delivery,
+            buckets=storage.buckets,
         )
         self.capabilities = {
-            name: Capability(self, name.title(), name=name, platform=platform) for name in CAPABILITIES
+            name: (Analytics if name == "analytics" else Capability)(
+                self, name.title(), name=name, platform=platform
+            )
+            for name in CAPABILITIES
         }
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL for tracking SDKs and the admin API")
@@ -84,6 +89,30 @@ class LifecycleStack(Stack):
             )
         for table_id, table in storage.tables.items():
             CfnOutput(self, f"{table_id.capitalize()}TableName", value=table.table_name)
+        for bucket_id, bucket in storage.buckets.items():
+            CfnOutput(
+                self,
+                f"{bucket_id.capitalize()}BucketName",
+                value=bucket.bucket_name,
+                description="Staging of the nightly analytics runs (analytics/<day>/...), kept 14 days",
+            )
+        analytics: Analytics = self.capabilities["analytics"]  # type: ignore[assignment]
+        for flow in analytics.workflows.values():
+            name = flow.workflow.name.title().replace("_", "")
+            CfnOutput(
+                self,
+                f"{name}StateMachineArn",
+                value=flow.state_machine.state_machine_arn,
+                description=f"Run it now: aws stepfunctions start-execution --state-machine-arn <this> "
+                f'--input \'{{"time": "<ISO time>"}}\' ({flow.workflow.description})',
+            )
+            CfnOutput(
+                self,
+                f"{name}FailedRunsUrl",
+                value=flow.failed_runs.queue_url,
+                description=f"{flow.workflow.name} runs that failed, timed out or were aborted (execution ARN "
+                "and input), and schedule events that could not start one",
+            )
 
 
 def _dead_letters_description(name: str, spec: FunctionSpec) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from shared.adapters.queues import DELIVERY, QUEUES, QueueSpec
@@ -24,15 +24,23 @@ from shared.delivery.links import PREFERENCE_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 
 __all__ = [
+    "ANALYTICS_BUCKET",
     "AUTOMATION_SIGNALS",
+    "BUCKETS",
     "CAPABILITIES",
     "CORS",
     "FUNCTIONS",
+    "NIGHTLY_ANALYTICS",
     "QUEUES",
     "TABLES",
+    "WORKFLOWS",
+    "BucketAccess",
+    "BucketSpec",
     "Bundle",
     "BusTrigger",
     "Cors",
+    "EachItem",
+    "EachSegment",
     "FunctionSpec",
     "HttpRoute",
     "QueueAccess",
@@ -40,7 +48,10 @@ __all__ = [
     "ScheduleTrigger",
     "StreamTrigger",
     "TableAccess",
+    "Workflow",
+    "WorkflowStep",
     "function",
+    "workflow",
 ]
 
 
@@ -62,6 +73,9 @@ class TableAccess:
     actions: tuple[str, ...]
     #: grant the actions on the table's indexes too (Query by index)
     indexes: bool = False
+    #: the actions on this one index only, none on the table: the nightly pass Scans the sparse purchase
+    #: index and nothing else (Scan is granted nowhere else)
+    only_index: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,37 @@ class QueueAccess:
 
     queue: QueueSpec
     actions: tuple[str, ...] = ("sqs:SendMessage",)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketSpec:
+    """An S3 bucket of the stack: private, TLS only, encrypted, unversioned, objects expiring."""
+
+    #: logical name, also the construct id
+    id: str
+    #: the environment variable that carries the bucket's name to functions
+    env: str
+    #: the functions' keys start with it: object grants and listings are limited to it
+    prefix: str
+    #: objects are deleted this many days after they were written (a lifecycle rule)
+    expire_days: int
+
+
+#: Staging between the nightly analytics steps: ``analytics/<day>/purchases/...`` (extract) and
+#: ``analytics/<day>/scores/...`` (fit), read by the next step. The purchase files hold every customer's
+#: history, erased contacts' included until they expire: kept two days, which a night's run (hours) and a
+#: retry or redrive the next morning need, and no longer.
+ANALYTICS_BUCKET = BucketSpec(id="analytics", env="ANALYTICS_BUCKET_NAME", prefix="analytics/", expire_days=2)
+BUCKETS: tuple[BucketSpec, ...] = (ANALYTICS_BUCKET,)
+
+
+@dataclass(frozen=True, slots=True)
+class BucketAccess:
+    """Objects of a bucket (``s3:GetObject``, ``s3:PutObject`` under its prefix) and listing its keys
+    (``s3:ListBucket``, for prefixes under its prefix): the function gets the bucket's name."""
+
+    bucket: BucketSpec
+    actions: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +222,19 @@ class BusTrigger:
 #: links point at: no permission, an environment variable)
 Service = Literal["events", "sns", "ses", "identity_secrets", "email", "sms", "delivery_secret", "links"]
 #: A layer of libraries a function needs beyond Powertools (``infra.constructs.function.LIBRARY_BUNDLES``).
-Bundle = Literal["templates"]
-#: What the system does, one construct each in the stack; analytics comes next.
-Capability = Literal["ingest", "engagement", "automation", "delivery", "admin"]
-CAPABILITIES: tuple[Capability, ...] = ("ingest", "engagement", "automation", "delivery", "admin")
+Bundle = Literal["templates", "analytics"]
+#: What the system does, one construct each in the stack.
+Capability = Literal["ingest", "engagement", "automation", "delivery", "admin", "analytics"]
+CAPABILITIES: tuple[Capability, ...] = (
+    "ingest",
+    "engagement",
+    "automation",
+    "delivery",
+    "admin",
+    "analytics",
+)
+#: The processor a function runs on: arm64 (Graviton) unless a library bundle is built for x86_64.
+Architecture = Literal["arm64", "x86_64"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +253,8 @@ class FunctionSpec:
     tables: tuple[TableAccess, ...] = ()
     #: queues it sends to (their URLs in its environment)
     queues: tuple[QueueAccess, ...] = ()
+    #: buckets it reads or writes (their names in its environment)
+    buckets: tuple[BucketAccess, ...] = ()
     #: announces on the event bus (events), notifies salespeople (sns, ses)
     services: tuple[Service, ...] = ()
     memory_mb: int = 512
@@ -206,8 +262,11 @@ class FunctionSpec:
     #: settings beyond table names, by environment variable
     environment: Mapping[str, str] = field(default_factory=dict)
     #: libraries beyond the Powertools layer, each a layer of its own (``templates``: jinja2 and
-    #: markupsafe, for the functions that render the templates marketers write)
+    #: markupsafe, for the functions that render the templates marketers write; ``analytics``: numpy
+    #: and scipy, compiled for x86_64)
     bundles: tuple[Bundle, ...] = ()
+    #: the processor: a bundle of compiled libraries fixes it (``infra.constructs.bundles``)
+    architecture: Architecture = "arm64"
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +562,49 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         ),
         services=("delivery_secret", "links"),
     ),
+    # --- analytics: the nightly pass, three steps of one workflow (``NIGHTLY_ANALYTICS`` below) ---------
+    FunctionSpec(
+        name="analytics_extract",
+        capability="analytics",
+        handler="functions.analytics_extract.handler.handler",
+        description="Nightly analytics, step 1: one parallel-scan segment of the purchase index to S3",
+        # the whole-population pass, and the only Scan granted: on the sparse purchase index, never the table
+        tables=(TableAccess(EVENTS, ("dynamodb:Scan",), only_index="byPurchase"),),
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:PutObject",)),),
+        # a segment's purchases gathered into columns page by page, then its JSON and gzip: 714k purchases
+        # (a million customers in 16 segments) peak at 414 MB (docs/analytics.md); 2 GB for margin, and for
+        # a whole vCPU to parse the pages (1 GB has 0.58)
+        memory_mb=2048,
+        timeout_seconds=900,
+    ),
+    FunctionSpec(
+        name="analytics_fit",
+        capability="analytics",
+        handler="functions.analytics_fit.handler.handler",
+        description="Nightly analytics, step 2: fits the churn models and scores every customer (numpy, scipy)",
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:PutObject", "s3:ListBucket")),),
+        # every customer's history in memory at once (segments read one at a time into compact columns):
+        # a million customers (11.4 million purchase days) peak at 3.5 GB, while scoring; twice that and
+        # more, and the CPU share that comes with the memory (docs/analytics.md)
+        memory_mb=8192,
+        timeout_seconds=900,
+        bundles=("analytics",),
+        architecture="x86_64",
+    ),
+    FunctionSpec(
+        name="analytics_apply",
+        capability="analytics",
+        handler="functions.analytics_apply.handler.handler",
+        description="Nightly analytics, step 3: one part of the scores onto profiles, changes announced",
+        # profiles updated alone or in transactions of updates and puts (the history); GetItem reads the
+        # history by key
+        tables=(TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem")),),
+        # listing (under analytics/ only) makes S3 answer a missing part 404, not 403: it reads as not found
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:ListBucket")),),
+        services=("events",),
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
 )
 
 #: CORS for the tracking routes, the only ones pages of other origins call; the API answers preflights for
@@ -515,3 +617,129 @@ CORS = Cors(
 
 def function(name: str) -> FunctionSpec:
     return next(f for f in FUNCTIONS if f.name == name)
+
+
+# --- workflows ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EachSegment:
+    """A step run once per parallel-scan segment 0..N-1 (N: ``analyticsScanSegments``), at most
+    ``max_concurrency`` at a time: each run gets ``{"time", "segment", "segments"}``."""
+
+    max_concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class EachItem:
+    """A step run once per item of the list the previous step returned under ``field``, at most
+    ``max_concurrency`` at a time: each run gets ``{"time", <item>: the item}``."""
+
+    field: str
+    item: str
+    max_concurrency: int
+    #: the runs' answers are left out of the run's state, their number kept instead (``{<field>: n}``):
+    #: the state (256 KB in Step Functions) holds the items already, and need not hold an answer per item
+    counted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowStep:
+    """One function of a workflow: run once (``{"time", "segments"}``), or once per item (a Distributed
+    Map in the cloud, a loop locally)."""
+
+    function: str
+    each: EachSegment | EachItem | None = None
+
+    def input(self, time: Any, segments: Any, item: Any = None) -> dict[str, Any]:
+        """A run's input. The cloud passes JSONata expressions for the values, the local runner values."""
+        if isinstance(self.each, EachSegment):
+            return {"time": time, "segment": item, "segments": segments}
+        if isinstance(self.each, EachItem):
+            return {"time": time, self.each.item: item}
+        return {"time": time, "segments": segments}
+
+    def kept(self, answers: list[Any]) -> Any:
+        """What the run's state keeps of a per-item step's answers (the local runner; the cloud's map
+        writes the same with JSONata): all of them, or how many there were."""
+        if isinstance(self.each, EachItem) and self.each.counted:
+            return {self.each.field: len(answers)}
+        return answers
+
+
+@dataclass(frozen=True, slots=True)
+class Workflow:
+    """Steps run in order, every day at ``at_hour`` UTC: in the cloud a Step Functions state machine on
+    an EventBridge schedule, locally in-process on the controlled clock (``infra.local.workflow``).
+
+    The run's state starts as ``{"time": <the schedule's time>}``; each step's output is added under its
+    function's name, so a step run per item reads its items from the previous step's output."""
+
+    name: str
+    description: str
+    every: timedelta
+    #: the UTC hour it starts at
+    at_hour: int
+    steps: tuple[WorkflowStep, ...]
+    #: retries of a step's run that failed (a function error, a timeout), with backoff; Lambda's own
+    #: service errors and throttles are retried beyond these, in the cloud
+    retry_attempts: int = 2
+    #: a run still going after this long is stopped (and counts as failed)
+    timeout: timedelta = timedelta(hours=12)
+
+    def __post_init__(self) -> None:
+        if self.every != timedelta(days=1) or not 0 <= self.at_hour <= 23:
+            raise ValueError(f"{self.name}: workflows run daily, at an hour 0 to 23 UTC")
+        for position, step in enumerate(self.steps):
+            if isinstance(step.each, EachItem) and position == 0:
+                raise ValueError(f"{self.name}: {step.function} has no previous step to take items from")
+
+    @property
+    def expression(self) -> str:
+        """The schedule, as EventBridge writes it."""
+        return f"cron(0 {self.at_hour} * * ? *)"
+
+    def next_run(self, after: datetime) -> datetime:
+        """The first scheduled time strictly after ``after`` (aware, UTC)."""
+        at = after.astimezone(UTC).replace(hour=self.at_hour, minute=0, second=0, microsecond=0)
+        return at if at > after else at + self.every
+
+    def previous(self, step: WorkflowStep) -> WorkflowStep:
+        """The step before ``step``: the one whose output a per-item step reads its items from."""
+        return self.steps[self.steps.index(step) - 1]
+
+    def items(self, step: WorkflowStep, state: Mapping[str, Any], segments: int) -> list[Any]:
+        """What a per-item step runs over, from the run's state (the local runner; the cloud reads the same
+        path with JSONata)."""
+        if isinstance(step.each, EachSegment):
+            return list(range(segments))
+        assert isinstance(step.each, EachItem), step
+        source = self.previous(step).function
+        output = state.get(source)
+        found = output.get(step.each.field) if isinstance(output, Mapping) else None
+        if not isinstance(found, list):
+            raise TypeError(f"{source} returned no list {step.each.field!r} for {step.function} to run over")
+        return found
+
+
+#: The nightly analytics pass (issue 12): extract the purchases (a parallel Scan of the purchase index,
+#: one run per segment), fit and score every customer at once, apply the scores to profiles (one run per
+#: part of the scores). Shortly after midnight UTC, so the day scored (the last complete one) is whole.
+NIGHTLY_ANALYTICS = Workflow(
+    name="nightly_analytics",
+    description="Nightly analytics: RFM segments and churn risk for every customer with purchases",
+    every=timedelta(days=1),
+    at_hour=2,
+    steps=(
+        WorkflowStep("analytics_extract", each=EachSegment(max_concurrency=16)),
+        WorkflowStep("analytics_fit"),
+        WorkflowStep(
+            "analytics_apply", each=EachItem(field="parts", item="part", max_concurrency=10, counted=True)
+        ),
+    ),
+)
+WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)
+
+
+def workflow(name: str) -> Workflow:
+    return next(w for w in WORKFLOWS if w.name == name)

@@ -20,6 +20,7 @@ from shared.adapters.rule_store import DynamoRuleStore
 from shared.scoring.decay import Decay
 
 if TYPE_CHECKING:  # each factory imports only what its own function needs
+    from shared.adapters.analytics_staging import S3Staging
     from shared.adapters.automation_runs import DynamoRunStore
     from shared.adapters.automation_store import DynamoAutomationStore
     from shared.adapters.contact_effects import DynamoContactEffects
@@ -31,6 +32,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.admin.dependencies import Admin
     from shared.contacts.identity import ContactId
     from shared.usecases.aggregation import Aggregation
+    from shared.usecases.analytics import Applying, Extracting, Fitting
     from shared.usecases.automation import Automating
     from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
@@ -284,6 +286,8 @@ def admin() -> Admin:
         consent_log=_event_log(config),
         # issue 11: feedback (the sending pause, suppressions, erasure)
         **_admin_delivery(config),
+        # issue 12: the nightly analytics job (the contact card's analytics history)
+        **_admin_analytics(config),
     )
 
 
@@ -452,3 +456,81 @@ def preferences() -> Preferences:
         log=_event_log(config),
         telemetry=PowertoolsTelemetry(),
     )
+
+
+# --- issue 12: the nightly analytics job (analytics_extract, analytics_fit, analytics_apply) ---------------
+
+
+def _staging(config: settings.AnalyticsBucketSettings) -> S3Staging:
+    from shared.adapters.analytics_staging import S3Staging
+
+    return S3Staging(aws.client("s3"), bucket=config.analytics_bucket_name)
+
+
+@scope.per_function
+def analytics_extract() -> Extracting:
+    """Step 1: a segment of the purchase index, staged."""
+    from shared.adapters.purchase_index import DynamoPurchaseScan
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.analytics import Extracting
+
+    config = settings.load(settings.AnalyticsExtractSettings)
+    _aws()
+    return Extracting(
+        purchases=DynamoPurchaseScan(aws.client("dynamodb"), events_table=config.events_table_name),
+        staging=_staging(config),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+    )
+
+
+@scope.per_function
+def analytics_fit() -> Fitting:
+    """Step 2: the models (numpy and scipy: this function's layer only) score the staged purchases."""
+    from shared.analytics.rfm import RfmSettings
+    from shared.analytics.scoring import RiskLevels, ScoringSettings
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.analytics import Fitting
+
+    config = settings.load(settings.AnalyticsFitSettings)
+    _aws()
+    levels = {"medium": config.risk_medium, "high": config.risk_high}
+    return Fitting(
+        staging=_staging(config),
+        telemetry=PowertoolsTelemetry(),
+        scoring=ScoringSettings(
+            horizon_days=config.analytics_horizon_days,
+            rfm=RfmSettings(lookback_days=config.analytics_lookback_days, edges=config.edges),
+            risk=RiskLevels(**{level: value for level, value in levels.items() if value is not None}),
+        ),
+        part_size=config.analytics_part_size,
+        clock=clock.current(),
+    )
+
+
+@scope.per_function
+def analytics_apply() -> Applying:
+    """Step 3: a part of the scores onto the profiles, the changes announced on the bus."""
+    from shared.adapters.analytics_announcer import EventBridgeAnnouncer
+    from shared.adapters.analytics_store import DynamoAnalyticsStore
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.analytics import Applying
+
+    config = settings.load(settings.AnalyticsApplySettings)
+    _aws()
+    return Applying(
+        staging=_staging(config),
+        analytics=DynamoAnalyticsStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        announcer=EventBridgeAnnouncer(aws.client("events"), bus=config.event_bus_name),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+    )
+
+
+def _admin_analytics(config: settings.AdminSettings) -> dict[str, Any]:
+    """The contact card's analytics history (``Admin.analytics``)."""
+    from shared.adapters.analytics_store import DynamoAnalyticsStore
+
+    return {
+        "analytics": DynamoAnalyticsStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name)
+    }

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared import scope
 from shared.adapters.queues import DELIVERY
@@ -214,3 +214,66 @@ def env_model(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable
 def reset() -> None:
     """Forget loaded settings (and whatever was built from them) in every function scope."""
     scope.reset()
+
+
+# --- issue 12: the nightly analytics job (analytics_extract, analytics_fit, analytics_apply) ---------------
+
+
+class AnalyticsBucketSettings(_Settings):
+    #: the staging bucket: the files the job's steps hand on (``analytics/<day>/...``)
+    analytics_bucket_name: str = Field(alias="ANALYTICS_BUCKET_NAME", min_length=3)
+
+
+class AnalyticsExtractSettings(AnalyticsBucketSettings):
+    """The extract step: the event log's purchase index, scanned segment by segment, and the bucket."""
+
+    events_table_name: str = Field(alias=EVENTS.env, min_length=3)
+
+
+class AnalyticsFitSettings(AnalyticsBucketSettings):
+    """The fit step: what scoring runs with (``shared.analytics.scoring.ScoringSettings``)."""
+
+    #: ``p_no_purchase`` is the probability of no purchase within this many days
+    analytics_horizon_days: int = Field(90, alias="ANALYTICS_HORIZON_DAYS", ge=1, le=3650)
+    #: RFM scores customers with a purchase within this many days of the cut-off
+    analytics_lookback_days: int = Field(1095, alias="ANALYTICS_LOOKBACK_DAYS", ge=1, le=36500)
+    #: customers per staged part of the scores: one apply step each
+    analytics_part_size: int = Field(10_000, alias="ANALYTICS_PART_SIZE", ge=1, le=1_000_000)
+    #: the RFM quintile edges, as shares of the scored customers: four, increasing, between 0 and 1
+    rfm_edges: str = Field("0.2,0.4,0.6,0.8", alias="RFM_EDGES")
+    #: churn risk at or above these is medium, high (unset: the code's defaults)
+    risk_medium: float | None = Field(None, alias="RISK_MEDIUM", gt=0, lt=1)
+    risk_high: float | None = Field(None, alias="RISK_HIGH", gt=0, lt=1)
+
+    @field_validator("risk_medium", "risk_high", mode="before")
+    @classmethod
+    def _unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("rfm_edges")
+    @classmethod
+    def _edges(cls, value: str) -> str:
+        try:
+            edges = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("RFM_EDGES must be four numbers, comma-separated") from None
+        if len(edges) != 4 or not all(a < b for a, b in zip([0.0, *edges], [*edges, 1.0], strict=True)):
+            raise ValueError("RFM_EDGES must be four increasing shares between 0 and 1, e.g. 0.2,0.4,0.6,0.8")
+        return value
+
+    @model_validator(mode="after")
+    def _levels(self) -> AnalyticsFitSettings:
+        if self.risk_medium is not None and self.risk_high is not None and self.risk_medium >= self.risk_high:
+            raise ValueError("RISK_MEDIUM must be below RISK_HIGH")
+        return self
+
+    @property
+    def edges(self) -> tuple[float, float, float, float]:
+        a, b, c, d = (float(part) for part in self.rfm_edges.split(","))
+        return (a, b, c, d)
+
+
+class AnalyticsApplySettings(AnalyticsBucketSettings, ContactsTableSettings):
+    """The apply step: profiles and their history on the contacts table, and the bus it announces on."""
+
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)

@@ -129,10 +129,10 @@ def _ref(part: dict[str, str], values: Mapping[str, str]) -> str:
 
 
 def create_resources_from_template(client: Any, template: dict[str, Any]) -> dict[str, str]:
-    """Create every DynamoDB table, event bus, SNS topic and SQS queue of the template in moto.
+    """Create every DynamoDB table, event bus, SNS topic, SQS queue and S3 bucket of the template in moto.
 
-    Returns logical id -> what a ``Ref`` to it gives functions (a table's or bus's name, a topic's ARN,
-    a queue's URL)."""
+    Returns logical id -> what a ``Ref`` to it gives functions (a table's, bus's or bucket's name, a
+    topic's ARN, a queue's URL)."""
     for logical_id, resource in resources(template, "AWS::DynamoDB::Table").items():
         props = resource["Properties"]
         request: dict[str, Any] = {
@@ -176,6 +176,13 @@ def create_resources_from_template(client: Any, template: dict[str, Any]) -> dic
         values[logical] = logical
     for logical in resources(template, "AWS::ApiGatewayV2::Api"):
         values[logical] = "lifecycle-api"
+    # buckets: a Ref gives the name (CDK generates it; lower case here, as S3 requires)
+    for logical in resources(template, "AWS::S3::Bucket"):
+        values[logical] = logical.lower()
+        clients.client("s3").create_bucket(
+            Bucket=values[logical],
+            CreateBucketConfiguration={"LocationConstraint": os.environ["AWS_REGION"]},
+        )
     return values
 
 

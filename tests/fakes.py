@@ -1645,3 +1645,204 @@ class MemoryConsentProfiles:
             p.consent.setdefault(channel, {})[part] = value
             return contact
         return None
+
+
+# --- issue 12: the nightly analytics job: staging, the purchase index, analytics on the profiles ----------
+import threading
+import zlib
+from collections.abc import Collection, Iterator
+
+from shared.analytics.changes import Announcement
+from shared.analytics.events import AnalyticsOutput
+from shared.analytics.facts import Analytics
+from shared.tracking.baskets import basket
+from shared.tracking.behaviours import Behaviour
+from shared.usecases.analytics import (
+    Held,
+    Outcome,
+    Previous,
+    Recorded,
+    ScannedPage,
+    ScannedPurchase,
+    StagedPurchases,
+    StagedScores,
+    purchases_key,
+    scores_key,
+)
+
+
+@dataclass
+class MemoryStaging:
+    """The staging bucket: key -> the file's JSON text (validated again when read, as the adapter does)."""
+
+    files: dict[str, str] = field(default_factory=dict)
+
+    def save_purchases(self, staged: StagedPurchases) -> str:
+        key = purchases_key(staged.day, staged.segment, staged.segments)
+        self.files[key] = staged.model_dump_json()
+        return key
+
+    def purchases(self, day: Any, segment: int, segments: int) -> StagedPurchases | None:
+        text = self.files.get(purchases_key(day, segment, segments))
+        return None if text is None else StagedPurchases.model_validate_json(text)
+
+    def save_scores(self, staged: StagedScores) -> str:
+        key = scores_key(staged.day, staged.part)
+        self.files[key] = staged.model_dump_json()
+        return key
+
+    def scores(self, key: str) -> StagedScores | None:
+        text = self.files.get(key)
+        return None if text is None else StagedScores.model_validate_json(text)
+
+
+@dataclass
+class MemoryPurchaseScan:
+    """The purchase index over ``MemoryContactStore``'s log: its purchases (not refunds or cancellations),
+    each contact's in one segment (by a hash of the contact, as DynamoDB segments by partition key)."""
+
+    contacts: MemoryContactStore
+
+    #: purchases per page
+    page_size: int = 2
+
+    def scan(self, segment: int, segments: int) -> Iterator[ScannedPage]:
+        found = [
+            ScannedPurchase(
+                contact_id=str(contact),
+                purchased_at=item.event.timestamp,
+                amount=float(item.event.revenue or 0),
+                basket=basket(item.event.properties),
+            )
+            for contact, items in self.contacts.log.items()
+            if zlib.crc32(str(contact).encode()) % segments == segment
+            for item in items.values()
+            if item.event.behaviour is Behaviour.PURCHASE
+        ]
+        for start in range(0, len(found), self.page_size):
+            page = found[start : start + self.page_size]
+            yield ScannedPage(purchases=page, read=len(page))
+
+
+@dataclass
+class MemoryHistoryEntry:
+    announcement: Announcement
+    published: bool = False
+    refused: str | None = None
+
+
+@dataclass
+class MemoryAnalyticsStore:
+    """Analytics on ``MemoryContactStore``'s profiles (``ContactRecord.analytics``), the history with its
+    outbox and the keys of the unpublished announcements, under the adapter's conditions. A write with changes is the
+    adapter's transaction: it reports no old image (``found`` None when written)."""
+
+    contacts: MemoryContactStore
+    #: contact -> history key (``<day>#<kind>``) -> entry
+    entries: dict[ContactId, dict[str, MemoryHistoryEntry]] = field(default_factory=dict)
+    #: contact -> the keys of its announcements not published yet (the profile's list)
+    unpublished_keys: dict[ContactId, frozenset[str]] = field(default_factory=dict)
+    #: writes made (accepted or refused), and reads (``unpublished``: one per key, ``history``)
+    writes: int = 0
+    reads: int = 0
+    #: the apply step calls it from several threads: each call is atomic, as each DynamoDB call is
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    def record(
+        self, contact: ContactId, analytics: Analytics, changes: Sequence[Announcement], previous: Previous
+    ) -> Recorded:
+        with self.lock:
+            return self._record(contact, analytics, changes, previous)
+
+    def _record(
+        self, contact: ContactId, analytics: Analytics, changes: Sequence[Announcement], previous: Previous
+    ) -> Recorded:
+        self.writes += 1
+        p = self.contacts.profiles.get(contact)
+        if p is None or p.merged_into:
+            return Recorded(written=False, found=None)
+        held: Analytics | None = p.stage.get("analytics")
+        found = Held(held, self.unpublished_keys.get(contact, frozenset()))
+        if not _expected(held, analytics, previous):
+            return Recorded(written=False, found=found)
+        p.stage["analytics"] = analytics
+        entries = self.entries.setdefault(contact, {})
+        for announcement in changes:
+            entries[announcement.key] = MemoryHistoryEntry(announcement)
+        self.unpublished_keys[contact] = found.unpublished | {a.key for a in changes}
+        return Recorded(written=True, found=None if changes else found)
+
+    def unpublished(self, contact: ContactId, keys: Collection[str]) -> list[Announcement]:
+        with self.lock:
+            self.reads += len(keys)
+            entries = self.entries.get(contact, {})
+            return [
+                entries[k].announcement for k in sorted(keys) if k in entries and not entries[k].published
+            ]
+
+    def mark_published(self, contact: ContactId, published: Sequence[tuple[Announcement, Outcome]]) -> None:
+        with self.lock:
+            if contact not in self.contacts.profiles:  # erased: nothing to mark, nothing recreated
+                return
+            entries = self.entries.get(contact, {})
+            for announcement, outcome in published:
+                entry = entries.get(announcement.key)
+                if entry is None:
+                    continue
+                entry.published, entry.refused = True, outcome.refused
+                self.writes += 1
+                left = self.unpublished_keys.get(contact, frozenset())
+                self.unpublished_keys[contact] = left - {announcement.key}
+
+    def history(self, contact: ContactId, limit: int) -> list[AnalyticsOutput]:
+        with self.lock:
+            self.reads += 1
+            entries = self.entries.get(contact, {})
+            return [entries[k].announcement.output for k in sorted(entries, reverse=True)[:limit]]
+
+
+def _expected(held: Analytics | None, analytics: Analytics, previous: Previous) -> bool:
+    """The adapter's condition on the profile's analytics (existence and merges checked before)."""
+    if previous.unchanged:
+        return held is not None and held.day < analytics.day and _standing(held) == _standing(analytics)
+    if previous.analytics is None:
+        return held is None
+    return held is not None and held.day == previous.analytics.day
+
+
+def _standing(analytics: Analytics) -> tuple[str | None, str | None]:
+    """What announcements are about: the segment and the risk level."""
+    return (
+        analytics.rfm.segment if analytics.rfm else None,
+        analytics.churn.level if analytics.churn else None,
+    )
+
+
+@dataclass
+class MemoryAnnouncer:
+    """The bus: every announcement sent, unless it is refused for good (``refuse``: the error code) or the
+    bus fails for now (``unavailable``: the next ``unavailable`` calls' announcements)."""
+
+    refuse: str | None = None
+    unavailable: int = 0
+    sent: list[AnalyticsOutput] = field(default_factory=list)
+    #: PutEvents calls (ten announcements each at most)
+    calls: int = 0
+    #: the apply step calls it from several threads: each call is atomic
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def announce(self, outputs: Sequence[AnalyticsOutput]) -> list[Outcome]:
+        outcomes = []
+        for start in range(0, len(outputs), 10):
+            chunk = outputs[start : start + 10]
+            with self.lock:
+                self.calls += 1
+                if self.unavailable:
+                    self.unavailable -= 1
+                    outcomes += [Outcome()] * len(chunk)
+                elif self.refuse is not None:
+                    outcomes += [Outcome(refused=self.refuse)] * len(chunk)
+                else:
+                    self.sent += chunk
+                    outcomes += [Outcome(sent=True)] * len(chunk)
+        return outcomes

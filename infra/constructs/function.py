@@ -14,17 +14,18 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from infra.config import DeploymentConfig, environment, identity_secrets_path
-from infra.constructs.bundles import library_layer
+from infra.constructs.bundles import bundle_architecture, library_layer
 from infra.constructs.delivery import Delivery
 from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
 from infra.permissions import grants
-from infra.wiring import FUNCTIONS, FunctionSpec
+from infra.wiring import FUNCTIONS, Architecture, BucketSpec, FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A version the tests run on (python3.14 is on no machine here or in CI): see docs/decisions.md.
@@ -56,6 +57,8 @@ class Platform:
     config: DeploymentConfig
     #: the delivery secret, the SES configuration set and the reputation alarms
     delivery: Delivery
+    #: the buckets, by id (``infra.wiring.BUCKETS``)
+    buckets: dict[str, s3.Bucket]
 
     @property
     def public_base_url(self) -> str:
@@ -72,18 +75,41 @@ class Platform:
         return {**self.messaging.names, **self.delivery.names, "links": self.public_base_url}
 
 
+#: Lambda's name of each architecture.
+ARCHITECTURES: dict[Architecture, lambda_.Architecture] = {
+    "arm64": lambda_.Architecture.ARM_64,
+    "x86_64": lambda_.Architecture.X86_64,
+}
+
+
+def powertools_parameter(architecture: Architecture, version: str) -> str:
+    """The public SSM parameter naming the Powertools layer for the runtime on ``architecture``."""
+    return (
+        f"/aws/service/powertools/python/{architecture}/python{RUNTIME.name.removeprefix('python')}/{version}"
+    )
+
+
 class Packaging(Construct):
-    """The one code asset (handlers and ``shared``) and the Powertools layer, shared by every function,
-    and a layer per library bundle the wiring names (built once, for the functions that name it)."""
+    """The one code asset (handlers and ``shared``) and the Powertools layer (one per architecture the
+    functions run on), shared by every function, and a layer per library bundle the wiring names (built
+    once, for the functions that name it)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: DeploymentConfig) -> None:
         super().__init__(scope, construct_id)
         self.code = lambda_.Code.from_asset(str(ROOT), exclude=ASSET_EXCLUDES)
-        layer_arn = ssm.StringParameter.value_for_string_parameter(
-            self,
-            f"/aws/service/powertools/python/arm64/python{RUNTIME.name.removeprefix('python')}/{config.powertools_version}",
-        )
-        self.layer = lambda_.LayerVersion.from_layer_version_arn(self, "Powertools", layer_arn)
+        self.powertools: dict[Architecture, lambda_.ILayerVersion] = {
+            architecture: lambda_.LayerVersion.from_layer_version_arn(
+                self,
+                # the first architecture keeps the id it always had (arm64: every function but the fit)
+                "Powertools"
+                if architecture == "arm64"
+                else f"Powertools{architecture.title().replace('_', '')}",
+                ssm.StringParameter.value_for_string_parameter(
+                    self, powertools_parameter(architecture, config.powertools_version)
+                ),
+            )
+            for architecture in sorted({spec.architecture for spec in FUNCTIONS})
+        }
         self.bundles = {
             bundle: library_layer(self, bundle.title(), bundle, runtime=RUNTIME)
             for bundle in sorted({b for spec in FUNCTIONS for b in spec.bundles})
@@ -137,20 +163,27 @@ class WiredFunction(Construct):
         for grant in grants(spec):
             if grant.table is not None:
                 arn = tables[grant.table.id].table_arn
-                _grant(role, list(grant.actions), [arn if grant.resource == "table" else f"{arn}/index/*"])
+                index = f"{arn}/index/{grant.index or '*'}"
+                _grant(role, list(grant.actions), [arn if grant.resource == "table" else index])
             if grant.queue is not None:
                 _grant(role, list(grant.actions), [self._platform.queues[grant.queue.id].queue_arn])
+            if grant.bucket is not None:
+                self._grant_bucket(role, grant.actions, grant.resource, grant.bucket)
         self._grant_services(spec, role)
+        for bundle in spec.bundles:
+            needs = bundle_architecture(bundle)
+            if needs is not None and needs != spec.architecture:
+                raise ValueError(f"{spec.name}: the {bundle} layer runs on {needs}, not {spec.architecture}")
         function = lambda_.Function(
             self,
             "Function",
             description=spec.description,
             runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
+            architecture=ARCHITECTURES[spec.architecture],
             handler=spec.handler,
             code=self._platform.packaging.code,
             layers=[
-                self._platform.packaging.layer,
+                self._platform.packaging.powertools[spec.architecture],
                 *(self._platform.packaging.bundles[bundle] for bundle in spec.bundles),
             ],
             memory_size=spec.memory_mb,
@@ -164,6 +197,7 @@ class WiredFunction(Construct):
                 config,
                 {**self._platform.service_names, "identity_secrets": self._identity_secrets_path},
                 {queue_id: queue.queue_url for queue_id, queue in self._platform.queues.items()},
+                {bucket_id: bucket.bucket_name for bucket_id, bucket in self._platform.buckets.items()},
             ),
         )
         Validations.of(function).acknowledge(
@@ -196,6 +230,29 @@ class WiredFunction(Construct):
                     )
                 )
         return function
+
+    def _grant_bucket(
+        self, role: iam.Role, actions: tuple[str, ...], resource: str, spec: BucketSpec
+    ) -> None:
+        """Objects under the bucket's prefix; listing only prefixes under it (``s3:prefix``)."""
+        bucket = self._platform.buckets[spec.id]
+        if resource == "bucket":
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=list(actions),
+                    resources=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [f"{spec.prefix}*"]}},
+                )
+            )
+            return
+        _grant(role, list(actions), [bucket.arn_for_objects(f"{spec.prefix}*")])
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{_logical_id(bucket)}.Arn>/{spec.prefix}*]",
+                reason=f"Objects under the {spec.id} bucket's {spec.prefix} prefix only: their keys name the "
+                "day of the run, so they are not known when the stack is deployed.",
+            )
+        )
 
     @property
     def _identity_secrets_path(self) -> str:
@@ -387,6 +444,6 @@ def _grant(role: iam.Role, actions: list[str], resources: list[str]) -> None:
     role.add_to_policy(iam.PolicyStatement(actions=actions, resources=resources))
 
 
-def _logical_id(table: dynamodb.Table) -> str:
-    resource: CfnResource = table.node.default_child  # type: ignore[assignment]
-    return Stack.of(table).resolve(resource.logical_id)
+def _logical_id(construct: dynamodb.Table | s3.Bucket) -> str:
+    resource: CfnResource = construct.node.default_child  # type: ignore[assignment]
+    return Stack.of(construct).resolve(resource.logical_id)

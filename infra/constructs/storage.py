@@ -1,11 +1,13 @@
-"""DynamoDB tables, built from the specs in ``shared.adapters.tables``."""
+"""DynamoDB tables, built from the specs in ``shared.adapters.tables``, and the S3 buckets of the wiring."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.wiring import BUCKETS, BucketSpec
 from shared.adapters.tables import TABLES, TableSpec
 
 
@@ -13,6 +15,40 @@ class Storage(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.tables: dict[str, dynamodb.Table] = {spec.id: self._table(spec) for spec in TABLES}
+        self.buckets: dict[str, s3.Bucket] = {spec.id: self._bucket(spec) for spec in BUCKETS}
+
+    def _bucket(self, spec: BucketSpec) -> s3.Bucket:
+        """Private, TLS only, encrypted, unversioned (every object is written again by the next run), each
+        object deleted ``expire_days`` after it was written; kept with its objects when the stack goes, like
+        the tables."""
+        bucket = s3.Bucket(
+            self,
+            f"{spec.id.title()}Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=False,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire",
+                    expiration=Duration.days(spec.expire_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        Validations.of(bucket).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-S1",
+                reason=f"Staging between the steps of one run, read and written only by the functions the "
+                f"wiring grants it to, deleted after {spec.expire_days} days; access logs would need a bucket "
+                "of their own outliving the data they describe (CloudTrail data events can record object "
+                "access when an audit needs it).",
+            )
+        )
+        return bucket
 
     def _table(self, spec: TableSpec) -> dynamodb.Table:
         table = dynamodb.Table(
@@ -47,6 +83,9 @@ class Storage(Construct):
                     name=global_index.partition_key, type=dynamodb.AttributeType.STRING
                 ),
                 sort_key=dynamodb.Attribute(name=global_index.sort_key, type=dynamodb.AttributeType.STRING),
-                projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+                projection_type=dynamodb.ProjectionType.INCLUDE
+                if global_index.include
+                else dynamodb.ProjectionType.KEYS_ONLY,
+                non_key_attributes=list(global_index.include) or None,
             )
         return table

@@ -81,6 +81,8 @@ def load_handler(dotted: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]
 def routes_for(functions: Sequence[FunctionSpec]) -> list[LocalRoute]:
     routes = []
     for spec in functions:
+        if not spec.routes:
+            continue  # invoked otherwise (triggers, workflows): loaded there, when first needed
         handler = load_handler(spec.handler)
         for route in spec.routes:
             pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(route.path))

@@ -39,6 +39,7 @@ DENIED = {
     "ssm": ("AccessDeniedException", 400),
     "sqs": ("AccessDenied", 403),
     "secretsmanager": ("AccessDeniedException", 400),
+    "s3": ("AccessDenied", 403),
 }
 #: SES v2 (``sesv2``, the delivery function's client) signs as ``ses`` too, and answers in its own words.
 SESV2_DENIED = ("AccessDeniedException", 403)
@@ -53,13 +54,25 @@ QUEUE_ACTIONS = {
     "ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
     "GetQueueAttributes": "sqs:GetQueueAttributes",
 }
+#: S3 object calls, authorised as the object action they perform (multipart uploads as PutObject).
+OBJECT_ACTIONS = {
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "DeleteObject": "s3:DeleteObject",
+}
 _ADDRESS = re.compile(r"<([^>]+)>")
 
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """What a call acts on, in local names: ``table``/``index`` (table name), ``queue`` (its ARN) or a
-    service's resource."""
+    """What a call acts on, in local names: ``table``/``index`` (table name), ``queue`` (its ARN),
+    ``objects`` (``<bucket>/<key>``), ``bucket`` (``<bucket>/<the prefix listed>``) or a service's
+    resource."""
 
     kind: str
     name: str
@@ -70,6 +83,8 @@ class Resource:
             return f"arn:aws:dynamodb:local:000000000000:table/{self.name}"
         if self.kind == "index":
             return f"arn:aws:dynamodb:local:000000000000:table/{self.name}/index/{self.index}"
+        if self.kind in ("objects", "bucket"):
+            return f"arn:aws:s3:::{self.name if self.kind == 'objects' else self.name.split('/', 1)[0]}"
         if self.kind == "identity_secrets":
             return f"arn:aws:ssm:local:000000000000:parameter/{self.name.lstrip('/')}"
         if self.kind == "identity":
@@ -86,8 +101,14 @@ class LocalPolicy:
         self.function = spec.name
         self._allowed: set[tuple[str, str, str]] = set()
         for grant in grants(spec):
-            if grant.table is not None:
+            if grant.resource == "index" and grant.table is not None:
+                # one named index, or every index of the table ("*")
+                name = f"{environ[grant.table.env]}/{grant.index or '*'}"
+            elif grant.table is not None:
                 name = environ[grant.table.env]
+            elif grant.bucket is not None:
+                # objects under the prefix; listing prefixes under it
+                name = f"{environ[grant.bucket.env]}/{grant.bucket.prefix}"
             elif grant.queue is not None:
                 name = queue_arn(environ[grant.queue.env])
             elif grant.resource in ("ses", "email"):
@@ -112,10 +133,15 @@ class LocalPolicy:
             self._allowed.update((action, "configuration_set", configuration_set) for action in actions)
 
     def allows(self, action: str, resource: Resource) -> bool:
-        if resource.kind == "identity_secrets":  # granted on the path: parameter/<path>*
+        if resource.kind in ("identity_secrets", "objects", "bucket"):  # granted on a path: <path>*
             return any(
                 granted == action and kind == resource.kind and resource.name.startswith(path)
                 for granted, kind, path in self._allowed
+            )
+        if resource.kind == "index":  # granted on the one index, or on every index of the table
+            return any(
+                (action, "index", f"{resource.name}/{index}") in self._allowed
+                for index in (resource.index, "*")
             )
         return (action, resource.kind, resource.name) in self._allowed
 
@@ -189,6 +215,14 @@ def _needs(service: str, operation: str, params: Mapping[str, Any]) -> Iterator[
         yield QUEUE_ACTIONS[operation], Resource("queue", queue_arn(params.get("QueueUrl", "")))
     elif service == "ssm" and operation in ("GetParameter", "PutParameter"):
         yield f"ssm:{operation}", Resource("identity_secrets", params.get("Name", ""))
+    elif service == "s3" and operation in OBJECT_ACTIONS:
+        yield (
+            OBJECT_ACTIONS[operation],
+            Resource("objects", f"{params.get('Bucket', '')}/{params.get('Key', '')}"),
+        )
+    elif service == "s3" and operation in ("ListObjectsV2", "ListObjects"):
+        # the role may list keys under its prefix only (``s3:prefix`` condition): a listing must name one
+        yield "s3:ListBucket", Resource("bucket", f"{params.get('Bucket', '')}/{params.get('Prefix', '')}")
     else:
         yield f"{service}:{operation}", Resource(service, "*")
 

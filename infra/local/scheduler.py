@@ -6,6 +6,10 @@ then its event and error go to the on-failure destination, and the schedule goes
 A job that only runs what an index says is due (the timer function) may say when it next has work
 (``idle_until``): the runs before then would read nothing and do nothing, so they are counted as fired
 without being invoked. Five simulated years of hourly runs then take seconds, not 43,800 invocations.
+
+A job each of whose runs covers everything before it (the nightly analytics pass scores every customer
+from their whole history) may be ``coalesced``: when the clock jumps past several of its times, only the
+last of them runs, and the others are counted as skipped.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class Job:
     on_failure: Callable[[dict[str, Any]], Any] | None = None
     #: the earliest moment the job can have work (None: none at all); earlier runs are idle
     idle_until: Callable[[], datetime | None] | None = None
+    #: of several runs due at once (the clock jumped), only the last one runs
+    coalesce: bool = False
 
 
 class LocalScheduler:
@@ -54,10 +60,15 @@ class LocalScheduler:
         retry_attempts: int = 2,
         on_failure: Callable[[dict[str, Any]], Any] | None = None,
         idle_until: Callable[[], datetime | None] | None = None,
+        first_at: datetime | None = None,
+        coalesce: bool = False,
     ) -> None:
+        """Run ``invoke`` every ``every``, first at ``first_at`` (a schedule at a fixed hour) or ``every``
+        from now (a rate)."""
         with self._lock:
+            next_at = first_at if first_at is not None else self._clock.now() + every
             self._jobs.append(
-                Job(name, every, invoke, self._clock.now() + every, retry_attempts, on_failure, idle_until)
+                Job(name, every, invoke, next_at, retry_attempts, on_failure, idle_until, coalesce)
             )
             self.fired[name] = 0
 
@@ -70,6 +81,8 @@ class LocalScheduler:
                 if job.next_at > until:
                     break
                 skipped = self._idle_runs(job, until)
+                if job.coalesce:  # every run due by ``until`` but the last
+                    skipped = (until - job.next_at) // job.every
                 if skipped:
                     job.next_at += job.every * skipped
                     self.fired[job.name] += skipped

@@ -6,8 +6,9 @@ import json
 import os
 import secrets
 import threading
+import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,17 @@ from infra.local.outbox import Outbox
 from infra.local.queues import QueuePump
 from infra.local.scheduler import LocalScheduler
 from infra.local.streams import StreamPump
-from infra.wiring import FUNCTIONS, QUEUES, TABLES
+from infra.local.workflow import LocalWorkflow, WorkflowFailed
+from infra.wiring import (
+    BUCKETS,
+    FUNCTIONS,
+    NIGHTLY_ANALYTICS,
+    QUEUES,
+    TABLES,
+    WORKFLOWS,
+    Workflow,
+    function,
+)
 from shared import clock as clocks
 from shared.adapters.queues import create_queue_request, dead_letters_request
 from shared.adapters.tables import create_table_request
@@ -151,6 +162,7 @@ class LocalStack:
         self._create_messaging()
         self._create_delivery()
         self._create_queues()
+        self._create_buckets()
         gateway = Gateway(
             routes_for(FUNCTIONS),
             cors_origins=self.settings.cors_origins,
@@ -161,6 +173,7 @@ class LocalStack:
                 ("GET", "/_local/outbox"): self._outbox_endpoint,
                 ("POST", "/_local/feedback"): self._feedback_endpoint,
                 ("POST", "/_local/redrive"): self._redrive_endpoint,
+                ("POST", "/_local/analytics/run"): self._analytics_endpoint,
             },
         )
         # bound before the functions are hosted: links in messages point at the stack's own URL, whose
@@ -242,7 +255,9 @@ class LocalStack:
         }
         self.environments = {
             spec.name: {
-                **environment(spec, self.table_names, self.config, services, self.queue_urls),
+                **environment(
+                    spec, self.table_names, self.config, services, self.queue_urls, self.bucket_names
+                ),
                 **LOCAL_ENVIRONMENT.get(spec.name, {}),
             }
             for spec in FUNCTIONS
@@ -321,6 +336,16 @@ class LocalStack:
             mail_dir=self.settings.mail_dir,
         )
 
+    def _create_buckets(self) -> None:
+        """The buckets, as CDK builds them (objects expire; moto keeps them for the session)."""
+        from shared.adapters import aws
+
+        s3 = aws.client("s3")
+        #: bucket id -> name (what the functions' environment names)
+        self.bucket_names = {spec.id: f"lifecycle-{spec.id}-local" for spec in BUCKETS}
+        for name in self.bucket_names.values():
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+
     def _start_triggers(self) -> None:
         """Stream, bus, queue and schedule triggers from the wiring, driven by background threads."""
         from shared.adapters import aws
@@ -337,6 +362,8 @@ class LocalStack:
         self.scheduler = LocalScheduler(self.clock, after_work=self.drain_streams)
         sqs = aws.client("sqs")
         for spec in FUNCTIONS:
+            if spec.stream is None and spec.schedule is None and spec.bus is None and spec.queue is None:
+                continue  # invoked by a workflow (or by routes): its handler loads when first run
             handler = load_handler(spec.handler)
             context = lambda name=spec.name, timeout=spec.timeout_seconds: LambdaContext(
                 function_name=f"lifecycle-{name}", aws_request_id="local", timeout_seconds=timeout
@@ -394,6 +421,7 @@ class LocalStack:
                     on_failure=send,
                     idle_until=self._earliest_due if spec.schedule.due_index else None,
                 )
+        self._schedule_workflows()
         for pump in self.pumps:
             self._threads.append(
                 threading.Thread(target=pump.run, args=(self._stop,), name="streams", daemon=True)
@@ -411,6 +439,51 @@ class LocalStack:
         )
         for thread in self._threads:
             thread.start()
+
+    def _schedule_workflows(self) -> None:
+        """Each workflow of the wiring, run in-process by the scheduler at its hour on the local clock, as
+        the schedule starts the state machine in the cloud; a run that fails is kept in ``failed_runs`` (the
+        cloud's failed-runs queue) and the schedule goes on."""
+        #: workflow name -> its local runner
+        self.workflows: dict[str, LocalWorkflow] = {
+            flow.name: LocalWorkflow(flow, self.config.analytics_scan_segments, self._invoke_function)
+            for flow in WORKFLOWS
+        }
+        #: the reports of runs that failed, oldest first
+        self.failed_runs: list[dict[str, Any]] = []
+        for flow in WORKFLOWS:
+            self.scheduler.add(
+                flow.name,
+                flow.every,
+                lambda event, f=flow: self._run_workflow(f, parse_time(event["time"])),
+                retry_attempts=0,  # a failed execution is not started again: the next night's run covers it
+                first_at=flow.next_run(self.clock.now()),
+                # a jump of the clock over many nights runs the last one: it scores everyone from their
+                # whole history (the nights before it would each do the same on less)
+                coalesce=True,
+            )
+
+    def _run_workflow(self, flow: Workflow, at: datetime) -> dict[str, Any]:
+        """One run with the schedule's input (its time, as EventBridge writes it): the final state, or the
+        failure's report (also kept in ``failed_runs``)."""
+        try:
+            return self.workflows[flow.name].run(schedule_time(at))
+        except WorkflowFailed as failed:
+            self.failed_runs.append(failed.report())
+            del self.failed_runs[:-100]
+            return {"failed": failed.report()}
+
+    def _invoke_function(self, name: str, payload: dict[str, Any]) -> Any:
+        """A synchronous invocation, as Step Functions makes it: the payload and the result as JSON."""
+        spec = function(name)
+        context = LambdaContext(
+            function_name=f"lifecycle-{name}",
+            aws_request_id=str(uuid.uuid4()),
+            memory_limit_in_mb=spec.memory_mb,
+            timeout_seconds=spec.timeout_seconds,
+        )
+        result = load_handler(spec.handler)(json.loads(json.dumps(payload)), context)
+        return json.loads(json.dumps(result))
 
     def _bus_rule(self, name: str, trigger: Any) -> str:
         """The function's rule on its bus (the stack's own, or the account's default bus where SES and
@@ -539,6 +612,16 @@ class LocalStack:
             ]
         self.drain_streams()
         return 200, {"redriven": results}
+
+    def _analytics_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """The nightly analytics pass, now (the local clock's time): each step's output, or 500 naming the
+        step that failed and why."""
+        self.drain_streams()  # every purchase recorded so far is in the index before the scan
+        result = self._run_workflow(NIGHTLY_ANALYTICS, self.clock.now())
+        self.drain_streams()  # the announcements reach the automations
+        if "failed" in result:
+            return 500, result["failed"]
+        return 200, result
 
     def _events_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """What the functions published on the event bus, oldest first (the last 500)."""
@@ -671,6 +754,8 @@ class LocalStack:
                 "Report what a recipient did with a sent email (open, click, bounce, soft_bounce, complaint):",
                 f"  curl -s -X POST {url}/_local/feedback -H 'content-type: application/json' \\",
                 '    -d \'{"id": "<id from the outbox>", "kind": "click", "link": "https://shop.example/"}\'',
+                "Run the nightly analytics now (RFM segments, churn risk; it also runs at 02:00 on the clock):",
+                f"  curl -s -X POST {url}/_local/analytics/run",
                 "Move time on (scheduled jobs fire on the way):",
                 f"  curl -s -X POST {url}/_local/clock -H 'content-type: application/json' \\",
                 '    -d \'{"advance": "P30D"}\'',
@@ -681,6 +766,11 @@ class LocalStack:
 _DURATION = __import__("re").compile(
     r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
 )
+
+
+def schedule_time(at: datetime) -> str:
+    """A time as a scheduled event carries it (EventBridge: ``2026-11-24T02:00:00Z``)."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_duration(text: str) -> timedelta:

@@ -8,7 +8,7 @@ stores write these shapes and read them back here, into the domain's models. No 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,13 +21,16 @@ from shared.contacts.model import ContactRecord
 from shared.delivery.consent import ConsentFact, ConsentRecord
 from shared.scoring.engine import ScoreChange
 from shared.scoring.model import DimensionScore
+from shared.tracking.baskets import basket
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
 
 if TYPE_CHECKING:  # read by the merge function and the admin API only, imported there on use
+    from shared.analytics.facts import Analytics
     from shared.contacts.views import StoredEvent
     from shared.usecases.aggregation import NewEvent
+    from shared.usecases.analytics import ScannedPurchase
     from shared.usecases.merging import MergeRequest
     from shared.usecases.recording import Retraction
 
@@ -72,6 +75,10 @@ LAST, SCORE_ABOVE, ENTERED = "last:", "scoreAbove", "entered:"
 CONSENT = "consent:"
 #: An upper bound of the bytes in the profile's ``trait:*`` attributes, kept without reading the profile.
 TRAIT_BYTES = "traitBytes"
+#: Purchases only (not refunds or cancellations): their time (the sparse purchase index's sort key) and
+#: what they bought (JSON text: ``[[product, category], ...]``, either may be null; absent when unknown).
+BY_PURCHASE = EVENTS.global_indexes[0]
+PURCHASED_AT, BASKET = BY_PURCHASE.sort_key, "basket"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,8 @@ def event_item(
     put: str,
 ) -> dict[str, Any]:
     """An event as the event log stores it, with what it scored (its ledger), when it expires, and the
-    token of the put that stores it (``INSERTED``)."""
+    token of the put that stores it (``INSERTED``); a purchase also with its time and its basket, which
+    put it in the purchase index (refunds and cancellations are not purchases there)."""
     item: dict[str, Any] = {
         "pk": partition(contact),
         "sk": s(event_key(event)),
@@ -124,6 +132,11 @@ def event_item(
         item["revenue"] = n(event.revenue)
     if ledger:
         item["ledger"] = ledger_value(ledger)
+    if event.behaviour is Behaviour.PURCHASE:
+        item[PURCHASED_AT] = s(format_time(event.timestamp))
+        bought = basket(event.properties)
+        if bought:
+            item[BASKET] = js(bought)
     return item
 
 
@@ -212,6 +225,7 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "pending_outputs": int(data.get("pendingOutputs", 0)),
         "score_above": data.get(SCORE_ABOVE) or frozenset(),
         "aggregated_through": data.get(AGGREGATED),
+        "analytics": data.get(ANALYTICS),
         "last_times": {},
         "entered": {},
         "stored_numbers": {
@@ -362,3 +376,53 @@ def new_event_from_stream(record: Mapping[str, Any]) -> NewEvent | None:
         position=str(change["SequenceNumber"]).zfill(POSITION_DIGITS),
         item=image,
     )
+
+
+# --- issue 12: the nightly analytics job ---------------------------------------------------------------------
+
+#: On the profile, written by the nightly pass's apply step only: ``analytics`` (a map: ``day``, the cut-off
+#: scored; ``rfm``, absent without a purchase in the look-back window; ``churn``: as
+#: ``shared.analytics.facts.Analytics``) and ``analyticsUnpublished`` (a string set: the keys,
+#: ``<day>#<kind>``, of its announcements not published yet). Its history and outbox:
+#: ``ANALYTICS#<day>#<kind>`` items in the contact's partition.
+ANALYTICS, ANALYTICS_UNPUBLISHED, ANALYTICS_HISTORY = "analytics", "analyticsUnpublished", "ANALYTICS#"
+#: Who writes them (not "tracking": the stage function's trigger passes tracking's writes only).
+ANALYTICS_WRITER = "analytics"
+
+
+def analytics_value(analytics: Analytics) -> dict[str, Any]:
+    """A contact's analytics as the profile stores them: a map, without the facts it does not have."""
+    return _attribute(analytics.model_dump(mode="json", exclude_none=True))
+
+
+def _attribute(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return n(Decimal(repr(value)))
+    if isinstance(value, str):
+        return s(value)
+    if isinstance(value, Mapping):
+        return {"M": {k: _attribute(v) for k, v in value.items()}}
+    raise TypeError(f"no attribute value for {type(value).__name__}")
+
+
+def scanned_purchases(items: Sequence[Mapping[str, Any]]) -> list[ScannedPurchase]:
+    """Purchases as the purchase index gives them (their key, time, revenue and basket projected), a page
+    validated at once."""
+    from pydantic import TypeAdapter
+
+    from shared.usecases.analytics import ScannedPurchase
+
+    rows = []
+    for item in items:
+        revenue, bought = item.get("revenue"), item.get(BASKET)
+        rows.append(
+            {
+                "contact_id": item["pk"]["S"].removeprefix("C#"),
+                "purchased_at": item[PURCHASED_AT]["S"],
+                "amount": revenue["N"] if revenue else 0,
+                "basket": json.loads(bought["S"]) if bought else (),
+            }
+        )
+    return TypeAdapter(list[ScannedPurchase]).validate_python(rows)

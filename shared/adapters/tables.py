@@ -20,11 +20,13 @@ class LocalIndex:
 
 @dataclass(frozen=True, slots=True)
 class GlobalIndex:
-    """A sparse global index over string keys, projecting keys only."""
+    """A sparse global index over string keys, projecting its keys and the ``include`` attributes."""
 
     name: str
     partition_key: str
     sort_key: str
+    #: non-key attributes copied into the index; empty: keys only
+    include: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,17 @@ CONTACTS = TableSpec(
 #: time (raw HTTP callers only) is keyed ``M#<messageId>``. Each event carries its ledger (what it
 #: scored). The stream feeds the aggregation function, which folds new events into the profiles.
 #: Standard-IA: each event is written once and kept 13 months (purchases 10 years), so storage outweighs
-#: the writes (docs/decisions.md, issue 8).
+#: the writes (docs/decisions.md, issue 8). ``byPurchase`` is sparse: only purchases carry
+#: ``purchasedAt`` (their time), so the nightly analytics pass scans the purchases alone, in parallel
+#: segments, reading the amount and the basket from the index (docs/analytics.md).
 EVENTS = TableSpec(
     id="events",
     env="EVENTS_TABLE_NAME",
+    global_indexes=(
+        GlobalIndex(
+            name="byPurchase", partition_key="pk", sort_key="purchasedAt", include=("revenue", "basket")
+        ),
+    ),
     ttl_attribute="expiresAt",
     stream=True,
     stream_view="NEW_IMAGE",
@@ -123,7 +132,11 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict:
                     {"AttributeName": index.partition_key, "KeyType": "HASH"},
                     {"AttributeName": index.sort_key, "KeyType": "RANGE"},
                 ],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
+                "Projection": (
+                    {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.include)}
+                    if index.include
+                    else {"ProjectionType": "KEYS_ONLY"}
+                ),
             }
             for index in spec.global_indexes
         ]

@@ -43,6 +43,10 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
         o.model_dump(mode="json", by_alias=True) | {"type": o.detail_type}
         for o in deps.engagement.stages.history(contact, RECENT_EVENTS)
     ]
+    analytics_history = [
+        o.model_dump(mode="json", by_alias=True) | {"type": o.detail_type}
+        for o in deps.analytics.history(contact, RECENT_EVENTS)
+    ]
     return ContactCard.of(
         record,
         deps.log.events(contact, RECENT_EVENTS),
@@ -52,6 +56,7 @@ def contact_card(request: HttpRequest, deps: Admin) -> ContactCard:
         engagement,
         history,
         deps.double_opt_in,
+        analytics_history,
     )
 
 

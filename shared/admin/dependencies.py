@@ -18,6 +18,7 @@ from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
+from shared.usecases.analytics import AnalyticsHistory
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.recording import EventLog, Profiles
@@ -91,3 +92,6 @@ class Admin:
     # --- issue 11, consent ---
     #: consent an administrator sets is an event in the contact's log (``shared.admin.consent``)
     consent_log: EventLog
+    # --- issue 12: the nightly analytics job ---
+    #: the contact's segment and risk changes (the card's ``analytics_history``)
+    analytics: AnalyticsHistory

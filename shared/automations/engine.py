@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from shared.analytics.facts import SEGMENT_NAMES, Analytics
 from shared.automations.book import AutomationBook
 from shared.automations.calendar import (
     latest_date_occurrence,
@@ -45,6 +46,7 @@ from shared.automations.model import (
     TagStep,
     WaitStep,
     WebhookStep,
+    table_key,
 )
 from shared.contacts.model import ContactRecord
 from shared.delivery.consent import state as consent_state
@@ -358,9 +360,16 @@ def _signal_matches(trigger: Any, kind: str, detail: Mapping[str, Any]) -> bool:
             and _same(detail.get("threshold"), trigger.threshold)
             and detail.get("direction") == trigger.direction
         )
+    if trigger.type in ("segment", "churn_risk") and detail.get("initial") is True and not trigger.initial:
+        return False  # a first scoring: what the contact already was, taken only when asked for
     if trigger.type == "segment":
-        return detail.get("segment") == trigger.segment and detail.get("change") == trigger.change
-    return detail.get("to") == trigger.to
+        return (
+            detail.get("segment") == trigger.segment
+            and detail.get("change") == trigger.change
+            and (trigger.source is None or detail.get("from") == trigger.source)
+            and (trigger.to is None or detail.get("to") == trigger.to)
+        )
+    return detail.get("to") == trigger.to and (trigger.source is None or detail.get("from") == trigger.source)
 
 
 def _same(found: Any, threshold: float) -> bool:
@@ -394,7 +403,38 @@ def field_value(
         return trend(overall.value(decay, now), overall.value(decay, now, recent=True)).value
     if path.startswith("consent."):
         return consent_state(record.consent.get(path.removeprefix("consent.")), double_opt_in) == "granted"
+    if path.startswith("analytics."):
+        return analytics_values(record.analytics).get(path.removeprefix("analytics."))
     return {"stage": record.stage, "quarter": record.quarter, "owner": record.owner}.get(path)
+
+
+def analytics_values(analytics: Analytics | None) -> dict[str, Any]:
+    """What the last nightly analytics pass found, by the names conditions, coupon tables and content use
+    (``analytics.<name>``); a contact it has not scored (or scored without purchases in the look-back
+    window, for the RFM part) has no value for them."""
+    rfm = analytics.rfm if analytics is not None else None
+    churn = analytics.churn if analytics is not None else None
+    found: dict[str, Any] = {"day": analytics.day.isoformat() if analytics is not None else None}
+    if rfm is not None:
+        found |= {
+            "segment": rfm.segment,
+            "segment_name": SEGMENT_NAMES[rfm.segment],
+            "premium": rfm.premium,
+            "r": rfm.r,
+            "f": rfm.f,
+            "m": rfm.m,
+        }
+    if churn is not None:
+        found |= {
+            "risk_level": churn.level,
+            "churn_risk": churn.churn_risk,
+            "p_no_purchase": churn.p_no_purchase,
+            "typical_gap_days": churn.typical_gap_days,
+            "expected_next_purchase": (
+                churn.expected_next_purchase.isoformat() if churn.expected_next_purchase else None
+            ),
+        }
+    return found
 
 
 def score(record: ContactRecord, dimension: str, decay: Decay, now: datetime) -> float:
@@ -624,13 +664,15 @@ def plan(
 def content_values(
     record: ContactRecord, trigger_values: Mapping[str, Any], decay: Decay, now: datetime
 ) -> dict[str, Any]:
-    """What content can name: the contact's traits, stage, quarter, scores, and the trigger's values."""
+    """What content can name: the contact's traits, stage, quarter, scores, analytics, and the trigger's
+    values."""
     return {
         "contact": {"id": record.contact_id, "user_id": record.user_id},
         "traits": dict(record.traits),
         "stage": record.stage,
         "quarter": record.quarter,
         "score": {"global": round(score(record, "global", decay, now), 1)},
+        "analytics": analytics_values(record.analytics),
         **trigger_values,
     }
 
@@ -640,8 +682,12 @@ def issue_coupon(
 ) -> Coupon | None:
     value = step.value
     if step.value_from is not None:
-        found = field_value(record, step.value_from.field, decay, now)
-        value = step.value_from.values.get(_shown(found), step.value_from.default)
+        key = table_key(field_value(record, step.value_from.field, decay, now))
+        value = (
+            step.value_from.default
+            if key is None
+            else step.value_from.values.get(key, step.value_from.default)
+        )
     if value is None:
         return None
     digest = hashlib.sha256(f"coupon:{record.contact_id}:{automation}:{occurrence}".encode()).digest()

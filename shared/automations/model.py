@@ -8,24 +8,79 @@ it again (``shared.automations.engine``).
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from shared.analytics.facts import RFM_PREFIX, RISK_LEVELS, SEGMENT_NAMES, RiskLevel
 from shared.scoring.rules import Match, Operator, Predicate, RuleId, TagName
 from shared.tracking.behaviours import Behaviour
 
 AutomationId = RuleId
+#: what the nightly analytics pass keeps on a contact (``ContactRecord.analytics``), as ``analytics.<name>``:
+#: the RFM segment id, the premium flag and the R/F/M scores; the churn-risk level, the risk itself,
+#: the probability of no purchase within the horizon and the typical gap between purchases (days)
+ANALYTICS_FIELDS = (
+    "segment",
+    "premium",
+    "r",
+    "f",
+    "m",
+    "risk_level",
+    "churn_risk",
+    "p_no_purchase",
+    "typical_gap_days",
+)
 #: a contact field a condition tests: ``traits.<name>``, ``tags``, ``score.<dimension>`` (current, decayed),
-#: ``stage``, ``quarter``, ``direction``, ``consent.<email|sms>``, ``owner``
+#: ``stage``, ``quarter``, ``direction``, ``consent.<email|sms>``, ``owner``, ``analytics.<name>``
 Field_ = Annotated[
     str,
     StringConstraints(
         pattern=r"^(traits(\.[^.\s]+)+|tags|score\.(global|stage|tag:[^\s]+)|stage|quarter|direction"
-        r"|consent\.(email|sms)|owner)$"
+        r"|consent\.(email|sms)|owner|analytics\.(" + "|".join(ANALYTICS_FIELDS) + "))$"
     ),
 ]
+#: the values an analytics field can take, where they are few: what conditions compare with and coupon
+#: tables are keyed by (``table_key``: a table names ``true``/``false`` and ``1``...``5`` as text)
+ANALYTICS_VALUES: dict[str, tuple[str | int | bool, ...]] = {
+    "analytics.segment": tuple(SEGMENT_NAMES),
+    "analytics.risk_level": RISK_LEVELS,
+    "analytics.premium": (True, False),
+    **{f"analytics.{score}": (1, 2, 3, 4, 5) for score in ("r", "f", "m")},
+}
+
+
+def table_key(value: Any) -> str | None:
+    """The key a coupon table looks a field's value up by, as JSON objects name keys: text as it is, a
+    boolean as ``true`` or ``false``, a whole number by its digits (``5``, also for 5.0), another number
+    as Python prints it (``0.25``). ``None`` (no value) takes the table's default."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float | Decimal) and math.isfinite(value):
+        return str(int(value)) if value == int(value) else str(float(value))
+    return str(value)
+
+
+def _fits(value: Any, known: tuple[str | int | bool, ...]) -> bool:
+    """``value`` is one of ``known``, of the same kind (the boolean ``true`` is not the number 1)."""
+    return any(type(value) is type(k) and table_key(value) == table_key(k) for k in known)
+
+
+def _keys(known: tuple[str | int | bool, ...]) -> tuple[str, ...]:
+    return tuple(str(table_key(k)) for k in known)
+
+
+def _shown(known: tuple[str | int | bool, ...]) -> str:
+    return ", ".join(str(table_key(k)) for k in known)
+
+
 #: a score dimension: ``global``, ``stage`` (the score since the current stage began) or ``tag:<name>``
 Dimension = Annotated[str, StringConstraints(pattern=r"^(global|stage|tag:[^\s]{1,100})$")]
 StageId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
@@ -158,19 +213,70 @@ class DateTrigger(_Model):
     hour: int = Field(9, ge=0, le=23)
 
 
-class SegmentTrigger(_Model):
-    """Entering or leaving a segment (``SegmentChanged``, from the segments work)."""
+def _known_segment(name: str) -> str:
+    """An RFM segment is ``rfm:<id>`` with a known id; segments of other kinds keep names of their own."""
+    if name.startswith(RFM_PREFIX) and name.removeprefix(RFM_PREFIX) not in SEGMENT_NAMES:
+        known = ", ".join(RFM_PREFIX + segment for segment in SEGMENT_NAMES)
+        raise ValueError(f"{name!r} is not an RFM segment; they are {known}")
+    return name
+
+
+SegmentName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_segment)]
+
+
+#: ``initial`` on a segment or churn-risk trigger: a contact's first scoring (the event's ``initial``; on
+#: the first night, everyone's) is what the contact already was, not a change, and a trigger ignores it
+#: unless it says ``initial: true``; then it also enrols contacts already there (as a HubSpot workflow
+#: that "enrolls contacts who currently meet the criteria"). A first scoring comes from nothing.
+_FIRST_SCORING = "initial takes a contact's first scoring, which comes from nothing (from null)"
+
+
+class SegmentTrigger(_Aliased):
+    """Entering or leaving a segment (``SegmentChanged``); an RFM segment is ``rfm:<id>``. ``from`` narrows
+    an entry to contacts coming from that segment, ``to`` a departure to contacts going to that one;
+    ``initial`` also takes a contact's first scoring (entering its first segment)."""
 
     type: Literal["segment"]
-    segment: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    segment: SegmentName
     change: Literal["entered", "left"] = "entered"
+    source: SegmentName | None = Field(None, alias="from")
+    to: SegmentName | None = None
+    initial: bool = False
+
+    @model_validator(mode="after")
+    def _other_end(self) -> SegmentTrigger:
+        if self.initial and self.change == "left":
+            raise ValueError(f"{_FIRST_SCORING}: it enters a segment and leaves none")
+        if self.initial and self.source is not None:
+            raise ValueError(f"{_FIRST_SCORING}: give initial or from, not both")
+        if self.change == "entered" and self.to is not None:
+            raise ValueError("an entry goes to the segment itself: narrow it with from (where it came from)")
+        if self.change == "left" and self.source is not None:
+            raise ValueError("a departure comes from the segment itself: narrow it with to (where it went)")
+        other = self.source or self.to
+        if other == self.segment:
+            raise ValueError(f"from and to name the other end of the change, not {self.segment!r} itself")
+        if other is not None and other.startswith(RFM_PREFIX) != self.segment.startswith(RFM_PREFIX):
+            raise ValueError("an RFM segment changes only from and to RFM segments (rfm:<id>)")
+        return self
 
 
-class ChurnRiskTrigger(_Model):
-    """A churn-risk level change (``ChurnRiskChanged``, from the churn work)."""
+class ChurnRiskTrigger(_Aliased):
+    """A churn-risk level change (``ChurnRiskChanged``), optionally only from a given level; ``initial``
+    also takes a contact's first scoring (its first level)."""
 
     type: Literal["churn_risk"]
-    to: Literal["low", "medium", "high"]
+    to: RiskLevel
+    source: RiskLevel | None = Field(None, alias="from")
+    initial: bool = False
+
+    @model_validator(mode="after")
+    def _a_change(self) -> ChurnRiskTrigger:
+        if self.initial and self.source is not None:
+            raise ValueError(f"{_FIRST_SCORING}: give initial or from, not both")
+        if self.source == self.to:
+            raise ValueError(f"from and to are both {self.to!r}: a change moves between two levels")
+        return self
 
 
 class FollowUpTrigger(_Model):
@@ -206,6 +312,11 @@ class Condition(_Model):
     @model_validator(mode="after")
     def _value_fits(self) -> Condition:
         Predicate(path="properties.x", op=self.op, value=self.value)  # the same rules as scoring predicates
+        known = ANALYTICS_VALUES.get(self.field)
+        if known is not None and self.op in ("eq", "ne", "in", "not_in"):
+            for value in self.value if isinstance(self.value, list) else [self.value]:
+                if not _fits(value, known):
+                    raise ValueError(f"{self.field} is one of {_shown(known)}; not {value!r}")
         return self
 
 
@@ -275,11 +386,21 @@ class StageStep(_Model):
 
 
 class CouponValue(_Model):
-    """A value looked up by a contact field: ``{"field": "traits.tier", "values": {"gold": 20}}``."""
+    """A value looked up by a contact field: ``{"field": "traits.tier", "values": {"gold": 20}}``, by the
+    field's ``table_key`` (``analytics.premium``: ``{"true": 20, "false": 10}``); ``default`` when the
+    table has no key for it (or the contact has no value)."""
 
     field: Field_
-    values: dict[str, float]
-    default: float | None = None
+    values: dict[str, Annotated[float, Field(ge=0, le=1_000_000)]]
+    default: float | None = Field(None, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> CouponValue:
+        known = ANALYTICS_VALUES.get(self.field)
+        unknown = [key for key in self.values if known is not None and not _fits(key, _keys(known))]
+        if unknown:
+            raise ValueError(f"{self.field} is one of {_shown(known or ())}; not {unknown[0]!r}")
+        return self
 
 
 class CouponStep(_Model):

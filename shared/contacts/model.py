@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.analytics.facts import Analytics
 from shared.delivery.consent import ConsentRecord
 from shared.scoring.model import DimensionScore
 
@@ -62,5 +63,7 @@ class ContactRecord(BaseModel):
     consent: dict[str, ConsentRecord] = Field(default_factory=dict)
     #: stage outputs written but not yet published
     pending_outputs: int = 0
+    #: RFM segment and churn outlook, as of the last nightly analytics pass that scored the contact
+    analytics: Analytics | None = None
     #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them
     stored_numbers: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)

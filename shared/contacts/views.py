@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.analytics.facts import SEGMENT_NAMES, Analytics, RiskLevel
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.delivery.consent import CONSENT_CHANNELS, ConsentRecord, ConsentState, state
@@ -223,6 +224,10 @@ class ContactCard(BaseModel):
     next_events_cursor: str | None = None
     #: per channel (``email``, ``sms``): may marketing go, and the facts that say so
     consent: dict[str, ConsentView] = Field(default_factory=dict)
+    #: issue 12: the RFM segment and churn outlook of the last nightly pass that scored the contact
+    analytics: AnalyticsView | None = None
+    #: issue 12: segment and risk level changes, newest first
+    analytics_history: list[dict[str, Any]] = Field(default_factory=list)
 
     @classmethod
     def of(
@@ -235,6 +240,7 @@ class ContactCard(BaseModel):
         engagement: EngagementView,
         history: list[dict[str, Any]],
         double_opt_in: Collection[str] = (),
+        analytics_history: list[dict[str, Any]] | None = None,
     ) -> ContactCard:
         return cls(
             contact_id=record.contact_id,
@@ -259,6 +265,8 @@ class ContactCard(BaseModel):
             recent_events=events.events,
             next_events_cursor=events.next_cursor,
             consent={c: ConsentView.of(record.consent.get(c), double_opt_in) for c in CONSENT_CHANNELS},
+            analytics=AnalyticsView.of(record.analytics) if record.analytics is not None else None,
+            analytics_history=analytics_history or [],
         )
 
 
@@ -268,3 +276,58 @@ class ContactLog(Protocol):
     def events(self, contact: ContactId, limit: int, before: str | None = None) -> EventPage: ...
 
     def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage: ...
+
+
+# --- issue 12: the nightly analytics job -------------------------------------------------------------------
+
+
+class AnalyticsView(BaseModel):
+    """The card's analytics: the RFM cell and segment (its id, as triggers and coupon tables name it, and
+    its name), and the churn outlook, as the nightly pass scored them at the end of ``day``."""
+
+    day: date
+    segment: str | None = None
+    segment_name: str | None = None
+    r: int | None = None
+    f: int | None = None
+    m: int | None = None
+    premium: bool = False
+    #: the probability of no purchase within ``horizon_days``
+    p_no_purchase: float | None = None
+    #: how unusual the current silence is for this customer, and its level
+    churn_risk: float | None = None
+    risk_level: RiskLevel | None = None
+    expected_next_purchase: date | None = None
+    typical_gap_days: float | None = None
+    horizon_days: int | None = None
+
+    @classmethod
+    def of(cls, analytics: Analytics) -> AnalyticsView:
+        rfm, churn = analytics.rfm, analytics.churn
+        return cls(
+            day=analytics.day,
+            **(
+                {
+                    "segment": rfm.segment,
+                    "segment_name": SEGMENT_NAMES[rfm.segment],
+                    "r": rfm.r,
+                    "f": rfm.f,
+                    "m": rfm.m,
+                    "premium": rfm.premium,
+                }
+                if rfm is not None
+                else {}
+            ),
+            **(
+                {
+                    "p_no_purchase": churn.p_no_purchase,
+                    "churn_risk": churn.churn_risk,
+                    "risk_level": churn.level,
+                    "expected_next_purchase": churn.expected_next_purchase,
+                    "typical_gap_days": churn.typical_gap_days,
+                    "horizon_days": churn.horizon_days,
+                }
+                if churn is not None
+                else {}
+            ),
+        )

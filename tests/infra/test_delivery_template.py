@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infra.config import SERVICE_ENV
-from infra.constructs.bundles import LIBRARY_BUNDLES
+from infra.constructs.bundles import LIBRARY_BUNDLES, WHEEL_BUNDLES, layer_description
 from infra.wiring import FUNCTIONS, function
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.delivery.feedback import (
@@ -236,6 +236,7 @@ def test_reputation_alarms_fire_at_the_mailbox_providers_limits(template) -> Non
     alarms = {
         a["Properties"]["MetricName"]: a["Properties"]
         for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/SES"  # the others watch the workflows' runs
     }
     assert set(alarms) == set(REPUTATION_METRICS)
     for metric, limit in REPUTATION_METRICS.items():
@@ -281,7 +282,11 @@ def test_the_feedback_rule_takes_ses_events_and_only_the_stacks_reputation_alarm
     rule = feedback_rule(template)
     assert rule["EventBusName"] == "default"
     pattern = EventPattern.load(json.dumps(rule["EventPattern"]))
-    alarms = [a["Properties"]["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+    alarms = [
+        a["Properties"]["AlarmName"]
+        for a in resources(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["Namespace"] == "AWS/SES"
+    ]
     mail = {"eventType": "Bounce", "mail": {"messageId": "m-1"}}
     assert pattern.matches_event(event("aws.ses", EMAIL_BOUNCED, mail))
     assert pattern.matches_event(event("aws.ses", EMAIL_OPENED, {"eventType": "Open"}))
@@ -322,12 +327,10 @@ def test_the_stack_outputs_the_configuration_set_and_the_secret(template) -> Non
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
 def test_functions_get_the_library_layers_their_wiring_names(template, spec) -> None:
     layers = resources(template, "AWS::Lambda::LayerVersion")
-    assert len(layers) == len(LIBRARY_BUNDLES)
+    assert len(layers) == len(LIBRARY_BUNDLES) + len(WHEEL_BUNDLES)
     _, *bundled = lambda_for(template, spec.name)["Layers"]
     names = [layers[layer["Ref"]]["Properties"]["Description"] for layer in bundled]
-    assert names == [
-        f"Lifecycle {bundle}: {', '.join(LIBRARY_BUNDLES[bundle])} (pure Python)" for bundle in spec.bundles
-    ]
+    assert names == [layer_description(bundle) for bundle in spec.bundles]
     for layer in bundled:
         props = layers[layer["Ref"]]["Properties"]
         assert props["CompatibleRuntimes"] == [lambda_for(template, spec.name)["Runtime"]]
@@ -338,7 +341,11 @@ def test_the_template_renderers_get_the_templates_layer() -> None:
 
 
 def templates_layer(synthesized: dict[str, Any]) -> Path:
-    (layer,) = resources(synthesized["template"], "AWS::Lambda::LayerVersion").values()
+    (layer,) = [
+        layer
+        for layer in resources(synthesized["template"], "AWS::Lambda::LayerVersion").values()
+        if layer["Properties"]["Description"] == layer_description("templates")
+    ]
     key = layer["Properties"]["Content"]["S3Key"].removesuffix(".zip")
     return synthesized["assembly"] / f"asset.{key}"
 

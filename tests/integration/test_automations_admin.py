@@ -77,6 +77,10 @@ def test_a_valid_automation_is_stored_as_version_one(automations_api) -> None:
             with_(NURTURE, conditions=[{"field": "mood", "op": "eq"}]),
             "conditions.0.field: String should match",
         ),
+        (
+            with_(NURTURE, trigger={"type": "segment", "segment": "rfm:champs"}),
+            "trigger.segment: 'rfm:champs' is not an RFM segment; they are rfm:champions, ",
+        ),
         (with_(NURTURE, colour="blue"), "colour: Extra inputs are not permitted"),
         (with_(NURTURE, id="other"), "id: 'other' does not match the path ('nurture')"),
         ([NURTURE], "the automation must be a JSON object"),
@@ -165,7 +169,7 @@ def test_what_a_get_returns_can_be_put_back_as_it_is(automations_api) -> None:
         }
 
 
-@pytest.mark.parametrize("example", ["win-back", "kids-program"])
+@pytest.mark.parametrize("example", ["win-back", "kids-program", "churn-win-back", "champions-at-risk"])
 def test_each_example_file_is_accepted_as_it_is(automations_api, example) -> None:
     body = json.loads((EXAMPLES / f"{example}.json").read_text())
     assert body["id"] == example

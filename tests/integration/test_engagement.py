@@ -346,10 +346,12 @@ def test_sample_events_for_every_trigger_are_handled(aws) -> None:
     assert automation_events(_json.loads(behaviour_sample.read_text()), Context()) == {
         "batchItemFailures": []
     }
-    (signal_sample,) = (EVENTS / "automation_signals").glob("*.json")
-    signal = _json.loads(signal_sample.read_text())
-    assert signal["source"] == "lifecycle" and signal["detail-type"] in AUTOMATION_SIGNALS
-    automation_signals(signal, Context())
+    signal_samples = sorted((EVENTS / "automation_signals").glob("*.json"))
+    for signal_sample in signal_samples:
+        signal = _json.loads(signal_sample.read_text())
+        assert signal["source"] == "lifecycle" and signal["detail-type"] in AUTOMATION_SIGNALS
+        automation_signals(signal, Context())
+    assert len(signal_samples) >= 3, "a stage or quarter change, a segment change, a churn-risk change"
     for sample in sorted((EVENTS / "admin").glob("*.json")):
         status = admin(_json.loads(sample.read_text()), Context())["statusCode"]
         assert status in (200, 404, 409), (

@@ -21,11 +21,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("delivery", ("shared.delivery",)),
     ("tracking", ("shared.tracking",)),
     ("scoring", ("shared.scoring",)),
+    ("analytics", ("shared.analytics",)),
     ("contacts", ("shared.contacts",)),
     ("engagement", ("shared.engagement",)),
     ("automations", ("shared.automations",)),
     ("usecases", ("shared.usecases",)),
-    ("boundary", ("shared.adapters", "shared.http", "shared.observability", "shared.settings", "shared.scope")),
+    (
+        "boundary",
+        ("shared.adapters", "shared.http", "shared.observability", "shared.settings", "shared.scope"),
+    ),
     ("admin", ("shared.admin",)),
     ("runtime", ("shared.runtime",)),
     ("functions", ("functions",)),
@@ -34,7 +38,17 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 #: Layers that neither one may import from the other although they are not ordered.
 SIDE_BY_SIDE = {frozenset({"functions", "infra"})}
 #: Pure code: no AWS SDK, no Lambda runtime toolkit.
-PURE = {"base", "delivery", "tracking", "scoring", "contacts", "engagement", "automations", "usecases"}
+PURE = {
+    "base",
+    "delivery",
+    "tracking",
+    "scoring",
+    "analytics",
+    "contacts",
+    "engagement",
+    "automations",
+    "usecases",
+}
 AWS_PACKAGES = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 SOURCES = ("shared", "functions", "infra")
 
@@ -57,7 +71,9 @@ def layer_of(module: str) -> str | None:
     best: tuple[int, str] | None = None
     for layer, prefixes in LAYERS:
         for prefix in prefixes:
-            if (module == prefix or module.startswith(prefix + ".")) and (best is None or len(prefix) > best[0]):
+            if (module == prefix or module.startswith(prefix + ".")) and (
+                best is None or len(prefix) > best[0]
+            ):
                 best = (len(prefix), layer)
     return best[1] if best else None
 
@@ -105,7 +121,9 @@ def test_imports_run_downward() -> None:
             if target is None or target == layer:
                 continue
             if RANK[target] > RANK[layer] or frozenset({layer, target}) in SIDE_BY_SIDE:
-                upward.append(f"{MODULES[module].relative_to(ROOT)}:{line} ({layer}) imports {name} ({target})")
+                upward.append(
+                    f"{MODULES[module].relative_to(ROOT)}:{line} ({layer}) imports {name} ({target})"
+                )
     assert not upward, "imports that run upward:\n" + "\n".join(upward)
 
 
@@ -118,7 +136,9 @@ def test_no_import_cycles() -> None:
 @pytest.mark.parametrize("module", sorted(m for m in MODULES if layer_of(m) in PURE))
 def test_pure_layers_do_not_talk_to_aws(module: str) -> None:
     """Domain and use cases reach AWS only through ports that adapters implement."""
-    reached = [name for _, name in imports(MODULES[module].read_text(), module) if name.split(".")[0] in AWS_PACKAGES]
+    reached = [
+        name for _, name in imports(MODULES[module].read_text(), module) if name.split(".")[0] in AWS_PACKAGES
+    ]
     assert not reached, f"{module} imports {reached}"
 
 

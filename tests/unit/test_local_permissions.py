@@ -15,6 +15,7 @@ TOPIC = "arn:aws:sns:eu-west-1:123456789012:leads"
 SENDER = "leads@example.com"
 DELIVERY_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/t-delivery"
 QUEUE_URLS = {"delivery": DELIVERY_URL}
+BUCKET_NAMES = {"analytics": "t-analytics"}
 
 
 def policy(name: str, sender: str | None = SENDER) -> LocalPolicy:
@@ -24,6 +25,7 @@ def policy(name: str, sender: str | None = SENDER) -> LocalPolicy:
         DeploymentConfig(sender_email=sender),
         {"events": "bus", "sns": TOPIC},
         QUEUE_URLS,
+        BUCKET_NAMES,
     )
     return LocalPolicy(function(name), env)
 
@@ -68,11 +70,17 @@ def test_a_query_by_index_needs_query_on_the_index() -> None:
     denied(admin, "dynamodb", "Query", TableName="t-events", IndexName="byTime")
 
 
-def test_index_grants_are_query_only() -> None:
+def test_index_grants_are_query_only_but_the_nightly_scan_of_one_named_index() -> None:
     for spec in FUNCTIONS:
         for grant in grants(spec):
-            if grant.resource == "index":
+            if grant.resource == "index" and grant.index is None:
                 assert grant.actions == ("dynamodb:Query",), spec.name
+            elif grant.resource == "index":
+                assert (spec.name, grant.actions, grant.index) == (
+                    "analytics_extract",
+                    ("dynamodb:Scan",),
+                    "byPurchase",
+                )
 
 
 def test_services_only_where_wired_and_only_on_their_resource() -> None:
@@ -200,3 +208,61 @@ def test_every_service_grant_names_its_actions() -> None:
         for service in spec.services:
             assert granted.get(service, ()) == SERVICE_ACTIONS[service], (spec.name, service)
     assert SERVICE_ACTIONS["links"] == ()
+
+
+# --- the nightly analytics functions: the one Scan, and the staging bucket -----------------------------
+
+
+def test_the_extract_scans_the_purchase_index_and_never_the_table() -> None:
+    extract = policy("analytics_extract")
+    extract.check("dynamodb", "Scan", {"TableName": "t-events", "IndexName": "byPurchase", "Segment": 0})
+    assert denied(extract, "dynamodb", "Scan", TableName="t-events") == "AccessDeniedException"
+    denied(extract, "dynamodb", "Scan", TableName="t-events", IndexName="anotherIndex")
+    denied(extract, "dynamodb", "Query", TableName="t-events", IndexName="byPurchase")
+    denied(extract, "dynamodb", "GetItem", TableName="t-events")
+    denied(extract, "dynamodb", "Scan", TableName="t-contacts", IndexName="byPurchase")
+    for spec in FUNCTIONS:
+        if spec.name != "analytics_extract":
+            denied(policy(spec.name), "dynamodb", "Scan", TableName="t-events", IndexName="byPurchase")
+
+
+def test_each_step_reads_and_writes_only_what_its_wiring_grants_under_the_prefix() -> None:
+    key = "analytics/2026-11-23/purchases/segment-0000-of-0016.jsonl"
+    extract, fit, apply = policy("analytics_extract"), policy("analytics_fit"), policy("analytics_apply")
+    extract.check("s3", "PutObject", {"Bucket": "t-analytics", "Key": key})
+    extract.check("s3", "CreateMultipartUpload", {"Bucket": "t-analytics", "Key": key})
+    assert denied(extract, "s3", "GetObject", Bucket="t-analytics", Key=key) == "AccessDenied"
+    denied(extract, "s3", "PutObject", Bucket="t-analytics", Key="elsewhere/x")
+    denied(extract, "s3", "PutObject", Bucket="another-bucket", Key=key)
+    fit.check("s3", "GetObject", {"Bucket": "t-analytics", "Key": key})
+    fit.check("s3", "HeadObject", {"Bucket": "t-analytics", "Key": key})
+    fit.check(
+        "s3", "PutObject", {"Bucket": "t-analytics", "Key": "analytics/2026-11-23/scores/part-00000.jsonl"}
+    )
+    fit.check("s3", "ListObjectsV2", {"Bucket": "t-analytics", "Prefix": "analytics/2026-11-23/purchases/"})
+    denied(fit, "s3", "ListObjectsV2", Bucket="t-analytics")  # a listing names a prefix under its own
+    denied(fit, "s3", "ListObjectsV2", Bucket="t-analytics", Prefix="other/")
+    denied(fit, "s3", "DeleteObject", Bucket="t-analytics", Key=key)
+    apply.check("s3", "GetObject", {"Bucket": "t-analytics", "Key": key})
+    denied(apply, "s3", "PutObject", Bucket="t-analytics", Key=key)
+    # the apply may list under the prefix (so a missing part is S3's 404), nothing else
+    apply.check("s3", "ListObjectsV2", {"Bucket": "t-analytics", "Prefix": "analytics/2026-11-23/scores/"})
+    denied(apply, "s3", "ListObjectsV2", Bucket="t-analytics", Prefix="other/")
+    for spec in FUNCTIONS:
+        if not spec.buckets:
+            denied(policy(spec.name), "s3", "GetObject", Bucket="t-analytics", Key=key)
+
+
+def test_the_apply_writes_profiles_in_transactions_and_announces() -> None:
+    apply = policy("analytics_apply")
+    update = {"Update": {"TableName": "t-contacts", "Key": {}, "UpdateExpression": "SET a = :a"}}
+    check = {"ConditionCheck": {"TableName": "t-contacts", "Key": {}, "ConditionExpression": "x"}}
+    put = {"Put": {"TableName": "t-contacts", "Item": {}}}
+    apply.check("dynamodb", "TransactWriteItems", {"TransactItems": [update, put]})
+    # no transaction of the apply checks an item: the grant is gone
+    denied(apply, "dynamodb", "TransactWriteItems", TransactItems=[update, check, put])
+    apply.check("dynamodb", "GetItem", {"TableName": "t-contacts"})
+    apply.check("events", "PutEvents", {"Entries": [{"EventBusName": "bus"}]})
+    denied(apply, "dynamodb", "TransactWriteItems", TransactItems=[{"Delete": {"TableName": "t-contacts"}}])
+    denied(apply, "dynamodb", "Query", TableName="t-contacts")
+    denied(apply, "dynamodb", "PutItem", TableName="t-events")

@@ -1,0 +1,94 @@
+"""Workflows, locally: the steps of a wiring ``Workflow`` run in-process, in order, as Step Functions runs
+them in the cloud (``infra.constructs.analytics``).
+
+Each step invokes its function's handler as deployed (hosted in its own scope: its environment, its
+role's grants); a step run per item (a Distributed Map in the cloud) runs its items one after another.
+The run's state is the cloud's: ``{"time": ...}`` plus each step's output under its function's name (of a
+step run per item, the list of its answers, or their number: ``WorkflowStep.kept``). A
+step's run that fails is retried as the state machine retries it (``Workflow.retry_attempts``); one that
+keeps failing stops the run, which is reported (``WorkflowFailed``) with the outputs so far.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from infra.wiring import Workflow, WorkflowStep
+
+#: Runs a function by name with a payload and returns what its handler returned.
+Invoke = Callable[[str, dict[str, Any]], Any]
+
+
+class WorkflowFailed(Exception):
+    """A step's run failed every attempt: the run stopped there."""
+
+    def __init__(
+        self, workflow: str, step: str, payload: dict[str, Any], error: Exception, state: dict[str, Any]
+    ) -> None:
+        super().__init__(f"{workflow}: {step} failed on {payload}: {type(error).__name__}: {error}")
+        self.workflow = workflow
+        self.step = step
+        self.payload = payload
+        self.error = error
+        #: the run's state when it stopped: the time and the outputs of the steps that completed
+        self.state = state
+
+    def report(self) -> dict[str, Any]:
+        """What ``POST /_local/analytics/run`` answers, and the failed run's record."""
+        return {
+            "code": "workflow_failed",
+            "workflow": self.workflow,
+            "step": self.step,
+            "input": self.payload,
+            "error": type(self.error).__name__,
+            "message": str(self.error),
+            "state": self.state,
+        }
+
+
+@dataclass
+class LocalWorkflow:
+    workflow: Workflow
+    #: parallel-scan segments (``analyticsScanSegments``): what a step run per segment runs over
+    segments: int
+    invoke: Invoke
+    #: what ran: (function, payload) per attempt, oldest first (the last 1000)
+    attempts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def run(self, time: str) -> dict[str, Any]:
+        """One run at ``time`` (ISO-8601, as the schedule's event gives it): the final state, or
+        ``WorkflowFailed``. Runs do not overlap (the schedule and the local endpoint may both start one)."""
+        with self._lock:
+            state: dict[str, Any] = {"time": time}
+            for step in self.workflow.steps:
+                state[step.function] = self._step(step, state)
+            return state
+
+    def _step(self, step: WorkflowStep, state: dict[str, Any]) -> Any:
+        time = state["time"]
+        if step.each is None:
+            return self._attempt(step, step.input(time, self.segments), state)
+        try:
+            items = self.workflow.items(step, state, self.segments)
+        except TypeError as exc:  # the previous step's output lacks the list: as a failed Map state
+            raise WorkflowFailed(self.workflow.name, step.function, {"time": time}, exc, dict(state)) from exc
+        return step.kept(
+            [self._attempt(step, step.input(time, self.segments, item), state) for item in items]
+        )
+
+    def _attempt(self, step: WorkflowStep, payload: dict[str, Any], state: dict[str, Any]) -> Any:
+        error: Exception | None = None
+        for attempt in range(1, self.workflow.retry_attempts + 2):
+            self.attempts.append((step.function, payload))
+            del self.attempts[:-1000]
+            try:
+                return self.invoke(step.function, dict(payload))
+            except Exception as exc:  # noqa: BLE001 - a function error: the state machine retries any
+                print(f"[local] {self.workflow.name}: {step.function} failed (attempt {attempt}): {exc!r}")
+                error = exc
+        assert error is not None
+        raise WorkflowFailed(self.workflow.name, step.function, payload, error, dict(state)) from error
