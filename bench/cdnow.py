@@ -12,7 +12,9 @@ only: ours (``churn.fit_churn_model`` at the cut-off with the holdout's length a
 the last purchase, and the BG/NBD's and Pareto/NBD's probabilities of no purchase in the holdout, each
 fitted by maximum likelihood on the calibration data. Reported: ROC AUC over all customers, over repeat
 buyers (a purchase day after the first in calibration), within recency bands, the Brier score and the
-expected calibration error (10 equal-width bins).
+expected calibration error (10 equal-width bins). Also the churn risk's levels (``rhythm.assess``) on
+each setting: how many customers are low, medium and high, and how many of each made no purchase in the
+holdout.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from bench.harness import ROOT
 from shared.analytics.btyd import BgNbd, ParetoNbd, fit_bgnbd, fit_pareto_nbd
 from shared.analytics.churn import fit_churn_model
 from shared.analytics.history import Purchase, Purchases, day_date, day_number, summarise
+from shared.analytics.rhythm import assess
+from shared.analytics.scoring import RiskLevels
 
 WHEEL = "Lifetimes-0.11.3-py3-none-any.whl"
 CACHE = ROOT / ".cache" / "datasets"
@@ -144,6 +148,16 @@ def evaluate(setting: Setting) -> dict:
         "BG/NBD": bgnbd.p_no_purchase(s.x, s.t_x, s.T, horizon),
         "Pareto/NBD": pareto.p_no_purchase(s.x, s.t_x, s.T, horizon),
     }
+    risk = assess(purchases, cutoff).churn_risk
+    level = np.array([RiskLevels().level(float(value)) for value in risk])
+    levels = [
+        {
+            "level": name,
+            "share": float((level == name).mean()),
+            "rate": float(event[level == name].mean()) if (level == name).any() else float("nan"),
+        }
+        for name in ("low", "medium", "high")
+    ]
     repeat = s.x > 0
     weeks = s.recency / 7
     bands = [(low <= weeks) & (weeks < high) for low, high in BANDS]
@@ -167,6 +181,7 @@ def evaluate(setting: Setting) -> dict:
         "band_sizes": [int(b.sum()) for b in bands],
         "band_rates": [float(event[b].mean()) if b.any() else float("nan") for b in bands],
         "rows": rows,
+        "levels": levels,
         "fit_seconds": fit_seconds,
         "training_cutoff": model.training_cutoff,
         "bgnbd": bgnbd,
@@ -251,6 +266,20 @@ def section(where: str, results: list[dict], params: dict) -> str:
             )
         parts.extend(lines)
     master = next(r for r in results if r["setting"].name == "master")
+    parts += [
+        "",
+        (
+            f"**Churn risk levels on master** (`rhythm.assess` at {master['setting'].cutoff}, the default "
+            "levels; CDNOW has no products, so every customer borrows the shop's cycle; the customers all "
+            "started in the first quarter of 1997, so at the cut-off most are one-time buyers silent for "
+            "9 to 12 months): the share of customers at each level, and how many of them made no purchase "
+            "in the holdout:"
+        ),
+        "",
+        "| level | customers | no purchase in the holdout |",
+        "|---|---|---|",
+        *(f"| {row['level']} | {row['share']:.1%} | {row['rate']:.1%} |" for row in master["levels"]),
+    ]
     checks = goals(master)
     parts += [
         "",
@@ -305,6 +334,12 @@ def report_lines(results: list[dict]) -> list[str]:
                 f"Brier {_num(row['brier'], 4)}, ECE {_num(row['ece'], 4)}"
             )
     master = next(r for r in results if r["setting"].name == "master")
+    lines.append(
+        "cdnow master: churn_risk levels "
+        + ", ".join(
+            f"{row['level']} {row['share']:.1%} (no purchase {row['rate']:.1%})" for row in master["levels"]
+        )
+    )
     for metric, value, bound, higher, met in goals(master):
         verdict = "met" if met else "MISSED (the build goes on; this goal is not reached)"
         lines.append(f"cdnow goal {metric}: {value:.4f} {'>=' if higher else '<='} {bound}: {verdict}")

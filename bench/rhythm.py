@@ -7,8 +7,10 @@ buyers of kitchen appliances; who had dropped out by the cut-off is known) is sc
 are put in cells by days since their last purchase and by purchase days; within each cell holding both
 lapsed and active customers, each score's ROC AUC; the cells' AUCs are averaged, weighted by the cells'
 customers. Recency and frequency alone rank nothing within a cell: what wins there is knowing the
-customer's rhythm. Also: the issue's two customers through ``scoring.score`` (the command's and the
-nightly job's code path), and the time ``assess`` takes on 100,000 and 1,000,000 customers.
+customer's rhythm. Also: the issue's two customers (and a first-time buyer of the cut-off day) through
+``scoring.score`` (the command's and the nightly job's code path), in that population and in one where
+most customers never come back (CDNOW's dropout), and the time ``assess`` takes on 100,000 and
+1,000,000 customers.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from bench.purchases import appliance_customer, generate, irregular_customer, water_filter_customer
+from bench.purchases import Mix, appliance_customer, generate, irregular_customer, water_filter_customer
 from shared.analytics.btyd import fit_bgnbd
-from shared.analytics.history import Purchases, day_date, summarise
+from shared.analytics.history import Purchase, Purchases, day_date, summarise
 from shared.analytics.rhythm import assess
 from shared.analytics.scoring import score
 
@@ -101,17 +103,28 @@ def synthetic_check(customers: int = CHECK_CUSTOMERS, seed: int = 12) -> Check:
     )
 
 
-def seed_customers(population: int = 5000, seed: int = 12) -> list[dict[str, object]]:
+#: the generator's default shop: dropout per purchase ~ Beta(0.6, 8), mean 0.07
+DEFAULT_SHOP = Mix()
+#: a shop where most customers never come back: dropout per purchase ~ Beta(0.8, 0.7), mean 0.53, as
+#: fitted on CDNOW master at 1997-12-31 (Beta(0.817, 0.719))
+CDNOW_LIKE = Mix(dropout_a=0.8, dropout_b=0.7)
+
+
+def seed_customers(
+    population: int = 5000, seed: int = 12, mix: Mix = DEFAULT_SHOP
+) -> list[dict[str, object]]:
     """The issue's customers, added to a generated population (which teaches the cycles of water
     filters and kitchen appliances) and scored by ``scoring.score``: the water-filter customer 25 days
     and 90 days after their last filter, the irregular buyer with the same count, first and last
-    purchase, and the appliance buyer a month after the purchase."""
+    purchase, the appliance buyer a month after the purchase, and a first-time buyer of the cut-off
+    day. ``p_lapsed``: the rhythm model's probability that they have stopped buying for good."""
     last_filter = CUTOFF - 90
     rows = [
-        *generate(population, CUTOFF, seed=seed).rows(),
+        *generate(population, CUTOFF, seed=seed, mix=mix).rows(),
         *water_filter_customer(last_filter),
         *irregular_customer(last_filter),
         appliance_customer(CUTOFF - 30),
+        Purchase("first-today", CUTOFF, 25.0, "water filter", "water filters"),
     ]
     purchases = Purchases.from_rows(rows)
     asked = (
@@ -119,9 +132,12 @@ def seed_customers(population: int = 5000, seed: int = 12) -> list[dict[str, obj
         ("water-filter", CUTOFF, "the same, 90 days after the last"),
         ("irregular", CUTOFF, "irregular, same count, first and last purchase, 90 days after the last"),
         ("appliance", CUTOFF, "one espresso machine, 30 days ago"),
+        ("first-today", CUTOFF, "a first water filter, bought on the cut-off day"),
     )
     found = []
     for customer, day, label in asked:
+        c = purchases.until(day).customers.index(customer)
+        p_lapsed = float(assess(purchases, day).p_lapsed[c])
         row = next(r for r in score(purchases, day) if r.customer_id == customer)
         found.append(
             {
@@ -129,6 +145,7 @@ def seed_customers(population: int = 5000, seed: int = 12) -> list[dict[str, obj
                 "day": day_date(day),
                 "churn_risk": row.churn_risk,
                 "risk_level": row.risk_level,
+                "p_lapsed": p_lapsed,
                 "p_no_purchase": row.p_no_purchase,
                 "expected_next_purchase": row.expected_next_purchase,
                 "typical_gap_days": row.typical_gap_days,
@@ -151,14 +168,24 @@ def scale(customers: int, seed: int = 12) -> dict[str, float]:
     }
 
 
-def section(where: str, check: Check, seeds: list[dict[str, object]], scales: list[dict[str, float]]) -> str:
-    risk, base = check.within.aucs["churn_risk"], check.within.aucs["bgnbd"]
-    met = "met" if risk - base >= MARGIN else "**not met**"
-    seed_rows = "\n".join(
-        f"| {s['label']} | {s['churn_risk']:.3f} | {s['risk_level']} | {s['p_no_purchase']:.3f} | "
-        f"{s['expected_next_purchase'] or 'none (probably lapsed)'} | {s['typical_gap_days']} |"
+def _seed_rows(seeds: list[dict[str, object]]) -> str:
+    return "\n".join(
+        f"| {s['label']} | {s['churn_risk']:.3f} | {s['risk_level']} | {s['p_lapsed']:.3f} | "
+        f"{s['p_no_purchase']:.3f} | {s['expected_next_purchase'] or 'none (probably lapsed)'} | "
+        f"{s['typical_gap_days']} |"
         for s in seeds
     )
+
+
+def section(
+    where: str,
+    check: Check,
+    seeds: list[dict[str, object]],
+    scales: list[dict[str, float]],
+    cdnow_like: list[dict[str, object]],
+) -> str:
+    risk, base = check.within.aucs["churn_risk"], check.within.aucs["bgnbd"]
+    met = "met" if risk - base >= MARGIN else "**not met**"
     scale_rows = "\n".join(
         f"| {r['customers']:,.0f} | {r['purchase_days']:,.0f} | {r['basket_entries']:,.0f} | "
         f"{r['seconds']:.1f} s | {r['cpu_seconds']:.1f} s |"
@@ -182,11 +209,20 @@ data up to the cut-off:
 | margin | **{risk - base:+.3f}** (goal ≥ +{MARGIN:.2f}: {met}) | {check.overall["churn_risk"] - check.overall["bgnbd"]:+.3f} |
 
 **The issue's customers**, added to 5,000 generated ones and scored by `scoring.score` (the command's
-and the nightly job's code path):
+and the nightly job's code path); `P(lapsed)` is the rhythm model's probability that they have stopped
+buying for good, `churn_risk` the part of it their silence accounts for:
 
-| customer | churn_risk | level | p_no_purchase (90 days) | expected next purchase | typical gap (days) |
-|---|---|---|---|---|---|
-{seed_rows}
+| customer | churn_risk | level | P(lapsed) | p_no_purchase (90 days) | expected next purchase | typical gap (days) |
+|---|---|---|---|---|---|---|
+{_seed_rows(seeds)}
+
+The same, in a shop where most customers never come back (5,000 generated customers dropping out after
+a purchase with probability ~ Beta(0.8, 0.7), mean 0.53, as fitted on CDNOW): P(lapsed) starts at the
+shop's dropout rate, the churn risk at 0.
+
+| customer | churn_risk | level | P(lapsed) | p_no_purchase (90 days) | expected next purchase | typical gap (days) |
+|---|---|---|---|---|---|---|
+{_seed_rows(cdnow_like)}
 
 **`rhythm.assess` over a whole population** (one process, everything in memory; generated customers):
 
@@ -207,8 +243,11 @@ def run(where: str) -> str:
     seeds = seed_customers()
     for s in seeds:
         print(f"rhythm: {s}", flush=True)
+    cdnow_like = seed_customers(mix=CDNOW_LIKE)
+    for s in cdnow_like:
+        print(f"rhythm: CDNOW-like shop: {s}", flush=True)
     scales = []
     for customers in SCALES:
         scales.append(scale(customers))
         print(f"rhythm: scale {scales[-1]}", flush=True)
-    return section(where, check, seeds, scales)
+    return section(where, check, seeds, scales, cdnow_like)

@@ -64,8 +64,9 @@ class DeploymentConfig(BaseModel):
     analytics_horizon_days: int = Field(90, alias="analyticsHorizonDays", ge=1, le=3650)
     #: customers are scored on their purchases of this many days before the day scored
     analytics_lookback_days: int = Field(1095, alias="analyticsLookbackDays", ge=1, le=36500)
-    #: customers per part of the scores: one apply run each
-    analytics_part_size: int = Field(10000, alias="analyticsPartSize", ge=1, le=1_000_000)
+    #: customers per part of the scores: one apply run each (the state holds each part's key, so not
+    #: fewer than 1,000: 2,000 parts, the fit's limit, are then 2 million customers)
+    analytics_part_size: int = Field(10000, alias="analyticsPartSize", ge=1000, le=1_000_000)
     #: parallel-scan segments of the purchase index: one extract run each (the state machine's, not a
     #: function's setting)
     analytics_scan_segments: int = Field(16, alias="analyticsScanSegments", ge=1, le=1000)

@@ -101,10 +101,10 @@ class BucketSpec:
 
 
 #: Staging between the nightly analytics steps: ``analytics/<day>/purchases/...`` (extract) and
-#: ``analytics/<day>/scores/...`` (fit), read by the next step; kept two weeks for a look after a failure.
-ANALYTICS_BUCKET = BucketSpec(
-    id="analytics", env="ANALYTICS_BUCKET_NAME", prefix="analytics/", expire_days=14
-)
+#: ``analytics/<day>/scores/...`` (fit), read by the next step. The purchase files hold every customer's
+#: history, erased contacts' included until they expire: kept two days, which a night's run (hours) and a
+#: retry or redrive the next morning need, and no longer.
+ANALYTICS_BUCKET = BucketSpec(id="analytics", env="ANALYTICS_BUCKET_NAME", prefix="analytics/", expire_days=2)
 BUCKETS: tuple[BucketSpec, ...] = (ANALYTICS_BUCKET,)
 
 
@@ -571,7 +571,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # the whole-population pass, and the only Scan granted: on the sparse purchase index, never the table
         tables=(TableAccess(EVENTS, ("dynamodb:Scan",), only_index="byPurchase"),),
         buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:PutObject",)),),
-        memory_mb=1024,
+        # a segment's purchases gathered into columns page by page, then its JSON and gzip: 714k purchases
+        # (a million customers in 16 segments) peak at 414 MB (docs/analytics.md); 2 GB for margin, and for
+        # a whole vCPU to parse the pages (1 GB has 0.58)
+        memory_mb=2048,
         timeout_seconds=900,
     ),
     FunctionSpec(
@@ -580,8 +583,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         handler="functions.analytics_fit.handler.handler",
         description="Nightly analytics, step 2: fits the churn models and scores every customer (numpy, scipy)",
         buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:PutObject", "s3:ListBucket")),),
-        # every customer's history in memory at once, and the CPU share that comes with the memory
-        memory_mb=6144,
+        # every customer's history in memory at once (segments read one at a time into compact columns):
+        # a million customers (11.4 million purchase days) peak at 3.5 GB, while scoring; twice that and
+        # more, and the CPU share that comes with the memory (docs/analytics.md)
+        memory_mb=8192,
         timeout_seconds=900,
         bundles=("analytics",),
         architecture="x86_64",
@@ -591,18 +596,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         capability="analytics",
         handler="functions.analytics_apply.handler.handler",
         description="Nightly analytics, step 3: one part of the scores onto profiles, changes announced",
-        tables=(
-            TableAccess(
-                CONTACTS,
-                (
-                    "dynamodb:GetItem",
-                    "dynamodb:UpdateItem",
-                    "dynamodb:PutItem",
-                    "dynamodb:ConditionCheckItem",
-                ),
-            ),
-        ),
-        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject",)),),
+        # profiles updated alone or in transactions of updates and puts (the history); GetItem reads the
+        # history by key
+        tables=(TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem")),),
+        # listing (under analytics/ only) makes S3 answer a missing part 404, not 403: it reads as not found
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:ListBucket")),),
         services=("events",),
         memory_mb=1024,
         timeout_seconds=900,
@@ -640,6 +638,9 @@ class EachItem:
     field: str
     item: str
     max_concurrency: int
+    #: the runs' answers are left out of the run's state, their number kept instead (``{<field>: n}``):
+    #: the state (256 KB in Step Functions) holds the items already, and need not hold an answer per item
+    counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,6 +658,13 @@ class WorkflowStep:
         if isinstance(self.each, EachItem):
             return {"time": time, self.each.item: item}
         return {"time": time, "segments": segments}
+
+    def kept(self, answers: list[Any]) -> Any:
+        """What the run's state keeps of a per-item step's answers (the local runner; the cloud's map
+        writes the same with JSONata): all of them, or how many there were."""
+        if isinstance(self.each, EachItem) and self.each.counted:
+            return {self.each.field: len(answers)}
+        return answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -725,7 +733,9 @@ NIGHTLY_ANALYTICS = Workflow(
     steps=(
         WorkflowStep("analytics_extract", each=EachSegment(max_concurrency=16)),
         WorkflowStep("analytics_fit"),
-        WorkflowStep("analytics_apply", each=EachItem(field="parts", item="part", max_concurrency=10)),
+        WorkflowStep(
+            "analytics_apply", each=EachItem(field="parts", item="part", max_concurrency=10, counted=True)
+        ),
     ),
 )
 WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)

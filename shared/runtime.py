@@ -480,6 +480,7 @@ def analytics_extract() -> Extracting:
         purchases=DynamoPurchaseScan(aws.client("dynamodb"), events_table=config.events_table_name),
         staging=_staging(config),
         telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
     )
 
 
@@ -503,6 +504,7 @@ def analytics_fit() -> Fitting:
             risk=RiskLevels(**{level: value for level, value in levels.items() if value is not None}),
         ),
         part_size=config.analytics_part_size,
+        clock=clock.current(),
     )
 
 
@@ -521,6 +523,7 @@ def analytics_apply() -> Applying:
         analytics=DynamoAnalyticsStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
         announcer=EventBridgeAnnouncer(aws.client("events"), bus=config.event_bus_name),
         telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
     )
 
 

@@ -1648,8 +1648,9 @@ class MemoryConsentProfiles:
 
 
 # --- issue 12: the nightly analytics job: staging, the purchase index, analytics on the profiles ----------
+import threading
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 from shared.analytics.changes import Announcement
 from shared.analytics.events import AnalyticsOutput
@@ -1661,7 +1662,7 @@ from shared.usecases.analytics import (
     Outcome,
     Previous,
     Recorded,
-    Scanned,
+    ScannedPage,
     ScannedPurchase,
     StagedPurchases,
     StagedScores,
@@ -1702,7 +1703,10 @@ class MemoryPurchaseScan:
 
     contacts: MemoryContactStore
 
-    def scan(self, segment: int, segments: int) -> Scanned:
+    #: purchases per page
+    page_size: int = 2
+
+    def scan(self, segment: int, segments: int) -> Iterator[ScannedPage]:
         found = [
             ScannedPurchase(
                 contact_id=str(contact),
@@ -1715,7 +1719,9 @@ class MemoryPurchaseScan:
             for item in items.values()
             if item.event.behaviour is Behaviour.PURCHASE
         ]
-        return Scanned(purchases=found, read=len(found))
+        for start in range(0, len(found), self.page_size):
+            page = found[start : start + self.page_size]
+            yield ScannedPage(purchases=page, read=len(page))
 
 
 @dataclass
@@ -1739,8 +1745,16 @@ class MemoryAnalyticsStore:
     #: writes made (accepted or refused), and reads (``unpublished``: one per key, ``history``)
     writes: int = 0
     reads: int = 0
+    #: the apply step calls it from several threads: each call is atomic, as each DynamoDB call is
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def record(
+        self, contact: ContactId, analytics: Analytics, changes: Sequence[Announcement], previous: Previous
+    ) -> Recorded:
+        with self.lock:
+            return self._record(contact, analytics, changes, previous)
+
+    def _record(
         self, contact: ContactId, analytics: Analytics, changes: Sequence[Announcement], previous: Previous
     ) -> Recorded:
         self.writes += 1
@@ -1759,27 +1773,32 @@ class MemoryAnalyticsStore:
         return Recorded(written=True, found=None if changes else found)
 
     def unpublished(self, contact: ContactId, keys: Collection[str]) -> list[Announcement]:
-        self.reads += len(keys)
-        entries = self.entries.get(contact, {})
-        return [entries[k].announcement for k in sorted(keys) if k in entries and not entries[k].published]
+        with self.lock:
+            self.reads += len(keys)
+            entries = self.entries.get(contact, {})
+            return [
+                entries[k].announcement for k in sorted(keys) if k in entries and not entries[k].published
+            ]
 
     def mark_published(self, contact: ContactId, published: Sequence[tuple[Announcement, Outcome]]) -> None:
-        if contact not in self.contacts.profiles:  # erased: nothing to mark, nothing recreated
-            return
-        entries = self.entries.get(contact, {})
-        for announcement, outcome in published:
-            entry = entries.get(announcement.key)
-            if entry is None:
-                continue
-            entry.published, entry.refused = True, outcome.refused
-            self.writes += 1
-            left = self.unpublished_keys.get(contact, frozenset())
-            self.unpublished_keys[contact] = left - {announcement.key}
+        with self.lock:
+            if contact not in self.contacts.profiles:  # erased: nothing to mark, nothing recreated
+                return
+            entries = self.entries.get(contact, {})
+            for announcement, outcome in published:
+                entry = entries.get(announcement.key)
+                if entry is None:
+                    continue
+                entry.published, entry.refused = True, outcome.refused
+                self.writes += 1
+                left = self.unpublished_keys.get(contact, frozenset())
+                self.unpublished_keys[contact] = left - {announcement.key}
 
     def history(self, contact: ContactId, limit: int) -> list[AnalyticsOutput]:
-        self.reads += 1
-        entries = self.entries.get(contact, {})
-        return [entries[k].announcement.output for k in sorted(entries, reverse=True)[:limit]]
+        with self.lock:
+            self.reads += 1
+            entries = self.entries.get(contact, {})
+            return [entries[k].announcement.output for k in sorted(entries, reverse=True)[:limit]]
 
 
 def _expected(held: Analytics | None, analytics: Analytics, previous: Previous) -> bool:
@@ -1809,18 +1828,21 @@ class MemoryAnnouncer:
     sent: list[AnalyticsOutput] = field(default_factory=list)
     #: PutEvents calls (ten announcements each at most)
     calls: int = 0
+    #: the apply step calls it from several threads: each call is atomic
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def announce(self, outputs: Sequence[AnalyticsOutput]) -> list[Outcome]:
         outcomes = []
         for start in range(0, len(outputs), 10):
-            self.calls += 1
             chunk = outputs[start : start + 10]
-            if self.unavailable:
-                self.unavailable -= 1
-                outcomes += [Outcome()] * len(chunk)
-            elif self.refuse is not None:
-                outcomes += [Outcome(refused=self.refuse)] * len(chunk)
-            else:
-                self.sent += chunk
-                outcomes += [Outcome(sent=True)] * len(chunk)
+            with self.lock:
+                self.calls += 1
+                if self.unavailable:
+                    self.unavailable -= 1
+                    outcomes += [Outcome()] * len(chunk)
+                elif self.refuse is not None:
+                    outcomes += [Outcome(refused=self.refuse)] * len(chunk)
+                else:
+                    self.sent += chunk
+                    outcomes += [Outcome(sent=True)] * len(chunk)
         return outcomes

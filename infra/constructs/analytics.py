@@ -26,6 +26,7 @@ from constructs import Construct
 
 from infra.constructs.capability import Capability
 from infra.constructs.function import Platform, _retention
+from infra.constructs.queues import set_aside_queue
 from infra.wiring import WORKFLOWS, EachItem, EachSegment, Workflow, WorkflowStep, function
 from infra.wiring import Capability as CapabilityName
 
@@ -131,8 +132,14 @@ class ScheduledWorkflow(Construct):
     # --- the definition ------------------------------------------------------------------------------
 
     def _state(self, step: WorkflowStep, failed: sfn.Fail) -> sfn.TaskStateBase | sfn.DistributedMap:
-        """A step's state: its output joins the run's state under the function's name."""
-        output = f"{{% $merge([$states.input, {{'{step.function}': $states.result}}]) %}}"
+        """A step's state: its output joins the run's state under the function's name (a map's: its runs'
+        answers, or their number, ``WorkflowStep.kept``)."""
+        kept = (
+            f"{{'{step.each.field}': $count($states.result)}}"
+            if isinstance(step.each, EachItem) and step.each.counted
+            else "$states.result"
+        )
+        output = f"{{% $merge([$states.input, {{'{step.function}': {kept}}}]) %}}"
         if step.each is None:
             task = self._task(
                 step,
@@ -203,20 +210,11 @@ class ScheduledWorkflow(Construct):
     def _failed_runs(self) -> sqs.Queue:
         """Runs that failed, timed out or were aborted (Step Functions' status change, with the execution's
         ARN and input), and schedule events that could not start one: kept 14 days to look at."""
-        queue = sqs.Queue(
+        queue = set_aside_queue(
             self,
             "FailedRuns",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        Validations.of(queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself where failed runs of the workflow are set aside (and the schedule's "
-                "dead-letter queue); it needs no dead-letter queue of its own.",
-            )
+            reason="This queue is itself where failed runs of the workflow are set aside (and the schedule's "
+            "dead-letter queue); it needs no dead-letter queue of its own.",
         )
         events.Rule(
             self,

@@ -24,6 +24,7 @@ from infra.constructs.bundles import bundle_architecture, library_layer
 from infra.constructs.delivery import Delivery
 from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
+from infra.constructs.queues import set_aside_queue
 from infra.permissions import grants
 from infra.wiring import FUNCTIONS, Architecture, BucketSpec, FunctionSpec
 
@@ -302,21 +303,11 @@ class WiredFunction(Construct):
         )
 
     def _dead_letters(self) -> sqs.Queue:
-        queue = sqs.Queue(
+        queue = set_aside_queue(
             self,
             "DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            # what failed is kept through replacements and stack deletion, until it is redriven
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        Validations.of(queue).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason="This queue is itself the dead-letter destination of the trigger's failed records and "
-                "invocations; it needs no dead-letter queue of its own.",
-            )
+            reason="This queue is itself the dead-letter destination of the trigger's failed records and "
+            "invocations; it needs no dead-letter queue of its own.",
         )
         return queue
 

@@ -10,6 +10,22 @@ from constructs import Construct
 from shared.adapters.queues import QUEUES, QueueSpec
 
 
+def set_aside_queue(scope: Construct, construct_id: str, *, reason: str, days: int = 14) -> sqs.Queue:
+    """A queue where what failed is set aside (a dead-letter queue, failed runs): encrypted, TLS only, kept
+    ``days`` and through replacements and stack deletion, until it is redriven. ``reason`` says why it needs no
+    dead-letter queue of its own (cdk-nag's AwsSolutions-SQS3)."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=Duration.days(days),
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+    Validations.of(queue).acknowledge(Acknowledgment(id="AwsSolutions-SQS3", reason=reason))
+    return queue
+
+
 class Queues(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
@@ -18,21 +34,12 @@ class Queues(Construct):
 
     def _queue(self, spec: QueueSpec) -> sqs.Queue:
         construct_id = spec.id.title().replace("_", "")
-        dead_letters = sqs.Queue(
+        dead_letters = set_aside_queue(
             self,
             f"{construct_id}DeadLetters",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(spec.dead_letter_retention_days),
-            # what failed is kept through replacements and stack deletion, until it is redriven
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        Validations.of(dead_letters).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SQS3",
-                reason=f"This queue is itself the dead-letter queue of the {spec.id} queue; it needs no "
-                "dead-letter queue of its own.",
-            )
+            reason=f"This queue is itself the dead-letter queue of the {spec.id} queue; it needs no "
+            "dead-letter queue of its own.",
+            days=spec.dead_letter_retention_days,
         )
         self.dead_letters[spec.id] = dead_letters
         return sqs.Queue(

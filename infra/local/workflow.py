@@ -3,7 +3,8 @@ them in the cloud (``infra.constructs.analytics``).
 
 Each step invokes its function's handler as deployed (hosted in its own scope: its environment, its
 role's grants); a step run per item (a Distributed Map in the cloud) runs its items one after another.
-The run's state is the cloud's: ``{"time": ...}`` plus each step's output under its function's name. A
+The run's state is the cloud's: ``{"time": ...}`` plus each step's output under its function's name (of a
+step run per item, the list of its answers, or their number: ``WorkflowStep.kept``). A
 step's run that fails is retried as the state machine retries it (``Workflow.retry_attempts``); one that
 keeps failing stops the run, which is reported (``WorkflowFailed``) with the outputs so far.
 """
@@ -75,7 +76,9 @@ class LocalWorkflow:
             items = self.workflow.items(step, state, self.segments)
         except TypeError as exc:  # the previous step's output lacks the list: as a failed Map state
             raise WorkflowFailed(self.workflow.name, step.function, {"time": time}, exc, dict(state)) from exc
-        return [self._attempt(step, step.input(time, self.segments, item), state) for item in items]
+        return step.kept(
+            [self._attempt(step, step.input(time, self.segments, item), state) for item in items]
+        )
 
     def _attempt(self, step: WorkflowStep, payload: dict[str, Any], state: dict[str, Any]) -> Any:
         error: Exception | None = None

@@ -2,16 +2,18 @@
 
 The index is sparse, so a Scan reads purchases only, and projects just what the nightly pass needs: the
 contact (the partition key), the time, the revenue and the basket. It is the one whole-population read
-of the system, made once a night by the extract step, segment by segment, page by page.
+of the system, made once a night by the extract step, segment by segment, page by page (each page handed
+on as it is read, so a segment is never held whole as items).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from shared.adapters.contact_items import BASKET, BY_PURCHASE, PURCHASED_AT, scanned_purchases
 from shared.adapters.dynamodb import failure, retried
-from shared.usecases.analytics import Scanned, ScannedPurchase
+from shared.usecases.analytics import ScannedPage
 
 WHAT = "the purchase index"
 
@@ -23,7 +25,8 @@ class DynamoPurchaseScan:
         #: items per page (None: DynamoDB's 1 MB pages)
         self._page_size = page_size
 
-    def scan(self, segment: int, segments: int) -> Scanned:
+    def scan(self, segment: int, segments: int) -> Iterator[ScannedPage]:
+        """The segment's pages, each validated as it is read (the next is read when asked for)."""
         request: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": BY_PURCHASE.name,
@@ -34,16 +37,15 @@ class DynamoPurchaseScan:
         }
         if self._page_size:
             request["Limit"] = self._page_size
-        purchases: list[ScannedPurchase] = []
-        read = 0
         while True:
             try:
                 page = retried(lambda: self._db.scan(**request), WHAT)
             except Exception as exc:
                 raise failure(exc, WHAT) from exc
-            read += page.get("ScannedCount", 0)
-            purchases += scanned_purchases(page.get("Items", []))
             start = page.get("LastEvaluatedKey")
+            yield ScannedPage(
+                purchases=scanned_purchases(page.pop("Items", [])), read=page.get("ScannedCount", 0)
+            )
             if not start:
-                return Scanned(purchases=purchases, read=read)
+                return
             request["ExclusiveStartKey"] = start

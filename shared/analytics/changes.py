@@ -35,19 +35,22 @@ def announcements(
 
     Segments: none -> X is ``entered X``; X -> Y is ``left X`` then ``entered Y``; X -> none (no purchase
     in the look-back window any more) is ``left X``. The risk level: any change, the first one included
-    (``from`` null). Both ends of a segment move are on both of its events, with the new cell's r, f, m
+    (``from`` null). All of a contact's first scoring (``before`` None) is ``initial``: what it already
+    was, which automations ignore unless asked to (``shared.automations.model``). Both ends of a segment move are on both of its events, with the new cell's r, f, m
     and premium flag (none when the contact left every segment).
     """
     found: list[Announcement] = []
     old = before.rfm.segment if before is not None and before.rfm is not None else None
     new = after.rfm.segment if after.rfm is not None else None
     base = f"{contact_id}#{after.day.isoformat()}"
+    initial = before is None
     if old != new:
         cell = after.rfm
         common = {
             "contact_id": contact_id,
             "at": at,
             "day": after.day,
+            "initial": initial,
             "from_segment": rfm_segment(old),
             "to_segment": rfm_segment(new),
             "premium": cell.premium if cell is not None else False,
@@ -70,6 +73,7 @@ def announcements(
             contact_id=contact_id,
             at=at,
             day=after.day,
+            initial=initial,
             from_level=was,
             to_level=churn.level,
             churn_risk=churn.churn_risk,

@@ -2,6 +2,7 @@
 
     lifecycle-analytics score --transactions FILE.csv --cutoff YYYY-MM-DD --horizon-days N --out OUT.csv
                               [--lookback-days 1095] [--rfm-edges 0.2,0.4,0.6,0.8]
+                              [--risk-medium 0.5] [--risk-high 0.8]
 
 Writes one row per customer who bought on or before the cut-off (in customer id order), scored by
 ``shared.analytics.scoring.score`` on the data up to the cut-off alone. Every row of the file is checked,
@@ -12,6 +13,7 @@ as it was: the scores go to a temporary file beside it, renamed over it when com
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import secrets
 import sys
@@ -21,7 +23,7 @@ from typing import NoReturn
 
 from shared.analytics.history import day_number
 from shared.analytics.rfm import RfmSettings, parse_edges
-from shared.analytics.scoring import DEFAULT_HORIZON_DAYS, ScoringSettings, score
+from shared.analytics.scoring import DEFAULT_HORIZON_DAYS, RiskLevels, ScoringSettings, score
 from shared.analytics.transactions import BadTransactions, read_transactions, write_scores
 
 BAD_INPUT = 2
@@ -84,6 +86,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="E1,E2,E3,E4",
         help="the quintile edges, as shares (default 0.2,0.4,0.6,0.8)",
     )
+    scoring.add_argument(
+        "--risk-medium",
+        type=_share,
+        default=RiskLevels().medium,
+        metavar="RISK",
+        help=f"churn_risk at or above this is medium (default {RiskLevels().medium}; the nightly job's "
+        "RISK_MEDIUM)",
+    )
+    scoring.add_argument(
+        "--risk-high",
+        type=_share,
+        default=RiskLevels().high,
+        metavar="RISK",
+        help=f"churn_risk at or above this is high (default {RiskLevels().high}; the nightly job's RISK_HIGH)",
+    )
     return parser
 
 
@@ -101,6 +118,16 @@ def _days(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days, 1 or more")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number strictly between 0 and 1")
     return value
 
 
@@ -146,9 +173,14 @@ def _score(options: argparse.Namespace) -> None:
         raise BadUsage(f"--transactions: {str(source)!r} cannot be read (permission denied)") from None
     except UnicodeDecodeError as error:
         raise BadTransactions(f"the transactions are not UTF-8 text (byte {error.start})") from None
+    if options.risk_medium >= options.risk_high:
+        raise BadUsage(
+            f"--risk-medium ({options.risk_medium:g}) must be below --risk-high ({options.risk_high:g})"
+        )
     settings = ScoringSettings(
         horizon_days=options.horizon_days,
         rfm=RfmSettings(lookback_days=options.lookback_days, edges=options.rfm_edges),
+        risk=RiskLevels(medium=options.risk_medium, high=options.risk_high),
     )
     rows = score(purchases, cutoff, settings)
     staged = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")

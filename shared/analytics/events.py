@@ -23,6 +23,11 @@ class _Event(BaseModel):
     at: datetime
     #: the cut-off the nightly pass scored (its run)
     day: date
+    #: the contact's first scoring (it was never scored before: ``from`` is null because there was no
+    #: before, on the first night for everyone): what it already was, not a change. Automations ignore
+    #: these unless their trigger says ``initial: true``. A contact that left every segment and came
+    #: back, or any later change, is not initial.
+    initial: bool = False
 
 
 class SegmentChanged(_Event):

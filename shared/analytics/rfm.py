@@ -3,9 +3,12 @@
 A customer is scored when they bought at least once in the window, days ``cutoff - lookback_days + 1`` to
 ``cutoff``. R is the days since their last purchase day in the window (reversed: the most recent score 5),
 F the purchase days in the window, M the money spent in it. Each is scored 1 to 5 by its percentile
-against the edges: the share of the other scored customers with a lower value. Equal values get the same
-score (none of them is lower than the other), whatever the order of the rows or the customers' ids, and
-the customers who bought once all have F 1 however many they are.
+against the edges. Equal values get the same score, whatever the order of the rows or the customers'
+ids. F and M: the share of the other scored customers with a lower value, so a tie group takes its
+lowest member's score and the customers who bought once all have F 1 however many they are. R: the
+share of the others who did not buy more recently, so a tie group takes its highest member's score and
+the customers who bought on the cut-off day all have R 5 however many they are. A lone customer is
+scored as if everyone were tied: R 5, F 1, M 1 ("New").
 
 The segment of each (R, F, M) cell comes from ``SEGMENT_RULES``, an ordered list whose first matching
 rule wins, so each of the 125 cells has exactly one segment (``SEGMENT_TABLE``; docs/analytics.md
@@ -15,6 +18,7 @@ shows it).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -31,7 +35,7 @@ MONEY_DECIMALS = 6
 class RfmSettings:
     lookback_days: int = 1095
     #: the quintile edges, as shares: a customer scores at least ``k + 2`` when at least ``edges[k]`` of
-    #: the other scored customers have a lower value
+    #: the other scored customers have a lower value (for R: did not buy more recently)
     edges: tuple[float, float, float, float] = DEFAULT_EDGES
     #: ``m`` at or above this is premium
     premium_m: int = 5
@@ -136,15 +140,26 @@ SEGMENT_TABLE = np.array(
 )
 
 
-def quintiles(values: np.ndarray, edges: tuple[float, ...] = DEFAULT_EDGES) -> np.ndarray:
+def quintiles(
+    values: np.ndarray,
+    edges: tuple[float, ...] = DEFAULT_EDGES,
+    ties: Literal["lowest", "highest"] = "lowest",
+) -> np.ndarray:
     """Scores 1 to 5, higher for larger values: 1 plus the number of edges at or below the value's
-    percentile, the share of the other values that are lower (a lone value's is 0.5: it scores 3).
-    Equal values get equal scores, and the result does not depend on the values' order."""
+    percentile. Equal values get equal scores, and the result does not depend on the values' order.
+
+    With ``ties="lowest"`` a tie group takes the score of its lowest member: the percentile is the share
+    of the other values that are lower (values all equal score 1). With ``"highest"``, of its highest
+    member: the share of the other values that are not higher (values all equal score 5). A lone value
+    is a tie group of everyone: it scores as if all values were equal (1, or 5)."""
     if len(values) == 0:
         return np.zeros(0, dtype=np.int64)
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     below = np.cumsum(counts) - counts
-    percentile = below / (len(values) - 1) if len(values) > 1 else np.array([0.5])
+    if ties == "highest":
+        below = below + counts - 1
+    others = len(values) - 1
+    percentile = below / others if others else np.array([1.0 if ties == "highest" else 0.0])
     return (1 + np.searchsorted(np.asarray(edges, dtype=np.float64), percentile, side="right"))[
         inverse.reshape(-1)
     ].astype(np.int64)
@@ -162,7 +177,9 @@ def score_rfm(purchases: Purchases, cutoff: int, settings: RfmSettings) -> RfmSc
     spent = np.round(np.bincount(customer, weights=purchases.amount[inside], minlength=count), MONEY_DECIMALS)
     scored = days > 0
     r, f, m = (np.zeros(count, dtype=np.int64) for _ in range(3))
-    r[scored] = quintiles(last[scored], settings.edges)  # later last purchase: more recent, higher R
+    # later last purchase: more recent, higher R; those who last bought on the same day share the best
+    # score among them (everyone who bought on the cut-off day scores 5)
+    r[scored] = quintiles(last[scored], settings.edges, ties="highest")
     f[scored] = quintiles(days[scored], settings.edges)
     m[scored] = quintiles(spent[scored], settings.edges)
     cells = SEGMENT_TABLE[r[scored] - 1, f[scored] - 1, m[scored] - 1]

@@ -8,10 +8,16 @@ The model is of the MBG/CNBD-k family (Platzer and Reutterer 2016), with each cu
 - after every purchase, the first included, they drop out for good with probability ``p``, and ``p``
   varies across customers as Beta(a, b);
 - so after ``x`` repeat purchases and a silence of ``s`` days, by Bayes,
-  ``churn_risk = P(dropped out after the last purchase) = a / (a + (b + x) * S(s))``, where ``S`` is the
-  survival function of the customer's gap distribution: a clockwork buyer overdue by a few gaps scores
-  near 1, a Poisson buyer with the same history much less, and anyone still within their usual gap
-  stays near the population's dropout rate.
+  ``p_lapsed = P(dropped out after the last purchase) = a / (a + (b + x) * S(s))``, where ``S`` is the
+  survival function of the customer's gap distribution. On the day of a purchase ``S = 1`` and
+  ``p_lapsed`` is the shop's dropout rate ``a / (a + b + x)``, which is about the shop, not the
+  customer's silence: 0.53 for a new customer in CDNOW, where most first-time buyers never return;
+- ``churn_risk`` is what the silence adds: ``1 - P(alive | s) / P(alive | 0)``, the share of the belief
+  that they were still buying (just after their last purchase) that the silence has taken away, which
+  works out as ``p_lapsed * (1 - S(s))``. It is 0 on the day of a purchase, rises with silence, fast
+  for a clockwork buyer overdue by a few gaps (to near 1), slowly for a Poisson buyer with the same
+  history, hardly at all within the usual gap, and tends to ``p_lapsed`` once the silence is longer
+  than nearly all of the customer's gaps.
 
 ``mu`` and ``k`` are shrunk estimates: a customer's own gaps, weighted by how many there are, pulled
 toward a prior from what they bought on their last purchase day: the repurchase cycle of the product
@@ -44,13 +50,17 @@ from shared.analytics.history import Purchases, summarise
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Rhythm:
-    """By customer code: ``churn_risk`` (0 to 1), ``expected_next`` (a day number, NaN: no expectation,
-    the customer has probably lapsed) and ``typical_gap`` (days; NaN: unknown, which ``assess`` never
-    gives: a customer without gaps of their own borrows one)."""
+    """By customer code: ``churn_risk`` (0 to 1: how much of the belief that the customer was still
+    buying their silence has taken away; 0 on the day of a purchase), ``expected_next`` (a day number,
+    NaN: no expectation, the silence says they have probably lapsed), ``typical_gap`` (days; NaN:
+    unknown, which ``assess`` never gives: a customer without gaps of their own borrows one) and
+    ``p_lapsed`` (the model's probability that they have stopped buying for good, which includes the
+    shop's dropout rate: about ``a / (a + b + x)`` on the day of a purchase)."""
 
     churn_risk: np.ndarray
     expected_next: np.ndarray
     typical_gap: np.ndarray
+    p_lapsed: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +77,8 @@ class RhythmSettings:
     default_cycle_days: float = 90.0
     #: estimating the cycles with the silences weighted by P(alive): passes after the first
     reweighting_passes: int = 1
-    #: no expected next purchase once the risk is at or above this (more likely lapsed than not)
+    #: no expected next purchase once ``churn_risk`` is at or above this (the silence has taken away at
+    #: least half of the belief that the customer was still buying)
     lapsed_at: float = 0.5
     #: a weak prior on the dropout Beta(a, b): log-normal around these, with this sd (matters for small shops)
     dropout_prior: tuple[float, float] = (0.5, 4.0)
@@ -206,7 +217,7 @@ def assess(purchases: Purchases, cutoff: int, settings: RhythmSettings = RhythmS
     count = len(s.n)
     if not count:
         empty = np.zeros(0)
-        return Rhythm(churn_risk=empty, expected_next=empty, typical_gap=empty)
+        return Rhythm(churn_risk=empty, expected_next=empty, typical_gap=empty, p_lapsed=empty)
     x = s.x.astype(np.float64)
     silence = s.recency
     own_total = np.bincount(np.repeat(np.arange(count), s.x), weights=s.gaps, minlength=count)
@@ -233,8 +244,18 @@ def assess(purchases: Purchases, cutoff: int, settings: RhythmSettings = RhythmS
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         waited = mu * special.gammaincc(shape + 1, z) / survival
     waited = np.where(survival > 1e-12, waited, silence + mu / shape)
-    expected_next = np.where(risk < settings.lapsed_at, s.last + np.maximum(waited, silence), np.nan)
-    return Rhythm(churn_risk=risk, expected_next=expected_next, typical_gap=mu)
+    churn_risk = silence_risk(risk, survival)
+    expected_next = np.where(churn_risk < settings.lapsed_at, s.last + np.maximum(waited, silence), np.nan)
+    return Rhythm(churn_risk=churn_risk, expected_next=expected_next, typical_gap=mu, p_lapsed=risk)
+
+
+def silence_risk(p_lapsed: np.ndarray, survival: np.ndarray) -> np.ndarray:
+    """``churn_risk``: the share of the belief that the customer was still buying, just after their last
+    purchase, that their silence has taken away: ``1 - P(alive | s) / P(alive | s = 0)``, which is
+    ``(P(lapsed | s) - P(lapsed | 0)) / (1 - P(lapsed | 0))`` and, with the model's posterior, simply
+    ``P(lapsed | s) * (1 - S(s))``: 0 on the day of a purchase, rising with silence against the
+    customer's own gaps, near ``P(lapsed | s)`` once the silence is longer than nearly all of them."""
+    return np.clip(p_lapsed * (1.0 - survival), 0.0, 1.0)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -25,11 +25,12 @@ DEFAULT_HORIZON_DAYS = 90
 class RiskLevels:
     """Churn risk at or above ``medium`` is medium, at or above ``high`` is high.
 
-    The risk is the probability that the customer has lapsed (``rhythm.assess``), so the defaults read:
-    low, more likely still buying than not (a customer within their usual gap sits near the population's
-    dropout rate per purchase, typically 0.05 to 0.3, whatever they bought); medium, more likely lapsed
-    than not (no next purchase is expected any more); high, at least 4 to 1 lapsed (a regular buyer
-    silent past nearly all of their gaps).
+    The risk is how much of the belief that the customer was still buying their silence has taken away
+    (``rhythm.assess``: 0 on the day of a purchase, whatever the shop's dropout rate), so the defaults
+    read: low, the silence is within what their rhythm allows (a customer within their usual gap, a
+    first-time buyer of a durable); medium, it has taken at least half of it (no next purchase is
+    expected any more); high, at least four fifths: they are overdue past nearly all of their gaps, and
+    the risk is then close to the probability that they have lapsed.
     """
 
     medium: float = 0.5

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from pydantic import ValidationError
 
@@ -47,6 +47,14 @@ _SEGMENT_IDS = {name: segment for segment, name in SEGMENT_NAMES.items()}
 _QUOTED = 40
 
 
+class _CsvReader(Protocol):
+    """What ``csv.reader`` returns, as far as it is used here."""
+
+    line_num: int
+
+    def __next__(self) -> list[str]: ...
+
+
 class BadTransactions(ValueError):
     """The transactions cannot be read: the message names the line, the column and the problem."""
 
@@ -73,9 +81,28 @@ def read_transactions(lines: Iterable[str], *, until: int | None = None) -> Purc
     return Purchases.from_columns(customer_ids, days, amounts, products, categories)
 
 
+def _records(reader: _CsvReader, bad: type[ValueError]) -> Iterator[list[str]]:
+    """The reader's records; what the csv module refuses (a field longer than its limit, a quote in the
+    wrong place) as ``bad`` naming the line, never the data."""
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            line = reader.line_num
+            if "field larger than field limit" in str(error):
+                raise bad(
+                    f"line {line}: a field is longer than {csv.field_size_limit():,} characters"
+                ) from None
+            raise bad(f"line {line}: not valid CSV ({error})") from None
+        yield fields
+
+
 def _purchases(lines: Iterable[str], until: int | None) -> Iterator[Purchase]:
     reader = csv.reader(lines)
-    header = next(reader, None)
+    records = _records(reader, BadTransactions)
+    header = next(records, None)
     if header is None:
         raise BadTransactions(
             "the transactions are empty: expected a header with customer_id,timestamp,amount"
@@ -95,7 +122,7 @@ def _purchases(lines: Iterable[str], until: int | None) -> Iterator[Purchase]:
     product = names.index("product") if "product" in names else None
     category = names.index("category") if "category" in names else None
     days: dict[str, int] = {}  # a date without a time is usually repeated: parse it once
-    for fields in reader:
+    for fields in records:
         if not fields:
             continue
         line = reader.line_num
@@ -183,10 +210,11 @@ def write_scores(rows: Iterable[CustomerScore], out: TextIO) -> None:
 def read_scores(lines: Iterable[str], *, premium_m: int = RfmSettings().premium_m) -> Iterator[CustomerScore]:
     """The rows ``write_scores`` wrote (``premium``, not a column, is ``m >= premium_m`` again)."""
     reader = csv.reader(lines)
-    header = next(reader, None)
+    records = _records(reader, BadScores)
+    header = next(records, None)
     if header is None or tuple(name.strip().lstrip("\ufeff") for name in header) != SCORE_COLUMNS:
         raise BadScores(f"the scores need the header {','.join(SCORE_COLUMNS)}")
-    for fields in reader:
+    for fields in records:
         if not fields:
             continue
         line = reader.line_num

@@ -360,6 +360,8 @@ def _signal_matches(trigger: Any, kind: str, detail: Mapping[str, Any]) -> bool:
             and _same(detail.get("threshold"), trigger.threshold)
             and detail.get("direction") == trigger.direction
         )
+    if trigger.type in ("segment", "churn_risk") and detail.get("initial") is True and not trigger.initial:
+        return False  # a first scoring: what the contact already was, taken only when asked for
     if trigger.type == "segment":
         return (
             detail.get("segment") == trigger.segment

@@ -224,18 +224,31 @@ def _known_segment(name: str) -> str:
 SegmentName = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_known_segment)]
 
 
+#: ``initial`` on a segment or churn-risk trigger: a contact's first scoring (the event's ``initial``; on
+#: the first night, everyone's) is what the contact already was, not a change, and a trigger ignores it
+#: unless it says ``initial: true``; then it also enrols contacts already there (as a HubSpot workflow
+#: that "enrolls contacts who currently meet the criteria"). A first scoring comes from nothing.
+_FIRST_SCORING = "initial takes a contact's first scoring, which comes from nothing (from null)"
+
+
 class SegmentTrigger(_Aliased):
     """Entering or leaving a segment (``SegmentChanged``); an RFM segment is ``rfm:<id>``. ``from`` narrows
-    an entry to contacts coming from that segment, ``to`` a departure to contacts going to that one."""
+    an entry to contacts coming from that segment, ``to`` a departure to contacts going to that one;
+    ``initial`` also takes a contact's first scoring (entering its first segment)."""
 
     type: Literal["segment"]
     segment: SegmentName
     change: Literal["entered", "left"] = "entered"
     source: SegmentName | None = Field(None, alias="from")
     to: SegmentName | None = None
+    initial: bool = False
 
     @model_validator(mode="after")
     def _other_end(self) -> SegmentTrigger:
+        if self.initial and self.change == "left":
+            raise ValueError(f"{_FIRST_SCORING}: it enters a segment and leaves none")
+        if self.initial and self.source is not None:
+            raise ValueError(f"{_FIRST_SCORING}: give initial or from, not both")
         if self.change == "entered" and self.to is not None:
             raise ValueError("an entry goes to the segment itself: narrow it with from (where it came from)")
         if self.change == "left" and self.source is not None:
@@ -249,14 +262,18 @@ class SegmentTrigger(_Aliased):
 
 
 class ChurnRiskTrigger(_Aliased):
-    """A churn-risk level change (``ChurnRiskChanged``), optionally only from a given level."""
+    """A churn-risk level change (``ChurnRiskChanged``), optionally only from a given level; ``initial``
+    also takes a contact's first scoring (its first level)."""
 
     type: Literal["churn_risk"]
     to: RiskLevel
     source: RiskLevel | None = Field(None, alias="from")
+    initial: bool = False
 
     @model_validator(mode="after")
     def _a_change(self) -> ChurnRiskTrigger:
+        if self.initial and self.source is not None:
+            raise ValueError(f"{_FIRST_SCORING}: give initial or from, not both")
         if self.source == self.to:
             raise ValueError(f"from and to are both {self.to!r}: a change moves between two levels")
         return self

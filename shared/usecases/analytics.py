@@ -4,13 +4,15 @@ Three steps, which a Step Functions workflow runs every night (locally, the same
 each safe to retry and to run twice:
 
 1. **extract** (one per scan segment, in parallel): the purchase index's segment ``i`` of ``N``, up to
-   the run's day, staged as one file (``purchases_key``). Re-running it writes the same file again.
-2. **fit**: every segment's file of the day (all ``N``, else it fails and is retried), turned into
-   purchase histories and scored by ``shared.analytics.scoring.score``, the code of the
+   the run's day, gathered into columns page by page and staged as one file (``purchases_key``).
+   Re-running it writes the same file again.
+2. **fit**: every segment's file of the day (all ``N``, else it fails and is retried), read one at a time
+   into compact purchase histories and scored by ``shared.analytics.scoring.score``, the code of the
    ``lifecycle-analytics`` command; the scores are staged in parts (``scores_key``). The only step that
    loads numpy: it imports the models when it runs, so the other two never do.
 3. **apply** (one per part, in parallel): each score written onto its contact's profile, once per
-   contact and day, and its changes (segment entered or left, risk level) announced.
+   contact and day, and its changes (segment entered or left, risk level) announced; a part's contacts
+   are applied a few at once, each contact's calls in order.
 
 Applying a contact costs one conditional write when its segment and risk level did not change (the
 common case; no read: the write's old image says what was there). When they did, that write is refused
@@ -24,14 +26,17 @@ announcements' stable ids, so a crash after publishing and before marking publis
 loses one.
 
 The run's day is the last complete UTC day before the run's time (``analytics_day``): every step of a
-run names the same day, however long it takes.
+run names the same day, however long it takes. A time later than the clock's now is refused: its day is
+not over yet.
 """
 
 from __future__ import annotations
 
+import contextvars
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -40,17 +45,31 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.analytics.changes import Announcement, announcements
 from shared.analytics.events import AnalyticsOutput
 from shared.analytics.facts import Analytics, CustomerScore
+from shared.clock import Clock, SystemClock
 from shared.contacts.identity import ContactId
 from shared.errors import DependencyUnavailable, InvalidRequest, NotFound
 
 if TYPE_CHECKING:  # numpy: imported by the fit step only, when it runs
-    from shared.analytics.history import Purchase
+    import numpy as np
+
+    from shared.analytics.history import Purchases
     from shared.analytics.scoring import ScoringSettings
 
 #: Scan segments a run may have (the staged files' names hold four digits).
 MAX_SEGMENTS = 9999
 #: Attempts to apply one contact whose analytics changed under the step (another run of the same day).
 MAX_ATTEMPTS = 4
+#: How far a step's ``time`` may be ahead of the clock (the schedule's time is the run's start; clocks
+#: differ by seconds): a later time would score a day not over yet.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+#: Parts of the scores a run may have: Step Functions' state (256 KB) holds their keys (about 50 bytes
+#: each), and the apply map's result the answers of its runs (about 75 bytes each).
+MAX_PARTS = 2000
+#: Contacts of a part applied at once, and batches of announcements published at once (each contact's
+#: calls stay in order; the AWS clients keep ten connections).
+APPLY_WORKERS = 8
+#: Announcements a call to the announcer publishes (PutEvents takes ten).
+ANNOUNCED_TOGETHER = 10
 #: Where the steps leave their work (the staging bucket): keys of the contract with the workflow.
 STAGING_PREFIX = "analytics/"
 STAGED_SUFFIX = ".json.gz"
@@ -126,15 +145,26 @@ class ApplyStep(_Step):
 Step = TypeVar("Step", bound=_Step)
 
 
-def step_input(model: type[Step], event: Mapping[str, Any]) -> Step:
-    """The step's input, or ``InvalidRequest`` naming what is wrong with it (nothing is read or written)."""
+def step_input(model: type[Step], event: Mapping[str, Any], now: datetime) -> Step:
+    """The step's input, or ``InvalidRequest`` naming what is wrong with it (nothing is read or written).
+
+    A ``time`` later than ``now`` (beyond ``MAX_CLOCK_SKEW``) is refused: its day is not over, and the
+    day guard would then keep every real night up to it from writing anything."""
     try:
-        return model.model_validate(event)
+        step = model.model_validate(event)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise InvalidRequest(f"{model.__name__}: {problems}", code="invalid_step_input") from None
+    if step.time > now + MAX_CLOCK_SKEW:
+        raise InvalidRequest(
+            f"{model.__name__}: time {step.time.isoformat()} is later than now "
+            f"({now.astimezone(UTC).isoformat(timespec='seconds')}): a run scores the last day over before "
+            "its time, so its time cannot be in the future",
+            code="invalid_step_input",
+        )
+    return step
 
 
 # --- what the steps stage -----------------------------------------------------------------------------------
@@ -184,32 +214,142 @@ class StagedPurchases(_Staged):
 
     @classmethod
     def of(
-        cls, day: date, segment: int, segments: int, purchases: Sequence[ScannedPurchase]
+        cls, day: date, segment: int, segments: int, purchases: Iterable[ScannedPurchase]
     ) -> StagedPurchases:
-        code: dict[str, int] = {}
+        """The segment's file of those of ``purchases`` up to ``day``."""
+        columns = PurchaseColumns(day)
+        columns.add(purchases)
+        return columns.staged(segment, segments)
+
+
+class PurchaseColumns:
+    """A segment's purchases up to a day, gathered page by page into the staged file's columns as the scan
+    reads them (the extract step): each contact's id, each day and each product or category name held
+    once, so the scan's pages can go as soon as they are added."""
+
+    def __init__(self, day: date) -> None:
+        self.day = day
+        self._contacts: dict[str, int] = {}
+        self._days: dict[date, date] = {}
+        self._names: dict[str, str] = {}
+        self._contact: list[int] = []
+        self._purchased_on: list[date] = []
+        self._amount: list[float] = []
+        self._basket: list[list[tuple[str | None, str | None]]] = []
+
+    def __len__(self) -> int:
+        return len(self._contact)
+
+    def add(self, purchases: Iterable[ScannedPurchase]) -> None:
+        """Add those of ``purchases`` made on or before the day (later ones are left out)."""
+        contacts, days, names = self._contacts, self._days, self._names
         for p in purchases:
-            code.setdefault(p.contact_id, len(code))
-        return cls(
-            day=day,
+            on = p.purchased_at.astimezone(UTC).date()
+            if on > self.day:
+                continue
+            self._contact.append(contacts.setdefault(p.contact_id, len(contacts)))
+            self._purchased_on.append(days.setdefault(on, on))
+            self._amount.append(p.amount)
+            self._basket.append(
+                [
+                    (
+                        None if product is None else names.setdefault(product, product),
+                        None if category is None else names.setdefault(category, category),
+                    )
+                    for product, category in p.basket
+                ]
+            )
+
+    def staged(self, segment: int, segments: int) -> StagedPurchases:
+        return StagedPurchases(
+            day=self.day,
             segment=segment,
             segments=segments,
-            contacts=list(code),
-            contact=[code[p.contact_id] for p in purchases],
-            purchased_on=[p.purchased_at.astimezone(UTC).date() for p in purchases],
-            amount=[p.amount for p in purchases],
-            basket=[list(p.basket) for p in purchases],
+            contacts=list(self._contacts),
+            contact=self._contact,
+            purchased_on=self._purchased_on,
+            amount=self._amount,
+            basket=self._basket,
         )
 
-    def rows(self) -> Iterator[Purchase]:
-        """The purchases as the models take them: one row per basket entry (the amount on the first)."""
-        from shared.analytics.history import Purchase, day_number
 
-        days = {on: day_number(on) for on in set(self.purchased_on)}
-        for j, c in enumerate(self.contact):
-            customer, day, amount = self.contacts[c], days[self.purchased_on[j]], max(0.0, self.amount[j])
-            bought = self.basket[j] or [(None, None)]
-            for n, (product, category) in enumerate(bought):
-                yield Purchase(customer, day, amount if n == 0 else 0.0, product, category)
+class PurchaseHistories:
+    """The staged segments' purchases as the models take them (``Purchases.from_columns``), gathered a
+    segment at a time in compact arrays (the fit step): no row object is made, and each segment's file can
+    go once it is added. One input row per basket entry, the purchase's amount on its first (a purchase
+    with an empty basket is one row without product or category); a negative amount counts as 0.
+
+    Loads numpy: the fit step's alone."""
+
+    #: the columns, a list of arrays (one per segment) each: customer, day, amount, product, category
+    _COLUMNS = 5
+
+    def __init__(self) -> None:
+        self._customers: dict[str, int] = {}
+        self._products: dict[str, int] = {}
+        self._categories: dict[str, int] = {}
+        self._columns: list[list[np.ndarray]] = [[] for _ in range(self._COLUMNS)]
+
+    def add(self, staged: StagedPurchases) -> None:
+        import numpy as np
+
+        from shared.analytics.history import day_number
+
+        customers, products, categories = self._customers, self._products, self._categories
+        count = len(staged.contact)
+        entries = np.fromiter((len(b) or 1 for b in staged.basket), np.int64, count)
+        rows = int(entries.sum())
+        first = np.cumsum(entries) - entries  # each purchase's first row
+        code = np.fromiter(
+            (customers.setdefault(c, len(customers)) for c in staged.contacts), np.int32, len(staged.contacts)
+        )
+        numbers = {on: day_number(on) for on in set(staged.purchased_on)}
+        amount = np.zeros(rows)
+        amount[first] = np.fmax(np.fromiter(staged.amount, np.float64, count), 0.0)
+        bought = [entry for basket in staged.basket for entry in (basket or _NOTHING)]
+        for column, values in zip(
+            self._columns,
+            (
+                np.repeat(code[np.fromiter(staged.contact, np.int32, count)], entries),
+                np.repeat(np.fromiter((numbers[on] for on in staged.purchased_on), np.int32, count), entries),
+                amount,
+                np.fromiter((_code(products, p) for p, _ in bought), np.int32, rows),
+                np.fromiter((_code(categories, c) for _, c in bought), np.int32, rows),
+            ),
+            strict=True,
+        ):
+            column.append(values)
+
+    def purchases(self) -> Purchases:
+        """Every segment's purchases at once (what ``Purchases.from_rows`` makes of the same rows); the
+        gathered arrays are let go as they are joined."""
+        import numpy as np
+
+        from shared.analytics.history import Purchases
+
+        def joined(k: int) -> np.ndarray:
+            parts = self._columns[k]
+            found = np.concatenate(parts) if parts else np.zeros(0, np.float64 if k == 2 else np.int32)
+            parts.clear()
+            return found
+
+        def named(coded: dict[str, int], codes: np.ndarray) -> np.ndarray:
+            """Each row's name (None for -1): pointers to the names, each held once (what from_columns
+            takes as a sequence)."""
+            return np.array([*coded, None], dtype=object)[codes]
+
+        customer_ids = named(self._customers, joined(0))
+        days, amounts = joined(1), joined(2)
+        products = named(self._products, joined(3))
+        categories = named(self._categories, joined(4))
+        return Purchases.from_columns(customer_ids, days, amounts, products, categories)
+
+
+_NOTHING: list[tuple[str | None, str | None]] = [(None, None)]
+
+
+def _code(names: dict[str, int], name: str | None) -> int:
+    return -1 if name is None else names.setdefault(name, len(names))
 
 
 class StagedScores(_Staged):
@@ -226,16 +366,17 @@ class StagedScores(_Staged):
 
 
 @dataclass(frozen=True, slots=True)
-class Scanned:
+class ScannedPage:
     purchases: list[ScannedPurchase]
-    #: items the scan read (what it is billed for)
+    #: items the scan read for it (what it is billed for)
     read: int
 
 
 class PurchaseScan(Protocol):
-    def scan(self, segment: int, segments: int) -> Scanned:
+    def scan(self, segment: int, segments: int) -> Iterator[ScannedPage]:
         """Every purchase of scan segment ``segment`` of ``segments`` (the segments divide the purchases
-        between them: each is in exactly one), with its contact, time, amount and basket."""
+        between them: each is in exactly one), with its contact, time, amount and basket, page by page as
+        they are read (a page is let go once the next is asked for)."""
         ...
 
 
@@ -339,6 +480,8 @@ class Extracting:
     purchases: PurchaseScan
     staging: Staging
     telemetry: Telemetry
+    #: a step's ``time`` may not be later than its now (``MAX_CLOCK_SKEW``)
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +492,7 @@ class Fitting:
     scoring: ScoringSettings
     #: customers per staged part of the scores (one apply step each)
     part_size: int = 10_000
+    clock: Clock = field(default_factory=SystemClock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,50 +501,45 @@ class Applying:
     analytics: AnalyticsStore
     announcer: Announcer
     telemetry: Telemetry
+    clock: Clock = field(default_factory=SystemClock)
+    #: contacts applied at once
+    workers: int = APPLY_WORKERS
 
 
 # --- the steps ----------------------------------------------------------------------------------------------
 
 
 def extract(event: Mapping[str, Any], deps: Extracting) -> dict[str, Any]:
-    """Stage one scan segment's purchases up to the run's day."""
-    step = step_input(ExtractStep, event)
+    """Stage one scan segment's purchases up to the run's day, gathered page by page as the scan reads."""
+    step = step_input(ExtractStep, event, deps.clock.now())
     day = step.day
-    scanned = deps.purchases.scan(step.segment, step.segments)
-    kept = [p for p in scanned.purchases if p.purchased_at.astimezone(UTC).date() <= day]
-    deps.staging.save_purchases(StagedPurchases.of(day, step.segment, step.segments, kept))
-    deps.telemetry.count("AnalyticsPurchasesRead", scanned.read)
-    return {"day": day.isoformat(), "segment": step.segment, "purchases": len(kept), "read": scanned.read}
+    columns = PurchaseColumns(day)
+    read = 0
+    for page in deps.purchases.scan(step.segment, step.segments):
+        read += page.read
+        columns.add(page.purchases)
+    deps.staging.save_purchases(columns.staged(step.segment, step.segments))
+    deps.telemetry.count("AnalyticsPurchasesRead", read)
+    return {"day": day.isoformat(), "segment": step.segment, "purchases": len(columns), "read": read}
 
 
 def fit(event: Mapping[str, Any], deps: Fitting) -> dict[str, Any]:
     """Score every customer from the staged segments and stage the scores in parts."""
-    step = step_input(FitStep, event)
+    step = step_input(FitStep, event, deps.clock.now())
     day = step.day
-    staged: list[StagedPurchases] = []
-    missing: list[int] = []
-    for segment in range(step.segments):
-        found = deps.staging.purchases(day, segment, step.segments)
-        if found is None:
-            missing.append(segment)
-        elif (found.day, found.segment, found.segments) != (day, segment, step.segments):
-            raise InvalidRequest(
-                f"the staged file of segment {segment} of {step.segments} for {day.isoformat()} holds "
-                f"segment {found.segment} of {found.segments} for {found.day.isoformat()}"
-            )
-        else:
-            staged.append(found)
-    if missing:
-        raise DependencyUnavailable(
-            f"the purchases of segment(s) {', '.join(map(str, missing))} of {step.segments} for "
-            f"{day.isoformat()} are not staged: the extract step has not finished; retry"
-        )
-    from shared.analytics.history import Purchases, day_number
+    from shared.analytics.history import day_number
     from shared.analytics.scoring import score
 
-    purchases = Purchases.from_rows(row for segment in staged for row in segment.rows())
-    scores = score(purchases, day_number(day), deps.scoring)
+    purchases = _staged_histories(step, deps.staging)
     size = deps.part_size
+    customers = len(purchases.customers)  # all scored: the staged purchases are up to the day
+    if -(-customers // size) > MAX_PARTS:
+        raise InvalidRequest(
+            f"{customers} customers make {-(-customers // size)} parts of {size}, more than the workflow's "
+            f"state holds ({MAX_PARTS}): raise the part size (analyticsPartSize)"
+        )
+    scores = score(purchases, day_number(day), deps.scoring)
+    del purchases
     parts = [
         deps.staging.save_scores(
             StagedScores(
@@ -413,36 +552,105 @@ def fit(event: Mapping[str, Any], deps: Fitting) -> dict[str, Any]:
     return {"day": day.isoformat(), "customers": len(scores), "parts": parts}
 
 
+def _staged_histories(step: FitStep, staging: Staging) -> Purchases:
+    """Every staged segment of the run's day, read one at a time into the histories (each file let go
+    once added); ``DependencyUnavailable`` naming those not staged yet."""
+    day = step.day
+    histories = PurchaseHistories()
+    missing: list[int] = []
+    for segment in range(step.segments):
+        found = staging.purchases(day, segment, step.segments)
+        if found is None:
+            missing.append(segment)
+        elif (found.day, found.segment, found.segments) != (day, segment, step.segments):
+            raise InvalidRequest(
+                f"the staged file of segment {segment} of {step.segments} for {day.isoformat()} holds "
+                f"segment {found.segment} of {found.segments} for {found.day.isoformat()}"
+            )
+        elif not missing:  # once one is missing the step fails: the others are only checked
+            histories.add(found)
+        del found
+    if missing:
+        raise DependencyUnavailable(
+            f"the purchases of segment(s) {', '.join(map(str, missing))} of {step.segments} for "
+            f"{day.isoformat()} are not staged: the extract step has not finished; retry"
+        )
+    return histories.purchases()
+
+
 def apply(event: Mapping[str, Any], deps: Applying) -> dict[str, Any]:
-    """Write a part's scores onto the contacts and announce what changed; raise (after recording what
-    went) if the bus refused some for now, so the step is retried and publishes the rest."""
-    step = step_input(ApplyStep, event)
+    """Write a part's scores onto the contacts (``deps.workers`` contacts at a time) and announce what
+    changed. A contact that fails does not stop the others: they are written and their changes published,
+    then the step fails with its error, and the retry does it (the day guard skips the rest). Likewise if
+    the bus refused some for now: the step fails after recording what went, and its retry publishes the
+    rest."""
+    step = step_input(ApplyStep, event, deps.clock.now())
     staged = deps.staging.scores(step.part)
     if staged is None:
         raise NotFound(f"no scores are staged at {step.part} (expired, or not written by this run's fit)")
     if staged.day != step.day:
         raise InvalidRequest(f"{step.part} holds the scores of {staged.day.isoformat()}, not of {step.day}")
-    updated = 0
-    pending: list[tuple[ContactId, Announcement]] = []
-    for scored in staged.scores:
+
+    def one(scored: CustomerScore) -> tuple[ContactId, bool, list[Announcement]]:
         contact = ContactId.parse(scored.customer_id)
         after = Analytics(day=staged.day, rfm=scored.rfm, churn=scored.churn(staged.horizon_days))
-        written, to_publish = apply_one(contact, after, step.time, deps.analytics)
+        return (contact, *apply_one(contact, after, step.time, deps.analytics))
+
+    updated = 0
+    pending: list[tuple[ContactId, Announcement]] = []
+    failed: list[Exception] = []
+    for outcome in each_at_once(one, staged.scores, deps.workers):
+        if isinstance(outcome, Exception):
+            failed.append(outcome)
+            continue
+        contact, written, to_publish = outcome
         updated += written
         pending += [(contact, a) for a in to_publish]
-    sent, waiting = publish(pending, deps)
+    published = publish(pending, deps)
     deps.telemetry.count("AnalyticsProfilesUpdated", updated)
-    deps.telemetry.count("AnalyticsAnnounced", sent)
-    if waiting:
+    deps.telemetry.count("AnalyticsAnnounced", published.sent)
+    if failed:
+        first = failed[0]
+        first.add_note(
+            f"{len(failed)} of the {len(staged.scores)} contacts of {step.part} failed; the others were "
+            "applied and their changes published: a retry applies the rest"
+        )
+        raise first
+    if published.failed:
+        raise published.failed[0]
+    if published.waiting:
         raise DependencyUnavailable(
-            f"{waiting} announcement(s) of {step.day} could not be published now; retry"
+            f"{published.waiting} announcement(s) of {step.day} could not be published now; retry"
         )
     return {
         "day": step.day.isoformat(),
         "customers": len(staged.scores),
         "updated": updated,
-        "announced": sent,
+        "announced": published.sent,
     }
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def each_at_once(
+    run: Callable[[Item], Result], items: Sequence[Item], workers: int
+) -> list[Result | Exception]:
+    """``run`` on every item, ``workers`` at a time (each in a copy of the caller's context), every one
+    to its end: each item's result, or the exception it raised, in the items' order."""
+
+    def guarded(item: Item) -> Result | Exception:
+        try:
+            return run(item)
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, after the others are done
+            return exc
+
+    if workers <= 1 or len(items) <= 1:
+        return [guarded(item) for item in items]
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="analytics-apply") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, guarded, item) for item in items]
+        return [future.result() for future in futures]
 
 
 def apply_one(
@@ -476,18 +684,43 @@ def apply_one(
     )
 
 
-def publish(pending: Sequence[tuple[ContactId, Announcement]], deps: Applying) -> tuple[int, int]:
-    """Publish the announcements (the announcer batches them), then mark those done per contact; returns
-    (sent, left for a retry)."""
+@dataclass(frozen=True, slots=True)
+class Published:
+    sent: int = 0
+    #: announcements failed for now: left unpublished for a retry
+    waiting: int = 0
+    #: what went wrong announcing a batch or marking a contact's (those are left for a retry too)
+    failed: tuple[Exception, ...] = ()
+
+
+def publish(pending: Sequence[tuple[ContactId, Announcement]], deps: Applying) -> Published:
+    """Publish the announcements, ``ANNOUNCED_TOGETHER`` a call and ``deps.workers`` calls at once, then
+    mark those done per contact (contacts at once too); what fails is left unpublished for a retry."""
     if not pending:
-        return 0, 0
-    outcomes = deps.announcer.announce([a.output for _, a in pending])
+        return Published()
+    outputs = [a.output for _, a in pending]
+    batches = [
+        outputs[start : start + ANNOUNCED_TOGETHER] for start in range(0, len(outputs), ANNOUNCED_TOGETHER)
+    ]
+    outcomes: list[Outcome] = []
+    failed: list[Exception] = []
+    for batch, answer in zip(
+        batches, each_at_once(deps.announcer.announce, batches, deps.workers), strict=True
+    ):
+        if isinstance(answer, Exception):  # the whole batch failed for now
+            failed.append(answer)
+            outcomes += [Outcome()] * len(batch)
+        else:
+            outcomes += answer
     done: dict[ContactId, list[tuple[Announcement, Outcome]]] = {}
     for (contact, announcement), outcome in zip(pending, outcomes, strict=True):
         if outcome.done:
             done.setdefault(contact, []).append((announcement, outcome))
-    for contact, published in done.items():
-        deps.analytics.mark_published(contact, published)
-    refused = sum(1 for o in outcomes if o.refused is not None)
-    deps.telemetry.count("AnalyticsAnnouncementsRefused", refused)
-    return sum(1 for o in outcomes if o.sent), sum(1 for o in outcomes if not o.done)
+    marked = each_at_once(lambda item: deps.analytics.mark_published(*item), list(done.items()), deps.workers)
+    failed += [answer for answer in marked if isinstance(answer, Exception)]
+    deps.telemetry.count("AnalyticsAnnouncementsRefused", sum(1 for o in outcomes if o.refused is not None))
+    return Published(
+        sent=sum(1 for o in outcomes if o.sent),
+        waiting=sum(1 for o in outcomes if not o.done),
+        failed=tuple(failed),
+    )

@@ -71,7 +71,9 @@ def index(implementation, contact_tables):
 
 
 def everything(scan: Any, segments: int) -> list[ScannedPurchase]:
-    found = [p for segment in range(segments) for p in scan.scan(segment, segments).purchases]
+    found = [
+        p for segment in range(segments) for page in scan.scan(segment, segments) for p in page.purchases
+    ]
     return sorted(found, key=lambda p: (p.contact_id, p.purchased_at))
 
 
@@ -113,8 +115,9 @@ def test_the_index_holds_purchases_alone_with_their_contact_time_amount_and_bask
         ]
         assert found[0].purchased_at.isoformat(timespec="milliseconds") == "2026-11-01T10:00:00.123+00:00"
         assert found[1].purchased_at == at
-    pages = [paged.scan(segment, 2) for segment in range(2)]
+    pages = [page for segment in range(2) for page in paged.scan(segment, 2)]
     assert sum(len(p.purchases) for p in pages) == 4 and sum(p.read for p in pages) == 4
+    assert max(len(p.purchases) for p in pages) <= 2 and len(pages) >= 2, "handed on page by page"
 
 
 def test_a_merge_moves_a_visitors_purchases_to_its_contact_with_their_baskets(index):
@@ -242,6 +245,7 @@ def test_a_first_write_is_refused_until_it_expects_no_analytics_and_then_records
         (a.kind, a.output) for a in changes
     )
     assert store.history(ANN, 10) == [a.output for a in sorted(changes, key=lambda a: a.key, reverse=True)]
+    assert [o.initial for o in store.history(ANN, 10)] == [True, True], "the first scoring, read back"
     again = store.record(ANN, first, changes, Previous(analytics=None))
     assert (again.written, again.found) == (False, Held(first, keys)), "the day guard"
 
@@ -268,6 +272,8 @@ def test_a_later_day_is_written_alone_when_nothing_is_announced_and_returns_what
     keys |= {a.key for a in changes}
     assert store.record(ANN, moved, [], Previous(unchanged=True)).found == Held(moved, keys)
     assert len(store.unpublished(ANN, keys)) == 3 and contacts.profile(ANN).analytics == moved
+    risk = [(o.from_level, o.initial) for o in store.history(ANN, 10) if o.detail_type == "ChurnRiskChanged"]
+    assert risk == [("medium", False), (None, True)], "the later change, then the first scoring"
 
 
 def test_marking_published_counts_each_announcement_once(profiles):
@@ -395,6 +401,7 @@ def test_every_announcement_goes_on_the_bus_in_batches_with_an_outcome_each(bus)
     assert (
         segment["segment"] == "rfm:champions" and segment["from"] is None and segment["to"] == "rfm:champions"
     )
+    assert all(d["initial"] is True for d in details), "first scorings, marked on the bus"
 
 
 def test_a_throttled_bus_leaves_every_announcement_to_retry(bus):

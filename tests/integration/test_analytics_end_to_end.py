@@ -4,7 +4,9 @@ starts a win-back whose coupon is priced by the contact's RFM segment, sent by d
 
 The water-filter customer of the issue: a filter every 30 days for a year, then silence. The morning after
 the last purchase the risk is low; 90 days later it is high, and the automation sends one coupon email.
-The appliance buyer (one espresso machine, a month before) stays low, and nothing is sent to them.
+The appliance buyer (one espresso machine, a month before) stays low, and nothing is sent to them. A
+customer whose filters stopped four months before the first night is high from the start: that is what
+she already was (an ``initial`` announcement), not a change, so the win-back sends her nothing.
 """
 
 from __future__ import annotations
@@ -109,6 +111,8 @@ def population(start: datetime) -> list[dict[str, Any]]:
     calls = []
     last = start - timedelta(days=1)
     calls += [purchase("ann", last - timedelta(days=30 * k), 24.0, "filter-3", "water") for k in range(13)]
+    lapsed = start - timedelta(days=120)
+    calls += [purchase("cat", lapsed - timedelta(days=30 * k), 24.0, "filter-3", "water") for k in range(13)]
     calls.append(purchase("ben", start - timedelta(days=30), 899.0, "espresso-pro", "kitchen appliances"))
     for i in range(12):
         gap = 14 + 7 * i
@@ -137,7 +141,7 @@ def test_the_nightly_pass_raises_the_risk_and_a_win_back_sends_a_coupon_priced_b
     set_clock(stack, start)
     status, answer = call(stack, "PUT", f"/admin/automations/{WIN_BACK['id']}", WIN_BACK)
     assert status in (200, 201), answer
-    for user in ("ann", "ben"):
+    for user in ("ann", "ben", "cat"):
         status, answer = call(
             stack,
             "POST",
@@ -160,6 +164,10 @@ def test_the_nightly_pass_raises_the_risk_and_a_win_back_sends_a_coupon_priced_b
     assert ben["risk_level"] == "low", ben
     assert ben["typical_gap_days"] > 180  # borrowed from kitchen appliances, rarely bought again
     assert sent_to(stack, "ann") == []
+    cat = card(stack, "cat")
+    assert cat["analytics"]["risk_level"] == "high", cat["analytics"]
+    first_risk = [h for h in cat["analytics_history"] if h["type"] == "ChurnRiskChanged"]
+    assert [(h["from"], h["to"], h["initial"]) for h in first_risk] == [(None, "high", True)]
 
     # 90 days of silence: high; the ChurnRiskChanged starts the win-back, priced by Ann's segment
     set_clock(stack, start + timedelta(days=91))
@@ -168,18 +176,19 @@ def test_the_nightly_pass_raises_the_risk_and_a_win_back_sends_a_coupon_priced_b
     ann = ann_card["analytics"]
     assert ann["risk_level"] == "high", ann
     risk_changes = [
-        (h["from"], h["to"], h["day"])
+        (h["from"], h["to"], h["day"], h["initial"])
         for h in ann_card["analytics_history"]
         if h["type"] == "ChurnRiskChanged"
     ]
     night = (start + timedelta(days=90)).date().isoformat()
-    assert risk_changes == [("low", "high", night), (None, "low", start.date().isoformat())]
+    assert risk_changes == [("low", "high", night, False), (None, "low", start.date().isoformat(), True)]
     messages = wait_for(lambda: [m for m in sent_to(stack, "ann") if m["status"] == "sent"])
     assert len(messages) == 1, sent_to(stack, "ann")
     expected = COUPONS.get(ann["segment"], DEFAULT_COUPON)
     assert f"{expected}% off" in messages[0]["text"], (ann["segment"], messages[0]["text"])
     assert card(stack, "ben")["analytics"]["risk_level"] == "low"  # four months after one espresso machine
     assert sent_to(stack, "ben") == []
+    assert sent_to(stack, "cat") == [], "high since her first scoring: no change, no win-back"
 
     # the same night again (a double-fired schedule): nothing changes, nothing more is sent
     status, answer = call(stack, "POST", "/_local/analytics/run", {})

@@ -12,6 +12,7 @@ a longer silence than the real one before it calls a 30-day buyer's 90 days over
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,9 +151,9 @@ def test_purchases_tracked_are_scored_applied_announced_once_and_an_overdue_regu
     assert sum(e["purchases"] for e in extracted) == 13 and sum(e["read"] for e in extracted) == 13
     assert fitted["day"] == day and fitted["customers"] == 2 and len(fitted["parts"]) == 2
     assert sum(a["updated"] for a in applied) == 2 and sum(a["announced"] for a in applied) == 4
-    first = {(e["detail"]["contact_id"], e["detail-type"]) for e in bus_events()}
+    first = {(e["detail"]["contact_id"], e["detail-type"], e["detail"]["initial"]) for e in bus_events()}
     assert first == {
-        (who, kind)
+        (who, kind, True)  # each contact's first scoring: what it already was, not a change
         for who in ("user_id:wendy", "user_id:amy")
         for kind in ("SegmentChanged", "ChurnRiskChanged")
     }
@@ -163,6 +164,7 @@ def test_purchases_tracked_are_scored_applied_announced_once_and_an_overdue_regu
     assert seen["typical_gap_days"] is not None and seen["expected_next_purchase"] is not None
     assert [h["type"] for h in card["analytics_history"]] == ["SegmentChanged", "ChurnRiskChanged"]
     assert card["analytics_history"][1]["from"] is None and card["analytics_history"][1]["to"] == "low"
+    assert card["analytics_history"][1]["initial"] is True
     assert admin("amy")[1]["analytics"]["risk_level"] == "low"
 
     # the same day again (a re-run, a double-fired schedule): one refused write per contact, nothing else
@@ -179,8 +181,8 @@ def test_purchases_tracked_are_scored_applied_announced_once_and_an_overdue_regu
     assert sum(a["updated"] for a in later) == 2
     risk = [e["detail"] for e in bus_events() if e["detail-type"] == "ChurnRiskChanged"]
     wendy = [d for d in risk if d["contact_id"] == "user_id:wendy"]
-    assert [(d["from"], d["to"], d["day"]) for d in wendy] == [
-        ("low", "high", str((clock.now() - timedelta(days=1)).date()))
+    assert [(d["from"], d["to"], d["day"], d["initial"]) for d in wendy] == [
+        ("low", "high", str((clock.now() - timedelta(days=1)).date()), False)
     ]
     card = admin("wendy")[1]
     assert card["analytics"]["risk_level"] == "high" and card["analytics_history"][0]["to"] == "high"
@@ -224,3 +226,30 @@ def test_a_bad_step_input_fails_the_step_naming_it(aws, nightly) -> None:
 
     with pytest.raises(InvalidRequest, match="segments"):
         fit({"time": "2026-11-23T02:00:00Z", "segments": "many"}, Context())
+
+
+def test_a_time_to_come_and_a_part_not_staged_fail_their_step_saying_so(aws, nightly) -> None:
+    """The steps' clock is the function's (``NOW`` here): a manual run at a time to come writes nothing
+    (its day is not over, and would keep the real nights from writing); a part that expired or was never
+    written is not found (the apply role may list the staging prefix, so S3 answers 404, not 403)."""
+    from functions.analytics_apply.handler import handler as apply
+    from functions.analytics_extract.handler import handler as extract
+    from functions.analytics_fit.handler import handler as fit
+    from shared.errors import InvalidRequest, NotFound
+
+    future = "2099-12-31T02:00:00+00:00"
+    for step, event in (
+        (extract, {"segment": 0, "segments": 2}),
+        (fit, {"segments": 2}),
+        (apply, {"part": "analytics/2099-12-30/scores/part-00000.json.gz"}),
+    ):
+        with pytest.raises(InvalidRequest, match=f"time {re.escape(future)} is later than now"):
+            step({"time": future, **event}, Context())
+    from shared.adapters import aws as clients
+
+    assert clients.client("s3").list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+    with pytest.raises(NotFound, match="no scores are staged at analytics/2026-11-22/scores/part-00007"):
+        apply(
+            {"time": "2026-11-23T02:00:00Z", "part": "analytics/2026-11-22/scores/part-00007.json.gz"},
+            Context(),
+        )

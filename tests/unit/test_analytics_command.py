@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.analytics.command import main
+from shared.analytics.scoring import RiskLevels
 from shared.analytics.transactions import SCORE_COLUMNS, read_scores
 from tests.conftest import ROOT
 
@@ -92,6 +93,27 @@ def test_the_options_reach_the_scoring(tmp_path: Path) -> None:
     assert edged.read_text() != default.read_text()
 
 
+def test_the_risk_levels_are_options_like_the_nightly_jobs_settings(tmp_path: Path) -> None:
+    _, default = run(tmp_path, TRANSACTIONS)
+    _, strict = run(
+        tmp_path, TRANSACTIONS, "--risk-medium", "0.001", "--risk-high", "0.002", out="strict.csv"
+    )
+    _, lenient = run(tmp_path, TRANSACTIONS, "--risk-high", "0.9999999", out="lenient.csv")
+    default_rows, strict_rows, lenient_rows = (
+        list(read_scores(out.read_text().splitlines())) for out in (default, strict, lenient)
+    )
+    levels = (RiskLevels(), RiskLevels(medium=0.001, high=0.002), RiskLevels(high=0.9999999))
+    for rows, level in zip((default_rows, strict_rows, lenient_rows), levels, strict=True):
+        assert [row.risk_level for row in rows] == [level.level(row.churn_risk) for row in rows]
+    # the same risks, other levels: the filter buyer, 87 days after the last of four monthly filters,
+    # is high by default and medium when high needs near certainty; the others are low by default
+    assert [row.churn_risk for row in strict_rows] == [row.churn_risk for row in default_rows]
+    by_default = {row.customer_id: row.risk_level for row in default_rows}
+    assert by_default == {"cups": "low", "filters": "high", "oven": "low"}
+    assert {row.customer_id: row.risk_level for row in lenient_rows}["filters"] == "medium"
+    assert {row.risk_level for row in strict_rows} == {"high"}
+
+
 def test_a_cutoff_before_every_purchase_writes_only_the_header(tmp_path: Path) -> None:
     status, out = run(tmp_path, TRANSACTIONS, cutoff="2023-12-31")
     assert status == 0 and out.read_text() == HEADER + "\n"
@@ -109,6 +131,11 @@ def test_a_cutoff_before_every_purchase_writes_only_the_header(tmp_path: Path) -
         ("customer_id,timestamp,amount\nann,2024-02-01,-1\n", (), "line 2: amount '-1' is negative"),
         ("customer_id,timestamp,amount\nann,2024-02-01,ten\n", (), "line 2: amount 'ten' is not a decimal"),
         ("customer_id,timestamp,amount\n,2024-02-01,1\n", (), "line 2: customer_id is empty"),
+        (
+            "customer_id,timestamp,amount\nann,2024-02-01,1\nann,2024-02-01," + "1" * 200_000 + "\n",
+            (),
+            "line 3: a field is longer than 131,072 characters",
+        ),
         # a bad row after the cut-off is still bad: the file is checked whole
         ("customer_id,timestamp,amount\nann,2024-02-01,1\nann,2030-01-01,-1\n", (), "line 3: amount '-1'"),
         (TRANSACTIONS, ("--rfm-edges", "0.2,0.4"), "argument --rfm-edges: RFM edges '0.2,0.4'"),
@@ -118,6 +145,16 @@ def test_a_cutoff_before_every_purchase_writes_only_the_header(tmp_path: Path) -
             "argument --lookback-days: '0' is not a whole number of days",
         ),
         (TRANSACTIONS, ("--frobnicate",), "unrecognized arguments: --frobnicate"),
+        (TRANSACTIONS, ("--risk-medium", "1.2"), "argument --risk-medium: '1.2' is not a number strictly"),
+        (TRANSACTIONS, ("--risk-high", "0"), "argument --risk-high: '0' is not a number strictly between 0"),
+        (TRANSACTIONS, ("--risk-high", "nan"), "argument --risk-high: 'nan' is not a number strictly"),
+        (TRANSACTIONS, ("--risk-medium", "high"), "argument --risk-medium: 'high' is not a number"),
+        (TRANSACTIONS, ("--risk-medium", "0.9"), "--risk-medium (0.9) must be below --risk-high (0.8)"),
+        (
+            TRANSACTIONS,
+            ("--risk-medium", "0.4", "--risk-high", "0.4"),
+            "--risk-medium (0.4) must be below --risk-high (0.4)",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_the_problem_and_writes_nothing(

@@ -34,7 +34,7 @@ def test_configured_values_reach_the_analytics_functions_only() -> None:
         {
             "analyticsHorizonDays": 60,
             "analyticsLookbackDays": 730,
-            "analyticsPartSize": 500,
+            "analyticsPartSize": 5000,
             "rfmEdges": "0.1, 0.3,0.7,0.9",
             "riskMedium": 0.4,
             "riskHigh": 0.75,
@@ -45,7 +45,7 @@ def test_configured_values_reach_the_analytics_functions_only() -> None:
     assert {k: applied[k] for k in config.analytics_settings()} == {
         "ANALYTICS_HORIZON_DAYS": "60",
         "ANALYTICS_LOOKBACK_DAYS": "730",
-        "ANALYTICS_PART_SIZE": "500",
+        "ANALYTICS_PART_SIZE": "5000",
         "RFM_EDGES": "0.1,0.3,0.7,0.9",
         "RISK_MEDIUM": "0.4",
         "RISK_HIGH": "0.75",
@@ -72,6 +72,7 @@ def test_configured_values_reach_the_analytics_functions_only() -> None:
         {"riskHigh": 1.5},
         {"analyticsScanSegments": 0},
         {"analyticsPartSize": 0},
+        {"analyticsPartSize": 999},  # the state machine's state holds every part's key: 1,000 at least
     ],
 )
 def test_bad_settings_fail_the_synth_with_their_name(context: dict) -> None:

@@ -40,6 +40,7 @@ DECAY = Decay(timedelta(days=30))
 ANN = ContactId.user("ann")
 EXAMPLES = ROOT / "examples" / "automations"
 EMAIL = {"action": "email", "subject": "s", "text": "t"}
+FIRST = "trigger: initial takes a contact's first scoring, which comes from nothing (from null): "
 
 
 def example(name: str) -> dict:
@@ -75,9 +76,10 @@ def contact(analytics: Analytics | None = None, **fields) -> ContactRecord:
 
 
 def moved(
-    source: Segment | None, target: Segment | None, *, premium: bool = False
+    source: Segment | None, target: Segment | None, *, premium: bool = False, initial: bool = False
 ) -> tuple[SegmentChanged, ...]:
-    """What the nightly pass announces for a move: a ``left`` and an ``entered``, each with both ends."""
+    """What the nightly pass announces for a move: a ``left`` and an ``entered``, each with both ends
+    (``initial``: the contact's first scoring)."""
     ends = {"from_segment": rfm_segment(source), "to_segment": rfm_segment(target)}
     return tuple(
         SegmentChanged(
@@ -85,6 +87,7 @@ def moved(
             contact_id=str(ANN),
             at=NOW,
             day=DAY,
+            initial=initial,
             segment=name,
             change=change,
             premium=premium,
@@ -98,12 +101,13 @@ def moved(
     )
 
 
-def risk(source: RiskLevel | None, target: RiskLevel) -> ChurnRiskChanged:
+def risk(source: RiskLevel | None, target: RiskLevel, *, initial: bool = False) -> ChurnRiskChanged:
     return ChurnRiskChanged(
         event_id=f"{ANN}#churn#{target}#{DAY}",
         contact_id=str(ANN),
         at=NOW,
         day=DAY,
+        initial=initial,
         from_level=source,
         to_level=target,
         churn_risk=0.94,
@@ -167,6 +171,22 @@ def automation(**changes) -> dict:
             "trigger: from and to are both 'high': a change moves between two levels",
         ),
         ({"trigger": {"type": "churn_risk", "to": "severe"}}, "trigger.to: Input should be 'low', 'medium'"),
+        (
+            {"trigger": {"type": "segment", "segment": "rfm:at_risk", "change": "left", "initial": True}},
+            FIRST + "it enters a segment and leaves none",
+        ),
+        (
+            {"trigger": {"type": "segment", "segment": "rfm:at_risk", "from": "rfm:loyal", "initial": True}},
+            FIRST + "give initial or from, not both",
+        ),
+        (
+            {"trigger": {"type": "churn_risk", "from": "low", "to": "high", "initial": True}},
+            FIRST + "give initial or from, not both",
+        ),
+        (
+            {"trigger": {"type": "churn_risk", "to": "high", "initial": "sometimes"}},
+            "trigger.initial: Input should be a valid boolean",
+        ),
         (
             {"conditions": [{"field": "analytics.segment", "op": "in", "value": ["at_risk", "champs"]}]},
             "conditions.0: analytics.segment is one of champions, loyal, potential_loyalist, ",
@@ -236,10 +256,18 @@ def test_the_new_trigger_fields_are_stored_by_the_names_the_json_has() -> None:
         "change": "entered",
         "from": "rfm:champions",
         "to": None,
+        "initial": False,
     }
     churn = parse_automation("a", automation(trigger={"type": "churn_risk", "from": "medium", "to": "high"}))
-    assert churn.model_dump(mode="json")["trigger"] == {"type": "churn_risk", "to": "high", "from": "medium"}
+    assert churn.model_dump(mode="json")["trigger"] == {
+        "type": "churn_risk",
+        "to": "high",
+        "from": "medium",
+        "initial": False,
+    }
     assert Automation.model_validate(churn.model_dump()) == churn, "what is stored reads back the same"
+    now = parse_automation("a", automation(trigger={"type": "churn_risk", "to": "high", "initial": True}))
+    assert Automation.model_validate(now.model_dump(mode="json")).trigger.initial is True
 
 
 # --- triggers -------------------------------------------------------------------------------------------
@@ -274,10 +302,12 @@ def test_a_move_from_champions_to_at_risk_starts_entry_and_departure_triggers_by
     )
     assert sorted(o.automation for o in signal_starts(book, entered)) == ["any-at-risk", "champions-at-risk"]
     assert [o.automation for o in signal_starts(book, left)] == ["champions-lost"]
-    (first_scored,) = (on_the_bus(e) for e in moved(None, "at_risk"))
-    assert [o.automation for o in signal_starts(book, first_scored)] == ["any-at-risk"], (
-        "a contact scored for the first time comes from nowhere"
+    (came_back,) = (on_the_bus(e) for e in moved(None, "at_risk"))
+    assert [o.automation for o in signal_starts(book, came_back)] == ["any-at-risk"], (
+        "a contact back in a segment after none comes from nowhere"
     )
+    (first_scored,) = (on_the_bus(e) for e in moved(None, "at_risk", initial=True))
+    assert signal_starts(book, first_scored) == [], "a first scoring is what the contact already was"
 
 
 @pytest.mark.parametrize(
@@ -285,7 +315,7 @@ def test_a_move_from_champions_to_at_risk_starts_entry_and_departure_triggers_by
     [
         ("low", "high", ["any-high", "low-high"]),
         ("medium", "high", ["any-high"]),
-        (None, "high", ["any-high"]),
+        (None, "high", ["any-high"]),  # scored before, without a level
         ("high", "medium", []),
     ],
 )
@@ -297,6 +327,41 @@ def test_a_churn_risk_trigger_matches_the_new_level_and_optionally_the_old(sourc
         ]
     )
     assert sorted(o.automation for o in signal_starts(book, on_the_bus(risk(source, target)))) == expected
+
+
+def test_a_first_scoring_starts_only_the_triggers_that_ask_for_it() -> None:
+    book = AutomationBook(
+        [
+            stored(id="any-at-risk", trigger={"type": "segment", "segment": "rfm:at_risk"}, steps=[EMAIL]),
+            stored(
+                id="at-risk-now",
+                trigger={"type": "segment", "segment": "rfm:at_risk", "initial": True},
+                steps=[EMAIL],
+            ),
+            stored(id="any-high", trigger={"type": "churn_risk", "to": "high"}, steps=[EMAIL]),
+            stored(
+                id="high-now", trigger={"type": "churn_risk", "to": "high", "initial": True}, steps=[EMAIL]
+            ),
+        ]
+    )
+
+    def started(event: SegmentChanged | ChurnRiskChanged) -> list[str]:
+        return sorted(o.automation for o in signal_starts(book, on_the_bus(event)))
+
+    (first_entered,) = moved(None, "at_risk", initial=True)
+    assert started(first_entered) == ["at-risk-now"]
+    assert started(risk(None, "high", initial=True)) == ["high-now"]
+    (came_back,) = moved(None, "at_risk")
+    assert started(came_back) == ["any-at-risk", "at-risk-now"], "initial: true takes changes too"
+    assert started(moved("champions", "at_risk")[1]) == ["any-at-risk", "at-risk-now"]
+    assert started(risk("low", "high")) == ["any-high", "high-now"]
+    assert started(risk(None, "medium", initial=True)) == [], "the level still has to match"
+    published_before = on_the_bus(risk("low", "high"))
+    detail = {k: v for k, v in published_before.detail.items() if k != "initial"}
+    older = Signal(published_before.detail_type, published_before.event_id, str(ANN), detail)
+    assert sorted(o.automation for o in signal_starts(book, older)) == ["any-high", "high-now"], (
+        "an event without the field (published before it was added, and retried) is a change"
+    )
 
 
 def test_the_event_the_nightly_pass_publishes_is_the_signal_the_automation_sees() -> None:
@@ -328,6 +393,7 @@ def test_the_event_the_nightly_pass_publishes_is_the_signal_the_automation_sees(
         "contact_id": str(ANN),
         "at": "2026-11-23T03:12:00Z",
         "day": "2026-11-22",
+        "initial": False,
         "from": "low",
         "to": "high",
         "churn_risk": 0.94,
@@ -520,6 +586,64 @@ def test_the_win_back_leaves_lost_customers_and_falling_risk_alone(world) -> Non
     world.contacts.analytics[ANN] = scored("at_risk", level="low")
     assert on_signal(on_the_bus(risk("high", "low")), world.deps) == 0
     assert world.queue.sent == []
+
+
+def shipped(name: str, **trigger) -> Automation:
+    """A shipped example, its trigger changed by ``trigger`` (a key set to None is removed)."""
+    body = example(name)
+    changed = {k: v for k, v in {**body["trigger"], **trigger}.items() if v is not None}
+    return Automation.model_validate({**body, "trigger": changed})
+
+
+def acted_on(automation: str) -> ContactId:
+    """A contact the automation acts on (not in its holdout)."""
+    from shared.automations.engine import held_out
+
+    return next(ContactId.user(f"u{n}") for n in range(100) if not held_out(f"user_id:u{n}", automation, 10))
+
+
+def announced(world: World, event: SegmentChanged | ChurnRiskChanged, contact: ContactId) -> int:
+    """The event for ``contact`` on the bus, as the signals function takes it: how many runs it started."""
+    update = {"contact_id": str(contact), "event_id": f"{contact}#{event.event_id}"}
+    return on_signal(on_the_bus(event.model_copy(update=update)), world.deps)
+
+
+def test_the_first_night_starts_no_win_back_for_customers_already_high_and_a_later_rise_does(world) -> None:
+    customer = acted_on("churn-win-back")
+    world.visit(customer, "p2")
+    world.contacts.analytics[customer] = scored("at_risk", level="high")
+    assert announced(world, risk(None, "high", initial=True), customer) == 0, "high when first scored"
+    assert world.queue.sent == []
+    world.contacts.analytics[customer] = scored("at_risk", level="low")
+    assert announced(world, risk("high", "low"), customer) == 0
+    world.contacts.analytics[customer] = scored("at_risk", level="high")
+    assert announced(world, risk("low", "high"), customer) == 1, "a later night: low -> high"
+    (email,) = world.queue.sent
+    assert email.automation == "churn-win-back" and "15% off" in email.text
+
+
+def test_a_win_back_that_asks_for_first_scorings_takes_customers_already_high(world) -> None:
+    world.automations.save(shipped("churn-win-back", initial=True), NOW, None)
+    customer = acted_on("churn-win-back")
+    world.visit(customer, "p2")
+    world.contacts.analytics[customer] = scored("cant_lose_them", level="high")
+    assert announced(world, risk(None, "high", initial=True), customer) == 1
+    (email,) = world.queue.sent
+    assert email.automation == "churn-win-back" and "25% off" in email.text
+
+
+@pytest.mark.parametrize("initial", [False, True])
+def test_a_segment_entry_takes_first_scorings_only_when_it_asks_for_them(world, initial) -> None:
+    world.automations.save(shipped("champions-at-risk", initial=initial, **{"from": None}), NOW, None)
+    world.contacts.analytics[ANN] = scored("at_risk", premium=True, level="medium", rfm=(2, 5, 5))
+    (first,) = moved(None, "at_risk", premium=True, initial=True)
+    assert announced(world, first, ANN) == int(initial)
+    assert [e.automation for e in world.queue.sent] == ["champions-at-risk"] * initial
+    if not initial:
+        _, entered = moved("champions", "at_risk", premium=True)
+        assert announced(world, entered, ANN) == 1, "a later night: Champions -> At Risk"
+        (email,) = world.queue.sent
+        assert "25% off" in email.text
 
 
 # --- shipped files --------------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ import pytest
 
 from shared.analytics.changes import announcements
 from shared.analytics.facts import Analytics, ChurnFacts, CustomerScore, RfmFacts
+from shared.clock import FixedClock
 from shared.contacts.identity import ContactId
 from shared.errors import DependencyUnavailable, InvalidRequest, NotFound
 from shared.usecases.analytics import (
+    MAX_CLOCK_SKEW,
     Applying,
     Extracting,
     Fitting,
@@ -35,6 +37,8 @@ from tests.fakes import (
 
 RUN = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 DAY = date(2026, 11, 22)
+#: the steps' clock: the morning after the run
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ANN, BOB, CID = ContactId.user("ann"), ContactId.user("bob"), ContactId.user("cid")
 
 
@@ -49,9 +53,13 @@ class World:
         self.store = MemoryAnalyticsStore(self.contacts)
         self.announcer = MemoryAnnouncer()
         self.telemetry = CountingTelemetry()
-        self.extracting = Extracting(MemoryPurchaseScan(self.contacts), self.staging, self.telemetry)
-        self.fitting = Fitting(self.staging, self.telemetry, ScoringSettings(), part_size=part_size)
-        self.applying = Applying(self.staging, self.store, self.announcer, self.telemetry)
+        self.clock = FixedClock(NOW)
+        self.scan = MemoryPurchaseScan(self.contacts)
+        self.extracting = Extracting(self.scan, self.staging, self.telemetry, clock=self.clock)
+        self.fitting = Fitting(
+            self.staging, self.telemetry, ScoringSettings(), part_size=part_size, clock=self.clock
+        )
+        self.applying = Applying(self.staging, self.store, self.announcer, self.telemetry, clock=self.clock)
 
     def buy(self, contact: ContactId, at: datetime, amount: float = 20, **properties: Any) -> None:
         call = {
@@ -184,6 +192,7 @@ def test_the_first_pass_writes_every_profile_announces_each_contact_and_a_second
         assert kinds == ["ChurnRiskChanged", "SegmentChanged"]
     risk = [o for o in world.announcer.sent if type(o).__name__ == "ChurnRiskChanged"]
     assert {(o.contact_id, o.from_level) for o in risk} == {("user_id:ann", None), ("user_id:bob", None)}
+    assert all(o.initial for o in world.announcer.sent), "each contact's first scoring is initial"
     assert world.store.unpublished_keys[ANN] == frozenset()
     sent, writes = len(world.announcer.sent), world.store.writes
     (again,) = world.run()  # a re-run, or the second execution of a double-fired schedule
@@ -241,6 +250,7 @@ def test_segment_and_risk_moves_are_announced_with_both_ends():
         "high",
         DAY,
     )
+    assert not any(o.initial for o in world.announcer.sent), "changes of contacts scored before"
     assert world.contacts.profile(BOB).analytics.rfm is None
 
 
@@ -306,6 +316,188 @@ def test_a_part_that_is_not_staged_is_not_found():
         apply({"time": RUN.isoformat(), "part": scores_key(DAY, 3)}, world.applying)
 
 
+# --- hardening: a time to come, memory at scale, the workflow's state, parts applied in parallel ------------
+
+
+@pytest.mark.parametrize("step", [extract, fit, apply])
+@pytest.mark.parametrize("ahead", [MAX_CLOCK_SKEW + timedelta(seconds=1), timedelta(days=27_000)])
+def test_a_time_later_than_now_is_refused_by_every_step_before_anything_is_done(step, ahead):
+    """A manual run at a future time would score a day not over yet, and the day guard would then keep
+    every real night up to it from writing: refused, naming the time and now."""
+    world = World()
+    world.buy(ANN, RUN - timedelta(days=3))
+    later = NOW + ahead
+    event = {
+        extract: {"segment": 0, "segments": 1},
+        fit: {"segments": 1},
+        apply: {"part": scores_key(analytics_day(later), 0)},
+    }[step]
+    deps = {extract: world.extracting, fit: world.fitting, apply: world.applying}[step]
+    with pytest.raises(InvalidRequest) as refused:
+        step({"time": later.isoformat(), **event}, deps)
+    assert refused.value.code == "invalid_step_input"
+    assert f"time {later.isoformat()} is later than now (2026-11-23T09:00:00+00:00)" in refused.value.message
+    assert world.staging.files == {} and world.store.writes == 0 and world.announcer.calls == 0
+
+
+def test_after_a_refused_future_run_the_real_night_scores_and_a_time_within_the_skew_is_a_run():
+    world = World()
+    world.buy(ANN, RUN - timedelta(days=3))
+    with pytest.raises(InvalidRequest):
+        world.run(time=datetime(2099, 12, 31, 2, tzinfo=UTC))
+    (answer,) = world.run()
+    assert (answer["day"], answer["updated"]) == ("2026-11-22", 1)
+    world.clock.advance(timedelta(days=1))
+    (early,) = world.run(time=world.clock.now() + MAX_CLOCK_SKEW)  # the schedule's clock a little ahead
+    assert (early["day"], early["updated"]) == ("2026-11-23", 1)
+
+
+def test_the_fit_builds_the_commands_histories_from_the_segments_columns():
+    """What the fit makes of the staged segments (one at a time, no row objects) is what
+    ``Purchases.from_rows`` makes of the purchases' rows: a row per basket entry, the amount on the first,
+    a negative amount as 0, a contact's purchases in several segments joined."""
+    from shared.analytics.history import Purchase, Purchases, day_number
+    from shared.usecases.analytics import PurchaseHistories, ScannedPurchase, StagedPurchases
+
+    def bought(who: str, days_ago: int, amount: float, *basket: tuple[str | None, str | None]):
+        at = RUN - timedelta(days=days_ago, hours=3)
+        return ScannedPurchase(contact_id=who, purchased_at=at, amount=amount, basket=basket)
+
+    segments = [
+        [
+            bought("user_id:bob", 40, 10, ("p1", "c1"), ("p2", None), (None, "c3")),
+            bought("user_id:ann", 40, -5),
+            bought("user_id:ann", 9, 7.5, ("p1", "c1"), ("p1", "c1")),
+            bought("user_id:ann", 9, 2.5, ("p3", "c1")),
+        ],
+        [],
+        [bought("user_id:ann", 40, 4, ("p2", "c2")), bought("user_id:cid", 1, 0, (None, None))],
+    ]
+    histories = PurchaseHistories()
+    for n, purchases in enumerate(segments):
+        histories.add(StagedPurchases.of(DAY, n, len(segments), purchases))
+    built = histories.purchases()
+    rows = [
+        Purchase(
+            p.contact_id,
+            day_number(p.purchased_at),
+            max(0.0, p.amount) if k == 0 else 0.0,
+            product,
+            category,
+        )
+        for purchases in segments
+        for p in purchases
+        for k, (product, category) in enumerate(p.basket or ((None, None),))
+    ]
+    expected = Purchases.from_rows(rows)
+    assert built.customers == expected.customers == ("user_id:ann", "user_id:bob", "user_id:cid")
+    assert (built.products, built.categories) == (expected.products, expected.categories)
+    for name in ("customer", "day", "amount", "basket_row", "basket_product", "basket_category"):
+        assert getattr(built, name).tolist() == getattr(expected, name).tolist(), name
+    assert built.amount.tolist() == [4.0, 10.0, 10.0, 0.0], "ann: 0 + 4 forty days ago, 10 nine days ago"
+    assert len(PurchaseHistories().purchases()) == 0
+
+
+def test_more_parts_than_the_workflows_state_holds_fail_the_fit_naming_the_setting(monkeypatch):
+    import shared.usecases.analytics as nightly
+
+    monkeypatch.setattr(nightly, "MAX_PARTS", 2)
+    world = World(part_size=1)
+    for name in "abc":
+        world.buy(ContactId.user(name), RUN - timedelta(days=2))
+    for segment in range(2):
+        extract({"time": RUN.isoformat(), "segment": segment, "segments": 2}, world.extracting)
+    with pytest.raises(InvalidRequest) as refused:
+        fit({"time": RUN.isoformat(), "segments": 2}, world.fitting)
+    assert "3 customers make 3 parts of 1" in refused.value.message
+    assert "analyticsPartSize" in refused.value.message
+    assert not [key for key in world.staging.files if "/scores/" in key]
+
+
+class Meeting:
+    """The analytics store, where each contact's first write, and each marking, waits until ``parties``
+    of them are under way at once (a deadlock guard's timeout fails it otherwise); ``failing``: contacts
+    whose first write fails for now."""
+
+    def __init__(self, store: Any, parties: int = 1, failing: tuple[ContactId, ...] = ()):
+        import threading
+
+        self.store = store
+        self.writes = threading.Barrier(parties, timeout=20)
+        self.marks = threading.Barrier(parties, timeout=20)
+        self.failing = set(failing)
+        self.seen: list[ContactId] = []
+
+    def record(self, contact: ContactId, *args: Any) -> Any:
+        if contact not in self.seen:
+            self.seen.append(contact)
+            self.writes.wait()
+            if contact in self.failing:
+                raise DependencyUnavailable("the contact store is throttling this contact; retry")
+        return self.store.record(contact, *args)
+
+    def mark_published(self, contact: ContactId, published: Any) -> None:
+        self.marks.wait()
+        self.store.mark_published(contact, published)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+class Gathering:
+    """The bus, where each call waits until ``parties`` calls are under way at once."""
+
+    def __init__(self, announcer: MemoryAnnouncer, parties: int):
+        import threading
+
+        self.announcer = announcer
+        self.calls = threading.Barrier(parties, timeout=20)
+
+    def announce(self, outputs: Any) -> Any:
+        self.calls.wait()
+        return self.announcer.announce(outputs)
+
+
+def test_a_parts_contacts_and_their_announcements_are_applied_several_at_once():
+    from dataclasses import replace
+
+    world = World()
+    contacts = [ContactId.user(f"c{n}") for n in range(6)]
+    profile(world, *contacts)
+    part = world.stage_scores(*(row(c) for c in contacts))
+    at_once = replace(
+        world.applying,
+        analytics=Meeting(world.store, parties=6),
+        announcer=Gathering(world.announcer, parties=2),
+    )
+    answer = apply({"time": RUN.isoformat(), "part": part}, at_once)
+    assert (answer["updated"], answer["announced"]) == (6, 12), "the six met, twice: they ran at once"
+    assert world.announcer.calls == 2, "PutEvents still takes ten at a time, across the part's contacts"
+    assert all(not keys for keys in world.store.unpublished_keys.values())
+
+
+def test_a_contact_that_fails_fails_the_part_after_the_others_are_applied_and_published():
+    from dataclasses import replace
+
+    world = World()
+    profile(world, ANN, BOB, CID)
+    part = world.stage_scores(row(ANN), row(BOB), row(CID))
+    flaky = replace(world.applying, analytics=Meeting(world.store, failing=(BOB,)), workers=2)
+    with pytest.raises(DependencyUnavailable) as failed:
+        apply({"time": RUN.isoformat(), "part": part}, flaky)
+    assert "1 of the 3 contacts of analytics/2026-11-22/scores/part-00000.json.gz failed" in " ".join(
+        failed.value.__notes__
+    )
+    assert world.contacts.profile(BOB).analytics is None
+    assert {o.contact_id for o in world.announcer.sent} == {"user_id:ann", "user_id:cid"}
+    assert world.telemetry.counts["AnalyticsProfilesUpdated"] == 2
+    retried = apply({"time": RUN.isoformat(), "part": part}, world.applying)  # the step's retry
+    assert (retried["updated"], retried["announced"]) == (1, 2)
+    assert sorted(o.event_id for o in world.announcer.sent) == sorted(
+        o.event_id for c in (ANN, BOB, CID) for o in world.store.history(c, 10)
+    ), "each contact's announcements published, each once"
+
+
 # --- what a pass announces ------------------------------------------------------------------------------------
 
 
@@ -325,6 +517,7 @@ def test_announcements_none_to_x_x_to_y_x_to_none_and_the_first_risk_level():
         ("risk", "user_id:ann#2026-11-22#risk#low"),
     ]
     assert first[1].output.from_level is None and first[0].output.from_segment is None
+    assert [a.output.initial for a in first] == [True, True], "never scored: what it already was"
     moved = announcements("user_id:ann", analytics("champions", "low"), analytics("at_risk", "low", m=5), at)
     assert [(a.output.change, a.output.segment) for a in moved] == [
         ("left", "rfm:champions"),
@@ -333,6 +526,14 @@ def test_announcements_none_to_x_x_to_y_x_to_none_and_the_first_risk_level():
     assert all(a.output.premium and a.output.m == 5 for a in moved), "the new cell's values on both"
     gone = announcements("user_id:ann", analytics("lost", "high"), analytics(None, "high"), at)
     assert [(a.output.change, a.output.to_segment, a.output.r) for a in gone] == [("left", None, None)]
+    back = announcements("user_id:ann", analytics(None, "high"), analytics("new", "high"), at)
+    assert [(a.kind, a.output.from_segment, a.output.initial) for a in back] == [
+        ("segment-entered", None, False)
+    ], "from no segment, but scored before (it left every segment): a change"
+    risk_only = analytics("loyal", "medium").model_copy(update={"churn": None})
+    (rated,) = announcements("user_id:ann", risk_only, analytics("loyal", "high"), at)
+    assert (rated.output.from_level, rated.output.initial) == (None, False), "no level, but scored before"
+    assert not any(a.output.initial for a in (*moved, *gone))
     assert announcements("user_id:ann", analytics("loyal", "medium"), analytics("loyal", "medium"), at) == []
     again = announcements(
         "user_id:ann",
@@ -343,6 +544,7 @@ def test_announcements_none_to_x_x_to_y_x_to_none_and_the_first_risk_level():
     assert [(a.kind, a.output.from_level, a.output.to_level) for a in again] == [("risk", "medium", "high")]
     dumped = again[0].output.model_dump(mode="json", by_alias=True)
     assert dumped["from"] == "medium" and dumped["to"] == "high" and "detail_type" not in dumped
+    assert dumped["initial"] is False, "on the bus either way: a consumer need not guess"
 
 
 def test_the_extract_and_apply_steps_never_load_numpy():

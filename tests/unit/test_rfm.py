@@ -62,8 +62,22 @@ def test_a_tie_group_takes_the_score_of_its_lowest_member() -> None:
     assert quintiles(np.array([7, 7, 7])).tolist() == [1, 1, 1]
 
 
-def test_a_lone_value_scores_in_the_middle() -> None:
-    assert quintiles(np.array([123.0])).tolist() == [3]
+def test_with_ties_at_the_highest_a_tie_group_takes_the_score_of_its_highest_member() -> None:
+    # four of ten bought on the latest day: each has none of the others after them, so all four score 5
+    values = np.array([1, 2, 3, 4, 5, 6, 10, 10, 10, 10])
+    assert quintiles(values, ties="highest").tolist() == [1, 1, 2, 2, 3, 3, 5, 5, 5, 5]
+    assert quintiles(values).tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 4, 4]
+    assert quintiles(np.array([7, 7, 7]), ties="highest").tolist() == [5, 5, 5]
+    # distinct values: the same either way
+    distinct = np.array([50, 10, 30, 20, 40, 60, 0])
+    assert quintiles(distinct, ties="highest").tolist() == quintiles(distinct).tolist()
+
+
+def test_a_lone_value_scores_as_if_everyone_were_tied() -> None:
+    assert quintiles(np.array([123.0])).tolist() == [1]
+    assert quintiles(np.array([123.0, 123.0])).tolist() == [1, 1]
+    assert quintiles(np.array([123.0]), ties="highest").tolist() == [5]
+    assert quintiles(np.array([123.0, 123.0]), ties="highest").tolist() == [5, 5]
     assert quintiles(np.array([], dtype=np.float64)).tolist() == []
 
 
@@ -144,10 +158,32 @@ def test_equal_spend_and_equal_recency_score_equal_whatever_the_order_and_the_id
         assert {c: again[renamed[c]] for c in first} == first
 
 
-def test_a_single_customer_is_scored_in_the_middle() -> None:
-    assert rfm_by_customer([buy("solo", 3, 120.0), buy("solo", 30, 80.0)]) == {
-        "solo": (3, 3, 3, "need_attention", False)
-    }
+def test_a_single_customer_is_scored_like_customers_tied_on_everything() -> None:
+    alone = rfm_by_customer([buy("solo", 3, 120.0), buy("solo", 30, 80.0)])
+    assert alone == {"solo": (5, 1, 1, "new", False)}
+    twins = rfm_by_customer(
+        [buy(c, days_ago, amount) for c in "ab" for days_ago, amount in ((3, 120.0), (30, 80.0))]
+    )
+    assert twins == {"a": alone["solo"], "b": alone["solo"]}
+
+
+def test_customers_who_all_bought_on_the_cutoff_day_are_new_not_lost() -> None:
+    rows = [buy(f"c{i:02d}", 0, 10.0) for i in range(50)]
+    assert set(rfm_by_customer(rows).values()) == {(5, 1, 1, "new", False)}
+    # one of them had bought before: the most frequent and the biggest spender, still as recent
+    found = rfm_by_customer([*rows, buy("c00", 40, 10.0)])
+    assert found.pop("c00") == (5, 5, 5, "champions", True)
+    assert set(found.values()) == {(5, 1, 1, "new", False)}
+
+
+def test_customers_tied_on_a_recent_day_share_the_best_recency_among_them() -> None:
+    # twelve customers: three bought yesterday, the others each on a day of their own before that
+    rows = [buy(f"yesterday-{i}", 1) for i in range(3)] + [
+        buy(f"earlier-{i}", 10 * (i + 1)) for i in range(9)
+    ]
+    found = rfm_by_customer(rows)
+    assert {found[f"yesterday-{i}"][0] for i in range(3)} == {5}
+    assert [found[f"earlier-{i}"][0] for i in range(9)] == [4, 4, 3, 3, 2, 2, 1, 1, 1]
 
 
 def test_one_time_buyers_keep_f_1_however_many_they_are() -> None:

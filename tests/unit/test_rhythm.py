@@ -13,6 +13,7 @@ from scipy import special
 
 from bench.purchases import (
     APPLIANCE_CATEGORY,
+    Mix,
     appliance_customer,
     generate,
     irregular_customer,
@@ -21,7 +22,7 @@ from bench.purchases import (
 from bench.rhythm import within_cells
 from shared.analytics.btyd import fit_bgnbd
 from shared.analytics.history import Purchase, Purchases, day_number, summarise
-from shared.analytics.rhythm import Rhythm, assess, fit_dropout
+from shared.analytics.rhythm import Dropout, Rhythm, assess, fit_dropout, silence_risk
 from shared.analytics.scoring import RiskLevels, score
 from tests.conftest import ROOT
 
@@ -158,16 +159,77 @@ def test_churn_risk_ranks_the_lapsed_above_the_active_within_recency_and_frequen
     assert cells.aucs["rhythm"] > cells.aucs["bgnbd"] + 0.05
 
 
-def test_churn_risk_is_calibrated_on_the_generated_population() -> None:
-    # the generator tells the model's own story (gamma gaps, dropout after a purchase), so the risk is
+def test_the_probability_of_having_lapsed_is_calibrated_on_the_generated_population() -> None:
+    # the generator tells the model's own story (gamma gaps, dropout after a purchase), so p_lapsed is
     # a probability there: of those scored about 0.4, about 40% had lapsed
     synthetic = generate(10_000, CUTOFF, seed=4)
     lapsed = synthetic.truth.lapsed(CUTOFF)
-    risk = assess(synthetic.purchases, CUTOFF).churn_risk
+    rhythm = assess(synthetic.purchases, CUTOFF)
     for low, high in ((0.0, 0.2), (0.2, 0.8), (0.8, 1.0)):
-        inside = (risk >= low) & (risk <= high)
+        inside = (rhythm.p_lapsed >= low) & (rhythm.p_lapsed <= high)
         assert inside.sum() > 500
-        assert lapsed[inside].mean() == pytest.approx(risk[inside].mean(), abs=0.06)
+        assert lapsed[inside].mean() == pytest.approx(rhythm.p_lapsed[inside].mean(), abs=0.06)
+    # churn_risk is the part of it the silence accounts for: never more, and close to it when high
+    assert (rhythm.churn_risk <= rhythm.p_lapsed + 1e-12).all()
+    high = rhythm.churn_risk >= RiskLevels().high
+    assert high.sum() > 500
+    assert lapsed[high].mean() > 0.95
+
+
+def test_churn_risk_is_the_share_of_the_belief_in_being_alive_that_the_silence_took() -> None:
+    dropout = Dropout(a=0.8, b=0.7)
+    x = np.array([0.0, 1.0, 5.0, 40.0])[:, None]
+    survival = np.linspace(1.0, 0.0, 101)[None, :]  # longer and longer silences
+    p_lapsed = dropout.risk(x, survival)
+    risk = silence_risk(p_lapsed, survival)
+    at_purchase = dropout.risk(x, np.ones_like(survival))
+    np.testing.assert_allclose(risk, (p_lapsed - at_purchase) / (1 - at_purchase), atol=1e-12)
+    np.testing.assert_array_equal(risk[:, 0], 0.0)  # on the day of a purchase
+    np.testing.assert_allclose(risk[:, -1], 1.0)  # a silence no gap of theirs would last
+    assert (np.diff(risk, axis=1) > 0).all()  # rising with silence
+    assert ((risk >= 0) & (risk <= 1)).all()
+
+
+@cache
+def cdnow_like() -> tuple[Purchase, ...]:
+    """2,000 generated customers who drop out as often as CDNOW's (dropout per purchase ~ Beta(0.8, 0.7),
+    mean 0.53: most first-time buyers never come back), with the issue's customers and a first-time
+    buyer of today."""
+    synthetic = generate(2000, CUTOFF, seed=12, mix=Mix(dropout_a=0.8, dropout_b=0.7))
+    return (
+        *synthetic.rows(),
+        *water_filters(),
+        appliance(),
+        Purchase("first-today", CUTOFF, 25.0, "water filter", "water filters"),
+        Purchase("first-today-no-basket", CUTOFF, 25.0),
+    )
+
+
+def test_in_a_shop_where_most_never_return_a_first_time_buyer_of_today_is_at_low_risk() -> None:
+    purchases = Purchases.from_rows(cdnow_like())
+    rhythm = assess(purchases, CUTOFF)
+    s = summarise(purchases, CUTOFF)
+    assert (s.x == 0).mean() > 0.5  # mostly one-time buyers
+    for customer in ("first-today", "first-today-no-basket"):
+        c = purchases.customers.index(customer)
+        assert rhythm.p_lapsed[c] > RiskLevels().medium  # the shop's dropout rate: most never return...
+        assert rhythm.churn_risk[c] == 0  # ...but nothing about this customer's silence is unusual
+        assert np.isfinite(rhythm.expected_next[c])
+    scored = {row.customer_id: row for row in score(purchases, CUTOFF)}
+    assert scored["first-today"].risk_level == scored["first-today-no-basket"].risk_level == "low"
+
+
+def test_in_a_shop_where_most_never_return_the_appliance_buyer_is_low_and_the_overdue_filter_buyer_high() -> (
+    None
+):
+    purchases = Purchases.from_rows(cdnow_like())
+    scored = {row.customer_id: row for row in score(purchases, CUTOFF)}
+    assert scored["appliance"].risk_level == "low"
+    assert scored["appliance"].churn_risk < 0.1
+    assert scored["water-filter"].risk_level == "high"
+    assert scored["water-filter"].churn_risk > 0.95
+    earlier = {row.customer_id: row for row in score(purchases, LAST_FILTER + 25)}
+    assert earlier["water-filter"].risk_level == "low"
 
 
 def test_the_dropout_fit_recovers_the_beta_it_was_generated_with() -> None:

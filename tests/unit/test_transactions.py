@@ -170,6 +170,20 @@ def test_a_message_names_only_the_bad_value() -> None:
     assert len(str(refused.value)) < 200
 
 
+def test_a_field_longer_than_the_csv_limit_is_bad_input_naming_its_line() -> None:
+    huge = "1" * 200_000
+    text = f"customer_id,timestamp,amount\nann,2024-05-01,1\nbob,2024-05-01,{huge}\n"
+    with pytest.raises(BadTransactions) as refused:
+        read_transactions(lines(text))
+    assert str(refused.value) == "line 3: a field is longer than 131,072 characters"
+    with pytest.raises(BadTransactions, match="^line 1: a field is longer than"):
+        read_transactions(lines(f"customer_id,timestamp,amount,{huge}\n"))
+    # in a quoted field spanning lines: the line where it went past the limit
+    spread = "\n".join(["x" * 50_000] * 4)
+    with pytest.raises(BadTransactions, match="^line [3-6]: a field is longer than"):
+        read_transactions(lines(f'customer_id,timestamp,amount,note\nann,2024-05-01,1,"{spread}"\n'))
+
+
 def test_a_multi_line_field_counts_its_lines() -> None:
     text = 'customer_id,timestamp,amount,note\nann,2024-05-01,1,"two\nlines"\nbob,2024-05-01,x,\n'
     with pytest.raises(BadTransactions, match="^line 4: amount 'x'"):
@@ -238,6 +252,7 @@ def test_scored_rows_survive_the_round_trip() -> None:
         (",".join(SCORE_COLUMNS) + "\nann,0.5,0.5,severe,,,,,,\n", "line 2: risk_level:"),
         (",".join(SCORE_COLUMNS) + "\nann,0.5,0.5,low,,,1,1,1,Sleepy\n", "line 2: segment 'Sleepy' is not"),
         (",".join(SCORE_COLUMNS) + "\nann,0.5,0.5,low,2024-02-30,,,,,\n", "line 2: expected_next_purchase:"),
+        (",".join(SCORE_COLUMNS) + "\n" + "x" * 200_000 + "\n", "line 2: a field is longer than 131,072"),
     ],
 )
 def test_a_bad_scores_file_is_refused(text: str, message: str) -> None:
