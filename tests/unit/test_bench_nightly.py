@@ -21,7 +21,7 @@ def test_the_segments_read_every_purchase_once_with_its_day_amount_and_basket() 
     index = PurchaseIndex(synthetic.purchases, page_bytes=4096)
     scan = DynamoPurchaseScan(index, events_table="events")
 
-    read = [p for segment in range(4) for p in scan.scan(segment, 4).purchases]
+    read = [p for segment in range(4) for page in scan.scan(segment, 4) for p in page.purchases]
 
     expected: dict[tuple[str, int], list[tuple[str | None, str | None]]] = {}
     amounts: dict[tuple[str, int], float] = {}
@@ -71,7 +71,8 @@ def test_purchases_without_a_product_or_a_category_keep_what_they_have() -> None
             Purchase("b", CUTOFF - 1, 5.5),
         ]
     )
-    found = DynamoPurchaseScan(PurchaseIndex(purchases), events_table="events").scan(0, 1).purchases
+    scan = DynamoPurchaseScan(PurchaseIndex(purchases), events_table="events")
+    found = [p for page in scan.scan(0, 1) for p in page.purchases]
     assert {p.contact_id: (p.amount, set(p.basket)) for p in found} == {
         "user_id:a": (10.0, {(None, "filters"), ("filter-3", None)}),
         "user_id:b": (5.5, set()),
