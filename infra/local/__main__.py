@@ -18,11 +18,11 @@ def main() -> int:
         return 1
     print(stack.banner(), flush=True)
     stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(0.5):
-            pass
-    except KeyboardInterrupt:
+    # Ctrl-C and SIGTERM stop it, even when started with SIGINT ignored (as a shell's background job
+    # is), which would leave Python without its Ctrl-C handler
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: stopped.set())
+    while not stopped.wait(0.5):
         pass
     print("\nstopping...", flush=True)
     stack.stop()

@@ -9,8 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -60,9 +62,22 @@ def running_stack(**settings: str) -> Iterator[tuple[str, str]]:
             break
     text = "".join(banner)
     assert f"http://127.0.0.1:{port}" in text, text
+    # read what it prints from now on, as a terminal does: a pipe nobody reads fills up (64 KB) and
+    # blocks the stack's next print; the last lines are kept to say why, should it not stop
+    tail: deque[str] = deque(maxlen=40)
+    reader = threading.Thread(target=lambda: tail.extend(process.stdout), name="stack-output", daemon=True)
+    reader.start()
     yield f"http://127.0.0.1:{port}", text
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=20) == 0, "Ctrl-C must stop the local stack cleanly"
+    try:
+        code = process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        reader.join(timeout=5)
+        pytest.fail("Ctrl-C did not stop the local stack within 20 s; it printed last:\n" + "".join(tail))
+    reader.join(timeout=5)
+    assert code == 0, "Ctrl-C must stop the local stack cleanly:\n" + "".join(tail)
 
 
 @pytest.fixture(scope="module")
