@@ -43,7 +43,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -121,16 +121,6 @@ class Measure:
                 peak = _status("VmHWM")
                 self.peak = max(self.peak, peak)
                 self.peak_rise = max(self.peak_rise, peak - before)
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "cpu": self.cpu,
-            "wall": self.wall,
-            "runs": self.runs,
-            "peak_rise": self.peak_rise,
-            "peak": self.peak,
-            "measured": self.measured,
-        }
 
 
 # --- the purchase index of a generated population ------------------------------------------------------
@@ -494,7 +484,7 @@ def in_process(
         "night": {
             "day": fitted["day"],
             "segments": segments,
-            "steps": {name: m.as_dict() for name, m in steps.items()},
+            "steps": {name: asdict(m) for name, m in steps.items()},
             "within": dict(within),
             "read": sum(e["read"] for e in extracted),
             "purchases": sum(e["purchases"] for e in extracted),
