@@ -1846,3 +1846,26 @@ class MemoryAnnouncer:
                     self.sent += chunk
                     outcomes += [Outcome(sent=True)] * len(chunk)
         return outcomes
+
+
+# --- issue 13: segments -------------------------------------------------------------------------------
+
+from shared.segments.members import MemberPage
+
+
+class FakeSegmentMembers:
+    """Memberships in memory (``shared.segments.members.SegmentMembers``), members in contact-id order."""
+
+    def __init__(self, members: dict[str, set[str]] | None = None) -> None:
+        self.members: dict[str, set[str]] = {k: set(v) for k, v in (members or {}).items()}
+        self.requests = 0
+
+    def page(self, segment_id: str, after: str | None, limit: int) -> MemberPage:
+        self.requests += 1
+        ordered = sorted(c for c in self.members.get(segment_id, set()) if after is None or c > after)
+        taken = ordered[:limit]
+        return MemberPage(contact_ids=taken, after=taken[-1] if len(ordered) > limit else None)
+
+    def count(self, segment_id: str) -> int:
+        self.requests += 1
+        return len(self.members.get(segment_id, set()))

@@ -23,8 +23,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("scoring", ("shared.scoring",)),
     ("analytics", ("shared.analytics",)),
     ("contacts", ("shared.contacts",)),
+    ("segments", ("shared.segments",)),
     ("engagement", ("shared.engagement",)),
     ("automations", ("shared.automations",)),
+    ("campaigns", ("shared.campaigns",)),
+    ("metrics", ("shared.metrics",)),
     ("usecases", ("shared.usecases",)),
     (
         "boundary",

@@ -1,0 +1,1 @@
+"""Lifecycle metrics: stage distribution, funnel conversion, customers and cohorts, revenue, by period."""

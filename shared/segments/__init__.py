@@ -1,0 +1,1 @@
+"""Segments: named filters over what is known about a contact, with a membership kept current."""
