@@ -342,6 +342,13 @@ STREAM_FUNCTIONS = {
             (stream_record("INSERT", PROFILE_KEYS, {"lastWriter": {"S": "tracking"}}), True),
             (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "stage"}}), False),
             (stream_record("REMOVE", PROFILE_KEYS, None), False),
+            # issue 13: segments read tags (automations), consent (the preference links), RFM segments and
+            # churn risk (the nightly pass): their writes are evaluated too; a merge request cleared is not
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "automation"}}), True),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "preferences"}}), True),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "analytics"}}), True),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "merge"}}), False),
+            (stream_record("INSERT", {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "SEGMENT#vip"}}, {}), False),
         ],
     ),
     "merge": (
