@@ -11,7 +11,14 @@ from pydantic import BaseModel
 from shared.admin.dependencies import Admin
 from shared.errors import InvalidRequest, NotFound
 from shared.http import if_match_version, json_body
-from shared.segments.model import INVALID, MAX_SEGMENTS, StoredSegment, parse_segment, with_paused
+from shared.segments.model import (
+    INVALID,
+    MAX_SEGMENTS,
+    MAX_TOTAL_CONDITIONS,
+    StoredSegment,
+    parse_segment,
+    with_paused,
+)
 from shared.versioning import expect_version
 
 if TYPE_CHECKING:
@@ -60,10 +67,17 @@ def get_segment(request: HttpRequest, deps: Admin) -> SegmentDetail:
 
 def put_segment(request: HttpRequest, deps: Admin) -> StoredSegment:
     segment = parse_segment(_segment_id(request), json_body(request))
-    stored = deps.segments.stored()
-    if len(stored) >= MAX_SEGMENTS and all(s.id != segment.id for s in stored):
+    others = [s for s in deps.segments.stored() if s.id != segment.id]
+    if len(others) >= MAX_SEGMENTS:
         raise InvalidRequest(
             f"{MAX_SEGMENTS} segments are stored already, the most there may be", code=INVALID
+        )
+    total = segment.filter.conditions() + sum(s.filter.conditions() for s in others)
+    if total > MAX_TOTAL_CONDITIONS:
+        raise InvalidRequest(
+            f"filter: the segments would hold {total} conditions in all; at most {MAX_TOTAL_CONDITIONS} "
+            "(every contact change evaluates them all)",
+            code=INVALID,
         )
     saved = deps.segments.save(segment, deps.clock.now(), if_match_version(request))
     start_backfill(deps, saved.id, saved.version)

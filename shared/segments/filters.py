@@ -15,11 +15,12 @@ brings the re-evaluation then (``Verdict.changes_at``).
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from functools import cached_property
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -106,6 +107,10 @@ _FIELD_NOUNS = {
     "rfm": "an RFM segment",
     "churn_risk": "a churn-risk level",
 }
+_TRAIT_OPERATORS = ("eq", "ne", "in_", "contains", "exists", "gt", "gte", "lt", "lte", "before", "after")
+_TRAIT_NAMES = tuple("in" if n == "in_" else n for n in _TRAIT_OPERATORS)
+_NUMBER_OPERATORS = ("eq", "gt", "gte", "lt", "lte")
+_TIME_OPERATORS = ("within_days", "more_than_days_ago", "before", "after", "exists")
 CONSENT_STATES: tuple[ConsentState, ...] = ("granted", "pending", "revoked", "none")
 
 
@@ -150,6 +155,14 @@ def _earliest(*times: datetime | None) -> datetime | None:
 class _Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
+    #: the comparisons a condition may be given (its subclass's)
+    _operator_names: ClassVar[tuple[str, ...]] = ()
+
+    @cached_property
+    def given(self) -> tuple[str, ...]:
+        """The comparisons given, found once (every contact change evaluates every condition)."""
+        return _operators(self, self._operator_names)
+
     @model_serializer(mode="wrap")
     def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """What the condition tests first, and only the comparisons given (no nulls): as written."""
@@ -173,9 +186,9 @@ class _Condition(BaseModel):
         return frozenset()
 
 
-def _operators(model: BaseModel, names: Collection[str]) -> list[str]:
+def _operators(model: BaseModel, names: Collection[str]) -> tuple[str, ...]:
     """The comparisons a condition was given, refusing an explicit null."""
-    given = [name for name in names if name in model.model_fields_set]
+    given = tuple(name for name in names if name in model.model_fields_set)
     for name in given:
         if getattr(model, name) is None:
             alias = type(model).model_fields[name].alias or name
@@ -192,10 +205,7 @@ class AllOf(_Condition):
     all: tuple[Filter, ...] = Field(min_length=1, max_length=50)
 
     def verdict(self, facts: Facts) -> Verdict:
-        verdicts = [c.verdict(facts) for c in self.all]
-        if any(not v.holds and v.changes_at is None for v in verdicts):
-            return Verdict(False)  # one condition fails for good: so does the group
-        return Verdict(all(v.holds for v in verdicts), _earliest(*(v.changes_at for v in verdicts)))
+        return _together(self.all, facts)
 
     def conditions(self) -> int:
         return sum(c.conditions() for c in self.all)
@@ -213,10 +223,15 @@ class AnyOf(_Condition):
     any: tuple[Filter, ...] = Field(min_length=1, max_length=50)
 
     def verdict(self, facts: Facts) -> Verdict:
-        verdicts = [c.verdict(facts) for c in self.any]
-        if any(v.holds and v.changes_at is None for v in verdicts):
-            return Verdict(True)  # one condition holds for good: so does the group
-        return Verdict(any(v.holds for v in verdicts), _earliest(*(v.changes_at for v in verdicts)))
+        holds, changes_at = False, None
+        for condition in self.any:
+            found = condition.verdict(facts)
+            if found.holds and found.changes_at is None:
+                return found  # one condition holds for good: so does the group
+            holds = holds or found.holds
+            if found.changes_at is not None and (changes_at is None or found.changes_at < changes_at):
+                changes_at = found.changes_at
+        return Verdict(holds, changes_at)
 
     def conditions(self) -> int:
         return sum(c.conditions() for c in self.any)
@@ -291,20 +306,19 @@ Moment = Annotated[
 ]
 
 
-def _moment_time(moment: Moment, now: datetime) -> tuple[datetime, timedelta | None]:
-    """The bound now, and its offset from now when it moves with time (``None``: fixed)."""
-    if isinstance(moment, Relative):
-        return now + moment.offset, moment.offset
-    return parse_time(moment), None
-
-
 def _compare_time(value: datetime, bound: Moment, now: datetime, *, before: bool) -> Verdict:
     """``value`` before (or after) the bound; a bound that moves with now passes ``value`` once."""
-    at, offset = _moment_time(bound, now)
+    if isinstance(bound, Relative):
+        return _passing(value, bound.offset, now, before=before)
+    at = parse_time(bound)
+    return Verdict(value < at if before else value > at)
+
+
+def _passing(value: datetime, offset: timedelta, now: datetime, *, before: bool) -> Verdict:
+    """``value`` before (or after) ``now + offset``: a bound that moves with now passes ``value`` once,
+    at ``value - offset``, after which the answer flips."""
+    at = now + offset
     holds = value < at if before else value > at
-    if offset is None:
-        return Verdict(holds)
-    # the bound is now + offset: it reaches the value at value - offset, after which the answer flips
     flips = value - offset
     return Verdict(holds, flips + CHANGE_MARGIN if flips >= now else None)
 
@@ -316,6 +330,8 @@ class TraitCondition(_Condition):
     """A trait compared: ``eq``/``ne``/``in`` (text without regard to case, numbers, true/false),
     ``contains`` (within a text, or a list's element), ``exists``, ``gt``/``gte``/``lt``/``lte`` (numbers),
     ``before``/``after`` (a date or time trait against a moment)."""
+
+    _operator_names = _TRAIT_OPERATORS
 
     trait: TraitPath
     eq: Scalar | None = None
@@ -332,14 +348,13 @@ class TraitCondition(_Condition):
 
     @model_validator(mode="after")
     def _compares(self) -> Self:
-        given = _operators(self, _TRAIT_OPERATORS)
-        if not given:
+        if not self.given:
             raise ValueError(f"trait {self.trait!r}: compare it with one of {', '.join(_TRAIT_NAMES)}")
         return self
 
     def verdict(self, facts: Facts) -> Verdict:
         value = _trait(facts.record.traits, self.trait)
-        verdicts = [self._one(name, value, facts) for name in _operators(self, _TRAIT_OPERATORS)]
+        verdicts = [self._one(name, value, facts) for name in self.given]
         return _together(verdicts)
 
     def _one(self, name: str, value: Any, facts: Facts) -> Verdict:
@@ -364,10 +379,6 @@ class TraitCondition(_Condition):
         return _compare_time(moment, getattr(self, name), facts.now, before=name == "before")
 
 
-_TRAIT_OPERATORS = ("eq", "ne", "in_", "contains", "exists", "gt", "gte", "lt", "lte", "before", "after")
-_TRAIT_NAMES = tuple("in" if n == "in_" else n for n in _TRAIT_OPERATORS)
-
-
 class TagCondition(_Condition):
     """The contact has the tag (``has``: true, the default) or has not."""
 
@@ -381,6 +392,8 @@ class TagCondition(_Condition):
 class _Measured(_Condition):
     """A number compared with ``eq``, ``gt``, ``gte``, ``lt``, ``lte`` (several: all of them)."""
 
+    _operator_names = _NUMBER_OPERATORS
+
     eq: Number | None = None
     gt: Number | None = None
     gte: Number | None = None
@@ -389,15 +402,12 @@ class _Measured(_Condition):
 
     @model_validator(mode="after")
     def _compares(self) -> Self:
-        if not _operators(self, _NUMBER_OPERATORS):
+        if not self.given:
             raise ValueError(f"compare it with one of {', '.join(_NUMBER_OPERATORS)}")
         return self
 
     def _holds(self, value: float) -> bool:
-        return all(_ordered(value, name, getattr(self, name)) for name in _operators(self, _NUMBER_OPERATORS))
-
-
-_NUMBER_OPERATORS = ("eq", "gt", "gte", "lt", "lte")
+        return all(_ordered(value, name, getattr(self, name)) for name in self.given)
 
 
 class ScoreCondition(_Measured):
@@ -415,7 +425,7 @@ class ScoreCondition(_Measured):
         # own sign that it exceeds in size after h * log2(value / b)
         half_life = facts.decay.current.half_life
         times = []
-        for name in _operators(self, _NUMBER_OPERATORS):
+        for name in self.given:
             bound = getattr(self, name)
             if bound != 0 and value / bound >= 1:
                 times.append(facts.now + half_life * math.log2(value / bound) + CHANGE_MARGIN)
@@ -446,6 +456,8 @@ class _Timed(_Condition):
     """A moment compared: ``within_days`` (at most N days ago), ``more_than_days_ago``, ``before``/``after``
     a moment, ``exists`` (ever)."""
 
+    _operator_names = _TIME_OPERATORS
+
     within_days: Days | None = None
     more_than_days_ago: Days | None = None
     before: Moment | None = None
@@ -454,29 +466,26 @@ class _Timed(_Condition):
 
     @model_validator(mode="after")
     def _compares(self) -> Self:
-        if not _operators(self, _TIME_OPERATORS):
+        if not self.given:
             raise ValueError(f"compare it with one of {', '.join(_TIME_OPERATORS)}")
         return self
 
     def _verdict(self, moment: datetime | None, now: datetime) -> Verdict:
         verdicts = []
-        for name in _operators(self, _TIME_OPERATORS):
+        for name in self.given:
             if name == "exists":
                 verdicts.append(Verdict((moment is not None) == self.exists))
             elif moment is None:
                 verdicts.append(Verdict(False))  # never done: neither recently nor long ago
             elif name == "within_days":
-                since = Relative(days_ago=self.within_days)
-                verdicts.append(_compare_time(moment, since, now, before=False))
+                ago = -timedelta(days=self.within_days or 0)
+                verdicts.append(_passing(moment, ago, now, before=False))
             elif name == "more_than_days_ago":
-                since = Relative(days_ago=self.more_than_days_ago)
-                verdicts.append(_compare_time(moment, since, now, before=True))
+                ago = -timedelta(days=self.more_than_days_ago or 0)
+                verdicts.append(_passing(moment, ago, now, before=True))
             else:
                 verdicts.append(_compare_time(moment, getattr(self, name), now, before=name == "before"))
         return _together(verdicts)
-
-
-_TIME_OPERATORS = ("within_days", "more_than_days_ago", "before", "after", "exists")
 
 
 class LastCondition(_Timed):
@@ -506,6 +515,8 @@ class ConsentCondition(_Condition):
     """Consent on a channel: ``granted`` (marketing may go), ``pending`` (waiting for the contact's
     confirmation), ``revoked``, ``none`` (never given nor refused)."""
 
+    _operator_names = ("eq", "ne", "in_")
+
     consent: ConsentChannel
     eq: ConsentState | None = None
     ne: ConsentState | None = None
@@ -513,7 +524,7 @@ class ConsentCondition(_Condition):
 
     @model_validator(mode="after")
     def _compares(self) -> Self:
-        if not _operators(self, ("eq", "ne", "in_")):
+        if not self.given:
             raise ValueError(f"compare consent with eq, ne or in ({', '.join(CONSENT_STATES)})")
         return self
 
@@ -527,6 +538,8 @@ class FieldCondition(_Condition):
     ``owner`` (the salesperson), ``rfm`` (the RFM segment), ``churn_risk`` (low, medium, high).
     Compared with ``eq``, ``ne``, ``in``, ``exists``."""
 
+    _operator_names = ("eq", "ne", "in_", "exists")
+
     field: FieldName
     eq: Text | None = None
     ne: Text | None = None
@@ -535,8 +548,7 @@ class FieldCondition(_Condition):
 
     @model_validator(mode="after")
     def _compares(self) -> Self:
-        given = _operators(self, ("eq", "ne", "in_", "exists"))
-        if not given:
+        if not self.given:
             raise ValueError(f"field {self.field!r}: compare it with eq, ne, in or exists")
         known = FIELD_VALUES.get(self.field)
         if known is not None:
@@ -655,11 +667,18 @@ def last_time(record: ContactRecord, what: str) -> datetime | None:
     return record.last_times.get(what)
 
 
-def _together(verdicts: list[Verdict]) -> Verdict:
-    """Comparisons of one condition, all needed (as ``all``)."""
-    if any(not v.holds and v.changes_at is None for v in verdicts):
-        return Verdict(False)
-    return Verdict(all(v.holds for v in verdicts), _earliest(*(v.changes_at for v in verdicts)))
+def _together(parts: Iterable[Verdict | _Condition], facts: Facts | None = None) -> Verdict:
+    """Conditions (or one condition's comparisons) all needed, as ``all``: one that fails for good fails
+    the whole for good (the rest are not looked at); otherwise the earliest change of any counts."""
+    holds, changes_at = True, None
+    for part in parts:
+        found = part if isinstance(part, Verdict) else part.verdict(facts)  # type: ignore[arg-type]
+        if not found.holds and found.changes_at is None:
+            return found
+        holds = holds and found.holds
+        if found.changes_at is not None and (changes_at is None or found.changes_at < changes_at):
+            changes_at = found.changes_at
+    return Verdict(holds, changes_at)
 
 
 def _trait(traits: Mapping[str, Any], path: str) -> Any:

@@ -29,6 +29,8 @@ from shared.segments.filters import KINDS, Filter, kind_of
 MAX_SEGMENTS = 100
 #: At most this many conditions in one segment's filter, and this many levels of groups.
 MAX_CONDITIONS, MAX_DEPTH = 50, 5
+#: At most this many conditions in all segments together: every contact change evaluates every one.
+MAX_TOTAL_CONDITIONS = 1000
 #: A segment as written, at most (its JSON).
 MAX_SEGMENT_BYTES = 16 * 1024
 INVALID = "invalid_segment"

@@ -3,6 +3,7 @@ and the next moment time alone could change the answer (decay, days passing)."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -327,3 +328,43 @@ def test_the_book_names_the_last_times_its_segments_read() -> None:
         ("buyers", {"last": "purchase", "within_days": 30}),
     )
     assert segments.last_times() == {"visit", "product_viewed"}, "activity and purchases are always kept"
+
+
+# --- the admin's limits over all segments ------------------------------------------------------------------
+
+
+def put(deps: Any, segment_id: str, body: dict[str, Any]) -> Any:
+    from shared.admin.segments import put_segment
+    from shared.http import HttpRequest
+
+    request = HttpRequest(
+        method="PUT",
+        path=f"/admin/segments/{segment_id}",
+        route="PUT /admin/segments/{segmentId}",
+        path_parameters={"segmentId": segment_id},
+        body=json.dumps(body),
+    )
+    return put_segment(request, deps)
+
+
+def test_segments_together_stay_within_their_limits() -> None:
+    from types import SimpleNamespace
+
+    from shared.clock import FixedClock
+    from shared.segments.model import MAX_SEGMENTS, MAX_TOTAL_CONDITIONS
+    from tests.fakes import MemorySegmentRepository
+
+    deps = SimpleNamespace(segments=MemorySegmentRepository(), clock=FixedClock(NOW))
+    wide = {"any": [{"tag": f"t{n}"} for n in range(MAX_CONDITIONS)]}
+    for n in range(MAX_TOTAL_CONDITIONS // MAX_CONDITIONS):
+        put(deps, f"wide{n}", segment(wide))
+    with pytest.raises(InvalidRequest, match=f"1001 conditions in all; at most {MAX_TOTAL_CONDITIONS}"):
+        put(deps, "one-more", segment({"tag": "vip"}))
+    assert put(deps, "wide0", segment({"tag": "vip"})).version == 2, "an edit counts its new filter only"
+    for n in range(1, MAX_TOTAL_CONDITIONS // MAX_CONDITIONS):
+        deps.segments.remove(f"wide{n}", NOW, None)
+    for n in range(MAX_SEGMENTS - len(deps.segments.stored())):
+        put(deps, f"small{n}", segment({"tag": "vip"}))
+    with pytest.raises(InvalidRequest, match=f"{MAX_SEGMENTS} segments are stored already"):
+        put(deps, "too-many", segment({"tag": "vip"}))
+    assert len(deps.segments.stored()) == MAX_SEGMENTS
