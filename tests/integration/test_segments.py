@@ -75,7 +75,7 @@ def members(segments_api, segment_id: str, limit: int = 100) -> list[str]:
 
 
 def test_a_tracked_contact_joins_a_segment_and_is_listed_among_its_members(
-    segments_api, send, stream, bus_events
+    segments_api, send, stream, bus_events, admin
 ) -> None:
     status, stored, _ = segments_api("PUT", "kids", KIDS)
     assert status == 200 and (stored["id"], stored["version"]) == ("kids", 1)
@@ -92,6 +92,7 @@ def test_a_tracked_contact_joins_a_segment_and_is_listed_among_its_members(
         ("user_id:cy", "entered"),
     ]
     assert all(e["detail"]["kind"] == "segment" and e["detail"]["segment"] == "kids" for e in changes)
+    assert admin("user_id:cy")[1]["segments"] == ["kids"] and admin("user_id:bob")[1]["segments"] == []
 
     identify(send, "ann", ["-kids"])
     stream.drain()
