@@ -223,3 +223,42 @@ def test_writes_of_automations_preference_links_and_the_nightly_pass_are_evaluat
             assert store.record(ann, champions, [], Previous()).written
     stream.drain()
     assert members(segments_api, "watched") == ["user_id:ann"]
+
+
+def test_a_visitor_who_signs_up_is_a_member_under_the_contact_it_joined(
+    segments_api, send, stream, merges, bus_events
+) -> None:
+    from tests.conftest import BROWSER_KEY
+
+    segments_api("PUT", "viewers", {"name": "Viewers", "filter": {"count": "product_viewed", "gte": 1}})
+    viewed = {"anonymousId": "v1", "event": "Product Viewed", "properties": {"sku": "kite-3"}}
+    assert send("/v1/t", viewed, key=BROWSER_KEY)[0] == 200
+    stream.drain()
+    assert members(segments_api, "viewers") == ["anonymous_id:v1"]
+    assert send("/v1/i", {"anonymousId": "v1", "userId": "ann"}, key=BROWSER_KEY)[0] == 200
+    assert merges.drain() == 1
+    stream.drain()
+    assert members(segments_api, "viewers") == ["user_id:ann"], "the visitor left, the contact entered"
+    changes = [
+        (e["detail"]["contact_id"], e["detail"]["change"])
+        for e in bus_events()
+        if e["detail-type"] == "SegmentChanged"
+    ]
+    assert changes == [("anonymous_id:v1", "entered"), ("user_id:ann", "entered")], (
+        "a merged-away identity leaves unannounced"
+    )
+
+
+def test_the_sample_admin_events_run_through_the_admin_handler(aws) -> None:
+    from functions.admin.handler import handler
+    from tests.conftest import ROOT
+
+    samples = ROOT / "events" / "admin"
+    put = handler(json.loads((samples / "put_segment.json").read_text()), Context())
+    assert put["statusCode"] == 200, put
+    listed = handler(json.loads((samples / "get_segment_members.json").read_text()), Context())
+    assert listed["statusCode"] == 200 and json.loads(listed["body"]) == {
+        "segment": "active-parents",
+        "members": [],
+        "after": None,
+    }
