@@ -74,7 +74,7 @@ class TableAccess:
     #: grant the actions on the table's indexes too (Query by index)
     indexes: bool = False
     #: the actions on this one index only, none on the table: the nightly pass Scans the sparse purchase
-    #: index and nothing else (Scan is granted nowhere else)
+    #: index and nothing else (Scan is granted nowhere else); the admin Queries the segment index alone
     only_index: str | None = None
 
 
@@ -286,11 +286,19 @@ class Cors:
     max_age_seconds: int = 86400
 
 
-#: Profile changes made by tracked events, as the aggregation folds them in (``lastWriter`` "tracking"; not
-#: the stage function's own writes, not TTL removals).
-PROFILE_CHANGED_BY_TRACKING: Mapping[str, Any] = {
+#: The profile writers whose changes the stage function evaluates (issue 13: segments read what each of them
+#: writes): ``tracking`` (the aggregation of tracked events, consent from tracking and the admin API, and
+#: merges), ``automation`` (tags, re-entry marks), ``preferences`` (the unsubscribe and confirmation links'
+#: consent), ``analytics`` (the nightly RFM segment and churn risk). Never ``stage`` (its own writes: no
+#: loop) nor ``merge`` (a merge request cleared: nothing a contact is judged on).
+PROFILE_WRITERS_EVALUATED = ("tracking", "automation", "preferences", "analytics")
+#: Profile changes by those writers (not the stage function's own writes, not TTL removals).
+PROFILE_CHANGED: Mapping[str, Any] = {
     "eventName": ["INSERT", "MODIFY"],
-    "dynamodb": {"Keys": {"sk": {"S": ["PROFILE"]}}, "NewImage": {"lastWriter": {"S": ["tracking"]}}},
+    "dynamodb": {
+        "Keys": {"sk": {"S": ["PROFILE"]}},
+        "NewImage": {"lastWriter": {"S": list(PROFILE_WRITERS_EVALUATED)}},
+    },
 }
 #: Events the tracking path recorded (not copies moved by a merge, not ledger corrections or expiries).
 #: ``exists`` tests leaves only: on ``movedFrom`` itself (an object, ``{"S": ...}``) ``false`` passes all.
@@ -307,9 +315,16 @@ MERGE_REQUESTED_BY_TRACKING: Mapping[str, Any] = {
     },
 }
 ENGAGEMENT_TABLES = (
+    # DeleteItem: a segment left (issue 13) deletes its membership item, in the stage write's transaction
     TableAccess(
         CONTACTS,
-        ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:Query"),
+        (
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:DeleteItem",
+        ),
         indexes=True,
     ),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
@@ -434,6 +449,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                     "dynamodb:BatchWriteItem",
                 ),
             ),
+            # issue 13: a segment's members, read from its index (and no other index)
+            TableAccess(CONTACTS, ("dynamodb:Query",), only_index="bySegment"),
             # consent set by an administrator is an event in the contact's log; erasure deletes the log
             TableAccess(
                 EVENTS,
@@ -459,7 +476,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         capability="engagement",
         handler="functions.stage_transition.handler.handler",
         description="Stage transitions: places contacts on the engagement index and funnel, routes leads",
-        stream=StreamTrigger(CONTACTS, filters=(PROFILE_CHANGED_BY_TRACKING,)),
+        stream=StreamTrigger(CONTACTS, filters=(PROFILE_CHANGED,)),
         tables=ENGAGEMENT_TABLES,
         services=("events", "sns", "ses"),
         timeout_seconds=60,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.adapters.segment_store import DynamoSegmentStore
     from shared.adapters.send_ledger import DynamoSendLedger
     from shared.adapters.template_store import DynamoTemplateStore
     from shared.admin.dependencies import Admin
@@ -159,6 +160,8 @@ def aggregation() -> Aggregation:
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
         automations=_automations(config),
+        # issue 13: the last times segments read are kept too
+        segments=_segments(config),
     )
 
 
@@ -225,6 +228,9 @@ def engagement() -> Engagement:
         ),
         telemetry=PowertoolsTelemetry(),
         automations=Watches(_automations(config)),
+        # issue 13: segment memberships are part of every evaluation
+        segments=_segments(config),
+        double_opt_in=settings.load(settings.ConsentSettings).double_opt_in,
     )
 
 
@@ -288,6 +294,8 @@ def admin() -> Admin:
         **_admin_delivery(config),
         # issue 12: the nightly analytics job (the contact card's analytics history)
         **_admin_analytics(config),
+        # issue 13: segments
+        **_admin_segments(config),
     )
 
 
@@ -533,4 +541,26 @@ def _admin_analytics(config: settings.AdminSettings) -> dict[str, Any]:
 
     return {
         "analytics": DynamoAnalyticsStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name)
+    }
+
+
+# --- issue 13: segments -------------------------------------------------------------------------------------
+
+
+def _segments(config: settings.ScoringConfigSettings) -> DynamoSegmentStore:
+    """The stored segments; their book (what evaluations use) is read again at most every cache period."""
+    from shared.adapters.segment_store import DynamoSegmentStore
+
+    return DynamoSegmentStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+def _admin_segments(config: settings.AdminSettings) -> dict[str, Any]:
+    """``/admin/segments``: the stored segments and their members (``Admin.segments``, ``segment_members``)."""
+    from shared.adapters.segment_members import DynamoSegmentMembers
+
+    return {
+        "segments": _segments(config),
+        "segment_members": DynamoSegmentMembers(aws.client("dynamodb"), table=config.contacts_table_name),
     }

@@ -635,6 +635,10 @@ class MemoryStageStore:
     contacts: MemoryContactStore
     #: contact -> outbox key (``STAGE#<seq>#<n>``, sorting in time order) -> entry
     outbox: dict[ContactId, dict[str, MemoryOutboxEntry]] = field(default_factory=dict)
+    #: issue 13: the members of each segment, as the memberships written here make them
+    members: FakeSegmentMembers = field(default_factory=lambda: FakeSegmentMembers())
+    #: issue 13: the items of each write made (the profile, announcements, memberships)
+    write_items: list[int] = field(default_factory=list)
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
         return self.contacts.profile(contact)
@@ -649,9 +653,18 @@ class MemoryStageStore:
         now: datetime,
     ) -> bool:
         """Written only if the stage sequence is still the one read, and the contact is not merged away."""
+        memberships = [m for m in evaluation.moves if m.kind == "segment"]
+        if 1 + len(outputs) + len(memberships) > MAX_TRANSACTION_ITEMS:  # as DynamoDB refuses it
+            raise ValueError(f"a transaction of {1 + len(outputs) + len(memberships)} items")
         p = self.contacts.profiles.get(contact)
         if p is None or p.merged_into or p.stage.get("stage_seq", 0) != record.stage_seq:
             return False
+        self.write_items.append(1 + len(outputs) + len(memberships))
+        if evaluation.segments is not None:
+            p.stage["segments"] = evaluation.segments
+        for move in memberships:
+            members = self.members.members.setdefault(move.reason, set())
+            (members.add if move.target == "in" else members.discard)(str(contact))
         seq = record.stage_seq + 1
         stage = p.stage
         stage.update(stage_seq=seq, quarter=evaluation.quarter.value, sales_ready=evaluation.sales_ready)
@@ -682,6 +695,13 @@ class MemoryStageStore:
     def history(self, contact: ContactId, limit: int) -> list[Output]:
         entries = self.outbox.get(contact, {})
         return [entries[key].output for key in sorted(entries, reverse=True)[:limit]]
+
+    def leave_segments(self, contact: ContactId, segments: frozenset[str]) -> None:
+        for segment in segments:
+            self.members.members.get(segment, set()).discard(str(contact))
+        p = self.contacts.profiles.get(contact)
+        if p is not None and p.merged_into:
+            p.stage.pop("segments", None)
 
     def mark_delivered(self, contact: ContactId, deliveries: Sequence[Delivery]) -> None:
         entries = self.outbox.get(contact, {})
@@ -1850,7 +1870,13 @@ class MemoryAnnouncer:
 
 # --- issue 13: segments -------------------------------------------------------------------------------
 
+from shared.segments.book import SegmentBook
+from shared.segments.catalogue import SegmentRepository
 from shared.segments.members import MemberPage
+from shared.segments.model import Segment, StoredSegment, stored_segment
+
+#: DynamoDB's limit on the items of one transaction
+MAX_TRANSACTION_ITEMS = 100
 
 
 class FakeSegmentMembers:
@@ -1869,3 +1895,22 @@ class FakeSegmentMembers:
     def count(self, segment_id: str) -> int:
         self.requests += 1
         return len(self.members.get(segment_id, set()))
+
+
+@dataclass
+class MemorySegmentRepository(MemoryVersionedDocuments[StoredSegment]):
+    """Stored segments, as ``DynamoSegmentStore`` keeps them; ``book`` reads them without a cache."""
+
+    kind: str = "segment"
+    #: how many times the book was read (a cached store reads the table once per cache period)
+    books: int = 0
+
+    def book(self) -> SegmentBook:
+        self.books += 1
+        return SegmentBook(self.stored())
+
+    def save(self, segment: Segment, at: datetime, expected_version: int | None) -> StoredSegment:
+        return self.save_version(segment.id, expected_version, partial(stored_segment, segment, at=at))
+
+
+_: type[SegmentRepository] = MemorySegmentRepository  # the fake keeps the port's shape

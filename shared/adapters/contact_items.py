@@ -226,6 +226,7 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "score_above": data.get(SCORE_ABOVE) or frozenset(),
         "aggregated_through": data.get(AGGREGATED),
         "analytics": data.get(ANALYTICS),
+        "segments": data.get(SEGMENTS) or frozenset(),
         "last_times": {},
         "entered": {},
         "stored_numbers": {
@@ -376,6 +377,13 @@ def new_event_from_stream(record: Mapping[str, Any]) -> NewEvent | None:
         position=str(change["SequenceNumber"]).zfill(POSITION_DIGITS),
         item=image,
     )
+
+
+# --- issue 13: segments ----------------------------------------------------------------------------------
+
+#: On the profile, written by the stage function only: the segments the contact is in (a string set,
+#: absent when none). Each membership is also an item of its own (``shared.adapters.segment_members``).
+SEGMENTS = "segments"
 
 
 # --- issue 12: the nightly analytics job ---------------------------------------------------------------------

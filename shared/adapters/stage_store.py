@@ -1,7 +1,9 @@
 """Stage state on the contacts table: the profile's stage attributes, the history/outbox, the due index.
 
-Every write here sets ``lastWriter = stage``; the stream trigger only passes records whose last
-writer was the aggregation of tracked events, so the stage function never triggers itself.
+Every write here sets ``lastWriter = stage``; the stream trigger never passes those (it passes the
+writes of tracking, automations, the preference links and the nightly analytics), so the stage
+function never triggers itself. Segment memberships (issue 13) are written with the stage write: the
+profile's ``segments`` and an item per membership (``shared.adapters.segment_members``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shared.adapters.contact_items import (
     BASELINE,
     SCORE,
     SCORE_ABOVE,
+    SEGMENTS,
     partition,
     profile_key,
     record_from_item,
@@ -35,6 +38,7 @@ from shared.adapters.dynamodb import (
     transact_if,
 )
 from shared.adapters.expressions import EXPRESSION_LIMIT, Expression
+from shared.adapters.segment_members import membership_item, membership_key
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
@@ -179,6 +183,11 @@ class DynamoStageStore:
                 x.set(SCORE_ABOVE, ss(evaluation.score_above))
             else:
                 x.remove(SCORE_ABOVE)
+        if evaluation.segments is not None and evaluation.segments != record.segments:
+            if evaluation.segments:
+                x.set(SEGMENTS, ss(evaluation.segments))
+            else:
+                x.remove(SEGMENTS)
         if outputs:
             x.add("pendingOutputs", n(len(outputs)))
         sequence = x.name("stageSeq")
@@ -195,10 +204,46 @@ class DynamoStageStore:
             items.append(
                 {"Put": {"TableName": self._table, "Item": self._history(contact, seq, number, output)}}
             )
+        items += self._memberships(contact, evaluation, now)
         if not transact_if(self._db, items, "the contact store"):
             return False
         self._fold_apart(contact, rest)
         return True
+
+    def _memberships(self, contact: ContactId, evaluation: Evaluation, now: datetime) -> list[dict[str, Any]]:
+        """A membership item put for each segment entered, deleted for each left (issue 13)."""
+        items: list[dict[str, Any]] = []
+        for move in evaluation.moves:
+            if move.kind != "segment":
+                continue
+            if move.target == "in":
+                items.append(
+                    {"Put": {"TableName": self._table, "Item": membership_item(contact, move.reason, now)}}
+                )
+            else:
+                items.append(
+                    {"Delete": {"TableName": self._table, "Key": membership_key(contact, move.reason)}}
+                )
+        return items
+
+    def leave_segments(self, contact: ContactId, segments: frozenset[str]) -> None:
+        """A merged-away contact's memberships deleted (a transaction per 100: deletes of what is gone
+        already change nothing), then the profile's ``segments`` removed."""
+        deletes = [
+            {"Delete": {"TableName": self._table, "Key": membership_key(contact, segment)}}
+            for segment in sorted(segments)
+        ]
+        for start in range(0, len(deletes), 100):
+            transact_if(self._db, deletes[start : start + 100], "the contact store")
+        x = Expression()
+        x.remove(SEGMENTS)
+        x.set("lastWriter", s(WRITER))
+        request = x.update(self._table, profile_key(contact), f"attribute_exists({x.name('mergedInto')})")
+        try:
+            self._db.update_item(**request)
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise self._failure(exc) from exc
 
     def _folds(self, record: ContactRecord, now: datetime, baseline: bool) -> list[Fold]:
         """Decaying sums older than the previous bucket, to fold into it (rebase).

@@ -50,11 +50,17 @@ class TableSpec:
 
 #: Contacts: one profile item per contact (sk PROFILE), merge markers (sk MERGED#...) and the stage
 #: history with its outbox (sk STAGE#...). ``byDue`` is the due-time index: only profiles that decay
-#: could move carry ``dueShard`` and ``dueKey`` (``<due time>#<contact>``).
+#: could move carry ``dueShard`` and ``dueKey`` (``<due time>#<contact>``). ``bySegment`` (issue 13) lists
+#: a segment's members: only membership items (sk ``SEGMENT#<segment>``) carry ``segmentShard``
+#: (``<segment>#<0..15>``, spreading a big segment over 16 partitions) and ``segmentMember`` (the contact).
 CONTACTS = TableSpec(
     id="contacts",
     env="CONTACTS_TABLE_NAME",
-    global_indexes=(GlobalIndex(name="byDue", partition_key="dueShard", sort_key="dueKey"),),
+    global_indexes=(
+        GlobalIndex(name="byDue", partition_key="dueShard", sort_key="dueKey"),
+        # --- issue 13: segments ---
+        GlobalIndex(name="bySegment", partition_key="segmentShard", sort_key="segmentMember"),
+    ),
     stream=True,
 )
 

@@ -16,6 +16,7 @@ from shared.admin import (
     engagement,
     erasure,
     rules,
+    segments,
 )
 from shared.admin import templates as email_templates
 from shared.admin.dependencies import Admin
@@ -38,6 +39,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **delivery.ROUTES,
     **erasure.ROUTES,
     **consent.ROUTES,
+    # issue 13: segments
+    **segments.ROUTES,
 }
 
 

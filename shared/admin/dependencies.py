@@ -18,6 +18,8 @@ from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
+from shared.segments.catalogue import SegmentRepository
+from shared.segments.members import SegmentMembers
 from shared.usecases.analytics import AnalyticsHistory
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
@@ -95,3 +97,8 @@ class Admin:
     # --- issue 12: the nightly analytics job ---
     #: the contact's segment and risk changes (the card's ``analytics_history``)
     analytics: AnalyticsHistory
+    # --- issue 13: segments ---
+    #: the stored segments (``/admin/segments``)
+    segments: SegmentRepository
+    #: a segment's members, read from the membership index (``/admin/segments/{segmentId}/members``)
+    segment_members: SegmentMembers

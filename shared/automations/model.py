@@ -9,6 +9,7 @@ it again (``shared.automations.engine``).
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from shared.analytics.facts import RFM_PREFIX, RISK_LEVELS, SEGMENT_NAMES, RiskLevel
 from shared.scoring.rules import Match, Operator, Predicate, RuleId, TagName
+from shared.segments.model import SEGMENT_ID
 from shared.tracking.behaviours import Behaviour
 
 AutomationId = RuleId
@@ -214,10 +216,15 @@ class DateTrigger(_Model):
 
 
 def _known_segment(name: str) -> str:
-    """An RFM segment is ``rfm:<id>`` with a known id; segments of other kinds keep names of their own."""
+    """An RFM segment is ``rfm:<id>`` with a known id; a segment of issue 13 (``/admin/segments``) is named
+    by its id."""
     if name.startswith(RFM_PREFIX) and name.removeprefix(RFM_PREFIX) not in SEGMENT_NAMES:
         known = ", ".join(RFM_PREFIX + segment for segment in SEGMENT_NAMES)
         raise ValueError(f"{name!r} is not an RFM segment; they are {known}")
+    if not name.startswith(RFM_PREFIX) and not re.fullmatch(SEGMENT_ID, name):
+        raise ValueError(
+            f"{name!r} is neither an RFM segment (rfm:<id>) nor a segment id (lower-case, - and _)"
+        )
     return name
 
 
@@ -254,6 +261,11 @@ class SegmentTrigger(_Aliased):
         if self.change == "left" and self.source is not None:
             raise ValueError("a departure comes from the segment itself: narrow it with to (where it went)")
         other = self.source or self.to
+        if other is not None and not self.segment.startswith(RFM_PREFIX):
+            raise ValueError(
+                "from and to narrow an RFM segment's changes; a contact can be in many segments of "
+                f"/admin/segments at once, so {self.segment!r} has no other end"
+            )
         if other == self.segment:
             raise ValueError(f"from and to name the other end of the change, not {self.segment!r} itself")
         if other is not None and other.startswith(RFM_PREFIX) != self.segment.startswith(RFM_PREFIX):

@@ -65,5 +65,7 @@ class ContactRecord(BaseModel):
     pending_outputs: int = 0
     #: RFM segment and churn outlook, as of the last nightly analytics pass that scored the contact
     analytics: Analytics | None = None
+    #: the segments (issue 13) the contact is in, as the stage function last evaluated them
+    segments: frozenset[str] = frozenset()
     #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them
     stored_numbers: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)

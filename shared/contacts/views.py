@@ -228,6 +228,8 @@ class ContactCard(BaseModel):
     analytics: AnalyticsView | None = None
     #: issue 12: segment and risk level changes, newest first
     analytics_history: list[dict[str, Any]] = Field(default_factory=list)
+    #: issue 13: the segments (``/admin/segments``) the contact is in, by id
+    segments: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(
@@ -267,6 +269,7 @@ class ContactCard(BaseModel):
             consent={c: ConsentView.of(record.consent.get(c), double_opt_in) for c in CONSENT_CHANNELS},
             analytics=AnalyticsView.of(record.analytics) if record.analytics is not None else None,
             analytics_history=analytics_history or [],
+            segments=sorted(record.segments),
         )
 
 

@@ -63,4 +63,28 @@ class ScoreThresholdCrossed(_Event):
     engagement: float
 
 
-Output = ContactStageChanged | EngagementQuarterChanged | LeadRouted | ScoreThresholdCrossed
+class SegmentMembershipChanged(_Event):
+    """The contact entered (``change: entered``) or left a segment of issue 13 (``kind: segment``).
+
+    The detail type is ``SegmentChanged``, as the nightly pass announces RFM segments (``rfm:<id>``), so
+    automations' ``segment`` trigger takes both; a contact may be in many segments at once, so ``from``
+    and ``to`` are null. ``initial``: the entry or departure of a back-fill (a new or edited segment
+    placing contacts that already were what it describes), which triggers ignore unless they say
+    ``initial: true``."""
+
+    detail_type: Literal["SegmentChanged"] = Field("SegmentChanged", exclude=True)
+    segment: str
+    change: Literal["entered", "left"]
+    from_segment: None = Field(None, alias="from")
+    to_segment: None = Field(None, alias="to")
+    kind: Literal["segment"] = "segment"
+    initial: bool = False
+
+
+Output = (
+    ContactStageChanged
+    | EngagementQuarterChanged
+    | LeadRouted
+    | ScoreThresholdCrossed
+    | SegmentMembershipChanged
+)

@@ -5,6 +5,7 @@ Pure: the contact as stored, the funnel, the decay settings and the time are pas
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -14,6 +15,7 @@ from shared.engagement.funnel import Facts, Funnel
 from shared.engagement.index import Quarter, crossing, index, quarter
 from shared.scoring.decay import Decay, Trend, trend
 from shared.scoring.model import DimensionScore
+from shared.segments.book import SegmentBook
 
 #: At most this many stage moves in one evaluation (a purchase can take a subscriber to customer).
 MAX_CHAIN = 6
@@ -24,8 +26,9 @@ DUE_MARGIN = timedelta(minutes=1)
 @dataclass(frozen=True, slots=True)
 class Move:
     #: ``threshold``: a score automations watch crossed (source/target ``below``/``above``, reason the
-    #: watch ``<dimension>@<threshold>``)
-    kind: Literal["stage", "quarter", "threshold"]
+    #: watch ``<dimension>@<threshold>``); ``segment``: a segment entered (source ``out``, target ``in``) or
+    #: left (``in`` to ``out``), the reason its id
+    kind: Literal["stage", "quarter", "threshold", "segment"]
     source: str | None
     target: str
     reason: str
@@ -47,6 +50,8 @@ class Evaluation:
     write_due: bool
     #: the watched thresholds the contact is at or above now
     score_above: frozenset[str] = frozenset()
+    #: the segments the contact is in now (``None``: segments were not evaluated, the stored ones stand)
+    segments: frozenset[str] | None = None
 
     @property
     def stage_changed(self) -> bool:
@@ -68,13 +73,28 @@ class Watching:
     due_run: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Segmenting:
+    """The segments whose membership the evaluation keeps (issue 13): entries and departures are moves,
+    and the next moment time alone could change one joins the contact's due time."""
+
+    book: SegmentBook
+    #: consent sources whose grants wait for the contact's confirmation (a segment's consent condition)
+    double_opt_in: Collection[str] = frozenset()
+
+
 def watch_key(dimension: str, threshold: float) -> str:
     """``<dimension>@<threshold>``, the threshold exactly (``repr`` reads back as the same float)."""
     return f"{dimension}@{float(threshold)!r}"
 
 
 def evaluate(
-    record: ContactRecord, funnel: Funnel, decay: Decay, now: datetime, watching: Watching = Watching()
+    record: ContactRecord,
+    funnel: Funnel,
+    decay: Decay,
+    now: datetime,
+    watching: Watching = Watching(),
+    segmenting: Segmenting | None = None,
 ) -> Evaluation:
     overall = record.scores.get("global", DimensionScore())
     engagement = overall.value(decay, now)
@@ -137,6 +157,24 @@ def evaluate(
             moves.append(Move("threshold", "above" if was else "below", "below" if was else "above", key))
     if watching.wakeup is not None and watching.wakeup > now:
         due_at = min(due_at, watching.wakeup) if due_at else watching.wakeup
+    segments = None
+    if segmenting is not None:
+        stage_changed = any(m.kind == "stage" for m in moves)
+        # segments see the contact as this evaluation leaves it: its stage (a new stage's score starts
+        # from the global score now) and quarter
+        evaluated = record.model_copy(
+            update={
+                "stage": stage,
+                "quarter": current_quarter.value,
+                "stage_baseline": overall if stage_changed else record.stage_baseline,
+            }
+        )
+        membership = segmenting.book.evaluate(evaluated, now, decay, segmenting.double_opt_in)
+        moves += [Move("segment", "out", "in", segment) for segment in membership.entered]
+        moves += [Move("segment", "in", "out", segment) for segment in membership.left]
+        if membership.changes_at is not None:
+            due_at = min(due_at, membership.changes_at) if due_at else membership.changes_at
+        segments = membership.segments
     passed = record.due_at is not None and record.due_at <= now
     write_due = due_at != record.due_at and (
         record.due_at is None
@@ -156,6 +194,7 @@ def evaluate(
         due_at=due_at,
         write_due=write_due,
         score_above=frozenset(above),
+        segments=segments,
     )
 
 

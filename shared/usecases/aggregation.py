@@ -27,6 +27,7 @@ from shared.errors import DependencyUnavailable
 from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
 from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
+from shared.segments.catalogue import SegmentSource
 from shared.tracking.behaviours import LEDGER_CALL
 from shared.tracking.messages import TrackedEvent
 from shared.usecases.recording import MAX_ROUNDS, Absorbed, ContactStore, resolve, split_change
@@ -77,9 +78,13 @@ class Aggregation:
     telemetry: Telemetry
     #: the automations in force: the profile keeps the last time of the behaviours they count from
     automations: AutomationSource | None = None
+    #: issue 13: the segments in force: the profile keeps the last time of the behaviours they read too
+    segments: SegmentSource | None = None
 
     def watched(self) -> frozenset[str]:
-        return watched_since(self.automations.book()) if self.automations is not None else frozenset()
+        automations = watched_since(self.automations.book()) if self.automations is not None else frozenset()
+        segments = self.segments.book().last_times() if self.segments is not None else frozenset()
+        return automations | segments
 
 
 @dataclass(frozen=True, slots=True)

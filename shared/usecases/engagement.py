@@ -12,6 +12,11 @@ At-least-once in, exactly-once effects out:
   recorded with its error and never retried. Published events carry stable ids for consumers to
   deduplicate.
 - An evaluation that changes nothing writes nothing.
+- Segment memberships (issue 13) are part of the evaluation: entering or leaving a segment is a move,
+  written with the others and announced (``SegmentChanged``). A write holds at most
+  ``MAX_WRITE_ITEMS`` items (a DynamoDB transaction's limit), so when many segments change at once the
+  evaluation is written in parts, each a whole, consistent write of its own; the contact's next
+  evaluation (at once, or a redelivery after a crash) writes what is left.
 """
 
 from __future__ import annotations
@@ -30,15 +35,20 @@ from shared.engagement.events import (
     LeadRouted,
     Output,
     ScoreThresholdCrossed,
+    SegmentMembershipChanged,
 )
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
-from shared.engagement.transitions import Evaluation, Move, Watching, evaluate
+from shared.engagement.transitions import Evaluation, Move, Segmenting, Watching, evaluate
 from shared.errors import Conflict, DependencyUnavailable, NotFound
 from shared.scoring.decay import Decay
+from shared.segments.catalogue import SegmentSource
 
 #: How often one record re-reads and re-evaluates a contact that moved under it before giving up.
 MAX_ATTEMPTS = 4
+#: Items one stage write may hold (a DynamoDB transaction's limit): the profile, one per announcement,
+#: one per segment membership entered or left.
+MAX_WRITE_ITEMS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,11 @@ class StageStore(Protocol):
         """Record the channels sent and refused; a complete delivery is no longer pending."""
         ...
 
+    def leave_segments(self, contact: ContactId, segments: frozenset[str]) -> None:
+        """A contact merged away leaves its segments, unannounced (its history now counts for the contact
+        it joined, evaluated on its own): the memberships go, then the profile's list of them."""
+        ...
+
 
 class Router(Protocol):
     def assign(self, keep: str | None = None) -> Salesperson | None:
@@ -132,6 +147,11 @@ class Engagement:
     telemetry: Telemetry
     #: automations' score thresholds and wake-ups; none: stages only
     automations: WatchSource | None = None
+    # --- issue 13: segments ---
+    #: the segments whose membership evaluations keep; none: no segments
+    segments: SegmentSource | None = None
+    #: consent sources whose grants wait for the contact's confirmation (segments' consent conditions)
+    double_opt_in: frozenset[str] = frozenset()
 
     def evaluate(
         self, record: ContactRecord, funnel: Funnel, now: datetime, due_run: bool = False
@@ -141,25 +161,34 @@ class Engagement:
             if self.automations is not None
             else Watching(due_run=due_run)
         )
-        return evaluate(record, funnel, self.decay, now, watching)
+        segmenting = (
+            Segmenting(self.segments.book(), self.double_opt_in) if self.segments is not None else None
+        )
+        return evaluate(record, funnel, self.decay, now, watching, segmenting)
 
 
-def on_change(record: ContactRecord, deps: Engagement, *, due_run: bool = False) -> int:
-    """Evaluate a contact as a stream record shows it; returns the writes made.
+def on_change(
+    record: ContactRecord, deps: Engagement, *, due_run: bool = False, backfill: bool = False
+) -> int:
+    """Evaluate a contact as a stream record (or a back-fill's scan) shows it; returns the writes made.
 
     The image is enough to see that nothing changes (the common case: no read, no write). When
     something would change, the contact is read first: a redelivered or overtaken record then finds
-    the move already made and writes nothing.
+    the move already made and writes nothing. ``backfill``: the segment entries and departures found
+    are announced as ``initial`` (what the contact already was when its segment was saved).
     """
     contact = ContactId.parse(record.contact_id)
     if record.merged_into:
+        if record.segments:
+            deps.stages.leave_segments(contact, record.segments)
+            return 1
         return 0
     funnel = deps.funnels.funnel()
     now = deps.clock.now()
     if not deps.evaluate(record, funnel, now, due_run).changes(record):
         return publish_pending(contact, deps) if record.pending_outputs > 0 else 0
-    writes = 0
-    for _ in range(MAX_ATTEMPTS):
+    writes = conflicts = 0
+    while True:
         fresh = deps.stages.profile(contact)
         if fresh is None or fresh.merged_into:
             return writes
@@ -172,20 +201,48 @@ def on_change(record: ContactRecord, deps: Engagement, *, due_run: bool = False)
             evaluation = replace(evaluation, route=False, sales_ready=record.sales_ready)
             if not evaluation.changes(record):
                 break
-        outputs = announcements(contact, record, evaluation, funnel, owner, now)
+        evaluation, whole = first_part(record, evaluation, owner)
+        outputs = announcements(contact, record, evaluation, funnel, owner, now, initial=backfill)
         if deps.stages.apply(contact, record, evaluation, outputs, owner, now):
             writes += 1
             deps.telemetry.count("StageMoves", sum(1 for m in evaluation.moves if m.kind == "stage"))
+            deps.telemetry.count("SegmentMoves", sum(1 for m in evaluation.moves if m.kind == "segment"))
             deps.telemetry.count("LeadsRouted", 1 if owner else 0)
             record = record.model_copy(update={"pending_outputs": record.pending_outputs + len(outputs)})
-            break
-    else:
-        raise RuntimeError(
-            f"contact kept changing during {MAX_ATTEMPTS} evaluations; the record will be retried"
-        )
+            if whole:
+                break
+            continue  # the rest of the segment moves, in a write of their own
+        conflicts += 1
+        if conflicts >= MAX_ATTEMPTS:
+            raise RuntimeError(
+                f"contact kept changing during {MAX_ATTEMPTS} evaluations; the record will be retried"
+            )
     if record.pending_outputs > 0:
         writes += publish_pending(contact, deps)
     return writes
+
+
+def first_part(
+    record: ContactRecord, evaluation: Evaluation, owner: Salesperson | None
+) -> tuple[Evaluation, bool]:
+    """The evaluation as one write can hold it, and whether that is all of it.
+
+    A write holds the profile, an announcement per move (and one for a routed lead) and a membership
+    item per segment entered or left: when that is over ``MAX_WRITE_ITEMS``, the first segment moves
+    that fit are written with everything else, the profile's segments changed by those alone.
+    """
+    segment_moves = [m for m in evaluation.moves if m.kind == "segment"]
+    others = [m for m in evaluation.moves if m.kind != "segment"]
+    room = (MAX_WRITE_ITEMS - 1 - len(others) - (1 if owner else 0)) // 2
+    if len(segment_moves) <= room:
+        return evaluation, True
+    if room < 1:
+        raise RuntimeError(f"a stage write cannot hold {len(others)} announcements and a segment move")
+    taken = segment_moves[:room]
+    entered = {m.reason for m in taken if m.target == "in"}
+    left = {m.reason for m in taken if m.target == "out"}
+    part = replace(evaluation, moves=(*others, *taken), segments=(record.segments | entered) - left)
+    return part, False
 
 
 def publish_pending(contact: ContactId, deps: Engagement) -> int:
@@ -221,8 +278,11 @@ def announcements(
     funnel: Funnel,
     owner: Salesperson | None,
     now: datetime,
+    *,
+    initial: bool = False,
 ) -> list[Output]:
-    """The events a write announces; ids are stable per contact and stage sequence."""
+    """The events a write announces; ids are stable per contact and stage sequence. ``initial`` marks
+    segment entries and departures found by a back-fill."""
     base = f"{contact}#{record.stage_seq + 1}"
     common = {
         "contact_id": str(contact),
@@ -255,6 +315,17 @@ def announcements(
                     threshold=float(threshold),
                     direction="up" if move.target == "above" else "down",
                     engagement=round(evaluation.engagement, 6),
+                )
+            )
+        elif move.kind == "segment":
+            outputs.append(
+                SegmentMembershipChanged(
+                    event_id=f"{base}#{n}",
+                    contact_id=str(contact),
+                    at=now,
+                    segment=move.reason,
+                    change="entered" if move.target == "in" else "left",
+                    initial=initial,
                 )
             )
         else:

@@ -222,7 +222,9 @@ def dynamodb_grants(template: dict[str, Any], spec: Any) -> dict[str, set[str]]:
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
 def test_least_privilege_dynamodb_actions_per_function(template, spec) -> None:
     granted = dynamodb_grants(template, spec)
-    expected = {access.table.env: set(access.actions) for access in spec.tables}
+    expected: dict[str, set[str]] = {}
+    for access in spec.tables:  # a table's own actions and those on one of its indexes, together
+        expected.setdefault(access.table.env, set()).update(access.actions)
     assert granted == expected
     assert not any(a == "dynamodb:*" for actions in granted.values() for a in actions)
     # Scan only on one named index (the nightly extract's), asserted with the index grants below
@@ -340,6 +342,13 @@ STREAM_FUNCTIONS = {
             (stream_record("INSERT", PROFILE_KEYS, {"lastWriter": {"S": "tracking"}}), True),
             (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "stage"}}), False),
             (stream_record("REMOVE", PROFILE_KEYS, None), False),
+            # issue 13: segments read tags (automations), consent (the preference links), RFM segments and
+            # churn risk (the nightly pass): their writes are evaluated too; a merge request cleared is not
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "automation"}}), True),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "preferences"}}), True),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "analytics"}}), True),
+            (stream_record("MODIFY", PROFILE_KEYS, {"lastWriter": {"S": "merge"}}), False),
+            (stream_record("INSERT", {"pk": {"S": "C#user_id:ann"}, "sk": {"S": "SEGMENT#vip"}}, {}), False),
         ],
     ),
     "merge": (
@@ -598,7 +607,8 @@ def test_lead_topic_is_encrypted_and_requires_tls(template) -> None:
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda f: f.name)
 def test_indexes_are_granted_for_query_only(template, spec) -> None:
     """Writes go to the table; an index ARN in a write statement is a grant nobody needs. The one
-    exception is a read: the nightly extract's Scan, on the one index it names."""
+    exception is a read: the nightly extract's Scan, on the one index it names (and the admin's Query on
+    the segment index alone)."""
     on_indexes: set[str] = set()
     for statement in policy_statements(template, lambda_for(template, spec.name)):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -606,9 +616,11 @@ def test_indexes_are_granted_for_query_only(template, spec) -> None:
             statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         )
         if any("/index/" in json.dumps(t) for t in targets):
-            named = [a.only_index for a in spec.tables if a.only_index]
-            if any(f"/index/{index}" in json.dumps(targets) for index in named):
-                assert actions == ["dynamodb:Scan"], statement
+            named = {a.only_index: list(a.actions) for a in spec.tables if a.only_index}
+            index = next((i for i in named if f"/index/{i}" in json.dumps(targets)), None)
+            if index is not None:
+                assert actions == named[index], statement
+                assert actions in (["dynamodb:Scan"], ["dynamodb:Query"]), statement
                 continue
             assert actions == ["dynamodb:Query"], statement
             on_indexes.update(actions)

@@ -48,6 +48,7 @@ PURE = {
     "scoring",
     "analytics",
     "contacts",
+    "segments",
     "engagement",
     "automations",
     "usecases",

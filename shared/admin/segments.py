@@ -1,0 +1,164 @@
+"""Admin operations on segments under ``/admin/segments``: list, read with history, store a new version,
+delete, pause and resume, and list or count a segment's members. ``If-Match: <version>`` makes a change
+conditional (409 otherwise). Members are read from the membership index (O(members), never a Scan)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from shared.admin.dependencies import Admin
+from shared.errors import InvalidRequest, NotFound
+from shared.http import if_match_version, json_body
+from shared.segments.model import (
+    INVALID,
+    MAX_SEGMENTS,
+    MAX_TOTAL_CONDITIONS,
+    StoredSegment,
+    parse_segment,
+    with_paused,
+)
+from shared.versioning import expect_version
+
+if TYPE_CHECKING:
+    from shared.http import HttpRequest
+
+#: members per page: by default, and at most
+PAGE, MAX_PAGE = 100, 1000
+
+
+class SegmentList(BaseModel):
+    segments: list[StoredSegment]
+
+
+class SegmentDetail(BaseModel):
+    segment: StoredSegment
+    #: every stored version, newest first (a deletion is marked by a newer tombstone)
+    history: list[StoredSegment]
+
+
+class Deleted(BaseModel):
+    deleted: str
+    version: int
+
+
+class Members(BaseModel):
+    segment: str
+    #: contact ids (``user_id:…``, ``anonymous_id:…``)
+    members: list[str]
+    #: pass as ``after`` for the next page; ``null``: no more
+    after: str | None = None
+
+
+class MemberCount(BaseModel):
+    segment: str
+    count: int
+
+
+def list_segments(request: HttpRequest, deps: Admin) -> SegmentList:
+    return SegmentList(segments=deps.segments.stored())
+
+
+def get_segment(request: HttpRequest, deps: Admin) -> SegmentDetail:
+    segment = _current(request, deps)
+    return SegmentDetail(segment=segment, history=deps.segments.history(segment.id))
+
+
+def put_segment(request: HttpRequest, deps: Admin) -> StoredSegment:
+    segment = parse_segment(_segment_id(request), json_body(request))
+    others = [s for s in deps.segments.stored() if s.id != segment.id]
+    if len(others) >= MAX_SEGMENTS:
+        raise InvalidRequest(
+            f"{MAX_SEGMENTS} segments are stored already, the most there may be", code=INVALID
+        )
+    total = segment.filter.conditions() + sum(s.filter.conditions() for s in others)
+    if total > MAX_TOTAL_CONDITIONS:
+        raise InvalidRequest(
+            f"filter: the segments would hold {total} conditions in all; at most {MAX_TOTAL_CONDITIONS} "
+            "(every contact change evaluates them all)",
+            code=INVALID,
+        )
+    saved = deps.segments.save(segment, deps.clock.now(), if_match_version(request))
+    start_backfill(deps, saved.id, saved.version)
+    return saved
+
+
+def delete_segment(request: HttpRequest, deps: Admin) -> Deleted:
+    segment_id = _segment_id(request)
+    removed = deps.segments.remove(segment_id, deps.clock.now(), if_match_version(request))
+    start_backfill(deps, segment_id, removed.version + 1)
+    return Deleted(deleted=segment_id, version=removed.version)
+
+
+def pause_segment(request: HttpRequest, deps: Admin) -> StoredSegment:
+    return _set_paused(request, deps, paused=True)
+
+
+def resume_segment(request: HttpRequest, deps: Admin) -> StoredSegment:
+    return _set_paused(request, deps, paused=False)
+
+
+def list_members(request: HttpRequest, deps: Admin) -> Members:
+    segment = _current(request, deps)
+    page = deps.segment_members.page(segment.id, request.query.get("after") or None, _limit(request))
+    return Members(segment=segment.id, members=page.contact_ids, after=page.after)
+
+
+def count_members(request: HttpRequest, deps: Admin) -> MemberCount:
+    segment = _current(request, deps)
+    return MemberCount(segment=segment.id, count=deps.segment_members.count(segment.id))
+
+
+# --- back-fills: the integrator wires this hook ----------------------------------------------------------
+
+
+def start_backfill(deps: Admin, segment_id: str, version: int) -> None:
+    """HOOK (issue 13, back-fills): a saved, resumed or deleted segment re-evaluates every contact, so
+    those already there enter it (or leave it), announced as ``initial``. To be wired to the back-fill
+    port: ``deps.backfills.start("contacts_backfill", f"segment-{segment_id}-v{version}")``. Until then,
+    contacts enter or leave as their next change or due time evaluates them."""
+
+
+def _set_paused(request: HttpRequest, deps: Admin, *, paused: bool) -> StoredSegment:
+    """A new version paused (or resumed); one already so is returned as it is. The change is made against
+    the version read, so an edit in between is a Conflict rather than undone."""
+    current = _current(request, deps)
+    expect_version("segment", current.id, current.version, if_match_version(request))
+    if current.paused == paused:
+        return current
+    saved = deps.segments.save(with_paused(current, paused), deps.clock.now(), current.version)
+    if not paused:  # while paused, nobody entered or left: catch up
+        start_backfill(deps, saved.id, saved.version)
+    return saved
+
+
+def _segment_id(request: HttpRequest) -> str:
+    return request.path_parameters.get("segmentId", "")
+
+
+def _current(request: HttpRequest, deps: Admin) -> StoredSegment:
+    segment_id = _segment_id(request)
+    found = next((s for s in deps.segments.stored() if s.id == segment_id), None)
+    if found is None:
+        raise NotFound(f"no segment {segment_id}")
+    return found
+
+
+def _limit(request: HttpRequest) -> int:
+    limit = request.query.get("limit", str(PAGE))
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit")
+    return int(limit)
+
+
+ROUTES = {
+    "GET /admin/segments": list_segments,
+    "GET /admin/segments/{segmentId}": get_segment,
+    "PUT /admin/segments/{segmentId}": put_segment,
+    "DELETE /admin/segments/{segmentId}": delete_segment,
+    "POST /admin/segments/{segmentId}/pause": pause_segment,
+    "POST /admin/segments/{segmentId}/resume": resume_segment,
+    "GET /admin/segments/{segmentId}/members": list_members,
+    "GET /admin/segments/{segmentId}/count": count_members,
+}
