@@ -28,7 +28,9 @@ class CampaignRepository(Protocol):
 
     def stored(self) -> list[StoredCampaign]: ...
 
-    def current(self, campaign_id: str) -> StoredCampaign | None: ...
+    def campaign(self, campaign_id: str) -> StoredCampaign | None:
+        """The current version (None: none stored, or deleted)."""
+        ...
 
     def history(self, campaign_id: str) -> list[StoredCampaign]:
         """Every version, newest first (a deletion's tombstone included)."""
