@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.analytics_staging import S3Staging
     from shared.adapters.automation_runs import DynamoRunStore
     from shared.adapters.automation_store import DynamoAutomationStore
+    from shared.adapters.campaign_results import DynamoExposures
+    from shared.adapters.campaign_store import DynamoCampaignStatus, DynamoCampaignStore
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
@@ -31,9 +33,11 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.template_store import DynamoTemplateStore
     from shared.admin.dependencies import Admin
     from shared.contacts.identity import ContactId
+    from shared.segments.members import MemberPage, SegmentMembers
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.analytics import Applying, Extracting, Fitting
     from shared.usecases.automation import Automating
+    from shared.usecases.campaigns import Campaigning, Converting
     from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
     from shared.usecases.feedback import Feedback
@@ -249,6 +253,8 @@ def automating() -> Automating:
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
         double_opt_in=config.double_opt_in,
+        # issue 13: automations with a holdout expose their contacts (the uplift report)
+        exposures=_exposures(config),
     )
 
 
@@ -288,6 +294,8 @@ def admin() -> Admin:
         **_admin_delivery(config),
         # issue 12: the nightly analytics job (the contact card's analytics history)
         **_admin_analytics(config),
+        # issue 13: campaigns
+        **_admin_campaigns(config),
     )
 
 
@@ -355,6 +363,9 @@ def delivering() -> Delivering:
         public_base_url=config.public_base_url,
         link_days=config.link_days,
         sms_max_segments=config.sms_max_segments,
+        # issue 13: a cancelled campaign's requests are skipped; campaign sends are counted
+        campaigns=_campaign_status(config),
+        results=_exposures(config),
     )
 
 
@@ -407,6 +418,8 @@ def feedback() -> Feedback:
         rules=_rules(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
+        # issue 13: a campaign email's delivery, first open and first click count for its arm
+        results=_exposures(config),
     )
 
 
@@ -533,4 +546,111 @@ def _admin_analytics(config: settings.AdminSettings) -> dict[str, Any]:
 
     return {
         "analytics": DynamoAnalyticsStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name)
+    }
+
+
+# --- issue 13: campaigns (the campaigns function; counting in delivery, feedback and automation_events) ------
+
+
+def _segment_members(config: settings.ContactsTableSettings) -> SegmentMembers:
+    """A segment's members, a page at a time (the segments part's adapter), built on first use: the admin
+    builds it with every route, and only campaign routes read it."""
+    client = aws.client("dynamodb")
+
+    def build() -> SegmentMembers:
+        from shared.adapters.segment_members import DynamoSegmentMembers
+
+        return DynamoSegmentMembers(client, table=config.contacts_table_name)
+
+    return _MembersOnFirstUse(build)
+
+
+class _MembersOnFirstUse:
+    def __init__(self, build: Callable[[], SegmentMembers]) -> None:
+        self._build = build
+        self._built: SegmentMembers | None = None
+
+    def _members(self) -> SegmentMembers:
+        if self._built is None:
+            self._built = self._build()
+        return self._built
+
+    def page(self, segment_id: str, after: str | None, limit: int) -> MemberPage:
+        return self._members().page(segment_id, after, limit)
+
+    def count(self, segment_id: str) -> int:
+        return self._members().count(segment_id)
+
+
+def _campaign_store(config: settings.ScoringConfigSettings) -> DynamoCampaignStore:
+    from shared.adapters.campaign_store import DynamoCampaignStore
+
+    return DynamoCampaignStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+def _campaign_status(config: settings.ScoringConfigSettings) -> DynamoCampaignStatus:
+    from shared.adapters.campaign_store import DynamoCampaignStatus
+
+    return DynamoCampaignStatus(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+def _exposures(config: settings.ContactsTableSettings) -> DynamoExposures:
+    from shared.adapters.campaign_results import DynamoExposures
+
+    return DynamoExposures(aws.client("dynamodb"), contacts_table=config.contacts_table_name)
+
+
+@scope.per_function
+def campaigning() -> Campaigning:
+    """The campaigns function: plans live campaigns' sends through the delivery queue."""
+    from shared.adapters.campaign_store import DynamoCampaignStates
+    from shared.adapters.delivery_queue import SqsDeliveryQueue
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.campaigns import Campaigning
+
+    config = settings.load(settings.CampaignSettings)
+    _aws()
+    return Campaigning(
+        clock=clock.current(),
+        campaigns=_campaign_store(config),
+        states=DynamoCampaignStates(aws.client("dynamodb"), table=config.config_table_name),
+        members=_segment_members(config),
+        exposures=_exposures(config),
+        queue=SqsDeliveryQueue(aws.client("sqs"), queue_url=config.delivery_queue_url),
+        telemetry=PowertoolsTelemetry(),
+        page_size=config.campaign_page_size,
+    )
+
+
+@scope.per_function
+def converting() -> Converting:
+    """The automation_events function's count of conversions and unsubscribes of exposed contacts."""
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.campaigns import Converting
+
+    config = settings.load(settings.AutomationSettings)
+    _aws()
+    return Converting(
+        campaigns=_campaign_store(config),
+        automations=_automations(config),
+        exposures=_exposures(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+def _admin_campaigns(config: settings.AdminSettings) -> dict[str, Any]:
+    """``Admin.campaigns``, ``campaign_states``, ``campaign_audience``, ``campaign_results``."""
+    from shared.adapters.campaign_store import DynamoCampaignStates, DynamoCampaignStore
+
+    client = aws.client("dynamodb")
+    return {
+        # no cache: an administrator reads back what they just changed
+        "campaigns": DynamoCampaignStore(client, table=config.config_table_name, cache_seconds=0),
+        "campaign_states": DynamoCampaignStates(client, table=config.config_table_name),
+        "campaign_audience": _segment_members(config),
+        "campaign_results": _exposures(config),
     }

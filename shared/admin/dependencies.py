@@ -8,6 +8,7 @@ from typing import Protocol
 
 from shared.automations.catalogue import AutomationRepository
 from shared.automations.views import RunView, TimerView
+from shared.campaigns.ports import CampaignRepository, CampaignStates, Exposures
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
@@ -18,6 +19,7 @@ from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
+from shared.segments.members import SegmentMembers
 from shared.usecases.analytics import AnalyticsHistory
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
@@ -95,3 +97,10 @@ class Admin:
     # --- issue 12: the nightly analytics job ---
     #: the contact's segment and risk changes (the card's ``analytics_history``)
     analytics: AnalyticsHistory
+    # --- issue 13: campaigns ---
+    #: campaign documents (``/admin/campaigns``), their states, the segments they go to (a count at save
+    #: and send), and the exposures and counters their results (and automations' holdout reports) read
+    campaigns: CampaignRepository
+    campaign_states: CampaignStates
+    campaign_audience: SegmentMembers
+    campaign_results: Exposures
