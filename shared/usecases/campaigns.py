@@ -146,7 +146,10 @@ def advance(campaign_id: str, deps: Campaigning, time_left: Callable[[], float] 
     while budget > 0:
         if time_left is not None and time_left() < SAFETY_SECONDS:
             break
-        page = deps.members.page(campaign.segment, state.cursor, min(deps.page_size, budget))
+        cursor = state.cursor
+        # a page may come back short, or empty with a cursor further on (the members adapter reads its
+        # index partitions in turn): the loop goes on until the allowance is spent or the segment ends
+        page = deps.members.page(campaign.segment, cursor, min(deps.page_size, budget))
         arms = [
             (contact, arm_of(campaign.id, contact, campaign.holdout_percent, campaign.variants))
             for contact in page.contact_ids
@@ -181,8 +184,8 @@ def advance(campaign_id: str, deps: Campaigning, time_left: Callable[[], float] 
         budget -= len(requests)
         if finished:
             return Advanced(1, planned, queued, 1)
-        if not page.contact_ids:
-            break
+        if not page.contact_ids and page.after == cursor:
+            break  # a page that neither planned nor moved on: nothing more to read now
     return Advanced(1, planned, queued)
 
 

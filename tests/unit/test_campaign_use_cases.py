@@ -509,3 +509,27 @@ def test_planning_is_measurable_per_recipient(world) -> None:
     assert world.exposures.requests == 2000 // 25  # one transaction per 25 exposures
     assert world.exposures.items <= 2000 + 3 * pages  # an exposure each, and an ADD per arm and chunk
     assert world.states.requests <= pages + 3
+
+
+def test_short_and_empty_pages_that_move_on_are_followed_to_the_end(world) -> None:
+    """The members adapter reads its index partitions in turn: a page may be short, or empty with a cursor
+    further on; the planner follows them within one run."""
+    from shared.segments.members import MemberPage
+
+    ordered = sorted(MEMBERS)
+
+    def sharded(segment_id, after, limit):
+        world.members.requests += 1
+        start = 0 if after is None else int(after.split(":")[0])
+        if start in (2, 3):  # two empty partitions
+            return MemberPage(contact_ids=[], after=f"{start + 1}:")
+        first = (start if start < 2 else start - 2) * 10
+        chunk = ordered[first : first + min(limit, 10)]
+        return MemberPage(contact_ids=chunk, after=f"{start + 1}:" if start < 11 else None)
+
+    world.members.page = sharded
+    world.save(send_rate_per_minute=1000)
+    world.send()
+    done = world.run()
+    assert (done.planned, done.finished) == (100, 1)
+    assert {r.contact_id for r in world.queue.sent} == treated()
