@@ -148,6 +148,8 @@ class ScheduleTrigger:
     max_event_age_seconds: int = 3600
     #: it runs only what the due index holds (the local stack skips runs when nothing is due yet)
     due_index: bool = False
+    #: issue 13: it advances live campaigns only (the local stack skips runs while none is due)
+    live_campaigns: bool = False
 
     @property
     def expression(self) -> str:
@@ -621,6 +623,31 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         services=("events",),
         memory_mb=1024,
         timeout_seconds=900,
+    ),
+    # --- issue 13: campaigns ----------------------------------------------------------------------------
+    FunctionSpec(
+        name="campaigns",
+        capability="automation",
+        handler="functions.campaigns.handler.handler",
+        description="Campaigns: plans live campaigns' sends to their segments, throttled, from a saved cursor",
+        # every minute; a run that fails is not retried: the next minute's resumes from the saved cursor
+        schedule=ScheduleTrigger(
+            every=timedelta(minutes=1), retry_attempts=0, max_event_age_seconds=60, live_campaigns=True
+        ),
+        tables=(
+            # campaign versions and states (GetItem), the live set (Query), state writes (PutItem) and
+            # leaving the live set (a DeleteItem in the same transaction)
+            TableAccess(
+                CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem")
+            ),
+            # exposures (conditional puts in transactions) and their counters (ADD); the segment's members
+            # (a Query of the membership index: the segments part's adapter)
+            TableAccess(
+                CONTACTS, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"), indexes=True
+            ),
+        ),
+        queues=AUTOMATION_QUEUES,
+        timeout_seconds=300,
     ),
 )
 

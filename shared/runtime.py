@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.analytics_staging import S3Staging
     from shared.adapters.automation_runs import DynamoRunStore
     from shared.adapters.automation_store import DynamoAutomationStore
+    from shared.adapters.campaign_results import DynamoExposures
+    from shared.adapters.campaign_store import DynamoCampaignStatus, DynamoCampaignStore
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
@@ -32,9 +34,11 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.template_store import DynamoTemplateStore
     from shared.admin.dependencies import Admin
     from shared.contacts.identity import ContactId
+    from shared.segments.members import SegmentMembers
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.analytics import Applying, Extracting, Fitting
     from shared.usecases.automation import Automating
+    from shared.usecases.campaigns import Campaigning, Converting
     from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
     from shared.usecases.feedback import Feedback
@@ -255,6 +259,8 @@ def automating() -> Automating:
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
         double_opt_in=config.double_opt_in,
+        # issue 13: automations with a holdout expose their contacts (the uplift report)
+        exposures=_exposures(config),
     )
 
 
@@ -296,6 +302,8 @@ def admin() -> Admin:
         **_admin_analytics(config),
         # issue 13: segments
         **_admin_segments(config),
+        # issue 13: campaigns
+        **_admin_campaigns(config),
     )
 
 
@@ -363,6 +371,9 @@ def delivering() -> Delivering:
         public_base_url=config.public_base_url,
         link_days=config.link_days,
         sms_max_segments=config.sms_max_segments,
+        # issue 13: a cancelled campaign's requests are skipped; campaign sends are counted
+        campaigns=_campaign_status(config),
+        results=_exposures(config),
     )
 
 
@@ -415,6 +426,8 @@ def feedback() -> Feedback:
         rules=_rules(config),
         decay=_decay(config),
         telemetry=PowertoolsTelemetry(),
+        # issue 13: a campaign email's delivery, first open and first click count for its arm
+        results=_exposures(config),
     )
 
 
@@ -556,11 +569,93 @@ def _segments(config: settings.ScoringConfigSettings) -> DynamoSegmentStore:
     )
 
 
-def _admin_segments(config: settings.AdminSettings) -> dict[str, Any]:
-    """``/admin/segments``: the stored segments and their members (``Admin.segments``, ``segment_members``)."""
+# --- issue 13: campaigns (the campaigns function; counting in delivery, feedback and automation_events) ------
+
+
+def _segment_members(config: settings.ContactsTableSettings) -> SegmentMembers:
+    """A segment's members, a page at a time, from the membership index (the admin's member listings and
+    counts, the campaign planner's audience)."""
     from shared.adapters.segment_members import DynamoSegmentMembers
 
+    return DynamoSegmentMembers(aws.client("dynamodb"), table=config.contacts_table_name)
+
+
+def _campaign_store(config: settings.ScoringConfigSettings) -> DynamoCampaignStore:
+    from shared.adapters.campaign_store import DynamoCampaignStore
+
+    return DynamoCampaignStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+def _admin_segments(config: settings.AdminSettings) -> dict[str, Any]:
+    """``/admin/segments``: the stored segments and their members (``Admin.segments``, ``segment_members``)."""
     return {
         "segments": _segments(config),
-        "segment_members": DynamoSegmentMembers(aws.client("dynamodb"), table=config.contacts_table_name),
+        "segment_members": _segment_members(config),
+    }
+
+
+def _campaign_status(config: settings.ScoringConfigSettings) -> DynamoCampaignStatus:
+    from shared.adapters.campaign_store import DynamoCampaignStatus
+
+    return DynamoCampaignStatus(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+
+
+def _exposures(config: settings.ContactsTableSettings) -> DynamoExposures:
+    from shared.adapters.campaign_results import DynamoExposures
+
+    return DynamoExposures(aws.client("dynamodb"), contacts_table=config.contacts_table_name)
+
+
+@scope.per_function
+def campaigning() -> Campaigning:
+    """The campaigns function: plans live campaigns' sends through the delivery queue."""
+    from shared.adapters.campaign_store import DynamoCampaignStates
+    from shared.adapters.delivery_queue import SqsDeliveryQueue
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.campaigns import Campaigning
+
+    config = settings.load(settings.CampaignSettings)
+    _aws()
+    return Campaigning(
+        clock=clock.current(),
+        campaigns=_campaign_store(config),
+        states=DynamoCampaignStates(aws.client("dynamodb"), table=config.config_table_name),
+        members=_segment_members(config),
+        exposures=_exposures(config),
+        queue=SqsDeliveryQueue(aws.client("sqs"), queue_url=config.delivery_queue_url),
+        telemetry=PowertoolsTelemetry(),
+        page_size=config.campaign_page_size,
+    )
+
+
+@scope.per_function
+def converting() -> Converting:
+    """The automation_events function's count of conversions and unsubscribes of exposed contacts."""
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.campaigns import Converting
+
+    config = settings.load(settings.AutomationSettings)
+    _aws()
+    return Converting(
+        campaigns=_campaign_store(config),
+        automations=_automations(config),
+        exposures=_exposures(config),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+def _admin_campaigns(config: settings.AdminSettings) -> dict[str, Any]:
+    """``Admin.campaigns``, ``campaign_states``, ``campaign_results``."""
+    from shared.adapters.campaign_store import DynamoCampaignStates, DynamoCampaignStore
+
+    client = aws.client("dynamodb")
+    return {
+        # no cache: an administrator reads back what they just changed
+        "campaigns": DynamoCampaignStore(client, table=config.config_table_name, cache_seconds=0),
+        "campaign_states": DynamoCampaignStates(client, table=config.config_table_name),
+        "campaign_results": _exposures(config),
     }

@@ -277,3 +277,15 @@ class AnalyticsApplySettings(AnalyticsBucketSettings, ContactsTableSettings):
     """The apply step: profiles and their history on the contacts table, and the bus it announces on."""
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+
+
+# --- issue 13: campaigns ------------------------------------------------------------------------------------
+
+
+class CampaignSettings(ContactsTableSettings, ScoringConfigSettings):
+    """The campaigns function: campaign documents and states (config table), exposures and counters and the
+    segments' members (contacts table), and the delivery queue it hands requests to."""
+
+    delivery_queue_url: str = Field(alias=DELIVERY.env, min_length=1)
+    #: members read (and planned) per page; each page is saved before the next
+    campaign_page_size: int = Field(500, alias="CAMPAIGN_PAGE_SIZE", ge=1, le=1000)

@@ -1914,3 +1914,175 @@ class MemorySegmentRepository(MemoryVersionedDocuments[StoredSegment]):
 
 
 _: type[SegmentRepository] = MemorySegmentRepository  # the fake keeps the port's shape
+
+
+# --- issue 13: campaigns ------------------------------------------------------------------------------
+
+from shared.campaigns.book import CampaignBook
+from shared.campaigns.model import LIVE, Campaign, CampaignState, StoredCampaign, stored_campaign
+from shared.campaigns.ports import LiveCampaign
+from shared.campaigns.results import ArmCounts, Exposure, Measure, totals
+
+
+@dataclass
+class MemoryCampaignRepository(MemoryVersionedDocuments[StoredCampaign]):
+    """Stored campaigns, as ``DynamoCampaignStore`` keeps them (every version readable)."""
+
+    kind: str = "campaign"
+
+    def book(self) -> CampaignBook:
+        return CampaignBook(self.stored())
+
+    def campaign(self, campaign_id: str) -> StoredCampaign | None:
+        return self.current.get(campaign_id)
+
+    def version(self, campaign_id: str, version: int) -> StoredCampaign | None:
+        return next((c for c in self.versions.get(campaign_id, []) if c.version == version), None)
+
+    def save(self, campaign: Campaign, at: datetime, expected_version: int | None) -> StoredCampaign:
+        return self.save_version(campaign.id, expected_version, partial(stored_campaign, campaign, at=at))
+
+
+@dataclass
+class MemoryCampaignStates:
+    """Campaign states with their revisions, and the live set (``DynamoCampaignStates``)."""
+
+    states: dict[str, CampaignState] = field(default_factory=dict)
+    live_since: dict[str, datetime] = field(default_factory=dict)
+    #: requests made (reads and writes), for the bench
+    requests: int = 0
+    #: the next write fails as a lost race would (another run wrote first)
+    lose_next_write: bool = False
+
+    def state(self, campaign_id: str) -> CampaignState | None:
+        self.requests += 1
+        found = self.states.get(campaign_id)
+        return None if found is None else _state_roundtrip(found)
+
+    def live(self) -> list[LiveCampaign]:
+        self.requests += 1
+        return [LiveCampaign(c, at) for c, at in sorted(self.live_since.items())]
+
+    def create(self, state: CampaignState) -> bool:
+        if state.status not in LIVE:
+            raise ValueError("a campaign's first state is scheduled or sending")
+        self.requests += 1
+        if state.campaign_id in self.states:
+            return False
+        self.states[state.campaign_id] = _state_roundtrip(state.model_copy(update={"revision": 0}))
+        self.live_since[state.campaign_id] = stored_time(state.send_at)
+        return True
+
+    def write(self, state: CampaignState, expected_revision: int) -> bool:
+        self.requests += 1
+        held = self.states.get(state.campaign_id)
+        if self.lose_next_write:
+            self.lose_next_write = False
+            return False
+        if held is None or held.revision != expected_revision:
+            return False
+        self.states[state.campaign_id] = _state_roundtrip(
+            state.model_copy(update={"revision": expected_revision + 1})
+        )
+        if state.status not in LIVE:
+            self.live_since.pop(state.campaign_id, None)
+        return True
+
+
+def _state_roundtrip(state: CampaignState) -> CampaignState:
+    """As stored: times to the millisecond (the JSON keeps microseconds; the adapter's too)."""
+    return CampaignState.model_validate_json(state.model_dump_json())
+
+
+@dataclass
+class MemoryCampaignStatus:
+    """``CampaignStatus`` over the states (no cache: tests see a cancellation at once)."""
+
+    states: MemoryCampaignStates
+    reads: int = 0
+
+    def cancelled(self, campaign_id: str) -> bool:
+        self.reads += 1
+        found = self.states.states.get(campaign_id)
+        return found is not None and found.status == "cancelled"
+
+
+@dataclass
+class MemoryExposures:
+    """Exposures in the contacts' partitions and counters per subject, arm and shard, each count made
+    once (``DynamoExposures``); ``requests`` and ``items`` count what the adapter would send."""
+
+    exposed: dict[tuple[str, str], Exposure] = field(default_factory=dict)
+    counters: dict[tuple[str, str], ArmCounts] = field(default_factory=dict)
+    requests: int = 0
+    items: int = 0
+    #: the next write fails (the table throttled): nothing of it is written
+    unavailable: bool = False
+
+    def _write(self, items: int) -> None:
+        if self.unavailable:
+            raise DependencyUnavailable("the campaign results are unavailable right now; retry")
+        self.requests += 1
+        self.items += items
+
+    def expose(self, exposures: Sequence[Exposure]) -> int:
+        from shared.adapters.campaign_results import CHUNK
+
+        new = 0
+        for start in range(0, len(exposures), CHUNK):
+            chunk = exposures[start : start + CHUNK]
+            arms = {(e.subject, e.arm) for e in chunk}
+            if all((e.contact_id, e.subject) not in self.exposed for e in chunk):
+                self._write(len(chunk) + len(arms))
+                for e in chunk:
+                    self._keep(e)
+                new += len(chunk)
+                continue
+            self.requests += 1  # the chunk's transaction, refused
+            for e in chunk:
+                if (e.contact_id, e.subject) in self.exposed:
+                    self.requests += 1
+                    continue
+                self._write(2)
+                self._keep(e)
+                new += 1
+        return new
+
+    def _keep(self, e: Exposure) -> None:
+        self.exposed[(e.contact_id, e.subject)] = e.model_copy(
+            update={"at": stored_time(e.at), "until": stored_time(e.until), "counted": frozenset()}
+        )
+        self._add(e.subject, e.arm, "assigned")
+
+    def _add(self, subject: str, arm: str, measure: str) -> None:
+        held = self.counters.get((subject, arm), ArmCounts())
+        self.counters[(subject, arm)] = held.model_copy(update={measure: getattr(held, measure) + 1})
+
+    def exposures(self, contact_id: str) -> list[Exposure]:
+        self.requests += 1
+        return [e for (c, _), e in sorted(self.exposed.items()) if c == contact_id]
+
+    def count(
+        self,
+        contact_id: str,
+        subject: str,
+        arm: str,
+        measure: Measure,
+        at: datetime,
+        *,
+        windowed: bool = False,
+    ) -> bool:
+        self._write(2)
+        held = self.exposed.get((contact_id, subject))
+        at = stored_time(at)
+        if held is None or held.arm != arm or measure in held.counted:
+            return False
+        if windowed and not held.within(at):
+            return False
+        self.exposed[(contact_id, subject)] = held.model_copy(update={"counted": held.counted | {measure}})
+        self._add(subject, arm, measure)
+        return True
+
+    def counts(self, subject: str) -> dict[str, ArmCounts]:
+        self.requests += 1
+        return totals((arm, c) for (s, arm), c in self.counters.items() if s == subject)

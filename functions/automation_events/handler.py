@@ -14,6 +14,7 @@ from shared.adapters.contact_items import new_event_from_stream
 from shared.observability import logger, metrics, tracer
 from shared.settings import AutomationSettings, env_model
 from shared.usecases.automation import on_event
+from shared.usecases.campaigns import count_conversions
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -22,6 +23,8 @@ def record_handler(record: DynamoDBRecord) -> None:
     new = new_event_from_stream(record.raw_event)
     if new is not None:
         on_event(new.contact, new.event, new.key, runtime.automating(), position=new.position)
+        # issue 13: a conversion or unsubscribe of a contact exposed to a campaign or a holdout automation
+        count_conversions(new.contact, new.event, runtime.converting())
 
 
 @env_model(AutomationSettings)

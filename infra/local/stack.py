@@ -419,7 +419,13 @@ class LocalStack:
                     lambda event, h=handler, c=context: h(event, c()),
                     retry_attempts=spec.schedule.retry_attempts,
                     on_failure=send,
-                    idle_until=self._earliest_due if spec.schedule.due_index else None,
+                    idle_until=(
+                        self._earliest_due
+                        if spec.schedule.due_index
+                        else self._earliest_campaign  # issue 13
+                        if spec.schedule.live_campaigns
+                        else None
+                    ),
                 )
         self._schedule_workflows()
         for pump in self.pumps:
@@ -532,6 +538,16 @@ class LocalStack:
                 due = parse_time(item[index.sort_key]["S"].split("#", 1)[0])
                 earliest = due if earliest is None else min(earliest, due)
         return earliest
+
+    def _earliest_campaign(self) -> datetime | None:
+        """Issue 13: the earliest start among live campaigns (one Query of the live set): the campaigns
+        function has nothing to do before it, nor when none is live."""
+        from shared.adapters import aws
+        from shared.adapters.campaign_store import DynamoCampaignStates
+        from shared.adapters.tables import CONFIG
+
+        live = DynamoCampaignStates(aws.client("dynamodb"), table=self.table_names[CONFIG.id]).live()
+        return min((c.due_at for c in live), default=None)
 
     def drain_streams(self) -> None:
         """Until every stream, bus rule and queue is quiet: a function's writes may trigger another's

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from shared.admin import (
     automations,
+    campaigns,
     consent,
     contacts,
     deliveries,
@@ -41,6 +42,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **consent.ROUTES,
     # issue 13: segments
     **segments.ROUTES,
+    # issue 13: campaigns, and automations' holdout reports
+    **campaigns.ROUTES,
 }
 
 

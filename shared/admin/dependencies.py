@@ -8,6 +8,7 @@ from typing import Protocol
 
 from shared.automations.catalogue import AutomationRepository
 from shared.automations.views import RunView, TimerView
+from shared.campaigns.ports import CampaignRepository, CampaignStates, Exposures
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.views import ContactLog
@@ -102,3 +103,9 @@ class Admin:
     segments: SegmentRepository
     #: a segment's members, read from the membership index (``/admin/segments/{segmentId}/members``)
     segment_members: SegmentMembers
+    # --- issue 13: campaigns ---
+    #: campaign documents (``/admin/campaigns``), their states, the segments they go to (a count at save
+    #: and send), and the exposures and counters their results (and automations' holdout reports) read
+    campaigns: CampaignRepository
+    campaign_states: CampaignStates
+    campaign_results: Exposures

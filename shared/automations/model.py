@@ -460,6 +460,19 @@ Step = Annotated[
 ]
 
 
+#: how long after an exposure (a campaign's assignment, an automation's run) a conversion counts
+CONVERSION_DAYS = 7
+
+
+class Conversion(_Model):
+    """What counts as a conversion for uplift (issue 13): the contact's ``behaviour`` (a purchase by
+    default) within ``days`` of being exposed (assigned to a campaign's variant or holdout, or entering
+    an automation, acted on or held out). Counted once per exposure."""
+
+    behaviour: Behaviour = Behaviour.PURCHASE
+    days: int = Field(CONVERSION_DAYS, ge=1, le=365)
+
+
 class Automation(_Model):
     """An automation as an administrator writes it (``PUT /admin/automations/{id}``)."""
 
@@ -475,6 +488,9 @@ class Automation(_Model):
     #: this share of contacts (stable per contact and automation) is held out: recorded, never acted on
     holdout_percent: float = Field(0, ge=0, le=50)
     paused: bool = False
+    #: with a holdout share: what counts as a conversion in its uplift report (default: a purchase
+    #: within 7 days of the run's start); issue 13
+    conversion: Conversion | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Automation:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.delivery.consent import ConsentChannel, state
 from shared.delivery.ports import (
+    CampaignStatus,
     CapWindow,
     DeliveryControl,
     EngagementTimes,
@@ -27,7 +28,7 @@ from shared.delivery.ports import (
     Suppressions,
     Texter,
 )
-from shared.delivery.requests import Channel, DeliveryRequest
+from shared.delivery.requests import Channel, DeliveryRequest, campaign_of
 
 # --- reason codes: skips ---------------------------------------------------------------------------
 #: no profile for the contact (never known, merged away without a trace, or erased)
@@ -54,6 +55,8 @@ NO_CONTENT = "no_content"
 NO_SENDER = "no_sender"
 #: ``render_failed:<why>``: the template cannot be rendered for this contact
 RENDER_FAILED = "render_failed"
+#: the request's campaign was cancelled after it was queued (issue 13)
+CAMPAIGN_CANCELLED = "campaign_cancelled"
 # --- reason codes: deferrals -----------------------------------------------------------------------
 #: inside the contact's quiet hours: deferred to the end of them
 QUIET_HOURS = "quiet_hours"
@@ -73,6 +76,7 @@ SKIP_REASONS: tuple[str, ...] = (
     NO_CONTENT,
     NO_SENDER,
     RENDER_FAILED,
+    CAMPAIGN_CANCELLED,
 )
 DEFER_REASONS: tuple[str, ...] = (QUIET_HOURS, BEST_HOUR)
 
@@ -247,17 +251,21 @@ def check(
     suppressions: Suppressions,
     texter: Texter,
     times: EngagementTimes,
+    campaigns: CampaignStatus | None = None,
 ) -> Decision:
     """The checks before a send, in order, each asked only when the ones before it passed. The frequency
     cap is not among them: it is taken right before the provider call (``SendingPolicy.windows``).
 
-    Marketing messages: unknown contact, no address, the sending pause, consent (double opt-in pending),
+    Marketing messages: unknown contact, a cancelled campaign's, no address, the sending pause, consent (double opt-in pending),
     suppression, the SMS opt-out list, quiet hours (defer), the best hour (defer). Transactional messages
     (a consent confirmation) skip the pause, consent, quiet hours and the best hour, never suppression.
     Webhooks are not messages to the contact: only the pause applies to them.
     """
     if recipient is None:
         return skip(UNKNOWN_CONTACT)
+    campaign = campaign_of(request)
+    if campaign is not None and campaigns is not None and campaigns.cancelled(campaign):
+        return skip(CAMPAIGN_CANCELLED)
     address = address_of(request, recipient)
     if address is None:
         return skip(NO_ADDRESS)

@@ -229,3 +229,12 @@ class EmailRenderer(Protocol):
     def render(self, template_id: str, context: Mapping[str, Any]) -> RenderedEmail:
         """The stored template (or a built-in one) rendered in its sandbox; raises RenderFailed."""
         ...
+
+
+# --- issue 13: campaigns ---------------------------------------------------------------------------------
+
+
+class CampaignStatus(Protocol):
+    """Whether a campaign was cancelled (its queued requests are then skipped): a cached read."""
+
+    def cancelled(self, campaign_id: str) -> bool: ...

@@ -48,3 +48,15 @@ class DeliveryRequest(BaseModel):
     purpose: Purpose = "marketing"
     #: send at the hour this contact usually engages (learned from their events), within the allowed hours
     best_hour: bool = False
+
+
+# --- issue 13: campaigns ---------------------------------------------------------------------------------
+#: a campaign's requests have ``automation`` ``campaign:<id>`` (``shared.campaigns.planning``)
+CAMPAIGN_PREFIX = "campaign:"
+
+
+def campaign_of(request: DeliveryRequest) -> str | None:
+    """The campaign a request sends for (None: an automation's)."""
+    if not request.automation.startswith(CAMPAIGN_PREFIX):
+        return None
+    return request.automation.removeprefix(CAMPAIGN_PREFIX) or None

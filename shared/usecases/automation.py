@@ -34,6 +34,8 @@ from shared.automations.engine import (
     wakeup,
 )
 from shared.automations.model import StoredAutomation
+from shared.campaigns.ports import Exposures
+from shared.campaigns.results import Exposure
 from shared.clock import Clock
 from shared.contacts.consent import granted_channels
 from shared.contacts.identity import ContactId
@@ -46,6 +48,7 @@ from shared.scoring.decay import Decay
 from shared.tracking.behaviours import LEDGER_CALL
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
+from shared.usecases.campaigns import automation_exposure
 
 #: a recorded run not marked done by then is finished by the timer function
 RESUME_AFTER = timedelta(minutes=5)
@@ -181,6 +184,8 @@ class Automating:
     #: consent sources whose grants wait for the contact's confirmation (double opt-in): the events
     #: trigger asks for it, and ``consent.<channel>`` conditions hold once confirmed
     double_opt_in: frozenset[str] = frozenset()
+    # --- issue 13: the holdout's uplift report: a run's contact, exposed to an automation with a holdout
+    exposures: Exposures | None = None
 
 
 # --- entry points ---------------------------------------------------------------------------------------
@@ -466,6 +471,9 @@ def _perform(contact: ContactId, run: Plan, deps: Automating) -> None:
     raises, and the run stays pending for the timer function."""
     now = deps.clock.now()
     effects: list[tuple[str, Callable[[], object]]] = []
+    exposed, exposures = _exposure(contact, run, deps, now), deps.exposures
+    if exposed is not None and exposures is not None:
+        effects.append(("exposure", lambda: exposures.expose([exposed])))
     if run.status == "acted":
         if run.tags_added or run.tags_removed:
             effects.append(("tags", lambda: deps.effects.tag(contact, run.tags_added, run.tags_removed, now)))
@@ -485,6 +493,17 @@ def _perform(contact: ContactId, run: Plan, deps: Automating) -> None:
             deps.telemetry.count("AutomationEffectsRefused", 1)
             deps.telemetry.failure(f"an automation's {name} effect was refused")
     deps.telemetry.count("DeliveryRequestsQueued", len(run.requests))
+
+
+def _exposure(contact: ContactId, run: Plan, deps: Automating, now: datetime) -> Exposure | None:
+    """Issue 13: the first run of an automation with a holdout exposes its contact (acted or held out),
+    once per contact, for the uplift report (``shared.usecases.campaigns``)."""
+    if deps.exposures is None or run.step != 0:
+        return None
+    automation = deps.automations.book().get(run.automation)
+    if automation is None or automation.holdout_percent <= 0:
+        return None
+    return automation_exposure(str(contact), automation, run.status, now)
 
 
 def _conditions_hold(automation: StoredAutomation | None, record: ContactRecord, deps: Automating) -> bool:

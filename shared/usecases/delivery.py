@@ -35,6 +35,7 @@ from typing import Any, Literal, NoReturn, Protocol
 
 from pydantic import ValidationError
 
+from shared.campaigns.ports import Exposures
 from shared.clock import Clock
 from shared.delivery.compose import compose_email, email_tags
 from shared.delivery.ledger import CLAIM_LEASE_SECONDS, SendRecord
@@ -53,6 +54,7 @@ from shared.delivery.policy import (
     zone_named,
 )
 from shared.delivery.ports import (
+    CampaignStatus,
     DeliveryControl,
     EmailRenderer,
     EngagementTimes,
@@ -76,6 +78,7 @@ from shared.delivery.sms import segments
 from shared.delivery.tokens import LinkClaims, link, sign
 from shared.delivery.webhooks import receiver_key, retry_delay, signature_headers
 from shared.errors import DependencyUnavailable, InvalidRequest, LifecycleError
+from shared.usecases.campaigns import count_send
 
 #: no provider call starts with less than this much of the invocation left (the crash window): one
 #: attempt's connect timeout (2 s) and read timeout (5 s) of ``shared.adapters.aws``, and a second
@@ -159,6 +162,9 @@ class Delivering:
     public_base_url: str
     link_days: int
     sms_max_segments: int
+    # --- issue 13: campaigns: a cancelled campaign's requests are skipped; its sends are counted
+    campaigns: CampaignStatus | None = None
+    results: Exposures | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +235,8 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
     claim = deps.ledger.claim(request, now)
     if claim.outcome == "done":
         deps.telemetry.count("AlreadyDone", 1)
+        if claim.record is not None and claim.record.status == "sent":
+            _count_sent(request, claim.record.sent_at or now, deps)  # a count the sending attempt missed
         return Delivered("done")
     found = claim.record
     if claim.outcome == "busy":
@@ -262,7 +270,15 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
         return result
     _complete(request, result.provider_id, deps)
     deps.telemetry.count("Sent", 1)
+    _count_sent(request, now, deps)
     return Delivered("sent", provider_id=result.provider_id)
+
+
+def _count_sent(request: DeliveryRequest, at: datetime, deps: Delivering) -> None:
+    """Issue 13: a campaign's send counts once for its arm. A failure raises after the send was recorded:
+    the message comes back, finds the entry sent (``done``) and counts then."""
+    if deps.results is not None and count_send(deps.results, request, "sent", at):
+        deps.telemetry.count("CampaignSendsCounted", 1)
 
 
 def _provider_failed(
@@ -338,6 +354,7 @@ def _attempt(
         suppressions=deps.suppressions,
         texter=deps.texter,
         times=deps.times,
+        campaigns=deps.campaigns,
     )
     if decision.action == "skip":
         if recipient is None:

@@ -29,6 +29,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import ValidationError
 
+from shared.campaigns.ports import Exposures
+from shared.campaigns.results import Measure
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.delivery.feedback import (
@@ -55,6 +57,7 @@ from shared.tracking.messages import TrackedEvent, parse_calls
 from shared.tracking.proofs import Provenance, Vouched
 from shared.tracking.timestamps import format_time
 from shared.tracking.wire import Limits
+from shared.usecases.campaigns import count_feedback
 from shared.usecases.recording import EventLog, Profiles, record
 
 #: The suppression reasons feedback writes
@@ -81,6 +84,8 @@ class Feedback:
     rules: RuleSource
     decay: Decay
     telemetry: Telemetry
+    # --- issue 13: a campaign email's delivery, first open and first click count for its arm
+    results: Exposures | None = None
 
 
 def on_feedback(event: Mapping[str, Any], deps: Feedback) -> Outcome:
@@ -132,6 +137,7 @@ def _opened(mail: MailEvent, deps: Feedback) -> Outcome:
     if contact is None:
         return "ignored"
     opened = _part(mail.open)
+    _count(mail, contact, "opened", opened.timestamp, deps)
     properties = {"mailbox": "mailing", **_email_ids(mail, contact)}
     return _record(_call(contact, OPENED_CALL, mail, "Open", opened.timestamp, properties), deps)
 
@@ -142,6 +148,7 @@ def _clicked(mail: MailEvent, deps: Feedback) -> Outcome:
     if contact is None:
         return "ignored"
     click = _part(mail.click)
+    _count(mail, contact, "clicked", click.timestamp, deps)
     properties = {"mailbox": "mailing", "url": click.link, **_email_ids(mail, contact)}
     call = _call(contact, CLICKED_CALL, mail, "Click", click.timestamp, properties, link=click.link)
     return _record(call, deps)
@@ -149,7 +156,21 @@ def _clicked(mail: MailEvent, deps: Feedback) -> Outcome:
 
 def _delivered(mail: MailEvent, deps: Feedback) -> Outcome:
     deps.telemetry.count("Deliveries", 1)
+    if mail.contact_id is not None:
+        at = mail.delivery.timestamp if mail.delivery is not None else deps.clock.now()
+        _count(mail, ContactId.parse(mail.contact_id), "delivered", at, deps)
     return "counted"
+
+
+def _count(mail: MailEvent, contact: ContactId, measure: Measure, at: datetime, deps: Feedback) -> None:
+    """Issue 13: count a campaign email's delivery, open or click for its arm (once per exposure)."""
+    send = mail.send_id
+    if (
+        deps.results is not None
+        and send is not None
+        and count_feedback(deps.results, str(contact), send, measure, at)
+    ):
+        deps.telemetry.count("CampaignFeedbackCounted", 1)
 
 
 _HANDLERS = {

@@ -374,3 +374,31 @@ def test_a_timer_of_a_merged_away_contact_moves_to_the_contact_that_joined_it(wo
     run_timers(world.deps)
     (request,) = world.queue.sent
     assert request.contact_id == str(ANN)
+
+
+# --- issue 13: an automation with a holdout exposes its contacts, for its uplift report -----------------
+
+
+def test_the_first_run_of_an_automation_with_a_holdout_exposes_the_contact_once(world) -> None:
+    from dataclasses import replace
+
+    from shared.automations.engine import held_out
+    from tests.fakes import MemoryExposures
+
+    exposures = MemoryExposures()
+    world.add(id="lapse", trigger=LAPSE, holdout_percent=50, steps=[EMAIL])
+    world.add(id="plain", trigger=LAPSE, steps=[EMAIL])
+    contacts = [ContactId.user(f"c{i}") for i in range(12)]
+    for contact in contacts:
+        world.visit(contact, message=f"v-{contact.value}")
+    world.clock.advance(timedelta(days=31))
+    deps = replace(world.deps, exposures=exposures)
+    for _ in range(2):  # a double-fired schedule
+        for contact in contacts:
+            on_profile_due(world.profile(contact), deps)
+    counts = exposures.counts("automation:lapse")
+    expected_held = sum(held_out(str(c), "lapse", 50) for c in contacts)
+    assert 0 < expected_held < len(contacts)
+    assert counts["held_out"].assigned == expected_held
+    assert counts["acted"].assigned == len(contacts) - expected_held
+    assert exposures.counts("automation:plain") == {}  # no holdout, no report

@@ -714,3 +714,52 @@ def test_a_refusal_that_cannot_be_recorded_is_released_not_left_claimed(world: W
     assert world.status(email) == ("failed", "unavailable")
     world.ledger.settle = settle  # type: ignore[method-assign]
     assert world.deliver(email).status == "sent"
+
+
+# --- issue 13: campaigns --------------------------------------------------------------------------------
+
+
+def campaign_world(world: World):
+    from dataclasses import replace as replaced
+
+    from shared.automations.model import Conversion
+    from shared.campaigns.results import exposure
+    from tests.fakes import MemoryCampaignStates, MemoryCampaignStatus, MemoryExposures
+
+    results, states = MemoryExposures(), MemoryCampaignStates()
+    results.expose([exposure("user_id:ann", "campaign:dec", "A", NOON, Conversion(), "email")])
+    deps = replaced(world.deps, results=results, campaigns=MemoryCampaignStatus(states))
+    sale = request(occurrence="A", id="user_id:ann#campaign:dec#A#0", automation="campaign:dec")
+    return deps, results, states, sale
+
+
+def test_a_campaign_send_counts_once_for_its_arm(world: World) -> None:
+    deps, results, _, sale = campaign_world(world)
+    assert deliver(sale, deps, lambda: 25.0).status == "sent"
+    assert deliver(sale, deps, lambda: 25.0).status == "done"
+    assert results.counts("campaign:dec")["A"].sent == 1
+    assert deliver(request(), deps, lambda: 25.0).status == "sent"  # an automation's: not counted
+    assert results.counts("campaign:dec")["A"].sent == 1
+
+
+def test_a_send_whose_count_failed_is_counted_when_the_message_comes_back(world: World) -> None:
+    deps, results, _, sale = campaign_world(world)
+    results.unavailable = True
+    with pytest.raises(DependencyUnavailable):
+        deliver(sale, deps, lambda: 25.0)
+    assert world.entry(sale).status == "sent" and len(world.mailer.sent) == 1
+    results.unavailable = False
+    assert deliver(sale, deps, lambda: 25.0).status == "done"
+    assert len(world.mailer.sent) == 1
+    assert results.counts("campaign:dec")["A"].sent == 1
+
+
+def test_a_cancelled_campaigns_request_is_skipped(world: World) -> None:
+    from shared.campaigns.model import CampaignState
+
+    deps, results, states, sale = campaign_world(world)
+    states.create(CampaignState(campaign_id="dec", status="sending", version=1, send_at=NOON))
+    states.write(states.state("dec").model_copy(update={"status": "cancelled"}), 0)
+    assert deliver(sale, deps, lambda: 25.0) == Delivered("skipped", "campaign_cancelled")
+    assert world.status(sale) == ("skipped", "campaign_cancelled")
+    assert world.mailer.sent == [] and results.counts("campaign:dec")["A"].sent == 0

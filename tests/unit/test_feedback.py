@@ -260,3 +260,41 @@ def test_an_alarm_that_is_not_ours_does_not_pause(world):
     other["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] = "Send"
     assert on_feedback(other, deps) == "ignored"
     assert deps.control.pause() is None
+
+
+# --- issue 13: a campaign email's delivery, first open and first click count for its arm ----------------
+
+
+def test_a_campaign_emails_delivery_first_open_and_first_click_count_once_for_its_arm(world):
+    from dataclasses import replace
+
+    from shared.automations.model import Conversion
+    from shared.campaigns.results import exposure
+    from shared.delivery.feedback import SEND_TAG, encode_tag
+    from tests.fakes import MemoryExposures
+
+    _, deps = world
+    results = MemoryExposures()
+    results.expose(
+        [exposure(str(CONTACT), "campaign:dec", "B", NOW - timedelta(days=2), Conversion(), "email")]
+    )
+    deps = replace(deps, results=results)
+
+    def about_the_campaign(name: str) -> dict:
+        event = sample(name)
+        event["detail"]["mail"]["tags"][SEND_TAG] = [encode_tag(f"{CONTACT}#campaign:dec#B#0")]
+        return event
+
+    delivered = about_the_campaign("open")
+    delivered["detail-type"], delivered["detail"]["eventType"] = "Email Delivered", "Delivery"
+    delivered["detail"]["delivery"] = {"timestamp": "2026-11-23T12:01:00.000Z"}
+    del delivered["detail"]["open"]
+    for _ in range(2):  # every event redelivered, and a second open
+        on_feedback(delivered, deps)
+        on_feedback(about_the_campaign("open"), deps)
+        on_feedback(about_the_campaign("click"), deps)
+    counts = results.counts("campaign:dec")["B"]
+    assert (counts.delivered, counts.opened, counts.clicked) == (1, 1, 1)
+    assert deps.telemetry.counts["CampaignFeedbackCounted"] == 3
+    on_feedback(sample("open"), deps)  # an automation's email: not a campaign's
+    assert results.counts("campaign:dec")["B"].opened == 1

@@ -53,6 +53,8 @@ PURE = {
     "automations",
     "usecases",
 }
+# issue 13: campaigns (domain code, pure)
+PURE.add("campaigns")
 AWS_PACKAGES = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 SOURCES = ("shared", "functions", "infra")
 
