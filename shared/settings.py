@@ -277,3 +277,15 @@ class AnalyticsApplySettings(AnalyticsBucketSettings, ContactsTableSettings):
     """The apply step: profiles and their history on the contacts table, and the bus it announces on."""
 
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+
+
+# --- issue 13: lifecycle metrics (the metrics function; the events trigger's and the admin's part) ---------
+
+
+class MetricsTableSettings(_Settings):
+    #: the lifecycle counters (``shared.adapters.tables.METRICS``)
+    metrics_table_name: str = Field(alias="METRICS_TABLE_NAME", min_length=3)
+
+
+class MetricsSettings(MetricsTableSettings):
+    """The metrics function: stage moves from the bus, counted on the metrics table."""

@@ -14,6 +14,7 @@ from shared.adapters.contact_items import new_event_from_stream
 from shared.observability import logger, metrics, tracer
 from shared.settings import AutomationSettings, env_model
 from shared.usecases.automation import on_event
+from shared.usecases.metrics import count_purchase
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -22,6 +23,7 @@ def record_handler(record: DynamoDBRecord) -> None:
     new = new_event_from_stream(record.raw_event)
     if new is not None:
         on_event(new.contact, new.event, new.key, runtime.automating(), position=new.position)
+        count_purchase(new.contact, new.event, new.key, runtime.purchase_metering())  # issue 13: metrics
 
 
 @env_model(AutomationSettings)

@@ -17,6 +17,7 @@ from shared.admin import (
     erasure,
     rules,
 )
+from shared.admin import metrics as lifecycle_metrics
 from shared.admin import templates as email_templates
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
@@ -38,6 +39,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **delivery.ROUTES,
     **erasure.ROUTES,
     **consent.ROUTES,
+    # issue 13: lifecycle metrics
+    **lifecycle_metrics.ROUTES,
 }
 
 

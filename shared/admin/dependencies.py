@@ -21,6 +21,7 @@ from shared.scoring.decay import Decay
 from shared.usecases.analytics import AnalyticsHistory
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
+from shared.usecases.metrics import MetricStore
 from shared.usecases.recording import EventLog, Profiles
 
 
@@ -95,3 +96,6 @@ class Admin:
     # --- issue 12: the nightly analytics job ---
     #: the contact's segment and risk changes (the card's ``analytics_history``)
     analytics: AnalyticsHistory
+    # --- issue 13: lifecycle metrics ---
+    #: the lifecycle counters (``/admin/metrics/...``)
+    metrics: MetricStore
