@@ -196,3 +196,52 @@ def item_size(item: dict[str, Any]) -> int:
             len(inner.encode()) if kind == "S" else (len(inner.lstrip("-").replace(".", "")) + 1) // 2 + 1
         )
     return total
+
+
+def test_each_report_reads_one_query_per_shard(dynamo) -> None:
+    """What a report costs (the bench's requests per metric call): a Query per shard of the counter it
+    reads, two for the stage distribution by day or week (the month rows it sums, then the day rows)."""
+    from shared.clock import FixedClock
+    from shared.metrics.ranges import metric_range
+    from shared.usecases import metrics as reports
+    from tests.fakes import MemoryEngagementConfig
+
+    db, _, store = dynamo  # 4 shards
+    for n in range(20):
+        assert store.record(
+            f"stage:{n}", [day("2026-11-02", **{"in:lead": 1}), Add("stages", "M#2026-11", {"in:lead": 1})]
+        )
+    queries: list[str] = []
+    db.meta.events.register(
+        "before-parameter-build.dynamodb.Query",
+        lambda params, **_: queries.append(params["ExpressionAttributeValues"][":pk"]["S"]),
+    )
+    reading = reports.MetricReading(
+        store, MemoryEngagementConfig(), FixedClock(datetime(2026, 12, 31, tzinfo=UTC))
+    )
+    today = date(2026, 12, 31)
+    cost = {}
+    for name, read, period in [
+        ("stages by month", reports.stage_distribution, "month"),
+        ("stages by day", reports.stage_distribution, "day"),
+        ("funnel", reports.funnel, "week"),
+        ("customers", reports.customers, "month"),
+        ("cohorts", reports.cohorts, "month"),
+        ("revenue", reports.revenue, "day"),
+    ]:
+        queries.clear()
+        answer = read(metric_range({"period": period, "from": "2026-11-01"}, today), reading)
+        cost[name] = len(queries)
+        assert answer is not None
+    assert cost == {
+        "stages by month": 4,
+        "stages by day": 8,
+        "funnel": 4,
+        "customers": 4,
+        "cohorts": 4,
+        "revenue": 4,
+    }
+    population = reports.stage_distribution(
+        metric_range({"period": "month", "from": "2026-11-01"}, today), reading
+    )
+    assert population.periods[-1].population["lead"] == 20

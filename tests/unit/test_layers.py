@@ -52,6 +52,8 @@ PURE = {
     "automations",
     "usecases",
 }
+# issue 13: the lifecycle metrics' domain (periods, counters, reports) is pure too
+PURE.add("metrics")
 AWS_PACKAGES = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 SOURCES = ("shared", "functions", "infra")
 

@@ -468,3 +468,36 @@ def test_a_range_defaults_to_recent_periods_up_to_today() -> None:
     assert metric_range({"period": "week"}, TODAY.date()).last.key == "2026-W53"
     days = metric_range({"to": "2026-12-10"}, TODAY.date())
     assert (days.first.key, days.last.key) == ("2026-11-11", "2026-12-10")
+
+
+def test_stage_moves_announce_when_the_stage_they_leave_was_entered() -> None:
+    """The stage function's announcements carry what time in stage needs: the stored entry time for the
+    first move, this moment for a chained one, nothing for a first placement."""
+    from shared.engagement.funnel import default_funnel
+    from shared.engagement.index import Quarter
+    from shared.engagement.transitions import Evaluation, Move
+    from shared.scoring.decay import Trend
+    from shared.usecases.engagement import announcements
+
+    now = at("2026-11-09")
+
+    def announced(record: ContactRecord, *moves: Move) -> list[datetime | None]:
+        evaluation = Evaluation(
+            stage=moves[-1].target, quarter=Quarter.RETENTION, index=2.5, direction=Trend.RISING,
+            engagement=30.0, moves=(*moves, Move("quarter", "nurturing", "retention", "e")), sales_ready=False,
+            route=False, due_at=None, write_due=False,
+        )  # fmt: skip
+        outputs = announcements(ContactId.user("ann"), record, evaluation, default_funnel(), None, now)
+        return [o.from_entered_at for o in outputs if isinstance(o, ContactStageChanged)]
+
+    lead = ContactRecord(
+        contact_id="user_id:ann", stage="lead", stage_entered_at=at("2026-11-05"), stage_seq=2
+    )
+    assert announced(lead, Move("stage", "lead", "customer", "first purchase")) == [at("2026-11-05")]
+    new = ContactRecord(contact_id="user_id:ann")
+    assert announced(
+        new,
+        Move("stage", None, "subscriber", "first seen"),
+        Move("stage", "subscriber", "lead", "identified"),
+        Move("stage", "lead", "customer", "first purchase"),
+    ) == [None, now, now]
