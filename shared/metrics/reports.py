@@ -184,11 +184,19 @@ def stage_order(known: Sequence[str], values: Sequence[Mapping[str, Decimal]]) -
             kind, _, rest = name.partition(":")
             if kind in ("in", "out", "h", "stage", "stage_orders"):
                 seen.setdefault(rest.split(":")[0])
+            elif kind in ("move", "conv"):
+                for stage in rest.split(">"):
+                    seen.setdefault(stage)
     return list(seen)
 
 
 def _by_prefix(values: Mapping[str, Decimal], prefix: str) -> dict[str, int]:
     return {name.removeprefix(prefix): int(v) for name, v in values.items() if name.startswith(prefix) and v}
+
+
+def _in_order(counts: Mapping[str, int], order: Sequence[str]) -> dict[str, int]:
+    """Counts by stage, in the funnel's order."""
+    return {stage: counts[stage] for stage in order if stage in counts}
 
 
 def stages_report(
@@ -236,8 +244,8 @@ def stages_report(
                 start=p.first,
                 end=p.last,
                 population=population(p.last),
-                entered={s: n for s, n in _by_prefix(each[p.key], "in:").items()},
-                left={s: n for s, n in _by_prefix(each[p.key], "out:").items()},
+                entered=_in_order(_by_prefix(each[p.key], "in:"), order),
+                left=_in_order(_by_prefix(each[p.key], "out:"), order),
             )
             for p in periods
         ],
@@ -254,14 +262,19 @@ def funnel_report(
 ) -> FunnelReport:
     each = rows_by_period(periods, rows)
     order = stage_order(funnel, list(each.values()))
-    rank = {stage: n for n, stage in enumerate(order)}
+    #: the funnel's order: a stage no longer in it is neither before nor after any other
+    rank = {stage: n for n, stage in enumerate(funnel)}
 
     def stage(values: Mapping[str, Decimal], name: str) -> FunnelStage:
-        moved = _by_prefix(values, f"move:{name}>")
-        converted_to = _by_prefix(values, f"conv:{name}>")
+        moved = _in_order(_by_prefix(values, f"move:{name}>"), order)
+        converted_to = _in_order(_by_prefix(values, f"conv:{name}>"), order)
         histogram = {int(days): n for days, n in _by_prefix(values, f"h:{name}:").items()}
         entered = int(values.get(f"in:{name}", Decimal(0)))
-        forward = sum(n for target, n in converted_to.items() if rank.get(target, -1) > rank[name])
+        forward = sum(
+            n
+            for target, n in converted_to.items()
+            if name in rank and target in rank and rank[target] > rank[name]
+        )
         return FunnelStage(
             stage=name,
             entered=entered,

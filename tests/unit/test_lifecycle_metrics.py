@@ -501,3 +501,18 @@ def test_stage_moves_announce_when_the_stage_they_leave_was_entered() -> None:
         Move("stage", "subscriber", "lead", "identified"),
         Move("stage", "lead", "customer", "first purchase"),
     ) == [None, now, now]
+
+
+def test_stages_no_longer_in_the_funnel_are_reported_after_its_own() -> None:
+    world = World()
+    move = ContactStageChanged(
+        event_id="user_id:z#2#0", contact_id="user_id:z", at=at("2026-12-02"), from_stage="lead",
+        to_stage="trial", phase="acquisition", reason="r", engagement=1.0, index=0.1, direction="rising",
+        from_entered_at=at("2026-12-01"),
+    )  # fmt: skip
+    count_stage_move(move, StageMetering(world.store, world.telemetry))
+    span = metric_range(query("day", "2026-12-01", "2026-12-01"), TODAY.date())
+    report = funnel(span, world.reading())
+    assert report.stages[-1] == "trial" and report.stages[0] == "subscriber"
+    lead = next(s for s in report.periods[0].stages if s.stage == "lead")
+    assert (lead.converted_to, lead.converted) == ({"trial": 1}, 0), "only a later stage of the funnel counts"
