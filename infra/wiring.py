@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from shared.adapters.queues import DELIVERY, QUEUES, QueueSpec
-from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, RATES, TABLES, TableSpec
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, METRICS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.delivery.feedback import (
     ALARM_STATE_CHANGE,
@@ -226,7 +226,7 @@ Service = Literal["events", "sns", "ses", "identity_secrets", "email", "sms", "d
 #: A layer of libraries a function needs beyond Powertools (``infra.constructs.function.LIBRARY_BUNDLES``).
 Bundle = Literal["templates", "analytics"]
 #: What the system does, one construct each in the stack.
-Capability = Literal["ingest", "engagement", "automation", "delivery", "admin", "analytics"]
+Capability = Literal["ingest", "engagement", "automation", "delivery", "admin", "analytics", "reporting"]
 CAPABILITIES: tuple[Capability, ...] = (
     "ingest",
     "engagement",
@@ -234,6 +234,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     "delivery",
     "admin",
     "analytics",
+    # issue 13: lifecycle metrics, counted by the metrics function
+    "reporting",
 )
 #: The processor a function runs on: arm64 (Graviton) unless a library bundle is built for x86_64.
 Architecture = Literal["arm64", "x86_64"]
@@ -360,6 +362,13 @@ AUTOMATION_SIGNALS: tuple[str, ...] = (
     "ChurnRiskChanged",
 )
 
+# --- issue 13: lifecycle metrics ----------------------------------------------------------------------------
+#: What the events trigger adds to count purchases: counters, markers and customers' facts (a transaction of
+#: puts and adds; a Query of the customer's facts), on the metrics table alone.
+METRICS_COUNTING = TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"))
+#: The lifecycle signals the metrics count, as published on the bus.
+METRIC_SIGNALS: tuple[str, ...] = ("ContactStageChanged",)
+
 #: Delivery reads its requests from the delivery queue; the concurrency cap is the send-rate throttle.
 DELIVERY_TRIGGER = QueueTrigger(DELIVERY, batch_size=10, max_batching_window_seconds=1, max_concurrency=5)
 
@@ -468,6 +477,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                     "dynamodb:UpdateItem",
                 ),
             ),
+            # issue 13: the lifecycle metrics' reports read counter rows, a Query per shard
+            TableAccess(METRICS, ("dynamodb:Query",)),
         ),
         services=("events", "sns", "ses"),
         # previews and checks the templates it manages
@@ -491,7 +502,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # The events stream's second reader (the aggregation is the first): DynamoDB Streams serves two
         # readers per shard without throttling, so no third function may read it (tests/infra check it).
         stream=StreamTrigger(EVENTS, filters=(EVENT_RECORDED,), retry_attempts=5, bisect_on_error=True),
-        tables=AUTOMATION_TABLES,
+        # issue 13: it counts each purchase into the lifecycle metrics too
+        tables=(*AUTOMATION_TABLES, METRICS_COUNTING),
         queues=AUTOMATION_QUEUES,
         services=("events", "sns", "ses"),
         timeout_seconds=60,
@@ -648,6 +660,17 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         ),
         queues=AUTOMATION_QUEUES,
         timeout_seconds=300,
+    ),
+    # --- issue 13: lifecycle metrics ------------------------------------------------------------------------
+    FunctionSpec(
+        name="metrics",
+        capability="reporting",
+        handler="functions.metrics.handler.handler",
+        description="Lifecycle metrics: counts each stage move announced on the bus, once, by day and month",
+        bus=BusTrigger(detail_types=METRIC_SIGNALS),
+        # the move's counters and its marker in one transaction (puts and adds, no read)
+        tables=(TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem")),),
+        timeout_seconds=30,
     ),
 )
 

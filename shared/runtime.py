@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
+    from shared.adapters.metric_store import DynamoMetricStore
     from shared.adapters.segment_store import DynamoSegmentStore
     from shared.adapters.send_ledger import DynamoSendLedger
     from shared.adapters.template_store import DynamoTemplateStore
@@ -43,6 +44,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.engagement import Engagement
     from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
+    from shared.usecases.metrics import PurchaseMetering, StageMetering
     from shared.usecases.preferences import Preferences
     from shared.usecases.tracking import Tracking
 
@@ -304,6 +306,8 @@ def admin() -> Admin:
         **_admin_segments(config),
         # issue 13: campaigns
         **_admin_campaigns(config),
+        # issue 13: lifecycle metrics (``/admin/metrics``)
+        **_admin_metrics(),
     )
 
 
@@ -648,6 +652,46 @@ def converting() -> Converting:
     )
 
 
+# --- issue 13: lifecycle metrics (the metrics function, the events trigger's purchases, the admin's reports) --
+
+
+def _metric_store() -> DynamoMetricStore:
+    from shared.adapters.metric_store import DynamoMetricStore
+
+    config = settings.load(settings.MetricsTableSettings)
+    return DynamoMetricStore(aws.client("dynamodb"), table=config.metrics_table_name)
+
+
+@scope.per_function
+def stage_metering() -> StageMetering:
+    """The metrics function: each stage move announced on the bus, counted once."""
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.metrics import StageMetering
+
+    settings.load(settings.MetricsSettings)
+    _aws()
+    return StageMetering(store=_metric_store(), telemetry=PowertoolsTelemetry())
+
+
+@scope.per_function
+def purchase_metering() -> PurchaseMetering:
+    """The events trigger's part: each recorded purchase counted once, by the stage the contact was in when
+    it bought (its stage history) and its RFM segment (its profile)."""
+    from shared.adapters.stage_timeline import DynamoStageTimeline
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.metrics import PurchaseMetering
+
+    config = settings.load(settings.AutomationSettings)
+    _aws()
+    return PurchaseMetering(
+        store=_metric_store(),
+        contacts=_contact_store(config),
+        timeline=DynamoStageTimeline(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        funnels=_engagement_config(),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
 def _admin_campaigns(config: settings.AdminSettings) -> dict[str, Any]:
     """``Admin.campaigns``, ``campaign_states``, ``campaign_results``."""
     from shared.adapters.campaign_store import DynamoCampaignStates, DynamoCampaignStore
@@ -659,3 +703,8 @@ def _admin_campaigns(config: settings.AdminSettings) -> dict[str, Any]:
         "campaign_states": DynamoCampaignStates(client, table=config.config_table_name),
         "campaign_results": _exposures(config),
     }
+
+
+def _admin_metrics() -> dict[str, Any]:
+    """The lifecycle counters the admin's reports read (``Admin.metrics``)."""
+    return {"metrics": _metric_store()}

@@ -289,3 +289,15 @@ class CampaignSettings(ContactsTableSettings, ScoringConfigSettings):
     delivery_queue_url: str = Field(alias=DELIVERY.env, min_length=1)
     #: members read (and planned) per page; each page is saved before the next
     campaign_page_size: int = Field(500, alias="CAMPAIGN_PAGE_SIZE", ge=1, le=1000)
+
+
+# --- issue 13: lifecycle metrics (the metrics function; the events trigger's and the admin's part) ---------
+
+
+class MetricsTableSettings(_Settings):
+    #: the lifecycle counters (``shared.adapters.tables.METRICS``)
+    metrics_table_name: str = Field(alias="METRICS_TABLE_NAME", min_length=3)
+
+
+class MetricsSettings(MetricsTableSettings):
+    """The metrics function: stage moves from the bus, counted on the metrics table."""

@@ -2086,3 +2086,87 @@ class MemoryExposures:
     def counts(self, subject: str) -> dict[str, ArmCounts]:
         self.requests += 1
         return totals((arm, c) for (s, arm), c in self.counters.items() if s == subject)
+
+
+# --- issue 13: lifecycle metrics ----------------------------------------------------------------------
+
+from datetime import date
+
+from shared.engagement.events import ContactStageChanged
+from shared.metrics.counters import FIRST as _FIRST_PURCHASE
+from shared.metrics.counters import Add, Counter, CounterRow, CustomerFacts
+from shared.metrics.counters import Claim as MetricClaim
+from shared.usecases.metrics import ClaimTaken
+
+
+@dataclass
+class MemoryMetricStore:
+    """The lifecycle counters (``shared.usecases.metrics.MetricStore``) in memory: rows of numbers, the
+    markers counted, the customers' claims. ``requests`` counts calls (a write, a read of facts, a read of
+    rows); ``fail_next`` makes the next ``record`` raise ``DependencyUnavailable`` without writing."""
+
+    counters: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
+    markers: set[str] = field(default_factory=set)
+    claims: dict[str, dict[str, MetricClaim]] = field(default_factory=dict)
+    requests: int = 0
+    fail_next: int = 0
+
+    def record(
+        self,
+        marker: str,
+        adds: Sequence[Add],
+        claims: Sequence[MetricClaim] = (),
+        customer: str | None = None,
+    ) -> bool:
+        self.requests += 1
+        if self.fail_next:
+            self.fail_next -= 1
+            raise DependencyUnavailable("the metrics store is unavailable right now; retry")
+        if marker in self.markers:
+            return False
+        held = self.claims.get(customer or "", {})
+        if any(claim.key in held for claim in claims):
+            raise ClaimTaken()
+        if claims:
+            assert customer is not None, "claims belong to a customer"
+            self.claims.setdefault(customer, {}).update({claim.key: claim for claim in claims})
+        self.markers.add(marker)
+        for add in adds:
+            row = self.counters.setdefault((add.counter, add.key), {})
+            for name, value in add.values.items():
+                row[name] = row.get(name, Decimal(0)) + Decimal(value)
+        return True
+
+    def customer(self, customer: str, keys: Sequence[str]) -> CustomerFacts:
+        self.requests += 1
+        held = self.claims.get(customer, {})
+        first = held.get(_FIRST_PURCHASE)
+        return CustomerFacts(
+            first=date.fromisoformat(first.value) if first is not None else None,
+            claimed=frozenset(key for key in keys if key in held),
+        )
+
+    def rows(self, counter: Counter, first: str, last: str) -> list[CounterRow]:
+        self.requests += 1
+        return [
+            CounterRow(key=key, values=dict(values))
+            for (kind, key), values in sorted(self.counters.items())
+            if kind == counter and first <= key <= last
+        ]
+
+
+@dataclass
+class MemoryStageTimeline:
+    """``shared.usecases.metrics.StageTimeline`` over a stage store's history (``MemoryStageStore``)."""
+
+    stages: MemoryStageStore
+
+    def stage_at(self, contact: ContactId, at: datetime) -> str | None:
+        found: str | None = None
+        for output in self.stages.history(contact, 1_000_000):  # newest first
+            if not isinstance(output, ContactStageChanged):
+                continue
+            if output.at <= at:
+                return output.to_stage
+            found = output.from_stage or output.to_stage
+        return found

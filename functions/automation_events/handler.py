@@ -15,6 +15,7 @@ from shared.observability import logger, metrics, tracer
 from shared.settings import AutomationSettings, env_model
 from shared.usecases.automation import on_event
 from shared.usecases.campaigns import count_conversions
+from shared.usecases.metrics import count_purchase
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -25,6 +26,7 @@ def record_handler(record: DynamoDBRecord) -> None:
         on_event(new.contact, new.event, new.key, runtime.automating(), position=new.position)
         # issue 13: a conversion or unsubscribe of a contact exposed to a campaign or a holdout automation
         count_conversions(new.contact, new.event, runtime.converting())
+        count_purchase(new.contact, new.event, new.key, runtime.purchase_metering())  # issue 13: metrics
 
 
 @env_model(AutomationSettings)

@@ -19,6 +19,7 @@ from shared.admin import (
     rules,
     segments,
 )
+from shared.admin import metrics as lifecycle_metrics
 from shared.admin import templates as email_templates
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
@@ -44,6 +45,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **segments.ROUTES,
     # issue 13: campaigns, and automations' holdout reports
     **campaigns.ROUTES,
+    # issue 13: lifecycle metrics
+    **lifecycle_metrics.ROUTES,
 }
 
 

@@ -24,6 +24,7 @@ from shared.segments.members import SegmentMembers
 from shared.usecases.analytics import AnalyticsHistory
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
+from shared.usecases.metrics import MetricStore
 from shared.usecases.recording import EventLog, Profiles
 
 
@@ -109,3 +110,6 @@ class Admin:
     campaigns: CampaignRepository
     campaign_states: CampaignStates
     campaign_results: Exposures
+    # --- issue 13: lifecycle metrics ---
+    #: the lifecycle counters (``/admin/metrics/...``)
+    metrics: MetricStore

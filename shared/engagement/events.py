@@ -31,6 +31,9 @@ class ContactStageChanged(_Event):
     engagement: float
     index: float
     direction: str
+    #: when the contact entered the stage it left (``from``): time in stage for the lifecycle metrics.
+    #: Absent on a first placement (no stage left) and on events published before issue 13.
+    from_entered_at: datetime | None = None
 
 
 class EngagementQuarterChanged(_Event):

@@ -291,6 +291,8 @@ def announcements(
         "index": round(evaluation.index, 6),
     }
     outputs: list[Output] = []
+    #: when the stage a move leaves was entered: the stored one's, then (chained moves) this moment
+    entered = record.stage_entered_at
     for n, move in enumerate(evaluation.moves):
         if move.kind == "stage":
             outputs.append(
@@ -301,9 +303,11 @@ def announcements(
                     phase=funnel.stage(move.target).phase,
                     reason=move.reason,
                     direction=evaluation.direction.value,
+                    from_entered_at=entered if move.source is not None else None,
                     **common,
                 )
             )
+            entered = now
         elif move.kind == "threshold":
             dimension, threshold = move.reason.rsplit("@", 1)
             outputs.append(

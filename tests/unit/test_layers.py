@@ -55,6 +55,8 @@ PURE = {
 }
 # issue 13: campaigns (domain code, pure)
 PURE.add("campaigns")
+# issue 13: the lifecycle metrics' domain (periods, counters, reports) is pure too
+PURE.add("metrics")
 AWS_PACKAGES = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 SOURCES = ("shared", "functions", "infra")
 
