@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.analytics import Applying, Extracting, Fitting
     from shared.usecases.automation import Automating
+    from shared.usecases.backfills import ContactsBackfilling, PurchasesBackfilling
     from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
     from shared.usecases.feedback import Feedback
@@ -288,6 +289,8 @@ def admin() -> Admin:
         **_admin_delivery(config),
         # issue 12: the nightly analytics job (the contact card's analytics history)
         **_admin_analytics(config),
+        # issue 13: back-fills (started when a segment is saved, or by hand)
+        **_admin_backfills(),
     )
 
 
@@ -533,4 +536,50 @@ def _admin_analytics(config: settings.AdminSettings) -> dict[str, Any]:
 
     return {
         "analytics": DynamoAnalyticsStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name)
+    }
+
+
+# --- issue 13: back-fills (backfill_contacts, backfill_purchases; the admin starts them) --------------------
+
+
+@scope.per_function
+def backfill_contacts() -> ContactsBackfilling:
+    """A segment of the contacts table's profiles, each evaluated by the stage function's use case."""
+    from shared.adapters.contact_scan import DynamoProfileScan
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.backfills import ContactsBackfilling
+
+    config = settings.load(settings.BackfillContactsSettings)
+    _aws()
+    return ContactsBackfilling(
+        profiles=DynamoProfileScan(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        engagement=engagement(),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+@scope.per_function
+def backfill_purchases() -> PurchasesBackfilling:
+    """A segment of the event log's purchases the purchase index lacks, each indexed once."""
+    from shared.adapters.purchase_backfill import DynamoUnindexedPurchases
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.backfills import PurchasesBackfilling
+
+    config = settings.load(settings.BackfillPurchasesSettings)
+    _aws()
+    return PurchasesBackfilling(
+        purchases=DynamoUnindexedPurchases(aws.client("dynamodb"), events_table=config.events_table_name),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+def _admin_backfills() -> dict[str, Any]:
+    """Starting back-fills and reading their runs (``Admin.backfills``): Step Functions."""
+    from shared.adapters.backfill_runs import StepFunctionsBackfills
+
+    config = settings.load(settings.BackfillStartSettings)
+    return {
+        "backfills": StepFunctionsBackfills(
+            aws.client("stepfunctions"), state_machines=config.state_machines, clock=clock.current()
+        )
     }

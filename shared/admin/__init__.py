@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from shared.admin import (
     automations,
+    backfills,
     consent,
     contacts,
     deliveries,
@@ -38,6 +39,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **delivery.ROUTES,
     **erasure.ROUTES,
     **consent.ROUTES,
+    # issue 13: back-fills by hand
+    **backfills.ROUTES,
 }
 
 

@@ -19,6 +19,7 @@ from shared.engagement.routing import Salesperson
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.usecases.analytics import AnalyticsHistory
+from shared.usecases.backfills import Backfills
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.recording import EventLog, Profiles
@@ -95,3 +96,6 @@ class Admin:
     # --- issue 12: the nightly analytics job ---
     #: the contact's segment and risk changes (the card's ``analytics_history``)
     analytics: AnalyticsHistory
+    # --- issue 13: back-fills ---
+    #: the back-fill workflows, started by name (a segment saved: ``segment-<id>-v<version>``), and their runs
+    backfills: Backfills
