@@ -193,6 +193,10 @@ class LocalStack:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        try:  # issue 13: a back-fill run still going is let finish its step for a moment, then left
+            self.executions.wait(timeout=5)
+        except TimeoutError:
+            print("[local] a workflow run was still going: stopped with the stack")
         self._server.shutdown()
         self._server.server_close()
         self._moto.stop()

@@ -236,3 +236,36 @@ def test_a_run_started_without_a_name_is_named_by_the_minute(aws, engine, clock)
     assert status == 200 and answer["started"] is True
     assert answer["name"] == f"manual-{clock.now():%Y%m%dT%H%M}"
     assert start("purchases_backfill")[1]["started"] is False, "a second click within the minute"
+
+
+# --- what a back-fill costs (the bench's counts) -------------------------------------------------------------------
+
+
+def test_a_contact_costs_the_scan_alone_unless_it_changes_and_then_what_a_stream_change_costs(
+    aws, send, stream, engine
+) -> None:
+    for n in range(6):
+        send("/v1/identify", {"userId": f"u{n}", "traits": {"email": f"u{n}@example.com"}})
+    stream.drain()
+    for n in range(3):  # three become customers; the stage function does not hear of it
+        send("/v1/track", {"userId": f"u{n}", "event": "Order Completed", "properties": {"revenue": 20}})
+    requests: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        requests[model.name] += 1
+
+    aws.meta.events.register("before-parameter-build.dynamodb", count)
+    from shared.adapters import aws as clients
+
+    clients.client("events").meta.events.register("before-parameter-build.events", count)
+    start("contacts_backfill", "stale")
+    assert run("contacts_backfill", "stale")[1]["result"]["changed"] == 3
+    # per changed contact: its profile read again, its outbox read, the move written with its
+    # announcements, the announcements published and marked (the first run also reads the funnel)
+    assert requests["Scan"] == SEGMENTS and requests["PutEvents"] == 3
+    assert requests["TransactWriteItems"] == 2 * 3 and requests["GetItem"] <= 3 + 1
+    requests.clear()
+    start("contacts_backfill", "fresh")
+    result = run("contacts_backfill", "fresh")[1]["result"]
+    assert result["changed"] == 0 and result["contacts"] == 6
+    assert requests == {"Scan": SEGMENTS}, "nothing changes: nothing read beyond the scan, nothing written"
