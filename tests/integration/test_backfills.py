@@ -269,3 +269,20 @@ def test_a_contact_costs_the_scan_alone_unless_it_changes_and_then_what_a_stream
     result = run("contacts_backfill", "fresh")[1]["result"]
     assert result["changed"] == 0 and result["contacts"] == 6
     assert requests == {"Scan": SEGMENTS}, "nothing changes: nothing read beyond the scan, nothing written"
+
+
+def test_the_sample_events_run_through_the_handlers(aws, engine) -> None:
+    """events/ holds a step's input for each back-fill function and the admin's two routes."""
+    from functions.admin.handler import handler as admin
+    from functions.backfill_contacts.handler import handler as contacts
+    from functions.backfill_purchases.handler import handler as purchases
+    from tests.conftest import EVENTS
+
+    step = json.loads((EVENTS / "backfill_contacts" / "segment.json").read_text())
+    assert contacts(step, Context())["segments"] == 32
+    step = json.loads((EVENTS / "backfill_purchases" / "segment.json").read_text())
+    assert purchases(step, Context())["indexed"] == 0
+    started = admin(json.loads((EVENTS / "admin" / "start_backfill.json").read_text()), Context())
+    assert started["statusCode"] == 200 and json.loads(started["body"])["started"] is True
+    found = admin(json.loads((EVENTS / "admin" / "get_backfill.json").read_text()), Context())
+    assert found["statusCode"] == 200 and json.loads(found["body"])["status"] == "SUCCEEDED"
