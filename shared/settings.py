@@ -282,7 +282,7 @@ class AnalyticsApplySettings(AnalyticsBucketSettings, ContactsTableSettings):
 # --- issue 13: back-fills (backfill_contacts, backfill_purchases; the admin starts them) --------------------
 
 
-class BackfillContactsSettings(EngagementSettings):
+class BackfillContactsSettings(StageSettings):
     """The contacts back-fill: the stage function's settings (its evaluation runs on every profile)."""
 
 
