@@ -87,3 +87,21 @@ def test_a_run_that_fails_ends_failed_naming_the_step_and_its_error(sfn) -> None
         described["error"] == "backfill_contacts.RuntimeError" and described["cause"] == "the table refused"
     )
     assert "output" not in described and executions.outcomes[arn]["failed"]["step"] == "backfill_contacts"
+
+
+def test_a_workflow_is_daily_or_started_by_a_function() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from infra.wiring import BACKFILLS, Workflow, WorkflowStep
+    from infra.wiring import EachSegment as Each
+
+    step = (WorkflowStep("backfill_purchases", each=Each(max_concurrency=2)),)
+    with pytest.raises(ValueError, match="started by some function"):
+        Workflow("w", "d", every=None, at_hour=None, steps=step)
+    with pytest.raises(ValueError, match="daily"):
+        Workflow("w", "d", every=timedelta(days=1), at_hour=None, steps=step, started_by=("admin",))
+    on_demand = Workflow("w", "d", every=None, at_hour=None, steps=step, started_by=("admin",))
+    assert not on_demand.scheduled
+    with pytest.raises(ValueError, match="started on demand"):
+        on_demand.next_run(datetime.now(UTC))
+    assert all(not flow.scheduled and flow.segments_setting == "backfill_scan_segments" for flow in BACKFILLS)
