@@ -72,6 +72,9 @@ class DeploymentConfig(BaseModel):
     analytics_scan_segments: int = Field(16, alias="analyticsScanSegments", ge=1, le=1000)
     #: quantile edges of the R, F and M scores 1 to 5: four, strictly increasing, between 0 and 1
     rfm_edges: tuple[float, ...] = Field((0.2, 0.4, 0.6, 0.8), alias="rfmEdges")
+    #: issue 13: parallel-scan segments of a back-fill (one step run each, 16 at a time): a segment's
+    #: contacts are evaluated one after another within a run's 15 minutes (docs/decisions.md)
+    backfill_scan_segments: int = Field(32, alias="backfillScanSegments", ge=1, le=1000)
     #: churn risk from which a customer is at medium and at high risk (unset: the code's defaults)
     risk_medium: float | None = Field(None, alias="riskMedium", gt=0, lt=1)
     risk_high: float | None = Field(None, alias="riskHigh", gt=0, lt=1)
@@ -157,12 +160,15 @@ def environment(
     services: Mapping[str, str] | None = None,
     queue_urls: Mapping[str, str] | None = None,
     bucket_names: Mapping[str, str] | None = None,
+    state_machines: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """A function's environment, the same in the cloud and in the local stack.
 
     ``services`` names the event bus (``events``) and the lead topic (``sns``) where they exist;
     ``queue_urls`` the queues by id (every queue the function sends to must be there), ``bucket_names``
     the buckets by id (likewise). The analytics functions get the analytics settings too.
+    ``state_machines`` names, by workflow, the state machines of the workflows the function starts (the
+    CDK stack adds these once the state machines exist: ``infra.constructs.analytics``).
     """
     env = {
         "POWERTOOLS_SERVICE_NAME": f"{SERVICE}-{spec.name}",
@@ -178,5 +184,20 @@ def environment(
         },
         **config.settings(),
         **spec.environment,
+        **started_workflows(spec, state_machines),
     }
     return env
+
+
+def started_workflows(spec: FunctionSpec, state_machines: Mapping[str, str] | None) -> dict[str, str]:
+    """issue 13: the ARN of each workflow's state machine that ``spec`` starts, by environment variable."""
+    from infra.wiring import WORKFLOWS
+    from shared.adapters.backfill_runs import state_machine_env
+
+    if state_machines is None:
+        return {}
+    return {
+        state_machine_env(flow.name): state_machines[flow.name]
+        for flow in WORKFLOWS
+        if spec.name in flow.started_by
+    }

@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from infra.wiring import BucketSpec, FunctionSpec
+from infra.wiring import WORKFLOWS, BucketSpec, FunctionSpec
 from shared.adapters.queues import QueueSpec
 from shared.adapters.tables import TableSpec
 
 #: What a table's indexes are granted: reading by index. Writes always name the table, and Scan is
-#: never granted on a table: only on one named index (``TableAccess.only_index``, the nightly pass).
+#: never granted on a table: only on one named index (``TableAccess.only_index``, the nightly pass), or
+#: on the table to a back-fill's step (``TableAccess.batch_scan``).
 INDEX_ACTIONS = ("dynamodb:Query",)
 #: S3 actions on the bucket itself (listing keys); the others act on objects.
 BUCKET_ACTIONS = ("s3:ListBucket",)
@@ -51,6 +52,8 @@ Resource = Literal[
     "email",
     "sms",
     "delivery_secret",
+    "workflow",
+    "executions",
 ]
 
 
@@ -67,6 +70,9 @@ class Grant:
     bucket: BucketSpec | None = None
     #: the one index an ``index`` grant is for (None: every index of the table)
     index: str | None = None
+    #: issue 13: the workflow whose state machine (``workflow``: StartExecution) or whose executions
+    #: (``executions``: DescribeExecution) the grant is on
+    workflow: str | None = None
 
 
 def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
@@ -79,7 +85,7 @@ def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
         if access.only_index is not None:
             found.append(Grant(access.actions, "index", access.table, index=access.only_index))
             continue
-        if "dynamodb:Scan" in access.actions:
+        if "dynamodb:Scan" in access.actions and not access.batch_scan:
             raise ValueError(f"{spec.name}: Scan is granted on one named index only, never on a table")
         found.append(Grant(access.actions, "table", access.table))
         on_indexes = tuple(a for a in access.actions if a in INDEX_ACTIONS)
@@ -94,4 +100,21 @@ def grants(spec: FunctionSpec) -> tuple[Grant, ...]:
         if on_objects:
             found.append(Grant(on_objects, "objects", bucket=bucket_access.bucket))
     found += [Grant(SERVICE_ACTIONS[kind], kind) for kind in spec.services if SERVICE_ACTIONS[kind]]
+    found += workflow_grants(spec)
     return tuple(found)
+
+
+#: issue 13: what a function that starts a workflow may do: start runs of its state machine, and read them.
+START_ACTIONS = ("states:StartExecution",)
+DESCRIBE_ACTIONS = ("states:DescribeExecution",)
+
+
+def workflow_grants(spec: FunctionSpec) -> list[Grant]:
+    """The workflows ``spec`` starts (``Workflow.started_by``): StartExecution on each one's state machine,
+    DescribeExecution on its executions."""
+    found = []
+    for flow in WORKFLOWS:
+        if spec.name in flow.started_by:
+            found.append(Grant(START_ACTIONS, "workflow", workflow=flow.name))
+            found.append(Grant(DESCRIBE_ACTIONS, "executions", workflow=flow.name))
+    return found

@@ -14,7 +14,10 @@ from infra.constructs.http_api import HttpApi
 from infra.constructs.messaging import Messaging
 from infra.constructs.queues import Queues
 from infra.constructs.storage import Storage
-from infra.wiring import CAPABILITIES, QUEUES, FunctionSpec
+from infra.wiring import CAPABILITIES, QUEUES, WORKFLOWS, FunctionSpec, function
+
+#: The capabilities whose functions make workflows: a state machine each (``infra.constructs.analytics``).
+WORKFLOW_CAPABILITIES = {function(flow.steps[0].function).capability for flow in WORKFLOWS}
 
 
 class LifecycleStack(Stack):
@@ -38,11 +41,21 @@ class LifecycleStack(Stack):
             buckets=storage.buckets,
         )
         self.capabilities = {
-            name: (Analytics if name == "analytics" else Capability)(
+            name: (Analytics if name in WORKFLOW_CAPABILITIES else Capability)(
                 self, name.title(), name=name, platform=platform
             )
             for name in CAPABILITIES
         }
+        # issue 13: the functions that start workflows on demand (the admin starts the back-fills)
+        workflows = {
+            name: flow
+            for capability in self.capabilities.values()
+            for name, flow in getattr(capability, "workflows", {}).items()
+        }
+        for flow in workflows.values():
+            for starter in flow.workflow.started_by:
+                (wired,) = [c.wired[starter] for c in self.capabilities.values() if starter in c.wired]
+                flow.grant_start(wired.function)
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL for tracking SDKs and the admin API")
         for capability in self.capabilities.values():
@@ -96,15 +109,18 @@ class LifecycleStack(Stack):
                 value=bucket.bucket_name,
                 description="Staging of the nightly analytics runs (analytics/<day>/...), kept 14 days",
             )
-        analytics: Analytics = self.capabilities["analytics"]  # type: ignore[assignment]
-        for flow in analytics.workflows.values():
+        for flow in workflows.values():
             name = flow.workflow.name.title().replace("_", "")
             CfnOutput(
                 self,
                 f"{name}StateMachineArn",
                 value=flow.state_machine.state_machine_arn,
-                description=f"Run it now: aws stepfunctions start-execution --state-machine-arn <this> "
-                f'--input \'{{"time": "<ISO time>"}}\' ({flow.workflow.description})',
+                description=(
+                    f"Run it now: aws stepfunctions start-execution --state-machine-arn <this> "
+                    f'--input \'{{"time": "<ISO time>"}}\' ({flow.workflow.description})'
+                    if flow.workflow.scheduled
+                    else f"Start a run: POST /admin/backfills/{flow.workflow.name} ({flow.workflow.description})"
+                ),
             )
             CfnOutput(
                 self,

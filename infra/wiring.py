@@ -22,10 +22,13 @@ from shared.delivery.feedback import (
 )
 from shared.delivery.links import PREFERENCE_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
+from shared.usecases.backfills import CONTACTS_BACKFILL as CONTACTS_BACKFILL_NAME
+from shared.usecases.backfills import PURCHASES_BACKFILL as PURCHASES_BACKFILL_NAME
 
 __all__ = [
     "ANALYTICS_BUCKET",
     "AUTOMATION_SIGNALS",
+    "BACKFILLS",
     "BUCKETS",
     "CAPABILITIES",
     "CORS",
@@ -76,6 +79,9 @@ class TableAccess:
     #: the actions on this one index only, none on the table: the nightly pass Scans the sparse purchase
     #: index and nothing else (Scan is granted nowhere else); the admin Queries the segment index alone
     only_index: str | None = None
+    #: issue 13: Scan may be among the actions, on the table itself: a back-fill's parallel scan, a
+    #: whole-population step of a workflow, never on a request or timer path (``BACKFILL_SCANS``)
+    batch_scan: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +232,9 @@ Service = Literal["events", "sns", "ses", "identity_secrets", "email", "sms", "d
 #: A layer of libraries a function needs beyond Powertools (``infra.constructs.function.LIBRARY_BUNDLES``).
 Bundle = Literal["templates", "analytics"]
 #: What the system does, one construct each in the stack.
-Capability = Literal["ingest", "engagement", "automation", "delivery", "admin", "analytics", "reporting"]
+Capability = Literal[
+    "ingest", "engagement", "automation", "delivery", "admin", "analytics", "reporting", "backfill"
+]
 CAPABILITIES: tuple[Capability, ...] = (
     "ingest",
     "engagement",
@@ -236,6 +244,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     "analytics",
     # issue 13: lifecycle metrics, counted by the metrics function
     "reporting",
+    # issue 13: the back-fills, workflows started on demand
+    "backfill",
 )
 #: The processor a function runs on: arm64 (Graviton) unless a library bundle is built for x86_64.
 Architecture = Literal["arm64", "x86_64"]
@@ -674,6 +684,43 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
 )
 
+# --- issue 13: the back-fills' steps, one parallel-scan segment each (``BACKFILLS`` below) ---------------
+
+#: The stage function: the contacts back-fill runs its evaluation, so it has its grants and services.
+_STAGE = next(f for f in FUNCTIONS if f.name == "stage_transition")
+#: The only Scans of a table itself: the back-fills' steps, one segment each, on a workflow started on
+#: demand (tests/infra check that nothing else Scans a table).
+BACKFILL_SCANS = {
+    "backfill_contacts": TableAccess(CONTACTS, ("dynamodb:Scan",), batch_scan=True),
+    "backfill_purchases": TableAccess(EVENTS, ("dynamodb:Scan", "dynamodb:UpdateItem"), batch_scan=True),
+}
+FUNCTIONS += (
+    FunctionSpec(
+        name="backfill_contacts",
+        capability="backfill",
+        handler="functions.backfill_contacts.handler.handler",
+        description="Back-fill, one scan segment: every contact's profile re-evaluated as a change would be",
+        # what the stage function reads and writes (its evaluation, recorded and announced), and the Scan
+        tables=(*_STAGE.tables, BACKFILL_SCANS["backfill_contacts"]),
+        services=_STAGE.services,
+        environment=_STAGE.environment,
+        # a segment's contacts one after another (a contact that changes: a read, a write, its announcements)
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
+    FunctionSpec(
+        name="backfill_purchases",
+        capability="backfill",
+        handler="functions.backfill_purchases.handler.handler",
+        description="Back-fill, one scan segment: purchases the purchase index lacks put in it, once",
+        # the event log's purchases without purchasedAt (a filtered Scan), each a conditional update
+        tables=(BACKFILL_SCANS["backfill_purchases"],),
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
+)
+
+
 #: CORS for the tracking routes, the only ones pages of other origins call; the API answers preflights for
 #: other paths too, but with no other method allowed: admin routes refuse unsigned requests whatever a
 #: page sends, and the preference pages (unsubscribe, confirmation) post forms to their own origin.
@@ -691,8 +738,9 @@ def function(name: str) -> FunctionSpec:
 
 @dataclass(frozen=True, slots=True)
 class EachSegment:
-    """A step run once per parallel-scan segment 0..N-1 (N: ``analyticsScanSegments``), at most
-    ``max_concurrency`` at a time: each run gets ``{"time", "segment", "segments"}``."""
+    """A step run once per parallel-scan segment 0..N-1 (N: the workflow's ``segments_setting``, e.g.
+    ``analyticsScanSegments``), at most ``max_concurrency`` at a time: each run gets ``{"time", "segment",
+    "segments"}``."""
 
     max_concurrency: int
 
@@ -736,38 +784,58 @@ class WorkflowStep:
 
 @dataclass(frozen=True, slots=True)
 class Workflow:
-    """Steps run in order, every day at ``at_hour`` UTC: in the cloud a Step Functions state machine on
-    an EventBridge schedule, locally in-process on the controlled clock (``infra.local.workflow``).
+    """Steps run in order, every day at ``at_hour`` UTC, or when started (no schedule): in the cloud a
+    Step Functions state machine (on an EventBridge schedule), locally in-process on the controlled clock
+    (``infra.local.workflow``).
 
-    The run's state starts as ``{"time": <the schedule's time>}``; each step's output is added under its
-    function's name, so a step run per item reads its items from the previous step's output."""
+    The run's state starts as ``{"time": <the schedule's time>}`` (a run started on demand: the input it
+    was started with, its ``time`` the start's); each step's output is added under its function's name, so
+    a step run per item reads its items from the previous step's output."""
 
     name: str
     description: str
-    every: timedelta
-    #: the UTC hour it starts at
-    at_hour: int
+    #: daily, or None: started on demand only (by the functions ``started_by`` names)
+    every: timedelta | None
+    #: the UTC hour it starts at (None when started on demand)
+    at_hour: int | None
     steps: tuple[WorkflowStep, ...]
     #: retries of a step's run that failed (a function error, a timeout), with backoff; Lambda's own
     #: service errors and throttles are retried beyond these, in the cloud
     retry_attempts: int = 2
     #: a run still going after this long is stopped (and counts as failed)
     timeout: timedelta = timedelta(hours=12)
+    #: issue 13: the functions that start runs (StartExecution, and DescribeExecution of its runs), given
+    #: the state machine's ARN in their environment (``shared.adapters.backfill_runs.state_machine_env``)
+    started_by: tuple[str, ...] = ()
+    #: the deployment setting (``DeploymentConfig`` field) that says how many scan segments a step run
+    #: per segment runs over
+    segments_setting: str = "analytics_scan_segments"
 
     def __post_init__(self) -> None:
-        if self.every != timedelta(days=1) or not 0 <= self.at_hour <= 23:
+        if self.every is None and self.at_hour is None:
+            if not self.started_by:
+                raise ValueError(f"{self.name}: a workflow without a schedule is started by some function")
+        elif self.every != timedelta(days=1) or self.at_hour is None or not 0 <= self.at_hour <= 23:
             raise ValueError(f"{self.name}: workflows run daily, at an hour 0 to 23 UTC")
         for position, step in enumerate(self.steps):
             if isinstance(step.each, EachItem) and position == 0:
                 raise ValueError(f"{self.name}: {step.function} has no previous step to take items from")
 
     @property
+    def scheduled(self) -> bool:
+        return self.every is not None
+
+    @property
     def expression(self) -> str:
         """The schedule, as EventBridge writes it."""
+        if self.at_hour is None:
+            raise ValueError(f"{self.name} has no schedule: it is started on demand")
         return f"cron(0 {self.at_hour} * * ? *)"
 
     def next_run(self, after: datetime) -> datetime:
         """The first scheduled time strictly after ``after`` (aware, UTC)."""
+        if self.every is None or self.at_hour is None:
+            raise ValueError(f"{self.name} has no schedule: it is started on demand")
         at = after.astimezone(UTC).replace(hour=self.at_hour, minute=0, second=0, microsecond=0)
         return at if at > after else at + self.every
 
@@ -806,6 +874,32 @@ NIGHTLY_ANALYTICS = Workflow(
     ),
 )
 WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)
+
+# --- issue 13: back-fills, started on demand (by the admin: a segment saved, or by hand) ----------------------
+
+#: Every contact re-evaluated (``shared.usecases.backfills.backfill_contacts``): a new or edited segment
+#: reaches existing contacts. One run per name: ``segment-<id>-v<version>``.
+CONTACTS_BACKFILL = Workflow(
+    name=CONTACTS_BACKFILL_NAME,
+    description="Back-fill: every contact re-evaluated (segments, stages), one parallel-scan segment per run",
+    every=None,
+    at_hour=None,
+    steps=(WorkflowStep("backfill_contacts", each=EachSegment(max_concurrency=16)),),
+    started_by=("admin",),
+    segments_setting="backfill_scan_segments",
+)
+#: Purchases stored before the purchase index existed, put in it (``backfill_purchases``).
+PURCHASES_BACKFILL = Workflow(
+    name=PURCHASES_BACKFILL_NAME,
+    description="Back-fill: purchases the purchase index lacks, indexed, one parallel-scan segment per run",
+    every=None,
+    at_hour=None,
+    steps=(WorkflowStep("backfill_purchases", each=EachSegment(max_concurrency=16)),),
+    started_by=("admin",),
+    segments_setting="backfill_scan_segments",
+)
+BACKFILLS: tuple[Workflow, ...] = (CONTACTS_BACKFILL, PURCHASES_BACKFILL)
+WORKFLOWS += BACKFILLS
 
 
 def workflow(name: str) -> Workflow:

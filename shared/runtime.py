@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.analytics import Applying, Extracting, Fitting
     from shared.usecases.automation import Automating
+    from shared.usecases.backfills import ContactsBackfilling, PurchasesBackfilling
     from shared.usecases.campaigns import Campaigning, Converting
     from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
@@ -308,6 +309,8 @@ def admin() -> Admin:
         **_admin_campaigns(config),
         # issue 13: lifecycle metrics (``/admin/metrics``)
         **_admin_metrics(),
+        # issue 13: back-fills (started when a segment is saved, or by hand)
+        **_admin_backfills(),
     )
 
 
@@ -708,3 +711,49 @@ def _admin_campaigns(config: settings.AdminSettings) -> dict[str, Any]:
 def _admin_metrics() -> dict[str, Any]:
     """The lifecycle counters the admin's reports read (``Admin.metrics``)."""
     return {"metrics": _metric_store()}
+
+
+# --- issue 13: back-fills (backfill_contacts, backfill_purchases; the admin starts them) --------------------
+
+
+@scope.per_function
+def backfill_contacts() -> ContactsBackfilling:
+    """A segment of the contacts table's profiles, each evaluated by the stage function's use case."""
+    from shared.adapters.contact_scan import DynamoProfileScan
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.backfills import ContactsBackfilling
+
+    config = settings.load(settings.BackfillContactsSettings)
+    _aws()
+    return ContactsBackfilling(
+        profiles=DynamoProfileScan(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        engagement=engagement(),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+@scope.per_function
+def backfill_purchases() -> PurchasesBackfilling:
+    """A segment of the event log's purchases the purchase index lacks, each indexed once."""
+    from shared.adapters.purchase_backfill import DynamoUnindexedPurchases
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.backfills import PurchasesBackfilling
+
+    config = settings.load(settings.BackfillPurchasesSettings)
+    _aws()
+    return PurchasesBackfilling(
+        purchases=DynamoUnindexedPurchases(aws.client("dynamodb"), events_table=config.events_table_name),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
+def _admin_backfills() -> dict[str, Any]:
+    """Starting back-fills and reading their runs (``Admin.backfills``): Step Functions."""
+    from shared.adapters.backfill_runs import StepFunctionsBackfills
+
+    config = settings.load(settings.BackfillStartSettings)
+    return {
+        "backfills": StepFunctionsBackfills(
+            aws.client("stepfunctions"), state_machines=config.state_machines, clock=clock.current()
+        )
+    }

@@ -301,3 +301,36 @@ class MetricsTableSettings(_Settings):
 
 class MetricsSettings(MetricsTableSettings):
     """The metrics function: stage moves from the bus, counted on the metrics table."""
+
+
+# --- issue 13: back-fills (backfill_contacts, backfill_purchases; the admin starts them) --------------------
+
+
+class BackfillContactsSettings(StageSettings):
+    """The contacts back-fill: the stage function's settings (its evaluation runs on every profile)."""
+
+
+class BackfillPurchasesSettings(_Settings):
+    """The purchases back-fill: the event log, scanned segment by segment and updated."""
+
+    events_table_name: str = Field(alias=EVENTS.env, min_length=3)
+
+
+class BackfillStartSettings(_Settings):
+    """The functions that start back-fills (the admin): each workflow's state machine, by its ARN."""
+
+    contacts_backfill_state_machine_arn: str = Field(
+        alias="CONTACTS_BACKFILL_STATE_MACHINE_ARN",
+        pattern=r"^arn:[a-z-]+:states:[^:]*:[0-9]*:stateMachine:.+$",
+    )
+    purchases_backfill_state_machine_arn: str = Field(
+        alias="PURCHASES_BACKFILL_STATE_MACHINE_ARN",
+        pattern=r"^arn:[a-z-]+:states:[^:]*:[0-9]*:stateMachine:.+$",
+    )
+
+    @property
+    def state_machines(self) -> dict[str, str]:
+        return {
+            "contacts_backfill": self.contacts_backfill_state_machine_arn,
+            "purchases_backfill": self.purchases_backfill_state_machine_arn,
+        }

@@ -176,6 +176,14 @@ def create_resources_from_template(client: Any, template: dict[str, Any]) -> dic
         values[logical] = logical
     for logical in resources(template, "AWS::ApiGatewayV2::Api"):
         values[logical] = "lifecycle-api"
+    # issue 13: state machines (a Ref gives the ARN): moto keeps their executions, runs none
+    # (``infra.local.workflow.LocalExecutions`` runs those the tests start)
+    for logical in resources(template, "AWS::StepFunctions::StateMachine"):
+        values[logical] = clients.client("stepfunctions").create_state_machine(
+            name=logical,
+            definition=json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Pass", "End": True}}}),
+            roleArn="arn:aws:iam::123456789012:role/lifecycle-workflows",
+        )["stateMachineArn"]
     # buckets: a Ref gives the name (CDK generates it; lower case here, as S3 requires)
     for logical in resources(template, "AWS::S3::Bucket"):
         values[logical] = logical.lower()

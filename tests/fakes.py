@@ -2170,3 +2170,158 @@ class MemoryStageTimeline:
                 return output.to_stage
             found = output.from_stage or output.to_stage
         return found
+
+
+# --- issue 13: back-fills (the profile scan, the purchases the index lacks, the runs) ----------------------
+
+from shared.tracking.baskets import Basket
+from shared.tracking.timestamps import format_time
+from shared.usecases.backfills import (
+    BackfillRun,
+    ProfilePage,
+    UnindexedPage,
+    UnindexedPurchase,
+    check_run,
+    summary,
+)
+
+
+@dataclass
+class MemoryProfileScan:
+    """``MemoryContactStore``'s profiles, a parallel-scan segment at a time (each contact in one segment,
+    by a hash of it, as DynamoDB segments by partition key): ``requests`` counts the pages read."""
+
+    contacts: MemoryContactStore
+    #: profiles per page
+    page_size: int = 2
+    requests: int = 0
+
+    def scan(self, segment: int, segments: int) -> Iterator[ProfilePage]:
+        found = [
+            contact
+            for contact in sorted(self.contacts.profiles, key=str)
+            if zlib.crc32(str(contact).encode()) % segments == segment
+        ]
+        for start in range(0, max(len(found), 1), self.page_size):
+            self.requests += 1
+            page = [self.contacts.profile(c) for c in found[start : start + self.page_size]]
+            yield ProfilePage(profiles=[p for p in page if p is not None], read=len(page))
+
+
+@dataclass
+class MemoryEventPurchase:
+    """An event of the log, as much of it as the purchase index needs."""
+
+    behaviour: str
+    timestamp: str
+    body: str
+    purchased_at: str | None = None
+    basket: Basket | None = None
+
+
+@dataclass
+class MemoryUnindexedPurchases:
+    """The event log's events by (partition, key): a scan segment's purchases without ``purchased_at``,
+    and the conditional update that indexes one; ``requests`` counts pages read and updates made."""
+
+    events: dict[tuple[str, str], MemoryEventPurchase] = field(default_factory=dict)
+    page_size: int = 2
+    requests: int = 0
+
+    def add(
+        self, contact: ContactId, key: str, behaviour: str, timestamp: datetime, body: dict[str, Any]
+    ) -> None:
+        """An event as stored before the purchase index: no ``purchased_at``."""
+        self.events[(f"C#{contact}", key)] = MemoryEventPurchase(
+            behaviour, format_time(timestamp), json.dumps(body)
+        )
+
+    def scan(self, segment: int, segments: int) -> Iterator[UnindexedPage]:
+        found = [
+            (keys, event)
+            for keys, event in sorted(self.events.items())
+            if zlib.crc32(keys[0].encode()) % segments == segment
+        ]
+        for start in range(0, max(len(found), 1), self.page_size):
+            self.requests += 1
+            page = found[start : start + self.page_size]
+            purchases = []
+            unreadable = 0
+            for (partition, key), event in page:
+                if event.behaviour != "purchase" or event.purchased_at is not None:
+                    continue
+                try:
+                    body = json.loads(event.body)
+                    properties = body.get("properties") if isinstance(body, dict) else None
+                except ValueError:
+                    properties = None
+                try:
+                    purchases.append(
+                        UnindexedPurchase(
+                            partition=partition,
+                            key=key,
+                            timestamp=event.timestamp,
+                            properties=properties if isinstance(properties, dict) else {},
+                        )
+                    )
+                except ValueError:
+                    unreadable += 1
+            yield UnindexedPage(purchases=purchases, read=len(page), unreadable=unreadable)
+
+    def index(self, purchase: UnindexedPurchase, bought: Basket) -> bool:
+        self.requests += 1
+        event = self.events.get((purchase.partition, purchase.key))
+        if event is None or event.purchased_at is not None or event.behaviour != "purchase":
+            return False
+        event.purchased_at = format_time(purchase.timestamp)
+        if bought:
+            event.basket = bought
+        return True
+
+
+@dataclass
+class MemoryBackfills:
+    """Back-fill runs by (workflow, name), as Step Functions keeps executions: a name starts once.
+    ``finish`` ends a run as its workflow would; ``on_start`` (if set) is told of each run started."""
+
+    clock: Any = field(default_factory=lambda: FixedClock(datetime(2026, 11, 23, 12, tzinfo=UTC)))
+    runs: dict[tuple[str, str], BackfillRun] = field(default_factory=dict)
+    on_start: Callable[[str, str], None] | None = None
+    requests: int = 0
+
+    def start(self, workflow: str, name: str) -> bool:
+        check_run(workflow, name)
+        self.requests += 1
+        if (workflow, name) in self.runs:
+            return False
+        self.runs[(workflow, name)] = BackfillRun(
+            workflow=workflow, name=name, status="RUNNING", started_at=self.clock.now()
+        )
+        if self.on_start is not None:
+            self.on_start(workflow, name)
+        return True
+
+    def run(self, workflow: str, name: str) -> BackfillRun | None:
+        check_run(workflow, name)
+        self.requests += 1
+        return self.runs.get((workflow, name))
+
+    def finish(
+        self,
+        workflow: str,
+        name: str,
+        output: Any = None,
+        *,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        held = self.runs[(workflow, name)]
+        self.runs[(workflow, name)] = held.model_copy(
+            update={
+                "status": "FAILED" if error else "SUCCEEDED",
+                "stopped_at": self.clock.now(),
+                "result": None if error else summary(output),
+                "error": error,
+                "cause": cause,
+            }
+        )

@@ -18,6 +18,7 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -77,7 +78,7 @@ class ScheduledWorkflow(Construct):
         super().__init__(scope, construct_id)
         self.workflow = workflow
         self._functions = functions
-        self._segments = platform.config.analytics_scan_segments
+        self._segments = getattr(platform.config, workflow.segments_setting)
         failed = sfn.Fail.jsonata(
             self,
             "Failed",
@@ -111,23 +112,50 @@ class ScheduledWorkflow(Construct):
         )
         self._acknowledge_role()
         self.failed_runs = self._failed_runs()
-        self.schedule = events.Rule(
-            self,
-            "Schedule",
-            description=f"Starts {workflow.name} every day at {workflow.at_hour:02d}:00 UTC",
-            schedule=events.Schedule.expression(workflow.expression),
-            targets=[
-                targets.SfnStateMachine(
-                    self.state_machine,
-                    # the input transformer: the scheduled event's time, the run's only input
-                    input=events.RuleTargetInput.from_object({"time": events.EventField.time}),
-                    retry_attempts=8,
-                    max_event_age=Duration.hours(2),
-                    dead_letter_queue=self.failed_runs,
-                )
-            ],
+        #: issue 13: a workflow started on demand has no schedule (``Workflow.started_by`` start it)
+        self.schedule = (
+            events.Rule(
+                self,
+                "Schedule",
+                description=f"Starts {workflow.name} every day at {workflow.at_hour:02d}:00 UTC",
+                schedule=events.Schedule.expression(workflow.expression),
+                targets=[
+                    targets.SfnStateMachine(
+                        self.state_machine,
+                        # the input transformer: the scheduled event's time, the run's only input
+                        input=events.RuleTargetInput.from_object({"time": events.EventField.time}),
+                        retry_attempts=8,
+                        max_event_age=Duration.hours(2),
+                        dead_letter_queue=self.failed_runs,
+                    )
+                ],
+            )
+            if workflow.scheduled
+            else None
         )
         self.alarms = self._alarms()
+
+    def grant_start(self, starter: lambda_.Function) -> None:
+        """issue 13: a function that starts runs (``Workflow.started_by``): the state machine's ARN in its
+        environment, StartExecution on it, DescribeExecution on its executions (``infra.permissions``)."""
+        from shared.adapters.backfill_runs import state_machine_env
+
+        starter.add_environment(state_machine_env(self.workflow.name), self.state_machine.state_machine_arn)
+        self.state_machine.grant_start_execution(starter)
+        self.state_machine.grant_execution(starter, "states:DescribeExecution")
+        stack = Stack.of(self)
+        machine = stack.resolve(self.state_machine.node.default_child.logical_id)
+        executions = (
+            "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f'{{"Fn::Select":[6,{{"Fn::Split":[":",{{"Ref":"{machine}"}}]}}]}}:*'
+        )
+        Validations.of(starter.role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{executions}]",
+                reason=f"DescribeExecution on the runs of the {self.workflow.name} state machine only: their "
+                "names are given when they start (CDK's grant for an execution).",
+            )
+        )
 
     # --- the definition ------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from infra.config import SERVICE_ENV
 from infra.permissions import grants
 from infra.wiring import FunctionSpec
+from shared.adapters.backfill_runs import state_machine_env
 from shared.scope import FunctionScope
 
 #: Transaction items are authorised as the single-item action they perform.
@@ -40,6 +41,7 @@ DENIED = {
     "sqs": ("AccessDenied", 403),
     "secretsmanager": ("AccessDeniedException", 400),
     "s3": ("AccessDenied", 403),
+    "states": ("AccessDeniedException", 400),
 }
 #: SES v2 (``sesv2``, the delivery function's client) signs as ``ses`` too, and answers in its own words.
 SESV2_DENIED = ("AccessDeniedException", 403)
@@ -116,6 +118,10 @@ class LocalPolicy:
                 continue
             elif grant.resource == "sms":
                 name = "*"  # phone numbers have no ARN: granted on any
+            elif grant.workflow is not None:
+                # issue 13: the state machine (its ARN), or its executions (``<execution ARN prefix>:``)
+                machine = environ.get(state_machine_env(grant.workflow), "")
+                name = executions_prefix(machine) if machine and grant.resource == "executions" else machine
             else:
                 name = environ.get(SERVICE_ENV[grant.resource], "")
             if name:
@@ -133,7 +139,7 @@ class LocalPolicy:
             self._allowed.update((action, "configuration_set", configuration_set) for action in actions)
 
     def allows(self, action: str, resource: Resource) -> bool:
-        if resource.kind in ("identity_secrets", "objects", "bucket"):  # granted on a path: <path>*
+        if resource.kind in ("identity_secrets", "objects", "bucket", "executions"):  # on a path: <path>*
             return any(
                 granted == action and kind == resource.kind and resource.name.startswith(path)
                 for granted, kind, path in self._allowed
@@ -223,6 +229,10 @@ def _needs(service: str, operation: str, params: Mapping[str, Any]) -> Iterator[
     elif service == "s3" and operation in ("ListObjectsV2", "ListObjects"):
         # the role may list keys under its prefix only (``s3:prefix`` condition): a listing must name one
         yield "s3:ListBucket", Resource("bucket", f"{params.get('Bucket', '')}/{params.get('Prefix', '')}")
+    elif service == "states" and operation == "StartExecution":
+        yield "states:StartExecution", Resource("workflow", params.get("stateMachineArn", ""))
+    elif service == "states" and operation == "DescribeExecution":
+        yield "states:DescribeExecution", Resource("executions", params.get("executionArn", ""))
     else:
         yield f"{service}:{operation}", Resource(service, "*")
 
@@ -236,6 +246,11 @@ def _address(sender: str) -> str:
     """The address of ``Name <address>``, or the sender as given."""
     found = _ADDRESS.search(sender)
     return found.group(1) if found else sender
+
+
+def executions_prefix(state_machine_arn: str) -> str:
+    """What the ARNs of a state machine's executions start with: ``arn:...:execution:<machine>:``."""
+    return state_machine_arn.replace(":stateMachine:", ":execution:", 1) + ":"
 
 
 def queue_arn(url: str) -> str:

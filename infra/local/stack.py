@@ -21,7 +21,7 @@ from infra.local.outbox import Outbox
 from infra.local.queues import QueuePump
 from infra.local.scheduler import LocalScheduler
 from infra.local.streams import StreamPump
-from infra.local.workflow import LocalWorkflow, WorkflowFailed
+from infra.local.workflow import LocalExecutions, LocalWorkflow, WorkflowFailed
 from infra.wiring import (
     BUCKETS,
     FUNCTIONS,
@@ -163,6 +163,7 @@ class LocalStack:
         self._create_delivery()
         self._create_queues()
         self._create_buckets()
+        self._create_state_machines()
         gateway = Gateway(
             routes_for(FUNCTIONS),
             cors_origins=self.settings.cors_origins,
@@ -192,6 +193,10 @@ class LocalStack:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        try:  # issue 13: a back-fill run still going is let finish its step for a moment, then left
+            self.executions.wait(timeout=5)
+        except TimeoutError:
+            print("[local] a workflow run was still going: stopped with the stack")
         self._server.shutdown()
         self._server.server_close()
         self._moto.stop()
@@ -232,6 +237,8 @@ class LocalStack:
             cors_origins=self.settings.cors_origins,
             rules_cache_seconds=0,
             due_shards=1,
+            # issue 13: a back-fill's steps over a laptop's contacts: a few segments are plenty
+            backfill_scan_segments=4,
             sender_email=SENDER,
             postal_address=POSTAL_ADDRESS,
             double_opt_in_sources=self.settings.double_opt_in_sources,
@@ -256,7 +263,13 @@ class LocalStack:
         self.environments = {
             spec.name: {
                 **environment(
-                    spec, self.table_names, self.config, services, self.queue_urls, self.bucket_names
+                    spec,
+                    self.table_names,
+                    self.config,
+                    services,
+                    self.queue_urls,
+                    self.bucket_names,
+                    self.state_machine_arns,
                 ),
                 **LOCAL_ENVIRONMENT.get(spec.name, {}),
             }
@@ -267,7 +280,11 @@ class LocalStack:
         for spec in FUNCTIONS:
             scope.host(
                 spec.handler,
-                function_scope(spec, self.environments[spec.name], client_hooks=[self.email_tags.hook]),
+                function_scope(
+                    spec,
+                    self.environments[spec.name],
+                    client_hooks=[self.email_tags.hook, self.executions.hook],
+                ),
             )
 
     def _create_tables(self) -> None:
@@ -345,6 +362,31 @@ class LocalStack:
         self.bucket_names = {spec.id: f"lifecycle-{spec.id}-local" for spec in BUCKETS}
         for name in self.bucket_names.values():
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+
+    def _create_state_machines(self) -> None:
+        """issue 13: a state machine per workflow that functions start (the back-fills): moto keeps the
+        executions the functions start (a name used twice is refused, as in AWS) and ``LocalExecutions``
+        runs each with the workflow's local runner, then records its outcome there."""
+        from shared.adapters import aws
+
+        sfn = aws.client("stepfunctions")
+        #: workflow -> its state machine's ARN (what the starting functions' environment names)
+        self.state_machine_arns: dict[str, str] = {
+            flow.name: sfn.create_state_machine(
+                name=f"lifecycle-{flow.name}",
+                definition=json.dumps(
+                    {
+                        "Comment": flow.description,
+                        "StartAt": "Run",
+                        "States": {"Run": {"Type": "Pass", "End": True}},
+                    }
+                ),
+                roleArn=f"arn:aws:iam::{self.account}:role/lifecycle-workflows",
+            )["stateMachineArn"]
+            for flow in WORKFLOWS
+            if flow.started_by
+        }
+        self.executions = LocalExecutions(runners={})
 
     def _start_triggers(self) -> None:
         """Stream, bus, queue and schedule triggers from the wiring, driven by background threads."""
@@ -452,12 +494,17 @@ class LocalStack:
         cloud's failed-runs queue) and the schedule goes on."""
         #: workflow name -> its local runner
         self.workflows: dict[str, LocalWorkflow] = {
-            flow.name: LocalWorkflow(flow, self.config.analytics_scan_segments, self._invoke_function)
+            flow.name: LocalWorkflow(flow, getattr(self.config, flow.segments_setting), self._invoke_function)
             for flow in WORKFLOWS
         }
+        # issue 13: the runs the functions start (the admin starts the back-fills), by state machine
+        for name, arn in self.state_machine_arns.items():
+            self.executions.runners[arn] = self.workflows[name]
         #: the reports of runs that failed, oldest first
         self.failed_runs: list[dict[str, Any]] = []
         for flow in WORKFLOWS:
+            if not flow.scheduled:
+                continue  # started on demand: through moto's Step Functions (``LocalExecutions``)
             self.scheduler.add(
                 flow.name,
                 flow.every,
@@ -772,6 +819,9 @@ class LocalStack:
                 '    -d \'{"id": "<id from the outbox>", "kind": "click", "link": "https://shop.example/"}\'',
                 "Run the nightly analytics now (RFM segments, churn risk; it also runs at 02:00 on the clock):",
                 f"  curl -s -X POST {url}/_local/analytics/run",
+                "Back-fill: re-evaluate every contact, or index purchases stored before the purchase index:",
+                f"  curl -s -X POST {url}/admin/backfills/contacts_backfill",
+                f"  curl -s -X POST {url}/admin/backfills/purchases_backfill",
                 "Move time on (scheduled jobs fire on the way):",
                 f"  curl -s -X POST {url}/_local/clock -H 'content-type: application/json' \\",
                 '    -d \'{"advance": "P30D"}\'',

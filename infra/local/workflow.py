@@ -92,3 +92,104 @@ class LocalWorkflow:
                 error = exc
         assert error is not None
         raise WorkflowFailed(self.workflow.name, step.function, payload, error, dict(state)) from error
+
+
+# --- issue 13: workflows started on demand (back-fills) --------------------------------------------------------
+
+
+def record_outcome(
+    execution_arn: str, state: dict[str, Any] | None, failed: WorkflowFailed | None = None
+) -> None:
+    """Write a run's outcome onto moto's execution, as Step Functions ends one: ``SUCCEEDED`` with the
+    final state as its output, or ``FAILED`` with the failure's error and cause. DescribeExecution then
+    answers as it does in the cloud (moto, which runs no definition, leaves executions ``RUNNING``)."""
+    import json
+
+    from moto.core.utils import utcnow
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    _, _, _, region, account, *_ = execution_arn.split(":")
+    execution = stepfunctions_backends[account][region].describe_execution(execution_arn)
+    execution.stop_date = utcnow()
+    if failed is None:
+        execution.status = "SUCCEEDED"
+        execution.output = json.dumps(state)
+    else:
+        execution.status = "FAILED"
+        execution.error = f"{failed.step}.{type(failed.error).__name__}"
+        execution.cause = str(failed.error)
+
+
+@dataclass
+class LocalExecutions:
+    """Step Functions, locally, for the workflows started on demand: a function's StartExecution goes to
+    moto (which keeps the executions, refuses a name used before, and answers DescribeExecution), and each
+    execution it starts is run here by the workflow's local runner, with the execution's input, then its
+    outcome recorded on moto (``record_outcome``).
+
+    ``hook`` is a client hook of the function scopes (``infra.local.permissions.function_scope``): it
+    watches the Step Functions clients the functions build. Runs go to a background thread each
+    (``background``), as the API answers at once in the cloud; ``wait`` blocks until every run started so
+    far has ended, so tests and local endpoints can wait for them deterministically."""
+
+    #: state machine ARN -> the runner of its workflow
+    runners: dict[str, LocalWorkflow]
+    background: bool = True
+    #: execution ARN -> the final state, or the failure's report
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _threads: list[threading.Thread] = field(default_factory=list, repr=False)
+    _started: set[str] = field(default_factory=set, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def hook(self, service: str, client: Any) -> None:
+        if client.meta.service_model.service_id.hyphenize() == "sfn":
+            client.meta.events.register("after-call.sfn.StartExecution", self.started)
+
+    def started(self, http_response: Any = None, parsed: Any = None, **_: Any) -> None:
+        """After a StartExecution that started one (not a refusal, nor a repeat of a running start)."""
+        arn = (parsed or {}).get("executionArn") if getattr(http_response, "status_code", 200) < 300 else None
+        if not arn:
+            return
+        with self._lock:
+            if arn in self._started:
+                return
+            self._started.add(arn)
+        if not self.background:
+            self.execute(arn)
+            return
+        thread = threading.Thread(target=self.execute, args=(arn,), name="workflow-run", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def execute(self, execution_arn: str) -> dict[str, Any]:
+        """Run the execution's workflow on its input (its ``time``) and record the outcome."""
+        import json
+
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        _, _, _, region, account, *_ = execution_arn.split(":")
+        execution = stepfunctions_backends[account][region].describe_execution(execution_arn)
+        runner = self.runners[execution.state_machine_arn]
+        try:
+            state = runner.run(json.loads(execution.execution_input)["time"])
+        except WorkflowFailed as failed:
+            record_outcome(execution_arn, None, failed)
+            self.outcomes[execution_arn] = {"failed": failed.report()}
+            return self.outcomes[execution_arn]
+        record_outcome(execution_arn, state)
+        self.outcomes[execution_arn] = state
+        return state
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until every run started so far has ended."""
+        while True:
+            with self._lock:
+                running = [t for t in self._threads if t.is_alive()]
+                self._threads = running
+            if not running:
+                return
+            for thread in running:
+                thread.join(timeout)
+                if thread.is_alive():
+                    raise TimeoutError(f"a workflow run is still going after {timeout} s")

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from shared.admin import (
     automations,
+    backfills,
     campaigns,
     consent,
     contacts,
@@ -47,6 +48,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **campaigns.ROUTES,
     # issue 13: lifecycle metrics
     **lifecycle_metrics.ROUTES,
+    # issue 13: back-fills by hand
+    **backfills.ROUTES,
 }
 
 

@@ -22,6 +22,7 @@ from shared.scoring.decay import Decay
 from shared.segments.catalogue import SegmentRepository
 from shared.segments.members import SegmentMembers
 from shared.usecases.analytics import AnalyticsHistory
+from shared.usecases.backfills import Backfills
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.metrics import MetricStore
@@ -113,3 +114,6 @@ class Admin:
     # --- issue 13: lifecycle metrics ---
     #: the lifecycle counters (``/admin/metrics/...``)
     metrics: MetricStore
+    # --- issue 13: back-fills ---
+    #: the back-fill workflows, started by name (a segment saved: ``segment-<id>-v<version>``), and their runs
+    backfills: Backfills

@@ -1,0 +1,52 @@
+"""The contacts table's profiles, a parallel Scan segment at a time: the contacts back-fill's read.
+
+The only Scan of the contacts table, granted to the back-fill's step function alone (``infra.wiring``):
+a whole-population pass run on demand on the workflow engine, never on a request or timer path. The
+filter keeps profiles (``sk = PROFILE``); DynamoDB still reads, and bills, the contacts' other items
+(history, runs, timers, the send ledger), which ``read`` counts. Pages are DynamoDB's (1 MB), each handed
+on as it is read, so a segment is never held whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from shared.adapters.contact_items import PROFILE, record_from_item
+from shared.adapters.dynamodb import failure, retried
+from shared.usecases.backfills import ProfilePage
+
+WHAT = "the contacts table"
+
+
+class DynamoProfileScan:
+    def __init__(self, client: Any, *, contacts_table: str, page_size: int | None = None) -> None:
+        self._db = client
+        self._table = contacts_table
+        #: items read per page (None: DynamoDB's 1 MB pages)
+        self._page_size = page_size
+
+    def scan(self, segment: int, segments: int) -> Iterator[ProfilePage]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Segment": segment,
+            "TotalSegments": segments,
+            "FilterExpression": "#sk = :profile",
+            "ExpressionAttributeNames": {"#sk": "sk"},
+            "ExpressionAttributeValues": {":profile": {"S": PROFILE}},
+        }
+        if self._page_size:
+            request["Limit"] = self._page_size
+        while True:
+            try:
+                page = retried(lambda: self._db.scan(**request), WHAT)
+            except Exception as exc:
+                raise failure(exc, WHAT) from exc
+            start = page.get("LastEvaluatedKey")
+            yield ProfilePage(
+                profiles=[record_from_item(item) for item in page.pop("Items", [])],
+                read=page.get("ScannedCount", 0),
+            )
+            if not start:
+                return
+            request["ExclusiveStartKey"] = start
