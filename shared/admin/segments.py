@@ -19,6 +19,7 @@ from shared.segments.model import (
     parse_segment,
     with_paused,
 )
+from shared.usecases.backfills import CONTACTS_BACKFILL
 from shared.versioning import expect_version
 
 if TYPE_CHECKING:
@@ -110,14 +111,16 @@ def count_members(request: HttpRequest, deps: Admin) -> MemberCount:
     return MemberCount(segment=segment.id, count=deps.segment_members.count(segment.id))
 
 
-# --- back-fills: the integrator wires this hook ----------------------------------------------------------
+# --- back-fills ----------------------------------------------------------------------------------------
 
 
 def start_backfill(deps: Admin, segment_id: str, version: int) -> None:
-    """HOOK (issue 13, back-fills): a saved, resumed or deleted segment re-evaluates every contact, so
-    those already there enter it (or leave it), announced as ``initial``. To be wired to the back-fill
-    port: ``deps.backfills.start("contacts_backfill", f"segment-{segment_id}-v{version}")``. Until then,
-    contacts enter or leave as their next change or due time evaluates them."""
+    """A saved, resumed or deleted segment re-evaluates every contact (the contacts back-fill, a
+    Distributed Map over the contacts table's scan segments), so those already there enter it (or leave
+    it), announced as ``initial``. The run is named after the version (``seg-<id>-v<version>``: at most
+    80 characters), so a retried request starts it once. Should starting fail, the version is stored
+    and the error answered: ``POST /admin/backfills/contacts_backfill`` starts it by hand."""
+    deps.backfills.start(CONTACTS_BACKFILL, f"seg-{segment_id}-v{version}")
 
 
 def _set_paused(request: HttpRequest, deps: Admin, *, paused: bool) -> StoredSegment:

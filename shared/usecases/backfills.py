@@ -6,7 +6,8 @@ the same steps in-process locally), each started by name (``Backfills.start``):
 - ``contacts_backfill`` re-evaluates every contact: its segment of the contacts table's profiles, each
   through the stage function's own evaluation (``shared.usecases.engagement.on_change`` on the scanned
   image), which reads and writes only when something changes. A new or edited definition (a segment, a
-  funnel) thus reaches existing contacts; what changes is recorded and announced as a stream change is.
+  funnel) thus reaches existing contacts; what changes is recorded and announced as a stream change is,
+  segment entries and departures marked ``initial`` (what the contacts already were).
 - ``purchases_backfill`` puts purchases stored before the purchase index existed into it: its segment of
   the event log's purchases lacking ``purchasedAt`` each get it (and their basket), as tracking writes
   them today, by a conditional update that never overwrites.
@@ -197,7 +198,7 @@ def backfill_contacts(event: Mapping[str, Any], deps: ContactsBackfilling) -> di
         for record in page.profiles:
             contacts += 1
             try:
-                changed += 1 if on_change(record, deps.engagement) else 0
+                changed += 1 if on_change(record, deps.engagement, backfill=True) else 0
             except Exception:  # noqa: BLE001 - one contact's failure does not stop the others
                 failed += 1
                 deps.telemetry.failure("back-fill of a contact")
