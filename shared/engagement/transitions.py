@@ -6,7 +6,7 @@ Pure: the contact as stored, the funnel, the decay settings and the time are pas
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -15,7 +15,7 @@ from shared.engagement.funnel import Facts, Funnel
 from shared.engagement.index import Quarter, crossing, index, quarter
 from shared.scoring.decay import Decay, Trend, trend
 from shared.scoring.model import DimensionScore
-from shared.segments.book import SegmentBook
+from shared.segments.book import Membership, SegmentBook
 
 #: At most this many stage moves in one evaluation (a purchase can take a subscriber to customer).
 MAX_CHAIN = 6
@@ -81,6 +81,58 @@ class Segmenting:
     book: SegmentBook
     #: consent sources whose grants wait for the contact's confirmation (a segment's consent condition)
     double_opt_in: Collection[str] = frozenset()
+
+    def membership(
+        self,
+        record: ContactRecord,
+        stage: str,
+        quarter: Quarter,
+        stage_changed: bool,
+        decay: Decay,
+        now: datetime,
+    ) -> Membership:
+        """The contact's segments as the evaluation leaves it: in ``stage`` (a new stage's score starts
+        from the global score now) and ``quarter``."""
+        overall = record.scores.get("global", DimensionScore())
+        evaluated = record.model_copy(
+            update={
+                "stage": stage,
+                "quarter": quarter.value,
+                "stage_baseline": overall if stage_changed else record.stage_baseline,
+            }
+        )
+        return self.book.evaluate(evaluated, now, decay, self.double_opt_in)
+
+
+def segment_moves(membership: Membership) -> list[Move]:
+    return [
+        *(Move("segment", "out", "in", segment) for segment in membership.entered),
+        *(Move("segment", "in", "out", segment) for segment in membership.left),
+    ]
+
+
+def moved_to(
+    record: ContactRecord,
+    evaluation: Evaluation,
+    stage: Move,
+    segmenting: Segmenting | None,
+    decay: Decay,
+    now: datetime,
+) -> Evaluation:
+    """The evaluation with the contact moved by hand (a salesperson's acceptance, an automation's step)
+    instead of by its transitions: that stage move, the other moves but segments', and the segments of
+    the contact in its new stage."""
+    others = tuple(m for m in evaluation.moves if m.kind not in ("stage", "segment"))
+    if segmenting is None:
+        return replace(evaluation, stage=stage.target, moves=(stage, *others), route=False)
+    membership = segmenting.membership(record, stage.target, evaluation.quarter, True, decay, now)
+    return replace(
+        evaluation,
+        stage=stage.target,
+        moves=(stage, *others, *segment_moves(membership)),
+        route=False,
+        segments=membership.segments,
+    )
 
 
 def watch_key(dimension: str, threshold: float) -> str:
@@ -160,18 +212,8 @@ def evaluate(
     segments = None
     if segmenting is not None:
         stage_changed = any(m.kind == "stage" for m in moves)
-        # segments see the contact as this evaluation leaves it: its stage (a new stage's score starts
-        # from the global score now) and quarter
-        evaluated = record.model_copy(
-            update={
-                "stage": stage,
-                "quarter": current_quarter.value,
-                "stage_baseline": overall if stage_changed else record.stage_baseline,
-            }
-        )
-        membership = segmenting.book.evaluate(evaluated, now, decay, segmenting.double_opt_in)
-        moves += [Move("segment", "out", "in", segment) for segment in membership.entered]
-        moves += [Move("segment", "in", "out", segment) for segment in membership.left]
+        membership = segmenting.membership(record, stage, current_quarter, stage_changed, decay, now)
+        moves += segment_moves(membership)
         if membership.changes_at is not None:
             due_at = min(due_at, membership.changes_at) if due_at else membership.changes_at
         segments = membership.segments

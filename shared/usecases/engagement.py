@@ -38,8 +38,17 @@ from shared.engagement.events import (
     SegmentMembershipChanged,
 )
 from shared.engagement.funnel import Funnel
+from shared.engagement.index import Quarter
 from shared.engagement.routing import Salesperson
-from shared.engagement.transitions import Evaluation, Move, Segmenting, Watching, evaluate
+from shared.engagement.transitions import (
+    Evaluation,
+    Move,
+    Segmenting,
+    Watching,
+    evaluate,
+    moved_to,
+    segment_moves,
+)
 from shared.errors import Conflict, DependencyUnavailable, NotFound
 from shared.scoring.decay import Decay
 from shared.segments.catalogue import SegmentSource
@@ -161,10 +170,10 @@ class Engagement:
             if self.automations is not None
             else Watching(due_run=due_run)
         )
-        segmenting = (
-            Segmenting(self.segments.book(), self.double_opt_in) if self.segments is not None else None
-        )
-        return evaluate(record, funnel, self.decay, now, watching, segmenting)
+        return evaluate(record, funnel, self.decay, now, watching, self.segmenting())
+
+    def segmenting(self) -> Segmenting | None:
+        return Segmenting(self.segments.book(), self.double_opt_in) if self.segments is not None else None
 
 
 def on_change(
@@ -376,15 +385,13 @@ def accept(contact: ContactId, salesperson_id: str, deps: Engagement) -> str:
         now = deps.clock.now()
         evaluation = deps.evaluate(record, funnel, now)
         accepted = Move("stage", current, funnel.accepted, f"accepted by {salesperson_id}")
-        evaluation = replace(
-            evaluation,
-            stage=funnel.accepted,
-            moves=(accepted, *(m for m in evaluation.moves if m.kind != "stage")),
-            route=False,
-        )
+        evaluation = moved_to(record, evaluation, accepted, deps.segmenting(), deps.decay, now)
+        evaluation, whole = first_part(record, evaluation, None)
         outputs = announcements(contact, record, evaluation, funnel, None, now)
         if deps.stages.apply(contact, record, evaluation, outputs, None, now):
             publish_pending(contact, deps)
+            if not whole:
+                resegment(contact, funnel, deps)
             return funnel.accepted
     raise Conflict("the contact kept changing; retry")
 
@@ -406,16 +413,46 @@ def move_to(contact: ContactId, stage: str, reason: str, deps: Engagement) -> st
         now = deps.clock.now()
         evaluation = deps.evaluate(record, funnel, now)
         moved = Move("stage", current, target, reason)
-        evaluation = replace(
-            evaluation,
-            stage=target,
-            moves=(moved, *(m for m in evaluation.moves if m.kind != "stage")),
-            route=False,
-        )
+        evaluation = moved_to(record, evaluation, moved, deps.segmenting(), deps.decay, now)
+        evaluation, whole = first_part(record, evaluation, None)
         outputs = announcements(contact, record, evaluation, funnel, None, now)
         if deps.stages.apply(contact, record, evaluation, outputs, None, now):
             publish_pending(contact, deps)
+            if not whole:
+                resegment(contact, funnel, deps)
             return target
+    raise Conflict("the contact kept changing; retry")
+
+
+def resegment(contact: ContactId, funnel: Funnel, deps: Engagement) -> None:
+    """The segment moves a stage move by hand left for writes of their own (more segments changed than
+    one write holds): the contact as it stands, its segments alone written, part by part."""
+    segmenting = deps.segmenting()
+    for _ in range(MAX_ATTEMPTS * 4):
+        record = deps.stages.profile(contact)
+        if segmenting is None or record is None or record.merged_into:
+            return
+        now = deps.clock.now()
+        stage = funnel.stage(record.stage).id
+        current = deps.evaluate(record, funnel, now)
+        membership = segmenting.membership(record, stage, current.quarter, False, deps.decay, now)
+        if not membership.changed:
+            return
+        evaluation = replace(
+            current,
+            stage=stage,
+            quarter=Quarter(record.quarter) if record.quarter else current.quarter,
+            moves=tuple(segment_moves(membership)),
+            sales_ready=record.sales_ready,
+            route=False,
+            write_due=False,
+            score_above=record.score_above,
+            segments=membership.segments,
+        )
+        evaluation, _ = first_part(record, evaluation, None)
+        outputs = announcements(contact, record, evaluation, funnel, None, now)
+        if deps.stages.apply(contact, record, evaluation, outputs, None, now):
+            publish_pending(contact, deps)
     raise Conflict("the contact kept changing; retry")
 
 

@@ -274,3 +274,20 @@ def _sums(points: float) -> dict[tuple[str, str, int], float]:
         ("global", memory.key, memory.bucket(NOW)): memory.scaled(points, NOW, memory.bucket(NOW))
         for memory in DECAY.memories
     }
+
+
+def test_a_contact_moved_by_an_automation_or_a_salesperson_is_placed_in_its_new_stage() -> None:
+    from shared.usecases.engagement import move_to
+
+    world = World()
+    world.segment("customers", {"field": "stage", "eq": "customer"})
+    world.segment("wide", {"any": [{"field": "stage", "eq": "customer"}, {"tag": "never"}]})
+    for n in range(60):  # more than one write holds with the stage move
+        world.segment(f"c{n:02d}", {"field": "stage", "eq": "customer"})
+    world.profile()
+    on_change(world.record(), world.deps)
+    assert world.record().segments == frozenset()
+    assert move_to(ANN, "customer", "bought offline", world.deps) == "customer"
+    assert world.record().stage == "customer"
+    assert world.record().segments == {"customers", "wide", *(f"c{n:02d}" for n in range(60))}
+    assert max(world.stages.write_items) <= MAX_WRITE_ITEMS
