@@ -720,6 +720,7 @@ def _admin_metrics() -> dict[str, Any]:
 def backfill_contacts() -> ContactsBackfilling:
     """A segment of the contacts table's profiles, each evaluated by the stage function's use case."""
     from shared.adapters.contact_scan import DynamoProfileScan
+    from shared.adapters.segment_store import DynamoSegmentStore
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.backfills import ContactsBackfilling
 
@@ -729,6 +730,8 @@ def backfill_contacts() -> ContactsBackfilling:
         profiles=DynamoProfileScan(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
         engagement=engagement(),
         telemetry=PowertoolsTelemetry(),
+        # read once per run, uncached: a warm instance's copy may predate the save that started the run
+        segments=DynamoSegmentStore(aws.client("dynamodb"), table=config.config_table_name, cache_seconds=0),
     )
 
 

@@ -101,11 +101,13 @@ class LocalScheduler:
 
     def _idle_runs(self, job: Job, until: datetime) -> int:
         """How many of the job's next runs would find nothing to do: those before its earliest work and
-        before any other job's next run (whose writes could give it work), up to ``until``."""
+        before any other job's next working run (whose writes could give it work), up to ``until``. Another
+        job that is idle itself bounds nothing before its own earliest work: an hourly timer job and a
+        campaign job run every minute, both idle, skip years together, not an hour at a time."""
         if job.idle_until is None:
             return 0
         earliest = job.idle_until()
-        bounds = [j.next_at for j in self._jobs if j is not job]
+        bounds = [bound for j in self._jobs if j is not job and (bound := self._next_work(j)) is not None]
         if earliest is not None:
             bounds.append(earliest)
         by_until = (until - job.next_at) // job.every + 1
@@ -115,6 +117,17 @@ class LocalScheduler:
         if job.next_at >= limit:
             return 0
         return min(by_until, -((job.next_at - limit) // job.every))  # the runs strictly before ``limit``
+
+    @staticmethod
+    def _next_work(job: Job) -> datetime | None:
+        """When the job's next run can do something: its next run, or for a job that knows when its work
+        comes (``idle_until``) the first run at or after that (None: it has none at all)."""
+        if job.idle_until is None:
+            return job.next_at
+        earliest = job.idle_until()
+        if earliest is None:
+            return None
+        return max(job.next_at, earliest)
 
     def advance(self, target: datetime) -> int:
         """Move the clock to ``target``, firing whatever would have fired in between."""

@@ -94,16 +94,13 @@ CONFIG = TableSpec(id="config", env="CONFIG_TABLE_NAME")
 #: number), holding the window's request count; each expires an hour after its window.
 RATES = TableSpec(id="rates", env="RATES_TABLE_NAME", ttl_attribute="expiresAt")
 
-TABLES: tuple[TableSpec, ...] = (CONTACTS, EVENTS, CONFIG, RATES)
-
-# --- issue 13: lifecycle metrics ----------------------------------------------------------------------------
-
 #: Lifecycle metrics (``shared.adapters.metric_store``): counters (pk ``<STAGES|REVENUE|CUSTOMERS|COHORTS>#<shard>``,
 #: sk the row's key: ``D#<day>``, ``W#<week>``, ``M#<month>``, or a cohort's month), the markers of what was
 #: counted (pk ``SEEN#<hash>``) and customers' facts (pk ``CUSTOMER#<hash>``: ``FIRST``, period markers). No
 #: personal data: contacts and events are named by hashes. Markers expire (``expiresAt``); counters stay.
 METRICS = TableSpec(id="metrics", env="METRICS_TABLE_NAME", ttl_attribute="expiresAt")
-TABLES = (*TABLES, METRICS)
+
+TABLES: tuple[TableSpec, ...] = (CONTACTS, EVENTS, CONFIG, RATES, METRICS)
 
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict:

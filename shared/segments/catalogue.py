@@ -15,6 +15,17 @@ class SegmentSource(Protocol):
         ...
 
 
+class FixedSegments:
+    """One book, as read once: a back-fill's run evaluates every contact of its scan segment against the
+    segments as they were when it started, never a cached copy older than the save that started it."""
+
+    def __init__(self, book: SegmentBook) -> None:
+        self._book = book
+
+    def book(self) -> SegmentBook:
+        return self._book
+
+
 class SegmentRepository(SegmentSource, Protocol):
     def stored(self) -> list[StoredSegment]:
         """The current version of every segment, by id."""

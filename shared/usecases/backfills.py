@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.contacts.model import ContactRecord
 from shared.errors import InvalidRequest, NotFound
+from shared.segments.catalogue import FixedSegments, SegmentSource
 from shared.tracking.baskets import Basket, basket
 from shared.usecases.engagement import Engagement, on_change
 
@@ -186,19 +187,25 @@ class ContactsBackfilling:
     #: the stage function's use case: each profile is evaluated as a stream change would be
     engagement: Engagement
     telemetry: Telemetry
+    #: the segments, read uncached once per run (the stage function's own copy may be older than the save
+    #: that started it); none: the engagement's as they are
+    segments: SegmentSource | None = None
 
 
 def backfill_contacts(event: Mapping[str, Any], deps: ContactsBackfilling) -> dict[str, Any]:
     """Re-evaluate every contact of one scan segment: ``{"segment", "segments", "contacts", "read",
     "changed"}`` (contacts evaluated, items read, contacts whose evaluation wrote)."""
     step = segment_step(event)
+    engagement = deps.engagement
+    if deps.segments is not None:  # the segments as stored now: the save that started the run included
+        engagement = replace(engagement, segments=FixedSegments(deps.segments.book()))
     contacts = read = changed = failed = 0
     for page in deps.profiles.scan(step.segment, step.segments):
         read += page.read
         for record in page.profiles:
             contacts += 1
             try:
-                changed += 1 if on_change(record, deps.engagement, backfill=True) else 0
+                changed += 1 if on_change(record, engagement, backfill=True) else 0
             except Exception:  # noqa: BLE001 - one contact's failure does not stop the others
                 failed += 1
                 deps.telemetry.failure("back-fill of a contact")

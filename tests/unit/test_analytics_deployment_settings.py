@@ -8,8 +8,10 @@ from pydantic import ValidationError
 
 from infra.config import DeploymentConfig, environment
 from infra.wiring import FUNCTIONS, function
+from shared.adapters.tables import TABLES as ALL_TABLES
 
-TABLES = {"contacts": "t-contacts", "events": "t-events", "config": "t-config", "rates": "t-rates"}
+#: every table of the stack, by id
+TABLES = {table.id: f"t-{table.id}" for table in ALL_TABLES}
 QUEUES = {"delivery": "https://sqs.eu-west-1.amazonaws.com/1/t-delivery"}
 BUCKETS = {"analytics": "t-analytics"}
 

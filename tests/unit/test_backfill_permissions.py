@@ -10,8 +10,10 @@ from infra.config import DeploymentConfig, environment
 from infra.local.permissions import LocalPolicy
 from infra.wiring import BACKFILLS, FUNCTIONS, function
 from shared.adapters.backfill_runs import execution_arn, state_machine_env
+from shared.adapters.tables import TABLES as ALL_TABLES
 
-NAMES = {"contacts": "t-contacts", "events": "t-events", "config": "t-config", "rates": "t-rates"}
+#: every table of the stack, by id
+NAMES = {table.id: f"t-{table.id}" for table in ALL_TABLES}
 MACHINES = {
     flow.name: f"arn:aws:states:eu-west-1:123456789012:stateMachine:lifecycle-{flow.name}"
     for flow in BACKFILLS

@@ -4,7 +4,7 @@ scan adapters' paging."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -272,3 +272,35 @@ def test_a_runs_result_sums_its_segments_answers() -> None:
     }
     assert summary(state) == {"segments": 2, "contacts": 7, "read": 16, "changed": 1}
     assert summary({"time": TIME}) is None and summary(None) is None and summary("x") is None
+
+
+def test_a_run_evaluates_the_segments_as_stored_when_it_starts_not_a_stale_cached_copy() -> None:
+    """The stage function's segment book is cached (30 s): a warm back-fill instance may hold the copy
+    from before the save that started its run. The run reads the segments once, uncached, and evaluates
+    every contact against those."""
+    from shared.segments.book import SegmentBook
+    from shared.segments.model import parse_segment
+    from tests.fakes import MemorySegmentRepository
+
+    contacts = population(customers=2, visitors=1)
+    deps, _, publisher = contacts_deps(contacts)
+    stored = MemorySegmentRepository()
+    stored.save(
+        parse_segment("buyers", {"name": "Buyers", "filter": {"count": "purchase", "gte": 1}}), NOW, None
+    )
+
+    class Stale:
+        def book(self) -> SegmentBook:
+            return SegmentBook([])  # before the save: no segment at all
+
+    deps = ContactsBackfilling(
+        profiles=deps.profiles,
+        engagement=replace(deps.engagement, segments=Stale()),
+        telemetry=deps.telemetry,
+        segments=stored,
+    )
+    run_all(backfill_contacts, deps, segments=2)
+    entered = [o for _, o in publisher.sent if getattr(o, "segment", None) == "buyers"]
+    assert sorted(o.contact_id for o in entered) == ["user_id:c0", "user_id:c1"]
+    assert all(o.change == "entered" and o.initial for o in entered)
+    assert stored.books == 2, "read once per step run (two scan segments), not once per contact"

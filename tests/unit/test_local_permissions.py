@@ -9,8 +9,10 @@ from infra.config import DeploymentConfig, environment
 from infra.local.permissions import LocalPolicy
 from infra.permissions import grants
 from infra.wiring import FUNCTIONS, function
+from shared.adapters.tables import TABLES as ALL_TABLES
 
-NAMES = {"contacts": "t-contacts", "events": "t-events", "config": "t-config", "rates": "t-rates"}
+#: every table of the stack, by id
+NAMES = {table.id: f"t-{table.id}" for table in ALL_TABLES}
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:leads"
 SENDER = "leads@example.com"
 DELIVERY_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/t-delivery"

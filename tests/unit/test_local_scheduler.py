@@ -49,7 +49,9 @@ def test_runs_before_the_earliest_due_work_are_counted_but_not_invoked() -> None
     assert scheduler.advance(NOW + timedelta(days=31, minutes=1)) == 31 * 24
     # the first run at or after the work's due time is invoked, and every one after it (work stays due here)
     first = datetime.fromisoformat(invoked[0]) - NOW
-    assert timedelta(days=30, hours=1) <= first < timedelta(days=30, hours=1, seconds=5) and len(invoked) == 24
+    assert (
+        timedelta(days=30, hours=1) <= first < timedelta(days=30, hours=1, seconds=5) and len(invoked) == 24
+    )
     assert scheduler.skipped["timers"] == 31 * 24 - 24
     work["at"] = None  # nothing due at all: a year of hourly runs, none invoked
     invoked.clear()
@@ -66,3 +68,39 @@ def test_another_jobs_run_bounds_what_is_skipped() -> None:
     scheduler.add("nightly", timedelta(days=1), lambda e: invoked.append("nightly") or {})
     assert scheduler.advance(NOW + timedelta(days=2, minutes=1)) == 2 * 24 + 2
     assert invoked == ["nightly", "nightly"], "the hourly runs in between were idle"
+
+
+def test_two_idle_jobs_skip_together_up_to_the_first_work_of_either() -> None:
+    """An hourly timer job and a campaign job every minute, both with nothing to do for a year but one
+    campaign run: each skips up to the other's first work, not the other's next (idle) run, so a year
+    passes in a few steps rather than one per hour."""
+    clock = ControlledClock(NOW)
+    invoked: list[tuple[str, str]] = []
+    asked = {"timers": 0, "campaigns": 0}
+    work: dict[str, datetime | None] = {"timers": None, "campaigns": NOW + timedelta(days=200, seconds=30)}
+
+    def earliest(name: str) -> Any:
+        def ask() -> datetime | None:
+            asked[name] += 1
+            return work[name]
+
+        return ask
+
+    def run(name: str) -> Any:
+        def invoke(event: dict[str, Any]) -> dict[str, Any]:
+            invoked.append((name, event["time"]))
+            work[name] = None  # done: nothing more, ever
+            return {"done": 1}
+
+        return invoke
+
+    scheduler = LocalScheduler(clock)
+    scheduler.add("timers", timedelta(hours=1), run("timers"), idle_until=earliest("timers"))
+    scheduler.add("campaigns", timedelta(minutes=1), run("campaigns"), idle_until=earliest("campaigns"))
+    fired = scheduler.advance(NOW + timedelta(days=365))
+    assert [name for name, _ in invoked] == ["campaigns"], "the one campaign run, and no idle run invoked"
+    first = datetime.fromisoformat(invoked[0][1]) - NOW
+    assert timedelta(days=200, minutes=1) <= first < timedelta(days=200, minutes=1, seconds=5)
+    # every run counted as fired, idle or not (the last of each may fall just past the year)
+    assert 365 * 24 * 61 - 2 <= fired <= 365 * 24 * 61
+    assert sum(asked.values()) < 20, f"a year in a few steps, not one per hour: {asked}"

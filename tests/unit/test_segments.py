@@ -352,15 +352,18 @@ def test_segments_together_stay_within_their_limits() -> None:
 
     from shared.clock import FixedClock
     from shared.segments.model import MAX_SEGMENTS, MAX_TOTAL_CONDITIONS
-    from tests.fakes import MemorySegmentRepository
+    from tests.fakes import MemoryBackfills, MemorySegmentRepository
 
-    deps = SimpleNamespace(segments=MemorySegmentRepository(), clock=FixedClock(NOW))
+    backfills = MemoryBackfills()
+    deps = SimpleNamespace(segments=MemorySegmentRepository(), clock=FixedClock(NOW), backfills=backfills)
     wide = {"any": [{"tag": f"t{n}"} for n in range(MAX_CONDITIONS)]}
     for n in range(MAX_TOTAL_CONDITIONS // MAX_CONDITIONS):
         put(deps, f"wide{n}", segment(wide))
     with pytest.raises(InvalidRequest, match=f"1001 conditions in all; at most {MAX_TOTAL_CONDITIONS}"):
         put(deps, "one-more", segment({"tag": "vip"}))
     assert put(deps, "wide0", segment({"tag": "vip"})).version == 2, "an edit counts its new filter only"
+    assert ("contacts_backfill", "seg-wide0-v2") in backfills.runs, "each version saved starts its back-fill"
+    assert len(backfills.runs) == MAX_TOTAL_CONDITIONS // MAX_CONDITIONS + 1, "a refused one starts none"
     for n in range(1, MAX_TOTAL_CONDITIONS // MAX_CONDITIONS):
         deps.segments.remove(f"wide{n}", NOW, None)
     for n in range(MAX_SEGMENTS - len(deps.segments.stored())):
