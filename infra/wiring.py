@@ -662,11 +662,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             TableAccess(
                 CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem")
             ),
-            # exposures (conditional puts in transactions) and their counters (ADD); the segment's members
-            # (a Query of the membership index: the segments part's adapter)
-            TableAccess(
-                CONTACTS, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"), indexes=True
-            ),
+            # exposures (conditional puts in transactions) and their counters (ADD)
+            TableAccess(CONTACTS, ("dynamodb:PutItem", "dynamodb:UpdateItem")),
+            # the segment's members: a Query of the membership index, and of no other index nor the table
+            TableAccess(CONTACTS, ("dynamodb:Query",), only_index="bySegment"),
         ),
         queues=AUTOMATION_QUEUES,
         timeout_seconds=300,
