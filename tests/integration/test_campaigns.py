@@ -3,8 +3,8 @@ the campaigns function on the local clock, sent by delivery, its opens and a pur
 its uplift read; bad campaigns (a split not summing to 100, an empty segment) are 400s that change
 nothing.
 
-The segments part keeps the memberships (its adapter, ``DynamoSegmentMembers``); here the segment is a
-fake membership in memory (``tests.fakes.FakeSegmentMembers``) that every function of the stack reads.
+The segments are real: defined under ``/admin/segments``, their members kept by the stage function as
+the contacts are identified, and read by the campaigns function from the membership index.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import pytest
 
 from shared.campaigns.assignment import arm_of
 from shared.campaigns.model import HOLDOUT, Variant
-from tests.fakes import FakeSegmentMembers
 from tests.integration.test_local_delivery import SERVER, call, daytime, feedback, identify
 
 USERS = [f"u{i:02d}" for i in range(30)]
@@ -33,12 +32,16 @@ CAMPAIGN: dict[str, Any] = {
 
 
 @pytest.fixture
-def segments(monkeypatch) -> FakeSegmentMembers:
-    from shared import runtime
-
-    members = FakeSegmentMembers({"newsletter": {f"user_id:{u}" for u in USERS}, "empty": set()})
-    monkeypatch.setattr(runtime, "_segment_members", lambda config: members)
-    return members
+def segments(local_stack) -> None:
+    """``newsletter``: contacts tagged newsletter (every user here, as identified); ``empty``: nobody."""
+    for segment_id, tag in (("newsletter", "newsletter"), ("empty", "nobody")):
+        status, answer = call(
+            local_stack,
+            "PUT",
+            f"/admin/segments/{segment_id}",
+            {"name": segment_id.title(), "filter": {"all": [{"tag": tag}]}},
+        )
+        assert status == 200, answer
 
 
 def arm(user: str) -> str:
@@ -49,7 +52,7 @@ def test_a_campaign_with_a_holdout_sends_counts_and_reports_its_uplift(local_sta
     stack = local_stack
     daytime(stack)
     for user in USERS:
-        identify(stack, user, email=f"{user}@example.com", email_opt_in=True)
+        identify(stack, user, email=f"{user}@example.com", email_opt_in=True, tags=["newsletter"])
     status, _ = call(
         stack, "PUT", "/admin/templates/december", {"subject": "Sale", "text": "Hello {{ campaign.variant }}"}
     )
@@ -130,7 +133,7 @@ def test_a_scheduled_campaign_starts_at_its_time_and_a_cancelled_one_sends_nothi
     stack = local_stack
     start = daytime(stack)
     for user in USERS[:5]:
-        identify(stack, user, email=f"{user}@example.com", email_opt_in=True)
+        identify(stack, user, email=f"{user}@example.com", email_opt_in=True, tags=["newsletter"])
     call(stack, "PUT", "/admin/templates/december", {"subject": "Sale", "text": "Hello"})
     later = (start + timedelta(hours=1)).isoformat()
     for campaign_id in ("later", "never"):
