@@ -221,11 +221,26 @@ def check_audience(campaign: Campaign, members: SegmentMembers, templates: Templ
             raise InvalidRequest(
                 f"template: no template {template!r} (store it under /admin/templates first)", code=INVALID
             )
-    if members.count(campaign.segment) == 0:
+    if not has_members(members, campaign.segment):
         raise InvalidRequest(
             f"segment: {campaign.segment!r} has no members: a campaign to an empty segment sends nothing",
             code="empty_segment",
         )
+
+
+def has_members(members: SegmentMembers, segment_id: str) -> bool:
+    """Whether the segment has at least one member: pages of one from the start until a member or the
+    end (the admin function's path: never a count of every member, which takes O(members) requests). A
+    page may come back empty with a cursor further on (the adapter reads its index partitions in turn):
+    that is followed, so long as it moves."""
+    after: str | None = None
+    while True:
+        page = members.page(segment_id, after, 1)
+        if page.contact_ids:
+            return True
+        if page.after is None or page.after == after:
+            return False
+        after = page.after
 
 
 def save_campaign(

@@ -352,6 +352,49 @@ def test_a_campaign_to_an_empty_segment_is_refused_and_changes_nothing(world) ->
     assert world.states.state("dec") is None and world.states.live() == []
 
 
+class PagesOnlyMembers(FakeSegmentMembers):
+    """Members that count what the admin path reads: a full count fails the test."""
+
+    def __init__(self, members: dict[str, set[str]]) -> None:
+        super().__init__(members)
+        self.read = 0
+
+    def page(self, segment_id, after, limit):
+        found = super().page(segment_id, after, limit)
+        self.read += len(found.contact_ids)
+        return found
+
+    def count(self, segment_id: str) -> int:
+        raise AssertionError("the admin path counted every member of the segment")
+
+
+def test_the_empty_segment_check_reads_one_member_not_all(world) -> None:
+    """Saving and sending ask whether the segment has a member (one page of one), never a full count:
+    a segment of millions would take the admin function past its timeout."""
+    world.members = PagesOnlyMembers({"big": {f"user_id:b{i:05d}" for i in range(5000)}, "empty": set()})
+    world.save(segment="big")
+    world.send()
+    assert (world.members.requests, world.members.read) == (2, 2)  # one page of one member each
+    with pytest.raises(InvalidRequest, match="has no members"):
+        world.save(id="other", segment="empty")
+
+
+def test_the_empty_segment_check_follows_empty_pages_that_move_on(world) -> None:
+    """The adapter may answer an empty page with a cursor further on (an empty index partition)."""
+    from shared.segments.members import MemberPage
+
+    pages = iter(
+        [MemberPage(contact_ids=[], after="1#"), MemberPage(contact_ids=[], after="2#"), MemberPage()]
+    )
+    world.members.page = lambda segment_id, after, limit: next(pages)
+    with pytest.raises(InvalidRequest, match="has no members"):
+        world.save()
+    world.members.page = lambda segment_id, after, limit: (
+        MemberPage(contact_ids=[], after="1#") if after is None else MemberPage(contact_ids=["user_id:x"])
+    )
+    assert world.save().version == 1
+
+
 def test_a_campaign_with_an_unknown_template_is_refused(world) -> None:
     with pytest.raises(InvalidRequest, match=r"^template: no template 'nope'"):
         world.save(variants=[{"id": "A", "split": 50}, {"id": "B", "split": 50, "template": "nope"}])
