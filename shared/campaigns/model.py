@@ -178,7 +178,8 @@ class CampaignState(BaseModel):
     #: when sending starts (the schedule, or the moment it was sent)
     send_at: datetime
     started_at: datetime | None = None
-    #: the throttle's clock: when the planner last queued (``started_at`` before its first page)
+    #: the throttle's clock: up to when the allowance is spent (``started_at`` before its first page;
+    #: ``shared.campaigns.planning``)
     planned_at: datetime | None = None
     #: the last member planned (the segment's order); None: from the start
     cursor: str | None = None

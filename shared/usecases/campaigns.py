@@ -7,7 +7,8 @@ their partition, written once, counted ``assigned`` in the same write), a delive
 treated contact (``<contact>#campaign:<id>#<arm>#0``: the send ledger makes it one send), then the cursor
 saved on condition the state is still the one read. So:
 
-- a run queues at most the campaign's rate times the minutes since the last (``shared.campaigns.planning``);
+- a run queues at most the campaign's rate times the minutes its allowance clock is behind, and moves
+  that clock on by what it queued, so unused allowance carries over (``shared.campaigns.planning``);
 - a crash leaves the cursor before the page it was on: the next run plans that page again, and finds the
   exposures written (skipped) and the requests sent (the ledger's);
 - two runs at once (a schedule fired twice) plan the same page; the second cursor save fails its
@@ -45,7 +46,7 @@ from shared.campaigns.model import (
     started,
     status_of,
 )
-from shared.campaigns.planning import allowance, campaign_send, campaign_send_of, delivery_request
+from shared.campaigns.planning import allowance, campaign_send, campaign_send_of, delivery_request, spend
 from shared.campaigns.ports import CampaignRepository, CampaignStates, DeliveryQueue, Exposures, Templates
 from shared.campaigns.results import ACTED, HELD_OUT, Exposure, Measure, ResultsReport, exposure, report
 from shared.clock import Clock
@@ -170,7 +171,7 @@ def advance(campaign_id: str, deps: Campaigning, time_left: Callable[[], float] 
                 "cursor": page.after if not finished else state.cursor,
                 "planned": state.planned + len(arms),
                 "queued": state.queued + len(requests),
-                "planned_at": now,
+                "planned_at": spend(state, campaign.send_rate_per_minute, now, len(requests)),
                 **({"status": "sent", "finished_at": now} if finished else {}),
             }
         )

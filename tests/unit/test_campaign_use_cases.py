@@ -180,6 +180,43 @@ def test_a_run_queues_at_most_the_rate_times_the_minutes(world) -> None:
     assert len(set(world.queued_ids())) == len(treated())
 
 
+@pytest.mark.parametrize("rate", [7, 37, 150])
+@pytest.mark.parametrize("seconds", [[50], [70], [60], [23, 97, 41, 180, 5, 64]])
+def test_over_n_minutes_a_campaign_queues_the_rate_times_n_never_more(world, rate, seconds) -> None:
+    """Runs late, early or at odd intervals: after each, the requests queued are the rate times the
+    minutes since the start, within one request (never more); no allowance is thrown away."""
+    world.members.members["big"] = {f"user_id:r{i:06d}" for i in range(30 * rate)}
+    world.save(segment="big", holdout_percent=0, send_rate_per_minute=rate)
+    world.send()
+    elapsed = timedelta(0)
+    for step in range(20):  # at most 25 minutes
+        gap = timedelta(seconds=seconds[step % len(seconds)])
+        world.run(minutes=gap / timedelta(minutes=1))
+        elapsed += gap
+        due = rate * elapsed / timedelta(minutes=1)
+        assert due - 1 <= len(world.queue.sent) <= due
+    assert len(set(world.queued_ids())) == len(world.queue.sent)
+
+
+def test_a_run_stopped_for_time_leaves_its_allowance_to_the_next(world) -> None:
+    world.members.members["big"] = {f"user_id:r{i:03d}" for i in range(200)}
+    world.save(segment="big", holdout_percent=0, send_rate_per_minute=60)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    reads = {"n": 0}
+    page = world.members.page
+
+    def counting(segment_id, after, limit):
+        reads["n"] += 1
+        return page(segment_id, after, limit)
+
+    world.members.page = counting
+    advance_campaigns(world.deps, time_left=lambda: 100.0 if reads["n"] < 1 else 0.0)
+    assert len(world.queue.sent) == 25  # one page of its 60, then out of time
+    world.run()
+    assert len(world.queue.sent) == 120  # the 35 it left, and this minute's 60
+
+
 def test_a_crash_mid_page_resumes_from_the_saved_cursor_and_each_contact_is_queued_once(world) -> None:
     world.save(send_rate_per_minute=1000)
     world.send()
