@@ -3,7 +3,7 @@ schedule fires), the admin's checks, and results counted once (sends, feedback, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -265,28 +265,107 @@ def test_a_crash_after_queueing_plans_the_page_again_harmlessly(world) -> None:
     assert sum(c.assigned for c in world.exposures.counts("campaign:dec").values()) == 100
 
 
+def test_a_run_that_starts_while_another_plans_skips_the_campaign(world) -> None:
+    """The schedule fires every minute and a run may last 300 s: the second run finds the campaign leased
+    and leaves it, so no page is read, exposed or queued twice."""
+    world.save(send_rate_per_minute=1000)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    page = world.members.page
+    inner: dict[str, object] = {}
+    limits: list[int] = []
+
+    def overlapping(segment_id, after, limit):
+        limits.append(limit)
+        if not inner:
+            inner["done"] = None
+            inner["done"] = advance("dec", world.deps, time_left=lambda: 280.0)  # the other run
+        return page(segment_id, after, limit)
+
+    world.members.page = overlapping
+    outer = advance("dec", world.deps, time_left=lambda: 280.0)
+    assert inner["done"].planned == 0 and world.telemetry.counts.get("CampaignRunsSkippedLeased") == 1
+    assert (outer.planned, outer.finished) == (100, 1)
+    assert len(limits) == 4  # the pages of one run only
+    ids = world.queued_ids()
+    assert len(ids) == len(set(ids)) == len(treated())
+    state = world.states.state("dec")
+    assert (state.status, state.leased_until) == ("sent", None)
+
+
+def test_a_run_gives_its_lease_back_and_a_dead_runs_lease_runs_out(world) -> None:
+    world.save(send_rate_per_minute=10)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    advance("dec", world.deps, time_left=lambda: 290.0)
+    assert world.states.state("dec").leased_until is None  # stopped for its allowance: given back
+    assert len(world.queue.sent) == 10
+    world.clock.at += timedelta(minutes=1)
+    write = world.states.write
+    saves = {"n": 0}
+
+    def killed_after_its_claim(state, expected):
+        saves["n"] += 1
+        if saves["n"] > 1:
+            raise SystemExit("the function timed out")  # Lambda stops the run: no code of its own runs
+        return write(state, expected)
+
+    world.states.write = killed_after_its_claim
+    with pytest.raises(SystemExit):
+        advance("dec", world.deps, time_left=lambda: 290.0)
+    world.states.write = write
+    held = world.states.state("dec")
+    assert held.leased_until == world.clock.at + timedelta(seconds=300)  # its deadline and a margin
+    world.clock.at += timedelta(minutes=1)
+    assert advance("dec", world.deps, time_left=lambda: 290.0).planned == 0  # still held
+    world.clock.at = held.leased_until - timedelta(seconds=1)
+    assert advance("dec", world.deps, time_left=lambda: 290.0).planned == 0  # held to the end
+    world.clock.at = held.leased_until
+    assert advance("dec", world.deps, time_left=lambda: 290.0).planned > 0  # run out: taken over
+    state = world.states.state("dec")
+    first = sorted(MEMBERS)[: state.planned]  # from the saved cursor: the dead run's page again (same ids)
+    assert set(world.queued_ids()) == {
+        f"{c}#campaign:dec#{arm_of('dec', c, 20, campaign().variants)}#0" for c in first if c in treated()
+    }
+    assert state.leased_until is None
+
+
+def test_a_failed_run_gives_its_lease_back(world) -> None:
+    world.save(send_rate_per_minute=10)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    world.queue.unavailable = True
+    with pytest.raises(DependencyUnavailable):
+        advance("dec", world.deps, time_left=lambda: 290.0)
+    assert world.states.state("dec").leased_until is None
+    world.queue.unavailable = False
+    world.clock.at += timedelta(seconds=1)
+    assert advance("dec", world.deps, time_left=lambda: 290.0).queued == 10  # not held up by the lease
+
+
 def test_two_runs_at_once_leave_one_effect(world) -> None:
-    """A schedule fired twice: the second run starts while the first is reading its first page. Both plan
-    it; the first to save wins, the other stops."""
+    """Should a lease run out under a run still working (it lived past its deadline, clocks apart), the
+    other run plans the same page; the first to save wins, the other stops."""
     world.save(send_rate_per_minute=25)
     world.send()
     world.clock.at += timedelta(minutes=1)
     page = world.members.page
     inner: dict[str, object] = {}
+    later = FixedClock(world.clock.at + timedelta(minutes=10))
 
     def overlapping(segment_id, after, limit):
         if not inner:
             inner["done"] = None
-            inner["done"] = advance("dec", world.deps)  # the other run, start to end
+            other = replace(world.deps, clock=later)
+            inner["done"] = advance("dec", other, time_left=lambda: 280.0)  # the other run, start to end
         return page(segment_id, after, limit)
 
     world.members.page = overlapping
-    outer = advance("dec", world.deps)
+    outer = advance("dec", world.deps, time_left=lambda: 280.0)
     assert outer.planned == 25  # its first page, planned again, then its save failed: it stopped
     assert world.telemetry.counts.get("CampaignRunsSuperseded") == 1
     state = world.states.state("dec")
     assert state.planned == inner["done"].planned > 25  # the other run's pages, saved once each
-    assert state.queued == 25
     first = sorted(MEMBERS)[: state.planned]
     ids = world.queued_ids()
     assert set(ids) == {
@@ -588,7 +667,9 @@ def test_planning_is_measurable_per_recipient(world) -> None:
     assert world.members.requests == pages
     assert world.exposures.requests == 2000 // 25  # one transaction per 25 exposures
     assert world.exposures.items <= 2000 + 3 * pages  # an exposure each, and an ADD per arm and chunk
-    assert world.states.requests <= pages + 3
+    # the live set, the state, the lease's claim, a save per page (the last gives the lease back), and
+    # the test's own read
+    assert world.states.requests <= pages + 4
 
 
 def test_short_and_empty_pages_that_move_on_are_followed_to_the_end(world) -> None:
