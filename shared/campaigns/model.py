@@ -178,7 +178,8 @@ class CampaignState(BaseModel):
     #: when sending starts (the schedule, or the moment it was sent)
     send_at: datetime
     started_at: datetime | None = None
-    #: the throttle's clock: when the planner last queued (``started_at`` before its first page)
+    #: the throttle's clock: up to when the allowance is spent (``started_at`` before its first page;
+    #: ``shared.campaigns.planning``)
     planned_at: datetime | None = None
     #: the last member planned (the segment's order); None: from the start
     cursor: str | None = None
@@ -187,6 +188,8 @@ class CampaignState(BaseModel):
     queued: int = Field(0, ge=0)
     finished_at: datetime | None = None
     cancelled_at: datetime | None = None
+    #: a planner run works on the campaign until then (its lease: other runs skip it); None: none does
+    leased_until: datetime | None = None
     #: counts every write: a write is conditional on the revision it read (two runs: one wins)
     revision: int = Field(0, ge=0)
 
@@ -215,6 +218,11 @@ def sending_state(campaign: StoredCampaign, now: datetime) -> CampaignState:
         started_at=now,
         planned_at=now,
     )
+
+
+def leased(state: CampaignState, now: datetime) -> bool:
+    """Whether a planner run holds the campaign now (another run leaves it alone)."""
+    return state.leased_until is not None and state.leased_until > now
 
 
 def started(state: CampaignState, now: datetime) -> CampaignState:

@@ -1,10 +1,13 @@
 """What one run of the campaign planner may do, and what it hands delivery: pure, time passed in.
 
-**The throttle.** A campaign queues at most ``send_rate_per_minute`` delivery requests per minute: a run
-may queue ``rate x the minutes since the planner last queued`` (``CampaignState.planned_at``, the send's
-start before the first page), rounded down, and never more than ``MAX_CATCH_UP`` minutes' worth (a
-planner that was stopped for an hour does not send an hour's worth at once). Held-out contacts are
-planned too but queue nothing, so they take none of it.
+**The throttle** is a token bucket. A campaign queues at most ``send_rate_per_minute`` delivery requests
+per minute. Its allowance clock (``CampaignState.planned_at``; the send's start before the first page)
+stands at the moment up to which the allowance is spent: a run may queue ``rate x the minutes from that
+clock to now``, rounded down, and each page moves the clock on by the time its requests take at the rate
+(``spend``), not to now: what a run leaves unused (a fraction of a request, a run that stopped for time) is
+the next run's, so over any stretch the campaign queues the rate times its minutes, never more. The clock
+is never further back than ``MAX_CATCH_UP`` (a planner that was stopped for an hour does not send an
+hour's worth at once). Held-out contacts are planned too but queue nothing, so they take none of it.
 
 **The request.** One per treated contact, its id ``<contact>#campaign:<id>#<variant>#0``: stable, so the
 send ledger makes a page planned twice (a crash before the cursor was saved, two overlapping runs) one
@@ -14,7 +17,6 @@ whose result a send is (``campaign_send``).
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 
 from shared.campaigns.model import CAMPAIGN_PREFIX, CampaignState, StoredCampaign
@@ -24,11 +26,30 @@ from shared.delivery.requests import DeliveryRequest
 MAX_CATCH_UP = timedelta(minutes=10)
 
 
-def allowance(state: CampaignState, rate_per_minute: int, now: datetime) -> int:
-    """How many delivery requests this run may queue."""
+#: the throttle counts in whole microseconds (what a datetime holds): no rounding of floats
+MICROSECOND = timedelta(microseconds=1)
+MICROSECONDS_PER_MINUTE = 60_000_000
+
+
+def allowance_clock(state: CampaignState, now: datetime) -> datetime:
+    """Up to when the campaign's allowance is spent, brought no further back than ``MAX_CATCH_UP``."""
     since = state.planned_at or state.started_at or state.send_at
-    elapsed = min(max(now - since, timedelta(0)), MAX_CATCH_UP)
-    return math.floor(rate_per_minute * elapsed.total_seconds() / 60 + 1e-9)
+    return max(since, now - MAX_CATCH_UP)
+
+
+def allowance(state: CampaignState, rate_per_minute: int, now: datetime) -> int:
+    """How many delivery requests this run may queue: the rate times the minutes from the allowance clock
+    to now, rounded down."""
+    elapsed = max(now - allowance_clock(state, now), timedelta(0))
+    return rate_per_minute * (elapsed // MICROSECOND) // MICROSECONDS_PER_MINUTE
+
+
+def spend(state: CampaignState, rate_per_minute: int, now: datetime, queued: int) -> datetime:
+    """The allowance clock once ``queued`` more requests are queued: moved on by their time at the rate
+    (rounded up to the microsecond, so the clock never runs ahead of the rate; ``queued`` within this
+    run's ``allowance`` keeps it at or before ``now``)."""
+    used = -(-queued * MICROSECONDS_PER_MINUTE // rate_per_minute)
+    return allowance_clock(state, now) + used * MICROSECOND
 
 
 def send_id(contact_id: str, campaign_id: str, arm: str) -> str:

@@ -7,11 +7,16 @@ their partition, written once, counted ``assigned`` in the same write), a delive
 treated contact (``<contact>#campaign:<id>#<arm>#0``: the send ledger makes it one send), then the cursor
 saved on condition the state is still the one read. So:
 
-- a run queues at most the campaign's rate times the minutes since the last (``shared.campaigns.planning``);
+- a run queues at most the campaign's rate times the minutes its allowance clock is behind, and moves
+  that clock on by what it queued, so unused allowance carries over (``shared.campaigns.planning``);
 - a crash leaves the cursor before the page it was on: the next run plans that page again, and finds the
   exposures written (skipped) and the requests sent (the ledger's);
-- two runs at once (a schedule fired twice) plan the same page; the second cursor save fails its
-  condition and that run stops: one effect;
+- a run first claims the campaign: a **lease** in its state (a conditional write; until the run's
+  deadline, when Lambda would stop it), given back with the run's last save. Another run skips a leased
+  campaign, so overlapping runs (one a minute, each up to 300 s) plan different campaigns, never the
+  same page twice; a run that dies holds it until its deadline;
+- should two runs plan at once all the same (a lease that ran out under a run still working), the
+  second cursor save fails its condition and that run stops: one effect;
 - a cancel writes the state (revision + 1): the planner's next save fails and it stops; requests already
   queued are skipped by delivery (``campaign_cancelled``, a cached read of the state).
 
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from pydantic import BaseModel
@@ -41,11 +46,12 @@ from shared.campaigns.model import (
     StoredCampaign,
     automation_subject,
     check_transition,
+    leased,
     sending_state,
     started,
     status_of,
 )
-from shared.campaigns.planning import allowance, campaign_send, campaign_send_of, delivery_request
+from shared.campaigns.planning import allowance, campaign_send, campaign_send_of, delivery_request, spend
 from shared.campaigns.ports import CampaignRepository, CampaignStates, DeliveryQueue, Exposures, Templates
 from shared.campaigns.results import ACTED, HELD_OUT, Exposure, Measure, ResultsReport, exposure, report
 from shared.clock import Clock
@@ -64,6 +70,10 @@ PAGE_SIZE = 500
 SAFETY_SECONDS = 20.0
 #: tries of a cancel that races the planner's cursor saves
 CANCEL_TRIES = 5
+#: a run's lease outlasts its deadline by this much (clocks of two runs may differ a little)
+LEASE_MARGIN = timedelta(seconds=10)
+#: a run's lease when it has no deadline (called without ``time_left``): the function's timeout, and more
+LEASE_WITHOUT_DEADLINE = timedelta(minutes=6)
 INVALID = "invalid_campaign"
 
 
@@ -126,22 +136,61 @@ def advance_campaigns(deps: Campaigning, time_left: Callable[[], float] | None =
 
 
 def advance(campaign_id: str, deps: Campaigning, time_left: Callable[[], float] | None = None) -> Advanced:
-    """Plan as much of one campaign as its throttle allows now (see the module's docstring)."""
+    """Plan as much of one campaign as its throttle allows now, under a lease on its state (see the
+    module's docstring)."""
     now = deps.clock.now()
     state = deps.states.state(campaign_id)
     if state is None or state.status not in LIVE:
         return Advanced()
-    if state.status == "scheduled":
-        if state.send_at > now:
-            return Advanced()
-        begun = started(state, now)
-        if not deps.states.write(begun, state.revision):
-            return Advanced(campaigns=1)  # another run started it
-        state = begun.model_copy(update={"revision": state.revision + 1})
+    if state.status == "scheduled" and state.send_at > now:
+        return Advanced()
+    if leased(state, now):
+        deps.telemetry.count("CampaignRunsSkippedLeased", 1)  # another run is planning it
+        return Advanced(campaigns=1)
     campaign = deps.campaigns.version(campaign_id, state.version)
     if campaign is None:
         raise NotFound(f"campaign {campaign_id} version {state.version} is not stored")
-    budget = allowance(state, campaign.send_rate_per_minute, now)
+    begun = started(state, now) if state.status == "scheduled" else state
+    budget = allowance(begun, campaign.send_rate_per_minute, now)
+    if budget == 0:
+        if begun is not state and not deps.states.write(begun, state.revision):
+            deps.telemetry.count("CampaignRunsSuperseded", 1)  # another run started it
+        return Advanced(campaigns=1)  # nothing to queue yet: no lease taken
+    lease = now + lease_length(time_left)
+    claimed = begun.model_copy(update={"leased_until": lease})
+    if not deps.states.write(claimed, state.revision):
+        deps.telemetry.count("CampaignRunsSuperseded", 1)  # another run claimed it first, or a cancel
+        return Advanced(campaigns=1)
+    state = claimed.model_copy(update={"revision": state.revision + 1})
+    try:
+        done, held = _plan(campaign, state, budget, deps, now, time_left)
+    except Exception:
+        _release_after_failure(campaign_id, lease, deps)
+        raise
+    if held is not None:  # it stopped for its allowance or time: the next run need not wait for the lease
+        deps.states.write(held.model_copy(update={"leased_until": None}), held.revision)
+    return done
+
+
+def lease_length(time_left: Callable[[], float] | None) -> timedelta:
+    """How long a run holds a campaign: until the function's timeout stops it (so a run that dies holding
+    it holds it no longer than it could have lived), and a margin for clocks."""
+    if time_left is None:
+        return LEASE_WITHOUT_DEADLINE
+    return timedelta(seconds=max(time_left(), 0.0)) + LEASE_MARGIN
+
+
+def _plan(
+    campaign: StoredCampaign,
+    state: CampaignState,
+    budget: int,
+    deps: Campaigning,
+    now: datetime,
+    time_left: Callable[[], float] | None,
+) -> tuple[Advanced, CampaignState | None]:
+    """Pages of the segment from the cursor until the allowance is spent, time runs out or the segment
+    ends; what it did, and the state it last saved if it still holds the lease (None: the send finished,
+    which released it, or the state changed under it)."""
     planned = queued = 0
     while budget > 0:
         if time_left is not None and time_left() < SAFETY_SECONDS:
@@ -170,23 +219,34 @@ def advance(campaign_id: str, deps: Campaigning, time_left: Callable[[], float] 
                 "cursor": page.after if not finished else state.cursor,
                 "planned": state.planned + len(arms),
                 "queued": state.queued + len(requests),
-                "planned_at": now,
-                **({"status": "sent", "finished_at": now} if finished else {}),
+                "planned_at": spend(state, campaign.send_rate_per_minute, now, len(requests)),
+                **({"status": "sent", "finished_at": now, "leased_until": None} if finished else {}),
             }
         )
         if not deps.states.write(saved, state.revision):
-            # cancelled, or another run saved first: it (or nobody) goes on from there
+            # cancelled, or another run saved first (its lease outlived): it (or nobody) goes on from there
             deps.telemetry.count("CampaignRunsSuperseded", 1)
-            return Advanced(1, planned + len(arms), queued + len(requests))
+            return Advanced(1, planned + len(arms), queued + len(requests)), None
         state = saved.model_copy(update={"revision": state.revision + 1})
         planned += len(arms)
         queued += len(requests)
         budget -= len(requests)
         if finished:
-            return Advanced(1, planned, queued, 1)
+            return Advanced(1, planned, queued, 1), None
         if not page.contact_ids and page.after == cursor:
             break  # a page that neither planned nor moved on: nothing more to read now
-    return Advanced(1, planned, queued)
+    return Advanced(1, planned, queued), state
+
+
+def _release_after_failure(campaign_id: str, lease: datetime, deps: Campaigning) -> None:
+    """A run that failed gives its lease back if it still holds it (the next minute's run need not wait
+    for it to run out); if that fails too, the lease runs out."""
+    try:
+        held = deps.states.state(campaign_id)
+        if held is not None and held.status in LIVE and held.leased_until == lease:
+            deps.states.write(held.model_copy(update={"leased_until": None}), held.revision)
+    except Exception:  # noqa: BLE001 - the failure that matters is the one being raised
+        deps.telemetry.count("CampaignLeasesLeftToRunOut", 1)
 
 
 # --- the admin's actions -----------------------------------------------------------------------------------
@@ -221,11 +281,26 @@ def check_audience(campaign: Campaign, members: SegmentMembers, templates: Templ
             raise InvalidRequest(
                 f"template: no template {template!r} (store it under /admin/templates first)", code=INVALID
             )
-    if members.count(campaign.segment) == 0:
+    if not has_members(members, campaign.segment):
         raise InvalidRequest(
             f"segment: {campaign.segment!r} has no members: a campaign to an empty segment sends nothing",
             code="empty_segment",
         )
+
+
+def has_members(members: SegmentMembers, segment_id: str) -> bool:
+    """Whether the segment has at least one member: pages of one from the start until a member or the
+    end (the admin function's path: never a count of every member, which takes O(members) requests). A
+    page may come back empty with a cursor further on (the adapter reads its index partitions in turn):
+    that is followed, so long as it moves."""
+    after: str | None = None
+    while True:
+        page = members.page(segment_id, after, 1)
+        if page.contact_ids:
+            return True
+        if page.after is None or page.after == after:
+            return False
+        after = page.after
 
 
 def save_campaign(

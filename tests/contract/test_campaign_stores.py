@@ -122,6 +122,19 @@ def test_a_write_is_conditional_on_the_revision_read(config) -> None:
     assert [c.campaign_id for c in config.states.live()] == ["dec"]
 
 
+def test_a_lease_is_claimed_once_kept_whole_and_given_back(config) -> None:
+    """The planner's lease is a field of the state: claimed on the revision read (two runs: one wins),
+    read back to the microsecond (a failed run compares it to give back only its own)."""
+    config.states.create(scheduled())
+    claimed = scheduled().model_copy(update={"status": "sending", "leased_until": AT})
+    assert config.states.write(claimed, expected_revision=0)
+    assert not config.states.write(claimed, expected_revision=0)  # the other run's claim
+    found = config.states.state("dec")
+    assert (found.leased_until, found.revision) == (AT, 1)
+    assert config.states.write(found.model_copy(update={"leased_until": None}), expected_revision=1)
+    assert config.states.state("dec").leased_until is None
+
+
 def test_a_state_that_is_no_longer_live_leaves_the_live_set_in_the_same_write(config) -> None:
     config.states.create(scheduled("dec"))
     config.states.create(scheduled("jan"))

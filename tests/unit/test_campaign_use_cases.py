@@ -3,7 +3,7 @@ schedule fires), the admin's checks, and results counted once (sends, feedback, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -180,6 +180,43 @@ def test_a_run_queues_at_most_the_rate_times_the_minutes(world) -> None:
     assert len(set(world.queued_ids())) == len(treated())
 
 
+@pytest.mark.parametrize("rate", [7, 37, 150])
+@pytest.mark.parametrize("seconds", [[50], [70], [60], [23, 97, 41, 180, 5, 64]])
+def test_over_n_minutes_a_campaign_queues_the_rate_times_n_never_more(world, rate, seconds) -> None:
+    """Runs late, early or at odd intervals: after each, the requests queued are the rate times the
+    minutes since the start, within one request (never more); no allowance is thrown away."""
+    world.members.members["big"] = {f"user_id:r{i:06d}" for i in range(30 * rate)}
+    world.save(segment="big", holdout_percent=0, send_rate_per_minute=rate)
+    world.send()
+    elapsed = timedelta(0)
+    for step in range(20):  # at most 25 minutes
+        gap = timedelta(seconds=seconds[step % len(seconds)])
+        world.run(minutes=gap / timedelta(minutes=1))
+        elapsed += gap
+        due = rate * elapsed / timedelta(minutes=1)
+        assert due - 1 <= len(world.queue.sent) <= due
+    assert len(set(world.queued_ids())) == len(world.queue.sent)
+
+
+def test_a_run_stopped_for_time_leaves_its_allowance_to_the_next(world) -> None:
+    world.members.members["big"] = {f"user_id:r{i:03d}" for i in range(200)}
+    world.save(segment="big", holdout_percent=0, send_rate_per_minute=60)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    reads = {"n": 0}
+    page = world.members.page
+
+    def counting(segment_id, after, limit):
+        reads["n"] += 1
+        return page(segment_id, after, limit)
+
+    world.members.page = counting
+    advance_campaigns(world.deps, time_left=lambda: 100.0 if reads["n"] < 1 else 0.0)
+    assert len(world.queue.sent) == 25  # one page of its 60, then out of time
+    world.run()
+    assert len(world.queue.sent) == 120  # the 35 it left, and this minute's 60
+
+
 def test_a_crash_mid_page_resumes_from_the_saved_cursor_and_each_contact_is_queued_once(world) -> None:
     world.save(send_rate_per_minute=1000)
     world.send()
@@ -228,28 +265,107 @@ def test_a_crash_after_queueing_plans_the_page_again_harmlessly(world) -> None:
     assert sum(c.assigned for c in world.exposures.counts("campaign:dec").values()) == 100
 
 
+def test_a_run_that_starts_while_another_plans_skips_the_campaign(world) -> None:
+    """The schedule fires every minute and a run may last 300 s: the second run finds the campaign leased
+    and leaves it, so no page is read, exposed or queued twice."""
+    world.save(send_rate_per_minute=1000)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    page = world.members.page
+    inner: dict[str, object] = {}
+    limits: list[int] = []
+
+    def overlapping(segment_id, after, limit):
+        limits.append(limit)
+        if not inner:
+            inner["done"] = None
+            inner["done"] = advance("dec", world.deps, time_left=lambda: 280.0)  # the other run
+        return page(segment_id, after, limit)
+
+    world.members.page = overlapping
+    outer = advance("dec", world.deps, time_left=lambda: 280.0)
+    assert inner["done"].planned == 0 and world.telemetry.counts.get("CampaignRunsSkippedLeased") == 1
+    assert (outer.planned, outer.finished) == (100, 1)
+    assert len(limits) == 4  # the pages of one run only
+    ids = world.queued_ids()
+    assert len(ids) == len(set(ids)) == len(treated())
+    state = world.states.state("dec")
+    assert (state.status, state.leased_until) == ("sent", None)
+
+
+def test_a_run_gives_its_lease_back_and_a_dead_runs_lease_runs_out(world) -> None:
+    world.save(send_rate_per_minute=10)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    advance("dec", world.deps, time_left=lambda: 290.0)
+    assert world.states.state("dec").leased_until is None  # stopped for its allowance: given back
+    assert len(world.queue.sent) == 10
+    world.clock.at += timedelta(minutes=1)
+    write = world.states.write
+    saves = {"n": 0}
+
+    def killed_after_its_claim(state, expected):
+        saves["n"] += 1
+        if saves["n"] > 1:
+            raise SystemExit("the function timed out")  # Lambda stops the run: no code of its own runs
+        return write(state, expected)
+
+    world.states.write = killed_after_its_claim
+    with pytest.raises(SystemExit):
+        advance("dec", world.deps, time_left=lambda: 290.0)
+    world.states.write = write
+    held = world.states.state("dec")
+    assert held.leased_until == world.clock.at + timedelta(seconds=300)  # its deadline and a margin
+    world.clock.at += timedelta(minutes=1)
+    assert advance("dec", world.deps, time_left=lambda: 290.0).planned == 0  # still held
+    world.clock.at = held.leased_until - timedelta(seconds=1)
+    assert advance("dec", world.deps, time_left=lambda: 290.0).planned == 0  # held to the end
+    world.clock.at = held.leased_until
+    assert advance("dec", world.deps, time_left=lambda: 290.0).planned > 0  # run out: taken over
+    state = world.states.state("dec")
+    first = sorted(MEMBERS)[: state.planned]  # from the saved cursor: the dead run's page again (same ids)
+    assert set(world.queued_ids()) == {
+        f"{c}#campaign:dec#{arm_of('dec', c, 20, campaign().variants)}#0" for c in first if c in treated()
+    }
+    assert state.leased_until is None
+
+
+def test_a_failed_run_gives_its_lease_back(world) -> None:
+    world.save(send_rate_per_minute=10)
+    world.send()
+    world.clock.at += timedelta(minutes=1)
+    world.queue.unavailable = True
+    with pytest.raises(DependencyUnavailable):
+        advance("dec", world.deps, time_left=lambda: 290.0)
+    assert world.states.state("dec").leased_until is None
+    world.queue.unavailable = False
+    world.clock.at += timedelta(seconds=1)
+    assert advance("dec", world.deps, time_left=lambda: 290.0).queued == 10  # not held up by the lease
+
+
 def test_two_runs_at_once_leave_one_effect(world) -> None:
-    """A schedule fired twice: the second run starts while the first is reading its first page. Both plan
-    it; the first to save wins, the other stops."""
+    """Should a lease run out under a run still working (it lived past its deadline, clocks apart), the
+    other run plans the same page; the first to save wins, the other stops."""
     world.save(send_rate_per_minute=25)
     world.send()
     world.clock.at += timedelta(minutes=1)
     page = world.members.page
     inner: dict[str, object] = {}
+    later = FixedClock(world.clock.at + timedelta(minutes=10))
 
     def overlapping(segment_id, after, limit):
         if not inner:
             inner["done"] = None
-            inner["done"] = advance("dec", world.deps)  # the other run, start to end
+            other = replace(world.deps, clock=later)
+            inner["done"] = advance("dec", other, time_left=lambda: 280.0)  # the other run, start to end
         return page(segment_id, after, limit)
 
     world.members.page = overlapping
-    outer = advance("dec", world.deps)
+    outer = advance("dec", world.deps, time_left=lambda: 280.0)
     assert outer.planned == 25  # its first page, planned again, then its save failed: it stopped
     assert world.telemetry.counts.get("CampaignRunsSuperseded") == 1
     state = world.states.state("dec")
     assert state.planned == inner["done"].planned > 25  # the other run's pages, saved once each
-    assert state.queued == 25
     first = sorted(MEMBERS)[: state.planned]
     ids = world.queued_ids()
     assert set(ids) == {
@@ -350,6 +466,49 @@ def test_a_campaign_to_an_empty_segment_is_refused_and_changes_nothing(world) ->
     with pytest.raises(InvalidRequest, match="has no members"):
         world.send()
     assert world.states.state("dec") is None and world.states.live() == []
+
+
+class PagesOnlyMembers(FakeSegmentMembers):
+    """Members that count what the admin path reads: a full count fails the test."""
+
+    def __init__(self, members: dict[str, set[str]]) -> None:
+        super().__init__(members)
+        self.read = 0
+
+    def page(self, segment_id, after, limit):
+        found = super().page(segment_id, after, limit)
+        self.read += len(found.contact_ids)
+        return found
+
+    def count(self, segment_id: str) -> int:
+        raise AssertionError("the admin path counted every member of the segment")
+
+
+def test_the_empty_segment_check_reads_one_member_not_all(world) -> None:
+    """Saving and sending ask whether the segment has a member (one page of one), never a full count:
+    a segment of millions would take the admin function past its timeout."""
+    world.members = PagesOnlyMembers({"big": {f"user_id:b{i:05d}" for i in range(5000)}, "empty": set()})
+    world.save(segment="big")
+    world.send()
+    assert (world.members.requests, world.members.read) == (2, 2)  # one page of one member each
+    with pytest.raises(InvalidRequest, match="has no members"):
+        world.save(id="other", segment="empty")
+
+
+def test_the_empty_segment_check_follows_empty_pages_that_move_on(world) -> None:
+    """The adapter may answer an empty page with a cursor further on (an empty index partition)."""
+    from shared.segments.members import MemberPage
+
+    pages = iter(
+        [MemberPage(contact_ids=[], after="1#"), MemberPage(contact_ids=[], after="2#"), MemberPage()]
+    )
+    world.members.page = lambda segment_id, after, limit: next(pages)
+    with pytest.raises(InvalidRequest, match="has no members"):
+        world.save()
+    world.members.page = lambda segment_id, after, limit: (
+        MemberPage(contact_ids=[], after="1#") if after is None else MemberPage(contact_ids=["user_id:x"])
+    )
+    assert world.save().version == 1
 
 
 def test_a_campaign_with_an_unknown_template_is_refused(world) -> None:
@@ -508,7 +667,9 @@ def test_planning_is_measurable_per_recipient(world) -> None:
     assert world.members.requests == pages
     assert world.exposures.requests == 2000 // 25  # one transaction per 25 exposures
     assert world.exposures.items <= 2000 + 3 * pages  # an exposure each, and an ADD per arm and chunk
-    assert world.states.requests <= pages + 3
+    # the live set, the state, the lease's claim, a save per page (the last gives the lease back), and
+    # the test's own read
+    assert world.states.requests <= pages + 4
 
 
 def test_short_and_empty_pages_that_move_on_are_followed_to_the_end(world) -> None:

@@ -27,6 +27,7 @@ from shared.campaigns.planning import (
     campaign_send_of,
     delivery_request,
     send_id,
+    spend,
 )
 from shared.campaigns.results import ArmCounts, exposure, report, totals
 from shared.campaigns.uplift import newcombe, points, sentence, wilson
@@ -195,6 +196,26 @@ def test_a_run_may_queue_the_rate_times_the_minutes_since_the_last() -> None:
     assert allowance(state, 7, AT + timedelta(seconds=61)) == 7
     assert allowance(state, 100, AT + timedelta(days=1)) == 100 * MAX_CATCH_UP.total_seconds() / 60
     assert allowance(state, 100, AT - timedelta(minutes=1)) == 0
+
+
+def test_what_a_run_leaves_unused_is_the_next_runs() -> None:
+    """A token bucket: queueing moves the allowance clock on by the requests' time at the rate, not to
+    now, so the fraction a run could not use (and what it left for time) stays; the cap still holds."""
+    state = CampaignState(
+        campaign_id="dec", status="sending", version=1, send_at=AT, started_at=AT, planned_at=AT
+    )
+    now = AT + timedelta(seconds=50)
+    assert allowance(state, 7, now) == 5  # 5.83 requests' worth
+    after = state.model_copy(update={"planned_at": spend(state, 7, now, 5)})
+    assert after.planned_at == AT + timedelta(microseconds=-(-5 * 60_000_000 // 7))  # 42.857143 s
+    assert allowance(after, 7, AT + timedelta(seconds=100)) == 6  # 11.67 in all: 5 + 6
+    left = state.model_copy(update={"planned_at": spend(state, 7, now, 2)})  # a run stopped for time
+    assert allowance(left, 7, now) == 3
+    assert spend(state, 7, now, 0) == AT
+    late = AT + timedelta(hours=1)  # a stopped planner: the clock comes back to 10 minutes ago at most
+    assert allowance(state, 7, late) == 70
+    assert spend(state, 7, late, 70) == late
+    assert spend(state, 7, late, 0) == late - MAX_CATCH_UP
 
 
 def test_a_request_names_the_campaign_and_arm_for_delivery_and_feedback() -> None:
