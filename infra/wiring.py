@@ -765,13 +765,16 @@ class WorkflowStep:
     function: str
     each: EachSegment | EachItem | None = None
 
-    def input(self, time: Any, segments: Any, item: Any = None) -> dict[str, Any]:
-        """A run's input. The cloud passes JSONata expressions for the values, the local runner values."""
+    def input(self, time: Any, segments: Any, item: Any = None, run: Any = None) -> dict[str, Any]:
+        """A run's input. The cloud passes JSONata expressions for the values, the local runner values.
+        issue 13: ``run``, the execution's name, for a workflow started on demand (a back-fill's step reads
+        which segment's save started it: ``seg-<id>-v<version>``)."""
+        named = {} if run is None else {"run": run}
         if isinstance(self.each, EachSegment):
-            return {"time": time, "segment": item, "segments": segments}
+            return {"time": time, "segment": item, "segments": segments, **named}
         if isinstance(self.each, EachItem):
-            return {"time": time, self.each.item: item}
-        return {"time": time, "segments": segments}
+            return {"time": time, self.each.item: item, **named}
+        return {"time": time, "segments": segments, **named}
 
     def kept(self, answers: list[Any]) -> Any:
         """What the run's state keeps of a per-item step's answers (the local runner; the cloud's map
@@ -877,7 +880,7 @@ WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)
 # --- issue 13: back-fills, started on demand (by the admin: a segment saved, or by hand) ----------------------
 
 #: Every contact re-evaluated (``shared.usecases.backfills.backfill_contacts``): a new or edited segment
-#: reaches existing contacts. One run per name: ``segment-<id>-v<version>``.
+#: reaches existing contacts. One run per name: ``seg-<id>-v<version>``.
 CONTACTS_BACKFILL = Workflow(
     name=CONTACTS_BACKFILL_NAME,
     description="Back-fill: every contact re-evaluated (segments, stages), one parallel-scan segment per run",

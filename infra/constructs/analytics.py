@@ -79,6 +79,8 @@ class ScheduledWorkflow(Construct):
         self.workflow = workflow
         self._functions = functions
         self._segments = getattr(platform.config, workflow.segments_setting)
+        #: issue 13: a run started on demand tells its steps its name (``WorkflowStep.input``)
+        self._run = None if workflow.scheduled else "{% $states.context.Execution.Name %}"
         failed = sfn.Fail.jsonata(
             self,
             "Failed",
@@ -172,7 +174,7 @@ class ScheduledWorkflow(Construct):
             task = self._task(
                 step,
                 state_id=_pascal(step.function),
-                payload=step.input("{% $states.input.time %}", self._segments),
+                payload=step.input("{% $states.input.time %}", self._segments, run=self._run),
                 output=f"{{% $merge([$states.input, {{'{step.function}': $states.result.Payload}}]) %}}",
             )
             task.add_catch(failed, errors=["States.ALL"], outputs="{% $states.errorOutput %}")
@@ -183,7 +185,10 @@ class ScheduledWorkflow(Construct):
             comment=f"{step.function}, once per {_each_name(step)}",
             items=self._items(step),
             item_selector=step.input(
-                "{% $states.input.time %}", self._segments, "{% $states.context.Map.Item.Value %}"
+                "{% $states.input.time %}",
+                self._segments,
+                "{% $states.context.Map.Item.Value %}",
+                self._run,
             ),
             max_concurrency=step.each.max_concurrency,
             map_execution_type=sfn.StateMachineType.STANDARD,

@@ -19,7 +19,7 @@ from shared.segments.model import (
     parse_segment,
     with_paused,
 )
-from shared.usecases.backfills import CONTACTS_BACKFILL
+from shared.usecases.backfills import CONTACTS_BACKFILL, segment_run_name
 from shared.versioning import expect_version
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def start_backfill(deps: Admin, segment_id: str, version: int) -> None:
     it), announced as ``initial``. The run is named after the version (``seg-<id>-v<version>``: at most
     80 characters), so a retried request starts it once. Should starting fail, the version is stored
     and the error answered: ``POST /admin/backfills/contacts_backfill`` starts it by hand."""
-    deps.backfills.start(CONTACTS_BACKFILL, f"seg-{segment_id}-v{version}")
+    deps.backfills.start(CONTACTS_BACKFILL, segment_run_name(segment_id, version))
 
 
 def _set_paused(request: HttpRequest, deps: Admin, *, paused: bool) -> StoredSegment:

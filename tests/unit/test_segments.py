@@ -309,9 +309,13 @@ def test_the_book_places_a_contact_in_its_segments_and_says_what_changed() -> No
         paused=frozenset({"frozen"}),
     )
     ann = contact(tags={"vip": NOW}, scores={"global": scored(80)}, segments=frozenset({"trial", "gone"}))
-    membership = segments.evaluate(ann, NOW, DECAY)
+    membership = segments.evaluate(ann, NOW, DECAY, authoritative=True)
     assert membership.segments == {"vip", "engaged"}
     assert membership.entered == ("engaged", "vip") and membership.left == ("gone", "trial")
+    cached = segments.evaluate(ann, NOW, DECAY)
+    assert cached.segments == {"vip", "engaged", "gone"} and cached.left == ("trial",), (
+        "a book that may be a stale copy leaves memberships of ids it does not know as they are"
+    )
     assert membership.changes_at == NOW + 3 * H + CHANGE_MARGIN
     kept = segments.evaluate(ann.model_copy(update={"segments": frozenset({"frozen"})}), NOW, DECAY)
     assert "frozen" in kept.segments, "a paused segment keeps its members as they are"
