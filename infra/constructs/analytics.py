@@ -28,7 +28,7 @@ from constructs import Construct
 from infra.constructs.capability import Capability
 from infra.constructs.function import Platform, _retention
 from infra.constructs.queues import set_aside_queue
-from infra.wiring import WORKFLOWS, EachItem, EachSegment, Workflow, WorkflowStep, function
+from infra.wiring import SETTLE_MARGIN, WORKFLOWS, EachItem, EachSegment, Workflow, WorkflowStep, function
 from infra.wiring import Capability as CapabilityName
 
 #: Lambda's own errors a task retries beyond the workflow's retries (the service's, and throttles).
@@ -88,7 +88,22 @@ class ScheduledWorkflow(Construct):
             error="{% $states.input.Error %}",
             cause="{% $states.input.Cause %}",
         )
-        states = [self._state(step, failed) for step in workflow.steps]
+        states: list[Any] = [self._state(step, failed) for step in workflow.steps]
+        #: issue 13: a cache the run outlasts before its first step (``Workflow.settle``)
+        settle = workflow.settle_seconds(platform.config)
+        self.settle = (
+            sfn.Wait.jsonata(
+                self,
+                "Settle",
+                comment=f"Waits out {workflow.settle} ({settle - int(SETTLE_MARGIN.total_seconds())} s) "
+                "and a margin: every function then holds what the run was started after",
+                time=sfn.WaitTime.duration(Duration.seconds(settle)),
+            )
+            if settle
+            else None
+        )
+        if self.settle is not None:
+            states.insert(0, self.settle)
         chain = sfn.Chain.start(states[0])
         for state in states[1:]:
             chain = chain.next(state)

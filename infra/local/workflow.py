@@ -12,6 +12,7 @@ keeps failing stops the run, which is reported (``WorkflowFailed``) with the out
 from __future__ import annotations
 
 import threading
+import time as wall_clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,11 @@ class LocalWorkflow:
     invoke: Invoke
     #: what ran: (function, payload) per attempt, oldest first (the last 1000)
     attempts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: issue 13: seconds the run waits before its first step (``Workflow.settle_seconds``: the cloud's
+    #: Wait state); 0 locally, where the caches it waits out are 0
+    settle: float = 0
+    #: how it waits (real time: the caches run on the monotonic clock, not the controlled one)
+    sleep: Callable[[float], None] = wall_clock.sleep
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def run(self, time: str, name: str | None = None) -> dict[str, Any]:
@@ -64,6 +70,8 @@ class LocalWorkflow:
         ``WorkflowFailed``. Runs do not overlap (the schedule and the local endpoint may both start one).
         ``name``: the execution's, for a run started on demand (its steps get it, as in the cloud)."""
         with self._lock:
+            if self.settle > 0:
+                self.sleep(self.settle)
             state: dict[str, Any] = {"time": time}
             for step in self.workflow.steps:
                 state[step.function] = self._step(step, state, name)
