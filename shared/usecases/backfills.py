@@ -220,7 +220,7 @@ def backfill_contacts(event: Mapping[str, Any], deps: ContactsBackfilling) -> di
     if deps.segments is not None:  # the segments as stored now: the save that started the run included
         engagement = replace(engagement, segments=FixedSegments(deps.segments.book()))
     # authoritative segments; the moves of the segment whose save started the run (if one did) are initial
-    backfill = Backfill(segment=run_segment(step.run))
+    backfill = Backfill(segment=run_segment(step.run), authoritative=deps.segments is not None)
     contacts = read = changed = failed = 0
     for page in deps.profiles.scan(step.segment, step.segments):
         read += page.read

@@ -175,7 +175,7 @@ class Engagement:
             if self.automations is not None
             else Watching(due_run=due_run)
         )
-        segmenting = self.segmenting(authoritative=backfill is not None)
+        segmenting = self.segmenting(authoritative=backfill is not None and backfill.authoritative)
         return evaluate(record, funnel, self.decay, now, watching, segmenting)
 
     def segmenting(self, *, authoritative: bool = False) -> Segmenting | None:
@@ -198,6 +198,8 @@ class Backfill:
     genuine change and announced as one; a run started by hand (no segment) marks none initial."""
 
     segment: str | None = None
+    #: the engagement's segments were read uncached for the run (``ContactsBackfilling.segments``)
+    authoritative: bool = True
 
 
 def on_change(

@@ -342,3 +342,23 @@ def test_only_the_moves_of_the_segment_that_started_the_run_are_initial(
     }
     assert {segment for segment, _ in moves} == {"buyers", "visitors"}
     assert {segment for segment, initial_ in moves if initial_} == initial
+
+
+def test_a_deleted_segment_is_emptied_by_a_backfill_reading_the_segments_as_stored() -> None:
+    from shared.segments.model import parse_segment
+    from tests.fakes import MemorySegmentRepository
+
+    contacts = population(customers=2, visitors=0)
+    deps, _, _ = contacts_deps(contacts)
+    stored = MemorySegmentRepository()
+    stored.save(parse_segment("buyers", {"name": "B", "filter": {"count": "purchase", "gte": 1}}), NOW, None)
+    fresh = replace(deps, engagement=replace(deps.engagement, segments=stored), segments=stored)
+    backfill_contacts({"time": TIME, "segment": 0, "segments": 1, "run": "seg-buyers-v1"}, fresh)
+    assert {c: contacts.profile(c).segments for c in contacts.profiles} == {
+        c: {"buyers"} for c in contacts.profiles
+    }
+    stored.remove("buyers", NOW, None)
+    cached = replace(fresh, segments=None)  # the engagement's own book, as it is: not authoritative
+    assert backfill_contacts({"time": TIME, "segment": 0, "segments": 1}, cached)["changed"] == 0
+    answer = backfill_contacts({"time": TIME, "segment": 0, "segments": 1, "run": "seg-buyers-v3"}, fresh)
+    assert answer["changed"] == 2 and all(contacts.profile(c).segments == set() for c in contacts.profiles)
