@@ -765,13 +765,16 @@ class WorkflowStep:
     function: str
     each: EachSegment | EachItem | None = None
 
-    def input(self, time: Any, segments: Any, item: Any = None) -> dict[str, Any]:
-        """A run's input. The cloud passes JSONata expressions for the values, the local runner values."""
+    def input(self, time: Any, segments: Any, item: Any = None, run: Any = None) -> dict[str, Any]:
+        """A run's input. The cloud passes JSONata expressions for the values, the local runner values.
+        issue 13: ``run``, the execution's name, for a workflow started on demand (a back-fill's step reads
+        which segment's save started it: ``seg-<id>-v<version>``)."""
+        named = {} if run is None else {"run": run}
         if isinstance(self.each, EachSegment):
-            return {"time": time, "segment": item, "segments": segments}
+            return {"time": time, "segment": item, "segments": segments, **named}
         if isinstance(self.each, EachItem):
-            return {"time": time, self.each.item: item}
-        return {"time": time, "segments": segments}
+            return {"time": time, self.each.item: item, **named}
+        return {"time": time, "segments": segments, **named}
 
     def kept(self, answers: list[Any]) -> Any:
         """What the run's state keeps of a per-item step's answers (the local runner; the cloud's map
@@ -809,6 +812,19 @@ class Workflow:
     #: the deployment setting (``DeploymentConfig`` field) that says how many scan segments a step run
     #: per segment runs over
     segments_setting: str = "analytics_scan_segments"
+    #: issue 13: the deployment setting (``DeploymentConfig`` field, seconds) of a cache the run must
+    #: outlast before its first step: a Wait state of that long plus ``SETTLE_MARGIN`` (none when the
+    #: setting is 0, as locally). The contacts back-fill waits out ``rulesCacheSeconds``, so every stage
+    #: function instance then holds a segment book at least as new as the save that started the run.
+    settle: str | None = None
+
+    def settle_seconds(self, config: Any) -> int:
+        """How long a run waits before its first step, in the deployment ``config``: the ``settle``
+        setting's seconds plus ``SETTLE_MARGIN``, or 0 (no ``settle``, or the setting is 0)."""
+        if self.settle is None:
+            return 0
+        cached = int(getattr(config, self.settle))
+        return cached + int(SETTLE_MARGIN.total_seconds()) if cached > 0 else 0
 
     def __post_init__(self) -> None:
         if self.every is None and self.at_hour is None:
@@ -876,8 +892,12 @@ WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)
 
 # --- issue 13: back-fills, started on demand (by the admin: a segment saved, or by hand) ----------------------
 
+#: What a run waiting out a cache (``Workflow.settle``) adds to it: an instance's copy read just before
+#: the save, and clocks that differ a little.
+SETTLE_MARGIN = timedelta(seconds=5)
+
 #: Every contact re-evaluated (``shared.usecases.backfills.backfill_contacts``): a new or edited segment
-#: reaches existing contacts. One run per name: ``segment-<id>-v<version>``.
+#: reaches existing contacts. One run per name: ``seg-<id>-v<version>``.
 CONTACTS_BACKFILL = Workflow(
     name=CONTACTS_BACKFILL_NAME,
     description="Back-fill: every contact re-evaluated (segments, stages), one parallel-scan segment per run",
@@ -886,6 +906,9 @@ CONTACTS_BACKFILL = Workflow(
     steps=(WorkflowStep("backfill_contacts", each=EachSegment(max_concurrency=16)),),
     started_by=("admin",),
     segments_setting="backfill_scan_segments",
+    # the stage function's segment book may predate the save for rulesCacheSeconds: a stream evaluation
+    # with that older book would re-apply an edited segment's old definition over the back-fill's work
+    settle="rules_cache_seconds",
 )
 #: Purchases stored before the purchase index existed, put in it (``backfill_purchases``).
 PURCHASES_BACKFILL = Workflow(

@@ -28,7 +28,7 @@ from constructs import Construct
 from infra.constructs.capability import Capability
 from infra.constructs.function import Platform, _retention
 from infra.constructs.queues import set_aside_queue
-from infra.wiring import WORKFLOWS, EachItem, EachSegment, Workflow, WorkflowStep, function
+from infra.wiring import SETTLE_MARGIN, WORKFLOWS, EachItem, EachSegment, Workflow, WorkflowStep, function
 from infra.wiring import Capability as CapabilityName
 
 #: Lambda's own errors a task retries beyond the workflow's retries (the service's, and throttles).
@@ -79,6 +79,8 @@ class ScheduledWorkflow(Construct):
         self.workflow = workflow
         self._functions = functions
         self._segments = getattr(platform.config, workflow.segments_setting)
+        #: issue 13: a run started on demand tells its steps its name (``WorkflowStep.input``)
+        self._run = None if workflow.scheduled else "{% $states.context.Execution.Name %}"
         failed = sfn.Fail.jsonata(
             self,
             "Failed",
@@ -86,7 +88,22 @@ class ScheduledWorkflow(Construct):
             error="{% $states.input.Error %}",
             cause="{% $states.input.Cause %}",
         )
-        states = [self._state(step, failed) for step in workflow.steps]
+        states: list[Any] = [self._state(step, failed) for step in workflow.steps]
+        #: issue 13: a cache the run outlasts before its first step (``Workflow.settle``)
+        settle = workflow.settle_seconds(platform.config)
+        self.settle = (
+            sfn.Wait.jsonata(
+                self,
+                "Settle",
+                comment=f"Waits out {workflow.settle} ({settle - int(SETTLE_MARGIN.total_seconds())} s) "
+                "and a margin: every function then holds what the run was started after",
+                time=sfn.WaitTime.duration(Duration.seconds(settle)),
+            )
+            if settle
+            else None
+        )
+        if self.settle is not None:
+            states.insert(0, self.settle)
         chain = sfn.Chain.start(states[0])
         for state in states[1:]:
             chain = chain.next(state)
@@ -172,7 +189,7 @@ class ScheduledWorkflow(Construct):
             task = self._task(
                 step,
                 state_id=_pascal(step.function),
-                payload=step.input("{% $states.input.time %}", self._segments),
+                payload=step.input("{% $states.input.time %}", self._segments, run=self._run),
                 output=f"{{% $merge([$states.input, {{'{step.function}': $states.result.Payload}}]) %}}",
             )
             task.add_catch(failed, errors=["States.ALL"], outputs="{% $states.errorOutput %}")
@@ -183,7 +200,10 @@ class ScheduledWorkflow(Construct):
             comment=f"{step.function}, once per {_each_name(step)}",
             items=self._items(step),
             item_selector=step.input(
-                "{% $states.input.time %}", self._segments, "{% $states.context.Map.Item.Value %}"
+                "{% $states.input.time %}",
+                self._segments,
+                "{% $states.context.Map.Item.Value %}",
+                self._run,
             ),
             max_concurrency=step.each.max_concurrency,
             map_execution_type=sfn.StateMachineType.STANDARD,

@@ -494,7 +494,13 @@ class LocalStack:
         cloud's failed-runs queue) and the schedule goes on."""
         #: workflow name -> its local runner
         self.workflows: dict[str, LocalWorkflow] = {
-            flow.name: LocalWorkflow(flow, getattr(self.config, flow.segments_setting), self._invoke_function)
+            flow.name: LocalWorkflow(
+                flow,
+                getattr(self.config, flow.segments_setting),
+                self._invoke_function,
+                # issue 13: a cache to outlast first (``Workflow.settle``): none locally (caches are 0)
+                settle=flow.settle_seconds(self.config),
+            )
             for flow in WORKFLOWS
         }
         # issue 13: the runs the functions start (the admin starts the back-fills), by state machine

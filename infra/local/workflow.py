@@ -12,6 +12,7 @@ keeps failing stops the run, which is reported (``WorkflowFailed``) with the out
 from __future__ import annotations
 
 import threading
+import time as wall_clock
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,27 +58,35 @@ class LocalWorkflow:
     invoke: Invoke
     #: what ran: (function, payload) per attempt, oldest first (the last 1000)
     attempts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: issue 13: seconds the run waits before its first step (``Workflow.settle_seconds``: the cloud's
+    #: Wait state); 0 locally, where the caches it waits out are 0
+    settle: float = 0
+    #: how it waits (real time: the caches run on the monotonic clock, not the controlled one)
+    sleep: Callable[[float], None] = wall_clock.sleep
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def run(self, time: str) -> dict[str, Any]:
+    def run(self, time: str, name: str | None = None) -> dict[str, Any]:
         """One run at ``time`` (ISO-8601, as the schedule's event gives it): the final state, or
-        ``WorkflowFailed``. Runs do not overlap (the schedule and the local endpoint may both start one)."""
+        ``WorkflowFailed``. Runs do not overlap (the schedule and the local endpoint may both start one).
+        ``name``: the execution's, for a run started on demand (its steps get it, as in the cloud)."""
         with self._lock:
+            if self.settle > 0:
+                self.sleep(self.settle)
             state: dict[str, Any] = {"time": time}
             for step in self.workflow.steps:
-                state[step.function] = self._step(step, state)
+                state[step.function] = self._step(step, state, name)
             return state
 
-    def _step(self, step: WorkflowStep, state: dict[str, Any]) -> Any:
+    def _step(self, step: WorkflowStep, state: dict[str, Any], name: str | None = None) -> Any:
         time = state["time"]
         if step.each is None:
-            return self._attempt(step, step.input(time, self.segments), state)
+            return self._attempt(step, step.input(time, self.segments, run=name), state)
         try:
             items = self.workflow.items(step, state, self.segments)
         except TypeError as exc:  # the previous step's output lacks the list: as a failed Map state
             raise WorkflowFailed(self.workflow.name, step.function, {"time": time}, exc, dict(state)) from exc
         return step.kept(
-            [self._attempt(step, step.input(time, self.segments, item), state) for item in items]
+            [self._attempt(step, step.input(time, self.segments, item, name), state) for item in items]
         )
 
     def _attempt(self, step: WorkflowStep, payload: dict[str, Any], state: dict[str, Any]) -> Any:
@@ -172,7 +181,7 @@ class LocalExecutions:
         execution = stepfunctions_backends[account][region].describe_execution(execution_arn)
         runner = self.runners[execution.state_machine_arn]
         try:
-            state = runner.run(json.loads(execution.execution_input)["time"])
+            state = runner.run(json.loads(execution.execution_input)["time"], execution.name)
         except WorkflowFailed as failed:
             record_outcome(execution_arn, None, failed)
             self.outcomes[execution_arn] = {"failed": failed.report()}

@@ -115,5 +115,5 @@ class Admin:
     #: the lifecycle counters (``/admin/metrics/...``)
     metrics: MetricStore
     # --- issue 13: back-fills ---
-    #: the back-fill workflows, started by name (a segment saved: ``segment-<id>-v<version>``), and their runs
+    #: the back-fill workflows, started by name (a segment saved: ``seg-<id>-v<version>``), and their runs
     backfills: Backfills

@@ -81,6 +81,9 @@ class Segmenting:
     book: SegmentBook
     #: consent sources whose grants wait for the contact's confirmation (a segment's consent condition)
     double_opt_in: Collection[str] = frozenset()
+    #: the book is the segments as stored now (a back-fill's uncached read): memberships of ids it lacks
+    #: are dropped; otherwise (the stage function's cached copy) they are left as they are
+    authoritative: bool = False
 
     def membership(
         self,
@@ -101,7 +104,7 @@ class Segmenting:
                 "stage_baseline": overall if stage_changed else record.stage_baseline,
             }
         )
-        return self.book.evaluate(evaluated, now, decay, self.double_opt_in)
+        return self.book.evaluate(evaluated, now, decay, self.double_opt_in, authoritative=self.authoritative)
 
 
 def segment_moves(membership: Membership) -> list[Move]:

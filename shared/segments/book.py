@@ -52,9 +52,17 @@ class SegmentBook:
         now: datetime,
         decay: Decay,
         double_opt_in: Collection[str] = frozenset(),
+        *,
+        authoritative: bool = False,
     ) -> Membership:
         """The contact's memberships now. ``record.segments`` is where it was: a paused segment keeps
-        its members as they are, a segment no longer stored loses them."""
+        its members as they are.
+
+        A membership of a segment id this book does not hold is kept as it is, unless the book is
+        ``authoritative``: the segments as stored now (a back-fill's uncached read), not a cached copy
+        that may predate the segment's save. Only then does a segment no longer stored lose its members
+        (its deletion starts such a back-fill); a stale stream-side copy never drops members a fresh
+        back-fill placed."""
         facts = Facts(record, now, decay, double_opt_in)
         was = record.segments
         members: set[str] = set()
@@ -69,6 +77,8 @@ class SegmentBook:
                 members.add(segment.id)
             if verdict.changes_at is not None and verdict.changes_at > now:
                 changes.append(verdict.changes_at)
+        if not authoritative:  # unknown to this (possibly stale) book: left as they are
+            members.update(s for s in was if s not in self._segments)
         now_in = frozenset(members)
         return Membership(
             segments=now_in,

@@ -185,6 +185,10 @@ class _Condition(BaseModel):
         """The behaviours whose last time the filter reads (the profile keeps only those asked for)."""
         return frozenset()
 
+    def values_of(self, field: str) -> frozenset[str]:
+        """The values the filter compares the contact's ``field`` with (``{"field": ..., "eq": ...}``)."""
+        return frozenset()
+
 
 def _operators(model: BaseModel, names: Collection[str]) -> tuple[str, ...]:
     """The comparisons a condition was given, refusing an explicit null."""
@@ -216,6 +220,9 @@ class AllOf(_Condition):
     def last_times(self) -> frozenset[str]:
         return frozenset().union(*(c.last_times() for c in self.all))
 
+    def values_of(self, field: str) -> frozenset[str]:
+        return frozenset().union(*(c.values_of(field) for c in self.all))
+
 
 class AnyOf(_Condition):
     """At least one condition holds (``any``)."""
@@ -242,6 +249,9 @@ class AnyOf(_Condition):
     def last_times(self) -> frozenset[str]:
         return frozenset().union(*(c.last_times() for c in self.any))
 
+    def values_of(self, field: str) -> frozenset[str]:
+        return frozenset().union(*(c.values_of(field) for c in self.any))
+
 
 class NoneOf(_Condition):
     """The condition does not hold (``not``)."""
@@ -260,6 +270,9 @@ class NoneOf(_Condition):
 
     def last_times(self) -> frozenset[str]:
         return self.not_.last_times()
+
+    def values_of(self, field: str) -> frozenset[str]:
+        return self.not_.values_of(field)
 
 
 # --- moments ------------------------------------------------------------------------------------------
@@ -557,6 +570,11 @@ class FieldCondition(_Condition):
                     what = _FIELD_NOUNS.get(self.field, self.field)
                     raise ValueError(f"{value!r} is not {what}; they are {', '.join(known)}")
         return self
+
+    def values_of(self, field: str) -> frozenset[str]:
+        if field != self.field:
+            return frozenset()
+        return frozenset(v for v in (self.eq, self.ne, *(self.in_ or ())) if v is not None)
 
     def verdict(self, facts: Facts) -> Verdict:
         record = facts.record

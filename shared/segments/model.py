@@ -8,7 +8,7 @@ never repeat), as for automations.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -88,6 +88,21 @@ def parse_segment(segment_id: str, body: Any) -> Segment:
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         raise InvalidRequest(describe(error, {**fields, "id": segment_id}), code=INVALID) from None
+
+
+def check_stages(segment: Segment, stage_ids: Collection[str]) -> None:
+    """``InvalidRequest`` naming the stages the filter compares the contact's stage with that are not
+    stages of the funnel (``stage_ids``: the funnel's, as stored when the segment is saved): a typo would
+    otherwise match nobody, silently. Quarters, directions and the nightly pass's values are checked when
+    the filter is read (they are fixed); stages are the administrator's."""
+    unknown = sorted(segment.filter.values_of("stage") - set(stage_ids))
+    if unknown:
+        names = ", ".join(repr(s) for s in unknown)
+        raise InvalidRequest(
+            f"filter: stage {names} {'is' if len(unknown) == 1 else 'are'} not in the funnel; its stages "
+            f"are {', '.join(stage_ids)}",
+            code=INVALID,
+        )
 
 
 def stored_segment(segment: Segment, version: int, at: datetime) -> StoredSegment:

@@ -7,7 +7,8 @@ the same steps in-process locally), each started by name (``Backfills.start``):
   through the stage function's own evaluation (``shared.usecases.engagement.on_change`` on the scanned
   image), which reads and writes only when something changes. A new or edited definition (a segment, a
   funnel) thus reaches existing contacts; what changes is recorded and announced as a stream change is,
-  segment entries and departures marked ``initial`` (what the contacts already were).
+  the entries and departures of the segment whose save started the run (``seg-<id>-v<version>``) marked
+  ``initial`` (what the contacts already were); a run by hand marks none initial.
 - ``purchases_backfill`` puts purchases stored before the purchase index existed into it: its segment of
   the event log's purchases lacking ``purchasedAt`` each get it (and their basket), as tracking writes
   them today, by a conditional update that never overwrites.
@@ -32,7 +33,7 @@ from shared.contacts.model import ContactRecord
 from shared.errors import InvalidRequest, NotFound
 from shared.segments.catalogue import FixedSegments, SegmentSource
 from shared.tracking.baskets import Basket, basket
-from shared.usecases.engagement import Engagement, on_change
+from shared.usecases.engagement import Backfill, Engagement, on_change
 
 #: The workflows a back-fill runs (``infra.wiring.BACKFILLS``): names of their state machines' role.
 CONTACTS_BACKFILL = "contacts_backfill"
@@ -43,6 +44,22 @@ BACKFILLS: tuple[str, ...] = (CONTACTS_BACKFILL, PURCHASES_BACKFILL)
 RUN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 #: Scan segments a run may have.
 MAX_SEGMENTS = 1000
+#: The contacts back-fill a segment's save starts: ``seg-<id>-v<version>`` (a segment id is at most 64
+#: characters, so the name fits Step Functions' 80).
+SEGMENT_RUN = re.compile(r"^seg-(?P<segment>[a-z0-9][a-z0-9_-]{0,63})-v(?P<version>[0-9]+)$")
+
+
+def segment_run_name(segment_id: str, version: int) -> str:
+    """The name of the contacts back-fill that saving (resuming, deleting) ``segment_id`` at ``version``
+    starts: one run per version, so a retried save starts it once."""
+    return f"seg-{segment_id}-v{version}"
+
+
+def run_segment(name: str | None) -> str | None:
+    """The segment whose save started the run named ``name`` (``segment_run_name``); none for a run
+    started by hand (any other name)."""
+    found = SEGMENT_RUN.match(name) if name else None
+    return found["segment"] if found else None
 
 
 def check_run(workflow: str, name: str) -> None:
@@ -120,13 +137,16 @@ def summary(output: Any) -> dict[str, int] | None:
 
 
 class SegmentStep(BaseModel):
-    """One step run: scan segment ``segment`` of ``segments``, for the run started at ``time``."""
+    """One step run: scan segment ``segment`` of ``segments``, for the run started at ``time`` and named
+    ``run`` (the execution's name: the cloud's map passes ``$states.context.Execution.Name``, the local
+    runner the same; none from an older definition: treated as a run by hand)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     time: datetime
     segment: int = Field(ge=0)
     segments: int = Field(ge=1, le=MAX_SEGMENTS)
+    run: str | None = None
 
     @field_validator("time")
     @classmethod
@@ -199,13 +219,15 @@ def backfill_contacts(event: Mapping[str, Any], deps: ContactsBackfilling) -> di
     engagement = deps.engagement
     if deps.segments is not None:  # the segments as stored now: the save that started the run included
         engagement = replace(engagement, segments=FixedSegments(deps.segments.book()))
+    # authoritative segments; the moves of the segment whose save started the run (if one did) are initial
+    backfill = Backfill(segment=run_segment(step.run), authoritative=deps.segments is not None)
     contacts = read = changed = failed = 0
     for page in deps.profiles.scan(step.segment, step.segments):
         read += page.read
         for record in page.profiles:
             contacts += 1
             try:
-                changed += 1 if on_change(record, engagement, backfill=True) else 0
+                changed += 1 if on_change(record, engagement, backfill=backfill) else 0
             except Exception:  # noqa: BLE001 - one contact's failure does not stop the others
                 failed += 1
                 deps.telemetry.failure("back-fill of a contact")

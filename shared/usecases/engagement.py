@@ -163,28 +163,59 @@ class Engagement:
     double_opt_in: frozenset[str] = frozenset()
 
     def evaluate(
-        self, record: ContactRecord, funnel: Funnel, now: datetime, due_run: bool = False
+        self,
+        record: ContactRecord,
+        funnel: Funnel,
+        now: datetime,
+        due_run: bool = False,
+        backfill: Backfill | None = None,
     ) -> Evaluation:
         watching = (
             Watching(self.automations.thresholds(), self.automations.wakeup(record, now), due_run)
             if self.automations is not None
             else Watching(due_run=due_run)
         )
-        return evaluate(record, funnel, self.decay, now, watching, self.segmenting())
+        segmenting = self.segmenting(authoritative=backfill is not None and backfill.authoritative)
+        return evaluate(record, funnel, self.decay, now, watching, segmenting)
 
-    def segmenting(self) -> Segmenting | None:
-        return Segmenting(self.segments.book(), self.double_opt_in) if self.segments is not None else None
+    def segmenting(self, *, authoritative: bool = False) -> Segmenting | None:
+        """The segments to evaluate against; ``authoritative``: they are the store as it stands (a
+        back-fill's uncached read), so a membership of a segment they lack is dropped (a deleted segment
+        empties); otherwise such memberships are left as they are (a cached book may predate a save)."""
+        if self.segments is None:
+            return None
+        return Segmenting(self.segments.book(), self.double_opt_in, authoritative)
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """An evaluation by a back-fill's run (``shared.usecases.backfills``), not by a change on the stream.
+
+    The engagement's segments are then the store as the run read it, uncached: the evaluation is
+    authoritative (a segment no longer stored loses its members). ``segment``: the segment whose save
+    started the run (its run is named ``seg-<id>-v<version>``): its entries and departures are announced
+    ``initial`` (what the contacts already were when it was saved). Every other move the run finds is a
+    genuine change and announced as one; a run started by hand (no segment) marks none initial."""
+
+    segment: str | None = None
+    #: the engagement's segments were read uncached for the run (``ContactsBackfilling.segments``)
+    authoritative: bool = True
 
 
 def on_change(
-    record: ContactRecord, deps: Engagement, *, due_run: bool = False, backfill: bool = False
+    record: ContactRecord,
+    deps: Engagement,
+    *,
+    due_run: bool = False,
+    backfill: Backfill | None = None,
 ) -> int:
     """Evaluate a contact as a stream record (or a back-fill's scan) shows it; returns the writes made.
 
     The image is enough to see that nothing changes (the common case: no read, no write). When
     something would change, the contact is read first: a redelivered or overtaken record then finds
-    the move already made and writes nothing. ``backfill``: the segment entries and departures found
-    are announced as ``initial`` (what the contact already was when its segment was saved).
+    the move already made and writes nothing. ``backfill``: a back-fill's evaluation (``Backfill``):
+    authoritative segments, and the entries and departures of the segment that started it announced as
+    ``initial`` (what the contact already was when that segment was saved).
     """
     contact = ContactId.parse(record.contact_id)
     if record.merged_into:
@@ -194,7 +225,7 @@ def on_change(
         return 0
     funnel = deps.funnels.funnel()
     now = deps.clock.now()
-    if not deps.evaluate(record, funnel, now, due_run).changes(record):
+    if not deps.evaluate(record, funnel, now, due_run, backfill).changes(record):
         return publish_pending(contact, deps) if record.pending_outputs > 0 else 0
     writes = conflicts = 0
     while True:
@@ -202,7 +233,7 @@ def on_change(
         if fresh is None or fresh.merged_into:
             return writes
         record = fresh
-        evaluation = deps.evaluate(record, funnel, now, due_run)
+        evaluation = deps.evaluate(record, funnel, now, due_run, backfill)
         if not evaluation.changes(record):
             break
         owner = deps.router.assign(keep=record.owner) if evaluation.route else None
@@ -211,7 +242,8 @@ def on_change(
             if not evaluation.changes(record):
                 break
         evaluation, whole = first_part(record, evaluation, owner)
-        outputs = announcements(contact, record, evaluation, funnel, owner, now, initial=backfill)
+        initial = backfill.segment if backfill is not None else None
+        outputs = announcements(contact, record, evaluation, funnel, owner, now, initial=initial)
         if deps.stages.apply(contact, record, evaluation, outputs, owner, now):
             writes += 1
             deps.telemetry.count("StageMoves", sum(1 for m in evaluation.moves if m.kind == "stage"))
@@ -288,10 +320,10 @@ def announcements(
     owner: Salesperson | None,
     now: datetime,
     *,
-    initial: bool = False,
+    initial: str | None = None,
 ) -> list[Output]:
-    """The events a write announces; ids are stable per contact and stage sequence. ``initial`` marks
-    segment entries and departures found by a back-fill."""
+    """The events a write announces; ids are stable per contact and stage sequence. ``initial``: the
+    segment whose entries and departures are marked initial (the one whose save started a back-fill)."""
     base = f"{contact}#{record.stage_seq + 1}"
     common = {
         "contact_id": str(contact),
@@ -338,7 +370,7 @@ def announcements(
                     at=now,
                     segment=move.reason,
                     change="entered" if move.target == "in" else "left",
-                    initial=initial,
+                    initial=initial is not None and move.reason == initial,
                 )
             )
         else:

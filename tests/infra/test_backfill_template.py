@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 
 from infra.config import DeploymentConfig
-from infra.wiring import BACKFILL_SCANS, BACKFILLS, FUNCTIONS, WORKFLOWS, Workflow, function
+from infra.wiring import (
+    BACKFILL_SCANS,
+    BACKFILLS,
+    CONTACTS_BACKFILL,
+    FUNCTIONS,
+    PURCHASES_BACKFILL,
+    SETTLE_MARGIN,
+    WORKFLOWS,
+    Workflow,
+    function,
+)
 from shared.adapters.backfill_runs import state_machine_env
 from tests.conftest import lambda_environment, resources, table_names_by_env
 from tests.infra.test_analytics_template import definition, failed_runs_queue, invoked, state_machine
@@ -59,6 +69,8 @@ def test_a_backfill_runs_its_step_once_per_scan_segment_on_a_distributed_map(tem
         "time": "{% $states.input.time %}",
         "segment": "{% $states.context.Map.Item.Value %}",
         "segments": SEGMENTS,
+        # the run's name: a step knows which segment's save started it (``seg-<id>-v<version>``)
+        "run": "{% $states.context.Execution.Name %}",
     }
     assert state["MaxConcurrency"] == step.each.max_concurrency == 16
     (task,) = state["ItemProcessor"]["States"].values()
@@ -139,3 +151,24 @@ def test_the_admin_settings_name_the_state_machines_as_the_stack_does(template) 
     assert set(found) == {flow.name for flow in BACKFILLS}
     for flow in BACKFILLS:
         assert found[flow.name] == env[state_machine_env(flow.name)]
+
+
+def test_the_contacts_backfill_waits_out_the_stage_functions_segment_cache_before_evaluating(
+    template,
+) -> None:
+    """The stage function keeps its segment book ``rulesCacheSeconds``: a stream evaluation with a book
+    older than the save would re-apply the old definition over the back-fill's work. The run first waits
+    that long and a margin, so every instance then holds a book at least as new as the save."""
+    config = DeploymentConfig()
+    spec = definition(template, CONTACTS_BACKFILL)
+    first = spec["States"][spec["StartAt"]]
+    assert first["Type"] == "Wait"
+    assert first["Seconds"] == config.rules_cache_seconds + SETTLE_MARGIN.total_seconds() == 35
+    assert spec["States"][first["Next"]]["Type"] == "Map"
+    assert "Output" not in first, "the run's input (its time) goes on to the map as it is"
+    assert CONTACTS_BACKFILL.settle_seconds(config.model_copy(update={"rules_cache_seconds": 120})) == 125
+    assert CONTACTS_BACKFILL.settle_seconds(config.model_copy(update={"rules_cache_seconds": 0})) == 0, (
+        "locally the cache is 0: no wait"
+    )
+    purchases = definition(template, PURCHASES_BACKFILL)
+    assert purchases["States"][purchases["StartAt"]]["Type"] == "Map", "nothing cached to wait out"

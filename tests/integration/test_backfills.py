@@ -326,6 +326,13 @@ def test_a_saved_segment_back_fills_the_contacts_already_there_once(
         "PUT", "/admin/segments/{segmentId}", {"segmentId": "parents"}, segment, {"If-Match": "1"}
     )
     assert status == 200 and saved["version"] == 2
+    assert saved["backfill"] == {
+        "workflow": "contacts_backfill",
+        "name": "seg-parents-v2",
+        "started": True,
+        "status": "/admin/backfills/contacts_backfill/seg-parents-v2",
+        "error": None,
+    }
     assert engine.steps == {"backfill_contacts": 2 * SEGMENTS}
     changed = [e["detail"] for e in bus_events() if e["detail-type"] == "SegmentChanged"]
     assert sorted((e["contact_id"], e["change"]) for e in changed) == [
@@ -333,3 +340,10 @@ def test_a_saved_segment_back_fills_the_contacts_already_there_once(
         ("user_id:bob", "left"),
         ("user_id:cid", "entered"),
     ]
+    # a new name, the same filter: nobody moves, no back-fill
+    segment["name"] = "Golfers"
+    status, saved, _ = call_admin(
+        "PUT", "/admin/segments/{segmentId}", {"segmentId": "parents"}, segment, {"If-Match": "2"}
+    )
+    assert status == 200 and saved["version"] == 3 and saved["backfill"] is None
+    assert engine.steps == {"backfill_contacts": 2 * SEGMENTS}

@@ -133,9 +133,21 @@ def test_if_match_makes_a_change_conditional_and_history_keeps_every_version(seg
     )
     status, paused, _ = segments_api("POST", "kids", headers={"if-match": "3"}, action="pause")
     assert status == 200 and paused["paused"] and paused["version"] == 4
+    assert paused.pop("backfill") is None, "a pause moves nobody: no back-fill"
     assert segments_api("GET")[1]["segments"] == [paused]
     status, deleted, _ = segments_api("DELETE", "kids", headers={"if-match": "4"})
-    assert status == 200 and deleted == {"deleted": "kids", "version": 4}
+    assert status == 200 and deleted == {
+        "deleted": "kids",
+        "version": 4,
+        # its back-fill empties it (started, or the error and the name to start it by)
+        "backfill": {
+            "workflow": "contacts_backfill",
+            "name": "seg-kids-v5",
+            "started": deleted["backfill"]["started"],
+            "status": "/admin/backfills/contacts_backfill/seg-kids-v5",
+            "error": deleted["backfill"]["error"],
+        },
+    }
     assert segments_api("GET", "kids", action="members")[0] == 404
 
 

@@ -299,8 +299,66 @@ def test_a_run_evaluates_the_segments_as_stored_when_it_starts_not_a_stale_cache
         telemetry=deps.telemetry,
         segments=stored,
     )
-    run_all(backfill_contacts, deps, segments=2)
+    for segment in range(2):
+        backfill_contacts({"time": TIME, "segment": segment, "segments": 2, "run": "seg-buyers-v1"}, deps)
     entered = [o for _, o in publisher.sent if getattr(o, "segment", None) == "buyers"]
     assert sorted(o.contact_id for o in entered) == ["user_id:c0", "user_id:c1"]
     assert all(o.change == "entered" and o.initial for o in entered)
     assert stored.books == 2, "read once per step run (two scan segments), not once per contact"
+
+
+def test_a_runs_name_says_which_segments_save_started_it() -> None:
+    from shared.usecases.backfills import run_segment, segment_run_name
+
+    assert segment_run_name("vip-2", 3) == "seg-vip-2-v3"
+    assert (
+        run_segment("seg-vip-2-v3") == "vip-2" and run_segment(segment_run_name("a" * 64, 10**6)) == "a" * 64
+    )
+    assert run_segment("manual-20261123T1205") is None and run_segment(None) is None
+    assert run_segment("seg-vip") is None and run_segment("seg-Vip-v1") is None
+
+
+@pytest.mark.parametrize(
+    ("run", "initial"), [("seg-buyers-v2", {"buyers"}), ("manual-x", set()), (None, set())]
+)
+def test_only_the_moves_of_the_segment_that_started_the_run_are_initial(
+    run: str | None, initial: set
+) -> None:
+    from shared.segments.model import parse_segment
+    from tests.fakes import MemorySegmentRepository
+
+    contacts = population(customers=1, visitors=1)
+    deps, _, publisher = contacts_deps(contacts)
+    stored = MemorySegmentRepository()
+    for segment_id, filter_ in (
+        ("buyers", {"count": "purchase", "gte": 1}),
+        ("visitors", {"count": "purchase", "lt": 1}),
+    ):
+        stored.save(parse_segment(segment_id, {"name": segment_id, "filter": filter_}), NOW, None)
+    deps = replace(deps, engagement=replace(deps.engagement, segments=stored), segments=stored)
+    backfill_contacts({"time": TIME, "segment": 0, "segments": 1, **({"run": run} if run else {})}, deps)
+    moves = {
+        (o.segment, o.initial) for _, o in publisher.sent if type(o).__name__ == "SegmentMembershipChanged"
+    }
+    assert {segment for segment, _ in moves} == {"buyers", "visitors"}
+    assert {segment for segment, initial_ in moves if initial_} == initial
+
+
+def test_a_deleted_segment_is_emptied_by_a_backfill_reading_the_segments_as_stored() -> None:
+    from shared.segments.model import parse_segment
+    from tests.fakes import MemorySegmentRepository
+
+    contacts = population(customers=2, visitors=0)
+    deps, _, _ = contacts_deps(contacts)
+    stored = MemorySegmentRepository()
+    stored.save(parse_segment("buyers", {"name": "B", "filter": {"count": "purchase", "gte": 1}}), NOW, None)
+    fresh = replace(deps, engagement=replace(deps.engagement, segments=stored), segments=stored)
+    backfill_contacts({"time": TIME, "segment": 0, "segments": 1, "run": "seg-buyers-v1"}, fresh)
+    assert {c: contacts.profile(c).segments for c in contacts.profiles} == {
+        c: {"buyers"} for c in contacts.profiles
+    }
+    stored.remove("buyers", NOW, None)
+    cached = replace(fresh, segments=None)  # the engagement's own book, as it is: not authoritative
+    assert backfill_contacts({"time": TIME, "segment": 0, "segments": 1}, cached)["changed"] == 0
+    answer = backfill_contacts({"time": TIME, "segment": 0, "segments": 1, "run": "seg-buyers-v3"}, fresh)
+    assert answer["changed"] == 2 and all(contacts.profile(c).segments == set() for c in contacts.profiles)

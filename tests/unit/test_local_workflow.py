@@ -213,3 +213,29 @@ def test_a_workflow_is_daily_and_a_per_item_step_has_a_step_before_it() -> None:
             at_hour=2,
             steps=(WorkflowStep("analytics_apply", each=EachItem("parts", "part", 1)),),
         )
+
+
+def test_a_run_started_on_demand_gives_its_steps_its_name_and_waits_out_its_settle_first() -> None:
+    """issue 13: the contacts back-fill's steps learn which segment's save started the run (its name), as
+    the cloud's map passes ``$states.context.Execution.Name``; the run first waits ``settle`` seconds
+    (the cloud's Wait state), none when the cache it waits out is 0 (the local stack's)."""
+    from infra.config import DeploymentConfig
+    from infra.wiring import CONTACTS_BACKFILL
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+    waits: list[float] = []
+
+    def invoke(name: str, payload: dict[str, Any]) -> Any:
+        calls.append((name, payload))
+        return {"segment": payload["segment"], "contacts": 0}
+
+    cloud = CONTACTS_BACKFILL.settle_seconds(DeploymentConfig())
+    runner = LocalWorkflow(CONTACTS_BACKFILL, segments=2, invoke=invoke, settle=cloud, sleep=waits.append)
+    runner.run(TIME, "seg-vip-v2")
+    assert waits == [35.0] and calls == [
+        ("backfill_contacts", {"time": TIME, "segment": 0, "segments": 2, "run": "seg-vip-v2"}),
+        ("backfill_contacts", {"time": TIME, "segment": 1, "segments": 2, "run": "seg-vip-v2"}),
+    ]
+    local = CONTACTS_BACKFILL.settle_seconds(DeploymentConfig(rulesCacheSeconds=0))
+    LocalWorkflow(CONTACTS_BACKFILL, segments=1, invoke=invoke, settle=local, sleep=waits.append).run(TIME)
+    assert waits == [35.0] and calls[-1] == ("backfill_contacts", {"time": TIME, "segment": 0, "segments": 1})

@@ -5,7 +5,7 @@ contacts, back-fills, and the announcements automations trigger on."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from shared.contacts.model import ContactRecord
 from shared.engagement.events import SegmentMembershipChanged
 from shared.scoring.decay import Decay
 from shared.segments.model import parse_segment
-from shared.usecases.engagement import MAX_WRITE_ITEMS, Engagement, on_change, reevaluate
+from shared.usecases.engagement import MAX_WRITE_ITEMS, Backfill, Engagement, on_change, reevaluate
 from tests.fakes import (
     CountingTelemetry,
     MemoryContactStore,
@@ -179,7 +179,7 @@ def test_many_segments_entered_at_once_are_written_in_parts_each_within_a_transa
     assert world.record().segments == frozenset() and max(world.stages.write_items) <= MAX_WRITE_ITEMS
 
 
-def test_a_removed_segment_loses_its_members_and_a_paused_one_keeps_them() -> None:
+def test_a_removed_segment_loses_its_members_through_its_backfill_and_a_paused_one_keeps_them() -> None:
     world = World()
     world.segment("vip", {"tag": "vip"})
     world.segment("kept", {"tag": "vip"})
@@ -189,8 +189,29 @@ def test_a_removed_segment_loses_its_members_and_a_paused_one_keeps_them() -> No
     world.segment("kept", {"tag": "vip"}, paused=True)
     del world.profile().tags["vip"]
     on_change(world.record(), world.deps)
+    assert world.record().segments == {"kept", "vip"}, (
+        "a stream evaluation's book may be a stale cached copy: it leaves ids it does not know alone"
+    )
+    on_change(world.record(), world.deps, backfill=Backfill(segment="vip"))  # the deletion's back-fill
     assert world.record().segments == {"kept"} and world.members("vip") == set()
-    assert world.announced()[-1] == ("vip", "left", False)
+    assert world.announced()[-1] == ("vip", "left", True)
+
+
+def test_a_stale_cached_book_never_drops_members_a_backfill_placed() -> None:
+    """The stage function's book is cached (``rulesCacheSeconds``): an instance still holding the book
+    from before a segment's save must not undo the members the segment's fresh back-fill placed."""
+    from shared.segments.catalogue import FixedSegments
+
+    world = World()
+    world.profile().tags["vip"] = NOW
+    stale = FixedSegments(world.segments.book())  # read before the save: no segment at all
+    world.segment("vip", {"tag": "vip"})
+    on_change(world.record(), world.deps, backfill=Backfill(segment="vip"))
+    assert world.record().segments == {"vip"}
+    world.profile().tags["kids"] = NOW  # a later change, evaluated by an instance with the stale book
+    on_change(world.record(), replace(world.deps, segments=stale))
+    assert world.record().segments == {"vip"} and world.members("vip") == {str(ANN)}
+    assert world.announced() == [("vip", "entered", True)]
 
 
 def test_a_contact_merged_away_leaves_its_segments_unannounced() -> None:
@@ -205,13 +226,36 @@ def test_a_contact_merged_away_leaves_its_segments_unannounced() -> None:
     assert world.announced() == [("vip", "entered", False)]
 
 
-def test_a_backfill_announces_what_it_finds_as_initial() -> None:
+def test_a_backfill_announces_what_it_finds_of_its_segment_as_initial() -> None:
     world = World()
     world.segment("vip", {"tag": "vip"})
     world.profile().tags["vip"] = NOW
-    on_change(world.record(), world.deps, backfill=True)
+    on_change(world.record(), world.deps, backfill=Backfill(segment="vip"))
     assert world.announced() == [("vip", "entered", True)]
-    assert on_change(world.record(), world.deps, backfill=True) == 0, "a back-fill run again finds nothing"
+    again = on_change(world.record(), world.deps, backfill=Backfill(segment="vip"))
+    assert again == 0, "a back-fill run again finds nothing"
+
+
+def test_a_backfill_for_another_segment_announces_a_real_change_as_one() -> None:
+    """A contact who lost a tag (the stream change not yet evaluated) is found by a back-fill that the save
+    of another segment started: the departure is genuine, so triggers that ignore ``initial`` see it."""
+    world = World()
+    world.segment("vip", {"tag": "vip"})
+    world.profile().tags["vip"] = NOW
+    on_change(world.record(), world.deps)
+    del world.profile().tags["vip"]
+    world.segment("kids", {"tag": "kids"})
+    world.profile().tags["kids"] = NOW
+    on_change(world.record(), world.deps, backfill=Backfill(segment="kids"))
+    assert world.announced() == [("vip", "entered", False), ("kids", "entered", True), ("vip", "left", False)]
+
+
+def test_a_backfill_by_hand_marks_nothing_initial() -> None:
+    world = World()
+    world.segment("vip", {"tag": "vip"})
+    world.profile().tags["vip"] = NOW
+    on_change(world.record(), world.deps, backfill=Backfill())
+    assert world.announced() == [("vip", "entered", False)]
 
 
 def test_segments_see_the_stage_the_evaluation_moves_the_contact_to() -> None:

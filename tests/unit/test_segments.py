@@ -309,9 +309,13 @@ def test_the_book_places_a_contact_in_its_segments_and_says_what_changed() -> No
         paused=frozenset({"frozen"}),
     )
     ann = contact(tags={"vip": NOW}, scores={"global": scored(80)}, segments=frozenset({"trial", "gone"}))
-    membership = segments.evaluate(ann, NOW, DECAY)
+    membership = segments.evaluate(ann, NOW, DECAY, authoritative=True)
     assert membership.segments == {"vip", "engaged"}
     assert membership.entered == ("engaged", "vip") and membership.left == ("gone", "trial")
+    cached = segments.evaluate(ann, NOW, DECAY)
+    assert cached.segments == {"vip", "engaged", "gone"} and cached.left == ("trial",), (
+        "a book that may be a stale copy leaves memberships of ids it does not know as they are"
+    )
     assert membership.changes_at == NOW + 3 * H + CHANGE_MARGIN
     kept = segments.evaluate(ann.model_copy(update={"segments": frozenset({"frozen"})}), NOW, DECAY)
     assert "frozen" in kept.segments, "a paused segment keeps its members as they are"
@@ -371,3 +375,124 @@ def test_segments_together_stay_within_their_limits() -> None:
     with pytest.raises(InvalidRequest, match=f"{MAX_SEGMENTS} segments are stored already"):
         put(deps, "too-many", segment({"tag": "vip"}))
     assert len(deps.segments.stored()) == MAX_SEGMENTS
+
+
+# --- the back-fill a change starts, in the admin's answer ------------------------------------------------------
+
+
+def admin_deps() -> Any:
+    from types import SimpleNamespace
+
+    from shared.clock import FixedClock
+    from tests.fakes import MemoryBackfills, MemorySegmentRepository
+
+    return SimpleNamespace(
+        segments=MemorySegmentRepository(), clock=FixedClock(NOW), backfills=MemoryBackfills()
+    )
+
+
+def change(deps: Any, method: str, segment_id: str, action: str = "", if_match: str | None = None) -> Any:
+    from shared.admin.segments import delete_segment, pause_segment, resume_segment
+    from shared.http import HttpRequest
+
+    route = f"{method} /admin/segments/{{segmentId}}{action}"
+    request = HttpRequest(
+        method=method,
+        path=f"/admin/segments/{segment_id}{action}",
+        route=route,
+        path_parameters={"segmentId": segment_id},
+        headers={"if-match": if_match} if if_match else {},
+    )
+    operation = {"DELETE": delete_segment, "/pause": pause_segment, "/resume": resume_segment}
+    return operation[action or method](request, deps)
+
+
+def test_a_change_answers_the_backfill_it_started() -> None:
+    deps = admin_deps()
+    saved = put(deps, "vip", segment({"tag": "vip"}))
+    assert saved.model_dump(mode="json")["backfill"] == {
+        "workflow": "contacts_backfill",
+        "name": "seg-vip-v1",
+        "started": True,
+        "status": "/admin/backfills/contacts_backfill/seg-vip-v1",
+        "error": None,
+    }
+    assert change(deps, "POST", "vip", "/pause").backfill is None, "paused: nobody moves"
+    resumed = change(deps, "POST", "vip", "/resume")
+    assert resumed.version == 3 and resumed.backfill.name == "seg-vip-v3" and resumed.backfill.started
+    deleted = change(deps, "DELETE", "vip")
+    assert deleted.backfill.name == "seg-vip-v4" and deleted.backfill.started, "its back-fill empties it"
+
+
+def test_a_name_or_description_edit_starts_no_backfill() -> None:
+    deps = admin_deps()
+    put(deps, "vip", segment({"tag": "vip"}))
+    renamed = put(deps, "vip", {**segment({"tag": "vip"}), "name": "VIPs", "description": "the best"})
+    assert renamed.version == 2 and renamed.backfill is None
+    assert list(deps.backfills.runs) == [("contacts_backfill", "seg-vip-v1")]
+    edited = put(deps, "vip", segment({"tag": "gold"}))
+    assert edited.backfill is not None and edited.backfill.name == "seg-vip-v3", "a new filter moves people"
+    change(deps, "DELETE", "vip")
+    again = put(deps, "vip", segment({"tag": "gold"}))
+    assert again.backfill is not None, "the same filter as before its deletion: its members were emptied"
+
+
+def test_a_save_whose_backfill_fails_to_start_stands_and_says_how_to_start_it() -> None:
+    from shared.admin.backfills import start_backfill
+    from shared.errors import DependencyUnavailable
+    from shared.http import HttpRequest
+
+    deps = admin_deps()
+    starting = deps.backfills.start
+
+    def down(workflow: str, name: str) -> bool:
+        raise DependencyUnavailable("Step Functions is unavailable; retry later")
+
+    deps.backfills.start = down
+    saved = put(deps, "vip", segment({"tag": "vip"}))
+    assert saved.version == 1 and deps.segments.stored()[0].version == 1, "the version is stored"
+    assert saved.backfill.model_dump() == {
+        "workflow": "contacts_backfill",
+        "name": "seg-vip-v1",
+        "started": None,
+        "status": "/admin/backfills/contacts_backfill/seg-vip-v1",
+        "error": "DependencyUnavailable: Step Functions is unavailable; retry later",
+    }
+    deps.backfills.start = starting  # the operator starts it by its name
+    request = HttpRequest(
+        method="POST",
+        path="/admin/backfills/contacts_backfill",
+        route="POST /admin/backfills/{workflow}",
+        path_parameters={"workflow": "contacts_backfill"},
+        body=json.dumps({"name": saved.backfill.name}),
+    )
+    assert start_backfill(request, deps).started is True
+    assert list(deps.backfills.runs) == [("contacts_backfill", "seg-vip-v1")]
+
+
+def test_a_stage_not_in_the_funnel_is_a_400_naming_it_and_saves_nothing() -> None:
+    from shared.segments.model import check_stages, parse_segment
+    from tests.fakes import MemoryEngagementConfig
+
+    deps = admin_deps()
+    deps.funnels = MemoryEngagementConfig()
+    stages = [s.id for s in deps.funnels.stored_funnel()[0].stages]
+    assert "lead" in stages and "leed" not in stages
+    for typo in (
+        {"field": "stage", "eq": "leed"},
+        {"not": {"field": "stage", "in": ["lead", "leed"]}},
+        {"any": [{"tag": "vip"}, {"all": [{"field": "stage", "ne": "leed"}]}]},
+    ):
+        with pytest.raises(
+            InvalidRequest, match="stage 'leed' is not in the funnel; its stages are subscriber"
+        ):
+            put(deps, "typo", segment(typo))
+    assert deps.segments.stored() == [] and deps.backfills.runs == {}
+    assert put(deps, "leads", segment({"field": "stage", "in": ["lead", "mql"]})).version == 1
+    with pytest.raises(InvalidRequest, match="stage 'a', 'b' are not in the funnel"):
+        check_stages(parse_segment("x", segment({"field": "stage", "in": ["b", "a"]})), stages)
+    check_stages(parse_segment("x", segment({"field": "quarter", "eq": "sales"})), [])  # not a stage
+    with pytest.raises(InvalidRequest, match="'salse' is not a quarter"):
+        parse_segment("x", segment({"field": "quarter", "eq": "salse"}))
+    with pytest.raises(InvalidRequest, match="'up' is not a direction"):
+        parse_segment("x", segment({"field": "direction", "eq": "up"}))
