@@ -23,10 +23,11 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def record_handler(record: DynamoDBRecord) -> None:
     new = new_event_from_stream(record.raw_event)
     if new is not None:
-        on_event(new.contact, new.event, new.key, runtime.automating(), position=new.position)
-        # issue 13: a conversion or unsubscribe of a contact exposed to a campaign or a holdout automation
+        # issue 13: counted first, each once (idempotent), so an automation that keeps failing on this
+        # record cannot take a conversion, an unsubscribe or a purchase's revenue with it
         count_conversions(new.contact, new.event, runtime.converting())
-        count_purchase(new.contact, new.event, new.key, runtime.purchase_metering())  # issue 13: metrics
+        count_purchase(new.contact, new.event, new.key, runtime.purchase_metering())
+        on_event(new.contact, new.event, new.key, runtime.automating(), position=new.position)
 
 
 @env_model(AutomationSettings)
