@@ -620,6 +620,10 @@ def _decode_log_cursor(cursor: str, contact: ContactId) -> tuple[str, str]:
     return key[0], key[1]
 
 
+# issue 13 (history growth): the outbox keys as the adapter lays them out (stage moves apart)
+from shared.adapters.stage_store import HISTORY, history_key, write_order
+
+
 @dataclass
 class MemoryOutboxEntry:
     output: Output
@@ -639,6 +643,10 @@ class MemoryStageStore:
     members: FakeSegmentMembers = field(default_factory=lambda: FakeSegmentMembers())
     #: issue 13: the items of each write made (the profile, announcements, memberships)
     write_items: list[int] = field(default_factory=list)
+    #: issue 13 (history growth): contact -> outbox keys not yet published (the profile's ``stagePending``)
+    pending_keys: dict[ContactId, set[str]] = field(default_factory=dict)
+    #: items ``pending`` read (the profile and each pending entry), as the adapter reads them
+    items_read: int = 0
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
         return self.contacts.profile(contact)
@@ -680,21 +688,27 @@ class MemoryStageStore:
             stage["due_at"] = None if evaluation.due_at is None else stored_time(evaluation.due_at)
         stage["pending_outputs"] = stage.get("pending_outputs", 0) + len(outputs)
         entries = self.outbox.setdefault(contact, {})
+        pending = self.pending_keys.setdefault(contact, set())
         for number, output in enumerate(outputs):
-            entries[f"STAGE#{seq:08d}#{number:02d}"] = MemoryOutboxEntry(output)
+            key = history_key(seq, number, output)
+            entries[key] = MemoryOutboxEntry(output)
+            pending.add(key)
         return True
 
     def pending(self, contact: ContactId) -> list[Pending]:
+        """As the adapter reads it: the profile, then each listed pending entry by key."""
         entries = self.outbox.get(contact, {})
+        keys = sorted(self.pending_keys.get(contact, set()), key=write_order)
+        self.items_read += 1 + len(keys)
         return [
             Pending(key=key, output=e.output, done=frozenset(e.delivered | e.refused.keys()))
-            for key, e in sorted(entries.items())
-            if not e.published
+            for key in keys
+            if not (e := entries[key]).published
         ]
 
     def history(self, contact: ContactId, limit: int) -> list[Output]:
         entries = self.outbox.get(contact, {})
-        return [entries[key].output for key in sorted(entries, reverse=True)[:limit]]
+        return [entries[key].output for key in sorted(entries, key=write_order, reverse=True)[:limit]]
 
     def leave_segments(self, contact: ContactId, segments: frozenset[str]) -> None:
         for segment in segments:
@@ -713,6 +727,7 @@ class MemoryStageStore:
             entry.refused.update(delivery.refused)
             if delivery.complete and not entry.published:
                 entry.published = True
+                self.pending_keys.get(contact, set()).discard(delivery.key)
                 stage = self.contacts.profiles[contact].stage
                 stage["pending_outputs"] = stage.get("pending_outputs", 0) - 1
 
@@ -2160,10 +2175,15 @@ class MemoryStageTimeline:
     """``shared.usecases.metrics.StageTimeline`` over a stage store's history (``MemoryStageStore``)."""
 
     stages: MemoryStageStore
+    #: history entries read, as the adapter reads them: the stage moves alone (``STAGE#``), newest first
+    items_read: int = 0
 
     def stage_at(self, contact: ContactId, at: datetime) -> str | None:
         found: str | None = None
-        for output in self.stages.history(contact, 1_000_000):  # newest first
+        entries = self.stages.outbox.get(contact, {})
+        for key in sorted((k for k in entries if k.startswith(HISTORY)), key=write_order, reverse=True):
+            output = entries[key].output
+            self.items_read += 1
             if not isinstance(output, ContactStageChanged):
                 continue
             if output.at <= at:

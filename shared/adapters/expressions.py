@@ -48,6 +48,10 @@ class Expression:
         alias = self.name(attribute)
         self.sets.append(f"{alias}=if_not_exists({alias},{self.value(attribute_value)})")
 
+    def copy(self, attribute: str, source: str) -> None:
+        """``attribute`` set to the item's ``source`` attribute (which must exist)."""
+        self.sets.append(f"{self.name(attribute)}={self.name(source)}")
+
     def add(self, attribute: str, attribute_value: Any) -> None:
         self.adds.append(f"{self.name(attribute)} {self.value(attribute_value)}")
 

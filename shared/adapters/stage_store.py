@@ -4,6 +4,19 @@ Every write here sets ``lastWriter = stage``; the stream trigger never passes th
 writes of tracking, automations, the preference links and the nightly analytics), so the stage
 function never triggers itself. Segment memberships (issue 13) are written with the stage write: the
 profile's ``segments`` and an item per membership (``shared.adapters.segment_members``).
+
+The history and outbox, in the contact's partition, cost what the work costs, however old the contact:
+
+- stage moves (``ContactStageChanged``) under ``STAGE#<seq>#<n>``, kept (the card's history, the lifecycle
+  metrics' ``stage_at``, which reads these alone); every other announcement (segment, threshold, quarter,
+  lead routed) under ``ANNOUNCED#<seq>#<n>``, which expires ``kept`` after its time once published
+  (``expiresAt``, the table's TTL; an unpublished one never expires);
+- the keys still pending are listed on the profile (``stagePending``, a string set, changed in the same
+  transactions as ``pendingOutputs``): ``pending`` reads those items by key, never the published history.
+
+Written before this layout: every announcement under ``STAGE#`` and no ``stagePending``. Those still
+pending make ``pendingOutputs`` exceed the listed keys, and only then is ``STAGE#`` queried for them, as
+before; ``stage_at`` skips their non-move items with a filter (their number no longer grows).
 """
 
 from __future__ import annotations
@@ -12,7 +25,7 @@ import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -33,6 +46,7 @@ from shared.adapters.dynamodb import (
     failure,
     n,
     query_all,
+    retried,
     s,
     ss,
     transact_if,
@@ -42,7 +56,7 @@ from shared.adapters.segment_members import membership_item, membership_key
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.engagement.events import Output
+from shared.engagement.events import ContactStageChanged, Output
 from shared.engagement.routing import Salesperson
 from shared.engagement.transitions import Evaluation
 from shared.scoring.decay import Decay
@@ -50,9 +64,21 @@ from shared.scoring.model import DimensionScore
 from shared.tracking.timestamps import format_time
 from shared.usecases.engagement import Delivery, Pending
 
+#: stage moves (before the layout above: every announcement)
 HISTORY = "STAGE#"
+#: the stage function's other announcements: segment, threshold and quarter changes, leads routed
+ANNOUNCED = "ANNOUNCED#"
+#: profile: the outbox keys not yet published (a string set)
+PENDING = "stagePending"
+#: an ``ANNOUNCED#`` item: when it may go once published (epoch seconds), copied to the TTL attribute then
+KEEP_UNTIL = "keepUntil"
+#: the contacts table's TTL attribute (``shared.adapters.tables.CONTACTS``)
+EXPIRES = "expiresAt"
+#: how long an announcement other than a stage move stays in the history (the card shows the latest)
+ANNOUNCEMENTS_KEPT = timedelta(days=90)
 WRITER = "stage"
 BY_DUE = CONTACTS.global_indexes[0]
+STORE = "the contact store"
 _OUTPUT = TypeAdapter(Output)
 
 
@@ -134,11 +160,20 @@ def due_entries(client: Any, table: str, shards: int, now: datetime) -> list[tup
 
 
 class DynamoStageStore:
-    def __init__(self, client: Any, *, contacts_table: str, decay: Decay, due_shards: int = 8) -> None:
+    def __init__(
+        self,
+        client: Any,
+        *,
+        contacts_table: str,
+        decay: Decay,
+        due_shards: int = 8,
+        announcements_kept: timedelta = ANNOUNCEMENTS_KEPT,
+    ) -> None:
         self._db = client
         self._table = contacts_table
         self._decay = decay
         self._shards = due_shards
+        self._kept = announcements_kept
 
     def profile(self, contact: ContactId) -> ContactRecord | None:
         return read_profile(self._db, self._table, contact)
@@ -190,6 +225,7 @@ class DynamoStageStore:
                 x.remove(SEGMENTS)
         if outputs:
             x.add("pendingOutputs", n(len(outputs)))
+            x.add(PENDING, ss(history_key(seq, number, o) for number, o in enumerate(outputs)))
         sequence = x.name("stageSeq")
         expected = x.value(n(record.stage_seq))
         guard = f"({sequence} = {expected} OR (attribute_not_exists({sequence}) AND {expected} = {x.value(n(0))}))"
@@ -308,26 +344,85 @@ class DynamoStageStore:
 
     def _history(self, contact: ContactId, seq: int, number: int, output: Output) -> dict[str, Any]:
         detail = output.model_dump(mode="json", by_alias=True)
-        return {
+        item = {
             "pk": partition(contact),
-            "sk": s(f"{HISTORY}{seq:08d}#{number:02d}"),
+            "sk": s(history_key(seq, number, output)),
             "type": s(output.detail_type),
             "at": s(format_time(output.at)),
             "output": s(json.dumps({"detail_type": output.detail_type, **detail}, separators=(",", ":"))),
             "published": {"BOOL": False},
         }
+        if not isinstance(output, ContactStageChanged):
+            item[KEEP_UNTIL] = n(int((output.at + self._kept).timestamp()))
+        return item
 
     def history(self, contact: ContactId, limit: int) -> list[Output]:
-        page = self._db.query(
-            TableName=self._table,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
-            ExpressionAttributeValues={":pk": partition(contact), ":h": s(HISTORY)},
-            ScanIndexForward=False,
-            Limit=limit,
-        )
-        return [_output(item) for item in page.get("Items", [])]
+        """The latest ``limit`` announcements, newest first: the latest of each prefix, merged."""
+        items: list[dict[str, Any]] = []
+        for prefix in (HISTORY, ANNOUNCED):
+            try:
+                page = retried(
+                    lambda prefix=prefix: self._db.query(
+                        TableName=self._table,
+                        KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+                        ExpressionAttributeValues={":pk": partition(contact), ":h": s(prefix)},
+                        ScanIndexForward=False,
+                        Limit=limit,
+                    ),
+                    STORE,
+                )
+            except Exception as exc:
+                raise failure(exc, STORE) from exc
+            items += page.get("Items", [])
+        items.sort(key=lambda item: write_order(item["sk"]["S"]), reverse=True)
+        return [_output(item) for item in items[:limit]]
 
     def pending(self, contact: ContactId) -> list[Pending]:
+        """The profile's pending keys, each item read by key; the ``STAGE#`` items queried only while
+        announcements written before those keys were listed are still pending (``pendingOutputs`` counts
+        more than the list)."""
+        try:
+            profile = (
+                retried(
+                    lambda: self._db.get_item(
+                        TableName=self._table,
+                        Key=profile_key(contact),
+                        ProjectionExpression="#k, #c",
+                        ExpressionAttributeNames={"#k": PENDING, "#c": "pendingOutputs"},
+                        ConsistentRead=True,
+                    ),
+                    STORE,
+                ).get("Item")
+                or {}
+            )
+        except Exception as exc:
+            raise failure(exc, STORE) from exc
+        keys = set(profile.get(PENDING, {}).get("SS", ()))
+        found: dict[str, dict[str, Any]] = {}
+        if int(profile.get("pendingOutputs", {}).get("N", "0")) > len(keys):
+            found = {item["sk"]["S"]: item for item in self._unlisted_pending(contact)}
+        for key in sorted(keys - found.keys()):
+            try:
+                item = retried(
+                    lambda key=key: self._db.get_item(
+                        TableName=self._table,
+                        Key={"pk": partition(contact), "sk": s(key)},
+                        ConsistentRead=True,
+                    ),
+                    STORE,
+                ).get("Item")
+            except Exception as exc:
+                raise failure(exc, STORE) from exc
+            if item and not item.get("published", {}).get("BOOL", False):
+                found[key] = item
+        return [
+            Pending(key=key, output=_output(item), done=_done(item))
+            for key, item in sorted(found.items(), key=lambda pair: write_order(pair[0]))
+        ]
+
+    def _unlisted_pending(self, contact: ContactId) -> list[dict[str, Any]]:
+        """Unpublished ``STAGE#`` items, the whole history queried (announcements written before the
+        pending keys were listed on the profile)."""
         request = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :h)",
@@ -339,10 +434,7 @@ class DynamoStageStore:
             },
             "ConsistentRead": True,
         }
-        return [
-            Pending(key=item["sk"]["S"], output=_output(item), done=_done(item))
-            for item in query_all(self._db, request, "the contact store")
-        ]
+        return query_all(self._db, request, STORE)
 
     def mark_delivered(self, contact: ContactId, deliveries: Sequence[Delivery]) -> None:
         """One transaction per 99 entries: channels added to ``delivered`` (a set: repeats are harmless),
@@ -369,19 +461,26 @@ class DynamoStageStore:
             condition = None
             if delivery.complete:
                 x.set("published", {"BOOL": True})
+                if delivery.key.startswith(ANNOUNCED):  # kept until then, once published
+                    x.copy(EXPIRES, KEEP_UNTIL)
                 condition = f"{x.name('published')} = {x.value({'BOOL': False})}"
             if x.sets or x.adds:
                 key = {"pk": partition(contact), "sk": s(delivery.key)}
                 items.append({"Update": x.update(self._table, key, condition)})
-        complete = sum(1 for d in deliveries if d.complete)
+        complete = [d.key for d in deliveries if d.complete]
         if complete:
             items.append(
                 {
                     "Update": {
                         "TableName": self._table,
                         "Key": profile_key(contact),
-                        "UpdateExpression": "ADD pendingOutputs :minus SET lastWriter = :w",
-                        "ExpressionAttributeValues": {":minus": n(-complete), ":w": s(WRITER)},
+                        "UpdateExpression": "ADD pendingOutputs :minus DELETE #k :keys SET lastWriter = :w",
+                        "ExpressionAttributeNames": {"#k": PENDING},
+                        "ExpressionAttributeValues": {
+                            ":minus": n(-len(complete)),
+                            ":keys": ss(complete),
+                            ":w": s(WRITER),
+                        },
                     }
                 }
             )
@@ -390,6 +489,18 @@ class DynamoStageStore:
     @staticmethod
     def _failure(exc: Exception) -> BaseException:
         return failure(exc, "the contact store")
+
+
+def history_key(seq: int, number: int, output: Output) -> str:
+    """An announcement's sort key: its prefix by kind, then the write's sequence and its place in it."""
+    prefix = HISTORY if isinstance(output, ContactStageChanged) else ANNOUNCED
+    return f"{prefix}{seq:08d}#{number:02d}"
+
+
+def write_order(key: str) -> tuple[int, int]:
+    """(stage sequence, place in the write) of a history key, whatever its prefix."""
+    _, seq, number = key.rsplit("#", 2)
+    return int(seq), int(number)
 
 
 def profile_from_stream(record: dict[str, Any]) -> ContactRecord | None:

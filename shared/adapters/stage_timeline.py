@@ -1,8 +1,10 @@
 """The stage a contact was in at a given time, from its stage history on the contacts table
 (``shared.usecases.metrics.StageTimeline``): the ``STAGE#`` items the stage function writes with each move.
 
-The history is read newest first, a page at a time, only as far back as the time asked about: for a
-purchase just recorded, usually one request.
+The moves are read newest first, a page at a time, only as far back as the time asked about: for a
+purchase just recorded, one request of a few items. Only stage moves are written under ``STAGE#`` (the
+other announcements are under ``ANNOUNCED#``), so what is read does not grow with a contact's segment,
+threshold or quarter changes; the filter skips the other announcements written there before that layout.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from shared.adapters.stage_store import HISTORY
 from shared.contacts.identity import ContactId
 from shared.engagement.events import ContactStageChanged
 
-#: History items read per page (announcements of other kinds are filtered out after the read).
-PAGE = 25
+#: Moves read per page (older items of other kinds are filtered out after the read).
+PAGE = 8
 WHAT = "the stage history"
 
 

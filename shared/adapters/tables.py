@@ -53,6 +53,8 @@ class TableSpec:
 #: could move carry ``dueShard`` and ``dueKey`` (``<due time>#<contact>``). ``bySegment`` (issue 13) lists
 #: a segment's members: only membership items (sk ``SEGMENT#<segment>``) carry ``segmentShard``
 #: (``<segment>#<0..15>``, spreading a big segment over 16 partitions) and ``segmentMember`` (the contact).
+#: TTL ``expiresAt``: only published announcements under ``ANNOUNCED#`` carry it (``shared.adapters.stage_store``);
+#: the stream triggers pass profile writes only, never its removals.
 CONTACTS = TableSpec(
     id="contacts",
     env="CONTACTS_TABLE_NAME",
@@ -62,6 +64,8 @@ CONTACTS = TableSpec(
         GlobalIndex(name="bySegment", partition_key="segmentShard", sort_key="segmentMember"),
     ),
     stream=True,
+    # --- issue 13: stage history growth: published announcements other than stage moves expire ---
+    ttl_attribute="expiresAt",
 )
 
 #: The event log: one item per contact and call, under the contact's partition. A call that carries its

@@ -111,6 +111,11 @@ def test_tables_match_their_specs_and_are_protected(template, spec) -> None:
 def test_contacts_stream_and_event_log_ttl(template) -> None:
     assert by_env(template, CONTACTS.env)["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert by_env(template, EVENTS.env)["TimeToLiveSpecification"]["AttributeName"] == "expiresAt"
+    # issue 13 (history growth): published announcements other than stage moves expire
+    assert by_env(template, CONTACTS.env)["TimeToLiveSpecification"] == {
+        "AttributeName": "expiresAt",
+        "Enabled": True,
+    }
 
 
 def test_tables_are_retained_when_the_stack_goes(template) -> None:

@@ -621,11 +621,12 @@ def route_ann(send, stream, clock) -> None:
 
 
 def routed_entry(aws) -> dict[str, Any]:
-    """Ann's outbox entry for her LeadRouted announcement."""
+    """Ann's outbox entry for her LeadRouted announcement (announcements other than stage moves are under
+    ``ANNOUNCED#``)."""
     items = aws.query(
         TableName=os.environ["CONTACTS_TABLE_NAME"],
         KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
-        ExpressionAttributeValues={":pk": {"S": "C#user_id:ann"}, ":h": {"S": "STAGE#"}},
+        ExpressionAttributeValues={":pk": {"S": "C#user_id:ann"}, ":h": {"S": "ANNOUNCED#"}},
         ConsistentRead=True,
     )["Items"]
     (entry,) = [i for i in items if i["type"]["S"] == "LeadRouted"]

@@ -128,6 +128,7 @@ def ann_everywhere(aws, send, merges, stream, automations_api):
     for prefix in (
         "contacts:PROFILE",
         "contacts:STAGE#",
+        "contacts:ANNOUNCED#",
         "contacts:RUN#",
         "contacts:TIMER#",
         "contacts:SEND#",
