@@ -110,14 +110,13 @@ def one_count(count: int, contacts: int = CONTACTS) -> dict[str, Any]:
     """The three changes for ``contacts`` contacts with ``count`` segments stored."""
     from bench.capacity import item_size
     from bench.hosted import hosted
+    from shared.adapters import tables
     from shared.adapters.segment_members import MEMBERSHIP
     from shared.adapters.segment_store import DynamoSegmentStore
-    from shared.adapters.tables import CONFIG
-    from shared.adapters.tables import CONTACTS as CONTACTS_TABLE
 
     stored = segments(count)
     with hosted(FUNCTIONS, start=START, streams=("aggregation", "stage_transition")) as running:
-        store = DynamoSegmentStore(running.db, table=running.names[CONFIG.id], cache_seconds=0)
+        store = DynamoSegmentStore(running.db, table=running.names[tables.CONFIG.id], cache_seconds=0)
         for segment in stored:
             store.save(segment, START, None)
         users = [f"u{n:03d}" for n in range(contacts)]
@@ -145,7 +144,7 @@ def one_count(count: int, contacts: int = CONTACTS) -> dict[str, Any]:
             running.drain()
 
         results.append(_measured(running, "enter", contacts, enter))
-        members_after_enter = _members(running, CONTACTS_TABLE.id, MEMBERSHIP)
+        members_after_enter = _members(running, tables.CONTACTS.id, MEMBERSHIP)
 
         def leave() -> None:
             running.clock.advance(timedelta(days=31))
@@ -154,13 +153,15 @@ def one_count(count: int, contacts: int = CONTACTS) -> dict[str, Any]:
             running.drain()
 
         results.append(_measured(running, "leave", contacts, leave))
-        members_after_leave = _members(running, CONTACTS_TABLE.id, MEMBERSHIP)
+        members_after_leave = _members(running, tables.CONTACTS.id, MEMBERSHIP)
 
         # what one read of the segment book costs (the harness's own read, billed to ``process``)
         with running.measuring():
-            book = DynamoSegmentStore(running.db, table=running.names[CONFIG.id], cache_seconds=0).book()
+            book = DynamoSegmentStore(
+                running.db, table=running.names[tables.CONFIG.id], cache_seconds=0
+            ).book()
         book_rru = running.meter.units("read", operation="Query")
-        book_bytes = sum(item_size(i) for i in running.items(CONFIG.id) if i["pk"]["S"] == "SEGMENTS")
+        book_bytes = sum(item_size(i) for i in running.items(tables.CONFIG.id) if i["pk"]["S"] == "SEGMENTS")
     return {
         "segments": count,
         "conditions": _stored_conditions(stored),
