@@ -88,7 +88,7 @@ class MemberIndex:
         if "ExclusiveStartKey" in request:
             last = request["ExclusiveStartKey"]["segmentMember"]["S"]
             start = bisect.bisect_right([row[0] for row in rows], last) if rows else 0
-        limit = int(request.get("Limit") or len(rows) or 1)
+        limit = int(request["Limit"]) if request.get("Limit") else None
         taken, size = [], 0
         stopped = False
         for row in rows[start:]:
@@ -97,7 +97,7 @@ class MemberIndex:
                 break
             taken.append(row)
             size += row[2]
-        if len(taken) == limit:
+        if limit is not None and len(taken) == limit:
             stopped = True  # DynamoDB stops on the limit and says where, whether or not more follow
         self.requests += 1
         self.read += len(taken)
@@ -281,6 +281,7 @@ def on_moto(count: int = MOTO_RECIPIENTS, rate: int = RATES[0]) -> dict[str, Any
             entries = {op: n for (f, op), n in running.requests.entries.items() if f == "campaigns"}
             wru = running.meter.units("write", function="campaigns")
             rru = running.meter.units("read", function="campaigns")
+            member_rru = running.meter.units("read", function="campaigns", index="bySegment")
             wru_by = {
                 f"{op}{' (transaction)' if t else ''} {table}{' ' + index if index else ''}": units
                 for (op, t, table, index), units in running.meter.by(
@@ -299,6 +300,7 @@ def on_moto(count: int = MOTO_RECIPIENTS, rate: int = RATES[0]) -> dict[str, Any
         "entries": entries,
         "wru": wru,
         "rru": rru,
+        "member_rru": member_rru,
         "wru_by": wru_by,
         "exposed": len(exposures),
         "holdout": arms.get(HOLDOUT, 0),
@@ -315,6 +317,15 @@ def _queue_depth(running: Any) -> int:
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
     )
     return int(answer["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def run(count: int = RECIPIENTS, moto_count: int = MOTO_RECIPIENTS) -> dict[str, Any]:
+    """At ``count`` for each rate, and on moto at ``moto_count`` with the fakes' prediction for it."""
+    return {
+        "at_scale": [in_process(count, rate) for rate in RATES],
+        "predicted": in_process(moto_count, RATES[0]),
+        "moto": on_moto(moto_count, RATES[0]),
+    }
 
 
 if __name__ == "__main__":
