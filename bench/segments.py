@@ -91,6 +91,8 @@ def membership_section(runs: Sequence[Mapping[str, Any]], prices: Prices = PRICE
         for r in runs[1:]
     )
     cpu = " | ".join(f"{r['evaluation']['us_per_record']:,.0f} µs" for r in runs)
+    stage_config = sum(c["functions"]["stage_transition"]["config_reads"] for c in runs[-1]["cases"])
+    timers_config = sum(c["functions"]["timers"]["config_reads"] for c in runs[-1]["cases"])
     heads = " | ".join(f"{r['segments']} segments" for r in runs)
     largest = runs[-1]
     enter = next(c for c in largest["cases"] if c["case"] == "enter")
@@ -137,10 +139,14 @@ conditions of every kind that the contacts do not match. Per contact change, sta
   one transaction with the profile, the membership item and the announcement, then the announcement
   published (`PutEvents`) and marked (a second transaction). The same with 10 or 100 segments stored; with
   none, the same change writes nothing. A due-time departure is the timer function's: its due read (a
-  `Query` of each of the {shards} due-index shards, for all the contacts due at once) and the same move.
+  `Query` of each of the {shards} due-index shards, for all the contacts due at once), the contact read three
+  times (for the automations' lapses, for the re-evaluation, and again before the move, as on the stream:
+  two reads more than the move needs) and the same move.
 - **The segment book** (every segment's current version, one `Query` of the config table) is read once per
-  function instance per `rulesCacheSeconds` (30 s) and kept compiled: {books}. Reads of the config table
-  in the runs above (all contacts together): {", ".join(f"{r['segments']} segments: {sum(_function_cost(c, upkeep)['config_reads'] for c in r['cases'])}" for r in runs)}.
+  function instance per `rulesCacheSeconds` (30 s) and kept compiled: {books}. In the measured changes the
+  stage function read the config table {stage_config} times (its instance had read the book before, when the
+  contacts arrived), the timer function {timers_config} times (its first run: the funnel, the automations'
+  and the segments' books).
 - **Estimated cost** (list prices, us-east-1; an estimate): a contact entering or leaving a segment,
   {enter_cost["wru"]:.0f} WRU + {enter_cost["rru"]:.1f} RRU + {enter_cost["events"]:.0f} event, about
   **${per_million:,.2f} per million moves**; a change that moves nothing, no request, and with 100 segments
@@ -360,8 +366,10 @@ def campaigns_section(result: Mapping[str, Any], prices: Prices = PRICES) -> str
     timeout = estimates[0]["timeout"]
     overlap = (
         f"A run outlasts its minute above some {60 * throughput:,.0f} recipients a minute: the next scheduled run then "
-        "starts beside it and plans the same page (one effect: its exposures exist, its requests have the same "
-        "ids, its cursor save fails and it stops), which costs that page's requests twice. "
+        "starts beside it (the function has no reserved concurrency of 1) and plans the same page: one effect "
+        "(one of the two cursor saves fails and that run stops; the send ledger sends a request id once), but the "
+        "page's requests are made twice, and more where its exposures were written already (a refused chunk is "
+        "written again one exposure at a time). "
         + (
             f"At {fastest:,} a minute, the most a campaign may ask, a run would need some {need:,.0f} s, past the "
             f"{timeout} s timeout: the planner stops {SAFETY_SECONDS:.0f} s before it and the next run goes on from "
