@@ -5,7 +5,8 @@ capacity's, ``python -m bench rates`` only the rate limiter's, ``python -m bench
 automations' and timers', ``python -m bench delivery`` only delivery's.
 ``python -m bench rhythm`` only the synthetic rhythm check (churn risk against BG/NBD), ``python -m bench
 cdnow`` only the churn probability on CDNOW against the BTYD baselines, ``python -m bench nightly`` only the
-nightly analytics job at scale.
+nightly analytics job at scale. ``python -m bench segments`` only issue 13's: segments, back-fills, campaigns
+and lifecycle metrics.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main(sections: list[str]) -> int:
         return 0
     # issue 12: the churn risk on synthetic rhythms, the churn probability on CDNOW, the nightly job at scale
     analytics = {"rhythm": churn_rhythm, "cdnow": churn_on_cdnow, "nightly": nightly_at_scale}
+    analytics["segments"] = segments_campaigns_metrics  # issue 13
     if len(sections) == 1 and sections[0] in analytics:
         analytics[sections[0]](where)
         print("BENCHMARKS.md updated", flush=True)
@@ -61,7 +63,7 @@ def main(sections: list[str]) -> int:
     if sections:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
-            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly'",
+            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments'",
             file=sys.stderr,
         )
         return 2
@@ -196,6 +198,7 @@ consistent read, one transaction and one publish; on moto that ran at
     churn_rhythm(where)
     churn_on_cdnow(where)
     nightly_at_scale(where)
+    segments_campaigns_metrics(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -275,6 +278,14 @@ def nightly_at_scale(where: str) -> None:
     from bench import nightly
 
     write_section("nightly", nightly.run(where))
+
+
+def segments_campaigns_metrics(where: str) -> None:
+    """Issue 13: membership upkeep per contact change, the contacts back-fill and campaign planning at
+    100,000, metric reports per call; counts within one run, estimated costs at list prices."""
+    from bench import segments
+
+    write_section("segments", segments.run(where))
 
 
 if __name__ == "__main__":
