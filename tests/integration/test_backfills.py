@@ -347,3 +347,30 @@ def test_a_saved_segment_back_fills_the_contacts_already_there_once(
     )
     assert status == 200 and saved["version"] == 3 and saved["backfill"] is None
     assert engine.steps == {"backfill_contacts": 2 * SEGMENTS}
+
+
+def test_a_backfill_announces_another_segments_real_change_as_one(
+    aws, send, stream, engine, bus_events
+) -> None:
+    """Ann lost her tag, and the back-fill of another segment's save evaluates her before the stream does:
+    her departure from the segment she was in is genuine (``initial`` false), her entry into the saved
+    segment is what she already was (``initial`` true)."""
+
+    def save(segment_id: str, tag: str) -> None:
+        body = {"name": segment_id.title(), "filter": {"tag": tag}}
+        status, saved, _ = call_admin("PUT", "/admin/segments/{segmentId}", {"segmentId": segment_id}, body)
+        assert status == 200 and saved["backfill"]["started"] is True, saved
+
+    save("parents", "kids")
+    send("/v1/identify", {"userId": "ann", "traits": {"tags": ["kids", "golf"]}})
+    stream.drain()
+    bus_events()
+    send("/v1/identify", {"userId": "ann", "traits": {"tags": ["-kids"]}})  # not evaluated yet
+    save("golfers", "golf")
+    changes = [e["detail"] for e in bus_events() if e["detail-type"] == "SegmentChanged"]
+    assert sorted((e["segment"], e["change"], e["initial"]) for e in changes) == [
+        ("golfers", "entered", True),
+        ("parents", "left", False),
+    ]
+    stream.drain()
+    assert not [e for e in bus_events() if e["detail-type"] == "SegmentChanged"], "announced once"
