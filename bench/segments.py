@@ -366,10 +366,8 @@ def campaigns_section(result: Mapping[str, Any], prices: Prices = PRICES) -> str
     timeout = estimates[0]["timeout"]
     overlap = (
         f"A run outlasts its minute above some {60 * throughput:,.0f} recipients a minute: the next scheduled run then "
-        "starts beside it (the function has no reserved concurrency of 1) and plans the same page: one effect "
-        "(one of the two cursor saves fails and that run stops; the send ledger sends a request id once), but the "
-        "page's requests are made twice, and more where its exposures were written already (a refused chunk is "
-        "written again one exposure at a time). "
+        "starts beside it and finds the campaign leased by the busy run (a lease in the campaign's state, to the "
+        "busy run's deadline), so it skips it: no page is planned twice. "
         + (
             f"At {fastest:,} a minute, the most a campaign may ask, a run would need some {need:,.0f} s, past the "
             f"{timeout} s timeout: the planner stops {SAFETY_SECONDS:.0f} s before it and the next run goes on from "
