@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.adapters.contact_items import PROFILE, record_from_item
-from shared.adapters.dynamodb import failure, retried
+from shared.adapters.dynamodb import scan_pages
 from shared.usecases.backfills import ProfilePage
 
 WHAT = "the contacts table"
@@ -35,18 +35,5 @@ class DynamoProfileScan:
             "ExpressionAttributeNames": {"#sk": "sk"},
             "ExpressionAttributeValues": {":profile": {"S": PROFILE}},
         }
-        if self._page_size:
-            request["Limit"] = self._page_size
-        while True:
-            try:
-                page = retried(lambda: self._db.scan(**request), WHAT)
-            except Exception as exc:
-                raise failure(exc, WHAT) from exc
-            start = page.get("LastEvaluatedKey")
-            yield ProfilePage(
-                profiles=[record_from_item(item) for item in page.pop("Items", [])],
-                read=page.get("ScannedCount", 0),
-            )
-            if not start:
-                return
-            request["ExclusiveStartKey"] = start
+        for items, read in scan_pages(self._db, request, WHAT, self._page_size):
+            yield ProfilePage(profiles=[record_from_item(item) for item in items], read=read)

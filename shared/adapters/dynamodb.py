@@ -223,6 +223,25 @@ def query_all(client: Any, request: Mapping[str, Any], what: str) -> list[dict[s
             return items
 
 
+def scan_pages(
+    client: Any, request: Mapping[str, Any], what: str, page_size: int | None = None
+) -> Iterator[tuple[list[dict[str, Any]], int]]:
+    """One parallel-scan segment's pages as read (the next is read when asked for): each page's items and
+    how many items DynamoDB read for it (``ScannedCount``: what a filtered Scan is billed by). ``page_size``
+    caps the items read per page (None: DynamoDB's 1 MB pages)."""
+    page_request: dict[str, Any] = {**request, **({"Limit": page_size} if page_size else {})}
+    while True:
+        try:
+            page = retried(lambda request=page_request: client.scan(**request), what)
+        except Exception as exc:
+            raise failure(exc, what) from exc
+        yield page.get("Items", []), page.get("ScannedCount", 0)
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return
+        page_request = {**page_request, "ExclusiveStartKey": start}
+
+
 def batch_write(
     client: Any,
     table: str,

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared.adapters.contact_items import BASKET, PURCHASED_AT
-from shared.adapters.dynamodb import error_code, failure, js, retried, s
+from shared.adapters.dynamodb import error_code, failure, js, retried, s, scan_pages
 from shared.tracking.baskets import Basket
 from shared.tracking.behaviours import Behaviour
 from shared.tracking.stored import expanded
@@ -57,22 +57,9 @@ class DynamoUnindexedPurchases:
             },
             "ExpressionAttributeValues": {":purchase": s(Behaviour.PURCHASE.value)},
         }
-        if self._page_size:
-            request["Limit"] = self._page_size
-        while True:
-            try:
-                page = retried(lambda: self._db.scan(**request), WHAT)
-            except Exception as exc:
-                raise failure(exc, WHAT) from exc
-            start = page.get("LastEvaluatedKey")
-            items = page.pop("Items", [])
+        for items, read in scan_pages(self._db, request, WHAT, self._page_size):
             purchases = [p for p in map(_purchase, items) if p is not None]
-            yield UnindexedPage(
-                purchases=purchases, read=page.get("ScannedCount", 0), unreadable=len(items) - len(purchases)
-            )
-            if not start:
-                return
-            request["ExclusiveStartKey"] = start
+            yield UnindexedPage(purchases=purchases, read=read, unreadable=len(items) - len(purchases))
 
     def index(self, purchase: UnindexedPurchase, bought: Basket) -> bool:
         names = {"#pk": "pk", "#at": PURCHASED_AT, "#behaviour": "behaviour"}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from shared.adapters.contact_items import BASKET, BY_PURCHASE, PURCHASED_AT, scanned_purchases
-from shared.adapters.dynamodb import failure, retried
+from shared.adapters.dynamodb import scan_pages
 from shared.usecases.analytics import ScannedPage
 
 WHAT = "the purchase index"
@@ -35,17 +35,5 @@ class DynamoPurchaseScan:
             "ProjectionExpression": "#k, #t, #r, #b",
             "ExpressionAttributeNames": {"#k": "pk", "#t": PURCHASED_AT, "#r": "revenue", "#b": BASKET},
         }
-        if self._page_size:
-            request["Limit"] = self._page_size
-        while True:
-            try:
-                page = retried(lambda: self._db.scan(**request), WHAT)
-            except Exception as exc:
-                raise failure(exc, WHAT) from exc
-            start = page.get("LastEvaluatedKey")
-            yield ScannedPage(
-                purchases=scanned_purchases(page.pop("Items", [])), read=page.get("ScannedCount", 0)
-            )
-            if not start:
-                return
-            request["ExclusiveStartKey"] = start
+        for items, read in scan_pages(self._db, request, WHAT, self._page_size):
+            yield ScannedPage(purchases=scanned_purchases(items), read=read)
