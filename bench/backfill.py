@@ -362,7 +362,8 @@ def memory_profile(record: Any) -> Any:
 def counted_stages(contacts: Any) -> Any:
     """``MemoryStageStore`` with the requests ``DynamoStageStore`` sends for each call counted: a profile
     read is a ``GetItem``, a write one ``TransactWriteItems`` (its items: the profile, the announcements,
-    the memberships), the pending announcements a ``Query``, marking them one ``TransactWriteItems`` per 99."""
+    the memberships), the pending announcements a ``GetItem`` of the profile's list and one per listed entry,
+    marking them one ``TransactWriteItems`` per 99."""
     from tests.fakes import MemoryStageStore
 
     @dataclass
@@ -383,7 +384,8 @@ def counted_stages(contacts: Any) -> Any:
             return super().apply(contact, record, evaluation, outputs, owner, now)
 
         def pending(self, contact: Any) -> Any:
-            self.requests["Query"] += 1
+            # the profile's list of pending keys, then each listed entry by key
+            self.requests["GetItem"] += 1 + len(self.pending_keys.get(contact, ()))
             return super().pending(contact)
 
         def mark_delivered(self, contact: Any, deliveries: Any) -> None:
