@@ -376,8 +376,8 @@ AUTOMATION_SIGNALS: tuple[str, ...] = (
 #: What the events trigger adds to count purchases: counters, markers and customers' facts (a transaction of
 #: puts and adds; a Query of the customer's facts), on the metrics table alone.
 METRICS_COUNTING = TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"))
-#: The lifecycle signals the metrics count, as published on the bus.
-METRIC_SIGNALS: tuple[str, ...] = ("ContactStageChanged",)
+#: The lifecycle signals the metrics count, as published on the bus: stage moves, and removals from the funnel.
+METRIC_SIGNALS: tuple[str, ...] = ("ContactStageChanged", "ContactRemoved")
 
 #: Delivery reads its requests from the delivery queue; the concurrency cap is the send-rate throttle.
 DELIVERY_TRIGGER = QueueTrigger(DELIVERY, batch_size=10, max_batching_window_seconds=1, max_concurrency=5)

@@ -2123,6 +2123,8 @@ class MemoryMetricStore:
     counters: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
     markers: set[str] = field(default_factory=set)
     claims: dict[str, dict[str, MetricClaim]] = field(default_factory=dict)
+    #: markers kept for good (the others would expire)
+    kept: set[str] = field(default_factory=set)
     requests: int = 0
     fail_next: int = 0
 
@@ -2132,6 +2134,8 @@ class MemoryMetricStore:
         adds: Sequence[Add],
         claims: Sequence[MetricClaim] = (),
         customer: str | None = None,
+        *,
+        keep: bool = False,
     ) -> bool:
         self.requests += 1
         if self.fail_next:
@@ -2146,6 +2150,8 @@ class MemoryMetricStore:
             assert customer is not None, "claims belong to a customer"
             self.claims.setdefault(customer, {}).update({claim.key: claim for claim in claims})
         self.markers.add(marker)
+        if keep:
+            self.kept.add(marker)
         for add in adds:
             row = self.counters.setdefault((add.counter, add.key), {})
             for name, value in add.values.items():

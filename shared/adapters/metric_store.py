@@ -7,7 +7,8 @@ Layout (``shared.adapters.tables.METRICS``):
   counted thing (``in:lead``, ``h:lead:4``, ``stage:customer``, ``new``, ``m2``...). Every stage move of
   the whole population adds to the same day's row: each row is spread over ``shards`` items (partitions),
   a write adding to one of them; a read queries every shard and sums.
-- markers: pk ``SEEN#<hash of what was counted>``, sk ``SEEN``, expiring after ``marker_days``.
+- markers: pk ``SEEN#<hash of what was counted>``, sk ``SEEN``, expiring after ``marker_days`` (a stage
+  history entry's: kept, ``keep``).
 - customers' facts: pk ``CUSTOMER#<hash of the contact>``, sk ``FIRST`` (the first purchase's day) or a
   period marker (``D#...``, ``W#...``, ``M#...``), the markers expiring when no later period looks back.
 
@@ -84,14 +85,20 @@ class DynamoMetricStore:
     # --- writing ----------------------------------------------------------------------------------------
 
     def record(
-        self, marker: str, adds: Sequence[Add], claims: Sequence[Claim] = (), customer: str | None = None
+        self,
+        marker: str,
+        adds: Sequence[Add],
+        claims: Sequence[Claim] = (),
+        customer: str | None = None,
+        *,
+        keep: bool = False,
     ) -> bool:
         if claims and customer is None:
             raise ValueError("claims belong to a customer")
         seen = hashed(marker)
         for attempt in backoff(ATTEMPTS + 2, self._sleep):
             shard = zlib.crc32(f"{seen}#{attempt}".encode()) % self._shards
-            items = self._items(seen, adds, claims, customer, shard)
+            items = self._items(seen, adds, claims, customer, shard, keep)
             try:
                 self._db.transact_write_items(TransactItems=items)
                 return True
@@ -112,18 +119,20 @@ class DynamoMetricStore:
         raise DependencyUnavailable(f"{WHAT} is busy; retry")
 
     def _items(
-        self, seen: str, adds: Sequence[Add], claims: Sequence[Claim], customer: str | None, shard: int
+        self,
+        seen: str,
+        adds: Sequence[Add],
+        claims: Sequence[Claim],
+        customer: str | None,
+        shard: int,
+        keep: bool = False,
     ) -> list[dict[str, Any]]:
-        expires = int(self._clock()) + self._marker_days * 86400
         absent = "attribute_not_exists(pk)"
+        mark: dict[str, Any] = {"pk": s(f"SEEN#{seen}"), "sk": s("SEEN")}
+        if not keep:
+            mark["expiresAt"] = n(int(self._clock()) + self._marker_days * 86400)
         items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": {"pk": s(f"SEEN#{seen}"), "sk": s("SEEN"), "expiresAt": n(expires)},
-                    "ConditionExpression": absent,
-                }
-            }
+            {"Put": {"TableName": self._table, "Item": mark, "ConditionExpression": absent}}
         ]
         for claim in claims:
             item = {"pk": s(f"CUSTOMER#{hashed(customer or '')}"), "sk": s(claim.key)}

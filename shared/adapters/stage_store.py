@@ -7,7 +7,8 @@ profile's ``segments`` and an item per membership (``shared.adapters.segment_mem
 
 The history and outbox, in the contact's partition, cost what the work costs, however old the contact:
 
-- stage moves (``ContactStageChanged``) under ``STAGE#<seq>#<n>``, kept (the card's history, the lifecycle
+- stage moves (``ContactStageChanged``) and removals from the funnel (``ContactRemoved``: merged away,
+  erased) under ``STAGE#<seq>#<n>``, kept (the card's history, the lifecycle
   metrics' ``stage_at``, which reads these alone); every other announcement (segment, threshold, quarter,
   lead routed) under ``ANNOUNCED#<seq>#<n>``, which expires ``kept`` after its time once published
   (``expiresAt``, the table's TTL; an unpublished one never expires);
@@ -56,7 +57,7 @@ from shared.adapters.segment_members import membership_item, membership_key
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.engagement.events import ContactStageChanged, Output
+from shared.engagement.events import ContactRemoved, ContactStageChanged, Output
 from shared.engagement.routing import Salesperson
 from shared.engagement.transitions import Evaluation
 from shared.scoring.decay import Decay
@@ -66,6 +67,8 @@ from shared.usecases.engagement import Delivery, Pending
 
 #: stage moves (before the layout above: every announcement)
 HISTORY = "STAGE#"
+#: The announcements kept under ``HISTORY`` for good: the stage history (moves, and removals from the funnel)
+KEPT = (ContactStageChanged, ContactRemoved)
 #: the stage function's other announcements: segment, threshold and quarter changes, leads routed
 ANNOUNCED = "ANNOUNCED#"
 #: profile: the outbox keys not yet published (a string set)
@@ -352,7 +355,7 @@ class DynamoStageStore:
             "output": s(json.dumps({"detail_type": output.detail_type, **detail}, separators=(",", ":"))),
             "published": {"BOOL": False},
         }
-        if not isinstance(output, ContactStageChanged):
+        if not isinstance(output, KEPT):
             item[KEEP_UNTIL] = n(int((output.at + self._kept).timestamp()))
         return item
 
@@ -493,7 +496,7 @@ class DynamoStageStore:
 
 def history_key(seq: int, number: int, output: Output) -> str:
     """An announcement's sort key: its prefix by kind, then the write's sequence and its place in it."""
-    prefix = HISTORY if isinstance(output, ContactStageChanged) else ANNOUNCED
+    prefix = HISTORY if isinstance(output, KEPT) else ANNOUNCED
     return f"{prefix}{seq:08d}#{number:02d}"
 
 

@@ -84,8 +84,33 @@ class SegmentMembershipChanged(_Event):
     initial: bool = False
 
 
+class ContactRemoved(_Event):
+    """The contact left the funnel without moving to another stage: merged into another contact
+    (``reason: merged``, ``into`` names it; that contact is placed on its own merits and announced as a
+    move of its own) or erased (``reason: erased``). ``stage``: the stage it was in, entered at
+    ``entered_at``. The lifecycle metrics count it out of that stage, so populations do not keep the
+    contacts that are gone.
+
+    Its id is stable per placement (``removal_id``): the stage function seeing a merge and an erasure may
+    both announce one removal, which consumers count once."""
+
+    detail_type: Literal["ContactRemoved"] = Field("ContactRemoved", exclude=True)
+    stage: str
+    entered_at: datetime | None = None
+    reason: Literal["merged", "erased"]
+    into: str | None = None
+
+
+def removal_id(contact_id: str, entered_at: datetime | None) -> str:
+    """The id of a contact's removal from the stage it entered at ``entered_at`` (one per placement: a
+    contact id used again after an erasure is a new placement)."""
+    placed = entered_at.isoformat() if entered_at is not None else "unknown"
+    return f"{contact_id}#removed#{placed}"
+
+
 Output = (
     ContactStageChanged
+    | ContactRemoved
     | EngagementQuarterChanged
     | LeadRouted
     | ScoreThresholdCrossed

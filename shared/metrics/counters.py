@@ -4,7 +4,8 @@ Pure: the counters are named here, stored by an adapter (``shared.usecases.metri
 back as ``CounterRow``s. Four counters, each a row per key:
 
 - ``stages``, by day (``D#2026-11-23``) and month (``M#2026-11``): ``in:<stage>`` and ``out:<stage>``
-  (contacts that entered and left it), ``move:<from>><to>`` (moves), ``conv:<from>><to>`` (moves out of
+  (contacts that entered and left it), ``removed:<stage>`` (of those that left, the ones that left the
+  funnel: merged into another contact or erased), ``move:<from>><to>`` (moves), ``conv:<from>><to>`` (moves out of
   ``<from>``, counted in the period the contact *entered* ``<from>``: the funnel's cohort conversion) and
   ``h:<stage>:<days>`` (contacts that left the stage after that many whole days in it).
 - ``revenue``, by day and month: ``orders``, ``revenue``, ``stage:<stage>`` / ``stage_orders:<stage>``
@@ -29,7 +30,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.engagement.events import ContactStageChanged
+from shared.engagement.events import ContactRemoved, ContactStageChanged
 from shared.metrics.periods import GRANULARITIES, Granularity, Period, day_of, month_key, period_of
 
 Counter = Literal["stages", "revenue", "customers", "cohorts"]
@@ -144,6 +145,22 @@ def stage_move(event: ContactStageChanged) -> tuple[Add, ...]:
             *conversions,
         ]
     )
+
+
+def stage_removal(event: ContactRemoved) -> tuple[Add, ...]:
+    """What a removal from the funnel adds: out of its stage, and removed from it, on the day and month it
+    happened (not a move: no transition, no conversion, no time in stage)."""
+    day = day_of(event.at)
+    values: dict[str, int | Decimal] = {f"out:{event.stage}": 1, f"removed:{event.stage}": 1}
+    return (
+        Add("stages", PREFIX["day"] + day.isoformat(), values),
+        Add("stages", PREFIX["month"] + month_key(day), values),
+    )
+
+
+def stage_change(event: ContactStageChanged | ContactRemoved) -> tuple[Add, ...]:
+    """What an entry of the stage history adds: a move, or a removal from the funnel."""
+    return stage_removal(event) if isinstance(event, ContactRemoved) else stage_move(event)
 
 
 def marker(period: Period) -> str:

@@ -3,7 +3,8 @@
 Definitions (docs/metrics.md says the same for the people who read them):
 
 - **Stage distribution**: how many contacts are in each stage at the end of each period (the stage moves
-  counted up to then), and how many entered and left each stage during it.
+  counted up to then), and how many entered and left each stage during it; of those that left, how many
+  left the funnel (**removed**: merged into another contact, which is placed on its own, or erased).
 - **Funnel**: per stage and period, the contacts that entered it, left it, and where they went; its
   **conversion**, of the contacts that entered it in the period, the share that have since moved on to a
   later stage of the funnel; and the **median whole days** spent in it by those who left it in the period.
@@ -44,6 +45,8 @@ class StagePeriod(_InPeriod):
     population: dict[str, int]
     entered: dict[str, int]
     left: dict[str, int]
+    #: of those that left, the contacts that left the funnel (merged into another contact, or erased)
+    removed: dict[str, int]
 
 
 class StagesReport(_Report):
@@ -58,6 +61,8 @@ class FunnelStage(_Report):
     stage: str
     entered: int
     left: int
+    #: of those that left, the contacts that left the funnel (merged into another contact, or erased)
+    removed: int
     #: moves out of the stage in the period, by the stage moved to
     moved_to: dict[str, int]
     #: of the contacts that entered the stage in the period, how many have since left it, by where to
@@ -182,7 +187,7 @@ def stage_order(known: Sequence[str], values: Sequence[Mapping[str, Decimal]]) -
     for row in values:
         for name in row:
             kind, _, rest = name.partition(":")
-            if kind in ("in", "out", "h", "stage", "stage_orders"):
+            if kind in ("in", "out", "removed", "h", "stage", "stage_orders"):
                 seen.setdefault(rest.split(":")[0])
             elif kind in ("move", "conv"):
                 for stage in rest.split(">"):
@@ -246,6 +251,7 @@ def stages_report(
                 population=population(p.last),
                 entered=_in_order(_by_prefix(each[p.key], "in:"), order),
                 left=_in_order(_by_prefix(each[p.key], "out:"), order),
+                removed=_in_order(_by_prefix(each[p.key], "removed:"), order),
             )
             for p in periods
         ],
@@ -279,6 +285,7 @@ def funnel_report(
             stage=name,
             entered=entered,
             left=int(values.get(f"out:{name}", Decimal(0))),
+            removed=int(values.get(f"removed:{name}", Decimal(0))),
             moved_to=moved,
             converted_to=converted_to,
             converted=forward,

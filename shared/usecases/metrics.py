@@ -2,9 +2,11 @@
 
 Two writers, each counting once whatever is redelivered:
 
-- the ``metrics`` function counts each ``ContactStageChanged`` announced on the bus
+- the ``metrics`` function counts each ``ContactStageChanged`` and ``ContactRemoved`` announced on the bus
   (``count_stage_move``): the counters' adds and a marker of the event's id are one write, so an event
-  delivered twice finds its marker and adds nothing;
+  delivered twice finds its marker and adds nothing. Those markers are kept for good: the stage history
+  holds the same events under the same ids, so counting it again (``metrics_backfill``, which seeds the
+  counters with what happened before they existed) adds only what was never counted;
 - the ``automation_events`` function counts each recorded purchase (``count_purchase``): revenue by
   stage and RFM segment, and the customer's facts (first purchase, the periods it bought in), which
   decide whether it is new, retained or returning in each period. The same write holds a marker of the
@@ -25,7 +27,7 @@ from typing import Protocol
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.engagement.events import ContactStageChanged
+from shared.engagement.events import ContactRemoved, ContactStageChanged
 from shared.errors import DependencyUnavailable
 from shared.metrics.counters import (
     PREFIX,
@@ -36,7 +38,7 @@ from shared.metrics.counters import (
     CustomerFacts,
     facts_needed,
     purchase,
-    stage_move,
+    stage_change,
 )
 from shared.metrics.periods import day_of, month_key
 from shared.metrics.ranges import MetricRange
@@ -69,10 +71,17 @@ class ClaimTaken(Exception):
 
 class MetricStore(Protocol):
     def record(
-        self, marker: str, adds: Sequence[Add], claims: Sequence[Claim] = (), customer: str | None = None
+        self,
+        marker: str,
+        adds: Sequence[Add],
+        claims: Sequence[Claim] = (),
+        customer: str | None = None,
+        *,
+        keep: bool = False,
     ) -> bool:
         """Apply the adds, and write the customer's claims, once: ``False`` if ``marker`` was recorded
-        before (nothing written). ``ClaimTaken`` if one of the claims exists (nothing written)."""
+        before (nothing written). ``ClaimTaken`` if one of the claims exists (nothing written). ``keep``:
+        the marker is kept for good (else it expires once no redelivery can bring the event again)."""
         ...
 
     def customer(self, customer: str, keys: Sequence[str]) -> CustomerFacts:
@@ -131,9 +140,9 @@ class MetricReading:
 # --- counting -------------------------------------------------------------------------------------------
 
 
-def count_stage_move(event: ContactStageChanged, deps: StageMetering) -> bool:
-    """Count a stage move once; ``False`` if it was counted before."""
-    counted = deps.store.record(f"stage:{event.event_id}", stage_move(event))
+def count_stage_move(event: ContactStageChanged | ContactRemoved, deps: StageMetering) -> bool:
+    """Count a stage move (or a removal from the funnel) once, ever; ``False`` if it was counted before."""
+    counted = deps.store.record(f"stage:{event.event_id}", stage_change(event), keep=True)
     deps.telemetry.count("StageMovesCounted", int(counted))
     return counted
 

@@ -153,6 +153,15 @@ def test_rows_are_summed_over_the_shards(dynamo) -> None:
     assert store.rows("stages", "D#2026-11-02", "D#2026-11-02")[0].values == {"in:lead": 40}
 
 
+def test_a_kept_marker_never_expires_and_the_others_do(dynamo) -> None:
+    """A stage history entry's marker is kept (``keep``): counting the history again finds it however old."""
+    db, table, store = dynamo
+    assert store.record("stage:a", [day("2026-11-02", **{"in:lead": 1})], keep=True)
+    assert store.record("purchase:b", [day("2026-11-02", **{"in:lead": 1})])
+    marks = [i for i in db.scan(TableName=table)["Items"] if i["sk"]["S"] == "SEEN"]
+    assert sorted("expiresAt" in i for i in marks) == [False, True]
+
+
 def test_the_table_holds_no_personal_data(dynamo) -> None:
     db, table, store = dynamo
     store.record(

@@ -115,24 +115,33 @@ def test_tracked_behaviour_becomes_lifecycle_metrics(local_stack) -> None:
     assert status == 400 and "month" in refused["message"]
 
 
-def test_the_sample_stage_move_is_counted_once_by_the_metrics_handler(aws) -> None:
-    """events/metrics holds what the bus rule hands the function; a second delivery counts nothing, and the
-    admin's sample report shows the move."""
+def test_the_sample_stage_move_and_removal_are_counted_once_by_the_metrics_handler(aws) -> None:
+    """events/metrics holds what the bus rule hands the function (a move, and a visitor's removal when it
+    merged into a user); a second delivery counts nothing, and the admin's sample report shows both."""
     from functions.admin.handler import handler as admin
     from functions.metrics.handler import handler as metrics
     from tests.conftest import EVENTS, Context
 
-    (sample,) = (EVENTS / "metrics").glob("*.json")
-    event = json.loads(sample.read_text())
-    assert metrics(event, Context()) == {"counted": True}
-    assert metrics(event, Context()) == {"counted": False}
+    samples = {path.stem: json.loads(path.read_text()) for path in (EVENTS / "metrics").glob("*.json")}
+    assert set(samples) == {"stage_changed", "contact_removed"}
+    for event in samples.values():
+        assert metrics(event, Context()) == {"counted": True}
+        assert metrics(event, Context()) == {"counted": False}
     answer = admin(json.loads((EVENTS / "admin" / "get_metrics_funnel.json").read_text()), Context())
     assert answer["statusCode"] == 200, answer
     week = json.loads(answer["body"])["periods"][-1]
-    mql = next(s for s in week["stages"] if s["stage"] == "mql")
+    by_stage = {s["stage"]: s for s in week["stages"]}
+    mql, subscriber = by_stage["mql"], by_stage["subscriber"]
     assert (week["period"], mql["left"], mql["moved_to"], mql["median_days_in_stage"]) == (
         "2026-W48",
         1,
         {"sql": 1},
         3,
+    )
+    # the removal leaves its stage, as no move: no transition, no time in stage
+    assert (subscriber["left"], subscriber["removed"], subscriber["moved_to"], subscriber["timed_exits"]) == (
+        1,
+        1,
+        {},
+        0,
     )

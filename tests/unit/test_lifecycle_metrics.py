@@ -13,7 +13,7 @@ from shared.analytics.facts import Analytics, RfmFacts
 from shared.clock import FixedClock
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
-from shared.engagement.events import ContactStageChanged
+from shared.engagement.events import ContactRemoved, ContactStageChanged, removal_id
 from shared.errors import DependencyUnavailable, InvalidRequest
 from shared.metrics.counters import MAX_DAYS_IN_STAGE, CustomerFacts, classify, facts_needed, purchase
 from shared.metrics.periods import month_key, period_of, periods
@@ -98,6 +98,20 @@ class World:
         assert count_stage_move(event, StageMetering(self.store, self.telemetry))
         return event
 
+    def remove(self, who: str, when: datetime, reason: str = "merged") -> ContactRemoved:
+        """The contact leaves the funnel (merged into another contact, or erased), as announced and counted."""
+        contact = ContactId.user(who)
+        event = ContactRemoved(
+            event_id=removal_id(str(contact), self.entered.get(who)),
+            contact_id=str(contact),
+            at=when,
+            stage=self.current.pop(who),
+            entered_at=self.entered.pop(who),
+            reason=reason,
+        )
+        assert count_stage_move(event, StageMetering(self.store, self.telemetry))
+        return event
+
     def buy(self, who: str, amount: str, when: datetime, message_id: str) -> None:
         call = {
             "type": "track",
@@ -179,6 +193,40 @@ def test_stage_distribution_by_month_counts_each_stage_at_the_end_of_each_month(
     december = by_month["2026-12"]
     assert {s: n for s, n in december.population.items() if n} == {"subscriber": 2, "lead": 1, "customer": 2}
     assert december.entered == {"subscriber": 1, "customer": 1} and december.left == {"lead": 1}
+
+
+def test_contacts_that_leave_the_funnel_leave_its_populations_once() -> None:
+    """c4 (a subscriber since 2 Nov) merges into another contact on 10 Dec and c3 (a lead) is erased on 12
+    Dec: December's populations lose them, they are counted as having left (and as removed), not as moves
+    or exits with a time in stage; the same removals delivered again (or announced again by the erasure of
+    a contact merged before) count nothing, and their markers are kept for good."""
+    world = known_population()
+    merged = world.remove("c4", at("2026-12-10"))
+    erased = world.remove("c3", at("2026-12-12"), reason="erased")
+    metering = StageMetering(world.store, world.telemetry)
+    assert not count_stage_move(merged, metering)
+    assert not count_stage_move(erased.model_copy(update={"reason": "merged"}), metering), (
+        "one id per placement"
+    )
+    assert {f"stage:{merged.event_id}", f"stage:{erased.event_id}"} <= world.store.kept
+    span = metric_range(query("month", "2026-11-01", "2026-12-31"), TODAY.date())
+    december = stage_distribution(span, world.reading()).periods[-1]
+    assert {s: n for s, n in december.population.items() if n} == {"subscriber": 1, "customer": 2}
+    assert december.left == {"subscriber": 1, "lead": 2} and december.removed == {"subscriber": 1, "lead": 1}
+    stages = {s.stage: s for s in funnel(span, world.reading()).periods[-1].stages}
+    assert (stages["lead"].left, stages["lead"].removed, stages["lead"].moved_to) == (2, 1, {"customer": 1})
+    assert stages["lead"].timed_exits == 1, "a removal is no exit with a time in the stage"
+    assert (stages["subscriber"].left, stages["subscriber"].removed, stages["subscriber"].timed_exits) == (
+        1,
+        1,
+        0,
+    )
+
+
+def test_every_stage_marker_is_kept_for_good_and_purchase_markers_expire() -> None:
+    world = known_population()
+    assert {m for m in world.store.markers if m.startswith("stage:")} == world.store.kept
+    assert not any(m.startswith("purchase:") for m in world.store.kept)
 
 
 def test_stage_distribution_by_day_and_week_agrees_with_the_months() -> None:
