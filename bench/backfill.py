@@ -327,6 +327,7 @@ def memory_profile(record: Any) -> Any:
         "last_purchase_at",
         "last_times",
         "merged_into",
+        "merged_at",
         "scores",
         "rule_uses",
         "entered",
@@ -353,6 +354,7 @@ def memory_profile(record: Any) -> Any:
         },
         rule_uses=dict(record.rule_uses),
         merged_into=record.merged_into,
+        merged_at=record.merged_at,
         entered=dict(record.entered),
         consent={c: dict(r) for c, r in record.consent.items()},
         stage={k: v for k, v in data.items() if k not in own},
@@ -382,6 +384,11 @@ def counted_stages(contacts: Any) -> Any:
             memberships = sum(1 for m in evaluation.moves if m.kind == "segment")
             self.transaction_items += 1 + len(outputs) + memberships
             return super().apply(contact, record, evaluation, outputs, owner, now)
+
+        def remove(self, contact: Any, record: Any, removal: Any) -> bool:
+            self.requests["TransactWriteItems"] += 1
+            self.transaction_items += 2  # the profile, the removal
+            return super().remove(contact, record, removal)
 
         def pending(self, contact: Any) -> Any:
             # the profile's list of pending keys, then each listed entry by key

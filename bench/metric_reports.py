@@ -45,12 +45,14 @@ class ShardedCounters:
         #: (counter, shard, row key) -> name -> value
         self.shard_rows: dict[tuple[str, int, str], dict[str, Decimal]] = {}
 
-    def record(self, marker: str, adds: Any, claims: Any = (), customer: str | None = None) -> bool:
+    def record(
+        self, marker: str, adds: Any, claims: Any = (), customer: str | None = None, *, keep: bool = False
+    ) -> bool:
         import zlib
 
         from shared.adapters.metric_store import hashed
 
-        counted = self.memory.record(marker, adds, claims, customer)
+        counted = self.memory.record(marker, adds, claims, customer, keep=keep)
         if counted:
             shard = zlib.crc32(f"{hashed(marker)}#0".encode()) % self.shards
             for add in adds:

@@ -31,7 +31,7 @@ from shared.delivery.ports import Claim as SendClaim
 from shared.delivery.consent import ConsentRecord
 from shared.delivery.requests import DeliveryRequest
 from shared.delivery.templates import EmailTemplate, StoredTemplate, stored_template
-from shared.engagement.events import LeadRouted, Output
+from shared.engagement.events import ContactRemoved, LeadRouted, Output
 from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.engagement.transitions import Evaluation
@@ -95,6 +95,7 @@ class MemoryProfile:
     sums: dict[tuple[str, str, int], float] = field(default_factory=dict)
     rule_uses: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     merged_into: str | None = None
+    merged_at: datetime | None = None
     merge_completed: bool = False
     #: the merges the last change asked for (the marker), until they are done or cleared
     merge_requested: str | None = None
@@ -131,6 +132,7 @@ class MemoryProfile:
             last_purchase_at=self.last_purchase,
             last_times=dict(self.last_times),
             merged_into=self.merged_into,
+            merged_at=self.merged_at,
             scores={d: DimensionScore(**s) for d, s in scores.items()},
             rule_uses=dict(self.rule_uses),
             entered=dict(self.entered),
@@ -430,7 +432,7 @@ class MemoryContactStore:
             return Claim(ContactId.parse(p.merged_into), completed=p.merge_completed)
         if self.profiles.get(target, MemoryProfile()).merged_into:
             return Claim(target, target_moved=True)
-        p.merged_into = str(target)
+        p.merged_into, p.merged_at = str(target), stored_time(at)
         p.stage.pop("due_at", None)  # a merged-away contact is never due again
         return Claim(target)
 
@@ -709,6 +711,23 @@ class MemoryStageStore:
     def history(self, contact: ContactId, limit: int) -> list[Output]:
         entries = self.outbox.get(contact, {})
         return [entries[key].output for key in sorted(entries, key=write_order, reverse=True)[:limit]]
+
+    def remove(self, contact: ContactId, record: ContactRecord, removal: ContactRemoved) -> bool:
+        """Written only if the stage sequence is still the one read, and the contact is merged away."""
+        p = self.contacts.profiles.get(contact)
+        if p is None or not p.merged_into or p.stage.get("stage_seq", 0) != record.stage_seq:
+            return False
+        seq = record.stage_seq + 1
+        self.write_items.append(2)
+        p.stage.update(
+            stage_seq=seq,
+            stage_removed_at=stored_time(removal.at),
+            pending_outputs=p.stage.get("pending_outputs", 0) + 1,
+        )
+        key = history_key(seq, 0, removal)
+        self.outbox.setdefault(contact, {})[key] = MemoryOutboxEntry(removal)
+        self.pending_keys.setdefault(contact, set()).add(key)
+        return True
 
     def leave_segments(self, contact: ContactId, segments: frozenset[str]) -> None:
         for segment in segments:

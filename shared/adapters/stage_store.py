@@ -249,6 +249,26 @@ class DynamoStageStore:
         self._fold_apart(contact, rest)
         return True
 
+    def remove(self, contact: ContactId, record: ContactRecord, removal: ContactRemoved) -> bool:
+        """The removal put in the history and outbox, the profile marked ``stageRemovedAt``: one transaction,
+        on condition that the stage sequence is still the one read and the contact is merged away."""
+        x = Expression()
+        seq = record.stage_seq + 1
+        x.set("stageSeq", n(seq))
+        x.set("stageRemovedAt", s(format_time(removal.at)))
+        x.set("lastWriter", s(WRITER))
+        x.add("pendingOutputs", n(1))
+        x.add(PENDING, ss([history_key(seq, 0, removal)]))
+        sequence = x.name("stageSeq")
+        expected = x.value(n(record.stage_seq))
+        guard = f"({sequence} = {expected} OR (attribute_not_exists({sequence}) AND {expected} = {x.value(n(0))}))"
+        condition = f"{guard} AND attribute_exists({x.name('mergedInto')})"
+        items: list[dict[str, Any]] = [
+            {"Update": x.update(self._table, profile_key(contact), condition)},
+            {"Put": {"TableName": self._table, "Item": self._history(contact, seq, 0, removal)}},
+        ]
+        return transact_if(self._db, items, "the contact store")
+
     def _memberships(self, contact: ContactId, evaluation: Evaluation, now: datetime) -> list[dict[str, Any]]:
         """A membership item put for each segment entered, deleted for each left (issue 13)."""
         items: list[dict[str, Any]] = []

@@ -34,6 +34,8 @@ class ContactRecord(BaseModel):
     revenue_total: Decimal = Decimal(0)
     last_purchase_at: datetime | None = None
     merged_into: str | None = None
+    #: when it was merged away (with ``merged_into``)
+    merged_at: datetime | None = None
     #: dimension ("global", "tag:<name>") -> stored score
     scores: dict[str, DimensionScore] = Field(default_factory=dict)
     #: limited rule id -> (times used, last day used)
@@ -42,6 +44,9 @@ class ContactRecord(BaseModel):
     stage: str | None = None
     stage_entered_at: datetime | None = None
     stage_baseline: DimensionScore | None = None
+    #: when a contact merged away was counted out of its stage (``ContactRemoved``): it keeps ``stage``,
+    #: which an erasure reads to announce the same removal again while it may be unpublished
+    stage_removed_at: datetime | None = None
     #: the engagement quarter last recorded, and whether the contact is in a sales-ready episode
     quarter: str | None = None
     sales_ready: bool = False

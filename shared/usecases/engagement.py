@@ -24,18 +24,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.engagement.events import (
+    ContactRemoved,
     ContactStageChanged,
     EngagementQuarterChanged,
     LeadRouted,
     Output,
     ScoreThresholdCrossed,
     SegmentMembershipChanged,
+    removal_id,
 )
 from shared.engagement.funnel import Funnel
 from shared.engagement.index import Quarter
@@ -105,6 +107,12 @@ class StageStore(Protocol):
 
     def mark_delivered(self, contact: ContactId, deliveries: Sequence[Delivery]) -> None:
         """Record the channels sent and refused; a complete delivery is no longer pending."""
+        ...
+
+    def remove(self, contact: ContactId, record: ContactRecord, removal: ContactRemoved) -> bool:
+        """A contact merged away leaves its stage: ``removal`` written to its history and outbox, the profile
+        marked (``stage_removed_at``), on condition that its stage sequence is still ``record``'s and it is
+        merged away; ``False`` (nothing written) otherwise."""
         ...
 
     def leave_segments(self, contact: ContactId, segments: frozenset[str]) -> None:
@@ -219,10 +227,7 @@ def on_change(
     """
     contact = ContactId.parse(record.contact_id)
     if record.merged_into:
-        if record.segments:
-            deps.stages.leave_segments(contact, record.segments)
-            return 1
-        return 0
+        return leave_funnel(contact, record, deps)
     funnel = deps.funnels.funnel()
     now = deps.clock.now()
     if not deps.evaluate(record, funnel, now, due_run, backfill).changes(record):
@@ -261,6 +266,54 @@ def on_change(
     if record.pending_outputs > 0:
         writes += publish_pending(contact, deps)
     return writes
+
+
+def leave_funnel(contact: ContactId, record: ContactRecord, deps: Engagement) -> int:
+    """A contact merged away leaves the funnel; returns the writes made.
+
+    Its stage: a removal (``ContactRemoved``, reason ``merged``, at the merge's time) written with a mark on
+    the profile, through the outbox like a move, so the lifecycle metrics count it out of its stage once
+    (the contact it joined is placed on its own evaluation and announced as a move of its own). Its
+    segments: left unannounced (its history now counts for the contact it joined). A redelivered record
+    finds the mark and writes nothing.
+    """
+    writes = 0
+    for _ in range(MAX_ATTEMPTS):
+        if record.stage is None or record.stage_removed_at is not None:
+            break
+        removal = removed(record, "merged", record.merged_at or deps.clock.now())
+        if deps.stages.remove(contact, record, removal):
+            writes += 1
+            deps.telemetry.count("ContactsRemoved", 1)
+            record = record.model_copy(update={"pending_outputs": record.pending_outputs + 1})
+            break
+        fresh = deps.stages.profile(contact)
+        if fresh is None:
+            return writes
+        record = fresh
+    else:
+        raise RuntimeError(f"the merged-away contact kept changing during {MAX_ATTEMPTS} attempts; retry")
+    if record.segments:
+        deps.stages.leave_segments(contact, record.segments)
+        writes += 1
+    if record.pending_outputs > 0:
+        writes += publish_pending(contact, deps)
+    return writes
+
+
+def removed(record: ContactRecord, reason: Literal["merged", "erased"], at: datetime) -> ContactRemoved:
+    """The announcement that ``record`` left the funnel from its stage (one id per placement)."""
+    if record.stage is None:
+        raise ValueError("a contact in no stage cannot leave one")
+    return ContactRemoved(
+        event_id=removal_id(record.contact_id, record.stage_entered_at),
+        contact_id=record.contact_id,
+        at=at,
+        stage=record.stage,
+        entered_at=record.stage_entered_at,
+        reason=reason,
+        into=record.merged_into,
+    )
 
 
 def first_part(

@@ -13,6 +13,11 @@ its events go first and its profile last. A request that runs out of its budget 
 ``complete: false``; asking again goes on where it stopped. Asking for a contact that is gone erases
 nothing and answers 0 items.
 
+Each identity in a stage is announced leaving it (``ContactRemoved``, reason ``erased``) just before its
+items go, so the lifecycle metrics count it out of its stage: its id is the one the stage function gives
+the removal of a contact merged away, so a removal announced by both counts once, and a request asked
+again announces nothing new. A request whose announcement cannot be published erases nothing (retry).
+
 What stays, and why, is in docs/decisions.md ("Erasure").
 """
 
@@ -23,8 +28,11 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from shared.clock import Clock
 from shared.contacts.identity import ContactId
+from shared.errors import DependencyUnavailable
 from shared.tracking.proofs import unverified_visitor
+from shared.usecases.engagement import Pending, Publisher, removed
 from shared.usecases.recording import Profiles, resolve
 
 #: Items deleted per request at most (about 3,000 per second in batches of 25: well inside the API's
@@ -63,6 +71,10 @@ class Erasure:
     telemetry: Telemetry
     #: None: ``ITEMS_PER_REQUEST``
     items_per_request: int | None = None
+    #: issue 13: where an erased contact's removal from its stage is announced (the stage function's bus),
+    #: and the time it is announced at; none: not announced
+    publisher: Publisher | None = None
+    clock: Clock | None = None
 
 
 class ErasureResult(BaseModel):
@@ -82,6 +94,7 @@ def erase(asked: ContactId, deps: Erasure) -> ErasureResult:
     order = erasure_order(contact, asked, deps.erasure)
     budget, deleted = deps.items_per_request or ITEMS_PER_REQUEST, 0
     for identity in order:
+        announce_removal(identity, deps)
         erased = deps.erasure.erase(identity, budget)
         deleted += erased.deleted
         budget -= erased.deleted
@@ -93,6 +106,26 @@ def erase(asked: ContactId, deps: Erasure) -> ErasureResult:
         return ErasureResult(erased=str(contact), items=deleted, identities=len(order), complete=True)
     deps.telemetry.count("ItemsErased", deleted)
     return ErasureResult(erased=str(contact), items=deleted, identities=len(order), complete=False)
+
+
+def announce_removal(identity: ContactId, deps: Erasure) -> bool:
+    """Announce that ``identity`` leaves its stage, erased, unless it is in none or its removal (merged
+    away) went out already; ``DependencyUnavailable`` if the bus did not take it (nothing is erased)."""
+    if deps.publisher is None or deps.clock is None:
+        return False
+    record = deps.contacts.profile(identity)
+    if record is None or record.stage is None:
+        return False
+    if record.stage_removed_at is not None and record.pending_outputs == 0:
+        return False  # counted out when it was merged away
+    removal = removed(record, "erased", deps.clock.now())
+    deliveries = deps.publisher.publish([Pending(key=removal.event_id, output=removal)])
+    if not all(delivery.complete for delivery in deliveries):
+        raise DependencyUnavailable(
+            "the erasure could not be announced on the bus; nothing was erased, retry"
+        )
+    deps.telemetry.count("ContactsRemoved", 1)
+    return True
 
 
 def erasure_order(contact: ContactId, asked: ContactId, erasure: ContactErasure) -> list[ContactId]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from shared.contacts.identity import ContactId
-from shared.engagement.events import ContactStageChanged, LeadRouted
+from shared.engagement.events import ContactRemoved, ContactStageChanged, LeadRouted, removal_id
 from shared.engagement.index import Quarter
 from shared.engagement.routing import Salesperson
 from shared.engagement.transitions import Evaluation, Move
@@ -130,6 +130,41 @@ def test_an_unknown_or_merged_away_contact_is_never_written(ports):
     assert stages.profile(BOB) is None
 
 
+def test_a_merged_away_contact_leaves_its_stage_once_through_the_outbox(ports):
+    """``remove``: the removal kept in the stage history and pending, the profile marked and its stage kept,
+    on condition of the sequence read and the merge; a contact not merged away is never removed."""
+    contacts, stages = ports
+    seen(contacts, A1)
+    placed = stages.profile(A1)
+    assert stages.apply(A1, placed, evaluation("subscriber"), [moved(A1, 1, "subscriber")], None, NOW)
+    record = stages.profile(A1)
+    removal = ContactRemoved(
+        event_id=removal_id(str(A1), record.stage_entered_at),
+        contact_id=str(A1),
+        at=NOW + timedelta(hours=1),
+        stage="subscriber",
+        entered_at=record.stage_entered_at,
+        reason="merged",
+        into=str(ANN),
+    )
+    assert not stages.remove(A1, record, removal), "not merged away"
+    contacts.claim(A1, ANN, NOW)
+    record = stages.profile(A1)
+    assert record.merged_at == NOW
+    assert not stages.remove(A1, record.model_copy(update={"stage_seq": 0}), removal), "a stale sequence"
+    assert stages.remove(A1, record, removal)
+    after = stages.profile(A1)
+    assert (after.stage, after.stage_removed_at, after.stage_seq, after.pending_outputs) == (
+        "subscriber",
+        NOW + timedelta(hours=1),
+        2,
+        2,
+    )
+    assert [p.output for p in stages.pending(A1)][-1] == removal
+    assert stages.history(A1, 1) == [removal]
+    assert not stages.remove(A1, record, removal), "written once"
+
+
 def test_deliveries_are_recorded_per_channel_and_a_complete_one_leaves_the_outbox_once(ports):
     contacts, stages = ports
     seen(contacts, ANN)
@@ -179,7 +214,7 @@ def test_due_lists_the_contacts_whose_due_time_has_come(ports, implementation):
         from shared.adapters.automation_runs import DynamoRunStore
 
         runs = DynamoRunStore(stages._db, contacts_table=stages._table, due_shards=stages._shards)
-    due = lambda at: [d.contact for d in runs.due(at) if d.kind == "profile"]  # noqa: E731
+    due = lambda at: [d.contact for d in runs.due(at) if d.kind == "profile"]
     for contact, due_in in ((ANN, timedelta(hours=1)), (BOB, timedelta(days=2)), (A1, timedelta(hours=2))):
         seen(contacts, contact)
         assert stages.apply(contact, stages.profile(contact), evaluation(due_in=due_in), [], None, NOW)

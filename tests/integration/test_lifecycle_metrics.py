@@ -145,3 +145,30 @@ def test_the_sample_stage_move_and_removal_are_counted_once_by_the_metrics_handl
         {},
         0,
     )
+
+
+def test_visitors_who_identify_and_contacts_erased_leave_the_populations(local_stack) -> None:
+    """A visitor is placed (subscriber); identifying merges it into Carol, who is placed on her own: the
+    stage function announces the visitor leaving, so one person counts once. Erasing Carol announces her
+    leaving too: the populations go back to nobody, and both show as removed."""
+    stack = local_stack
+    assert call(stack, "POST", "/_local/clock", {"set": "2032-03-10T09:00:00Z"})[0] == 200
+    track(stack, "/v1/page", {"anonymousId": "v-carol", "messageId": "p-carol"})
+    day = {"period": "day", "from": "2032-03-10", "to": "2032-03-10"}
+    (seen,) = report(stack, "stages", **day)["periods"]
+    assert {s: n for s, n in seen["population"].items() if n} == {"subscriber": 1}
+
+    track(stack, "/v1/identify", {"anonymousId": "v-carol", "userId": "carol", "messageId": "i-carol"})
+    stack.drain_streams()
+    (identified,) = report(stack, "stages", **day)["periods"]
+    assert {s: n for s, n in identified["population"].items() if n} == {"lead": 1}, identified
+    assert identified["removed"] == {"subscriber": 1}
+
+    status, erased = call(stack, "DELETE", "/admin/contacts/user_id:carol")
+    assert status == 200 and erased["complete"], erased
+    (gone,) = report(stack, "stages", **day)["periods"]
+    assert {s: n for s, n in gone["population"].items() if n} == {}, gone
+    assert gone["removed"] == {"subscriber": 1, "lead": 1}
+    (funnel,) = report(stack, "funnel", **day)["periods"]
+    lead = next(s for s in funnel["stages"] if s["stage"] == "lead")
+    assert (lead["entered"], lead["left"], lead["removed"], lead["moved_to"]) == (1, 1, 1, {})
