@@ -6,6 +6,9 @@ status for each class is decided in one place, ``shared.http``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class LifecycleError(Exception):
     code = "error"
@@ -65,3 +68,13 @@ class RateLimited(LifecycleError):
     def __init__(self, message: str, *, retry_after_seconds: int, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after_seconds = retry_after_seconds
+
+
+def body_part(value: Any, part: str | int) -> tuple[Any, bool]:
+    """What a request body holds at one part of a validation error's location: the value and True, or None
+    and False when the body has nothing there (for naming the field an ``InvalidRequest`` is about)."""
+    if isinstance(value, Mapping) and part in value:
+        return value[part], True
+    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        return value[part], True
+    return None, False

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.automations.book import AutomationBook
 from shared.automations.model import Automation, StoredAutomation
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, body_part
 
 #: the fields that tell a trigger or a step apart: pydantic names the chosen one in an error's location
 DISCRIMINATORS = ("type", "action")
@@ -94,17 +94,8 @@ def written_path(location: Sequence[str | int], body: Any) -> list[str]:
             entered = False
             continue
         path.append(str(part))
-        value, entered = _inside(value, part)
+        value, entered = body_part(value, part)
     return path
-
-
-def _inside(value: Any, part: str | int) -> tuple[Any, bool]:
-    """The value at ``part`` and True, or None and False when the body has nothing there."""
-    if isinstance(value, Mapping) and part in value:
-        return value[part], True
-    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-        return value[part], True
-    return None, False
 
 
 def stored_automation(automation: Automation, version: int, at: datetime) -> StoredAutomation:

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, body_part
 from shared.segments.filters import KINDS, Filter, kind_of
 
 #: At most this many segments are stored: every contact change evaluates them all.
@@ -146,14 +146,5 @@ def written_path(location: Sequence[str | int], body: Any) -> list[str]:
             entered = False
             continue
         path.append(str(part))
-        value, entered = _inside(value, part)
+        value, entered = body_part(value, part)
     return path
-
-
-def _inside(value: Any, part: str | int) -> tuple[Any, bool]:
-    """The value at ``part`` and True, or None and False when the body has nothing there."""
-    if isinstance(value, Mapping) and part in value:
-        return value[part], True
-    if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
-        return value[part], True
-    return None, False
