@@ -23,6 +23,7 @@ from shared.delivery.feedback import (
 from shared.delivery.links import PREFERENCE_ROUTES
 from shared.tracking.messages import TRACKING_PATHS
 from shared.usecases.backfills import CONTACTS_BACKFILL as CONTACTS_BACKFILL_NAME
+from shared.usecases.backfills import METRICS_BACKFILL as METRICS_BACKFILL_NAME
 from shared.usecases.backfills import PURCHASES_BACKFILL as PURCHASES_BACKFILL_NAME
 
 __all__ = [
@@ -719,6 +720,25 @@ FUNCTIONS += (
     ),
 )
 
+# --- issue 13: the metrics back-fill's step (the stage history counted as the metrics function counts) -------
+
+#: The metrics function: the back-fill counts with its use case, so it has its grants on the metrics table.
+_METERING = next(f for f in FUNCTIONS if f.name == "metrics")
+BACKFILL_SCANS["backfill_metrics"] = TableAccess(CONTACTS, ("dynamodb:Scan",), batch_scan=True)
+FUNCTIONS += (
+    FunctionSpec(
+        name="backfill_metrics",
+        capability="backfill",
+        handler="functions.backfill_metrics.handler.handler",
+        description="Back-fill, one scan segment: the stage history counted into the lifecycle metrics, once",
+        # the contacts table's stage moves and removals (a filtered Scan, no index); each counted as the
+        # metrics function counts it (its counters and kept marker in one transaction, no read)
+        tables=(BACKFILL_SCANS["backfill_metrics"], *_METERING.tables),
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
+)
+
 
 #: CORS for the tracking routes, the only ones pages of other origins call; the API answers preflights for
 #: other paths too, but with no other method allowed: admin routes refuse unsigned requests whatever a
@@ -920,7 +940,18 @@ PURCHASES_BACKFILL = Workflow(
     started_by=("admin",),
     segments_setting="backfill_scan_segments",
 )
-BACKFILLS: tuple[Workflow, ...] = (CONTACTS_BACKFILL, PURCHASES_BACKFILL)
+#: The lifecycle stage counters seeded from the stage history (``backfill_metrics``): contacts placed before
+#: the metrics function was deployed (or whose counting was lost) counted, what was counted live found counted.
+METRICS_BACKFILL = Workflow(
+    name=METRICS_BACKFILL_NAME,
+    description="Back-fill: the stage history counted into the lifecycle metrics, one scan segment per run",
+    every=None,
+    at_hour=None,
+    steps=(WorkflowStep("backfill_metrics", each=EachSegment(max_concurrency=16)),),
+    started_by=("admin",),
+    segments_setting="backfill_scan_segments",
+)
+BACKFILLS: tuple[Workflow, ...] = (CONTACTS_BACKFILL, PURCHASES_BACKFILL, METRICS_BACKFILL)
 WORKFLOWS += BACKFILLS
 
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.analytics import Applying, Extracting, Fitting
     from shared.usecases.automation import Automating
-    from shared.usecases.backfills import ContactsBackfilling, PurchasesBackfilling
+    from shared.usecases.backfills import ContactsBackfilling, MetricsBackfilling, PurchasesBackfilling
     from shared.usecases.campaigns import Campaigning, Converting
     from shared.usecases.delivery import Delivering
     from shared.usecases.engagement import Engagement
@@ -716,7 +716,7 @@ def _admin_metrics() -> dict[str, Any]:
     return {"metrics": _metric_store()}
 
 
-# --- issue 13: back-fills (backfill_contacts, backfill_purchases; the admin starts them) --------------------
+# --- issue 13: back-fills (backfill_contacts, backfill_purchases, backfill_metrics; the admin starts them) --------------------
 
 
 @scope.per_function
@@ -750,6 +750,25 @@ def backfill_purchases() -> PurchasesBackfilling:
     return PurchasesBackfilling(
         purchases=DynamoUnindexedPurchases(aws.client("dynamodb"), events_table=config.events_table_name),
         telemetry=PowertoolsTelemetry(),
+    )
+
+
+@scope.per_function
+def backfill_metrics() -> MetricsBackfilling:
+    """A segment of the contacts table's stage history, each move and removal counted once, ever, by the
+    metrics function's own counting (its markers: what was counted live is found counted)."""
+    from shared.adapters.stage_history_scan import DynamoStageHistoryScan
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.backfills import MetricsBackfilling
+    from shared.usecases.metrics import StageMetering
+
+    config = settings.load(settings.BackfillMetricsSettings)
+    _aws()
+    telemetry = PowertoolsTelemetry()
+    return MetricsBackfilling(
+        history=DynamoStageHistoryScan(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        metering=StageMetering(store=_metric_store(), telemetry=telemetry),
+        telemetry=telemetry,
     )
 
 

@@ -303,7 +303,7 @@ class MetricsSettings(MetricsTableSettings):
     """The metrics function: stage moves from the bus, counted on the metrics table."""
 
 
-# --- issue 13: back-fills (backfill_contacts, backfill_purchases; the admin starts them) --------------------
+# --- issue 13: back-fills (backfill_contacts, backfill_purchases, backfill_metrics; the admin starts them) --------------------
 
 
 class BackfillContactsSettings(StageSettings):
@@ -314,6 +314,11 @@ class BackfillPurchasesSettings(_Settings):
     """The purchases back-fill: the event log, scanned segment by segment and updated."""
 
     events_table_name: str = Field(alias=EVENTS.env, min_length=3)
+
+
+class BackfillMetricsSettings(ContactsTableSettings, MetricsTableSettings):
+    """The metrics back-fill: the contacts table's stage history, scanned segment by segment, counted on the
+    metrics table as the metrics function counts."""
 
 
 class BackfillStartSettings(_Settings):
@@ -327,10 +332,15 @@ class BackfillStartSettings(_Settings):
         alias="PURCHASES_BACKFILL_STATE_MACHINE_ARN",
         pattern=r"^arn:[a-z-]+:states:[^:]*:[0-9]*:stateMachine:.+$",
     )
+    metrics_backfill_state_machine_arn: str = Field(
+        alias="METRICS_BACKFILL_STATE_MACHINE_ARN",
+        pattern=r"^arn:[a-z-]+:states:[^:]*:[0-9]*:stateMachine:.+$",
+    )
 
     @property
     def state_machines(self) -> dict[str, str]:
         return {
             "contacts_backfill": self.contacts_backfill_state_machine_arn,
             "purchases_backfill": self.purchases_backfill_state_machine_arn,
+            "metrics_backfill": self.metrics_backfill_state_machine_arn,
         }

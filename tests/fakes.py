@@ -2370,3 +2370,54 @@ class MemoryBackfills:
                 "cause": cause,
             }
         )
+
+
+# --- issue 13: the metrics back-fill (the stage history, a scan segment at a time) -------------------------
+
+from shared.adapters.stage_store import KEPT as _KEPT_HISTORY
+from shared.engagement.events import ContactRemoved
+from shared.usecases.backfills import HistoryPage
+
+
+@dataclass
+class MemoryStageHistoryScan:
+    """``shared.usecases.backfills.StageHistoryScan`` over a ``MemoryStageStore``: a segment's contacts (by a
+    hash of the contact, as DynamoDB segments by partition key), their items (profile, history, other
+    announcements) read ``page_size`` at a time, the stage moves and removals under ``STAGE#`` handed on.
+    ``damage`` makes an entry unreadable (as an item whose ``output`` does not parse); ``requests`` counts
+    the pages read."""
+
+    stages: MemoryStageStore
+    #: items read per page
+    page_size: int = 3
+    damaged: set[tuple[ContactId, str]] = field(default_factory=set)
+    requests: int = 0
+
+    def damage(self, contact: ContactId, key: str) -> None:
+        self.damaged.add((contact, key))
+
+    def scan(self, segment: int, segments: int) -> Iterator[HistoryPage]:
+        contacts = set(self.stages.contacts.profiles) | set(self.stages.outbox)
+        items: list[tuple[ContactId, str | None]] = []
+        for contact in sorted(contacts, key=str):
+            if zlib.crc32(str(contact).encode()) % segments != segment:
+                continue
+            if contact in self.stages.contacts.profiles:
+                items.append((contact, None))  # the profile: read, never returned
+            items += [(contact, key) for key in sorted(self.stages.outbox.get(contact, {}))]
+        for start in range(0, max(len(items), 1), self.page_size):
+            self.requests += 1
+            page = items[start : start + self.page_size]
+            entries: list[ContactStageChanged | ContactRemoved] = []
+            unreadable = 0
+            for contact, key in page:
+                if key is None or not key.startswith(HISTORY):
+                    continue
+                output = self.stages.outbox[contact][key].output
+                if not isinstance(output, _KEPT_HISTORY):
+                    continue  # an announcement stored there before issue 13
+                if (contact, key) in self.damaged:
+                    unreadable += 1
+                else:
+                    entries.append(output)
+            yield HistoryPage(entries=entries, read=len(page), unreadable=unreadable)

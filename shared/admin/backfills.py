@@ -1,7 +1,8 @@
 """Back-fills by hand: start a run of a back-fill workflow, and read a run's status.
 
 ``POST /admin/backfills/{workflow}`` starts a run (``contacts_backfill``: every contact re-evaluated;
-``purchases_backfill``: purchases the purchase index lacks, indexed), named by the body's ``name`` or, by
+``purchases_backfill``: purchases the purchase index lacks, indexed; ``metrics_backfill``: the stage history
+counted into the lifecycle metrics, what was counted already found counted), named by the body's ``name`` or, by
 default, ``manual-<UTC minute>`` (two clicks within a minute are one run). A name starts one run: the answer
 says whether this request started it. ``GET /admin/backfills/{workflow}/{name}`` reads the run.
 """

@@ -1,6 +1,6 @@
 """Back-fills: whole-population passes started on demand, one parallel-scan segment per step run.
 
-Two workflows (``infra.wiring``: a Step Functions Distributed Map over the scan segments in the cloud,
+Three workflows (``infra.wiring``: a Step Functions Distributed Map over the scan segments in the cloud,
 the same steps in-process locally), each started by name (``Backfills.start``):
 
 - ``contacts_backfill`` re-evaluates every contact: its segment of the contacts table's profiles, each
@@ -12,6 +12,11 @@ the same steps in-process locally), each started by name (``Backfills.start``):
 - ``purchases_backfill`` puts purchases stored before the purchase index existed into it: its segment of
   the event log's purchases lacking ``purchasedAt`` each get it (and their basket), as tracking writes
   them today, by a conditional update that never overwrites.
+- ``metrics_backfill`` seeds the lifecycle stage counters from the stage history: its segment of the
+  contacts table's history entries (stage moves and removals from the funnel) each counted by the
+  metrics function's own ``count_stage_move``, under the marker of the event's id, which the live
+  counting kept for good: what was counted live is found counted, what happened before (or was lost)
+  is added.
 
 At-least-once runs, exactly-once effects: a step run again (Step Functions retries it, an operator
 redrives the run) finds the work done and writes nothing; a run is started once per name
@@ -25,20 +30,23 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.contacts.model import ContactRecord
+from shared.engagement.events import ContactRemoved, ContactStageChanged
 from shared.errors import InvalidRequest, NotFound
 from shared.segments.catalogue import FixedSegments, SegmentSource
 from shared.tracking.baskets import Basket, basket
 from shared.usecases.engagement import Backfill, Engagement, on_change
+from shared.usecases.metrics import StageMetering, count_stage_move
 
 #: The workflows a back-fill runs (``infra.wiring.BACKFILLS``): names of their state machines' role.
 CONTACTS_BACKFILL = "contacts_backfill"
 PURCHASES_BACKFILL = "purchases_backfill"
-BACKFILLS: tuple[str, ...] = (CONTACTS_BACKFILL, PURCHASES_BACKFILL)
+METRICS_BACKFILL = "metrics_backfill"
+BACKFILLS: tuple[str, ...] = (CONTACTS_BACKFILL, PURCHASES_BACKFILL, METRICS_BACKFILL)
 #: A run's name: Step Functions' execution names (1 to 80 letters, digits, ``-`` and ``_``), unique per
 #: workflow for 90 days after the run ends, which makes a start exactly-once.
 RUN_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
@@ -315,5 +323,72 @@ def backfill_purchases(event: Mapping[str, Any], deps: PurchasesBackfilling) -> 
     }
 
 
+# --- metrics: the lifecycle stage counters seeded from the stage history ---------------------------------------
+
+#: A stage history entry the lifecycle metrics count: a stage move, or a removal from the funnel (told
+#: apart by ``detail_type``, as the history stores it).
+HistoryEntry = Annotated[ContactStageChanged | ContactRemoved, Field(discriminator="detail_type")]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    #: the page's stage moves and removals, as announced (their event ids the bus events' ids)
+    entries: list[ContactStageChanged | ContactRemoved]
+    #: items the scan read for it (what it is billed for): every item of the contacts' partitions
+    read: int
+    #: history entries of those kinds that do not parse: left uncounted (and out of ``entries``)
+    unreadable: int = 0
+
+
+class StageHistoryScan(Protocol):
+    def scan(self, segment: int, segments: int) -> Iterator[HistoryPage]:
+        """Every stage move and removal from the funnel of the stage history (``STAGE#`` items) of scan
+        segment ``segment`` of ``segments`` (each contact's history is in exactly one segment), page by
+        page as read; the other announcements stored there before issue 13 are left out."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsBackfilling:
+    history: StageHistoryScan
+    #: the metrics function's counting: the same markers, kept for good, and the same counters
+    metering: StageMetering
+    telemetry: Telemetry
+
+
+def backfill_metrics(event: Mapping[str, Any], deps: MetricsBackfilling) -> dict[str, Any]:
+    """Count the stage history of one scan segment into the lifecycle metrics, each entry once ever:
+    ``{"segment", "segments", "entries", "read", "counted", "unreadable"}`` (moves and removals found,
+    items read, entries this run counted: the others were counted before, live or by an earlier run;
+    entries that do not parse, left out). An entry whose counting fails does not stop the others; the
+    step then fails, to be retried (what was counted is found counted)."""
+    step = segment_step(event)
+    entries = read = counted = unreadable = failed = 0
+    for page in deps.history.scan(step.segment, step.segments):
+        read += page.read
+        unreadable += page.unreadable
+        for entry in page.entries:
+            entries += 1
+            try:
+                counted += 1 if count_stage_move(entry, deps.metering) else 0
+            except Exception:  # noqa: BLE001 - one entry's failure does not stop the others
+                failed += 1
+                deps.telemetry.failure("back-fill of a stage history entry")
+    deps.telemetry.count("BackfillHistoryRead", read)
+    deps.telemetry.count("BackfillStageMovesCounted", counted)
+    if failed:
+        raise SegmentIncomplete(
+            f"{failed} of {entries} history entries of segment {step.segment} of {step.segments} failed"
+        )
+    return {
+        "segment": step.segment,
+        "segments": step.segments,
+        "entries": entries,
+        "read": read,
+        "counted": counted,
+        "unreadable": unreadable,
+    }
+
+
 #: The step function of each back-fill (their answers, under these names in a run's final state).
-BACKFILL_STEPS: tuple[str, ...] = ("backfill_contacts", "backfill_purchases")
+BACKFILL_STEPS: tuple[str, ...] = ("backfill_contacts", "backfill_purchases", "backfill_metrics")

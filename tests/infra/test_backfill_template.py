@@ -15,6 +15,7 @@ from infra.wiring import (
     BACKFILLS,
     CONTACTS_BACKFILL,
     FUNCTIONS,
+    METRICS_BACKFILL,
     PURCHASES_BACKFILL,
     SETTLE_MARGIN,
     WORKFLOWS,
@@ -90,8 +91,9 @@ def test_only_the_backfill_steps_scan_a_table_each_their_own(template) -> None:
         "analytics_extract": [{"Fn::Join": ["", [{"Fn::GetAtt": [events, "Arn"]}, "/index/byPurchase"]]}],
         "backfill_contacts": [{"Fn::GetAtt": [contacts, "Arn"]}],
         "backfill_purchases": [{"Fn::GetAtt": [events, "Arn"]}],
+        "backfill_metrics": [{"Fn::GetAtt": [contacts, "Arn"]}],
     }
-    assert set(BACKFILL_SCANS) == {"backfill_contacts", "backfill_purchases"}
+    assert set(BACKFILL_SCANS) == {"backfill_contacts", "backfill_purchases", "backfill_metrics"}
     for name in BACKFILL_SCANS:  # a workflow's step, invoked by nothing else
         spec = function(name)
         assert not (spec.routes or spec.stream or spec.schedule or spec.bus or spec.queue), name
@@ -128,7 +130,7 @@ def test_the_admin_may_start_and_read_the_backfill_runs_and_nothing_else_may(tem
         )
         assert starts == sorted(json.dumps({"Ref": m}) for m in machines.values())
         reads = [s for s in statements if s["Action"] == "states:DescribeExecution"]
-        assert len(reads) == 2 and len(statements) == 4
+        assert len(reads) == len(BACKFILLS) == 3 and len(statements) == 2 * len(BACKFILLS)
         for read, machine in zip(
             sorted(reads, key=lambda s: json.dumps(s)), sorted(machines.values()), strict=True
         ):
@@ -172,3 +174,30 @@ def test_the_contacts_backfill_waits_out_the_stage_functions_segment_cache_befor
     )
     purchases = definition(template, PURCHASES_BACKFILL)
     assert purchases["States"][purchases["StartAt"]]["Type"] == "Map", "nothing cached to wait out"
+
+
+def test_the_metrics_backfill_scans_the_contacts_table_and_writes_only_the_metrics_table(template) -> None:
+    """Its step reads the stage history (a Scan of the contacts table itself) and counts it as the metrics
+    function counts (the same grants on the metrics table): no other table, no index, no bus; its run
+    starts counting at once (nothing cached to wait out)."""
+    tables = table_names_by_env(template)
+    contacts, metrics = tables["CONTACTS_TABLE_NAME"], tables["METRICS_TABLE_NAME"]
+    granted: dict[str, set[str]] = {}
+    for statement in policy_statements(template, lambda_for(template, "backfill_metrics")):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            if action.startswith("dynamodb:"):
+                resources_ = statement["Resource"]
+                for resource in resources_ if isinstance(resources_, list) else [resources_]:
+                    granted.setdefault(json.dumps(resource), set()).add(action)
+    metering = function("metrics").tables[0].actions
+    assert granted == {
+        json.dumps({"Fn::GetAtt": [contacts, "Arn"]}): {"dynamodb:Scan"},
+        json.dumps({"Fn::GetAtt": [metrics, "Arn"]}): set(metering),
+    }
+    spec = function("backfill_metrics")
+    assert spec.services == () and spec.queues == () and spec.buckets == ()
+    env = lambda_environment(template, spec, {logical: logical for logical in template["Resources"]})
+    assert {k for k in env if k.endswith("_TABLE_NAME")} == {"CONTACTS_TABLE_NAME", "METRICS_TABLE_NAME"}
+    flow = definition(template, METRICS_BACKFILL)
+    assert flow["States"][flow["StartAt"]]["Type"] == "Map", "nothing cached to wait out"

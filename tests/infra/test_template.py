@@ -79,6 +79,7 @@ def test_every_acknowledged_finding_is_known_and_explained(synthesized) -> None:
         # issue 13: the back-fills' maps (the admin's DescribeExecution of their runs is ``{executions}:*``)
         f"{executions}/BackfillContacts:*]",
         f"{executions}/BackfillPurchases:*]",
+        f"{executions}/BackfillMetrics:*]",
         "Annotation::AwsSolutions-S1",
         "Annotation::AwsSolutions-IAM5[Resource::arn:<table>:ssm:<table>:<table>:parameter/Lifecycle/identity-secrets/*]",
         "Annotation::AwsSolutions-APIG4",

@@ -52,7 +52,7 @@ def test_each_backfill_step_scans_its_own_table_and_nothing_else_scans_a_table()
     denied(purchases, "dynamodb", "GetItem", TableName="t-contacts")
     denied(contacts, "dynamodb", "Scan", TableName="t-contacts", IndexName="byDue")
     for spec in FUNCTIONS:
-        if spec.name in ("backfill_contacts", "backfill_purchases"):
+        if spec.name in ("backfill_contacts", "backfill_purchases", "backfill_metrics"):
             continue
         for table in ("t-contacts", "t-events", "t-config", "t-rates"):
             denied(policy(spec.name), "dynamodb", "Scan", TableName=table)
@@ -92,3 +92,28 @@ def test_the_state_machines_reach_the_admin_by_environment_variable() -> None:
         k.endswith("_STATE_MACHINE_ARN")
         for k in environment(function("stage_transition"), NAMES, DeploymentConfig(), {}, {}, {}, MACHINES)
     )
+
+
+def test_the_metrics_backfill_scans_the_contacts_table_and_counts_as_the_metrics_function_does() -> None:
+    """Scan of the contacts table itself (no index), and the metrics function's writes of counters and
+    markers (one transaction, no read): nothing else."""
+    history, metering = policy("backfill_metrics"), policy("metrics")
+    history.check("dynamodb", "Scan", {"TableName": "t-contacts", "Segment": 3, "TotalSegments": 32})
+    for operation in ("PutItem", "UpdateItem"):
+        history.check("dynamodb", operation, {"TableName": "t-metrics"})
+        metering.check("dynamodb", operation, {"TableName": "t-metrics"})
+    history.check(
+        "dynamodb",
+        "TransactWriteItems",
+        {"TransactItems": [{"Put": {"TableName": "t-metrics"}}, {"Update": {"TableName": "t-metrics"}}]},
+    )
+    assert denied(history, "dynamodb", "Scan", TableName="t-contacts", IndexName="byDue") == (
+        "AccessDeniedException"
+    )
+    denied(history, "dynamodb", "Scan", TableName="t-metrics")
+    denied(history, "dynamodb", "Scan", TableName="t-events")
+    denied(history, "dynamodb", "Query", TableName="t-metrics")
+    for operation in ("GetItem", "Query", "PutItem", "UpdateItem"):
+        denied(history, "dynamodb", operation, TableName="t-contacts")
+    denied(history, "dynamodb", "TransactWriteItems", TransactItems=[{"Put": {"TableName": "t-contacts"}}])
+    denied(history, "events", "PutEvents", Entries=[{"EventBusName": "bus"}])
