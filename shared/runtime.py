@@ -457,9 +457,9 @@ def _admin_delivery(config: settings.AdminSettings) -> dict[str, Any]:
                 client, contacts_table=config.contacts_table_name, events_table=config.events_table_name
             ),
             telemetry=PowertoolsTelemetry(),
-            # issue 13: an erased contact leaves its stage in the lifecycle metrics (the stage function's bus)
-            publisher=engagement().publisher,
-            clock=clock.current(),
+            # issue 13: an erased contact leaves its stage first (the lifecycle metrics), as the stage function
+            # removes it
+            engagement=engagement(),
         ),
     }
 

@@ -669,6 +669,8 @@ class MemoryStageStore:
         p = self.contacts.profiles.get(contact)
         if p is None or p.merged_into or p.stage.get("stage_seq", 0) != record.stage_seq:
             return False
+        if p.stage.get("stage_removed_at") is not None:  # merged away, or being erased
+            return False
         self.write_items.append(1 + len(outputs) + len(memberships))
         if evaluation.segments is not None:
             p.stage["segments"] = evaluation.segments
@@ -713,9 +715,12 @@ class MemoryStageStore:
         return [entries[key].output for key in sorted(entries, key=write_order, reverse=True)[:limit]]
 
     def remove(self, contact: ContactId, record: ContactRecord, removal: ContactRemoved) -> bool:
-        """Written only if the stage sequence is still the one read, and the contact is merged away."""
+        """Written only if the contact exists, its stage sequence is still the one read, it is not removed
+        already and, for a merge, it is merged away."""
         p = self.contacts.profiles.get(contact)
-        if p is None or not p.merged_into or p.stage.get("stage_seq", 0) != record.stage_seq:
+        if p is None or p.stage.get("stage_seq", 0) != record.stage_seq:
+            return False
+        if p.stage.get("stage_removed_at") is not None or (removal.reason == "merged" and not p.merged_into):
             return False
         seq = record.stage_seq + 1
         self.write_items.append(2)

@@ -71,6 +71,8 @@ HISTORY = "STAGE#"
 KEPT = (ContactStageChanged, ContactRemoved)
 #: the stage function's other announcements: segment, threshold and quarter changes, leads routed
 ANNOUNCED = "ANNOUNCED#"
+#: profile: when the contact left its stage (merged away, or being erased): no stage write after it
+REMOVED = "stageRemovedAt"
 #: profile: the outbox keys not yet published (a string set)
 PENDING = "stagePending"
 #: an ``ANNOUNCED#`` item: when it may go once published (epoch seconds), copied to the TTL attribute then
@@ -232,7 +234,12 @@ class DynamoStageStore:
         sequence = x.name("stageSeq")
         expected = x.value(n(record.stage_seq))
         guard = f"({sequence} = {expected} OR (attribute_not_exists({sequence}) AND {expected} = {x.value(n(0))}))"
-        conditions = [guard, f"attribute_not_exists({x.name('mergedInto')})", "attribute_exists(pk)"]
+        conditions = [
+            guard,
+            f"attribute_not_exists({x.name('mergedInto')})",
+            f"attribute_not_exists({x.name(REMOVED)})",  # removed from its stage: merged away, or being erased
+            "attribute_exists(pk)",
+        ]
         # A new stage rewrites the baseline snapshot anyway: fold only the scores then.
         folds = self._folds(record, now, baseline=not evaluation.stage_changed)
         rest = _ride(x, conditions, folds)
@@ -251,18 +258,22 @@ class DynamoStageStore:
 
     def remove(self, contact: ContactId, record: ContactRecord, removal: ContactRemoved) -> bool:
         """The removal put in the history and outbox, the profile marked ``stageRemovedAt``: one transaction,
-        on condition that the stage sequence is still the one read and the contact is merged away."""
+        on condition that the profile exists, its stage sequence is still the one read, it is not removed
+        already and, for a merge, it is merged away."""
         x = Expression()
         seq = record.stage_seq + 1
         x.set("stageSeq", n(seq))
-        x.set("stageRemovedAt", s(format_time(removal.at)))
+        x.set(REMOVED, s(format_time(removal.at)))
         x.set("lastWriter", s(WRITER))
         x.add("pendingOutputs", n(1))
         x.add(PENDING, ss([history_key(seq, 0, removal)]))
         sequence = x.name("stageSeq")
         expected = x.value(n(record.stage_seq))
         guard = f"({sequence} = {expected} OR (attribute_not_exists({sequence}) AND {expected} = {x.value(n(0))}))"
-        condition = f"{guard} AND attribute_exists({x.name('mergedInto')})"
+        conditions = [guard, "attribute_exists(pk)", f"attribute_not_exists({x.name(REMOVED)})"]
+        if removal.reason == "merged":
+            conditions.append(f"attribute_exists({x.name('mergedInto')})")
+        condition = " AND ".join(conditions)
         items: list[dict[str, Any]] = [
             {"Update": x.update(self._table, profile_key(contact), condition)},
             {"Put": {"TableName": self._table, "Item": self._history(contact, seq, 0, removal)}},

@@ -344,7 +344,9 @@ class StageHistoryScan(Protocol):
     def scan(self, segment: int, segments: int) -> Iterator[HistoryPage]:
         """Every stage move and removal from the funnel of the stage history (``STAGE#`` items) of scan
         segment ``segment`` of ``segments`` (each contact's history is in exactly one segment), page by
-        page as read; the other announcements stored there before issue 13 are left out."""
+        page as read, each contact's entries together and in the order they were written (a partition's
+        items in key order, as a Scan returns them); the other announcements stored there before issue 13
+        are left out."""
         ...
 
 
@@ -364,10 +366,12 @@ def backfill_metrics(event: Mapping[str, Any], deps: MetricsBackfilling) -> dict
     step then fails, to be retried (what was counted is found counted)."""
     step = segment_step(event)
     entries = read = counted = unreadable = failed = 0
+    previous: ContactStageChanged | ContactRemoved | None = None
     for page in deps.history.scan(step.segment, step.segments):
         read += page.read
         unreadable += page.unreadable
         for entry in page.entries:
+            entry, previous = timed(entry, previous), entry
             entries += 1
             try:
                 counted += 1 if count_stage_move(entry, deps.metering) else 0
@@ -388,6 +392,26 @@ def backfill_metrics(event: Mapping[str, Any], deps: MetricsBackfilling) -> dict
         "counted": counted,
         "unreadable": unreadable,
     }
+
+
+def timed(
+    entry: ContactStageChanged | ContactRemoved, previous: ContactStageChanged | ContactRemoved | None
+) -> ContactStageChanged | ContactRemoved:
+    """A move written before issue 13 carries no ``from_entered_at`` (when the contact entered the stage it
+    left): it is the time of the contact's move into that stage, the entry before it in its history. With
+    it, a seeded move counts its time in stage and its conversion as a live one does. Any other entry is
+    as written (the marker does not depend on it)."""
+    if (
+        isinstance(entry, ContactStageChanged)
+        and entry.from_stage is not None
+        and entry.from_entered_at is None
+        and isinstance(previous, ContactStageChanged)
+        and previous.contact_id == entry.contact_id
+        and previous.to_stage == entry.from_stage
+        and previous.at <= entry.at
+    ):
+        return entry.model_copy(update={"from_entered_at": previous.at})
+    return entry
 
 
 #: The step function of each back-fill (their answers, under these names in a run's final state).

@@ -110,9 +110,10 @@ class StageStore(Protocol):
         ...
 
     def remove(self, contact: ContactId, record: ContactRecord, removal: ContactRemoved) -> bool:
-        """A contact merged away leaves its stage: ``removal`` written to its history and outbox, the profile
-        marked (``stage_removed_at``), on condition that its stage sequence is still ``record``'s and it is
-        merged away; ``False`` (nothing written) otherwise."""
+        """The contact leaves its stage: ``removal`` written to its history and outbox, the profile marked
+        (``stage_removed_at``: ``apply`` refuses it from then on), on condition that it exists, its stage
+        sequence is still ``record``'s, it is not removed already and, for a merge, it is merged away;
+        ``False`` (nothing written) otherwise."""
         ...
 
     def leave_segments(self, contact: ContactId, segments: frozenset[str]) -> None:
@@ -226,7 +227,7 @@ def on_change(
     ``initial`` (what the contact already was when that segment was saved).
     """
     contact = ContactId.parse(record.contact_id)
-    if record.merged_into:
+    if record.merged_into or record.stage_removed_at is not None:
         return leave_funnel(contact, record, deps)
     funnel = deps.funnels.funnel()
     now = deps.clock.now()
@@ -235,7 +236,7 @@ def on_change(
     writes = conflicts = 0
     while True:
         fresh = deps.stages.profile(contact)
-        if fresh is None or fresh.merged_into:
+        if fresh is None or fresh.merged_into or fresh.stage_removed_at is not None:
             return writes
         record = fresh
         evaluation = deps.evaluate(record, funnel, now, due_run, backfill)
@@ -269,36 +270,65 @@ def on_change(
 
 
 def leave_funnel(contact: ContactId, record: ContactRecord, deps: Engagement) -> int:
-    """A contact merged away leaves the funnel; returns the writes made.
+    """A contact merged away (or being erased: removed from its stage already) leaves the funnel; returns
+    the writes made.
 
     Its stage: a removal (``ContactRemoved``, reason ``merged``, at the merge's time) written with a mark on
     the profile, through the outbox like a move, so the lifecycle metrics count it out of its stage once
     (the contact it joined is placed on its own evaluation and announced as a move of its own). Its
     segments: left unannounced (its history now counts for the contact it joined). A redelivered record
-    finds the mark and writes nothing.
+    finds the mark and writes nothing; a removed contact is never evaluated again (its stage writes are
+    refused), only what it has pending is published.
     """
-    writes = 0
-    for _ in range(MAX_ATTEMPTS):
-        if record.stage is None or record.stage_removed_at is not None:
-            break
-        removal = removed(record, "merged", record.merged_at or deps.clock.now())
-        if deps.stages.remove(contact, record, removal):
-            writes += 1
-            deps.telemetry.count("ContactsRemoved", 1)
-            record = record.model_copy(update={"pending_outputs": record.pending_outputs + 1})
-            break
-        fresh = deps.stages.profile(contact)
-        if fresh is None:
-            return writes
-        record = fresh
-    else:
-        raise RuntimeError(f"the merged-away contact kept changing during {MAX_ATTEMPTS} attempts; retry")
-    if record.segments:
+    writes = _remove(contact, record, "merged", deps) if record.merged_into else 0
+    if writes:
+        record = record.model_copy(update={"pending_outputs": record.pending_outputs + 1})
+    if record.merged_into and record.segments:
         deps.stages.leave_segments(contact, record.segments)
         writes += 1
     if record.pending_outputs > 0:
         writes += publish_pending(contact, deps)
     return writes
+
+
+def remove_from_funnel(contact: ContactId, deps: Engagement) -> int:
+    """An erasure's first step for one identity: it leaves its stage (``ContactRemoved``, reason
+    ``erased``), written with the mark that refuses any later stage write, then everything it has pending
+    is published (moves not yet announced first). ``DependencyUnavailable`` if the bus did not take it all
+    (retry: what went out is not sent again). Returns the writes made; an identity in no stage, or removed
+    before (merged away), only publishes what it has pending."""
+    record = deps.stages.profile(contact)
+    if record is None:
+        return 0
+    writes = _remove(contact, record, "erased", deps)
+    pending = record.pending_outputs + writes
+    return writes + (publish_pending(contact, deps) if pending > 0 else 0)
+
+
+def _remove(
+    contact: ContactId, record: ContactRecord, reason: Literal["merged", "erased"], deps: Engagement
+) -> int:
+    """Write the contact's removal from its stage once (1), or nothing (0) when it is in none or removed
+    already; a write refused (the contact changed) reads it again."""
+    for _ in range(MAX_ATTEMPTS):
+        if record.stage is None or record.stage_removed_at is not None:
+            return 0
+        if deps.stages.remove(contact, record, removed(record, reason, removal_time(record, reason, deps))):
+            deps.telemetry.count("ContactsRemoved", 1)
+            return 1
+        fresh = deps.stages.profile(contact)
+        if fresh is None:
+            return 0
+        record = fresh
+    raise RuntimeError(f"the contact kept changing during {MAX_ATTEMPTS} attempts to remove it; retry")
+
+
+def removal_time(record: ContactRecord, reason: str, deps: Engagement) -> datetime:
+    """When the contact left: merged, at the merge; erased, now; never before it entered its stage (a
+    placement may commit just after the merge's claim was timed)."""
+    at = (record.merged_at if reason == "merged" else None) or deps.clock.now()
+    entered = record.stage_entered_at
+    return max(at, entered) if entered is not None else at
 
 
 def removed(record: ContactRecord, reason: Literal["merged", "erased"], at: datetime) -> ContactRemoved:
@@ -458,7 +488,7 @@ def accept(contact: ContactId, salesperson_id: str, deps: Engagement) -> str:
     funnel = deps.funnels.funnel()
     for _ in range(MAX_ATTEMPTS):
         record = deps.stages.profile(contact)
-        if record is None:
+        if record is None or record.stage_removed_at is not None:  # unknown, or being erased
             raise NotFound(f"no contact {contact}")
         current = funnel.stage(record.stage).id
         if current == funnel.accepted and record.owner == salesperson_id:
@@ -490,7 +520,7 @@ def move_to(contact: ContactId, stage: str, reason: str, deps: Engagement) -> st
         raise NotFound(f"no stage {stage} in the funnel")
     for _ in range(MAX_ATTEMPTS):
         record = deps.stages.profile(contact)
-        if record is None or record.merged_into:
+        if record is None or record.merged_into or record.stage_removed_at is not None:
             return None
         current = funnel.stage(record.stage).id
         if current == target:
@@ -515,7 +545,7 @@ def resegment(contact: ContactId, funnel: Funnel, deps: Engagement) -> None:
     segmenting = deps.segmenting()
     for _ in range(MAX_ATTEMPTS * 4):
         record = deps.stages.profile(contact)
-        if segmenting is None or record is None or record.merged_into:
+        if segmenting is None or record is None or record.merged_into or record.stage_removed_at is not None:
             return
         now = deps.clock.now()
         stage = funnel.stage(record.stage).id

@@ -13,10 +13,13 @@ its events go first and its profile last. A request that runs out of its budget 
 ``complete: false``; asking again goes on where it stopped. Asking for a contact that is gone erases
 nothing and answers 0 items.
 
-Each identity in a stage is announced leaving it (``ContactRemoved``, reason ``erased``) just before its
-items go, so the lifecycle metrics count it out of its stage: its id is the one the stage function gives
-the removal of a contact merged away, so a removal announced by both counts once, and a request asked
-again announces nothing new. A request whose announcement cannot be published erases nothing (retry).
+Each identity in a stage first leaves it, through the stage function's own use case
+(``shared.usecases.engagement.remove_from_funnel``): its removal (``ContactRemoved``, reason ``erased``) is
+written to its outbox with a mark that refuses any later stage write, then everything it has pending is
+published, before any of its items go. The lifecycle metrics thus count it out of the stage it is really
+in, once: a move racing with the erasure is refused, a move written but not yet announced goes out first,
+a request asked again finds the mark, and a contact merged away carries the same removal id. An identity
+whose announcements the bus refuses is not erased (the request fails; ask again).
 
 What stays, and why, is in docs/decisions.md ("Erasure").
 """
@@ -28,11 +31,9 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from shared.clock import Clock
 from shared.contacts.identity import ContactId
-from shared.errors import DependencyUnavailable
 from shared.tracking.proofs import unverified_visitor
-from shared.usecases.engagement import Pending, Publisher, removed
+from shared.usecases.engagement import Engagement, remove_from_funnel
 from shared.usecases.recording import Profiles, resolve
 
 #: Items deleted per request at most (about 3,000 per second in batches of 25: well inside the API's
@@ -71,10 +72,9 @@ class Erasure:
     telemetry: Telemetry
     #: None: ``ITEMS_PER_REQUEST``
     items_per_request: int | None = None
-    #: issue 13: where an erased contact's removal from its stage is announced (the stage function's bus),
-    #: and the time it is announced at; none: not announced
-    publisher: Publisher | None = None
-    clock: Clock | None = None
+    #: issue 13: the stage function's use case, through which each identity leaves its stage before its
+    #: items go (the lifecycle metrics); none: not announced
+    engagement: Engagement | None = None
 
 
 class ErasureResult(BaseModel):
@@ -108,24 +108,12 @@ def erase(asked: ContactId, deps: Erasure) -> ErasureResult:
     return ErasureResult(erased=str(contact), items=deleted, identities=len(order), complete=False)
 
 
-def announce_removal(identity: ContactId, deps: Erasure) -> bool:
-    """Announce that ``identity`` leaves its stage, erased, unless it is in none or its removal (merged
-    away) went out already; ``DependencyUnavailable`` if the bus did not take it (nothing is erased)."""
-    if deps.publisher is None or deps.clock is None:
-        return False
-    record = deps.contacts.profile(identity)
-    if record is None or record.stage is None:
-        return False
-    if record.stage_removed_at is not None and record.pending_outputs == 0:
-        return False  # counted out when it was merged away
-    removal = removed(record, "erased", deps.clock.now())
-    deliveries = deps.publisher.publish([Pending(key=removal.event_id, output=removal)])
-    if not all(delivery.complete for delivery in deliveries):
-        raise DependencyUnavailable(
-            "the erasure could not be announced on the bus; nothing was erased, retry"
-        )
-    deps.telemetry.count("ContactsRemoved", 1)
-    return True
+def announce_removal(identity: ContactId, deps: Erasure) -> int:
+    """``identity`` leaves its stage, announced, before its items go (``remove_from_funnel``); the writes
+    made. ``DependencyUnavailable`` if the bus did not take its announcements (nothing of it is erased)."""
+    if deps.engagement is None:
+        return 0
+    return remove_from_funnel(identity, deps.engagement)
 
 
 def erasure_order(contact: ContactId, asked: ContactId, erasure: ContactErasure) -> list[ContactId]:

@@ -140,9 +140,21 @@ class MetricReading:
 # --- counting -------------------------------------------------------------------------------------------
 
 
+def stage_marker(event: ContactStageChanged | ContactRemoved) -> str:
+    """What a stage history entry is counted under, for good: the event's id, and for a move its time too.
+
+    A move's id is the contact and its stage sequence, which start again when an erased contact's id is
+    used again (a browser's anonymous id, a user signing up again): its time tells the two placements
+    apart, and is the same in every delivery of the event and in its history entry. A removal's id holds
+    the time its placement began already (and the two paths announcing it time it differently)."""
+    if isinstance(event, ContactRemoved):
+        return f"stage:{event.event_id}"
+    return f"stage:{event.event_id}@{event.at.isoformat()}"
+
+
 def count_stage_move(event: ContactStageChanged | ContactRemoved, deps: StageMetering) -> bool:
     """Count a stage move (or a removal from the funnel) once, ever; ``False`` if it was counted before."""
-    counted = deps.store.record(f"stage:{event.event_id}", stage_change(event), keep=True)
+    counted = deps.store.record(stage_marker(event), stage_change(event), keep=True)
     deps.telemetry.count("StageMovesCounted", int(counted))
     return counted
 

@@ -165,6 +165,31 @@ def test_a_merged_away_contact_leaves_its_stage_once_through_the_outbox(ports):
     assert not stages.remove(A1, record, removal), "written once"
 
 
+def test_a_contact_being_erased_leaves_its_stage_and_no_stage_write_follows(ports):
+    contacts, stages = ports
+    seen(contacts, ANN)
+    assert stages.apply(ANN, stages.profile(ANN), evaluation(), [moved(ANN, 1)], None, NOW)
+    record = stages.profile(ANN)
+    removal = ContactRemoved(
+        event_id=removal_id(str(ANN), record.stage_entered_at),
+        contact_id=str(ANN),
+        at=NOW,
+        stage="lead",
+        entered_at=record.stage_entered_at,
+        reason="erased",
+    )
+    assert stages.remove(ANN, record, removal)
+    removed = stages.profile(ANN)
+    assert (removed.stage, removed.stage_removed_at, removed.stage_seq) == ("lead", NOW, 2)
+    assert not stages.remove(ANN, removed, removal), "removed once"
+    assert not stages.apply(ANN, removed, evaluation("mql", source="lead"), [moved(ANN, 3, "mql")], None, NOW)
+    assert stages.profile(ANN).stage == "lead"
+    from shared.contacts.model import ContactRecord
+
+    assert not stages.remove(BOB, ContactRecord(contact_id=str(BOB)), removal), "an unknown contact"
+    assert stages.profile(BOB) is None
+
+
 def test_deliveries_are_recorded_per_channel_and_a_complete_one_leaves_the_outbox_once(ports):
     contacts, stages = ports
     seen(contacts, ANN)

@@ -17,8 +17,8 @@ from shared.errors import DependencyUnavailable
 from shared.metrics.periods import month_key
 from shared.metrics.ranges import metric_range
 from shared.scoring.decay import Decay
-from shared.usecases.engagement import Engagement, on_change
-from shared.usecases.erasure import Erasure, erase
+from shared.usecases.engagement import Engagement, move_to, on_change
+from shared.usecases.erasure import Erasure, announce_removal, erase
 from shared.usecases.metrics import MetricReading, StageMetering, count_stage_move, stage_distribution
 from shared.usecases.recording import link
 from tests.fakes import (
@@ -69,8 +69,7 @@ class World:
             contacts=self.contacts,
             erasure=MemoryContactErasure(self.contacts),
             telemetry=self.telemetry,
-            publisher=self.publisher,
-            clock=self.clock,
+            engagement=self.deps,
         )
 
     def seen(self, contact: ContactId) -> MemoryProfile:
@@ -79,6 +78,9 @@ class World:
         on_change(self.record(contact), self.deps)
         assert self.record(contact).stage == ("lead" if contact.kind == "user_id" else "subscriber")
         return profile
+
+    def profile(self, contact: ContactId) -> MemoryProfile:
+        return self.contacts.profiles[contact]
 
     def record(self, contact: ContactId) -> ContactRecord:
         found = self.contacts.profile(contact)
@@ -222,3 +224,64 @@ def test_a_visitor_who_identifies_counts_once_in_the_population() -> None:
     world.count_announced()
     assert world.population() == {"lead": 1}, "the visitor became Ann, a lead"
     assert world.telemetry.counts["ContactsRemoved"] == 1
+
+
+def test_a_contact_id_used_again_after_an_erasure_is_a_new_placement_counted_again() -> None:
+    """Its stage sequence starts again, so its moves' ids repeat: the metrics tell the placements apart by
+    the move's time (the markers are kept for good)."""
+    world = World()
+    world.seen(ANN)
+    world.clock.advance(timedelta(days=1))
+    assert erase(ANN, world.erasure()).complete
+    world.count_announced()
+    assert world.population() == {}
+    world.clock.advance(timedelta(days=1))
+    world.seen(ANN)  # Ann signs up again, with the same user id
+    moves = [o for _, o in world.publisher.sent if isinstance(o, ContactStageChanged)]
+    assert len({m.event_id for m in moves}) < len(moves), "the ids repeat"
+    world.count_announced()
+    assert world.population() == {"lead": 1}
+
+
+def test_a_move_racing_with_an_erasure_is_refused_and_counted_out_once() -> None:
+    """An erasure that spans requests (its budget ran out) has removed the contact first: a move between
+    its requests is refused, so the contact leaves the stage it was counted in, once."""
+    world = World()
+    world.seen(ANN)
+    world.clock.advance(timedelta(hours=1))
+    erasure = world.erasure()
+    assert announce_removal(ANN, erasure) == 2  # the first request's first step: removed, published
+    assert move_to(ANN, "customer", "an automation's step", world.deps) is None
+    world.profile(ANN).tags["vip"] = NOW
+    assert on_change(world.record(ANN), world.deps) == 0, "nothing evaluated any more"
+    world.clock.advance(timedelta(hours=1))
+    assert erase(ANN, erasure).complete  # the next request
+    world.count_announced()
+    assert world.population() == {} and len(world.removals()) == 1
+
+
+def test_a_move_not_yet_announced_goes_out_before_the_erasure_counts_the_contact_out() -> None:
+    world = World()
+    world.seen(ANN)
+    world.publisher.unavailable.add(EVENTS_CHANNEL)
+    with pytest.raises(DependencyUnavailable):
+        move_to(ANN, "customer", "an automation's step", world.deps)  # written, its announcement pending
+    world.publisher.unavailable.clear()
+    assert erase(ANN, world.erasure()).complete
+    world.count_announced()
+    sent = [
+        (type(o).__name__, getattr(o, "to_stage", getattr(o, "stage", None))) for _, o in world.publisher.sent
+    ]
+    assert sent[-2:] == [("ContactStageChanged", "customer"), ("ContactRemoved", "customer")]
+    assert world.population() == {}
+
+
+def test_a_removal_is_never_timed_before_the_placement_it_ends() -> None:
+    """The merge is timed before its claim: a placement committed just after it still ends after it began."""
+    world = World()
+    world.seen(VISITOR)
+    placed = world.record(VISITOR)
+    merged(world, VISITOR, ANN, at=placed.stage_entered_at - timedelta(seconds=2))
+    on_change(world.record(VISITOR), world.deps)
+    (removal,) = world.removals()
+    assert removal.at == placed.stage_entered_at

@@ -168,6 +168,21 @@ def test_the_history_adds_what_was_never_counted_and_finds_the_rest_counted() ->
     assert h.telemetry.counts["BackfillHistoryRead"] == 11
 
 
+def test_moves_written_before_issue_13_get_their_time_in_stage_from_the_move_before() -> None:
+    """History written before issue 13 carries no ``from_entered_at``: the back-fill takes it from the
+    contact's previous move, so seeded moves count their time in stage and conversion as live ones do."""
+    h = history()
+    for contact, entries in h.stages.outbox.items():
+        for entry in entries.values():
+            if isinstance(entry.output, ContactStageChanged):
+                entry.output = entry.output.model_copy(update={"from_entered_at": None})
+    h.live = MemoryMetricStore()  # nothing was counted live: everything is seeded from the old history
+    run(h.deps())
+    assert h.live.counters == h.everything.counters
+    october = h.live.counters[("stages", "M#2026-10")]
+    assert (october["h:subscriber:15"], october["conv:subscriber>lead"]) == (1, 1)
+
+
 def test_a_second_run_adds_nothing() -> None:
     h = history()
     run(h.deps())
