@@ -326,6 +326,8 @@ class DynamoMergeStore:
             if number == len(parts) - 1:
                 done = Expression()
                 done.set("mergeCompletedAt", stamp)
+                # not a change the stage function evaluates: it removed the source on the claim's write
+                done.set("lastWriter", s(MERGE_WRITER))
                 items.append({"Update": done.update(self._contacts, profile_key(plan.source))})
             cancelled = transact(self._db, items, STORE, sleep=self._sleep)
             if cancelled is None:

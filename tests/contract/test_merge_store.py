@@ -336,3 +336,30 @@ def test_a_request_is_cleared_only_by_its_own_marker(ports):
     ports.requests()
     commit(store, ANN, page(ANN, "p3"))
     assert ports.requests() == []
+
+
+def test_of_a_merges_writes_to_the_source_only_the_claim_reaches_the_stage_function(contact_tables):
+    """The stage function removes a merged-away contact from its stage on the claim's write; the later
+    write completing the merge is not a change it evaluates (each would cost it a read and a refused write)."""
+    from infra.local.filters import matches
+    from infra.wiring import PROFILE_CHANGED
+    from shared.adapters import aws
+
+    tables = contact_tables()
+    store = tables.stores()
+    commit(store, A1, page(A1, "p1"))
+    commit(store, ANN, page(ANN, "p2"))
+    seen = _stream_reader(aws.client("dynamodbstreams"), tables, lambda record: record)
+    seen()  # what was written before the merge
+    assert merge(store, A1, ANN) is Absorbed.DONE
+    source = [
+        r
+        for r in seen()
+        if r["dynamodb"]["Keys"]["pk"]["S"] == f"C#{A1}" and r["dynamodb"]["Keys"]["sk"]["S"] == "PROFILE"
+    ]
+    assert len(source) >= 2, "claimed, then marked complete"
+    passed = [r for r in source if matches(PROFILE_CHANGED, r)]
+    assert [
+        ("mergedInto" in r["dynamodb"]["NewImage"], "mergeCompletedAt" in r["dynamodb"]["NewImage"])
+        for r in passed
+    ] == [(True, False)]
