@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, redirect_stdout
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import redirect_stdout
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.backfill import ContactsScan, Population, Template, copy_id, template_id
+from bench.backfill import ContactsScan, Population, Template, template_id
 
 #: the first moment of the runs (the clock every function reads)
 START = datetime(2026, 10, 5, 9, tzinfo=UTC)
@@ -109,6 +108,8 @@ def settle(running: Any, bus: BusEvents) -> None:
 def _measured(
     running: Any, bus: BusEvents, label: str, contacts: int, act: Callable[[], None]
 ) -> dict[str, Any]:
+    from shared.adapters.tables import CONFIG
+
     requests = running.requests
     with running.measuring():
         bus.handed.clear()
@@ -126,6 +127,9 @@ def _measured(
             "transaction_items": requests.entries.get((name, "TransactWriteItems"), 0),
             "wru": running.meter.units("write", function=name),
             "rru": running.meter.units("read", function=name),
+            "config_reads": sum(
+                n for (f, _, table, _), n in requests.tables.items() if f == name and table == CONFIG.id
+            ),
         }
     return {
         "case": label,
@@ -519,3 +523,73 @@ def backfill_in_process(found: Sequence[HistoryTemplate], count: int) -> dict[st
         "after_live": after_live,
         "counter_rows": len(store.counters),
     }
+
+
+def backfill_on_moto(found: Sequence[HistoryTemplate], count: int, runs: int = 2) -> list[dict[str, Any]]:
+    """The metrics back-fill on moto: the population's items in the contacts table, the workflow's steps run
+    by the local runner with ``backfill_metrics`` hosted as deployed, ``runs`` times (the second adds nothing)."""
+    from bench.hosted import hosted
+    from infra.config import DeploymentConfig
+    from infra.local.workflow import LocalWorkflow
+    from infra.wiring import METRICS_BACKFILL
+    from shared.adapters import tables
+
+    config = DeploymentConfig()
+    segments = config.backfill_scan_segments
+    population = HistoryPopulation(found, count, due_shards=config.due_shards)
+    name = "backfill_metrics"
+    results = []
+    with hosted((name,), start=START) as running:
+        running.put(tables.CONTACTS.id, [item for i in range(count) for item in population.items(i)])
+        for _ in range(runs):
+            answers: list[dict[str, Any]] = []
+
+            def invoke(step: str, payload: dict[str, Any], answers: list[dict[str, Any]] = answers) -> Any:
+                with redirect_stdout(io.StringIO()):  # its metrics (EMF lines), not wanted here
+                    answer = running.invoke(step, json.loads(json.dumps(payload)))
+                answers.append(answer)
+                return answer
+
+            with running.measuring():
+                LocalWorkflow(METRICS_BACKFILL, segments, invoke).run(running.clock.now().isoformat())
+                results.append(
+                    {
+                        "contacts": count,
+                        "segments": segments,
+                        "entries": sum(a["entries"] for a in answers),
+                        "read": sum(a["read"] for a in answers),
+                        "counted": sum(a["counted"] for a in answers),
+                        "requests": running.requests.of(name),
+                        "scanned": running.requests.scanned.get((name, "Scan"), 0),
+                        "transaction_items": running.requests.entries.get((name, "TransactWriteItems"), 0),
+                        "wru": running.meter.units("write", function=name),
+                        "rru": running.meter.units("read", function=name),
+                    }
+                )
+            running.clock.advance(timedelta(hours=1))
+    return results
+
+
+def run(
+    contacts: int = CONTACTS, history: int = HISTORY_CONTACTS, moto_history: int = MOTO_HISTORY_CONTACTS
+) -> dict[str, Any]:
+    found = history_templates()
+    return {
+        "removal": removal_costs(contacts),
+        "templates": [
+            {
+                "name": t.name,
+                "entries": t.entries,
+                "items": len(t.template.items),
+                "bytes": sum(t.template.sizes),
+            }
+            for t in found
+        ],
+        "at_scale": backfill_in_process(found, history),
+        "predicted": backfill_in_process(found, moto_history),
+        "moto": backfill_on_moto(found, moto_history),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=1, default=str))
