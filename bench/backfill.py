@@ -30,7 +30,7 @@ import math
 import time
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -196,6 +196,8 @@ class Population:
             for i in range(count)
         ]
         self.texts = [json.dumps(t.items) for t in found]
+        #: the id each template was tracked under, replaced by each copy's
+        self.tracked = [template_id(n) for n in range(len(found))]
 
     @property
     def kids(self) -> int:
@@ -213,7 +215,7 @@ class Population:
         from shared.tracking.timestamps import parse_time
 
         n = self.template_of[i]
-        items = json.loads(self.texts[n].replace(template_id(n), copy_id(i)))
+        items = json.loads(self.texts[n].replace(self.tracked[n], copy_id(i)))
         contact = ContactId.user(copy_id(i))
         for item in items:
             if "segmentShard" in item:
@@ -265,11 +267,16 @@ class ContactsScan:
             self._held = (i, items, [item_size(item) for item in items])
         return self._held[1], self._held[2]
 
-    def scan(self, **request: Any) -> dict[str, Any]:
+    def filtered(self, request: Mapping[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
+        """The request's filter (and projection): what a page returns of an item it read, if anything."""
         from shared.adapters.contact_items import PROFILE
 
-        started = time.process_time()
         assert request["ExpressionAttributeValues"] == {":profile": {"S": PROFILE}}, request
+        return lambda item: item if item["sk"]["S"] == PROFILE else None
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        started = time.process_time()
+        keep = self.filtered(request)
         contacts = self._contacts(request["Segment"], request["TotalSegments"])
         position, item_at = 0, 0
         if "ExclusiveStartKey" in request:
@@ -287,8 +294,9 @@ class ContactsScan:
             if (read and size + sizes[item_at] > self._page_bytes) or (limit and read == limit):
                 more = True
                 break
-            if items[item_at]["sk"]["S"] == PROFILE:
-                kept.append(items[item_at])
+            returned = keep(items[item_at])
+            if returned is not None:
+                kept.append(returned)
             read += 1
             size += sizes[item_at]
             last = (position, item_at)

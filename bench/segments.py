@@ -6,12 +6,15 @@ costs at list prices.
 2. ``bench.backfill``: the contacts back-fill at 100,000 contacts in-process, confirmed on moto.
 3. ``bench.campaign_planning``: campaign send planning at 100,000 recipients in-process, confirmed on moto.
 4. ``bench.metric_reports``: each ``/admin/metrics`` report through the admin handler on moto.
+5. ``bench.funnel_exits``: a merged visitor's removal through the functions on moto, and the metrics
+   back-fill at 100,000 contacts in-process, confirmed on moto.
 
 ``python -m bench segments`` runs this section alone.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -518,11 +521,244 @@ aside).
 """
 
 
+# --- 5. contacts leaving the funnel: a merged visitor's removal ----------------------------------------------------
+
+REMOVAL_CASES = {
+    "enter": "an anonymous visitor's first page view (placed in the funnel)",
+    "move": "a lead buys (lead to customer)",
+    "merge": "the visitor identifies as a known customer (merged away: it leaves its stage)",
+}
+
+
+def removal_cost(case: Mapping[str, Any], names: Sequence[str], prices: Prices = PRICES) -> dict[str, float]:
+    """Per contact of ``case``: requests, capacity and announcements of the functions ``names``, the
+    metrics function's invocations, and the estimated dollars per million (DynamoDB, EventBridge, the
+    invocations' requests; Lambda durations aside)."""
+    cost = _function_cost(case, names)
+    invocations = case["metrics_invocations"] / case["contacts"]
+    per_million = (
+        cost["wru"] * prices.per_million_wru
+        + cost["rru"] * prices.per_million_rru
+        + cost["events"] * prices.per_million_events
+        + invocations * prices.lambda_per_million_requests
+    )
+    return {**cost, "invocations": invocations, "per_million": per_million}
+
+
+def removal_section(result: Mapping[str, Any], prices: Prices = PRICES) -> str:
+    from bench.funnel_exits import STAGE_PATH
+
+    n = result["contacts"]
+    cases = {c["case"]: c for c in result["cases"]}
+    rows = []
+    for label, text in REMOVAL_CASES.items():
+        case = cases[label]
+        cost = removal_cost(case, STAGE_PATH, prices)
+        handed = ", ".join(f"{t} {k / n:g}" for t, k in sorted(case["handed"].items())) or "none"
+        rows.append(
+            f"| {text} | {_requests_text(case, STAGE_PATH[:1])} | {_requests_text(case, STAGE_PATH[1:])} | "
+            f"{handed} | {cost['dynamodb']:.2f} | {cost['wru']:.1f} | {cost['rru']:.1f} | "
+            f"**${cost['per_million']:,.2f}** |"
+        )
+    merge, move = (removal_cost(cases[c], STAGE_PATH, prices) for c in ("merge", "move"))
+    merging = _function_cost(cases["merge"], ("merge",))
+    return f"""
+### Contacts leaving the funnel: a merged visitor's removal
+
+On moto, the tracking, aggregation, merge, stage and metrics functions hosted as deployed
+(`bench/funnel_exits.py`), the contacts table's streams delivered and the metrics function's bus rule (its
+pattern as deployed, a queue target) handed on as EventBridge hands it. {n} users arrive identified (leads),
+then three changes for every contact, each measured apart; per contact, the stage function and the metrics
+function (tracking and aggregation cost the same in every row; the identity merge itself is the merge
+function's: {merging["dynamodb"]:.0f} requests, {merging["wru"]:.0f} WRU per merge, with or without the removal):
+
+| change | stage function requests | metrics function requests | counted by the metrics | DynamoDB requests | WRU | RRU | estimated per million |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+- **A visitor merged away costs about what an ordinary stage move costs**: {merge["dynamodb"]:.0f} requests, {merge["wru"]:.0f} WRU,
+  {merge["rru"]:.0f} RRU and one event against {move["dynamodb"]:.0f}, {move["wru"]:.0f}, {move["rru"]:.0f} and {move["events"]:.0f} for a purchase's move:
+  the removal written with the profile's mark (a transaction of 2 items), its outbox read by key, published
+  (`PutEvents`, `ContactRemoved` alone: the user it joined does not move) and marked, then counted once by
+  the metrics function (its marker and counter rows in one transaction). Of its 3 transactions one is
+  refused: the merge writes the visitor's profile twice, and the stage function, handed the second, older
+  image, tries the removal again; the stage sequence's condition refuses it and a read of the profile finds
+  the mark (one effect, a transaction and a read more than needed). A move also announces its quarter
+  change, so it publishes two events where the removal publishes one.
+- **Estimated cost** (list prices, us-east-1: DynamoDB on-demand, EventBridge per event, the metrics
+  function's invocation; its Lambda time aside): about **${merge["per_million"]:,.2f} per million merges**, on top of
+  the merge itself.
+"""
+
+
+# --- 6. the metrics back-fill ----------------------------------------------------------------------------------
+
+
+def history_estimate(
+    run: Mapping[str, Any], moto: Mapping[str, Any], prices: Prices = PRICES
+) -> dict[str, Any]:
+    """A metrics back-fill run at ``run``'s size: write units from moto's per transaction item, the scan's
+    read units, each segment's duration (CPU at the function's share of a vCPU, plus assumed waits), and
+    its cost."""
+    from infra.wiring import METRICS_BACKFILL, function
+
+    spec = function("backfill_metrics")
+    segments = run["segments"]
+    concurrency = METRICS_BACKFILL.steps[0].each.max_concurrency
+    per_item_wru = moto["wru"] / max(moto["transaction_items"], 1)
+    wru = run["transaction_items"] * per_item_wru
+    rru = run["scan"]["read_units"]
+    waits = run["scan"]["requests"] * LATENCY.scan_page + run["transactions"] * LATENCY.transaction
+    segment_seconds = lambda_seconds(run["cpu"] / segments, spec.memory_mb, waits / segments)
+    waves = math.ceil(segments / concurrency)
+    gb_seconds = segment_seconds * segments * spec.memory_mb / 1024
+    transitions = BACKFILL_RUN_TRANSITIONS + CHILD_TRANSITIONS * segments
+    dollars = {
+        "DynamoDB writes": wru / 1e6 * prices.per_million_wru,
+        "DynamoDB reads": rru / 1e6 * prices.per_million_rru,
+        "Lambda": gb_seconds * prices.lambda_gb_second_arm
+        + segments / 1e6 * prices.lambda_per_million_requests,
+        "Step Functions": transitions / 1000 * prices.per_thousand_transitions,
+    }
+    return {
+        "per_item_wru": per_item_wru,
+        "wru": wru,
+        "rru": rru,
+        "segment_seconds": segment_seconds,
+        "wall": waves * segment_seconds,
+        "waves": waves,
+        "concurrency": concurrency,
+        "gb_seconds": gb_seconds,
+        "transitions": transitions,
+        "dollars": dollars,
+        "total": sum(dollars.values()),
+        "memory": spec.memory_mb,
+        "timeout": spec.timeout_seconds,
+    }
+
+
+def predicted_history_requests(run: Mapping[str, Any]) -> dict[str, int]:
+    """The requests the adapters send for a run the stand-in and the counted store measured: a ``Scan`` per
+    page, a ``TransactWriteItems`` per entry (counted or refused)."""
+    return {"Scan": run["scan"]["requests"], "TransactWriteItems": run["transactions"]}
+
+
+def history_backfill_section(result: Mapping[str, Any], prices: Prices = PRICES) -> str:
+    from bench.funnel_exits import MIX
+
+    scale, predicted, moto = result["at_scale"], result["predicted"], result["moto"]
+    n = scale["contacts"]
+    runs = {
+        "first run": scale["first"],
+        "second run": scale["second"],
+        "after half was counted live": scale["after_live"],
+    }
+    estimates = {label: history_estimate(r, moto[0], prices) for label, r in runs.items()}
+    heads = " | ".join(runs)
+    concurrency = estimates["first run"]["concurrency"]
+    templates = "; ".join(
+        f"{t['name']} {MIX[t['name']]}%: {t['entries']} entr{'y' if t['entries'] == 1 else 'ies'}, {t['items']} items ({t['bytes']:,} B)"
+        for t in result["templates"]
+    )
+
+    def row(label: str, value: Any) -> str:
+        return f"| {label} | " + " | ".join(value(r, estimates[k]) for k, r in runs.items()) + " |"
+
+    rows = [
+        row("history entries found; **added**", lambda r, e: f"{r['entries']:,}; **{r['added']:,}**"),
+        row("entries per contact", lambda r, e: f"{r['entries'] / n:.2f}"),
+        row(
+            "**items read per entry** (Scan, before the filter)",
+            lambda r, e: f"**{r['read'] / r['entries']:.2f}** ({r['read'] / n:.2f} a contact)",
+        ),
+        row(
+            "Scan requests (pages of 1 MB)",
+            lambda r, e: f"{r['scan']['requests']:,} ({r['scan']['requests'] / r['segments']:.0f} a segment)",
+        ),
+        row(
+            "read units of the scan",
+            lambda r, e: (
+                f"{r['scan']['read_units']:,.0f} ({r['scan']['read_units'] / r['entries']:.3f} an entry)"
+            ),
+        ),
+        row(
+            "**`TransactWriteItems` per entry**; items in them",
+            lambda r, e: (
+                f"**{r['transactions'] / r['entries']:.2f}**; {r['transaction_items'] / r['entries']:.2f} an entry"
+            ),
+        ),
+        row("write units (moto's per transaction item)", lambda r, e: f"{e['wru']:,.0f}"),
+        row(
+            "**CPU of the use case per 1,000 entries**",
+            lambda r, e: (
+                f"**{r['cpu_per_1000'] * 1000:.0f} ms** ({r['cpu']:.1f} s for all; {r['stand_in_seconds']:.1f} s of it the stand-in building pages)"
+            ),
+        ),
+        row(
+            f"estimated wall time ({concurrency} segments at a time)", lambda r, e: f"about {e['wall']:.0f} s"
+        ),
+        row("**estimated cost**", lambda r, e: f"**${e['total']:,.2f}**"),
+    ]
+    compare = "\n".join(
+        f"| {op} | {k:,} | {moto[0]['requests'].get(op, 0):,} | {moto[1]['requests'].get(op, 0):,} |"
+        for op, k in predicted_history_requests(predicted["first"]).items()
+    )
+    costs = "\n".join(
+        f"| {service} | " + " | ".join(f"${e['dollars'][service]:,.4f}" for e in estimates.values()) + " |"
+        for service in next(iter(estimates.values()))["dollars"]
+    )
+    first = estimates["first run"]
+    return f"""
+### The metrics back-fill (`metrics_backfill`), at {n:,} contacts
+
+The population (`bench/funnel_exits.py`): template contacts tracked through the functions as deployed on
+moto (tracking, aggregation, merge, stage), each partition as the system left it copied to {n:,} contacts
+(the issue is silent on the mix; 30% are visitors merged away, with a removal): {templates}. The back-fill
+runs the workflow's {scale["segments"]} scan segments through the real use case (`backfill_metrics`) and adapter
+(`DynamoStageHistoryScan`) over a stand-in for DynamoDB's parallel Scan (`HistoryScan`: whole items to 1 MB a
+page, the filter and projection after the read, read units of 4 KB halved), counting into the fake metric
+store, each `record` one `TransactWriteItems` (its kept marker and an update per counter row), refused or not.
+
+| at {n:,} contacts | {heads} |
+|---|{"---|" * len(runs)}
+{chr(10).join(rows)}
+
+**A run costs the same whether it adds anything or not**: it reads the whole contacts table and sends one
+transaction per history entry; a second run, or one after live counting, has every already-counted entry
+refused by its marker's condition (0 added the second time, exactly the other half the third), the same
+reads and requests. The write units of a refused transaction are billed here like a failed conditional
+write of each item, doubled (the meter's assumption; AWS does not document it). The first run: about
+{first["wru"] / n:.1f} WRU and {first["rru"] / n:.2f} RRU a contact, {first["segment_seconds"]:.0f} s a segment (at {first["memory"]} MB's share of
+a vCPU, plus {LATENCY.scan_page * 1000:.0f} ms a Scan page and {LATENCY.transaction * 1000:.0f} ms a transaction; timeout {first["timeout"]} s).
+
+**On moto, at {moto[0]["contacts"]:,}**: the same population's items in the contacts table, the workflow run twice
+by the local runner with `backfill_metrics` hosted as deployed: {moto[0]["entries"]:,} entries found, {moto[0]["counted"]:,}
+then {moto[1]["counted"]:,} added, {moto[0]["scanned"]:,} items read; {moto[0]["wru"] / max(moto[0]["transaction_items"], 1):.1f} WRU a transaction item both times
+({moto[0]["wru"]:,.0f} and {moto[1]["wru"]:,.0f}), {moto[0]["rru"]:.0f} RRU of scan against the stand-in's {predicted["first"]["scan"]["read_units"]:.0f}. Requests, the
+prediction of the stand-in and counted store on the same {predicted["contacts"]:,} beside moto's:
+
+| request | predicted | moto, first run | moto, second run |
+|---|---|---|---|
+{compare}
+
+**Estimated cost of a run at {n:,} contacts** (list prices, us-east-1: DynamoDB on-demand, Lambda arm64 at
+{first["memory"]} MB for the estimated durations, Step Functions Standard):
+
+| | {heads} |
+|---|{"---|" * len(runs)}
+{costs}
+| **a run** | {" | ".join(f"**${e['total']:,.2f}**" for e in estimates.values())} |
+
+The writes dominate: {first["per_item_wru"]:.0f} WRU per transaction item, every time. A run is started by hand, once
+after deployment (or to repair lost counts).
+"""
+
+
 # --- the section ----------------------------------------------------------------------------------------------
 
 
 def run(where: str) -> str:
-    from bench import backfill, campaign_planning, membership, metric_reports
+    from bench import backfill, campaign_planning, funnel_exits, membership, metric_reports
 
     started = time.perf_counter()
     runs = membership.membership_costs()
@@ -555,6 +791,26 @@ def run(where: str) -> str:
         print(
             f"segments: metrics {r['report']} by {r['period']}: {r['requests']}, {r['rru']} RRU", flush=True
         )
+    exits = funnel_exits.run()
+    for c in exits["removal"]["cases"]:
+        cost = removal_cost(c, funnel_exits.STAGE_PATH)
+        print(
+            f"segments: funnel exits, {c['case']}: {cost['dynamodb']:.2f} requests, {cost['wru']:.1f} WRU, "
+            f"handed {c['handed']}",
+            flush=True,
+        )
+    for label in ("first", "second", "after_live"):
+        r = exits["at_scale"][label]
+        print(
+            f"segments: metrics back-fill {label}: {r['entries']:,} entries, {r['added']:,} added, "
+            f"{r['scan']['requests']} pages, {r['transactions']:,} transactions",
+            flush=True,
+        )
+    print(
+        f"segments: metrics back-fill on moto: {[m['requests'] for m in exits['moto']]} vs predicted "
+        f"{predicted_history_requests(exits['predicted']['first'])}",
+        flush=True,
+    )
     minutes = (time.perf_counter() - started) / 60
     return f"""
 Measured by `python -m bench segments` (also part of `make bench`) on {where}; the section took {minutes:.0f}
@@ -565,4 +821,6 @@ this machine's, whose two CPUs are shared with other work (they vary by a third 
 {backfill_section(filled)}
 {campaigns_section(planned)}
 {metrics_section(reports)}
+{removal_section(exits["removal"])}
+{history_backfill_section(exits)}
 """

@@ -325,3 +325,218 @@ def test_the_member_index_pages_as_moto_pages_the_index(dynamodb: Any) -> None:
     on_moto = pages(DynamoSegmentMembers(dynamodb, table="bench-contacts"))
     assert pages(DynamoSegmentMembers(index, table="contacts")) == on_moto
     assert MEMBER_SHARDS <= queries <= index.requests <= queries + MEMBER_SHARDS
+
+
+# --- bench.funnel_exits and its sections: the metrics back-fill's stand-in and the predictions ----------------------
+
+
+def _history_item(contact: str, seq: int, output: Any) -> dict[str, Any]:
+    """A stage history item as ``DynamoStageStore`` writes it."""
+    detail = output.model_dump(mode="json", by_alias=True)
+    return {
+        "pk": {"S": f"C#{contact}"},
+        "sk": {"S": f"STAGE#{seq:08d}#00"},
+        "type": {"S": output.detail_type},
+        "output": {"S": json.dumps({"detail_type": output.detail_type, **detail})},
+        "published": {"BOOL": True},
+    }
+
+
+def _history_template(name: str, tracked: str, moves: int, removed: bool, padding: int = 300) -> Any:
+    """A template partition: its profile, ``moves`` stage moves, a removal if ``removed``, and an
+    announcement of another kind under ``STAGE#`` (as written before issue 13) the filter leaves out."""
+    from bench.backfill import Template
+    from bench.funnel_exits import HistoryTemplate
+    from shared.engagement.events import ContactRemoved, ContactStageChanged, EngagementQuarterChanged
+
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    contact = f"user_id:{tracked}"
+    items: list[dict[str, Any]] = [
+        {"pk": {"S": f"C#{contact}"}, "sk": {"S": "PROFILE"}, "pad": {"S": "x" * padding}}
+    ]
+    stages = ["subscriber", "lead", "mql", "customer", "loyal"]
+    for seq in range(1, moves + 1):
+        move = ContactStageChanged.model_validate(
+            {
+                "event_id": f"{contact}#{seq}#0",
+                "contact_id": contact,
+                "at": (at + timedelta(days=seq)).isoformat(),
+                "from": stages[seq - 2] if seq > 1 else None,
+                "to": stages[seq - 1],
+                "phase": "reach",
+                "reason": "r",
+                "engagement": 1.0,
+                "index": 0.5,
+                "direction": "up",
+            }
+        )
+        items.append(_history_item(contact, seq, move))
+    quarter = EngagementQuarterChanged.model_validate(
+        {
+            "event_id": f"{contact}#q",
+            "contact_id": contact,
+            "at": at.isoformat(),
+            "from": None,
+            "to": "acquisition",
+            "engagement": 1.0,
+            "index": 0.5,
+            "direction": "up",
+        }
+    )
+    items.append(_history_item(contact, 90, quarter))
+    if removed:
+        removal = ContactRemoved(
+            event_id=f"{contact}#removed",
+            contact_id=contact,
+            at=at + timedelta(days=30),
+            stage=stages[moves - 1],
+            reason="merged",
+        )
+        items.append(_history_item(contact, 99, removal))
+    items.sort(key=lambda i: i["sk"]["S"])
+    return HistoryTemplate(name, tracked, Template(False, tuple(items)), moves + int(removed))
+
+
+def test_the_template_slots_give_each_template_its_share_interleaved() -> None:
+    from bench.funnel_exits import MIX, template_slots
+
+    slots = template_slots(MIX)
+    assert len(slots) == 100
+    assert {name: slots.count(name) for name in MIX} == MIX
+    assert slots[:3] != [slots[0]] * 3  # interleaved, not in blocks
+    assert template_slots({"a": 30, "b": 70}).count("a") == 30
+    with pytest.raises(AssertionError):
+        template_slots({"a": 30, "b": 60})
+
+
+def test_the_expected_entries_are_what_the_population_holds() -> None:
+    from bench.funnel_exits import HistoryPopulation, expected_entries
+
+    found = [
+        _history_template("a", "t00000000000", 1, True),
+        _history_template("b", "t00000000001", 3, False),
+    ]
+    mix = {"a": 30, "b": 70}
+    population = HistoryPopulation(found, 1_000, due_shards=16, mix=mix)
+    assert expected_entries(found, mix, 1_000) == 300 * 2 + 700 * 3 == population.entries
+    # and the copies hold them, under their own ids
+    copies = [population.items(i) for i in range(1_000)]
+    assert (
+        sum(
+            sum(1 for x in items if x["type"]["S"] in ("ContactStageChanged", "ContactRemoved"))
+            for items in [[i for i in c if "type" in i] for c in copies]
+        )
+        == population.entries
+    )
+    assert all(all(x["pk"]["S"].endswith(f"c{i:011d}") for x in items) for i, items in enumerate(copies))
+
+
+def test_the_history_scan_stand_in_hands_the_adapter_every_move_and_removal_once_and_bills_every_item() -> (
+    None
+):
+    from bench.capacity import item_size
+    from bench.funnel_exits import HistoryPopulation, HistoryScan
+    from shared.adapters.stage_history_scan import DynamoStageHistoryScan
+
+    found = [
+        _history_template("a", "t00000000000", 2, True),
+        _history_template("b", "t00000000001", 4, False),
+    ]
+    population = HistoryPopulation(found, 300, due_shards=16, mix={"a": 50, "b": 50})
+    scan = HistoryScan(population, page_bytes=8 * 1024)
+    adapter = DynamoStageHistoryScan(scan, contacts_table="contacts")
+    segments = 4
+    seen: list[str] = []
+    read = 0
+    for segment in range(segments):
+        for page in adapter.scan(segment, segments):
+            seen += [e.event_id for e in page.entries]
+            read += page.read
+            assert page.unreadable == 0
+    assert len(seen) == len(set(seen)) == population.entries == 150 * 3 + 150 * 4
+    every = [item for i in range(300) for item in population.items(i)]
+    assert read == scan.read == len(every)  # the profiles and the other announcements read, not returned
+    assert scan.bytes == sum(item_size(i) for i in every)
+    assert scan.requests > segments  # pages of 8 KB
+    assert scan.read_units >= scan.bytes / 4096 / 2
+
+
+def test_the_history_scan_stand_in_pages_as_moto_scans_the_contacts_table(dynamodb: Any) -> None:
+    from bench.funnel_exits import HistoryPopulation, HistoryScan
+    from shared.adapters.stage_history_scan import DynamoStageHistoryScan
+
+    found = [
+        _history_template("a", "t00000000000", 2, True),
+        _history_template("b", "t00000000001", 1, False),
+    ]
+    population = HistoryPopulation(found, 40, due_shards=16, mix={"a": 50, "b": 50})
+    for i in range(40):
+        for item in population.items(i):
+            dynamodb.put_item(TableName="bench-contacts", Item=item)
+    on_moto = DynamoStageHistoryScan(dynamodb, contacts_table="bench-contacts")
+    stand_in = DynamoStageHistoryScan(HistoryScan(population), contacts_table="contacts")
+
+    def entries(adapter: Any) -> tuple[set[str], int]:
+        pages = [p for segment in range(3) for p in adapter.scan(segment, 3)]
+        return {e.event_id for p in pages for e in p.entries}, sum(p.read for p in pages)
+
+    assert entries(stand_in) == entries(on_moto)
+    assert entries(stand_in)[1] == 40 * 4
+
+
+def test_the_metrics_back_fill_predictions_and_estimate_follow_the_counts() -> None:
+    from bench.segments import PRICES, history_estimate, predicted_history_requests
+
+    run = {
+        "segments": 32,
+        "scan": {"requests": 224, "read_units": 26_000.0},
+        "transactions": 220_000,
+        "transaction_items": 695_000,
+        "cpu": 20.0,
+    }
+    moto = {"wru": 27_800.0, "transaction_items": 13_900}
+    assert predicted_history_requests(run) == {"Scan": 224, "TransactWriteItems": 220_000}
+    estimate = history_estimate(run, moto)
+    assert estimate["per_item_wru"] == 2.0
+    assert estimate["wru"] == 1_390_000
+    assert estimate["dollars"]["DynamoDB writes"] == pytest.approx(1.39 * PRICES.per_million_wru)
+    assert estimate["dollars"]["DynamoDB reads"] == pytest.approx(0.026 * PRICES.per_million_rru)
+    assert estimate["waves"] == 2 and estimate["wall"] == pytest.approx(2 * estimate["segment_seconds"])
+    # a segment: its share of the CPU at the function's share of a vCPU, its pages and transactions waited on
+    share = min(1.0, estimate["memory"] / 1769)
+    assert estimate["segment_seconds"] == pytest.approx(20.0 / 32 / share + (224 * 0.1 + 220_000 * 0.02) / 32)
+    assert estimate["total"] == pytest.approx(sum(estimate["dollars"].values()))
+
+
+def test_the_removal_cost_adds_the_functions_and_prices_a_million() -> None:
+    from bench.segments import PRICES, removal_cost
+
+    def part(dynamodb: int, wru: float, rru: float, events: int) -> dict[str, Any]:
+        return {
+            "dynamodb": dynamodb,
+            "put_events": 1,
+            "events": events,
+            "wru": wru,
+            "rru": rru,
+            "config_reads": 0,
+        }
+
+    case = {
+        "contacts": 10,
+        "metrics_invocations": 10,
+        "functions": {"stage_transition": part(60, 120.0, 30.0, 10), "metrics": part(10, 60.0, 0.0, 0)},
+    }
+    cost = removal_cost(case, ("stage_transition", "metrics"))
+    assert (cost["dynamodb"], cost["wru"], cost["rru"], cost["events"], cost["invocations"]) == (
+        7,
+        18,
+        3,
+        1,
+        1,
+    )
+    assert cost["per_million"] == pytest.approx(
+        18 * PRICES.per_million_wru
+        + 3 * PRICES.per_million_rru
+        + PRICES.per_million_events
+        + PRICES.lambda_per_million_requests
+    )
