@@ -49,6 +49,14 @@ class ControlledClock:
             self._offset = when - datetime.now(UTC)
         return self.now()
 
+    def reach(self, when: datetime) -> datetime:
+        """Move the clock to ``when`` unless it is already there or past it: one step, so time flowing
+        between a caller's look at the clock and the move cannot make it a move backwards."""
+        with self._lock:
+            if when > datetime.now(UTC) + self._offset:
+                self._offset = when - datetime.now(UTC)
+        return self.now()
+
 
 class FixedClock:
     """A clock that stands still unless told to move (tests and benchmarks)."""

@@ -89,8 +89,7 @@ class LocalScheduler:
                     self.skipped[job.name] = self.skipped.get(job.name, 0) + skipped
                     fired += skipped
                     continue
-                if job.next_at > self._clock.now():
-                    self._clock.set(job.next_at)
+                self._clock.reach(job.next_at)
                 result = self._invoke(job)
                 if not isinstance(result, dict) or any(result.values()):
                     self._after_work()
@@ -132,8 +131,7 @@ class LocalScheduler:
     def advance(self, target: datetime) -> int:
         """Move the clock to ``target``, firing whatever would have fired in between."""
         fired = self.run_until(target)
-        if target > self._clock.now():
-            self._clock.set(target)
+        self._clock.reach(target)
         return fired
 
     def run(self, stop: threading.Event, every: float = 1.0) -> None:

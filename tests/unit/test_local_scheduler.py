@@ -104,3 +104,31 @@ def test_two_idle_jobs_skip_together_up_to_the_first_work_of_either() -> None:
     # every run counted as fired, idle or not (the last of each may fall just past the year)
     assert 365 * 24 * 61 - 2 <= fired <= 365 * 24 * 61
     assert sum(asked.values()) < 20, f"a year in a few steps, not one per hour: {asked}"
+
+
+class _BusyMachineClock(ControlledClock):
+    """A loaded machine: time flows a little between any look at the clock and the next step."""
+
+    def now(self) -> datetime:
+        moment = super().now()
+        with self._lock:
+            self._offset += timedelta(milliseconds=5)
+        return moment
+
+
+def test_time_flowing_between_a_look_at_the_clock_and_a_run_never_moves_it_backwards() -> None:
+    """CI failed once: a run due a few microseconds ahead, the clock passing it before the scheduler moved it."""
+    clock = _BusyMachineClock(NOW)
+    ran: list[str] = []
+    scheduler = LocalScheduler(clock)
+    due = NOW + timedelta(hours=1)
+    scheduler.add(
+        "hourly", timedelta(hours=1), lambda event: ran.append(event["time"]) or {"ran": True}, first_at=due
+    )
+    for step in range(1, 4):
+        clock.reach(due + timedelta(hours=step - 1) - timedelta(milliseconds=7))
+        assert scheduler.advance(due + timedelta(hours=step - 1)) == 1
+    assert len(ran) == 3
+    assert clock.reach(NOW) > due + timedelta(hours=2), (
+        "reaching a time already passed leaves the clock alone"
+    )
