@@ -12,13 +12,16 @@ CDK    := npx --yes aws-cdk@2.1148.1
 # The manylinux wheels of numpy and scipy for Lambda (the fit function's layer), downloaded once, at the
 # versions pyproject.toml pins; synth, deploy and the tests build the layer from them offline, no Docker.
 LAMBDA_WHEELS := .cache/lambda-wheels/.downloaded
+# The console's charting library (Chart.js, pinned in functions/console/package-lock.json): npm ci, then its
+# browser build is copied next to the page (infra/console_assets.py). No front-end build.
+CONSOLE_ASSETS := functions/console/node_modules/.installed-from-lock
 
 # moto 5.2.5 with botocore 1.44 needs this for DynamoDB Streams; jsii warns about Node 20.
 export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: run test synth bench deploy diff clean
+.PHONY: run test synth bench deploy diff clean browser
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -30,16 +33,26 @@ $(STAMP): pyproject.toml
 $(LAMBDA_WHEELS): pyproject.toml infra/lambda_wheels.py | $(STAMP)
 	$(PY) -m infra.lambda_wheels
 
+$(CONSOLE_ASSETS): functions/console/package-lock.json infra/console_assets.py | $(STAMP)
+	$(PY) -m infra.console_assets
+
+# The browser tests drive Debian's Chromium (Playwright's own download is not reachable). Installed here
+# where this user can (root with apt-get, as CI runs); otherwise those tests say why they are skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+		|| echo "Chromium could not be installed: the browser tests will be skipped"
+
 ## Start the local stack (embedded moto + local HTTP gateway) on http://127.0.0.1:3000
-run: $(STAMP)
+run: $(STAMP) $(CONSOLE_ASSETS)
 	$(PY) -m infra.local
 
 ## Run every test: unit, integration, infrastructure, property and loopback
-test: $(STAMP) $(LAMBDA_WHEELS)
+test: $(STAMP) $(LAMBDA_WHEELS) $(CONSOLE_ASSETS) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Write the CloudFormation template to cdk.out/ (offline, no AWS account needed)
-synth: $(STAMP) $(LAMBDA_WHEELS)
+synth: $(STAMP) $(LAMBDA_WHEELS) $(CONSOLE_ASSETS)
 	$(PY) -m infra.app
 
 ## Measure speed, cost and import time; results go into BENCHMARKS.md
@@ -47,11 +60,11 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 ## Deploy to the AWS account and region of your current credentials
-deploy: $(STAMP) $(LAMBDA_WHEELS)
+deploy: $(STAMP) $(LAMBDA_WHEELS) $(CONSOLE_ASSETS)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) deploy $(CDK_ARGS)
 
-diff: $(STAMP) $(LAMBDA_WHEELS)
+diff: $(STAMP) $(LAMBDA_WHEELS) $(CONSOLE_ASSETS)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK) diff $(CDK_ARGS)
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .hypothesis tests/loopback/browser/node_modules .cache
+	rm -rf $(VENV) cdk.out .pytest_cache .hypothesis tests/loopback/browser/node_modules functions/console/node_modules .cache

@@ -495,6 +495,15 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # previews and checks the templates it manages
         bundles=("templates",),
     ),
+    # issue 14: the console, a web page over the admin API; its files are public, its data signed in
+    FunctionSpec(
+        name="console",
+        capability="admin",
+        handler="functions.console.handler.handler",
+        description="Console: the web page marketers and salespeople use (its files; the data is the admin API's)",
+        routes=(HttpRoute("GET", "/"), HttpRoute("GET", "/console/{file}")),
+        memory_mb=256,
+    ),
     FunctionSpec(
         name="stage_transition",
         capability="engagement",

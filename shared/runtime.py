@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.send_ledger import DynamoSendLedger
     from shared.adapters.template_store import DynamoTemplateStore
     from shared.admin.dependencies import Admin
+    from shared.console import ConsoleConfig
     from shared.contacts.identity import ContactId
     from shared.segments.members import SegmentMembers
     from shared.usecases.aggregation import Aggregation
@@ -782,3 +783,14 @@ def _admin_backfills() -> dict[str, Any]:
             aws.client("stepfunctions"), state_machines=config.state_machines, clock=clock.current()
         )
     }
+
+
+# --- issue 14: the console -----------------------------------------------------------------------------
+
+
+def console() -> ConsoleConfig:
+    """The console page's configuration: where its admin API calls go, and how it signs in."""
+    from shared.console import ConsoleConfig
+
+    config = settings.load(settings.ConsoleSettings)
+    return ConsoleConfig(api_base=config.console_api_base)

@@ -344,3 +344,15 @@ class BackfillStartSettings(_Settings):
             "purchases_backfill": self.purchases_backfill_state_machine_arn,
             "metrics_backfill": self.metrics_backfill_state_machine_arn,
         }
+
+
+# --- issue 14: the console -----------------------------------------------------------------------------
+
+
+class ConsoleSettings(_Settings):
+    """The console function: the web page, and where its calls to the admin API go."""
+
+    model_config = ConfigDict(defer_build=True)
+    #: the prefix of the admin routes the page calls ("" locally: /admin/... from loopback; in the cloud
+    #: the routes that accept the console's sign-in)
+    console_api_base: str = Field("", alias="CONSOLE_API_BASE")

@@ -41,6 +41,8 @@ ASSET_EXCLUDES = [
     "!shared",
     "!shared/**",
     "**/__pycache__",
+    # the console's npm install: only the charting library's browser build is shipped (copied by ``make``)
+    "functions/console/node_modules",
     "**/*.pyc",
 ]
 

@@ -35,6 +35,8 @@ PUBLIC_ROUTE_AUTHENTICATION = {
     "preferences": "Unsubscribe and confirmation links are opened by recipients from their mail client: "
     "each request carries a signed, expiring token (HMAC-SHA256 with the delivery secret) that the "
     "preferences function checks; a GET only shows a page, a POST changes consent.",
+    "console": "The console's page, scripts and styles are public files, as any site's are; every piece of "
+    "data it shows comes from admin routes, which require a signed-in user.",
 }
 
 

@@ -271,7 +271,8 @@ def _refused_as_private(request: BaseHTTPRequestHandler) -> tuple[int, str] | No
     headers = request.headers
     if not _is_loopback(request.client_address[0]):
         return 403, "Forbidden"
-    if headers.get("origin") is not None:
+    origin = headers.get("origin")
+    if origin is not None and not _same_origin(origin, headers.get("host")):
         return 403, "admin and /_local routes answer no cross-origin requests"
     if (headers.get("sec-fetch-site") or "none").strip().lower() not in OWN_FETCH_SITES:
         return 403, "admin and /_local routes answer no requests made by other sites"
@@ -281,6 +282,12 @@ def _refused_as_private(request: BaseHTTPRequestHandler) -> tuple[int, str] | No
     if request.command in BODY_METHODS and media != "application/json":
         return 415, "admin and /_local changes must be sent with content-type: application/json"
     return None
+
+
+def _same_origin(origin: str, host: str | None) -> bool:
+    """The page making the request was served by this gateway (the console): a browser sends its own
+    origin with a same-origin POST, PUT or DELETE."""
+    return bool(host) and origin.strip().lower() == f"http://{host.strip().lower()}"
 
 
 def _is_loopback(address: str) -> bool:

@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "boundary",
         ("shared.adapters", "shared.http", "shared.observability", "shared.settings", "shared.scope"),
     ),
-    ("admin", ("shared.admin",)),
+    ("admin", ("shared.admin", "shared.console")),
     ("runtime", ("shared.runtime",)),
     ("functions", ("functions",)),
     ("infra", ("infra",)),

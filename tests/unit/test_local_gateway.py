@@ -172,15 +172,34 @@ def test_admin_and_local_requests_from_web_pages_are_refused() -> None:
         FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"sec-fetch-site": "cross-site"}),
         FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1", headers={"sec-fetch-site": "same-site"}),
         # a "simple" POST needs no preflight: text/plain, form, or JSON from a page of another origin
-        FakeRequest("POST", "/admin/contacts/ann/accept", "127.0.0.1", b'{"salesperson":"s"}',
-                    {"content-type": "text/plain", "origin": "https://evil.example"}),
-        FakeRequest("POST", "/_local/clock", "127.0.0.1", b'{"advance":"P30D"}',
-                    {"content-type": "text/plain", "origin": "null"}),
-        FakeRequest("POST", "/_local/clock", "127.0.0.1", b'{"advance":"P30D"}',
-                    {**json_type, "origin": "http://localhost:3000"}),
+        FakeRequest(
+            "POST",
+            "/admin/contacts/ann/accept",
+            "127.0.0.1",
+            b'{"salesperson":"s"}',
+            {"content-type": "text/plain", "origin": "https://evil.example"},
+        ),
+        FakeRequest(
+            "POST",
+            "/_local/clock",
+            "127.0.0.1",
+            b'{"advance":"P30D"}',
+            {"content-type": "text/plain", "origin": "null"},
+        ),
+        FakeRequest(
+            "POST",
+            "/_local/clock",
+            "127.0.0.1",
+            b'{"advance":"P30D"}',
+            {**json_type, "origin": "http://localhost:3000"},
+        ),
         # DNS rebinding: the page's own name resolved to 127.0.0.1, so the browser calls it same-origin
-        FakeRequest("GET", "/admin/contacts/ann", "127.0.0.1",
-                    headers={"host": "attacker.example:3000", "sec-fetch-site": "same-origin"}),
+        FakeRequest(
+            "GET",
+            "/admin/contacts/ann",
+            "127.0.0.1",
+            headers={"host": "attacker.example:3000", "sec-fetch-site": "same-origin"},
+        ),
     ]
     for attempt in attempts:
         gw._dispatch(attempt)
@@ -212,8 +231,13 @@ def test_admin_and_local_answer_curl_and_the_developers_own_tab() -> None:
         FakeRequest(
             "GET", "/admin/contacts/ann", "::1", headers={"host": "[::1]:3000", "sec-fetch-site": "none"}
         ),
-        FakeRequest("POST", "/admin/contacts/ann/accept", "127.0.0.1", b"{}",
-                    {"host": "127.0.0.1:3000", "content-type": "application/json; charset=utf-8"}),
+        FakeRequest(
+            "POST",
+            "/admin/contacts/ann/accept",
+            "127.0.0.1",
+            b"{}",
+            {"host": "127.0.0.1:3000", "content-type": "application/json; charset=utf-8"},
+        ),
         FakeRequest("POST", "/_local/clock", "127.0.0.1", b"{}", {"content-type": "application/json"}),
     ]
     for request in allowed:
@@ -281,3 +305,27 @@ def test_a_client_dropping_its_connection_prints_no_traceback(capsys) -> None:
         server.server_close()
     printed = capsys.readouterr().err
     assert "a real bug" in printed and "peer reset" not in printed
+
+
+def test_the_consoles_own_page_may_change_things_and_another_port_may_not() -> None:
+    """The console is served by the gateway: its POST, PUT and DELETE carry its own origin (same-origin);
+    a page on another port or name of this machine is another origin."""
+    invoked: list = []
+    gw = gateway(invoked)
+    own = {"host": "127.0.0.1:3000", "origin": "http://127.0.0.1:3000", "sec-fetch-site": "same-origin"}
+    request = FakeRequest(
+        "POST", "/admin/contacts/ann/accept", "127.0.0.1", b"{}", {**own, "content-type": "application/json"}
+    )
+    gw._dispatch(request)
+    assert request.status == 200 and len(invoked) == 1
+    for origin in ("http://127.0.0.1:3001", "http://localhost:3000", "https://127.0.0.1:3000"):
+        other = FakeRequest(
+            "POST",
+            "/admin/contacts/ann/accept",
+            "127.0.0.1",
+            b"{}",
+            {**own, "origin": origin, "content-type": "application/json"},
+        )
+        gw._dispatch(other)
+        assert other.status == 403, origin
+    assert len(invoked) == 1

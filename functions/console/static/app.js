@@ -1,0 +1,46 @@
+// The console: one page, screens chosen by the address's hash (#/contacts/...), each from its module.
+import { loadConfig } from './api.js'
+import { ensureSignedIn } from './auth.js'
+import { h } from './ui.js'
+import * as contacts from './contacts.js'
+import * as sales from './sales.js'
+import * as documents from './documents.js'
+import * as reports from './reports.js'
+
+//: Each module exports `nav` ([{ href, label }]) and `routes` ([{ pattern, title, render(main, match) }]).
+const MODULES = [contacts, sales, documents, reports]
+const ROUTES = MODULES.flatMap(m => m.routes)
+
+function renderNav () {
+  const here = window.location.hash || '#/'
+  const items = MODULES.flatMap(m => m.nav).map(item =>
+    h('li', {}, h('a', { href: item.href, 'aria-current': here.startsWith(item.href) ? 'page' : null }, item.label))
+  )
+  document.getElementById('nav').replaceChildren(...items)
+}
+
+async function show () {
+  const path = (window.location.hash || '#/').slice(1) || '/'
+  const main = document.getElementById('view')
+  renderNav()
+  for (const route of ROUTES) {
+    const match = path.match(route.pattern)
+    if (match) {
+      document.title = `${route.title} · Lifecycle`
+      await route.render(main, match)
+      main.focus({ preventScroll: true })
+      return
+    }
+  }
+  document.title = 'Not found · Lifecycle'
+  main.replaceChildren(h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/' }, 'Back to contacts')))
+}
+
+async function start () {
+  const config = await loadConfig()
+  if (!(await ensureSignedIn(config))) return
+  window.addEventListener('hashchange', show)
+  await show()
+}
+
+start()

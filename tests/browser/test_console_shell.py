@@ -1,0 +1,38 @@
+"""The console's page itself, in Chromium: served by the stack, its scripts and chart library load, its
+navigation works from the keyboard, and it fits a 360 px screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import PHONE
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_console_loads_with_its_charting_library_and_every_screen_in_the_navigation(page: Any) -> None:
+    page.goto("/")
+    page.get_by_role("navigation", name="Main").wait_for()
+    assert page.evaluate("typeof window.Chart") == "function", (
+        "the pinned Chart.js build is served and loaded"
+    )
+    labels = page.get_by_role("navigation", name="Main").get_by_role("link").all_inner_texts()
+    assert "Contacts" in labels and "Reports" in labels
+
+
+def test_the_navigation_is_reached_by_keyboard_with_a_visible_focus(page: Any) -> None:
+    page.goto("/")
+    page.get_by_role("navigation", name="Main").wait_for()
+    page.keyboard.press("Tab")  # the skip link comes first
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("none", ""), "the focused control shows its focus"
+
+
+def test_the_page_fits_a_phone_without_scrolling_sideways(page: Any) -> None:
+    page.set_viewport_size(PHONE)
+    page.goto("/")
+    page.get_by_role("navigation", name="Main").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
