@@ -75,12 +75,36 @@ def console_url() -> Iterator[str]:
 
 @pytest.fixture
 def page(chromium: Any, console_url: str) -> Iterator[Any]:
-    """A fresh desktop page (its own storage) whose console errors fail the test."""
+    """A fresh desktop page (its own storage) that fails the test on a script error, a console error, or a
+    file of the page's own that does not load. The admin API's refusals (a 400 for a bad field, a 404 for an
+    erased contact) are behaviour the tests assert, not errors: Chromium's "Failed to load resource" line
+    for them is left out, and the page's own files are checked by their responses instead."""
     context = chromium.new_context(viewport=DESKTOP, base_url=console_url)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda response: (
+            errors.append(f"{response.status} {response.url}")
+            if response.status >= 400 and _own_file(response.url, console_url)
+            else None
+        ),
+    )
     yield page
     context.close()
     assert not errors, f"the page reported errors: {errors}"
+
+
+def _own_file(url: str, base: str) -> bool:
+    """One of the console's files (the page, its scripts, styles and configuration), not an API call."""
+    path = url.removeprefix(base).split("?", 1)[0]
+    return url.startswith(base) and (path in ("", "/") or path.startswith("/console/"))
