@@ -53,6 +53,10 @@ class TableSpec:
 #: could move carry ``dueShard`` and ``dueKey`` (``<due time>#<contact>``). ``bySegment`` (issue 13) lists
 #: a segment's members: only membership items (sk ``SEGMENT#<segment>``) carry ``segmentShard``
 #: (``<segment>#<0..15>``, spreading a big segment over 16 partitions) and ``segmentMember`` (the contact).
+#: ``byLookup`` (issue 14) is one overloaded, sparse, keys-only index for the console's look-ups, so a
+#: release adds one index (CloudFormation creates one global index per table update): search-term items
+#: (``lookupKey`` ``SEARCH#...``) and routed leads (``lookupKey`` ``OWNER#<salesperson>``) each carry
+#: ``lookupKey`` and ``lookupSort``; nothing else does.
 #: TTL ``expiresAt``: only published announcements under ``ANNOUNCED#`` carry it (``shared.adapters.stage_store``);
 #: the stream triggers pass profile writes only, never its removals.
 CONTACTS = TableSpec(
@@ -62,6 +66,8 @@ CONTACTS = TableSpec(
         GlobalIndex(name="byDue", partition_key="dueShard", sort_key="dueKey"),
         # --- issue 13: segments ---
         GlobalIndex(name="bySegment", partition_key="segmentShard", sort_key="segmentMember"),
+        # --- issue 14: the console's look-ups (contact search, a salesperson's leads) ---
+        GlobalIndex(name="byLookup", partition_key="lookupKey", sort_key="lookupSort"),
     ),
     stream=True,
     # --- issue 13: stage history growth: published announcements other than stage moves expire ---

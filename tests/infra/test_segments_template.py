@@ -16,7 +16,7 @@ from tests.infra.test_template import by_env, lambda_for, policy_statements
 def test_the_contacts_table_has_the_membership_index_keys_only(template: dict[str, Any]) -> None:
     props = by_env(template, CONTACTS.env)
     indexes = {i["IndexName"]: i for i in props["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"byDue", "bySegment"}
+    assert set(indexes) == {"byDue", "bySegment", "byLookup"}
     members = indexes["bySegment"]
     assert [(k["AttributeName"], k["KeyType"]) for k in members["KeySchema"]] == [
         ("segmentShard", "HASH"),
@@ -25,6 +25,13 @@ def test_the_contacts_table_has_the_membership_index_keys_only(template: dict[st
     assert members["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     types = {d["AttributeName"]: d["AttributeType"] for d in props["AttributeDefinitions"]}
     assert types["segmentShard"] == types["segmentMember"] == "S"
+    lookup = indexes["byLookup"]  # issue 14: the console's search terms and leads share one index
+    assert [(k["AttributeName"], k["KeyType"]) for k in lookup["KeySchema"]] == [
+        ("lookupKey", "HASH"),
+        ("lookupSort", "RANGE"),
+    ]
+    assert lookup["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert types["lookupKey"] == types["lookupSort"] == "S"
 
 
 def test_the_membership_index_is_queried_by_those_that_list_members_and_nothing_else(
