@@ -19,6 +19,7 @@ from shared.admin import (
     erasure,
     rules,
     segments,
+    tags,
 )
 from shared.admin import metrics as lifecycle_metrics
 from shared.admin import templates as email_templates
@@ -50,6 +51,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **lifecycle_metrics.ROUTES,
     # issue 13: back-fills by hand
     **backfills.ROUTES,
+    # issue 14: the console (tags by hand)
+    **tags.ROUTES,
 }
 
 
