@@ -18,6 +18,7 @@ from shared.admin import (
     engagement,
     erasure,
     rules,
+    sales,
     segments,
     tags,
 )
@@ -53,6 +54,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **backfills.ROUTES,
     # issue 14: the console (tags by hand)
     **tags.ROUTES,
+    # issue 14: the sales view (a salesperson's leads)
+    **sales.ROUTES,
 }
 
 
