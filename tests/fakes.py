@@ -597,6 +597,11 @@ class MemoryContactLog:
         page, cursor = self._page(contact, limit, before, scored=True)
         return LedgerPage(entries=[LedgerEntry.of(e.stored()) for e in page], next_cursor=cursor)
 
+    def ledger_since(self, contact: ContactId, since: datetime, limit: int) -> tuple[list[LedgerEntry], bool]:
+        found = [e.stored() for e in self.store.log.get(contact, {}).values() if e.ledger]
+        found = sorted((e for e in found if e.timestamp >= since), key=lambda e: (e.timestamp, e.message_id))
+        return [LedgerEntry.of(e) for e in reversed(found)][:limit], len(found) <= limit
+
     def _page(
         self, contact: ContactId, limit: int, before: str | None, scored: bool
     ) -> tuple[list[LogItem], str | None]:

@@ -19,6 +19,7 @@ from shared.admin import (
     erasure,
     rules,
     sales,
+    scores,
     segments,
     tags,
 )
@@ -56,6 +57,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **tags.ROUTES,
     # issue 14: the sales view (a salesperson's leads)
     **sales.ROUTES,
+    # issue 14: the contact card's scores over time
+    **scores.ROUTES,
 }
 
 
