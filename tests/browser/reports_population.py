@@ -24,6 +24,7 @@ from shared.campaigns.model import HOLDOUT, Variant
 SERVER = "Basic " + base64.b64encode(b"local-server-key:").decode()
 CAMPAIGN_ID = "reports-sale"
 SEGMENT_ID = "reports-news"
+AUTOMATION_ID = "reports-win-back"
 HOLDOUT_PERCENT = 30
 VARIANTS = (Variant(id="A", split=100),)
 USERS = [f"reports-{n:02d}" for n in range(16)]
@@ -72,18 +73,28 @@ class Population:
 
 
 def seed(base: str) -> Population:
-    now = datetime.fromisoformat(call(base, "GET", "/_local/clock")["now"].replace("Z", "+00:00"))
-    first = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=10, minute=0, second=0, microsecond=0)
+    now = datetime.fromisoformat(call(base, "GET", "/_local/clock")["now"])
+    first = (now.replace(day=1) + timedelta(days=32)).replace(
+        day=1, hour=10, minute=0, second=0, microsecond=0
+    )
     call(base, "POST", "/_local/clock", {"set": first.isoformat()})
 
-    call(base, "PUT", f"/admin/segments/{SEGMENT_ID}", {"name": "Reports news", "filter": {"all": [{"tag": SEGMENT_ID}]}})
+    call(
+        base,
+        "PUT",
+        f"/admin/segments/{SEGMENT_ID}",
+        {"name": "Reports news", "filter": {"all": [{"tag": SEGMENT_ID}]}},
+    )
     call(base, "PUT", "/admin/templates/reports-sale", {"subject": "Sale", "text": "Hello"})
     for user in USERS:
         call(
             base,
             "POST",
             "/v1/identify",
-            {"userId": user, "traits": {"email": f"{user}@example.com", "email_opt_in": True, "tags": [SEGMENT_ID]}},
+            {
+                "userId": user,
+                "traits": {"email": f"{user}@example.com", "email_opt_in": True, "tags": [SEGMENT_ID]},
+            },
             {"authorization": SERVER},
         )
     tick(base)
@@ -115,6 +126,18 @@ def seed(base: str) -> Population:
     population.today = later.date()
     population.purchases[later.date()] = {treated[0]: 25.0}
     buy(base, population.purchases[later.date()], "again")
+    # an automation holding a fifth of its contacts out, stored last (it acts on nobody here)
+    call(
+        base,
+        "PUT",
+        f"/admin/automations/{AUTOMATION_ID}",
+        {
+            "name": "Reports win-back",
+            "trigger": {"type": "inactivity", "days": 60},
+            "steps": [{"action": "email", "subject": "Hi", "text": "Hello"}],
+            "holdout_percent": 20,
+        },
+    )
     tick(base)
     return population
 

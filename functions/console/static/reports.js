@@ -158,8 +158,9 @@ async function metricScreen (main, section, search) {
   document.title = `${section.title} · Reports · Lifecycle`
   destroyCharts(main)
   let range = rangeOf(search, section)
-  const body = h('div', { class: 'report-body', 'aria-live': 'polite' })
-  const navigation = sectionNav(section.id, range)
+  let loads = 0 // the answer shown is the last range's, whichever answer comes in last
+  const body = h('div', { class: 'report-body' })
+  let navigation = sectionNav(section.id, range)
   const form = rangeForm(section, range)
   form.addEventListener('submit', async event => {
     event.preventDefault()
@@ -167,7 +168,9 @@ async function metricScreen (main, section, search) {
     const address = addressOf(section.id, range)
     // pushState, not a hash change: the report reloads in place, and focus stays on the controls
     if (address !== window.location.hash) window.history.pushState(null, '', address)
-    navigation.replaceWith(sectionNav(section.id, range))
+    const links = sectionNav(section.id, range)
+    navigation.replaceWith(links)
+    navigation = links
     const data = await load()
     if (data) announce(`${section.title}, ${describe(data)}: shown.`)
   })
@@ -176,22 +179,25 @@ async function metricScreen (main, section, search) {
   await load()
 
   async function load () {
+    const mine = ++loads
     destroyCharts(body)
     clearErrors(form)
     body.replaceChildren(h('p', { class: 'loading' }, 'Loading…'))
     body.setAttribute('aria-busy', 'true')
     try {
       const { data } = await api('GET', `/admin/metrics/${section.id}`, { query: range })
+      if (mine !== loads) return null // a newer range was asked for meanwhile: its answer wins
       fillForm(form, data)
       body.replaceChildren(h('p', { class: 'report-range' }, describe(data)), ...section.render(data))
       return data
     } catch (error) {
+      if (mine !== loads) return null
       body.replaceChildren()
       if (error.status === 400) showError(form, namedField(error))
       else body.replaceChildren(h('p', { class: 'form-error', role: 'alert' }, error.message))
       return null
     } finally {
-      body.removeAttribute('aria-busy')
+      if (mine === loads) body.removeAttribute('aria-busy')
     }
   }
 }
