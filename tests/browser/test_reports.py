@@ -212,6 +212,11 @@ def test_the_period_controls_change_the_address_and_the_data_and_the_address_kee
     # the other reports' links keep the range
     link = page.get_by_role("navigation", name="Reports").get_by_role("link", name="Revenue")
     assert link.get_attribute("href") == wanted.replace("customers", "revenue")
+    form.get_by_label("Period", exact=True).select_option("week")
+    form.get_by_role("button", name="Show").click()
+    page.wait_for_function("() => document.querySelector('.report-range')?.textContent.endsWith('by week')")
+    assert link.get_attribute("href") == wanted.replace("customers", "revenue").replace("month", "week")
+    page.go_back()  # the month report again
 
     page.reload()  # a bookmark: the same report
     page.wait_for_function("() => document.querySelector('.report-range')?.textContent.endsWith('by month')")
