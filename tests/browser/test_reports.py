@@ -7,6 +7,7 @@ all of it works from the keyboard and on a 360 px screen."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
@@ -61,10 +62,11 @@ def signed(value: float) -> str:
 
 
 def shown(fraction: float | None) -> str:
-    """As the page writes a share: a percent with at most one decimal."""
+    """As the page writes a share: a percent with at most one decimal, halves rounded up (as Intl does)."""
     if fraction is None:
         return "–"
-    return f"{round(fraction * 100, 1):g}%"
+    tenths = (Decimal(str(fraction)) * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    return f"{tenths.normalize():f}%"
 
 
 # --- the metric reports -------------------------------------------------------------------------------

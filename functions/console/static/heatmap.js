@@ -16,7 +16,7 @@ export function heat (fraction) {
 export function cohortHeatmap (report) {
   const cohorts = report.cohorts
   const months = Math.max(1, ...cohorts.map(c => c.active.length))
-  const caption = `Retention by cohort: the share of each month's new customers who bought again, ${report.from} to ${report.to}`
+  const caption = `Retention by cohort: the share of each month's new customers buying in each month since, ${report.from} to ${report.to}`
   const header = h(
     'tr',
     {},
