@@ -104,7 +104,7 @@ async function detail (main, match) {
         automation.paused ? 'Resume automation' : 'Pause automation')
       toggle.addEventListener('click', () => act(editor, toggle, async () => {
         const { data } = await api('POST', `/admin/automations/${encode(automation.id)}/${verb}`, {
-          version: automation.version
+          body: {}, version: automation.version
         })
         return data
       }, stored => {
@@ -113,7 +113,7 @@ async function detail (main, match) {
       }))
       controls.push(toggle, confirming('Delete automation', `Delete automation ${automation.id}? What it has started stops.`,
         'Delete', button => act(editor, button, async () => {
-          const { data } = await api('DELETE', `/admin/automations/${encode(automation.id)}`, { version: automation.version })
+          const { data } = await api('DELETE', `/admin/automations/${encode(automation.id)}`, { body: {}, version: automation.version })
           return data
         }, deleted => {
           flash(`Automation ${deleted.deleted} deleted.`)
@@ -133,7 +133,7 @@ async function detail (main, match) {
         { label: 'Paused', value: a => (a.paused ? 'yes' : 'no') },
         { label: 'Saved', value: a => when(a.updated_at) }
       ])
-    ]
+    ].filter(Boolean)
   })
   showFlash(main)
 }

@@ -266,11 +266,11 @@ async function detail (main, match) {
       const moment = campaign.send_at ? `at ${when(campaign.send_at)}` : 'now'
       controls.push(confirming('Send campaign…', `Send “${campaign.name}” (version ${campaign.version}) to segment ${campaign.segment} ${moment}?`,
         'Send now', button => act(editor, button, async () => {
-          const { data } = await api('POST', `/admin/campaigns/${encode(campaign.id)}/send`, { version: campaign.version })
+          const { data } = await api('POST', `/admin/campaigns/${encode(campaign.id)}/send`, { body: {}, version: campaign.version })
           return data
         }, sent => reload(`Campaign ${campaign.id} is ${sent.status}.`))))
       controls.push(confirming('Delete campaign', `Delete the draft ${campaign.id}?`, 'Delete', button => act(editor, button, async () => {
-        const { data } = await api('DELETE', `/admin/campaigns/${encode(campaign.id)}`, { version: campaign.version })
+        const { data } = await api('DELETE', `/admin/campaigns/${encode(campaign.id)}`, { body: {}, version: campaign.version })
         return data
       }, deleted => {
         flash(`Campaign ${deleted.deleted} deleted.`)
@@ -280,7 +280,7 @@ async function detail (main, match) {
     if (view.status === 'scheduled' || view.status === 'sending') {
       controls.push(confirming('Cancel campaign…', `Stop campaign ${campaign.id}? Messages not yet sent are not sent.`,
         'Stop sending', button => act(editor, button, async () => {
-          const { data } = await api('POST', `/admin/campaigns/${encode(campaign.id)}/cancel`)
+          const { data } = await api('POST', `/admin/campaigns/${encode(campaign.id)}/cancel`, { body: {} })
           return data
         }, cancelled => reload(`Campaign ${campaign.id} is ${cancelled.status}.`)), { danger: true }))
     }
@@ -298,7 +298,7 @@ async function detail (main, match) {
         { label: 'Name', value: c => c.name },
         { label: 'Saved', value: c => when(c.updated_at) }
       ])
-    ]
+    ].filter(Boolean)
   })
   showFlash(main)
 }

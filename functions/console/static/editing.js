@@ -1,6 +1,7 @@
 // What every editing screen shares: forms whose controls are named by the document's JSON paths, a JSON
 // editor for the parts too rich for a form, saving with the version read (If-Match), and the API's
-// refusals shown next to the field they name.
+// refusals shown next to the field they name. Changes without a document (pause, send, delete) send `{}`:
+// the admin API takes changes as JSON only (the local gateway refuses others with a 415).
 import { api } from './api.js'
 import { announce, clearErrors, field, h, showError, table } from './ui.js'
 
@@ -226,7 +227,7 @@ export function listScreen (title, newLink, caption, columns, rows, empty) {
     h('h1', {}, title),
     newLink ? h('p', { class: 'actions' }, h('a', { class: 'button', href: newLink.href }, newLink.label)) : null,
     table(caption, columns, rows, empty)
-  ]
+  ].filter(Boolean)
 }
 
 /** A form that the browser does not validate on its own: the admin API validates, and says where. */

@@ -89,7 +89,7 @@ async function detail (main, match) {
       if (rule.origin === 'stored') {
         controls.push(confirming('Delete rule', `Delete rule ${rule.id}? A shipped default with this id applies again.`,
           'Delete', button => act(editor, button, async () => {
-            const { data } = await api('DELETE', `/admin/rules/${encode(rule.id)}`, { version: rule.version })
+            const { data } = await api('DELETE', `/admin/rules/${encode(rule.id)}`, { body: {}, version: rule.version })
             return data
           }, deleted => {
             flash(`Rule ${deleted.deleted} deleted${deleted.default_applies ? ': the shipped default applies again' : ''}.`)
@@ -112,7 +112,7 @@ async function detail (main, match) {
         { label: 'Enabled', value: r => (r.enabled ? 'yes' : 'no') },
         { label: 'Saved', value: r => when(r.updated_at) }
       ])
-    ]
+    ].filter(Boolean)
   })
   showFlash(main)
 }

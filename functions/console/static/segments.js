@@ -82,7 +82,7 @@ async function detail (main, match) {
       const verb = segment.paused ? 'resume' : 'pause'
       const toggle = h('button', { type: 'button', class: 'secondary' }, segment.paused ? 'Resume segment' : 'Pause segment')
       toggle.addEventListener('click', () => act(editor, toggle, async () => {
-        const { data } = await api('POST', `/admin/segments/${encode(segment.id)}/${verb}`, { version: segment.version })
+        const { data } = await api('POST', `/admin/segments/${encode(segment.id)}/${verb}`, { body: {}, version: segment.version })
         return data
       }, saved => {
         flash(`Segment ${saved.id} ${saved.paused ? 'paused: nobody enters or leaves it until it is resumed' : 'resumed'}.${backfillNote(saved)}`)
@@ -90,7 +90,7 @@ async function detail (main, match) {
       }))
       controls.push(toggle, confirming('Delete segment', `Delete segment ${segment.id}? Its members leave it.`,
         'Delete', button => act(editor, button, async () => {
-          const { data } = await api('DELETE', `/admin/segments/${encode(segment.id)}`, { version: segment.version })
+          const { data } = await api('DELETE', `/admin/segments/${encode(segment.id)}`, { body: {}, version: segment.version })
           return data
         }, deleted => {
           flash(`Segment ${deleted.deleted} deleted.${backfillNote(deleted)}`)
@@ -110,7 +110,7 @@ async function detail (main, match) {
         { label: 'Paused', value: s => (s.paused ? 'yes' : 'no') },
         { label: 'Saved', value: s => when(s.updated_at) }
       ])
-    ]
+    ].filter(Boolean)
   })
   showFlash(main)
 }

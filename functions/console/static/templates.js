@@ -90,7 +90,7 @@ async function detail (main, match) {
     if (!isNew && template.origin === 'stored') {
       controls.push(confirming('Delete template', `Delete template ${template.id}? A built-in template with this id applies again.`,
         'Delete', button => act(editor, button, async () => {
-          const { data } = await api('DELETE', `/admin/templates/${encode(template.id)}`, { version: template.version })
+          const { data } = await api('DELETE', `/admin/templates/${encode(template.id)}`, { body: {}, version: template.version })
           return data
         }, deleted => {
           flash(`Template ${deleted.deleted} deleted${deleted.built_in_applies ? ': the built-in one applies again' : ''}.`)
@@ -109,7 +109,7 @@ async function detail (main, match) {
         { label: 'Subject', value: t => t.subject },
         { label: 'Saved', value: t => when(t.updated_at) }
       ])
-    ]
+    ].filter(Boolean)
   })
   showFlash(main)
 }
