@@ -9,7 +9,11 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
+from playwright.sync_api import expect
 
 #: the local stack's default server key (``infra/local/stack.py``), which the console fixture's stack uses
 SERVER_KEY = "local-server-key"
@@ -56,3 +60,16 @@ def track(base: str, method: str, body: dict[str, Any]) -> None:
 def lifetime_score(base: str, contact_id: str) -> float:
     """The contact's lifetime global points (what decay leaves alone), from its card."""
     return admin(base, "GET", f"/admin/contacts/{contact_id}")["scores"]["global"]["lifetime"]
+
+
+#: how long an assertion on the page waits for it to come true: a shared, loaded machine runs a save's
+#: functions (a segment's back-fill, a campaign's planner) much slower than Playwright's 5 s default
+PATIENCE_MS = 30_000
+
+
+@pytest.fixture(autouse=True)
+def patient_page_assertions() -> Iterator[None]:
+    """Page assertions wait up to ``PATIENCE_MS`` in these tests (they end as soon as they hold)."""
+    expect.set_options(timeout=PATIENCE_MS)
+    yield
+    expect.set_options(timeout=5_000)

@@ -12,7 +12,12 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import DESKTOP, PHONE
-from tests.browser.documents_seed import admin, lifetime_score, track
+from tests.browser.documents_seed import (
+    admin,
+    lifetime_score,
+    patient_page_assertions,  # noqa: F401 - autouse: waits as long
+    track,
+)
 
 pytestmark = pytest.mark.browser
 
