@@ -13,7 +13,7 @@ EDITING = ROOT / "functions" / "console" / "static" / "editing.js"
 
 def test_the_console_offers_exactly_the_behaviours_the_admin_api_accepts() -> None:
     source = EDITING.read_text()
-    listed = re.search(r"export const BEHAVIOURS = \[(.*?)\]", source, re.S)
+    listed = re.search(r"export const BEHAVIOURS = \[(.*?)\]", source, re.DOTALL)
     assert listed, "editing.js exports BEHAVIOURS"
     offered = re.findall(r"'([a-z_]+)'", listed.group(1))
     assert offered == [b.value for b in Behaviour]
