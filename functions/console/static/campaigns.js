@@ -186,11 +186,11 @@ function results (report) {
       data: {
         labels: withUplift.map(armLabel),
         datasets: [
-          { label: '95% interval', data: withUplift.map(a => [a.uplift.low, a.uplift.high]), backgroundColor: '#b9cdee' },
-          { type: 'line', label: 'Uplift', data: withUplift.map(a => a.uplift.points), showLine: false, pointRadius: 6, backgroundColor: '#1d2430' }
+          { label: '95% interval', data: withUplift.map(a => [a.uplift.low, a.uplift.high]), backgroundColor: '#b9cdee', order: 1 },
+          { type: 'line', label: 'Uplift', data: withUplift.map(a => a.uplift.points), showLine: false, pointRadius: 7, pointStyle: 'rectRot', order: 0, backgroundColor: '#1d2430', borderColor: '#1d2430' }
         ]
       },
-      options: { indexAxis: 'y' }
+      options: { scales: { y: { title: { display: true, text: 'points' } } } }
     }, withUplift.map(a => a.uplift.sentence).join(' '),
     table('Uplift per arm', [
       { label: 'Arm', value: armLabel },

@@ -314,6 +314,6 @@ export function confirming (label, question, confirmLabel, onConfirm, { danger =
 /** The versions of a document, newest first, folded away. */
 export function history (versions, columns) {
   if (!versions || !versions.length) return null
-  return h('details', { class: 'history' }, h('summary', {}, `History (${versions.length} versions)`),
+  return h('details', { class: 'history' }, h('summary', {}, `History (${versions.length} ${versions.length === 1 ? 'version' : 'versions'})`),
     table('Every version, newest first', columns, versions))
 }
