@@ -87,6 +87,38 @@ def _match_defaults() -> dict[str, Any]:
     }
 
 
+def test_a_detailed_rule_created_in_the_console_scores_its_event(page: Any, console_url: str) -> None:
+    key = suffix()
+    rule_id, event, user = f"docs.{key}", f"Docs Created {key}", f"docs-{key}"
+    track(console_url, "identify", {"userId": user})
+
+    page.goto("/#/rules")
+    page.get_by_role("link", name="New rule").click()
+    page.get_by_label("Rule id").fill(rule_id)
+    page.get_by_label("Behaviour").select_option("custom")
+    page.get_by_label("Points", exact=True).fill("4")
+    page.get_by_label("Match (a detailed rule)").fill(f'{{"event": "{event}"}}')
+    page.get_by_role("button", name="Create rule").click()
+    expect(page.locator(".notice")).to_contain_text(f"Rule {rule_id} saved: version 1")
+    expect(page).to_have_url(f"{console_url}/#/rules/{rule_id}")
+    stored = admin(console_url, "GET", f"/admin/rules/{rule_id}")["rule"]
+    assert (stored["behaviour"], stored["points"], stored["match"]["event"]) == ("custom", 4, event)
+
+    track(console_url, "track", {"userId": user, "event": f"Another {key}", "messageId": f"{key}-0"})
+    track(console_url, "track", {"userId": user, "event": event, "messageId": f"{key}-1"})
+    assert lifetime_score(console_url, f"user_id:{user}") == 4
+
+
+def test_a_funnel_the_api_refuses_is_explained_and_not_stored(page: Any, console_url: str) -> None:
+    before = admin(console_url, "GET", "/admin/funnel")
+    page.goto("/#/funnel")
+    page.get_by_label("Sales threshold").fill("5")
+    page.get_by_label("Exit threshold").fill("10")
+    page.get_by_role("button", name="Save funnel").click()
+    expect(page.get_by_role("alert")).to_contain_text("exit must be below sales")
+    assert admin(console_url, "GET", "/admin/funnel") == before
+
+
 def test_disabling_a_rule_stops_its_points_and_enabling_it_brings_them_back(
     page: Any, console_url: str
 ) -> None:
