@@ -477,10 +477,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                     "dynamodb:Query",
                     "dynamodb:DeleteItem",
                     "dynamodb:BatchWriteItem",
+                    # issue 14: the profiles of a salesperson's leads, one BatchGetItem per page
+                    "dynamodb:BatchGetItem",
                 ),
             ),
             # issue 13: a segment's members, read from its index (and no other index)
             TableAccess(CONTACTS, ("dynamodb:Query",), only_index="bySegment"),
+            # issue 14: a salesperson's leads (and contact search), read from the look-up index alone
+            TableAccess(CONTACTS, ("dynamodb:Query",), only_index="byLookup"),
             # consent set by an administrator is an event in the contact's log; erasure deletes the log
             TableAccess(
                 EVENTS,

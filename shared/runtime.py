@@ -312,7 +312,15 @@ def admin() -> Admin:
         **_admin_metrics(),
         # issue 13: back-fills (started when a segment is saved, or by hand)
         **_admin_backfills(),
+        # issue 14: the console's sales view (a salesperson's leads, from the look-up index)
+        **_admin_leads(config),
     )
+
+
+def _admin_leads(config: settings.AdminSettings) -> dict[str, Any]:
+    from shared.adapters.sales_leads import DynamoSalesLeads
+
+    return {"leads": DynamoSalesLeads(aws.client("dynamodb"), contacts_table=config.contacts_table_name)}
 
 
 # --- issue 11: delivery (the delivery function) ------------------------------------------------------

@@ -597,6 +597,11 @@ class MemoryContactLog:
         page, cursor = self._page(contact, limit, before, scored=True)
         return LedgerPage(entries=[LedgerEntry.of(e.stored()) for e in page], next_cursor=cursor)
 
+    def ledger_since(self, contact: ContactId, since: datetime, limit: int) -> tuple[list[LedgerEntry], bool]:
+        found = [e.stored() for e in self.store.log.get(contact, {}).values() if e.ledger]
+        found = sorted((e for e in found if e.timestamp >= since), key=lambda e: (e.timestamp, e.message_id))
+        return [LedgerEntry.of(e) for e in reversed(found)][:limit], len(found) <= limit
+
     def _page(
         self, contact: ContactId, limit: int, before: str | None, scored: bool
     ) -> tuple[list[LogItem], str | None]:
@@ -688,6 +693,7 @@ class MemoryStageStore:
             )
         if owner is not None:
             stage["owner"] = owner.id
+            stage["routed_at"] = stored_time(now)  # issue 14: among the salesperson's leads
         if evaluation.write_due:
             stage["due_at"] = None if evaluation.due_at is None else stored_time(evaluation.due_at)
         stage["pending_outputs"] = stage.get("pending_outputs", 0) + len(outputs)
@@ -1916,6 +1922,23 @@ from shared.segments.model import Segment, StoredSegment, stored_segment
 
 #: DynamoDB's limit on the items of one transaction
 MAX_TRANSACTION_ITEMS = 100
+
+
+@dataclass
+class MemorySalesLeads:
+    """Issue 14: a salesperson's leads (``shared.admin.dependencies.SalesLeads``), as the look-up index
+    lists them: profiles routed to them, not merged away, the most recently routed first."""
+
+    contacts: MemoryContactStore
+    #: leads read (one Query and one BatchGetItem each on DynamoDB)
+    reads: int = 0
+
+    def leads(self, salesperson_id: str, limit: int) -> list[ContactRecord]:
+        self.reads += 1
+        records = [self.contacts.profile(contact) for contact in self.contacts.profiles]
+        owned = [r for r in records if r and r.owner == salesperson_id and not r.merged_into and r.routed_at]
+        owned.sort(key=lambda r: (stored_time(r.routed_at), r.contact_id), reverse=True)
+        return owned[:limit]
 
 
 class FakeSegmentMembers:

@@ -18,7 +18,10 @@ from shared.admin import (
     engagement,
     erasure,
     rules,
+    sales,
+    scores,
     segments,
+    tags,
 )
 from shared.admin import metrics as lifecycle_metrics
 from shared.admin import templates as email_templates
@@ -55,6 +58,12 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **lifecycle_metrics.ROUTES,
     # issue 13: back-fills by hand
     **backfills.ROUTES,
+    # issue 14: the console (tags by hand)
+    **tags.ROUTES,
+    # issue 14: the sales view (a salesperson's leads)
+    **sales.ROUTES,
+    # issue 14: the contact card's scores over time
+    **scores.ROUTES,
 }
 
 

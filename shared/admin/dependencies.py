@@ -11,6 +11,7 @@ from shared.automations.views import RunView, TimerView
 from shared.campaigns.ports import CampaignRepository, CampaignStates, Exposures
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
 from shared.contacts.views import ContactLog
 from shared.delivery.ledger import SendRecord
 from shared.delivery.ports import DeliveryControl, Suppressions
@@ -65,6 +66,14 @@ class SendRecords(Protocol):
     def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]: ...
 
 
+class SalesLeads(Protocol):
+    """Issue 14: the leads routed to a salesperson (``shared.adapters.sales_leads``)."""
+
+    def leads(self, salesperson_id: str, limit: int) -> list[ContactRecord]:
+        """The ``limit`` most recently routed to them, newest first: profiles they own now, not merged away."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Admin:
     contacts: Profiles
@@ -117,3 +126,6 @@ class Admin:
     # --- issue 13: back-fills ---
     #: the back-fill workflows, started by name (a segment saved: ``seg-<id>-v<version>``), and their runs
     backfills: Backfills
+    # --- issue 14: the console's sales view ---
+    #: a salesperson's leads, read from the contacts table's look-up index
+    leads: SalesLeads
