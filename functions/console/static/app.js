@@ -11,10 +11,18 @@ import * as reports from './reports.js'
 const MODULES = [contacts, sales, documents, reports]
 const ROUTES = MODULES.flatMap(m => m.routes)
 
+/** The first segment of a hash's path: '#/contacts/user_id:ann?x' -> 'contacts'; '#/' -> '' (home). */
+function section (hash) {
+  return (hash || '#/').replace(/^#\/?/, '').split(/[/?]/, 1)[0]
+}
+
+//: the screen '#/' shows (the contacts screen), whose item is current there
+const HOME = 'contacts'
+
 function renderNav () {
-  const here = window.location.hash || '#/'
+  const here = section(window.location.hash) || HOME
   const items = MODULES.flatMap(m => m.nav).map(item =>
-    h('li', {}, h('a', { href: item.href, 'aria-current': here.startsWith(item.href) ? 'page' : null }, item.label))
+    h('li', {}, h('a', { href: item.href, 'aria-current': section(item.href) === here ? 'page' : null }, item.label))
   )
   document.getElementById('nav').replaceChildren(...items)
 }
