@@ -32,7 +32,7 @@ def leads_route(console_url: str, salesperson: str) -> str:
 
 def test_the_sales_view_lists_the_team_and_opens_a_salespersons_leads(page: Any, lead: Seeded) -> None:
     page.goto("/#/sales")
-    page.get_by_label("Salesperson").select_option(lead.owner)
+    page.get_by_label("Salesperson", exact=True).select_option(lead.owner)
     page.get_by_role("button", name="Show leads").click()
     page.wait_for_url(f"**/#/sales/{lead.owner}")
     page.get_by_role("heading", name=f"Leads of {lead.owner}").wait_for()
@@ -77,7 +77,7 @@ def test_the_card_accepts_the_lead_for_the_salesperson_chosen(
 ) -> None:
     page.goto(f"/#/contacts/{quote(lead.contact_id, safe='')}")
     page.locator(".gauge").wait_for()
-    chooser = page.get_by_label("Salesperson")
+    chooser = page.get_by_label("Salesperson", exact=True)
     chooser.locator(f"option[value='{lead.owner}']").wait_for(state="attached")
     assert chooser.input_value() == lead.owner, "the salesperson the lead was routed to is chosen"
     page.get_by_role("button", name="Accept lead").click()
