@@ -289,7 +289,7 @@ async function scoresChart (card) {
   const tagNames = [...new Set(points.flatMap(p => Object.keys(p.tags || {})))].sort()
   const series = [
     { label: 'Global', value: p => p.global, color: '#1f5fbf' },
-    { label: `Stage (${card.stage})`, value: p => p.stage, color: '#1e7a43' },
+    { label: 'Stage (since entering it)', value: p => p.stage, color: '#1e7a43' },
     ...tagNames.map((tag, i) => ({
       label: `Tag ${tag}`,
       value: p => p.tags?.[tag] ?? null,
@@ -310,7 +310,7 @@ async function scoresChart (card) {
     },
     options: {
       scales: {
-        x: { type: 'linear', ticks: { maxTicksLimit: 6, callback: value => new Date(value).toLocaleDateString() } },
+        x: { type: 'linear', min: Date.parse(points[0].at), max: Date.parse(points[points.length - 1].at), ticks: { maxTicksLimit: 6, callback: value => new Date(value).toLocaleDateString() } },
         y: { beginAtZero: true, title: { display: true, text: 'points (decayed)' } }
       },
       plugins: { tooltip: { callbacks: { title: items => new Date(items[0].parsed.x).toLocaleString() } } }
