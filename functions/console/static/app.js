@@ -27,7 +27,10 @@ function renderNav () {
   document.getElementById('nav').replaceChildren(...items)
 }
 
-async function show () {
+/** Render the screen of the address's hash. `moved`: the user went there from another screen, so focus
+ * moves to it (for screen readers and the keyboard); on the first load it stays at the page's start, where
+ * the skip link is the first stop. */
+async function show (moved = false) {
   const path = (window.location.hash || '#/').slice(1) || '/'
   const main = document.getElementById('view')
   renderNav()
@@ -36,7 +39,7 @@ async function show () {
     if (match) {
       document.title = `${route.title} · Lifecycle`
       await route.render(main, match)
-      main.focus({ preventScroll: true })
+      if (moved) main.focus({ preventScroll: true })
       return
     }
   }
@@ -47,7 +50,7 @@ async function show () {
 async function start () {
   const config = await loadConfig()
   if (!(await ensureSignedIn(config))) return
-  window.addEventListener('hashchange', show)
+  window.addEventListener('hashchange', () => show(true))
   await show()
 }
 

@@ -204,8 +204,9 @@ function acceptLead (card, redraw) {
     if (!select.value) return showError(form, { field: 'salesperson', message: 'Choose the salesperson who accepts.' })
     try {
       const { data } = await api('POST', contactPath(card.contact_id, '/accept'), { body: { salesperson: select.value } })
-      announce(`Lead accepted: now ${data.stage}`)
       await redraw()
+      document.getElementById('view').focus()  // the form is redrawn: the focus goes to the card
+      announce(`Lead accepted: now ${data.stage}`)
     } catch (error) {
       showError(form, error)
     }
