@@ -129,11 +129,13 @@ def known_contact(base: str) -> Seeded:
     return seeded
 
 
-def sales_ready_contact(base: str) -> Seeded:
+def sales_ready_contact(base: str, *, in_segment: bool = True) -> Seeded:
     """A contact in the gauge's second quarter (``sales``, index 1.24), tagged by a rule of its own, in a
-    segment of that tag, and routed to a salesperson (one is put on the team first)."""
+    segment of that tag (unless ``in_segment`` is false: a new segment re-evaluates every contact the
+    stack holds), and routed to a salesperson (one is put on the team first)."""
     s = suffix()
-    tag, segment, person = f"uic-{s}", f"uic-{s}", f"sp-{s}"
+    tag, person = f"uic-{s}", f"sp-{s}"
+    segment = tag if in_segment else None
     status, answer = admin(
         base, "PUT", f"/admin/salespeople/{person}", {"name": f"Sam {s}", "email": f"sam.{s}@example.com"}
     )
@@ -145,10 +147,11 @@ def sales_ready_contact(base: str) -> Seeded:
         {"behaviour": "product_viewed", "points": SALES_READY_POINTS, "match": {"product": tag}, "tag": tag},
     )
     assert status == 200, answer
-    status, answer = admin(
-        base, "PUT", f"/admin/segments/{segment}", {"name": f"Browser {s}", "filter": {"tag": tag}}
-    )
-    assert status == 200, answer
+    if segment is not None:
+        status, answer = admin(
+            base, "PUT", f"/admin/segments/{segment}", {"name": f"Browser {s}", "filter": {"tag": tag}}
+        )
+        assert status == 200, answer
     seeded = known_contact(base)
     track(
         base,
@@ -159,13 +162,16 @@ def sales_ready_contact(base: str) -> Seeded:
             (c := card(base, seeded.contact_id))
             and c["engagement"]["quarter"] == "sales"
             and c["owner"]
-            and segment in c["segments"]
+            and (segment is None or segment in c["segments"])
             and c
         ),
         "the contact is sales-ready, routed and in its segment",
     )
-    eventually(
-        lambda: seeded.contact_id in admin(base, "GET", f"/admin/segments/{segment}/members")[1]["members"],
-        "the segment lists the contact",
-    )
+    if segment is not None:
+        eventually(
+            lambda: (
+                seeded.contact_id in admin(base, "GET", f"/admin/segments/{segment}/members")[1]["members"]
+            ),
+            "the segment lists the contact",
+        )
     return Seeded(**{**seeded.__dict__, "tag": tag, "segment": segment, "owner": folded["owner"]})

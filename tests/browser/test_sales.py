@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def lead(console_url: str) -> Seeded:
     """A sales-ready contact routed to a salesperson, not yet accepted."""
-    return sales_ready_contact(console_url)
+    return sales_ready_contact(console_url, in_segment=False)
 
 
 def leads_route(console_url: str, salesperson: str) -> str:
