@@ -57,6 +57,27 @@ def test_a_contact_card_shows_the_gauge_in_the_contacts_quarter_with_a_text_alte
     assert page.get_by_text(f"by rule {sales_ready.tag}").count() >= 1, "the ledger names the rule"
 
 
+def test_the_scores_over_time_are_a_chart_with_a_text_alternative(
+    page: Any, console_url: str, sales_ready: Seeded
+) -> None:
+    if route_missing(console_url, "GET", contact_path(sales_ready.contact_id, "/scores")):
+        pytest.skip("GET /admin/contacts/{id}/scores is not on this stack yet")
+    open_card(page, sales_ready.contact_id)
+    canvas = page.locator("figure.chart canvas")
+    canvas.wait_for()
+    name = canvas.get_attribute("aria-label")
+    assert name.startswith("Scores over time. Over the last 90 days the global score went from 0 to "), name
+    assert f"tags: {sales_ready.tag} " in name, "the tag's line is summarised too"
+    assert page.evaluate("document.querySelector('figure.chart canvas')._chart.data.datasets.length") == 3, (
+        "global, stage and the tag, drawn by Chart.js"
+    )
+    figures = page.get_by_role("region", name="Scores over time")
+    page.get_by_text("Scores over time: the figures").click()
+    headers = figures.get_by_role("columnheader").all_inner_texts()
+    assert headers == ["When", "Global", "Stage (since entering it)", f"Tag {sales_ready.tag}"]
+    assert figures.locator("tbody tr").count() >= 2, "from the window's start to now"
+
+
 def test_the_nurturing_quarter_is_shown_for_a_contact_without_engagement(page: Any, console_url: str) -> None:
     seeded = known_contact(console_url)
     open_card(page, seeded.contact_id)
