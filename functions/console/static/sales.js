@@ -57,9 +57,14 @@ async function renderLeads (main, salespersonId) {
       }
       throw error
     }
+    const person = await api('GET', '/admin/salespeople').then(
+      ({ data }) => (data.salespeople || []).find(p => p.id === salespersonId),
+      () => null
+    )
     return [
       h('p', { class: 'crumbs' }, h('a', { href: '#/sales' }, 'Sales'), ' / ', salespersonId),
       h('h1', {}, `Leads of ${salespersonId}`),
+      person ? h('p', {}, `${person.name}, ${person.email}${person.available === false ? ' (away: no new leads)' : ''}`) : null,
       h('p', { class: 'hint' }, 'Hottest first: the current (decayed) engagement score.'),
       table(`Leads routed to ${salespersonId}, hottest first`, [
         { label: 'Contact', value: lead => h('a', { href: cardHref(lead.contact_id) }, lead.name || lead.email || lead.contact_id) },
