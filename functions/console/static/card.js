@@ -39,7 +39,7 @@ function section (title, ...children) {
 function facts (pairs) {
   return h(
     'dl',
-    { class: 'facts' },
+    { class: 'card-facts' },
     pairs.filter(([, value]) => value !== null && value !== undefined && value !== '').map(([term, value]) => [
       h('dt', {}, term),
       h('dd', {}, value)
