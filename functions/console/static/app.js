@@ -27,9 +27,9 @@ function renderNav () {
   document.getElementById('nav').replaceChildren(...items)
 }
 
-/** Render the screen of the address's hash. `moved`: the user went there from another screen, so focus
- * moves to it (for screen readers and the keyboard); on the first load it stays at the page's start, where
- * the skip link is the first stop. */
+/** Render the screen of the address's hash. `moved`: the user went there (from another screen, or by an
+ * address naming a screen, as a link to an anchor does), so focus moves to it for screen readers and the
+ * keyboard; the bare page (no hash) starts at the top, where the skip link is the first stop. */
 async function show (moved = false) {
   const path = (window.location.hash || '#/').slice(1) || '/'
   const main = document.getElementById('view')
@@ -51,7 +51,8 @@ async function start () {
   const config = await loadConfig()
   if (!(await ensureSignedIn(config))) return
   window.addEventListener('hashchange', () => show(true))
-  await show()
+  const hash = window.location.hash
+  await show(hash !== '' && hash !== '#' && hash !== '#/')
 }
 
 start()
