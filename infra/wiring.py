@@ -343,6 +343,9 @@ ENGAGEMENT_TABLES = (
         indexes=True,
     ),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+    # issue 14: a contact's search terms are replaced on condition that its profile still exists (a
+    # transaction's ConditionCheck on the profile)
+    TableAccess(CONTACTS, ("dynamodb:ConditionCheckItem",)),
 )
 #: What the automation functions read and write: profiles, runs, timers and the stage history, and the
 #: due index (Query by index); the event log (an automation's points, one ledger entry per run); their
@@ -473,6 +476,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             ),
             # issue 13: a segment's members, read from its index (and no other index)
             TableAccess(CONTACTS, ("dynamodb:Query",), only_index="bySegment"),
+            # issue 14: contact search: the search terms' index (a Query per page), the page's profiles (a batch)
+            TableAccess(CONTACTS, ("dynamodb:Query",), only_index="byLookup"),
+            TableAccess(CONTACTS, ("dynamodb:BatchGetItem",)),
             # consent set by an administrator is an event in the contact's log; erasure deletes the log
             TableAccess(
                 EVENTS,

@@ -21,9 +21,14 @@ class LifecycleError(Exception):
 
 
 class InvalidRequest(LifecycleError):
-    """The request can never succeed as sent (bad JSON, bad field, ...)."""
+    """The request can never succeed as sent (bad JSON, bad field, ...). ``field``: the input it is about
+    (a query parameter, a body field), for a form to show the message next to it."""
 
     code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field
 
 
 class PayloadTooLarge(LifecycleError):

@@ -112,7 +112,10 @@ def error_response(exc: errors.LifecycleError) -> dict[str, Any]:
     # a flood's refusals are counted (RequestsRateLimited), not logged one by one
     log = logger.warning if status >= 500 else logger.debug if status == 429 else logger.info
     log("request rejected", extra={"status": status, "code": exc.code})
-    return json_response(status, {"code": exc.code, "message": exc.message}, headers)
+    body = {"code": exc.code, "message": exc.message}
+    if getattr(exc, "field", None):  # the input an invalid request is about, only when known
+        body["field"] = exc.field
+    return json_response(status, body, headers)
 
 
 def json_response(

@@ -18,6 +18,7 @@ from shared.admin import (
     engagement,
     erasure,
     rules,
+    search,
     segments,
 )
 from shared.admin import metrics as lifecycle_metrics
@@ -50,6 +51,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **lifecycle_metrics.ROUTES,
     # issue 13: back-fills by hand
     **backfills.ROUTES,
+    # issue 14: contact search
+    **search.ROUTES,
 }
 
 

@@ -27,6 +27,7 @@ from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.metrics import MetricStore
 from shared.usecases.recording import EventLog, Profiles
+from shared.usecases.search import ContactFinder
 
 
 class FunnelRepository(FunnelSource, Protocol):
@@ -117,3 +118,6 @@ class Admin:
     # --- issue 13: back-fills ---
     #: the back-fill workflows, started by name (a segment saved: ``seg-<id>-v<version>``), and their runs
     backfills: Backfills
+    # --- issue 14: contact search ---
+    #: the search index and the profiles it leads to (``GET /admin/contacts?q=``)
+    search: ContactFinder | None = None
