@@ -85,7 +85,11 @@ def test_index_grants_are_query_only_but_the_nightly_scan_of_one_named_index() -
     assert ("analytics_extract", ("dynamodb:Scan",), "byPurchase") in named
     assert ("admin", ("dynamodb:Query",), "bySegment") in named
     others = named - {("analytics_extract", ("dynamodb:Scan",), "byPurchase")}
-    assert all(actions == ("dynamodb:Query",) and index == "bySegment" for _, actions, index in others)
+    # issue 14: the admin's contact search Queries the look-up index alone
+    assert ("admin", ("dynamodb:Query",), "byLookup") in named
+    assert all(
+        actions == ("dynamodb:Query",) and index in ("bySegment", "byLookup") for _, actions, index in others
+    )
 
 
 def test_services_only_where_wired_and_only_on_their_resource() -> None:
