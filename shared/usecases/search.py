@@ -49,7 +49,7 @@ from shared.contacts.search import (
     search_terms,
 )
 from shared.errors import InvalidRequest
-from shared.usecases.recording import Profiles, resolve
+from shared.usecases.recording import Profiles
 
 #: Attempts at replacing a contact's terms when the stored ones differ from what the record showed.
 MAX_ATTEMPTS = 3
@@ -198,9 +198,8 @@ def search(q: str | None, limit: int, cursor: str | None, deps: Search) -> Conta
     if sep and kind in KINDS and value:  # a contact id: that contact, or nobody
         if cursor:
             return ContactSearchPage(contacts=[], next_cursor=None)
-        contact = resolve(ContactId.parse(text), deps.profiles)
-        record = deps.profiles.profile(contact)
-        found = [summary(record, deps)] if record is not None and record.merged_into is None else []
+        record = holder(ContactId.parse(text), deps.profiles)
+        found = [summary(record, deps)] if record is not None else []
         return ContactSearchPage(contacts=found, next_cursor=None)
     words = query_words(text)
     if not words or len(leading_word(words)) < MIN_QUERY:
@@ -218,8 +217,8 @@ def search(q: str | None, limit: int, cursor: str | None, deps: Search) -> Conta
     seen: set[str] = set()
     if as_user is not None and (direct := records.get(as_user)) is not None:
         if direct.merged_into:  # an alias merged into another user: the one holding it now (the card's)
-            direct = deps.profiles.profile(resolve(as_user, deps.profiles))
-        if direct is not None and direct.merged_into is None:
+            direct = holder(ContactId.parse(direct.merged_into), deps.profiles)
+        if direct is not None:
             found.append(summary(direct, deps))
             seen.add(direct.contact_id)
     for contact in page.contacts:
@@ -229,6 +228,17 @@ def search(q: str | None, limit: int, cursor: str | None, deps: Search) -> Conta
         found.append(summary(record, deps))
         seen.add(record.contact_id)
     return ContactSearchPage(contacts=found, next_cursor=encode_cursor(word, page.after))
+
+
+def holder(contact: ContactId, profiles: Profiles, max_hops: int = 8) -> ContactRecord | None:
+    """The profile of the contact now holding this identity (merges followed, as ``resolve`` does for the
+    card), read once per hop; ``None`` if there is none."""
+    for _ in range(max_hops):
+        record = profiles.profile(contact)
+        if record is None or record.merged_into is None:
+            return record
+        contact = ContactId.parse(record.merged_into)
+    return None
 
 
 def summary(record: ContactRecord, deps: Search) -> ContactSummary:
