@@ -2253,6 +2253,8 @@ class MemoryProfileScan:
     #: profiles per page
     page_size: int = 2
     requests: int = 0
+    #: issue 14: the search terms stored (a page names its contacts that have some)
+    search: MemoryContactSearch | None = None
 
     def scan(self, segment: int, segments: int) -> Iterator[ProfilePage]:
         found = [
@@ -2262,8 +2264,14 @@ class MemoryProfileScan:
         ]
         for start in range(0, max(len(found), 1), self.page_size):
             self.requests += 1
-            page = [self.contacts.profile(c) for c in found[start : start + self.page_size]]
-            yield ProfilePage(profiles=[p for p in page if p is not None], read=len(page))
+            part = found[start : start + self.page_size]
+            page = [self.contacts.profile(c) for c in part]
+            held = self.search.held if self.search is not None else {}
+            yield ProfilePage(
+                profiles=[p for p in page if p is not None],
+                read=len(page),
+                indexed=frozenset(str(c) for c in part if c in held),
+            )
 
 
 @dataclass

@@ -201,6 +201,8 @@ class ProfilePage:
     profiles: list[ContactRecord]
     #: items the scan read for it (what it is billed for): profiles and the contacts' other items
     read: int
+    #: issue 14: contacts of the page whose search terms are stored (the back-fill leaves them alone)
+    indexed: frozenset[str] = frozenset()
 
 
 class ProfileScan(Protocol):
@@ -241,7 +243,8 @@ def backfill_contacts(event: Mapping[str, Any], deps: ContactsBackfilling) -> di
             contacts += 1
             try:
                 changed += 1 if on_change(record, engagement, backfill=backfill) else 0
-                indexed += index_existing(record, deps.search) if deps.search is not None else 0
+                if deps.search is not None and record.contact_id not in page.indexed:
+                    indexed += index_existing(record, deps.search)
             except Exception:  # noqa: BLE001 - one contact's failure does not stop the others
                 failed += 1
                 deps.telemetry.failure("back-fill of a contact")
