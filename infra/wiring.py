@@ -349,6 +349,9 @@ ENGAGEMENT_TABLES = (
         indexes=True,
     ),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+    # issue 14: a contact's search terms are replaced on condition that its profile still exists (a
+    # transaction's ConditionCheck on the profile)
+    TableAccess(CONTACTS, ("dynamodb:ConditionCheckItem",)),
 )
 #: What the automation functions read and write: profiles, runs, timers and the stage history, and the
 #: due index (Query by index); the event log (an automation's points, one ledger entry per run); their

@@ -20,6 +20,7 @@ from shared.admin import (
     rules,
     sales,
     scores,
+    search,
     segments,
     tags,
 )
@@ -64,6 +65,8 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **sales.ROUTES,
     # issue 14: the contact card's scores over time
     **scores.ROUTES,
+    # issue 14: contact search
+    **search.ROUTES,
 }
 
 

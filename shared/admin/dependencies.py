@@ -28,6 +28,7 @@ from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.metrics import MetricStore
 from shared.usecases.recording import EventLog, Profiles
+from shared.usecases.search import ContactFinder
 
 
 class FunnelRepository(FunnelSource, Protocol):
@@ -129,3 +130,6 @@ class Admin:
     # --- issue 14: the console's sales view ---
     #: a salesperson's leads, read from the contacts table's look-up index
     leads: SalesLeads
+    # --- issue 14: contact search ---
+    #: the search index and the profiles it leads to (``GET /admin/contacts?q=``)
+    search: ContactFinder | None = None
