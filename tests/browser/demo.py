@@ -268,9 +268,10 @@ def _live(stack: Stack, rng: random.Random, user: str, story: str, age: int, dem
         if age < 3:
             _view(stack, rng, user)
     elif story == "webinar":
-        if age in (0, 1, 3):
+        # three webinars in the first week (marketing-qualified), one now and then after: never sales-ready
+        for topic in {0: ("Safety", "Jumps", "Gear"), 2: ("Waves",), 5: ("Travel",)}.get(age, ()):
             stack.track(
-                "track", {"userId": user, "event": "Webinar Attended", "properties": {"topic": "Safety"}}
+                "track", {"userId": user, "event": "Webinar Attended", "properties": {"topic": topic}}
             )
         _view(stack, rng, user)
     elif story == "hot_lead":

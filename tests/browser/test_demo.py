@@ -61,7 +61,7 @@ def test_each_screenshot_page_renders_the_demo_without_errors(chromium: Any, dem
     try:
         errors = render(page, demo.pages()[name])
         assert errors == []
-        assert not page.title().startswith("Not found"), f"the console has no screen at {PAGES[name]}"
+        assert not page.title().startswith("Not found"), f"the console has no screen at {demo.pages()[name]}"
         assert page.locator("#view h1").first.inner_text().strip()
     finally:
         context.close()
