@@ -57,6 +57,11 @@ def render(page: Any, route: str) -> list[str]:
     )
     page.wait_for_load_state("networkidle")
     page.evaluate("document.fonts.ready")
+    # every chart drawn in its final state, not caught halfway through its animation
+    page.evaluate(
+        "() => { for (const chart of Object.values((window.Chart && window.Chart.instances) || {})) "
+        "{ chart.stop(); chart.update('none') } }"
+    )
     return errors
 
 
@@ -70,7 +75,9 @@ def take(console: str, demo: Demo, names: list[str], out: Path = OUT) -> list[Pa
     written = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=path, headless=True, args=list(CHROMIUM_ARGS))
-        context = browser.new_context(viewport=DESKTOP, base_url=console, device_scale_factor=1)
+        context = browser.new_context(
+            viewport=DESKTOP, base_url=console, device_scale_factor=1, reduced_motion="reduce"
+        )
         for name, route in demo.pages().items():
             if names and name not in names:
                 continue
