@@ -90,7 +90,7 @@ def take(console: str, demo: Demo, names: list[str], out: Path = OUT) -> list[Pa
             target = out / f"{name}.png"
             page.screenshot(path=str(target), full_page=True)
             written.append(target)
-            print(f"wrote {target.relative_to(ROOT)}", flush=True)
+            print(f"wrote {target}", flush=True)
             page.close()
         browser.close()
     return written
