@@ -88,6 +88,9 @@ def take(console: str, demo: Demo, names: list[str], out: Path = OUT) -> list[Pa
             if page.title().startswith("Not found"):
                 raise SystemExit(f"{name} ({route}): the console has no such screen (see PAGES in demo.py)")
             target = out / f"{name}.png"
+            page.evaluate(
+                "document.activeElement && document.activeElement.blur()"
+            )  # no focus ring in a picture
             page.screenshot(path=str(target), full_page=True)
             written.append(target)
             print(f"wrote {target}", flush=True)
