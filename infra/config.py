@@ -78,6 +78,22 @@ class DeploymentConfig(BaseModel):
     #: churn risk from which a customer is at medium and at high risk (unset: the code's defaults)
     risk_medium: float | None = Field(None, alias="riskMedium", gt=0, lt=1)
     risk_high: float | None = Field(None, alias="riskHigh", gt=0, lt=1)
+    # --- the console's sign-in (issue 14) ---
+    #: the prefix of the Cognito hosted login's domain, ``https://<prefix>.auth.<region>.amazoncognito.com``:
+    #: unique in the region; unset, ``lifecycle-<account id>`` (``infra.constructs.console``)
+    console_domain_prefix: str | None = Field(
+        None,
+        alias="consoleDomainPrefix",
+        pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$",
+    )
+
+    @field_validator("console_domain_prefix")
+    @classmethod
+    def _prefix_allowed(cls, value: str | None) -> str | None:
+        """Cognito refuses prefixes that contain ``aws``, ``amazon`` or ``cognito``."""
+        if value is not None and any(word in value for word in ("aws", "amazon", "cognito")):
+            raise ValueError(f"consoleDomainPrefix may not contain aws, amazon or cognito: {value!r}")
+        return value
 
     @field_validator("rfm_edges", mode="before")
     @classmethod
@@ -146,6 +162,14 @@ SERVICE_ENV = {
     "delivery_secret": "DELIVERY_SECRET_ARN",
     "links": "PUBLIC_BASE_URL",
 }
+#: issue 14: what the console function is told of its sign-in (the ``sign_in`` service), by environment
+#: variable: the hosted login's base URL, the public app client's id, and the prefix of the admin routes
+#: that accept the sign-in. Only the cloud has them: locally they are unset (no sign-in, loopback only).
+SIGN_IN_ENV = {
+    "sign_in": "CONSOLE_SIGN_IN_URL",
+    "sign_in_client": "CONSOLE_CLIENT_ID",
+    "sign_in_api_base": "CONSOLE_API_BASE",
+}
 
 
 def identity_secrets_path(stack_name: str) -> str:
@@ -164,7 +188,8 @@ def environment(
 ) -> dict[str, str]:
     """A function's environment, the same in the cloud and in the local stack.
 
-    ``services`` names the event bus (``events``) and the lead topic (``sns``) where they exist;
+    ``services`` names the event bus (``events``) and the lead topic (``sns``) where they exist (issue 14:
+    and the console's sign-in, ``SIGN_IN_ENV``, in the cloud);
     ``queue_urls`` the queues by id (every queue the function sends to must be there), ``bucket_names``
     the buckets by id (likewise). The analytics functions get the analytics settings too.
     ``state_machines`` names, by workflow, the state machines of the workflows the function starts (the
@@ -181,6 +206,11 @@ def environment(
             SERVICE_ENV[kind]: (services or {})[kind]
             for kind in spec.services
             if kind in SERVICE_ENV and kind in (services or {})
+        },
+        **{
+            name: (services or {})[key]
+            for key, name in SIGN_IN_ENV.items()
+            if "sign_in" in spec.services and key in (services or {})
         },
         **config.settings(),
         **spec.environment,

@@ -37,6 +37,8 @@ SERVICE_ACTIONS: dict[str, tuple[str, ...]] = {
     "delivery_secret": ("secretsmanager:GetSecretValue",),
     # the public base URL: an environment variable, nothing to grant
     "links": (),
+    # issue 14: the console's hosted login and app client: environment variables, nothing to grant
+    "sign_in": (),
 }
 
 Resource = Literal[

@@ -8,6 +8,7 @@ from constructs import Construct
 from infra.config import DeploymentConfig
 from infra.constructs.analytics import Analytics
 from infra.constructs.capability import Capability
+from infra.constructs.console import ConsoleSignIn
 from infra.constructs.delivery import Delivery
 from infra.constructs.function import Packaging, Platform
 from infra.constructs.http_api import HttpApi
@@ -30,6 +31,8 @@ class LifecycleStack(Stack):
         delivery = Delivery(self, "Sending")
         messaging = Messaging(self, "Messaging", config=config, configuration_set=delivery.configuration_set)
         api = HttpApi(self, "Http", config=config)
+        # issue 14: the console's sign-in (its users, hosted login and app client; the admin API's console routes)
+        console = ConsoleSignIn(self, "Console", config=config, api=api)
         platform = Platform(
             tables=storage.tables,
             queues=queues.queues,
@@ -39,6 +42,7 @@ class LifecycleStack(Stack):
             config=config,
             delivery=delivery,
             buckets=storage.buckets,
+            sign_in=console.names,
         )
         self.capabilities = {
             name: (Analytics if name in WORKFLOW_CAPABILITIES else Capability)(
@@ -58,6 +62,20 @@ class LifecycleStack(Stack):
                 flow.grant_start(wired.function)
 
         CfnOutput(self, "ApiUrl", value=api.url, description="Base URL for tracking SDKs and the admin API")
+        CfnOutput(self, "ConsoleUrl", value=console.url, description="The console: open it, sign in")
+        CfnOutput(
+            self,
+            "ConsoleUserPoolId",
+            value=console.user_pool.user_pool_id,
+            description="The console's users: aws cognito-idp admin-create-user --user-pool-id <this> "
+            "--username <email> (docs/console.md)",
+        )
+        CfnOutput(
+            self,
+            "ConsoleSignInUrl",
+            value=console.sign_in_url,
+            description="The console's hosted login (Cognito)",
+        )
         for capability in self.capabilities.values():
             for name, queue in capability.dead_letters.items():
                 CfnOutput(

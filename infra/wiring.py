@@ -14,6 +14,7 @@ from typing import Any, Literal
 from shared.adapters.queues import DELIVERY, QUEUES, QueueSpec
 from shared.adapters.tables import CONFIG, CONTACTS, EVENTS, METRICS, RATES, TABLES, TableSpec
 from shared.admin import ROUTES as ADMIN_ROUTES
+from shared.admin import console_route
 from shared.delivery.feedback import (
     ALARM_STATE_CHANGE,
     FEEDBACK_DETAIL_TYPES,
@@ -63,8 +64,10 @@ __all__ = [
 class HttpRoute:
     method: str
     path: str
-    #: "iam": SigV4-signed callers only in the cloud, loopback callers only locally
-    auth: Literal["none", "iam"] = "none"
+    #: "iam": SigV4-signed callers only in the cloud, loopback callers only locally; issue 14: "jwt": the
+    #: console's signed-in users only in the cloud (a Cognito access token, checked by the API's JWT
+    #: authorizer), loopback callers only locally
+    auth: Literal["none", "iam", "jwt"] = "none"
 
     @property
     def key(self) -> str:
@@ -225,11 +228,14 @@ class BusTrigger:
 
 
 #: the event bus, the lead topic, the SES sender (lead emails), the sources' identity secrets (SSM, read
-#: only); delivery's: ``email`` (SES v2 through the stack's configuration set, from the sender only),
+#: only); issue 14: ``sign_in`` (the console's Cognito hosted login and app client: environment variables,
+#: set in the cloud only, no permission); delivery's: ``email`` (SES v2 through the stack's configuration set, from the sender only),
 #: ``sms`` (SNS to phone numbers, and their opt-out check), ``delivery_secret`` (the Secrets Manager
 #: secret that signs unsubscribe and confirmation links and webhooks), ``links`` (the public base URL the
 #: links point at: no permission, an environment variable)
-Service = Literal["events", "sns", "ses", "identity_secrets", "email", "sms", "delivery_secret", "links"]
+Service = Literal[
+    "events", "sns", "ses", "identity_secrets", "email", "sms", "delivery_secret", "links", "sign_in"
+]
 #: A layer of libraries a function needs beyond Powertools (``infra.constructs.function.LIBRARY_BUNDLES``).
 Bundle = Literal["templates", "analytics"]
 #: What the system does, one construct each in the stack.
@@ -457,7 +463,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         capability="admin",
         handler="functions.admin.handler.handler",
         description="Admin API: contacts, ledgers, rules, automations, templates, consent, erasure, funnel, sales",
-        routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES),
+        # issue 14: each route twice: /admin/... for SigV4 callers, /console/admin/... for the console's users
+        routes=tuple(HttpRoute(*key.split(" ", 1), auth="iam") for key in ADMIN_ROUTES)
+        + tuple(HttpRoute(*console_route(key).split(" ", 1), auth="jwt") for key in ADMIN_ROUTES),
         tables=(
             # erasure deletes a contact's items (profile, history, runs, timers, send ledger)
             TableAccess(
@@ -502,6 +510,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         handler="functions.console.handler.handler",
         description="Console: the web page marketers and salespeople use (its files; the data is the admin API's)",
         routes=(HttpRoute("GET", "/"), HttpRoute("GET", "/console/{file}")),
+        # issue 14: in the cloud, where the page signs in (the user pool's hosted login and app client):
+        # environment variables only, no permission
+        services=("sign_in",),
         memory_mb=256,
     ),
     FunctionSpec(

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_serializer
 from pydantic.alias_generators import to_camel
 
 #: What each kind of file is served as; nothing else is served.
@@ -37,6 +37,34 @@ SECURITY_HEADERS = {
 }
 INDEX = "index.html"
 CONFIG = "config.json"
+#: issue 14: what the console asks the hosted login for (OpenID Connect: who signed in, and their email)
+SIGN_IN_SCOPES = ("openid", "email", "profile")
+#: the scope the admin API's console routes require: Cognito's access tokens carry it, its ID tokens (also
+#: issued to the console's client) carry no scope, so only access tokens are accepted
+ROUTE_SCOPE = "openid"
+
+
+class SignIn(BaseModel):
+    """issue 14: the hosted login the page signs in at (OAuth 2.0 authorization code with PKCE)."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True)
+
+    #: the hosted login's base URL (``<url>/oauth2/authorize``, ``<url>/oauth2/token``, ``<url>/logout``)
+    url: HttpUrl
+    #: the console's public app client (no secret)
+    client_id: str = Field(min_length=1)
+    scopes: tuple[str, ...] = SIGN_IN_SCOPES
+
+    @property
+    def origin(self) -> str:
+        """Where the page exchanges and refreshes its tokens: the only other origin it calls."""
+        return f"{self.url.scheme}://{self.url.host}" + (
+            f":{self.url.port}" if self.url.port not in (None, 80, 443) else ""
+        )
+
+    @field_serializer("url")
+    def _url_as_given(self, url: HttpUrl) -> str:
+        return str(url).rstrip("/")
 
 
 class ConsoleConfig(BaseModel):
@@ -44,15 +72,15 @@ class ConsoleConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True)
 
-    #: the prefix before /admin/... ("" locally)
+    #: the prefix before /admin/... ("" locally; "/console" in the cloud, the routes that accept the sign-in)
     api_base: str = ""
-    #: the sign-in endpoints, where the cloud deployment has them
-    sign_in: dict[str, Any] | None = None
+    #: the hosted login, where the cloud deployment has one
+    sign_in: SignIn | None = None
 
     def content_security_policy(self) -> str:
         connect = ["'self'"]
-        if self.sign_in and self.sign_in.get("domain"):
-            connect.append(f"https://{self.sign_in['domain']}")
+        if self.sign_in is not None:
+            connect.append(self.sign_in.origin)
         return "; ".join(
             (
                 "default-src 'none'",

@@ -790,7 +790,12 @@ def _admin_backfills() -> dict[str, Any]:
 
 def console() -> ConsoleConfig:
     """The console page's configuration: where its admin API calls go, and how it signs in."""
-    from shared.console import ConsoleConfig
+    from shared.console import ConsoleConfig, SignIn
 
     config = settings.load(settings.ConsoleSettings)
-    return ConsoleConfig(api_base=config.console_api_base)
+    sign_in = (
+        SignIn(url=config.console_sign_in_url, client_id=config.console_client_id)
+        if config.console_sign_in_url is not None and config.console_client_id is not None
+        else None
+    )
+    return ConsoleConfig(api_base=config.console_api_base, sign_in=sign_in)

@@ -356,3 +356,13 @@ class ConsoleSettings(_Settings):
     #: the prefix of the admin routes the page calls ("" locally: /admin/... from loopback; in the cloud
     #: the routes that accept the console's sign-in)
     console_api_base: str = Field("", alias="CONSOLE_API_BASE")
+    #: issue 14: the Cognito hosted login's base URL and the console's app client, in the cloud only (both
+    #: or neither: unset locally, where the page needs no sign-in)
+    console_sign_in_url: str | None = Field(None, alias="CONSOLE_SIGN_IN_URL", min_length=1)
+    console_client_id: str | None = Field(None, alias="CONSOLE_CLIENT_ID", min_length=1)
+
+    @model_validator(mode="after")
+    def _sign_in_whole(self) -> ConsoleSettings:
+        if (self.console_sign_in_url is None) != (self.console_client_id is None):
+            raise ValueError("CONSOLE_SIGN_IN_URL and CONSOLE_CLIENT_ID are set together, or neither")
+        return self

@@ -184,6 +184,14 @@ def create_resources_from_template(client: Any, template: dict[str, Any]) -> dic
             definition=json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Pass", "End": True}}}),
             roleArn="arn:aws:iam::123456789012:role/lifecycle-workflows",
         )["stateMachineArn"]
+    # issue 14: the console's sign-in (a Ref gives the pool's id, the app client's id, the domain's prefix);
+    # nothing is created: the console function only names them to the page
+    for logical in resources(template, "AWS::Cognito::UserPool"):
+        values[logical] = f"{os.environ['AWS_REGION']}_Console1"
+    for logical in resources(template, "AWS::Cognito::UserPoolClient"):
+        values[logical] = "consoleclient1234567890"
+    for logical in resources(template, "AWS::Cognito::UserPoolDomain"):
+        values[logical] = "lifecycle-tests"
     # buckets: a Ref gives the name (CDK generates it; lower case here, as S3 requires)
     for logical in resources(template, "AWS::S3::Bucket"):
         values[logical] = logical.lower()

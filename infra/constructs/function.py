@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, CfnResource, Duration, RemovalPolicy, Stack, Validations
@@ -62,6 +63,8 @@ class Platform:
     delivery: Delivery
     #: the buckets, by id (``infra.wiring.BUCKETS``)
     buckets: dict[str, s3.Bucket]
+    #: issue 14: what the console function is told of its sign-in (``ConsoleSignIn.names``)
+    sign_in: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def public_base_url(self) -> str:
@@ -75,7 +78,12 @@ class Platform:
     @property
     def service_names(self) -> dict[str, str]:
         """What the functions' environment calls each service (``infra.config.SERVICE_ENV``)."""
-        return {**self.messaging.names, **self.delivery.names, "links": self.public_base_url}
+        return {
+            **self.messaging.names,
+            **self.delivery.names,
+            "links": self.public_base_url,
+            **self.sign_in,
+        }
 
 
 #: Lambda's name of each architecture.

@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.config import DeploymentConfig
 from infra.wiring import CORS, FunctionSpec
+from shared.console import ROUTE_SCOPE
 
 #: Access log fields: enough to trace a request, nothing personal (no source IP, no user agent).
 ACCESS_LOG_FORMAT = {
@@ -81,9 +82,26 @@ class HttpApi(Construct):
             destination_arn=access_logs.log_group_arn, format=json.dumps(ACCESS_LOG_FORMAT)
         )
         self._iam_authorizer = authorizers.HttpIamAuthorizer()
+        #: issue 14: the console's sign-in (``infra.constructs.console``), for the routes whose auth is "jwt"
+        self._jwt_authorizer: apigw.IHttpRouteAuthorizer | None = None
+
+    def accept_console_sign_in(self, authorizer: apigw.IHttpRouteAuthorizer) -> None:
+        """issue 14: the JWT authorizer of the routes the console's signed-in users call (before they are
+        added)."""
+        self._jwt_authorizer = authorizer
+
+    def _authorizer(self, spec: FunctionSpec, auth: str) -> apigw.IHttpRouteAuthorizer | None:
+        if auth == "iam":
+            return self._iam_authorizer
+        if auth == "jwt":
+            if self._jwt_authorizer is None:
+                raise ValueError(f"{spec.name}: routes for the console's sign-in, but the stack has none")
+            return self._jwt_authorizer
+        return None
 
     def add_function_routes(self, spec: FunctionSpec, function: lambda_.IFunction) -> None:
-        """The routes a function's wiring declares: write-key auth in the function, or IAM (SigV4)."""
+        """The routes a function's wiring declares: write-key auth in the function, IAM (SigV4), or the
+        console's sign-in (a Cognito access token)."""
         if not spec.routes:
             return
         integration = integrations.HttpLambdaIntegration(
@@ -96,7 +114,9 @@ class HttpApi(Construct):
                 path=route.path,
                 methods=[apigw.HttpMethod[route.method]],
                 integration=integration,
-                authorizer=self._iam_authorizer if route.auth == "iam" else None,
+                authorizer=self._authorizer(spec, route.auth),
+                # issue 14: an access token, not an ID token (which carries no scope)
+                authorization_scopes=[ROUTE_SCOPE] if route.auth == "jwt" else None,
             )
             if route.auth == "none":
                 for r in created:

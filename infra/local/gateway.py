@@ -3,7 +3,7 @@
 Routes, authorisation mode and CORS come from ``infra.wiring``; each request
 becomes an API Gateway payload-2.0 event for the same handler the cloud runs.
 
-IAM-authorised routes (admin) and the local-only ``/_local`` endpoints stand in for routes a browser
+IAM-authorised routes (admin), their copies for the console's sign-in (JWT in the cloud), and the local-only ``/_local`` endpoints stand in for routes a browser
 cannot call in the cloud (they need SigV4), so locally they answer only loopback tools such as curl:
 no CORS, nothing from a web page (``Origin``, a cross-site ``Sec-Fetch-Site``, a Host that is not
 loopback, as after DNS rebinding), and bodies only as ``application/json``, which a page cannot send
@@ -113,7 +113,8 @@ class Gateway:
         return (
             path.startswith("/_local/")
             or any(path == extra_path for _, extra_path in self.extra)
-            or any(local.route.auth == "iam" and local.pattern.match(path) for local in self.routes)
+            # the admin routes for SigV4 callers and (issue 14) their copies for the console's sign-in
+            or any(local.route.auth != "none" and local.pattern.match(path) for local in self.routes)
         )
 
     def allowed_origin(self, origin: str | None) -> str | None:

@@ -28,7 +28,12 @@ from shared.errors import NotFound
 if TYPE_CHECKING:
     from shared.http import HttpRequest
 
-__all__ = ["ROUTES", "Admin", "dispatch"]
+__all__ = ["CONSOLE_PREFIX", "ROUTES", "Admin", "admin_route", "console_route", "dispatch"]
+
+#: issue 14: the console's copy of every admin route, ``/console/admin/...``: in the cloud these accept the
+#: console's Cognito sign-in (a JWT), the ``/admin/...`` ones IAM (SigV4). An HTTP API route has one
+#: authorizer, so each admin route is declared twice; the handler serves both the same way.
+CONSOLE_PREFIX = "/console"
 
 #: Every admin route; the wiring declares them to API Gateway from here.
 ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
@@ -53,8 +58,23 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
 }
 
 
+def console_route(route: str) -> str:
+    """The console's copy of an admin route key: ``GET /admin/rules`` -> ``GET /console/admin/rules``."""
+    method, path = route.split(" ", 1)
+    return f"{method} {CONSOLE_PREFIX}{path}"
+
+
+def admin_route(route: str) -> str:
+    """The admin route a request's route key names, whichever copy it came through (the one place the
+    console's prefix is taken off)."""
+    method, _, path = route.partition(" ")
+    if path.startswith(f"{CONSOLE_PREFIX}/admin/"):
+        return f"{method} {path.removeprefix(CONSOLE_PREFIX)}"
+    return route
+
+
 def dispatch(request: HttpRequest, deps: Admin) -> BaseModel:
-    operation = ROUTES.get(request.route)
+    operation = ROUTES.get(admin_route(request.route))
     if operation is None:
         raise NotFound(f"no admin route {request.route}")
     return operation(request, deps)

@@ -46,9 +46,24 @@ def test_its_scripts_and_the_charting_library_are_served_as_javascript(console) 
     assert library["statusCode"] == 200 and b"Chart.js v4.5.1" in body(library)[:200]
 
 
-def test_the_configuration_says_where_the_admin_api_is(console) -> None:
+def test_the_configuration_says_where_the_admin_api_is_and_where_to_sign_in(console) -> None:
+    """As deployed (issue 14): the admin routes that accept the sign-in, and the hosted login (the tests
+    name the pool's domain ``lifecycle-tests`` and its client ``consoleclient1234567890``)."""
     config = json.loads(body(console("get_script", rawPath="/console/config.json")))
-    assert config == {"apiBase": "", "signIn": None}
+    assert config == {
+        "apiBase": "/console",
+        "signIn": {
+            "url": "https://lifecycle-tests.auth.eu-west-1.amazoncognito.com",
+            "clientId": "consoleclient1234567890",
+            "scopes": ["openid", "email", "profile"],
+        },
+    }
+    # the page may call its own origin and the hosted login's (the token exchange), nothing else
+    policy = dict(
+        part.strip().split(" ", 1)
+        for part in console("get_page")["headers"]["content-security-policy"].split(";")
+    )
+    assert policy["connect-src"] == "'self' https://lifecycle-tests.auth.eu-west-1.amazoncognito.com"
 
 
 @pytest.mark.parametrize(

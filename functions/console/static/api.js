@@ -33,6 +33,9 @@ export async function api (method, path, { body, version, query } = {}) {
     if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, value)
   }
   const headers = { accept: 'application/json', ...(await signInHeaders(config)) }
+  // A change always goes as JSON, even with nothing to say ({}): the API refuses a change of another
+  // content type (a cross-site form cannot send JSON without the browser asking first).
+  if (body === undefined && method !== 'GET' && method !== 'HEAD') body = {}
   if (body !== undefined) headers['content-type'] = 'application/json'
   if (version !== undefined && version !== null) headers['if-match'] = String(version)
   const response = await fetch(url, {
