@@ -30,8 +30,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 #: The console's main pages, in the order the screenshots are taken: ``name: hash route``, with
-#: ``{contact}`` (the featured contact's id) and ``{salesperson}`` filled in from the seeded demo. The one
-#: place to change what the screenshots (``make screenshots``) and tests/browser/test_demo.py cover.
+#: ``{contact}`` (the featured contact's id), ``{salesperson}`` and ``{start}`` / ``{start_month}`` (the
+#: demo's first day and the first day of its month, so reports cover the demo's months) filled in from the
+#: seeded demo. The one place to change what the screenshots (``make screenshots``) and
+#: tests/browser/test_demo.py cover.
 PAGES: dict[str, str] = {
     "contacts": "#/contacts",
     "contact": "#/contacts/{contact}",
@@ -39,8 +41,8 @@ PAGES: dict[str, str] = {
     "rules": "#/rules",
     "segments": "#/segments",
     "campaigns": "#/campaigns",
-    "funnel": "#/reports/funnel",
-    "cohorts": "#/reports/cohorts",
+    "funnel": "#/reports/funnel?period=week&from={start}",
+    "cohorts": "#/reports/cohorts?from={start_month}",
 }
 
 #: ``make run``'s server write key.
@@ -132,11 +134,18 @@ class Demo:
     segment: str = "newsletter"
     campaign: str = "spring-sale"
     routed: list[str] = field(default_factory=list)
+    #: the local clock's day when the seed began (YYYY-MM-DD)
+    start: str = ""
 
     def pages(self) -> dict[str, str]:
         """:data:`PAGES` with this demo's ids filled in."""
         return {
-            name: route.format(contact=self.featured, salesperson=self.salesperson)
+            name: route.format(
+                contact=self.featured,
+                salesperson=self.salesperson,
+                start=self.start,
+                start_month=self.start[:8] + "01",
+            )
             for name, route in PAGES.items()
         }
 
@@ -188,6 +197,7 @@ def seed(
     rng = random.Random(14)
     demo = Demo(base=stack.base)
     _morning(stack)
+    demo.start = stack.now().date().isoformat()
     for person, fields in SALESPEOPLE.items():
         stack.admin("PUT", f"/salespeople/{person}", fields)
     stack.admin(
