@@ -108,6 +108,11 @@ class HttpApi(Construct):
             f"{spec.name.capitalize()}Integration",
             function,
             payload_format_version=apigw.PayloadFormatVersion.VERSION_2_0,
+            # One invoke permission per function (source: any route and stage of this API), not one per
+            # route: with one per route the admin routes, mirrored under /console/admin, took the stack
+            # near CloudFormation's 500-resource limit. The routes a function answers are still only
+            # those its wiring declares.
+            scope_permission_to_route=False,
         )
         for route in spec.routes:
             created = self.api.add_routes(
