@@ -16,7 +16,9 @@ from infra.config import DeploymentConfig
 from infra.wiring import CORS, FunctionSpec
 from shared.console import ROUTE_SCOPE
 
-#: Access log fields: enough to trace a request, nothing personal (no source IP, no user agent).
+#: Access log fields: enough to trace a request and who made it, nothing personal (no source IP, no user
+#: agent). The caller is the signed-in console user's pseudonymous Cognito id (the JWT subject) or the
+#: IAM caller's ARN (SigV4); either is "-" on routes that have no such caller.
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",
     "requestTime": "$context.requestTimeEpoch",
@@ -26,6 +28,8 @@ ACCESS_LOG_FORMAT = {
     "integrationStatus": "$context.integrationStatus",
     "integrationError": "$context.integrationErrorMessage",
     "responseLength": "$context.responseLength",
+    "userSub": "$context.authorizer.claims.sub",
+    "callerArn": "$context.identity.userArn",
 }
 
 

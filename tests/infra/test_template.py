@@ -306,6 +306,15 @@ def test_stage_has_access_logs_without_personal_data_and_throttling(template) ->
     assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
 
 
+def test_access_logs_name_the_caller_of_admin_routes(template) -> None:
+    """A change through /console/admin or /admin must be traceable to a person: the signed-in user's
+    pseudonymous Cognito id (the JWT subject) or the IAM caller's ARN."""
+    (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    log_format = json.loads(stage["Properties"]["AccessLogSettings"]["Format"])
+    assert log_format["userSub"] == "$context.authorizer.claims.sub"
+    assert log_format["callerArn"] == "$context.identity.userArn"
+
+
 def test_template_stays_well_under_cloudformation_resource_limit(template) -> None:
     count = len(template["Resources"])
     assert count < 400, (
