@@ -65,6 +65,15 @@ def test_an_anchor_in_the_address_keeps_the_screen_shown(page: Any) -> None:
     assert "Not found" not in page.title()
 
 
+def test_only_the_status_region_speaks_and_not_every_redraw_of_the_screen(page: Any) -> None:
+    page.goto("/#/rules")
+    page.get_by_role("heading", level=1).wait_for()
+    live = page.evaluate("[...document.querySelectorAll('[aria-live]')].map(e => e.id || e.className)")
+    assert "view" not in live, "a redrawn screen is not read out whole"
+    assert page.evaluate("document.getElementById('status').getAttribute('aria-live')") == "polite"
+    assert page.evaluate("document.getElementById('status').getAttribute('role')") == "status"
+
+
 def test_the_page_fits_a_phone_without_scrolling_sideways(page: Any) -> None:
     page.set_viewport_size(PHONE)
     page.goto("/")
