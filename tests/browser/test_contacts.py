@@ -101,6 +101,12 @@ def test_erasure_asks_first_cancel_keeps_the_contact_and_confirming_erases_it(
     dialog.get_by_role("button", name=f"Erase {seeded.contact_id} permanently").click()
     page.get_by_role("heading", name="Contact erased").wait_for()
     assert "The contact is gone." in page.locator(".erased").inner_text()
+    assert page.evaluate("document.getElementById('view').contains(document.activeElement)"), (
+        "the focus is on the result, not lost to the page's body"
+    )
+    assert page.evaluate("document.activeElement.textContent") == "Contact erased", (
+        "the focus is on the result's heading, where a screen reader starts reading it"
+    )
     assert card(console_url, seeded.contact_id) is None, "the admin API no longer has it"
     page.reload()  # the card's address again: the contact is not there
     page.get_by_role("heading", name="No such contact").wait_for()
