@@ -52,7 +52,7 @@ def authorize(route: str, groups: tuple[str, ...] | None) -> None:
     needed = allowed_groups(route)
     if not set(needed) & set(groups):
         raise Forbidden(
-            f"{route} needs the console group {' or '.join(needed)}; "
-            "ask an administrator to add you to it and sign in again",
+            f"Your console group does not allow this: {route} needs the console group "
+            f"{' or '.join(needed)}; ask an administrator to add you to it, then sign in again",
             code="forbidden",
         )
