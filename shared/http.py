@@ -44,6 +44,10 @@ class HttpRequest(BaseModel):
     is_base64: bool = False
     #: the client's address (``requestContext.http.sourceIp``)
     source_ip: str | None = None
+    #: issue 14: the console user's groups (``cognito:groups`` of the JWT the HTTP API's authorizer checked);
+    #: None when the request carries no JWT claims (an IAM route, a loopback call), an empty tuple for a
+    #: signed-in user in no group
+    groups: tuple[str, ...] | None = None
 
     @classmethod
     def from_api_gateway(cls, event: Mapping[str, Any]) -> HttpRequest:
@@ -59,7 +63,25 @@ class HttpRequest(BaseModel):
             body=event.get("body"),
             is_base64=bool(event.get("isBase64Encoded")),
             source_ip=http.get("sourceIp"),
+            groups=jwt_groups(context),
         )
+
+
+def jwt_groups(context: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The ``cognito:groups`` claim of a request's JWT, or None when the request has no JWT claims.
+
+    An HTTP API hands a list claim to the function as one string, ``"[marketers sales]"``; a list (a
+    test's event, another payload) or a JSON array in the string is read the same way."""
+    claims = ((context.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if not isinstance(claims, Mapping):
+        return None
+    claim = claims.get("cognito:groups")
+    if claim is None:
+        return ()
+    names = (
+        claim if isinstance(claim, list | tuple) else str(claim).strip().strip("[]").replace(",", " ").split()
+    )
+    return tuple(dict.fromkeys(n for n in (str(name).strip().strip("\"'") for name in names) if n))
 
 
 def respond(

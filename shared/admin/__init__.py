@@ -26,6 +26,7 @@ from shared.admin import (
 )
 from shared.admin import metrics as lifecycle_metrics
 from shared.admin import templates as email_templates
+from shared.admin.access import authorize
 from shared.admin.dependencies import Admin
 from shared.errors import NotFound
 
@@ -86,7 +87,9 @@ def admin_route(route: str) -> str:
 
 
 def dispatch(request: HttpRequest, deps: Admin) -> BaseModel:
-    operation = ROUTES.get(admin_route(request.route))
+    route = admin_route(request.route)
+    operation = ROUTES.get(route)
     if operation is None:
         raise NotFound(f"no admin route {request.route}")
+    authorize(route, request.groups)  # issue 14: a console user's groups (shared.admin.access)
     return operation(request, deps)

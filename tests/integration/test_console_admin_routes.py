@@ -13,19 +13,19 @@ from shared.admin import CONSOLE_PREFIX, ROUTES, console_route
 from tests.conftest import EVENTS, invoke
 
 
-def as_console(event: dict[str, Any]) -> dict[str, Any]:
-    """The same request through the console's copy of its route, with what the JWT authorizer adds."""
+def as_console(event: dict[str, Any], groups: str | None = "[marketers]") -> dict[str, Any]:
+    """The same request through the console's copy of its route, with what the JWT authorizer adds: the
+    access token's claims, its ``cognito:groups`` as the HTTP API renders a list (``"[marketers sales]"``),
+    none when ``groups`` is None."""
     mirrored = copy.deepcopy(event)
     route = console_route(event["routeKey"])
     mirrored["routeKey"] = mirrored["requestContext"]["routeKey"] = route
     mirrored["rawPath"] = mirrored["requestContext"]["http"]["path"] = CONSOLE_PREFIX + event["rawPath"]
     mirrored["headers"]["authorization"] = "Bearer eyJraWQiOiJ0ZXN0In0.e30.c2lnbmF0dXJl"
-    mirrored["requestContext"]["authorizer"] = {
-        "jwt": {
-            "claims": {"client_id": "consoleclient1234567890", "token_use": "access"},
-            "scopes": ["openid"],
-        }
-    }
+    claims = {"client_id": "consoleclient1234567890", "token_use": "access", "sub": "u-1", "username": "u-1"}
+    if groups is not None:
+        claims["cognito:groups"] = groups
+    mirrored["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": ["openid"]}}
     return mirrored
 
 
@@ -79,3 +79,62 @@ def test_only_admin_routes_are_served_whatever_the_prefix(aws) -> None:
         event["routeKey"] = event["requestContext"]["routeKey"] = route
         assert invoke(handler, event)[0] == 404, route
     assert len(ROUTES) == len({console_route(key) for key in ROUTES})
+
+
+# --- the console's roles (shared.admin.access) -----------------------------------------------------------
+
+
+def seed_user_42() -> None:
+    """user-42's contact, from the stored sample of the event log's stream (an analytics.js purchase)."""
+    from functions.aggregation.handler import handler
+    from tests.conftest import Context
+
+    (stream,) = (EVENTS / "aggregation").glob("*.json")
+    assert handler(json.loads(stream.read_text()), Context()) == {"batchItemFailures": []}
+
+
+def test_a_salesperson_reads_a_card_but_may_not_erase_the_contact(aws) -> None:
+    from functions.admin.handler import handler
+
+    seed_user_42()
+    status, card, _ = invoke(handler, as_console(sample("get_contact"), "[sales]"))
+    assert status == 200, card
+    assert card["counts"] == {"purchase": 1}
+    status, refusal, _ = invoke(handler, as_console(sample("delete_contact"), "[sales]"))
+    assert status == 403
+    assert refusal["code"] == "forbidden"
+    assert "needs the console group marketers" in refusal["message"]
+    assert invoke(handler, sample("get_contact"))[0] == 200  # nothing was erased
+    for name in ("list_rules", "put_rule", "get_funnel"):
+        assert invoke(handler, as_console(sample(name), "[sales]"))[0] == 403, name
+
+
+def test_a_marketer_erases_the_contact(aws) -> None:
+    from functions.admin.handler import handler
+
+    seed_user_42()
+    status, erased, _ = invoke(handler, as_console(sample("delete_contact"), "[sales marketers]"))
+    assert status == 200, erased
+    assert invoke(handler, sample("get_contact"))[0] == 404
+
+
+def test_a_signed_in_user_in_no_group_may_do_nothing(aws) -> None:
+    from functions.admin.handler import handler
+
+    seed_user_42()
+    for groups in (None, "[]", "[admins]"):
+        for name in ("get_contact", "list_rules", "delete_contact"):
+            status, refusal, _ = invoke(handler, as_console(sample(name), groups))
+            assert (status, refusal["code"]) == (403, "forbidden"), (groups, name)
+    status, refusal, _ = invoke(handler, as_console(sample("get_contact"), None))
+    assert "marketers or sales" in refusal["message"]
+    assert invoke(handler, sample("get_contact"))[0] == 200  # still there
+
+
+def test_the_iam_routes_carry_no_token_and_are_not_checked(aws) -> None:
+    from functions.admin.handler import handler
+
+    seed_user_42()
+    assert invoke(handler, sample("list_rules"))[0] == 200
+    assert invoke(handler, sample("put_rule"))[0] == 200
+    assert invoke(handler, sample("delete_contact"))[0] == 200
