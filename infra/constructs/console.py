@@ -19,11 +19,12 @@ from infra.constructs.http_api import HttpApi
 from shared.admin import CONSOLE_PREFIX
 from shared.console import SIGN_IN_SCOPES
 
-#: Groups an administrator puts users in, for the people who use the console. Both may use every screen
-#: today; the access token names them (``cognito:groups``) for a later split of who may change what.
+#: Groups an administrator puts users in, for the people who use the console. The access token names them
+#: (``cognito:groups``) and the admin function decides by them (``shared.admin.access``); a user in
+#: neither group may sign in but do nothing.
 GROUPS = {
-    "marketers": "Marketers: contacts, rules, funnel, automations, templates, segments, campaigns, reports",
-    "sales": "Salespeople: the leads routed to them",
+    "marketers": "Marketers: every console screen and change (contacts, rules, funnel, automations, campaigns...)",
+    "sales": "Salespeople: read contacts and leads, accept leads, tag contacts",
 }
 #: A signed-in page calls the API with tokens this short-lived, refreshed while the working day lasts.
 ACCESS_TOKEN_MINUTES = 15
