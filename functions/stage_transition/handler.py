@@ -18,12 +18,14 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:
-    terms = terms_change_from_stream(record.raw_event)
-    if terms is not None:
-        keep_terms(terms, runtime.search_terms())
+    # The stage first: the search terms' upkeep failing must not hold back a stage move or a lead's
+    # routing. A failure of either gives the record back to be retried; both are idempotent.
     image = profile_from_stream(record.raw_event)
     if image is not None:
         on_change(image, runtime.engagement())
+    terms = terms_change_from_stream(record.raw_event)
+    if terms is not None:
+        keep_terms(terms, runtime.search_terms())
 
 
 @env_model(StageSettings)

@@ -41,14 +41,18 @@ class DynamoContactLog:
     def ledger_since(self, contact: ContactId, since: datetime, limit: int) -> tuple[list[LedgerEntry], bool]:
         """The window's scored events: one range read of the timed calls from a day before ``since`` (a
         call's key holds the time it stated, which a skewed clock may put off its corrected time), up to
-        ``limit`` + 1 of them, and the untimed ones (read whole, as for a page); then by their time."""
+        ``limit`` + 1 of them, and as many of the untimed ones (raw HTTP callers only; their keys are in no
+        time order, so the result is marked incomplete when there are more); then by their time."""
         lower = f"{TIMED_PREFIX}{format_time(since - KEY_TIME_MARGIN)}"
         values = {":lower": {"S": lower}, ":upper": {"S": _TIMED_END}}
         timed, more = self._query(contact, "sk BETWEEN :lower AND :upper", values, limit + 1, True)
-        untimed, _ = self._query(contact, "begins_with(sk, :m)", {":m": {"S": EVENT_PREFIX}}, None, True)
+        untimed, cut = self._query(
+            contact, "begins_with(sk, :m)", {":m": {"S": EVENT_PREFIX}}, limit + 1, True
+        )
         found = [e for e in map(stored_event, [*timed, *untimed]) if e.timestamp >= since]
         found.sort(key=lambda e: (e.timestamp, e.message_id), reverse=True)
-        return [LedgerEntry.of(e) for e in found[:limit]], not more and len(found) <= limit
+        complete = not more and not cut and len(found) <= limit
+        return [LedgerEntry.of(e) for e in found[:limit]], complete
 
     def _page(
         self, contact: ContactId, limit: int, before: str | None, *, scored: bool

@@ -5,20 +5,24 @@ Each is an ``identify`` call with the ``tags`` trait in the contact's log, a ser
 API (``shared.contacts.tagging``): the aggregation folds it into the profile as it folds tracked tags, so
 segments, automations and the stage function react as they would to tracking. The answer is the
 contact's tags once the change is made (sorted); the card shows it as soon as the aggregation has folded
-the event in (the same stream as tracking). A change the profile shows already records nothing, and an
-``Idempotency-Key`` header (or none) makes a retried call the same event: one effect.
+the event in (the same stream as tracking). Every call records its change, even one the stored profile
+shows already: the profile is folded later, so it may not show yet a change recorded just before (an add,
+then a remove before the add is folded, must leave the tag removed); adding a tag present or removing one
+absent folds to nothing. An ``Idempotency-Key`` header makes a retried call the same event (one effect,
+however far the profile was folded between the tries); a call without one is a change of its own.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
+from uuid import uuid4
 
 from pydantic import BaseModel
 
 from shared.admin.dependencies import Admin
 from shared.contacts.identity import ContactId
-from shared.contacts.tagging import checked_tag, tag_event, tag_message_id, wanted
+from shared.contacts.tagging import checked_tag, tag_event, tag_message_id
 from shared.errors import InvalidRequest, NotFound
 from shared.http import json_body
 from shared.usecases.recording import NewEntry, resolve
@@ -52,13 +56,10 @@ def _change(request: HttpRequest, deps: Admin, tag: str, *, present: bool) -> Co
     record = deps.contacts.profile(contact)
     if record is None or record.merged_into:
         raise NotFound(f"no contact {contact}")
-    if wanted(record.tags, tag, present):
-        folded = f"{record.aggregated_through or ''}/{record.event_count}"
-        message_id = tag_message_id(
-            contact, tag, present, request.headers.get(IDEMPOTENCY_HEADER, ""), folded
-        )
-        event = tag_event(contact, tag=tag, present=present, message_id=message_id, at=deps.clock.now())
-        deps.consent_log.append([NewEntry(contact, event, ())])
+    key = request.headers.get(IDEMPOTENCY_HEADER) or f"call:{uuid4()}"
+    message_id = tag_message_id(contact, tag, present, key)
+    event = tag_event(contact, tag=tag, present=present, message_id=message_id, at=deps.clock.now())
+    deps.consent_log.append([NewEntry(contact, event, ())])
     after = set(record.tags) | {tag} if present else set(record.tags) - {tag}
     return ContactTags(contact_id=str(contact), tags=sorted(after))
 

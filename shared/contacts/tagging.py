@@ -9,7 +9,6 @@ stage function, segments, automations and the event log see exactly what a track
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -36,19 +35,12 @@ def checked_tag(value: Any) -> str:
     return tag
 
 
-def tag_message_id(contact: ContactId, tag: str, present: bool, idempotency_key: str, folded: str) -> str:
-    """The event's messageId: the same contact, tag, change, ``Idempotency-Key`` and profile state
-    (``folded``: how far the aggregation has folded the contact's log in), the same event (the log keeps
-    one), so a call retried before its event is folded in has one effect; once it is, the profile shows
-    the change and the caller records nothing (``wanted``). A later change back and forth is new."""
+def tag_message_id(contact: ContactId, tag: str, present: bool, idempotency_key: str) -> str:
+    """The event's messageId: the same contact, tag, change and ``Idempotency-Key``, the same event (the
+    log keeps one), so a retried call has one effect however far the profile has been folded meanwhile. A
+    call without a key passes a key of its own, fresh per call (each call is then a change of its own)."""
     change = "add" if present else "remove"
-    return consent_message_id("admin-tag", str(contact), tag, change, idempotency_key, folded)
-
-
-def wanted(tags: Mapping[str, Any], tag: str, present: bool) -> bool:
-    """Whether the change is still to make: a tag the contact has is not added again, nor one it has not
-    removed (so a retry after the change is folded in records nothing)."""
-    return (tag in tags) != present
+    return consent_message_id("admin-tag", str(contact), tag, change, idempotency_key)
 
 
 def tag_event(contact: ContactId, *, tag: str, present: bool, message_id: str, at: datetime) -> TrackedEvent:

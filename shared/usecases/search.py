@@ -266,13 +266,17 @@ def decode_cursor(cursor: str | None, word: str) -> str | None:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except ValueError:
         data = None
-    if not isinstance(data, dict) or data.get("w") != word or not isinstance(data.get("a"), str):
+    after = data.get("a") if isinstance(data, dict) and data.get("w") == word else None
+    # what the finder starts after: ``<term>#<contact id>``, the term one the word begins (a tampered one
+    # would reach the store as a start key outside the query and fail there)
+    term, sep, contact = after.partition("#") if isinstance(after, str) else ("", "", "")
+    if not (sep and term.startswith(word) and contact.strip()):
         raise InvalidRequest(
             "cursor: not a cursor this search gave (start again without one)",
             code="invalid_request",
             field="cursor",
         )
-    return data["a"]
+    return after
 
 
 def page_limit(raw: str | None) -> int:

@@ -32,3 +32,14 @@ def test_a_window_with_more_than_the_limit_is_cut_to_the_newest_and_says_so(port
     assert [e.message_id for e in found] == ["ann-5", "ann-4", "ann-3", "ann-2"] and not complete
     assert log.ledger_since(ANN, NOW - timedelta(days=2), 6)[1], "exactly the limit: all of them"
     assert log.ledger_since(BOB, NOW - timedelta(days=2), 4) == ([], True)
+
+
+def test_the_untimed_calls_are_read_up_to_the_limit_too(ports, implementation):  # noqa: F811
+    """Untimed calls (their keys in no time order) are read no further than the timed ones: more than the
+    limit of them, even all before the window, and the adapter says its answer may be incomplete (the fake,
+    reading everything, knows none is in the window)."""
+    store, log = ports
+    store.append(entries(ANN, *[order(ANN, n) for n in range(4)], at=NOW - timedelta(hours=40)))
+    found, complete = log.ledger_since(ANN, NOW - timedelta(hours=30), 2)
+    assert found == []
+    assert complete is (implementation == "fake")

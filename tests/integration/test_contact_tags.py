@@ -37,13 +37,14 @@ def test_a_tag_added_and_removed_by_hand_reaches_the_card_the_log_and_segments(
     assert call_admin("PUT", "/admin/segments/{segmentId}", {"segmentId": "vips"}, VIPS)[0] == 200
     assert send("/v1/identify", {"userId": "ann", "traits": {"tags": ["kites"]}}, key=SERVER_KEY)[0] == 200
 
-    status, answer, _ = call_admin("POST", ADD, {"contactId": "ann"}, {"tag": " vip "})
+    once = {"idempotency-key": "add-vip"}
+    status, answer, _ = call_admin("POST", ADD, {"contactId": "ann"}, {"tag": " vip "}, once)
     assert status == 200, answer
     assert answer == {"contact_id": ANN, "tags": ["kites", "vip"]}
-    again = call_admin("POST", ADD, {"contactId": "ann"}, {"tag": "vip"})  # a retry, before the fold
+    again = call_admin("POST", ADD, {"contactId": "ann"}, {"tag": "vip"}, once)  # a retry, before the fold
     assert again[:2] == (200, answer)
     aggregation.drain()
-    assert call_admin("POST", ADD, {"contactId": "ann"}, {"tag": "vip"})[:2] == (200, answer), "after it"
+    assert call_admin("POST", ADD, {"contactId": "ann"}, {"tag": "vip"}, once)[:2] == (200, answer), "after"
     aggregation.drain()
 
     card = admin(ANN)[1]
@@ -63,13 +64,15 @@ def test_a_tag_added_and_removed_by_hand_reaches_the_card_the_log_and_segments(
     stream.drain()
     assert members("vips") == []
     assert call_admin("DELETE", REMOVE, {"contactId": "ann", "tag": "vip"})[:2] == (200, answer), "gone"
-    aggregation.drain()
+    aggregation.drain()  # removing a tag the contact no longer has folds to nothing
+    assert admin(ANN)[1]["tags"] == ["kites"]
 
     status, answer, _ = call_admin("POST", ADD, {"contactId": "ann"}, {"tag": "vip"})  # back again: new
     assert (status, answer["tags"]) == (200, ["kites", "vip"])
     aggregation.drain()
     assert admin(ANN)[1]["tags"] == ["kites", "vip"]
     assert sorted(c["traits"]["tags"] for c in tag_calls(admin, ANN)) == [
+        ["-vip"],
         ["-vip"],
         ["kites"],
         ["vip"],
@@ -85,6 +88,33 @@ def test_an_idempotency_key_names_one_change(send, admin, aggregation) -> None:
     aggregation.drain()
     assert [c["traits"]["tags"] for c in tag_calls(admin, ANN)] == [["vip"], ["vip"]], "two keys, two calls"
     assert admin(ANN)[1]["tags"] == ["vip"]
+
+
+def test_a_tag_added_then_removed_before_the_add_is_folded_ends_removed(send, admin, aggregation) -> None:
+    assert send("/v1/identify", {"userId": "ann", "traits": {"plan": "pro"}}, key=SERVER_KEY)[0] == 200
+    aggregation.drain()
+    assert call_admin("POST", ADD, {"contactId": ANN}, {"tag": "vip"})[:2] == (
+        200,
+        {"contact_id": ANN, "tags": ["vip"]},
+    )
+    status, answer, _ = call_admin("DELETE", REMOVE, {"contactId": ANN, "tag": "vip"})  # the add unfolded
+    assert (status, answer) == (200, {"contact_id": ANN, "tags": []})
+    aggregation.drain()
+    assert admin(ANN)[1]["tags"] == []
+    assert sorted(c["traits"]["tags"] for c in tag_calls(admin, ANN)) == [["-vip"], ["vip"]]
+
+
+def test_a_retry_after_the_profile_moved_on_is_still_one_event(send, admin, aggregation) -> None:
+    assert send("/v1/identify", {"userId": "ann", "traits": {"plan": "pro"}}, key=SERVER_KEY)[0] == 200
+    aggregation.drain()
+    once = {"idempotency-key": "k-1"}
+    assert call_admin("POST", ADD, {"contactId": ANN}, {"tag": "vip"}, once)[0] == 200
+    assert call_admin("DELETE", REMOVE, {"contactId": ANN, "tag": "vip"})[0] == 200
+    aggregation.drain()  # the profile is further along (and without the tag)
+    assert call_admin("POST", ADD, {"contactId": ANN}, {"tag": "vip"}, once)[0] == 200  # a late retry
+    aggregation.drain()
+    assert sorted(c["traits"]["tags"] for c in tag_calls(admin, ANN)) == [["-vip"], ["vip"]], "one add"
+    assert admin(ANN)[1]["tags"] == []
 
 
 @pytest.mark.parametrize("body", [{"tag": ""}, {"tag": "-vip"}, {"tag": "x" * 101}, {"tag": 7}, {}, ["vip"]])

@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError
 
 from tests.conftest import Context
@@ -647,3 +648,26 @@ def test_events_a_full_profile_cannot_take_stay_in_the_log_unfolded(
     assert card["event_count"] == 1 and card["counts"] == {"like": 1}
     events = admin("ann", events=True)[1]["events"]
     assert {e["message_id"] for e in events} == {"first", "late"}
+
+
+def test_a_failing_search_upkeep_does_not_hold_the_stage_move_back(send, stream, admin, monkeypatch) -> None:
+    """The stage function evaluates the stage first, then keeps the search terms: a search write that
+    fails gives the record back for Lambda to retry (both are idempotent), with the stage already moved."""
+    from functions.stage_transition.handler import handler
+    from shared import runtime
+
+    send("/v1/identify", {"userId": "ann", "traits": {"name": "Ann Lee"}, "messageId": "i1"})
+    batches: list[dict[str, Any]] = []
+    stream._handler = lambda event, context: batches.append(event) or {"batchItemFailures": []}
+    stream.drain()
+    batch = {"Records": [r for b in batches for r in b["Records"]]}
+
+    class Down:
+        def replace(self, *args: Any, **kwargs: Any) -> bool:
+            raise ConnectionError("the search terms are out of reach")
+
+    monkeypatch.setattr(runtime, "search_terms", Down)
+    assert len(batch["Records"]) == 1
+    with pytest.raises(BatchProcessingError):  # the whole batch failed: given back for the search terms
+        handler(batch, Context())
+    assert admin("ann")[1]["stage"] == "lead"

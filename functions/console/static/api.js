@@ -24,15 +24,15 @@ export class ApiError extends Error {
 
 /**
  * Call the admin API: `api('GET', '/admin/rules')`. Returns { data, version } (version: the ETag, for
- * If-Match); throws ApiError when refused.
+ * If-Match); throws ApiError when refused. `headers`: more headers to send (e.g. an idempotency-key).
  */
-export async function api (method, path, { body, version, query } = {}) {
+export async function api (method, path, { body, version, query, headers: extra } = {}) {
   const { apiBase } = await loadConfig()
   const url = new URL(apiBase + path, window.location.origin)
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, value)
   }
-  const headers = { accept: 'application/json', ...(await signInHeaders(config)) }
+  const headers = { accept: 'application/json', ...(extra || {}), ...(await signInHeaders(config)) }
   // A change always goes as JSON, even with nothing to say ({}): the API refuses a change of another
   // content type (a cross-site form cannot send JSON without the browser asking first).
   if (body === undefined && method !== 'GET' && method !== 'HEAD') body = {}

@@ -5,6 +5,11 @@ import { api, ApiError } from './api.js'
 import { gauge } from './gauge.js'
 import { announce, chart, clearErrors, field, h, showError, table, when } from './ui.js'
 
+/** A fresh Idempotency-Key for one click's change: a retry of that call is the same change. */
+function once () {
+  return { 'idempotency-key': crypto.randomUUID() }
+}
+
 /** The admin API's path for a contact (ids hold ":" and whatever a userId holds: encoded). */
 export function contactPath (contactId, tail = '') {
   return `/admin/contacts/${encodeURIComponent(contactId)}${tail}`
@@ -152,7 +157,7 @@ function tags (card) {
   )
   async function remove (tag) {
     try {
-      const { data } = await api('DELETE', contactPath(card.contact_id, `/tags/${encodeURIComponent(tag)}`))
+      const { data } = await api('DELETE', contactPath(card.contact_id, `/tags/${encodeURIComponent(tag)}`), { headers: once() })
       show(data.tags)
       announce(`Tag ${tag} removed`)
       form.querySelector('input').focus()
@@ -166,7 +171,7 @@ function tags (card) {
     const tag = input.value.trim()
     if (!tag) return showError(form, { field: 'tag', message: 'Write the tag to add.' })
     try {
-      const { data } = await api('POST', contactPath(card.contact_id, '/tags'), { body: { tag } })
+      const { data } = await api('POST', contactPath(card.contact_id, '/tags'), { body: { tag }, headers: once() })
       show(data.tags)
       input.value = ''
       announce(`Tag ${tag} added`)
