@@ -21,7 +21,7 @@ export AWS_ACCOUNT_ID_ENDPOINT_MODE := disabled
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: run test synth bench deploy diff clean browser
+.PHONY: run test synth bench deploy diff clean browser screenshots
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -46,6 +46,10 @@ browser:
 ## Start the local stack (embedded moto + local HTTP gateway) on http://127.0.0.1:3000
 run: $(STAMP) $(CONSOLE_ASSETS)
 	$(PY) -m infra.local
+
+## The console's main pages, seeded with a demo population, as PNGs in docs/screenshots/ (Chromium needed)
+screenshots: $(STAMP) $(CONSOLE_ASSETS) browser
+	$(PY) -m tests.browser.screenshots
 
 ## Run every test: unit, integration, infrastructure, property and loopback
 test: $(STAMP) $(LAMBDA_WHEELS) $(CONSOLE_ASSETS) browser

@@ -6,7 +6,9 @@ automations' and timers', ``python -m bench delivery`` only delivery's.
 ``python -m bench rhythm`` only the synthetic rhythm check (churn risk against BG/NBD), ``python -m bench
 cdnow`` only the churn probability on CDNOW against the BTYD baselines, ``python -m bench nightly`` only the
 nightly analytics job at scale. ``python -m bench segments`` only issue 13's: segments, back-fills, campaigns
-and lifecycle metrics.
+and lifecycle metrics. ``python -m bench search`` only issue 14's contact search, ``python -m bench
+console`` only the console's page weight, its function's cold import and the admin-API requests its
+screens make.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def main(sections: list[str]) -> int:
     # issue 12: the churn risk on synthetic rhythms, the churn probability on CDNOW, the nightly job at scale
     analytics = {"rhythm": churn_rhythm, "cdnow": churn_on_cdnow, "nightly": nightly_at_scale}
     analytics["segments"] = segments_campaigns_metrics  # issue 13
+    analytics["search"] = contact_search  # issue 14
+    analytics["console"] = console_page  # issue 14
     if len(sections) == 1 and sections[0] in analytics:
         analytics[sections[0]](where)
         print("BENCHMARKS.md updated", flush=True)
@@ -63,7 +67,7 @@ def main(sections: list[str]) -> int:
     if sections:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
-            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments'",
+            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console'",
             file=sys.stderr,
         )
         return 2
@@ -199,6 +203,8 @@ consistent read, one transaction and one publish; on moto that ran at
     churn_on_cdnow(where)
     nightly_at_scale(where)
     segments_campaigns_metrics(where)
+    contact_search(where)
+    console_page(where)
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -286,6 +292,21 @@ def segments_campaigns_metrics(where: str) -> None:
     from bench import segments
 
     write_section("segments", segments.run(where))
+
+
+def contact_search(where: str) -> None:
+    """Issue 14: contact search's requests: its upkeep per contact change, and per search."""
+    from bench import contact_search as search
+
+    write_section("contact-search", search.run(where))
+
+
+def console_page(where: str) -> None:
+    """Issue 14: the console's page weight, its function's cold import, the admin-API requests of its
+    screens (counted in Chromium against the local stack)."""
+    from bench import console
+
+    write_section("console", console.run(where))
 
 
 if __name__ == "__main__":

@@ -271,8 +271,10 @@ class ContactsScan:
         """The request's filter (and projection): what a page returns of an item it read, if anything."""
         from shared.adapters.contact_items import PROFILE
 
-        assert request["ExpressionAttributeValues"] == {":profile": {"S": PROFILE}}, request
-        return lambda item: item if item["sk"]["S"] == PROFILE else None
+        values = request["ExpressionAttributeValues"]
+        assert values[":profile"] == {"S": PROFILE}, request
+        kept = {value["S"] for value in values.values()}  # issue 14: and the SEARCH items
+        return lambda item: item if item["sk"]["S"] in kept else None
 
     def scan(self, **request: Any) -> dict[str, Any]:
         started = time.process_time()

@@ -349,6 +349,9 @@ ENGAGEMENT_TABLES = (
         indexes=True,
     ),
     TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem")),
+    # issue 14: a contact's search terms are replaced on condition that its profile still exists (a
+    # transaction's ConditionCheck on the profile)
+    TableAccess(CONTACTS, ("dynamodb:ConditionCheckItem",)),
 )
 #: What the automation functions read and write: profiles, runs, timers and the stage history, and the
 #: due index (Query by index); the event log (an automation's points, one ledger entry per run); their
@@ -477,10 +480,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                     "dynamodb:Query",
                     "dynamodb:DeleteItem",
                     "dynamodb:BatchWriteItem",
+                    # issue 14: the profiles of a salesperson's leads, one BatchGetItem per page
+                    "dynamodb:BatchGetItem",
                 ),
             ),
             # issue 13: a segment's members, read from its index (and no other index)
             TableAccess(CONTACTS, ("dynamodb:Query",), only_index="bySegment"),
+            # issue 14: a salesperson's leads (and contact search), read from the look-up index alone
+            TableAccess(CONTACTS, ("dynamodb:Query",), only_index="byLookup"),
             # consent set by an administrator is an event in the contact's log; erasure deletes the log
             TableAccess(
                 EVENTS,

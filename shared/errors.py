@@ -6,7 +6,7 @@ status for each class is decided in one place, ``shared.http``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -21,9 +21,17 @@ class LifecycleError(Exception):
 
 
 class InvalidRequest(LifecycleError):
-    """The request can never succeed as sent (bad JSON, bad field, ...)."""
+    """The request can never succeed as sent (bad JSON, bad field, ...).
+
+    ``field`` names what is wrong, when one thing is: the dotted path in the request body as the client
+    sent it (``points``, ``condition.event``, ``steps.0.wait``), or a query parameter's name (``limit``);
+    the console shows the message next to that field."""
 
     code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None, field: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.field = field or None
 
 
 class PayloadTooLarge(LifecycleError):
@@ -78,3 +86,22 @@ def body_part(value: Any, part: str | int) -> tuple[Any, bool]:
     if isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
         return value[part], True
     return None, False
+
+
+def invalid_field(
+    error: Mapping[str, Any],
+    *,
+    code: str,
+    whole: str = "body",
+    location: Sequence[str | int] | None = None,
+    message: str | None = None,
+) -> InvalidRequest:
+    """The 400 for a request body's first validation error (one of pydantic's ``errors()``): its ``field``
+    is the error's location as the client wrote it, dotted (``steps.0.wait``); the message is
+    ``<field>: <what is wrong>`` (``<whole>: ...`` when the body as a whole is wrong).
+
+    ``location`` replaces pydantic's when the caller knows better how the client wrote it (union tags
+    dropped, aliases the client sent); ``message`` replaces the default message, not the field."""
+    field = ".".join(str(part) for part in (error["loc"] if location is None else location))
+    text = f"{field or whole}: {error['msg']}" if message is None else message
+    return InvalidRequest(text, code=code, field=field or None)

@@ -1,7 +1,7 @@
 """The HTTP boundary: API Gateway (HTTP API, payload 2.0) events in, responses out.
 
 Domain exceptions become HTTP statuses here and nowhere else. Every error body
-is JSON with ``code`` and ``message``.
+is JSON with ``code`` and ``message``, and ``field`` when a 400 is about one field.
 """
 
 from __future__ import annotations
@@ -112,7 +112,10 @@ def error_response(exc: errors.LifecycleError) -> dict[str, Any]:
     # a flood's refusals are counted (RequestsRateLimited), not logged one by one
     log = logger.warning if status >= 500 else logger.debug if status == 429 else logger.info
     log("request rejected", extra={"status": status, "code": exc.code})
-    return json_response(status, {"code": exc.code, "message": exc.message}, headers)
+    body = {"code": exc.code, "message": exc.message}
+    if isinstance(exc, errors.InvalidRequest) and exc.field:
+        body["field"] = exc.field  # the console shows the message next to this field
+    return json_response(status, body, headers)
 
 
 def json_response(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.campaign_store import DynamoCampaignStatus, DynamoCampaignStore
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
+    from shared.adapters.contact_search import DynamoContactSearch
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.adapters.metric_store import DynamoMetricStore
@@ -48,6 +49,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.merging import Merging
     from shared.usecases.metrics import PurchaseMetering, StageMetering
     from shared.usecases.preferences import Preferences
+    from shared.usecases.search import SearchTerms
     from shared.usecases.tracking import Tracking
 
 
@@ -312,7 +314,17 @@ def admin() -> Admin:
         **_admin_metrics(),
         # issue 13: back-fills (started when a segment is saved, or by hand)
         **_admin_backfills(),
+        # issue 14: the console's sales view (a salesperson's leads, from the look-up index)
+        **_admin_leads(config),
+        # issue 14: contact search
+        search=_contact_search(config),
     )
+
+
+def _admin_leads(config: settings.AdminSettings) -> dict[str, Any]:
+    from shared.adapters.sales_leads import DynamoSalesLeads
+
+    return {"leads": DynamoSalesLeads(aws.client("dynamodb"), contacts_table=config.contacts_table_name)}
 
 
 # --- issue 11: delivery (the delivery function) ------------------------------------------------------
@@ -736,6 +748,8 @@ def backfill_contacts() -> ContactsBackfilling:
         telemetry=PowertoolsTelemetry(),
         # read once per run, uncached: a warm instance's copy may predate the save that started the run
         segments=DynamoSegmentStore(aws.client("dynamodb"), table=config.config_table_name, cache_seconds=0),
+        # issue 14: contacts stored before the search existed get their search terms
+        search=_contact_search(config),
     )
 
 
@@ -799,3 +813,20 @@ def console() -> ConsoleConfig:
         else None
     )
     return ConsoleConfig(api_base=config.console_api_base, sign_in=sign_in)
+
+
+# --- issue 14: contact search ------------------------------------------------------------------------------
+
+
+def _contact_search(config: settings.ContactsTableSettings) -> DynamoContactSearch:
+    from shared.adapters.contact_search import DynamoContactSearch
+
+    return DynamoContactSearch(aws.client("dynamodb"), contacts_table=config.contacts_table_name)
+
+
+@scope.per_function
+def search_terms() -> SearchTerms:
+    """The stage function's upkeep of the contacts' search terms (the contacts table's stream)."""
+    config = settings.load(settings.EngagementSettings)
+    _aws()
+    return _contact_search(config)

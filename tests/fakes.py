@@ -597,6 +597,11 @@ class MemoryContactLog:
         page, cursor = self._page(contact, limit, before, scored=True)
         return LedgerPage(entries=[LedgerEntry.of(e.stored()) for e in page], next_cursor=cursor)
 
+    def ledger_since(self, contact: ContactId, since: datetime, limit: int) -> tuple[list[LedgerEntry], bool]:
+        found = [e.stored() for e in self.store.log.get(contact, {}).values() if e.ledger]
+        found = sorted((e for e in found if e.timestamp >= since), key=lambda e: (e.timestamp, e.message_id))
+        return [LedgerEntry.of(e) for e in reversed(found)][:limit], len(found) <= limit
+
     def _page(
         self, contact: ContactId, limit: int, before: str | None, scored: bool
     ) -> tuple[list[LogItem], str | None]:
@@ -688,6 +693,7 @@ class MemoryStageStore:
             )
         if owner is not None:
             stage["owner"] = owner.id
+            stage["routed_at"] = stored_time(now)  # issue 14: among the salesperson's leads
         if evaluation.write_due:
             stage["due_at"] = None if evaluation.due_at is None else stored_time(evaluation.due_at)
         stage["pending_outputs"] = stage.get("pending_outputs", 0) + len(outputs)
@@ -1623,6 +1629,7 @@ import typing
 
 if typing.TYPE_CHECKING:
     from shared.usecases.erasure import Erased
+    from shared.usecases.search import FoundPage, StoredTerms
 
 
 class MemoryContactErasure:
@@ -1631,9 +1638,11 @@ class MemoryContactErasure:
     the send ledger), as ``DynamoContactErasure`` does: events first, the profile last, ``limit`` items
     at most per call."""
 
-    def __init__(self, store: MemoryContactStore) -> None:
+    def __init__(self, store: MemoryContactStore, search: MemoryContactSearch | None = None) -> None:
         self.store = store
         self.others: dict[ContactId, set[str]] = {}
+        #: issue 14: the search items kept under the contact's partition
+        self.search = search
 
     def merged_identities(self, contact: ContactId) -> frozenset[ContactId]:
         found = {source for target, source in self.store.markers if target == contact}
@@ -1649,17 +1658,22 @@ class MemoryContactErasure:
         markers = sorted(m for m in self.store.markers if m[0] == contact)
         others = self.others.get(contact, set())
         deleted = 0
-        while deleted < limit and (log or markers or others or contact in self.store.profiles):
+        searched = self.search.held if self.search is not None else {}
+        while deleted < limit and (
+            log or markers or others or contact in searched or contact in self.store.profiles
+        ):
             if log:
                 log.pop(min(log))
             elif markers:
                 self.store.markers.discard(markers.pop(0))
             elif others:
                 others.discard(min(others))
+            elif self.search is not None and contact in searched:
+                deleted += self.search.forget(contact) - 1  # issue 14: its search items, before the profile
             else:
                 del self.store.profiles[contact]
             deleted += 1
-        done = not (log or markers or others or contact in self.store.profiles)
+        done = not (log or markers or others or contact in searched or contact in self.store.profiles)
         if done:
             self.store.log.pop(contact, None)
         return Erased(deleted=deleted, done=done)
@@ -1916,6 +1930,23 @@ from shared.segments.model import Segment, StoredSegment, stored_segment
 
 #: DynamoDB's limit on the items of one transaction
 MAX_TRANSACTION_ITEMS = 100
+
+
+@dataclass
+class MemorySalesLeads:
+    """Issue 14: a salesperson's leads (``shared.admin.dependencies.SalesLeads``), as the look-up index
+    lists them: profiles routed to them, not merged away, the most recently routed first."""
+
+    contacts: MemoryContactStore
+    #: leads read (one Query and one BatchGetItem each on DynamoDB)
+    reads: int = 0
+
+    def leads(self, salesperson_id: str, limit: int) -> list[ContactRecord]:
+        self.reads += 1
+        records = [self.contacts.profile(contact) for contact in self.contacts.profiles]
+        owned = [r for r in records if r and r.owner == salesperson_id and not r.merged_into and r.routed_at]
+        owned.sort(key=lambda r: (stored_time(r.routed_at), r.contact_id), reverse=True)
+        return owned[:limit]
 
 
 class FakeSegmentMembers:
@@ -2245,6 +2276,8 @@ class MemoryProfileScan:
     #: profiles per page
     page_size: int = 2
     requests: int = 0
+    #: issue 14: the search terms stored (a page names its contacts that have some)
+    search: MemoryContactSearch | None = None
 
     def scan(self, segment: int, segments: int) -> Iterator[ProfilePage]:
         found = [
@@ -2254,8 +2287,14 @@ class MemoryProfileScan:
         ]
         for start in range(0, max(len(found), 1), self.page_size):
             self.requests += 1
-            page = [self.contacts.profile(c) for c in found[start : start + self.page_size]]
-            yield ProfilePage(profiles=[p for p in page if p is not None], read=len(page))
+            part = found[start : start + self.page_size]
+            page = [self.contacts.profile(c) for c in part]
+            held = self.search.held if self.search is not None else {}
+            yield ProfilePage(
+                profiles=[p for p in page if p is not None],
+                read=len(page),
+                indexed=frozenset(str(c) for c in part if c in held),
+            )
 
 
 @dataclass
@@ -2426,3 +2465,70 @@ class MemoryStageHistoryScan:
                 else:
                     entries.append(output)
             yield HistoryPage(entries=entries, read=len(page), unreadable=unreadable)
+
+
+# --- issue 14: contact search ---------------------------------------------------------------------------------
+
+
+class MemoryContactSearch:
+    """The contacts' search terms and the index over them (``shared.usecases.search.SearchTerms`` and
+    ``ContactFinder``), as ``DynamoContactSearch`` keeps them, over ``MemoryContactStore``'s profiles:
+    a replacement is conditional on the stored terms and position, and an added term on the profile
+    (exists, not merged away, not removed from its stage); ``find`` reads terms in ``<term>#<contact>``
+    order. ``requests`` counts the calls (a write, a read, a Query, a batch read: one each)."""
+
+    def __init__(self, contacts: MemoryContactStore) -> None:
+        self.contacts = contacts
+        #: contact -> (terms, position): the SEARCH item
+        self.held: dict[ContactId, tuple[frozenset[str], str]] = {}
+        self.requests = 0
+
+    def replace(
+        self, contact: ContactId, terms: frozenset[str], *, was: frozenset[str], position: str
+    ) -> bool:
+        self.requests += 1
+        held = self.held.get(contact)
+        if held is None:
+            if was:
+                return False
+        elif not (held[1] < position and held[0] == was):
+            return False
+        if terms - was:
+            profile = self.contacts.profiles.get(contact)
+            if profile is None or profile.merged_into or profile.stage.get("stage_removed_at") is not None:
+                return False
+        self.held[contact] = (frozenset(terms), position)
+        return True
+
+    def stored(self, contact: ContactId) -> StoredTerms | None:
+        from shared.usecases.search import StoredTerms
+
+        self.requests += 1
+        held = self.held.get(contact)
+        return StoredTerms(terms=held[0], position=held[1]) if held is not None else None
+
+    def index(self) -> list[tuple[str, ContactId]]:
+        """Every term item's index key (``<term>#<contact>``) and contact, in index order."""
+        return sorted(
+            (f"{term}#{contact}", contact) for contact, (terms, _) in self.held.items() for term in terms
+        )
+
+    def find(self, word: str, limit: int, after: str | None = None) -> FoundPage:
+        from shared.usecases.search import FoundPage
+
+        self.requests += 1
+        found = [
+            (key, c) for key, c in self.index() if key.startswith(word) and (after is None or key > after)
+        ]
+        page = found[:limit]
+        return FoundPage(contacts=[c for _, c in page], after=page[-1][0] if len(found) > limit else None)
+
+    def profiles(self, contacts: Sequence[ContactId]) -> dict[ContactId, ContactRecord]:
+        self.requests += 1
+        found = {c: self.contacts.profile(c) for c in dict.fromkeys(contacts)}
+        return {c: r for c, r in found.items() if r is not None}
+
+    def forget(self, contact: ContactId) -> int:
+        """Erasure: the contact's search items deleted (the SEARCH item and one per term); how many."""
+        held = self.held.pop(contact, None)
+        return 0 if held is None else 1 + len(held[0])

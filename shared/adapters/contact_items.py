@@ -222,6 +222,7 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "quarter": data.get("quarter"),
         "sales_ready": bool(data.get("salesReady", False)),
         "owner": data.get("owner"),
+        "routed_at": data.get("routedAt"),
         "stage_seq": int(data.get("stageSeq", 0)),
         "due_at": data.get("dueAt"),
         "pending_outputs": int(data.get("pendingOutputs", 0)),

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.adapters.contact_items import EVENT_PREFIX, TIMED_PREFIX, partition, stated_time_of, stored_event
@@ -13,9 +14,12 @@ from shared.adapters.dynamodb import failure
 from shared.contacts.identity import ContactId
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerPage
 from shared.errors import InvalidRequest
+from shared.tracking.timestamps import format_time
 
 #: Above every timed key (``E#<time>#<id>``): ``$`` sorts right after ``#``.
 _TIMED_END = "E$"
+#: How far before a window the timed keys are read: a key holds the time the call stated
+KEY_TIME_MARGIN = timedelta(days=1)
 
 
 class DynamoContactLog:
@@ -33,6 +37,18 @@ class DynamoContactLog:
     def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage:
         items, cursor = self._page(contact, limit, before, scored=True)
         return LedgerPage(entries=[LedgerEntry.of(stored_event(item)) for item in items], next_cursor=cursor)
+
+    def ledger_since(self, contact: ContactId, since: datetime, limit: int) -> tuple[list[LedgerEntry], bool]:
+        """The window's scored events: one range read of the timed calls from a day before ``since`` (a
+        call's key holds the time it stated, which a skewed clock may put off its corrected time), up to
+        ``limit`` + 1 of them, and the untimed ones (read whole, as for a page); then by their time."""
+        lower = f"{TIMED_PREFIX}{format_time(since - KEY_TIME_MARGIN)}"
+        values = {":lower": {"S": lower}, ":upper": {"S": _TIMED_END}}
+        timed, more = self._query(contact, "sk BETWEEN :lower AND :upper", values, limit + 1, True)
+        untimed, _ = self._query(contact, "begins_with(sk, :m)", {":m": {"S": EVENT_PREFIX}}, None, True)
+        found = [e for e in map(stored_event, [*timed, *untimed]) if e.timestamp >= since]
+        found.sort(key=lambda e: (e.timestamp, e.message_id), reverse=True)
+        return [LedgerEntry.of(e) for e in found[:limit]], not more and len(found) <= limit
 
     def _page(
         self, contact: ContactId, limit: int, before: str | None, *, scored: bool

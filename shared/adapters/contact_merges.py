@@ -48,6 +48,7 @@ from shared.adapters.dynamodb import (
     transact,
 )
 from shared.adapters.expressions import Clause, Expression, packed
+from shared.adapters.sales_leads import LOOKUP_KEY, LOOKUP_SORT
 from shared.contacts.changes import trait_bytes
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
@@ -89,6 +90,8 @@ class DynamoMergeStore:
         x.set("mergedAt", s(format_time(at)))
         x.set("lastWriter", s(WRITER))
         for attribute in ("dueAt", "dueShard", "dueKey"):  # a merged-away contact is never due again
+            x.remove(attribute)
+        for attribute in (LOOKUP_KEY, LOOKUP_SORT):  # issue 14: nor anybody's lead (the survivor may be)
             x.remove(attribute)
         x.add("rev", n(1))
         condition = f"attribute_not_exists({x.name('mergedInto')})"

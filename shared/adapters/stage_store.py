@@ -53,6 +53,7 @@ from shared.adapters.dynamodb import (
     transact_if,
 )
 from shared.adapters.expressions import EXPRESSION_LIMIT, Expression
+from shared.adapters.sales_leads import LOOKUP_KEY, LOOKUP_SORT, owner_lookup_key, owner_lookup_sort
 from shared.adapters.segment_members import membership_item, membership_key
 from shared.adapters.tables import CONTACTS
 from shared.contacts.identity import ContactId
@@ -208,6 +209,9 @@ class DynamoStageStore:
             x.set("owner", s(owner.id))
             x.set("ownerName", s(owner.name))
             x.set("routedAt", stamp)
+            # issue 14: the lead among the salesperson's, on the look-up index (``shared.adapters.sales_leads``)
+            x.set(LOOKUP_KEY, s(owner_lookup_key(owner.id)))
+            x.set(LOOKUP_SORT, s(owner_lookup_sort(now, contact)))
         if evaluation.write_due:
             if evaluation.due_at is None:
                 x.remove("dueShard")

@@ -18,7 +18,11 @@ from shared.admin import (
     engagement,
     erasure,
     rules,
+    sales,
+    scores,
+    search,
     segments,
+    tags,
 )
 from shared.admin import metrics as lifecycle_metrics
 from shared.admin import templates as email_templates
@@ -55,6 +59,14 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **lifecycle_metrics.ROUTES,
     # issue 13: back-fills by hand
     **backfills.ROUTES,
+    # issue 14: the console (tags by hand)
+    **tags.ROUTES,
+    # issue 14: the sales view (a salesperson's leads)
+    **sales.ROUTES,
+    # issue 14: the contact card's scores over time
+    **scores.ROUTES,
+    # issue 14: contact search
+    **search.ROUTES,
 }
 
 

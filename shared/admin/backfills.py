@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.admin.dependencies import Admin
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import NotFound, invalid_field
 from shared.http import json_body
 from shared.usecases.backfills import BackfillRun, check_run
 
@@ -53,9 +53,7 @@ def start_backfill(request: HttpRequest, deps: Admin) -> Started:
     try:
         wanted = StartRequest.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {error['msg']}", code="invalid_backfill") from None
+        raise invalid_field(exc.errors(include_url=False)[0], code="invalid_backfill", whole="body") from None
     name = wanted.name or manual_name(deps.clock.now())
     check_run(workflow, name)
     started = deps.backfills.start(workflow, name)

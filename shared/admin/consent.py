@@ -20,7 +20,7 @@ from shared.admin.dependencies import Admin
 from shared.contacts.consent import ADMIN_SOURCE, MAX_SOURCE_LENGTH, consent_event, consent_message_id
 from shared.contacts.identity import ContactId
 from shared.delivery.consent import CONSENT_CHANNELS, ConsentChannel
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import InvalidRequest, NotFound, invalid_field
 from shared.http import json_body
 from shared.usecases.recording import NewEntry, resolve
 
@@ -94,9 +94,7 @@ def _request(body: object) -> ConsentChangeRequest:
     try:
         return ConsentChangeRequest.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {error['msg']}", code="invalid_consent") from None
+        raise invalid_field(exc.errors(include_url=False)[0], code="invalid_consent", whole="body") from None
 
 
 ROUTES = {

@@ -92,7 +92,9 @@ def contact_automations(request: HttpRequest, deps: Admin) -> AutomationsPage:
 def _limit(request: HttpRequest) -> int:
     limit = request.query.get("limit", str(RECENT_EVENTS))
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit")
+        raise InvalidRequest(
+            f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit", field="limit"
+        )
     return int(limit)
 
 

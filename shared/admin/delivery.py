@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.admin.dependencies import Admin
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, invalid_field
 from shared.http import json_body
 
 if TYPE_CHECKING:
@@ -69,9 +69,9 @@ def put_suppression(request: HttpRequest, deps: Admin) -> Suppression:
     try:
         entry = SuppressionEntry.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {error['msg']}", code="invalid_suppression") from None
+        raise invalid_field(
+            exc.errors(include_url=False)[0], code="invalid_suppression", whole="body"
+        ) from None
     deps.suppressions.suppress(entry.channel, entry.address, entry.reason, deps.clock.now())
     return Suppression(
         channel=entry.channel,
@@ -84,9 +84,9 @@ def get_suppression(request: HttpRequest, deps: Admin) -> Suppression:
     channel = request.path_parameters.get("channel", "")
     address = unquote(request.path_parameters.get("address", "")).strip()
     if channel not in ("email", "sms"):
-        raise InvalidRequest("channel: must be email or sms", code="invalid_suppression")
+        raise InvalidRequest("channel: must be email or sms", code="invalid_suppression", field="channel")
     if not address:
-        raise InvalidRequest("address: missing", code="invalid_suppression")
+        raise InvalidRequest("address: missing", code="invalid_suppression", field="address")
     reason = deps.suppressions.suppressed(channel, address)  # type: ignore[arg-type]
     return Suppression(channel=channel, suppressed=reason is not None, reason=reason)  # type: ignore[arg-type]
 

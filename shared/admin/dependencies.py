@@ -11,6 +11,7 @@ from shared.automations.views import RunView, TimerView
 from shared.campaigns.ports import CampaignRepository, CampaignStates, Exposures
 from shared.clock import Clock
 from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
 from shared.contacts.views import ContactLog
 from shared.delivery.ledger import SendRecord
 from shared.delivery.ports import DeliveryControl, Suppressions
@@ -27,6 +28,7 @@ from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.metrics import MetricStore
 from shared.usecases.recording import EventLog, Profiles
+from shared.usecases.search import ContactFinder
 
 
 class FunnelRepository(FunnelSource, Protocol):
@@ -63,6 +65,14 @@ class SendRecords(Protocol):
     """The send ledger's entries of a contact (``shared.delivery.ports.SendLedger.records``)."""
 
     def records(self, contact_id: str, limit: int = 50) -> list[SendRecord]: ...
+
+
+class SalesLeads(Protocol):
+    """Issue 14: the leads routed to a salesperson (``shared.adapters.sales_leads``)."""
+
+    def leads(self, salesperson_id: str, limit: int) -> list[ContactRecord]:
+        """The ``limit`` most recently routed to them, newest first: profiles they own now, not merged away."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +127,9 @@ class Admin:
     # --- issue 13: back-fills ---
     #: the back-fill workflows, started by name (a segment saved: ``seg-<id>-v<version>``), and their runs
     backfills: Backfills
+    # --- issue 14: the console's sales view ---
+    #: a salesperson's leads, read from the contacts table's look-up index
+    leads: SalesLeads
+    # --- issue 14: contact search ---
+    #: the search index and the profiles it leads to (``GET /admin/contacts?q=``)
+    search: ContactFinder | None = None

@@ -10,7 +10,7 @@ from shared.admin.dependencies import Admin
 from shared.contacts.identity import ContactId
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
-from shared.errors import Conflict, InvalidRequest
+from shared.errors import Conflict, InvalidRequest, invalid_field
 from shared.http import if_match_version, json_body
 from shared.usecases.engagement import accept
 from shared.usecases.recording import resolve
@@ -72,7 +72,9 @@ def accept_lead(request: HttpRequest, deps: Admin) -> Accepted:
     """``POST /admin/contacts/{contactId}/accept`` with ``{"salesperson": "<id>"}``."""
     body = json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("salesperson"), str):
-        raise InvalidRequest('salesperson: send {"salesperson": "<id>"}', code="invalid_request")
+        raise InvalidRequest(
+            'salesperson: send {"salesperson": "<id>"}', code="invalid_request", field="salesperson"
+        )
     contact = resolve(ContactId.parse(request.path_parameters.get("contactId", "")), deps.contacts)
     stage = accept(contact, body["salesperson"], deps.engagement)
     return Accepted(contact_id=str(contact), stage=stage)
@@ -82,9 +84,7 @@ def _validated(model: Any, body: Any, code: str) -> Any:
     try:
         return model.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {error['msg']}", code=code) from None
+        raise invalid_field(exc.errors(include_url=False)[0], code=code, whole="body") from None
 
 
 ROUTES = {

@@ -110,6 +110,7 @@ def put_segment(request: HttpRequest, deps: Admin) -> SavedSegment:
             f"filter: the segments would hold {total} conditions in all; at most {MAX_TOTAL_CONDITIONS} "
             "(every contact change evaluates them all)",
             code=INVALID,
+            field="filter",
         )
     saved = deps.segments.save(segment, deps.clock.now(), if_match_version(request))
     # a name or description edit moves nobody: no back-fill (``backfill: null``)
@@ -217,7 +218,9 @@ def _current(request: HttpRequest, deps: Admin) -> StoredSegment:
 def _limit(request: HttpRequest) -> int:
     limit = request.query.get("limit", str(PAGE))
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE:
-        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit")
+        raise InvalidRequest(
+            f"limit must be a whole number from 1 to {MAX_PAGE}", code="invalid_limit", field="limit"
+        )
     return int(limit)
 
 

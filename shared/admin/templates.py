@@ -22,7 +22,7 @@ from shared.delivery.templates import (
     parse_template,
     template_context,
 )
-from shared.errors import InvalidRequest, NotFound
+from shared.errors import InvalidRequest, NotFound, invalid_field
 from shared.http import if_match_version, json_body
 from shared.usecases.recording import resolve
 
@@ -161,9 +161,7 @@ def _preview_request(request: HttpRequest) -> PreviewRequest:
     try:
         return PreviewRequest.model_validate(body)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        path = ".".join(str(p) for p in error["loc"]) or "preview"
-        raise InvalidRequest(f"{path}: {error['msg']}", code=INVALID) from None
+        raise invalid_field(exc.errors(include_url=False)[0], code=INVALID, whole="preview") from None
 
 
 def _template_id(request: HttpRequest) -> str:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from shared.automations.book import AutomationBook
 from shared.automations.model import Automation, StoredAutomation
-from shared.errors import InvalidRequest, body_part
+from shared.errors import InvalidRequest, body_part, invalid_field
 
 #: the fields that tell a trigger or a step apart: pydantic names the chosen one in an error's location
 DISCRIMINATORS = ("type", "action")
@@ -59,29 +59,40 @@ def parse_automation(automation_id: str, body: Any) -> Automation:
             code=INVALID,
         )
     if "id" in body and body["id"] != automation_id:
-        raise InvalidRequest(f"id: {body['id']!r} does not match the path ({automation_id!r})", code=INVALID)
+        raise InvalidRequest(
+            f"id: {body['id']!r} does not match the path ({automation_id!r})", code=INVALID, field="id"
+        )
     fields = {k: v for k, v in body.items() if k not in ("version", "updated_at")}
     try:
         return Automation.model_validate({**fields, "id": automation_id})
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        raise InvalidRequest(describe(error, body), code=INVALID) from None
+        raise invalid_field(
+            error, code=INVALID, location=written_field(error, body), message=describe(error, body)
+        ) from None
 
 
 def describe(error: Mapping[str, Any], body: Any) -> str:
     """``<field path>: <what is wrong>``, the path as the administrator wrote the JSON: pydantic's
     location also names the trigger type or step action it tried (``trigger.inactivity.days``), which
     the body does not have (``trigger.days``)."""
-    path = written_path(error["loc"], body)
+    path = written_field(error, body)
     message = str(error["msg"]).removeprefix("Value error, ")
     context = error.get("ctx") or {}
     if error["type"] == "union_tag_invalid":
-        path += [str(context.get("discriminator", "")).strip("'")]
         message = f"{context.get('tag')!r} is not one of {context.get('expected_tags')}"
     elif error["type"] == "union_tag_not_found":
-        path += [str(context.get("discriminator", "")).strip("'")]
         message = "Field required"
     return f"{'.'.join(path) or 'automation'}: {message}"
+
+
+def written_field(error: Mapping[str, Any], body: Any) -> list[str]:
+    """The field a validation error is about, as the administrator wrote the JSON: the written path
+    (``written_path``), and for a missing or unknown ``type`` / ``action``, that key itself."""
+    path = written_path(error["loc"], body)
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        path += [str((error.get("ctx") or {}).get("discriminator", "")).strip("'")]
+    return path
 
 
 def written_path(location: Sequence[str | int], body: Any) -> list[str]:

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from shared.automations.catalogue import describe
+from shared.automations.catalogue import describe, written_field
 from shared.automations.model import Conversion
-from shared.errors import Conflict, InvalidRequest
+from shared.errors import Conflict, InvalidRequest, invalid_field
 from shared.scoring.rules import RuleId
 
 CampaignId = RuleId
@@ -134,7 +134,9 @@ def parse_campaign(campaign_id: str, body: Any) -> Campaign:
     if len(json.dumps(body, separators=(",", ":"), default=str)) > MAX_CAMPAIGN_BYTES:
         raise InvalidRequest(f"campaign: over {MAX_CAMPAIGN_BYTES // 1024} KB", code=INVALID)
     if "id" in body and body["id"] != campaign_id:
-        raise InvalidRequest(f"id: {body['id']!r} does not match the path ({campaign_id!r})", code=INVALID)
+        raise InvalidRequest(
+            f"id: {body['id']!r} does not match the path ({campaign_id!r})", code=INVALID, field="id"
+        )
     fields = {k: v for k, v in body.items() if k not in ("version", "updated_at", "state")}
     try:
         return Campaign.model_validate({**fields, "id": campaign_id})
@@ -142,9 +144,11 @@ def parse_campaign(campaign_id: str, body: Any) -> Campaign:
         error = exc.errors(include_url=False)[0]
         if error["loc"]:
             message = describe(error, body)
+            location = written_field(error, body)
         else:  # the campaign's own checks name the field themselves ("variants: ...")
             message = str(error["msg"]).removeprefix("Value error, ")
-        raise InvalidRequest(message, code=INVALID) from None
+            location = [message.partition(": ")[0]] if ": " in message else []
+        raise invalid_field(error, code=INVALID, location=location, message=message) from None
 
 
 def stored_campaign(campaign: Campaign, version: int, at: datetime) -> StoredCampaign:

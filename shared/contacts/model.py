@@ -52,6 +52,8 @@ class ContactRecord(BaseModel):
     sales_ready: bool = False
     #: the salesperson the lead was routed to
     owner: str | None = None
+    #: when it was last routed to them (issue 14: a salesperson's leads)
+    routed_at: datetime | None = None
     #: bumped by every stage write: the optimistic-concurrency guard of the stage function
     stage_seq: int = 0
     #: when decay alone could next move the contact (the due-time index)

@@ -280,6 +280,11 @@ class ContactLog(Protocol):
 
     def ledger(self, contact: ContactId, limit: int, before: str | None = None) -> LedgerPage: ...
 
+    def ledger_since(self, contact: ContactId, since: datetime, limit: int) -> tuple[list[LedgerEntry], bool]:
+        """Issue 14: the scored events whose time is ``since`` or later, newest first, at most ``limit``,
+        and whether that is all of them (a bounded read of the window: the scores-over-time chart)."""
+        ...
+
 
 # --- issue 12: the nightly analytics job -------------------------------------------------------------------
 

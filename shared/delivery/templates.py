@@ -38,7 +38,7 @@ from jinja2.utils import Namespace
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from shared.delivery.ports import RenderedEmail, RenderFailed
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, invalid_field
 
 #: a template's id: the same pattern as rules' and automations' (``RuleId``), so a step can name it
 TemplateId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
@@ -188,23 +188,26 @@ def parse_template(template_id: str, body: Any) -> EmailTemplate:
     if len(json.dumps(body, separators=(",", ":"), default=str).encode()) > MAX_TEMPLATE_BYTES:
         raise InvalidRequest(f"template: over {MAX_TEMPLATE_BYTES // 1024} KB", code=INVALID)
     if "id" in body and body["id"] != template_id:
-        raise InvalidRequest(f"id: {body['id']!r} does not match the path ({template_id!r})", code=INVALID)
+        raise InvalidRequest(
+            f"id: {body['id']!r} does not match the path ({template_id!r})", code=INVALID, field="id"
+        )
     fields = {k: v for k, v in body.items() if k not in ("version", "origin", "updated_at")}
     try:
         template = EmailTemplate.model_validate({**fields, "id": template_id})
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
         path = ".".join(str(p) for p in error["loc"]) or "template"
-        raise InvalidRequest(
-            f"{path}: {str(error['msg']).removeprefix('Value error, ')}", code=INVALID
-        ) from None
+        message = f"{path}: {str(error['msg']).removeprefix('Value error, ')}"
+        raise invalid_field(error, code=INVALID, message=message) from None
     for part in PARTS:
         source = getattr(template, part)
         if source is not None:
             try:
                 _environment(part).from_string(source)
             except TemplateSyntaxError as exc:
-                raise InvalidRequest(f"{part}: line {exc.lineno}: {exc.message}", code=INVALID) from None
+                raise InvalidRequest(
+                    f"{part}: line {exc.lineno}: {exc.message}", code=INVALID, field=part
+                ) from None
     return template
 
 

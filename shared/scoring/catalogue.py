@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, invalid_field
 from shared.scoring.defaults import default_rules
 from shared.scoring.rules import Rule, RuleBook, StoredRule
 
@@ -41,14 +41,14 @@ def parse_rule(rule_id: str, body: Mapping[str, Any]) -> Rule:
     if not isinstance(body, Mapping):
         raise InvalidRequest("the rule must be a JSON object", code="invalid_rule")
     if "id" in body and body["id"] != rule_id:
-        raise InvalidRequest(f"id: {body['id']!r} does not match the path ({rule_id!r})", code="invalid_rule")
+        raise InvalidRequest(
+            f"id: {body['id']!r} does not match the path ({rule_id!r})", code="invalid_rule", field="id"
+        )
     fields = {k: v for k, v in body.items() if k not in ("version", "origin", "updated_at")}
     try:
         return Rule.model_validate({**fields, "id": rule_id})
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in error["loc"]) or "rule"
-        raise InvalidRequest(f"{where}: {error['msg']}", code="invalid_rule") from None
+        raise invalid_field(exc.errors(include_url=False)[0], code="invalid_rule", whole="rule") from None
 
 
 def stored_rule(rule: Rule, version: int, at: datetime) -> StoredRule:

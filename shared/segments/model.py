@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.errors import InvalidRequest, body_part
+from shared.errors import InvalidRequest, body_part, invalid_field
 from shared.segments.filters import KINDS, Filter, kind_of
 
 #: At most this many segments are stored: every contact change evaluates them all.
@@ -81,13 +81,21 @@ def parse_segment(segment_id: str, body: Any) -> Segment:
     if len(json.dumps(body, separators=(",", ":"), default=str)) > MAX_SEGMENT_BYTES:
         raise InvalidRequest(f"segment: over {MAX_SEGMENT_BYTES // 1024} KB", code=INVALID)
     if "id" in body and body["id"] != segment_id:
-        raise InvalidRequest(f"id: {body['id']!r} does not match the path ({segment_id!r})", code=INVALID)
+        raise InvalidRequest(
+            f"id: {body['id']!r} does not match the path ({segment_id!r})", code=INVALID, field="id"
+        )
     fields = {k: v for k, v in body.items() if k not in ("version", "updated_at")}
     try:
         return _SEGMENT.validate_python({**fields, "id": segment_id})
     except ValidationError as exc:
         error = exc.errors(include_url=False)[0]
-        raise InvalidRequest(describe(error, {**fields, "id": segment_id}), code=INVALID) from None
+        written = {**fields, "id": segment_id}
+        raise invalid_field(
+            error,
+            code=INVALID,
+            location=written_path(error["loc"], written),
+            message=describe(error, written),
+        ) from None
 
 
 def check_stages(segment: Segment, stage_ids: Collection[str]) -> None:
@@ -102,6 +110,7 @@ def check_stages(segment: Segment, stage_ids: Collection[str]) -> None:
             f"filter: stage {names} {'is' if len(unknown) == 1 else 'are'} not in the funnel; its stages "
             f"are {', '.join(stage_ids)}",
             code=INVALID,
+            field="filter",
         )
 
 

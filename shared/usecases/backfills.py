@@ -41,6 +41,7 @@ from shared.segments.catalogue import FixedSegments, SegmentSource
 from shared.tracking.baskets import Basket, basket
 from shared.usecases.engagement import Backfill, Engagement, on_change
 from shared.usecases.metrics import StageMetering, count_stage_move
+from shared.usecases.search import SearchTerms, index_existing
 
 #: The workflows a back-fill runs (``infra.wiring.BACKFILLS``): names of their state machines' role.
 CONTACTS_BACKFILL = "contacts_backfill"
@@ -200,6 +201,8 @@ class ProfilePage:
     profiles: list[ContactRecord]
     #: items the scan read for it (what it is billed for): profiles and the contacts' other items
     read: int
+    #: issue 14: contacts of the page whose search terms are stored (the back-fill leaves them alone)
+    indexed: frozenset[str] = frozenset()
 
 
 class ProfileScan(Protocol):
@@ -218,29 +221,36 @@ class ContactsBackfilling:
     #: the segments, read uncached once per run (the stage function's own copy may be older than the save
     #: that started it); none: the engagement's as they are
     segments: SegmentSource | None = None
+    #: issue 14: each contact's search terms, written where none are stored (contacts stored before the
+    #: search existed); none: not indexed
+    search: SearchTerms | None = None
 
 
 def backfill_contacts(event: Mapping[str, Any], deps: ContactsBackfilling) -> dict[str, Any]:
     """Re-evaluate every contact of one scan segment: ``{"segment", "segments", "contacts", "read",
-    "changed"}`` (contacts evaluated, items read, contacts whose evaluation wrote)."""
+    "changed", "indexed"}`` (contacts evaluated, items read, contacts whose evaluation wrote, contacts
+    whose search terms were written: those stored before the search existed)."""
     step = segment_step(event)
     engagement = deps.engagement
     if deps.segments is not None:  # the segments as stored now: the save that started the run included
         engagement = replace(engagement, segments=FixedSegments(deps.segments.book()))
     # authoritative segments; the moves of the segment whose save started the run (if one did) are initial
     backfill = Backfill(segment=run_segment(step.run), authoritative=deps.segments is not None)
-    contacts = read = changed = failed = 0
+    contacts = read = changed = failed = indexed = 0
     for page in deps.profiles.scan(step.segment, step.segments):
         read += page.read
         for record in page.profiles:
             contacts += 1
             try:
                 changed += 1 if on_change(record, engagement, backfill=backfill) else 0
+                if deps.search is not None and record.contact_id not in page.indexed:
+                    indexed += index_existing(record, deps.search)
             except Exception:  # noqa: BLE001 - one contact's failure does not stop the others
                 failed += 1
                 deps.telemetry.failure("back-fill of a contact")
     deps.telemetry.count("BackfillContactsRead", read)
     deps.telemetry.count("BackfillContactsChanged", changed)
+    deps.telemetry.count("BackfillContactsIndexed", indexed)
     if failed:
         raise SegmentIncomplete(
             f"{failed} of {contacts} contacts of segment {step.segment} of {step.segments} failed"
@@ -251,6 +261,8 @@ def backfill_contacts(event: Mapping[str, Any], deps: ContactsBackfilling) -> di
         "contacts": contacts,
         "read": read,
         "changed": changed,
+        # issue 14: contacts whose search terms were written (stored before the search existed)
+        "indexed": indexed,
     }
 
 

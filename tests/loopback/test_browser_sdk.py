@@ -40,9 +40,9 @@ PAGE_URL = "http://shop.example.test/products/42?utm_source=newsletter&utm_mediu
 STAMP = ".installed-from-lock"
 
 
-@pytest.fixture(scope="session")
-def analytics_js() -> Path:
-    """The page's driver, with its packages installed: ``npm ci`` only when the lock file changed."""
+def installed_packages() -> Path:
+    """``node_modules`` of the page, installed by ``npm ci`` from the committed lock file, again only when
+    the lock file changed (tests/browser/test_browser_sdk.py loads the same pinned analytics-next)."""
     npm, node = shutil.which("npm"), shutil.which("node")
     assert npm and node, "the browser SDK test needs Node.js 18+ and npm on PATH"
     lock = hashlib.sha256((PAGE / "package-lock.json").read_bytes()).hexdigest()
@@ -59,6 +59,13 @@ def analytics_js() -> Path:
         )
         assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}\n{installed.stderr}"
         stamp.write_text(lock)
+    return PAGE / "node_modules"
+
+
+@pytest.fixture(scope="session")
+def analytics_js() -> Path:
+    """The page's driver, with its packages installed."""
+    installed_packages()
     return PAGE / "drive.js"
 
 

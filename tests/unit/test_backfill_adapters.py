@@ -58,9 +58,10 @@ def test_a_profile_segment_is_read_page_by_page_from_where_the_last_one_ended() 
         "TableName": "t-contacts",
         "Segment": 3,
         "TotalSegments": 32,
-        "FilterExpression": "#sk = :profile",
+        # issue 14: with each contact's search bookkeeping, so a contact already searchable costs nothing
+        "FilterExpression": "#sk IN (:profile, :search)",
         "ExpressionAttributeNames": {"#sk": "sk"},
-        "ExpressionAttributeValues": {":profile": {"S": "PROFILE"}},
+        "ExpressionAttributeValues": {":profile": {"S": "PROFILE"}, ":search": {"S": "SEARCH"}},
     }, "no Limit: DynamoDB's 1 MB pages"
     assert second["ExclusiveStartKey"] == {"pk": {"S": "C#user_id:ann"}}
     assert third["ExclusiveStartKey"] == {"pk": {"S": "C#user_id:bo"}}

@@ -362,3 +362,28 @@ def test_a_deleted_segment_is_emptied_by_a_backfill_reading_the_segments_as_stor
     assert backfill_contacts({"time": TIME, "segment": 0, "segments": 1}, cached)["changed"] == 0
     answer = backfill_contacts({"time": TIME, "segment": 0, "segments": 1, "run": "seg-buyers-v3"}, fresh)
     assert answer["changed"] == 2 and all(contacts.profile(c).segments == set() for c in contacts.profiles)
+
+
+# --- issue 14: contact search terms ----------------------------------------------------------------------------
+
+
+def test_contacts_without_search_terms_get_theirs_once_and_indexed_ones_cost_no_request() -> None:
+    from dataclasses import replace
+
+    from tests.fakes import MemoryContactSearch
+
+    contacts = population(customers=3, visitors=2)
+    for n in range(3):
+        contacts.profiles[ContactId.user(f"c{n}")].traits.update(
+            {"email": f"c{n}@example.com", "name": "Kim"}
+        )
+    search = MemoryContactSearch(contacts)
+    deps, _, _ = contacts_deps(contacts)
+    deps = replace(deps, profiles=MemoryProfileScan(contacts, search=search), search=search)
+    first = run_all(backfill_contacts, deps, segments=2)
+    assert sum(a["indexed"] for a in first) == 3, "the visitors have nothing to be found by"
+    assert search.held[ContactId.user("c1")][0] == {"c1@example.com", "kim"}
+    assert search.requests == 3
+    again = run_all(backfill_contacts, deps, segments=2)
+    assert sum(a["indexed"] for a in again) == 0
+    assert search.requests == 3, "a contact whose terms are stored costs no request"

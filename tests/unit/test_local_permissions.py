@@ -84,8 +84,12 @@ def test_index_grants_are_query_only_but_the_nightly_scan_of_one_named_index() -
     # Query the segment index alone
     assert ("analytics_extract", ("dynamodb:Scan",), "byPurchase") in named
     assert ("admin", ("dynamodb:Query",), "bySegment") in named
+    # issue 14: the admin Queries the look-up index too (a salesperson's leads, contact search)
+    assert ("admin", ("dynamodb:Query",), "byLookup") in named
     others = named - {("analytics_extract", ("dynamodb:Scan",), "byPurchase")}
-    assert all(actions == ("dynamodb:Query",) and index == "bySegment" for _, actions, index in others)
+    assert all(actions == ("dynamodb:Query",) for _, actions, _ in others)
+    assert {index for _, _, index in others} == {"bySegment", "byLookup"}
+    assert {name for name, _, index in others if index == "byLookup"} == {"admin"}
 
 
 def test_services_only_where_wired_and_only_on_their_resource() -> None:

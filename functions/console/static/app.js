@@ -11,15 +11,26 @@ import * as reports from './reports.js'
 const MODULES = [contacts, sales, documents, reports]
 const ROUTES = MODULES.flatMap(m => m.routes)
 
+/** The first segment of a hash's path: '#/contacts/user_id:ann?x' -> 'contacts'; '#/' -> '' (home). */
+function section (hash) {
+  return (hash || '#/').replace(/^#\/?/, '').split(/[/?]/, 1)[0]
+}
+
+//: the screen '#/' shows (the contacts screen), whose item is current there
+const HOME = 'contacts'
+
 function renderNav () {
-  const here = window.location.hash || '#/'
+  const here = section(window.location.hash) || HOME
   const items = MODULES.flatMap(m => m.nav).map(item =>
-    h('li', {}, h('a', { href: item.href, 'aria-current': here.startsWith(item.href) ? 'page' : null }, item.label))
+    h('li', {}, h('a', { href: item.href, 'aria-current': section(item.href) === here ? 'page' : null }, item.label))
   )
   document.getElementById('nav').replaceChildren(...items)
 }
 
-async function show () {
+/** Render the screen of the address's hash. `moved`: the user went there (from another screen, or by an
+ * address naming a screen, as a link to an anchor does), so focus moves to it for screen readers and the
+ * keyboard; the bare page (no hash) starts at the top, where the skip link is the first stop. */
+async function show (moved = false) {
   const path = (window.location.hash || '#/').slice(1) || '/'
   const main = document.getElementById('view')
   renderNav()
@@ -28,7 +39,7 @@ async function show () {
     if (match) {
       document.title = `${route.title} · Lifecycle`
       await route.render(main, match)
-      main.focus({ preventScroll: true })
+      if (moved) main.focus({ preventScroll: true })
       return
     }
   }
@@ -39,8 +50,9 @@ async function show () {
 async function start () {
   const config = await loadConfig()
   if (!(await ensureSignedIn(config))) return
-  window.addEventListener('hashchange', show)
-  await show()
+  window.addEventListener('hashchange', () => show(true))
+  const hash = window.location.hash
+  await show(hash !== '' && hash !== '#' && hash !== '#/')
 }
 
 start()
