@@ -16,7 +16,9 @@ from infra.config import DeploymentConfig
 from infra.wiring import CORS, FunctionSpec
 from shared.console import ROUTE_SCOPE
 
-#: Access log fields: enough to trace a request, nothing personal (no source IP, no user agent).
+#: Access log fields: enough to trace a request and who made it, nothing personal (no source IP, no user
+#: agent). The caller is the signed-in console user's pseudonymous Cognito id (the JWT subject) or the
+#: IAM caller's ARN (SigV4); either is "-" on routes that have no such caller.
 ACCESS_LOG_FORMAT = {
     "requestId": "$context.requestId",
     "requestTime": "$context.requestTimeEpoch",
@@ -26,6 +28,8 @@ ACCESS_LOG_FORMAT = {
     "integrationStatus": "$context.integrationStatus",
     "integrationError": "$context.integrationErrorMessage",
     "responseLength": "$context.responseLength",
+    "userSub": "$context.authorizer.claims.sub",
+    "callerArn": "$context.identity.userArn",
 }
 
 
@@ -108,6 +112,11 @@ class HttpApi(Construct):
             f"{spec.name.capitalize()}Integration",
             function,
             payload_format_version=apigw.PayloadFormatVersion.VERSION_2_0,
+            # One invoke permission per function (source: any route and stage of this API), not one per
+            # route: with one per route the admin routes, mirrored under /console/admin, took the stack
+            # near CloudFormation's 500-resource limit. The routes a function answers are still only
+            # those its wiring declares.
+            scope_permission_to_route=False,
         )
         for route in spec.routes:
             created = self.api.add_routes(

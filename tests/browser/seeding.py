@@ -75,13 +75,6 @@ def card(base: str, contact_id: str) -> dict[str, Any] | None:
     return answer
 
 
-def route_missing(base: str, method: str, path: str, body: Any = None) -> bool:
-    """Whether the admin API has no such route yet: the gateway's own 404 (no ``code``), not the API's
-    ``not_found`` for a contact or salesperson it does not know."""
-    status, answer = admin(base, method, path, body)
-    return status == 404 and not (isinstance(answer, dict) and "code" in answer)
-
-
 def eventually(check: Callable[[], Any], what: str, timeout: float = FOLDED_WITHIN) -> Any:
     """Poll ``check`` until it returns something true; fail naming ``what`` if it never does."""
     deadline = time.monotonic() + timeout

@@ -299,3 +299,18 @@ def test_a_sign_in_the_page_did_not_start_is_not_used(page: Any, signed_in_conso
     page.get_by_role("button", name="Sign in again").click()
     page.get_by_role("link", name="Sign out").wait_for()
     assert login.grants == ["authorization_code"] and not login.refused
+
+
+def test_an_error_in_an_address_the_page_did_not_start_shows_none_of_its_text(
+    page: Any, signed_in_console: SignedInConsole
+) -> None:
+    console = signed_in_console
+    crafted = urlencode(
+        {"error": "access_denied", "error_description": "Call 555-0100 to restore access", "state": "forged"}
+    )
+    page.goto(f"{console.url}/?{crafted}")
+    page.get_by_role("alert").wait_for()
+    assert page.get_by_role("alert").inner_text() == "The sign-in did not succeed."
+    assert "555-0100" not in page.content(), "a crafted error_description is not shown"
+    assert page.url == f"{console.url}/", "the error left the address"
+    assert console.calls == []

@@ -1,8 +1,5 @@
 """The sales view in Chromium against the local stack: a salesperson sees the leads routed to them, hottest
-first, and accepts one; the card's own Accept does the same.
-
-The leads list needs ``GET /admin/salespeople/{id}/leads`` (another helper of issue 14 adds it): its
-tests skip only while the stack really lacks that route (the gateway's own 404)."""
+first, and accepts one; the card's own Accept does the same."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.browser.conftest import PHONE
-from tests.browser.seeding import Seeded, admin, card, eventually, route_missing, sales_ready_contact
+from tests.browser.seeding import Seeded, admin, card, eventually, sales_ready_contact
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +20,8 @@ def lead(console_url: str) -> Seeded:
     return sales_ready_contact(console_url, in_segment=False)
 
 
-def leads_route(console_url: str, salesperson: str) -> str:
-    path = f"/admin/salespeople/{quote(salesperson, safe='')}/leads"
-    if route_missing(console_url, "GET", path):
-        pytest.skip("GET /admin/salespeople/{id}/leads is not on this stack yet")
-    return path
+def leads_route(salesperson: str) -> str:
+    return f"/admin/salespeople/{quote(salesperson, safe='')}/leads"
 
 
 def test_the_sales_view_lists_the_team_and_opens_a_salespersons_leads(page: Any, lead: Seeded) -> None:
@@ -39,7 +33,7 @@ def test_the_sales_view_lists_the_team_and_opens_a_salespersons_leads(page: Any,
 
 
 def test_a_salesperson_accepts_a_lead_routed_to_them(page: Any, console_url: str, lead: Seeded) -> None:
-    path = leads_route(console_url, lead.owner)
+    path = leads_route(lead.owner)
     eventually(
         lambda: any(
             row["contact_id"] == lead.contact_id for row in admin(console_url, "GET", path)[1]["leads"]
@@ -62,7 +56,7 @@ def test_a_salesperson_accepts_a_lead_routed_to_them(page: Any, console_url: str
 
 
 def test_the_leads_are_listed_hottest_first(page: Any, console_url: str, lead: Seeded) -> None:
-    path = leads_route(console_url, lead.owner)
+    path = leads_route(lead.owner)
     eventually(lambda: admin(console_url, "GET", path)[1]["leads"], "the salesperson has leads")
     page.goto(f"/#/sales/{quote(lead.owner, safe='')}")
     page.get_by_role("table").wait_for()

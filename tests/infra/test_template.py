@@ -306,6 +306,48 @@ def test_stage_has_access_logs_without_personal_data_and_throttling(template) ->
     assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
 
 
+def test_access_logs_name_the_caller_of_admin_routes(template) -> None:
+    """A change through /console/admin or /admin must be traceable to a person: the signed-in user's
+    pseudonymous Cognito id (the JWT subject) or the IAM caller's ARN."""
+    (stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    log_format = json.loads(stage["Properties"]["AccessLogSettings"]["Format"])
+    assert log_format["userSub"] == "$context.authorizer.claims.sub"
+    assert log_format["callerArn"] == "$context.identity.userArn"
+
+
+def test_template_stays_well_under_cloudformation_resource_limit(template) -> None:
+    count = len(template["Resources"])
+    assert count < 400, (
+        f"{count} resources: CloudFormation refuses a stack of more than 500, so leave room to grow "
+        "(one Lambda permission per route instead of per function costs a resource per route)"
+    )
+
+
+def test_api_may_invoke_each_routed_function_once_from_this_api_only(template) -> None:
+    """One invoke permission per function with routes (not one per route), scoped to this API."""
+    (api_logical,) = resources(template, "AWS::ApiGatewayV2::Api")
+    functions = resources(template, "AWS::Lambda::Function")
+    routed = {
+        logical
+        for logical, f in functions.items()
+        if any(f["Properties"]["Handler"] == spec.handler for spec in FUNCTIONS if spec.routes)
+    }
+    assert len(routed) == sum(1 for spec in FUNCTIONS if spec.routes)
+    from_api = [
+        p["Properties"]
+        for p in resources(template, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert sorted(p["FunctionName"]["Fn::GetAtt"][0] for p in from_api) == sorted(routed)
+    for permission in from_api:
+        source = permission["SourceArn"]
+        assert source != "*"
+        parts = source["Fn::Join"][1]
+        assert ":execute-api:" in parts
+        after_api = parts[parts.index({"Ref": api_logical}) + 1]
+        assert after_api.startswith("/"), "any route and stage of this API, and of no other"
+
+
 def test_asset_holds_only_handler_and_shared_code(synthesized) -> None:
     (asset,) = [
         p

@@ -11,6 +11,14 @@ import * as reports from './reports.js'
 const MODULES = [contacts, sales, documents, reports]
 const ROUTES = MODULES.flatMap(m => m.routes)
 
+/** The address's hash when it names a screen ('#/...'; none or '#' is home), else null: a bare anchor
+ * ('#view', what the skip link's address says) names a place on the page, not a screen. */
+function screenHash () {
+  const hash = window.location.hash
+  if (hash === '' || hash === '#') return '#/'
+  return hash.startsWith('#/') ? hash : null
+}
+
 /** The first segment of a hash's path: '#/contacts/user_id:ann?x' -> 'contacts'; '#/' -> '' (home). */
 function section (hash) {
   return (hash || '#/').replace(/^#\/?/, '').split(/[/?]/, 1)[0]
@@ -20,7 +28,7 @@ function section (hash) {
 const HOME = 'contacts'
 
 function renderNav () {
-  const here = section(window.location.hash) || HOME
+  const here = section(screenHash()) || HOME
   const items = MODULES.flatMap(m => m.nav).map(item =>
     h('li', {}, h('a', { href: item.href, 'aria-current': section(item.href) === here ? 'page' : null }, item.label))
   )
@@ -31,7 +39,7 @@ function renderNav () {
  * address naming a screen, as a link to an anchor does), so focus moves to it for screen readers and the
  * keyboard; the bare page (no hash) starts at the top, where the skip link is the first stop. */
 async function show (moved = false) {
-  const path = (window.location.hash || '#/').slice(1) || '/'
+  const path = (screenHash() || '#/').slice(1) || '/'
   const main = document.getElementById('view')
   renderNav()
   for (const route of ROUTES) {
@@ -50,9 +58,16 @@ async function show (moved = false) {
 async function start () {
   const config = await loadConfig()
   if (!(await ensureSignedIn(config))) return
-  window.addEventListener('hashchange', () => show(true))
-  const hash = window.location.hash
-  await show(hash !== '' && hash !== '#' && hash !== '#/')
+  // an anchor's hash ('#view') keeps the screen shown: only a screen's hash ('#/...') changes it
+  window.addEventListener('hashchange', () => screenHash() && show(true))
+  const hash = screenHash()
+  await show(hash !== null && hash !== '#/')
 }
+
+// The skip link moves the focus to the screen without touching the address (whose hash is the router's).
+document.querySelector('a.skip').addEventListener('click', event => {
+  event.preventDefault()
+  document.getElementById('view').focus()
+})
 
 start()

@@ -171,12 +171,15 @@ async function finishSignIn (signIn, params) {
   sessionStorage.removeItem(PENDING)
   // the code and state leave the address (and the history) at once, whatever happens next
   window.history.replaceState(null, '', `/${pending?.hash || ''}`)
-  if (params.has('error')) {
-    showProblem(signIn, `The sign-in did not succeed: ${params.get('error_description') || params.get('error')}.`)
+  // the state first: an address this page did not start (a crafted link's error_description) shows nothing of its own
+  if (!pending || !pending.state || params.get('state') !== pending.state) {
+    showProblem(signIn, params.has('error')
+      ? 'The sign-in did not succeed.'
+      : 'This sign-in was not started from this page, so it was not used.')
     return false
   }
-  if (!pending || !pending.state || params.get('state') !== pending.state) {
-    showProblem(signIn, 'This sign-in was not started from this page, so it was not used.')
+  if (params.has('error')) {
+    showProblem(signIn, `The sign-in did not succeed: ${params.get('error_description') || params.get('error')}.`)
     return false
   }
   try {

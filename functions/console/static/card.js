@@ -235,11 +235,13 @@ function erasure (card) {
     cancel.focus()
   })
   cancel.addEventListener('click', () => dialog.close())
-  dialog.addEventListener('close', () => open.isConnected && open.focus())
+  let erased = false  // once erased the card is replaced: the focus goes to the result, not back to `open`
+  dialog.addEventListener('close', () => !erased && open.isConnected && open.focus())
   confirm.addEventListener('click', async () => {
     confirm.disabled = true
     try {
       const { data } = await api('DELETE', contactPath(id))
+      erased = true
       dialog.close()
       showErased(id, data)
     } catch (error) {
@@ -266,8 +268,9 @@ async function showErased (id, result) {
   } catch (error) {
     gone = error instanceof ApiError && error.status === 404
   }
+  const heading = h('h1', { tabindex: '-1' }, 'Contact erased')
   main.replaceChildren(
-    h('h1', {}, 'Contact erased'),
+    heading,
     h(
       'p',
       { class: 'erased', role: 'status' },
@@ -277,7 +280,7 @@ async function showErased (id, result) {
     result.complete ? null : h('p', {}, 'Something was left to erase: ask again.'),
     h('p', {}, h('a', { href: '#/contacts' }, 'Back to contacts'))
   )
-  main.focus()
+  heading.focus()  // the card (and the focused control in it) is gone: the focus goes to what replaced it
   announce(`${id} erased`)
 }
 
