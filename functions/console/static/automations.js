@@ -2,10 +2,10 @@
 // JSON), pause and resume, delete, and its holdout report.
 import { api } from './api.js'
 import {
-  act, actions, badge, collect, confirming, decode, encode, flash, form, go, history, input, json,
-  listScreen, select, showFlash, submit, text, versionLine
+  actions, collect, decode, encode, flash, form, go, input, json, listScreen, pausableDocument, pausedState,
+  select, showFlash, submit, text
 } from './editing.js'
-import { h, loading, when } from './ui.js'
+import { h, loading } from './ui.js'
 
 const EXAMPLE = {
   name: '',
@@ -14,10 +14,6 @@ const EXAMPLE = {
   steps: [{ action: 'email', subject: 'We miss you', text: 'Hello {{ traits.first_name }}' }],
   reentry: 'always',
   holdout_percent: 0
-}
-
-function state (automation) {
-  return automation.paused ? badge('paused', 'paused') : badge('active', 'on')
 }
 
 function trigger (automation) {
@@ -33,7 +29,7 @@ async function list (main) {
       { label: 'Id', value: a => a.id },
       { label: 'Trigger', value: trigger },
       { label: 'Steps', value: a => String(a.steps.length) },
-      { label: 'State', value: state }
+      { label: 'State', value: pausedState }
     ], data.automations, 'No automations yet.')
   })
   showFlash(main)
@@ -97,42 +93,18 @@ async function detail (main, match) {
       }),
       actions(h('button', { type: 'submit' }, isNew ? 'Create automation' : 'Save automation'))
     )
-    const controls = []
-    if (!isNew) {
-      const verb = automation.paused ? 'resume' : 'pause'
-      const toggle = h('button', { type: 'button', class: 'secondary' },
-        automation.paused ? 'Resume automation' : 'Pause automation')
-      toggle.addEventListener('click', () => act(editor, toggle, async () => {
-        const { data } = await api('POST', `/admin/automations/${encode(automation.id)}/${verb}`, {
-          body: {}, version: automation.version
-        })
-        return data
-      }, stored => {
-        flash(`Automation ${stored.id} ${stored.paused ? 'paused' : 'resumed'}.`)
-        go(`#/automations/${encode(stored.id)}`)
-      }))
-      controls.push(toggle, confirming('Delete automation', `Delete automation ${automation.id}? What it has started stops.`,
-        'Delete', button => act(editor, button, async () => {
-          const { data } = await api('DELETE', `/admin/automations/${encode(automation.id)}`, { body: {}, version: automation.version })
-          return data
-        }, deleted => {
-          flash(`Automation ${deleted.deleted} deleted.`)
-          go('#/automations')
-        }), { danger: true }))
-    }
+    const parts = pausableDocument(editor, automation, data.history, {
+      isNew,
+      noun: 'automation',
+      collection: 'automations',
+      deleteQuestion: `Delete automation ${automation.id}? What it has started stops.`
+    })
     return [
-      h('p', { class: 'breadcrumb' }, h('a', { href: '#/automations' }, 'Automations')),
-      h('h1', {}, isNew ? 'New automation' : automation.name || automation.id),
-      isNew ? null : h('div', { class: 'doc-meta' }, state(automation), versionLine(automation)),
-      controls.length ? actions(...controls) : null,
+      ...parts.heading,
+      parts.controls,
       isNew ? null : await report(automation),
       editor,
-      history(data.history, [
-        { label: 'Version', value: a => String(a.version) },
-        { label: 'Name', value: a => a.name },
-        { label: 'Paused', value: a => (a.paused ? 'yes' : 'no') },
-        { label: 'Saved', value: a => when(a.updated_at) }
-      ])
+      parts.history
     ].filter(Boolean)
   })
   showFlash(main)

@@ -3,7 +3,7 @@
 // refusals shown next to the field they name. Changes without a document (pause, send, delete) send `{}`:
 // the admin API takes changes as JSON only (the local gateway refuses others with a 415).
 import { api } from './api.js'
-import { announce, clearErrors, field, h, showError, table } from './ui.js'
+import { announce, clearErrors, field, h, showError, table, when } from './ui.js'
 
 //: Keys a GET shows that a PUT ignores (or refuses): never sent back.
 const READ_ONLY = ['version', 'origin', 'updated_at', 'backfill', 'state', 'status', 'history']
@@ -316,4 +316,61 @@ export function history (versions, columns) {
   if (!versions || !versions.length) return null
   return h('details', { class: 'history' }, h('summary', {}, `History (${versions.length} ${versions.length === 1 ? 'version' : 'versions'})`),
     table('Every version, newest first', columns, versions))
+}
+
+/** The state badge of a document that can be paused (a segment, an automation): "paused" or "on". */
+export function pausedState (document) {
+  return document.paused ? badge('paused', 'paused') : badge('active', 'on')
+}
+
+/**
+ * The parts a pausable versioned document's screen shares (segments, automations), for the document
+ * `noun` (e.g. "segment") stored under `collection` ("segments": /admin/segments/<id>, #/segments/<id>):
+ * - `heading`: the breadcrumb back to the list, the title, and (once stored) its state and version;
+ * - `controls`: once stored, pause or resume and delete (asking first), each sent with the version read;
+ *   `pausedNote` is added to what a pause says, `afterNote(stored)` to what every change says;
+ * - `history`: its versions (name, paused, when saved), folded away.
+ */
+export function pausableDocument (editor, document, versions, {
+  isNew, noun, collection, deleteQuestion, pausedNote = '', afterNote = () => ''
+}) {
+  const Noun = noun[0].toUpperCase() + noun.slice(1)
+  const Collection = collection[0].toUpperCase() + collection.slice(1)
+  const home = `#/${collection}`
+  let controls = null
+  if (!isNew) {
+    const path = `/admin/${collection}/${encode(document.id)}`
+    const verb = document.paused ? 'resume' : 'pause'
+    const toggle = h('button', { type: 'button', class: 'secondary' },
+      document.paused ? `Resume ${noun}` : `Pause ${noun}`)
+    toggle.addEventListener('click', () => act(editor, toggle, async () => {
+      const { data } = await api('POST', `${path}/${verb}`, { body: {}, version: document.version })
+      return data
+    }, stored => {
+      flash(`${Noun} ${stored.id} ${stored.paused ? `paused${pausedNote}` : 'resumed'}.${afterNote(stored)}`)
+      go(`${home}/${encode(stored.id)}`)
+    }))
+    controls = actions(toggle, confirming(`Delete ${noun}`, deleteQuestion,
+      'Delete', button => act(editor, button, async () => {
+        const { data } = await api('DELETE', path, { body: {}, version: document.version })
+        return data
+      }, deleted => {
+        flash(`${Noun} ${deleted.deleted} deleted.${afterNote(deleted)}`)
+        go(home)
+      }), { danger: true }))
+  }
+  return {
+    heading: [
+      h('p', { class: 'breadcrumb' }, h('a', { href: home }, Collection)),
+      h('h1', {}, isNew ? `New ${noun}` : document.name || document.id),
+      isNew ? null : h('div', { class: 'doc-meta' }, pausedState(document), versionLine(document))
+    ],
+    controls,
+    history: history(versions, [
+      { label: 'Version', value: d => String(d.version) },
+      { label: 'Name', value: d => d.name },
+      { label: 'Paused', value: d => (d.paused ? 'yes' : 'no') },
+      { label: 'Saved', value: d => when(d.updated_at) }
+    ])
+  }
 }

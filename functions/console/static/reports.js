@@ -253,6 +253,11 @@ function fillForm (form, data) {
 
 const sum = values => values.reduce((total, n) => total + (n || 0), 0)
 
+/** A table folded away under a summary line: a report's period-by-period detail. */
+function foldedTable (summary, caption, columns, rows, empty) {
+  return h('details', { class: 'report-detail' }, h('summary', {}, summary), table(caption, columns, rows, empty))
+}
+
 function funnelReport (data) {
   const totals = data.stages.map(stage => {
     const each = data.periods.map(p => p.stages.find(s => s.stage === stage)).filter(Boolean)
@@ -301,21 +306,19 @@ function funnelReport (data) {
         shown
       )
     ),
-    h('details', { class: 'report-detail' },
-      h('summary', {}, 'By period: conversion and median days in stage'),
-      table(
-        'Funnel by period and stage',
-        [
-          { label: 'Period', value: r => r.period },
-          { label: 'Stage', value: r => r.stage },
-          { label: 'Entered', value: r => count(r.entered) },
-          { label: 'Moved on', value: r => count(r.converted) },
-          { label: 'Conversion', value: r => share(r.conversion_rate) },
-          { label: 'Left', value: r => count(r.left) },
-          { label: 'Median days in stage', value: r => orDash(r.median_days_in_stage) }
-        ],
-        detail
-      )
+    foldedTable(
+      'By period: conversion and median days in stage',
+      'Funnel by period and stage',
+      [
+        { label: 'Period', value: r => r.period },
+        { label: 'Stage', value: r => r.stage },
+        { label: 'Entered', value: r => count(r.entered) },
+        { label: 'Moved on', value: r => count(r.converted) },
+        { label: 'Conversion', value: r => share(r.conversion_rate) },
+        { label: 'Left', value: r => count(r.left) },
+        { label: 'Median days in stage', value: r => orDash(r.median_days_in_stage) }
+      ],
+      detail
     )
   ]
 }
@@ -355,20 +358,18 @@ function stagesReport (data) {
         data.periods
       )
     ),
-    h('details', { class: 'report-detail' },
-      h('summary', {}, 'Entries and exits by period'),
-      table(
-        'Stage entries and exits by period',
-        [
-          { label: 'Period', value: r => r.period },
-          { label: 'Stage', value: r => r.stage },
-          { label: 'Entered', value: r => count(r.entered) },
-          { label: 'Left', value: r => count(r.left) },
-          { label: 'Of them removed', value: r => count(r.removed) }
-        ],
-        moves,
-        'No stage moves in this range.'
-      )
+    foldedTable(
+      'Entries and exits by period',
+      'Stage entries and exits by period',
+      [
+        { label: 'Period', value: r => r.period },
+        { label: 'Stage', value: r => r.stage },
+        { label: 'Entered', value: r => count(r.entered) },
+        { label: 'Left', value: r => count(r.left) },
+        { label: 'Of them removed', value: r => count(r.removed) }
+      ],
+      moves,
+      'No stage moves in this range.'
     )
   ]
 }

@@ -2,16 +2,12 @@
 // its member count and a link to its members (the contacts screen browses them).
 import { api } from './api.js'
 import {
-  act, actions, badge, collect, confirming, decode, encode, flash, form, go, history, input, json,
-  listScreen, showFlash, submit, text, versionLine
+  actions, collect, decode, encode, flash, form, go, input, json, listScreen, pausableDocument, pausedState,
+  showFlash, submit, text
 } from './editing.js'
-import { h, loading, when } from './ui.js'
+import { h, loading } from './ui.js'
 
 const EXAMPLE_FILTER = { all: [{ tag: 'newsletter' }, { last: 'activity', within_days: 30 }] }
-
-function state (segment) {
-  return segment.paused ? badge('paused', 'paused') : badge('active', 'on')
-}
 
 async function list (main) {
   await loading(main, async () => {
@@ -19,7 +15,7 @@ async function list (main) {
     return listScreen('Segments', { href: '#/segments/_new', label: 'New segment' }, 'Segments', [
       { label: 'Segment', value: s => h('a', { href: `#/segments/${encode(s.id)}` }, s.name || s.id) },
       { label: 'Id', value: s => s.id },
-      { label: 'State', value: state },
+      { label: 'State', value: pausedState },
       { label: 'Version', value: s => String(s.version) }
     ], data.segments, 'No segments yet.')
   })
@@ -77,39 +73,20 @@ async function detail (main, match) {
       }),
       actions(h('button', { type: 'submit' }, isNew ? 'Create segment' : 'Save segment'))
     )
-    const controls = []
-    if (!isNew) {
-      const verb = segment.paused ? 'resume' : 'pause'
-      const toggle = h('button', { type: 'button', class: 'secondary' }, segment.paused ? 'Resume segment' : 'Pause segment')
-      toggle.addEventListener('click', () => act(editor, toggle, async () => {
-        const { data } = await api('POST', `/admin/segments/${encode(segment.id)}/${verb}`, { body: {}, version: segment.version })
-        return data
-      }, saved => {
-        flash(`Segment ${saved.id} ${saved.paused ? 'paused: nobody enters or leaves it until it is resumed' : 'resumed'}.${backfillNote(saved)}`)
-        go(`#/segments/${encode(saved.id)}`)
-      }))
-      controls.push(toggle, confirming('Delete segment', `Delete segment ${segment.id}? Its members leave it.`,
-        'Delete', button => act(editor, button, async () => {
-          const { data } = await api('DELETE', `/admin/segments/${encode(segment.id)}`, { body: {}, version: segment.version })
-          return data
-        }, deleted => {
-          flash(`Segment ${deleted.deleted} deleted.${backfillNote(deleted)}`)
-          go('#/segments')
-        }), { danger: true }))
-    }
+    const parts = pausableDocument(editor, segment, data.history, {
+      isNew,
+      noun: 'segment',
+      collection: 'segments',
+      deleteQuestion: `Delete segment ${segment.id}? Its members leave it.`,
+      pausedNote: ': nobody enters or leaves it until it is resumed',
+      afterNote: backfillNote
+    })
     return [
-      h('p', { class: 'breadcrumb' }, h('a', { href: '#/segments' }, 'Segments')),
-      h('h1', {}, isNew ? 'New segment' : segment.name || segment.id),
-      isNew ? null : h('div', { class: 'doc-meta' }, state(segment), versionLine(segment)),
+      ...parts.heading,
       isNew ? null : await members(segment),
-      controls.length ? actions(...controls) : null,
+      parts.controls,
       editor,
-      history(data.history, [
-        { label: 'Version', value: s => String(s.version) },
-        { label: 'Name', value: s => s.name },
-        { label: 'Paused', value: s => (s.paused ? 'yes' : 'no') },
-        { label: 'Saved', value: s => when(s.updated_at) }
-      ])
+      parts.history
     ].filter(Boolean)
   })
   showFlash(main)
