@@ -12,10 +12,22 @@ from typing import Any
 
 import pytest
 
+from infra import console_assets
 from tests.browser.conftest import PHONE
 from tests.browser.reports_population import AUTOMATION_ID, CAMPAIGN_ID, Population, call, report, seed
+from tests.loopback.conftest import running_stack
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def console_url() -> Iterator[str]:
+    """A local stack of the reports' own: the reports count everyone the stack holds and the seed moves
+    its clock a month on, so the counts asserted here are this population's alone, whatever other
+    browser tests stored before (the demo's purchases fall in the same months)."""
+    console_assets.ensure()
+    with running_stack() as (url, _banner):
+        yield url
 
 
 @pytest.fixture(scope="module")
