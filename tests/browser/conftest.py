@@ -81,16 +81,7 @@ def page(chromium: Any, console_url: str) -> Iterator[Any]:
     for them is left out, and the page's own files are checked by their responses instead."""
     context = chromium.new_context(viewport=DESKTOP, base_url=console_url)
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
+    errors = script_errors(page)
     page.on(
         "response",
         lambda response: (
@@ -102,6 +93,22 @@ def page(chromium: Any, console_url: str) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, f"the page reported errors: {errors}"
+
+
+def script_errors(page: Any) -> list[str]:
+    """The page's script errors and console errors, as they come (a list the caller reads). Chromium's
+    "Failed to load resource" lines are left out: the admin API's refusals are behaviour, not errors."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    return errors
 
 
 def _own_file(url: str, base: str) -> bool:

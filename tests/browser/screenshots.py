@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from infra import console_assets
-from tests.browser.conftest import CHROMIUM_ARGS, DESKTOP, chromium_path
+from tests.browser.conftest import CHROMIUM_ARGS, DESKTOP, chromium_path, script_errors
 from tests.browser.demo import PAGES, Demo, seed
 from tests.conftest import ROOT
 from tests.loopback.conftest import running_stack
@@ -40,17 +40,7 @@ def seeded_console(weeks: int | None = None) -> Iterator[tuple[str, Demo]]:
 def render(page: Any, route: str) -> list[str]:
     """Open ``route`` and wait until its screen has rendered (a heading in the main view, no loading
     indicator, the fonts and charts settled); the page's script errors, if any."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    # the admin API's refusals are behaviour, as in tests/browser/conftest.py: not errors
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
+    errors = script_errors(page)
     page.goto(f"/{route}")
     page.wait_for_function(
         "() => document.querySelector('#view h1') && !document.querySelector('#view [aria-busy=\"true\"]')"
