@@ -22,6 +22,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tracking", ("shared.tracking",)),
     ("scoring", ("shared.scoring",)),
     ("analytics", ("shared.analytics",)),
+    # issue 15: recommendations and NPS (domain code, pure)
+    ("recommendations", ("shared.recommendations",)),
+    ("nps", ("shared.nps",)),
     ("contacts", ("shared.contacts",)),
     ("segments", ("shared.segments",)),
     ("engagement", ("shared.engagement",)),
@@ -57,6 +60,8 @@ PURE = {
 PURE.add("campaigns")
 # issue 13: the lifecycle metrics' domain (periods, counters, reports) is pure too
 PURE.add("metrics")
+# issue 15: recommendations and NPS
+PURE.update({"recommendations", "nps"})
 AWS_PACKAGES = {"boto3", "botocore", "aws_lambda_powertools", "aws_xray_sdk"}
 SOURCES = ("shared", "functions", "infra")
 
