@@ -83,7 +83,11 @@ def test_the_chart_and_its_tables_show_the_apis_figures(page: Any, served: dict[
     # week 45: (3 - 1) / 5 = 40; week 46: no answers, no point; week 47: (1 - 2) / 3 = -33.3
     assert by_label["NPS"] == [40.0, None, -33.3]
     week45 = served["periods"][0]
-    assert by_label["Interval, low"][0] == week45["nps_low"] < 40 < by_label["Interval, high"][0]
+    # the interval, a floating bar from its low end to its high end
+    assert by_label["95% interval"] == [
+        [p["nps_low"], p["nps_high"]] if p["responses"] else None for p in served["periods"]
+    ]
+    assert week45["nps_low"] < 40 < week45["nps_high"]
 
     # the headline: the range's 4 promoters, 1 passive, 3 detractors: (4 - 3) / 8 = +12.5; 8 of 15 sent
     facts = page.locator("dl.facts").inner_text()

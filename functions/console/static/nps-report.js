@@ -65,35 +65,33 @@ export function npsReport (data) {
     chart(
       'Net promoter score per period, with its 95% interval',
       {
-        type: 'line',
+        type: 'bar',
         data: {
           labels: data.periods.map(p => p.period),
           datasets: [
             {
-              label: 'Interval, low',
-              data: data.periods.map(p => p.nps_low),
+              // a floating bar from the interval's low end to its high end (none without answers)
+              label: '95% interval',
+              data: data.periods.map(p => (p.nps_low === null ? null : [p.nps_low, p.nps_high])),
+              backgroundColor: 'rgba(86, 180, 233, 0.35)',
               borderColor: colour(4),
-              borderDash: [4, 4],
-              pointRadius: 0
+              borderWidth: 1,
+              order: 2
             },
             {
-              label: 'Interval, high',
-              data: data.periods.map(p => p.nps_high),
-              borderColor: colour(4),
-              borderDash: [4, 4],
-              pointRadius: 0,
-              fill: '-1',
-              backgroundColor: 'rgba(86, 180, 233, 0.15)'
-            },
-            {
+              type: 'line',
               label: 'NPS',
               data: data.periods.map(p => p.nps),
               borderColor: colour(0),
-              backgroundColor: colour(0)
+              backgroundColor: colour(0),
+              pointRadius: 5,
+              pointStyle: 'rectRot',
+              spanGaps: false,
+              order: 1
             }
           ]
         },
-        options: { spanGaps: false, scales: { y: { min: -100, max: 100 } } }
+        options: { scales: { y: { min: -100, max: 100 } } }
       },
       `NPS ${score(total.nps)} over the range (95% interval ${scoreInterval(total)}), from ` +
         `${count(total.responses)} answers` +
