@@ -25,10 +25,10 @@ from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
 from shared.delivery.addresses import address_hash
+from shared.delivery.consent import ConsentRecord
 from shared.delivery.ledger import CLAIM_LEASE_SECONDS, FINAL_STATUSES, SendRecord, entry_key
 from shared.delivery.ports import CapWindow, Recipient, SendingPause
 from shared.delivery.ports import Claim as SendClaim
-from shared.delivery.consent import ConsentRecord
 from shared.delivery.requests import DeliveryRequest
 from shared.delivery.templates import EmailTemplate, StoredTemplate, stored_template
 from shared.engagement.events import ContactRemoved, LeadRouted, Output
@@ -36,6 +36,8 @@ from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.engagement.transitions import Evaluation
 from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
+from shared.recommendations.model import RecentProduct
+from shared.recommendations.recent import merged as merged_recent
 from shared.scoring.catalogue import effective, stored_rule
 from shared.scoring.decay import Decay
 from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
@@ -109,6 +111,8 @@ class MemoryProfile:
     entered: dict[str, str] = field(default_factory=dict)
     #: channel -> the consent facts (``ConsentRecord`` field names: granted, revoked, confirmed_at)
     consent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: issue 15: the recent products, folded (``shared.recommendations.recent.merged``)
+    recent_products: tuple[RecentProduct, ...] = ()
 
     def record(self, contact: ContactId) -> ContactRecord:
         scores: dict[str, dict[str, Any]] = {}
@@ -137,6 +141,9 @@ class MemoryProfile:
             rule_uses=dict(self.rule_uses),
             entered=dict(self.entered),
             consent={channel: ConsentRecord(**parts) for channel, parts in self.consent.items()},
+            recent_products=tuple(
+                e.model_copy(update={"at": stored_time(e.at)}) for e in self.recent_products
+            ),
             **self.stage,
         )
 
@@ -404,6 +411,7 @@ class MemoryContactStore:
             p.rule_uses[claim.rule_id] = (count + claim.count, claim.last_day if claim.first_day else day)
         for (channel, kind), fact in change.consent.items():
             p.consent.setdefault(channel, {})[kind] = fact.model_copy(update={"at": stored_time(fact.at)})
+        p.recent_products = merged_recent(change.recent_products, p.recent_products)
         if not change.activity:  # points an automation awarded alone are no activity
             return
         horizon = change.last_seen - IMPORT_HORIZON
@@ -519,6 +527,7 @@ class MemoryContactStore:
         p.anonymous_ids |= plan.anonymous_ids
         p.event_count += plan.event_count
         p.revenue += plan.revenue
+        p.recent_products = merged_recent(plan.recent_products, p.recent_products)
         p.add_scores({d: s.total for d, s in plan.scores.items()}, _flat_sums(plan.scores))
         for rule, (count, day) in plan.rule_uses.items():
             used, was = p.rule_uses.get(rule, (0, None))
@@ -2419,7 +2428,6 @@ class MemoryBackfills:
 # --- issue 13: the metrics back-fill (the stage history, a scan segment at a time) -------------------------
 
 from shared.adapters.stage_store import KEPT as _KEPT_HISTORY
-from shared.engagement.events import ContactRemoved
 from shared.usecases.backfills import HistoryPage
 
 
