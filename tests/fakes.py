@@ -51,6 +51,15 @@ from shared.usecases.aggregation import Aggregation, Folded, NewEvent, aggregate
 from shared.usecases.automation import RESUME_AFTER, Consumed, DueItem, Entry, Started
 from shared.usecases.engagement import Delivery, Pending
 from shared.usecases.merging import MergeRequest, Merging, on_merge_requested
+from shared.usecases.recommendation_nightly import ScannedPage as ReconScannedPage
+from shared.usecases.recommendation_nightly import (
+    ScannedProfile,
+    StagedInteractions,
+    StagedModelPart,
+    StoredModelItem,
+    interactions_key,
+    model_key,
+)
 from shared.usecases.recording import (
     Absorbed,
     ChangeCapacity,
@@ -2540,3 +2549,76 @@ class MemoryContactSearch:
         """Erasure: the contact's search items deleted (the SEARCH item and one per term); how many."""
         held = self.held.pop(contact, None)
         return 0 if held is None else 1 + len(held[0])
+
+
+# --- issue 15: the nightly recommendations pass ----------------------------------------------------------------
+
+
+@dataclass
+class MemoryRecentProductScan:
+    """``ProfileScan`` over ``MemoryContactStore``'s profiles: those with recent products and not merged
+    away, each contact in one segment (by a hash of the contact, as DynamoDB segments by partition key)."""
+
+    contacts: MemoryContactStore
+    #: profiles per page
+    page_size: int = 2
+
+    def scan(self, segment: int, segments: int) -> Iterator[ReconScannedPage]:
+        """Pages of ``page_size`` profiles read, each with those the filter keeps (``read``: all)."""
+        read = [c for c in self.contacts.profiles if zlib.crc32(str(c).encode()) % segments == segment]
+        for start in range(0, len(read), self.page_size):
+            page = read[start : start + self.page_size]
+            records = [self.contacts.profile(c) for c in page]
+            kept = [
+                ScannedProfile(r.contact_id, r.recent_products)
+                for r in records
+                if r is not None and r.recent_products and r.merged_into is None
+            ]
+            yield ReconScannedPage(profiles=kept, read=len(page))
+
+
+@dataclass
+class MemoryRecommendationStaging:
+    """The staging bucket's recommendation files: key -> JSON text (validated again when read)."""
+
+    files: dict[str, str] = field(default_factory=dict)
+
+    def save_interactions(self, staged: StagedInteractions) -> str:
+        key = interactions_key(staged.day, staged.segment, staged.segments)
+        self.files[key] = staged.model_dump_json()
+        return key
+
+    def interactions(self, day: Any, segment: int, segments: int) -> StagedInteractions | None:
+        text = self.files.get(interactions_key(day, segment, segments))
+        return None if text is None else StagedInteractions.model_validate_json(text)
+
+    def save_model(self, staged: StagedModelPart) -> str:
+        key = model_key(staged.day, staged.part)
+        self.files[key] = staged.model_dump_json()
+        return key
+
+    def model(self, key: str) -> StagedModelPart | None:
+        text = self.files.get(key)
+        return None if text is None else StagedModelPart.model_validate_json(text)
+
+
+@dataclass
+class MemoryModelStore:
+    """``ModelStore``: the config table's model items, by key (``pk``, ``sk``), as the adapter stores them
+    (``items``: plain values, the layout ``shared.recommendations.stored`` reads)."""
+
+    items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
+
+    def put(self, items: Sequence[StoredModelItem]) -> int:
+        from shared.recommendations.stored import POPULAR_KEY, neighbours_key
+
+        for item in items:
+            key = POPULAR_KEY if item.product_id is None else neighbours_key(item.product_id)
+            self.items[(key["pk"], key["sk"])] = {
+                "entries": [{"p": p, "s": score} for p, score in item.entries],
+                "fittedOn": item.fitted_on.isoformat(),
+            }
+        sent = -(-len(items) // 25)
+        self.requests += sent
+        return sent
