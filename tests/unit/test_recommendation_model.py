@@ -254,3 +254,14 @@ def test_serving_never_loads_numpy() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_the_neighbours_do_not_depend_on_the_block_size(
+    model: ItemModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The co-occurrence is computed a block of products at a time: any block size gives the same model."""
+    from shared.recommendations import fitting
+
+    for block in (1, 2, 3):
+        monkeypatch.setattr(fitting, "BLOCK", block)
+        assert fit(baskets()) == model
