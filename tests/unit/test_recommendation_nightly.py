@@ -187,3 +187,21 @@ def test_bad_inputs_are_refused_saying_why():
         write({"time": TIME, "part": model_key(date(2026, 11, 22), 0)}, run.writing)
     with pytest.raises(NotFound, match="no model is staged"):
         write({"time": TIME, "part": model_key(date(2026, 11, 23), 0)}, run.writing)
+
+
+def test_each_steps_sample_payload_is_a_valid_input_of_its_step():
+    """``events/<function>/``: the step inputs the workflow gives each function, as samples to invoke it with."""
+    import json
+
+    from infra.wiring import NIGHTLY_RECOMMENDATIONS
+    from shared.usecases.analytics import step_input
+    from shared.usecases.recommendation_nightly import ExtractStep, FitStep, WriteStep
+    from tests.conftest import EVENTS
+
+    models = {"recommendations_extract": ExtractStep, "recommendations_fit": FitStep,
+              "recommendations_write": WriteStep}  # fmt: skip
+    assert [step.function for step in NIGHTLY_RECOMMENDATIONS.steps] == list(models)
+    for name, model in models.items():
+        (sample,) = sorted((EVENTS / name).glob("*.json"))
+        step = step_input(model, json.loads(sample.read_text()), NOW)
+        assert step.day == date(2026, 11, 23)
