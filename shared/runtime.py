@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.automation_store import DynamoAutomationStore
     from shared.adapters.campaign_results import DynamoExposures
     from shared.adapters.campaign_store import DynamoCampaignStatus, DynamoCampaignStore
+    from shared.adapters.catalog_store import DynamoCatalog
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_search import DynamoContactSearch
@@ -318,7 +319,20 @@ def admin() -> Admin:
         **_admin_leads(config),
         # issue 14: contact search
         search=_contact_search(config),
+        # issue 15: the product catalog and recommendations (one store serves both)
+        **_admin_recommendations(config),
     )
+
+
+def _admin_recommendations(config: settings.AdminSettings) -> dict[str, Any]:
+    catalog = _catalog(config.config_table_name)
+    return {"catalog": catalog, "recommendations": catalog}
+
+
+def _catalog(table: str) -> DynamoCatalog:
+    from shared.adapters.catalog_store import DynamoCatalog
+
+    return DynamoCatalog(aws.client("dynamodb"), table=table)
 
 
 def _admin_leads(config: settings.AdminSettings) -> dict[str, Any]:
