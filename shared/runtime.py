@@ -362,14 +362,16 @@ def delivering() -> Delivering:
     from shared.delivery.templates import TemplateRendering, template_context
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.delivery import Delivering
+    from shared.usecases.recommendations import Recommender
 
     config = settings.load(settings.DeliverySettings)
     _aws()
     dynamodb = aws.client("dynamodb")
+    recipients = DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name)
     return Delivering(
         clock=clock.current(),
         ledger=_send_ledger(config),
-        recipients=DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name),
+        recipients=recipients,
         suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
         caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
         control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
@@ -408,6 +410,8 @@ def delivering() -> Delivering:
         # issue 13: a cancelled campaign's requests are skipped; campaign sends are counted
         campaigns=_campaign_status(config),
         results=_exposures(config),
+        # issue 15: a template's recommendations (read only for the templates that name them)
+        recommender=Recommender(profiles=recipients, reads=_catalog(config.config_table_name)),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contacts.identity import ContactId
 from shared.errors import InvalidRequest
 from shared.recommendations.catalog import CatalogSettings, Product, unavailable
 from shared.recommendations.model import (
@@ -31,9 +32,13 @@ from shared.recommendations.model import (
     bought_together,
     recommend,
 )
+from shared.usecases.recording import Profiles
+from shared.usecases.search import holder
 
 DEFAULT_N = 10
 MAX_N = 40
+#: how many products a template's ``recommendations`` holds (it may show fewer: ``recommendations[:3]``)
+FOR_TEMPLATES = 6
 #: a batch read's keys, at most (DynamoDB's BatchGetItem)
 MAX_POOL = 100
 
@@ -226,3 +231,16 @@ def _with_facts(recommendation: Recommendation, product: Product | None) -> Reco
         because=recommendation.because,
         **facts,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Recommender:
+    """Serving a contact named by id (delivery's templates): its profile read (merges followed), then
+    ``for_contact``: one GetItem and two batch reads."""
+
+    profiles: Profiles
+    reads: ServingReads
+
+    def for_contact(self, contact_id: str, n: int = FOR_TEMPLATES) -> list[RecommendedProduct]:
+        record = holder(ContactId.parse(contact_id), self.profiles)
+        return for_contact(record.recent_products if record else (), n, self.reads)
