@@ -75,7 +75,8 @@ class ContactRecord(BaseModel):
     analytics: Analytics | None = None
     #: the segments (issue 13) the contact is in, as the stage function last evaluated them
     segments: frozenset[str] = frozenset()
-    #: issue 15: the products the contact bought or viewed lately, newest first (recommendations)
+    #: issue 15: the products it bought or viewed lately, one entry per product, newest first, at most
+    #: 50 (``shared.recommendations.recent``): what its recommendations are made from
     recent_products: tuple[RecentProduct, ...] = ()
     #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them
     stored_numbers: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.recommendations.model import ItemModel, Neighbour, recommend
+from shared.recommendations.model import ItemModel, Neighbour
 from tests.contract.test_catalog import store_model
 from tests.integration.conftest import call_admin
 
@@ -109,10 +109,6 @@ def test_the_settings_exclude_categories(aws) -> None:
 
 
 def test_bought_together_is_served_from_the_nightly_model_without_barred_products(aws) -> None:
-    try:
-        recommend([], {}, ())
-    except NotImplementedError:
-        pytest.skip("shared.recommendations.model is not implemented yet (reco-model)")
     store_model(
         aws,
         os.environ["CONFIG_TABLE_NAME"],

@@ -19,14 +19,9 @@ from shared.contacts.model import ContactRecord
 from shared.errors import InvalidRequest, NotFound
 from shared.http import HttpRequest
 from shared.recommendations.catalog import CatalogSettings, Product
-from shared.recommendations.model import ItemModel, Neighbour, RecentProduct, recommend
+from shared.recommendations.model import ItemModel, Neighbour, RecentProduct
 from shared.usecases.recommendations import MAX_N, for_contact, for_product, wanted
 from tests.fakes import MemoryCatalog
-
-try:  # the model's functions are reco-model's (issue 15); until they land, nothing here can run
-    recommend([], {}, ())
-except NotImplementedError:
-    pytest.skip("shared.recommendations.model.recommend is not implemented yet", allow_module_level=True)
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 #: the nightly model of a shop where campers and readers never meet

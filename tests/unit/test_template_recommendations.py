@@ -18,16 +18,11 @@ from shared.contacts.model import ContactRecord
 from shared.delivery.templates import EmailTemplate
 from shared.http import HttpRequest
 from shared.recommendations.catalog import CatalogSettings, Product
-from shared.recommendations.model import ItemModel, Neighbour, RecentProduct, recommend
+from shared.recommendations.model import ItemModel, Neighbour, RecentProduct
 from shared.usecases.delivery import Delivered, deliver
 from shared.usecases.recommendations import FOR_TEMPLATES, Recommender
 from tests.fakes import MemoryCatalog, MemoryTemplateRepository
 from tests.unit.test_delivery_use_case import NOON, World, request
-
-try:  # the model's functions are reco-model's (issue 15); until they land, nothing here can run
-    recommend([], {}, ())
-except NotImplementedError:
-    pytest.skip("shared.recommendations.model.recommend is not implemented yet", allow_module_level=True)
 
 MODEL = ItemModel(
     neighbours={"tent": (Neighbour("stove", 0.8), Neighbour("lamp", 0.6), Neighbour("tobacco", 0.5))},
