@@ -502,6 +502,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                     "dynamodb:PutItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:UpdateItem",
+                    # issue 15: recommendations read the nightly model's lists and the catalog's items
+                    # for their candidates, one BatchGetItem each
+                    "dynamodb:BatchGetItem",
                 ),
             ),
             # issue 13: the lifecycle metrics' reports read counter rows, a Query per shard
@@ -585,8 +588,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             ),
             # the contact's recent event times, for the best hour (Query on the contact's partition)
             TableAccess(EVENTS, ("dynamodb:Query",)),
-            # templates and the sending pause
-            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+            # templates and the sending pause; issue 15: a template's recommendations (the nightly model's
+            # lists and the catalog's items for the candidates, one BatchGetItem each)
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")),
             # frequency caps: an atomic conditional add per channel and window
             TableAccess(RATES, ("dynamodb:UpdateItem",)),
         ),

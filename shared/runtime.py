@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.automation_store import DynamoAutomationStore
     from shared.adapters.campaign_results import DynamoExposures
     from shared.adapters.campaign_store import DynamoCampaignStatus, DynamoCampaignStore
+    from shared.adapters.catalog_store import DynamoCatalog
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_search import DynamoContactSearch
@@ -322,7 +323,20 @@ def admin() -> Admin:
         **_admin_leads(config),
         # issue 14: contact search
         search=_contact_search(config),
+        # issue 15: the product catalog and recommendations (one store serves both)
+        **_admin_recommendations(config),
     )
+
+
+def _admin_recommendations(config: settings.AdminSettings) -> dict[str, Any]:
+    catalog = _catalog(config.config_table_name)
+    return {"catalog": catalog, "recommendations": catalog}
+
+
+def _catalog(table: str) -> DynamoCatalog:
+    from shared.adapters.catalog_store import DynamoCatalog
+
+    return DynamoCatalog(aws.client("dynamodb"), table=table)
 
 
 def _admin_leads(config: settings.AdminSettings) -> dict[str, Any]:
@@ -352,14 +366,16 @@ def delivering() -> Delivering:
     from shared.delivery.templates import TemplateRendering, template_context
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.delivery import Delivering
+    from shared.usecases.recommendations import Recommender
 
     config = settings.load(settings.DeliverySettings)
     _aws()
     dynamodb = aws.client("dynamodb")
+    recipients = DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name)
     return Delivering(
         clock=clock.current(),
         ledger=_send_ledger(config),
-        recipients=DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name),
+        recipients=recipients,
         suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
         caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
         control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
@@ -398,6 +414,8 @@ def delivering() -> Delivering:
         # issue 13: a cancelled campaign's requests are skipped; campaign sends are counted
         campaigns=_campaign_status(config),
         results=_exposures(config),
+        # issue 15: a template's recommendations (read only for the templates that name them)
+        recommender=Recommender(profiles=recipients, reads=_catalog(config.config_table_name)),
     )
 
 

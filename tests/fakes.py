@@ -2622,3 +2622,73 @@ class MemoryModelStore:
         sent = -(-len(items) // 25)
         self.requests += sent
         return sent
+
+
+# --- issue 15: recommendations ------------------------------------------------------------------------
+
+if typing.TYPE_CHECKING:
+    from shared.recommendations.catalog import CatalogSettings, Product
+    from shared.recommendations.model import ItemModel
+    from shared.usecases.recommendations import CatalogPage, ModelLists
+
+
+class MemoryCatalog:
+    """The catalog (``shared.usecases.recommendations.Catalog``) and serving's reads (``ServingReads``), as
+    ``DynamoCatalog`` keeps them; ``model`` is the nightly model as stored (what serving reads of it).
+    ``requests`` counts the calls as the adapter makes them (a batch read of up to 100 keys: one)."""
+
+    def __init__(self, model: ItemModel | None = None) -> None:
+        from shared.recommendations.catalog import CatalogSettings
+        from shared.recommendations.model import ItemModel
+
+        self.model = model or ItemModel()
+        self.held: dict[str, Product] = {}
+        self.stored_settings = CatalogSettings()
+        self.requests = 0
+
+    def product(self, product_id: str) -> Product | None:
+        self.requests += 1
+        return self.held.get(product_id)
+
+    def page(self, limit: int, after: str | None = None) -> CatalogPage:
+        from shared.usecases.recommendations import CatalogPage
+
+        self.requests += 1
+        found = [self.held[p] for p in sorted(self.held) if after is None or p > after]
+        page = found[:limit]
+        return CatalogPage(products=page, after=page[-1].id if len(found) > limit else None)
+
+    def save(self, product: Product) -> None:
+        self.requests += 1
+        self.held[product.id] = product.model_copy(
+            update={"updated_at": stored_time(product.updated_at) if product.updated_at else None}
+        )
+
+    def remove(self, product_id: str) -> bool:
+        self.requests += 1
+        return self.held.pop(product_id, None) is not None
+
+    def settings(self) -> CatalogSettings:
+        self.requests += 1
+        return self.stored_settings
+
+    def save_settings(self, settings: CatalogSettings, at: datetime) -> None:
+        self.requests += 1
+        self.stored_settings = settings
+
+    def lists(self, product_ids: Sequence[str]) -> ModelLists:
+        from shared.usecases.recommendations import ModelLists
+
+        keys = len(set(product_ids)) + 2
+        self.requests += -(-keys // 100)
+        return ModelLists(
+            neighbours={
+                p: tuple(self.model.neighbours[p]) for p in product_ids if p in self.model.neighbours
+            },
+            popular=tuple(self.model.popular),
+            settings=self.stored_settings,
+        )
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        self.requests += -(-len(set(product_ids)) // 100)
+        return {p: self.held[p] for p in product_ids if p in self.held}
