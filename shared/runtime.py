@@ -499,6 +499,8 @@ def preferences() -> Preferences:
         profiles=DynamoConsentProfiles(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
         log=_event_log(config),
         telemetry=PowertoolsTelemetry(),
+        # issue 15: an NPS answer link's contact, followed to the profile that holds it now
+        contacts=_contact_store(config),
     )
 
 

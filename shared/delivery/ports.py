@@ -230,6 +230,10 @@ class EmailRenderer(Protocol):
         """The stored template (or a built-in one) rendered in its sandbox; raises RenderFailed."""
         ...
 
+    def survey(self, template_id: str) -> Any | None:
+        """Issue 15: the template's ``Survey`` (its ``question``) if it is an NPS survey, else None."""
+        ...
+
 
 # --- issue 13: campaigns ---------------------------------------------------------------------------------
 
