@@ -2532,3 +2532,64 @@ class MemoryContactSearch:
         """Erasure: the contact's search items deleted (the SEARCH item and one per term); how many."""
         held = self.held.pop(contact, None)
         return 0 if held is None else 1 + len(held[0])
+
+
+# --- issue 15: NPS answers ---------------------------------------------------------------------------------
+from shared.nps.answers import NpsAnswered
+from shared.nps.submissions import Answer
+from shared.usecases.nps import Recorded as AnswerRecorded
+
+
+@dataclass
+class MemoryAnswerStore:
+    """``AnswerStore`` on the fake contact store, as ``DynamoAnswerStore`` behaves: the first answer per
+    survey and contact, with the profile's ``nps_*`` traits, at once; a profile that is missing or merged
+    away refuses it (DependencyUnavailable: the caller follows the merge and retries)."""
+
+    contacts: MemoryContactStore
+    #: (contact, survey) -> (the answer as stored, done)
+    answers: dict[tuple[ContactId, str], tuple[Answer, bool]] = field(default_factory=dict)
+    #: the next ``done`` calls fail (a crash between the write and the effects)
+    failing_done: int = 0
+
+    def record(self, contact: ContactId, answer: Answer) -> AnswerRecorded:
+        found = self.answers.get((contact, answer.survey_id))
+        if found is not None:
+            return AnswerRecorded(new=False, answer=found[0], done=found[1])
+        profile = self.contacts.profiles.get(contact)
+        if profile is None or profile.merged_into:
+            raise DependencyUnavailable("the contact was merged away or erased; retry")
+        stored = answer.model_copy(update={"at": stored_time(answer.at)})
+        self.answers[(contact, answer.survey_id)] = (stored, False)
+        for name, value in stored.traits().items():
+            if value is None:
+                profile.traits.pop(name, None)
+            else:
+                profile.traits[name] = value
+        return AnswerRecorded(new=True, answer=stored)
+
+    def done(self, contact: ContactId, survey_id: str) -> None:
+        if self.failing_done:
+            self.failing_done -= 1
+            raise DependencyUnavailable("the contact store is unavailable")
+        found = self.answers.get((contact, survey_id))
+        if found is not None:
+            self.answers[(contact, survey_id)] = (found[0], True)
+
+    def answer(self, contact: ContactId, survey_id: str) -> Answer | None:
+        found = self.answers.get((contact, survey_id))
+        return found[0] if found is not None else None
+
+
+@dataclass
+class MemoryNpsAnnouncer:
+    """The bus, for ``NpsAnswered``: every announcement kept (``unavailable``: the next calls fail)."""
+
+    sent: list[NpsAnswered] = field(default_factory=list)
+    unavailable: int = 0
+
+    def announce(self, answered: NpsAnswered) -> None:
+        if self.unavailable:
+            self.unavailable -= 1
+            raise DependencyUnavailable("the event bus did not take the answer; retry")
+        self.sent.append(answered)
