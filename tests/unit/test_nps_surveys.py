@@ -23,7 +23,7 @@ from tests.unit.test_delivery_use_case import NOON, SECRET, World, request
 from tests.unit.test_preferences import ANN, NOW
 from tests.unit.test_preferences import World as LinksWorld
 
-SURVEY = json.loads((ROOT / "examples/templates/nps-survey.json").read_text())
+SURVEY = json.loads((ROOT / "examples/nps/nps-survey.json").read_text())
 
 
 def nps_token(score: int = 3, survey: str = "nps-q2", contact: str = "user_id:ann", days: int = 60) -> str:
