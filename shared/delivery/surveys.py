@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.delivery.links import NPS_PATH
+from shared.delivery.links import NPS_PATH, TOKEN_PARAMETER
 from shared.delivery.tokens import LinkClaims, link, sign
 
 #: the scores a survey asks for, 0 to 10
@@ -61,6 +61,17 @@ def survey_context(
         )
         for score in SCORES
     ]
+    return {
+        "id": survey,
+        "question": question,
+        "links": links,
+        "scores": [{"score": score, "url": url} for score, url in zip(SCORES, links, strict=True)],
+    }
+
+
+def preview_context(base_url: str, *, survey: str, question: str) -> dict[str, Any]:
+    """``survey`` as a preview shows it: the same shape, with links that carry no token (``preview-<n>``)."""
+    links = [f"{base_url}{NPS_PATH}?{TOKEN_PARAMETER}=preview-{score}" for score in SCORES]
     return {
         "id": survey,
         "question": question,

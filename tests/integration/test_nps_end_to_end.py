@@ -110,3 +110,18 @@ def test_a_server_keys_nps_submitted_is_an_answer_and_a_browser_keys_is_not(loca
     assert (traits["nps_category"], traits["nps_score"]) == ("promoter", 9)
     status, events = call(stack, "GET", "/admin/contacts/user_id:ann/events?limit=50")
     assert json.dumps(events).count('"NPS Answered"') == 1
+
+
+def test_a_survey_template_is_stored_and_previewed_with_its_answer_links(aws) -> None:
+    from tests.integration.conftest import call_admin
+
+    route, ids = "/admin/templates/{templateId}", {"templateId": "nps-survey"}
+    status, stored, _ = call_admin("PUT", route, ids, example("nps-survey"))
+    assert status == 200 and stored["survey"] == example("nps-survey")["survey"]
+    status, preview, _ = call_admin("POST", route + "/preview", ids, {})
+    assert status == 200, preview
+    links = preview["context"]["survey"]["links"]
+    assert len(links) == 11 and links[7].endswith("/nps?t=preview-7")
+    assert f"7: {links[7]}" in preview["text"] and f'href="{links[10]}"' in preview["html"]
+    status, refused, _ = call_admin("PUT", route, ids, {**example("nps-survey"), "survey": {"question": ""}})
+    assert (status, refused["code"], refused["field"]) == (400, "invalid_template", "survey.question")

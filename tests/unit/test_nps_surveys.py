@@ -206,3 +206,33 @@ def test_a_contact_that_is_gone_gets_the_page_and_nothing_is_written(links) -> N
     page = post(links, nps_token(), score="9")
     assert (page.status, page.title) == (200, "Thank you")
     assert links.store.log == {}
+
+
+def test_the_handler_reads_the_forms_fields_plain_or_base64_and_nothing_else() -> None:
+    import base64
+
+    from functions.preferences.handler import form_fields
+    from shared.http import HttpRequest
+
+    def request(
+        body: str | None, content_type: str = "application/x-www-form-urlencoded", **kw
+    ) -> HttpRequest:
+        return HttpRequest(
+            method=kw.get("method", "POST"),
+            path=NPS_PATH,
+            route=f"POST {NPS_PATH}",
+            headers={"content-type": content_type},
+            body=body,
+            is_base64=kw.get("is_base64", False),
+        )
+
+    assert form_fields(request("score=7&comment=Caf%C3%A9+ok")) == {"score": "7", "comment": "Café ok"}
+    encoded = base64.b64encode(b"score=2&comment=a%26b").decode()
+    assert form_fields(request(encoded, is_base64=True)) == {"score": "2", "comment": "a&b"}
+    assert form_fields(request("score=7", "application/x-www-form-urlencoded; charset=UTF-8")) == {
+        "score": "7"
+    }
+    assert form_fields(request('{"score": 7}', "application/json")) == {}
+    assert form_fields(request("score=7", method="GET")) == {}
+    assert form_fields(request("not base64!", is_base64=True)) == {}
+    assert form_fields(request("&".join(f"f{n}=1" for n in range(50)))) == {}, "too many fields"
