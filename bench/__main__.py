@@ -8,7 +8,7 @@ cdnow`` only the churn probability on CDNOW against the BTYD baselines, ``python
 nightly analytics job at scale. ``python -m bench segments`` only issue 13's: segments, back-fills, campaigns
 and lifecycle metrics. ``python -m bench search`` only issue 14's contact search, ``python -m bench
 console`` only the console's page weight, its function's cold import and the admin-API requests its
-screens make.
+screens make. ``python -m bench recommendations`` only issue 15's requests to serve recommendations.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ def main(sections: list[str]) -> int:
     analytics["segments"] = segments_campaigns_metrics  # issue 13
     analytics["search"] = contact_search  # issue 14
     analytics["console"] = console_page  # issue 14
+    analytics["recommendations"] = recommendation_serving  # issue 15
     if len(sections) == 1 and sections[0] in analytics:
         analytics[sections[0]](where)
         print("BENCHMARKS.md updated", flush=True)
@@ -67,7 +68,8 @@ def main(sections: list[str]) -> int:
     if sections:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
-            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console'",
+            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console', "
+            "'recommendations'",
             file=sys.stderr,
         )
         return 2
@@ -205,6 +207,7 @@ consistent read, one transaction and one publish; on moto that ran at
     segments_campaigns_metrics(where)
     contact_search(where)
     console_page(where)
+    recommendation_serving(where)  # issue 15
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -307,6 +310,13 @@ def console_page(where: str) -> None:
     from bench import console
 
     write_section("console", console.run(where))
+
+
+def recommendation_serving(where: str) -> None:
+    """Issue 15: the admin function's requests to serve recommendations (per contact, per product)."""
+    from bench import recommendation_serving as serving
+
+    write_section("recommendation_serving", serving.run(where))
 
 
 if __name__ == "__main__":

@@ -234,6 +234,11 @@ class EmailRenderer(Protocol):
         """Issue 15: the template's ``Survey`` (its ``question``) if it is an NPS survey, else None."""
         ...
 
+    def names(self, template_id: str) -> frozenset[str]:
+        """issue 15: the top-level names the template reads (``recommendations``...), so that what costs
+        requests is computed only for the templates that show it; empty for an unknown template."""
+        ...
+
 
 # --- issue 13: campaigns ---------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -260,8 +260,10 @@ def template_context(
     email is sent), each of the request's values at the top level (``age``, ``coupon.code``,
     ``coupon.value``, and the ``traits`` and ``stage`` the automation saw), all of them again under
     ``values``, the links (``unsubscribe_url``: marketing emails; ``confirm_url``: the consent
-    confirmation), the sender's ``postal_address`` and ``recommendations`` (a list, empty until the
-    recommendations work fills it). Plain JSON data only: the sandbox sees nothing else."""
+    confirmation), the sender's ``postal_address`` and ``recommendations`` (issue 15: the products
+    recommended to the contact, each ``id``, ``name``, ``category``, ``price``, ``url``, ``image_url``,
+    ``reason`` and ``because``; computed only for a template that names it, else empty). Plain JSON data
+    only: the sandbox sees nothing else."""
     plain_values = _plain(dict(values))
     return {
         **plain_values,
@@ -552,6 +554,8 @@ class CompiledTemplate:
     subject: Template
     text: Template | None
     html: Template | None
+    #: issue 15: the top-level names its parts read (``recommendations`` is computed only when read)
+    names: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, template: StoredTemplate) -> CompiledTemplate:
@@ -562,6 +566,14 @@ class CompiledTemplate:
                 _environment("subject").from_string(template.subject),
                 _environment("text").from_string(template.text) if template.text else None,
                 _environment("html").from_string(template.html) if template.html else None,
+                frozenset(
+                    name
+                    for part in PARTS
+                    if getattr(template, part)
+                    for name in meta.find_undeclared_variables(
+                        _environment(part).parse(getattr(template, part))
+                    )
+                ),
             )
         except TemplateSyntaxError as exc:  # stored before these rules, or built in wrongly
             raise RenderFailed(f"template {template.id}: line {exc.lineno}: {exc.message}") from None
@@ -642,6 +654,11 @@ class TemplateRendering:
         if template is None:
             raise RenderFailed(f"unknown template {template_id}")
         return self.compiled(template).render(context)
+
+    def names(self, template_id: str) -> frozenset[str]:
+        """issue 15: the top-level names the template in force reads (empty for an unknown one)."""
+        template = self.template(template_id)
+        return self.compiled(template).names if template is not None else frozenset()
 
     def compiled(self, template: StoredTemplate) -> CompiledTemplate:
         key = (template.id, template.version, template.origin)

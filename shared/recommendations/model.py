@@ -6,11 +6,23 @@ co-occurrence normalised (cosine) so that best-sellers do not swamp everything, 
 and the popularity list, the fallback for new contacts and new products. ``recommend`` serves one contact
 from its recent products and the neighbour lists of those products alone (what serving reads: O(1)
 requests); ``bought_together`` serves one product.
+
+The measure: each contact has one weight per product, 1 if it bought it, ``view_weight`` if it only
+viewed it (the larger when both). The similarity of products *i* and *j* is their weighted co-occurrence
+over the geometric mean of their contacts, ``sum_c w_ci w_cj / sqrt(n_i n_j)`` (``n_i``: the contacts
+who bought or viewed *i*): the cosine of the two products' contacts when all are purchases, and a pair
+seen together only through views counts less (a plain cosine of the weights would not: it is blind to a
+product's weights being all scaled down). It is shrunk towards 0 when few contacts share the pair
+(``× support / (support + shrinkage)``, the support being the number of contacts with both), and the pair
+is dropped below ``min_support``. A product's popularity is the number of distinct contacts who bought
+it, a contact who only viewed it counting ``view_weight``. ``fit`` runs in the nightly pass with numpy and
+scipy (``shared.recommendations.fitting``, imported when it runs); ``recommend`` and ``bought_together``
+are plain Python, for the functions that serve.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -51,6 +63,11 @@ class ModelSettings:
     neighbours: int = 50
     #: products kept in the popularity list, best first
     popular: int = 200
+    #: a pair's similarity is multiplied by ``support / (support + shrinkage)`` (0: none); tuned on a
+    #: validation split of the bench's data (bench/recommendations.py)
+    shrinkage: float = 0.0
+    #: serving: the k-th newest of a contact's recent products (0 the newest) weighs ``recency ** k``
+    recency: float = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +95,38 @@ class Recommendation:
     because: tuple[str, ...] = ()
 
 
+#: at most this many products named in a recommendation's ``because``, the largest contributions first
+BECAUSE = 3
+
+
 def fit(interactions: Iterable[Interaction], settings: ModelSettings = ModelSettings()) -> ItemModel:
-    """The neighbours of every product and the popularity list, from every contact's interactions."""
-    raise NotImplementedError
+    """The neighbours of every product and the popularity list, from every contact's interactions.
+
+    The same interactions in any order, or replayed, give the same model (ties go to the smaller id)."""
+    from shared.recommendations.fitting import fit_arrays  # numpy and scipy: the nightly pass only
+
+    neighbours, popular = fit_arrays(
+        contact_weights(interactions, settings.view_weight),
+        min_support=settings.min_support,
+        neighbours=settings.neighbours,
+        popular=settings.popular,
+        shrinkage=settings.shrinkage,
+    )
+    return ItemModel(
+        neighbours={p: tuple(Neighbour(q, s) for q, s in ranked) for p, ranked in neighbours.items()},
+        popular=tuple(Neighbour(q, s) for q, s in popular),
+    )
+
+
+def contact_weights(interactions: Iterable[Interaction], view_weight: float) -> dict[tuple[str, str], float]:
+    """(contact, product) -> its weight: 1 for a purchase, ``view_weight`` for a view, the larger if both."""
+    weights: dict[tuple[str, str], float] = {}
+    for interaction in interactions:
+        weight = 1.0 if interaction.kind == "purchase" else view_weight
+        key = (interaction.contact_id, interaction.product_id)
+        if weight > weights.get(key, 0.0):
+            weights[key] = weight
+    return weights
 
 
 def recommend(
@@ -90,12 +136,45 @@ def recommend(
     *,
     n: int = 10,
     exclude: Container[str] = frozenset(),
+    settings: ModelSettings = ModelSettings(),
 ) -> tuple[Recommendation, ...]:
     """The top ``n`` products for a contact with these recent products (newest first), from the neighbour
     lists of those products (``neighbours``: product -> its neighbours; products missing have none),
     filled up from ``popular``. Never a product the contact bought (a ``purchase`` among ``recent``), nor
-    one in ``exclude`` (out of stock, an excluded category...)."""
-    raise NotImplementedError
+    one in ``exclude`` (out of stock, an excluded category...).
+
+    A candidate's score is the sum, over the recent products it neighbours, of its similarity weighted by
+    that product's recency (``settings.recency ** k`` for the k-th newest) and kind (a view weighs
+    ``settings.view_weight``). A product the contact only viewed may be recommended. Ties go to the
+    smaller product id."""
+    bought = {item.product_id for item in recent if item.kind == "purchase"}
+    scores: dict[str, float] = {}
+    sources: dict[str, dict[str, float]] = {}
+    seen: set[str] = set()
+    for item in recent:
+        if item.product_id in seen:
+            continue
+        weight = settings.recency ** len(seen) * (1.0 if item.kind == "purchase" else settings.view_weight)
+        seen.add(item.product_id)
+        for neighbour in neighbours.get(item.product_id, ()):
+            candidate = neighbour.product_id
+            if neighbour.score <= 0 or candidate in bought or candidate in exclude:
+                continue
+            contribution = weight * neighbour.score
+            scores[candidate] = scores.get(candidate, 0.0) + contribution
+            by_source = sources.setdefault(candidate, {})
+            by_source[item.product_id] = by_source.get(item.product_id, 0.0) + contribution
+    best = sorted(scores, key=lambda p: (-scores[p], p))[:n]
+    chosen = [
+        Recommendation(
+            product_id=p,
+            score=scores[p],
+            reason="similar",
+            because=tuple(sorted(sources[p], key=lambda s: (-sources[p][s], s))[:BECAUSE]),
+        )
+        for p in best
+    ]
+    return _filled(chosen, popular, n, lambda p: p in bought or p in exclude)
 
 
 def bought_together(
@@ -108,4 +187,29 @@ def bought_together(
 ) -> tuple[Recommendation, ...]:
     """The top ``n`` products bought with this one (its neighbours), filled up from ``popular``; never the
     product itself nor one in ``exclude``."""
-    raise NotImplementedError
+
+    def barred(p: str) -> bool:
+        return p == product_id or p in exclude
+
+    scores: dict[str, float] = {}
+    for neighbour in neighbours:
+        if neighbour.score > 0 and not barred(neighbour.product_id):
+            scores[neighbour.product_id] = max(scores.get(neighbour.product_id, 0.0), neighbour.score)
+    best = sorted(scores, key=lambda p: (-scores[p], p))[:n]
+    chosen = [Recommendation(p, scores[p], "similar", (product_id,)) for p in best]
+    return _filled(chosen, popular, n, barred)
+
+
+def _filled(
+    chosen: list[Recommendation], popular: Sequence[Neighbour], n: int, barred: Callable[[str], bool]
+) -> tuple[Recommendation, ...]:
+    """``chosen`` filled up to ``n`` from the popularity list (best first, ties by product id)."""
+    taken = {r.product_id for r in chosen}
+    for item in sorted(popular, key=lambda p: (-p.score, p.product_id)):
+        if len(chosen) >= n:
+            break
+        if item.product_id in taken or barred(item.product_id):
+            continue
+        taken.add(item.product_id)
+        chosen.append(Recommendation(item.product_id, item.score, "popular"))
+    return tuple(chosen)

@@ -80,6 +80,7 @@ from shared.delivery.tokens import LinkClaims, link, sign
 from shared.delivery.webhooks import receiver_key, retry_delay, signature_headers
 from shared.errors import DependencyUnavailable, InvalidRequest, LifecycleError
 from shared.usecases.campaigns import count_send
+from shared.usecases.recommendations import RecommendedProduct
 
 #: no provider call starts with less than this much of the invocation left (the crash window): one
 #: attempt's connect timeout (2 s) and read timeout (5 s) of ``shared.adapters.aws``, and a second
@@ -129,7 +130,14 @@ class TemplateContext(Protocol):
         unsubscribe_url: str | None,
         confirm_url: str | None,
         postal_address: str,
+        recommendations: Sequence[Any] = (),
     ) -> dict[str, Any]: ...
+
+
+class ContactRecommender(Protocol):
+    """issue 15: the products recommended to a contact (``shared.usecases.recommendations.Recommender``)."""
+
+    def for_contact(self, contact_id: str, n: int = ...) -> list[RecommendedProduct]: ...
 
 
 class RetryLater(DependencyUnavailable):
@@ -166,6 +174,8 @@ class Delivering:
     # --- issue 13: campaigns: a cancelled campaign's requests are skipped; its sends are counted
     campaigns: CampaignStatus | None = None
     results: Exposures | None = None
+    # --- issue 15: ``recommendations`` in the rendering context, for the templates that name it
+    recommender: ContactRecommender | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -474,6 +484,7 @@ def _rendered(
         unsubscribe_url=unsubscribe_url,
         confirm_url=confirm_url,
         postal_address=deps.postal_address,
+        recommendations=_recommendations(request.template, recipient, deps),
     )
     survey = deps.renderer.survey(request.template)
     if survey is not None:  # issue 15: an NPS survey: one signed answer link per score
@@ -492,6 +503,14 @@ def _rendered(
         return deps.renderer.render(request.template, context)
     except RenderFailed as failed:
         return f"{RENDER_FAILED}:{failed.reason}"[:200]
+
+
+def _recommendations(template_id: str, recipient: Recipient, deps: Delivering) -> list[dict[str, Any]]:
+    """issue 15: the products recommended to the contact, for a template that names ``recommendations``
+    (others cost no request)."""
+    if deps.recommender is None or "recommendations" not in deps.renderer.names(template_id):
+        return []
+    return [r.for_template() for r in deps.recommender.for_contact(recipient.contact_id)]
 
 
 def _post_webhook(
