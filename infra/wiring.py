@@ -36,6 +36,7 @@ __all__ = [
     "CORS",
     "FUNCTIONS",
     "NIGHTLY_ANALYTICS",
+    "NIGHTLY_RECOMMENDATIONS",
     "QUEUES",
     "TABLES",
     "WORKFLOWS",
@@ -771,6 +772,52 @@ FUNCTIONS += (
 )
 
 
+# --- issue 15: the nightly recommendations pass, three steps of one workflow (``NIGHTLY_RECOMMENDATIONS``) --------
+
+#: The extract step's Scan of the contacts table (its profiles' recent products), a whole-population step of
+#: a workflow like the back-fills' (tests/infra check that nothing else Scans a table).
+RECOMMENDATION_SCANS = {
+    "recommendations_extract": TableAccess(CONTACTS, ("dynamodb:Scan",), batch_scan=True),
+}
+FUNCTIONS += (
+    FunctionSpec(
+        name="recommendations_extract",
+        capability="analytics",
+        handler="functions.recommendations_extract.handler.handler",
+        description="Nightly recommendations, step 1: one parallel-scan segment of the profiles' recent products to S3",
+        # the profiles' key and recentProducts only (a projection; the filter keeps profiles with products)
+        tables=(RECOMMENDATION_SCANS["recommendations_extract"],),
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:PutObject",)),),
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
+    FunctionSpec(
+        name="recommendations_fit",
+        capability="analytics",
+        handler="functions.recommendations_fit.handler.handler",
+        description="Nightly recommendations, step 2: the item-to-item model on every contact's products (numpy, scipy)",
+        # listing (under analytics/ only) makes S3 answer a segment not staged 404, not 403
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:PutObject", "s3:ListBucket")),),
+        # every contact's recent products at once (at most 50 each), then the sparse co-occurrence a block of
+        # products at a time (shared.recommendations.fitting)
+        memory_mb=4096,
+        timeout_seconds=900,
+        bundles=("analytics",),
+        architecture="x86_64",
+    ),
+    FunctionSpec(
+        name="recommendations_write",
+        capability="analytics",
+        handler="functions.recommendations_write.handler.handler",
+        description="Nightly recommendations, step 3: one part of the model's items into the config table",
+        # puts only (BatchWriteItem): a put replaces the item, so a retried part writes the same items
+        tables=(TableAccess(CONFIG, ("dynamodb:BatchWriteItem",)),),
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:ListBucket")),),
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
+)
+
 #: CORS for the tracking routes, the only ones pages of other origins call; the API answers preflights for
 #: other paths too, but with no other method allowed: admin routes refuse unsigned requests whatever a
 #: page sends, and the preference pages (unsubscribe, confirmation) post forms to their own origin.
@@ -940,6 +987,25 @@ NIGHTLY_ANALYTICS = Workflow(
     ),
 )
 WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)
+#: issue 15: the nightly recommendations pass: extract every contact's recent products (a parallel Scan of
+#: the profiles, one run per segment), fit the item-to-item model, write its items into the config table (one
+#: run per part). A workflow of its own, an hour after the analytics pass: it reads none of its output, and a
+#: failure of one does not stop the other.
+NIGHTLY_RECOMMENDATIONS = Workflow(
+    name="nightly_recommendations",
+    description="Nightly recommendations: each product's neighbours and the popular products, from every contact's",
+    every=timedelta(days=1),
+    at_hour=3,
+    steps=(
+        WorkflowStep("recommendations_extract", each=EachSegment(max_concurrency=16)),
+        WorkflowStep("recommendations_fit"),
+        WorkflowStep(
+            "recommendations_write",
+            each=EachItem(field="parts", item="part", max_concurrency=10, counted=True),
+        ),
+    ),
+)
+WORKFLOWS += (NIGHTLY_RECOMMENDATIONS,)
 
 # --- issue 13: back-fills, started on demand (by the admin: a segment saved, or by hand) ----------------------
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.adapters.metric_store import DynamoMetricStore
+    from shared.adapters.recommendation_nightly import S3RecommendationStaging
     from shared.adapters.segment_store import DynamoSegmentStore
     from shared.adapters.send_ledger import DynamoSendLedger
     from shared.adapters.template_store import DynamoTemplateStore
@@ -50,6 +51,9 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.merging import Merging
     from shared.usecases.metrics import PurchaseMetering, StageMetering
     from shared.usecases.preferences import Preferences
+    from shared.usecases.recommendation_nightly import Extracting as RecommendationsExtracting
+    from shared.usecases.recommendation_nightly import Fitting as RecommendationsFitting
+    from shared.usecases.recommendation_nightly import Writing as RecommendationsWriting
     from shared.usecases.search import SearchTerms
     from shared.usecases.tracking import Tracking
 
@@ -848,3 +852,69 @@ def search_terms() -> SearchTerms:
     config = settings.load(settings.EngagementSettings)
     _aws()
     return _contact_search(config)
+
+
+# --- issue 15: the nightly recommendations pass (recommendations_extract, _fit, _write) -------------------
+
+
+def _recommendation_staging(config: settings.AnalyticsBucketSettings) -> S3RecommendationStaging:
+    from shared.adapters.recommendation_nightly import S3RecommendationStaging
+
+    return S3RecommendationStaging(aws.client("s3"), bucket=config.analytics_bucket_name)
+
+
+@scope.per_function
+def recommendations_extract() -> RecommendationsExtracting:
+    """Step 1: a segment of the contacts' profiles (their recent products), staged."""
+    from shared.adapters.recommendation_nightly import DynamoRecentProductScan
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.recommendation_nightly import Extracting
+
+    config = settings.load(settings.RecommendationsExtractSettings)
+    _aws()
+    return Extracting(
+        profiles=DynamoRecentProductScan(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        staging=_recommendation_staging(config),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+    )
+
+
+@scope.per_function
+def recommendations_fit() -> RecommendationsFitting:
+    """Step 2: the item-to-item model (numpy and scipy: this function's layer only), staged in parts."""
+    from shared.observability import PowertoolsTelemetry
+    from shared.recommendations.model import ModelSettings
+    from shared.usecases.recommendation_nightly import Fitting
+
+    config = settings.load(settings.RecommendationsFitSettings)
+    _aws()
+    return Fitting(
+        staging=_recommendation_staging(config),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+        settings=ModelSettings(
+            view_weight=config.recommendations_view_weight,
+            min_support=config.recommendations_min_support,
+            neighbours=config.recommendations_neighbours,
+            popular=config.recommendations_popular,
+        ),
+        part_size=config.recommendations_part_size,
+    )
+
+
+@scope.per_function
+def recommendations_write() -> RecommendationsWriting:
+    """Step 3: a part of the model written into the config table."""
+    from shared.adapters.recommendation_nightly import DynamoModelStore
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.recommendation_nightly import Writing
+
+    config = settings.load(settings.RecommendationsWriteSettings)
+    _aws()
+    return Writing(
+        staging=_recommendation_staging(config),
+        store=DynamoModelStore(aws.client("dynamodb"), config_table=config.config_table_name),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+    )

@@ -1,85 +1,91 @@
-"""A win-back email with recommended products, end to end in the local stack (issue 15): the nightly
-model's items and the catalog in the config table, a win-back template that loops over
-``recommendations``, the delivery function (with its own grants) sending it: the products come with their
-names and links from the catalog, what is out of stock or in an excluded category is left out."""
+"""Issue 15: the nightly recommendations pass in the local stack, with the real step handlers and the real
+model: purchases and product views tracked through the API land on the profiles' recent products, the
+workflow runs on ``POST /_local/recommendations/run`` (each step as deployed: its own environment, only its
+grants), and the neighbour items and the popularity item read back from the config table as serving reads
+them; a second run of the night writes the same items.
+
+The baskets are hand-built so the neighbours are obvious: campers buy a tent with a stove (and view a
+lamp), cyclists a helmet with a pump."""
 
 from __future__ import annotations
 
+import base64
+import json
+import urllib.error
+import urllib.request
+from datetime import timedelta
 from typing import Any
 
-from tests.contract.test_catalog import store_model
-from tests.integration.test_local_delivery import SERVER, call, daytime, identify, outbox, request_delivery
+from shared.recommendations.stored import POPULAR_KEY, StoredList, neighbours_key
 
-WIN_BACK = {
-    "subject": "We miss you, {{ contact.traits.first_name }}",
-    "text": "{% for p in recommendations %}{{ p.name }} {{ p.url }}\n{% endfor %}",
-    "html": (
-        '<ul>{% for p in recommendations %}<li><a href="{{ p.url }}">{{ p.name }}</a></li>'
-        "{% else %}<li>Our best-sellers</li>{% endfor %}</ul>"
-    ),
-}
+SERVER = "Basic " + base64.b64encode(b"local-server-key:").decode()
 
 
-def admin(stack: Any, method: str, path: str, body: Any = None) -> Any:
-    status, answer = call(stack, method, path, body)
-    assert status == 200, (path, answer)
-    return answer
+def call(stack: Any, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(
+        f"{stack.url}{path}",
+        data=None if body is None else json.dumps(body).encode(),
+        method=method,
+        headers={"content-type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
 
 
-def test_a_win_back_email_is_sent_with_the_products_recommended_to_the_contact(local_stack) -> None:
+def order(user: str, n: int, *products: str, at: str) -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": "Order Completed", "messageId": f"{user}-o{n}",
+            "timestamp": at, "properties": {"revenue": 10, "products": [{"product_id": p} for p in products]}}  # fmt: skip
+
+
+def viewed(user: str, n: int, product: str, at: str) -> dict[str, Any]:
+    return {"type": "track", "userId": user, "event": "Product Viewed", "messageId": f"{user}-v{n}",
+            "timestamp": at, "properties": {"product_id": product}}  # fmt: skip
+
+
+def stored(stack: Any, key: dict[str, str]) -> StoredList | None:
     from shared.adapters import aws
-    from shared.adapters.tables import CONFIG
-    from shared.recommendations.model import ItemModel, Neighbour
+    from shared.adapters.dynamodb import plain_item
 
-    store_model(
-        aws.client("dynamodb"),
-        local_stack.table_names[CONFIG.id],
-        ItemModel(
-            neighbours={"tent": (Neighbour("lamp", 0.9), Neighbour("stove", 0.8), Neighbour("pipe", 0.7))},
-            popular=(
-                Neighbour("stove", 9.0),
-                Neighbour("pipe", 8.0),
-                Neighbour("lamp", 7.0),
-                Neighbour("mat", 6.0),
-            ),
-        ),
+    item = (
+        aws.client("dynamodb")
+        .get_item(TableName=stack.table_names["config"], Key={k: {"S": v} for k, v in key.items()})
+        .get("Item")
     )
-    admin(
-        local_stack,
-        "PUT",
-        "/admin/catalog/products/stove",
-        {"name": "Camp stove", "url": "https://shop.example/stove"},
-    )
-    admin(
-        local_stack,
-        "PUT",
-        "/admin/catalog/products/lamp",
-        {"name": "Lamp", "url": "https://shop.example/lamp"},
-    )
-    admin(local_stack, "PUT", "/admin/catalog/products/pipe", {"name": "Pipe", "category": "Tobacco"})
-    admin(local_stack, "PUT", "/admin/catalog/products/mat", {"name": "Mat", "in_stock": False})
-    admin(local_stack, "PUT", "/admin/catalog/settings", {"excluded_categories": ["tobacco"]})
-    admin(local_stack, "PUT", "/admin/templates/win-back", WIN_BACK)
+    return None if item is None else StoredList.model_validate(plain_item(item))
 
-    daytime(local_stack)
-    identify(local_stack, "ann", email="ann@example.com", email_opt_in=True, first_name="Ann")
-    status, _ = call(
-        local_stack,
-        "POST",
-        "/v1/track",
-        {"userId": "ann", "event": "Order Completed", "properties": {"products": [{"product_id": "tent"}]}},
-        {"authorization": SERVER},
-    )
-    assert status == 200
-    local_stack.drain_streams()
 
-    delivery = "user_id:ann#win-back#o1#0"
-    request_delivery(local_stack, delivery, template="win-back")
-    sent = outbox(local_stack, delivery)
-    assert (sent["status"], sent["subject"]) == ("sent", "We miss you, Ann"), sent
-    assert '<a href="https://shop.example/stove">Camp stove</a>' in sent["html"]
-    assert '<a href="https://shop.example/lamp">Lamp</a>' in sent["html"]
-    assert "Pipe" not in sent["html"], "an excluded category"
-    assert "Mat" not in sent["html"], "out of stock"
-    assert "best-sellers" not in sent["html"]
-    assert sent["text"].count("https://shop.example/") == 2
+def test_the_nightly_pass_stores_each_products_neighbours_from_the_profiles(local_stack) -> None:
+    at = (local_stack.clock.now() - timedelta(hours=2)).isoformat()
+    calls = [
+        *(order(u, 1, "tent", "stove", at=at) for u in ("ann", "bob", "cy")),
+        *(viewed(u, 1, "lamp", at=at) for u in ("ann", "bob")),
+        *(order(u, 1, "helmet", "pump", at=at) for u in ("dee", "eli")),
+        order("fay", 1, "tent", at=at),
+    ]
+    status, answer = call(local_stack, "POST", "/v1/batch", {"batch": calls}, {"authorization": SERVER})
+    assert (status, answer) == (200, {"success": True})
+
+    status, state = call(local_stack, "POST", "/_local/recommendations/run")
+    assert status == 200, state
+    segments = local_stack.config.analytics_scan_segments
+    assert len(state["recommendations_extract"]) == segments
+    assert sum(e["contacts"] for e in state["recommendations_extract"]) == 6, "each profile once"
+    assert state["recommendations_fit"]["contacts"] == 6
+    assert state["recommendations_write"] == {"parts": len(state["recommendations_fit"]["parts"])}
+
+    tent, helmet = stored(local_stack, neighbours_key("tent")), stored(local_stack, neighbours_key("helmet"))
+    assert tent.neighbours()[0].product_id == "stove", "bought together by every camper"
+    assert {n.product_id for n in tent.neighbours()} <= {"stove", "lamp"}, "never a cyclist's product"
+    assert [n.product_id for n in helmet.neighbours()] == ["pump"]
+    assert tent.fitted_on == local_stack.clock.now().date()
+    popular = stored(local_stack, POPULAR_KEY)
+    assert popular.neighbours()[0].product_id == "tent", "bought by four contacts"
+    assert stored(local_stack, neighbours_key("kite")) is None
+
+    status, again = call(local_stack, "POST", "/_local/recommendations/run")
+    assert status == 200, again
+    assert stored(local_stack, neighbours_key("tent")) == tent, "the same night writes the same items"
+    assert stored(local_stack, POPULAR_KEY) == popular
