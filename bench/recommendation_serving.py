@@ -145,6 +145,7 @@ def measure() -> dict[str, Any]:
             "requests": _counted(running),
             "served": len(page["products"]),
             "similar": 0,
+            "out_of_stock": 0,
         }
     return {"products": PRODUCTS, "neighbours": NEIGHBOURS, "rows": rows}
 
