@@ -157,7 +157,7 @@ def section(result: dict[str, Any], where: str) -> str:
         for label, r in result["rows"].items()
     )
     return f"""
-Measured by `python -m bench recommendations` on {where}: the admin function hosted on moto as deployed,
+Measured by `python -m bench serving` on {where}: the admin function hosted on moto as deployed,
 a nightly model of {result["products"]} products with {result["neighbours"]} neighbours each, a catalog of
 as many (one in seven out of stock), contacts whose profiles hold 0 to 50 recent products. The admin
 function's requests per call, counted on its own client (counts, not timings):

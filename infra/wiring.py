@@ -381,6 +381,8 @@ AUTOMATION_SIGNALS: tuple[str, ...] = (
     "ScoreThresholdCrossed",
     "SegmentChanged",
     "ChurnRiskChanged",
+    # issue 15: an NPS answer recorded (service recovery for detractors, a referral ask for promoters)
+    "NpsAnswered",
 )
 
 # --- issue 13: lifecycle metrics ----------------------------------------------------------------------------

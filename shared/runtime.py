@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
     from shared.usecases.metrics import PurchaseMetering, StageMetering
+    from shared.usecases.nps import NpsRecording
     from shared.usecases.preferences import Preferences
     from shared.usecases.recommendation_nightly import Extracting as RecommendationsExtracting
     from shared.usecases.recommendation_nightly import Fitting as RecommendationsFitting
@@ -272,6 +273,25 @@ def automating() -> Automating:
         double_opt_in=config.double_opt_in,
         # issue 13: automations with a holdout expose their contacts (the uplift report)
         exposures=_exposures(config),
+    )
+
+
+@scope.per_function
+def nps_recording() -> NpsRecording:
+    """Issue 15: the events trigger's part: NPS answers (``NPS Submitted``) recorded once, announced."""
+    from shared.adapters.nps_answers import DynamoAnswerStore, EventBridgeNpsAnnouncer
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.nps import NpsRecording
+
+    config = settings.load(settings.AutomationSettings)
+    _aws()
+    return NpsRecording(
+        clock=clock.current(),
+        contacts=_contact_store(config),
+        answers=DynamoAnswerStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        log=_event_log(config),
+        announcer=EventBridgeNpsAnnouncer(aws.client("events"), bus=config.event_bus_name),
+        telemetry=PowertoolsTelemetry(),
     )
 
 
@@ -521,6 +541,8 @@ def preferences() -> Preferences:
         profiles=DynamoConsentProfiles(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
         log=_event_log(config),
         telemetry=PowertoolsTelemetry(),
+        # issue 15: an NPS answer link's contact, followed to the profile that holds it now
+        contacts=_contact_store(config),
     )
 
 

@@ -2551,6 +2551,67 @@ class MemoryContactSearch:
         return 0 if held is None else 1 + len(held[0])
 
 
+# --- issue 15: NPS answers ---------------------------------------------------------------------------------
+from shared.nps.answers import NpsAnswered
+from shared.nps.submissions import Answer
+from shared.usecases.nps import Recorded as AnswerRecorded
+
+
+@dataclass
+class MemoryAnswerStore:
+    """``AnswerStore`` on the fake contact store, as ``DynamoAnswerStore`` behaves: the first answer per
+    survey and contact, with the profile's ``nps_*`` traits, at once; a profile that is missing or merged
+    away refuses it (DependencyUnavailable: the caller follows the merge and retries)."""
+
+    contacts: MemoryContactStore
+    #: (contact, survey) -> (the answer as stored, done)
+    answers: dict[tuple[ContactId, str], tuple[Answer, bool]] = field(default_factory=dict)
+    #: the next ``done`` calls fail (a crash between the write and the effects)
+    failing_done: int = 0
+
+    def record(self, contact: ContactId, answer: Answer) -> AnswerRecorded:
+        found = self.answers.get((contact, answer.survey_id))
+        if found is not None:
+            return AnswerRecorded(new=False, answer=found[0], done=found[1])
+        profile = self.contacts.profiles.get(contact)
+        if profile is None or profile.merged_into:
+            raise DependencyUnavailable("the contact was merged away or erased; retry")
+        stored = answer.model_copy(update={"at": stored_time(answer.at)})
+        self.answers[(contact, answer.survey_id)] = (stored, False)
+        for name, value in stored.traits().items():
+            if value is None:
+                profile.traits.pop(name, None)
+            else:
+                profile.traits[name] = value
+        return AnswerRecorded(new=True, answer=stored)
+
+    def done(self, contact: ContactId, survey_id: str) -> None:
+        if self.failing_done:
+            self.failing_done -= 1
+            raise DependencyUnavailable("the contact store is unavailable")
+        found = self.answers.get((contact, survey_id))
+        if found is not None:
+            self.answers[(contact, survey_id)] = (found[0], True)
+
+    def answer(self, contact: ContactId, survey_id: str) -> Answer | None:
+        found = self.answers.get((contact, survey_id))
+        return found[0] if found is not None else None
+
+
+@dataclass
+class MemoryNpsAnnouncer:
+    """The bus, for ``NpsAnswered``: every announcement kept (``unavailable``: the next calls fail)."""
+
+    sent: list[NpsAnswered] = field(default_factory=list)
+    unavailable: int = 0
+
+    def announce(self, answered: NpsAnswered) -> None:
+        if self.unavailable:
+            self.unavailable -= 1
+            raise DependencyUnavailable("the event bus did not take the answer; retry")
+        self.sent.append(answered)
+
+
 # --- issue 15: the nightly recommendations pass ----------------------------------------------------------------
 
 
@@ -2601,6 +2662,10 @@ class MemoryRecommendationStaging:
         text = self.files.get(key)
         return None if text is None else StagedModelPart.model_validate_json(text)
 
+    def model_keys(self, day: Any) -> list[str]:
+        prefix = model_key(day, 0).rsplit("/", 1)[0] + "/"
+        return sorted(k for k in self.files if k.startswith(prefix))
+
 
 @dataclass
 class MemoryModelStore:
@@ -2610,16 +2675,19 @@ class MemoryModelStore:
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
 
-    def put(self, items: Sequence[StoredModelItem]) -> int:
+    def put(self, items: Sequence[StoredModelItem], gone: Sequence[str] = ()) -> int:
         from shared.recommendations.stored import POPULAR_KEY, neighbours_key
 
+        for product in gone:
+            key = neighbours_key(product)
+            self.items.pop((key["pk"], key["sk"]), None)
         for item in items:
             key = POPULAR_KEY if item.product_id is None else neighbours_key(item.product_id)
             self.items[(key["pk"], key["sk"])] = {
                 "entries": [{"p": p, "s": score} for p, score in item.entries],
                 "fittedOn": item.fitted_on.isoformat(),
             }
-        sent = -(-len(items) // 25)
+        sent = -(-(len(items) + len(gone)) // 25)
         self.requests += sent
         return sent
 

@@ -12,6 +12,7 @@ from shared.admin.dependencies import Admin
 from shared.contacts.identity import ContactId
 from shared.delivery.links import CONFIRM_PATH, TOKEN_PARAMETER, UNSUBSCRIBE_PATH
 from shared.delivery.ports import RenderFailed
+from shared.delivery.surveys import preview_context
 from shared.delivery.templates import (
     CONSENT_CONFIRMATION,
     INVALID,
@@ -153,6 +154,10 @@ def preview_template(request: HttpRequest, deps: Admin) -> Preview:
             else []
         ),
     )
+    if template.survey is not None:  # issue 15: an NPS survey's answer links, unsigned
+        context["survey"] = preview_context(
+            PREVIEW_BASE_URL, survey=template.id, question=template.survey.question
+        )
     try:
         rendered = compiled.render(context)
     except RenderFailed as exc:

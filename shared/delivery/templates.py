@@ -69,6 +69,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: issue 15: an NPS survey's question, at most
+MAX_QUESTION_CHARS = 300
+
+
+class Survey(_Model):
+    """Issue 15: a template with a survey is an NPS survey (its id is the survey's id): its context gets
+    ``survey`` (the question and one signed answer link per score, 0 to 10)."""
+
+    #: the 0-10 question, as the answer page shows it ("How likely are you to recommend us to a friend?")
+    question: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUESTION_CHARS)]
+
+
 class EmailTemplate(_Model):
     """A template as a marketer writes it (``PUT /admin/templates/{templateId}``)."""
 
@@ -77,6 +89,8 @@ class EmailTemplate(_Model):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS)]
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_BYTES)] | None = None
     html: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_BYTES)] | None = None
+    #: issue 15: set, the template is an NPS survey
+    survey: Survey | None = None
 
     @model_validator(mode="after")
     def _a_body(self) -> EmailTemplate:
@@ -219,7 +233,15 @@ def stored_template(template: EmailTemplate, version: int, at: datetime) -> Stor
 # -- the rendering context ----------------------------------------------------------------------------
 
 #: the names the context always has; a request's value with one of these names is under ``values`` only
-RESERVED = ("contact", "values", "unsubscribe_url", "confirm_url", "postal_address", "recommendations")
+RESERVED = (
+    "contact",
+    "values",
+    "unsubscribe_url",
+    "confirm_url",
+    "postal_address",
+    "recommendations",
+    "survey",
+)
 
 
 def template_context(
@@ -256,6 +278,8 @@ def template_context(
         "confirm_url": confirm_url,
         "postal_address": postal_address,
         "recommendations": _plain(list(recommendations)),
+        # issue 15: a survey template's question and answer links, added by delivery (``surveys``)
+        "survey": None,
     }
 
 
@@ -620,6 +644,11 @@ class TemplateRendering:
         """The template in force under this id: the stored one, else the built-in one."""
         return self._source.template(template_id) or built_in(template_id)
 
+    def survey(self, template_id: str) -> Survey | None:
+        """Issue 15: the template's survey, if it is one (its context then needs the answer links)."""
+        template = self.template(template_id)
+        return template.survey if template is not None else None
+
     def render(self, template_id: str, context: Mapping[str, Any]) -> RenderedEmail:
         template = self.template(template_id)
         if template is None:
@@ -649,6 +678,7 @@ __all__ = [
     "CompiledTemplate",
     "EmailTemplate",
     "StoredTemplate",
+    "Survey",
     "TemplateRefused",
     "TemplateRendering",
     "TemplateRepository",

@@ -75,6 +75,7 @@ from shared.delivery.ports import (
 )
 from shared.delivery.requests import DeliveryRequest
 from shared.delivery.sms import segments
+from shared.delivery.surveys import survey_context
 from shared.delivery.tokens import LinkClaims, link, sign
 from shared.delivery.webhooks import receiver_key, retry_delay, signature_headers
 from shared.errors import DependencyUnavailable, InvalidRequest, LifecycleError
@@ -485,6 +486,19 @@ def _rendered(
         postal_address=deps.postal_address,
         recommendations=_recommendations(request.template, recipient, deps),
     )
+    survey = deps.renderer.survey(request.template)
+    if survey is not None:  # issue 15: an NPS survey: one signed answer link per score
+        now = deps.clock.now()
+        context["survey"] = survey_context(
+            deps.secrets.key(),
+            deps.public_base_url,
+            survey=request.template,
+            question=survey.question,
+            contact_id=recipient.contact_id,
+            channel=request.channel,
+            issued=now,
+            expires=now + timedelta(days=deps.link_days),
+        )
     try:
         return deps.renderer.render(request.template, context)
     except RenderFailed as failed:

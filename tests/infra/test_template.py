@@ -823,6 +823,8 @@ def test_lifecycle_signals_reach_the_signal_automations() -> None:
         "ScoreThresholdCrossed",
         "SegmentChanged",
         "ChurnRiskChanged",
+        # issue 15: an NPS answer recorded
+        "NpsAnswered",
     }
     from shared.automations.engine import SIGNAL_KINDS
 
