@@ -5,12 +5,18 @@ its label."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
+from uuid import uuid4
 
 import pytest
+from playwright.sync_api import expect
 
 from shared.delivery import pages
+from tests.browser.conftest import DESKTOP
+from tests.browser.documents_seed import admin
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -65,3 +71,40 @@ def test_an_error_is_shown_next_to_its_field(phone) -> None:
     assert described == "score-error"
     assert phone.get_by_label("What is the main reason for your score? (optional)").input_value() == "kept"
     assert phone.evaluate("document.documentElement.scrollWidth") <= 360
+
+
+def test_the_console_makes_a_template_a_survey_and_back(chromium: Any, console_url: str) -> None:
+    template_id = f"nps-{uuid4().hex[:8]}"
+    survey = json.loads((ROOT / "examples/nps/nps-survey.json").read_text())
+    plain = {k: v for k, v in survey.items() if k not in ("id", "survey")}
+    admin(console_url, "PUT", f"/admin/templates/{template_id}", plain)
+    # not the page fixture: the preview's frame inherits the console's CSP, which refuses the email's
+    # inline style attributes (and says so on the console); any other error still fails the test
+    context = chromium.new_context(viewport=DESKTOP, base_url=console_url)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"/#/templates/{template_id}")
+        question = page.get_by_label("NPS survey question")
+        expect(question).to_have_value("")
+        question.fill("Would you recommend our kites?")
+        page.get_by_role("button", name="Save template").click()
+        expect(page.locator(".notice")).to_contain_text("version 2")
+        stored = admin(console_url, "GET", f"/admin/templates/{template_id}")["template"]
+        assert stored["survey"] == {"question": "Would you recommend our kites?"}
+        # the preview shows the survey's eleven links (unsigned)
+        page.get_by_role("button", name="Preview", exact=True).click()
+        expect(page.locator(".preview-subject dd")).to_have_text(survey["subject"])
+        links = page.frame_locator("iframe.preview-frame").locator("a")
+        expect(links).to_have_count(11)
+        assert links.nth(7).get_attribute("href").endswith("/nps?t=preview-7")
+        # emptied, it is an ordinary template again
+        page.get_by_label("NPS survey question").fill("")
+        page.get_by_role("button", name="Save template").click()
+        expect(page.locator(".notice")).to_contain_text("version 3")
+        assert admin(console_url, "GET", f"/admin/templates/{template_id}")["template"].get("survey") is None
+    finally:
+        context.close()
+    assert [e for e in errors if not e.startswith("Applying inline style violates")] == []
