@@ -42,6 +42,11 @@ def _get(running: Any, route: str, path: str, parameters: dict[str, str], query:
     return json.loads(answer["body"])
 
 
+def _out_of_stock(product_id: str) -> bool:
+    """One product in seven is out of stock."""
+    return int(product_id[1:]) % 7 == 0
+
+
 def _seed(running: Any) -> None:
     from shared.adapters.catalog_store import product_item
     from shared.adapters.contact_items import profile_key
@@ -60,7 +65,7 @@ def _seed(running: Any) -> None:
         neighbours = [(product_ids[(n + k) % PRODUCTS], 1.0 / k) for k in range(1, NEIGHBOURS + 1)]
         key = {k: {"S": v} for k, v in neighbours_key(product_id).items()}
         items.append({**key, "entries": entries(neighbours), "fittedOn": {"S": "2026-12-01"}})
-        stocked = n % 7 != 0  # some out of stock: filtered
+        stocked = not _out_of_stock(product_id)  # never served
         items.append(product_item(Product(id=product_id, name=f"Product {n}", in_stock=stocked)))
     popular_key = {k: {"S": v} for k, v in POPULAR_KEY.items()}
     popular = [(p, float(PRODUCTS - n)) for n, p in enumerate(product_ids[:200])]
@@ -117,6 +122,7 @@ def measure() -> dict[str, Any]:
                     "requests": _counted(running),
                     "served": len(served),
                     "similar": sum(r["reason"] == "similar" for r in served),
+                    "out_of_stock": sum(_out_of_stock(r["product_id"]) for r in served),
                 }
         with running.measuring():
             answer = _get(
@@ -126,10 +132,12 @@ def measure() -> dict[str, Any]:
                 {"productId": "p0001"},
                 {"n": "10"},
             )
+        served = answer["recommendations"]
         rows["a product's bought together, n=10"] = {
             "requests": _counted(running),
-            "served": len(answer["recommendations"]),
-            "similar": sum(r["reason"] == "similar" for r in answer["recommendations"]),
+            "served": len(served),
+            "similar": sum(r["reason"] == "similar" for r in served),
+            "out_of_stock": sum(_out_of_stock(r["product_id"]) for r in served),
         }
         with running.measuring():
             page = _get(running, "/admin/catalog/products", "/admin/catalog/products", {}, {"limit": "100"})
@@ -148,7 +156,7 @@ def section(result: dict[str, Any], where: str) -> str:
         for label, r in result["rows"].items()
     )
     return f"""
-Measured by `python -m bench recommendations` on {where}: the admin function hosted on moto as deployed,
+Measured by `python -m bench serving` on {where}: the admin function hosted on moto as deployed,
 a nightly model of {result["products"]} products with {result["neighbours"]} neighbours each, a catalog of
 as many (one in seven out of stock), contacts whose profiles hold 0 to 50 recent products. The admin
 function's requests per call, counted on its own client (counts, not timings):

@@ -2662,6 +2662,10 @@ class MemoryRecommendationStaging:
         text = self.files.get(key)
         return None if text is None else StagedModelPart.model_validate_json(text)
 
+    def model_keys(self, day: Any) -> list[str]:
+        prefix = model_key(day, 0).rsplit("/", 1)[0] + "/"
+        return sorted(k for k in self.files if k.startswith(prefix))
+
 
 @dataclass
 class MemoryModelStore:
@@ -2671,16 +2675,19 @@ class MemoryModelStore:
     items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     requests: int = 0
 
-    def put(self, items: Sequence[StoredModelItem]) -> int:
+    def put(self, items: Sequence[StoredModelItem], gone: Sequence[str] = ()) -> int:
         from shared.recommendations.stored import POPULAR_KEY, neighbours_key
 
+        for product in gone:
+            key = neighbours_key(product)
+            self.items.pop((key["pk"], key["sk"]), None)
         for item in items:
             key = POPULAR_KEY if item.product_id is None else neighbours_key(item.product_id)
             self.items[(key["pk"], key["sk"])] = {
                 "entries": [{"p": p, "s": score} for p, score in item.entries],
                 "fittedOn": item.fitted_on.isoformat(),
             }
-        sent = -(-len(items) // 25)
+        sent = -(-(len(items) + len(gone)) // 25)
         self.requests += sent
         return sent
 

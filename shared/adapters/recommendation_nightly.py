@@ -5,8 +5,9 @@ table (``shared.recommendations.stored``).
 The Scan is a whole-population read, made once a night by the extract step, segment by segment, page by
 page; the filter keeps profiles with recent products that were not merged away (a Scan is billed by what
 it reads, the filter does not lower that: ``read`` reports it). The write step puts items with
-BatchWriteItem, 25 a request, sending again what DynamoDB left unprocessed; a put replaces the item, so
-a part written twice leaves the same items.
+BatchWriteItem, 25 a request, sending again what DynamoDB left unprocessed (and deletes the items of
+products without neighbours any more, in the same requests); a put replaces the item, so a part written
+twice leaves the same items.
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ class S3RecommendationStaging(S3Staging):
     def model(self, key: str) -> StagedModelPart | None:
         return self._get(key, StagedModelPart)
 
+    def model_keys(self, day: date) -> list[str]:
+        prefix = model_key(day, 0).rsplit("/", 1)[0] + "/"
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix):
+            keys += [found["Key"] for found in page.get("Contents", [])]
+        return sorted(keys)
+
 
 def model_item(item: StoredModelItem) -> dict[str, Any]:
     """A neighbours item or the popularity item, as the config table stores it."""
@@ -100,8 +108,11 @@ class DynamoModelStore:
         self._table = config_table
         self._sleep = sleep
 
-    def put(self, items: Sequence[StoredModelItem]) -> int:
+    def put(self, items: Sequence[StoredModelItem], gone: Sequence[str] = ()) -> int:
         requests = [{"PutRequest": {"Item": model_item(item)}} for item in items]
+        requests += [
+            {"DeleteRequest": {"Key": {k: s(v) for k, v in neighbours_key(p).items()}}} for p in gone
+        ]
         extra = {} if self._sleep is None else {"sleep": self._sleep}
         batch_write(self._db, self._table, requests, WHAT_WRITE, **extra)
         return -(-len(requests) // BATCH)

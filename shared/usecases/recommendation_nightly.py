@@ -10,9 +10,15 @@ pattern of the nightly analytics pass, each safe to retry and to run twice:
 2. **fit**: every segment's file of the night (all of them, else it fails and is retried) streamed into
    ``shared.recommendations.model.fit`` (numpy and scipy: this step's layer only); the neighbour lists
    and the popularity list staged in parts of ``part_size`` products (``model_key``), the popularity list
-   in part 0.
-3. **write** (one per part): the part's items put into the config table (BatchWriteItem, 25 a request).
-   A put replaces the whole item, so a retried part or a second run of the night writes the same items.
+   in part 0; with them the products whose neighbours the night before stored and this night has none
+   (read from the night before's staged parts, still in the bucket), for the write step to delete.
+3. **write** (one per part): the part's items put into the config table (BatchWriteItem, 25 a request),
+   and its products without neighbours any more deleted. A put replaces the whole item, so a retried part
+   or a second run of the night writes the same items.
+
+A product whose neighbours an older night stored, when the night before did not run (its files expired),
+keeps its item until it has neighbours again: its ``fittedOn`` is older than the popularity item's, which
+says so to serving.
 
 The night's day (``fittedOn``) is the UTC date of the run's time: every step of a run names the same day.
 A time later than the clock's now is refused (``step_input``).
@@ -23,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -182,6 +188,8 @@ class StagedModelPart(_Staged):
     part: int = Field(ge=0)
     neighbours: dict[str, list[tuple[str, float]]]
     popular: list[tuple[str, float]] | None = None
+    #: products whose neighbours the night before stored and this night has none: their items go
+    gone: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +243,15 @@ class Staging(Protocol):
 
     def model(self, key: str) -> StagedModelPart | None: ...
 
+    def model_keys(self, day: date) -> list[str]:
+        """The keys of the night's staged parts (none once they expired)."""
+        ...
+
 
 class ModelStore(Protocol):
-    def put(self, items: Sequence[StoredModelItem]) -> int:
-        """Put the items (each replacing what is stored under its key); how many requests it took."""
+    def put(self, items: Sequence[StoredModelItem], gone: Sequence[str] = ()) -> int:
+        """Put the items (each replacing what is stored under its key) and delete the neighbours items of
+        the ``gone`` products; how many requests it took."""
         ...
 
 
@@ -314,8 +327,9 @@ def fit(event: Mapping[str, Any], deps: Fitting) -> dict[str, Any]:
     contacts = sum(len(s.contacts) for s in staged)
     del staged
     products = sorted(model.neighbours)
+    gone = sorted(_stored_before(day, deps.staging) - set(products))
     size = deps.part_size
-    count = max(1, -(-len(products) // size))
+    count = max(1, -(-len(products) // size), -(-len(gone) // size))
     if count > MAX_PARTS:
         raise InvalidRequest(
             f"{len(products)} products make {count} parts of {size}, more than the workflow's state holds "
@@ -328,6 +342,7 @@ def fit(event: Mapping[str, Any], deps: Fitting) -> dict[str, Any]:
                 part=n,
                 neighbours={p: _ranked(model.neighbours[p]) for p in products[n * size : (n + 1) * size]},
                 popular=_ranked(model.popular) if n == 0 else None,
+                gone=gone[n * size : (n + 1) * size],
             )
         )
         for n in range(count)
@@ -338,8 +353,20 @@ def fit(event: Mapping[str, Any], deps: Fitting) -> dict[str, Any]:
         "contacts": contacts,
         "products": len(products),
         "popular": len(model.popular),
+        "gone": len(gone),
         "parts": parts,
     }
+
+
+def _stored_before(day: date, staging: Staging) -> set[str]:
+    """The products whose neighbours the night before stored (its staged parts; none if it did not run)."""
+    before = day - timedelta(days=1)
+    found: set[str] = set()
+    for key in staging.model_keys(before):
+        part = staging.model(key)
+        if part is not None and part.day == before:
+            found.update(part.neighbours)
+    return found
 
 
 def _ranked(neighbours: Sequence[Neighbour]) -> list[tuple[str, float]]:
@@ -377,6 +404,13 @@ def write(event: Mapping[str, Any], deps: Writing) -> dict[str, Any]:
     if staged.day != step.day:
         raise InvalidRequest(f"{step.part} holds the model of {staged.day.isoformat()}, not of {step.day}")
     items = model_items(staged)
-    requests = deps.store.put(items)
+    requests = deps.store.put(items, staged.gone)
     deps.telemetry.count("RecommendationItemsWritten", len(items))
-    return {"day": step.day.isoformat(), "part": staged.part, "items": len(items), "requests": requests}
+    deps.telemetry.count("RecommendationItemsDeleted", len(staged.gone))
+    return {
+        "day": step.day.isoformat(),
+        "part": staged.part,
+        "items": len(items),
+        "deleted": len(staged.gone),
+        "requests": requests,
+    }

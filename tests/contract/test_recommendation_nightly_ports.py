@@ -151,6 +151,10 @@ def test_staged_files_are_read_back_as_written_under_the_contract_keys(staging):
     assert staging.model(model_key(DAY, 3)) == part
     assert staging.model(model_key(DAY, 4)) is None
     assert staging.save_interactions(interactions) == key, "saved again: the same file"
+    assert staging.model_keys(DAY) == [model_key(DAY, 3)]
+    assert staging.save_model(part.model_copy(update={"part": 0})) == model_key(DAY, 0)
+    assert staging.model_keys(DAY) == [model_key(DAY, 0), model_key(DAY, 3)], "in part order"
+    assert staging.model_keys(DAY - timedelta(days=1)) == []
 
 
 # --- the model's items --------------------------------------------------------------------------------------
@@ -198,3 +202,6 @@ def test_the_items_read_back_in_the_stored_layout_and_a_second_put_replaces_them
     replaced = models.read(neighbours_key("p00"))
     assert [n.product_id for n in replaced.neighbours()] == ["socks"] and replaced.fitted_on == later
     assert models.read(neighbours_key("unknown")) is None
+    assert models.store.put([], gone=["p01", "p02", "unknown"]) == 1, "deleted in the same kind of request"
+    assert models.read(neighbours_key("p01")) is None and models.read(neighbours_key("p02")) is None
+    assert models.read(neighbours_key("p03")) is not None

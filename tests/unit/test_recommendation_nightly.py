@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -132,7 +133,7 @@ def test_every_contacts_products_reach_the_model_once_and_its_lists_are_stored()
     assert tent.fitted_on == date(2026, 11, 23) == night_of(NOW)
     popular = run.stored(POPULAR_KEY)
     assert [(n.product_id, n.score) for n in popular.neighbours()] == [("lamp", 2), ("stove", 2), ("tent", 2)]
-    assert outcome["write"] == [{"day": "2026-11-23", "part": 0, "items": 4, "requests": 1}]
+    assert outcome["write"] == [{"day": "2026-11-23", "part": 0, "items": 4, "deleted": 0, "requests": 1}]
     assert run.telemetry.counts["RecommendationItemsWritten"] == 4
 
 
@@ -144,6 +145,29 @@ def test_a_second_run_of_the_night_writes_the_same_items():
     first = dict(run.store.items)
     run.run()
     assert run.store.items == first
+
+
+def test_a_product_without_neighbours_any_more_loses_its_item_the_next_night():
+    run = Pass()
+    run.buys("ann", "tent", "stove")
+    run.buys("bob", "kite")
+    run.run()
+    assert run.stored(neighbours_key("tent")) is not None
+    # the next night the profiles say otherwise (a contact erased, lists rolled over): the stand-in model
+    # learns from what is staged, so the staged interactions of the second night are what it sees
+    run.contacts.profiles.pop(ContactId.user("ann"))
+    run.buys("bob", "kite", "string", hours_ago=1)
+    tomorrow = (NOW + timedelta(days=1)).isoformat()
+    run.extracting = replace(run.extracting, clock=FixedClock(NOW + timedelta(days=1)))
+    run.fitting = replace(run.fitting, clock=FixedClock(NOW + timedelta(days=1)))
+    run.writing = replace(run.writing, clock=FixedClock(NOW + timedelta(days=1)))
+    outcome = run.run(tomorrow)
+    assert outcome["fit"]["gone"] == 2 and outcome["write"][0]["deleted"] == 2
+    assert run.stored(neighbours_key("tent")) is None and run.stored(neighbours_key("stove")) is None
+    assert run.stored(neighbours_key("kite")).fitted_on == date(2026, 11, 24)
+    again = run.run(tomorrow)
+    assert again["fit"]["gone"] == 2, "a re-run of the night deletes the same (absent) items again"
+    assert {pk for pk, _ in run.store.items} == {"RECOMMENDATIONS", "PRODUCT#kite", "PRODUCT#string"}
 
 
 def test_the_model_is_staged_in_parts_the_popularity_list_in_the_first():
