@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.merging import Merging
     from shared.usecases.metrics import PurchaseMetering, StageMetering
     from shared.usecases.nps import NpsRecording
+    from shared.usecases.nps_metrics import SurveyMetering
     from shared.usecases.preferences import Preferences
     from shared.usecases.recommendation_nightly import Extracting as RecommendationsExtracting
     from shared.usecases.recommendation_nightly import Fitting as RecommendationsFitting
@@ -436,7 +437,21 @@ def delivering() -> Delivering:
         results=_exposures(config),
         # issue 15: a template's recommendations (read only for the templates that name them)
         recommender=Recommender(profiles=recipients, reads=_catalog(config.config_table_name)),
+        # issue 15: surveys sent, counted for the NPS response rate
+        surveys=_survey_metering(config),
     )
+
+
+def _survey_metering(config: settings.DeliverySettings) -> SurveyMetering:
+    """Issue 15: which stored templates are surveys (a cached read, as the renderer's), and the counters."""
+    from shared.adapters.template_store import DynamoTemplateStore
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.nps_metrics import SurveyMetering
+
+    templates = DynamoTemplateStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+    return SurveyMetering(store=_metric_store(), templates=templates, telemetry=PowertoolsTelemetry())
 
 
 def _send_ledger(config: settings.AdminSettings | settings.DeliverySettings) -> DynamoSendLedger:

@@ -80,6 +80,7 @@ from shared.delivery.tokens import LinkClaims, link, sign
 from shared.delivery.webhooks import receiver_key, retry_delay, signature_headers
 from shared.errors import DependencyUnavailable, InvalidRequest, LifecycleError
 from shared.usecases.campaigns import count_send
+from shared.usecases.nps_metrics import SurveyMetering, count_survey_sent
 from shared.usecases.recommendations import RecommendedProduct
 
 #: no provider call starts with less than this much of the invocation left (the crash window): one
@@ -176,6 +177,8 @@ class Delivering:
     results: Exposures | None = None
     # --- issue 15: ``recommendations`` in the rendering context, for the templates that name it
     recommender: ContactRecommender | None = None
+    # --- issue 15: surveys sent are counted, for the NPS response rate
+    surveys: SurveyMetering | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,10 +289,13 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
 
 
 def _count_sent(request: DeliveryRequest, at: datetime, deps: Delivering) -> None:
-    """Issue 13: a campaign's send counts once for its arm. A failure raises after the send was recorded:
-    the message comes back, finds the entry sent (``done``) and counts then."""
+    """Issue 13: a campaign's send counts once for its arm; issue 15: a survey's, once for the NPS response
+    rate. A failure raises after the send was recorded: the message comes back, finds the entry sent
+    (``done``) and counts then."""
     if deps.results is not None and count_send(deps.results, request, "sent", at):
         deps.telemetry.count("CampaignSendsCounted", 1)
+    if deps.surveys is not None:
+        count_survey_sent(request, at, deps.surveys)  # issue 15: once per request, if it is a survey
 
 
 def _provider_failed(

@@ -57,6 +57,7 @@ MARKETERS_ONLY = {
     "GET /admin/metrics/cohorts",
     "GET /admin/metrics/customers",
     "GET /admin/metrics/funnel",
+    "GET /admin/metrics/nps",
     "GET /admin/metrics/revenue",
     "GET /admin/metrics/stages",
     "GET /admin/rules",
