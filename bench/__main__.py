@@ -72,7 +72,7 @@ def main(sections: list[str]) -> int:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
             "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console', "
-            "'recommendations'",
+            "'recommendations', 'serving'",
             file=sys.stderr,
         )
         return 2

@@ -145,6 +145,7 @@ def measure() -> dict[str, Any]:
             "requests": _counted(running),
             "served": len(page["products"]),
             "similar": 0,
+            "out_of_stock": 0,
         }
     return {"products": PRODUCTS, "neighbours": NEIGHBOURS, "rows": rows}
 
@@ -152,7 +153,7 @@ def measure() -> dict[str, Any]:
 def section(result: dict[str, Any], where: str) -> str:
     rows = "\n".join(
         f"| {label} | {', '.join(f'{op} {n}' for op, n in r['requests'].items())} | {r['served']} | "
-        f"{r['similar']} |"
+        f"{r['similar']} | {r['out_of_stock']} |"
         for label, r in result["rows"].items()
     )
     return f"""
@@ -161,8 +162,8 @@ a nightly model of {result["products"]} products with {result["neighbours"]} nei
 as many (one in seven out of stock), contacts whose profiles hold 0 to 50 recent products. The admin
 function's requests per call, counted on its own client (counts, not timings):
 
-| call | requests | products served | of them `similar` |
-|---|---|---|---|
+| call | requests | products served | of them `similar` | of them out of stock |
+|---|---|---|---|---|
 {rows}
 
 A contact costs its profile's GetItem and two BatchGetItem (the neighbour lists of its recent products with

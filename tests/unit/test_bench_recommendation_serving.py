@@ -28,6 +28,8 @@ def test_serving_costs_what_the_bench_reports(measured) -> None:
         assert rows[label]["requests"] == {"BatchGetItem": 2, "GetItem": 1}, label
         assert rows[label]["served"] == int(label.rsplit("n=", 1)[1]), label
         assert rows[label]["out_of_stock"] == 0, label
+        # from its recent products (the nightly model's neighbours), or the popular ones for a new contact
+        assert rows[label]["similar"] == (0 if "with 0 recent" in label else rows[label]["served"]), label
     assert rows["a product's bought together, n=10"]["requests"] == {"BatchGetItem": 2}
     assert rows["a product's bought together, n=10"]["similar"] == 10
     assert rows["a product's bought together, n=10"]["out_of_stock"] == 0

@@ -16,6 +16,7 @@ import pytest
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.delivery.templates import EmailTemplate
+from shared.errors import DependencyUnavailable
 from shared.http import HttpRequest
 from shared.recommendations.catalog import CatalogSettings, Product
 from shared.recommendations.model import ItemModel, Neighbour, RecentProduct
@@ -140,3 +141,27 @@ def test_a_preview_shows_the_recommendations_as_delivery_would(shop: MemoryCatal
     sample = preview({})
     assert [p["reason"] for p in sample.context["recommendations"]] == ["popular", "popular"], "a new contact"
     assert len(for_ann.context["recommendations"]) <= FOR_TEMPLATES
+
+
+class ThrottledCatalog(MemoryCatalog):
+    """The catalog fake whose next ``failures`` batch reads are throttled."""
+
+    failures = 1
+
+    def lists(self, product_ids: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise DependencyUnavailable("the config table throttled")
+        return super().lists(product_ids)
+
+
+def test_a_failure_reading_the_recommendations_is_retried_without_sending(world: World) -> None:
+    shop = ThrottledCatalog(MODEL)
+    email = request(template="win-back", subject=None, text=None, html=None)
+    deps = replace(world.deps, recommender=Recommender(profiles=Profiles(), reads=shop))
+    with pytest.raises(DependencyUnavailable):
+        deliver(email, deps, lambda: world.time_left)
+    assert world.status(email) == ("failed", "unavailable")
+    assert world.mailer.sent == []
+    assert deliver(email, deps, lambda: world.time_left).status == "sent"
+    assert len(world.mailer.sent) == 1
