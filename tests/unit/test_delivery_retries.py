@@ -296,6 +296,8 @@ FUNCTION_ENV = {
     "EVENTS_TABLE_NAME": "events",
     "CONFIG_TABLE_NAME": "config",
     "RATES_TABLE_NAME": "rates",
+    # issue 15: delivery counts the NPS surveys it sends into the lifecycle metrics
+    "METRICS_TABLE_NAME": "metrics",
     "DELIVERY_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/000000000000/delivery",
     "DELIVERY_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:000000000000:secret:delivery",
     "PUBLIC_BASE_URL": "https://api.shop.example",
