@@ -62,9 +62,10 @@ RECENT = 50
 #: the popularity list is made long for the bench, so that both methods still fill ten places after the
 #: products a household already bought (up to 2,000) are left out; serving leaves out only its 50 recent
 POPULAR = 5000
-#: the grid searched on the validation split (small: a fit takes about a minute of CPU; wider grids
-#: explored by hand moved the validation scores by less than 2%: minimum support 3 or 5, 100 or 200
-#: neighbours, the asymmetric cosine from 0.7 to 1, neighbour lists normalised to sum 1, contacts damped)
+#: the grid searched on the validation split (small: a fit takes half a minute of CPU or more). Variants
+#: explored by hand on the same split moved its scores by about 2% at most, or lowered them: minimum
+#: support 5, shrinkage 60, 100 or 200 neighbours, the asymmetric cosine from 0.7 to 1, neighbour lists
+#: normalised to sum 1, heavy buyers damped (docs/recommendation-model.md)
 SHRINKAGE = (0.0, 20.0)
 MIN_SUPPORT = (2,)
 RECENCY = (0.9, 0.97, 1.0)
