@@ -9,7 +9,8 @@ nightly analytics job at scale. ``python -m bench segments`` only issue 13's: se
 and lifecycle metrics. ``python -m bench search`` only issue 14's contact search, ``python -m bench
 console`` only the console's page weight, its function's cold import and the admin-API requests its
 screens make. ``python -m bench recommendations`` only issue 15's recommendation quality (item-to-item
-against popularity on The Complete Journey).
+against popularity on The Complete Journey), ``python -m bench serving`` only the requests to serve
+recommendations.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def main(sections: list[str]) -> int:
     analytics["search"] = contact_search  # issue 14
     analytics["console"] = console_page  # issue 14
     analytics["recommendations"] = recommendation_quality  # issue 15
+    analytics["serving"] = recommendation_serving  # issue 15
     if len(sections) == 1 and sections[0] in analytics:
         analytics[sections[0]](where)
         print("BENCHMARKS.md updated", flush=True)
@@ -70,7 +72,7 @@ def main(sections: list[str]) -> int:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
             "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console', "
-            "'recommendations'",
+            "'recommendations', 'serving'",
             file=sys.stderr,
         )
         return 2
@@ -208,7 +210,8 @@ consistent read, one transaction and one publish; on moto that ran at
     segments_campaigns_metrics(where)
     contact_search(where)
     console_page(where)
-    recommendation_quality(where)
+    recommendation_quality(where)  # issue 15
+    recommendation_serving(where)  # issue 15
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -311,6 +314,13 @@ def console_page(where: str) -> None:
     from bench import console
 
     write_section("console", console.run(where))
+
+
+def recommendation_serving(where: str) -> None:
+    """Issue 15: the admin function's requests to serve recommendations (per contact, per product)."""
+    from bench import recommendation_serving as serving
+
+    write_section("recommendation_serving", serving.run(where))
 
 
 def recommendation_quality(where: str) -> None:

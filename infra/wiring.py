@@ -36,6 +36,7 @@ __all__ = [
     "CORS",
     "FUNCTIONS",
     "NIGHTLY_ANALYTICS",
+    "NIGHTLY_RECOMMENDATIONS",
     "QUEUES",
     "TABLES",
     "WORKFLOWS",
@@ -380,14 +381,20 @@ AUTOMATION_SIGNALS: tuple[str, ...] = (
     "ScoreThresholdCrossed",
     "SegmentChanged",
     "ChurnRiskChanged",
+    # issue 15: an NPS answer recorded (service recovery for detractors, a referral ask for promoters)
+    "NpsAnswered",
 )
 
 # --- issue 13: lifecycle metrics ----------------------------------------------------------------------------
 #: What the events trigger adds to count purchases: counters, markers and customers' facts (a transaction of
 #: puts and adds; a Query of the customer's facts), on the metrics table alone.
 METRICS_COUNTING = TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"))
-#: The lifecycle signals the metrics count, as published on the bus: stage moves, and removals from the funnel.
-METRIC_SIGNALS: tuple[str, ...] = ("ContactStageChanged", "ContactRemoved")
+#: The lifecycle signals the metrics count, as published on the bus: stage moves, and removals from the funnel;
+#: issue 15: NPS answers.
+METRIC_SIGNALS: tuple[str, ...] = ("ContactStageChanged", "ContactRemoved", "NpsAnswered")
+#: Issue 15: what delivery adds to count the surveys it sends: the counters and a marker of the send, in one
+#: transaction (puts and adds, no read), on the metrics table alone.
+SURVEYS_SENT_COUNTING = TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem"))
 
 #: Delivery reads its requests from the delivery queue; the concurrency cap is the send-rate throttle.
 DELIVERY_TRIGGER = QueueTrigger(DELIVERY, batch_size=10, max_batching_window_seconds=1, max_concurrency=5)
@@ -501,6 +508,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                     "dynamodb:PutItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:UpdateItem",
+                    # issue 15: recommendations read the nightly model's lists and the catalog's items
+                    # for their candidates, one BatchGetItem each
+                    "dynamodb:BatchGetItem",
                 ),
             ),
             # issue 13: the lifecycle metrics' reports read counter rows, a Query per shard
@@ -584,10 +594,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             ),
             # the contact's recent event times, for the best hour (Query on the contact's partition)
             TableAccess(EVENTS, ("dynamodb:Query",)),
-            # templates and the sending pause
-            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+            # templates and the sending pause; issue 15: a template's recommendations (the nightly model's
+            # lists and the catalog's items for the candidates, one BatchGetItem each)
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")),
             # frequency caps: an atomic conditional add per channel and window
             TableAccess(RATES, ("dynamodb:UpdateItem",)),
+            # issue 15: each survey sent, counted once for the NPS response rate
+            SURVEYS_SENT_COUNTING,
         ),
         # a failing webhook is received again after a growing delay (its visibility is extended)
         queues=(QueueAccess(DELIVERY, ("sqs:ChangeMessageVisibility",)),),
@@ -703,7 +716,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         name="metrics",
         capability="reporting",
         handler="functions.metrics.handler.handler",
-        description="Lifecycle metrics: counts each stage move announced on the bus, once, by day and month",
+        description="Lifecycle metrics: counts each stage move and NPS answer announced on the bus, once",
         bus=BusTrigger(detail_types=METRIC_SIGNALS),
         # the move's counters and its marker in one transaction (puts and adds, no read)
         tables=(TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem")),),
@@ -766,6 +779,52 @@ FUNCTIONS += (
     ),
 )
 
+
+# --- issue 15: the nightly recommendations pass, three steps of one workflow (``NIGHTLY_RECOMMENDATIONS``) --------
+
+#: The extract step's Scan of the contacts table (its profiles' recent products), a whole-population step of
+#: a workflow like the back-fills' (tests/infra check that nothing else Scans a table).
+RECOMMENDATION_SCANS = {
+    "recommendations_extract": TableAccess(CONTACTS, ("dynamodb:Scan",), batch_scan=True),
+}
+FUNCTIONS += (
+    FunctionSpec(
+        name="recommendations_extract",
+        capability="analytics",
+        handler="functions.recommendations_extract.handler.handler",
+        description="Nightly recommendations, step 1: one parallel-scan segment of the profiles' recent products to S3",
+        # the profiles' key and recentProducts only (a projection; the filter keeps profiles with products)
+        tables=(RECOMMENDATION_SCANS["recommendations_extract"],),
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:PutObject",)),),
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
+    FunctionSpec(
+        name="recommendations_fit",
+        capability="analytics",
+        handler="functions.recommendations_fit.handler.handler",
+        description="Nightly recommendations, step 2: the item-to-item model on every contact's products (numpy, scipy)",
+        # listing (under analytics/ only) makes S3 answer a segment not staged 404, not 403
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:PutObject", "s3:ListBucket")),),
+        # every contact's recent products at once (at most 50 each), then the sparse co-occurrence a block of
+        # products at a time (shared.recommendations.fitting)
+        memory_mb=4096,
+        timeout_seconds=900,
+        bundles=("analytics",),
+        architecture="x86_64",
+    ),
+    FunctionSpec(
+        name="recommendations_write",
+        capability="analytics",
+        handler="functions.recommendations_write.handler.handler",
+        description="Nightly recommendations, step 3: one part of the model's items into the config table",
+        # puts only (BatchWriteItem): a put replaces the item, so a retried part writes the same items
+        tables=(TableAccess(CONFIG, ("dynamodb:BatchWriteItem",)),),
+        buckets=(BucketAccess(ANALYTICS_BUCKET, ("s3:GetObject", "s3:ListBucket")),),
+        memory_mb=1024,
+        timeout_seconds=900,
+    ),
+)
 
 #: CORS for the tracking routes, the only ones pages of other origins call; the API answers preflights for
 #: other paths too, but with no other method allowed: admin routes refuse unsigned requests whatever a
@@ -936,6 +995,25 @@ NIGHTLY_ANALYTICS = Workflow(
     ),
 )
 WORKFLOWS: tuple[Workflow, ...] = (NIGHTLY_ANALYTICS,)
+#: issue 15: the nightly recommendations pass: extract every contact's recent products (a parallel Scan of
+#: the profiles, one run per segment), fit the item-to-item model, write its items into the config table (one
+#: run per part). A workflow of its own, an hour after the analytics pass: it reads none of its output, and a
+#: failure of one does not stop the other.
+NIGHTLY_RECOMMENDATIONS = Workflow(
+    name="nightly_recommendations",
+    description="Nightly recommendations: each product's neighbours and the popular products, from every contact's",
+    every=timedelta(days=1),
+    at_hour=3,
+    steps=(
+        WorkflowStep("recommendations_extract", each=EachSegment(max_concurrency=16)),
+        WorkflowStep("recommendations_fit"),
+        WorkflowStep(
+            "recommendations_write",
+            each=EachItem(field="parts", item="part", max_concurrency=10, counted=True),
+        ),
+    ),
+)
+WORKFLOWS += (NIGHTLY_RECOMMENDATIONS,)
 
 # --- issue 13: back-fills, started on demand (by the admin: a segment saved, or by hand) ----------------------
 

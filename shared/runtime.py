@@ -25,12 +25,14 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.automation_store import DynamoAutomationStore
     from shared.adapters.campaign_results import DynamoExposures
     from shared.adapters.campaign_store import DynamoCampaignStatus, DynamoCampaignStore
+    from shared.adapters.catalog_store import DynamoCatalog
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_search import DynamoContactSearch
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.adapters.metric_store import DynamoMetricStore
+    from shared.adapters.recommendation_nightly import S3RecommendationStaging
     from shared.adapters.segment_store import DynamoSegmentStore
     from shared.adapters.send_ledger import DynamoSendLedger
     from shared.adapters.template_store import DynamoTemplateStore
@@ -48,7 +50,12 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
     from shared.usecases.metrics import PurchaseMetering, StageMetering
+    from shared.usecases.nps import NpsRecording
+    from shared.usecases.nps_metrics import SurveyMetering
     from shared.usecases.preferences import Preferences
+    from shared.usecases.recommendation_nightly import Extracting as RecommendationsExtracting
+    from shared.usecases.recommendation_nightly import Fitting as RecommendationsFitting
+    from shared.usecases.recommendation_nightly import Writing as RecommendationsWriting
     from shared.usecases.search import SearchTerms
     from shared.usecases.tracking import Tracking
 
@@ -270,6 +277,25 @@ def automating() -> Automating:
     )
 
 
+@scope.per_function
+def nps_recording() -> NpsRecording:
+    """Issue 15: the events trigger's part: NPS answers (``NPS Submitted``) recorded once, announced."""
+    from shared.adapters.nps_answers import DynamoAnswerStore, EventBridgeNpsAnnouncer
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.nps import NpsRecording
+
+    config = settings.load(settings.AutomationSettings)
+    _aws()
+    return NpsRecording(
+        clock=clock.current(),
+        contacts=_contact_store(config),
+        answers=DynamoAnswerStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        log=_event_log(config),
+        announcer=EventBridgeNpsAnnouncer(aws.client("events"), bus=config.event_bus_name),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
 def stage_reevaluation() -> Callable[[ContactId], int]:
     """The timer function's look at a contact whose due time has come: its stage, through engagement."""
     from shared.usecases.engagement import reevaluate
@@ -318,7 +344,20 @@ def admin() -> Admin:
         **_admin_leads(config),
         # issue 14: contact search
         search=_contact_search(config),
+        # issue 15: the product catalog and recommendations (one store serves both)
+        **_admin_recommendations(config),
     )
+
+
+def _admin_recommendations(config: settings.AdminSettings) -> dict[str, Any]:
+    catalog = _catalog(config.config_table_name)
+    return {"catalog": catalog, "recommendations": catalog}
+
+
+def _catalog(table: str) -> DynamoCatalog:
+    from shared.adapters.catalog_store import DynamoCatalog
+
+    return DynamoCatalog(aws.client("dynamodb"), table=table)
 
 
 def _admin_leads(config: settings.AdminSettings) -> dict[str, Any]:
@@ -348,14 +387,16 @@ def delivering() -> Delivering:
     from shared.delivery.templates import TemplateRendering, template_context
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.delivery import Delivering
+    from shared.usecases.recommendations import Recommender
 
     config = settings.load(settings.DeliverySettings)
     _aws()
     dynamodb = aws.client("dynamodb")
+    recipients = DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name)
     return Delivering(
         clock=clock.current(),
         ledger=_send_ledger(config),
-        recipients=DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name),
+        recipients=recipients,
         suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
         caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
         control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
@@ -394,7 +435,19 @@ def delivering() -> Delivering:
         # issue 13: a cancelled campaign's requests are skipped; campaign sends are counted
         campaigns=_campaign_status(config),
         results=_exposures(config),
+        # issue 15: a template's recommendations (read only for the templates that name them)
+        recommender=Recommender(profiles=recipients, reads=_catalog(config.config_table_name)),
+        # issue 15: surveys sent, counted for the NPS response rate
+        surveys=_survey_metering(),
     )
+
+
+def _survey_metering() -> SurveyMetering:
+    """Issue 15: the counters of surveys sent (the renderer says which templates are surveys)."""
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.nps_metrics import SurveyMetering
+
+    return SurveyMetering(store=_metric_store(), telemetry=PowertoolsTelemetry())
 
 
 def _send_ledger(config: settings.AdminSettings | settings.DeliverySettings) -> DynamoSendLedger:
@@ -499,6 +552,8 @@ def preferences() -> Preferences:
         profiles=DynamoConsentProfiles(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
         log=_event_log(config),
         telemetry=PowertoolsTelemetry(),
+        # issue 15: an NPS answer link's contact, followed to the profile that holds it now
+        contacts=_contact_store(config),
     )
 
 
@@ -830,3 +885,69 @@ def search_terms() -> SearchTerms:
     config = settings.load(settings.EngagementSettings)
     _aws()
     return _contact_search(config)
+
+
+# --- issue 15: the nightly recommendations pass (recommendations_extract, _fit, _write) -------------------
+
+
+def _recommendation_staging(config: settings.AnalyticsBucketSettings) -> S3RecommendationStaging:
+    from shared.adapters.recommendation_nightly import S3RecommendationStaging
+
+    return S3RecommendationStaging(aws.client("s3"), bucket=config.analytics_bucket_name)
+
+
+@scope.per_function
+def recommendations_extract() -> RecommendationsExtracting:
+    """Step 1: a segment of the contacts' profiles (their recent products), staged."""
+    from shared.adapters.recommendation_nightly import DynamoRecentProductScan
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.recommendation_nightly import Extracting
+
+    config = settings.load(settings.RecommendationsExtractSettings)
+    _aws()
+    return Extracting(
+        profiles=DynamoRecentProductScan(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        staging=_recommendation_staging(config),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+    )
+
+
+@scope.per_function
+def recommendations_fit() -> RecommendationsFitting:
+    """Step 2: the item-to-item model (numpy and scipy: this function's layer only), staged in parts."""
+    from shared.observability import PowertoolsTelemetry
+    from shared.recommendations.model import ModelSettings
+    from shared.usecases.recommendation_nightly import Fitting
+
+    config = settings.load(settings.RecommendationsFitSettings)
+    _aws()
+    return Fitting(
+        staging=_recommendation_staging(config),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+        settings=ModelSettings(
+            view_weight=config.recommendations_view_weight,
+            min_support=config.recommendations_min_support,
+            neighbours=config.recommendations_neighbours,
+            popular=config.recommendations_popular,
+        ),
+        part_size=config.recommendations_part_size,
+    )
+
+
+@scope.per_function
+def recommendations_write() -> RecommendationsWriting:
+    """Step 3: a part of the model written into the config table."""
+    from shared.adapters.recommendation_nightly import DynamoModelStore
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.recommendation_nightly import Writing
+
+    config = settings.load(settings.RecommendationsWriteSettings)
+    _aws()
+    return Writing(
+        staging=_recommendation_staging(config),
+        store=DynamoModelStore(aws.client("dynamodb"), config_table=config.config_table_name),
+        telemetry=PowertoolsTelemetry(),
+        clock=clock.current(),
+    )

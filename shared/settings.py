@@ -366,3 +366,31 @@ class ConsoleSettings(_Settings):
         if (self.console_sign_in_url is None) != (self.console_client_id is None):
             raise ValueError("CONSOLE_SIGN_IN_URL and CONSOLE_CLIENT_ID are set together, or neither")
         return self
+
+
+# --- issue 15: the nightly recommendations pass --------------------------------------------------------------
+
+
+class RecommendationsExtractSettings(AnalyticsBucketSettings, ContactsTableSettings):
+    """The extract step: the contacts' profiles, scanned segment by segment, and the bucket."""
+
+
+class RecommendationsFitSettings(AnalyticsBucketSettings):
+    """The fit step: the model's settings (``shared.recommendations.model.ModelSettings``) and the parts."""
+
+    #: a view counts this much of a purchase
+    recommendations_view_weight: float = Field(0.25, alias="RECOMMENDATIONS_VIEW_WEIGHT", gt=0, le=1)
+    #: two products are neighbours only if at least this many contacts interacted with both
+    recommendations_min_support: int = Field(2, alias="RECOMMENDATIONS_MIN_SUPPORT", ge=1, le=1000)
+    #: neighbours kept per product (each one's item holds them: about 40 bytes each)
+    recommendations_neighbours: int = Field(50, alias="RECOMMENDATIONS_NEIGHBOURS", ge=1, le=500)
+    #: products kept in the popularity list
+    recommendations_popular: int = Field(200, alias="RECOMMENDATIONS_POPULAR", ge=1, le=2000)
+    #: products per staged part of the model: one write step each
+    recommendations_part_size: int = Field(10_000, alias="RECOMMENDATIONS_PART_SIZE", ge=1, le=1_000_000)
+
+
+class RecommendationsWriteSettings(AnalyticsBucketSettings):
+    """The write step: the staged parts, and the config table the model's items go to."""
+
+    config_table_name: str = Field(alias=CONFIG.env, min_length=3)

@@ -25,10 +25,10 @@ from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.contacts.views import EventPage, EventView, LedgerEntry, LedgerLine, LedgerPage, StoredEvent
 from shared.delivery.addresses import address_hash
+from shared.delivery.consent import ConsentRecord
 from shared.delivery.ledger import CLAIM_LEASE_SECONDS, FINAL_STATUSES, SendRecord, entry_key
 from shared.delivery.ports import CapWindow, Recipient, SendingPause
 from shared.delivery.ports import Claim as SendClaim
-from shared.delivery.consent import ConsentRecord
 from shared.delivery.requests import DeliveryRequest
 from shared.delivery.templates import EmailTemplate, StoredTemplate, stored_template
 from shared.engagement.events import ContactRemoved, LeadRouted, Output
@@ -36,6 +36,8 @@ from shared.engagement.funnel import Funnel, default_funnel
 from shared.engagement.routing import Salesperson, pick
 from shared.engagement.transitions import Evaluation
 from shared.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound, PayloadTooLarge
+from shared.recommendations.model import RecentProduct
+from shared.recommendations.recent import merged as merged_recent
 from shared.scoring.catalogue import effective, stored_rule
 from shared.scoring.decay import Decay
 from shared.scoring.engine import LimitClaim, RuleUse, ScoreChange
@@ -49,6 +51,15 @@ from shared.usecases.aggregation import Aggregation, Folded, NewEvent, aggregate
 from shared.usecases.automation import RESUME_AFTER, Consumed, DueItem, Entry, Started
 from shared.usecases.engagement import Delivery, Pending
 from shared.usecases.merging import MergeRequest, Merging, on_merge_requested
+from shared.usecases.recommendation_nightly import ScannedPage as ReconScannedPage
+from shared.usecases.recommendation_nightly import (
+    ScannedProfile,
+    StagedInteractions,
+    StagedModelPart,
+    StoredModelItem,
+    interactions_key,
+    model_key,
+)
 from shared.usecases.recording import (
     Absorbed,
     ChangeCapacity,
@@ -109,6 +120,8 @@ class MemoryProfile:
     entered: dict[str, str] = field(default_factory=dict)
     #: channel -> the consent facts (``ConsentRecord`` field names: granted, revoked, confirmed_at)
     consent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: issue 15: the recent products, folded (``shared.recommendations.recent.merged``)
+    recent_products: tuple[RecentProduct, ...] = ()
 
     def record(self, contact: ContactId) -> ContactRecord:
         scores: dict[str, dict[str, Any]] = {}
@@ -137,6 +150,9 @@ class MemoryProfile:
             rule_uses=dict(self.rule_uses),
             entered=dict(self.entered),
             consent={channel: ConsentRecord(**parts) for channel, parts in self.consent.items()},
+            recent_products=tuple(
+                e.model_copy(update={"at": stored_time(e.at)}) for e in self.recent_products
+            ),
             **self.stage,
         )
 
@@ -404,6 +420,7 @@ class MemoryContactStore:
             p.rule_uses[claim.rule_id] = (count + claim.count, claim.last_day if claim.first_day else day)
         for (channel, kind), fact in change.consent.items():
             p.consent.setdefault(channel, {})[kind] = fact.model_copy(update={"at": stored_time(fact.at)})
+        p.recent_products = merged_recent(change.recent_products, p.recent_products)
         if not change.activity:  # points an automation awarded alone are no activity
             return
         horizon = change.last_seen - IMPORT_HORIZON
@@ -519,6 +536,7 @@ class MemoryContactStore:
         p.anonymous_ids |= plan.anonymous_ids
         p.event_count += plan.event_count
         p.revenue += plan.revenue
+        p.recent_products = merged_recent(plan.recent_products, p.recent_products)
         p.add_scores({d: s.total for d, s in plan.scores.items()}, _flat_sums(plan.scores))
         for rule, (count, day) in plan.rule_uses.items():
             used, was = p.rule_uses.get(rule, (0, None))
@@ -2419,7 +2437,6 @@ class MemoryBackfills:
 # --- issue 13: the metrics back-fill (the stage history, a scan segment at a time) -------------------------
 
 from shared.adapters.stage_store import KEPT as _KEPT_HISTORY
-from shared.engagement.events import ContactRemoved
 from shared.usecases.backfills import HistoryPage
 
 
@@ -2532,3 +2549,214 @@ class MemoryContactSearch:
         """Erasure: the contact's search items deleted (the SEARCH item and one per term); how many."""
         held = self.held.pop(contact, None)
         return 0 if held is None else 1 + len(held[0])
+
+
+# --- issue 15: NPS answers ---------------------------------------------------------------------------------
+from shared.nps.answers import NpsAnswered
+from shared.nps.submissions import Answer
+from shared.usecases.nps import Recorded as AnswerRecorded
+
+
+@dataclass
+class MemoryAnswerStore:
+    """``AnswerStore`` on the fake contact store, as ``DynamoAnswerStore`` behaves: the first answer per
+    survey and contact, with the profile's ``nps_*`` traits, at once; a profile that is missing or merged
+    away refuses it (DependencyUnavailable: the caller follows the merge and retries)."""
+
+    contacts: MemoryContactStore
+    #: (contact, survey) -> (the answer as stored, done)
+    answers: dict[tuple[ContactId, str], tuple[Answer, bool]] = field(default_factory=dict)
+    #: the next ``done`` calls fail (a crash between the write and the effects)
+    failing_done: int = 0
+
+    def record(self, contact: ContactId, answer: Answer) -> AnswerRecorded:
+        found = self.answers.get((contact, answer.survey_id))
+        if found is not None:
+            return AnswerRecorded(new=False, answer=found[0], done=found[1])
+        profile = self.contacts.profiles.get(contact)
+        if profile is None or profile.merged_into:
+            raise DependencyUnavailable("the contact was merged away or erased; retry")
+        stored = answer.model_copy(update={"at": stored_time(answer.at)})
+        self.answers[(contact, answer.survey_id)] = (stored, False)
+        for name, value in stored.traits().items():
+            if value is None:
+                profile.traits.pop(name, None)
+            else:
+                profile.traits[name] = value
+        return AnswerRecorded(new=True, answer=stored)
+
+    def done(self, contact: ContactId, survey_id: str) -> None:
+        if self.failing_done:
+            self.failing_done -= 1
+            raise DependencyUnavailable("the contact store is unavailable")
+        found = self.answers.get((contact, survey_id))
+        if found is not None:
+            self.answers[(contact, survey_id)] = (found[0], True)
+
+    def answer(self, contact: ContactId, survey_id: str) -> Answer | None:
+        found = self.answers.get((contact, survey_id))
+        return found[0] if found is not None else None
+
+
+@dataclass
+class MemoryNpsAnnouncer:
+    """The bus, for ``NpsAnswered``: every announcement kept (``unavailable``: the next calls fail)."""
+
+    sent: list[NpsAnswered] = field(default_factory=list)
+    unavailable: int = 0
+
+    def announce(self, answered: NpsAnswered) -> None:
+        if self.unavailable:
+            self.unavailable -= 1
+            raise DependencyUnavailable("the event bus did not take the answer; retry")
+        self.sent.append(answered)
+
+
+# --- issue 15: the nightly recommendations pass ----------------------------------------------------------------
+
+
+@dataclass
+class MemoryRecentProductScan:
+    """``ProfileScan`` over ``MemoryContactStore``'s profiles: those with recent products and not merged
+    away, each contact in one segment (by a hash of the contact, as DynamoDB segments by partition key)."""
+
+    contacts: MemoryContactStore
+    #: profiles per page
+    page_size: int = 2
+
+    def scan(self, segment: int, segments: int) -> Iterator[ReconScannedPage]:
+        """Pages of ``page_size`` profiles read, each with those the filter keeps (``read``: all)."""
+        read = [c for c in self.contacts.profiles if zlib.crc32(str(c).encode()) % segments == segment]
+        for start in range(0, len(read), self.page_size):
+            page = read[start : start + self.page_size]
+            records = [self.contacts.profile(c) for c in page]
+            kept = [
+                ScannedProfile(r.contact_id, r.recent_products)
+                for r in records
+                if r is not None and r.recent_products and r.merged_into is None
+            ]
+            yield ReconScannedPage(profiles=kept, read=len(page))
+
+
+@dataclass
+class MemoryRecommendationStaging:
+    """The staging bucket's recommendation files: key -> JSON text (validated again when read)."""
+
+    files: dict[str, str] = field(default_factory=dict)
+
+    def save_interactions(self, staged: StagedInteractions) -> str:
+        key = interactions_key(staged.day, staged.segment, staged.segments)
+        self.files[key] = staged.model_dump_json()
+        return key
+
+    def interactions(self, day: Any, segment: int, segments: int) -> StagedInteractions | None:
+        text = self.files.get(interactions_key(day, segment, segments))
+        return None if text is None else StagedInteractions.model_validate_json(text)
+
+    def save_model(self, staged: StagedModelPart) -> str:
+        key = model_key(staged.day, staged.part)
+        self.files[key] = staged.model_dump_json()
+        return key
+
+    def model(self, key: str) -> StagedModelPart | None:
+        text = self.files.get(key)
+        return None if text is None else StagedModelPart.model_validate_json(text)
+
+    def model_keys(self, day: Any) -> list[str]:
+        prefix = model_key(day, 0).rsplit("/", 1)[0] + "/"
+        return sorted(k for k in self.files if k.startswith(prefix))
+
+
+@dataclass
+class MemoryModelStore:
+    """``ModelStore``: the config table's model items, by key (``pk``, ``sk``), as the adapter stores them
+    (``items``: plain values, the layout ``shared.recommendations.stored`` reads)."""
+
+    items: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    requests: int = 0
+
+    def put(self, items: Sequence[StoredModelItem], gone: Sequence[str] = ()) -> int:
+        from shared.recommendations.stored import POPULAR_KEY, neighbours_key
+
+        for product in gone:
+            key = neighbours_key(product)
+            self.items.pop((key["pk"], key["sk"]), None)
+        for item in items:
+            key = POPULAR_KEY if item.product_id is None else neighbours_key(item.product_id)
+            self.items[(key["pk"], key["sk"])] = {
+                "entries": [{"p": p, "s": score} for p, score in item.entries],
+                "fittedOn": item.fitted_on.isoformat(),
+            }
+        sent = -(-(len(items) + len(gone)) // 25)
+        self.requests += sent
+        return sent
+
+
+# --- issue 15: recommendations ------------------------------------------------------------------------
+
+if typing.TYPE_CHECKING:
+    from shared.recommendations.catalog import CatalogSettings, Product
+    from shared.recommendations.model import ItemModel
+    from shared.usecases.recommendations import CatalogPage, ModelLists
+
+
+class MemoryCatalog:
+    """The catalog (``shared.usecases.recommendations.Catalog``) and serving's reads (``ServingReads``), as
+    ``DynamoCatalog`` keeps them; ``model`` is the nightly model as stored (what serving reads of it).
+    ``requests`` counts the calls as the adapter makes them (a batch read of up to 100 keys: one)."""
+
+    def __init__(self, model: ItemModel | None = None) -> None:
+        from shared.recommendations.catalog import CatalogSettings
+        from shared.recommendations.model import ItemModel
+
+        self.model = model or ItemModel()
+        self.held: dict[str, Product] = {}
+        self.stored_settings = CatalogSettings()
+        self.requests = 0
+
+    def product(self, product_id: str) -> Product | None:
+        self.requests += 1
+        return self.held.get(product_id)
+
+    def page(self, limit: int, after: str | None = None) -> CatalogPage:
+        from shared.usecases.recommendations import CatalogPage
+
+        self.requests += 1
+        found = [self.held[p] for p in sorted(self.held) if after is None or p > after]
+        page = found[:limit]
+        return CatalogPage(products=page, after=page[-1].id if len(found) > limit else None)
+
+    def save(self, product: Product) -> None:
+        self.requests += 1
+        self.held[product.id] = product.model_copy(
+            update={"updated_at": stored_time(product.updated_at) if product.updated_at else None}
+        )
+
+    def remove(self, product_id: str) -> bool:
+        self.requests += 1
+        return self.held.pop(product_id, None) is not None
+
+    def settings(self) -> CatalogSettings:
+        self.requests += 1
+        return self.stored_settings
+
+    def save_settings(self, settings: CatalogSettings, at: datetime) -> None:
+        self.requests += 1
+        self.stored_settings = settings
+
+    def lists(self, product_ids: Sequence[str]) -> ModelLists:
+        from shared.usecases.recommendations import ModelLists
+
+        keys = len(set(product_ids)) + 2
+        self.requests += -(-keys // 100)
+        return ModelLists(
+            neighbours={
+                p: tuple(self.model.neighbours[p]) for p in product_ids if p in self.model.neighbours
+            },
+            popular=tuple(self.model.popular),
+            settings=self.stored_settings,
+        )
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        self.requests += -(-len(set(product_ids)) // 100)
+        return {p: self.held[p] for p in product_ids if p in self.held}

@@ -26,6 +26,7 @@ from infra.wiring import (
     BUCKETS,
     FUNCTIONS,
     NIGHTLY_ANALYTICS,
+    NIGHTLY_RECOMMENDATIONS,
     QUEUES,
     TABLES,
     WORKFLOWS,
@@ -175,6 +176,8 @@ class LocalStack:
                 ("POST", "/_local/feedback"): self._feedback_endpoint,
                 ("POST", "/_local/redrive"): self._redrive_endpoint,
                 ("POST", "/_local/analytics/run"): self._analytics_endpoint,
+                # issue 15: the nightly recommendations pass, now
+                ("POST", "/_local/recommendations/run"): self._recommendations_endpoint,
             },
         )
         # bound before the functions are hosted: links in messages point at the stack's own URL, whose
@@ -692,6 +695,15 @@ class LocalStack:
             return 500, result["failed"]
         return 200, result
 
+    def _recommendations_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
+        """issue 15: the nightly recommendations pass, now (the local clock's time): each step's output, or
+        500 naming the step that failed and why."""
+        self.drain_streams()  # every product bought or viewed so far is on its contact's profile
+        result = self._run_workflow(NIGHTLY_RECOMMENDATIONS, self.clock.now())
+        if "failed" in result:
+            return 500, result["failed"]
+        return 200, result
+
     def _events_endpoint(self, body: bytes) -> tuple[int, dict[str, Any]]:
         """What the functions published on the event bus, oldest first (the last 500)."""
         from shared.adapters import aws
@@ -825,6 +837,8 @@ class LocalStack:
                 '    -d \'{"id": "<id from the outbox>", "kind": "click", "link": "https://shop.example/"}\'',
                 "Run the nightly analytics now (RFM segments, churn risk; it also runs at 02:00 on the clock):",
                 f"  curl -s -X POST {url}/_local/analytics/run -H 'content-type: application/json'",
+                "Fit the product recommendations now (it also runs at 03:00 on the clock):",
+                f"  curl -s -X POST {url}/_local/recommendations/run -H 'content-type: application/json'",
                 "Back-fill: re-evaluate every contact, index purchases stored before the purchase index, or",
                 "count the stage history into the lifecycle metrics (moves made before they were counted):",
                 f"  curl -s -X POST {url}/admin/backfills/contacts_backfill -H 'content-type: application/json'",

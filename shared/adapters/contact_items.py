@@ -19,6 +19,8 @@ from shared.adapters.tables import EVENTS
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.delivery.consent import ConsentFact, ConsentRecord
+from shared.recommendations.model import RecentProduct
+from shared.recommendations.recent import MAX_RECENT, merged
 from shared.scoring.engine import ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.tracking.baskets import basket
@@ -230,6 +232,7 @@ def record_from_item(item: Mapping[str, Any]) -> ContactRecord:
         "aggregated_through": data.get(AGGREGATED),
         "analytics": data.get(ANALYTICS),
         "segments": data.get(SEGMENTS) or frozenset(),
+        "recent_products": recent_products_of(data.get(RECENT_PRODUCTS) or ()),
         "last_times": {},
         "entered": {},
         "stored_numbers": {
@@ -437,3 +440,36 @@ def scanned_purchases(items: Sequence[Mapping[str, Any]]) -> list[ScannedPurchas
             }
         )
     return TypeAdapter(list[ScannedPurchase]).validate_python(rows)
+
+
+# --- issue 15: a contact's recent products -------------------------------------------------------------------
+
+#: On the profile: the products the contact bought or viewed lately, a list of ``{"p": <product>, "k":
+#: "purchase"|"view", "t": <time>}``. The aggregation puts each change's entries (at most ``MAX_RECENT``)
+#: before the stored ones blindly, so the list may name a product more than once; it reads back folded
+#: (``shared.recommendations.recent.merged``), and once it passes ``COMPACT_AT`` entries the aggregation
+#: writes it back folded. A merge puts the merged-away contact's entries before the target's.
+RECENT_PRODUCTS = "recentProducts"
+#: Stored entries past which the list is written back folded: at most this many plus one change's
+#: (``MAX_RECENT``) and a merged-away contact's (``MAX_RECENT``) entries, some 12 KB.
+COMPACT_AT = 2 * MAX_RECENT
+#: Who writes the list back folded: not a writer the stage function or the merge function listens to
+#: (nothing a contact is judged on changed, no merge is asked for again).
+COMPACTION_WRITER = "recommendations"
+
+
+def recent_products_value(entries: Sequence[RecentProduct]) -> dict[str, Any]:
+    """Recent products as the profile stores them (an AttributeValue list)."""
+    return {
+        "L": [
+            {"M": {"p": s(e.product_id), "k": s(e.kind), "t": s(format_time(e.at))}}
+            for e in entries
+        ]
+    }
+
+
+def recent_products_of(stored: Sequence[Mapping[str, Any]]) -> tuple[RecentProduct, ...]:
+    """The stored entries (plain), folded: one per product, newest first, at most ``MAX_RECENT``."""
+    return merged(
+        RecentProduct.model_validate({"product_id": e["p"], "kind": e["k"], "at": e["t"]}) for e in stored
+    )

@@ -22,6 +22,7 @@ from shared.adapters.contact_items import (
     MERGE_WRITER,
     MERGED_PREFIX,
     MOVED_FROM,
+    RECENT_PRODUCTS,
     RETRACTED,
     RULE,
     SCORE,
@@ -31,6 +32,7 @@ from shared.adapters.contact_items import (
     WRITER,
     partition,
     profile_key,
+    recent_products_value,
     retraction_value,
     stored_event,
 )
@@ -302,6 +304,8 @@ class DynamoMergeStore:
         if plan.revenue:
             adds.append(("add", "revenueTotal", n(plan.revenue)))
         parts = packed(adds) or [Expression()]
+        if plan.recent_products:  # issue 15: the union, with the counters (their marker: once)
+            parts[0].prepend(RECENT_PRODUCTS, recent_products_value(plan.recent_products))
         outcome = Absorbed.ALREADY
         for number, part in enumerate(parts):
             part.set("updatedAt", stamp)

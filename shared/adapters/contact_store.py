@@ -23,6 +23,8 @@ from typing import Any
 
 from shared.adapters.contact_items import (
     AGGREGATED,
+    COMPACT_AT,
+    COMPACTION_WRITER,
     COUNT,
     FOLDED,
     GROUP,
@@ -31,6 +33,7 @@ from shared.adapters.contact_items import (
     MERGE_REQUESTED,
     MERGE_WRITER,
     MOVED_FROM,
+    RECENT_PRODUCTS,
     RETRACTED,
     RULE,
     SCORE,
@@ -42,6 +45,8 @@ from shared.adapters.contact_items import (
     consent_fact_value,
     partition,
     profile_key,
+    recent_products_of,
+    recent_products_value,
     record_from_item,
     retraction_of,
     rule_uses,
@@ -128,8 +133,10 @@ class DynamoContactStore:
     def _apply(self, change: ContactChange, update: dict[str, Any]) -> CommitOutcome:
         """One conditional update; why it was refused: folded in before, a merge, a rule limit, a full
         profile. A change refused for a condition it can meet once re-planned gets what it needs."""
+        if change.recent_products:  # what the list holds now: it may be due for compaction
+            update = {**update, "ReturnValues": "UPDATED_NEW"}
         try:
-            retried(lambda: self._db.update_item(**update), STORE, sleep=self._sleep)
+            written = retried(lambda: self._db.update_item(**update), STORE, sleep=self._sleep)
         except LifecycleError:
             raise
         except Exception as exc:
@@ -139,7 +146,40 @@ class DynamoContactStore:
             if code != "ConditionalCheckFailedException":
                 raise failure(exc, STORE) from exc
             return self._refused(change, update, (getattr(exc, "response", None) or {}).get("Item") or {})
+        self._compact(change.contact, (written or {}).get("Attributes") or {})
         return CommitOutcome(committed=True)
+
+    def _compact(self, contact: ContactId, written: Mapping[str, Any]) -> None:
+        """Issue 15: a recent-products list grown past ``COMPACT_AT`` entries, written back folded (at
+        most ``MAX_RECENT``), on condition nothing wrote the profile since (its ``rev``): otherwise the
+        next fold does it. One extra write per some 50 new entries at the most; no read."""
+        entries = written.get(RECENT_PRODUCTS, {}).get("L")
+        rev = written.get("rev", {}).get("N")
+        if entries is None or rev is None or len(entries) <= COMPACT_AT:
+            return
+        folded = recent_products_of(plain_item({RECENT_PRODUCTS: {"L": entries}})[RECENT_PRODUCTS])
+        try:
+            retried(
+                lambda: self._db.update_item(
+                    TableName=self._contacts,
+                    Key=profile_key(contact),
+                    UpdateExpression="SET #r = :r, #w = :w",
+                    ConditionExpression="#v = :v",
+                    ExpressionAttributeNames={"#r": RECENT_PRODUCTS, "#v": "rev", "#w": "lastWriter"},
+                    ExpressionAttributeValues={
+                        ":r": recent_products_value(folded),
+                        ":v": n(int(rev)),
+                        ":w": s(COMPACTION_WRITER),
+                    },
+                ),
+                STORE,
+                sleep=self._sleep,
+            )
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise failure(exc, STORE) from exc
 
     def _reroute(
         self, change: ContactChange, update: dict[str, Any], copies: Mapping[str, Mapping[str, Any]]
@@ -341,6 +381,8 @@ def profile_update(change: ContactChange, table: str) -> dict[str, Any]:
         x.add(f"{SCORE}{dimension}:{memory}:{bucket}", n(exact_number(value)))
     for (channel, kind), fact in sorted(change.consent.items()):  # the latest of the change, blindly
         x.set(consent_attribute(channel, kind), consent_fact_value(fact.source, fact.at))
+    if change.recent_products:  # issue 15: before the stored ones, blindly (folded when read)
+        x.prepend(RECENT_PRODUCTS, recent_products_value(change.recent_products))
     if change.merge_from:
         x.set(MERGE_REQUESTED, s(json.dumps(sorted(str(source) for source in change.merge_from))))
     conditions = [f"attribute_not_exists({x.name('mergedInto')})"]

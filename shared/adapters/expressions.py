@@ -52,6 +52,12 @@ class Expression:
         """``attribute`` set to the item's ``source`` attribute (which must exist)."""
         self.sets.append(f"{self.name(attribute)}={self.name(source)}")
 
+    def prepend(self, attribute: str, attribute_value: Any) -> None:
+        """The list ``attribute_value`` put before the item's list ``attribute`` (created if absent)."""
+        alias = self.name(attribute)
+        new, empty = self.value(attribute_value), self.value({"L": []})
+        self.sets.append(f"{alias}=list_append({new},if_not_exists({alias},{empty}))")
+
     def add(self, attribute: str, attribute_value: Any) -> None:
         self.adds.append(f"{self.name(attribute)} {self.value(attribute_value)}")
 

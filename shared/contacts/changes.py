@@ -21,6 +21,8 @@ from typing import Any
 from shared.contacts.consent import ConsentKind, latest_consent
 from shared.contacts.identity import ContactId
 from shared.delivery.consent import ConsentChannel, ConsentFact
+from shared.recommendations.model import RecentProduct
+from shared.recommendations.recent import recent_products
 from shared.scoring.engine import NOTHING, TAG_PREFIX, Scored, ScoringContext, awarded, combined, score
 from shared.tracking.behaviours import LEDGER_CALL, Behaviour
 from shared.tracking.messages import TrackedEvent
@@ -72,6 +74,9 @@ class ContactChange:
     #: per channel and kind (``granted``, ``revoked``) the latest consent fact the events state
     #: (``shared.contacts.consent``), set blindly on the profile
     consent: Mapping[tuple[ConsentChannel, ConsentKind], ConsentFact] = field(default_factory=dict)
+    #: issue 15: the products the events bought or viewed (one entry per product, newest first, at most
+    #: 50), added blindly to the profile's recent products (``shared.recommendations.recent``)
+    recent_products: tuple[RecentProduct, ...] = ()
 
     @property
     def activity(self) -> tuple[TrackedEvent, ...]:
@@ -153,6 +158,7 @@ def plan_change(
         scored=scored,
         merge_from=frozenset(source for source, _ in identity_links(ordered) if source != contact),
         consent=latest_consent(ordered),
+        recent_products=recent_products(ordered),
     )
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.analytics.facts import Analytics
 from shared.delivery.consent import ConsentRecord
+from shared.recommendations.model import RecentProduct
 from shared.scoring.model import DimensionScore
 
 
@@ -74,5 +75,8 @@ class ContactRecord(BaseModel):
     analytics: Analytics | None = None
     #: the segments (issue 13) the contact is in, as the stage function last evaluated them
     segments: frozenset[str] = frozenset()
+    #: issue 15: the products it bought or viewed lately, one entry per product, newest first, at most
+    #: 50 (``shared.recommendations.recent``): what its recommendations are made from
+    recent_products: tuple[RecentProduct, ...] = ()
     #: decaying sums exactly as stored (attribute -> number text), for writes conditional on them
     stored_numbers: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)

@@ -29,6 +29,7 @@ from shared.contacts.changes import (
 from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.errors import DependencyUnavailable, PayloadTooLarge
+from shared.recommendations.model import RecentProduct
 from shared.scoring.decay import NEGLIGIBLE, Decay
 from shared.scoring.engine import RuleUse, ScoreChange, ScoringContext
 from shared.scoring.model import DimensionScore
@@ -79,6 +80,8 @@ class MergePlan:
     last_purchase_at: datetime | None
     scores: Mapping[str, DimensionScore] = field(default_factory=dict)
     rule_uses: Mapping[str, tuple[int, str | None]] = field(default_factory=dict)
+    #: issue 15: the source's recent products, added to the target's (the union, folded when read)
+    recent_products: tuple[RecentProduct, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +427,7 @@ def merge_plan(source: ContactId, record: ContactRecord, target: ContactRecord |
         first_seen_at=_earliest(record.first_seen_at, target.first_seen_at if target else None),
         last_seen_at=_latest(record.last_seen_at, target.last_seen_at if target else None),
         last_purchase_at=_latest(record.last_purchase_at, target.last_purchase_at if target else None),
+        recent_products=record.recent_products,
     )
 
 

@@ -92,6 +92,8 @@ def test_only_the_backfill_steps_scan_a_table_each_their_own(template) -> None:
         "backfill_contacts": [{"Fn::GetAtt": [contacts, "Arn"]}],
         "backfill_purchases": [{"Fn::GetAtt": [events, "Arn"]}],
         "backfill_metrics": [{"Fn::GetAtt": [contacts, "Arn"]}],
+        # issue 15: the nightly recommendations pass's extract, a workflow step too
+        "recommendations_extract": [{"Fn::GetAtt": [contacts, "Arn"]}],
     }
     assert set(BACKFILL_SCANS) == {"backfill_contacts", "backfill_purchases", "backfill_metrics"}
     for name in BACKFILL_SCANS:  # a workflow's step, invoked by nothing else

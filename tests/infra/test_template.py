@@ -80,6 +80,9 @@ def test_every_acknowledged_finding_is_known_and_explained(synthesized) -> None:
         f"{executions}/BackfillContacts:*]",
         f"{executions}/BackfillPurchases:*]",
         f"{executions}/BackfillMetrics:*]",
+        # issue 15: the nightly recommendations pass's maps
+        f"{executions}/RecommendationsExtract:*]",
+        f"{executions}/RecommendationsWrite:*]",
         "Annotation::AwsSolutions-S1",
         "Annotation::AwsSolutions-IAM5[Resource::arn:<table>:ssm:<table>:<table>:parameter/Lifecycle/identity-secrets/*]",
         "Annotation::AwsSolutions-APIG4",
@@ -809,9 +812,10 @@ BUS_FUNCTIONS = [f for f in FUNCTIONS if f.bus]
 
 
 def test_lifecycle_signals_reach_the_signal_automations() -> None:
-    # issue 13: and the lifecycle metrics, which count stage moves and removals from the funnel only
+    # issue 13: and the lifecycle metrics, which count stage moves and removals from the funnel only (issue
+    # 15: and NPS answers)
     assert [f.name for f in BUS_FUNCTIONS if f.bus.bus == "lifecycle"] == ["automation_signals", "metrics"]
-    assert function("metrics").bus.detail_types == ("ContactStageChanged", "ContactRemoved")
+    assert function("metrics").bus.detail_types == ("ContactStageChanged", "ContactRemoved", "NpsAnswered")
     assert function("automation_signals").bus.detail_types == AUTOMATION_SIGNALS
     # every signal a trigger type reacts to, and nothing else (a signal no trigger reads costs invocations)
     assert set(AUTOMATION_SIGNALS) == {
@@ -820,6 +824,8 @@ def test_lifecycle_signals_reach_the_signal_automations() -> None:
         "ScoreThresholdCrossed",
         "SegmentChanged",
         "ChurnRiskChanged",
+        # issue 15: an NPS answer recorded
+        "NpsAnswered",
     }
     from shared.automations.engine import SIGNAL_KINDS
 
