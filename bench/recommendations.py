@@ -16,7 +16,7 @@ relevance) and catalogue coverage (distinct products recommended over the produc
 Honest tuning: the settings (shrinkage, minimum support, recency) are chosen on a validation split carved
 from the training period alone (fitted before ``VALIDATION``, judged on the two months to ``CUTOFF``); the
 test window is looked at once, with the chosen settings. Matrix factorisation (implicit ALS) is not run:
-see docs/recommendations.md.
+see docs/recommendation-model.md.
 """
 
 from __future__ import annotations
@@ -55,15 +55,20 @@ END = datetime(2018, 1, 1, 5, tzinfo=UTC)
 #: the validation (tuning) split, inside the training period: fitted to August, judged on September-October
 VALIDATION = datetime(2017, 9, 1, tzinfo=UTC)
 K = 10
+#: "a clear margin" over popularity, as a ratio of the scores
+CLEAR_MARGIN = 1.1
 #: what a profile keeps (``ContactRecord.recent_products``)
 RECENT = 50
 #: the popularity list is made long for the bench, so that both methods still fill ten places after the
 #: products a household already bought (up to 2,000) are left out; serving leaves out only its 50 recent
 POPULAR = 5000
-#: the grid searched on the validation split
-SHRINKAGE = (0.0, 10.0, 30.0)
-MIN_SUPPORT = (2, 3, 5)
-RECENCY = (0.8, 0.9, 0.97, 1.0)
+#: the grid searched on the validation split (small: a fit takes half a minute of CPU or more). Variants
+#: explored by hand on the same split moved its scores by about 2% at most, or lowered them: minimum
+#: support 5, shrinkage 60, 100 or 200 neighbours, the asymmetric cosine from 0.7 to 1, neighbour lists
+#: normalised to sum 1, heavy buyers damped (docs/recommendation-model.md)
+SHRINKAGE = (0.0, 20.0)
+MIN_SUPPORT = (2,)
+RECENCY = (0.9, 0.97, 1.0)
 
 
 def wheel() -> Path:
@@ -164,6 +169,21 @@ def customers(train: Log, later: Log) -> dict[str, Customer]:
     return result
 
 
+def profiles(train: Log) -> list[Interaction]:
+    """What the nightly pass learns from: every household's profile at the cut-off, its ``RECENT`` most
+    recent distinct products (``ContactRecord.recent_products``), not its whole history."""
+    last: dict[str, dict[str, datetime]] = {}
+    for h, p, t in zip(
+        train.household.tolist(), train.product.tolist(), train.at.astype(datetime).tolist(), strict=True
+    ):
+        last.setdefault(h, {})[p] = t
+    return [
+        Interaction(contact_id=h, product_id=p, kind="purchase", at=products[p].replace(tzinfo=UTC))
+        for h, products in sorted(last.items())
+        for p in sorted(products, key=lambda p: (products[p], p), reverse=True)[:RECENT]
+    ]
+
+
 # -- the metrics ------------------------------------------------------------------------------------------
 
 
@@ -260,8 +280,10 @@ def evaluate(log: Log, settings: ModelSettings) -> dict:
     started = time.process_time()
     served = serve(model, people, settings)
     serve_seconds = time.process_time() - started
+    recent_only = fit(profiles(train), settings)
     return {
         "item": score(served, people, catalogue),
+        "profiles": score(serve(recent_only, people, settings), people, catalogue),
         "popular": score(popularity(model, people), people, catalogue),
         "customers": len(people),
         "households": len(np.unique(train.household)),
@@ -307,12 +329,6 @@ def section(where: str, result: dict) -> str:
     log, test, settings = result["log"], result["test"], result["settings"]
     item, popular = test["item"], test["popular"]
     validation = [t for t in result["trials"] if t["settings"] is not None]
-    best = max(validation, key=lambda t: (t["scores"].ndcg, t["scores"].hit_rate))["scores"]
-    plain = next(
-        t["scores"]
-        for t in validation
-        if t["settings"].shrinkage == 0 and t["settings"].min_support == 2 and t["settings"].recency == 0.9
-    )
     baseline = next(t["scores"] for t in result["trials"] if t["settings"] is None)
     return "\n".join(
         [
@@ -336,21 +352,38 @@ def section(where: str, result: dict) -> str:
                 f"{item.coverage:.2%} | {item.similar:.0%} |"
             ),
             f"| popularity | {popular.hit_rate:.4f} | {popular.ndcg:.4f} | {popular.coverage:.2%} | — |",
+            (
+                f"| item-to-item fitted on the profiles alone (each household's {RECENT} most recent products, "
+                f"what the nightly pass reads) | {test['profiles'].hit_rate:.4f} | {test['profiles'].ndcg:.4f} | "
+                f"{test['profiles'].coverage:.2%} | {test['profiles'].similar:.0%} |"
+            ),
             "",
             (
                 f"Item-to-item over popularity: HitRate@10 ×{lift(result, 'hit_rate'):.2f}, NDCG@10 "
-                f"×{lift(result, 'ndcg'):.2f}, coverage ×{item.coverage / max(popular.coverage, 1e-12):.1f}."
+                f"×{lift(result, 'ndcg'):.2f}, coverage ×{item.coverage / max(popular.coverage, 1e-12):.1f}. "
+                "**Goal** (the issue: beat popularity on both by a clear margin, taken here as at least "
+                f"×{CLEAR_MARGIN}): "
+                + "; ".join(
+                    f"{name} {'met' if lift(result, metric) >= CLEAR_MARGIN else '**MISSED**'}"
+                    for name, metric in (("HitRate@10", "hit_rate"), ("NDCG@10", "ndcg"))
+                )
+                + "."
             ),
             "",
             (
                 f"**Tuning** on a validation split inside the training period (fitted before "
-                f"{VALIDATION:%Y-%m-%d}, judged on {VALIDATION:%Y-%m-%d} .. {CUTOFF:%Y-%m-%d}), "
-                f"{len(validation)} settings (shrinkage {', '.join(f'{v:g}' for v in SHRINKAGE)}; minimum "
-                f"support {', '.join(map(str, MIN_SUPPORT))}; recency {', '.join(f'{v:g}' for v in RECENCY)}): "
-                f"the chosen settings scored NDCG@10 {best.ndcg:.4f} and HitRate@10 {best.hit_rate:.4f} there; "
-                f"the defaults (shrinkage 0, support 2, recency 0.9) {plain.ndcg:.4f} and {plain.hit_rate:.4f}; "
-                f"popularity {baseline.ndcg:.4f} and {baseline.hit_rate:.4f}."
+                f"{VALIDATION:%Y-%m-%d}, judged on {VALIDATION:%Y-%m-%d} .. {CUTOFF:%Y-%m-%d}; the test "
+                "window above was looked at once, with the settings chosen here, the best NDCG@10):"
             ),
+            "",
+            "| settings | HitRate@10 | NDCG@10 | catalogue coverage |",
+            "|---|---|---|---|",
+            *(
+                f"| {_settings(t['settings'])}{' (chosen)' if t['settings'] == settings else ''} | "
+                f"{t['scores'].hit_rate:.4f} | {t['scores'].ndcg:.4f} | {t['scores'].coverage:.2%} |"
+                for t in validation
+            ),
+            f"| popularity | {baseline.hit_rate:.4f} | {baseline.ndcg:.4f} | {baseline.coverage:.2%} |",
             "",
             (
                 f"**Fit size** (the test's training data: {test['lines']:,} lines, {test['households']:,} "
@@ -360,10 +393,7 @@ def section(where: str, result: dict) -> str:
                 "(`recommend`, pure Python)."
             ),
             "",
-            (
-                "Matrix factorisation (implicit ALS) is not run: it would need a new native dependency in the "
-                "nightly layer, and item-to-item already clears the goal; see docs/recommendations.md."
-            ),
+            "Matrix factorisation (implicit ALS) is not run; see docs/recommendation-model.md.",
         ]
     )
 
@@ -372,11 +402,17 @@ def report_lines(result: dict) -> list[str]:
     test = result["test"]
     lines = [
         f"recommendations: {name}: HitRate@10 {s.hit_rate:.4f}, NDCG@10 {s.ndcg:.4f}, coverage {s.coverage:.2%}"
-        for name, s in (("item-to-item", test["item"]), ("popularity", test["popular"]))
+        for name, s in (
+            ("item-to-item", test["item"]),
+            ("popularity", test["popular"]),
+            ("item-to-item on the profiles alone", test["profiles"]),
+        )
     ]
     lines.append(f"recommendations: settings {_settings(result['settings'])}; {test['pairs']:,} pairs kept")
     for metric in ("hit_rate", "ndcg"):
         ratio = lift(result, metric)
-        verdict = "beats popularity" if ratio > 1.1 else "MISSED (does not beat popularity by a clear margin)"
-        lines.append(f"recommendations goal {metric}: ×{ratio:.2f} over popularity: {verdict}")
+        verdict = "met" if ratio >= CLEAR_MARGIN else "MISSED (the build goes on; this goal is not reached)"
+        lines.append(
+            f"recommendations goal {metric}: ×{ratio:.2f} over popularity (>= ×{CLEAR_MARGIN}): {verdict}"
+        )
     return lines

@@ -14,6 +14,7 @@ product id.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise
 
 import numpy as np
 from scipy import sparse
@@ -80,7 +81,9 @@ def _neighbours(
             support = shared_by_product[start:stop] @ shared
             support.sort_indices()
             # Wᵀ W and Bᵀ B have the same pattern (a weight is never 0): their entries line up once sorted
-            if not (np.array_equal(co.indptr, support.indptr) and np.array_equal(co.indices, support.indices)):
+            if not (
+                np.array_equal(co.indptr, support.indptr) and np.array_equal(co.indices, support.indices)
+            ):
                 raise AssertionError("the co-occurrence and support matrices differ in shape")
             count = support.data
         this = np.repeat(np.arange(start, stop), np.diff(co.indptr))
@@ -113,7 +116,7 @@ def _within_best(this: np.ndarray, similarity: np.ndarray, limit: int) -> np.nda
     ``limit``-th best (ties at the boundary kept, for the sort by id to settle): the sort is then small."""
     keep = np.ones(len(this), dtype=bool)
     bounds = np.flatnonzero(np.r_[True, this[1:] != this[:-1], True]) if len(this) else np.array([0])
-    for first, end in zip(bounds[:-1], bounds[1:], strict=True):
+    for first, end in pairwise(bounds):
         if end - first > limit:
             run = similarity[first:end]
             threshold = np.partition(run, len(run) - limit)[len(run) - limit]

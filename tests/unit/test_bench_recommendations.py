@@ -92,3 +92,24 @@ def test_the_split_keeps_households_seen_before_with_something_new_after() -> No
         RecentProduct(product_id="milk", kind="purchase", at=datetime(2017, 10, 3, tzinfo=UTC)),
         RecentProduct(product_id="bread", kind="purchase", at=datetime(2017, 10, 2, tzinfo=UTC)),
     )
+
+
+def test_the_profiles_are_each_households_most_recent_distinct_products(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bench.recommendations as bench
+
+    monkeypatch.setattr(bench, "RECENT", 2)
+    days = [1, 2, 3, 4, 5]
+    rows = [("h1", "milk"), ("h1", "bread"), ("h1", "tea"), ("h1", "milk"), ("h2", "jam")]
+    log = Log(
+        household=np.array([h for h, _ in rows]),
+        product=np.array([p for _, p in rows]),
+        at=np.array([np.datetime64(datetime(2017, 10, d), "s") for d in days]),
+        baskets=5,
+    )
+    assert [(i.contact_id, i.product_id, i.at.day) for i in bench.profiles(log)] == [
+        ("h1", "milk", 4),  # bought on the 1st and the 4th: once, at its latest
+        ("h1", "tea", 3),  # the bread (2nd) is the third most recent: beyond the profile's 2
+        ("h2", "jam", 5),
+    ]

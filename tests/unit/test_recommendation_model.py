@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,6 +24,8 @@ from shared.recommendations.model import (
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
+#: the plain cosine (no shrinkage), and newer products weighing more: the values below are worked by hand
+COSINE = ModelSettings(shrinkage=0.0, recency=0.9)
 
 
 def baskets() -> list[Interaction]:
@@ -54,7 +57,7 @@ def bought(*products: str) -> list[RecentProduct]:
 
 @pytest.fixture(scope="module")
 def model() -> ItemModel:
-    return fit(baskets())
+    return fit(baskets(), COSINE)
 
 
 def test_neighbours_are_the_products_bought_together_best_first(model: ItemModel) -> None:
@@ -100,22 +103,24 @@ def test_a_pair_below_the_minimum_support_is_dropped() -> None:
 
 
 def test_only_the_best_neighbours_are_kept_and_the_popular_list_is_capped() -> None:
-    small = fit(baskets(), ModelSettings(neighbours=1, popular=2))
+    small = fit(baskets(), replace(COSINE, neighbours=1, popular=2))
     assert {p: ids(n) for p, n in small.neighbours.items()}["coffee"] == ["filter"]
     assert all(len(n) == 1 for n in small.neighbours.values())
     assert ids(small.popular) == ["bag", "coffee"]
 
 
 def test_shrinkage_lowers_pairs_with_little_support(model: ItemModel) -> None:
-    shrunk = {n.product_id: n.score for n in fit(baskets(), ModelSettings(shrinkage=2)).neighbours["coffee"]}
+    shrunk = {
+        n.product_id: n.score for n in fit(baskets(), replace(COSINE, shrinkage=2)).neighbours["coffee"]
+    }
     assert shrunk == pytest.approx({"filter": 1.0 * 4 / 6, "mug": 2**-0.5 * 2 / 4, "bag": 0.5 * 4 / 6})
 
 
 def test_the_same_interactions_in_any_order_give_the_same_model(model: ItemModel) -> None:
     rows = baskets()
     random.Random(7).shuffle(rows)
-    assert fit(rows) == model
-    assert fit(rows + rows) == model  # replays change nothing
+    assert fit(rows, COSINE) == model
+    assert fit(rows + rows, COSINE) == model  # replays change nothing
 
 
 def test_no_interactions_give_an_empty_model() -> None:
@@ -142,7 +147,7 @@ def test_a_viewed_neighbour_is_less_similar_than_a_bought_one() -> None:
     rows = [Interaction(f"a{i}", p, "purchase", NOW) for i in range(2) for p in ("coffee", "filter")]
     rows += [Interaction(f"b{i}", "coffee", "purchase", NOW) for i in range(2)]
     rows += [Interaction(f"b{i}", "mug", "view", NOW) for i in range(2)]
-    coffee = fit(rows).neighbours["coffee"]
+    coffee = fit(rows, COSINE).neighbours["coffee"]
     assert ids(coffee) == ["filter", "mug"]
     assert [n.score for n in coffee] == pytest.approx([2 / 8**0.5, 0.25 * 2 / 8**0.5])
 
@@ -165,7 +170,7 @@ def test_never_a_product_the_contact_bought(model: ItemModel) -> None:
 
 
 def test_scores_add_up_over_the_recent_products_and_name_the_largest_sources(model: ItemModel) -> None:
-    result = recommend(bought("coffee", "filter"), model.neighbours, model.popular, n=2)
+    result = recommend(bought("coffee", "filter"), model.neighbours, model.popular, n=2, settings=COSINE)
     mug = result[0]
     assert mug.product_id == "mug"
     assert mug.score == pytest.approx(2**-0.5 + 0.9 * 2**-0.5)  # the filter is the second newest
@@ -173,8 +178,8 @@ def test_scores_add_up_over_the_recent_products_and_name_the_largest_sources(mod
 
 
 def test_newer_products_weigh_more(model: ItemModel) -> None:
-    camping_last = recommend(bought("tent", "coffee"), model.neighbours, model.popular, n=3)
-    coffee_last = recommend(bought("coffee", "tent"), model.neighbours, model.popular, n=3)
+    camping_last = recommend(bought("tent", "coffee"), model.neighbours, model.popular, n=3, settings=COSINE)
+    coffee_last = recommend(bought("coffee", "tent"), model.neighbours, model.popular, n=3, settings=COSINE)
     # the bag neighbours both (0.5 + 0.9 × 0.5); the newest product's best neighbour scores 1, the other's 0.9
     assert ids(camping_last) == ["sleeping-bag", "bag", "filter"]
     assert ids(coffee_last) == ["filter", "bag", "sleeping-bag"]
@@ -190,7 +195,7 @@ def test_a_viewed_product_counts_less_and_may_itself_be_recommended(model: ItemM
         RecentProduct(product_id="tent", kind="view", at=NOW),
         RecentProduct(product_id="coffee", kind="purchase", at=NOW - timedelta(days=1)),
     ]
-    result = recommend(recent, model.neighbours, model.popular, n=3)
+    result = recommend(recent, model.neighbours, model.popular, n=3, settings=COSINE)
     assert ids(result) == ["filter", "mug", "bag"]  # the tent's view: 0.25 × 1 < 0.9 × 1 for the filter
     campers = recommend(bought("sleeping-bag"), model.neighbours, model.popular, n=1)
     assert ids(campers) == ["tent"]
@@ -264,4 +269,19 @@ def test_the_neighbours_do_not_depend_on_the_block_size(
 
     for block in (1, 2, 3):
         monkeypatch.setattr(fitting, "BLOCK", block)
-        assert fit(baskets()) == model
+        assert fit(baskets(), COSINE) == model
+
+
+def test_the_defaults_keep_the_obvious_neighbours() -> None:
+    """The default shrinkage lowers every pair shared by few contacts, and keeps the order here."""
+    model = fit(baskets())
+    assert ids(model.neighbours["coffee"]) == ["filter", "bag", "mug"]  # the mug is shared by 2 only
+    assert ids(model.neighbours["tent"])[0] == "sleeping-bag"
+    assert ids(recommend(bought("coffee"), model.neighbours, model.popular, n=1)) == ["filter"]
+
+
+def test_the_asymmetric_cosine_lets_best_sellers_back_in() -> None:
+    """At asymmetry 1 a neighbour's score is the share of the product's buyers who bought it too: every
+    coffee buyer took a bag, so the bag ties with the filter."""
+    coffee = fit(baskets(), replace(COSINE, asymmetry=1.0)).neighbours["coffee"]
+    assert [(n.product_id, n.score) for n in coffee] == [("bag", 1.0), ("filter", 1.0), ("mug", 0.5)]
