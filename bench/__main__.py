@@ -60,6 +60,7 @@ def main(sections: list[str]) -> int:
     analytics["segments"] = segments_campaigns_metrics  # issue 13
     analytics["search"] = contact_search  # issue 14
     analytics["console"] = console_page  # issue 14
+    analytics["recommendations_nightly"] = recommendations_nightly  # issue 15
     if len(sections) == 1 and sections[0] in analytics:
         analytics[sections[0]](where)
         print("BENCHMARKS.md updated", flush=True)
@@ -67,7 +68,8 @@ def main(sections: list[str]) -> int:
     if sections:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
-            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console'",
+            "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console', "
+            "'recommendations_nightly'",
             file=sys.stderr,
         )
         return 2
@@ -307,6 +309,14 @@ def console_page(where: str) -> None:
     from bench import console
 
     write_section("console", console.run(where))
+
+
+def recommendations_nightly(where: str) -> None:
+    """Issue 15: the nightly recommendations pass's requests and billed capacity per contact and per product,
+    and the aggregation's share (the recent products on the profile)."""
+    from bench import recommendations_nightly as nightly
+
+    nightly.run(where)
 
 
 if __name__ == "__main__":
