@@ -8,7 +8,9 @@ cdnow`` only the churn probability on CDNOW against the BTYD baselines, ``python
 nightly analytics job at scale. ``python -m bench segments`` only issue 13's: segments, back-fills, campaigns
 and lifecycle metrics. ``python -m bench search`` only issue 14's contact search, ``python -m bench
 console`` only the console's page weight, its function's cold import and the admin-API requests its
-screens make.
+screens make. ``python -m bench recommendations`` only issue 15's recommendation quality (item-to-item
+against popularity on The Complete Journey), ``python -m bench serving`` only the requests to serve
+recommendations.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ def main(sections: list[str]) -> int:
     analytics["segments"] = segments_campaigns_metrics  # issue 13
     analytics["search"] = contact_search  # issue 14
     analytics["console"] = console_page  # issue 14
+    analytics["recommendations"] = recommendation_quality  # issue 15
+    analytics["serving"] = recommendation_serving  # issue 15
     analytics["recommendations_nightly"] = recommendations_nightly  # issue 15
     if len(sections) == 1 and sections[0] in analytics:
         analytics[sections[0]](where)
@@ -69,7 +73,7 @@ def main(sections: list[str]) -> int:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
             "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console', "
-            "'recommendations_nightly'",
+            "'recommendations', 'serving', 'recommendations_nightly'",
             file=sys.stderr,
         )
         return 2
@@ -207,6 +211,8 @@ consistent read, one transaction and one publish; on moto that ran at
     segments_campaigns_metrics(where)
     contact_search(where)
     console_page(where)
+    recommendation_quality(where)  # issue 15
+    recommendation_serving(where)  # issue 15
     local_stack(where)  # last: it starts the local stack in this process
     print("BENCHMARKS.md updated", flush=True)
     return 0
@@ -309,6 +315,24 @@ def console_page(where: str) -> None:
     from bench import console
 
     write_section("console", console.run(where))
+
+
+def recommendation_serving(where: str) -> None:
+    """Issue 15: the admin function's requests to serve recommendations (per contact, per product)."""
+    from bench import recommendation_serving as serving
+
+    write_section("recommendation_serving", serving.run(where))
+
+
+def recommendation_quality(where: str) -> None:
+    """Issue 15: the item-to-item model against popularity on The Complete Journey (HitRate@10, NDCG@10,
+    catalogue coverage, on a temporal split); a missed goal is printed plainly, it does not fail the run."""
+    from bench import recommendations
+
+    result = recommendations.run()
+    for line in recommendations.report_lines(result):
+        print(line, flush=True)
+    write_section("recommendations", recommendations.section(where, result))
 
 
 def recommendations_nightly(where: str) -> None:

@@ -342,6 +342,7 @@ def memory_profile(record: Any) -> Any:
         "rule_uses",
         "entered",
         "consent",
+        "recent_products",
     }
     return MemoryProfile(
         traits=dict(record.traits),
@@ -367,6 +368,7 @@ def memory_profile(record: Any) -> Any:
         merged_at=record.merged_at,
         entered=dict(record.entered),
         consent={c: dict(r) for c, r in record.consent.items()},
+        recent_products=tuple(record.recent_products),
         stage={k: v for k, v in data.items() if k not in own},
     )
 

@@ -26,7 +26,11 @@ HISTORY_DAYS = 425
 #: contacts placed in the funnel per day
 ARRIVALS_PER_DAY = 6
 SEED = 13
-REPORTS = ("stages", "funnel", "customers", "cohorts", "revenue")
+#: issue 15: ``nps``, the net promoter score (surveys sent to a share of the contacts, some of them answering)
+REPORTS = ("stages", "funnel", "customers", "cohorts", "revenue", "nps")
+#: issue 15: the share of contacts sent a survey, and of those the share answering
+SURVEYED, ANSWERING = 0.3, 0.35
+SEGMENTS = ("vip", "newsletter", "eu")
 PERIODS = {"day": "30 days", "week": "13 weeks", "month": "12 months"}
 
 
@@ -93,9 +97,12 @@ def populate(store: Any, seed: int = SEED, days: int = HISTORY_DAYS) -> dict[str
     from shared.contacts.identity import ContactId
     from shared.engagement.events import ContactStageChanged
     from shared.engagement.funnel import default_funnel
+    from shared.metrics.nps import survey_sent
+    from shared.nps.answers import NpsAnswered, answer_event_id, category_of
     from shared.tracking.messages import parse_calls
     from shared.tracking.wire import Limits
     from shared.usecases.metrics import PurchaseMetering, StageMetering, count_purchase, count_stage_move
+    from shared.usecases.nps_metrics import count_nps_answer
     from tests.fakes import CountingTelemetry, MemoryEngagementConfig
 
     rng = random.Random(seed)
@@ -145,9 +152,17 @@ def populate(store: Any, seed: int = SEED, days: int = HISTORY_DAYS) -> dict[str
                         break
                     happenings.append((bought, "purchase", contact, round(rng.uniform(5, 200), 2)))
                     bought += timedelta(days=rng.expovariate(1 / 40))
+            if rng.random() < SURVEYED:  # issue 15: a survey some weeks after arriving, and perhaps an answer
+                asked = path[0][0] + timedelta(days=rng.uniform(7, 60))
+                if asked < NOW:
+                    happenings.append((asked, "survey", contact, None))
+                    answered = asked + timedelta(hours=rng.uniform(1, 72))
+                    if answered < NOW and rng.random() < ANSWERING:
+                        segments = tuple(s for s in SEGMENTS if rng.random() < 0.3)
+                        happenings.append((answered, "answer", contact, (rng.randrange(11), segments)))
     happenings.sort(key=lambda h: h[0])
     entered: dict[str, datetime] = {}
-    counted = {"moves": 0, "purchases": 0}
+    counted = {"moves": 0, "purchases": 0, "surveys": 0, "answers": 0}
     for n, (at, kind, contact, what) in enumerate(happenings):
         if kind == "move":
             source, target = what
@@ -169,6 +184,26 @@ def populate(store: Any, seed: int = SEED, days: int = HISTORY_DAYS) -> dict[str
             entered[contact] = at
             place[contact] = target
             counted["moves"] += 1
+        elif kind == "survey":
+            store.record(f"survey-sent:{contact}#{n}", survey_sent("nps-bench", at))
+            counted["surveys"] += 1
+        elif kind == "answer":
+            score, segments = what
+            count_nps_answer(
+                NpsAnswered(
+                    event_id=answer_event_id("nps-bench", contact),
+                    contact_id=contact,
+                    at=at,
+                    survey_id="nps-bench",
+                    score=score,
+                    category=category_of(score),
+                    source="link",
+                    stage=place.get(contact),
+                    segments=segments,
+                ),
+                metering,
+            )
+            counted["answers"] += 1
         else:
             call = {
                 "type": "track",

@@ -381,14 +381,20 @@ AUTOMATION_SIGNALS: tuple[str, ...] = (
     "ScoreThresholdCrossed",
     "SegmentChanged",
     "ChurnRiskChanged",
+    # issue 15: an NPS answer recorded (service recovery for detractors, a referral ask for promoters)
+    "NpsAnswered",
 )
 
 # --- issue 13: lifecycle metrics ----------------------------------------------------------------------------
 #: What the events trigger adds to count purchases: counters, markers and customers' facts (a transaction of
 #: puts and adds; a Query of the customer's facts), on the metrics table alone.
 METRICS_COUNTING = TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"))
-#: The lifecycle signals the metrics count, as published on the bus: stage moves, and removals from the funnel.
-METRIC_SIGNALS: tuple[str, ...] = ("ContactStageChanged", "ContactRemoved")
+#: The lifecycle signals the metrics count, as published on the bus: stage moves, and removals from the funnel;
+#: issue 15: NPS answers.
+METRIC_SIGNALS: tuple[str, ...] = ("ContactStageChanged", "ContactRemoved", "NpsAnswered")
+#: Issue 15: what delivery adds to count the surveys it sends: the counters and a marker of the send, in one
+#: transaction (puts and adds, no read), on the metrics table alone.
+SURVEYS_SENT_COUNTING = TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem"))
 
 #: Delivery reads its requests from the delivery queue; the concurrency cap is the send-rate throttle.
 DELIVERY_TRIGGER = QueueTrigger(DELIVERY, batch_size=10, max_batching_window_seconds=1, max_concurrency=5)
@@ -502,6 +508,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                     "dynamodb:PutItem",
                     "dynamodb:DeleteItem",
                     "dynamodb:UpdateItem",
+                    # issue 15: recommendations read the nightly model's lists and the catalog's items
+                    # for their candidates, one BatchGetItem each
+                    "dynamodb:BatchGetItem",
                 ),
             ),
             # issue 13: the lifecycle metrics' reports read counter rows, a Query per shard
@@ -585,10 +594,13 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             ),
             # the contact's recent event times, for the best hour (Query on the contact's partition)
             TableAccess(EVENTS, ("dynamodb:Query",)),
-            # templates and the sending pause
-            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query")),
+            # templates and the sending pause; issue 15: a template's recommendations (the nightly model's
+            # lists and the catalog's items for the candidates, one BatchGetItem each)
+            TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")),
             # frequency caps: an atomic conditional add per channel and window
             TableAccess(RATES, ("dynamodb:UpdateItem",)),
+            # issue 15: each survey sent, counted once for the NPS response rate
+            SURVEYS_SENT_COUNTING,
         ),
         # a failing webhook is received again after a growing delay (its visibility is extended)
         queues=(QueueAccess(DELIVERY, ("sqs:ChangeMessageVisibility",)),),
@@ -704,7 +716,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         name="metrics",
         capability="reporting",
         handler="functions.metrics.handler.handler",
-        description="Lifecycle metrics: counts each stage move announced on the bus, once, by day and month",
+        description="Lifecycle metrics: counts each stage move and NPS answer announced on the bus, once",
         bus=BusTrigger(detail_types=METRIC_SIGNALS),
         # the move's counters and its marker in one transaction (puts and adds, no read)
         tables=(TableAccess(METRICS, ("dynamodb:PutItem", "dynamodb:UpdateItem")),),

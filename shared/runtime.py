@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.automation_store import DynamoAutomationStore
     from shared.adapters.campaign_results import DynamoExposures
     from shared.adapters.campaign_store import DynamoCampaignStatus, DynamoCampaignStore
+    from shared.adapters.catalog_store import DynamoCatalog
     from shared.adapters.contact_effects import DynamoContactEffects
     from shared.adapters.contact_merges import DynamoMergeStore
     from shared.adapters.contact_search import DynamoContactSearch
@@ -49,6 +50,8 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.usecases.feedback import Feedback
     from shared.usecases.merging import Merging
     from shared.usecases.metrics import PurchaseMetering, StageMetering
+    from shared.usecases.nps import NpsRecording
+    from shared.usecases.nps_metrics import SurveyMetering
     from shared.usecases.preferences import Preferences
     from shared.usecases.recommendation_nightly import Extracting as RecommendationsExtracting
     from shared.usecases.recommendation_nightly import Fitting as RecommendationsFitting
@@ -274,6 +277,25 @@ def automating() -> Automating:
     )
 
 
+@scope.per_function
+def nps_recording() -> NpsRecording:
+    """Issue 15: the events trigger's part: NPS answers (``NPS Submitted``) recorded once, announced."""
+    from shared.adapters.nps_answers import DynamoAnswerStore, EventBridgeNpsAnnouncer
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.nps import NpsRecording
+
+    config = settings.load(settings.AutomationSettings)
+    _aws()
+    return NpsRecording(
+        clock=clock.current(),
+        contacts=_contact_store(config),
+        answers=DynamoAnswerStore(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
+        log=_event_log(config),
+        announcer=EventBridgeNpsAnnouncer(aws.client("events"), bus=config.event_bus_name),
+        telemetry=PowertoolsTelemetry(),
+    )
+
+
 def stage_reevaluation() -> Callable[[ContactId], int]:
     """The timer function's look at a contact whose due time has come: its stage, through engagement."""
     from shared.usecases.engagement import reevaluate
@@ -322,7 +344,20 @@ def admin() -> Admin:
         **_admin_leads(config),
         # issue 14: contact search
         search=_contact_search(config),
+        # issue 15: the product catalog and recommendations (one store serves both)
+        **_admin_recommendations(config),
     )
+
+
+def _admin_recommendations(config: settings.AdminSettings) -> dict[str, Any]:
+    catalog = _catalog(config.config_table_name)
+    return {"catalog": catalog, "recommendations": catalog}
+
+
+def _catalog(table: str) -> DynamoCatalog:
+    from shared.adapters.catalog_store import DynamoCatalog
+
+    return DynamoCatalog(aws.client("dynamodb"), table=table)
 
 
 def _admin_leads(config: settings.AdminSettings) -> dict[str, Any]:
@@ -352,14 +387,16 @@ def delivering() -> Delivering:
     from shared.delivery.templates import TemplateRendering, template_context
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.delivery import Delivering
+    from shared.usecases.recommendations import Recommender
 
     config = settings.load(settings.DeliverySettings)
     _aws()
     dynamodb = aws.client("dynamodb")
+    recipients = DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name)
     return Delivering(
         clock=clock.current(),
         ledger=_send_ledger(config),
-        recipients=DynamoRecipients(dynamodb, contacts_table=config.contacts_table_name),
+        recipients=recipients,
         suppressions=DynamoSuppressions(dynamodb, table=config.contacts_table_name),
         caps=DynamoFrequencyCaps(dynamodb, table=config.rates_table_name),
         control=DynamoDeliveryControl(dynamodb, table=config.config_table_name),
@@ -398,7 +435,23 @@ def delivering() -> Delivering:
         # issue 13: a cancelled campaign's requests are skipped; campaign sends are counted
         campaigns=_campaign_status(config),
         results=_exposures(config),
+        # issue 15: a template's recommendations (read only for the templates that name them)
+        recommender=Recommender(profiles=recipients, reads=_catalog(config.config_table_name)),
+        # issue 15: surveys sent, counted for the NPS response rate
+        surveys=_survey_metering(config),
     )
+
+
+def _survey_metering(config: settings.DeliverySettings) -> SurveyMetering:
+    """Issue 15: which stored templates are surveys (a cached read, as the renderer's), and the counters."""
+    from shared.adapters.template_store import DynamoTemplateStore
+    from shared.observability import PowertoolsTelemetry
+    from shared.usecases.nps_metrics import SurveyMetering
+
+    templates = DynamoTemplateStore(
+        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+    )
+    return SurveyMetering(store=_metric_store(), templates=templates, telemetry=PowertoolsTelemetry())
 
 
 def _send_ledger(config: settings.AdminSettings | settings.DeliverySettings) -> DynamoSendLedger:
@@ -503,6 +556,8 @@ def preferences() -> Preferences:
         profiles=DynamoConsentProfiles(aws.client("dynamodb"), contacts_table=config.contacts_table_name),
         log=_event_log(config),
         telemetry=PowertoolsTelemetry(),
+        # issue 15: an NPS answer link's contact, followed to the profile that holds it now
+        contacts=_contact_store(config),
     )
 
 

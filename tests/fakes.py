@@ -2551,6 +2551,67 @@ class MemoryContactSearch:
         return 0 if held is None else 1 + len(held[0])
 
 
+# --- issue 15: NPS answers ---------------------------------------------------------------------------------
+from shared.nps.answers import NpsAnswered
+from shared.nps.submissions import Answer
+from shared.usecases.nps import Recorded as AnswerRecorded
+
+
+@dataclass
+class MemoryAnswerStore:
+    """``AnswerStore`` on the fake contact store, as ``DynamoAnswerStore`` behaves: the first answer per
+    survey and contact, with the profile's ``nps_*`` traits, at once; a profile that is missing or merged
+    away refuses it (DependencyUnavailable: the caller follows the merge and retries)."""
+
+    contacts: MemoryContactStore
+    #: (contact, survey) -> (the answer as stored, done)
+    answers: dict[tuple[ContactId, str], tuple[Answer, bool]] = field(default_factory=dict)
+    #: the next ``done`` calls fail (a crash between the write and the effects)
+    failing_done: int = 0
+
+    def record(self, contact: ContactId, answer: Answer) -> AnswerRecorded:
+        found = self.answers.get((contact, answer.survey_id))
+        if found is not None:
+            return AnswerRecorded(new=False, answer=found[0], done=found[1])
+        profile = self.contacts.profiles.get(contact)
+        if profile is None or profile.merged_into:
+            raise DependencyUnavailable("the contact was merged away or erased; retry")
+        stored = answer.model_copy(update={"at": stored_time(answer.at)})
+        self.answers[(contact, answer.survey_id)] = (stored, False)
+        for name, value in stored.traits().items():
+            if value is None:
+                profile.traits.pop(name, None)
+            else:
+                profile.traits[name] = value
+        return AnswerRecorded(new=True, answer=stored)
+
+    def done(self, contact: ContactId, survey_id: str) -> None:
+        if self.failing_done:
+            self.failing_done -= 1
+            raise DependencyUnavailable("the contact store is unavailable")
+        found = self.answers.get((contact, survey_id))
+        if found is not None:
+            self.answers[(contact, survey_id)] = (found[0], True)
+
+    def answer(self, contact: ContactId, survey_id: str) -> Answer | None:
+        found = self.answers.get((contact, survey_id))
+        return found[0] if found is not None else None
+
+
+@dataclass
+class MemoryNpsAnnouncer:
+    """The bus, for ``NpsAnswered``: every announcement kept (``unavailable``: the next calls fail)."""
+
+    sent: list[NpsAnswered] = field(default_factory=list)
+    unavailable: int = 0
+
+    def announce(self, answered: NpsAnswered) -> None:
+        if self.unavailable:
+            self.unavailable -= 1
+            raise DependencyUnavailable("the event bus did not take the answer; retry")
+        self.sent.append(answered)
+
+
 # --- issue 15: the nightly recommendations pass ----------------------------------------------------------------
 
 
@@ -2629,3 +2690,73 @@ class MemoryModelStore:
         sent = -(-(len(items) + len(gone)) // 25)
         self.requests += sent
         return sent
+
+
+# --- issue 15: recommendations ------------------------------------------------------------------------
+
+if typing.TYPE_CHECKING:
+    from shared.recommendations.catalog import CatalogSettings, Product
+    from shared.recommendations.model import ItemModel
+    from shared.usecases.recommendations import CatalogPage, ModelLists
+
+
+class MemoryCatalog:
+    """The catalog (``shared.usecases.recommendations.Catalog``) and serving's reads (``ServingReads``), as
+    ``DynamoCatalog`` keeps them; ``model`` is the nightly model as stored (what serving reads of it).
+    ``requests`` counts the calls as the adapter makes them (a batch read of up to 100 keys: one)."""
+
+    def __init__(self, model: ItemModel | None = None) -> None:
+        from shared.recommendations.catalog import CatalogSettings
+        from shared.recommendations.model import ItemModel
+
+        self.model = model or ItemModel()
+        self.held: dict[str, Product] = {}
+        self.stored_settings = CatalogSettings()
+        self.requests = 0
+
+    def product(self, product_id: str) -> Product | None:
+        self.requests += 1
+        return self.held.get(product_id)
+
+    def page(self, limit: int, after: str | None = None) -> CatalogPage:
+        from shared.usecases.recommendations import CatalogPage
+
+        self.requests += 1
+        found = [self.held[p] for p in sorted(self.held) if after is None or p > after]
+        page = found[:limit]
+        return CatalogPage(products=page, after=page[-1].id if len(found) > limit else None)
+
+    def save(self, product: Product) -> None:
+        self.requests += 1
+        self.held[product.id] = product.model_copy(
+            update={"updated_at": stored_time(product.updated_at) if product.updated_at else None}
+        )
+
+    def remove(self, product_id: str) -> bool:
+        self.requests += 1
+        return self.held.pop(product_id, None) is not None
+
+    def settings(self) -> CatalogSettings:
+        self.requests += 1
+        return self.stored_settings
+
+    def save_settings(self, settings: CatalogSettings, at: datetime) -> None:
+        self.requests += 1
+        self.stored_settings = settings
+
+    def lists(self, product_ids: Sequence[str]) -> ModelLists:
+        from shared.usecases.recommendations import ModelLists
+
+        keys = len(set(product_ids)) + 2
+        self.requests += -(-keys // 100)
+        return ModelLists(
+            neighbours={
+                p: tuple(self.model.neighbours[p]) for p in product_ids if p in self.model.neighbours
+            },
+            popular=tuple(self.model.popular),
+            settings=self.stored_settings,
+        )
+
+    def products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        self.requests += -(-len(set(product_ids)) // 100)
+        return {p: self.held[p] for p in product_ids if p in self.held}

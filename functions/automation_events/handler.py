@@ -1,7 +1,7 @@
 """Automations triggered by behaviour: a DynamoDB Streams trigger on the event log (events recorded).
 
 The log's second stream reader (the aggregation is the first; DynamoDB Streams serve two readers per
-shard without throttling). A record that fails is retried on its own (partial batch response); a run
+shard without throttling). Issue 15: it also records NPS answers (``NPS Submitted``). A record that fails is retried on its own (partial batch response); a run
 it recorded before failing is finished by the retry or, at the latest, by the timer function.
 """
 
@@ -11,11 +11,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from shared import runtime
 from shared.adapters.contact_items import new_event_from_stream
+from shared.nps.submissions import is_submission
 from shared.observability import logger, metrics, tracer
 from shared.settings import AutomationSettings, env_model
 from shared.usecases.automation import on_event
 from shared.usecases.campaigns import count_conversions
 from shared.usecases.metrics import count_purchase
+from shared.usecases.nps import record_answer
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 
@@ -27,6 +29,8 @@ def record_handler(record: DynamoDBRecord) -> None:
         # record cannot take a conversion, an unsubscribe or a purchase's revenue with it
         count_conversions(new.contact, new.event, runtime.converting())
         count_purchase(new.contact, new.event, new.key, runtime.purchase_metering())
+        if is_submission(new.event):  # issue 15: an NPS answer, recorded once before automations see it
+            record_answer(new.contact, new.event, runtime.nps_recording(), position=new.position)
         on_event(new.contact, new.event, new.key, runtime.automating(), position=new.position)
 
 

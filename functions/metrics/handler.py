@@ -1,7 +1,8 @@
 """Lifecycle metrics: an EventBridge rule on the bus hands this each ``ContactStageChanged`` and
 ``ContactRemoved`` asynchronously; it counts the move (or the removal from the funnel) once (a marker of the
-event's id is written with the counters). A failing run is
-retried by Lambda, then sent with its event to the function's dead-letter queue."""
+event's id is written with the counters). Issue 15: and each ``NpsAnswered``, counted once into the net
+promoter score's counter. A failing run is retried by Lambda, then sent with its event to the function's
+dead-letter queue."""
 
 from typing import Any, Literal
 
@@ -10,22 +11,24 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import runtime
 from shared.engagement.events import ContactRemoved, ContactStageChanged
+from shared.nps.answers import NpsAnswered
 from shared.observability import logger, metrics, tracer
 from shared.settings import MetricsSettings, env_model
-from shared.usecases.metrics import count_stage_move
+from shared.usecases.nps_metrics import count_metric_signal
 
 
 class StageHistoryEvent(BaseModel):
-    """The EventBridge envelope of a stage move or a removal from the funnel, as the rule hands it on."""
+    """The EventBridge envelope of a stage move, a removal from the funnel or (issue 15) an NPS answer, as
+    the rule hands it on."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    detail_type: Literal["ContactStageChanged", "ContactRemoved"] = Field(alias="detail-type")
+    detail_type: Literal["ContactStageChanged", "ContactRemoved", "NpsAnswered"] = Field(alias="detail-type")
     detail: dict[str, Any]
 
-    def entry(self) -> ContactStageChanged | ContactRemoved:
-        kind = ContactRemoved if self.detail_type == "ContactRemoved" else ContactStageChanged
-        return kind.model_validate(self.detail)
+    def entry(self) -> ContactStageChanged | ContactRemoved | NpsAnswered:
+        kinds = {"ContactRemoved": ContactRemoved, "NpsAnswered": NpsAnswered}
+        return kinds.get(self.detail_type, ContactStageChanged).model_validate(self.detail)
 
 
 @env_model(MetricsSettings)
@@ -34,5 +37,7 @@ class StageHistoryEvent(BaseModel):
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict, context: LambdaContext) -> dict:
     return {
-        "counted": count_stage_move(StageHistoryEvent.model_validate(event).entry(), runtime.stage_metering())
+        "counted": count_metric_signal(
+            StageHistoryEvent.model_validate(event).entry(), runtime.stage_metering()
+        )
     }

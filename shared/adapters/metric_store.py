@@ -2,7 +2,7 @@
 
 Layout (``shared.adapters.tables.METRICS``):
 
-- counters: pk ``<COUNTER>#<shard>`` (``STAGES``, ``REVENUE``, ``CUSTOMERS``, ``COHORTS``), sk the row's key
+- counters: pk ``<COUNTER>#<shard>`` (``STAGES``, ``REVENUE``, ``CUSTOMERS``, ``COHORTS``, ``NPS``), sk the row's key
   (``D#2026-11-23``, ``W#2026-W48``, ``M#2026-11``, a cohort's ``2026-11``), one number attribute per
   counted thing (``in:lead``, ``h:lead:4``, ``stage:customer``, ``new``, ``m2``...). Every stage move of
   the whole population adds to the same day's row: each row is spread over ``shards`` items (partitions),
@@ -53,6 +53,8 @@ PARTITIONS: Mapping[Counter, str] = {
     "revenue": "REVENUE",
     "customers": "CUSTOMERS",
     "cohorts": "COHORTS",
+    # issue 15: the net promoter score's answers and surveys sent
+    "nps": "NPS",
 }
 #: How long a counted event's marker is kept: far beyond the stream's 24 hours and the bus's retries.
 MARKER_DAYS = 30

@@ -7,6 +7,7 @@ from typing import Any
 from shared.adapters.contact_profiles import read_profile
 from shared.contacts.changes import TIMEZONE_TRAIT
 from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
 from shared.delivery.consent import CONSENT_CHANNELS
 from shared.delivery.ports import Recipient
 
@@ -42,6 +43,11 @@ class DynamoRecipients:
                 )
             contact = ContactId.parse(record.merged_into)
         return None
+
+    def profile(self, contact: ContactId) -> ContactRecord | None:
+        """issue 15: the profile as stored (``Profiles``: a template's recommendations read its recent
+        products)."""
+        return read_profile(self._db, self._table, contact)
 
 
 def _text(value: object) -> str | None:

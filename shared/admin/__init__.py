@@ -11,12 +11,14 @@ from shared.admin import (
     automations,
     backfills,
     campaigns,
+    catalog,
     consent,
     contacts,
     deliveries,
     delivery,
     engagement,
     erasure,
+    recommendations,
     rules,
     sales,
     scores,
@@ -68,6 +70,9 @@ ROUTES: dict[str, Callable[[Any, Admin], BaseModel]] = {
     **scores.ROUTES,
     # issue 14: contact search
     **search.ROUTES,
+    # issue 15: the product catalog, and recommendations per contact and per product
+    **catalog.ROUTES,
+    **recommendations.ROUTES,
 }
 
 

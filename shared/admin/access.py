@@ -28,6 +28,8 @@ SALES_ROUTES = frozenset(
         "GET /admin/contacts/{contactId}/events",
         "GET /admin/contacts/{contactId}/ledger",
         "GET /admin/contacts/{contactId}/scores",
+        # issue 15: the card's recommended products
+        "GET /admin/contacts/{contactId}/recommendations",
         "POST /admin/contacts/{contactId}/accept",
         "POST /admin/contacts/{contactId}/tags",
         "DELETE /admin/contacts/{contactId}/tags/{tag}",

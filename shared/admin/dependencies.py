@@ -27,6 +27,7 @@ from shared.usecases.backfills import Backfills
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.metrics import MetricStore
+from shared.usecases.recommendations import Catalog, ServingReads
 from shared.usecases.recording import EventLog, Profiles
 from shared.usecases.search import ContactFinder
 
@@ -133,3 +134,8 @@ class Admin:
     # --- issue 14: contact search ---
     #: the search index and the profiles it leads to (``GET /admin/contacts?q=``)
     search: ContactFinder | None = None
+    # --- issue 15: recommendations ---
+    #: the product catalog (``/admin/catalog``)
+    catalog: Catalog | None = None
+    #: the nightly model and the catalog as serving reads them (``.../recommendations``)
+    recommendations: ServingReads | None = None

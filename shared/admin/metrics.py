@@ -1,7 +1,8 @@
 """Lifecycle metrics (``/admin/metrics/...``): reports read from the counters, never from the contacts.
 
 Every route takes ``period=day|week|month`` (cohorts: month only), ``from`` and ``to`` (``YYYY-MM-DD``,
-inclusive, whole periods); anything else is a 400 naming the parameter.
+inclusive, whole periods); anything else is a 400 naming the parameter. Issue 15: ``/admin/metrics/nps``
+takes ``by=stage|segment`` too.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.admin.dependencies import Admin
+from shared.errors import InvalidRequest
+from shared.metrics.nps import BREAKDOWNS, Breakdown, NpsReport
 from shared.metrics.ranges import metric_range
 from shared.metrics.reports import CohortsReport, CustomersReport, FunnelReport, RevenueReport, StagesReport
 from shared.usecases import metrics as reports
+from shared.usecases import nps_metrics
 from shared.usecases.metrics import MetricReading
 
 if TYPE_CHECKING:
@@ -52,10 +56,26 @@ def revenue(request: HttpRequest, deps: Admin) -> RevenueReport:
     return reports.revenue(metric_range(request.query, reports.today(reading)), reading)
 
 
+def nps(request: HttpRequest, deps: Admin) -> NpsReport:
+    """Issue 15: the net promoter score per period and over the range, with its confidence interval and the
+    response rate; over the range by stage, segment and survey; ``by=stage|segment`` breaks each period
+    down too."""
+    reading = _reading(deps)
+    query = dict(request.query)
+    by = query.pop("by", None)
+    if by is not None and by not in BREAKDOWNS:
+        raise InvalidRequest(
+            f"by: must be {' or '.join(BREAKDOWNS)}, not {by!r}", code="invalid_parameter", field="by"
+        )
+    breakdown: Breakdown | None = next((b for b in BREAKDOWNS if b == by), None)
+    return nps_metrics.nps(metric_range(query, reports.today(reading)), reading, breakdown)
+
+
 ROUTES = {
     "GET /admin/metrics/stages": stages,
     "GET /admin/metrics/funnel": funnel,
     "GET /admin/metrics/customers": customers,
     "GET /admin/metrics/cohorts": cohorts,
     "GET /admin/metrics/revenue": revenue,
+    "GET /admin/metrics/nps": nps,
 }

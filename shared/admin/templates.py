@@ -12,9 +12,11 @@ from shared.admin.dependencies import Admin
 from shared.contacts.identity import ContactId
 from shared.delivery.links import CONFIRM_PATH, TOKEN_PARAMETER, UNSUBSCRIBE_PATH
 from shared.delivery.ports import RenderFailed
+from shared.delivery.surveys import preview_context
 from shared.delivery.templates import (
     CONSENT_CONFIRMATION,
     INVALID,
+    CompiledTemplate,
     StoredTemplate,
     TemplateRendering,
     built_in,
@@ -24,6 +26,8 @@ from shared.delivery.templates import (
 )
 from shared.errors import InvalidRequest, NotFound, invalid_field
 from shared.http import if_match_version, json_body
+from shared.recommendations.model import RecentProduct
+from shared.usecases.recommendations import FOR_TEMPLATES, for_contact
 from shared.usecases.recording import resolve
 
 if TYPE_CHECKING:
@@ -115,6 +119,8 @@ def preview_template(request: HttpRequest, deps: Admin) -> Preview:
     template that cannot be rendered for this contact is a 400 with the part, line and reason."""
     template = _current(request, deps)
     asked = _preview_request(request)
+    compiled = _compiled(template, deps)
+    recent: tuple[RecentProduct, ...] = ()
     if asked.contact_id is None:
         contact_id, traits = str(SAMPLE_CONTACT["contact_id"]), dict(SAMPLE_CONTACT["traits"])
         tags, stage = tuple(SAMPLE_CONTACT["tags"]), str(SAMPLE_CONTACT["stage"])
@@ -126,6 +132,7 @@ def preview_template(request: HttpRequest, deps: Admin) -> Preview:
             raise NotFound(f"no contact {asked.contact_id}")
         contact_id, traits, tags, stage = record.contact_id, record.traits, tuple(record.tags), record.stage
         values = asked.values or {}
+        recent = record.recent_products
     context = template_context(
         contact_id,
         traits,
@@ -139,9 +146,20 @@ def preview_template(request: HttpRequest, deps: Admin) -> Preview:
             else None
         ),
         postal_address=deps.postal_address,
+        # issue 15: as delivery computes them, for a template that names them (a sample contact: the popular
+        # products, as for a contact new to the shop)
+        recommendations=(
+            [r.for_template() for r in for_contact(recent, FOR_TEMPLATES, deps.recommendations)]
+            if deps.recommendations is not None and "recommendations" in compiled.names
+            else []
+        ),
     )
+    if template.survey is not None:  # issue 15: an NPS survey's answer links, unsigned
+        context["survey"] = preview_context(
+            PREVIEW_BASE_URL, survey=template.id, question=template.survey.question
+        )
     try:
-        rendered = TemplateRendering(deps.templates).compiled(template).render(context)
+        rendered = compiled.render(context)
     except RenderFailed as exc:
         raise InvalidRequest(exc.reason, code="template_render_failed") from None
     return Preview(
@@ -154,6 +172,13 @@ def preview_template(request: HttpRequest, deps: Admin) -> Preview:
         html=rendered.html,
         context=context,
     )
+
+
+def _compiled(template: StoredTemplate, deps: Admin) -> CompiledTemplate:
+    try:
+        return TemplateRendering(deps.templates).compiled(template)
+    except RenderFailed as exc:
+        raise InvalidRequest(exc.reason, code="template_render_failed") from None
 
 
 def _preview_request(request: HttpRequest) -> PreviewRequest:

@@ -342,6 +342,8 @@ SIGNAL_KINDS: Mapping[str, str] = {
     "score": "ScoreThresholdCrossed",
     "segment": "SegmentChanged",
     "churn_risk": "ChurnRiskChanged",
+    # issue 15: an NPS answer recorded
+    "nps": "NpsAnswered",
 }
 
 
@@ -362,6 +364,10 @@ def _signal_matches(trigger: Any, kind: str, detail: Mapping[str, Any]) -> bool:
         )
     if trigger.type in ("segment", "churn_risk") and detail.get("initial") is True and not trigger.initial:
         return False  # a first scoring: what the contact already was, taken only when asked for
+    if trigger.type == "nps":
+        return (trigger.category is None or detail.get("category") == trigger.category) and (
+            trigger.survey is None or detail.get("survey_id") == trigger.survey
+        )
     if trigger.type == "segment":
         return (
             detail.get("segment") == trigger.segment

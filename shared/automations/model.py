@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.analytics.facts import RFM_PREFIX, RISK_LEVELS, SEGMENT_NAMES, RiskLevel
+from shared.nps.answers import Category
 from shared.scoring.rules import Match, Operator, Predicate, RuleId, TagName
 from shared.segments.model import SEGMENT_ID
 from shared.tracking.behaviours import Behaviour
@@ -291,6 +292,15 @@ class ChurnRiskTrigger(_Aliased):
         return self
 
 
+class NpsTrigger(_Model):
+    """Issue 15: an NPS answer recorded (``NpsAnswered``), optionally only of a category (``detractor``:
+    service recovery; ``promoter``: a referral ask) or of one survey (the survey template's id)."""
+
+    type: Literal["nps"]
+    category: Category | None = None
+    survey: RuleId | None = None
+
+
 class FollowUpTrigger(_Model):
     """Started only by another automation's ``follow_up`` step."""
 
@@ -306,6 +316,7 @@ Trigger = Annotated[
     | DateTrigger
     | SegmentTrigger
     | ChurnRiskTrigger
+    | NpsTrigger
     | FollowUpTrigger,
     Field(discriminator="type"),
 ]

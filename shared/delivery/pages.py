@@ -18,6 +18,12 @@ from shared.delivery.links import TOKEN_PARAMETER
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}"
     "h1{font-size:1.5rem}button{font-size:1rem;padding:.6rem 1.2rem;cursor:pointer}"
+    # issue 15: the NPS answer form (eleven scores that wrap on a phone, a comment box, a visible focus)
+    "fieldset{border:0;padding:0;margin:0 0 1rem}legend{margin-bottom:.5rem}"
+    ".scores{display:flex;flex-wrap:wrap;gap:.25rem}.scores label{display:inline-flex;align-items:center;"
+    "gap:.2rem;padding:.3rem .45rem;border:1px solid #888;border-radius:.3rem;cursor:pointer}"
+    "textarea{display:block;width:100%;box-sizing:border-box;font:inherit;margin:.25rem 0 1rem}"
+    ".error{color:#a00}:focus-visible{outline:3px solid #1a5fb4;outline-offset:2px}"
 )
 _STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
 #: no script, no images, no frames; the one inline style by its hash; forms post back here only
@@ -115,6 +121,83 @@ def confirmed(channel: str) -> Page:
         "Thank you",
         f"Your subscription to our {CHANNEL_WORDS.get(channel, 'messages')} is confirmed.",
     )
+
+
+# -- issue 15: the NPS answer page ----------------------------------------------------------------------
+
+#: the standard NPS question (the page does not read the survey template: the link names the survey only)
+NPS_QUESTION = "How likely are you to recommend us to a friend or colleague?"
+#: what a comment may hold, at most (characters)
+MAX_COMMENT_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyPage(Page):
+    """The answer form: the scores 0 to 10 (the link's one checked), an optional comment, a send button;
+    ``error`` says what to correct (shown next to the field it names)."""
+
+    score: int | None = None
+    comment: str = ""
+    error: str | None = None
+    error_field: str | None = None
+
+    def html(self) -> str:
+        action = f"?{TOKEN_PARAMETER}={quote(self.token or '', safe='')}"
+        score_error = self.error if self.error_field == "score" else None
+        comment_error = self.error if self.error_field == "comment" else None
+        scores = "".join(
+            f'<label><input type="radio" name="score" value="{n}"'
+            + (" checked" if n == self.score else "")
+            + f"> {n}</label>"
+            for n in range(11)
+        )
+        described = ' aria-describedby="score-error"' if score_error else ""
+        form = (
+            f'<form method="post" action="{escape(action)}">'
+            f"<fieldset{described}><legend>{escape(NPS_QUESTION)} "
+            "(0: not at all likely, 10: extremely likely)</legend>"
+            f'<div class="scores">{scores}</div>'
+            + (f'<p id="score-error" class="error">{escape(score_error)}</p>' if score_error else "")
+            + "</fieldset>"
+            '<label for="comment">What is the main reason for your score? (optional)</label>'
+            + (f'<p id="comment-error" class="error">{escape(comment_error)}</p>' if comment_error else "")
+            + f'<textarea id="comment" name="comment" rows="4" maxlength="{MAX_COMMENT_CHARS}"'
+            + (' aria-describedby="comment-error"' if comment_error else "")
+            + f">{escape(self.comment)}</textarea>"
+            f'<button type="submit">{escape(self.button or "Send")}</button></form>'
+        )
+        return (
+            '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<meta name="robots" content="noindex">'
+            f"<title>{escape(self.title)}</title><style>{_STYLE}</style></head>"
+            f"<body><main><h1>{escape(self.title)}</h1><p>{escape(self.message)}</p>{form}</main></body></html>"
+        )
+
+
+def ask_nps(
+    token: str, score: int | None, comment: str = "", error: str | None = None, field: str | None = None
+) -> Page:
+    """The form, pre-filled with the link's score; a GET shows it and records nothing."""
+    return SurveyPage(
+        400 if error else 200,
+        "Your answer",
+        "Check or change your score, add a comment if you like, and press Send. Nothing is recorded "
+        "until you press it."
+        if not error
+        else "Please correct your answer and press Send again.",
+        button="Send",
+        token=token,
+        score=score,
+        comment=comment,
+        error=error,
+        error_field=field,
+    )
+
+
+def nps_thanks() -> Page:
+    """Recorded (or answered before: the first answer counts, and the page is the same)."""
+    return Page(200, "Thank you", "Your answer is recorded. Thank you for taking the time.")
 
 
 def invalid_link() -> Page:

@@ -230,6 +230,15 @@ class EmailRenderer(Protocol):
         """The stored template (or a built-in one) rendered in its sandbox; raises RenderFailed."""
         ...
 
+    def survey(self, template_id: str) -> Any | None:
+        """Issue 15: the template's ``Survey`` (its ``question``) if it is an NPS survey, else None."""
+        ...
+
+    def names(self, template_id: str) -> frozenset[str]:
+        """issue 15: the top-level names the template reads (``recommendations``...), so that what costs
+        requests is computed only for the templates that show it; empty for an unknown template."""
+        ...
+
 
 # --- issue 13: campaigns ---------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
-from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import ChainableUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.environment import Template
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
@@ -69,6 +69,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: issue 15: an NPS survey's question, at most
+MAX_QUESTION_CHARS = 300
+
+
+class Survey(_Model):
+    """Issue 15: a template with a survey is an NPS survey (its id is the survey's id): its context gets
+    ``survey`` (the question and one signed answer link per score, 0 to 10)."""
+
+    #: the 0-10 question, as the answer page shows it ("How likely are you to recommend us to a friend?")
+    question: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUESTION_CHARS)]
+
+
 class EmailTemplate(_Model):
     """A template as a marketer writes it (``PUT /admin/templates/{templateId}``)."""
 
@@ -77,6 +89,8 @@ class EmailTemplate(_Model):
     subject: Annotated[str, StringConstraints(min_length=1, max_length=MAX_SUBJECT_CHARS)]
     text: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_BYTES)] | None = None
     html: Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEMPLATE_BYTES)] | None = None
+    #: issue 15: set, the template is an NPS survey
+    survey: Survey | None = None
 
     @model_validator(mode="after")
     def _a_body(self) -> EmailTemplate:
@@ -219,7 +233,15 @@ def stored_template(template: EmailTemplate, version: int, at: datetime) -> Stor
 # -- the rendering context ----------------------------------------------------------------------------
 
 #: the names the context always has; a request's value with one of these names is under ``values`` only
-RESERVED = ("contact", "values", "unsubscribe_url", "confirm_url", "postal_address", "recommendations")
+RESERVED = (
+    "contact",
+    "values",
+    "unsubscribe_url",
+    "confirm_url",
+    "postal_address",
+    "recommendations",
+    "survey",
+)
 
 
 def template_context(
@@ -238,8 +260,10 @@ def template_context(
     email is sent), each of the request's values at the top level (``age``, ``coupon.code``,
     ``coupon.value``, and the ``traits`` and ``stage`` the automation saw), all of them again under
     ``values``, the links (``unsubscribe_url``: marketing emails; ``confirm_url``: the consent
-    confirmation), the sender's ``postal_address`` and ``recommendations`` (a list, empty until the
-    recommendations work fills it). Plain JSON data only: the sandbox sees nothing else."""
+    confirmation), the sender's ``postal_address`` and ``recommendations`` (issue 15: the products
+    recommended to the contact, each ``id``, ``name``, ``category``, ``price``, ``url``, ``image_url``,
+    ``reason`` and ``because``; computed only for a template that names it, else empty). Plain JSON data
+    only: the sandbox sees nothing else."""
     plain_values = _plain(dict(values))
     return {
         **plain_values,
@@ -254,6 +278,8 @@ def template_context(
         "confirm_url": confirm_url,
         "postal_address": postal_address,
         "recommendations": _plain(list(recommendations)),
+        # issue 15: a survey template's question and answer links, added by delivery (``surveys``)
+        "survey": None,
     }
 
 
@@ -528,6 +554,8 @@ class CompiledTemplate:
     subject: Template
     text: Template | None
     html: Template | None
+    #: issue 15: the top-level names its parts read (``recommendations`` is computed only when read)
+    names: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, template: StoredTemplate) -> CompiledTemplate:
@@ -538,6 +566,14 @@ class CompiledTemplate:
                 _environment("subject").from_string(template.subject),
                 _environment("text").from_string(template.text) if template.text else None,
                 _environment("html").from_string(template.html) if template.html else None,
+                frozenset(
+                    name
+                    for part in PARTS
+                    if getattr(template, part)
+                    for name in meta.find_undeclared_variables(
+                        _environment(part).parse(getattr(template, part))
+                    )
+                ),
             )
         except TemplateSyntaxError as exc:  # stored before these rules, or built in wrongly
             raise RenderFailed(f"template {template.id}: line {exc.lineno}: {exc.message}") from None
@@ -608,11 +644,21 @@ class TemplateRendering:
         """The template in force under this id: the stored one, else the built-in one."""
         return self._source.template(template_id) or built_in(template_id)
 
+    def survey(self, template_id: str) -> Survey | None:
+        """Issue 15: the template's survey, if it is one (its context then needs the answer links)."""
+        template = self.template(template_id)
+        return template.survey if template is not None else None
+
     def render(self, template_id: str, context: Mapping[str, Any]) -> RenderedEmail:
         template = self.template(template_id)
         if template is None:
             raise RenderFailed(f"unknown template {template_id}")
         return self.compiled(template).render(context)
+
+    def names(self, template_id: str) -> frozenset[str]:
+        """issue 15: the top-level names the template in force reads (empty for an unknown one)."""
+        template = self.template(template_id)
+        return self.compiled(template).names if template is not None else frozenset()
 
     def compiled(self, template: StoredTemplate) -> CompiledTemplate:
         key = (template.id, template.version, template.origin)
@@ -632,6 +678,7 @@ __all__ = [
     "CompiledTemplate",
     "EmailTemplate",
     "StoredTemplate",
+    "Survey",
     "TemplateRefused",
     "TemplateRendering",
     "TemplateRepository",

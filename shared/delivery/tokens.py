@@ -2,7 +2,8 @@
 
 ``<payload>.<signature>``, both base64url without padding; the payload is compact JSON
 (``p`` purpose, ``c`` contact id, ``ch`` channel, ``e`` expiry in Unix seconds, ``i`` when it was issued:
-an unsubscribe link replayed after the contact opted in again must not undo that). The secret lives in
+an unsubscribe link replayed after the contact opted in again must not undo that; issue 15: an NPS survey's
+answer link also carries ``s``, the survey's id, and ``n``, the score it answers). The secret lives in
 AWS (Secrets Manager) and is passed in; a token signed with another secret, changed in any byte, or
 past its expiry is refused. Pure: no clock, no storage.
 """
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-Purpose = Literal["unsubscribe", "confirm"]
+Purpose = Literal["unsubscribe", "confirm", "nps"]
 #: longer tokens are refused before any work (a link is never this long)
 MAX_TOKEN_LENGTH = 2048
 
@@ -39,6 +40,9 @@ class LinkClaims:
     expires: datetime
     #: when the link was made (None: a token without it, which every check treats as old)
     issued: datetime | None = None
+    #: issue 15: an NPS answer link's survey (the survey template's id) and the score it answers (0 to 10)
+    survey: str | None = None
+    score: int | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -60,6 +64,8 @@ def sign(secret: bytes, claims: LinkClaims) -> str:
         "ch": claims.channel,
         "e": int(claims.expires.timestamp()),
         **({"i": int(claims.issued.timestamp())} if claims.issued is not None else {}),
+        **({"s": claims.survey} if claims.survey is not None else {}),
+        **({"n": claims.score} if claims.score is not None else {}),
     }
     payload = _b64(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     return f"{payload}.{_mac(secret, payload)}"
@@ -80,6 +86,8 @@ def verify(secret: bytes, token: str, purpose: Purpose, now: datetime) -> LinkCl
             channel=str(body["ch"]),
             expires=datetime.fromtimestamp(int(body["e"]), UTC),
             issued=datetime.fromtimestamp(int(body["i"]), UTC) if "i" in body else None,
+            survey=str(body["s"]) if "s" in body else None,
+            score=_score(body["n"]) if "n" in body else None,
         )
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
         raise InvalidToken("the link's payload is damaged") from exc
@@ -88,6 +96,12 @@ def verify(secret: bytes, token: str, purpose: Purpose, now: datetime) -> LinkCl
     if now >= claims.expires:
         raise ExpiredToken("the link has expired")
     return claims
+
+
+def _score(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("a link's score is a whole number")
+    return value
 
 
 def link(base_url: str, path: str, token: str) -> str:

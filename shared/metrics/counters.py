@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict
 from shared.engagement.events import ContactRemoved, ContactStageChanged
 from shared.metrics.periods import GRANULARITIES, Granularity, Period, day_of, month_key, period_of
 
-Counter = Literal["stages", "revenue", "customers", "cohorts"]
+#: issue 15: ``nps``, the net promoter score's answers and surveys sent (``shared.metrics.nps``)
+Counter = Literal["stages", "revenue", "customers", "cohorts", "nps"]
 #: The key prefix of each granularity's rows and markers.
 PREFIX: Mapping[Granularity, str] = {"day": "D#", "week": "W#", "month": "M#"}
 #: Whole days in a stage are counted exactly up to this; longer stays count as this many (the median of

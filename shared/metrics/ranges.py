@@ -47,29 +47,34 @@ def metric_range(
     unknown = sorted(set(query) - PARAMETERS)
     if unknown:
         raise InvalidRequest(
-            f"{unknown[0]}: unknown parameter (use period, from and to)", code="invalid_parameter"
+            f"{unknown[0]}: unknown parameter (use period, from and to)",
+            code="invalid_parameter",
+            field=unknown[0],
         )
     default = "month" if only == ("month",) else "day"
     granularity = query.get("period", default)
     if granularity not in only:
         raise InvalidRequest(
-            f"period: must be {' or '.join(only)}, not {granularity!r}", code="invalid_parameter"
+            f"period: must be {' or '.join(only)}, not {granularity!r}",
+            code="invalid_parameter",
+            field="period",
         )
     end = _day(query, "to") or today
     if end > today:
-        raise InvalidRequest(f"to: {end} is after today ({today})", code="invalid_parameter")
+        raise InvalidRequest(f"to: {end} is after today ({today})", code="invalid_parameter", field="to")
     start = _day(query, "from")
     if start is None:
         start = period_of(end, granularity).first
         for _ in range(DEFAULT_PERIODS[granularity] - 1):
             start = period_of(start, granularity).previous().first
     if start > end:
-        raise InvalidRequest(f"from: {start} is after to ({end})", code="invalid_parameter")
+        raise InvalidRequest(f"from: {start} is after to ({end})", code="invalid_parameter", field="from")
     found = periods(start, end, granularity)
     if len(found) > MAX_PERIODS[granularity]:
         raise InvalidRequest(
             f"from: at most {MAX_PERIODS[granularity]} {granularity}s per request, not {len(found)}",
             code="invalid_parameter",
+            field="from",
         )
     return MetricRange(granularity, start, end, tuple(found))
 
@@ -84,5 +89,5 @@ def _day(query: Mapping[str, str], name: str) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise InvalidRequest(
-            f"{name}: {text!r} is not a date (YYYY-MM-DD)", code="invalid_parameter"
+            f"{name}: {text!r} is not a date (YYYY-MM-DD)", code="invalid_parameter", field=name
         ) from None

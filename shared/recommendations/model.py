@@ -66,6 +66,10 @@ class ModelSettings:
     #: a pair's similarity is multiplied by ``support / (support + shrinkage)`` (0: none); tuned on a
     #: validation split of the bench's data (bench/recommendations.py)
     shrinkage: float = 0.0
+    #: the similarity of *j* as a neighbour of *i* divides their co-occurrence by ``n_i ** asymmetry ×
+    #: n_j ** (1 - asymmetry)`` (``n``: contacts): 0.5 is the cosine, symmetric; towards 1 it becomes the
+    #: share of *i*'s contacts who also took *j*, which lets best-sellers back in (the asymmetric cosine)
+    asymmetry: float = 0.5
     #: serving: the k-th newest of a contact's recent products (0 the newest) weighs ``recency ** k``
     recency: float = 0.9
 
@@ -111,6 +115,7 @@ def fit(interactions: Iterable[Interaction], settings: ModelSettings = ModelSett
         neighbours=settings.neighbours,
         popular=settings.popular,
         shrinkage=settings.shrinkage,
+        asymmetry=settings.asymmetry,
     )
     return ItemModel(
         neighbours={p: tuple(Neighbour(q, s) for q, s in ranked) for p, ranked in neighbours.items()},

@@ -75,10 +75,13 @@ from shared.delivery.ports import (
 )
 from shared.delivery.requests import DeliveryRequest
 from shared.delivery.sms import segments
+from shared.delivery.surveys import survey_context
 from shared.delivery.tokens import LinkClaims, link, sign
 from shared.delivery.webhooks import receiver_key, retry_delay, signature_headers
 from shared.errors import DependencyUnavailable, InvalidRequest, LifecycleError
 from shared.usecases.campaigns import count_send
+from shared.usecases.nps_metrics import SurveyMetering, count_survey_sent
+from shared.usecases.recommendations import RecommendedProduct
 
 #: no provider call starts with less than this much of the invocation left (the crash window): one
 #: attempt's connect timeout (2 s) and read timeout (5 s) of ``shared.adapters.aws``, and a second
@@ -128,7 +131,14 @@ class TemplateContext(Protocol):
         unsubscribe_url: str | None,
         confirm_url: str | None,
         postal_address: str,
+        recommendations: Sequence[Any] = (),
     ) -> dict[str, Any]: ...
+
+
+class ContactRecommender(Protocol):
+    """issue 15: the products recommended to a contact (``shared.usecases.recommendations.Recommender``)."""
+
+    def for_contact(self, contact_id: str, n: int = ...) -> list[RecommendedProduct]: ...
 
 
 class RetryLater(DependencyUnavailable):
@@ -165,6 +175,10 @@ class Delivering:
     # --- issue 13: campaigns: a cancelled campaign's requests are skipped; its sends are counted
     campaigns: CampaignStatus | None = None
     results: Exposures | None = None
+    # --- issue 15: ``recommendations`` in the rendering context, for the templates that name it
+    recommender: ContactRecommender | None = None
+    # --- issue 15: surveys sent are counted, for the NPS response rate
+    surveys: SurveyMetering | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,10 +289,13 @@ def deliver(request: DeliveryRequest, deps: Delivering, time_left: Callable[[], 
 
 
 def _count_sent(request: DeliveryRequest, at: datetime, deps: Delivering) -> None:
-    """Issue 13: a campaign's send counts once for its arm. A failure raises after the send was recorded:
-    the message comes back, finds the entry sent (``done``) and counts then."""
+    """Issue 13: a campaign's send counts once for its arm; issue 15: a survey's, once for the NPS response
+    rate. A failure raises after the send was recorded: the message comes back, finds the entry sent
+    (``done``) and counts then."""
     if deps.results is not None and count_send(deps.results, request, "sent", at):
         deps.telemetry.count("CampaignSendsCounted", 1)
+    if deps.surveys is not None:
+        count_survey_sent(request, at, deps.surveys)  # issue 15: once per request, if it is a survey
 
 
 def _provider_failed(
@@ -473,11 +490,33 @@ def _rendered(
         unsubscribe_url=unsubscribe_url,
         confirm_url=confirm_url,
         postal_address=deps.postal_address,
+        recommendations=_recommendations(request.template, recipient, deps),
     )
+    survey = deps.renderer.survey(request.template)
+    if survey is not None:  # issue 15: an NPS survey: one signed answer link per score
+        now = deps.clock.now()
+        context["survey"] = survey_context(
+            deps.secrets.key(),
+            deps.public_base_url,
+            survey=request.template,
+            question=survey.question,
+            contact_id=recipient.contact_id,
+            channel=request.channel,
+            issued=now,
+            expires=now + timedelta(days=deps.link_days),
+        )
     try:
         return deps.renderer.render(request.template, context)
     except RenderFailed as failed:
         return f"{RENDER_FAILED}:{failed.reason}"[:200]
+
+
+def _recommendations(template_id: str, recipient: Recipient, deps: Delivering) -> list[dict[str, Any]]:
+    """issue 15: the products recommended to the contact, for a template that names ``recommendations``
+    (others cost no request)."""
+    if deps.recommender is None or "recommendations" not in deps.renderer.names(template_id):
+        return []
+    return [r.for_template() for r in deps.recommender.for_contact(recipient.contact_id)]
 
 
 def _post_webhook(

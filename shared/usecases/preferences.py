@@ -8,11 +8,18 @@ or the confirmation, written where the contact's profile is now) and records the
 is one event; the aggregation folds the event in later to the same facts. A contact that no longer exists
 (erased) gets the same page and nothing written. A forged token is a 400 page, an expired one a 410;
 never a stack trace.
+
+Issue 15: an NPS survey's answer link (``/nps``) works the same way: a GET shows the answer form with
+the link's score checked and records nothing; the POST (the score, which the form may change, and an
+optional comment) records the answer as an ``NPS Submitted`` server event in the contact's log, keyed by
+the survey and the contact, so a second answer is the same event (the first wins). The events trigger
+records it from there (``shared.usecases.nps``), as it records one sent by a server key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -24,16 +31,18 @@ from shared.contacts.consent import (
     consent_message_id,
 )
 from shared.contacts.identity import ContactId
+from shared.contacts.model import ContactRecord
 from shared.delivery import pages
 from shared.delivery.consent import CONSENT_CHANNELS, ConsentChannel, ConsentFact
-from shared.delivery.links import CONFIRM_PATH, UNSUBSCRIBE_PATH
-from shared.delivery.pages import Page
+from shared.delivery.links import CONFIRM_PATH, NPS_PATH, UNSUBSCRIBE_PATH
+from shared.delivery.pages import MAX_COMMENT_CHARS, Page
 from shared.delivery.ports import Secrets
 from shared.delivery.tokens import ExpiredToken, InvalidToken, LinkClaims, Purpose, verify
 from shared.errors import DependencyUnavailable, InvalidRequest
+from shared.usecases.nps import link_answer_event
 from shared.usecases.recording import EventLog, NewEntry
 
-PURPOSES: dict[str, Purpose] = {UNSUBSCRIBE_PATH: "unsubscribe", CONFIRM_PATH: "confirm"}
+PURPOSES: dict[str, Purpose] = {UNSUBSCRIBE_PATH: "unsubscribe", CONFIRM_PATH: "confirm", NPS_PATH: "nps"}
 
 
 class ConsentProfiles(Protocol):
@@ -56,6 +65,10 @@ class Telemetry(Protocol):
     def count(self, name: str, value: int) -> None: ...
 
 
+class ProfileReader(Protocol):
+    def profile(self, contact: ContactId) -> ContactRecord | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Preferences:
     clock: Clock
@@ -63,15 +76,20 @@ class Preferences:
     profiles: ConsentProfiles
     log: EventLog
     telemetry: Telemetry
+    #: issue 15: the profiles, to find whom an NPS answer link's contact is now (merges followed; an
+    #: erased contact's log is never written again)
+    contacts: ProfileReader | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class LinkRequest:
-    """What the preferences function reads of a request: the method, the route's path, the token."""
+    """What the preferences function reads of a request: the method, the route's path, the token, and
+    (issue 15: the NPS answer form) the fields a POST's form sent."""
 
     method: str
     path: str
     token: str | None
+    form: Mapping[str, str] = field(default_factory=dict)
 
 
 def serve(request: LinkRequest, deps: Preferences) -> Page:
@@ -91,6 +109,8 @@ def serve(request: LinkRequest, deps: Preferences) -> Page:
 
 
 def _serve(request: LinkRequest, purpose: Purpose, token: str, deps: Preferences) -> Page:
+    if purpose == "nps":
+        return _nps(request, token, deps)
     claims = _claims(token, purpose, deps)
     channel: ConsentChannel = claims.channel  # type: ignore[assignment]  # checked in _claims
     if request.method == "GET":  # no effect: a scanner's GET must change nothing
@@ -154,3 +174,56 @@ def _confirm(claims: LinkClaims, channel: ConsentChannel, token: str, deps: Pref
     )
     deps.log.append([NewEntry(holder, event, ())])
     deps.telemetry.count("ConsentConfirmed", 1)
+
+
+# --- issue 15: an NPS survey's answer link ---------------------------------------------------------------
+
+
+def _nps(request: LinkRequest, token: str, deps: Preferences) -> Page:
+    """GET: the form, the link's score checked (nothing recorded). POST: the answer, once."""
+    claims = verify(deps.secret.key(), token, "nps", deps.clock.now())
+    if claims.survey is None or claims.score is None or not 0 <= claims.score <= 10:
+        raise InvalidToken("the link names no survey or score")
+    try:
+        contact = ContactId.parse(claims.contact_id)
+    except InvalidRequest as exc:
+        raise InvalidToken("the link names no contact") from exc
+    if request.method == "GET":
+        return pages.ask_nps(token, claims.score)
+    comment = request.form.get("comment", "").strip()
+    score = _form_score(request.form.get("score"))
+    if score is None:
+        return pages.ask_nps(token, None, comment, "Choose a score from 0 to 10.", "score")
+    if len(comment) > MAX_COMMENT_CHARS:
+        return pages.ask_nps(
+            token, score, comment, f"A comment is at most {MAX_COMMENT_CHARS} characters.", "comment"
+        )
+    holder = _holder(contact, deps.contacts) if deps.contacts is not None else contact
+    if holder is None:  # erased, or never known: the same page, nothing written
+        deps.telemetry.count("LinksForUnknownContacts", 1)
+        return pages.nps_thanks()
+    event = link_answer_event(holder, survey=claims.survey, score=score, comment=comment, at=deps.clock.now())
+    if deps.log.append([NewEntry(holder, event, ())]):
+        deps.telemetry.count("NpsLinkAnswersRepeated", 1)  # answered before: the first answer counts
+    else:
+        deps.telemetry.count("NpsLinkAnswers", 1)
+    return pages.nps_thanks()
+
+
+def _form_score(value: str | None) -> int | None:
+    text = (value or "").strip()
+    if not text.isdigit() or not 0 <= int(text) <= 10:
+        return None
+    return int(text)
+
+
+def _holder(contact: ContactId, contacts: ProfileReader) -> ContactId | None:
+    """The contact whose profile holds ``contact`` now (merges followed); None: erased, or never known."""
+    for _ in range(4):
+        record = contacts.profile(contact)
+        if record is None:
+            return None
+        if not record.merged_into:
+            return contact
+        contact = ContactId.parse(record.merged_into)
+    return None

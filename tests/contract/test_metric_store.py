@@ -254,3 +254,17 @@ def test_each_report_reads_one_query_per_shard(dynamo) -> None:
         metric_range({"period": "month", "from": "2026-11-01"}, today), reading
     )
     assert population.periods[-1].population["lead"] == 20
+
+
+def test_the_nps_counter_keeps_names_with_colons(store) -> None:
+    """Issue 15: the ``nps`` counter's names hold a stage, segment or survey id (which may hold colons)."""
+    answer = {"promoter": 1, "survey:nps:q4:promoter": 1, "stage:customer:promoter": 1}
+    assert store.record(
+        "nps:a", [Add("nps", "D#2026-11-02", answer), Add("nps", "M#2026-11", answer)], keep=True
+    )
+    assert store.record("survey-sent:b", [Add("nps", "D#2026-11-02", {"sent": 1, "survey:nps:q4:sent": 1})])
+    assert not store.record("nps:a", [Add("nps", "D#2026-11-02", answer)])
+    (day,) = store.rows("nps", "D#2026-11-01", "D#2026-11-30")
+    assert day.values == {**answer, "sent": 1, "survey:nps:q4:sent": 1}
+    assert [r.key for r in store.rows("nps", "M#", "M#~")] == ["M#2026-11"]
+    assert store.rows("stages", "D#", "D#~") == [], "a counter of its own"

@@ -812,9 +812,10 @@ BUS_FUNCTIONS = [f for f in FUNCTIONS if f.bus]
 
 
 def test_lifecycle_signals_reach_the_signal_automations() -> None:
-    # issue 13: and the lifecycle metrics, which count stage moves and removals from the funnel only
+    # issue 13: and the lifecycle metrics, which count stage moves and removals from the funnel only (issue
+    # 15: and NPS answers)
     assert [f.name for f in BUS_FUNCTIONS if f.bus.bus == "lifecycle"] == ["automation_signals", "metrics"]
-    assert function("metrics").bus.detail_types == ("ContactStageChanged", "ContactRemoved")
+    assert function("metrics").bus.detail_types == ("ContactStageChanged", "ContactRemoved", "NpsAnswered")
     assert function("automation_signals").bus.detail_types == AUTOMATION_SIGNALS
     # every signal a trigger type reacts to, and nothing else (a signal no trigger reads costs invocations)
     assert set(AUTOMATION_SIGNALS) == {
@@ -823,6 +824,8 @@ def test_lifecycle_signals_reach_the_signal_automations() -> None:
         "ScoreThresholdCrossed",
         "SegmentChanged",
         "ChurnRiskChanged",
+        # issue 15: an NPS answer recorded
+        "NpsAnswered",
     }
     from shared.automations.engine import SIGNAL_KINDS
 

@@ -123,7 +123,7 @@ def test_the_sample_stage_move_and_removal_are_counted_once_by_the_metrics_handl
     from tests.conftest import EVENTS, Context
 
     samples = {path.stem: json.loads(path.read_text()) for path in (EVENTS / "metrics").glob("*.json")}
-    assert set(samples) == {"stage_changed", "contact_removed"}
+    assert set(samples) == {"stage_changed", "contact_removed", "nps_answered"}  # issue 15: an NPS answer
     for event in samples.values():
         assert metrics(event, Context()) == {"counted": True}
         assert metrics(event, Context()) == {"counted": False}
@@ -145,6 +145,26 @@ def test_the_sample_stage_move_and_removal_are_counted_once_by_the_metrics_handl
         {},
         0,
     )
+
+
+def test_the_sample_nps_answer_is_counted_once_and_reported_by_stage(aws) -> None:
+    """Issue 15: the NpsAnswered sample counted by the metrics handler, the admin's sample NPS report (by week,
+    broken down by stage) shows it; a second delivery counts nothing."""
+    from functions.admin.handler import handler as admin
+    from functions.metrics.handler import handler as metrics
+    from tests.conftest import EVENTS, Context
+
+    sample = json.loads((EVENTS / "metrics" / "nps_answered.json").read_text())
+    assert metrics(sample, Context()) == {"counted": True}
+    assert metrics(sample, Context()) == {"counted": False}
+    answer = admin(json.loads((EVENTS / "admin" / "get_metrics_nps.json").read_text()), Context())
+    assert answer["statusCode"] == 200, answer
+    report = json.loads(answer["body"])
+    week = next(p for p in report["periods"] if p["period"] == "2026-W48")
+    assert (week["responses"], week["detractors"], week["nps"], week["sent"]) == (1, 1, -100.0, 0)
+    assert [(g["key"], g["detractors"]) for g in week["groups"]] == [("sql", 1)]
+    assert [(g["key"], g["responses"]) for g in report["by_segment"]] == [("high-value", 1)]
+    assert report["total"]["nps_low"] < -100 + 50 < report["total"]["nps_high"], report["total"]
 
 
 def test_visitors_who_identify_and_contacts_erased_leave_the_populations(local_stack) -> None:

@@ -51,8 +51,18 @@ def test_each_backfill_step_scans_its_own_table_and_nothing_else_scans_a_table()
     denied(purchases, "dynamodb", "PutItem", TableName="t-events")
     denied(purchases, "dynamodb", "GetItem", TableName="t-contacts")
     denied(contacts, "dynamodb", "Scan", TableName="t-contacts", IndexName="byDue")
+    # issue 15: the nightly recommendations' extract step Scans the contacts' profiles, and nothing else
+    extract = policy("recommendations_extract")
+    extract.check("dynamodb", "Scan", {"TableName": "t-contacts", "Segment": 3, "TotalSegments": 32})
+    for table in ("t-events", "t-config", "t-rates"):
+        denied(extract, "dynamodb", "Scan", TableName=table)
     for spec in FUNCTIONS:
-        if spec.name in ("backfill_contacts", "backfill_purchases", "backfill_metrics"):
+        if spec.name in (
+            "backfill_contacts",
+            "backfill_purchases",
+            "backfill_metrics",
+            "recommendations_extract",
+        ):
             continue
         for table in ("t-contacts", "t-events", "t-config", "t-rates"):
             denied(policy(spec.name), "dynamodb", "Scan", TableName=table)

@@ -20,6 +20,8 @@ SALES = {
     "GET /admin/contacts/{contactId}/events",
     "GET /admin/contacts/{contactId}/ledger",
     "GET /admin/contacts/{contactId}/scores",
+    # issue 15: the card's recommended products
+    "GET /admin/contacts/{contactId}/recommendations",
     "POST /admin/contacts/{contactId}/accept",
     "POST /admin/contacts/{contactId}/tags",
     "DELETE /admin/contacts/{contactId}/tags/{tag}",
@@ -55,6 +57,7 @@ MARKETERS_ONLY = {
     "GET /admin/metrics/cohorts",
     "GET /admin/metrics/customers",
     "GET /admin/metrics/funnel",
+    "GET /admin/metrics/nps",
     "GET /admin/metrics/revenue",
     "GET /admin/metrics/stages",
     "GET /admin/rules",
@@ -76,6 +79,14 @@ MARKETERS_ONLY = {
     "PUT /admin/templates/{templateId}",
     "DELETE /admin/templates/{templateId}",
     "POST /admin/templates/{templateId}/preview",
+    # issue 15: the catalog, and a product's "bought together"
+    "GET /admin/catalog/products",
+    "GET /admin/catalog/products/{productId}",
+    "PUT /admin/catalog/products/{productId}",
+    "DELETE /admin/catalog/products/{productId}",
+    "GET /admin/catalog/settings",
+    "PUT /admin/catalog/settings",
+    "GET /admin/products/{productId}/recommendations",
 }
 
 

@@ -103,6 +103,7 @@ export async function renderCard (main, contactId) {
     section('Consent', consent(card.consent)),
     section('RFM segment and churn risk', analytics(card)),
     later('Segments', () => segments(card)),
+    later('Recommended products', () => recommended(card)),
     section('Traits', traits(card.traits))
   )
 }
@@ -523,4 +524,24 @@ function traits (values) {
   const entries = Object.entries(values || {})
   if (!entries.length) return h('p', { class: 'empty' }, 'No traits.')
   return facts(entries.map(([name, value]) => [name, typeof value === 'object' ? JSON.stringify(value) : String(value)]))
+}
+
+// --- issue 15: recommended products ----------------------------------------------------------------------
+
+//: how many the card shows
+const RECOMMENDED = 6
+
+/** The products recommended to the contact (not bought, from its recent purchases and views, else the
+ * best-sellers), with why: the products of its own they are bought with, or their popularity. */
+async function recommended (card) {
+  const { data } = await api('GET', contactPath(card.contact_id, '/recommendations'), { query: { n: RECOMMENDED } })
+  const products = data.recommendations || []
+  const why = p => p.reason === 'similar' ? `Bought with ${p.because.join(', ')}` : 'Popular'
+  return table('Recommended products', [
+    { label: 'Product', value: p => p.url ? h('a', { href: p.url, rel: 'noopener noreferrer', target: '_blank' }, p.name || p.product_id) : (p.name || p.product_id) },
+    { label: 'Id', value: p => h('a', { href: `#/catalog/${encodeURIComponent(p.product_id)}` }, p.product_id) },
+    { label: 'Category', value: p => p.category || '' },
+    { label: 'Price', value: p => number(p.price) },
+    { label: 'Why', value: why }
+  ], products, 'Nothing to recommend yet: the nightly model has not run, or every product is out of stock or excluded.')
 }

@@ -6,8 +6,9 @@ import * as automations from './automations.js'
 import * as templates from './templates.js'
 import * as segments from './segments.js'
 import * as campaigns from './campaigns.js'
+import * as catalog from './catalog.js' // issue 15: the product catalog
 
-const SCREENS = [rules, funnel, automations, templates, segments, campaigns]
+const SCREENS = [rules, funnel, automations, templates, segments, campaigns, catalog]
 
 export const nav = SCREENS.flatMap(screen => screen.nav)
 export const routes = SCREENS.flatMap(screen => screen.routes)

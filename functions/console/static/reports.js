@@ -1,5 +1,6 @@
 // Reports: the lifecycle metrics as charts (the funnel, the stages over time, customers, the cohort
-// retention heatmap, revenue), and campaign and automation results with their uplift.
+// retention heatmap, revenue, issue 15: the net promoter score), and campaign and automation results with
+// their uplift.
 //
 // Each report's period and range live in the address (#/reports/funnel?period=week&from=2026-09-01&to=
 // 2026-11-30), so a report can be bookmarked or shared; without them the admin API's defaults apply (up
@@ -9,6 +10,7 @@ import { h, field, table, chart, showError, clearErrors, announce } from './ui.j
 import { cohortHeatmap } from './heatmap.js'
 import { campaignList, resultsView } from './campaign-results.js'
 import { colour, count, money, orDash, share } from './report-format.js'
+import { npsReport } from './nps-report.js'
 
 //: The metric reports, in the order the reports' navigation lists them.
 const SECTIONS = [
@@ -42,6 +44,12 @@ const SECTIONS = [
     title: 'Revenue',
     about: 'Revenue and orders per period, by the stage customers were in when they bought and by their RFM segment.',
     render: revenueReport
+  },
+  {
+    id: 'nps',
+    title: 'Net promoter score',
+    about: 'Survey answers per period: the NPS with its 95% interval, the response rate, and the NPS by stage, segment and survey.',
+    render: npsReport
   }
 ]
 const CAMPAIGNS = {
@@ -56,7 +64,7 @@ export const nav = [{ href: '#/reports', label: 'Reports' }]
 export const routes = [
   { pattern: /^\/reports\/?(?:\?.*)?$/, title: 'Reports', render: overview },
   {
-    pattern: /^\/reports\/(funnel|stages|customers|cohorts|revenue)(?:\?(.*))?$/,
+    pattern: /^\/reports\/(funnel|stages|customers|cohorts|revenue|nps)(?:\?(.*))?$/,
     title: 'Reports',
     render: (main, match) => metricScreen(main, BY_ID[match[1]], match[2] || '')
   },

@@ -70,7 +70,10 @@ async function detail (main, match) {
           path: `/admin/templates/${encode(id || '-')}`,
           body: () => {
             if (!id) throw Object.assign(new Error('id: give the template an id'), { field: 'id' })
-            return collect(element, template)
+            const document = collect(element, template)
+            // issue 15: an empty survey question makes the template an ordinary one again
+            if (document.survey && !document.survey.question) delete document.survey
+            return document
           },
           version: isNew ? 0 : template.version
         })
@@ -84,6 +87,9 @@ async function detail (main, match) {
       input('Subject', 'subject', template.subject),
       text('Text part', 'text', template.text, { hint: 'Jinja: {{ contact.traits.first_name }}, {{ unsubscribe_url }}... Empty: none.', rows: 8 }),
       text('HTML part', 'html', template.html, { hint: 'Empty: none. At least one of text and HTML.', rows: 10 }),
+      input('NPS survey question', 'survey.question', template.survey && template.survey.question, {
+        hint: 'Set, the template is an NPS survey with one answer link per score: {{ survey.question }}, {{ survey.links[10] }}, {% for s in survey.scores %}. Empty: not a survey.'
+      }),
       actions(h('button', { type: 'submit' }, isNew ? 'Create template' : 'Save template'))
     )
     const controls = []
