@@ -460,12 +460,7 @@ COMPACTION_WRITER = "recommendations"
 
 def recent_products_value(entries: Sequence[RecentProduct]) -> dict[str, Any]:
     """Recent products as the profile stores them (an AttributeValue list)."""
-    return {
-        "L": [
-            {"M": {"p": s(e.product_id), "k": s(e.kind), "t": s(format_time(e.at))}}
-            for e in entries
-        ]
-    }
+    return {"L": [{"M": {"p": s(e.product_id), "k": s(e.kind), "t": s(format_time(e.at))}} for e in entries]}
 
 
 def recent_products_of(stored: Sequence[Mapping[str, Any]]) -> tuple[RecentProduct, ...]:
