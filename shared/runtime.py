@@ -438,20 +438,16 @@ def delivering() -> Delivering:
         # issue 15: a template's recommendations (read only for the templates that name them)
         recommender=Recommender(profiles=recipients, reads=_catalog(config.config_table_name)),
         # issue 15: surveys sent, counted for the NPS response rate
-        surveys=_survey_metering(config),
+        surveys=_survey_metering(),
     )
 
 
-def _survey_metering(config: settings.DeliverySettings) -> SurveyMetering:
-    """Issue 15: which stored templates are surveys (a cached read, as the renderer's), and the counters."""
-    from shared.adapters.template_store import DynamoTemplateStore
+def _survey_metering() -> SurveyMetering:
+    """Issue 15: the counters of surveys sent (the renderer says which templates are surveys)."""
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.nps_metrics import SurveyMetering
 
-    templates = DynamoTemplateStore(
-        aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
-    )
-    return SurveyMetering(store=_metric_store(), templates=templates, telemetry=PowertoolsTelemetry())
+    return SurveyMetering(store=_metric_store(), telemetry=PowertoolsTelemetry())
 
 
 def _send_ledger(config: settings.AdminSettings | settings.DeliverySettings) -> DynamoSendLedger:

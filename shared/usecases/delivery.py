@@ -295,7 +295,7 @@ def _count_sent(request: DeliveryRequest, at: datetime, deps: Delivering) -> Non
     if deps.results is not None and count_send(deps.results, request, "sent", at):
         deps.telemetry.count("CampaignSendsCounted", 1)
     if deps.surveys is not None:
-        count_survey_sent(request, at, deps.surveys)  # issue 15: once per request, if it is a survey
+        count_survey_sent(request, at, deps.renderer, deps.surveys)  # issue 15: once, if it is a survey
 
 
 def _provider_failed(

@@ -35,8 +35,10 @@ from shared.usecases.metrics import (
 
 
 class SurveyTemplates(Protocol):
-    def template(self, template_id: str) -> object | None:
-        """The template in force under this id (a cached read), None if there is none."""
+    """Which templates are surveys: delivery's renderer (``shared.delivery.ports.EmailRenderer``)."""
+
+    def survey(self, template_id: str) -> object | None:
+        """The template's survey if it is one (a cached read), else None."""
         ...
 
 
@@ -45,7 +47,6 @@ class SurveyMetering:
     """The delivery function's part: surveys sent."""
 
     store: MetricStore
-    templates: SurveyTemplates
     telemetry: Telemetry
 
 
@@ -64,14 +65,14 @@ def survey_of(request: DeliveryRequest, templates: SurveyTemplates) -> str | Non
     """The survey a request sends: its template's id, when the template is a survey."""
     if request.template is None:
         return None
-    template = templates.template(request.template)
-    # ``survey`` is the field issue 15 adds to templates (a template without it is no survey)
-    return request.template if getattr(template, "survey", None) is not None else None
+    return request.template if templates.survey(request.template) is not None else None
 
 
-def count_survey_sent(request: DeliveryRequest, at: datetime, deps: SurveyMetering) -> bool:
+def count_survey_sent(
+    request: DeliveryRequest, at: datetime, templates: SurveyTemplates, deps: SurveyMetering
+) -> bool:
     """Count a sent request once if its template is a survey; ``False`` otherwise or if counted before."""
-    survey = survey_of(request, deps.templates)
+    survey = survey_of(request, templates)
     if survey is None:
         return False
     counted = deps.store.record(f"survey-sent:{request.id}", survey_sent(survey, at))

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shared.clock import FixedClock
-from shared.delivery.templates import EmailTemplate
+from shared.delivery.templates import EmailTemplate, Survey
 from shared.errors import DependencyUnavailable, InvalidRequest
 from shared.metrics.nps import answer_counted, survey_sent
 from shared.metrics.ranges import metric_range
@@ -33,24 +33,6 @@ from tests.unit.test_lifecycle_metrics import at
 
 TODAY = datetime(2026, 12, 31, 12, 0, tzinfo=UTC)
 SCORES = {"promoter": 10, "passive": 8, "detractor": 3}
-
-
-@dataclass
-class Survey:
-    """A survey template as the template store answers it (``survey`` set: its question)."""
-
-    id: str
-    survey: dict[str, str] | None = field(default_factory=lambda: {"question": "How likely...?"})
-
-
-@dataclass
-class Templates:
-    """``SurveyTemplates``: the templates in force, by id."""
-
-    found: dict[str, Any] = field(default_factory=dict)
-
-    def template(self, template_id: str) -> Any:
-        return self.found.get(template_id)
 
 
 @dataclass
@@ -298,14 +280,23 @@ def test_a_bad_breakdown_is_a_400_naming_it() -> None:
 
 
 def survey_delivery():
+    """Delivery (``tests.unit.test_delivery_use_case``) with an NPS survey template, ``nps-q4``, and the
+    welcome email, which is none."""
     from tests.unit.test_delivery_use_case import World as DeliveryWorld
     from tests.unit.test_delivery_use_case import request
 
     world = DeliveryWorld()
     world.ann()
-    store, templates = MemoryMetricStore(), Templates({"nps-q4": Survey("nps-q4")})
-    metering = SurveyMetering(store=store, templates=templates, telemetry=world.telemetry)
-    deps = replaced(world.deps, surveys=metering)
+    question = Survey(question="How likely are you to recommend us?")
+    for template in (
+        EmailTemplate(
+            id="nps-q4", subject="How are we doing?", text="{{ survey.question }}", survey=question
+        ),
+        EmailTemplate(id="welcome", subject="Welcome", text="Hello"),
+    ):
+        world.templates.save(template, world.clock.now(), None)
+    store = MemoryMetricStore()
+    deps = replaced(world.deps, surveys=SurveyMetering(store=store, telemetry=world.telemetry))
     return world, deps, store, request
 
 
@@ -317,24 +308,24 @@ def sent_count(store: MemoryMetricStore) -> dict[str, int]:
 def test_a_survey_sent_counts_once_for_the_response_rate() -> None:
     world, deps, store, request = survey_delivery()
     survey = request(template="nps-q4", subject=None, text=None, html=None)
-    world.templates.save(
-        EmailTemplate(id="nps-q4", subject="How are we doing?", text="Answer: 0..10"), world.clock.now(), None
-    )
     assert deliver(survey, deps, lambda: 25.0).status == "sent"
     assert deliver(survey, deps, lambda: 25.0).status == "done", "a redelivered message"
     assert sent_count(store) == {"sent": 1, "survey:nps-q4:sent": 1}
     assert world.telemetry.counts["SurveySendsCounted"] == 1
     # an email that is no survey (inline, or another template) counts nothing
-    assert deliver(request(occurrence="other"), deps, lambda: 25.0).status == "sent"
-    assert count_survey_sent(request(template="welcome"), at("2026-11-02"), deps.surveys) is False  # type: ignore[arg-type]
+    # (transactional: past the daily cap of two marketing emails)
+    welcome = request(
+        occurrence="welcome", template="welcome", subject=None, text=None, html=None, purpose="transactional"
+    )
+    assert deliver(request(occurrence="inline"), deps, lambda: 25.0).status == "sent"
+    assert deliver(welcome, deps, lambda: 25.0).status == "sent"
+    assert len(world.mailer.sent) == 3
     assert sent_count(store) == {"sent": 1, "survey:nps-q4:sent": 1}
+    assert not count_survey_sent(welcome, at("2026-11-02"), world.renderer, deps.surveys)  # type: ignore[arg-type]
 
 
 def test_a_survey_whose_count_failed_is_counted_when_the_message_comes_back() -> None:
     world, deps, store, request = survey_delivery()
-    world.templates.save(
-        EmailTemplate(id="nps-q4", subject="How are we doing?", text="Answer"), world.clock.now(), None
-    )
     survey = request(template="nps-q4", subject=None, text=None, html=None)
     store.fail_next = 1
     with pytest.raises(DependencyUnavailable):
