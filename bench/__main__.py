@@ -64,6 +64,7 @@ def main(sections: list[str]) -> int:
     analytics["console"] = console_page  # issue 14
     analytics["recommendations"] = recommendation_quality  # issue 15
     analytics["serving"] = recommendation_serving  # issue 15
+    analytics["recommendations_nightly"] = recommendations_nightly  # issue 15
     if len(sections) == 1 and sections[0] in analytics:
         analytics[sections[0]](where)
         print("BENCHMARKS.md updated", flush=True)
@@ -72,7 +73,7 @@ def main(sections: list[str]) -> int:
         print(
             f"unknown section {sections!r}: run all of them, or one of 'local', 'capacity', 'rates', "
             "'automations', 'delivery', 'rhythm', 'cdnow', 'nightly', 'segments', 'search', 'console', "
-            "'recommendations', 'serving'",
+            "'recommendations', 'serving', 'recommendations_nightly'",
             file=sys.stderr,
         )
         return 2
@@ -332,6 +333,14 @@ def recommendation_quality(where: str) -> None:
     for line in recommendations.report_lines(result):
         print(line, flush=True)
     write_section("recommendations", recommendations.section(where, result))
+
+
+def recommendations_nightly(where: str) -> None:
+    """Issue 15: the nightly recommendations pass's requests and billed capacity per contact and per product,
+    and the aggregation's share (the recent products on the profile)."""
+    from bench import recommendations_nightly as nightly
+
+    nightly.run(where)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+from pydantic import TypeAdapter
 
 from shared.adapters.dynamodb import js, n, plain_item, s
 from shared.adapters.tables import EVENTS
@@ -20,7 +23,7 @@ from shared.contacts.identity import ContactId
 from shared.contacts.model import ContactRecord
 from shared.delivery.consent import ConsentFact, ConsentRecord
 from shared.recommendations.model import RecentProduct
-from shared.recommendations.recent import MAX_RECENT, merged
+from shared.recommendations.recent import MAX_RECENT
 from shared.scoring.engine import ScoreChange
 from shared.scoring.model import DimensionScore
 from shared.tracking.baskets import basket
@@ -460,16 +463,40 @@ COMPACTION_WRITER = "recommendations"
 
 def recent_products_value(entries: Sequence[RecentProduct]) -> dict[str, Any]:
     """Recent products as the profile stores them (an AttributeValue list)."""
-    return {
-        "L": [
-            {"M": {"p": s(e.product_id), "k": s(e.kind), "t": s(format_time(e.at))}}
-            for e in entries
-        ]
-    }
+    return {"L": [{"M": {"p": s(e.product_id), "k": s(e.kind), "t": s(format_time(e.at))}} for e in entries]}
+
+
+class _StoredRecent(TypedDict):
+    p: str
+    k: Literal["purchase", "view"]
+    t: str
+
+
+@cache
+def _recent_adapters() -> tuple[TypeAdapter[list[_StoredRecent]], TypeAdapter[tuple[RecentProduct, ...]]]:
+    """Built when first used: a profile read without recent products never builds them."""
+    return TypeAdapter(list[_StoredRecent]), TypeAdapter(tuple[RecentProduct, ...])
 
 
 def recent_products_of(stored: Sequence[Mapping[str, Any]]) -> tuple[RecentProduct, ...]:
-    """The stored entries (plain), folded: one per product, newest first, at most ``MAX_RECENT``."""
-    return merged(
-        RecentProduct.model_validate({"product_id": e["p"], "kind": e["k"], "at": e["t"]}) for e in stored
+    """The stored entries (plain), folded as ``shared.recommendations.recent.merged`` folds them: one per
+    product, a purchase if any entry bought it, at its latest time, newest first (ties by product id), at
+    most ``MAX_RECENT``. Folded on the stored text (times are ``format_time``'s: text order is time order)
+    and only the kept entries made models: every profile read (the stage function's stream records
+    included) pays for at most 50, not for the up to 200 stored."""
+    if not stored:
+        return ()
+    stored_entries, kept_entries = _recent_adapters()
+    kinds: dict[str, str] = {}
+    times: dict[str, str] = {}
+    for entry in stored_entries.validate_python(stored):
+        product = entry["p"]
+        if kinds.get(product) != "purchase":
+            kinds[product] = entry["k"]
+        if product not in times or entry["t"] > times[product]:
+            times[product] = entry["t"]
+    newest = sorted(times)  # ties by product id, then newest first (a stable sort)
+    newest.sort(key=times.__getitem__, reverse=True)
+    return kept_entries.validate_python(
+        [{"product_id": p, "kind": kinds[p], "at": times[p]} for p in newest[:MAX_RECENT]]
     )

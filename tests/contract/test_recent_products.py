@@ -148,3 +148,47 @@ def test_the_stored_list_is_written_back_folded_once_it_grows_past_its_bound(con
     assert products(store, ANN) == [("p1", "view"), ("p0", "view")]
     assert writers[COMPACT_AT // 2] == COMPACTION_WRITER and writers[-1] == "tracking"
     assert COMPACTION_WRITER not in PROFILE_WRITERS_EVALUATED, "the stage function ignores it"
+
+
+def test_a_write_back_that_fails_leaves_the_change_committed_and_the_next_fold_does_it(contact_tables):
+    """The change is committed before the list is written back: a throttled write-back fails nothing."""
+    from botocore.exceptions import ClientError
+
+    from shared.adapters.contact_items import RECENT_PRODUCTS, profile_key
+    from shared.adapters.contact_store import DynamoContactStore
+
+    tables = contact_tables()
+
+    class Throttled:
+        """The table's client, whose write-backs (the list alone, on condition of ``rev``) are throttled
+        while ``refusing``."""
+
+        refusing = True
+
+        def __getattr__(self, name: str):
+            return getattr(tables.db, name)
+
+        def update_item(self, **request):
+            if self.refusing and request.get("ConditionExpression") == "#v = :v":
+                error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+                raise ClientError(error, "UpdateItem")
+            return tables.db.update_item(**request)
+
+    client = Throttled()
+    store = DynamoContactStore(
+        client, contacts_table=tables.contacts, events_table=tables.events, sleep=lambda _: None
+    )
+
+    def stored() -> int:
+        item = tables.db.get_item(TableName=tables.contacts, Key=profile_key(ANN))["Item"]
+        return len(item[RECENT_PRODUCTS]["L"])
+
+    for n in range(3):  # 50 distinct products a change: 150 stored, past the bound
+        views = [viewed(ANN, f"v{n}-{i}", f"p{n}-{i:02d}", hours_ago=10 - n - i / 100) for i in range(50)]
+        assert store.commit([positioned(change(ANN, *views), n + 1)])[0].committed
+    assert stored() == 150, "the write-back was throttled: the list stays longer"
+    assert len(store.profile(ANN).recent_products) == MAX_RECENT
+    client.refusing = False
+    assert store.commit([positioned(change(ANN, viewed(ANN, "late", "kite", hours_ago=0.1)), 4)])[0].committed
+    assert stored() == MAX_RECENT
+    assert store.profile(ANN).recent_products[0].product_id == "kite"

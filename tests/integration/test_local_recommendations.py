@@ -89,3 +89,37 @@ def test_the_nightly_pass_stores_each_products_neighbours_from_the_profiles(loca
     assert status == 200, again
     assert stored(local_stack, neighbours_key("tent")) == tent, "the same night writes the same items"
     assert stored(local_stack, POPULAR_KEY) == popular
+
+
+def test_a_visitors_views_join_the_customers_products_when_identified(local_stack) -> None:
+    """Product views of an anonymous visitor, then the customer's order, then identify: the merge keeps
+    both contacts' products on the customer's profile, and the nightly pass reads the customer alone."""
+    from shared.adapters import aws
+    from shared.adapters.contact_profiles import read_profile
+    from shared.contacts.identity import ContactId
+
+    now = local_stack.clock.now()
+    views = [
+        {"type": "track", "anonymousId": "a-dee", "event": "Product Viewed", "messageId": f"a-v{n}",
+         "timestamp": (now - timedelta(hours=3, minutes=n)).isoformat(), "properties": {"product_id": p}}
+        for n, p in enumerate(("lamp", "tent"))
+    ]  # fmt: skip
+    bought = order("dee", 1, "helmet", at=(now - timedelta(hours=2)).isoformat())
+    known = {"type": "identify", "userId": "dee", "anonymousId": "a-dee", "messageId": "i-dee"}
+    for batch in (views, [bought], [known]):
+        status, answer = call(local_stack, "POST", "/v1/batch", {"batch": batch}, {"authorization": SERVER})
+        assert (status, answer) == (200, {"success": True})
+        local_stack.drain_streams()
+
+    db, table = aws.client("dynamodb"), local_stack.table_names["contacts"]
+    dee = read_profile(db, table, ContactId.user("dee"))
+    assert [(p.product_id, p.kind) for p in dee.recent_products] == [
+        ("helmet", "purchase"),
+        ("lamp", "view"),
+        ("tent", "view"),
+    ]
+    assert read_profile(db, table, ContactId.anonymous("a-dee")).merged_into == "user_id:dee"
+
+    status, state = call(local_stack, "POST", "/_local/recommendations/run")
+    assert status == 200, state
+    assert sum(e["contacts"] for e in state["recommendations_extract"]) == 1, "the visitor merged away is not"

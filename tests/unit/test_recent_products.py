@@ -87,3 +87,21 @@ def test_a_change_carries_its_calls_products_newest_first():
         ("a", "purchase"),
         ("b", "purchase"),
     ]
+
+
+def test_the_stored_list_reads_back_as_merged_folds_it():
+    """The adapter folds the stored text (``recent_products_of``) as the domain folds entries (``merged``),
+    whatever the repeats, ties and order."""
+    import random
+
+    from shared.adapters.contact_items import recent_products_of, recent_products_value
+    from shared.adapters.dynamodb import plain
+
+    rng = random.Random(15)
+    for _ in range(50):
+        entries = [
+            entry(f"p{rng.randrange(80)}", rng.choice(("purchase", "view")), hours_ago=rng.randrange(40) / 2)
+            for _ in range(rng.randrange(1, 200))
+        ]
+        assert recent_products_of(plain(recent_products_value(entries))) == merged(entries)
+    assert recent_products_of([]) == ()
