@@ -156,20 +156,31 @@ class DynamoCatalog:
     def lists(self, product_ids: Sequence[str]) -> ModelLists:
         keys = [_key(neighbours_key(p)) for p in dict.fromkeys(product_ids)]
         items = self._batch_get([*keys, _key(POPULAR_KEY), SETTINGS_KEY])
-        neighbours: dict[str, Any] = {}
-        popular: tuple = ()
+        stored: dict[str, StoredList] = {}
+        popular: StoredList | None = None
         settings = CatalogSettings()
         for item in items:
             pk, sk = item["pk"]["S"], item["sk"]["S"]
             if sk == NEIGHBOURS_SK and pk.startswith(PRODUCT_PREFIX):
-                neighbours[pk.removeprefix(PRODUCT_PREFIX)] = StoredList.model_validate(
-                    plain_item(item)
-                ).neighbours()
+                stored[pk.removeprefix(PRODUCT_PREFIX)] = StoredList.model_validate(plain_item(item))
             elif (pk, sk) == (POPULAR_KEY["pk"], POPULAR_KEY["sk"]):
-                popular = StoredList.model_validate(plain_item(item)).neighbours()
+                popular = StoredList.model_validate(plain_item(item))
             elif pk == CATALOG_PK and sk == SETTINGS_SK:
                 settings = settings_from_item(item)
-        return ModelLists(neighbours=neighbours, popular=popular, settings=settings)
+        # A neighbour list older than the popularity list is a product the latest night found no
+        # neighbours for, whose item a skipped night left behind: not served (the night's write deletes
+        # such items only when it has the night before's parts to compare with).
+        newest = popular.fitted_on if popular is not None else None
+        neighbours = {
+            p: lists.neighbours()
+            for p, lists in stored.items()
+            if newest is None or lists.fitted_on >= newest
+        }
+        return ModelLists(
+            neighbours=neighbours,
+            popular=popular.neighbours() if popular is not None else (),
+            settings=settings,
+        )
 
     def products(self, product_ids: Sequence[str]) -> dict[str, Product]:
         items = self._batch_get([product_key(p) for p in dict.fromkeys(product_ids)])

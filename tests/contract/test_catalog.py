@@ -30,7 +30,7 @@ def product(product_id: str, **facts: Any) -> Product:
     return Product(id=product_id, **{"name": product_id.title(), "updated_at": NOW, **facts})
 
 
-def store_model(db: Any, table: str, model: ItemModel) -> None:
+def store_model(db: Any, table: str, model: ItemModel, popular_on: str = "2026-12-01") -> None:
     """The nightly model's items, as the nightly pass writes them (``shared.recommendations.stored``)."""
 
     def entries(neighbours: tuple[Neighbour, ...]) -> dict[str, Any]:
@@ -43,7 +43,7 @@ def store_model(db: Any, table: str, model: ItemModel) -> None:
         )
     key = {k: {"S": v} for k, v in POPULAR_KEY.items()}
     db.put_item(
-        TableName=table, Item={**key, "entries": entries(model.popular), "fittedOn": {"S": "2026-12-01"}}
+        TableName=table, Item={**key, "entries": entries(model.popular), "fittedOn": {"S": popular_on}}
     )
 
 
@@ -122,6 +122,29 @@ def test_serving_reads_the_catalog_entries_of_any_number_of_products(catalog) ->
     assert sorted(found) == listed
     assert found["p010"] == product("p010", category="Even")
     assert catalog.products([]) == {}
+
+
+def test_a_neighbour_list_older_than_the_popularity_list_is_not_served(implementation, config_table) -> None:
+    """A night that found no neighbours for a product deletes its item only when it can compare with the
+    night before; an item a skipped night left behind is older than the popularity list: not served."""
+    if implementation == "fake":
+        pytest.skip("the stored items' dates")
+    from shared.adapters.catalog_store import DynamoCatalog
+
+    db, table = config_table()
+    store_model(db, table, MODEL, popular_on="2026-12-03")
+    fresh = {k: {"S": v} for k, v in neighbours_key("stove").items()}
+    db.put_item(
+        TableName=table,
+        Item={
+            **fresh,
+            "entries": {"L": [{"M": {"p": {"S": "lamp"}, "s": {"N": "0.7"}}}]},
+            "fittedOn": {"S": "2026-12-03"},
+        },
+    )
+    lists = DynamoCatalog(db, table=table, sleep=lambda _: None).lists(["tent", "stove"])
+    assert dict(lists.neighbours) == {"stove": (Neighbour("lamp", 0.7),)}, "tent's list is from 2026-12-01"
+    assert lists.popular == MODEL.popular
 
 
 def test_unprocessed_keys_are_asked_again(implementation, config_table) -> None:
