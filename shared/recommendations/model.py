@@ -36,7 +36,8 @@ Reason = Literal["similar", "popular"]
 class RecentProduct(BaseModel):
     """A product a contact bought or viewed, and when last (a contact's profile keeps its newest ones)."""
 
-    model_config = ConfigDict(frozen=True)
+    # Built when first used, like ``ContactRecord``: the tracking hot path imports the profile model.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     product_id: str
     kind: Kind
