@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.adapters.dynamodb import failure, plain_item, retried, s, unavailable
@@ -167,14 +167,15 @@ class DynamoCatalog:
                 popular = StoredList.model_validate(plain_item(item))
             elif pk == CATALOG_PK and sk == SETTINGS_SK:
                 settings = settings_from_item(item)
-        # A neighbour list older than the popularity list is a product the latest night found no
-        # neighbours for, whose item a skipped night left behind: not served (the night's write deletes
-        # such items only when it has the night before's parts to compare with).
-        newest = popular.fitted_on if popular is not None else None
+        # A neighbour list more than a night older than the popularity list is a product a later night
+        # found no neighbours for, whose item a skipped night left behind (the night's write deletes such
+        # items only when it has the night before's parts to compare with): not served. One night older
+        # is served: the night's write rewrites the popularity item first, the products' items after it.
+        oldest = popular.fitted_on - timedelta(days=1) if popular is not None else None
         neighbours = {
             p: lists.neighbours()
             for p, lists in stored.items()
-            if newest is None or lists.fitted_on >= newest
+            if oldest is None or lists.fitted_on >= oldest
         }
         return ModelLists(
             neighbours=neighbours,
