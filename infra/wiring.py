@@ -515,6 +515,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             ),
             # issue 13: the lifecycle metrics' reports read counter rows, a Query per shard
             TableAccess(METRICS, ("dynamodb:Query",)),
+            # issue 15: what a contact bought, never recommended to it (one Query of the purchase index)
+            TableAccess(EVENTS, ("dynamodb:Query",), only_index="byPurchase"),
         ),
         services=("events", "sns", "ses"),
         # previews and checks the templates it manages
@@ -597,6 +599,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             # templates and the sending pause; issue 15: a template's recommendations (the nightly model's
             # lists and the catalog's items for the candidates, one BatchGetItem each)
             TableAccess(CONFIG, ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")),
+            # issue 15: what the contact bought, never recommended to it (one Query of the purchase index)
+            TableAccess(EVENTS, ("dynamodb:Query",), only_index="byPurchase"),
             # frequency caps: an atomic conditional add per channel and window
             TableAccess(RATES, ("dynamodb:UpdateItem",)),
             # issue 15: each survey sent, counted once for the NPS response rate

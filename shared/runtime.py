@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.adapters.contact_store import DynamoContactStore
     from shared.adapters.engagement_config import DynamoEngagementConfig
     from shared.adapters.metric_store import DynamoMetricStore
+    from shared.adapters.purchase_history import DynamoPurchaseHistory
     from shared.adapters.recommendation_nightly import S3RecommendationStaging
     from shared.adapters.segment_store import DynamoSegmentStore
     from shared.adapters.send_ledger import DynamoSendLedger
@@ -351,13 +352,23 @@ def admin() -> Admin:
 
 def _admin_recommendations(config: settings.AdminSettings) -> dict[str, Any]:
     catalog = _catalog(config.config_table_name)
-    return {"catalog": catalog, "recommendations": catalog}
+    return {
+        "catalog": catalog,
+        "recommendations": catalog,
+        "purchases": _purchase_history(config.events_table_name),
+    }
 
 
 def _catalog(table: str) -> DynamoCatalog:
     from shared.adapters.catalog_store import DynamoCatalog
 
     return DynamoCatalog(aws.client("dynamodb"), table=table)
+
+
+def _purchase_history(events_table: str) -> DynamoPurchaseHistory:
+    from shared.adapters.purchase_history import DynamoPurchaseHistory
+
+    return DynamoPurchaseHistory(aws.client("dynamodb"), events_table=events_table)
 
 
 def _admin_leads(config: settings.AdminSettings) -> dict[str, Any]:
@@ -436,7 +447,11 @@ def delivering() -> Delivering:
         campaigns=_campaign_status(config),
         results=_exposures(config),
         # issue 15: a template's recommendations (read only for the templates that name them)
-        recommender=Recommender(profiles=recipients, reads=_catalog(config.config_table_name)),
+        recommender=Recommender(
+            profiles=recipients,
+            reads=_catalog(config.config_table_name),
+            purchases=_purchase_history(config.events_table_name),
+        ),
         # issue 15: surveys sent, counted for the NPS response rate
         surveys=_survey_metering(),
     )

@@ -2760,3 +2760,32 @@ class MemoryCatalog:
     def products(self, product_ids: Sequence[str]) -> dict[str, Product]:
         self.requests += -(-len(set(product_ids)) // 100)
         return {p: self.held[p] for p in product_ids if p in self.held}
+
+
+class MemoryPurchaseHistory:
+    """What a contact bought (``shared.usecases.recommendations.PurchaseHistory``), read from the contact
+    store fake's log as ``DynamoPurchaseHistory`` reads the purchase index: the baskets of the contact's
+    newest ``limit`` purchases (by their time). ``requests`` counts the Queries."""
+
+    def __init__(self, contacts: MemoryContactStore) -> None:
+        self.contacts = contacts
+        self.requests = 0
+
+    def bought(self, contact: ContactId, limit: int = 500) -> frozenset[str]:
+        from shared.tracking.baskets import basket
+        from shared.tracking.behaviours import Behaviour
+        from shared.tracking.timestamps import format_time
+
+        if limit < 1:
+            return frozenset()
+        self.requests += 1
+        purchases = sorted(
+            (
+                item.event
+                for item in self.contacts.log.get(contact, {}).values()
+                if item.event.behaviour is Behaviour.PURCHASE
+            ),
+            key=lambda e: format_time(e.timestamp),
+            reverse=True,
+        )[:limit]
+        return frozenset(p for e in purchases for p, _ in basket(e.properties) if p)

@@ -27,7 +27,7 @@ from shared.usecases.backfills import Backfills
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.metrics import MetricStore
-from shared.usecases.recommendations import Catalog, ServingReads
+from shared.usecases.recommendations import Catalog, PurchaseHistory, ServingReads
 from shared.usecases.recording import EventLog, Profiles
 from shared.usecases.search import ContactFinder
 
@@ -139,3 +139,5 @@ class Admin:
     catalog: Catalog | None = None
     #: the nightly model and the catalog as serving reads them (``.../recommendations``)
     recommendations: ServingReads | None = None
+    #: what a contact bought (the event log's purchase index), never recommended to it
+    purchases: PurchaseHistory | None = None

@@ -6,7 +6,8 @@
 - ``GET /admin/products/{productId}/recommendations?n=10``: what is bought together with a product.
 
 Out-of-stock products and excluded categories are never offered (``shared.usecases.recommendations``).
-A contact costs its profile read and two batch reads, whatever its history.
+A contact costs its profile read, one Query of what it bought (its newest 500 purchases: never offered)
+and two batch reads, whatever its history.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shared.usecases.recommendations import (
     ContactRecommendations,
     ProductRecommendations,
     ServingReads,
+    bought_by,
     for_contact,
     for_product,
     wanted,
@@ -39,7 +41,9 @@ def contact_recommendations(request: HttpRequest, deps: Admin) -> ContactRecomme
         raise NotFound(f"no contact {asked}")
     return ContactRecommendations(
         contact_id=record.contact_id,
-        recommendations=for_contact(record.recent_products, n, _reads(deps)),
+        recommendations=for_contact(
+            record.recent_products, n, _reads(deps), bought_by(record.contact_id, deps.purchases)
+        ),
     )
 
 

@@ -27,7 +27,7 @@ from shared.delivery.templates import (
 from shared.errors import InvalidRequest, NotFound, invalid_field
 from shared.http import if_match_version, json_body
 from shared.recommendations.model import RecentProduct
-from shared.usecases.recommendations import FOR_TEMPLATES, for_contact
+from shared.usecases.recommendations import FOR_TEMPLATES, bought_by, for_contact
 from shared.usecases.recording import resolve
 
 if TYPE_CHECKING:
@@ -149,7 +149,15 @@ def preview_template(request: HttpRequest, deps: Admin) -> Preview:
         # issue 15: as delivery computes them, for a template that names them (a sample contact: the popular
         # products, as for a contact new to the shop)
         recommendations=(
-            [r.for_template() for r in for_contact(recent, FOR_TEMPLATES, deps.recommendations)]
+            [
+                r.for_template()
+                for r in for_contact(
+                    recent,
+                    FOR_TEMPLATES,
+                    deps.recommendations,
+                    bought_by(contact_id, deps.purchases) if recent else frozenset(),
+                )
+            ]
             if deps.recommendations is not None and "recommendations" in compiled.names
             else []
         ),

@@ -5,7 +5,8 @@ excluded category (``shared.recommendations.catalog``) are never offered.
 The nightly model (``shared.recommendations.stored``) and the catalog are read through ``ServingReads`` in
 a fixed number of requests, whatever the contact: the neighbour lists of the contact's recent products, the
 popularity list and the catalog's settings in one batch read; then the catalog entries of a pool of
-candidates in a second one. The model ranks the pool (``shared.recommendations.model.recommend``); the
+candidates in a second one. What the contact ever bought (beyond the recent products a profile keeps) comes
+from ``PurchaseHistory``: one Query of the purchase index, its newest ``MAX_PURCHASES`` purchases. The model ranks the pool (``shared.recommendations.model.recommend``); the
 catalog's facts bar some of it; the model ranks again without them, within the pool (pure, no request).
 Candidates are fetched ``2n + 10`` at most 100 (one batch read): when more of them than that are barred,
 fewer than ``n`` come back.
@@ -13,7 +14,7 @@ fewer than ``n`` come back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -41,6 +42,10 @@ MAX_N = 40
 FOR_TEMPLATES = 6
 #: a batch read's keys, at most (DynamoDB's BatchGetItem)
 MAX_POOL = 100
+#: a contact's purchases read to know what it bought, newest first: one Query page of the purchase index
+#: (some 100 bytes a purchase, about 13 read units for 500). An older purchase is not known as bought,
+#: unless its product is among the recent products the profile keeps
+MAX_PURCHASES = 500
 
 
 # -- the ports ----------------------------------------------------------------------------------------
@@ -64,6 +69,14 @@ class ServingReads(Protocol):
 
     def products(self, product_ids: Sequence[str]) -> dict[str, Product]:
         """The catalog's entries for these products (at most 100; the ones it lists): one batch read."""
+        ...
+
+
+class PurchaseHistory(Protocol):
+    """What a contact bought, from the event log's purchase index (``byPurchase``)."""
+
+    def bought(self, contact: ContactId, limit: int = MAX_PURCHASES) -> frozenset[str]:
+        """The products of the contact's newest ``limit`` purchases (their baskets): one Query."""
         ...
 
 
@@ -156,13 +169,20 @@ def pool_size(n: int) -> int:
     return min(MAX_POOL, 2 * n + 10)
 
 
-def for_contact(recent: Sequence[RecentProduct], n: int, reads: ServingReads) -> list[RecommendedProduct]:
-    """The top ``n`` products for a contact with these recent products (newest first): two batch reads."""
+def for_contact(
+    recent: Sequence[RecentProduct],
+    n: int,
+    reads: ServingReads,
+    bought: Collection[str] = frozenset(),
+) -> list[RecommendedProduct]:
+    """The top ``n`` products for a contact with these recent products (newest first), never one it
+    ``bought`` (``PurchaseHistory.bought``) nor a recent purchase: two batch reads."""
     recent = tuple(recent)[: MAX_POOL - 2]
     lists = reads.lists(list(dict.fromkeys(r.product_id for r in recent)))
+    owned = frozenset(bought) | {r.product_id for r in recent if r.kind == "purchase"}
 
     def ranked(count: int, exclude: Container[str]) -> tuple[Recommendation, ...]:
-        return recommend(recent, lists.neighbours, lists.popular, n=count, exclude=exclude)
+        return recommend(recent, lists.neighbours, lists.popular, n=count, exclude=_AnyOf(owned, exclude))
 
     served, _ = _served(ranked, n, lists.settings, reads)
     return served
@@ -180,6 +200,16 @@ def for_product(
 
     served, products = _served(ranked, n, lists.settings, reads, also=product_id)
     return products.get(product_id), served
+
+
+class _AnyOf:
+    """The products in either container (what the contact owns, or what a ranking may not offer)."""
+
+    def __init__(self, first: Container[str], second: Container[str]) -> None:
+        self._first, self._second = first, second
+
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self._first or product_id in self._second
 
 
 class _Barred:
@@ -235,12 +265,23 @@ def _with_facts(recommendation: Recommendation, product: Product | None) -> Reco
 
 @dataclass(frozen=True, slots=True)
 class Recommender:
-    """Serving a contact named by id (delivery's templates): its profile read (merges followed), then
-    ``for_contact``: one GetItem and two batch reads."""
+    """Serving a contact named by id (delivery's templates): its profile read (merges followed), what the
+    contact holding it bought (``purchases``), then ``for_contact``: one GetItem, one Query and two batch
+    reads."""
 
     profiles: Profiles
     reads: ServingReads
+    purchases: PurchaseHistory | None = None
 
     def for_contact(self, contact_id: str, n: int = FOR_TEMPLATES) -> list[RecommendedProduct]:
         record = holder(ContactId.parse(contact_id), self.profiles)
-        return for_contact(record.recent_products if record else (), n, self.reads)
+        if record is None:
+            return for_contact((), n, self.reads)
+        return for_contact(
+            record.recent_products, n, self.reads, bought_by(record.contact_id, self.purchases)
+        )
+
+
+def bought_by(contact_id: str, purchases: PurchaseHistory | None) -> frozenset[str]:
+    """What the contact bought (its newest ``MAX_PURCHASES`` purchases); nothing known without the port."""
+    return purchases.bought(ContactId.parse(contact_id)) if purchases is not None else frozenset()

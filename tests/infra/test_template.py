@@ -548,7 +548,8 @@ def test_the_aggregation_writes_profiles_blind_and_reads_no_log(template) -> Non
 def test_the_event_log_has_a_stream_and_only_the_sparse_purchase_index(template) -> None:
     """Each event is written once and read by key: an index would bill every write again. The one index
     holds purchases alone (only they carry ``purchasedAt``), for the nightly pass; only its extract step
-    may read it, by Scan, and nothing may read the table by Scan."""
+    may read it by Scan, and nothing may read the table by Scan. Issue 15: serving (the admin and delivery)
+    Queries one contact's purchases there, what it bought, and nothing else of the index."""
     props = by_env(template, EVENTS.env)
     assert "LocalSecondaryIndexes" not in props
     (index,) = props["GlobalSecondaryIndexes"]
@@ -562,10 +563,14 @@ def test_the_event_log_has_a_stream_and_only_the_sparse_purchase_index(template)
                 statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             )
             on_index = [t for t in map(json.dumps, targets) if f'"{logical}"' in t and "/index/" in t]
+            purchase_index = [
+                json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [logical, "Arn"]}, "/index/byPurchase"]]})
+            ]
             if spec.name == "analytics_extract" and on_index:
-                assert statement["Action"] == "dynamodb:Scan" and on_index == [
-                    json.dumps({"Fn::Join": ["", [{"Fn::GetAtt": [logical, "Arn"]}, "/index/byPurchase"]]})
-                ], statement
+                assert statement["Action"] == "dynamodb:Scan" and on_index == purchase_index, statement
+                continue
+            if spec.name in ("admin", "delivery") and on_index:
+                assert statement["Action"] == "dynamodb:Query" and on_index == purchase_index, statement
                 continue
             assert on_index == [], (spec.name, statement)
 

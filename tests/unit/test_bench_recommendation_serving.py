@@ -1,5 +1,6 @@
 """Issue 15's bench (``bench.recommendation_serving``) measures what it says: a contact's recommendations
-cost its profile's read and two batch reads whatever its history, a product's two batch reads, a catalog
+cost its profile's read, one Query of its purchases and two batch reads whatever its history (and
+never offer what it bought), a product's two batch reads, a catalog
 page one Query; and what is served leaves out the products out of stock."""
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def test_serving_costs_what_the_bench_reports(measured) -> None:
     contacts = [label for label in rows if label.startswith("a contact")]
     assert len(contacts) == 8
     for label in contacts:
-        assert rows[label]["requests"] == {"BatchGetItem": 2, "GetItem": 1}, label
+        assert rows[label]["requests"] == {"BatchGetItem": 2, "GetItem": 1, "Query": 1}, label
+        assert rows[label]["bought"] == 0, label
         assert rows[label]["served"] == int(label.rsplit("n=", 1)[1]), label
         assert rows[label]["out_of_stock"] == 0, label
         # from its recent products (the nightly model's neighbours), or the popular ones for a new contact

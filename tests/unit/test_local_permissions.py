@@ -88,8 +88,10 @@ def test_index_grants_are_query_only_but_the_nightly_scan_of_one_named_index() -
     assert ("admin", ("dynamodb:Query",), "byLookup") in named
     others = named - {("analytics_extract", ("dynamodb:Scan",), "byPurchase")}
     assert all(actions == ("dynamodb:Query",) for _, actions, _ in others)
-    assert {index for _, _, index in others} == {"bySegment", "byLookup"}
+    assert {index for _, _, index in others} == {"bySegment", "byLookup", "byPurchase"}
     assert {name for name, _, index in others if index == "byLookup"} == {"admin"}
+    # issue 15: serving Queries one contact's purchases (what it bought), the admin and delivery alone
+    assert {name for name, _, index in others if index == "byPurchase"} == {"admin", "delivery"}
 
 
 def test_services_only_where_wired_and_only_on_their_resource() -> None:
@@ -233,6 +235,19 @@ def test_the_extract_scans_the_purchase_index_and_never_the_table() -> None:
     for spec in FUNCTIONS:
         if spec.name != "analytics_extract":
             denied(policy(spec.name), "dynamodb", "Scan", TableName="t-events", IndexName="byPurchase")
+
+
+def test_serving_queries_the_purchase_index_and_scans_nothing() -> None:
+    """Issue 15: the admin and delivery read what a contact bought with a Query of the purchase index; no
+    other function may Query it, and Scan stays the extract's."""
+    for name in ("admin", "delivery"):
+        serving = policy(name)
+        serving.check("dynamodb", "Query", {"TableName": "t-events", "IndexName": "byPurchase"})
+        denied(serving, "dynamodb", "Scan", TableName="t-events", IndexName="byPurchase")
+        denied(serving, "dynamodb", "Query", TableName="t-events", IndexName="anotherIndex")
+    for spec in FUNCTIONS:
+        if spec.name not in ("admin", "delivery"):
+            denied(policy(spec.name), "dynamodb", "Query", TableName="t-events", IndexName="byPurchase")
 
 
 def test_each_step_reads_and_writes_only_what_its_wiring_grants_under_the_prefix() -> None:

@@ -21,7 +21,8 @@ from shared.http import HttpRequest
 from shared.recommendations.catalog import CatalogSettings, Product
 from shared.recommendations.model import ItemModel, Neighbour, RecentProduct
 from shared.usecases.recommendations import MAX_N, for_contact, for_product, wanted
-from tests.fakes import MemoryCatalog
+from tests.contract.helpers import entries
+from tests.fakes import MemoryCatalog, MemoryContactStore, MemoryPurchaseHistory
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 #: the nightly model of a shop where campers and readers never meet
@@ -167,10 +168,26 @@ class Profiles:
         return self.records.get(str(contact))
 
 
-def admin(shop: MemoryCatalog, *records: ContactRecord) -> Any:
+def admin(shop: MemoryCatalog, *records: ContactRecord, log: MemoryContactStore | None = None) -> Any:
     return SimpleNamespace(
-        contacts=Profiles(*records), catalog=shop, recommendations=shop, clock=FixedClock(NOW)
+        contacts=Profiles(*records),
+        catalog=shop,
+        recommendations=shop,
+        purchases=MemoryPurchaseHistory(log or MemoryContactStore()),
+        clock=FixedClock(NOW),
     )
+
+
+def ordered(contact: ContactId, message_id: str, days_ago: int, *products: str) -> dict[str, Any]:
+    """An ``Order Completed`` call of these products, as tracking receives it."""
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": contact.value,
+        "messageId": message_id,
+        "timestamp": (NOW - timedelta(days=days_ago)).isoformat(),
+        "properties": {"order_id": message_id, "products": [{"product_id": p} for p in products]},
+    }
 
 
 def call(
@@ -203,6 +220,28 @@ def test_a_contacts_recommendations_follow_merges(shop) -> None:
     ]
     with pytest.raises(NotFound):
         call(deps, "GET", "/admin/contacts/{contactId}/recommendations", {"contactId": "user_id:nobody"})
+
+
+def test_what_the_contact_ever_bought_is_never_offered_though_no_longer_recent(shop) -> None:
+    """The profile keeps 50 recent products; the purchase index knows the older purchases: a stove bought
+    long ago (out of the recent list), by the contact the merged-away one now is, is not offered."""
+    ann = ContactId.user("ann")
+    log = MemoryContactStore()
+    log.append(entries(ann, ordered(ann, "o1", 400, "stove", "pot")))
+    deps = admin(
+        shop,
+        ContactRecord(contact_id="anonymous_id:a1", merged_into="user_id:ann"),
+        ContactRecord(contact_id="user_id:ann", recent_products=tuple(bought("tent"))),
+        log=log,
+    )
+    answer = call(
+        deps, "GET", "/admin/contacts/{contactId}/recommendations", {"contactId": "anonymous_id:a1"}, n="3"
+    )
+    assert [r["product_id"] for r in answer["recommendations"]] == ["lamp", "mat", "novel"]
+    assert deps.purchases.requests == 1
+    # without the purchase history, the stove would be the first offered
+    assert ids(for_contact(bought("tent"), 1, shop)) == ["stove"]
+    assert ids(for_contact(bought("tent"), 1, shop, bought={"stove"})) == ["lamp"]
 
 
 def test_a_products_bought_together_route(shop) -> None:

@@ -22,7 +22,8 @@ from shared.recommendations.catalog import CatalogSettings, Product
 from shared.recommendations.model import ItemModel, Neighbour, RecentProduct
 from shared.usecases.delivery import Delivered, deliver
 from shared.usecases.recommendations import FOR_TEMPLATES, Recommender
-from tests.fakes import MemoryCatalog, MemoryTemplateRepository
+from tests.contract.helpers import entries
+from tests.fakes import MemoryCatalog, MemoryContactStore, MemoryPurchaseHistory, MemoryTemplateRepository
 from tests.unit.test_delivery_use_case import NOON, World, request
 
 MODEL = ItemModel(
@@ -105,6 +106,31 @@ def test_a_win_back_email_shows_the_products_recommended_to_the_contact(
     assert shop.requests == 2, "two batch reads (and her profile's GetItem) for the whole email"
 
 
+def test_a_win_back_email_never_offers_what_the_contact_bought_long_ago(
+    world: World, shop: MemoryCatalog
+) -> None:
+    """Her stove was bought a year ago (no longer among her recent products): the purchase index says so,
+    in one Query, and the email offers the lamp first."""
+    ann = ContactId.user("ann")
+    log = MemoryContactStore()
+    order = {
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "ann",
+        "messageId": "o-old",
+        "timestamp": (NOON - timedelta(days=365)).isoformat(),
+        "properties": {"order_id": "o-old", "products": [{"product_id": "stove"}]},
+    }
+    log.append(entries(ann, order))
+    purchases = MemoryPurchaseHistory(log)
+    deps = replace(world.deps, recommender=Recommender(profiles=Profiles(), reads=shop, purchases=purchases))
+    email = request(template="win-back", subject=None, text=None, html=None)
+    assert deliver(email, deps, lambda: world.time_left).status == "sent"
+    (context,) = world.contexts
+    assert [p["id"] for p in context["recommendations"]] == ["lamp", "novel"]
+    assert (purchases.requests, shop.requests) == (1, 2)
+
+
 def test_a_template_without_recommendations_reads_nothing_for_them(world: World, shop: MemoryCatalog) -> None:
     world.templates.save(
         EmailTemplate(id="hello", subject="Hi {{ contact.traits.first_name }}", text="Hi"), NOON, None
@@ -120,7 +146,7 @@ def test_a_preview_shows_the_recommendations_as_delivery_would(shop: MemoryCatal
     templates = MemoryTemplateRepository()
     templates.save(WIN_BACK, NOON, None)
     deps = SimpleNamespace(
-        templates=templates, contacts=Profiles(), postal_address="Shop", recommendations=shop
+        templates=templates, contacts=Profiles(), postal_address="Shop", recommendations=shop, purchases=None
     )
 
     def preview(body: dict[str, Any]) -> Any:
