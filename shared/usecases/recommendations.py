@@ -8,8 +8,10 @@ popularity list and the catalog's settings in one batch read; then the catalog e
 candidates in a second one. What the contact ever bought (beyond the recent products a profile keeps) comes
 from ``PurchaseHistory``: one Query of the purchase index, its newest ``MAX_PURCHASES`` purchases. The model ranks the pool (``shared.recommendations.model.recommend``); the
 catalog's facts bar some of it; the model ranks again without them, within the pool (pure, no request).
-Candidates are fetched ``2n + 10`` at most 100 (one batch read): when more of them than that are barred,
-fewer than ``n`` come back.
+The pool (one batch read, at most 100 keys) is the first ranking's top ``n + 10`` neighbours plus the top
+``n + 10`` popular products the contact has not bought (``pool_size``: at most 49 each), so that when the
+catalog bars the neighbours (out of stock, unlisted with ``catalog_only``) the popular fallback is still
+there; when more than that are barred, fewer than ``n`` come back.
 """
 
 from __future__ import annotations
@@ -166,7 +168,9 @@ def wanted(raw: str | None) -> int:
 
 
 def pool_size(n: int) -> int:
-    return min(MAX_POOL, 2 * n + 10)
+    """Candidates of each kind in the pool (neighbours, popular products): ``n + 10``, so that both kinds
+    and a product's own entry fit one batch read."""
+    return min((MAX_POOL - 1) // 2, n + 10)
 
 
 def for_contact(
@@ -184,7 +188,7 @@ def for_contact(
     def ranked(count: int, exclude: Container[str]) -> tuple[Recommendation, ...]:
         return recommend(recent, lists.neighbours, lists.popular, n=count, exclude=_AnyOf(owned, exclude))
 
-    served, _ = _served(ranked, n, lists.settings, reads)
+    served, _ = _served(ranked, n, lists, reads, owned)
     return served
 
 
@@ -198,7 +202,7 @@ def for_product(
     def ranked(count: int, exclude: Container[str]) -> tuple[Recommendation, ...]:
         return bought_together(product_id, neighbours, lists.popular, n=count, exclude=exclude)
 
-    served, products = _served(ranked, n, lists.settings, reads, also=product_id)
+    served, products = _served(ranked, n, lists, reads, frozenset([product_id]), also=product_id)
     return products.get(product_id), served
 
 
@@ -226,18 +230,26 @@ class _Barred:
 def _served(
     ranked: Callable[[int, Container[str]], tuple[Recommendation, ...]],
     n: int,
-    settings: CatalogSettings,
+    lists: ModelLists,
     reads: ServingReads,
+    owned: Container[str],
     also: str | None = None,
 ) -> tuple[list[RecommendedProduct], dict[str, Product]]:
-    """The pool ranked, its catalog entries (and ``also``'s) read at once, the pool ranked again without
-    what the catalog bars; with the entries read."""
-    pool = [r.product_id for r in ranked(pool_size(n), frozenset())]
+    """The pool (the top neighbours and the top popular products not ``owned``), its catalog entries (and
+    ``also``'s) read at once, the pool ranked again without what the catalog bars; with the entries read."""
+    size = pool_size(n)
+    neighbours = [r.product_id for r in ranked(size, frozenset()) if r.reason != "popular"]
+    popular = [
+        item.product_id
+        for item in sorted(lists.popular, key=lambda p: (-p.score, p.product_id))
+        if item.product_id not in owned
+    ]
+    pool = list(dict.fromkeys([*neighbours, *popular[:size]]))
     wanted_ids = list(dict.fromkeys([*pool, *([also] if also else [])]))[:MAX_POOL]
     products = reads.products(wanted_ids) if wanted_ids else {}
     if not pool:
         return [], products
-    barred = unavailable(pool, products, settings)
+    barred = unavailable(pool, products, settings=lists.settings)
     chosen = ranked(n, _Barred(frozenset(pool), barred))
     return [_with_facts(r, products.get(r.product_id)) for r in chosen], products
 

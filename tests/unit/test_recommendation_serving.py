@@ -111,6 +111,25 @@ def test_catalog_only_offers_nothing_the_catalog_does_not_list(shop) -> None:
     assert "mat" not in ids(for_contact(bought("tent"), 10, shop))
 
 
+def test_catalog_only_with_unlisted_neighbours_still_fills_from_listed_popular_products() -> None:
+    """A kayak with more neighbours than the pool takes, none of them listed: the listed popular products
+    (beyond the first ranking's top) still fill the answer, in the same two batch reads."""
+    model = ItemModel(
+        neighbours={"kayak": tuple(Neighbour(f"paddle-{k:02d}", 1.0 - k / 100) for k in range(60))},
+        popular=(Neighbour("kayak", 99.0), Neighbour("novel", 90.0), Neighbour("tent", 80.0)),
+    )
+    listed = MemoryCatalog(model)
+    for product in CATALOG:
+        listed.save(product)
+    listed.save_settings(CatalogSettings(catalog_only=True), NOW)
+    listed.requests = 0
+    served = for_contact(bought("kayak"), 2, listed)
+    assert [(r.product_id, r.reason) for r in served] == [("novel", "popular"), ("tent", "popular")]
+    assert listed.requests == 2
+    _, together = for_product("kayak", 2, listed)
+    assert [(r.product_id, r.reason) for r in together] == [("novel", "popular"), ("tent", "popular")]
+
+
 def test_a_viewed_product_leads_to_its_neighbours_and_may_itself_be_offered(shop) -> None:
     served = for_contact(viewed("novel"), 2, shop)
     assert ids(served) == ["poems", "bookmark"]
