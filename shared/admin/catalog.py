@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -45,7 +46,8 @@ def list_products(request: HttpRequest, deps: Admin) -> CatalogList:
     raw = request.query.get("limit")
     if raw in (None, ""):
         limit = DEFAULT_LIMIT
-    elif raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT:
+    # ASCII digits alone: ``"²".isdigit()`` is true and ``int("²")`` raises
+    elif re.fullmatch(r"[0-9]+", raw) and 1 <= int(raw) <= MAX_LIMIT:
         limit = int(raw)
     else:
         raise InvalidRequest(

@@ -16,6 +16,7 @@ there; when more than that are barred, fewer than ``n`` come back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -162,7 +163,8 @@ def wanted(raw: str | None) -> int:
     """``n``: 1 to ``MAX_N``, ``DEFAULT_N`` when absent; anything else is a 400 naming ``n``."""
     if raw is None or raw == "":
         return DEFAULT_N
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_N:
+    # ASCII digits alone: ``"²".isdigit()`` is true and ``int("²")`` raises
+    if not re.fullmatch(r"[0-9]+", raw) or not 1 <= int(raw) <= MAX_N:
         raise InvalidRequest(f"n: a whole number from 1 to {MAX_N}", code="invalid_request", field="n")
     return int(raw)
 

@@ -91,8 +91,11 @@ def test_a_bad_product_id_or_cursor_is_a_400(aws) -> None:
     assert (status, answer["field"]) == (400, "productId")
     status, answer = get("/admin/catalog/products", cursor="!!")
     assert (status, answer["field"]) == (400, "cursor")
-    status, answer = get("/admin/catalog/products", limit="0")
-    assert (status, answer["field"]) == (400, "limit")
+    for bad in ("0", "²", "٣", "1.5"):  # "²".isdigit() is true, yet no whole number: a 400, not a 500
+        status, answer = get("/admin/catalog/products", limit=bad)
+        assert (status, answer["field"]) == (400, "limit"), bad
+    status, answer = get("/admin/products/{productId}/recommendations", {"productId": "tent"}, n="²")
+    assert (status, answer["field"]) == (400, "n")
 
 
 def test_the_settings_exclude_categories(aws) -> None:

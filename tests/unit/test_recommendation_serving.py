@@ -156,7 +156,7 @@ def test_bought_together_with_a_product(shop) -> None:
 
 def test_n_is_a_whole_number_within_bounds() -> None:
     assert wanted(None) == 10 and wanted("3") == 3 and wanted(str(MAX_N)) == MAX_N
-    for bad in ("0", "-1", "x", str(MAX_N + 1)):
+    for bad in ("0", "-1", "x", str(MAX_N + 1), "²", "1²", "٣", " 3", "3.0"):
         with pytest.raises(InvalidRequest) as raised:
             wanted(bad)
         assert raised.value.field == "n"
