@@ -453,8 +453,11 @@ def scanned_purchases(items: Sequence[Mapping[str, Any]]) -> list[ScannedPurchas
 #: (``shared.recommendations.recent.merged``), and once it passes ``COMPACT_AT`` entries the aggregation
 #: writes it back folded. A merge puts the merged-away contact's entries before the target's.
 RECENT_PRODUCTS = "recentProducts"
-#: Stored entries past which the list is written back folded: at most this many plus one change's
-#: (``MAX_RECENT``) and a merged-away contact's (``MAX_RECENT``) entries, some 12 KB.
+#: Stored entries past which the list is written back folded: normally at most this many plus one change's
+#: (``MAX_RECENT``) and a merged-away contact's (``MAX_RECENT``) entries, some 12 KB. Best effort, not a
+#: bound: the write-back is conditional on the profile's ``rev`` and never retried on its own, so while
+#: other writers keep changing the profile (or the write-back is throttled) each change may add up to
+#: ``MAX_RECENT`` more entries until a later fold's write-back succeeds (about 80 bytes an entry).
 COMPACT_AT = 2 * MAX_RECENT
 #: Who writes the list back folded: not a writer the stage function or the merge function listens to
 #: (nothing a contact is judged on changed, no merge is asked for again).
