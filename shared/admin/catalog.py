@@ -22,6 +22,7 @@ from shared.admin.dependencies import Admin
 from shared.errors import DependencyUnavailable, InvalidRequest, NotFound, invalid_field
 from shared.http import json_body
 from shared.recommendations.catalog import CatalogSettings, Product, ProductFacts, ProductId
+from shared.tracking.baskets import MAX_CODE_LENGTH
 from shared.usecases.recommendations import Catalog
 
 if TYPE_CHECKING:
@@ -109,7 +110,7 @@ def product_id_of(request: HttpRequest) -> str:
             error,
             code=INVALID_PRODUCT,
             location=("productId",),
-            message="productId: 1 to 200 characters, no '#', not starting with a space",
+            message=f"productId: 1 to {MAX_CODE_LENGTH} characters, no '#', not starting with a space",
         ) from None
 
 

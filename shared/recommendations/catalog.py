@@ -19,8 +19,14 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-#: a product's id, as tracked calls name it (``properties.product_id`` or ``sku``): no ``#`` (key layout)
-ProductId = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^#\s][^#]*$")]
+from shared.tracking.baskets import MAX_CODE_LENGTH
+
+#: a product's id, as tracked calls name it (``properties.product_id`` or ``sku``): no ``#`` (key layout),
+#: at most as long as tracking keeps a product's code (``shared.tracking.baskets.MAX_CODE_LENGTH``): a longer
+#: id could never match a tracked product
+ProductId = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_CODE_LENGTH, pattern=r"^[^#\s][^#]*$")
+]
 Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 #: the most categories the settings may exclude
 MAX_EXCLUDED = 200

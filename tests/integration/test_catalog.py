@@ -89,6 +89,10 @@ def test_a_bad_product_is_a_400_naming_the_field(aws, body: dict[str, Any], fiel
 def test_a_bad_product_id_or_cursor_is_a_400(aws) -> None:
     status, answer = put_product("a#b", TENT)
     assert (status, answer["field"]) == (400, "productId")
+    # tracking cuts a product's code to 100 characters: a longer id could never be recommended
+    assert put_product("p" * 100, TENT)[0] == 200
+    status, answer = put_product("p" * 101, TENT)
+    assert (status, answer["field"]) == (400, "productId")
     status, answer = get("/admin/catalog/products", cursor="!!")
     assert (status, answer["field"]) == (400, "cursor")
     for bad in ("0", "²", "٣", "1.5"):  # "²".isdigit() is true, yet no whole number: a 400, not a 500
