@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # each factory imports only what its own function needs
     from shared.admin.dependencies import Admin
     from shared.console import ConsoleConfig
     from shared.contacts.identity import ContactId
+    from shared.recommendations.model import ModelSettings
     from shared.segments.members import SegmentMembers
     from shared.usecases.aggregation import Aggregation
     from shared.usecases.analytics import Applying, Extracting, Fitting
@@ -356,6 +357,7 @@ def _admin_recommendations(config: settings.AdminSettings) -> dict[str, Any]:
         "catalog": catalog,
         "recommendations": catalog,
         "purchases": _purchase_history(config.events_table_name),
+        "recommendation_settings": _model_settings(config),
     }
 
 
@@ -363,6 +365,19 @@ def _catalog(table: str) -> DynamoCatalog:
     from shared.adapters.catalog_store import DynamoCatalog
 
     return DynamoCatalog(aws.client("dynamodb"), table=table)
+
+
+def _model_settings(config: settings.RecommendationModelSettings) -> ModelSettings:
+    """Issue 15: the recommendation model's settings, the same for the nightly fit and for serving."""
+    from shared.recommendations.model import ModelSettings
+
+    return ModelSettings(
+        view_weight=config.recommendations_view_weight,
+        min_support=config.recommendations_min_support,
+        neighbours=config.recommendations_neighbours,
+        popular=config.recommendations_popular,
+        recency=config.recommendations_recency,
+    )
 
 
 def _purchase_history(events_table: str) -> DynamoPurchaseHistory:
@@ -451,6 +466,7 @@ def delivering() -> Delivering:
             profiles=recipients,
             reads=_catalog(config.config_table_name),
             purchases=_purchase_history(config.events_table_name),
+            settings=_model_settings(config),
         ),
         # issue 15: surveys sent, counted for the NPS response rate
         surveys=_survey_metering(),
@@ -932,7 +948,6 @@ def recommendations_extract() -> RecommendationsExtracting:
 def recommendations_fit() -> RecommendationsFitting:
     """Step 2: the item-to-item model (numpy and scipy: this function's layer only), staged in parts."""
     from shared.observability import PowertoolsTelemetry
-    from shared.recommendations.model import ModelSettings
     from shared.usecases.recommendation_nightly import Fitting
 
     config = settings.load(settings.RecommendationsFitSettings)
@@ -941,12 +956,7 @@ def recommendations_fit() -> RecommendationsFitting:
         staging=_recommendation_staging(config),
         telemetry=PowertoolsTelemetry(),
         clock=clock.current(),
-        settings=ModelSettings(
-            view_weight=config.recommendations_view_weight,
-            min_support=config.recommendations_min_support,
-            neighbours=config.recommendations_neighbours,
-            popular=config.recommendations_popular,
-        ),
+        settings=_model_settings(config),
         part_size=config.recommendations_part_size,
     )
 

@@ -123,8 +123,30 @@ class AutomationSettings(EngagementSettings, EventLogSettings, ConsentSettings):
     delivery_queue_url: str = Field(alias=DELIVERY.env, min_length=1)
 
 
+class RecommendationModelSettings(_Settings):
+    """Issue 15: the recommendation model's settings (``shared.recommendations.model.ModelSettings``), read
+    from the same variables by the nightly fit and by serving (the admin and delivery functions), so that
+    serving weighs a contact's products as the model was learnt. Code defaults unless a variable is set."""
+
+    #: a view counts this much of a purchase
+    recommendations_view_weight: float = Field(0.25, alias="RECOMMENDATIONS_VIEW_WEIGHT", gt=0, le=1)
+    #: two products are neighbours only if at least this many contacts interacted with both
+    recommendations_min_support: int = Field(2, alias="RECOMMENDATIONS_MIN_SUPPORT", ge=1, le=1000)
+    #: neighbours kept per product (each one's item holds them: about 40 bytes each)
+    recommendations_neighbours: int = Field(50, alias="RECOMMENDATIONS_NEIGHBOURS", ge=1, le=500)
+    #: products kept in the popularity list
+    recommendations_popular: int = Field(200, alias="RECOMMENDATIONS_POPULAR", ge=1, le=2000)
+    #: serving: the k-th newest of a contact's recent products weighs ``recency ** k`` (1: all alike)
+    recommendations_recency: float = Field(1.0, alias="RECOMMENDATIONS_RECENCY", gt=0, le=1)
+
+
 class DeliverySettings(
-    ContactsTableSettings, ScoringConfigSettings, EventLogSettings, ConsentSettings, LinkSettings
+    ContactsTableSettings,
+    ScoringConfigSettings,
+    EventLogSettings,
+    ConsentSettings,
+    LinkSettings,
+    RecommendationModelSettings,
 ):
     """The delivery function: the send ledger, the checks before each send, and the providers."""
 
@@ -166,7 +188,7 @@ class PreferencesSettings(ContactStoreSettings, ConsentSettings, LinkSettings):
     """The preferences function: unsubscribe and confirmation links."""
 
 
-class AdminSettings(ScoringSettings, EngagementSettings, ConsentSettings):
+class AdminSettings(ScoringSettings, EngagementSettings, ConsentSettings, RecommendationModelSettings):
     """The admin API: contact cards with their event log, rules, and moving a lead to SAL."""
 
     model_config = ConfigDict(defer_build=True)
@@ -375,17 +397,9 @@ class RecommendationsExtractSettings(AnalyticsBucketSettings, ContactsTableSetti
     """The extract step: the contacts' profiles, scanned segment by segment, and the bucket."""
 
 
-class RecommendationsFitSettings(AnalyticsBucketSettings):
+class RecommendationsFitSettings(AnalyticsBucketSettings, RecommendationModelSettings):
     """The fit step: the model's settings (``shared.recommendations.model.ModelSettings``) and the parts."""
 
-    #: a view counts this much of a purchase
-    recommendations_view_weight: float = Field(0.25, alias="RECOMMENDATIONS_VIEW_WEIGHT", gt=0, le=1)
-    #: two products are neighbours only if at least this many contacts interacted with both
-    recommendations_min_support: int = Field(2, alias="RECOMMENDATIONS_MIN_SUPPORT", ge=1, le=1000)
-    #: neighbours kept per product (each one's item holds them: about 40 bytes each)
-    recommendations_neighbours: int = Field(50, alias="RECOMMENDATIONS_NEIGHBOURS", ge=1, le=500)
-    #: products kept in the popularity list
-    recommendations_popular: int = Field(200, alias="RECOMMENDATIONS_POPULAR", ge=1, le=2000)
     #: products per staged part of the model: one write step each
     recommendations_part_size: int = Field(10_000, alias="RECOMMENDATIONS_PART_SIZE", ge=1, le=1_000_000)
 

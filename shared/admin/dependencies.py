@@ -18,6 +18,7 @@ from shared.delivery.ports import DeliveryControl, Suppressions
 from shared.delivery.templates import TemplateRepository
 from shared.engagement.funnel import Funnel
 from shared.engagement.routing import Salesperson
+from shared.recommendations.model import ModelSettings
 from shared.scoring.catalogue import RuleRepository
 from shared.scoring.decay import Decay
 from shared.segments.catalogue import SegmentRepository
@@ -27,7 +28,7 @@ from shared.usecases.backfills import Backfills
 from shared.usecases.engagement import Engagement, FunnelSource
 from shared.usecases.erasure import Erasure
 from shared.usecases.metrics import MetricStore
-from shared.usecases.recommendations import Catalog, PurchaseHistory, ServingReads
+from shared.usecases.recommendations import DEFAULT_SETTINGS, Catalog, PurchaseHistory, ServingReads
 from shared.usecases.recording import EventLog, Profiles
 from shared.usecases.search import ContactFinder
 
@@ -141,3 +142,5 @@ class Admin:
     recommendations: ServingReads | None = None
     #: what a contact bought (the event log's purchase index), never recommended to it
     purchases: PurchaseHistory | None = None
+    #: the deployed model's settings (``RECOMMENDATIONS_*``), as the nightly fit reads them
+    recommendation_settings: ModelSettings = DEFAULT_SETTINGS

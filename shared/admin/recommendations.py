@@ -42,7 +42,11 @@ def contact_recommendations(request: HttpRequest, deps: Admin) -> ContactRecomme
     return ContactRecommendations(
         contact_id=record.contact_id,
         recommendations=for_contact(
-            record.recent_products, n, _reads(deps), bought_by(record.contact_id, deps.purchases)
+            record.recent_products,
+            n,
+            _reads(deps),
+            bought_by(record.contact_id, deps.purchases),
+            deps.recommendation_settings,
         ),
     )
 

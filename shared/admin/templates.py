@@ -156,6 +156,7 @@ def preview_template(request: HttpRequest, deps: Admin) -> Preview:
                     FOR_TEMPLATES,
                     deps.recommendations,
                     bought_by(contact_id, deps.purchases) if recent else frozenset(),
+                    deps.recommendation_settings,
                 )
             ]
             if deps.recommendations is not None and "recommendations" in compiled.names

@@ -29,6 +29,7 @@ from shared.contacts.identity import ContactId
 from shared.errors import InvalidRequest
 from shared.recommendations.catalog import CatalogSettings, Product, unavailable
 from shared.recommendations.model import (
+    ModelSettings,
     Neighbour,
     Reason,
     RecentProduct,
@@ -46,9 +47,11 @@ FOR_TEMPLATES = 6
 #: a batch read's keys, at most (DynamoDB's BatchGetItem)
 MAX_POOL = 100
 #: a contact's purchases read to know what it bought, newest first: one Query page of the purchase index
-#: (some 100 bytes a purchase, about 13 read units for 500). An older purchase is not known as bought,
-#: unless its product is among the recent products the profile keeps
+#: (some 100 bytes a purchase: about 7 read units for 500, an index read being eventually consistent). An
+#: older purchase is not known as bought, unless its product is among the recent products the profile keeps
 MAX_PURCHASES = 500
+#: the model's code defaults; deployed functions pass the settings of their environment (``RECOMMENDATIONS_*``)
+DEFAULT_SETTINGS = ModelSettings()
 
 
 # -- the ports ----------------------------------------------------------------------------------------
@@ -180,15 +183,24 @@ def for_contact(
     n: int,
     reads: ServingReads,
     bought: Collection[str] = frozenset(),
+    settings: ModelSettings = DEFAULT_SETTINGS,
 ) -> list[RecommendedProduct]:
     """The top ``n`` products for a contact with these recent products (newest first), never one it
-    ``bought`` (``PurchaseHistory.bought``) nor a recent purchase: two batch reads."""
+    ``bought`` (``PurchaseHistory.bought``) nor a recent purchase, weighed with the deployed model's
+    ``settings`` (views, recency): two batch reads."""
     recent = tuple(recent)[: MAX_POOL - 2]
     lists = reads.lists(list(dict.fromkeys(r.product_id for r in recent)))
     owned = frozenset(bought) | {r.product_id for r in recent if r.kind == "purchase"}
 
     def ranked(count: int, exclude: Container[str]) -> tuple[Recommendation, ...]:
-        return recommend(recent, lists.neighbours, lists.popular, n=count, exclude=_AnyOf(owned, exclude))
+        return recommend(
+            recent,
+            lists.neighbours,
+            lists.popular,
+            n=count,
+            exclude=_AnyOf(owned, exclude),
+            settings=settings,
+        )
 
     served, _ = _served(ranked, n, lists, reads, owned)
     return served
@@ -286,14 +298,15 @@ class Recommender:
     profiles: Profiles
     reads: ServingReads
     purchases: PurchaseHistory | None = None
+    #: the deployed model's settings (``RECOMMENDATIONS_*``, as the nightly fit reads them)
+    settings: ModelSettings = DEFAULT_SETTINGS
 
     def for_contact(self, contact_id: str, n: int = FOR_TEMPLATES) -> list[RecommendedProduct]:
         record = holder(ContactId.parse(contact_id), self.profiles)
         if record is None:
-            return for_contact((), n, self.reads)
-        return for_contact(
-            record.recent_products, n, self.reads, bought_by(record.contact_id, self.purchases)
-        )
+            return for_contact((), n, self.reads, settings=self.settings)
+        bought = bought_by(record.contact_id, self.purchases)
+        return for_contact(record.recent_products, n, self.reads, bought, self.settings)
 
 
 def bought_by(contact_id: str, purchases: PurchaseHistory | None) -> frozenset[str]:

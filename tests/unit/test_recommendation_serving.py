@@ -19,7 +19,7 @@ from shared.contacts.model import ContactRecord
 from shared.errors import InvalidRequest, NotFound
 from shared.http import HttpRequest
 from shared.recommendations.catalog import CatalogSettings, Product
-from shared.recommendations.model import ItemModel, Neighbour, RecentProduct
+from shared.recommendations.model import ItemModel, ModelSettings, Neighbour, RecentProduct
 from shared.usecases.recommendations import MAX_N, for_contact, for_product, wanted
 from tests.contract.helpers import entries
 from tests.fakes import MemoryCatalog, MemoryContactStore, MemoryPurchaseHistory
@@ -187,12 +187,18 @@ class Profiles:
         return self.records.get(str(contact))
 
 
-def admin(shop: MemoryCatalog, *records: ContactRecord, log: MemoryContactStore | None = None) -> Any:
+def admin(
+    shop: MemoryCatalog,
+    *records: ContactRecord,
+    log: MemoryContactStore | None = None,
+    settings: ModelSettings | None = None,
+) -> Any:
     return SimpleNamespace(
         contacts=Profiles(*records),
         catalog=shop,
         recommendations=shop,
         purchases=MemoryPurchaseHistory(log or MemoryContactStore()),
+        recommendation_settings=settings or ModelSettings(),
         clock=FixedClock(NOW),
     )
 
@@ -261,6 +267,32 @@ def test_what_the_contact_ever_bought_is_never_offered_though_no_longer_recent(s
     # without the purchase history, the stove would be the first offered
     assert ids(for_contact(bought("tent"), 1, shop)) == ["stove"]
     assert ids(for_contact(bought("tent"), 1, shop, bought={"stove"})) == ["lamp"]
+
+
+def test_serving_weighs_the_contacts_products_with_the_deployed_settings(shop) -> None:
+    """``RECOMMENDATIONS_RECENCY`` (and the other model settings) reach serving as they reach the fit: with
+    a steep recency the newest product's neighbours come first, in the use case and through the route."""
+    recent = bought("lamp", "novel")  # the lamp is the newer
+    assert ids(for_contact(recent, 4, shop)) == ["poems", "tent", "bookmark", "stove"]
+    steep = ModelSettings(recency=0.1)
+    assert ids(for_contact(recent, 4, shop, settings=steep)) == ["tent", "stove", "poems", "bookmark"]
+    deps = admin(shop, ContactRecord(contact_id="user_id:ann", recent_products=tuple(recent)), settings=steep)
+    answer = call(
+        deps, "GET", "/admin/contacts/{contactId}/recommendations", {"contactId": "user_id:ann"}, n="2"
+    )
+    assert [r["product_id"] for r in answer["recommendations"]] == ["tent", "stove"]
+
+
+def test_the_admin_and_delivery_read_the_model_settings_the_fit_reads() -> None:
+    from shared import settings
+    from shared.runtime import _model_settings
+
+    for function in (settings.AdminSettings, settings.DeliverySettings, settings.RecommendationsFitSettings):
+        assert issubclass(function, settings.RecommendationModelSettings), function
+    config = settings.RecommendationModelSettings.model_validate(
+        {"RECOMMENDATIONS_RECENCY": "0.5", "RECOMMENDATIONS_VIEW_WEIGHT": "0.1"}
+    )
+    assert _model_settings(config) == ModelSettings(recency=0.5, view_weight=0.1)
 
 
 def test_a_products_bought_together_route(shop) -> None:

@@ -19,7 +19,7 @@ from shared.delivery.templates import EmailTemplate
 from shared.errors import DependencyUnavailable
 from shared.http import HttpRequest
 from shared.recommendations.catalog import CatalogSettings, Product
-from shared.recommendations.model import ItemModel, Neighbour, RecentProduct
+from shared.recommendations.model import ItemModel, ModelSettings, Neighbour, RecentProduct
 from shared.usecases.delivery import Delivered, deliver
 from shared.usecases.recommendations import FOR_TEMPLATES, Recommender
 from tests.contract.helpers import entries
@@ -146,7 +146,12 @@ def test_a_preview_shows_the_recommendations_as_delivery_would(shop: MemoryCatal
     templates = MemoryTemplateRepository()
     templates.save(WIN_BACK, NOON, None)
     deps = SimpleNamespace(
-        templates=templates, contacts=Profiles(), postal_address="Shop", recommendations=shop, purchases=None
+        templates=templates,
+        contacts=Profiles(),
+        postal_address="Shop",
+        recommendations=shop,
+        purchases=None,
+        recommendation_settings=ModelSettings(),
     )
 
     def preview(body: dict[str, Any]) -> Any:
