@@ -334,3 +334,25 @@ def test_a_survey_whose_count_failed_is_counted_when_the_message_comes_back() ->
     assert deliver(survey, deps, lambda: 25.0).status == "done"
     assert len(world.mailer.sent) == 1
     assert sent_count(store) == {"sent": 1, "survey:nps-q4:sent": 1}
+
+
+def test_the_response_rate_counts_only_answers_to_surveys_that_were_sent() -> None:
+    # 10 emails of nps-q4 sent, 2 answered; 6 answers to an in-app survey (a server key's, never sent)
+    world = Counting()
+    monday = at("2026-11-02")
+    world.sent("nps-q4", monday, 10)
+    world.answer("a1", "promoter", monday, "lead")
+    world.answer("a2", "detractor", monday, "lead")
+    for n in range(6):
+        world.answer(f"b{n}", "promoter", monday, "lead", survey="in-app")
+    report = world.report("week", "2026-11-02", "2026-11-08")
+    (week,) = report.periods
+    for found in (report.total, week):
+        assert (found.responses, found.sent, found.response_rate) == (8, 10, 0.2), "2 of 10, not 8 of 10"
+        rate = wilson_interval(2, 10)
+        assert rate is not None and found.response_rate_high == round(rate.high, 4)
+    assert found.nps == 75.0, "the NPS counts every answer: (7 - 1) / 8"
+    in_app = next(g for g in report.by_survey if g.key == "in-app")
+    assert (in_app.responses, in_app.sent, in_app.response_rate) == (6, 0, None)
+    # a period with answers to sent surveys only is unchanged
+    assert surveyed().report("week", "2026-11-02", "2026-11-15").total.response_rate == 0.5333
