@@ -356,3 +356,22 @@ def test_the_response_rate_counts_only_answers_to_surveys_that_were_sent() -> No
     assert (in_app.responses, in_app.sent, in_app.response_rate) == (6, 0, None)
     # a period with answers to sent surveys only is unchanged
     assert surveyed().report("week", "2026-11-02", "2026-11-15").total.response_rate == 0.5333
+
+
+def test_a_reminder_or_second_send_of_a_survey_to_a_contact_counts_once() -> None:
+    world, deps, store, request = survey_delivery()
+    first = request(template="nps-q4", subject=None, text=None, html=None)
+    reminder = request(occurrence="reminder", template="nps-q4", subject=None, text=None, html=None)
+    assert first.id != reminder.id
+    assert deliver(first, deps, lambda: 25.0).status == "sent"
+    assert deliver(reminder, deps, lambda: 25.0).status == "sent"
+    assert len(world.mailer.sent) == 2, "both are sent"
+    assert sent_count(store) == {"sent": 1, "survey:nps-q4:sent": 1}, "one contact surveyed once"
+    # another contact's send of the same survey counts
+    other = first.model_copy(update={"id": "user_id:bob#o#1#0", "contact_id": "user_id:bob"})
+    assert count_survey_sent(other, at("2026-11-02"), world.renderer, deps.surveys)  # type: ignore[arg-type]
+    assert not count_survey_sent(other, at("2026-12-02"), world.renderer, deps.surveys)  # type: ignore[arg-type]
+    days = [dict(row.values) for row in store.rows("nps", "D#", "D#~")]
+    assert sorted(days, key=len) == [{"sent": 1, "survey:nps-q4:sent": 1}] * 2, "ann's day, and bob's"
+    assert all("bob" not in marker for marker in store.markers), "the marker holds no contact id"
+    assert store.markers <= store.kept, "kept for good: a later send of the survey counts nothing"
