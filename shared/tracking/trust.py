@@ -148,21 +148,18 @@ def authorise(source: Source, events: Iterable[TrackedEvent]) -> None:
             )
 
 
-#: The messageIds of the events the product writes into the contact's log itself, by prefix: the NPS
-#: answer link's ``NPS Submitted`` (``nps-link:``) and the recorded ``NPS Answered`` (``nps-``), the
-#: unsubscribe and confirmation links' and the admin API's consent and tag events (``unsubscribe:``,
-#: ``confirm:``, ``admin-consent:``, ``admin-tag:``), opens and clicks (``ses-``) and an automation's
-#: points (``automation:``). Each is computable from its parts, and the log keeps the first event under a
-#: key, so a call sent first under one of them would stand in for the product's fact. No SDK makes such
-#: ids (they are UUIDs or ``ajs-...``), so a tracking call that carries one is refused, whatever its key.
-RESERVED_MESSAGE_ID_PREFIXES = (
-    "nps-",
-    "unsubscribe:",
-    "confirm:",
-    "admin-consent:",
-    "admin-tag:",
-    "ses-",
-    "automation:",
+#: The messageIds of the events the product writes into the contact's log itself, by their shape: the NPS
+#: answer link's ``NPS Submitted`` (``nps-link:<32 hex>``) and the recorded ``NPS Answered``
+#: (``nps-<32 hex>``), the unsubscribe and confirmation links' and the admin API's consent and tag events
+#: (``unsubscribe:``, ``confirm:``, ``admin-consent:``, ``admin-tag:`` and 32 hex), opens and clicks
+#: (``ses-<40 hex>``) and an automation's points (``automation:...``). Each is computable from its parts,
+#: and the log keeps the first event under a key, so a call sent first under one of them would stand in
+#: for the product's fact. No SDK makes such ids (they are UUIDs or ``ajs-...``), so a tracking call that
+#: carries one is refused, whatever its key.
+RESERVED_MESSAGE_ID = re.compile(
+    r"nps-(?:link:)?[0-9a-f]{32}|(?:unsubscribe|confirm|admin-consent|admin-tag):[0-9a-f]{32}"
+    r"|ses-[0-9a-f]{40}|automation:.*",
+    re.DOTALL,
 )
 
 #: Events the product records itself (an NPS answer as the answer link or a back-end sends it, and as it
@@ -177,14 +174,14 @@ SERVER_MADE_TRAIT_PREFIX = "nps_"
 
 def refuse_reserved_ids(events: Iterable[TrackedEvent], *, batch: bool) -> None:
     """Raise ``InvalidRequest`` (400, ``reserved_message_id``) if a call's messageId is in a namespace of
-    the product's own events (``RESERVED_MESSAGE_ID_PREFIXES``); nothing is written then."""
+    the product's own events (``RESERVED_MESSAGE_ID``); nothing is written then."""
     for index, event in enumerate(events):
-        prefix = next((p for p in RESERVED_MESSAGE_ID_PREFIXES if event.message_id.startswith(p)), None)
-        if prefix is not None:
+        if RESERVED_MESSAGE_ID.fullmatch(event.message_id):
             field = f"batch[{index}].messageId" if batch else "messageId"
             raise InvalidRequest(
-                f"{field}: a messageId starting with {prefix!r} is reserved for the events Lifecycle "
-                "writes itself; send a UUID",
+                f"{field}: this messageId has the shape of the ids of the events Lifecycle writes itself "
+                "(nps-, ses-, unsubscribe:, confirm:, admin-consent:, admin-tag: and a digest, or "
+                "automation:); send a UUID",
                 code="reserved_message_id",
                 field=field,
             )

@@ -304,6 +304,14 @@ def test_a_call_cannot_take_a_server_made_message_id(world, reserved, key) -> No
         tracked(world, key, {"event": "Page Viewed", "messageId": "ok"}, call)
     assert (refused.value.code, refused.value.field) == ("reserved_message_id", "batch[1].messageId")
     assert len(world.store.stream) == before, "nothing was written"
+    # ids that merely start alike are a client's own
+    tracked(
+        world,
+        key,
+        {"event": "Page Viewed", "messageId": "nps-bob"},
+        {"event": "Page Viewed", "messageId": "confirm:1"},
+    )
+    assert len(world.store.stream) == before + 2
 
 
 def test_a_browser_cannot_take_the_link_answers_key_before_the_contact_answers(world) -> None:
