@@ -354,3 +354,21 @@ def test_a_browser_key_cannot_set_the_nps_traits(world) -> None:
     world.track({**identify, "messageId": "s-nps"}, server=True)
     world.run()
     assert world.store.profile(ANN).traits["nps_score"] == 10, "a server key may set them"
+
+
+def test_a_survey_id_is_named_as_automations_name_surveys(world) -> None:
+    """A survey id an ``nps`` trigger could not name (``RuleId``: lower-case letters, digits, ``_.:-``, up
+    to 64) is no answer."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.scoring.rules import RuleId
+
+    call = {"type": "track", "userId": "ann", "event": NPS_SUBMITTED}
+    refused = ("In-App", "in app", "ümfrage", "-q4", "q" * 65, "nps/q4")
+    for n, survey in enumerate(refused):
+        with pytest.raises(ValidationError):
+            TypeAdapter(RuleId).validate_python(survey)
+        world.track({**call, "messageId": f"x{n}", "properties": {"survey_id": survey, "score": 9}})
+    assert set(world.run()) == {"ignored"} and "nps_score" not in world.store.profile(ANN).traits
+    world.track({**call, "messageId": "ok", "properties": {"survey_id": "in-app.q4:2026", "score": 9}})
+    assert world.run() == ["recorded"]
