@@ -2568,6 +2568,8 @@ class MemoryAnswerStore:
     answers: dict[tuple[ContactId, str], tuple[Answer, bool]] = field(default_factory=dict)
     #: the next ``done`` calls fail (a crash between the write and the effects)
     failing_done: int = 0
+    #: the profile's ``npsAnsweredAt``: the time of the answer its traits hold
+    answered_at: dict[ContactId, datetime] = field(default_factory=dict)
 
     def record(self, contact: ContactId, answer: Answer) -> AnswerRecorded:
         found = self.answers.get((contact, answer.survey_id))
@@ -2578,6 +2580,10 @@ class MemoryAnswerStore:
             raise DependencyUnavailable("the contact was merged away or erased; retry")
         stored = answer.model_copy(update={"at": stored_time(answer.at)})
         self.answers[(contact, answer.survey_id)] = (stored, False)
+        latest = self.answered_at.get(contact)
+        if latest is not None and latest > stored.at:
+            return AnswerRecorded(new=True, answer=stored)  # a newer answer's traits stay
+        self.answered_at[contact] = stored.at
         for name, value in stored.traits().items():
             if value is None:
                 profile.traits.pop(name, None)

@@ -3,7 +3,9 @@
 An answer is an item under its contact, ``sk = NPS#<survey>``, put on condition that there is none (the
 first answer wins), in one transaction with the contact's ``nps_*`` traits on its profile (on condition
 that the profile exists and was not merged away meanwhile: the caller then follows the merge and
-retries). ``lastWriter = automation``, so the stage function re-evaluates the contact's segments, which
+retries). The traits are the latest answer's: the profile's ``npsAnsweredAt`` is its time, and an older
+answer (a late server call, an import) is recorded with a check of the profile instead, its traits
+left as they are. ``lastWriter = automation``, so the stage function re-evaluates the contact's segments, which
 may filter on those traits. ``done`` marks the answer's effects done (the outbox). Erasure deletes the
 contact's partition, answers included.
 """
@@ -32,6 +34,8 @@ BUS = "the event bus"
 #: the profile writer the stage function evaluates (segments may filter on the ``nps_*`` traits)
 WRITER = "automation"
 ANSWER = "NPS#"
+#: the profile's time of the answer its ``nps_*`` traits hold: an older answer leaves them as they are
+ANSWERED_AT = "npsAnsweredAt"
 
 
 def answer_key(contact: ContactId, survey_id: str) -> dict[str, Any]:
@@ -77,11 +81,25 @@ def traits_update(table: str, contact: ContactId, answer: Answer) -> dict[str, A
             x.set(TRAIT + name, js(value))
     x.add(TRAIT_BYTES, n(trait_bytes({k: v for k, v in traits.items() if v is not None})))
     x.set("lastWriter", s(WRITER))
+    at = s(format_time(answer.at))
+    x.set(ANSWERED_AT, at)
+    answered = x.name(ANSWERED_AT)
     return x.update(
         table,
         profile_key(contact),
-        f"attribute_exists({x.name('pk')}) AND attribute_not_exists({x.name('mergedInto')})",
+        f"attribute_exists({x.name('pk')}) AND attribute_not_exists({x.name('mergedInto')})"
+        f" AND (attribute_not_exists({answered}) OR {answered} <= {x.value(at)})",
     )
+
+
+def profile_check(table: str, contact: ContactId) -> dict[str, Any]:
+    """The profile exists and was not merged away (an older answer's transaction: its traits stay)."""
+    return {
+        "TableName": table,
+        "Key": profile_key(contact),
+        "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#m)",
+        "ExpressionAttributeNames": {"#m": "mergedInto"},
+    }
 
 
 class DynamoAnswerStore:
@@ -95,19 +113,32 @@ class DynamoAnswerStore:
         self._sleep = sleep
 
     def record(self, contact: ContactId, answer: Answer) -> Recorded:
-        items = [
-            {
-                "Put": {
-                    "TableName": self._contacts,
-                    "Item": answer_item(contact, answer),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {"Update": traits_update(self._contacts, contact, answer)},
-        ]
-        cancelled = transact(self._db, items, STORE, sleep=self._sleep)
+        put = {
+            "Put": {
+                "TableName": self._contacts,
+                "Item": answer_item(contact, answer),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        cancelled = transact(
+            self._db,
+            [put, {"Update": traits_update(self._contacts, contact, answer)}],
+            STORE,
+            sleep=self._sleep,
+        )
         if cancelled is None:
             return Recorded(new=True, answer=answer)
+        answered, profile = (cancelled.codes + [None, None])[:2]
+        if (
+            answered != "ConditionalCheckFailed"
+            and profile == "ConditionalCheckFailed"
+            and self._newer_answer(contact, answer)
+        ):
+            # the profile holds a newer answer's traits: this one is recorded, they stay
+            check = {"ConditionCheck": profile_check(self._contacts, contact)}
+            cancelled = transact(self._db, [put, check], STORE, sleep=self._sleep)
+            if cancelled is None:
+                return Recorded(new=True, answer=answer)
         answered, profile = (cancelled.codes + [None, None])[:2]
         if answered == "ConditionalCheckFailed":
             found = self._read(contact, answer.survey_id)
@@ -119,6 +150,28 @@ class DynamoAnswerStore:
                 "the contact was merged away or erased while its answer was recorded; retry"
             )
         raise failure(cancelled.error, STORE) from cancelled.error
+
+    def _newer_answer(self, contact: ContactId, answer: Answer) -> bool:
+        """Whether the profile exists, was not merged away, and holds a later answer's traits."""
+        try:
+            item = retried(
+                lambda: self._db.get_item(
+                    TableName=self._contacts,
+                    Key=profile_key(contact),
+                    ConsistentRead=True,
+                    ProjectionExpression="pk, #m, #a",
+                    ExpressionAttributeNames={"#m": "mergedInto", "#a": ANSWERED_AT},
+                ),
+                STORE,
+                sleep=self._sleep,
+            ).get("Item")
+        except LifecycleError:
+            raise
+        except Exception as exc:
+            raise failure(exc, STORE) from exc
+        if not item or "mergedInto" in item:
+            return False
+        return item.get(ANSWERED_AT, {}).get("S", "") > format_time(answer.at)
 
     def done(self, contact: ContactId, survey_id: str) -> None:
         request = {

@@ -26,6 +26,8 @@ from shared.recommendations.recent import recent_products
 from shared.scoring.engine import NOTHING, TAG_PREFIX, Scored, ScoringContext, awarded, combined, score
 from shared.tracking.behaviours import LEDGER_CALL, Behaviour
 from shared.tracking.messages import TrackedEvent
+from shared.tracking.proofs import Provenance
+from shared.tracking.trust import server_made_trait
 
 TAGS_TRAIT = "tags"
 TIMEZONE_TRAIT = "timezone"
@@ -128,6 +130,8 @@ def plan_change(
         if event.call != "identify":
             continue
         for name, value in event.traits.items():
+            if event.provenance is not Provenance.SERVER and server_made_trait(name):
+                continue  # the latest NPS answer's traits: set by the product (or a server key) only
             if name == TAGS_TRAIT:
                 for tag, present in tag_changes(value):
                     tags[tag] = present

@@ -77,7 +77,8 @@ class Survey(_Model):
     """Issue 15: a template with a survey is an NPS survey (its id is the survey's id): its context gets
     ``survey`` (the question and one signed answer link per score, 0 to 10)."""
 
-    #: the 0-10 question, as the answer page shows it ("How likely are you to recommend us to a friend?")
+    #: the 0-10 question, as the email shows it ("How likely are you to recommend us to a friend?"); the
+    #: answer page asks the standard question (its link names the survey, not the template's words)
     question: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUESTION_CHARS)]
 
 

@@ -14,7 +14,8 @@ Names are split at their last colon: a template id may hold colons, a category o
 
 The report gives, per period and over the whole range, the responses, the promoters, passives and
 detractors, the NPS and its 95 % interval (``shared.nps.statistics``), the surveys sent and the response
-rate (responses / sent) with its Wilson interval; over the whole range also by stage, by segment and by
+rate (the answers to surveys sent / sent: an answer to a survey never sent, such as a server key's in-app
+survey, counts in the NPS but not in the rate) with its Wilson interval; over the whole range also by stage, by segment and by
 survey, and per period by stage or segment when asked (``by``). Answers are counted in the period they
 were given, sends in the period they were sent: a period's responses may answer an earlier period's
 sends, so a period's response rate is answers in it over sends in it, at most 1; the whole range's is
@@ -135,7 +136,7 @@ def figures(counts: Mapping[str, Decimal | int], *, sends: bool = True) -> NpsFi
     score = net_promoter_score(promoters, passives, detractors)
     interval = nps_interval(promoters, passives, detractors)
     sent = int(counts.get(SENT, 0)) if sends else None
-    answered = min(responses, sent) if sent is not None else 0
+    answered = min(_answers_to_sent(counts, responses), sent) if sent is not None else 0
     rate = response_rate(answered, sent) if sent is not None else None
     rate_interval = wilson_interval(answered, sent) if sent is not None else None
     return NpsFigures(
@@ -153,6 +154,21 @@ def figures(counts: Mapping[str, Decimal | int], *, sends: bool = True) -> NpsFi
     )
 
 
+def _answers_to_sent(counts: Mapping[str, Decimal | int], responses: int) -> int:
+    """The answers the response rate counts: those to surveys sent in the same counts
+    (``survey:<id>:<category>`` where ``survey:<id>:sent`` > 0). An answer to a survey never sent (a
+    server key's in-app survey) counts in the NPS, not in the rate. Counts without survey values (one
+    survey's group) are all of one survey: all its answers."""
+    surveys = grouped(counts, "survey")
+    if not surveys:
+        return responses
+    return sum(
+        int(sum(n for what, n in each.items() if what in CATEGORIES))
+        for each in surveys.values()
+        if each.get(SENT, 0) > 0
+    )
+
+
 def _points(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -161,7 +177,7 @@ def _share(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def grouped(values: Mapping[str, Decimal], kind: str) -> dict[str, dict[str, Decimal]]:
+def grouped(values: Mapping[str, Decimal | int], kind: str) -> dict[str, dict[str, Decimal]]:
     """``<kind>:<key>:<category or sent>`` values, by key."""
     found: dict[str, dict[str, Decimal]] = {}
     prefix = f"{kind}:"

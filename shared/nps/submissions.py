@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -28,8 +29,10 @@ from shared.tracking.proofs import Provenance
 NPS_ANSWERED_EVENT = "NPS Answered"
 #: a comment is kept up to this many characters (the answer page allows as many)
 MAX_COMMENT_CHARS = 1000
-#: a survey id as templates name them (``TemplateId``)
+#: a survey id as templates and the automations' ``nps`` trigger name them (``TemplateId``, ``RuleId``):
+#: lower-case letters, digits and ``_.:-``, up to 64 characters; a track call naming another is no answer
 MAX_SURVEY_CHARS = 64
+SURVEY_ID = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,63}")
 #: the contact's traits an answer sets (the latest answer's, whichever survey)
 TRAITS = ("nps_category", "nps_score", "nps_comment", "nps_answered_at")
 
@@ -97,13 +100,13 @@ def is_submission(event: TrackedEvent) -> bool:
 
 def submission_of(event: TrackedEvent) -> Submission | None:
     """The answer an ``NPS Submitted`` call from a server key (or the answer link) gives; None if the
-    call is not one (another event, a browser key's) or its properties are not an answer (no survey, a
-    score that is not a whole number from 0 to 10)."""
+    call is not one (another event, a browser key's) or its properties are not an answer (no survey, or
+    one named otherwise than a template id, a score that is not a whole number from 0 to 10)."""
     if not is_submission(event) or event.provenance is not Provenance.SERVER:
         return None
     properties = event.properties
     survey, score = properties.get("survey_id"), _whole(properties.get("score"))
-    if not isinstance(survey, str) or not 0 < len(survey.strip()) <= MAX_SURVEY_CHARS:
+    if not isinstance(survey, str) or not SURVEY_ID.fullmatch(survey.strip()):
         return None
     if score is None or not 0 <= score <= 10:
         return None

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from shared.tracking.behaviours import Behaviour, event_key
 from shared.tracking.messages import TrackedEvent
+from shared.tracking.trust import counts_as_server_fact
 
 RuleId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")]
 TagName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -398,7 +399,7 @@ class RuleBook:
 
     def matching(self, event: TrackedEvent) -> list[StoredRule]:
         bucket = self._by_behaviour.get(event.behaviour)
-        if bucket is None:
+        if bucket is None or not counts_as_server_fact(event):  # a browser's "NPS Answered" scores nothing
             return []
         candidates = list(bucket.always)
         if bucket.exact:

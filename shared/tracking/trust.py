@@ -13,9 +13,10 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from shared.errors import Forbidden
-from shared.tracking.behaviours import SERVER_ONLY
+from shared.errors import Forbidden, InvalidRequest
+from shared.tracking.behaviours import SERVER_ONLY, event_key
 from shared.tracking.messages import TrackedEvent
+from shared.tracking.proofs import Provenance
 from shared.tracking.rates import RateLimit
 
 
@@ -145,3 +146,55 @@ def authorise(source: Source, events: Iterable[TrackedEvent]) -> None:
                 "write key",
                 code="server_key_required",
             )
+
+
+#: The messageIds of the events the product writes into the contact's log itself, by their shape: the NPS
+#: answer link's ``NPS Submitted`` (``nps-link:<32 hex>``) and the recorded ``NPS Answered``
+#: (``nps-<32 hex>``), the unsubscribe and confirmation links' and the admin API's consent and tag events
+#: (``unsubscribe:``, ``confirm:``, ``admin-consent:``, ``admin-tag:`` and 32 hex), opens and clicks
+#: (``ses-<40 hex>``) and an automation's points (``automation:...``). Each is computable from its parts,
+#: and the log keeps the first event under a key, so a call sent first under one of them would stand in
+#: for the product's fact. No SDK makes such ids (they are UUIDs or ``ajs-...``), so a tracking call that
+#: carries one is refused, whatever its key.
+RESERVED_MESSAGE_ID = re.compile(
+    r"nps-(?:link:)?[0-9a-f]{32}|(?:unsubscribe|confirm|admin-consent|admin-tag):[0-9a-f]{32}"
+    r"|ses-[0-9a-f]{40}|automation:.*",
+    re.DOTALL,
+)
+
+#: Events the product records itself (an NPS answer as the answer link or a back-end sends it, and as it
+#: is recorded): they count (as an answer, for scoring rules) only with a server's provenance. A browser
+#: key's is kept in the log as any custom event, and does nothing more.
+SERVER_MADE_EVENTS = frozenset({"nps submitted", "nps answered"})
+
+#: Traits the product sets itself (the latest NPS answer's): a browser key's ``identify`` cannot set
+#: them (they are ignored, the rest of the call is kept).
+SERVER_MADE_TRAIT_PREFIX = "nps_"
+
+
+def refuse_reserved_ids(events: Iterable[TrackedEvent], *, batch: bool) -> None:
+    """Raise ``InvalidRequest`` (400, ``reserved_message_id``) if a call's messageId is in a namespace of
+    the product's own events (``RESERVED_MESSAGE_ID``); nothing is written then."""
+    for index, event in enumerate(events):
+        if RESERVED_MESSAGE_ID.fullmatch(event.message_id):
+            field = f"batch[{index}].messageId" if batch else "messageId"
+            raise InvalidRequest(
+                f"{field}: this messageId has the shape of the ids of the events Lifecycle writes itself "
+                "(nps-, ses-, unsubscribe:, confirm:, admin-consent:, admin-tag: and a digest, or "
+                "automation:); send a UUID",
+                code="reserved_message_id",
+                field=field,
+            )
+
+
+def counts_as_server_fact(event: TrackedEvent) -> bool:
+    """False for a product-made event (``SERVER_MADE_EVENTS``) that did not come from a server: kept, but
+    neither an answer nor scored. True for every other event."""
+    if event.call != "track" or event.event is None or event_key(event.event) not in SERVER_MADE_EVENTS:
+        return True
+    return event.provenance is Provenance.SERVER
+
+
+def server_made_trait(name: str) -> bool:
+    """Whether a trait is one the product sets itself (``nps_...``): a browser key's is ignored."""
+    return name.startswith(SERVER_MADE_TRAIT_PREFIX)

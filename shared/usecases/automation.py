@@ -47,7 +47,7 @@ from shared.errors import DependencyUnavailable, InvalidRequest, NotFound, Paylo
 from shared.scoring.decay import Decay
 from shared.tracking.behaviours import LEDGER_CALL
 from shared.tracking.messages import TrackedEvent
-from shared.tracking.timestamps import format_time
+from shared.tracking.timestamps import format_time, parse_time
 from shared.usecases.campaigns import automation_exposure
 
 #: a recorded run not marked done by then is finished by the timer function
@@ -299,16 +299,28 @@ def _upcoming(timer: Timer, book: AutomationBook, record: ContactRecord, now: da
 
 def on_signal(signal: Signal, deps: Automating) -> int:
     """A lifecycle event from the bus: a stage or quarter change, a threshold crossed, a segment or
-    churn-risk change."""
+    churn-risk change, an NPS answer. An answer given longer than ``STALE_AFTER`` ago (imported, or sent
+    late) starts nothing, as a late tracked event does (the reports still count it)."""
     book = deps.automations.book()
     occurrences = signal_starts(book, signal)
-    if not occurrences:
+    if not occurrences or _stale_answer(signal, deps.clock.now()):
         return 0
     record = _profile(ContactId.parse(signal.contact_id), deps)
     if record is None:
         return 0
     holder = ContactId.parse(record.contact_id)
     return sum(_start(holder, record, occurrence, book, deps) for occurrence in occurrences)
+
+
+def _stale_answer(signal: Signal, now: datetime) -> bool:
+    """An ``NpsAnswered`` whose answer is older than ``STALE_AFTER``."""
+    if signal.detail_type != "NpsAnswered":
+        return False
+    try:
+        answered = parse_time(str(signal.detail.get("at")))
+    except ValueError:
+        return False
+    return answered < now - STALE_AFTER
 
 
 def on_profile_due(record: ContactRecord, deps: Automating) -> int:

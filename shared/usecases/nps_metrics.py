@@ -6,15 +6,18 @@ Two writers to the ``nps`` counter (``shared.metrics.nps``), each counting once 
   adds and a marker of the event's id are one write, so a redelivered (or re-announced) answer finds its
   marker and adds nothing. The marker is kept for good: the event id is one per survey and contact, and
   recording announces the answer again whenever it meets it again (a duplicate answer, a retry);
-- the ``delivery`` function counts each send of a survey template (``count_survey_sent``), after the send
-  ledger recorded it, under a marker of the request's id (its idempotency key): a message redelivered
-  after the count failed finds its ledger entry sent and counts then, once.
+- the ``delivery`` function counts each survey sent (``count_survey_sent``), after the send ledger
+  recorded it, under a marker of the survey and the contact (``survey-sent:<survey>:<contact hash>``),
+  kept for good, as answers are counted once per survey and contact: a reminder, or a second send of the
+  same survey template to the contact, counts nothing more (a new wave of a survey needs a new template
+  id), and a message redelivered after the count failed finds its ledger entry sent and counts then, once.
 
 The report reads the range's ``nps`` rows: one ``MetricStore.rows`` call (a Query per shard).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -68,14 +71,23 @@ def survey_of(request: DeliveryRequest, templates: SurveyTemplates) -> str | Non
     return request.template if templates.survey(request.template) is not None else None
 
 
+def survey_sent_marker(survey_id: str, contact_id: str) -> str:
+    """Once per survey and contact, as an answer (the contact hashed: the metrics table holds no contact)."""
+    contact = hashlib.sha256(contact_id.encode("utf-8")).hexdigest()[:32]
+    return f"survey-sent:{survey_id}:{contact}"
+
+
 def count_survey_sent(
     request: DeliveryRequest, at: datetime, templates: SurveyTemplates, deps: SurveyMetering
 ) -> bool:
-    """Count a sent request once if its template is a survey; ``False`` otherwise or if counted before."""
+    """Count a survey sent once per survey and contact (a reminder counts nothing more); ``False`` if the
+    template is no survey, or if the contact was counted for it before."""
     survey = survey_of(request, templates)
     if survey is None:
         return False
-    counted = deps.store.record(f"survey-sent:{request.id}", survey_sent(survey, at))
+    counted = deps.store.record(
+        survey_sent_marker(survey, request.contact_id), survey_sent(survey, at), keep=True
+    )
     deps.telemetry.count("SurveySendsCounted", int(counted))
     return counted
 

@@ -18,6 +18,7 @@ records it from there (``shared.usecases.nps``), as it records one sent by a ser
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,8 @@ from shared.usecases.nps import link_answer_event
 from shared.usecases.recording import EventLog, NewEntry
 
 PURPOSES: dict[str, Purpose] = {UNSUBSCRIBE_PATH: "unsubscribe", CONFIRM_PATH: "confirm", NPS_PATH: "nps"}
+#: the answer form's score: 0 to 10, ASCII digits, no padding
+_SCORE = re.compile(r"10|[0-9]")
 
 
 class ConsentProfiles(Protocol):
@@ -211,10 +214,9 @@ def _nps(request: LinkRequest, token: str, deps: Preferences) -> Page:
 
 
 def _form_score(value: str | None) -> int | None:
+    """``0`` to ``10`` in ASCII digits, else None (``"²".isdigit()`` is true, ``int("²")`` raises)."""
     text = (value or "").strip()
-    if not text.isdigit() or not 0 <= int(text) <= 10:
-        return None
-    return int(text)
+    return int(text) if _SCORE.fullmatch(text) else None
 
 
 def _holder(contact: ContactId, contacts: ProfileReader) -> ContactId | None:

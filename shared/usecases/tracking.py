@@ -15,9 +15,9 @@ from shared.errors import NotFound, Unauthorized
 from shared.scoring.catalogue import RuleSource
 from shared.scoring.decay import Decay
 from shared.scoring.engine import ScoringContext
-from shared.tracking.messages import CALLS_BY_PATH, IGNORED_PATHS, parse_calls
+from shared.tracking.messages import BATCH, CALLS_BY_PATH, IGNORED_PATHS, parse_calls
 from shared.tracking.proofs import ProofResult, SourceSecret, Vouched, vouch
-from shared.tracking.trust import Source, Trust, authorise
+from shared.tracking.trust import Source, Trust, authorise, refuse_reserved_ids
 from shared.tracking.wire import Limits, decode_body, parse_json_object, write_key_from
 from shared.usecases.rate_limiting import RequestLimiter
 from shared.usecases.recording import EventLog, record
@@ -93,6 +93,7 @@ def track(request: TrackingRequest, deps: Tracking) -> Accepted:
     voucher = _Voucher(source, deps, now)
     events = parse_calls(request.path, payload, received_at=now, limits=deps.limits, vouch=voucher)
     authorise(source, events)
+    refuse_reserved_ids(events, batch=CALLS_BY_PATH[request.path] == BATCH)
     recorded = record(events, deps.log, now, ScoringContext(deps.rules.book(), deps.decay))
     voucher.count(deps.telemetry)
     deps.telemetry.count("EventsAccepted", recorded.accepted)

@@ -131,3 +131,36 @@ def test_the_bus_receives_nps_answered_as_the_contract_says():
             "segments": ["vip"],
         }
         aws.reset()
+
+
+def test_an_older_answer_is_recorded_but_keeps_the_newer_answers_traits(ports):
+    """Answers may arrive out of order (a late server call, an import): the traits stay the latest's."""
+    contacts, answers = ports
+    known(contacts)
+    assert answers.record(ANN, answer(9, survey="nps-q3", comment="")).new
+    older = answer(2, survey="nps-q2").model_copy(update={"at": NOW - timedelta(days=10)})
+    recorded = answers.record(ANN, older)
+    assert recorded.new and answers.answer(ANN, "nps-q2") == older, "the older answer is recorded"
+    traits = contacts.profile(ANN).traits
+    assert (traits["nps_score"], traits["nps_answered_at"]) == (9, NOW.isoformat()), "the newer's traits"
+    assert "nps_comment" not in traits
+    newer = answer(4, survey="nps-q4").model_copy(update={"at": NOW + timedelta(days=1)})
+    assert answers.record(ANN, newer).new
+    traits = contacts.profile(ANN).traits
+    assert (traits["nps_score"], traits["nps_comment"]) == (4, "Slow")
+    # an answer at the same time as the stored one updates them (not later: it may)
+    same = answer(7, survey="nps-q5", comment="").model_copy(update={"at": NOW + timedelta(days=1)})
+    assert answers.record(ANN, same).new
+    assert contacts.profile(ANN).traits["nps_score"] == 7
+
+
+def test_an_older_answer_still_needs_its_contact_not_merged_away(ports):
+    contacts, answers = ports
+    known(contacts, ANN)
+    known(contacts, BOB, "i2")
+    assert answers.record(BOB, answer(9, survey="nps-q3", contact=BOB)).new
+    assert contacts.claim(BOB, ANN, NOW).owner == ANN  # bob is merged into ann
+    older = answer(2, contact=BOB).model_copy(update={"at": NOW - timedelta(days=1)})
+    with pytest.raises(DependencyUnavailable):
+        answers.record(BOB, older)
+    assert answers.answer(BOB, "nps-q2") is None

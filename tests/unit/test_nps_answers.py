@@ -5,16 +5,19 @@ also after a crash between the write and the publish. A browser key's call is no
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from shared.clock import FixedClock
+from shared.contacts.consent import consent_message_id
 from shared.contacts.identity import ContactId
-from shared.errors import DependencyUnavailable
+from shared.delivery.mail_events import feedback_message_id
+from shared.errors import DependencyUnavailable, InvalidRequest
 from shared.nps.answers import NPS_SUBMITTED, answer_event_id, category_of
-from shared.nps.submissions import NPS_ANSWERED_EVENT, is_submission
+from shared.nps.submissions import NPS_ANSWERED_EVENT, is_submission, link_message_id
 from shared.scoring.catalogue import parse_rule, stored_rule
 from shared.tracking.messages import parse_calls
 from shared.tracking.proofs import Provenance
@@ -242,3 +245,130 @@ def test_an_answer_waits_for_its_contact_to_be_folded_in() -> None:
     w.store.deliver_events(rules=RULES)
     assert record_answer(ANN, news[0].event, w.deps) == "recorded"
     assert w.bus.sent[0].category == "passive"
+
+
+# --- what a browser key cannot do (review of issue 15) -----------------------------------------------------
+
+
+def tracked(world: World, key: str, *calls: dict) -> None:
+    """Calls through the tracking use case with a write key (``browser`` or ``server``), as the tracking
+    function takes them."""
+    from shared.scoring.decay import Decay
+    from shared.usecases.tracking import Tracking, TrackingRequest, track
+    from tests.fakes import MemoryIdentitySecrets, StaticRules, StaticWriteKeys
+
+    deps = Tracking(
+        clock=world.clock,
+        write_keys=StaticWriteKeys(),
+        identity_secrets=MemoryIdentitySecrets(),
+        log=world.store,
+        rules=StaticRules(list(RULES)),
+        decay=Decay(),
+        telemetry=CountingTelemetry(),
+    )
+    body = json.dumps({"writeKey": key, "batch": [{"type": "track", "userId": "ann", **c} for c in calls]})
+    track(TrackingRequest(path="/v1/batch", body=body, content_type="application/json"), deps)
+
+
+def test_a_browser_keys_nps_answered_is_kept_but_scores_nothing(world) -> None:
+    before = world.score()
+    promoter = {"event": NPS_ANSWERED_EVENT, "properties": {"category": "promoter", "score": 10}}
+    tracked(world, "browser", *({**promoter, "messageId": f"fake{n}"} for n in range(3)))
+    world.run()
+    assert world.score() == before, "a browser's NPS Answered scores nothing"
+    assert len(world.answered_events()) == 3, "it is kept in the log as any custom event"
+    # the same from a server key scores (a back-end may record answers of its own)
+    tracked(world, "server", {**promoter, "messageId": "srv1"})
+    world.run()
+    assert world.score() == before + 15
+
+
+@pytest.mark.parametrize(
+    "reserved",
+    [
+        link_message_id("nps-q2", "user_id:ann"),
+        answer_event_id("nps-q2", "user_id:ann"),
+        consent_message_id("unsubscribe", "token"),
+        consent_message_id("confirm", "token"),
+        consent_message_id("admin-consent", "user_id:ann"),
+        consent_message_id("admin-tag", "user_id:ann"),
+        feedback_message_id("ses-1", "Open", NOW),
+        "automation:win-back#user_id:ann",
+    ],
+)
+@pytest.mark.parametrize("key", ["browser", "server"])
+def test_a_call_cannot_take_a_server_made_message_id(world, reserved, key) -> None:
+    call = {"event": "Page Viewed", "messageId": reserved}
+    before = len(world.store.stream)
+    with pytest.raises(InvalidRequest) as refused:
+        tracked(world, key, {"event": "Page Viewed", "messageId": "ok"}, call)
+    assert (refused.value.code, refused.value.field) == ("reserved_message_id", "batch[1].messageId")
+    assert len(world.store.stream) == before, "nothing was written"
+    # ids that merely start alike are a client's own
+    tracked(
+        world,
+        key,
+        {"event": "Page Viewed", "messageId": "nps-bob"},
+        {"event": "Page Viewed", "messageId": "confirm:1"},
+    )
+    assert len(world.store.stream) == before + 2
+
+
+def test_a_browser_cannot_take_the_link_answers_key_before_the_contact_answers(world) -> None:
+    stolen = link_message_id("nps-q2", "user_id:ann")
+    with pytest.raises(InvalidRequest):
+        tracked(world, "browser", {"event": NPS_SUBMITTED, "messageId": stolen, "properties": {}})
+    world.link(4)  # the contact's own POST
+    assert world.run() == ["recorded"]
+    assert world.store.profile(ANN).traits["nps_score"] == 4
+
+
+def test_a_browser_cannot_take_the_answers_key_and_spoil_its_scoring(world) -> None:
+    before = world.score()
+    stolen = answer_event_id("nps-q2", "user_id:ann")
+    fake = {
+        "event": NPS_ANSWERED_EVENT,
+        "messageId": stolen,
+        "properties": {"category": "promoter", "score": 10},
+    }
+    with pytest.raises(InvalidRequest):
+        tracked(world, "browser", fake)
+    world.link(2)
+    assert world.run() == ["recorded"]
+    world.run()
+    assert world.score() == before - 10, "the real answer (a detractor's) is what scores"
+
+
+def test_a_browser_key_cannot_set_the_nps_traits(world) -> None:
+    identify = {
+        "type": "identify",
+        "userId": "ann",
+        "messageId": "b-nps",
+        "traits": {"nps_category": "promoter", "nps_score": 10, "first_name": "Annie"},
+    }
+    world.track(identify, server=False)
+    world.run()
+    traits = world.store.profile(ANN).traits
+    assert "nps_category" not in traits and "nps_score" not in traits, "ignored from a browser"
+    assert traits["first_name"] == "Annie", "the rest of the call is kept"
+    world.track({**identify, "messageId": "s-nps"}, server=True)
+    world.run()
+    assert world.store.profile(ANN).traits["nps_score"] == 10, "a server key may set them"
+
+
+def test_a_survey_id_is_named_as_automations_name_surveys(world) -> None:
+    """A survey id an ``nps`` trigger could not name (``RuleId``: lower-case letters, digits, ``_.:-``, up
+    to 64) is no answer."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from shared.scoring.rules import RuleId
+
+    call = {"type": "track", "userId": "ann", "event": NPS_SUBMITTED}
+    refused = ("In-App", "in app", "ümfrage", "-q4", "q" * 65, "nps/q4")
+    for n, survey in enumerate(refused):
+        with pytest.raises(ValidationError):
+            TypeAdapter(RuleId).validate_python(survey)
+        world.track({**call, "messageId": f"x{n}", "properties": {"survey_id": survey, "score": 9}})
+    assert set(world.run()) == {"ignored"} and "nps_score" not in world.store.profile(ANN).traits
+    world.track({**call, "messageId": "ok", "properties": {"survey_id": "in-app.q4:2026", "score": 9}})
+    assert world.run() == ["recorded"]

@@ -120,3 +120,52 @@ def test_a_detractor_by_link_triggers_service_recovery_once() -> None:
     )
     assert email.channel == "email" and "(2 out of 10)" in email.text
     assert email.text.startswith("Hello Ann,")
+
+
+def test_a_late_answer_starts_nothing_but_is_still_counted() -> None:
+    """An answer older than the automation engine's ``STALE_AFTER`` (history imported, a back-end sending
+    late) starts no automation; the reports still count it."""
+    from datetime import timedelta
+
+    from shared.usecases.automation import STALE_AFTER
+    from shared.usecases.metrics import StageMetering
+    from shared.usecases.nps_metrics import count_nps_answer
+    from tests.fakes import CountingTelemetry, MemoryMetricStore
+
+    answers = AnswerWorld()
+    answers.track(
+        {"type": "identify", "userId": "ann", "messageId": "i1", "traits": {"email": "a@example.com"}}
+    )
+    answers.run()
+    late = (NOW - STALE_AFTER - timedelta(hours=1)).isoformat()
+    answers.track(
+        {
+            "type": "track",
+            "userId": "ann",
+            "messageId": "late",
+            "timestamp": late,
+            "event": "NPS Submitted",
+            "properties": {"survey_id": "nps-q1", "score": 2},
+        }
+    )
+    assert answers.run() == ["recorded"]
+    (answered,) = answers.bus.sent
+    assert answered.at < NOW - STALE_AFTER
+    automations = AutomationWorld(
+        answers.clock,
+        answers.store,
+        MemoryAutomationRepository(),
+        MemoryRunStore(answers.store),
+        MemoryDeliveryQueue(),
+        Moves(),
+        answers.telemetry,
+    )
+    automations.add(**example("service-recovery"))
+    assert on_signal(on_the_bus(answered).signal(), automations.deps) == 0, "too late to start anything"
+    assert automations.queue.sent == [] and "nps-detractor" not in answers.store.profile(ANN).tags
+    assert count_nps_answer(answered, StageMetering(MemoryMetricStore(), CountingTelemetry()))
+    # a fresh answer (to another survey) starts it
+    answers.link(3, survey="nps-q2")
+    answers.run()
+    fresh = answers.bus.sent[-1]
+    assert on_signal(on_the_bus(fresh).signal(), automations.deps) == 1

@@ -334,3 +334,44 @@ def test_a_survey_whose_count_failed_is_counted_when_the_message_comes_back() ->
     assert deliver(survey, deps, lambda: 25.0).status == "done"
     assert len(world.mailer.sent) == 1
     assert sent_count(store) == {"sent": 1, "survey:nps-q4:sent": 1}
+
+
+def test_the_response_rate_counts_only_answers_to_surveys_that_were_sent() -> None:
+    # 10 emails of nps-q4 sent, 2 answered; 6 answers to an in-app survey (a server key's, never sent)
+    world = Counting()
+    monday = at("2026-11-02")
+    world.sent("nps-q4", monday, 10)
+    world.answer("a1", "promoter", monday, "lead")
+    world.answer("a2", "detractor", monday, "lead")
+    for n in range(6):
+        world.answer(f"b{n}", "promoter", monday, "lead", survey="in-app")
+    report = world.report("week", "2026-11-02", "2026-11-08")
+    (week,) = report.periods
+    for found in (report.total, week):
+        assert (found.responses, found.sent, found.response_rate) == (8, 10, 0.2), "2 of 10, not 8 of 10"
+        rate = wilson_interval(2, 10)
+        assert rate is not None and found.response_rate_high == round(rate.high, 4)
+    assert found.nps == 75.0, "the NPS counts every answer: (7 - 1) / 8"
+    in_app = next(g for g in report.by_survey if g.key == "in-app")
+    assert (in_app.responses, in_app.sent, in_app.response_rate) == (6, 0, None)
+    # a period with answers to sent surveys only is unchanged
+    assert surveyed().report("week", "2026-11-02", "2026-11-15").total.response_rate == 0.5333
+
+
+def test_a_reminder_or_second_send_of_a_survey_to_a_contact_counts_once() -> None:
+    world, deps, store, request = survey_delivery()
+    first = request(template="nps-q4", subject=None, text=None, html=None)
+    reminder = request(occurrence="reminder", template="nps-q4", subject=None, text=None, html=None)
+    assert first.id != reminder.id
+    assert deliver(first, deps, lambda: 25.0).status == "sent"
+    assert deliver(reminder, deps, lambda: 25.0).status == "sent"
+    assert len(world.mailer.sent) == 2, "both are sent"
+    assert sent_count(store) == {"sent": 1, "survey:nps-q4:sent": 1}, "one contact surveyed once"
+    # another contact's send of the same survey counts
+    other = first.model_copy(update={"id": "user_id:bob#o#1#0", "contact_id": "user_id:bob"})
+    assert count_survey_sent(other, at("2026-11-02"), world.renderer, deps.surveys)  # type: ignore[arg-type]
+    assert not count_survey_sent(other, at("2026-12-02"), world.renderer, deps.surveys)  # type: ignore[arg-type]
+    days = [dict(row.values) for row in store.rows("nps", "D#", "D#~")]
+    assert sorted(days, key=len) == [{"sent": 1, "survey:nps-q4:sent": 1}] * 2, "ann's day, and bob's"
+    assert all("bob" not in marker for marker in store.markers), "the marker holds no contact id"
+    assert store.markers <= store.kept, "kept for good: a later send of the survey counts nothing"

@@ -236,3 +236,15 @@ def test_the_handler_reads_the_forms_fields_plain_or_base64_and_nothing_else() -
     assert form_fields(request("score=7", method="GET")) == {}
     assert form_fields(request("not base64!", is_base64=True)) == {}
     assert form_fields(request("&".join(f"f{n}=1" for n in range(50)))) == {}, "too many fields"
+
+
+def test_a_score_of_other_digits_shows_the_form_again(links) -> None:
+    """``"²".isdigit()`` is true, but ``int("²")`` raises: superscripts, other scripts' digits and padding
+    are no score (a 400 page, never a 500)."""
+    links.known()
+    token = nps_token(score=5)
+    for score in ("²", "٣", "১০", "05", "+5", "5\n5"):
+        page = post(links, token, score=score)
+        assert page.status == 400 and 'id="score-error"' in page.html(), score
+    assert answers(links) == []
+    assert post(links, token, score=" 10 ").status == 200, "surrounding spaces are trimmed"
