@@ -56,6 +56,7 @@ from shared.scoring.model import DimensionScore
 from shared.scoring.rules import Predicate, lookup, matches
 from shared.tracking.messages import TrackedEvent
 from shared.tracking.timestamps import format_time
+from shared.tracking.trust import counts_as_server_fact
 
 #: a date anniversary found by a due run this long after its moment still fires (a run can be late)
 DATE_GRACE = timedelta(days=1)
@@ -118,6 +119,8 @@ def event_starts(
         if not isinstance(trigger, EventTrigger) or automation.paused:
             continue
         if trigger.behaviour != event.behaviour or (trigger.match and not matches(_probe(trigger), event)):
+            continue
+        if not counts_as_server_fact(event):  # a browser's "NPS Answered": kept, starts nothing
             continue
         base = {"event": {"name": event.event, "properties": dict(event.properties)}}
         for index, item in _items(trigger, event):

@@ -169,3 +169,33 @@ def test_a_late_answer_starts_nothing_but_is_still_counted() -> None:
     answers.run()
     fresh = answers.bus.sent[-1]
     assert on_signal(on_the_bus(fresh).signal(), automations.deps) == 1
+
+
+def test_an_event_trigger_on_nps_answered_starts_only_on_a_servers() -> None:
+    """An automation may name the log's ``NPS Answered`` as an event trigger: a browser key's (anyone's
+    page may send one) starts nothing, the product's own does."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from shared.automations.book import AutomationBook
+    from shared.automations.engine import event_starts
+    from shared.tracking.messages import parse_calls
+    from shared.tracking.proofs import Provenance
+    from shared.tracking.wire import Limits
+    from tests.unit.test_automation_engine import stored
+
+    book = AutomationBook(
+        [
+            stored(
+                id="thanks",
+                trigger={"type": "event", "behaviour": "custom", "match": {"event": "NPS Answered"}},
+                steps=[{"action": "tag", "add": "answered"}],
+            )
+        ]
+    )
+    call = {"userId": "ann", "event": "NPS Answered", "properties": {"category": "promoter"}}
+    (event,) = parse_calls("/v1/track", call, received_at=datetime(2026, 6, 1, tzinfo=UTC), limits=Limits())
+    assert event.provenance is Provenance.BROWSER
+    assert not event_starts(book, event, "k", {}).now
+    server = replace(event, provenance=Provenance.SERVER)
+    assert [o.automation for o in event_starts(book, server, "k", {}).now] == ["thanks"]
