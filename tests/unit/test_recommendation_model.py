@@ -211,6 +211,25 @@ def test_excluded_products_are_never_recommended(model: ItemModel) -> None:
     assert ids(together) == ["mug", "sleeping-bag", "tent", "torch"]
 
 
+def test_a_popularity_weight_ranks_the_neighbours_and_the_popular_together(model: ItemModel) -> None:
+    """Normalised similarity (filter 1, mug 0.71, bag 0.5) plus 1 × normalised popularity (bag 16/16, filter,
+    tent and sleeping bag 4/16, mug 2/16): the best-seller bag overtakes the filter; without the weight the
+    neighbours come first whatever their popularity (the test above)."""
+    blend = ModelSettings(popularity_weight=1.0)
+    result = recommend(bought("coffee"), model.neighbours, model.popular, n=5, settings=blend)
+    assert ids(result) == ["bag", "filter", "mug", "sleeping-bag", "tent"]
+    assert [r.reason for r in result] == ["similar"] * 3 + ["popular"] * 2
+    assert result[0].because == ("coffee",)
+    assert result[0].score == pytest.approx(0.5 + 1.0)
+    assert result[3].score == pytest.approx(0.25)
+    excluded = recommend(
+        bought("coffee"), model.neighbours, model.popular, n=5, exclude=frozenset({"bag"}), settings=blend
+    )
+    assert "bag" not in ids(excluded)
+    new = recommend([], model.neighbours, model.popular, n=2, settings=blend)
+    assert [(r.product_id, r.reason) for r in new] == [("bag", "popular"), ("coffee", "popular")]
+
+
 def test_a_new_contact_gets_the_popular_products() -> None:
     model = fit(baskets())
     result = recommend([], model.neighbours, model.popular, n=3)
