@@ -95,7 +95,10 @@ def scores_key(day: date, part: int) -> str:
 # --- the steps' inputs ------------------------------------------------------------------------------------
 
 
-class _Step(BaseModel):
+class TimedStep(BaseModel):
+    """A nightly workflow step's input: the run's time. The recommendations pass's steps share it too,
+    with a ``day`` of their own (``shared.usecases.recommendation_nightly``)."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     #: the run's time (the schedule's): every step of a run scores the day before it
@@ -111,7 +114,7 @@ class _Step(BaseModel):
         return analytics_day(self.time)
 
 
-class ExtractStep(_Step):
+class ExtractStep(TimedStep):
     segment: int = Field(ge=0)
     segments: int = Field(ge=1, le=MAX_SEGMENTS)
 
@@ -122,11 +125,11 @@ class ExtractStep(_Step):
         return self
 
 
-class FitStep(_Step):
+class FitStep(TimedStep):
     segments: int = Field(ge=1, le=MAX_SEGMENTS)
 
 
-class ApplyStep(_Step):
+class ApplyStep(TimedStep):
     #: a key the fit step returned (``scores_key``) for this run's day
     part: str
 
@@ -142,7 +145,7 @@ class ApplyStep(_Step):
         return self
 
 
-Step = TypeVar("Step", bound=_Step)
+Step = TypeVar("Step", bound=TimedStep)
 
 
 def step_input(model: type[Step], event: Mapping[str, Any], now: datetime) -> Step:

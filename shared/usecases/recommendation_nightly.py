@@ -33,7 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.clock import Clock
 from shared.errors import DependencyUnavailable, InvalidRequest, NotFound
@@ -45,6 +45,7 @@ from shared.recommendations.model import (
     Neighbour,
     RecentProduct,
 )
+from shared.usecases import analytics
 from shared.usecases.analytics import MAX_PARTS, MAX_SEGMENTS, STAGED_SUFFIX, STAGING_PREFIX, step_input
 
 #: Where the pass leaves its work in the staging bucket (under the analytics prefix its grants cover).
@@ -73,38 +74,26 @@ def model_key(day: date, part: int) -> str:
 # --- the steps' inputs ------------------------------------------------------------------------------------
 
 
-class _Step(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class _Night:
+    """The recommendations pass's steps fit the night of their run's time (not the day before it, as the
+    analytics pass scores): otherwise their inputs are the analytics pass's."""
 
-    #: the run's time (the schedule's): every step of a run fits the same night
     time: datetime
-
-    @field_validator("time")
-    @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @property
     def day(self) -> date:
         return night_of(self.time)
 
 
-class ExtractStep(_Step):
-    segment: int = Field(ge=0)
-    segments: int = Field(ge=1, le=MAX_SEGMENTS)
-
-    @model_validator(mode="after")
-    def _within(self) -> ExtractStep:
-        if self.segment >= self.segments:
-            raise ValueError(f"segment {self.segment} is not one of 0 to {self.segments - 1}")
-        return self
+class ExtractStep(_Night, analytics.ExtractStep):
+    pass
 
 
-class FitStep(_Step):
-    segments: int = Field(ge=1, le=MAX_SEGMENTS)
+class FitStep(_Night, analytics.FitStep):
+    pass
 
 
-class WriteStep(_Step):
+class WriteStep(_Night, analytics.TimedStep):
     #: a key the fit step returned (``model_key``) for this run's night
     part: str
 
