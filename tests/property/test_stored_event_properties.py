@@ -338,4 +338,6 @@ def test_a_body_stored_whole_by_an_older_release_rebuilds_the_same(call: dict[st
 def test_analytics_js_page_and_track_calls_are_stored_in_under_two_thirds(call: dict[str, Any]) -> None:
     (event,) = parsed([call], as_batch=False)
     sent = {k: v for k, v in call.items() if k not in ("writeKey", "sentAt")}
-    assert len(event.body.encode()) <= 0.65 * len(json.dumps(sent, separators=(",", ":")).encode())
+    # The bound the name states. It was 0.65 until a call with a long page path (kept whole: it is the
+    # page) came to 571 of 878 bytes (0.650), found by Hypothesis in CI.
+    assert len(event.body.encode()) <= 2 / 3 * len(json.dumps(sent, separators=(",", ":")).encode())
