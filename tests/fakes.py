@@ -1408,6 +1408,24 @@ class MemoryTemplateRepository(MemoryVersionedDocuments[StoredTemplate]):
         )
 
 
+class MemorySurveyQuestions:
+    """Issue 15: survey questions read from the stored templates, as ``DynamoSurveyQuestions`` reads them
+    (without its cache; kept honest by tests/contract/test_survey_questions.py). ``failing`` makes every
+    read raise it; ``reads`` lists the surveys read."""
+
+    def __init__(self, templates: MemoryTemplateRepository | None = None) -> None:
+        self.templates = templates if templates is not None else MemoryTemplateRepository()
+        self.failing: Exception | None = None
+        self.reads: list[str] = []
+
+    def question(self, survey_id: str) -> str | None:
+        self.reads.append(survey_id)
+        if self.failing is not None:
+            raise self.failing
+        template = self.templates.template(survey_id)
+        return template.survey.question if template is not None and template.survey is not None else None
+
+
 # --- delivery stores: the send ledger, frequency caps, recipients, engagement times ----------------------
 # (kept honest by tests/contract/test_send_ledger.py, test_frequency_caps.py, test_recipients.py and
 # test_engagement_times.py against their DynamoDB adapters)

@@ -125,7 +125,8 @@ def confirmed(channel: str) -> Page:
 
 # -- issue 15: the NPS answer page ----------------------------------------------------------------------
 
-#: the standard NPS question (the page does not read the survey template: the link names the survey only)
+#: the standard NPS question: the page asks the survey template's own question, and this one when it has
+#: none to ask (no such template, a template without a survey, or the template could not be read)
 NPS_QUESTION = "How likely are you to recommend us to a friend or colleague?"
 #: what a comment may hold, at most (characters)
 MAX_COMMENT_CHARS = 1000
@@ -133,9 +134,11 @@ MAX_COMMENT_CHARS = 1000
 
 @dataclass(frozen=True, slots=True)
 class SurveyPage(Page):
-    """The answer form: the scores 0 to 10 (the link's one checked), an optional comment, a send button;
-    ``error`` says what to correct (shown next to the field it names)."""
+    """The answer form: the question (the survey template's, marketer text: escaped), the scores 0 to 10
+    (the link's one checked), an optional comment, a send button; ``error`` says what to correct (shown
+    next to the field it names)."""
 
+    question: str = NPS_QUESTION
     score: int | None = None
     comment: str = ""
     error: str | None = None
@@ -154,7 +157,7 @@ class SurveyPage(Page):
         described = ' aria-describedby="score-error"' if score_error else ""
         form = (
             f'<form method="post" action="{escape(action)}">'
-            f"<fieldset{described}><legend>{escape(NPS_QUESTION)} "
+            f"<fieldset{described}><legend>{escape(self.question)} "
             "(0: not at all likely, 10: extremely likely)</legend>"
             f'<div class="scores">{scores}</div>'
             + (f'<p id="score-error" class="error">{escape(score_error)}</p>' if score_error else "")
@@ -176,9 +179,15 @@ class SurveyPage(Page):
 
 
 def ask_nps(
-    token: str, score: int | None, comment: str = "", error: str | None = None, field: str | None = None
+    token: str,
+    score: int | None,
+    comment: str = "",
+    error: str | None = None,
+    field: str | None = None,
+    *,
+    question: str = NPS_QUESTION,
 ) -> Page:
-    """The form, pre-filled with the link's score; a GET shows it and records nothing."""
+    """The form asking ``question``, pre-filled with the link's score; a GET shows it and records nothing."""
     return SurveyPage(
         400 if error else 200,
         "Your answer",
@@ -192,6 +201,7 @@ def ask_nps(
         comment=comment,
         error=error,
         error_field=field,
+        question=question,
     )
 
 

@@ -4,19 +4,42 @@ A survey is a template with ``survey: {"question": ...}``; the survey's id is th
 link carries a token (``shared.delivery.tokens``, purpose ``nps``) naming the survey, the contact and the
 score, valid as long as the other links of the email (``linkDays``). Following one only shows the answer
 form with that score checked (``GET /nps``: mail scanners follow links); the form's POST records it.
-Pure: the secret and the time are passed in.
+That form asks the survey template's question (``SurveyOfTemplate``: what the answer page reads of the
+stored template, without the template engine). Pure: the secret and the time are passed in.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from shared.delivery.links import NPS_PATH, TOKEN_PARAMETER
 from shared.delivery.tokens import LinkClaims, link, sign
 
 #: the scores a survey asks for, 0 to 10
 SCORES = tuple(range(11))
+#: an NPS survey's question, at most (``shared.delivery.templates.Survey``)
+MAX_QUESTION_CHARS = 300
+
+
+class SurveyQuestion(BaseModel):
+    """A stored survey's question (``Survey``'s ``question``), as the answer page reads it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    question: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUESTION_CHARS)]
+
+
+class SurveyOfTemplate(BaseModel):
+    """What the answer page reads of a stored template's body: its survey's question, nothing else (the
+    preferences function validates no subject or body, and loads no template engine to do it).
+    ``survey`` None: the template is no survey."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    survey: SurveyQuestion | None = None
 
 
 def answer_link(

@@ -38,6 +38,7 @@ from jinja2.utils import Namespace
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from shared.delivery.ports import RenderedEmail, RenderFailed
+from shared.delivery.surveys import MAX_QUESTION_CHARS
 from shared.errors import InvalidRequest, invalid_field
 
 #: a template's id: the same pattern as rules' and automations' (``RuleId``), so a step can name it
@@ -69,16 +70,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-#: issue 15: an NPS survey's question, at most
-MAX_QUESTION_CHARS = 300
-
-
 class Survey(_Model):
     """Issue 15: a template with a survey is an NPS survey (its id is the survey's id): its context gets
     ``survey`` (the question and one signed answer link per score, 0 to 10)."""
 
     #: the 0-10 question, as the email shows it ("How likely are you to recommend us to a friend?"); the
-    #: answer page asks the standard question (its link names the survey, not the template's words)
+    #: answer page asks it too (it reads the survey's current template: ``shared.delivery.surveys``)
     question: Annotated[str, StringConstraints(min_length=1, max_length=MAX_QUESTION_CHARS)]
 
 

@@ -10,10 +10,11 @@ is one event; the aggregation folds the event in later to the same facts. A cont
 never a stack trace.
 
 Issue 15: an NPS survey's answer link (``/nps``) works the same way: a GET shows the answer form with
-the link's score checked and records nothing; the POST (the score, which the form may change, and an
-optional comment) records the answer as an ``NPS Submitted`` server event in the contact's log, keyed by
-the survey and the contact, so a second answer is the same event (the first wins). The events trigger
-records it from there (``shared.usecases.nps``), as it records one sent by a server key.
+the link's score checked (asking the survey template's question, ``SurveyQuestions``) and records
+nothing; the POST (the score, which the form may change, and an optional comment) records the answer as
+an ``NPS Submitted`` server event in the contact's log, keyed by the survey and the contact, so a second
+answer is the same event (the first wins). The events trigger records it from there
+(``shared.usecases.nps``), as it records one sent by a server key.
 """
 
 from __future__ import annotations
@@ -72,6 +73,15 @@ class ProfileReader(Protocol):
     def profile(self, contact: ContactId) -> ContactRecord | None: ...
 
 
+class SurveyQuestions(Protocol):
+    """Issue 15: a survey's question, from its template (the survey's id is the template's)."""
+
+    def question(self, survey_id: str) -> str | None:
+        """The survey template's question; None: no such template (never stored, or deleted), or a
+        template without a survey. Raises if it cannot be read."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Preferences:
     clock: Clock
@@ -82,6 +92,8 @@ class Preferences:
     #: issue 15: the profiles, to find whom an NPS answer link's contact is now (merges followed; an
     #: erased contact's log is never written again)
     contacts: ProfileReader | None = None
+    #: issue 15: the survey templates' questions, which the answer form asks (None: the standard question)
+    surveys: SurveyQuestions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +204,26 @@ def _nps(request: LinkRequest, token: str, deps: Preferences) -> Page:
     except InvalidRequest as exc:
         raise InvalidToken("the link names no contact") from exc
     if request.method == "GET":
-        return pages.ask_nps(token, claims.score)
+        return pages.ask_nps(token, claims.score, question=_question(claims.survey, deps))
     comment = request.form.get("comment", "").strip()
     score = _form_score(request.form.get("score"))
     if score is None:
-        return pages.ask_nps(token, None, comment, "Choose a score from 0 to 10.", "score")
+        return pages.ask_nps(
+            token,
+            None,
+            comment,
+            "Choose a score from 0 to 10.",
+            "score",
+            question=_question(claims.survey, deps),
+        )
     if len(comment) > MAX_COMMENT_CHARS:
         return pages.ask_nps(
-            token, score, comment, f"A comment is at most {MAX_COMMENT_CHARS} characters.", "comment"
+            token,
+            score,
+            comment,
+            f"A comment is at most {MAX_COMMENT_CHARS} characters.",
+            "comment",
+            question=_question(claims.survey, deps),
         )
     holder = _holder(contact, deps.contacts) if deps.contacts is not None else contact
     if holder is None:  # erased, or never known: the same page, nothing written
@@ -211,6 +235,20 @@ def _nps(request: LinkRequest, token: str, deps: Preferences) -> Page:
     else:
         deps.telemetry.count("NpsLinkAnswers", 1)
     return pages.nps_thanks()
+
+
+def _question(survey: str, deps: Preferences) -> str:
+    """The question the form asks: the survey template's, else the standard one. Only the form asks it (the
+    thank-you page reads nothing), and it is wording: whatever happens to the template or to reading it,
+    the form is shown and the answer can be recorded (a failed read is counted ``NpsQuestionsUnread``)."""
+    if deps.surveys is None:
+        return pages.NPS_QUESTION
+    try:
+        found = deps.surveys.question(survey)
+    except Exception:  # noqa: BLE001 - a throttle, a denied read, a body that does not validate: the page
+        deps.telemetry.count("NpsQuestionsUnread", 1)
+        return pages.NPS_QUESTION
+    return found or pages.NPS_QUESTION
 
 
 def _form_score(value: str | None) -> int | None:
