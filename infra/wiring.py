@@ -645,6 +645,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
             # consent changes at once on the profile, and as an event in the contact's log
             TableAccess(CONTACTS, ("dynamodb:GetItem", "dynamodb:UpdateItem")),
             TableAccess(EVENTS, ("dynamodb:PutItem",)),
+            # issue 15: the NPS answer form asks its survey template's question: one GetItem of the
+            # template's current version (never a Query of every template, never a write)
+            TableAccess(CONFIG, ("dynamodb:GetItem",)),
         ),
         services=("delivery_secret", "links"),
     ),

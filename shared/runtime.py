@@ -566,9 +566,11 @@ def _admin_delivery(config: settings.AdminSettings) -> dict[str, Any]:
 
 @scope.per_function
 def preferences() -> Preferences:
-    """The unsubscribe and confirmation links: the signing secret, the profile, the event log."""
+    """The unsubscribe, confirmation and NPS answer links: the signing secret, the profile, the event log,
+    and (issue 15) the survey templates' questions."""
     from shared.adapters.consent_profiles import DynamoConsentProfiles
     from shared.adapters.delivery_secret import SecretsManagerSecret
+    from shared.adapters.survey_questions import DynamoSurveyQuestions
     from shared.observability import PowertoolsTelemetry
     from shared.usecases.preferences import Preferences
 
@@ -585,6 +587,10 @@ def preferences() -> Preferences:
         telemetry=PowertoolsTelemetry(),
         # issue 15: an NPS answer link's contact, followed to the profile that holds it now
         contacts=_contact_store(config),
+        # issue 15: the question the answer form asks, its survey template's (one GetItem, kept a while)
+        surveys=DynamoSurveyQuestions(
+            aws.client("dynamodb"), table=config.config_table_name, cache_seconds=config.rules_cache_seconds
+        ),
     )
 
 

@@ -184,8 +184,16 @@ class FeedbackSettings(ContactStoreSettings, ScoringConfigSettings):
     """The feedback function: suppressions, opens and clicks scored into the event log, the pause."""
 
 
-class PreferencesSettings(ContactStoreSettings, ConsentSettings, LinkSettings):
-    """The preferences function: unsubscribe and confirmation links."""
+class SurveyQuestionSettings(_Settings):
+    """Issue 15: the NPS answer page asks its survey template's question, read from the config table."""
+
+    config_table_name: str = Field(alias=CONFIG.env, min_length=3)
+    #: how long an instance keeps a survey's question, as delivery keeps a template
+    rules_cache_seconds: float = Field(30, alias="RULES_CACHE_SECONDS", ge=0, le=3600)
+
+
+class PreferencesSettings(ContactStoreSettings, ConsentSettings, LinkSettings, SurveyQuestionSettings):
+    """The preferences function: unsubscribe and confirmation links, and (issue 15) NPS answer links."""
 
 
 class AdminSettings(ScoringSettings, EngagementSettings, ConsentSettings, RecommendationModelSettings):

@@ -16,6 +16,7 @@ import pytest
 from infra.config import SERVICE_ENV
 from infra.constructs.bundles import LIBRARY_BUNDLES, WHEEL_BUNDLES, layer_description
 from infra.wiring import FUNCTIONS, function
+from shared.adapters.tables import CONFIG, CONTACTS, EVENTS
 from shared.admin import ROUTES as ADMIN_ROUTES
 from shared.delivery.feedback import (
     ALARM_STATE_CHANGE,
@@ -28,6 +29,7 @@ from shared.delivery.feedback import (
 from shared.delivery.links import PREFERENCE_ROUTES
 from tests.conftest import resources
 from tests.infra.test_template import (
+    dynamodb_grants,
     function_logical_id,
     lambda_for,
     mapping_for,
@@ -311,6 +313,17 @@ def test_the_preference_routes_are_public_and_the_admin_routes_signed(template) 
     for key in ADMIN_ROUTES:
         assert routes[key]["AuthorizationType"] == "AWS_IAM", key
     assert {"GET /unsubscribe", "POST /unsubscribe"} <= set(PREFERENCE_ROUTES)
+
+
+def test_the_preferences_function_reads_one_template_and_writes_only_consent_and_answers(template) -> None:
+    """Consent and NPS answers on the profile and in the log; issue 15: the answer form's question, one
+    GetItem of its survey's template on the config table (never a Query of every template, nor a write)."""
+    assert dynamodb_grants(template, function("preferences")) == {
+        CONTACTS.env: {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        EVENTS.env: {"dynamodb:PutItem"},
+        CONFIG.env: {"dynamodb:GetItem"},
+    }
+    assert CONFIG.env in lambda_for(template, "preferences")["Environment"]["Variables"]
 
 
 def test_the_stack_outputs_the_configuration_set_and_the_secret(template) -> None:

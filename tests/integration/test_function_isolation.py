@@ -129,3 +129,78 @@ def test_a_missing_grant_fails_the_test_not_the_deployment(aws, template, state)
     status, _, _ = invoke(handler, http_event("POST", "/v1/track", body={"userId": "ann", "event": "Liked"}))
     assert status >= 500
     assert state() == before
+
+
+# --- issue 15: the NPS answer page reads its survey's question ------------------------------------------
+
+
+@pytest.mark.usefixtures("aws")
+def test_the_preferences_function_reads_a_survey_question_and_nothing_else_of_the_config_table() -> None:
+    """One GetItem of the survey's template, as its role allows; every template's Query is not its own."""
+    from shared import runtime
+    from shared.adapters import aws as clients
+
+    config = os.environ["CONFIG_TABLE_NAME"]
+    with as_function("preferences"):
+        surveys = runtime.preferences().surveys
+        assert surveys is not None and surveys.question("never-stored") is None
+        with pytest.raises(ClientError, match="dynamodb:Query"):
+            clients.client("dynamodb").query(
+                TableName=config,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": "TEMPLATES"}},
+            )
+        with pytest.raises(ClientError, match="dynamodb:PutItem"):
+            clients.client("dynamodb").put_item(TableName=config, Item={"pk": {"S": "x"}, "sk": {"S": "y"}})
+
+
+def test_the_preferences_function_never_loads_the_template_engine() -> None:
+    """It has no ``templates`` bundle (no Jinja): building its dependencies, reading a survey's question
+    and showing the answer form import neither Jinja nor the template module."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = """
+import json, sys
+from datetime import UTC, datetime, timedelta
+import functions.preferences.handler
+from shared import runtime, scope
+from shared.adapters.survey_questions import DynamoSurveyQuestions
+from shared.clock import FixedClock
+from shared.delivery.links import NPS_PATH
+from shared.delivery.tokens import LinkClaims, sign
+from shared.usecases.preferences import LinkRequest, serve
+
+environ = {
+    "CONTACTS_TABLE_NAME": "t-contacts", "EVENTS_TABLE_NAME": "t-events", "CONFIG_TABLE_NAME": "t-config",
+    "DELIVERY_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s", "PUBLIC_BASE_URL": "https://x.test",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+}
+with scope.FunctionScope("preferences", environ).active():
+    built = runtime.preferences()
+assert isinstance(built.surveys, DynamoSurveyQuestions)
+
+class Templates:
+    def get_item(self, **_):
+        body = {"subject": "s", "text": "t", "survey": {"question": "Would you recommend us?"}, "version": 1}
+        return {"Item": {"body": {"S": json.dumps(body)}}}
+
+class Secret:
+    def key(self):
+        return b"k"
+
+now = datetime(2026, 12, 1, tzinfo=UTC)
+token = sign(b"k", LinkClaims("nps", "user_id:ann", "email", now + timedelta(days=1), survey="s", score=7))
+deps = built.__class__(**{**{f: getattr(built, f) for f in built.__dataclass_fields__},
+    "clock": FixedClock(now), "secret": Secret(), "surveys": DynamoSurveyQuestions(Templates(), table="t")})
+page = serve(LinkRequest("GET", NPS_PATH, token), deps)
+assert page.status == 200 and "Would you recommend us?" in page.html(), page.html()
+print(sorted(m for m in sys.modules if m.startswith("jinja2") or m == "shared.delivery.templates"))
+"""
+    found = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"

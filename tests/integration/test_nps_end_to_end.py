@@ -125,3 +125,36 @@ def test_a_survey_template_is_stored_and_previewed_with_its_answer_links(aws) ->
     assert f"7: {links[7]}" in preview["text"] and f'href="{links[10]}"' in preview["html"]
     status, refused, _ = call_admin("PUT", route, ids, {**example("nps-survey"), "survey": {"question": ""}})
     assert (status, refused["code"], refused["field"]) == (400, "invalid_template", "survey.question")
+
+
+def test_the_answer_page_asks_the_survey_templates_own_question(local_stack) -> None:
+    """The email and its answer page ask the marketer's wording (escaped on the page); the answer is
+    recorded as ever."""
+    from html import escape
+
+    from shared.delivery.pages import NPS_QUESTION
+
+    stack = local_stack
+    daytime(stack)
+    identify(stack, "ann", email="ann@example.com", email_opt_in=True, first_name="Ann")
+    question = "How likely are you to recommend Shop & Co's <delivery> to a friend?"
+    survey = {**example("nps-survey"), "id": "nps-delivery", "survey": {"question": question}}
+    assert call(stack, "PUT", "/admin/templates/nps-delivery", survey)[0] == 200
+
+    sent_id = "user_id:ann#nps-q4#o1#0"
+    request_delivery(stack, sent_id, template="nps-delivery")
+    sent = outbox(stack, sent_id)
+    assert sent["status"] == "sent" and question in sent["text"], sent
+    path = dict(re.findall(r"^(\d+): (\S+)$", sent["text"], re.MULTILINE))["9"].removeprefix(stack.url)
+
+    status, page = call(stack, "GET", path, headers={"content-type": "text/html"})
+    assert status == 200 and '<input type="radio" name="score" value="9" checked>' in page
+    assert f"<legend>{escape(question)} " in page and NPS_QUESTION not in page
+    assert "<delivery>" not in page
+
+    body = urlencode({"score": "9"}).encode()
+    status, page = call(stack, "POST", path, raw=body, headers=FORM)
+    assert status == 200 and "Thank you" in page
+    stack.drain_streams()
+    traits = card(stack)["traits"]
+    assert (traits["nps_category"], traits["nps_score"]) == ("promoter", 9)

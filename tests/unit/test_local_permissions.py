@@ -290,3 +290,14 @@ def test_the_apply_writes_profiles_in_transactions_and_announces() -> None:
     denied(apply, "dynamodb", "TransactWriteItems", TransactItems=[{"Delete": {"TableName": "t-contacts"}}])
     denied(apply, "dynamodb", "Query", TableName="t-contacts")
     denied(apply, "dynamodb", "PutItem", TableName="t-events")
+
+
+def test_the_nps_answer_page_reads_one_template_and_nothing_else_of_the_config_table() -> None:
+    """Issue 15: the preferences function asks the survey template's question: GetItem on the config
+    table, no Query of every template, no write."""
+    preferences = policy("preferences")
+    preferences.check("dynamodb", "GetItem", {"TableName": "t-config"})
+    for operation in ("Query", "Scan", "PutItem", "UpdateItem", "DeleteItem"):
+        denied(preferences, "dynamodb", operation, TableName="t-config")
+    denied(preferences, "dynamodb", "BatchGetItem", RequestItems={"t-config": {"Keys": []}})
+    denied(preferences, "dynamodb", "GetItem", TableName="t-rates")
